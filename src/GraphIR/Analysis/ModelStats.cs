@@ -1,0 +1,154 @@
+// Summary figures of a model for `onnxopt inspect` and the reports of later passes.
+//  - MACs (multiply-accumulates) per sample: a symbolic batch dim (dim 0) counts as 1; a node whose
+//    other dims are unknown is listed under UnknownMacNodes instead of being guessed.
+//      Conv:          N * Cout * prod(out spatial) * (Cin/group) * prod(kernel)
+//      ConvTranspose: N * Cin  * prod(in spatial)  * (Cout/group) * prod(kernel)
+//      Gemm:          M * N * K          MatMul: prod(batch) * M * N * K
+//  - Parameters: elements of all initializers except int64 ones (shapes, axes, indices).
+//  - Non-linear depth: the most non-linear activations on any path from an input to an output
+//    (Relu, LeakyRelu, PRelu, Clip, Sigmoid, HardSigmoid, HardSwish, Tanh, Elu, Selu, Gelu, ...);
+//    Softmax/LogSoftmax, pooling and element-wise arithmetic do not count.
+namespace OnnxOpt.GraphIR;
+
+public sealed record TensorSummary(string Name, string Type);
+
+public sealed record ModelStats
+{
+    public required IReadOnlyList<OpsetImport> Opsets { get; init; }
+    public required IReadOnlyList<TensorSummary> Inputs { get; init; }
+    public required IReadOnlyList<TensorSummary> Outputs { get; init; }
+    public required SortedDictionary<string, int> OpHistogram { get; init; }
+    public int NodeCount { get; init; }
+    public long ParameterCount { get; init; }
+    public long InitializerBytes { get; init; }
+    public long? FileBytes { get; init; }
+    public required SortedDictionary<string, long> MacsByOp { get; init; }
+    public long TotalMacs { get; init; }
+    public required IReadOnlyList<string> UnknownMacNodes { get; init; }
+    public int NonLinearDepth { get; init; }
+
+    public static readonly HashSet<string> NonLinearOps = new(StringComparer.Ordinal)
+    {
+        "Relu", "LeakyRelu", "PRelu", "Clip", "Sigmoid", "HardSigmoid", "HardSwish", "Tanh", "Elu", "Selu",
+        "Celu", "Gelu", "Mish", "Softplus", "Softsign", "ThresholdedRelu", "Erf",
+    };
+
+    /// <summary>Computes the figures; runs shape inference on a copy-free basis (types are only
+    /// filled where missing and are not written back to files).</summary>
+    public static ModelStats Compute(Model m, long? fileBytes = null)
+    {
+        ShapeInference.Run(m);
+        var g = m.Graph;
+        var hist = new SortedDictionary<string, int>(StringComparer.Ordinal);
+        var macs = new SortedDictionary<string, long>(StringComparer.Ordinal);
+        var unknown = new List<string>();
+        int count = 0;
+        foreach (var sg in g.SelfAndSubgraphs())
+            foreach (var n in sg.Nodes)
+            {
+                count++;
+                var key = n.Domain.Length == 0 ? n.OpType : $"{n.Domain}.{n.OpType}";
+                hist[key] = hist.GetValueOrDefault(key) + 1;
+                var mac = Macs(n, out var applies);
+                if (!applies) continue;
+                if (mac is long v) macs[key] = macs.GetValueOrDefault(key) + v;
+                else unknown.Add(n.ToString());
+            }
+        var inits = g.SelfAndSubgraphs().SelectMany(x => x.Initializers).Select(v => v.Initializer!).ToList();
+        return new ModelStats
+        {
+            Opsets = m.OpsetImports,
+            Inputs = g.Inputs.Where(v => !v.IsInitializer).Select(Summary).ToList(),
+            Outputs = g.Outputs.Select(Summary).ToList(),
+            OpHistogram = hist,
+            NodeCount = count,
+            ParameterCount = inits.Where(t => t.ElementType != DataType.Int64).Sum(t => t.ElementCount),
+            InitializerBytes = inits.Sum(t => t.ByteSize),
+            FileBytes = fileBytes,
+            MacsByOp = macs,
+            TotalMacs = macs.Values.Sum(),
+            UnknownMacNodes = unknown,
+            NonLinearDepth = NonLinearDepthOf(g),
+        };
+    }
+
+    private static TensorSummary Summary(Value v) => new(v.Name, TypeText(v.Type));
+
+    public static string TypeText(ValueType? t)
+    {
+        if (t is null) return "?";
+        if (t.Kind != TypeKind.Tensor) return t.Kind.ToString().ToLowerInvariant();
+        return t.ElementType.Name() + (t.Shape is null ? "[]" : t.Shape.ToString());
+    }
+
+    /// <summary>Per-sample dims: a symbolic leading (batch) dim counts as 1.</summary>
+    private static long[]? Dims(Value? v)
+    {
+        var s = v?.Shape;
+        if (s is null) return null;
+        var r = new long[s.Rank];
+        for (int i = 0; i < s.Rank; i++)
+        {
+            if (s[i].Value is long d) r[i] = d;
+            else if (i == 0) r[i] = 1;
+            else return null;
+        }
+        return r;
+    }
+
+    public static long? Macs(Node n, out bool applies)
+    {
+        applies = true;
+        if (!n.IsStandard) { applies = false; return null; }
+        switch (n.OpType)
+        {
+            case "Conv": case "ConvInteger": case "QLinearConv":
+            {
+                var w = Dims(n.Input(n.OpType == "QLinearConv" ? 3 : 1));
+                var y = Dims(n.Output());
+                if (w is null || y is null) return null;
+                return y[0] * y[1] * y.Skip(2).Aggregate(1L, (a, b) => a * b) * w.Skip(1).Aggregate(1L, (a, b) => a * b);
+            }
+            case "ConvTranspose":
+            {
+                var x = Dims(n.Input(0));
+                var w = Dims(n.Input(1));
+                if (x is null || w is null) return null;
+                return x.Aggregate(1L, (a, b) => a * b) * w.Skip(1).Aggregate(1L, (a, b) => a * b);
+            }
+            case "Gemm":
+            {
+                var a = Dims(n.Input(0));
+                var y = Dims(n.Output());
+                if (a is null || y is null) return null;
+                var k = n.GetInt("transA", 0) != 0 ? a[0] : a[1];
+                return y[0] * y[1] * k;
+            }
+            case "MatMul": case "MatMulInteger": case "QLinearMatMul":
+            {
+                var a = Dims(n.Input(0));
+                var y = Dims(n.Output());
+                if (a is null || y is null || a.Length == 0) return null;
+                return y.Aggregate(1L, (p, b) => p * b) * a[^1];
+            }
+            default:
+                applies = false;
+                return null;
+        }
+    }
+
+    /// <summary>Longest path counting non-linear activations, over a topologically ordered graph.</summary>
+    public static int NonLinearDepthOf(Graph g)
+    {
+        var depth = new Dictionary<Value, int>();
+        int best = 0;
+        foreach (var n in g.Nodes)
+        {
+            var d = n.Inputs.Where(i => i is not null).Select(i => depth.GetValueOrDefault(i!)).DefaultIfEmpty(0).Max();
+            if (n.IsStandard && NonLinearOps.Contains(n.OpType)) d++;
+            foreach (var o in n.Outputs) if (o is not null) depth[o] = d;
+        }
+        foreach (var o in g.Outputs) best = Math.Max(best, depth.GetValueOrDefault(o));
+        return best;
+    }
+}

@@ -1,0 +1,478 @@
+// Infers element types and shapes for the operators onnxopt's passes touch, in topological order,
+// with symbolic dims carried through (a batch "N" stays "N"). Small int64 tensors that are known
+// constants (initializers, Constant, Shape of a static shape, and Gather/Unsqueeze/Squeeze/Concat/
+// Slice/Cast on those) are tracked so that Reshape/Slice/Pad/Squeeze targets resolve as exported by
+// PyTorch. Ops it does not know keep whatever type the model declared; declared types are never
+// overwritten, only missing ones filled in.
+namespace OnnxOpt.GraphIR;
+
+public static class ShapeInference
+{
+    public static void Run(Model m)
+    {
+        var opset = m.OpsetVersion("") ?? 13;
+        foreach (var g in new[] { m.Graph }) new Inferrer(opset).Graph(g);
+    }
+
+    /// <summary>Inferred output types for one node (null where unknown); used by tests and passes.</summary>
+    public static ValueType?[] InferNode(Node n, long opset) => new Inferrer(opset).Node(n);
+
+    private sealed class Inferrer(long opset)
+    {
+        private readonly Dictionary<Value, long[]> _consts = new();
+
+        public void Graph(Graph g)
+        {
+            foreach (var n in g.Nodes)
+            {
+                ValueType?[] outs;
+                try { outs = Node(n); }
+                catch (Exception e) when (e is ArgumentException or InvalidOperationException or IndexOutOfRangeException or OverflowException)
+                {
+                    throw new OnnxModelException($"shape inference failed at node {n}: {e.Message}");
+                }
+                for (int i = 0; i < outs.Length && i < n.Outputs.Count; i++)
+                {
+                    var o = n.Outputs[i];
+                    if (o is null || outs[i] is null) continue;
+                    if (o.Type is null || (o.Type.IsTensor && o.Type.Shape is null && outs[i]!.Shape is not null)
+                        || (o.Type.IsTensor && o.Type.ElementType == DataType.Undefined))
+                        o.Type = outs[i];
+                }
+                foreach (var sg in n.Subgraphs()) Graph(sg);
+            }
+        }
+
+        private static ValueType T(DataType t, Shape? s) => ValueType.Tensor(t, s);
+        private static ValueType TD(DataType t, IEnumerable<Dim> dims) => ValueType.Tensor(t, new Shape(dims));
+
+        private static Shape? ShapeOf(Value? v) => v?.Shape;
+        private static DataType TypeOf(Value? v) => v?.ElementType ?? DataType.Undefined;
+
+        private long[]? Const(Value? v)
+        {
+            if (v is null) return null;
+            if (_consts.TryGetValue(v, out var c)) return c;
+            if (v.Initializer is { } t && t.ElementType is DataType.Int64 or DataType.Int32 && t.ElementCount <= 1024)
+                return _consts[v] = t.ToInt64Array();
+            return null;
+        }
+
+        public ValueType?[] Node(Node n)
+        {
+            if (!n.IsStandard) return new ValueType?[n.Outputs.Count];
+            var x = n.Input(0);
+            var xs = ShapeOf(x);
+            var xt = TypeOf(x);
+            switch (n.OpType)
+            {
+                case "Identity": case "Relu": case "LeakyRelu": case "PRelu": case "Clip": case "Sigmoid": case "HardSigmoid":
+                case "HardSwish": case "Softmax": case "LogSoftmax": case "Tanh": case "Exp": case "Log": case "Sqrt": case "Neg":
+                case "Abs": case "Erf": case "Elu": case "Selu": case "Softplus": case "Gelu": case "Mish": case "Reciprocal":
+                case "Floor": case "Ceil": case "Round": case "Sign": case "Celu": case "ThresholdedRelu": case "LRN":
+                    if (n.OpType == "Identity" && Const(x) is { } ci) _consts[n.Output()] = ci;
+                    return [T(xt, xs)];
+                case "Dropout":
+                    return n.Outputs.Count > 1 ? [T(xt, xs), T(DataType.Bool, xs)] : [T(xt, xs)];
+                case "BatchNormalization":
+                    return [T(xt, xs), .. Enumerable.Repeat<ValueType?>(null, n.Outputs.Count - 1)];
+                case "Cast":
+                {
+                    var to = (DataType)n.GetInt("to", 0);
+                    if (Const(x) is { } c) _consts[n.Output()] = c;
+                    return [T(to, xs)];
+                }
+                case "Add": case "Sub": case "Mul": case "Div": case "Pow": case "Max": case "Min": case "Sum": case "Mean":
+                    return [T(xt, Broadcast(n.Inputs.Select(ShapeOf)))];
+                case "Equal": case "Less": case "Greater": case "LessOrEqual": case "GreaterOrEqual": case "And": case "Or": case "Xor":
+                    return [T(DataType.Bool, Broadcast(n.Inputs.Select(ShapeOf)))];
+                case "Where":
+                    return [T(TypeOf(n.Input(1)), Broadcast(n.Inputs.Select(ShapeOf)))];
+                case "Conv": case "ConvInteger": case "QLinearConv":
+                    return [Conv(n)];
+                case "ConvTranspose":
+                    return [ConvTranspose(n)];
+                case "MaxPool": case "AveragePool": case "LpPool":
+                {
+                    var r = Pool(n, xs, xt);
+                    return n.Outputs.Count > 1 ? [r, r is null ? null : T(DataType.Int64, r.Shape)] : [r];
+                }
+                case "GlobalAveragePool": case "GlobalMaxPool": case "GlobalLpPool":
+                    return [xs is null ? T(xt, null) : TD(xt, xs.Dims.Select((d, i) => i < 2 ? d : Dim.Of(1)))];
+                case "Gemm": return [Gemm(n)];
+                case "MatMul": case "MatMulInteger": return [MatMul(n)];
+                case "Flatten":
+                {
+                    if (xs is null) return [T(xt, null)];
+                    var axis = (int)n.GetInt("axis", 1);
+                    if (axis < 0) axis += xs.Rank;
+                    return [TD(xt, [Product(xs.Dims.Take(axis)), Product(xs.Dims.Skip(axis))])];
+                }
+                case "Reshape": return [Reshape(n, xs, xt)];
+                case "Transpose":
+                {
+                    if (xs is null) return [T(xt, null)];
+                    var perm = n.GetInts("perm") ?? Enumerable.Range(0, xs.Rank).Reverse().Select(i => (long)i).ToArray();
+                    return [TD(xt, perm.Select(p => xs[(int)p]))];
+                }
+                case "Concat": return [Concat(n, xt)];
+                case "Split": return Split(n, xs, xt);
+                case "Slice": return [Slice(n, xs, xt)];
+                case "Squeeze": return [Squeeze(n, xs, xt)];
+                case "Unsqueeze": return [Unsqueeze(n, xs, xt)];
+                case "Pad": return [Pad(n, xs, xt)];
+                case "Constant": return [ConstantNode(n)];
+                case "Shape":
+                {
+                    if (xs is null) return [T(DataType.Int64, new Shape([Dim.Unknown]))];
+                    var start = (int)n.GetInt("start", 0); var end = (int)n.GetInt("end", xs.Rank);
+                    if (start < 0) start += xs.Rank; if (end < 0) end += xs.Rank;
+                    start = Math.Clamp(start, 0, xs.Rank); end = Math.Clamp(end, start, xs.Rank);
+                    var dims = xs.Dims.Skip(start).Take(end - start).ToArray();
+                    if (dims.All(d => d.IsKnown)) _consts[n.Output()] = dims.Select(d => d.Value!.Value).ToArray();
+                    return [T(DataType.Int64, Shape.Of(dims.Length))];
+                }
+                case "Size": return [T(DataType.Int64, Shape.Scalar)];
+                case "Gather": return [Gather(n, xs, xt)];
+                case "QuantizeLinear":
+                {
+                    var zp = n.Input(2);
+                    var ot = zp is not null ? TypeOf(zp) : n.Attr("output_dtype") is { } od && od.I != 0 ? (DataType)od.I : DataType.UInt8;
+                    return [T(ot, xs)];
+                }
+                case "DequantizeLinear":
+                    return [T(n.Attr("output_dtype") is { } dd && dd.I != 0 ? (DataType)dd.I : TypeOf(n.Input(1)) is var st && st != DataType.Undefined ? st : DataType.Float, xs)];
+                case "ReduceMean": case "ReduceSum": case "ReduceMax": case "ReduceMin": case "ReduceProd": case "ReduceL2": case "ReduceL1":
+                    return [Reduce(n, xs, xt)];
+                default:
+                    return new ValueType?[n.Outputs.Count];
+            }
+        }
+
+        private static Dim Product(IEnumerable<Dim> dims)
+        {
+            long p = 1;
+            foreach (var d in dims)
+            {
+                if (d.Value is not long v) return Dim.Unknown;
+                p *= v;
+            }
+            return Dim.Of(p);
+        }
+
+        /// <summary>Numpy-style multidirectional broadcasting; null if any rank is unknown.</summary>
+        public static Shape? Broadcast(IEnumerable<Shape?> shapes)
+        {
+            var list = shapes.ToList();
+            if (list.Any(s => s is null)) return null;
+            var rank = list.Max(s => s!.Rank);
+            var dims = new Dim[rank];
+            for (int i = 0; i < rank; i++)
+            {
+                Dim result = Dim.Of(1);
+                foreach (var s in list)
+                {
+                    var j = i - (rank - s!.Rank);
+                    if (j < 0) continue;
+                    var d = s[j];
+                    if (d.Value == 1) continue;
+                    if (result.Value == 1) result = d;
+                    else if (d.Value is long a && result.Value is long b && a != b)
+                        throw new ArgumentException($"shapes {string.Join(" and ", list)} do not broadcast");
+                    else if (!result.IsKnown && d.IsKnown) result = d;
+                }
+                dims[i] = result;
+            }
+            return new Shape(dims);
+        }
+
+        private static (long[] k, long[] s, long[] d, long[] p) ConvParams(Node n, int spatial, long[]? kernelFromWeight)
+        {
+            var k = n.GetInts("kernel_shape") ?? kernelFromWeight ?? throw new ArgumentException("kernel_shape unknown");
+            var s = n.GetInts("strides") ?? Enumerable.Repeat(1L, spatial).ToArray();
+            var d = n.GetInts("dilations") ?? Enumerable.Repeat(1L, spatial).ToArray();
+            var p = n.GetInts("pads") ?? new long[2 * spatial];
+            return (k, s, d, p);
+        }
+
+        private static Dim SpatialOut(Dim input, long k, long s, long d, long pb, long pe, string autoPad, bool ceil)
+        {
+            if (input.Value is not long i) return Dim.Unknown;
+            var ek = d * (k - 1) + 1;
+            switch (autoPad)
+            {
+                case "SAME_UPPER": case "SAME_LOWER": return Dim.Of((i + s - 1) / s);
+                case "VALID": return Dim.Of((i - ek) / s + 1);
+            }
+            var num = i + pb + pe - ek;
+            var o = ceil ? (num + s - 1) / s + 1 : num / s + 1;
+            // ceil mode: the last window must start inside the input or left padding
+            if (ceil && (o - 1) * s >= i + pb) o--;
+            return Dim.Of(o);
+        }
+
+        private ValueType? Conv(Node n)
+        {
+            var xs = ShapeOf(n.Input(0));
+            var ws = ShapeOf(n.Input(n.OpType == "QLinearConv" ? 3 : 1));
+            var outType = n.OpType switch { "ConvInteger" => DataType.Int32, "QLinearConv" => TypeOf(n.Input(7)), _ => TypeOf(n.Input(0)) };
+            if (xs is null || ws is null) return T(outType, null);
+            var spatial = xs.Rank - 2;
+            var (k, s, d, p) = ConvParams(n, spatial, ws.IsFullyKnown ? ws.ToArray()[2..] : null);
+            var autoPad = n.GetString("auto_pad") ?? "NOTSET";
+            var dims = new List<Dim> { xs[0], ws[0] };
+            for (int i = 0; i < spatial; i++) dims.Add(SpatialOut(xs[i + 2], k[i], s[i], d[i], p[i], p[i + spatial], autoPad, false));
+            return TD(outType, dims);
+        }
+
+        private ValueType? ConvTranspose(Node n)
+        {
+            var xs = ShapeOf(n.Input(0));
+            var ws = ShapeOf(n.Input(1));
+            var t = TypeOf(n.Input(0));
+            if (xs is null || ws is null) return T(t, null);
+            var spatial = xs.Rank - 2;
+            var group = n.GetInt("group", 1);
+            var (k, s, d, p) = ConvParams(n, spatial, ws.IsFullyKnown ? ws.ToArray()[2..] : null);
+            var op = n.GetInts("output_padding") ?? new long[spatial];
+            var outShape = n.GetInts("output_shape");
+            var cout = ws[1].Value is long c ? Dim.Of(c * group) : Dim.Unknown;
+            var dims = new List<Dim> { xs[0], cout };
+            var autoPad = n.GetString("auto_pad") ?? "NOTSET";
+            for (int i = 0; i < spatial; i++)
+            {
+                if (outShape is not null) { dims.Add(Dim.Of(outShape[outShape.Length - spatial + i])); continue; }
+                if (xs[i + 2].Value is not long iv) { dims.Add(Dim.Unknown); continue; }
+                if (autoPad is "SAME_UPPER" or "SAME_LOWER") { dims.Add(Dim.Of(iv * s[i])); continue; }
+                dims.Add(Dim.Of(s[i] * (iv - 1) + op[i] + ((k[i] - 1) * d[i] + 1) - p[i] - p[i + spatial]));
+            }
+            return TD(t, dims);
+        }
+
+        private static ValueType? Pool(Node n, Shape? xs, DataType xt)
+        {
+            if (xs is null) return T(xt, null);
+            var spatial = xs.Rank - 2;
+            var (k, s, d, p) = ConvParams(n, spatial, null);
+            var autoPad = n.GetString("auto_pad") ?? "NOTSET";
+            var ceil = n.GetInt("ceil_mode", 0) != 0;
+            var dims = new List<Dim> { xs[0], xs[1] };
+            for (int i = 0; i < spatial; i++) dims.Add(SpatialOut(xs[i + 2], k[i], s[i], d[i], p[i], p[i + spatial], autoPad, ceil));
+            return TD(xt, dims);
+        }
+
+        private static ValueType? Gemm(Node n)
+        {
+            var a = ShapeOf(n.Input(0)); var b = ShapeOf(n.Input(1));
+            var t = TypeOf(n.Input(0));
+            if (a is null || b is null) return T(t, null);
+            var m = n.GetInt("transA", 0) != 0 ? a[1] : a[0];
+            var nn = n.GetInt("transB", 0) != 0 ? b[0] : b[1];
+            return TD(t, [m, nn]);
+        }
+
+        private static ValueType? MatMul(Node n)
+        {
+            var a = ShapeOf(n.Input(0)); var b = ShapeOf(n.Input(1));
+            var t = n.OpType == "MatMulInteger" ? DataType.Int32 : TypeOf(n.Input(0));
+            if (a is null || b is null) return T(t, null);
+            if (a.Rank == 0 || b.Rank == 0) throw new ArgumentException("MatMul of a scalar");
+            var a2 = a.Rank == 1 ? new Shape([Dim.Of(1), a[0]]) : a;
+            var b2 = b.Rank == 1 ? new Shape([b[0], Dim.Of(1)]) : b;
+            var batch = Broadcast([new Shape(a2.Dims.Take(a2.Rank - 2)), new Shape(b2.Dims.Take(b2.Rank - 2))])!;
+            var dims = batch.Dims.ToList();
+            if (a.Rank > 1) dims.Add(a2[a2.Rank - 2]);
+            if (b.Rank > 1) dims.Add(b2[b2.Rank - 1]);
+            return TD(t, dims);
+        }
+
+        private ValueType? Reshape(Node n, Shape? xs, DataType xt)
+        {
+            long[]? target = n.GetInts("shape") ?? Const(n.Input(1));
+            if (target is null)
+                return T(xt, ShapeOf(n.Input(1)) is { Rank: 1 } ss && ss[0].Value is long r ? new Shape(Enumerable.Repeat(Dim.Unknown, (int)r)) : null);
+            var allowZero = n.GetInt("allowzero", 0) != 0;
+            var dims = new Dim[target.Length];
+            int inferIdx = -1;
+            for (int i = 0; i < target.Length; i++)
+            {
+                if (target[i] == 0 && !allowZero) dims[i] = xs is not null && i < xs.Rank ? xs[i] : Dim.Unknown;
+                else if (target[i] == -1) { inferIdx = i; dims[i] = Dim.Unknown; }
+                else dims[i] = Dim.Of(target[i]);
+            }
+            if (inferIdx >= 0 && xs?.ElementCount() is long total)
+            {
+                long known = 1;
+                var ok = true;
+                for (int i = 0; i < dims.Length; i++)
+                    if (i != inferIdx) { if (dims[i].Value is long v) known *= v; else ok = false; }
+                if (ok && known != 0) dims[inferIdx] = Dim.Of(total / known);
+            }
+            else if (inferIdx >= 0 && xs is not null)
+            {
+                // Symbolic: x[N,C,H,W] -> [N,-1] keeps the remaining product when the rest is static.
+                var rest = new List<Dim>(xs.Dims);
+                for (int i = 0; i < dims.Length; i++)
+                {
+                    if (i == inferIdx) continue;
+                    var match = rest.FindIndex(d => d.Equals(dims[i]));
+                    if (match < 0) { rest = null!; break; }
+                    rest.RemoveAt(match);
+                }
+                if (rest is not null) dims[inferIdx] = Product(rest);
+            }
+            var r2 = new Shape(dims);
+            if (Const(n.Input(0)) is { } cx) _consts[n.Output()] = cx;
+            return T(xt, r2);
+        }
+
+        private ValueType? Concat(Node n, DataType xt)
+        {
+            var shapes = n.Inputs.Select(ShapeOf).ToList();
+            var consts = n.Inputs.Select(Const).ToList();
+            if (consts.All(c => c is not null)) _consts[n.Output()] = consts.SelectMany(c => c!).ToArray();
+            if (shapes.Any(s => s is null)) return T(xt, null);
+            var axis = (int)n.GetInt("axis", 0);
+            var rank = shapes[0]!.Rank;
+            if (axis < 0) axis += rank;
+            var dims = shapes[0]!.Dims.ToArray();
+            dims[axis] = shapes.Aggregate((Dim?)Dim.Of(0), (acc, s) => acc?.Value is long a && s![axis].Value is long b ? Dim.Of(a + b) : Dim.Unknown)!.Value;
+            for (int i = 0; i < rank; i++)
+                if (i != axis && !dims[i].IsKnown)
+                    foreach (var s in shapes) if (s![i].IsKnown) { dims[i] = s[i]; break; }
+            return TD(xt, dims);
+        }
+
+        private ValueType?[] Split(Node n, Shape? xs, DataType xt)
+        {
+            var outs = new ValueType?[n.Outputs.Count];
+            if (xs is null) { Array.Fill(outs, T(xt, null)); return outs; }
+            var axis = (int)n.GetInt("axis", 0);
+            if (axis < 0) axis += xs.Rank;
+            var split = n.GetInts("split") ?? Const(n.Input(1));
+            if (split is null && xs[axis].Value is long len)
+            {
+                var k = n.Outputs.Count;
+                var chunk = (len + k - 1) / k;
+                split = Enumerable.Range(0, k).Select(i => Math.Min(chunk, Math.Max(0, len - i * chunk))).ToArray();
+            }
+            for (int i = 0; i < outs.Length; i++)
+            {
+                var dims = xs.Dims.ToArray();
+                dims[axis] = split is null ? Dim.Unknown : Dim.Of(split[i]);
+                outs[i] = TD(xt, dims);
+            }
+            return outs;
+        }
+
+        private ValueType? Slice(Node n, Shape? xs, DataType xt)
+        {
+            long[]? starts, ends, axes, steps = null;
+            if (opset < 10) { starts = n.GetInts("starts"); ends = n.GetInts("ends"); axes = n.GetInts("axes"); }
+            else { starts = Const(n.Input(1)); ends = Const(n.Input(2)); axes = n.Input(3) is null ? null : Const(n.Input(3)); steps = n.Input(4) is null ? null : Const(n.Input(4)); if (n.Input(3) is not null && axes is null) starts = null; if (n.Input(4) is not null && steps is null) starts = null; }
+            if (xs is null) return T(xt, null);
+            if (starts is null || ends is null) return T(xt, new Shape(Enumerable.Repeat(Dim.Unknown, xs.Rank)));
+            axes ??= Enumerable.Range(0, starts.Length).Select(i => (long)i).ToArray();
+            steps ??= Enumerable.Repeat(1L, starts.Length).ToArray();
+            var dims = xs.Dims.ToArray();
+            long[]? cx = Const(n.Input(0));
+            for (int i = 0; i < axes.Length; i++)
+            {
+                var a = (int)(axes[i] < 0 ? axes[i] + xs.Rank : axes[i]);
+                if (dims[a].Value is not long len) { dims[a] = Dim.Unknown; continue; }
+                var (s, e, st) = (starts[i], ends[i], steps[i]);
+                if (s < 0) s += len; if (e < 0) e += len;
+                long count;
+                if (st > 0) { s = Math.Clamp(s, 0, len); e = Math.Clamp(e, 0, len); count = Math.Max(0, (e - s + st - 1) / st); }
+                else { s = Math.Clamp(s, 0, len - 1); e = Math.Clamp(e, -1, len - 1); count = Math.Max(0, (s - e + (-st) - 1) / (-st)); }
+                dims[a] = Dim.Of(count);
+                if (cx is not null && xs.Rank == 1 && st == 1) _consts[n.Output()] = cx.Skip((int)s).Take((int)count).ToArray();
+            }
+            return TD(xt, dims);
+        }
+
+        private long[]? Axes(Node n) => opset >= 13 ? (n.Input(1) is null ? null : Const(n.Input(1)) ?? [long.MinValue]) : n.GetInts("axes");
+
+        private ValueType? Squeeze(Node n, Shape? xs, DataType xt)
+        {
+            if (xs is null) return T(xt, null);
+            var axes = Axes(n);
+            if (axes is [long.MinValue]) return T(xt, null);
+            var set = axes?.Select(a => a < 0 ? a + xs.Rank : a).ToHashSet();
+            var dims = xs.Dims.Where((d, i) => set is null ? d.Value != 1 : !set.Contains(i)).ToArray();
+            if (Const(n.Input(0)) is { } c) _consts[n.Output()] = c;
+            return TD(xt, dims);
+        }
+
+        private ValueType? Unsqueeze(Node n, Shape? xs, DataType xt)
+        {
+            var axes = Axes(n);
+            if (xs is null || axes is null || axes is [long.MinValue]) return T(xt, null);
+            var rank = xs.Rank + axes.Length;
+            var set = axes.Select(a => a < 0 ? a + rank : a).ToHashSet();
+            var dims = new List<Dim>();
+            var j = 0;
+            for (int i = 0; i < rank; i++) dims.Add(set.Contains(i) ? Dim.Of(1) : xs[j++]);
+            if (Const(n.Input(0)) is { } c) _consts[n.Output()] = c;
+            return TD(xt, dims);
+        }
+
+        private ValueType? Pad(Node n, Shape? xs, DataType xt)
+        {
+            if (xs is null) return T(xt, null);
+            var pads = opset < 11 ? n.GetInts("pads") : Const(n.Input(1));
+            if (pads is null) return T(xt, new Shape(Enumerable.Repeat(Dim.Unknown, xs.Rank)));
+            var axes = n.Input(3) is { } av ? Const(av) : null;
+            if (n.Input(3) is not null && axes is null) return T(xt, new Shape(Enumerable.Repeat(Dim.Unknown, xs.Rank)));
+            axes ??= Enumerable.Range(0, xs.Rank).Select(i => (long)i).ToArray();
+            var dims = xs.Dims.ToArray();
+            for (int i = 0; i < axes.Length; i++)
+            {
+                var a = (int)(axes[i] < 0 ? axes[i] + xs.Rank : axes[i]);
+                dims[a] = dims[a].Value is long v ? Dim.Of(v + pads[i] + pads[i + axes.Length]) : Dim.Unknown;
+            }
+            return TD(xt, dims);
+        }
+
+        private ValueType? ConstantNode(Node n)
+        {
+            if (n.GetTensor("value") is { } t)
+            {
+                if (t.ElementType is DataType.Int64 or DataType.Int32 && t.ElementCount <= 1024) _consts[n.Output()] = t.ToInt64Array();
+                return T(t.ElementType, Shape.Of(t.Dims));
+            }
+            if (n.Attr("value_int") is { } vi) { _consts[n.Output()] = [vi.I]; return T(DataType.Int64, Shape.Scalar); }
+            if (n.Attr("value_ints") is { } vis) { _consts[n.Output()] = vis.Ints!; return T(DataType.Int64, Shape.Of(vis.Ints!.Length)); }
+            if (n.Attr("value_float") is not null) return T(DataType.Float, Shape.Scalar);
+            if (n.Attr("value_floats") is { } vfs) return T(DataType.Float, Shape.Of(vfs.Floats!.Length));
+            return null;
+        }
+
+        private ValueType? Gather(Node n, Shape? xs, DataType xt)
+        {
+            var idx = ShapeOf(n.Input(1));
+            if (xs is null || idx is null) return T(xt, null);
+            var axis = (int)n.GetInt("axis", 0);
+            if (axis < 0) axis += xs.Rank;
+            if (Const(n.Input(0)) is { } data && Const(n.Input(1)) is { } ind && xs.Rank == 1)
+                _consts[n.Output()] = ind.Select(i => data[(int)(i < 0 ? i + data.Length : i)]).ToArray();
+            return TD(xt, xs.Dims.Take(axis).Concat(idx.Dims).Concat(xs.Dims.Skip(axis + 1)));
+        }
+
+        private ValueType? Reduce(Node n, Shape? xs, DataType xt)
+        {
+            if (xs is null) return T(xt, null);
+            var keep = n.GetInt("keepdims", 1) != 0;
+            var useInput = n.OpType == "ReduceSum" ? opset >= 13 : opset >= 18;
+            var axes = useInput ? (n.Input(1) is null ? null : Const(n.Input(1))) : n.GetInts("axes");
+            if (useInput && n.Input(1) is not null && axes is null) return T(xt, null);
+            if ((axes is null || axes.Length == 0) && n.GetInt("noop_with_empty_axes", 0) != 0) return T(xt, xs);
+            var set = axes is null || axes.Length == 0 ? Enumerable.Range(0, xs.Rank).ToHashSet() : axes.Select(a => (int)(a < 0 ? a + xs.Rank : a)).ToHashSet();
+            var dims = new List<Dim>();
+            for (int i = 0; i < xs.Rank; i++)
+                if (!set.Contains(i)) dims.Add(xs[i]);
+                else if (keep) dims.Add(Dim.Of(1));
+            return TD(xt, dims);
+        }
+    }
+}

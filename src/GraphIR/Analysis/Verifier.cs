@@ -1,0 +1,98 @@
+// Checks the IR's invariants: every value has exactly one definition, every node input is defined
+// (here or in an enclosing graph) before the node reads it (so the graph is acyclic and in
+// topological order), names are unique, graph outputs are produced, and use lists match inputs.
+// Run after every pass in tests and with --verify-each in the CLI.
+namespace OnnxOpt.GraphIR;
+
+public static class Verifier
+{
+    /// <summary>All problems found, each one line naming the node or value.</summary>
+    public static List<string> Check(Model m)
+    {
+        var errors = new List<string>();
+        CheckGraph(m.Graph, errors, new HashSet<string>(StringComparer.Ordinal));
+        foreach (var f in m.Functions) CheckGraph(f.Body, errors, new HashSet<string>(StringComparer.Ordinal));
+        return errors;
+    }
+
+    /// <summary>Throws OnnxModelException with the first problem.</summary>
+    public static void Verify(Model m)
+    {
+        var errors = Check(m);
+        if (errors.Count > 0) throw new OnnxModelException(errors[0]);
+    }
+
+    private static void CheckGraph(Graph g, List<string> errors, HashSet<string> outerNames)
+    {
+        var where = g.Parent is null ? "" : $" (subgraph '{g.Name}')";
+        var available = new HashSet<Value>();
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        void Define(Value v, string what)
+        {
+            if (!names.Add(v.Name)) errors.Add($"value '{v.Name}' is defined more than once{where}");
+            else if (outerNames.Contains(v.Name)) errors.Add($"value '{v.Name}'{where} shadows a value of an enclosing graph");
+            if (!ReferenceEquals(g.Find(v.Name), v)) errors.Add($"{what} '{v.Name}'{where} is not registered in its graph");
+            available.Add(v);
+        }
+        foreach (var v in g.Initializers)
+        {
+            if (v.Initializer is null) errors.Add($"initializer '{v.Name}'{where} has no data");
+            else if (v.Initializer.Name != v.Name) errors.Add($"initializer '{v.Name}'{where} holds a tensor named '{v.Initializer.Name}'");
+            if (v.Producer is not null) errors.Add($"initializer '{v.Name}'{where} is also produced by node {v.Producer}");
+            Define(v, "initializer");
+        }
+        foreach (var v in g.SparseInitializers) Define(v, "sparse initializer");
+        foreach (var v in g.Inputs)
+        {
+            if (v.IsInitializer) continue;
+            if (v.Producer is not null) errors.Add($"graph input '{v.Name}'{where} is also produced by node {v.Producer}");
+            Define(v, "graph input");
+        }
+
+        var seenNodes = new HashSet<Node>();
+        foreach (var n in g.Nodes)
+        {
+            if (!seenNodes.Add(n)) errors.Add($"node {n}{where} appears twice in the node list");
+            if (n.Graph != g) errors.Add($"node {n}{where} belongs to another graph");
+            for (int i = 0; i < n.Inputs.Count; i++)
+            {
+                var v = n.Inputs[i];
+                if (v is null) continue;
+                if (!v.Uses.Contains(new Use(n, i))) errors.Add($"node {n}{where}: input {i} '{v.Name}' does not list the node among its uses");
+                if (available.Contains(v)) continue;
+                if (v.Graph != g && IsVisibleOuter(g, v)) continue;
+                if (v.Producer is { } p && p.Graph == g && g.Nodes.Contains(p))
+                    errors.Add($"node {n}{where} reads '{v.Name}' before node {p} produces it (cycle or order broken)");
+                else errors.Add($"node {n}{where} reads '{v.Name}', which is not defined (dangling input)");
+            }
+            var inner = new HashSet<string>(outerNames, StringComparer.Ordinal);
+            inner.UnionWith(names);
+            foreach (var sg in n.Subgraphs())
+            {
+                if (sg.Parent != g) errors.Add($"subgraph '{sg.Name}' of node {n}{where} does not point at its enclosing graph");
+                CheckGraph(sg, errors, inner);
+            }
+            for (int i = 0; i < n.Outputs.Count; i++)
+            {
+                var o = n.Outputs[i];
+                if (o is null) continue;
+                if (o.Producer != n || o.ProducerOutputIndex != i) errors.Add($"value '{o.Name}'{where} does not name node {n} as its producer");
+                Define(o, "value");
+            }
+        }
+        foreach (var v in g.Values)
+            foreach (var u in v.Uses)
+                if (u.InputIndex >= u.Node.Inputs.Count || u.Node.Inputs[u.InputIndex] != v)
+                    errors.Add($"value '{v.Name}'{where} lists a use by node {u.Node} that does not read it");
+        foreach (var o in g.Outputs)
+            if (!available.Contains(o) && !(o.Graph != g && IsVisibleOuter(g, o)))
+                errors.Add($"graph output '{o.Name}'{where} is not produced in the graph");
+    }
+
+    private static bool IsVisibleOuter(Graph g, Value v)
+    {
+        for (var p = g.Parent; p is not null; p = p.Parent)
+            if (ReferenceEquals(p.Find(v.Name), v)) return true;
+        return false;
+    }
+}

@@ -1,0 +1,254 @@
+// A graph: inputs, outputs, initializers and nodes kept in a stable topological order. Each value
+// name is defined once in a graph; subgraphs (If/Loop/Scan bodies) may read outer-scope values,
+// whose use lists then name the subgraph's node.
+//
+// This class holds the primitive, use-list-preserving edits (add, set input, replace uses, remove);
+// passes make their changes through the Rewriter built on top of them.
+namespace OnnxOpt.GraphIR;
+
+public sealed record QuantAnnotation(string TensorName, IReadOnlyList<KeyValuePair<string, string>> Parameters);
+
+public sealed class Graph
+{
+    private readonly Dictionary<string, Value> _values = new(StringComparer.Ordinal);
+
+    public Graph(string name = "") { Name = name; }
+
+    public string Name { get; set; }
+    public bool HasName { get; set; } = true;
+    public string? DocString { get; set; }
+    public List<KeyValuePair<string, string>> MetadataProps { get; } = new();
+    public List<QuantAnnotation> QuantizationAnnotations { get; } = new();
+    public byte[]? UnknownFields { get; set; }
+    /// <summary>The graph whose values this one may read (null for the main graph).</summary>
+    public Graph? Parent { get; internal set; }
+
+    public List<Value> Inputs { get; } = new();
+    public List<Value> Outputs { get; } = new();
+    public List<Node> Nodes { get; } = new();
+    /// <summary>Initializers in file order.</summary>
+    public List<Value> Initializers { get; } = new();
+    public List<Value> SparseInitializers { get; } = new();
+    /// <summary>Values listed in value_info, in file order.</summary>
+    public List<Value> ValueInfos { get; } = new();
+
+    public IEnumerable<Value> Values => _values.Values;
+    public bool Defines(string name) => _values.ContainsKey(name);
+
+    /// <summary>The value of that name here or in an enclosing graph.</summary>
+    public Value? Lookup(string name)
+    {
+        for (var g = this; g is not null; g = g.Parent)
+            if (g._values.TryGetValue(name, out var v)) return v;
+        return null;
+    }
+
+    public Value? Find(string name) => _values.GetValueOrDefault(name);
+
+    internal Value Define(string name)
+    {
+        if (_values.ContainsKey(name))
+            throw new OnnxModelException($"value '{name}' is defined more than once in graph '{Name}'");
+        var v = new Value(this, name);
+        _values.Add(name, v);
+        return v;
+    }
+
+    /// <summary>A name not used in this graph or any enclosing one: base, base_1, base_2, ...</summary>
+    public string FreshName(string baseName)
+    {
+        if (!NameTaken(baseName)) return baseName;
+        for (int i = 1; ; i++)
+        {
+            var n = $"{baseName}_{i}";
+            if (!NameTaken(n)) return n;
+        }
+    }
+
+    private bool NameTaken(string n)
+    {
+        for (var g = this; g is not null; g = g.Parent)
+            if (g._values.ContainsKey(n)) return true;
+        return false;
+    }
+
+    public Value AddInput(string name, ValueType? type)
+    {
+        var v = Define(name);
+        v.Type = type;
+        Inputs.Add(v);
+        return v;
+    }
+
+    public Value AddInitializer(Tensor t)
+    {
+        var v = Define(t.Name);
+        v.Initializer = t;
+        Initializers.Add(v);
+        return v;
+    }
+
+    internal Value AddSparseInitializer(SparseTensor t)
+    {
+        var v = Define(t.Values.Name);
+        v.SparseInitializer = t;
+        SparseInitializers.Add(v);
+        return v;
+    }
+
+    /// <summary>Appends a node; output names "" are omitted optional outputs.</summary>
+    public Node AddNode(string opType, IEnumerable<Value?> inputs, IEnumerable<string> outputNames, string domain = "", string? name = null)
+    {
+        var n = new Node(this, opType, domain) { Name = name };
+        foreach (var o in outputNames) n.OutputList.Add(o.Length == 0 ? null : DefineOutput(n, o, n.OutputList.Count));
+        foreach (var i in inputs) AppendInput(n, i);
+        Nodes.Add(n);
+        return n;
+    }
+
+    private Value DefineOutput(Node n, string name, int index)
+    {
+        var v = Define(name);
+        v.Producer = n;
+        v.ProducerOutputIndex = index;
+        return v;
+    }
+
+    internal Node NewDetachedNode(string opType, string domain) => new(this, opType, domain);
+
+    internal void AddOutputTo(Node n, string name) =>
+        n.OutputList.Add(name.Length == 0 ? null : DefineOutput(n, name, n.OutputList.Count));
+
+    public void AppendInput(Node n, Value? v)
+    {
+        n.InputList.Add(v);
+        v?.UseList.Add(new Use(n, n.InputList.Count - 1));
+    }
+
+    public void SetInput(Node n, int index, Value? v)
+    {
+        while (n.InputList.Count <= index) n.InputList.Add(null);
+        var old = n.InputList[index];
+        old?.UseList.Remove(new Use(n, index));
+        n.InputList[index] = v;
+        v?.UseList.Add(new Use(n, index));
+    }
+
+    /// <summary>Points every use of <paramref name="from"/> (also in subgraphs) at <paramref name="to"/>;
+    /// graph outputs are not touched (the rewriter decides about those).</summary>
+    public static void ReplaceUses(Value from, Value to)
+    {
+        foreach (var u in from.UseList.ToArray()) u.Node.Graph.SetInput(u.Node, u.InputIndex, to);
+    }
+
+    /// <summary>Removes a node whose outputs are unused (detaching its inputs).</summary>
+    public void RemoveNode(Node n)
+    {
+        foreach (var o in n.OutputList)
+        {
+            if (o is null) continue;
+            if (o.UseList.Count > 0 || o.IsGraphOutput)
+                throw new InvalidOperationException($"cannot remove node {n}: output '{o.Name}' is still used");
+        }
+        for (int i = 0; i < n.InputList.Count; i++) n.InputList[i]?.UseList.Remove(new Use(n, i));
+        foreach (var o in n.OutputList) if (o is not null) { _values.Remove(o.Name); ValueInfos.Remove(o); }
+        Nodes.Remove(n);
+        foreach (var sg in n.Subgraphs()) sg.DetachAllUses();
+    }
+
+    private void DetachAllUses()
+    {
+        foreach (var n in Nodes)
+        {
+            for (int i = 0; i < n.InputList.Count; i++) n.InputList[i]?.UseList.Remove(new Use(n, i));
+            foreach (var sg in n.Subgraphs()) sg.DetachAllUses();
+        }
+    }
+
+    public void RemoveInitializer(Value v)
+    {
+        if (v.UseList.Count > 0 || v.IsGraphOutput) throw new InvalidOperationException($"initializer '{v.Name}' is still used");
+        Initializers.Remove(v);
+        SparseInitializers.Remove(v);
+        Inputs.Remove(v);
+        ValueInfos.Remove(v);
+        _values.Remove(v.Name);
+    }
+
+    /// <summary>Renames a value that is not a graph input or output.</summary>
+    public void Rename(Value v, string newName)
+    {
+        if (v.Name == newName) return;
+        if (_values.ContainsKey(newName)) throw new InvalidOperationException($"name '{newName}' already exists");
+        _values.Remove(v.Name);
+        v.Name = newName;
+        if (v.Initializer is not null) v.Initializer.Name = newName;
+        _values.Add(newName, v);
+    }
+
+    /// <summary>Reorders nodes topologically, keeping the current order wherever it is already valid
+    /// (Kahn's algorithm taking the earliest ready node). Throws naming a node on a cycle.</summary>
+    public void SortTopologically()
+    {
+        var index = new Dictionary<Node, int>();
+        for (int i = 0; i < Nodes.Count; i++) index[Nodes[i]] = i;
+        var pending = new int[Nodes.Count];
+        var consumers = new List<int>[Nodes.Count];
+        for (int i = 0; i < Nodes.Count; i++) consumers[i] = new List<int>();
+        for (int i = 0; i < Nodes.Count; i++)
+        {
+            foreach (var dep in Dependencies(Nodes[i]).Distinct())
+            {
+                if (!index.TryGetValue(dep, out var j)) continue;
+                pending[i]++;
+                if (j != i) consumers[j].Add(i);
+            }
+        }
+        var ready = new PriorityQueue<int, int>();
+        for (int i = 0; i < Nodes.Count; i++) if (pending[i] == 0) ready.Enqueue(i, i);
+        var order = new List<Node>(Nodes.Count);
+        while (ready.TryDequeue(out var i, out _))
+        {
+            order.Add(Nodes[i]);
+            foreach (var c in consumers[i]) if (--pending[c] == 0) ready.Enqueue(c, c);
+        }
+        if (order.Count != Nodes.Count)
+        {
+            var stuck = Nodes.Where((n, i) => pending[i] > 0).First();
+            throw new OnnxModelException($"graph '{Name}' has a cycle through node {stuck}");
+        }
+        Nodes.Clear();
+        Nodes.AddRange(order);
+    }
+
+    /// <summary>Nodes of this graph that <paramref name="n"/> reads, directly or from within its subgraphs.</summary>
+    internal IEnumerable<Node> Dependencies(Node n)
+    {
+        foreach (var v in n.InputList)
+            if (v?.Producer is { } p && p.Graph == this) yield return p;
+        foreach (var sg in n.Subgraphs())
+            foreach (var p in sg.OuterReads(this)) yield return p;
+    }
+
+    private IEnumerable<Node> OuterReads(Graph ancestor)
+    {
+        foreach (var n in Nodes)
+        {
+            foreach (var v in n.InputList)
+                if (v?.Producer is { } p && p.Graph == ancestor) yield return p;
+            foreach (var sg in n.Subgraphs())
+                foreach (var p in sg.OuterReads(ancestor)) yield return p;
+        }
+    }
+
+    /// <summary>This graph and every nested subgraph, depth first.</summary>
+    public IEnumerable<Graph> SelfAndSubgraphs()
+    {
+        yield return this;
+        foreach (var n in Nodes)
+            foreach (var sg in n.Subgraphs())
+                foreach (var g in sg.SelfAndSubgraphs()) yield return g;
+    }
+}
+
+public sealed class OnnxModelException(string message) : Exception(message);

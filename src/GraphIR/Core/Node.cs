@@ -1,0 +1,51 @@
+// An operator application: op type in a domain, ordered inputs (null = omitted optional input),
+// ordered outputs, attributes in file order, and the metadata ONNX allows on nodes.
+namespace OnnxOpt.GraphIR;
+
+public sealed class Node
+{
+    internal readonly List<Value?> InputList = new();
+    internal readonly List<Value?> OutputList = new();
+
+    internal Node(Graph graph, string opType, string domain) { Graph = graph; OpType = opType; Domain = domain; }
+
+    public Graph Graph { get; internal set; }
+    public string? Name { get; set; }
+    public string OpType { get; set; }
+    /// <summary>"" for the default ai.onnx domain.</summary>
+    public string Domain { get; set; }
+    public string? Overload { get; set; }
+    public string? DocString { get; set; }
+    public List<Attribute> Attributes { get; } = new();
+    public List<KeyValuePair<string, string>> MetadataProps { get; } = new();
+    public byte[]? UnknownFields { get; set; }
+    /// <summary>Whether the domain field was present in the file (kept for lossless export).</summary>
+    public bool HasDomainField { get; set; }
+
+    public IReadOnlyList<Value?> Inputs => InputList;
+    public IReadOnlyList<Value?> Outputs => OutputList;
+
+    public Value? Input(int i) => i < InputList.Count ? InputList[i] : null;
+    public Value Output(int i = 0) => OutputList[i] ?? throw new InvalidOperationException($"node {this}: output {i} is omitted");
+
+    public bool IsStandard => Domain is "" or "ai.onnx";
+
+    public Attribute? Attr(string name) => Attributes.Find(a => a.Name == name);
+    public long GetInt(string name, long dflt) => Attr(name) is { Kind: AttributeKind.Int } a ? a.I : dflt;
+    public float GetFloat(string name, float dflt) => Attr(name) is { Kind: AttributeKind.Float } a ? a.F : dflt;
+    public long[]? GetInts(string name) => Attr(name) is { Kind: AttributeKind.Ints } a ? a.Ints : null;
+    public string? GetString(string name) => Attr(name) is { Kind: AttributeKind.String } a ? a.StringValue : null;
+    public Tensor? GetTensor(string name) => Attr(name) is { Kind: AttributeKind.Tensor } a ? a.T : null;
+
+    public void SetAttr(Attribute a)
+    {
+        var i = Attributes.FindIndex(x => x.Name == a.Name);
+        if (i >= 0) Attributes[i] = a; else Attributes.Add(a);
+    }
+
+    public IEnumerable<Graph> Subgraphs() => Attributes.SelectMany(a => a.Subgraphs());
+
+    /// <summary>A label for diagnostics: the node's name, else its op type and first output.</summary>
+    public override string ToString() =>
+        !string.IsNullOrEmpty(Name) ? $"'{Name}' ({OpType})" : $"{OpType} -> '{OutputList.FirstOrDefault()?.Name}'";
+}

@@ -1,0 +1,38 @@
+// A value (an SSA edge): a name, an optional declared type and exactly one definition: a graph
+// input, an initializer, or one output of one node. Uses lists every (node, input slot) reading it.
+namespace OnnxOpt.GraphIR;
+
+public readonly record struct Use(Node Node, int InputIndex);
+
+public sealed class Value
+{
+    internal readonly List<Use> UseList = new();
+
+    internal Value(Graph graph, string name) { Graph = graph; Name = name; }
+
+    public Graph Graph { get; internal set; }
+    public string Name { get; internal set; }
+    public ValueType? Type { get; set; }
+    public string? DocString { get; set; }
+    public List<KeyValuePair<string, string>> MetadataProps { get; } = new();
+    public byte[]? UnknownFields { get; set; }
+
+    /// <summary>The node computing this value (null for graph inputs, initializers, outer-scope values).</summary>
+    public Node? Producer { get; internal set; }
+    public int ProducerOutputIndex { get; internal set; }
+    /// <summary>Constant data when the value is an initializer.</summary>
+    public Tensor? Initializer { get; internal set; }
+    public SparseTensor? SparseInitializer { get; internal set; }
+
+    public IReadOnlyList<Use> Uses => UseList;
+    public bool IsGraphInput => Graph.Inputs.Contains(this);
+    public bool IsGraphOutput => Graph.Outputs.Contains(this);
+    public bool IsInitializer => Initializer is not null || SparseInitializer is not null;
+
+    public DataType ElementType => Type?.ElementType ?? Initializer?.ElementType ?? DataType.Undefined;
+
+    /// <summary>The declared or inferred shape; for initializers, the tensor's dims.</summary>
+    public Shape? Shape => Initializer is not null ? Shape.Of(Initializer.Dims) : Type?.Shape;
+
+    public override string ToString() => Name;
+}

@@ -1,0 +1,425 @@
+// The only reader of ONNX protobuf: ModelProto -> IR. Everything the file carries is kept (unknown
+// fields as bytes, training info verbatim). Typed data fields (float_data, int32_data, ...) are
+// converted to the packed raw layout; raw_data is viewed without copying. External data is read
+// lazily from files beside the model, refusing absolute paths and paths that leave its folder.
+using System.Runtime.InteropServices;
+using System.Text;
+using Google.Protobuf;
+using OnnxOpt.GraphIR.Protobuf;
+using P = OnnxOpt.GraphIR.Protobuf;
+
+namespace OnnxOpt.GraphIR;
+
+public static class OnnxImporter
+{
+    /// <summary>Highest ai.onnx opset this build knows; newer ones are refused as unknown.</summary>
+    public const long MaxKnownDefaultOpset = 25;
+
+    public static Model Load(string path)
+    {
+        if (!File.Exists(path)) throw new OnnxModelException($"{path}: file not found");
+        byte[] bytes;
+        try { bytes = File.ReadAllBytes(path); }
+        catch (IOException e) { throw new OnnxModelException($"{path}: cannot read: {e.Message}"); }
+        var dir = Path.GetDirectoryName(Path.GetFullPath(path)) ?? ".";
+        return Parse(bytes, dir, path);
+    }
+
+    /// <summary>Parses model bytes; <paramref name="baseDirectory"/> resolves external data.</summary>
+    public static Model Parse(ReadOnlyMemory<byte> bytes, string? baseDirectory = null, string source = "model")
+    {
+        ModelProto mp;
+        try
+        {
+            var input = new CodedInputStream(MemoryMarshal.TryGetArray(bytes, out var seg) && seg.Offset == 0 && seg.Count == seg.Array!.Length
+                ? seg.Array : bytes.ToArray());
+            mp = new ModelProto();
+            mp.MergeFrom(input);
+        }
+        catch (InvalidProtocolBufferException e)
+        {
+            throw new OnnxModelException($"{source}: not a valid ONNX model (protobuf parse failed: {e.Message.TrimEnd('.')})");
+        }
+        if (!mp.HasIrVersion && mp.Graph is null)
+            throw new OnnxModelException($"{source}: not an ONNX model (no ir_version and no graph)");
+        if (mp.Graph is null) throw new OnnxModelException($"{source}: model has no graph");
+        return new Importer(baseDirectory ?? Directory.GetCurrentDirectory(), source).Model(mp);
+    }
+
+    private sealed class Importer(string baseDir, string source)
+    {
+        public Model Model(ModelProto mp)
+        {
+            var m = new Model
+            {
+                IrVersion = mp.IrVersion,
+                ProducerName = mp.HasProducerName ? mp.ProducerName : null,
+                ProducerVersion = mp.HasProducerVersion ? mp.ProducerVersion : null,
+                Domain = mp.HasDomain ? mp.Domain : null,
+                ModelVersion = mp.HasModelVersion ? mp.ModelVersion : null,
+                DocString = mp.HasDocString ? mp.DocString : null,
+                UnknownFields = UnknownFieldBytes.Get(mp),
+            };
+            foreach (var o in mp.OpsetImport) m.OpsetImports.Add(new OpsetImport(o.Domain, o.Version));
+            CheckOpsets(m);
+            m.MetadataProps.AddRange(Props(mp.MetadataProps));
+            foreach (var t in mp.TrainingInfo) m.TrainingInfo.Add(t.ToByteArray());
+            foreach (var c in mp.Configuration) m.Configuration.Add(c.ToByteArray());
+            m.Graph = Graph(mp.Graph, null);
+            foreach (var f in mp.Functions) m.Functions.Add(Function(f));
+            CheckNodeDomains(m);
+            return m;
+        }
+
+        private void CheckOpsets(Model m)
+        {
+            foreach (var o in m.OpsetImports)
+            {
+                if (GraphIR.Model.IsDefaultDomain(o.Domain) && (o.Version < 1 || o.Version > MaxKnownDefaultOpset))
+                    throw new OnnxModelException($"{source}: unknown opset: ai.onnx version {o.Version} (this build knows 1..{MaxKnownDefaultOpset})");
+            }
+        }
+
+        private void CheckNodeDomains(Model m)
+        {
+            var domains = m.OpsetImports.Select(o => GraphIR.Model.IsDefaultDomain(o.Domain) ? "" : o.Domain).ToHashSet();
+            var functions = m.Functions.Select(f => (f.Domain ?? "", f.Name)).ToHashSet();
+            foreach (var g in m.Graph.SelfAndSubgraphs())
+                foreach (var n in g.Nodes)
+                {
+                    var d = GraphIR.Model.IsDefaultDomain(n.Domain) ? "" : n.Domain;
+                    if (!domains.Contains(d) && !functions.Contains((n.Domain, n.OpType)))
+                        throw new OnnxModelException($"{source}: node {n} uses domain '{(d.Length == 0 ? "ai.onnx" : d)}' that the model does not import (no opset_import for it)");
+                }
+        }
+
+        private static IEnumerable<KeyValuePair<string, string>> Props(IEnumerable<StringStringEntryProto> ps) =>
+            ps.Select(p => new KeyValuePair<string, string>(p.Key, p.Value));
+
+        public Graph Graph(GraphProto gp, Graph? parent)
+        {
+            var g = new Graph(gp.Name)
+            {
+                HasName = gp.HasName,
+                DocString = gp.HasDocString ? gp.DocString : null,
+                UnknownFields = UnknownFieldBytes.Get(gp),
+            };
+            g.Parent = parent;
+            g.MetadataProps.AddRange(Props(gp.MetadataProps));
+            foreach (var qa in gp.QuantizationAnnotation)
+                g.QuantizationAnnotations.Add(new QuantAnnotation(qa.TensorName, Props(qa.QuantParameterTensorNames).ToArray()));
+
+            foreach (var tp in gp.Initializer) g.AddInitializer(Tensor(tp, $"initializer '{tp.Name}'"));
+            foreach (var sp in gp.SparseInitializer) g.AddSparseInitializer(Sparse(sp));
+            foreach (var vi in gp.Input)
+            {
+                var v = g.Find(vi.Name);
+                if (v is not null && v.IsInitializer && !g.Inputs.Contains(v)) g.Inputs.Add(v);
+                else if (v is not null) throw new OnnxModelException($"{source}: graph input '{vi.Name}' is declared twice in graph '{g.Name}'");
+                else v = g.AddInput(vi.Name, null);
+                ApplyInfo(v, vi);
+            }
+
+            var nodes = new List<(Node, NodeProto)>();
+            foreach (var np in gp.Node)
+            {
+                var n = g.NewDetachedNode(np.OpType, np.Domain);
+                n.Name = np.HasName ? np.Name : null;
+                n.HasDomainField = np.HasDomain;
+                n.Overload = np.HasOverload ? np.Overload : null;
+                n.DocString = np.HasDocString ? np.DocString : null;
+                n.MetadataProps.AddRange(Props(np.MetadataProps));
+                n.UnknownFields = UnknownFieldBytes.Get(np);
+                if (np.DeviceConfigurations.Count > 0)
+                {
+                    // Keep device configurations verbatim with the other fields we do not interpret.
+                    var extra = new NodeProto();
+                    extra.DeviceConfigurations.Add(np.DeviceConfigurations);
+                    n.UnknownFields = Concat(n.UnknownFields, extra.ToByteArray());
+                }
+                foreach (var o in np.Output)
+                {
+                    if (o.Length > 0 && g.Defines(o))
+                    {
+                        var prev = g.Find(o)!;
+                        var what = prev.Producer is { } p ? $"node {p}" : prev.IsInitializer ? "an initializer" : "a graph input";
+                        throw new OnnxModelException($"{source}: value '{o}' has more than one producer: node {Label(np)} and {what}");
+                    }
+                    g.AddOutputTo(n, o);
+                }
+                g.Nodes.Add(n);
+                nodes.Add((n, np));
+            }
+            foreach (var (n, np) in nodes)
+                foreach (var ap in np.Attribute) n.Attributes.Add(Attribute(ap, g, n));
+            foreach (var (n, np) in nodes)
+                foreach (var i in np.Input)
+                {
+                    if (i.Length == 0) { g.AppendInput(n, null); continue; }
+                    var v = g.Lookup(i) ?? throw new OnnxModelException(
+                        $"{source}: node {n} reads '{i}', which no graph input, initializer or node output defines (dangling input)");
+                    g.AppendInput(n, v);
+                }
+            foreach (var vi in gp.ValueInfo)
+            {
+                var v = g.Find(vi.Name);
+                if (v is null || g.ValueInfos.Contains(v))
+                {
+                    // value_info for a name this graph does not define (or a repeat): kept, detached.
+                    v = new Value(g, vi.Name);
+                }
+                ApplyInfo(v, vi);
+                g.ValueInfos.Add(v);
+            }
+            foreach (var vi in gp.Output)
+            {
+                var v = g.Lookup(vi.Name) ?? throw new OnnxModelException(
+                    $"{source}: graph output '{vi.Name}' of graph '{g.Name}' is not produced by any node, input or initializer");
+                g.Outputs.Add(v);
+                ApplyInfo(v, vi);
+            }
+            g.SortTopologically();
+            return g;
+        }
+
+        private static byte[] Concat(byte[]? a, byte[] b) => a is null ? b : [.. a, .. b];
+
+        private static string Label(NodeProto np) => np.Name.Length > 0 ? $"'{np.Name}' ({np.OpType})" : $"{np.OpType} -> '{np.Output.FirstOrDefault()}'";
+
+        private void ApplyInfo(Value v, ValueInfoProto vi)
+        {
+            if (vi.Type is not null) v.Type = Type(vi.Type);
+            if (vi.HasDocString) v.DocString = vi.DocString;
+            v.MetadataProps.AddRange(Props(vi.MetadataProps));
+            v.UnknownFields = UnknownFieldBytes.Get(vi);
+        }
+
+        private Function Function(FunctionProto fp)
+        {
+            // A function body is a graph with untyped formal inputs/outputs: reuse the graph importer.
+            var gp = new GraphProto { Name = fp.Name };
+            gp.Input.AddRange(fp.Input.Select(i => new ValueInfoProto { Name = i }));
+            gp.Output.AddRange(fp.Output.Select(o => new ValueInfoProto { Name = o }));
+            gp.Node.AddRange(fp.Node);
+            gp.ValueInfo.AddRange(fp.ValueInfo);
+            var body = Graph(gp, null);
+            body.HasName = false;
+            var f = new Function
+            {
+                Name = fp.Name,
+                Domain = fp.HasDomain ? fp.Domain : null,
+                Overload = fp.HasOverload ? fp.Overload : null,
+                DocString = fp.HasDocString ? fp.DocString : null,
+                UnknownFields = UnknownFieldBytes.Get(fp),
+                Body = body,
+            };
+            f.AttributeNames.AddRange(fp.Attribute);
+            foreach (var ap in fp.AttributeProto) f.AttributeDefaults.Add(Attribute(ap, body, null));
+            f.OpsetImports.AddRange(fp.OpsetImport.Select(o => new OpsetImport(o.Domain, o.Version)));
+            f.MetadataProps.AddRange(Props(fp.MetadataProps));
+            return f;
+        }
+
+        private Attribute Attribute(AttributeProto ap, Graph owner, Node? node)
+        {
+            var kind = (AttributeKind)(int)ap.Type;
+            var implicitKind = !ap.HasType;
+            if (implicitKind) kind = InferKind(ap);
+            string where = node is null ? $"attribute '{ap.Name}'" : $"attribute '{ap.Name}' of node {node}";
+            return new Attribute
+            {
+                Name = ap.Name,
+                Kind = kind,
+                KindImplicit = implicitKind,
+                F = ap.F,
+                I = ap.I,
+                S = ap.HasS ? ap.S.ToByteArray() : null,
+                T = ap.T is null ? null : Tensor(ap.T, where),
+                G = ap.G is null ? null : Graph(ap.G, owner),
+                Sparse = ap.SparseTensor is null ? null : Sparse(ap.SparseTensor),
+                Tp = ap.Tp is null ? null : Type(ap.Tp),
+                Floats = kind == AttributeKind.Floats || ap.Floats.Count > 0 ? ap.Floats.ToArray() : null,
+                Ints = kind == AttributeKind.Ints || ap.Ints.Count > 0 ? ap.Ints.ToArray() : null,
+                Strings = kind == AttributeKind.Strings || ap.Strings.Count > 0 ? ap.Strings.Select(s => s.ToByteArray()).ToArray() : null,
+                Tensors = kind == AttributeKind.Tensors || ap.Tensors.Count > 0 ? ap.Tensors.Select(t => Tensor(t, where)).ToArray() : null,
+                Graphs = kind == AttributeKind.Graphs || ap.Graphs.Count > 0 ? ap.Graphs.Select(x => Graph(x, owner)).ToArray() : null,
+                SparseTensors = kind == AttributeKind.SparseTensors || ap.SparseTensors.Count > 0 ? ap.SparseTensors.Select(Sparse).ToArray() : null,
+                Tps = kind == AttributeKind.TypeProtos || ap.TypeProtos.Count > 0 ? ap.TypeProtos.Select(Type).ToArray() : null,
+                RefAttrName = ap.HasRefAttrName ? ap.RefAttrName : null,
+                DocString = ap.HasDocString ? ap.DocString : null,
+                UnknownFields = UnknownFieldBytes.Get(ap),
+            };
+        }
+
+        private static AttributeKind InferKind(AttributeProto ap) =>
+            ap.HasF ? AttributeKind.Float : ap.HasI ? AttributeKind.Int : ap.HasS ? AttributeKind.String :
+            ap.T is not null ? AttributeKind.Tensor : ap.G is not null ? AttributeKind.Graph :
+            ap.Floats.Count > 0 ? AttributeKind.Floats : ap.Ints.Count > 0 ? AttributeKind.Ints :
+            ap.Strings.Count > 0 ? AttributeKind.Strings : ap.Tensors.Count > 0 ? AttributeKind.Tensors :
+            ap.Graphs.Count > 0 ? AttributeKind.Graphs : AttributeKind.Undefined;
+
+        public static ValueType Type(TypeProto tp)
+        {
+            var den = tp.HasDenotation ? tp.Denotation : null;
+            switch (tp.ValueCase)
+            {
+                case TypeProto.ValueOneofCase.TensorType:
+                    return new ValueType
+                    {
+                        Kind = TypeKind.Tensor, ElementType = (DataType)tp.TensorType.ElemType,
+                        HasElementType = tp.TensorType.HasElemType, Shape = Shape(tp.TensorType.Shape), Denotation = den,
+                    };
+                case TypeProto.ValueOneofCase.SparseTensorType:
+                    return new ValueType
+                    {
+                        Kind = TypeKind.SparseTensor, ElementType = (DataType)tp.SparseTensorType.ElemType,
+                        HasElementType = tp.SparseTensorType.HasElemType, Shape = Shape(tp.SparseTensorType.Shape), Denotation = den,
+                    };
+                case TypeProto.ValueOneofCase.SequenceType:
+                    return new ValueType { Kind = TypeKind.Sequence, Inner = Opt(tp.SequenceType.ElemType), Denotation = den };
+                case TypeProto.ValueOneofCase.OptionalType:
+                    return new ValueType { Kind = TypeKind.Optional, Inner = Opt(tp.OptionalType.ElemType), Denotation = den };
+                case TypeProto.ValueOneofCase.MapType:
+                    return new ValueType { Kind = TypeKind.Map, ElementType = (DataType)tp.MapType.KeyType, Inner = Opt(tp.MapType.ValueType), Denotation = den };
+                case TypeProto.ValueOneofCase.OpaqueType:
+                    return new ValueType
+                    {
+                        Kind = TypeKind.Opaque, Denotation = den,
+                        OpaqueDomain = tp.OpaqueType.HasDomain ? tp.OpaqueType.Domain : null,
+                        OpaqueName = tp.OpaqueType.HasName ? tp.OpaqueType.Name : null,
+                    };
+                default:
+                    return new ValueType { Kind = TypeKind.None, Denotation = den };
+            }
+        }
+
+        private static ValueType? Opt(TypeProto? tp) => tp is null ? null : Type(tp);
+
+        private static Shape? Shape(TensorShapeProto? sp) => sp is null ? null : new Shape(sp.Dim.Select(d => new Dim(
+            d.ValueCase == TensorShapeProto.Types.Dimension.ValueOneofCase.DimValue ? d.DimValue : null,
+            d.ValueCase == TensorShapeProto.Types.Dimension.ValueOneofCase.DimParam ? d.DimParam : null,
+            d.HasDenotation ? d.Denotation : null)));
+
+        private SparseTensor Sparse(SparseTensorProto sp) => new()
+        {
+            Values = Tensor(sp.Values ?? new TensorProto(), "sparse tensor values"),
+            Indices = sp.Indices is null ? null : Tensor(sp.Indices, "sparse tensor indices"),
+            Dims = sp.Dims.ToArray(),
+            UnknownFields = UnknownFieldBytes.Get(sp),
+        };
+
+        public Tensor Tensor(TensorProto tp, string where)
+        {
+            var type = (DataType)tp.DataType;
+            var dims = tp.Dims.ToArray();
+            if (dims.Any(d => d < 0)) throw new OnnxModelException($"{source}: {where} has a negative dimension [{string.Join(",", dims)}]");
+            Tensor t;
+            if (tp.HasDataLocation && tp.DataLocation == TensorProto.Types.DataLocation.External)
+                t = ExternalTensor(tp, type, dims, where);
+            else if (type == DataType.String)
+                t = new Tensor(tp.Name, dims, tp.StringData.Select(s => s.ToByteArray()).ToArray());
+            else
+            {
+                var raw = tp.HasRawData ? tp.RawData.Memory : TypedData(tp, type);
+                var expected = type.ByteCount(dims.Aggregate(1L, (a, b) => a * b));
+                if (type.BitWidth() > 0 && raw.Length != expected && !(raw.Length == 0 && !tp.HasRawData && NoTypedData(tp)))
+                    throw new OnnxModelException($"{source}: {where} holds {raw.Length} bytes but its type {type.Name()}[{string.Join(",", dims)}] needs {expected}");
+                t = new Tensor(tp.Name, type, dims, raw);
+            }
+            t.DocString = tp.HasDocString ? tp.DocString : null;
+            t.MetadataProps.AddRange(Props(tp.MetadataProps));
+            if (tp.Segment is not null) t.Segment = (tp.Segment.Begin, tp.Segment.End);
+            t.UnknownFields = UnknownFieldBytes.Get(tp);
+            return t;
+        }
+
+        private static bool NoTypedData(TensorProto tp) => tp.FloatData.Count == 0 && tp.Int32Data.Count == 0 &&
+            tp.Int64Data.Count == 0 && tp.DoubleData.Count == 0 && tp.Uint64Data.Count == 0;
+
+        private static ReadOnlyMemory<byte> TypedData(TensorProto tp, DataType type)
+        {
+            switch (type)
+            {
+                case DataType.Float:
+                case DataType.Complex64:
+                    return MemoryMarshal.AsBytes(tp.FloatData.ToArray().AsSpan()).ToArray();
+                case DataType.Double:
+                case DataType.Complex128:
+                    return MemoryMarshal.AsBytes(tp.DoubleData.ToArray().AsSpan()).ToArray();
+                case DataType.Int64:
+                    return MemoryMarshal.AsBytes(tp.Int64Data.ToArray().AsSpan()).ToArray();
+                case DataType.UInt32:
+                    return MemoryMarshal.AsBytes(tp.Uint64Data.Select(v => (uint)v).ToArray().AsSpan()).ToArray();
+                case DataType.UInt64:
+                    return MemoryMarshal.AsBytes(tp.Uint64Data.ToArray().AsSpan()).ToArray();
+                case DataType.Int32:
+                    return MemoryMarshal.AsBytes(tp.Int32Data.ToArray().AsSpan()).ToArray();
+                case DataType.Int16:
+                case DataType.UInt16:
+                case DataType.Float16:
+                case DataType.BFloat16:
+                    return MemoryMarshal.AsBytes(tp.Int32Data.Select(v => (ushort)v).ToArray().AsSpan()).ToArray();
+                default:
+                    // 8-bit types: one element per int32; sub-byte types: one packed byte per int32.
+                    return tp.Int32Data.Select(v => (byte)v).ToArray();
+            }
+        }
+
+        private Tensor ExternalTensor(TensorProto tp, DataType type, long[] dims, string where)
+        {
+            var entries = Props(tp.ExternalData).ToArray();
+            string? location = null; long offset = 0; long? length = null;
+            foreach (var (k, v) in entries)
+            {
+                switch (k)
+                {
+                    case "location": location = v; break;
+                    case "offset": offset = long.Parse(v, System.Globalization.CultureInfo.InvariantCulture); break;
+                    case "length": length = long.Parse(v, System.Globalization.CultureInfo.InvariantCulture); break;
+                }
+            }
+            if (string.IsNullOrEmpty(location)) throw new OnnxModelException($"{source}: {where} is external but has no location");
+            var full = ResolveExternalPath(baseDir, location, where, source);
+            var ext = new ExternalDataRef { Location = location, Offset = offset, Length = length, Entries = entries, BaseDirectory = baseDir };
+            var expected = type == DataType.String ? (long?)null : type.ByteCount(dims.Aggregate(1L, (a, b) => a * b));
+            if (length is long l && expected is long e && l != e)
+                throw new OnnxModelException($"{source}: {where} declares external length {l} but its type needs {e} bytes");
+            var src = source;
+            return new Tensor(tp.Name, type, dims, ext, () =>
+            {
+                using var fs = new FileStream(full, FileMode.Open, FileAccess.Read, FileShare.Read);
+                var n = length ?? expected ?? fs.Length - offset;
+                if (offset < 0 || offset + n > fs.Length)
+                    throw new OnnxModelException($"{src}: {where}: external file '{location}' is too short (needs bytes {offset}..{offset + n}, has {fs.Length})");
+                var buf = new byte[n];
+                fs.Seek(offset, SeekOrigin.Begin);
+                fs.ReadExactly(buf);
+                return buf;
+            });
+        }
+    }
+
+    /// <summary>Resolves an external-data location against the model folder; refuses absolute paths
+    /// and paths that escape the folder (".." or links), as the ONNX specification requires.</summary>
+    public static string ResolveExternalPath(string baseDir, string location, string where, string source)
+    {
+        if (Path.IsPathRooted(location) || location.Contains('\\') && location.Contains(':'))
+            throw new OnnxModelException($"{source}: {where}: external data location '{location}' is absolute; it must be relative to the model's folder");
+        var root = Path.GetFullPath(baseDir);
+        var full = Path.GetFullPath(Path.Combine(root, location));
+        var rootWithSep = root.EndsWith(Path.DirectorySeparatorChar) ? root : root + Path.DirectorySeparatorChar;
+        if (!full.StartsWith(rootWithSep, StringComparison.Ordinal))
+            throw new OnnxModelException($"{source}: {where}: external data location '{location}' escapes the model's folder");
+        if (!File.Exists(full))
+            throw new OnnxModelException($"{source}: {where}: external data file '{location}' not found beside the model");
+        // A link inside the folder may still point outside it.
+        var info = new FileInfo(full);
+        if (info.LinkTarget is not null)
+        {
+            var target = info.ResolveLinkTarget(true)?.FullName ?? full;
+            if (!target.StartsWith(rootWithSep, StringComparison.Ordinal))
+                throw new OnnxModelException($"{source}: {where}: external data location '{location}' is a link that escapes the model's folder");
+        }
+        return full;
+    }
+}

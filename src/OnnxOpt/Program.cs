@@ -1,0 +1,58 @@
+// onnxopt: the command-line entry point. Every command returns an exit code: 0 success,
+// 1 a check that ran and failed (validation outside tolerance), 2 bad input or usage. User errors
+// print one line to stderr ("onnxopt: error: ..."), never a stack trace.
+using System.CommandLine;
+using OnnxOpt.GraphIR;
+
+namespace OnnxOpt.Cli;
+
+public static class Program
+{
+    public static int Main(string[] args) => Run(args, Console.Out, Console.Error);
+
+    public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
+    {
+        var root = new RootCommand("onnxopt: makes ONNX models shallower, smaller and faster, and proves it in ONNX Runtime.");
+        var ctx = new CliContext(stdout, stderr);
+        root.Add(InspectCommand.Create(ctx));
+        root.Add(DumpCommand.Create(ctx));
+        root.Add(ConvertCommand.Create(ctx));
+
+        var parse = root.Parse(args);
+        if (parse.Errors.Count > 0)
+        {
+            stderr.WriteLine($"onnxopt: error: {string.Join("; ", parse.Errors.Select(e => e.Message))} (see 'onnxopt --help')");
+            return 2;
+        }
+        try
+        {
+            return parse.Invoke(new InvocationConfiguration { Output = stdout, Error = stderr, EnableDefaultExceptionHandler = false });
+        }
+        catch (Exception e) when (CliContext.IsUserError(e))
+        {
+            stderr.WriteLine($"onnxopt: error: {CliContext.OneLine(e.Message)}");
+            return 2;
+        }
+    }
+}
+
+/// <summary>Output streams for one invocation (tests pass their own).</summary>
+public sealed class CliContext(TextWriter stdout, TextWriter stderr)
+{
+    public TextWriter Out { get; } = stdout;
+    public TextWriter Err { get; } = stderr;
+
+    public static bool IsUserError(Exception e) =>
+        e is OnnxModelException or IOException or UnauthorizedAccessException or NotSupportedException or FormatException or ArgumentException;
+
+    public static string OneLine(string s) => s.ReplaceLineEndings(" ").Trim();
+
+    /// <summary>Loads and verifies a model, turning every problem into an OnnxModelException.</summary>
+    public static Model LoadModel(string path)
+    {
+        var m = OnnxImporter.Load(path);
+        var errors = Verifier.Check(m);
+        if (errors.Count > 0) throw new OnnxModelException($"{path}: {errors[0]}");
+        return m;
+    }
+}
