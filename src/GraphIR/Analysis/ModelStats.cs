@@ -74,7 +74,7 @@ public sealed record ModelStats
 
     private static TensorSummary Summary(Value v) => new(v.Name, TypeText(v.Type));
 
-    public static string TypeText(ValueType? t)
+    public static string TypeText(OnnxType? t)
     {
         if (t is null) return "?";
         if (t.Kind != TypeKind.Tensor) return t.Kind.ToString().ToLowerInvariant();

@@ -15,17 +15,18 @@ public static class ShapeInference
     }
 
     /// <summary>Inferred output types for one node (null where unknown); used by tests and passes.</summary>
-    public static ValueType?[] InferNode(Node n, long opset) => new Inferrer(opset).Node(n);
+    public static OnnxType?[] InferNode(Node n, long opset) => new Inferrer(opset).Node(n);
 
     private sealed class Inferrer(long opset)
     {
-        private readonly Dictionary<Value, long[]> _consts = new();
+        // Known small integer vectors; elements may be symbols (from Shape of a symbolic shape).
+        private readonly Dictionary<Value, Dim[]> _consts = new();
 
         public void Graph(Graph g)
         {
             foreach (var n in g.Nodes)
             {
-                ValueType?[] outs;
+                OnnxType?[] outs;
                 try { outs = Node(n); }
                 catch (Exception e) when (e is ArgumentException or InvalidOperationException or IndexOutOfRangeException or OverflowException)
                 {
@@ -43,24 +44,33 @@ public static class ShapeInference
             }
         }
 
-        private static ValueType T(DataType t, Shape? s) => ValueType.Tensor(t, s);
-        private static ValueType TD(DataType t, IEnumerable<Dim> dims) => ValueType.Tensor(t, new Shape(dims));
+        private static OnnxType T(DataType t, Shape? s) => OnnxType.Tensor(t, s);
+        private static OnnxType TD(DataType t, IEnumerable<Dim> dims) => OnnxType.Tensor(t, new Shape(dims));
 
         private static Shape? ShapeOf(Value? v) => v?.Shape;
         private static DataType TypeOf(Value? v) => v?.ElementType ?? DataType.Undefined;
 
         private long[]? Const(Value? v)
         {
+            var d = SymConst(v);
+            return d is not null && d.All(x => x.IsKnown) ? d.Select(x => x.Value!.Value).ToArray() : null;
+        }
+
+        private Dim[]? SymConst(Value? v)
+        {
             if (v is null) return null;
             if (_consts.TryGetValue(v, out var c)) return c;
             if (v.Initializer is { } t && t.ElementType is DataType.Int64 or DataType.Int32 && t.ElementCount <= 1024)
-                return _consts[v] = t.ToInt64Array();
+                return _consts[v] = t.ToInt64Array().Select(Dim.Of).ToArray();
             return null;
         }
 
-        public ValueType?[] Node(Node n)
+        private void SetConst(Value? v, IEnumerable<long> values) { if (v is not null) _consts[v] = values.Select(Dim.Of).ToArray(); }
+        private void SetConst(Value? v, Dim[]? values) { if (v is not null && values is not null) _consts[v] = values; }
+
+        public OnnxType?[] Node(Node n)
         {
-            if (!n.IsStandard) return new ValueType?[n.Outputs.Count];
+            if (!n.IsStandard) return new OnnxType?[n.Outputs.Count];
             var x = n.Input(0);
             var xs = ShapeOf(x);
             var xt = TypeOf(x);
@@ -70,16 +80,20 @@ public static class ShapeInference
                 case "HardSwish": case "Softmax": case "LogSoftmax": case "Tanh": case "Exp": case "Log": case "Sqrt": case "Neg":
                 case "Abs": case "Erf": case "Elu": case "Selu": case "Softplus": case "Gelu": case "Mish": case "Reciprocal":
                 case "Floor": case "Ceil": case "Round": case "Sign": case "Celu": case "ThresholdedRelu": case "LRN":
-                    if (n.OpType == "Identity" && Const(x) is { } ci) _consts[n.Output()] = ci;
+                    if (n.OpType == "Identity") SetConst(n.Output(), SymConst(x));
                     return [T(xt, xs)];
                 case "Dropout":
                     return n.Outputs.Count > 1 ? [T(xt, xs), T(DataType.Bool, xs)] : [T(xt, xs)];
                 case "BatchNormalization":
-                    return [T(xt, xs), .. Enumerable.Repeat<ValueType?>(null, n.Outputs.Count - 1)];
+                {
+                    // Training mode (opset 14+) also outputs running mean and variance, shaped like scale.
+                    var stat = T(TypeOf(n.Input(3)), ShapeOf(n.Input(1)));
+                    return [T(xt, xs), .. Enumerable.Repeat<OnnxType?>(stat, n.Outputs.Count - 1)];
+                }
                 case "Cast":
                 {
                     var to = (DataType)n.GetInt("to", 0);
-                    if (Const(x) is { } c) _consts[n.Output()] = c;
+                    SetConst(n.Output(), SymConst(x));
                     return [T(to, xs)];
                 }
                 case "Add": case "Sub": case "Mul": case "Div": case "Pow": case "Max": case "Min": case "Sum": case "Mean":
@@ -129,7 +143,7 @@ public static class ShapeInference
                     if (start < 0) start += xs.Rank; if (end < 0) end += xs.Rank;
                     start = Math.Clamp(start, 0, xs.Rank); end = Math.Clamp(end, start, xs.Rank);
                     var dims = xs.Dims.Skip(start).Take(end - start).ToArray();
-                    if (dims.All(d => d.IsKnown)) _consts[n.Output()] = dims.Select(d => d.Value!.Value).ToArray();
+                    SetConst(n.Output(), dims);
                     return [T(DataType.Int64, Shape.Of(dims.Length))];
                 }
                 case "Size": return [T(DataType.Int64, Shape.Scalar)];
@@ -145,14 +159,16 @@ public static class ShapeInference
                 case "ReduceMean": case "ReduceSum": case "ReduceMax": case "ReduceMin": case "ReduceProd": case "ReduceL2": case "ReduceL1":
                     return [Reduce(n, xs, xt)];
                 default:
-                    return new ValueType?[n.Outputs.Count];
+                    return new OnnxType?[n.Outputs.Count];
             }
         }
 
         private static Dim Product(IEnumerable<Dim> dims)
         {
+            var list = dims.ToList();
+            if (list.Count == 1) return list[0];
             long p = 1;
-            foreach (var d in dims)
+            foreach (var d in list)
             {
                 if (d.Value is not long v) return Dim.Unknown;
                 p *= v;
@@ -211,7 +227,7 @@ public static class ShapeInference
             return Dim.Of(o);
         }
 
-        private ValueType? Conv(Node n)
+        private OnnxType? Conv(Node n)
         {
             var xs = ShapeOf(n.Input(0));
             var ws = ShapeOf(n.Input(n.OpType == "QLinearConv" ? 3 : 1));
@@ -225,7 +241,7 @@ public static class ShapeInference
             return TD(outType, dims);
         }
 
-        private ValueType? ConvTranspose(Node n)
+        private OnnxType? ConvTranspose(Node n)
         {
             var xs = ShapeOf(n.Input(0));
             var ws = ShapeOf(n.Input(1));
@@ -249,7 +265,7 @@ public static class ShapeInference
             return TD(t, dims);
         }
 
-        private static ValueType? Pool(Node n, Shape? xs, DataType xt)
+        private static OnnxType? Pool(Node n, Shape? xs, DataType xt)
         {
             if (xs is null) return T(xt, null);
             var spatial = xs.Rank - 2;
@@ -261,7 +277,7 @@ public static class ShapeInference
             return TD(xt, dims);
         }
 
-        private static ValueType? Gemm(Node n)
+        private static OnnxType? Gemm(Node n)
         {
             var a = ShapeOf(n.Input(0)); var b = ShapeOf(n.Input(1));
             var t = TypeOf(n.Input(0));
@@ -271,7 +287,7 @@ public static class ShapeInference
             return TD(t, [m, nn]);
         }
 
-        private static ValueType? MatMul(Node n)
+        private static OnnxType? MatMul(Node n)
         {
             var a = ShapeOf(n.Input(0)); var b = ShapeOf(n.Input(1));
             var t = n.OpType == "MatMulInteger" ? DataType.Int32 : TypeOf(n.Input(0));
@@ -286,9 +302,9 @@ public static class ShapeInference
             return TD(t, dims);
         }
 
-        private ValueType? Reshape(Node n, Shape? xs, DataType xt)
+        private OnnxType? Reshape(Node n, Shape? xs, DataType xt)
         {
-            long[]? target = n.GetInts("shape") ?? Const(n.Input(1));
+            var target = n.GetInts("shape")?.Select(Dim.Of).ToArray() ?? SymConst(n.Input(1));
             if (target is null)
                 return T(xt, ShapeOf(n.Input(1)) is { Rank: 1 } ss && ss[0].Value is long r ? new Shape(Enumerable.Repeat(Dim.Unknown, (int)r)) : null);
             var allowZero = n.GetInt("allowzero", 0) != 0;
@@ -296,9 +312,9 @@ public static class ShapeInference
             int inferIdx = -1;
             for (int i = 0; i < target.Length; i++)
             {
-                if (target[i] == 0 && !allowZero) dims[i] = xs is not null && i < xs.Rank ? xs[i] : Dim.Unknown;
-                else if (target[i] == -1) { inferIdx = i; dims[i] = Dim.Unknown; }
-                else dims[i] = Dim.Of(target[i]);
+                if (target[i].Value == 0 && !allowZero) dims[i] = xs is not null && i < xs.Rank ? xs[i] : Dim.Unknown;
+                else if (target[i].Value == -1) { inferIdx = i; dims[i] = Dim.Unknown; }
+                else dims[i] = target[i];
             }
             if (inferIdx >= 0 && xs?.ElementCount() is long total)
             {
@@ -310,27 +326,34 @@ public static class ShapeInference
             }
             else if (inferIdx >= 0 && xs is not null)
             {
-                // Symbolic: x[N,C,H,W] -> [N,-1] keeps the remaining product when the rest is static.
-                var rest = new List<Dim>(xs.Dims);
-                for (int i = 0; i < dims.Length; i++)
+                // Symbolic: the symbols of the input must reappear in the target (e.g. N -> N); then
+                // -1 is the ratio of the static products: [N,3,2,4] -> [N,6,-1] gives 4.
+                var symbols = xs.Dims.Where(d => !d.IsKnown).ToList();
+                long inStatic = 1, outStatic = 1;
+                var ok = symbols.All(d => d.Param is not null);
+                foreach (var d in xs.Dims) if (d.Value is long v) inStatic *= v;
+                for (int i = 0; i < dims.Length && ok; i++)
                 {
                     if (i == inferIdx) continue;
-                    var match = rest.FindIndex(d => d.Equals(dims[i]));
-                    if (match < 0) { rest = null!; break; }
-                    rest.RemoveAt(match);
+                    if (dims[i].Value is long v) outStatic *= v;
+                    else
+                    {
+                        var match = symbols.FindIndex(d => d.Param is not null && d.Param == dims[i].Param);
+                        if (match < 0) ok = false; else symbols.RemoveAt(match);
+                    }
                 }
-                if (rest is not null) dims[inferIdx] = Product(rest);
+                if (ok && symbols.Count == 0 && outStatic != 0 && inStatic % outStatic == 0) dims[inferIdx] = Dim.Of(inStatic / outStatic);
             }
             var r2 = new Shape(dims);
-            if (Const(n.Input(0)) is { } cx) _consts[n.Output()] = cx;
+            SetConst(n.Output(), SymConst(n.Input(0)));
             return T(xt, r2);
         }
 
-        private ValueType? Concat(Node n, DataType xt)
+        private OnnxType? Concat(Node n, DataType xt)
         {
             var shapes = n.Inputs.Select(ShapeOf).ToList();
-            var consts = n.Inputs.Select(Const).ToList();
-            if (consts.All(c => c is not null)) _consts[n.Output()] = consts.SelectMany(c => c!).ToArray();
+            var consts = n.Inputs.Select(SymConst).ToList();
+            if (consts.All(c => c is not null)) SetConst(n.Output(), consts.SelectMany(c => c!).ToArray());
             if (shapes.Any(s => s is null)) return T(xt, null);
             var axis = (int)n.GetInt("axis", 0);
             var rank = shapes[0]!.Rank;
@@ -343,9 +366,9 @@ public static class ShapeInference
             return TD(xt, dims);
         }
 
-        private ValueType?[] Split(Node n, Shape? xs, DataType xt)
+        private OnnxType?[] Split(Node n, Shape? xs, DataType xt)
         {
-            var outs = new ValueType?[n.Outputs.Count];
+            var outs = new OnnxType?[n.Outputs.Count];
             if (xs is null) { Array.Fill(outs, T(xt, null)); return outs; }
             var axis = (int)n.GetInt("axis", 0);
             if (axis < 0) axis += xs.Rank;
@@ -365,7 +388,7 @@ public static class ShapeInference
             return outs;
         }
 
-        private ValueType? Slice(Node n, Shape? xs, DataType xt)
+        private OnnxType? Slice(Node n, Shape? xs, DataType xt)
         {
             long[]? starts, ends, axes, steps = null;
             if (opset < 10) { starts = n.GetInts("starts"); ends = n.GetInts("ends"); axes = n.GetInts("axes"); }
@@ -375,7 +398,7 @@ public static class ShapeInference
             axes ??= Enumerable.Range(0, starts.Length).Select(i => (long)i).ToArray();
             steps ??= Enumerable.Repeat(1L, starts.Length).ToArray();
             var dims = xs.Dims.ToArray();
-            long[]? cx = Const(n.Input(0));
+            var cx = SymConst(n.Input(0));
             for (int i = 0; i < axes.Length; i++)
             {
                 var a = (int)(axes[i] < 0 ? axes[i] + xs.Rank : axes[i]);
@@ -386,25 +409,25 @@ public static class ShapeInference
                 if (st > 0) { s = Math.Clamp(s, 0, len); e = Math.Clamp(e, 0, len); count = Math.Max(0, (e - s + st - 1) / st); }
                 else { s = Math.Clamp(s, 0, len - 1); e = Math.Clamp(e, -1, len - 1); count = Math.Max(0, (s - e + (-st) - 1) / (-st)); }
                 dims[a] = Dim.Of(count);
-                if (cx is not null && xs.Rank == 1 && st == 1) _consts[n.Output()] = cx.Skip((int)s).Take((int)count).ToArray();
+                if (cx is not null && xs.Rank == 1 && st == 1) SetConst(n.Output(), cx.Skip((int)s).Take((int)count).ToArray());
             }
             return TD(xt, dims);
         }
 
         private long[]? Axes(Node n) => opset >= 13 ? (n.Input(1) is null ? null : Const(n.Input(1)) ?? [long.MinValue]) : n.GetInts("axes");
 
-        private ValueType? Squeeze(Node n, Shape? xs, DataType xt)
+        private OnnxType? Squeeze(Node n, Shape? xs, DataType xt)
         {
             if (xs is null) return T(xt, null);
             var axes = Axes(n);
             if (axes is [long.MinValue]) return T(xt, null);
             var set = axes?.Select(a => a < 0 ? a + xs.Rank : a).ToHashSet();
             var dims = xs.Dims.Where((d, i) => set is null ? d.Value != 1 : !set.Contains(i)).ToArray();
-            if (Const(n.Input(0)) is { } c) _consts[n.Output()] = c;
+            SetConst(n.Output(), SymConst(n.Input(0)));
             return TD(xt, dims);
         }
 
-        private ValueType? Unsqueeze(Node n, Shape? xs, DataType xt)
+        private OnnxType? Unsqueeze(Node n, Shape? xs, DataType xt)
         {
             var axes = Axes(n);
             if (xs is null || axes is null || axes is [long.MinValue]) return T(xt, null);
@@ -413,11 +436,11 @@ public static class ShapeInference
             var dims = new List<Dim>();
             var j = 0;
             for (int i = 0; i < rank; i++) dims.Add(set.Contains(i) ? Dim.Of(1) : xs[j++]);
-            if (Const(n.Input(0)) is { } c) _consts[n.Output()] = c;
+            SetConst(n.Output(), SymConst(n.Input(0)));
             return TD(xt, dims);
         }
 
-        private ValueType? Pad(Node n, Shape? xs, DataType xt)
+        private OnnxType? Pad(Node n, Shape? xs, DataType xt)
         {
             if (xs is null) return T(xt, null);
             var pads = opset < 11 ? n.GetInts("pads") : Const(n.Input(1));
@@ -429,37 +452,38 @@ public static class ShapeInference
             for (int i = 0; i < axes.Length; i++)
             {
                 var a = (int)(axes[i] < 0 ? axes[i] + xs.Rank : axes[i]);
-                dims[a] = dims[a].Value is long v ? Dim.Of(v + pads[i] + pads[i + axes.Length]) : Dim.Unknown;
+                var grow = pads[i] + pads[i + axes.Length];
+                dims[a] = grow == 0 ? dims[a] : dims[a].Value is long v ? Dim.Of(v + grow) : Dim.Unknown;
             }
             return TD(xt, dims);
         }
 
-        private ValueType? ConstantNode(Node n)
+        private OnnxType? ConstantNode(Node n)
         {
             if (n.GetTensor("value") is { } t)
             {
-                if (t.ElementType is DataType.Int64 or DataType.Int32 && t.ElementCount <= 1024) _consts[n.Output()] = t.ToInt64Array();
+                if (t.ElementType is DataType.Int64 or DataType.Int32 && t.ElementCount <= 1024) SetConst(n.Output(), t.ToInt64Array());
                 return T(t.ElementType, Shape.Of(t.Dims));
             }
-            if (n.Attr("value_int") is { } vi) { _consts[n.Output()] = [vi.I]; return T(DataType.Int64, Shape.Scalar); }
-            if (n.Attr("value_ints") is { } vis) { _consts[n.Output()] = vis.Ints!; return T(DataType.Int64, Shape.Of(vis.Ints!.Length)); }
+            if (n.Attr("value_int") is { } vi) { SetConst(n.Output(), [vi.I]); return T(DataType.Int64, Shape.Scalar); }
+            if (n.Attr("value_ints") is { } vis) { SetConst(n.Output(), vis.Ints!); return T(DataType.Int64, Shape.Of(vis.Ints!.Length)); }
             if (n.Attr("value_float") is not null) return T(DataType.Float, Shape.Scalar);
             if (n.Attr("value_floats") is { } vfs) return T(DataType.Float, Shape.Of(vfs.Floats!.Length));
             return null;
         }
 
-        private ValueType? Gather(Node n, Shape? xs, DataType xt)
+        private OnnxType? Gather(Node n, Shape? xs, DataType xt)
         {
             var idx = ShapeOf(n.Input(1));
             if (xs is null || idx is null) return T(xt, null);
             var axis = (int)n.GetInt("axis", 0);
             if (axis < 0) axis += xs.Rank;
-            if (Const(n.Input(0)) is { } data && Const(n.Input(1)) is { } ind && xs.Rank == 1)
-                _consts[n.Output()] = ind.Select(i => data[(int)(i < 0 ? i + data.Length : i)]).ToArray();
+            if (SymConst(n.Input(0)) is { } data && Const(n.Input(1)) is { } ind && xs.Rank == 1)
+                SetConst(n.Output(), ind.Select(i => data[(int)(i < 0 ? i + data.Length : i)]).ToArray());
             return TD(xt, xs.Dims.Take(axis).Concat(idx.Dims).Concat(xs.Dims.Skip(axis + 1)));
         }
 
-        private ValueType? Reduce(Node n, Shape? xs, DataType xt)
+        private OnnxType? Reduce(Node n, Shape? xs, DataType xt)
         {
             if (xs is null) return T(xt, null);
             var keep = n.GetInt("keepdims", 1) != 0;

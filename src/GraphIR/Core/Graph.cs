@@ -72,7 +72,7 @@ public sealed class Graph
         return false;
     }
 
-    public Value AddInput(string name, ValueType? type)
+    public Value AddInput(string name, OnnxType? type)
     {
         var v = Define(name);
         v.Type = type;
@@ -86,6 +86,15 @@ public sealed class Graph
         v.Initializer = t;
         Initializers.Add(v);
         return v;
+    }
+
+    /// <summary>Turns a graph input into a constant (e.g. to freeze a shape input); the value keeps its name and uses.</summary>
+    public void FreezeInput(Value input, Tensor data)
+    {
+        if (!Inputs.Remove(input)) throw new InvalidOperationException($"'{input.Name}' is not a graph input");
+        if (data.Name != input.Name) data = data.WithName(input.Name);
+        input.Initializer = data;
+        Initializers.Add(input);
     }
 
     internal Value AddSparseInitializer(SparseTensor t)

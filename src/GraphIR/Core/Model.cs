@@ -45,7 +45,7 @@ public sealed class Function
     /// <summary>Body: inputs/outputs are the function's formal parameters (untyped), value_info kept.</summary>
     public required Graph Body { get; init; }
     public List<string> AttributeNames { get; } = new();
-    public List<Attribute> AttributeDefaults { get; } = new();
+    public List<OnnxAttribute> AttributeDefaults { get; } = new();
     public List<OpsetImport> OpsetImports { get; } = new();
     public string? DocString { get; set; }
     public List<KeyValuePair<string, string>> MetadataProps { get; } = new();

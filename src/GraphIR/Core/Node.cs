@@ -16,7 +16,7 @@ public sealed class Node
     public string Domain { get; set; }
     public string? Overload { get; set; }
     public string? DocString { get; set; }
-    public List<Attribute> Attributes { get; } = new();
+    public List<OnnxAttribute> Attributes { get; } = new();
     public List<KeyValuePair<string, string>> MetadataProps { get; } = new();
     public byte[]? UnknownFields { get; set; }
     /// <summary>Whether the domain field was present in the file (kept for lossless export).</summary>
@@ -30,14 +30,14 @@ public sealed class Node
 
     public bool IsStandard => Domain is "" or "ai.onnx";
 
-    public Attribute? Attr(string name) => Attributes.Find(a => a.Name == name);
+    public OnnxAttribute? Attr(string name) => Attributes.Find(a => a.Name == name);
     public long GetInt(string name, long dflt) => Attr(name) is { Kind: AttributeKind.Int } a ? a.I : dflt;
     public float GetFloat(string name, float dflt) => Attr(name) is { Kind: AttributeKind.Float } a ? a.F : dflt;
     public long[]? GetInts(string name) => Attr(name) is { Kind: AttributeKind.Ints } a ? a.Ints : null;
     public string? GetString(string name) => Attr(name) is { Kind: AttributeKind.String } a ? a.StringValue : null;
     public Tensor? GetTensor(string name) => Attr(name) is { Kind: AttributeKind.Tensor } a ? a.T : null;
 
-    public void SetAttr(Attribute a)
+    public void SetAttr(OnnxAttribute a)
     {
         var i = Attributes.FindIndex(x => x.Name == a.Name);
         if (i >= 0) Attributes[i] = a; else Attributes.Add(a);

@@ -12,7 +12,7 @@ public sealed class Value
 
     public Graph Graph { get; internal set; }
     public string Name { get; internal set; }
-    public ValueType? Type { get; set; }
+    public OnnxType? Type { get; set; }
     public string? DocString { get; set; }
     public List<KeyValuePair<string, string>> MetadataProps { get; } = new();
     public byte[]? UnknownFields { get; set; }

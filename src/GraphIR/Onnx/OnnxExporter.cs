@@ -25,6 +25,9 @@ public static class OnnxExporter
     /// <summary>Serializes a model whose tensors are all inline.</summary>
     public static byte[] ToBytes(Model m) => new Exporter(null).Model(m).ToByteArray();
 
+    /// <summary>Serializes one tensor as a TensorProto (the ONNX backend test .pb format).</summary>
+    public static byte[] TensorToBytes(Tensor t) => new Exporter(null).TensorProtoOf(t).ToByteArray();
+
     /// <summary>Writes the model (and its external data file, if any) atomically: temporary files
     /// in the target folder, then renamed over the destination.</summary>
     public static void Save(Model m, string path, ExportOptions? options = null)
@@ -159,8 +162,8 @@ public static class OnnxExporter
             if (f.DocString is not null) fp.DocString = f.DocString;
             fp.Input.Add(f.Body.Inputs.Select(v => v.Name));
             fp.Output.Add(f.Body.Outputs.Select(v => v.Name));
-            fp.Attribute.Add(f.AttributeNames);
-            foreach (var a in f.AttributeDefaults) fp.AttributeProto.Add(Attribute(a));
+            fp.OnnxAttribute.Add(f.AttributeNames);
+            foreach (var a in f.AttributeDefaults) fp.AttributeProto.Add(OnnxAttribute(a));
             foreach (var n in f.Body.Nodes) fp.Node.Add(Node(n));
             foreach (var o in f.OpsetImports) fp.OpsetImport.Add(new OperatorSetIdProto { Domain = o.Domain, Version = o.Version });
             foreach (var v in f.Body.ValueInfos) fp.ValueInfo.Add(Info(v));
@@ -178,13 +181,13 @@ public static class OnnxExporter
             if (n.DocString is not null) np.DocString = n.DocString;
             np.Input.Add(n.Inputs.Select(v => v?.Name ?? ""));
             np.Output.Add(n.Outputs.Select(v => v?.Name ?? ""));
-            foreach (var a in n.Attributes) np.Attribute.Add(Attribute(a));
+            foreach (var a in n.Attributes) np.OnnxAttribute.Add(OnnxAttribute(a));
             np.MetadataProps.Add(Props(n.MetadataProps));
             UnknownFieldBytes.Put(np, n.UnknownFields);
             return np;
         }
 
-        private AttributeProto Attribute(Attribute a)
+        private AttributeProto OnnxAttribute(OnnxAttribute a)
         {
             var ap = new AttributeProto { Name = a.Name };
             if (!a.KindImplicit) ap.Type = (AttributeProto.Types.AttributeType)(int)a.Kind;
@@ -221,7 +224,7 @@ public static class OnnxExporter
             return vi;
         }
 
-        private static TypeProto Type(ValueType t)
+        private static TypeProto Type(OnnxType t)
         {
             var tp = new TypeProto();
             if (t.Denotation is not null) tp.Denotation = t.Denotation;
@@ -242,7 +245,7 @@ public static class OnnxExporter
                     tp.OptionalType = new TypeProto.Types.Optional { ElemType = t.Inner is null ? null : Type(t.Inner) };
                     break;
                 case TypeKind.Map:
-                    tp.MapType = new TypeProto.Types.Map { KeyType = (int)t.ElementType, ValueType = t.Inner is null ? null : Type(t.Inner) };
+                    tp.MapType = new TypeProto.Types.Map { KeyType = (int)t.ElementType, OnnxType = t.Inner is null ? null : Type(t.Inner) };
                     break;
                 case TypeKind.Opaque:
                     tp.OpaqueType = new TypeProto.Types.Opaque();
@@ -276,6 +279,8 @@ public static class OnnxExporter
             UnknownFieldBytes.Put(sp, s.UnknownFields);
             return sp;
         }
+
+        public TensorProto TensorProtoOf(Tensor t) => Tensor(t, false);
 
         private TensorProto Tensor(Tensor t, bool mayGoExternal)
         {

@@ -46,6 +46,18 @@ public static class OnnxImporter
         return new Importer(baseDirectory ?? Directory.GetCurrentDirectory(), source).Model(mp);
     }
 
+    /// <summary>Reads a serialized TensorProto (the ONNX backend test .pb format).</summary>
+    public static Tensor ParseTensor(byte[] bytes, string source = "tensor")
+    {
+        TensorProto tp;
+        try { tp = TensorProto.Parser.ParseFrom(bytes); }
+        catch (InvalidProtocolBufferException e)
+        {
+            throw new OnnxModelException($"{source}: not a valid TensorProto (protobuf parse failed: {e.Message.TrimEnd('.')})");
+        }
+        return new Importer(Directory.GetCurrentDirectory(), source).Tensor(tp, $"tensor '{tp.Name}'");
+    }
+
     private sealed class Importer(string baseDir, string source)
     {
         public Model Model(ModelProto mp)
@@ -151,7 +163,7 @@ public static class OnnxImporter
                 nodes.Add((n, np));
             }
             foreach (var (n, np) in nodes)
-                foreach (var ap in np.Attribute) n.Attributes.Add(Attribute(ap, g, n));
+                foreach (var ap in np.OnnxAttribute) n.Attributes.Add(OnnxAttribute(ap, g, n));
             foreach (var (n, np) in nodes)
                 foreach (var i in np.Input)
                 {
@@ -213,20 +225,20 @@ public static class OnnxImporter
                 UnknownFields = UnknownFieldBytes.Get(fp),
                 Body = body,
             };
-            f.AttributeNames.AddRange(fp.Attribute);
-            foreach (var ap in fp.AttributeProto) f.AttributeDefaults.Add(Attribute(ap, body, null));
+            f.AttributeNames.AddRange(fp.OnnxAttribute);
+            foreach (var ap in fp.AttributeProto) f.AttributeDefaults.Add(OnnxAttribute(ap, body, null));
             f.OpsetImports.AddRange(fp.OpsetImport.Select(o => new OpsetImport(o.Domain, o.Version)));
             f.MetadataProps.AddRange(Props(fp.MetadataProps));
             return f;
         }
 
-        private Attribute Attribute(AttributeProto ap, Graph owner, Node? node)
+        private OnnxAttribute OnnxAttribute(AttributeProto ap, Graph owner, Node? node)
         {
             var kind = (AttributeKind)(int)ap.Type;
             var implicitKind = !ap.HasType;
             if (implicitKind) kind = InferKind(ap);
             string where = node is null ? $"attribute '{ap.Name}'" : $"attribute '{ap.Name}' of node {node}";
-            return new Attribute
+            return new OnnxAttribute
             {
                 Name = ap.Name,
                 Kind = kind,
@@ -258,42 +270,42 @@ public static class OnnxImporter
             ap.Strings.Count > 0 ? AttributeKind.Strings : ap.Tensors.Count > 0 ? AttributeKind.Tensors :
             ap.Graphs.Count > 0 ? AttributeKind.Graphs : AttributeKind.Undefined;
 
-        public static ValueType Type(TypeProto tp)
+        public static OnnxType Type(TypeProto tp)
         {
             var den = tp.HasDenotation ? tp.Denotation : null;
             switch (tp.ValueCase)
             {
                 case TypeProto.ValueOneofCase.TensorType:
-                    return new ValueType
+                    return new OnnxType
                     {
                         Kind = TypeKind.Tensor, ElementType = (DataType)tp.TensorType.ElemType,
                         HasElementType = tp.TensorType.HasElemType, Shape = Shape(tp.TensorType.Shape), Denotation = den,
                     };
                 case TypeProto.ValueOneofCase.SparseTensorType:
-                    return new ValueType
+                    return new OnnxType
                     {
                         Kind = TypeKind.SparseTensor, ElementType = (DataType)tp.SparseTensorType.ElemType,
                         HasElementType = tp.SparseTensorType.HasElemType, Shape = Shape(tp.SparseTensorType.Shape), Denotation = den,
                     };
                 case TypeProto.ValueOneofCase.SequenceType:
-                    return new ValueType { Kind = TypeKind.Sequence, Inner = Opt(tp.SequenceType.ElemType), Denotation = den };
+                    return new OnnxType { Kind = TypeKind.Sequence, Inner = Opt(tp.SequenceType.ElemType), Denotation = den };
                 case TypeProto.ValueOneofCase.OptionalType:
-                    return new ValueType { Kind = TypeKind.Optional, Inner = Opt(tp.OptionalType.ElemType), Denotation = den };
+                    return new OnnxType { Kind = TypeKind.Optional, Inner = Opt(tp.OptionalType.ElemType), Denotation = den };
                 case TypeProto.ValueOneofCase.MapType:
-                    return new ValueType { Kind = TypeKind.Map, ElementType = (DataType)tp.MapType.KeyType, Inner = Opt(tp.MapType.ValueType), Denotation = den };
+                    return new OnnxType { Kind = TypeKind.Map, ElementType = (DataType)tp.MapType.KeyType, Inner = Opt(tp.MapType.OnnxType), Denotation = den };
                 case TypeProto.ValueOneofCase.OpaqueType:
-                    return new ValueType
+                    return new OnnxType
                     {
                         Kind = TypeKind.Opaque, Denotation = den,
                         OpaqueDomain = tp.OpaqueType.HasDomain ? tp.OpaqueType.Domain : null,
                         OpaqueName = tp.OpaqueType.HasName ? tp.OpaqueType.Name : null,
                     };
                 default:
-                    return new ValueType { Kind = TypeKind.None, Denotation = den };
+                    return new OnnxType { Kind = TypeKind.None, Denotation = den };
             }
         }
 
-        private static ValueType? Opt(TypeProto? tp) => tp is null ? null : Type(tp);
+        private static OnnxType? Opt(TypeProto? tp) => tp is null ? null : Type(tp);
 
         private static Shape? Shape(TensorShapeProto? sp) => sp is null ? null : new Shape(sp.Dim.Select(d => new Dim(
             d.ValueCase == TensorShapeProto.Types.Dimension.ValueOneofCase.DimValue ? d.DimValue : null,

@@ -31,7 +31,7 @@ public static class TextParser
     private sealed class GraphSyn
     {
         public string Name = "";
-        public List<(ValueType? Type, string Name)> Inputs = new(), Outputs = new(), Infos = new();
+        public List<(OnnxType? Type, string Name)> Inputs = new(), Outputs = new(), Infos = new();
         public List<Tensor> Inits = new();
         public List<NodeSyn> Nodes = new();
         public int Line;
@@ -47,7 +47,7 @@ public static class TextParser
         public int Line;
     }
 
-    private sealed record AttrSyn(Attribute Attr, GraphSyn? G, GraphSyn[]? Gs);
+    private sealed record AttrSyn(OnnxAttribute Attr, GraphSyn? G, GraphSyn[]? Gs);
 
     private sealed class Parser(string text)
     {
@@ -283,9 +283,9 @@ public static class TextParser
             return nodes;
         }
 
-        private List<(ValueType?, string)> ValueInfos()
+        private List<(OnnxType?, string)> ValueInfos()
         {
-            var r = new List<(ValueType?, string)>();
+            var r = new List<(OnnxType?, string)>();
             Expect("(");
             if (!IsPunct(")"))
                 do
@@ -305,13 +305,13 @@ public static class TextParser
         private static bool IsTypeKeyword(string s) =>
             DataTypes.TryParse(s, out _) || s is "seq" or "optional" or "map" or "sparse_tensor" or "opaque";
 
-        private ValueType Type()
+        private OnnxType Type()
         {
             var kw = Name();
             switch (kw)
             {
-                case "seq": { Expect("("); var inner = IsPunct(")") ? null : Type(); Expect(")"); return new ValueType { Kind = TypeKind.Sequence, Inner = inner }; }
-                case "optional": { Expect("("); var inner = IsPunct(")") ? null : Type(); Expect(")"); return new ValueType { Kind = TypeKind.Optional, Inner = inner }; }
+                case "seq": { Expect("("); var inner = IsPunct(")") ? null : Type(); Expect(")"); return new OnnxType { Kind = TypeKind.Sequence, Inner = inner }; }
+                case "optional": { Expect("("); var inner = IsPunct(")") ? null : Type(); Expect(")"); return new OnnxType { Kind = TypeKind.Optional, Inner = inner }; }
                 case "map":
                 {
                     Expect("(");
@@ -319,7 +319,7 @@ public static class TextParser
                     Expect(",");
                     var val = Type();
                     Expect(")");
-                    return new ValueType { Kind = TypeKind.Map, ElementType = key, Inner = val };
+                    return new OnnxType { Kind = TypeKind.Map, ElementType = key, Inner = val };
                 }
                 case "sparse_tensor":
                 {
@@ -327,7 +327,7 @@ public static class TextParser
                     var et = ElemType(Name());
                     var shape = ShapeOpt();
                     Expect(")");
-                    return new ValueType { Kind = TypeKind.SparseTensor, ElementType = et, Shape = shape };
+                    return new OnnxType { Kind = TypeKind.SparseTensor, ElementType = et, Shape = shape };
                 }
                 case "opaque":
                 {
@@ -335,10 +335,10 @@ public static class TextParser
                     string? a = null, b = null;
                     if (!IsPunct(")")) { a = Name(); if (Accept(",")) b = Name(); }
                     Expect(")");
-                    return new ValueType { Kind = TypeKind.Opaque, OpaqueDomain = b is null ? null : a, OpaqueName = b ?? a };
+                    return new OnnxType { Kind = TypeKind.Opaque, OpaqueDomain = b is null ? null : a, OpaqueName = b ?? a };
                 }
                 default:
-                    return ValueType.Tensor(ElemType(kw), ShapeOpt());
+                    return OnnxType.Tensor(ElemType(kw), ShapeOpt());
             }
         }
 
@@ -361,7 +361,7 @@ public static class TextParser
             return new Shape(dims);
         }
 
-        private Tensor TensorValue(ValueType type, string name)
+        private Tensor TensorValue(OnnxType type, string name)
         {
             if (type.Kind != TypeKind.Tensor || type.Shape is null || !type.Shape.IsFullyKnown)
                 throw Error($"initializer '{name}' needs a tensor type with static dims");
@@ -460,31 +460,31 @@ public static class TextParser
             if (Accept(":"))
             {
                 var k = Name();
-                if (!GraphIR.Attribute.TryParseKind(k, out var kk)) throw Error($"unknown attribute type '{k}'");
+                if (!GraphIR.OnnxAttribute.TryParseKind(k, out var kk)) throw Error($"unknown attribute type '{k}'");
                 kind = kk;
             }
             Expect("=");
             if (Accept("@"))
-                return new(new Attribute { Name = name, Kind = kind ?? AttributeKind.Undefined, RefAttrName = Name() }, null, null);
+                return new(new OnnxAttribute { Name = name, Kind = kind ?? AttributeKind.Undefined, RefAttrName = Name() }, null, null);
             kind ??= GuessKind();
             switch (kind)
             {
-                case AttributeKind.Int: return new(GraphIR.Attribute.Int(name, Int()), null, null);
-                case AttributeKind.Float: return new(GraphIR.Attribute.Float(name, (float)Real()), null, null);
-                case AttributeKind.String: return new(GraphIR.Attribute.String(name, Str()), null, null);
-                case AttributeKind.Ints: return new(GraphIR.Attribute.IntList(name, List(Int).ToArray()), null, null);
-                case AttributeKind.Floats: return new(GraphIR.Attribute.FloatList(name, List(() => (float)Real()).ToArray()), null, null);
+                case AttributeKind.Int: return new(GraphIR.OnnxAttribute.Int(name, Int()), null, null);
+                case AttributeKind.Float: return new(GraphIR.OnnxAttribute.Float(name, (float)Real()), null, null);
+                case AttributeKind.String: return new(GraphIR.OnnxAttribute.String(name, Str()), null, null);
+                case AttributeKind.Ints: return new(GraphIR.OnnxAttribute.IntList(name, List(Int).ToArray()), null, null);
+                case AttributeKind.Floats: return new(GraphIR.OnnxAttribute.FloatList(name, List(() => (float)Real()).ToArray()), null, null);
                 case AttributeKind.Strings:
-                    return new(new Attribute { Name = name, Kind = AttributeKind.Strings, Strings = List(() => Encoding.UTF8.GetBytes(Str())).ToArray() }, null, null);
-                case AttributeKind.Tensor: return new(GraphIR.Attribute.FromTensor(name, InlineTensor()), null, null);
+                    return new(new OnnxAttribute { Name = name, Kind = AttributeKind.Strings, Strings = List(() => Encoding.UTF8.GetBytes(Str())).ToArray() }, null, null);
+                case AttributeKind.Tensor: return new(GraphIR.OnnxAttribute.FromTensor(name, InlineTensor()), null, null);
                 case AttributeKind.Tensors:
-                    return new(new Attribute { Name = name, Kind = AttributeKind.Tensors, Tensors = List(InlineTensor).ToArray() }, null, null);
-                case AttributeKind.Graph: return new(new Attribute { Name = name, Kind = AttributeKind.Graph }, GraphSyntax(), null);
-                case AttributeKind.Graphs: return new(new Attribute { Name = name, Kind = AttributeKind.Graphs }, null, List(GraphSyntax).ToArray());
-                case AttributeKind.TypeProto: return new(new Attribute { Name = name, Kind = AttributeKind.TypeProto, Tp = Type() }, null, null);
+                    return new(new OnnxAttribute { Name = name, Kind = AttributeKind.Tensors, Tensors = List(InlineTensor).ToArray() }, null, null);
+                case AttributeKind.Graph: return new(new OnnxAttribute { Name = name, Kind = AttributeKind.Graph }, GraphSyntax(), null);
+                case AttributeKind.Graphs: return new(new OnnxAttribute { Name = name, Kind = AttributeKind.Graphs }, null, List(GraphSyntax).ToArray());
+                case AttributeKind.TypeProto: return new(new OnnxAttribute { Name = name, Kind = AttributeKind.TypeProto, Tp = Type() }, null, null);
                 case AttributeKind.TypeProtos:
-                    return new(new Attribute { Name = name, Kind = AttributeKind.TypeProtos, Tps = List(Type).ToArray() }, null, null);
-                default: throw Error($"attribute '{name}' of type {GraphIR.Attribute.KindName(kind!.Value)} cannot be written in text");
+                    return new(new OnnxAttribute { Name = name, Kind = AttributeKind.TypeProtos, Tps = List(Type).ToArray() }, null, null);
+                default: throw Error($"attribute '{name}' of type {GraphIR.OnnxAttribute.KindName(kind!.Value)} cannot be written in text");
             }
         }
 
@@ -621,8 +621,8 @@ public static class TextParser
                     foreach (var a in ns.Attrs)
                     {
                         var attr = a.Attr;
-                        if (a.G is not null) attr = new Attribute { Name = attr.Name, Kind = AttributeKind.Graph, G = Build(a.G, g) };
-                        else if (a.Gs is not null) attr = new Attribute { Name = attr.Name, Kind = AttributeKind.Graphs, Graphs = a.Gs.Select(x => Build(x, g)).ToArray() };
+                        if (a.G is not null) attr = new OnnxAttribute { Name = attr.Name, Kind = AttributeKind.Graph, G = Build(a.G, g) };
+                        else if (a.Gs is not null) attr = new OnnxAttribute { Name = attr.Name, Kind = AttributeKind.Graphs, Graphs = a.Gs.Select(x => Build(x, g)).ToArray() };
                         n.Attributes.Add(attr);
                     }
                 foreach (var (n, ns) in nodes)

@@ -165,7 +165,7 @@ public sealed class TextPrinter
         Id(v.Name);
     }
 
-    private void Type(ValueType t)
+    private void Type(OnnxType t)
     {
         switch (t.Kind)
         {
@@ -321,22 +321,22 @@ public sealed class TextPrinter
         _sb.Append('\n');
     }
 
-    private void Attributes(IEnumerable<Attribute> attrs)
+    private void Attributes(IEnumerable<OnnxAttribute> attrs)
     {
         _sb.Append(" <");
         var sep = "";
         foreach (var a in attrs)
         {
             _sb.Append(sep);
-            Attribute(a);
+            OnnxAttribute(a);
             sep = ", ";
         }
         _sb.Append('>');
     }
 
-    private void Attribute(Attribute a)
+    private void OnnxAttribute(OnnxAttribute a)
     {
-        _sb.Append(a.Name).Append(": ").Append(GraphIR.Attribute.KindName(a.Kind)).Append(" = ");
+        _sb.Append(a.Name).Append(": ").Append(GraphIR.OnnxAttribute.KindName(a.Kind)).Append(" = ");
         if (a.RefAttrName is not null)
         {
             _sb.Append('@').Append(a.RefAttrName);
@@ -428,7 +428,7 @@ public sealed class TextPrinter
             _sb.Append('<');
             var sep = "";
             foreach (var a in f.AttributeNames) { _sb.Append(sep); Id(a); sep = ","; }
-            foreach (var a in f.AttributeDefaults) { _sb.Append(sep); Attribute(a); sep = ","; }
+            foreach (var a in f.AttributeDefaults) { _sb.Append(sep); OnnxAttribute(a); sep = ","; }
             _sb.Append('>');
         }
         IdList(f.Body.Inputs.Select(v => v.Name), "(", ")");

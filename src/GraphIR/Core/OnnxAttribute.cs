@@ -8,7 +8,7 @@ public enum AttributeKind
     Strings = 8, Tensors = 9, Graphs = 10, SparseTensor = 11, SparseTensors = 12, TypeProto = 13, TypeProtos = 14,
 }
 
-public sealed class Attribute
+public sealed class OnnxAttribute
 {
     public required string Name { get; init; }
     public AttributeKind Kind { get; init; }
@@ -18,14 +18,14 @@ public sealed class Attribute
     public Tensor? T { get; init; }
     public Graph? G { get; init; }
     public SparseTensor? Sparse { get; init; }
-    public ValueType? Tp { get; init; }
+    public OnnxType? Tp { get; init; }
     public float[]? Floats { get; init; }
     public long[]? Ints { get; init; }
     public byte[][]? Strings { get; init; }
     public Tensor[]? Tensors { get; init; }
     public Graph[]? Graphs { get; init; }
     public SparseTensor[]? SparseTensors { get; init; }
-    public ValueType[]? Tps { get; init; }
+    public OnnxType[]? Tps { get; init; }
     public string? RefAttrName { get; init; }
     public string? DocString { get; init; }
     public byte[]? UnknownFields { get; set; }
@@ -34,13 +34,13 @@ public sealed class Attribute
 
     public string StringValue => System.Text.Encoding.UTF8.GetString(S ?? Array.Empty<byte>());
 
-    public static Attribute Int(string name, long v) => new() { Name = name, Kind = AttributeKind.Int, I = v };
-    public static Attribute Float(string name, float v) => new() { Name = name, Kind = AttributeKind.Float, F = v };
-    public static Attribute String(string name, string v) => new() { Name = name, Kind = AttributeKind.String, S = System.Text.Encoding.UTF8.GetBytes(v) };
-    public static Attribute IntList(string name, params long[] v) => new() { Name = name, Kind = AttributeKind.Ints, Ints = v };
-    public static Attribute FloatList(string name, params float[] v) => new() { Name = name, Kind = AttributeKind.Floats, Floats = v };
-    public static Attribute FromTensor(string name, Tensor t) => new() { Name = name, Kind = AttributeKind.Tensor, T = t };
-    public static Attribute FromGraph(string name, Graph g) => new() { Name = name, Kind = AttributeKind.Graph, G = g };
+    public static OnnxAttribute Int(string name, long v) => new() { Name = name, Kind = AttributeKind.Int, I = v };
+    public static OnnxAttribute Float(string name, float v) => new() { Name = name, Kind = AttributeKind.Float, F = v };
+    public static OnnxAttribute String(string name, string v) => new() { Name = name, Kind = AttributeKind.String, S = System.Text.Encoding.UTF8.GetBytes(v) };
+    public static OnnxAttribute IntList(string name, params long[] v) => new() { Name = name, Kind = AttributeKind.Ints, Ints = v };
+    public static OnnxAttribute FloatList(string name, params float[] v) => new() { Name = name, Kind = AttributeKind.Floats, Floats = v };
+    public static OnnxAttribute FromTensor(string name, Tensor t) => new() { Name = name, Kind = AttributeKind.Tensor, T = t };
+    public static OnnxAttribute FromGraph(string name, Graph g) => new() { Name = name, Kind = AttributeKind.Graph, G = g };
 
     public IEnumerable<Graph> Subgraphs()
     {

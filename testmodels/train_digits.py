@@ -1,0 +1,164 @@
+#!/usr/bin/python3
+"""Trains the small real CNNs onnxopt's tests and benchmarks use, on scikit-learn's bundled digits
+data set (8x8 grey images of 0-9, upsampled to 16x16), and exports them to ONNX.
+
+Run with Debian's packages (python3-torch python3-onnx python3-numpy python3-sklearn):
+    /usr/bin/python3 testmodels/train_digits.py
+Outputs (committed, so tests and CI never need Python):
+    testmodels/digits/{vgg,resnet,mobilenetv2,mlp}.onnx
+    testmodels/digits/data/{calib,test}/{input.npy,labels.npy}     (CNN input [N,1,16,16])
+    testmodels/digits/data_mlp/{calib,test}/{input.npy,labels.npy} (MLP input [N,64])
+    testmodels/digits/manifest.json
+Deterministic: fixed seeds, one thread.
+"""
+import hashlib, json, os
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from sklearn.datasets import load_digits
+
+torch.manual_seed(0)
+np.random.seed(0)
+torch.set_num_threads(1)
+HERE = os.path.dirname(os.path.abspath(__file__))
+OUT = os.path.join(HERE, "digits")
+
+digits = load_digits()
+x = digits.images.astype(np.float32) / 16.0          # [1797, 8, 8] in [0, 1]
+y = digits.target.astype(np.int64)
+perm = np.random.RandomState(0).permutation(len(x))
+x, y = x[perm], y[perm]
+n_test, n_calib = 500, 200
+x_train, y_train = x[n_test:], y[n_test:]
+x_test, y_test = x[:n_test], y[:n_test]
+x_calib, y_calib = x_train[:n_calib], y_train[:n_calib]
+
+def to_cnn(a):
+    t = torch.from_numpy(a).unsqueeze(1)
+    t = F.interpolate(t, size=(16, 16), mode="bilinear", align_corners=False)
+    return ((t - 0.3) / 0.4).contiguous()
+
+def to_mlp(a):
+    return torch.from_numpy(((a - 0.3) / 0.4).reshape(len(a), 64)).contiguous()
+
+def conv_bn(cin, cout, k=3, s=1, groups=1, act="relu"):
+    layers = [nn.Conv2d(cin, cout, k, s, k // 2, groups=groups, bias=False), nn.BatchNorm2d(cout)]
+    if act == "relu": layers.append(nn.ReLU())
+    elif act == "relu6": layers.append(nn.ReLU6())
+    return nn.Sequential(*layers)
+
+class Vgg(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.features = nn.Sequential(
+            conv_bn(1, 16), conv_bn(16, 16), nn.MaxPool2d(2),
+            conv_bn(16, 32), conv_bn(32, 32), nn.MaxPool2d(2),
+            conv_bn(32, 64), conv_bn(64, 64))
+        self.fc = nn.Linear(64, 10)
+    def forward(self, x):
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(self.features(x), 1), 1))
+
+class BasicBlock(nn.Module):
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.c1 = conv_bn(cin, cout, 3, stride)
+        self.c2 = conv_bn(cout, cout, 3, 1, act=None)
+        self.short = None if stride == 1 and cin == cout else conv_bn(cin, cout, 1, stride, act=None)
+    def forward(self, x):
+        s = x if self.short is None else self.short(x)
+        return F.relu(self.c2(self.c1(x)) + s)
+
+class ResNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = conv_bn(1, 16)
+        self.blocks = nn.Sequential(BasicBlock(16, 16, 1), BasicBlock(16, 32, 2), BasicBlock(32, 32, 1), BasicBlock(32, 64, 2))
+        self.fc = nn.Linear(64, 10)
+    def forward(self, x):
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(self.blocks(self.stem(x)), 1), 1))
+
+class InvertedResidual(nn.Module):
+    def __init__(self, cin, cout, stride, expand):
+        super().__init__()
+        hid = cin * expand
+        self.use_res = stride == 1 and cin == cout
+        self.body = nn.Sequential(conv_bn(cin, hid, 1, act="relu6"), conv_bn(hid, hid, 3, stride, groups=hid, act="relu6"),
+                                  conv_bn(hid, cout, 1, act=None))
+    def forward(self, x):
+        return x + self.body(x) if self.use_res else self.body(x)
+
+class MobileNetV2(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = conv_bn(1, 16, act="relu6")
+        self.blocks = nn.Sequential(InvertedResidual(16, 16, 1, 1), InvertedResidual(16, 24, 2, 6), InvertedResidual(24, 24, 1, 6),
+                                    InvertedResidual(24, 32, 2, 6), InvertedResidual(32, 32, 1, 6))
+        self.head = conv_bn(32, 64, 1, act="relu6")
+        self.fc = nn.Linear(64, 10)
+    def forward(self, x):
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(self.head(self.blocks(self.stem(x))), 1), 1))
+
+class Mlp(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 64), nn.ReLU(), nn.Linear(64, 10))
+    def forward(self, x):
+        return self.net(x)
+
+def train(model, xt, yt, epochs):
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs)
+    g = torch.Generator().manual_seed(1)
+    for _ in range(epochs):
+        model.train()
+        idx = torch.randperm(len(xt), generator=g)
+        for i in range(0, len(xt), 64):
+            b = idx[i:i + 64]
+            opt.zero_grad()
+            F.cross_entropy(model(xt[b]), yt[b]).backward()
+            opt.step()
+        sched.step()
+    model.eval()
+
+def accuracy(model, xt, yt):
+    with torch.no_grad():
+        return float((model(xt).argmax(1) == yt).float().mean())
+
+def save_npy(folder, name, arr):
+    os.makedirs(folder, exist_ok=True)
+    np.save(os.path.join(folder, name), arr)
+
+def sha256(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+manifest = {"source": "testmodels/train_digits.py", "dataset": "sklearn digits (1797 8x8 images), 500 held out, 200 train samples as calibration",
+            "torch": torch.__version__, "models": []}
+for data_dir, conv in (("data", to_cnn), ("data_mlp", to_mlp)):
+    for split, (xs, ys) in (("calib", (x_calib, y_calib)), ("test", (x_test, y_test))):
+        save_npy(os.path.join(OUT, data_dir, split), "input.npy", conv(xs).numpy().astype(np.float32))
+        save_npy(os.path.join(OUT, data_dir, split), "labels.npy", ys.astype(np.int64))
+
+for name, ctor, conv, epochs, data_dir in (("vgg", Vgg, to_cnn, 30, "data"), ("resnet", ResNet, to_cnn, 30, "data"),
+                                           ("mobilenetv2", MobileNetV2, to_cnn, 40, "data"), ("mlp", Mlp, to_mlp, 60, "data_mlp")):
+    torch.manual_seed(0)
+    model = ctor()
+    xt, yt = conv(x_train), torch.from_numpy(y_train)
+    train(model, xt, yt, epochs)
+    acc = accuracy(model, conv(x_test), torch.from_numpy(y_test))
+    path = os.path.join(OUT, name + ".onnx")
+    dummy = conv(x_test[:1])
+    # PRESERVE keeps BatchNormalization nodes (in inference form), so fold-bn has real work to do.
+    torch.onnx.export(model, dummy, path, input_names=["input"], output_names=["logits"], opset_version=13,
+                      dynamic_axes={"input": {0: "N"}, "logits": {0: "N"}}, training=torch.onnx.TrainingMode.PRESERVE,
+                      do_constant_folding=True)
+    params = sum(p.numel() for p in model.parameters())
+    manifest["models"].append({"name": name, "file": f"digits/{name}.onnx", "data": f"digits/{data_dir}", "parameters": params,
+                               "bytes": os.path.getsize(path), "test_accuracy": round(acc, 4), "epochs": epochs,
+                               "sha256": sha256(path)})
+    print(f"{name}: params {params}, test accuracy {acc:.4f}, {os.path.getsize(path)} bytes")
+
+with open(os.path.join(OUT, "manifest.json"), "w") as f:
+    json.dump(manifest, f, indent=2)
+    f.write("\n")
