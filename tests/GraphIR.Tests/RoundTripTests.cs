@@ -92,7 +92,7 @@ internal static class ProtoNormalizer
         foreach (var n in g.Node) Node(n);
     }
 
-    private static void Node(NodeProto n) { foreach (var a in n.OnnxAttribute) Attr(a); }
+    private static void Node(NodeProto n) { foreach (var a in n.Attribute) Attr(a); }
 
     private static void Attr(AttributeProto a)
     {

@@ -162,7 +162,7 @@ public static class OnnxExporter
             if (f.DocString is not null) fp.DocString = f.DocString;
             fp.Input.Add(f.Body.Inputs.Select(v => v.Name));
             fp.Output.Add(f.Body.Outputs.Select(v => v.Name));
-            fp.OnnxAttribute.Add(f.AttributeNames);
+            fp.Attribute.Add(f.AttributeNames);
             foreach (var a in f.AttributeDefaults) fp.AttributeProto.Add(OnnxAttribute(a));
             foreach (var n in f.Body.Nodes) fp.Node.Add(Node(n));
             foreach (var o in f.OpsetImports) fp.OpsetImport.Add(new OperatorSetIdProto { Domain = o.Domain, Version = o.Version });
@@ -181,7 +181,7 @@ public static class OnnxExporter
             if (n.DocString is not null) np.DocString = n.DocString;
             np.Input.Add(n.Inputs.Select(v => v?.Name ?? ""));
             np.Output.Add(n.Outputs.Select(v => v?.Name ?? ""));
-            foreach (var a in n.Attributes) np.OnnxAttribute.Add(OnnxAttribute(a));
+            foreach (var a in n.Attributes) np.Attribute.Add(OnnxAttribute(a));
             np.MetadataProps.Add(Props(n.MetadataProps));
             UnknownFieldBytes.Put(np, n.UnknownFields);
             return np;
@@ -245,7 +245,7 @@ public static class OnnxExporter
                     tp.OptionalType = new TypeProto.Types.Optional { ElemType = t.Inner is null ? null : Type(t.Inner) };
                     break;
                 case TypeKind.Map:
-                    tp.MapType = new TypeProto.Types.Map { KeyType = (int)t.ElementType, OnnxType = t.Inner is null ? null : Type(t.Inner) };
+                    tp.MapType = new TypeProto.Types.Map { KeyType = (int)t.ElementType, ValueType = t.Inner is null ? null : Type(t.Inner) };
                     break;
                 case TypeKind.Opaque:
                     tp.OpaqueType = new TypeProto.Types.Opaque();

@@ -163,7 +163,7 @@ public static class OnnxImporter
                 nodes.Add((n, np));
             }
             foreach (var (n, np) in nodes)
-                foreach (var ap in np.OnnxAttribute) n.Attributes.Add(OnnxAttribute(ap, g, n));
+                foreach (var ap in np.Attribute) n.Attributes.Add(OnnxAttribute(ap, g, n));
             foreach (var (n, np) in nodes)
                 foreach (var i in np.Input)
                 {
@@ -225,7 +225,7 @@ public static class OnnxImporter
                 UnknownFields = UnknownFieldBytes.Get(fp),
                 Body = body,
             };
-            f.AttributeNames.AddRange(fp.OnnxAttribute);
+            f.AttributeNames.AddRange(fp.Attribute);
             foreach (var ap in fp.AttributeProto) f.AttributeDefaults.Add(OnnxAttribute(ap, body, null));
             f.OpsetImports.AddRange(fp.OpsetImport.Select(o => new OpsetImport(o.Domain, o.Version)));
             f.MetadataProps.AddRange(Props(fp.MetadataProps));
@@ -292,7 +292,7 @@ public static class OnnxImporter
                 case TypeProto.ValueOneofCase.OptionalType:
                     return new OnnxType { Kind = TypeKind.Optional, Inner = Opt(tp.OptionalType.ElemType), Denotation = den };
                 case TypeProto.ValueOneofCase.MapType:
-                    return new OnnxType { Kind = TypeKind.Map, ElementType = (DataType)tp.MapType.KeyType, Inner = Opt(tp.MapType.OnnxType), Denotation = den };
+                    return new OnnxType { Kind = TypeKind.Map, ElementType = (DataType)tp.MapType.KeyType, Inner = Opt(tp.MapType.ValueType), Denotation = den };
                 case TypeProto.ValueOneofCase.OpaqueType:
                     return new OnnxType
                     {

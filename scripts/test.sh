@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Runs the whole onnxopt test suite from a fresh clone: installs the ONNX backend test data
+# (Debian's libonnx-testdata) when it is missing and apt is usable, builds, runs every test project,
+# and prints one closing line "N passed, N failed, N skipped".
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ ! -d /usr/share/libonnx-testdata/data ] && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  echo "installing libonnx-testdata (ONNX backend test models) ..."
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libonnx-testdata) >/dev/null 2>&1 \
+    || echo "warning: could not install libonnx-testdata; the backend-model tests will be skipped"
+fi
+
+log=$(mktemp)
+set +e
+dotnet test OnnxOpt.sln -c Release 2>&1 | tee "$log"
+rc=${PIPESTATUS[0]}
+set -e
+awk '/(Passed|Failed)! +- +Failed:/ {
+       for (i = 1; i <= NF; i++) { gsub(",", "", $(i+1));
+         if ($i == "Failed:") f += $(i+1); if ($i == "Passed:") p += $(i+1); if ($i == "Skipped:") s += $(i+1) } }
+     END { printf "%d passed, %d failed, %d skipped\n", p, f, s }' "$log"
+rm -f "$log"
+exit "$rc"
