@@ -17,6 +17,9 @@ public static class Program
         root.Add(InspectCommand.Create(ctx));
         root.Add(DumpCommand.Create(ctx));
         root.Add(ConvertCommand.Create(ctx));
+        root.Add(RunCommand.Create(ctx));
+        root.Add(ValidateCommand.Create(ctx));
+        root.Add(BenchCommand.Create(ctx));
 
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)
@@ -43,9 +46,23 @@ public sealed class CliContext(TextWriter stdout, TextWriter stderr)
     public TextWriter Err { get; } = stderr;
 
     public static bool IsUserError(Exception e) =>
-        e is OnnxModelException or IOException or UnauthorizedAccessException or NotSupportedException or FormatException or ArgumentException;
+        e is OnnxModelException or OnnxOpt.Runtime.Native.OrtException or OnnxOpt.Runtime.Native.OrtNotFoundException or IOException or UnauthorizedAccessException or NotSupportedException or FormatException or ArgumentException;
 
     public static string OneLine(string s) => s.ReplaceLineEndings(" ").Trim();
+
+    /// <summary>Symbol values from repeated "--dim NAME=VALUE" options.</summary>
+    public static Dictionary<string, long> ParseDims(IEnumerable<string>? specs)
+    {
+        var d = new Dictionary<string, long>(StringComparer.Ordinal);
+        foreach (var s in specs ?? [])
+        {
+            var parts = s.Split('=', 2);
+            if (parts.Length != 2 || !long.TryParse(parts[1], out var v) || v <= 0)
+                throw new OnnxModelException($"--dim '{s}': expected NAME=VALUE with a positive VALUE, e.g. --dim N=8");
+            d[parts[0]] = v;
+        }
+        return d;
+    }
 
     /// <summary>Loads and verifies a model, turning every problem into an OnnxModelException.</summary>
     public static Model LoadModel(string path)

@@ -1,0 +1,206 @@
+// Sample data for running a model, from a folder or seeded random numbers.
+// Folder conventions:
+//  - NumPy: one "<input name>.npy" per model input, N samples stacked on axis 0 (a single-input model
+//    may use any one .npy file); optional "labels.npy" (integer class ids, length N). If an array has
+//    one axis more than the model input, axis 0 is a sample axis and each sample is fed alone.
+//  - ONNX backend test layout: "test_data_set_*/input_K.pb" (or input_K.pb directly), one run each,
+//    with "output_K.pb" as expected outputs.
+// Batches come out in file order, so every run sees the same samples in the same order.
+using OnnxOpt.GraphIR;
+
+namespace OnnxOpt.Runtime.Data;
+
+public sealed record Batch(IReadOnlyDictionary<string, Tensor> Inputs, long[]? Labels, IReadOnlyList<Tensor>? ExpectedOutputs = null);
+
+public sealed class DataSet
+{
+    private readonly Func<int, IEnumerable<Batch>> _batches;
+
+    private DataSet(string description, int samples, bool hasLabels, Func<int, IEnumerable<Batch>> batches)
+    {
+        Description = description; SampleCount = samples; HasLabels = hasLabels; _batches = batches;
+    }
+
+    public string Description { get; }
+    public int SampleCount { get; }
+    public bool HasLabels { get; }
+
+    /// <summary>Batches of at most <paramref name="batchSize"/> samples (inputs with a static batch dim
+    /// use that size instead).</summary>
+    public IEnumerable<Batch> Batches(int batchSize = 32) => _batches(batchSize);
+
+    public static DataSet FromFolder(string dir, IReadOnlyList<IoInfo> inputs)
+    {
+        if (!Directory.Exists(dir)) throw new OnnxModelException($"data folder '{dir}' not found");
+        var sets = Directory.GetDirectories(dir, "test_data_set_*").Order(StringComparer.Ordinal).ToList();
+        if (sets.Count > 0 || File.Exists(Path.Combine(dir, "input_0.pb")))
+            return FromPbSets(sets.Count > 0 ? sets : [dir], inputs, dir);
+        return FromNpy(dir, inputs);
+    }
+
+    private static DataSet FromPbSets(List<string> sets, IReadOnlyList<IoInfo> inputs, string dir)
+    {
+        var batches = new List<Batch>();
+        foreach (var set in sets)
+        {
+            var feed = new Dictionary<string, Tensor>();
+            for (int k = 0; k < inputs.Count; k++)
+            {
+                var p = Path.Combine(set, $"input_{k}.pb");
+                if (!File.Exists(p)) throw new OnnxModelException($"{set}: input_{k}.pb missing for model input '{inputs[k].Name}'");
+                feed[inputs[k].Name] = OnnxImporter.ParseTensor(File.ReadAllBytes(p), p).WithName(inputs[k].Name);
+            }
+            var expected = new List<Tensor>();
+            for (int k = 0; File.Exists(Path.Combine(set, $"output_{k}.pb")); k++)
+                expected.Add(OnnxImporter.ParseTensor(File.ReadAllBytes(Path.Combine(set, $"output_{k}.pb"))));
+            batches.Add(new Batch(feed, null, expected));
+        }
+        return new DataSet($"{dir} ({batches.Count} ONNX test data sets)", batches.Count, false, _ => batches);
+    }
+
+    private static DataSet FromNpy(string dir, IReadOnlyList<IoInfo> inputs)
+    {
+        var files = Directory.GetFiles(dir, "*.npy").Order(StringComparer.Ordinal).ToList();
+        var data = new Dictionary<string, Tensor>();
+        foreach (var i in inputs)
+        {
+            var p = Path.Combine(dir, i.Name + ".npy");
+            if (!File.Exists(p))
+            {
+                var candidates = files.Where(f => Path.GetFileName(f) != "labels.npy").ToList();
+                if (inputs.Count == 1 && candidates.Count == 1) p = candidates[0];
+                else throw new OnnxModelException($"data folder '{dir}' has no '{i.Name}.npy' for model input '{i.Name}'" +
+                    (candidates.Count > 0 ? $" (found {string.Join(", ", candidates.Select(Path.GetFileName))})" : ""));
+            }
+            var t = Npy.Read(p, i.Name);
+            if (t.ElementType != i.ElementType)
+                throw new OnnxModelException($"{p}: holds {t.ElementType.Name()} but model input '{i.Name}' is {i.ElementType.Name()}");
+            data[i.Name] = t;
+        }
+        var stacked = new Dictionary<string, bool>();
+        long? n = null;
+        foreach (var i in inputs)
+        {
+            var t = data[i.Name];
+            var rank = i.Shape?.Rank ?? t.Dims.Length;
+            bool extraAxis = t.Dims.Length == rank + 1;
+            if (!extraAxis && t.Dims.Length != rank)
+                throw new OnnxModelException($"{i.Name}.npy has shape [{string.Join(",", t.Dims)}] but model input is {i}");
+            if (t.Dims.Length == 0) throw new OnnxModelException($"{i.Name}.npy is a scalar; it must hold samples on axis 0");
+            stacked[i.Name] = extraAxis;
+            var count = t.Dims[0];
+            if (!extraAxis && i.Shape is { } s && s[0].Value is long b && b > 0) count /= b;
+            if (n is not null && n != count) throw new OnnxModelException($"data folder '{dir}': inputs hold different sample counts ({n} and {count} for '{i.Name}')");
+            n = count;
+            if (i.Shape is { } shape)
+                for (int d = 1; d < shape.Rank; d++)
+                {
+                    var actual = t.Dims[d + (extraAxis ? 1 : 0)];
+                    if (shape[d].Value is long want && want != actual)
+                        throw new OnnxModelException($"{i.Name}.npy has shape [{string.Join(",", t.Dims)}] but model input is {i}");
+                }
+        }
+        long[]? labels = null;
+        var lp = Path.Combine(dir, "labels.npy");
+        if (File.Exists(lp))
+        {
+            var lt = Npy.Read(lp);
+            if (lt.ElementType is not (DataType.Int64 or DataType.Int32 or DataType.UInt8 or DataType.Int8 or DataType.Int16))
+                throw new OnnxModelException($"{lp}: labels must be integer class ids, got {lt.ElementType.Name()}");
+            labels = lt.ToInt64Array();
+            if (labels.Length != n) throw new OnnxModelException($"{lp}: {labels.Length} labels for {n} samples");
+        }
+        var total = (int)(n ?? 0);
+        IEnumerable<Batch> Make(int batchSize)
+        {
+            var fixedBatch = inputs.Select(i => !stacked[i.Name] && i.Shape is { } s && s[0].Value is long b ? (long?)b : null).FirstOrDefault(b => b is not null);
+            var step = stacked.Values.Any(x => x) ? 1 : (int)(fixedBatch ?? batchSize);
+            if (step <= 0) step = 1;
+            for (int start = 0; start < total; start += step)
+            {
+                var count = Math.Min(step, total - start);
+                var feed = new Dictionary<string, Tensor>();
+                foreach (var i in inputs)
+                {
+                    var t = data[i.Name];
+                    if (stacked[i.Name])
+                    {
+                        var row = TensorSlicing.Rows(t, start, 1);
+                        feed[i.Name] = new Tensor(i.Name, t.ElementType, t.Dims[1..], row.RawData);
+                    }
+                    else
+                    {
+                        var per = fixedBatch ?? 1;
+                        feed[i.Name] = TensorSlicing.Rows(t, start * per, count * per);
+                    }
+                }
+                yield return new Batch(feed, labels?[start..(start + count)]);
+            }
+        }
+        return new DataSet($"{dir} ({total} samples{(labels is null ? "" : ", with labels")})", total, labels is not null, Make);
+    }
+
+    /// <summary>Seeded random inputs: <paramref name="count"/> runs; symbolic dims take the value in
+    /// <paramref name="dims"/> or 1. Floats ~ N(0,1); integers uniform in [0,4); bools 0/1.</summary>
+    public static DataSet Random(IReadOnlyList<IoInfo> inputs, int count, ulong seed, IReadOnlyDictionary<string, long>? dims = null)
+    {
+        var batches = new List<Batch>();
+        var rng = new SplitMix64(seed);
+        for (int k = 0; k < count; k++)
+        {
+            var feed = new Dictionary<string, Tensor>();
+            foreach (var i in inputs)
+            {
+                var shape = (i.Shape?.Dims ?? []).Select(d => d.Value ?? (d.Param is not null && dims?.TryGetValue(d.Param, out var v) == true ? v : 1)).ToArray();
+                feed[i.Name] = RandomTensor(i.Name, i.ElementType, shape, rng);
+            }
+            batches.Add(new Batch(feed, null));
+        }
+        return new DataSet($"{count} seeded random input sets (seed {seed})", count, false, _ => batches);
+    }
+
+    private static Tensor RandomTensor(string name, DataType t, long[] shape, SplitMix64 rng)
+    {
+        var n = (int)shape.Aggregate(1L, (a, b) => a * b);
+        var bytes = new byte[t.ByteCount(n)];
+        var span = bytes.AsSpan();
+        for (int j = 0; j < n; j++)
+        {
+            switch (t)
+            {
+                case DataType.Float: BitConverter.TryWriteBytes(span[(j * 4)..], (float)rng.NextGaussian()); break;
+                case DataType.Double: BitConverter.TryWriteBytes(span[(j * 8)..], rng.NextGaussian()); break;
+                case DataType.Float16: BitConverter.TryWriteBytes(span[(j * 2)..], (Half)rng.NextGaussian()); break;
+                case DataType.Int64: BitConverter.TryWriteBytes(span[(j * 8)..], (long)(rng.Next() % 4)); break;
+                case DataType.Int32: BitConverter.TryWriteBytes(span[(j * 4)..], (int)(rng.Next() % 4)); break;
+                case DataType.Bool: span[j] = (byte)(rng.Next() & 1); break;
+                case DataType.UInt8: case DataType.Int8: span[j] = (byte)(rng.Next() % 4); break;
+                default: throw new OnnxModelException($"input '{name}': random {t.Name()} data is not supported; give a data folder");
+            }
+        }
+        return new Tensor(name, t, shape, bytes);
+    }
+}
+
+/// <summary>A small deterministic generator (SplitMix64), the same on every platform and .NET version.</summary>
+public sealed class SplitMix64(ulong seed)
+{
+    private ulong _s = seed;
+
+    public ulong Next()
+    {
+        var z = _s += 0x9E3779B97F4A7C15UL;
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
+        return z ^ (z >> 31);
+    }
+
+    public double NextDouble() => (Next() >> 11) * (1.0 / (1UL << 53));
+
+    public double NextGaussian()
+    {
+        var u1 = 1.0 - NextDouble();
+        var u2 = NextDouble();
+        return Math.Sqrt(-2.0 * Math.Log(u1)) * Math.Cos(2 * Math.PI * u2);
+    }
+}

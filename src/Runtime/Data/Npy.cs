@@ -1,0 +1,100 @@
+// NumPy .npy files (format versions 1.0, 2.0 and 3.0; little-endian, C order) <-> GraphIR Tensors.
+// Header: "\x93NUMPY", major, minor, header length (2 bytes in v1, 4 in v2/v3), then a Python dict
+// literal {'descr': '<f4', 'fortran_order': False, 'shape': (N, 3), } padded with spaces to a
+// multiple of 64 bytes and ended by '\n'. Written files are version 1.0 (2.0 if the header is huge).
+using System.Globalization;
+using System.Text;
+using System.Text.RegularExpressions;
+using OnnxOpt.GraphIR;
+
+namespace OnnxOpt.Runtime.Data;
+
+public static partial class Npy
+{
+    private static readonly byte[] Magic = [0x93, (byte)'N', (byte)'U', (byte)'M', (byte)'P', (byte)'Y'];
+
+    private static readonly (string Descr, DataType Type)[] Types =
+    [
+        ("<f4", DataType.Float), ("<f8", DataType.Double), ("<f2", DataType.Float16), ("|i1", DataType.Int8),
+        ("|u1", DataType.UInt8), ("<i2", DataType.Int16), ("<u2", DataType.UInt16), ("<i4", DataType.Int32),
+        ("<u4", DataType.UInt32), ("<i8", DataType.Int64), ("<u8", DataType.UInt64), ("|b1", DataType.Bool),
+    ];
+
+    public static Tensor Read(string path, string? name = null)
+    {
+        byte[] bytes;
+        try { bytes = File.ReadAllBytes(path); }
+        catch (FileNotFoundException) { throw new OnnxModelException($"{path}: file not found"); }
+        return Parse(bytes, name ?? Path.GetFileNameWithoutExtension(path), path);
+    }
+
+    public static Tensor Parse(byte[] bytes, string name, string source = "npy")
+    {
+        if (bytes.Length < 10 || !bytes.AsSpan(0, 6).SequenceEqual(Magic))
+            throw new OnnxModelException($"{source}: not a .npy file (bad magic)");
+        int major = bytes[6];
+        int headerLen, offset;
+        switch (major)
+        {
+            case 1: headerLen = BitConverter.ToUInt16(bytes, 8); offset = 10; break;
+            case 2: case 3:
+                if (bytes.Length < 12) throw new OnnxModelException($"{source}: truncated .npy header");
+                headerLen = (int)BitConverter.ToUInt32(bytes, 8); offset = 12; break;
+            default: throw new OnnxModelException($"{source}: unsupported .npy format version {major}");
+        }
+        if (offset + headerLen > bytes.Length) throw new OnnxModelException($"{source}: truncated .npy header");
+        var header = (major == 3 ? Encoding.UTF8 : Encoding.Latin1).GetString(bytes, offset, headerLen);
+        var descr = DescrRe().Match(header);
+        var fortran = FortranRe().Match(header);
+        var shapeM = ShapeRe().Match(header);
+        if (!descr.Success || !shapeM.Success) throw new OnnxModelException($"{source}: cannot read the .npy header '{header.Trim()}'");
+        if (fortran.Success && fortran.Groups[1].Value == "True")
+            throw new OnnxModelException($"{source}: Fortran-order arrays are not supported; save with np.ascontiguousarray");
+        var d = descr.Groups[1].Value;
+        if (d.Length == 3 && d[0] == '=') d = (d[1] is 'i' or 'u' && d[2] == '1' ? "|" : "<") + d[1..];
+        if (d is "<i1" or "<u1" or "<b1") d = "|" + d[1..];
+        var match = Types.FirstOrDefault(t => t.Descr == d);
+        if (match.Descr is null)
+            throw new OnnxModelException($"{source}: dtype '{descr.Groups[1].Value}' is not supported{(d.StartsWith('>') ? " (big-endian)" : "")}");
+        var dims = shapeM.Groups[1].Value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+            .Select(s => long.Parse(s.TrimEnd('L'), CultureInfo.InvariantCulture)).ToArray();
+        var dataStart = offset + headerLen;
+        var need = match.Type.ByteCount(dims.Aggregate(1L, (a, b) => a * b));
+        if (bytes.Length - dataStart < need)
+            throw new OnnxModelException($"{source}: holds {bytes.Length - dataStart} data bytes, shape ({string.Join(",", dims)}) of {match.Type.Name()} needs {need}");
+        return new Tensor(name, match.Type, dims, bytes.AsMemory(dataStart, (int)need));
+    }
+
+    public static void Write(string path, Tensor t) => AtomicFile.Write(path, s => s.Write(Serialize(t)));
+
+    public static byte[] Serialize(Tensor t)
+    {
+        var descr = Types.FirstOrDefault(x => x.Type == t.ElementType).Descr
+            ?? throw new OnnxModelException($"tensor '{t.Name}': {t.ElementType.Name()} cannot be written as .npy");
+        var shape = t.Dims.Length switch
+        {
+            0 => "()",
+            1 => $"({t.Dims[0]},)",
+            _ => "(" + string.Join(", ", t.Dims.Select(d => d.ToString(CultureInfo.InvariantCulture))) + ")",
+        };
+        var dict = $"{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}";
+        var major = dict.Length + 11 > 65535 ? 2 : 1;
+        var pre = major == 1 ? 10 : 12;
+        var total = (pre + dict.Length + 1 + 63) / 64 * 64;
+        var header = dict.PadRight(total - pre - 1) + "\n";
+        var data = t.RawData.Span;
+        var outp = new byte[total + data.Length];
+        Magic.CopyTo(outp, 0);
+        outp[6] = (byte)major;
+        outp[7] = 0;
+        if (major == 1) BitConverter.TryWriteBytes(outp.AsSpan(8), (ushort)header.Length);
+        else BitConverter.TryWriteBytes(outp.AsSpan(8), (uint)header.Length);
+        Encoding.Latin1.GetBytes(header, outp.AsSpan(pre));
+        data.CopyTo(outp.AsSpan(total));
+        return outp;
+    }
+
+    [GeneratedRegex(@"'descr'\s*:\s*'([^']*)'")] private static partial Regex DescrRe();
+    [GeneratedRegex(@"'fortran_order'\s*:\s*(True|False)")] private static partial Regex FortranRe();
+    [GeneratedRegex(@"'shape'\s*:\s*\(([^)]*)\)")] private static partial Regex ShapeRe();
+}

@@ -1,0 +1,65 @@
+// Latency of one or two models in ONNX Runtime on seeded random inputs. With two models the runs are
+// interleaved (A,B then B,A alternately) in one process, so drift in machine load hits both alike.
+// Reported: median, p90, mean and min over the timed iterations, after warm-up.
+using System.Diagnostics;
+using OnnxOpt.GraphIR;
+using OnnxOpt.Runtime.Data;
+
+namespace OnnxOpt.Runtime.Validation;
+
+public sealed record BenchOptions
+{
+    public int Threads { get; init; } = 1;
+    public int Warmup { get; init; } = 10;
+    public int Iterations { get; init; } = 100;
+    public int Batch { get; init; } = 1;
+    public ulong Seed { get; init; } = 1;
+    public GraphOptimization Optimization { get; init; } = GraphOptimization.All;
+}
+
+public sealed record LatencyStats(double MedianMs, double P90Ms, double MeanMs, double MinMs)
+{
+    public static LatencyStats Of(IReadOnlyList<double> ms)
+    {
+        var s = ms.Order().ToArray();
+        double Q(double q) => s[Math.Min(s.Length - 1, (int)Math.Ceiling(q * s.Length) - 1)];
+        var mid = s.Length % 2 == 1 ? s[s.Length / 2] : (s[s.Length / 2 - 1] + s[s.Length / 2]) / 2;
+        return new LatencyStats(mid, Q(0.9), s.Average(), s[0]);
+    }
+}
+
+public sealed record BenchReport(BenchOptions Options, LatencyStats Model, LatencyStats? Other)
+{
+    /// <summary>How many times faster the other model is (median of model / median of other).</summary>
+    public double? Speedup => Other is null ? null : Model.MedianMs / Other.MedianMs;
+}
+
+public static class Benchmark
+{
+    public static BenchReport Run(byte[] model, byte[]? other, BenchOptions o)
+    {
+        var settings = new SessionSettings { IntraOpThreads = o.Threads, InterOpThreads = 1, Optimization = o.Optimization };
+        using var a = InferenceSession.FromBytes(model, settings);
+        using var b = other is null ? null : InferenceSession.FromBytes(other, settings);
+        var dims = new Dictionary<string, long>();
+        foreach (var d in a.Inputs.SelectMany(i => i.Shape?.Dims ?? []).Where(d => d.Param is not null)) dims[d.Param!] = o.Batch;
+        var feedA = DataSet.Random(a.Inputs, 1, o.Seed, dims).Batches().First().Inputs;
+        var feedB = b is null ? null : DataSet.Random(b.Inputs, 1, o.Seed, dims).Batches().First().Inputs;
+        for (int i = 0; i < o.Warmup; i++)
+        {
+            a.Run(feedA);
+            b?.Run(feedB!);
+        }
+        var ta = new List<double>(o.Iterations);
+        var tb = new List<double>(o.Iterations);
+        var sw = new Stopwatch();
+        for (int i = 0; i < o.Iterations; i++)
+        {
+            void TimeA() { sw.Restart(); a.Run(feedA); ta.Add(sw.Elapsed.TotalMilliseconds); }
+            void TimeB() { sw.Restart(); b!.Run(feedB!); tb.Add(sw.Elapsed.TotalMilliseconds); }
+            if (b is null || i % 2 == 0) { TimeA(); if (b is not null) TimeB(); }
+            else { TimeB(); TimeA(); }
+        }
+        return new BenchReport(o, LatencyStats.Of(ta), b is null ? null : LatencyStats.Of(tb));
+    }
+}

@@ -1,0 +1,139 @@
+// Runs a reference and a candidate model on the same inputs and compares every output.
+// An element fails only if it exceeds both tolerances: |a-b| > atol and |a-b| > rtol*|a| (as
+// Polygraphy does); a model passes when no element fails and all shapes agree. Also reported per
+// output: max abs error, max rel error, cosine similarity, and for 2-D outputs [batch, classes] the
+// top-1 agreement; with labels, each model's accuracy (argmax of the first 2-D output).
+// Statistics stream over the batches, so the data set size does not raise memory.
+using OnnxOpt.GraphIR;
+using OnnxOpt.Runtime.Data;
+
+namespace OnnxOpt.Runtime.Validation;
+
+public sealed record ValidationOptions
+{
+    public double Rtol { get; init; } = 1e-4;
+    public double Atol { get; init; } = 1e-5;
+    public int BatchSize { get; init; } = 32;
+    public SessionSettings Settings { get; init; } = new();
+}
+
+public sealed record OutputComparison(
+    string Name, long Elements, long Failures, double MaxAbsError, double MaxRelError, double Cosine,
+    double? Top1Agreement, string? Problem)
+{
+    public bool Passed => Failures == 0 && Problem is null;
+}
+
+public sealed record ValidationReport(
+    string Data, int Samples, double Rtol, double Atol, IReadOnlyList<OutputComparison> Outputs,
+    double? ReferenceAccuracy, double? CandidateAccuracy)
+{
+    public bool Passed => Outputs.All(o => o.Passed);
+}
+
+public static class Validator
+{
+    public static ValidationReport Compare(InferenceSession reference, InferenceSession candidate, DataSet data, ValidationOptions? options = null)
+    {
+        options ??= new ValidationOptions();
+        var refOutputs = reference.Outputs.Select(o => o.Name).ToList();
+        var candNames = candidate.Outputs.Select(o => o.Name).ToHashSet();
+        var missing = refOutputs.Where(n => !candNames.Contains(n)).ToList();
+        var candInputs = candidate.Inputs.Select(i => i.Name).ToHashSet();
+        var stats = refOutputs.ToDictionary(n => n, n => new Accumulator(n, options));
+        long refCorrect = 0, candCorrect = 0, labelled = 0;
+        int samples = 0;
+        foreach (var batch in data.Batches(options.BatchSize))
+        {
+            var r = reference.Run(batch.Inputs);
+            var candFeed = batch.Inputs.Where(kv => candInputs.Contains(kv.Key)).ToDictionary();
+            var present = refOutputs.Where(candNames.Contains).ToList();
+            var c = candidate.Run(candFeed, present);
+            samples += (int)(batch.Inputs.Values.FirstOrDefault()?.Dims.FirstOrDefault() ?? 1);
+            for (int i = 0; i < present.Count; i++)
+                stats[present[i]].Add(r[refOutputs.IndexOf(present[i])], c[i]);
+            if (batch.Labels is { } labels)
+            {
+                var ri = Array.FindIndex(r, t => t.Dims.Length == 2 && t.Dims[0] == labels.Length);
+                if (ri >= 0)
+                {
+                    var ci = present.IndexOf(refOutputs[ri]);
+                    var ra = ArgMax(r[ri]);
+                    var ca = ci >= 0 ? ArgMax(c[ci]) : null;
+                    for (int k = 0; k < labels.Length; k++)
+                    {
+                        labelled++;
+                        if (ra[k] == labels[k]) refCorrect++;
+                        if (ca is not null && ca[k] == labels[k]) candCorrect++;
+                    }
+                }
+            }
+        }
+        var outputs = refOutputs.Select(n => missing.Contains(n)
+            ? new OutputComparison(n, 0, 0, double.NaN, double.NaN, double.NaN, null, "the candidate model has no such output")
+            : stats[n].Result()).ToList();
+        return new ValidationReport(data.Description, samples, options.Rtol, options.Atol, outputs,
+            labelled > 0 ? (double)refCorrect / labelled : null, labelled > 0 ? (double)candCorrect / labelled : null);
+    }
+
+    /// <summary>Row-wise argmax of a [batch, classes] float tensor.</summary>
+    public static long[] ArgMax(Tensor t)
+    {
+        var v = t.ToDoubleArray();
+        var rows = t.Dims[0];
+        var cols = t.Dims.Length > 1 ? t.Dims[1] : 1;
+        var r = new long[rows];
+        for (long i = 0; i < rows; i++)
+        {
+            long best = 0;
+            for (long j = 1; j < cols; j++) if (v[i * cols + j] > v[i * cols + best]) best = j;
+            r[i] = best;
+        }
+        return r;
+    }
+
+    private sealed class Accumulator(string name, ValidationOptions o)
+    {
+        private long _n, _fail, _rows, _agree;
+        private double _maxAbs, _maxRel, _dot, _na, _nb;
+        private string? _problem;
+
+        public void Add(Tensor a, Tensor b)
+        {
+            if (!a.Dims.SequenceEqual(b.Dims))
+            {
+                _problem ??= $"shape [{string.Join(",", b.Dims)}] differs from the reference's [{string.Join(",", a.Dims)}]";
+                return;
+            }
+            if (a.ElementType != b.ElementType)
+            {
+                _problem ??= $"element type {b.ElementType.Name()} differs from the reference's {a.ElementType.Name()}";
+                return;
+            }
+            var x = a.ToDoubleArray();
+            var y = b.ToDoubleArray();
+            for (int i = 0; i < x.Length; i++)
+            {
+                var abs = Math.Abs(x[i] - y[i]);
+                if (double.IsNaN(x[i]) && double.IsNaN(y[i])) abs = 0;
+                var rel = abs == 0 ? 0 : abs / Math.Max(Math.Abs(x[i]), double.Epsilon);
+                if (double.IsNaN(abs) || (abs > o.Atol && rel > o.Rtol)) _fail++;
+                if (!(abs <= _maxAbs)) _maxAbs = abs;
+                if (Math.Abs(x[i]) > o.Atol && !(rel <= _maxRel)) _maxRel = rel;
+                _dot += x[i] * y[i]; _na += x[i] * x[i]; _nb += y[i] * y[i];
+            }
+            _n += x.Length;
+            if (a.Dims.Length == 2 && a.Dims[1] > 1)
+            {
+                var ra = ArgMax(a); var rb = ArgMax(b);
+                for (int i = 0; i < ra.Length; i++) { _rows++; if (ra[i] == rb[i]) _agree++; }
+            }
+        }
+
+        public OutputComparison Result()
+        {
+            var cos = _na == 0 && _nb == 0 ? 1.0 : _na == 0 || _nb == 0 ? 0.0 : _dot / Math.Sqrt(_na * _nb);
+            return new OutputComparison(name, _n, _fail, _maxAbs, _maxRel, cos, _rows > 0 ? (double)_agree / _rows : null, _problem);
+        }
+    }
+}
