@@ -54,7 +54,7 @@ public static class OpModels
         },
         ["activations"] = () =>
         {
-            var b = new GraphBuilder("activations");
+            var b = new GraphBuilder("activations", opset: 14);
             var x = b.Input("x", DataType.Float, "N", 4, 3, 3);
             var v = b.Node("Relu", [x]);
             v = b.Node("LeakyRelu", [b.Node("Add", [v, W(b, "shift", 16, 4, 1, 1)])], OnnxAttribute.Float("alpha", 0.1f));

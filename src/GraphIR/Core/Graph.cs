@@ -88,6 +88,13 @@ public sealed class Graph
         return v;
     }
 
+    /// <summary>Replaces an initializer's data (same name, same uses); dims may change.</summary>
+    public void SetInitializerData(Value v, Tensor data)
+    {
+        if (v.Initializer is null || v.Graph != this) throw new InvalidOperationException($"'{v.Name}' is not an initializer of graph '{Name}'");
+        v.Initializer = data.Name == v.Name ? data : data.WithName(v.Name);
+    }
+
     /// <summary>Turns a graph input into a constant (e.g. to freeze a shape input); the value keeps its name and uses.</summary>
     public void FreezeInput(Value input, Tensor data)
     {

@@ -1,0 +1,89 @@
+// run / validate / bench end to end, with their exit codes and reports.
+using System.Text.Json;
+using OnnxOpt.GraphIR;
+using OnnxOpt.Runtime.Data;
+
+namespace OnnxOpt.Tests;
+
+public class RuntimeCliTests
+{
+    private static readonly string Resnet = Cli.Model("digits/resnet.onnx");
+    private static readonly string TestData = Cli.Model("digits/data/test");
+
+    [Fact]
+    public void ValidateAModelAgainstItselfPassesWithAccuracy()
+    {
+        var r = Cli.Run("validate", Resnet, Resnet, "--data", TestData, "--json");
+        Assert.True(r.ExitCode == 0, r.Err + r.Out);
+        var j = JsonDocument.Parse(r.Out).RootElement;
+        Assert.True(j.GetProperty("passed").GetBoolean());
+        Assert.Equal(500, j.GetProperty("samples").GetInt32());
+        var o = j.GetProperty("outputs")[0];
+        Assert.Equal("logits", o.GetProperty("name").GetString());
+        Assert.Equal(0.0, o.GetProperty("max_abs_error").GetDouble());
+        Assert.Equal(1.0, o.GetProperty("top1_agreement").GetDouble());
+        Assert.Equal(0.996, j.GetProperty("accuracy").GetProperty("reference").GetDouble(), 3);
+    }
+
+    [Fact]
+    public void ValidateAPerturbedCopyFailsNamingTheOutput()
+    {
+        var dir = Paths.TempDir();
+        var m = OnnxImporter.Load(Resnet);
+        var w = m.Graph.Initializers.First(v => v.Initializer!.ElementType == DataType.Float && v.Initializer.ElementCount > 100);
+        var data = w.Initializer!.ToFloatArray();
+        data[0] += 0.5f;
+        m.Graph.SetInitializerData(w, Tensor.FromFloats(w.Name, w.Initializer.Dims, data));
+        var perturbed = Path.Combine(dir, "perturbed.onnx");
+        OnnxExporter.Save(m, perturbed);
+        var r = Cli.Run("validate", Resnet, perturbed, "--random", "4", "--seed", "3");
+        Assert.Equal(1, r.ExitCode);
+        Assert.Contains("FAIL", r.Out);
+        Assert.Contains("output 'logits'", r.Err);
+    }
+
+    [Fact]
+    public void ValidateWithAWrongDataFolderExitsTwoWithOneLine()
+    {
+        var r = Cli.Run("validate", Resnet, Resnet, "--data", Cli.Model("digits/data_mlp/test"));
+        Assert.Equal(2, r.ExitCode);
+        Assert.Single(r.Err.TrimEnd('\n').Split('\n'));
+        Assert.Contains("input", r.Err);
+        r = Cli.Run("validate", Resnet, Resnet, "--data", "/nonexistent/folder");
+        Assert.Equal(2, r.ExitCode);
+        Assert.Contains("not found", r.Err);
+    }
+
+    [Fact]
+    public void RunSavesOutputsAndIntermediatesAsNpy()
+    {
+        var dir = Paths.TempDir();
+        var m = OnnxImporter.Load(Resnet);
+        var inner = m.Graph.Nodes.First(n => n.OpType == "Relu").Output().Name;
+        var r = Cli.Run("run", Resnet, "--data", TestData, "-o", dir, "--outputs", $"logits,{inner}", "--batch", "64");
+        Assert.True(r.ExitCode == 0, r.Err);
+        var logits = Npy.Read(Path.Combine(dir, "logits.npy"));
+        Assert.Equal(new long[] { 500, 10 }, logits.Dims);
+        var relu = Npy.Read(Path.Combine(dir, OnnxOpt.Cli.RunCommand.SafeFileName(inner) + ".npy"));
+        Assert.Equal(500, relu.Dims[0]);
+        Assert.True(relu.ToFloatArray().All(v => v >= 0));
+    }
+
+    [Fact]
+    public void BenchVsPrintsBothLatenciesTheRatioAndTheSettings()
+    {
+        var r = Cli.Run("bench", Resnet, "--vs", Cli.Model("digits/mobilenetv2.onnx"), "--iters", "20", "--warmup", "3", "--json");
+        Assert.True(r.ExitCode == 0, r.Err);
+        var j = JsonDocument.Parse(r.Out).RootElement;
+        Assert.Equal(1, j.GetProperty("threads").GetInt32());
+        Assert.Equal(3, j.GetProperty("warmup").GetInt32());
+        Assert.Equal(20, j.GetProperty("iterations").GetInt32());
+        var a = j.GetProperty("model").GetProperty("median_ms").GetDouble();
+        var b = j.GetProperty("vs").GetProperty("median_ms").GetDouble();
+        Assert.True(a > 0 && b > 0);
+        Assert.Equal(a / b, j.GetProperty("speedup").GetDouble(), 6);
+        var text = Cli.Run("bench", Resnet, "--vs", Resnet, "--iters", "5", "--warmup", "1");
+        Assert.Contains("threads 1, warm-up 1, iterations 5", text.Out);
+        Assert.Contains("speed-up", text.Out);
+    }
+}
