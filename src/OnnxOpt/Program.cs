@@ -20,6 +20,8 @@ public static class Program
         root.Add(RunCommand.Create(ctx));
         root.Add(ValidateCommand.Create(ctx));
         root.Add(BenchCommand.Create(ctx));
+        root.Add(OptimizeCommand.Create(ctx));
+        root.Add(PassesCommand.Create(ctx));
 
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)

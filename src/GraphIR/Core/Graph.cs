@@ -45,6 +45,14 @@ public sealed class Graph
 
     public Value? Find(string name) => _values.GetValueOrDefault(name);
 
+    /// <summary>A node name not used by any node of this graph: base, base_1, ...</summary>
+    public string FreshNodeName(string baseName)
+    {
+        var used = Nodes.Select(n => n.Name).Where(n => n is not null).ToHashSet(StringComparer.Ordinal);
+        if (!used.Contains(baseName)) return baseName;
+        for (int i = 1; ; i++) if (!used.Contains($"{baseName}_{i}")) return $"{baseName}_{i}";
+    }
+
     internal Value Define(string name)
     {
         if (_values.ContainsKey(name))

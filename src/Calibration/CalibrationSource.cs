@@ -1,0 +1,50 @@
+// Where calibration samples come from: a data folder (the runtime's convention) or seeded random
+// inputs. Samples are always visited in the same order, so every statistic and every decision
+// derived from them is reproducible.
+using OnnxOpt.GraphIR;
+using OnnxOpt.Runtime;
+using OnnxOpt.Runtime.Data;
+
+namespace OnnxOpt.Calibration;
+
+public sealed class CalibrationSource
+{
+    private readonly Func<IReadOnlyList<IoInfo>, DataSet> _factory;
+
+    private CalibrationSource(string description, Func<IReadOnlyList<IoInfo>, DataSet> factory)
+    {
+        Description = description;
+        _factory = factory;
+    }
+
+    public string Description { get; }
+    public int BatchSize { get; init; } = 32;
+    public SessionSettings Settings { get; init; } = new() { Optimization = GraphOptimization.Disabled };
+
+    public static CalibrationSource FromFolder(string dir) => new(dir, inputs => DataSet.FromFolder(dir, inputs));
+
+    public static CalibrationSource FromRandom(int count, ulong seed = 1, IReadOnlyDictionary<string, long>? dims = null) =>
+        new($"{count} seeded random samples (seed {seed})", inputs => DataSet.Random(inputs, count, seed, dims));
+
+    public DataSet DataFor(IReadOnlyList<IoInfo> inputs) => _factory(inputs);
+
+    /// <summary>Runs the model over every calibration batch, handing the requested values (graph
+    /// outputs or intermediates) of each batch to <paramref name="visit"/>; nothing is kept.</summary>
+    public int Stream(Model model, IReadOnlyList<string> values, Action<Batch, IReadOnlyList<Tensor>> visit, string? progressLabel = null)
+    {
+        var outputs = model.Graph.Outputs.Select(o => o.Name).ToHashSet();
+        using var session = InferenceSession.FromModel(model, Settings, values.Where(v => !outputs.Contains(v)).Distinct());
+        var data = DataFor(session.Inputs);
+        var progress = progressLabel is not null && !Console.IsErrorRedirected;
+        int seen = 0;
+        foreach (var batch in data.Batches(BatchSize))
+        {
+            var outs = session.Run(batch.Inputs, values);
+            visit(batch, outs);
+            seen += (int)(batch.Inputs.Values.FirstOrDefault()?.Dims.FirstOrDefault() ?? 1);
+            if (progress) Console.Error.Write($"\r{progressLabel}: {seen}/{data.SampleCount} samples");
+        }
+        if (progress) Console.Error.WriteLine();
+        return seen;
+    }
+}

@@ -1,0 +1,182 @@
+// canonicalize: simplifications that never change what the model computes, run to a bounded fixed
+// point (max-iterations; the report says whether it converged).
+//  - no-ops:  y = Identity(x); y = Dropout(x) in inference (mask unused); y = Cast(x, to = type of x);
+//             y = Transpose(x, perm = identity); y = Reshape(x, s) with static shape(y) == shape(x);
+//             y = Pad(x, all pads 0)                                   ->  uses of y read x
+//  - Constant nodes become initializers; Shape(x) with a static shape becomes an int64 initializer;
+//  - constant folding: every node whose inputs are all constants (no subgraphs, no random ops) is
+//    evaluated once in ONNX Runtime and replaced by an initializer of the same name (skipped when the
+//    result would be larger than max-growth times its inputs, e.g. Expand/Tile);
+//  - dead code: nodes whose outputs nothing reads, and unused initializers, are removed.
+// Graph inputs and outputs keep their names; a graph output that is a pure alias of an input stays.
+using OnnxOpt.GraphIR;
+using OnnxOpt.Runtime;
+
+namespace OnnxOpt.Passes;
+
+public sealed class Canonicalize : Pass
+{
+    public override string Name => "canonicalize";
+    public override string Summary => "remove no-ops (Identity, Dropout, same-type Cast, ...), fold constants in ORT, remove dead code";
+    public override IReadOnlyList<PassOption> Options { get; } =
+    [
+        PassOption.Int("max-iterations", 10, "bound on rounds of the fixed-point loop"),
+        PassOption.Bool("fold-constants", true, "evaluate nodes whose inputs are all constant"),
+        PassOption.Double("max-growth", 4.0, "skip folding a node whose output is larger than this many times its inputs (+1 KB)"),
+    ];
+
+    private static readonly HashSet<string> RandomOps = new(StringComparer.Ordinal)
+    { "RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial", "Bernoulli" };
+
+    public override void Run(PassContext ctx, PassOptions o)
+    {
+        var rw = ctx.Rewriter;
+        var max = o.Int("max-iterations");
+        bool converged = false;
+        int rounds = 0;
+        while (rounds < max)
+        {
+            rounds++;
+            var before = rw.Changes;
+            ShapeInference.Run(ctx.Model);
+            foreach (var g in ctx.Model.Graph.SelfAndSubgraphs().ToList())
+            {
+                ctx.Stats.Count("no-ops removed", RemoveNoOps(g, rw, ctx.Model.OpsetVersion("") ?? 13));
+                ctx.Stats.Count("constants to initializers", ConstantsToInitializers(g, rw));
+                if (o.Bool("fold-constants")) ctx.Stats.Count("nodes folded", FoldConstants(ctx.Model, g, rw, o.Double("max-growth")));
+                ctx.Stats.Count("dead nodes removed", rw.RemoveDeadNodes(g));
+                ctx.Stats.Count("unused initializers removed", rw.RemoveUnusedInitializers(g));
+            }
+            rw.Finish();
+            if (rw.Changes == before) { converged = true; break; }
+        }
+        ctx.Stats.Count("iterations", rounds);
+        ctx.Stats.Count("converged", converged ? 1 : 0);
+    }
+
+    internal static int RemoveNoOps(Graph g, Rewriter rw, long opset)
+    {
+        int removed = 0;
+        foreach (var n in g.Nodes.ToList())
+        {
+            if (!n.IsStandard || n.Inputs.Count == 0 || n.Input(0) is not { } x || n.Outputs[0] is not { } y) continue;
+            if (!IsNoOp(n, x, y, opset)) continue;
+            if (!Rewriter.CanReplace(y, x)) continue;
+            rw.Replace(y, x);
+            rw.Erase(n);
+            removed++;
+        }
+        return removed;
+    }
+
+    private static bool IsNoOp(Node n, Value x, Value y, long opset)
+    {
+        switch (n.OpType)
+        {
+            case "Identity": return true;
+            case "Dropout":
+                if (n.Outputs.Count > 1 && n.Outputs[1] is { } mask && (mask.Uses.Count > 0 || mask.IsGraphOutput)) return false;
+                if (opset < 12) return n.GetInt("is_test", 1) != 0 || opset >= 7;
+                return n.Input(2) is null || Rewriter.ConstantOf(n.Input(2)) is { } tm && tm.ToDoubleArray() is [0];
+            case "Cast":
+                return x.ElementType != DataType.Undefined && (long)x.ElementType == n.GetInt("to", -1);
+            case "Transpose":
+                return n.GetInts("perm") is { } perm && perm.Select((p, i) => p == i).All(b => b);
+            case "Reshape":
+                return x.Shape is { IsFullyKnown: true } xs && y.Shape is { IsFullyKnown: true } ys && xs.Equals(ys);
+            case "Pad":
+                var pads = n.GetInts("pads") ?? Rewriter.ConstantOf(n.Input(1))?.ToInt64Array();
+                return pads is not null && pads.All(p => p == 0) && (n.GetString("mode") ?? "constant") is "constant" or "reflect" or "edge" or "wrap";
+            default: return false;
+        }
+    }
+
+    private static int ConstantsToInitializers(Graph g, Rewriter rw)
+    {
+        int n = 0;
+        foreach (var node in g.Nodes.Where(x => x.OpType == "Constant" && x.IsStandard).ToList())
+        {
+            var y = node.Output();
+            var t = node.GetTensor("value")
+                ?? (node.Attr("value_float") is { } vf ? Tensor.FromFloats("", [], [vf.F]) : null)
+                ?? (node.Attr("value_floats") is { } vfs ? Tensor.FromFloats("", [vfs.Floats!.Length], vfs.Floats) : null)
+                ?? (node.Attr("value_int") is { } vi ? Tensor.FromInt64s("", [], [vi.I]) : null)
+                ?? (node.Attr("value_ints") is { } vis ? Tensor.FromInt64s("", [vis.Ints!.Length], vis.Ints) : null);
+            if (t is null || t.External is not null || y.IsGraphOutput) continue;
+            Swap(g, rw, y, t);
+            n++;
+        }
+        foreach (var node in g.Nodes.Where(x => x.OpType == "Shape" && x.IsStandard).ToList())
+        {
+            if (node.Input(0)?.Shape is not { IsFullyKnown: true } s || node.Output().IsGraphOutput) continue;
+            var dims = s.ToArray();
+            var start = (int)node.GetInt("start", 0); var end = (int)node.GetInt("end", dims.Length);
+            if (start < 0) start += dims.Length; if (end < 0) end += dims.Length;
+            start = Math.Clamp(start, 0, dims.Length); end = Math.Clamp(end, start, dims.Length);
+            Swap(g, rw, node.Output(), Tensor.FromInt64s("", [end - start], dims[start..end]));
+            n++;
+        }
+        return n;
+    }
+
+    /// <summary>Replaces a node output by an initializer that takes over its name.</summary>
+    private static void Swap(Graph g, Rewriter rw, Value y, Tensor t)
+    {
+        var name = y.Name;
+        g.Rename(y, g.FreshName(name + "_folded"));
+        var c = rw.Constant(g, name, t);
+        rw.Replace(y, c);
+    }
+
+    private static int FoldConstants(Model model, Graph g, Rewriter rw, double maxGrowth)
+    {
+        var constant = new HashSet<Value>(g.Initializers.Where(v => !v.IsGraphInput));
+        var foldable = new List<Node>();
+        foreach (var n in g.Nodes)
+        {
+            if (!n.IsStandard || n.Inputs.Count == 0 || n.Subgraphs().Any() || RandomOps.Contains(n.OpType)) continue;
+            if (n.Inputs.All(i => i is null || constant.Contains(i)) && n.Inputs.Any(i => i is not null))
+            {
+                foldable.Add(n);
+                foreach (var o in n.Outputs) if (o is not null) constant.Add(o);
+            }
+        }
+        // Values to materialize: outputs of foldable nodes read by non-foldable nodes (or graph outputs).
+        var set = foldable.ToHashSet();
+        var wanted = foldable.SelectMany(n => n.Outputs).Where(o => o is not null && !o.IsGraphOutput &&
+            o.Uses.Any(u => !set.Contains(u.Node))).Select(o => o!).ToList();
+        if (wanted.Count == 0) return 0;
+
+        var sub = new Model { IrVersion = model.IrVersion };
+        sub.OpsetImports.AddRange(model.OpsetImports);
+        var sg = sub.Graph;
+        foreach (var v in foldable.SelectMany(n => n.Inputs).Where(v => v is not null && v.Producer is null).Distinct())
+            sg.AddInitializer(v!.Initializer!);
+        foreach (var n in foldable)
+        {
+            var copy = sg.AddNode(n.OpType, n.Inputs.Select(i => i is null ? null : sg.Find(i.Name)), n.Outputs.Select(o => o?.Name ?? ""), n.Domain);
+            copy.Attributes.AddRange(n.Attributes);
+        }
+        foreach (var v in wanted) sg.Outputs.Add(sg.Find(v.Name)!);
+        Tensor[] results;
+        try
+        {
+            using var s = InferenceSession.FromModel(sub, new SessionSettings { Optimization = GraphOptimization.Disabled });
+            results = s.Run(new Dictionary<string, Tensor>());
+        }
+        catch (Exception e) when (e is Runtime.Native.OrtException or OnnxModelException)
+        {
+            return 0; // ORT cannot evaluate it (e.g. an unsupported type): leave the nodes as they are
+        }
+        int folded = 0;
+        for (int i = 0; i < wanted.Count; i++)
+        {
+            var v = wanted[i];
+            var inputBytes = v.Producer!.Inputs.Where(x => x is not null).Sum(x => Rewriter.ConstantOf(x)?.ByteSize ?? 0);
+            if (results[i].ByteSize > maxGrowth * inputBytes + 1024) continue;
+            Swap(g, rw, v, results[i]);
+            folded++;
+        }
+        return folded;
+    }
+}

@@ -1,0 +1,185 @@
+// fold-bn: BatchNormalization (inference) folded away, exactly.
+//   s_c = gamma_c / sqrt(var_c + eps),  t_c = beta_c - mean_c * s_c
+//  1. y = BN(Conv(x, W, b))          ->  Conv(x, W', b'):  W'[c,...] = s_c W[c,...],  b'_c = s_c b_c + t_c
+//     y = BN(ConvTranspose(x, W, b)) ->  W'[i, j, ...] = s_(g*Cout/G + j) W[i, j, ...] (i in group g)
+//     y = BN(Gemm(a, B, C))          ->  column n of op(B) scaled by s_n, C'_n = s_n (beta C_n) + t_n, beta' = 1
+//     (the producer's output must feed only the BN; weights and BN parameters constant)
+//  2. y = Conv(BN(x), W2, b2) with conv pads all 0 (so no zero padding sees the shift t):
+//        W2'[o,c,...] = W2[o,c,...] s_c,   b2'_o = b2_o + sum_(c,k) W2[o,c,k] t_c       (groups = 1)
+//  3. otherwise a standalone BN becomes y = x * s + t with s, t shaped [C,1,...,1] (Mul + Add).
+// Weights shared with other nodes are copied, never changed in place.
+using OnnxOpt.GraphIR;
+
+namespace OnnxOpt.Passes;
+
+public sealed class FoldBatchNorm : Pass
+{
+    public override string Name => "fold-bn";
+    public override string Summary => "fold BatchNormalization into the preceding Conv/ConvTranspose/Gemm (or next unpadded Conv, or an affine Mul+Add)";
+
+    public override void Run(PassContext ctx, PassOptions o)
+    {
+        ShapeInference.Run(ctx.Model);
+        var rw = ctx.Rewriter;
+        foreach (var g in ctx.Model.Graph.SelfAndSubgraphs().ToList())
+            foreach (var bn in g.Nodes.Where(n => n.OpType == "BatchNormalization" && n.IsStandard).ToList())
+            {
+                if (bn.GetInt("training_mode", 0) != 0 || bn.Outputs.Skip(1).Any(v => v is not null && (v.Uses.Count > 0 || v.IsGraphOutput)))
+                { ctx.Stats.Count("skipped: training mode"); continue; }
+                var p = new[] { 1, 2, 3, 4 }.Select(i => Rewriter.ConstantOf(bn.Input(i))).ToArray();
+                if (p.Any(t => t is null || t.ElementType != DataType.Float)) { ctx.Stats.Count("skipped: parameters not constant float"); continue; }
+                var eps = bn.GetFloat("epsilon", 1e-5f);
+                var gamma = p[0]!.ToFloatArray(); var beta = p[1]!.ToFloatArray(); var mean = p[2]!.ToFloatArray(); var var_ = p[3]!.ToFloatArray();
+                var c = gamma.Length;
+                var s = new double[c]; var t = new double[c];
+                for (int i = 0; i < c; i++) { s[i] = gamma[i] / Math.Sqrt(var_[i] + (double)eps); t[i] = beta[i] - mean[i] * s[i]; }
+                var x = bn.Input(0)!;
+                var y = bn.Output();
+                if (x.Producer is { } prod && prod.Graph == g && x.Uses.Count == 1 && !x.IsGraphOutput && Rewriter.CanReplace(y, x)
+                    && FoldIntoProducer(rw, prod, s, t))
+                {
+                    rw.Replace(y, x);
+                    rw.Erase(bn);
+                    ctx.Stats.Count($"folded into {prod.OpType}");
+                }
+                else if (y.Uses.Count == 1 && !y.IsGraphOutput && y.Uses[0] is { InputIndex: 0 } u && FoldIntoNextConv(rw, u.Node, s, t))
+                {
+                    rw.Replace(y, x);
+                    rw.Erase(bn);
+                    ctx.Stats.Count("folded into next Conv");
+                }
+                else if (x.Shape is { } xs && xs.Rank >= 2 && Rewriter.CanReplace(y, x))
+                {
+                    var dims = new long[xs.Rank - 1];
+                    dims[0] = c;
+                    for (int i = 1; i < dims.Length; i++) dims[i] = 1;
+                    var sv = rw.Constant(g, y.Name + "_scale", Tensor.FromFloats("", dims, s.Select(v => (float)v).ToArray()));
+                    var tv = rw.Constant(g, y.Name + "_shift", Tensor.FromFloats("", dims, t.Select(v => (float)v).ToArray()));
+                    var mul = rw.Insert(g, "Mul", [x, sv], y.Name + "_scaled").Output();
+                    var add = rw.Insert(g, "Add", [mul, tv], y.Name + "_affine").Output();
+                    add.Type = y.Type;
+                    rw.Replace(y, add);
+                    rw.Erase(bn);
+                    ctx.Stats.Count("standalone BN to Mul+Add");
+                }
+                else ctx.Stats.Count("skipped: rank unknown");
+            }
+        rw.RemoveUnusedInitializers(ctx.Model.Graph);
+    }
+
+    /// <summary>The float data of a constant input, copied so it can be changed.</summary>
+    internal static float[]? Floats(Value? v) => Rewriter.ConstantOf(v) is { ElementType: DataType.Float } t ? t.ToFloatArray() : null;
+
+    /// <summary>Writes new data for input <paramref name="index"/> of a node: in place when the node is its
+    /// only reader and it is an initializer, else as a new initializer.</summary>
+    internal static void SetWeight(Rewriter rw, Node n, int index, long[] dims, float[] data, string baseName)
+    {
+        var v = n.Input(index);
+        var t = Tensor.FromFloats(v?.Name ?? "", dims, data);
+        if (v is { Initializer: not null, IsGraphInput: false } && v.Uses.Count == 1 && !v.IsGraphOutput) rw.SetInitializer(v, t);
+        else rw.SetInput(n, index, rw.Constant(n.Graph, v?.Name ?? baseName, t));
+    }
+
+    private static bool FoldIntoProducer(Rewriter rw, Node n, double[] s, double[] t)
+    {
+        if (!n.IsStandard) return false;
+        var c = s.Length;
+        switch (n.OpType)
+        {
+            case "Conv":
+            {
+                var w = Floats(n.Input(1)); var wt = Rewriter.ConstantOf(n.Input(1));
+                if (w is null || wt!.Dims[0] != c) return false;
+                var b = n.Input(2) is null ? new float[c] : Floats(n.Input(2));
+                if (b is null) return false;
+                var per = w.Length / c;
+                for (int o = 0; o < c; o++)
+                {
+                    for (int k = 0; k < per; k++) w[o * per + k] = (float)(w[o * per + k] * s[o]);
+                    b[o] = (float)(b[o] * s[o] + t[o]);
+                }
+                SetWeight(rw, n, 1, wt.Dims, w, n.Output().Name + "_W");
+                SetWeight(rw, n, 2, [c], b, n.Output().Name + "_B");
+                return true;
+            }
+            case "ConvTranspose":
+            {
+                var w = Floats(n.Input(1)); var wt = Rewriter.ConstantOf(n.Input(1));
+                if (w is null) return false;
+                var groups = (int)n.GetInt("group", 1);
+                var cin = (int)wt!.Dims[0]; var coutPerGroup = (int)wt.Dims[1];
+                if (coutPerGroup * groups != c) return false;
+                var b = n.Input(2) is null ? new float[c] : Floats(n.Input(2));
+                if (b is null) return false;
+                var k = w.Length / (cin * coutPerGroup);
+                for (int i = 0; i < cin; i++)
+                {
+                    var grp = i / (cin / groups);
+                    for (int j = 0; j < coutPerGroup; j++)
+                    {
+                        var oc = grp * coutPerGroup + j;
+                        for (int q = 0; q < k; q++) w[(i * coutPerGroup + j) * k + q] = (float)(w[(i * coutPerGroup + j) * k + q] * s[oc]);
+                    }
+                }
+                for (int oc = 0; oc < c; oc++) b[oc] = (float)(b[oc] * s[oc] + t[oc]);
+                SetWeight(rw, n, 1, wt.Dims, w, n.Output().Name + "_W");
+                SetWeight(rw, n, 2, [c], b, n.Output().Name + "_B");
+                return true;
+            }
+            case "Gemm":
+            {
+                var bmat = Floats(n.Input(1)); var bt = Rewriter.ConstantOf(n.Input(1));
+                if (bmat is null) return false;
+                var transB = n.GetInt("transB", 0) != 0;
+                var (kDim, nDim) = transB ? (bt!.Dims[1], bt.Dims[0]) : (bt!.Dims[0], bt.Dims[1]);
+                if (nDim != c) return false;
+                var beta = n.GetFloat("beta", 1f);
+                float[] cvec;
+                if (n.Input(2) is null) cvec = new float[c];
+                else if (Rewriter.ConstantOf(n.Input(2)) is { ElementType: DataType.Float } ct && ct.ElementCount == c && ct.Dims.Length <= 2 && ct.Dims.LastOrDefault(1) == c)
+                    cvec = ct.ToFloatArray();
+                else return false;
+                for (long kk = 0; kk < kDim; kk++)
+                    for (int j = 0; j < c; j++)
+                    {
+                        var idx = transB ? j * kDim + kk : kk * c + j;
+                        bmat[idx] = (float)(bmat[idx] * s[j]);
+                    }
+                var newC = Enumerable.Range(0, c).Select(j => (float)(beta * cvec[j] * s[j] + t[j])).ToArray();
+                SetWeight(rw, n, 1, bt.Dims, bmat, n.Output().Name + "_B");
+                if (n.Input(2) is null) rw.SetInput(n, 2, rw.Constant(n.Graph, n.Output().Name + "_C", Tensor.FromFloats("", [c], newC)));
+                else SetWeight(rw, n, 2, [c], newC, n.Output().Name + "_C");
+                n.SetAttr(OnnxAttribute.Float("beta", 1f));
+                return true;
+            }
+            default: return false;
+        }
+    }
+
+    private static bool FoldIntoNextConv(Rewriter rw, Node conv, double[] s, double[] t)
+    {
+        if (conv.OpType != "Conv" || !conv.IsStandard || conv.GetInt("group", 1) != 1) return false;
+        if ((conv.GetString("auto_pad") ?? "NOTSET") is not ("NOTSET" or "VALID")) return false;
+        if (conv.GetInts("pads") is { } pads && pads.Any(p => p != 0)) return false;
+        var w = Floats(conv.Input(1)); var wt = Rewriter.ConstantOf(conv.Input(1));
+        if (w is null || wt!.Dims[1] != s.Length) return false;
+        var cout = (int)wt.Dims[0]; var cin = s.Length; var k = w.Length / (cout * cin);
+        var b = conv.Input(2) is null ? new float[cout] : Floats(conv.Input(2));
+        if (b is null) return false;
+        for (int o = 0; o < cout; o++)
+        {
+            double shift = 0;
+            for (int c = 0; c < cin; c++)
+                for (int q = 0; q < k; q++)
+                {
+                    var i = (o * cin + c) * k + q;
+                    shift += w[i] * t[c];
+                    w[i] = (float)(w[i] * s[c]);
+                }
+            b[o] = (float)(b[o] + shift);
+        }
+        SetWeight(rw, conv, 1, wt.Dims, w, conv.Output().Name + "_W");
+        SetWeight(rw, conv, 2, [cout], b, conv.Output().Name + "_B");
+        return true;
+    }
+}

@@ -1,0 +1,317 @@
+// fold-conv: merges linear chains into one op (ConvAlgebra has the formulas).
+//   Conv -> Conv              one Conv (any stride/dilation; grouped convs expanded to dense, two depthwise
+//                             convs stay depthwise); exact when conv2 has no padding, or conv1 is 1x1
+//                             unpadded (then plus an Add of a constant [O,H,W] border bias map);
+//                             otherwise only with allow-border-error=true (error measured and reported)
+//   x + Conv(x)               Dirac term: W[c, c, centre] += 1 (stride 1, same-size output), exact
+//   Gemm -> Gemm, MatMul -> MatMul   one op with the weight product (and folded bias)
+// Only direct producer -> consumer pairs fold, so a non-linear op, a multiplicative gate (x * s(x)) or a
+// value read elsewhere (fan-out) always stops a fold. A cost model decides whether a fold pays:
+// objective=macs (MACs per sample must not grow), params (weights must not grow), or latency
+// (the model with and without the fold is timed in ONNX Runtime, 1 thread).
+using OnnxOpt.GraphIR;
+using OnnxOpt.Runtime;
+using OnnxOpt.Runtime.Data;
+using OnnxOpt.Runtime.Validation;
+
+namespace OnnxOpt.Passes;
+
+public sealed class FoldConv : Pass
+{
+    public override string Name => "fold-conv";
+    public override string Summary => "merge Conv->Conv (exact border handling), residual x+conv(x), Gemm->Gemm and MatMul->MatMul chains where the cost model says it pays";
+    public override IReadOnlyList<PassOption> Options { get; } =
+    [
+        PassOption.Enum("objective", "macs", ["macs", "params", "latency"], "what a fold must not make worse: MACs, weight count, or ORT latency (measured)"),
+        PassOption.Bool("allow-border-error", false, "also fold Conv->Conv where conv2's zero padding makes the fold approximate"),
+        PassOption.Int("max-kernel", 15, "largest folded kernel side to produce"),
+    ];
+
+    public override void Run(PassContext ctx, PassOptions o)
+    {
+        var rw = ctx.Rewriter;
+        var before = o.Bool("allow-border-error") ? OnnxExporter.ToBytes(ctx.Model) : null;
+        bool approximate = false;
+        bool changed = true;
+        while (changed)
+        {
+            changed = false;
+            ShapeInference.Run(ctx.Model);
+            foreach (var n in ctx.Model.Graph.Nodes.ToList())
+            {
+                if (n.Graph is null || !ctx.Model.Graph.Nodes.Contains(n) || !n.IsStandard) continue;
+                var result = n.OpType switch
+                {
+                    "Conv" => TryConvConv(ctx, n, o, ref approximate),
+                    "Add" => TryDirac(ctx, n),
+                    "Gemm" => TryGemmGemm(ctx, n, o),
+                    "MatMul" => TryMatMulMatMul(ctx, n, o),
+                    _ => false,
+                };
+                if (result) { changed = true; rw.RemoveDeadNodes(ctx.Model.Graph); rw.RemoveUnusedInitializers(ctx.Model.Graph); rw.Finish(); break; }
+            }
+        }
+        if (approximate && before is not null) MeasureError(ctx, before);
+    }
+
+    private static bool Pays(PassContext ctx, PassOptions o, long macsBefore, long macsAfter, long paramsBefore, long paramsAfter, Func<Model> trial, string what)
+    {
+        switch (o.Enum("objective"))
+        {
+            case "params": return paramsAfter <= paramsBefore;
+            case "latency":
+            {
+                var bench = Benchmark.Run(OnnxExporter.ToBytes(ctx.Model), OnnxExporter.ToBytes(trial()), new BenchOptions { Warmup = 5, Iterations = 40 });
+                ctx.Stats.Decide(("fold", what), ("objective", "latency"), ("before_ms", bench.Model.MedianMs), ("after_ms", bench.Other!.MedianMs));
+                return bench.Other.MedianMs < bench.Model.MedianMs;
+            }
+            default: return macsAfter <= macsBefore;
+        }
+    }
+
+    private static Model Clone(Model m) => OnnxImporter.Parse(OnnxExporter.ToBytes(m));
+
+    private static bool TryConvConv(PassContext ctx, Node conv2, PassOptions o, ref bool approximate)
+    {
+        var h = conv2.Input(0);
+        if (h?.Producer is not { OpType: "Conv", IsStandard: true } conv1 || conv1.Graph != conv2.Graph) return false;
+        var label = $"{conv1} -> {conv2}";
+        if (Kept.TryGetValue(conv2, out _)) return false;
+        if (h.Uses.Count != 1 || h.IsGraphOutput) { Refuse(ctx, label, "intermediate value is read elsewhere (fan-out)"); return false; }
+        var w1t = Rewriter.ConstantOf(conv1.Input(1)); var w2t = Rewriter.ConstantOf(conv2.Input(1));
+        if (w1t is not { ElementType: DataType.Float } || w2t is not { ElementType: DataType.Float }) { Refuse(ctx, label, "weights not constant float"); return false; }
+        var c1 = ConvSpec.Of(conv1, w1t.Dims); var c2 = ConvSpec.Of(conv2, w2t.Dims);
+        if (c1 is null || c2 is null) { Refuse(ctx, label, "not a 2-D convolution with explicit padding"); return false; }
+        var b1 = conv1.Input(2) is null ? new float[w1t.Dims[0]] : FoldBatchNorm.Floats(conv1.Input(2));
+        var b2 = conv2.Input(2) is null ? new float[w2t.Dims[0]] : FoldBatchNorm.Floats(conv2.Input(2));
+        if (b1 is null || b2 is null) { Refuse(ctx, label, "bias not constant"); return false; }
+        var x = conv1.Input(0)!;
+        var y = conv2.Output();
+        if (x.Shape is not { Rank: 4 } xs || h.Shape is not { Rank: 4 } hs || y.Shape is not { Rank: 4 } ys ||
+            !xs.Dims.Skip(2).All(d => d.IsKnown) || !hs.Dims.Skip(2).All(d => d.IsKnown) || !ys.Dims.Skip(2).All(d => d.IsKnown))
+        { Refuse(ctx, label, "spatial sizes not static"); return false; }
+
+        int m = (int)w1t.Dims[0], cin = (int)(w1t.Dims[1] * c1.Groups), outC = (int)w2t.Dims[0];
+        bool exact = c2.Unpadded;
+        bool biasMap = false;
+        if (!exact && c1.Kernel.All(k => k == 1) && c1.Unpadded) { exact = true; biasMap = b1.Any(v => v != 0); }
+        if (!exact && !o.Bool("allow-border-error")) { Refuse(ctx, label, "conv2 pads its input and conv1 is not 1x1: the fold would be wrong at the border (allow-border-error=true accepts it)"); return false; }
+
+        var s = new[] { c1.Strides[0] * c2.Strides[0], c1.Strides[1] * c2.Strides[1] };
+        var pb = new[] { c1.PadsBegin[0] + c1.Strides[0] * c2.PadsBegin[0], c1.PadsBegin[1] + c1.Strides[1] * c2.PadsBegin[1] };
+        var pe = new[] { c1.PadsEnd[0] + c1.Strides[0] * c2.PadsEnd[0], c1.PadsEnd[1] + c1.Strides[1] * c2.PadsEnd[1] };
+        var kh = ConvAlgebra.FoldedKernel(c1.Kernel[0], c1.Dilations[0], c1.Strides[0], c2.Kernel[0], c2.Dilations[0]);
+        var kw = ConvAlgebra.FoldedKernel(c1.Kernel[1], c1.Dilations[1], c1.Strides[1], c2.Kernel[1], c2.Dilations[1]);
+        if (Math.Max(kh, kw) > o.Int("max-kernel")) { Refuse(ctx, label, $"folded kernel {kh}x{kw} exceeds max-kernel"); return false; }
+        // The folded conv must produce exactly conv2's output size; trim end padding if floor() dropped rows.
+        var (yh, yw) = ((int)ys[2].Value!.Value, (int)ys[3].Value!.Value);
+        var (xh, xw) = ((int)xs[2].Value!.Value, (int)xs[3].Value!.Value);
+        for (int ax = 0; ax < 2; ax++)
+        {
+            var size = ax == 0 ? xh : xw; var k = ax == 0 ? kh : kw; var want = ax == 0 ? yh : yw;
+            var got = (size + pb[ax] + pe[ax] - k) / s[ax] + 1;
+            while (got > want && pe[ax] > 0) { pe[ax]--; got = (size + pb[ax] + pe[ax] - k) / s[ax] + 1; }
+            if (got != want) { Refuse(ctx, label, "folded output size does not match"); return false; }
+        }
+
+        bool depthwise = c1.Groups == m && m == cin && w1t.Dims[1] == 1 && c2.Groups == outC && outC == m && w2t.Dims[1] == 1;
+        var w1 = w1t.ToFloatArray(); var w2 = w2t.ToFloatArray();
+        var w2Dense = ConvAlgebra.Dense(w2, outC, (int)w2t.Dims[1], c2.Groups, c2.Kernel[0] * c2.Kernel[1]);
+        float[] w;
+        int groups;
+        if (depthwise) { w = ConvAlgebra.FoldDepthwise(w1, c1, w2, c2, m, out _, out _); groups = m; }
+        else
+        {
+            var w1Dense = ConvAlgebra.Dense(w1, m, (int)w1t.Dims[1], c1.Groups, c1.Kernel[0] * c1.Kernel[1]);
+            w = ConvAlgebra.FoldDense(w1Dense, m, cin, c1, w2Dense, outC, c2, out _, out _);
+            groups = 1;
+        }
+        var b = ConvAlgebra.FoldBias(b1, b2, w2Dense, outC, m, c2.Kernel[0] * c2.Kernel[1]);
+        var macsBefore = (ModelStats.Macs(conv1, out _) ?? 0) + (ModelStats.Macs(conv2, out _) ?? 0);
+        var macsAfter = (long)outC * yh * yw * (cin / groups) * kh * kw + (biasMap ? (long)outC * yh * yw : 0);
+        var paramsBefore = w1.Length + w2.Length;
+        var paramsAfter = (long)w.Length + (biasMap ? outC * yh * yw : 0);
+
+        Node Apply(Model target, Rewriter rw)
+        {
+            var g = target.Graph;
+            var tx = g.Lookup(x.Name)!; var ty = g.Lookup(y.Name)!;
+            var wv = rw.Constant(g, y.Name + "_folded_W", Tensor.FromFloats("", [outC, cin / groups, kh, kw], w));
+            var bv = rw.Constant(g, y.Name + "_folded_B", Tensor.FromFloats("", [outC], b));
+            var node = rw.Insert(g, "Conv", [tx, wv, bv], y.Name + "_folded", 1,
+                OnnxAttribute.IntList("kernel_shape", kh, kw), OnnxAttribute.IntList("strides", s[0], s[1]),
+                OnnxAttribute.IntList("pads", pb[0], pb[1], pe[0], pe[1]), OnnxAttribute.IntList("dilations", 1, 1),
+                OnnxAttribute.Int("group", groups));
+            var result = node.Output();
+            if (biasMap)
+            {
+                var map = ConvAlgebra.BorderBiasMap(b1, w2Dense, outC, m, c2, (int)hs[2].Value!.Value, (int)hs[3].Value!.Value, yh, yw);
+                var mv = rw.Constant(g, y.Name + "_border_bias", Tensor.FromFloats("", [outC, yh, yw], map));
+                result = rw.Insert(g, "Add", [result, mv], y.Name + "_folded_exact").Output();
+            }
+            result.Type = ty.Type;
+            rw.Replace(ty, result);
+            return node;
+        }
+
+        var what = $"{conv1} + {conv2}";
+        if (!Rewriter.CanReplace(y, conv2.Output()) ||
+            !Pays(ctx, o, macsBefore, macsAfter, paramsBefore, paramsAfter, () => { var t = Clone(ctx.Model); var r = new Rewriter(t); Apply(t, r); r.RemoveDeadNodes(t.Graph); r.Finish(); return t; }, what))
+        {
+            if (ctx.Stats.Once(label)) ctx.Stats.Decide(("fold", what), ("kind", "conv-conv"), ("decision", "kept"), ("reason", "cost model"),
+                ("macs_before", macsBefore), ("macs_after", macsAfter), ("params_before", (long)paramsBefore), ("params_after", paramsAfter));
+            ctx.Stats.Count("refused: does not pay");
+            MarkKept(conv2);
+            return false;
+        }
+        Apply(ctx.Model, ctx.Rewriter);
+        if (!exact) approximate = true;
+        ctx.Stats.Count(exact ? (biasMap ? "conv-conv folded (exact, border bias map)" : "conv-conv folded (exact)") : "conv-conv folded (approximate border)");
+        ctx.Stats.Decide(("fold", what), ("kind", "conv-conv"), ("decision", "folded"), ("exact", exact), ("border_bias_map", biasMap),
+            ("kernel", $"{kh}x{kw}"), ("stride", $"{s[0]}x{s[1]}"), ("groups", (long)groups),
+            ("macs_before", macsBefore), ("macs_after", macsAfter), ("params_before", (long)paramsBefore), ("params_after", paramsAfter));
+        return true;
+    }
+
+    // A pair the cost model refused is not offered again in the same run.
+    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<Node, object> Kept = new();
+    private static void MarkKept(Node n) => Kept.AddOrUpdate(n, new object());
+
+    private static void Refuse(PassContext ctx, string label, string why)
+    {
+        if (!ctx.Stats.Once(label)) return;
+        ctx.Stats.Count("refused: " + why.Split(':')[0].Split('(')[0].Trim());
+        ctx.Stats.Decide(("fold", label), ("decision", "refused"), ("reason", why));
+    }
+
+    private static bool TryDirac(PassContext ctx, Node add)
+    {
+        for (int side = 0; side < 2; side++)
+        {
+            var x = add.Input(side); var f = add.Input(1 - side);
+            if (x is null || f is null) continue;
+            Value convOut = f; Node? constAdd = null;
+            if (f.Producer is { OpType: "Add", IsStandard: true } ca && f.Uses.Count == 1 && !f.IsGraphOutput)
+            {
+                var cIdx = Rewriter.ConstantOf(ca.Input(0)) is not null ? 0 : Rewriter.ConstantOf(ca.Input(1)) is not null ? 1 : -1;
+                if (cIdx >= 0 && ca.Input(1 - cIdx) is { } inner) { constAdd = ca; convOut = inner; }
+            }
+            if (convOut.Producer is not { OpType: "Conv", IsStandard: true } conv || conv.Input(0) != x || convOut.Uses.Count != 1 || convOut.IsGraphOutput) continue;
+            var wt = Rewriter.ConstantOf(conv.Input(1));
+            if (wt is not { ElementType: DataType.Float, Dims.Length: 4 }) continue;
+            var spec = ConvSpec.Of(conv, wt.Dims);
+            if (spec is null || spec.Strides.Any(v => v != 1) || x.Shape is not { } xs || convOut.Shape is not { } ys || !xs.Equals(ys)) continue;
+            var cout = (int)wt.Dims[0]; var perGroup = (int)wt.Dims[1];
+            var cin = perGroup * spec.Groups;
+            if (cin != cout) continue;
+            var centre = new int[2];
+            bool ok = true;
+            for (int ax = 0; ax < 2; ax++)
+            {
+                if (spec.PadsBegin[ax] % spec.Dilations[ax] != 0) { ok = false; break; }
+                centre[ax] = spec.PadsBegin[ax] / spec.Dilations[ax];
+                if (centre[ax] >= spec.Kernel[ax]) ok = false;
+            }
+            var y = add.Output();
+            var result = constAdd?.Output() ?? convOut;
+            if (!ok || !Rewriter.CanReplace(y, result)) continue;
+            var w = wt.ToFloatArray();
+            var (kh, kw) = (spec.Kernel[0], spec.Kernel[1]);
+            var outPerGroup = cout / spec.Groups;
+            for (int c = 0; c < cout; c++)
+            {
+                var local = c - (c / outPerGroup) * perGroup;
+                w[((c * perGroup + local) * kh + centre[0]) * kw + centre[1]] += 1f;
+            }
+            FoldBatchNorm.SetWeight(ctx.Rewriter, conv, 1, wt.Dims, w, convOut.Name + "_W");
+            result.Type = y.Type ?? result.Type;
+            ctx.Rewriter.Replace(y, result);
+            ctx.Rewriter.Erase(add);
+            ctx.Stats.Count("residual folded (Dirac)");
+            ctx.Stats.Decide(("fold", $"{add}: x + {conv}"), ("kind", "residual-dirac"), ("decision", "folded"), ("exact", true));
+            return true;
+        }
+        return false;
+    }
+
+    /// <summary>y = alpha op(A) op(B) + beta C as (B as [K,N], c as [N] incl. beta) when constant.</summary>
+    private static (float[] B, int K, int N, float[] C, float Alpha)? GemmParts(Node g)
+    {
+        var bt = Rewriter.ConstantOf(g.Input(1));
+        if (bt is not { ElementType: DataType.Float, Dims.Length: 2 }) return null;
+        var b = bt.ToFloatArray();
+        int k = (int)bt.Dims[0], n = (int)bt.Dims[1];
+        if (g.OpType == "Gemm" && g.GetInt("transB", 0) != 0) { b = ConvAlgebra.Transpose(b, k, n); (k, n) = (n, k); }
+        var c = new float[n];
+        if (g.OpType == "Gemm" && g.Input(2) is { } cv)
+        {
+            if (Rewriter.ConstantOf(cv) is not { ElementType: DataType.Float } ct || ct.ElementCount != n && ct.ElementCount != 1) return null;
+            var cd = ct.ToFloatArray();
+            var beta = g.GetFloat("beta", 1f);
+            for (int j = 0; j < n; j++) c[j] = beta * (cd.Length == 1 ? cd[0] : cd[j]);
+        }
+        return (b, k, n, c, g.OpType == "Gemm" ? g.GetFloat("alpha", 1f) : 1f);
+    }
+
+    private static bool TryGemmGemm(PassContext ctx, Node g2, PassOptions o)
+    {
+        var h = g2.Input(0);
+        if (h?.Producer is not { OpType: "Gemm", IsStandard: true } g1 || h.Uses.Count != 1 || h.IsGraphOutput || g2.GetInt("transA", 0) != 0) return false;
+        if (GemmParts(g1) is not { } p1 || GemmParts(g2) is not { } p2 || p1.N != p2.K) return false;
+        var y = g2.Output();
+        if (!Rewriter.CanReplace(y, g2.Output())) return false;
+        // y = a2 (a1 A B1 + c1) B2 + c2 = (a1 a2) A (B1 B2) + (a2 c1 B2 + c2)
+        var b = ConvAlgebra.MatMul(p1.B, p2.B, p1.K, p1.N, p2.N);
+        var cb = ConvAlgebra.MatMul(p1.C, p2.B, 1, p1.N, p2.N);
+        var c = Enumerable.Range(0, p2.N).Select(j => p2.Alpha * cb[j] + p2.C[j]).ToArray();
+        long before = (long)p1.K * p1.N + (long)p2.K * p2.N, after = (long)p1.K * p2.N;
+        if (after > before)
+        {
+            if (ctx.Stats.Once($"{g1} -> {g2}")) ctx.Stats.Decide(("fold", $"{g1} -> {g2}"), ("kind", "gemm-gemm"), ("decision", "kept"), ("reason", "cost model"));
+            return false;
+        }
+        var rw = ctx.Rewriter; var gr = g2.Graph;
+        var node = rw.Insert(gr, "Gemm", [g1.Input(0), rw.Constant(gr, y.Name + "_folded_B", Tensor.FromFloats("", [p1.K, p2.N], b)),
+            rw.Constant(gr, y.Name + "_folded_C", Tensor.FromFloats("", [p2.N], c))], y.Name + "_folded", 1,
+            OnnxAttribute.Float("alpha", p1.Alpha * p2.Alpha), OnnxAttribute.Int("transA", g1.GetInt("transA", 0)));
+        node.Output().Type = y.Type;
+        rw.Replace(y, node.Output());
+        ctx.Stats.Count("gemm-gemm folded");
+        ctx.Stats.Decide(("fold", $"{g1} -> {g2}"), ("kind", "gemm-gemm"), ("decision", "folded"), ("exact", true), ("params_before", before), ("params_after", after));
+        return true;
+    }
+
+    private static bool TryMatMulMatMul(PassContext ctx, Node m2, PassOptions o)
+    {
+        var h = m2.Input(0);
+        if (h?.Producer is not { OpType: "MatMul", IsStandard: true } m1 || h.Uses.Count != 1 || h.IsGraphOutput) return false;
+        if (GemmParts(m1) is not { } p1 || GemmParts(m2) is not { } p2 || p1.N != p2.K) return false;
+        long before = (long)p1.K * p1.N + (long)p2.K * p2.N, after = (long)p1.K * p2.N;
+        if (after > before)
+        {
+            if (ctx.Stats.Once($"{m1} -> {m2}")) ctx.Stats.Decide(("fold", $"{m1} -> {m2}"), ("kind", "matmul-matmul"), ("decision", "kept"), ("reason", "cost model"));
+            return false;
+        }
+        var y = m2.Output();
+        var rw = ctx.Rewriter; var gr = m2.Graph;
+        var node = rw.Insert(gr, "MatMul", [m1.Input(0), rw.Constant(gr, y.Name + "_folded_B", Tensor.FromFloats("", [p1.K, p2.N], ConvAlgebra.MatMul(p1.B, p2.B, p1.K, p1.N, p2.N)))], y.Name + "_folded");
+        node.Output().Type = y.Type;
+        if (!Rewriter.CanReplace(y, node.Output())) return false;
+        rw.Replace(y, node.Output());
+        ctx.Stats.Count("matmul-matmul folded");
+        ctx.Stats.Decide(("fold", $"{m1} -> {m2}"), ("kind", "matmul-matmul"), ("decision", "folded"), ("exact", true), ("params_before", before), ("params_after", after));
+        return true;
+    }
+
+    /// <summary>For approximate (border) folds: the measured error of the pass on calibration data
+    /// (or 8 seeded random samples).</summary>
+    private static void MeasureError(PassContext ctx, byte[] before)
+    {
+        using var a = InferenceSession.FromBytes(before, new SessionSettings { Optimization = GraphOptimization.Disabled });
+        using var b = InferenceSession.FromModel(ctx.Model, new SessionSettings { Optimization = GraphOptimization.Disabled });
+        var data = ctx.Calibration?.DataFor(a.Inputs) ?? DataSet.Random(a.Inputs, 8, 1);
+        var r = Validator.Compare(a, b, data);
+        foreach (var out_ in r.Outputs)
+            ctx.Stats.Decide(("measured_border_error", out_.Name), ("max_abs_error", out_.MaxAbsError), ("cosine", out_.Cosine), ("top1_agreement", out_.Top1Agreement));
+    }
+}

@@ -1,0 +1,66 @@
+// A pass option, declared once: name, kind, default, description (and choices for enums). The CLI's
+// `passes` listing, the pipeline-string parser, the JSON pipeline config and the reports all come
+// from these declarations; an unknown key or an ill-typed value is an error naming the pass.
+using System.Globalization;
+using OnnxOpt.GraphIR;
+
+namespace OnnxOpt.Passes;
+
+public enum OptionKind { Int, Double, Bool, Enum }
+
+public sealed record PassOption(string Name, OptionKind Kind, object Default, string Description, IReadOnlyList<string>? Choices = null)
+{
+    public static PassOption Int(string name, long dflt, string description) => new(name, OptionKind.Int, dflt, description);
+    public static PassOption Double(string name, double dflt, string description) => new(name, OptionKind.Double, dflt, description);
+    public static PassOption Bool(string name, bool dflt, string description) => new(name, OptionKind.Bool, dflt, description);
+    public static PassOption Enum(string name, string dflt, string[] choices, string description) => new(name, OptionKind.Enum, dflt, description, choices);
+
+    public object Parse(string pass, string text) => Kind switch
+    {
+        OptionKind.Int => long.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var i) ? i : throw Bad(pass, text, "an integer"),
+        OptionKind.Double => double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var d) && double.IsFinite(d) ? d : throw Bad(pass, text, "a number"),
+        OptionKind.Bool => text switch { "true" or "1" => true, "false" or "0" => false, _ => throw Bad(pass, text, "true or false") },
+        OptionKind.Enum => Choices!.Contains(text) ? text : throw Bad(pass, text, "one of " + string.Join("|", Choices!)),
+        _ => throw new InvalidOperationException(),
+    };
+
+    private OnnxModelException Bad(string pass, string text, string what) =>
+        new($"pass '{pass}': option '{Name}' = '{text}' is not {what}");
+
+    public string Format(object v) => v switch
+    {
+        double d => d.ToString("R", CultureInfo.InvariantCulture),
+        bool b => b ? "true" : "false",
+        long l => l.ToString(CultureInfo.InvariantCulture),
+        _ => v.ToString()!,
+    };
+
+    public string TypeName => Kind == OptionKind.Enum ? string.Join("|", Choices!) : Kind.ToString().ToLowerInvariant();
+}
+
+/// <summary>The option values of one pass in a pipeline (defaults filled in).</summary>
+public sealed class PassOptions
+{
+    private readonly Dictionary<string, object> _values = new(StringComparer.Ordinal);
+
+    public PassOptions(Pass pass, IEnumerable<KeyValuePair<string, string>>? given = null)
+    {
+        Pass = pass;
+        foreach (var o in pass.Options) _values[o.Name] = o.Default;
+        foreach (var (k, v) in given ?? [])
+        {
+            var spec = pass.Options.FirstOrDefault(o => o.Name == k) ?? throw new OnnxModelException(
+                $"pass '{pass.Name}' has no option '{k}'" + (pass.Options.Count == 0 ? " (it takes none)" : $" (options: {string.Join(", ", pass.Options.Select(o => o.Name))})"));
+            _values[k] = spec.Parse(pass.Name, v);
+        }
+    }
+
+    public Pass Pass { get; }
+    public long Int(string name) => (long)_values[name];
+    public double Double(string name) => (double)_values[name];
+    public bool Bool(string name) => (bool)_values[name];
+    public string Enum(string name) => (string)_values[name];
+
+    /// <summary>All options in declaration order, "k=v,k=v" (empty when the pass has none).</summary>
+    public string Canonical() => string.Join(",", Pass.Options.Select(o => $"{o.Name}={o.Format(_values[o.Name])}"));
+}

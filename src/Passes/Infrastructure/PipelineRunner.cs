@@ -1,0 +1,31 @@
+// Runs a pipeline: each pass in order, its statistics and wall time recorded, the verifier after
+// every pass when asked (always in tests), and topological order restored after each pass.
+using System.Diagnostics;
+using OnnxOpt.GraphIR;
+
+namespace OnnxOpt.Passes;
+
+public sealed record PassRun(string Step, double Milliseconds, PassStats Stats);
+
+public static class PipelineRunner
+{
+    public static List<PassRun> Run(Model model, Pipeline pipeline, PassContext ctx, bool verifyEach = false)
+    {
+        var runs = new List<PassRun>();
+        foreach (var step in pipeline.Steps)
+        {
+            ctx.Stats = new PassStats();
+            var sw = Stopwatch.StartNew();
+            step.Pass.Run(ctx, step.Options);
+            ctx.Rewriter.Finish();
+            sw.Stop();
+            if (verifyEach)
+            {
+                var errors = Verifier.Check(model);
+                if (errors.Count > 0) throw new OnnxModelException($"pass '{step.Pass.Name}' broke the model: {errors[0]}");
+            }
+            runs.Add(new PassRun(step.ToString(), sw.Elapsed.TotalMilliseconds, ctx.Stats));
+        }
+        return runs;
+    }
+}

@@ -1,0 +1,109 @@
+// The one place passes mutate a model through. It keeps use lists consistent, makes fresh names
+// deterministically (base, base_1, ...), and never renames or drops a graph input or output: when a
+// graph output is replaced by another value, that value takes the output's name.
+using OnnxOpt.GraphIR;
+
+namespace OnnxOpt.Passes;
+
+public sealed class Rewriter(Model model)
+{
+    public Model Model { get; } = model;
+    /// <summary>Mutations made so far (the pipeline runner uses it to detect a fixed point).</summary>
+    public long Changes { get; private set; }
+
+    public Value Constant(Graph g, string baseName, Tensor t)
+    {
+        Changes++;
+        return g.AddInitializer(t.WithName(g.FreshName(baseName)));
+    }
+
+    /// <summary>Adds a node (placed by Finish's topological sort) with fresh output names.</summary>
+    public Node Insert(Graph g, string opType, IReadOnlyList<Value?> inputs, string baseName, int outputs = 1, params OnnxAttribute[] attrs)
+    {
+        Changes++;
+        var names = Enumerable.Range(0, outputs).Select(i => g.FreshName(outputs == 1 ? baseName : $"{baseName}_{i}")).ToList();
+        var node = g.AddNode(opType, inputs, names, name: g.FreshNodeName(baseName));
+        node.Attributes.AddRange(attrs);
+        return node;
+    }
+
+    /// <summary>Whether uses of <paramref name="old"/> can move to <paramref name="replacement"/>
+    /// (a graph output can only be taken over by a plain node output of the same graph).</summary>
+    public static bool CanReplace(Value old, Value replacement) =>
+        !old.IsGraphOutput || (replacement.Producer is not null && replacement.Graph == old.Graph
+            && !replacement.IsGraphOutput && !replacement.IsGraphInput && !replacement.IsInitializer);
+
+    /// <summary>Moves every use of <paramref name="old"/> to <paramref name="replacement"/>; if old is a
+    /// graph output, the replacement becomes that output under the same name and declared type.</summary>
+    public void Replace(Value old, Value replacement)
+    {
+        if (!CanReplace(old, replacement))
+            throw new InvalidOperationException($"cannot replace graph output '{old.Name}' by '{replacement.Name}'");
+        Changes++;
+        Graph.ReplaceUses(old, replacement);
+        if (!old.IsGraphOutput) return;
+        var g = old.Graph;
+        var name = old.Name;
+        g.Rename(old, g.FreshName(name + "_old"));
+        g.Rename(replacement, name);
+        replacement.Type = old.Type ?? replacement.Type;
+        replacement.DocString = old.DocString;
+        for (int i = 0; i < g.Outputs.Count; i++) if (g.Outputs[i] == old) g.Outputs[i] = replacement;
+    }
+
+    public void SetInput(Node n, int index, Value? v)
+    {
+        Changes++;
+        n.Graph.SetInput(n, index, v);
+    }
+
+    public void SetInitializer(Value v, Tensor data)
+    {
+        Changes++;
+        v.Graph.SetInitializerData(v, data);
+    }
+
+    public void Erase(Node n)
+    {
+        Changes++;
+        n.Graph.RemoveNode(n);
+    }
+
+    /// <summary>Removes nodes none of whose outputs is used or a graph output, repeatedly.</summary>
+    public int RemoveDeadNodes(Graph g)
+    {
+        int removed = 0;
+        for (int i = g.Nodes.Count - 1; i >= 0; i--)
+        {
+            var n = g.Nodes[i];
+            if (n.Outputs.Any(o => o is not null && (o.Uses.Count > 0 || o.IsGraphOutput))) continue;
+            Erase(n);
+            removed++;
+        }
+        return removed;
+    }
+
+    /// <summary>Removes initializers nothing reads (initializers that are also graph inputs stay:
+    /// they are part of the model's interface).</summary>
+    public int RemoveUnusedInitializers(Graph g)
+    {
+        var dead = g.Initializers.Concat(g.SparseInitializers).Where(v => v.Uses.Count == 0 && !v.IsGraphOutput && !v.IsGraphInput).ToList();
+        foreach (var v in dead) { Changes++; g.RemoveInitializer(v); }
+        return dead.Count;
+    }
+
+    /// <summary>Restores topological order in every graph after insertions.</summary>
+    public void Finish()
+    {
+        foreach (var g in Model.Graph.SelfAndSubgraphs().ToList()) g.SortTopologically();
+    }
+
+    /// <summary>The constant data a value holds (an initializer, or a Constant node's tensor), or null.</summary>
+    public static Tensor? ConstantOf(Value? v)
+    {
+        if (v is null) return null;
+        if (v.Initializer is { } t && !v.IsGraphInput) return t;
+        if (v.Producer is { OpType: "Constant", Domain: "" } c && c.GetTensor("value") is { } ct) return ct;
+        return null;
+    }
+}

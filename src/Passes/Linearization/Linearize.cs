@@ -1,0 +1,247 @@
+// linearize: post-training activation linearization (Layer Folding, Ben Dror et al. 2021, decided
+// from calibration data instead of training). For every ReLU, LeakyReLU, PReLU and Clip (ReLU6) that
+// sits between foldable linear ops:
+//   1. statistics of its input z over the calibration set: fraction < 0, fraction > clip max, and the
+//      energy the identity would change, ||min(z,0)||^2/||z||^2 (+ ||z - clip||^2/||z||^2 for Clip);
+//   2. exact on the data (no element in a non-linear region) -> always linearized (budget 0 does only these);
+//   3. otherwise, most linear first, each is switched in a trial model and the trial's top-1 agreement
+//      with the original (cosine of outputs for non-classifiers) is measured in ORT on the calibration
+//      set; the switch is kept while the drop stays within max-agreement-drop points (and max-count).
+// mode=identity replaces act(z) by z; mode=affine by a per-channel least-squares fit a_c z + b_c,
+// folded into the producing Conv/Gemm when it has no other reader (else a Mul+Add). The folds
+// themselves are fold-conv's job: run it next ("linearize,fold-conv").
+using OnnxOpt.Calibration;
+using OnnxOpt.GraphIR;
+using OnnxOpt.Runtime.Validation;
+
+namespace OnnxOpt.Passes;
+
+public sealed class Linearize : Pass
+{
+    public override string Name => "linearize";
+    public override string Summary => "replace (nearly) linear ReLU/LeakyReLU/PReLU/Clip activations by identity or a per-channel affine map, within an agreement budget measured in ORT";
+    public override bool IsExact => false;
+    public override bool NeedsCalibration => true;
+    public override IReadOnlyList<PassOption> Options { get; } =
+    [
+        PassOption.Double("max-agreement-drop", 0.5, "largest drop in top-1 agreement with the original, in points (cosine x 100 for non-classifiers); 0 = only activations exactly linear on the data"),
+        PassOption.Int("max-count", -1, "most activations to linearize (-1: no limit)"),
+        PassOption.Enum("mode", "identity", ["identity", "affine"], "replace act(z) by z, or by a per-channel least-squares a*z+b"),
+    ];
+
+    private static readonly HashSet<string> Activations = new(StringComparer.Ordinal) { "Relu", "LeakyRelu", "PRelu", "Clip" };
+    private static readonly HashSet<string> LinearProducers = new(StringComparer.Ordinal) { "Conv", "ConvTranspose", "Gemm", "MatMul", "BatchNormalization", "Add", "Sub" };
+    private static readonly HashSet<string> LinearConsumers = new(StringComparer.Ordinal)
+    { "Conv", "ConvTranspose", "Gemm", "MatMul", "Add", "Sub", "GlobalAveragePool", "AveragePool", "Flatten", "Reshape", "Transpose", "Concat", "BatchNormalization", "Identity" };
+
+    private sealed record Candidate(Node Act, TensorStatistics Stats, bool Exact, double Score, double ClipMin, double ClipMax);
+
+    public override void Run(PassContext ctx, PassOptions o)
+    {
+        var calib = ctx.RequireCalibration(Name);
+        var model = ctx.Model;
+        ShapeInference.Run(model);
+        var g = model.Graph;
+        var budget = o.Double("max-agreement-drop");
+        var maxCount = o.Int("max-count") < 0 ? int.MaxValue : o.Int("max-count");
+        var mode = o.Enum("mode");
+
+        var acts = g.Nodes.Where(n => n.IsStandard && Activations.Contains(n.OpType)).ToList();
+        var eligible = new List<Node>();
+        foreach (var a in acts)
+        {
+            var z = a.Input(0); var y = a.Output();
+            string? why = null;
+            if (z?.Producer is not { } p || !p.IsStandard || !LinearProducers.Contains(p.OpType)) why = "input not produced by a linear op";
+            else if (y.IsGraphOutput) why = "graph output";
+            else if (y.Uses.Any(u => !u.Node.IsStandard || !LinearConsumers.Contains(u.Node.OpType))) why = "read by a non-linear op";
+            else if (a.OpType == "Clip" && ClipBounds(a) is null) why = "clip bounds not constant";
+            if (why is null) eligible.Add(a);
+            else { ctx.Stats.Count("not eligible"); ctx.Stats.Decide(("activation", a.ToString()), ("op", a.OpType), ("decision", "kept"), ("reason", why)); }
+        }
+        if (eligible.Count == 0) return;
+
+        // 1. Statistics of every eligible activation's input (and output, for the affine fit), streamed.
+        var stats = eligible.ToDictionary(a => a, a => new TensorStatistics(a.Input(0)!.Name, ClipBounds(a)?.Max ?? double.PositiveInfinity));
+        var names = eligible.SelectMany(a => new[] { a.Input(0)!.Name, a.Output().Name }).Distinct().ToList();
+        calib.Stream(model, names, (_, outs) =>
+        {
+            foreach (var a in eligible)
+                stats[a].Add(outs[names.IndexOf(a.Input(0)!.Name)], outs[names.IndexOf(a.Output().Name)]);
+        }, "linearize: calibration statistics");
+
+        var candidates = eligible.Select(a =>
+        {
+            var s = stats[a].Total;
+            var (lo, hi) = ClipBounds(a) ?? (0, double.PositiveInfinity);
+            bool exact = a.OpType == "Clip" ? s.Min >= lo && s.Max <= hi : s.NegCount == 0;
+            double score = a.OpType == "Clip" ? (lo == 0 ? s.NegativeEnergyRatio : s.FractionNegative) + s.AboveEnergyRatio : s.NegativeEnergyRatio;
+            return new Candidate(a, stats[a], exact, exact ? 0 : score, lo, hi);
+        }).OrderBy(c => c.Exact ? 0 : 1).ThenBy(c => c.Score).ThenBy(c => g.Nodes.IndexOf(c.Act)).ToList();
+
+        // 2. Reference answers of the original model on the calibration set.
+        var reference = Reference.Capture(calib, model);
+        var accepted = new List<Candidate>();
+        var measured = new Dictionary<Node, double>();
+        double current = 100;
+        foreach (var c in candidates)
+        {
+            if (accepted.Count >= maxCount) break;
+            if (!c.Exact && budget <= 0) continue;
+            var trial = OnnxImporter.Parse(OnnxExporter.ToBytes(model));
+            Apply(trial, accepted.Append(c), mode);
+            var agreement = reference.Agreement(calib, trial);
+            measured[c.Act] = agreement;
+            if (c.Exact || 100 - agreement <= budget + 1e-9)
+            {
+                accepted.Add(c);
+                current = agreement;
+            }
+        }
+        foreach (var c in candidates)
+        {
+            var s = c.Stats.Total;
+            var decision = accepted.Contains(c) ? (c.Exact ? "linearized (exact on data)" : "linearized") : measured.ContainsKey(c.Act) ? "kept (over budget)" : accepted.Count >= maxCount ? "kept (max-count)" : "kept (budget 0: not exact)";
+            ctx.Stats.Decide(("activation", c.Act.ToString()), ("op", c.Act.OpType), ("decision", decision),
+                ("fraction_negative", s.FractionNegative), ("negative_energy_ratio", s.NegativeEnergyRatio),
+                ("fraction_above_clip", double.IsPositiveInfinity(c.ClipMax) ? null : s.FractionAbove),
+                ("min", s.Min), ("max", s.Max), ("score", c.Score),
+                ("agreement_after", measured.TryGetValue(c.Act, out var m) ? m : null));
+        }
+        Apply(model, accepted, mode, ctx.Rewriter);
+        ctx.Stats.Count("candidates", candidates.Count);
+        ctx.Stats.Count("linearized", accepted.Count);
+        ctx.Stats.Count("linearized exactly", accepted.Count(c => c.Exact));
+        ctx.Stats.Decide(("summary", "linearize"), ("metric", reference.Metric), ("agreement_after_all", current), ("samples", (long)reference.Samples));
+    }
+
+    private static (double Min, double Max)? ClipBounds(Node a)
+    {
+        if (a.OpType != "Clip") return (0, double.PositiveInfinity);
+        double lo = a.Attr("min") is { } amin ? amin.F : double.NegativeInfinity;
+        double hi = a.Attr("max") is { } amax ? amax.F : double.PositiveInfinity;
+        if (a.Input(1) is { } mn) { if (Rewriter.ConstantOf(mn) is { } t) lo = t.ToDoubleArray()[0]; else return null; }
+        if (a.Input(2) is { } mx) { if (Rewriter.ConstantOf(mx) is { } t) hi = t.ToDoubleArray()[0]; else return null; }
+        return (lo, hi);
+    }
+
+    /// <summary>Applies the chosen linearizations to <paramref name="target"/> (matching nodes by output name).</summary>
+    private static void Apply(Model target, IEnumerable<Candidate> chosen, string mode, Rewriter? rw = null)
+    {
+        rw ??= new Rewriter(target);
+        var g = target.Graph;
+        foreach (var c in chosen)
+        {
+            var act = g.Find(c.Act.Output().Name)!.Producer!;
+            var z = act.Input(0)!; var y = act.Output();
+            if (mode == "affine")
+            {
+                var fit = c.Stats.AffineFit();
+                var p = z.Producer;
+                if (p is { OpType: "Conv" or "Gemm" } && z.Uses.Count == 1 && !z.IsGraphOutput && ScaleProducer(rw, p, fit))
+                {
+                    rw.Replace(y, z);
+                    rw.Erase(act);
+                    continue;
+                }
+                if (z.Shape is { Rank: >= 2 } zs)
+                {
+                    var dims = new long[zs.Rank - 1];
+                    dims[0] = fit.Length;
+                    for (int i = 1; i < dims.Length; i++) dims[i] = 1;
+                    var a = rw.Constant(g, y.Name + "_lin_a", Tensor.FromFloats("", dims, fit.Select(f => (float)f.A).ToArray()));
+                    var b = rw.Constant(g, y.Name + "_lin_b", Tensor.FromFloats("", dims, fit.Select(f => (float)f.B).ToArray()));
+                    var mul = rw.Insert(g, "Mul", [z, a], y.Name + "_lin_scaled").Output();
+                    var add = rw.Insert(g, "Add", [mul, b], y.Name + "_lin").Output();
+                    add.Type = y.Type;
+                    rw.Replace(y, add);
+                    rw.Erase(act);
+                    continue;
+                }
+            }
+            rw.Replace(y, z);
+            rw.Erase(act);
+        }
+        rw.RemoveUnusedInitializers(g);
+        rw.Finish();
+    }
+
+    /// <summary>Conv/Gemm output channel c scaled by a_c and shifted by b_c, in its weights and bias.</summary>
+    private static bool ScaleProducer(Rewriter rw, Node p, (double A, double B)[] fit)
+    {
+        var wt = Rewriter.ConstantOf(p.Input(1));
+        if (wt is not { ElementType: DataType.Float }) return false;
+        var w = wt.ToFloatArray();
+        var c = fit.Length;
+        var transB = p.OpType == "Gemm" && p.GetInt("transB", 0) != 0;
+        int rows = p.OpType == "Conv" ? c : (int)wt.Dims[0];
+        if (p.OpType == "Conv" ? wt.Dims[0] != c : (transB ? wt.Dims[0] : wt.Dims[1]) != c) return false;
+        float[] bias;
+        if (p.Input(2) is null) bias = new float[c];
+        else if (Rewriter.ConstantOf(p.Input(2)) is { ElementType: DataType.Float } bt && bt.ElementCount == c) bias = bt.ToFloatArray();
+        else return false;
+        var beta = p.OpType == "Gemm" ? p.GetFloat("beta", 1f) : 1f;
+        if (p.OpType == "Conv" || transB)
+        {
+            var per = w.Length / c;
+            for (int o = 0; o < c; o++) for (int k = 0; k < per; k++) w[o * per + k] = (float)(w[o * per + k] * fit[o].A);
+        }
+        else
+            for (int r = 0; r < rows; r++) for (int o = 0; o < c; o++) w[r * c + o] = (float)(w[r * c + o] * fit[o].A);
+        for (int o = 0; o < c; o++) bias[o] = (float)(beta * bias[o] * fit[o].A + fit[o].B);
+        FoldBatchNorm.SetWeight(rw, p, 1, wt.Dims, w, p.Output().Name + "_W");
+        if (p.Input(2) is null) rw.SetInput(p, 2, rw.Constant(p.Graph, p.Output().Name + "_B", Tensor.FromFloats("", [c], bias)));
+        else FoldBatchNorm.SetWeight(rw, p, 2, [c], bias, p.Output().Name + "_B");
+        if (p.OpType == "Gemm") p.SetAttr(OnnxAttribute.Float("beta", 1f));
+        return true;
+    }
+}
+
+/// <summary>The original model's answers on the calibration set, to measure how far a rewritten model
+/// drifts: top-1 agreement (%) for classifiers (first output [batch, classes]), else mean cosine x 100.</summary>
+public sealed class Reference
+{
+    private readonly List<long[]> _argmax = new();
+    private readonly List<float[]> _outputs = new();
+    private string _output = "";
+    public string Metric { get; private set; } = "top1_agreement";
+    public int Samples { get; private set; }
+
+    public static Reference Capture(CalibrationSource calib, Model model)
+    {
+        var r = new Reference { _output = model.Graph.Outputs[0].Name };
+        r.Samples = calib.Stream(model, [r._output], (_, outs) =>
+        {
+            var t = outs[0];
+            if (t.Dims.Length == 2 && t.Dims[1] > 1) r._argmax.Add(Validator.ArgMax(t));
+            else { r.Metric = "cosine_x100"; r._outputs.Add(t.ToFloatArray()); }
+        });
+        return r;
+    }
+
+    public double Agreement(CalibrationSource calib, Model candidate)
+    {
+        long agree = 0, total = 0;
+        double cosSum = 0;
+        int k = 0;
+        calib.Stream(candidate, [_output], (_, outs) =>
+        {
+            if (Metric == "top1_agreement")
+            {
+                var a = Validator.ArgMax(outs[0]);
+                var want = _argmax[k];
+                for (int i = 0; i < a.Length; i++) { total++; if (a[i] == want[i]) agree++; }
+            }
+            else
+            {
+                var x = _outputs[k]; var y = outs[0].ToFloatArray();
+                double dot = 0, nx = 0, ny = 0;
+                for (int i = 0; i < x.Length; i++) { dot += x[i] * (double)y[i]; nx += x[i] * (double)x[i]; ny += y[i] * (double)y[i]; }
+                cosSum += nx == 0 && ny == 0 ? 1 : dot / Math.Sqrt(nx * ny);
+                total++;
+            }
+            k++;
+        });
+        return Metric == "top1_agreement" ? 100.0 * agree / Math.Max(1, total) : 100.0 * cosSum / Math.Max(1, total);
+    }
+}
