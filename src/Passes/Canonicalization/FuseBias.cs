@@ -25,12 +25,13 @@ public sealed class FuseBias : Pass
                     if (lin?.Producer is not { } p || p.Graph != g || lin.Uses.Count != 1 || lin.IsGraphOutput || cst is not { ElementType: DataType.Float }) continue;
                     var y = add.Output();
                     if (!Rewriter.CanReplace(y, lin)) continue;
+                    var op = p.OpType;
                     if (TryFuse(rw, p, cst, lin))
                     {
                         lin.Type = y.Type ?? lin.Type;
                         rw.Replace(y, lin);
                         rw.Erase(add);
-                        ctx.Stats.Count($"fused into {p.OpType}");
+                        ctx.Stats.Count($"fused into {op}");
                         break;
                     }
                 }

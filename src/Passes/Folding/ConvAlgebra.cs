@@ -139,6 +139,22 @@ public static class ConvAlgebra
         return map;
     }
 
+    /// <summary>A constant map [M, H, W] added before a 1x1 unpadded conv (stride s) becomes
+    /// [O, Yh, Yw]: map'[o, y, x] = sum_m W2[o, m] map[m, y*s, x*s].</summary>
+    public static float[] PushMapThrough1x1(float[] map, float[] w2Dense, int o, int m, int h, int w, int[] strides, int yh, int yw)
+    {
+        var r = new float[o * yh * yw];
+        for (int oo = 0; oo < o; oo++)
+            for (int y = 0; y < yh; y++)
+                for (int x = 0; x < yw; x++)
+                {
+                    double acc = 0;
+                    for (int mm = 0; mm < m; mm++) acc += (double)w2Dense[oo * m + mm] * map[(mm * h + y * strides[0]) * w + x * strides[1]];
+                    r[(oo * yh + y) * yw + x] = (float)acc;
+                }
+        return r;
+    }
+
     /// <summary>Dense row-major matrix product [r, k] x [k, c].</summary>
     public static float[] MatMul(float[] a, float[] b, int r, int k, int c)
     {

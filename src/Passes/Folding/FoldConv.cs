@@ -7,8 +7,8 @@
 //   Gemm -> Gemm, MatMul -> MatMul   one op with the weight product (and folded bias)
 // Only direct producer -> consumer pairs fold, so a non-linear op, a multiplicative gate (x * s(x)) or a
 // value read elsewhere (fan-out) always stops a fold. A cost model decides whether a fold pays:
-// objective=macs (MACs per sample must not grow), params (weights must not grow), or latency
-// (the model with and without the fold is timed in ONNX Runtime, 1 thread).
+// objective=macs (MACs per sample must not grow), params (weights must not grow), latency (the model
+// with and without the fold is timed in ONNX Runtime, 1 thread) or depth (fold wherever allowed).
 using OnnxOpt.GraphIR;
 using OnnxOpt.Runtime;
 using OnnxOpt.Runtime.Data;
@@ -22,7 +22,7 @@ public sealed class FoldConv : Pass
     public override string Summary => "merge Conv->Conv (exact border handling), residual x+conv(x), Gemm->Gemm and MatMul->MatMul chains where the cost model says it pays";
     public override IReadOnlyList<PassOption> Options { get; } =
     [
-        PassOption.Enum("objective", "macs", ["macs", "params", "latency"], "what a fold must not make worse: MACs, weight count, or ORT latency (measured)"),
+        PassOption.Enum("objective", "macs", ["macs", "params", "latency", "depth"], "what a fold must not make worse: MACs, weight count, ORT latency (measured), or nothing (depth: fold wherever allowed)"),
         PassOption.Bool("allow-border-error", false, "also fold Conv->Conv where conv2's zero padding makes the fold approximate"),
         PassOption.Int("max-kernel", 15, "largest folded kernel side to produce"),
     ];
@@ -59,6 +59,7 @@ public sealed class FoldConv : Pass
         switch (o.Enum("objective"))
         {
             case "params": return paramsAfter <= paramsBefore;
+            case "depth": return true;
             case "latency":
             {
                 var bench = Benchmark.Run(OnnxExporter.ToBytes(ctx.Model), OnnxExporter.ToBytes(trial()), new BenchOptions { Warmup = 5, Iterations = 40 });
@@ -74,14 +75,26 @@ public sealed class FoldConv : Pass
     private static bool TryConvConv(PassContext ctx, Node conv2, PassOptions o, ref bool approximate)
     {
         var h = conv2.Input(0);
-        if (h?.Producer is not { OpType: "Conv", IsStandard: true } conv1 || conv1.Graph != conv2.Graph) return false;
+        if (h is null || h.Uses.Count != 1 || h.IsGraphOutput) { if (h?.Producer is { OpType: "Conv" } p0) Refuse(ctx, $"{p0} -> {conv2}", "intermediate value is read elsewhere (fan-out)"); return false; }
+        // conv1 directly, or conv1 followed by the constant border bias map of an earlier fold.
+        Node? conv1 = h.Producer is { OpType: "Conv", IsStandard: true } pc && pc.Graph == conv2.Graph ? pc : null;
+        float[]? carriedMap = null;
+        if (conv1 is null && h.Producer is { OpType: "Add", IsStandard: true } add)
+        {
+            for (int side = 0; side < 2 && conv1 is null; side++)
+                if (add.Input(side) is { Producer: { OpType: "Conv", IsStandard: true } pc2 } inner && inner.Uses.Count == 1 && !inner.IsGraphOutput &&
+                    Rewriter.ConstantOf(add.Input(1 - side)) is { ElementType: DataType.Float } mt && mt.Dims.Length == 3 && inner.Shape is { Rank: 4 } ishape &&
+                    mt.Dims[0] == ishape[1].Value && mt.Dims[1] == ishape[2].Value && mt.Dims[2] == ishape[3].Value)
+                { conv1 = pc2; carriedMap = mt.ToFloatArray(); }
+        }
+        if (conv1 is null) return false;
         var label = $"{conv1} -> {conv2}";
         if (Kept.TryGetValue(conv2, out _)) return false;
-        if (h.Uses.Count != 1 || h.IsGraphOutput) { Refuse(ctx, label, "intermediate value is read elsewhere (fan-out)"); return false; }
         var w1t = Rewriter.ConstantOf(conv1.Input(1)); var w2t = Rewriter.ConstantOf(conv2.Input(1));
         if (w1t is not { ElementType: DataType.Float } || w2t is not { ElementType: DataType.Float }) { Refuse(ctx, label, "weights not constant float"); return false; }
         var c1 = ConvSpec.Of(conv1, w1t.Dims); var c2 = ConvSpec.Of(conv2, w2t.Dims);
         if (c1 is null || c2 is null) { Refuse(ctx, label, "not a 2-D convolution with explicit padding"); return false; }
+        if (carriedMap is not null && !(c2.Kernel.All(k => k == 1) && c2.Unpadded)) { Refuse(ctx, label, "a border bias map can only be carried through a 1x1 unpadded conv"); return false; }
         var b1 = conv1.Input(2) is null ? new float[w1t.Dims[0]] : FoldBatchNorm.Floats(conv1.Input(2));
         var b2 = conv2.Input(2) is null ? new float[w2t.Dims[0]] : FoldBatchNorm.Floats(conv2.Input(2));
         if (b1 is null || b2 is null) { Refuse(ctx, label, "bias not constant"); return false; }
@@ -93,7 +106,7 @@ public sealed class FoldConv : Pass
 
         int m = (int)w1t.Dims[0], cin = (int)(w1t.Dims[1] * c1.Groups), outC = (int)w2t.Dims[0];
         bool exact = c2.Unpadded;
-        bool biasMap = false;
+        bool biasMap = carriedMap is not null;
         if (!exact && c1.Kernel.All(k => k == 1) && c1.Unpadded) { exact = true; biasMap = b1.Any(v => v != 0); }
         if (!exact && !o.Bool("allow-border-error")) { Refuse(ctx, label, "conv2 pads its input and conv1 is not 1x1: the fold would be wrong at the border (allow-border-error=true accepts it)"); return false; }
 
@@ -145,7 +158,9 @@ public sealed class FoldConv : Pass
             var result = node.Output();
             if (biasMap)
             {
-                var map = ConvAlgebra.BorderBiasMap(b1, w2Dense, outC, m, c2, (int)hs[2].Value!.Value, (int)hs[3].Value!.Value, yh, yw);
+                var map = carriedMap is not null
+                    ? ConvAlgebra.PushMapThrough1x1(carriedMap, w2Dense, outC, m, (int)hs[2].Value!.Value, (int)hs[3].Value!.Value, c2.Strides, yh, yw)
+                    : ConvAlgebra.BorderBiasMap(b1, w2Dense, outC, m, c2, (int)hs[2].Value!.Value, (int)hs[3].Value!.Value, yh, yw);
                 var mv = rw.Constant(g, y.Name + "_border_bias", Tensor.FromFloats("", [outC, yh, yw], map));
                 result = rw.Insert(g, "Add", [result, mv], y.Name + "_folded_exact").Output();
             }
@@ -155,8 +170,19 @@ public sealed class FoldConv : Pass
         }
 
         var what = $"{conv1} + {conv2}";
-        if (!Rewriter.CanReplace(y, conv2.Output()) ||
-            !Pays(ctx, o, macsBefore, macsAfter, paramsBefore, paramsAfter, () => { var t = Clone(ctx.Model); var r = new Rewriter(t); Apply(t, r); r.RemoveDeadNodes(t.Graph); r.Finish(); return t; }, what))
+        // A pair that does not pay on its own may be the first step of a chain that does (the
+        // expand -> depthwise -> project block): look one conv ahead.
+        if (o.Enum("objective") is "macs" or "params" && macsAfter > macsBefore && y.Uses.Count == 1 && !y.IsGraphOutput &&
+            y.Uses[0].Node is { OpType: "Conv", IsStandard: true } conv3 && conv3.Input(0) == y && Rewriter.ConstantOf(conv3.Input(1)) is { Dims.Length: 4 } w3t &&
+            ConvSpec.Of(conv3, w3t.Dims) is { Unpadded: true } c3 && conv3.Output().Shape is { Rank: 4 } zs && zs.Dims.Skip(2).All(d => d.IsKnown))
+        {
+            var k3h = ConvAlgebra.FoldedKernel(kh, 1, s[0], c3.Kernel[0], c3.Dilations[0]);
+            var k3w = ConvAlgebra.FoldedKernel(kw, 1, s[1], c3.Kernel[1], c3.Dilations[1]);
+            var chainAfter = w3t.Dims[0] * zs[2].Value!.Value * zs[3].Value!.Value * cin * k3h * k3w + (biasMap ? w3t.Dims[0] * zs[2].Value!.Value * zs[3].Value!.Value : 0);
+            var chainBefore = macsBefore + (ModelStats.Macs(conv3, out _) ?? 0);
+            if (chainAfter <= chainBefore) { macsAfter = macsBefore; paramsAfter = paramsBefore; ctx.Stats.Count("folded as first step of a paying chain"); }
+        }
+        if (!Pays(ctx, o, macsBefore, macsAfter, paramsBefore, paramsAfter, () => { var t = Clone(ctx.Model); var r = new Rewriter(t); Apply(t, r); r.RemoveDeadNodes(t.Graph); r.Finish(); return t; }, what))
         {
             if (ctx.Stats.Once(label)) ctx.Stats.Decide(("fold", what), ("kind", "conv-conv"), ("decision", "kept"), ("reason", "cost model"),
                 ("macs_before", macsBefore), ("macs_after", macsAfter), ("params_before", (long)paramsBefore), ("params_after", paramsAfter));
