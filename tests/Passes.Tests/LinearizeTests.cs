@@ -1,0 +1,115 @@
+// linearize: calibration statistics, the exact (budget 0) rule, the measured budget, affine mode,
+// and the report of every decision.
+using OnnxOpt.Calibration;
+using OnnxOpt.GraphIR;
+using OnnxOpt.Runtime.Data;
+using static OnnxOpt.Tests.PassTestKit;
+
+namespace OnnxOpt.Tests;
+
+public class LinearizeTests
+{
+    /// <summary>conv -> relu(a) -> conv -> relu(b) -> gemm; relu(a)'s input is made non-negative on all
+    /// data by a large positive bias, relu(b)'s is not.</summary>
+    private static Model Net()
+    {
+        var b = new GraphBuilder("lin");
+        var x = b.Input("x", DataType.Float, "N", 2, 6, 6);
+        var c1 = b.Node("Conv", [x, W(b, "w1", 1, 4, 2, 3, 3), b.Initializer("b1", [50f, 50f, 50f, 50f], 4)],
+            OnnxAttribute.IntList("kernel_shape", 3, 3), OnnxAttribute.IntList("pads", 1, 1, 1, 1));
+        var r1 = b.Node("Relu", [c1]);
+        var c2 = Conv(b, r1, "c2", 3, 4, 4, 1);
+        var r2 = b.Node("Relu", [b.Node("Add", [c2, b.Initializer("shift", [-50f, -50f, -50f, -50f], 4, 1, 1)])]);
+        var f = b.Node("Flatten", [b.Node("GlobalAveragePool", [r2])]);
+        b.Output(b.Node("Gemm", [f, W(b, "fc", 5, 3, 4), W(b, "fcb", 6, 3)], OnnxAttribute.Int("transB", 1)));
+        return b.Build();
+    }
+
+    private static CalibrationSource Calib => CalibrationSource.FromRandom(40, 5, new Dictionary<string, long> { ["N"] = 1 });
+
+    [Fact]
+    public void StatisticsStreamPerTensorAndPerChannel()
+    {
+        var s = new TensorStatistics("z", clipMax: 6);
+        s.Add(Tensor.FromFloats("z", [1, 2, 2], [-1, 2, 7, 3]));
+        s.Add(Tensor.FromFloats("z", [1, 2, 2], [-3, 0, 1, 1]));
+        Assert.Equal(8, s.Total.Count);
+        Assert.Equal(-3, s.Total.Min);
+        Assert.Equal(7, s.Total.Max);
+        Assert.Equal(10.0 / 8, s.Total.Mean, 12);
+        Assert.Equal(2.0 / 8, s.Total.FractionNegative, 12);
+        Assert.Equal(1.0 / 8, s.Total.FractionAbove, 12);
+        Assert.Equal(10.0 / (1 + 4 + 49 + 9 + 9 + 0 + 1 + 1), s.Total.NegativeEnergyRatio, 12);
+        Assert.Equal(2, s.Channels.Length);
+        Assert.Equal(-3, s.Channels[0].Min);
+        Assert.Equal(7, s.Channels[1].Max);
+    }
+
+    [Fact]
+    public void AffineFitRecoversALinearMap()
+    {
+        var s = new TensorStatistics("z");
+        var z = Enumerable.Range(0, 20).Select(i => i * 0.5f - 5).ToArray();
+        s.Add(Tensor.FromFloats("z", [1, 1, 20], z), Tensor.FromFloats("a", [1, 1, 20], z.Select(v => 3 * v - 2).ToArray()));
+        var (a, b) = s.AffineFit()[0];
+        Assert.Equal(3, a, 9);
+        Assert.Equal(-2, b, 9);
+    }
+
+    [Fact]
+    public void BudgetZeroLinearizesOnlyWhatIsExactlyLinearOnTheData()
+    {
+        var m = Net();
+        var (after, runs) = Run(m, "linearize{max-agreement-drop=0}", Calib);
+        Assert.Equal(1, Count(after, "Relu"));
+        Assert.Equal(1, Counter(runs, "linearized exactly"));
+        var decisions = runs[0].Stats.Decisions.Where(d => d[0].Key == "activation").ToList();
+        Assert.Contains(decisions, d => d.Any(kv => (kv.Value as string) == "linearized (exact on data)"));
+        Assert.Contains(decisions, d => d.Any(kv => (kv.Value as string) == "kept (budget 0: not exact)"));
+        AssertEquivalent(m, after); // exact on this data: same outputs
+    }
+
+    [Fact]
+    public void LinearizeThenFoldReducesDepthExactlyWhenTheActivationIsInactive()
+    {
+        var m = Net();
+        var before = ModelStats.Compute(OnnxImporter.Parse(OnnxExporter.ToBytes(m)));
+        var (after, _) = Run(m, "linearize{max-agreement-drop=0},fold-conv{objective=depth},fuse-bias,canonicalize", Calib);
+        var stats = ModelStats.Compute(after);
+        Assert.Equal(before.NonLinearDepth - 1, stats.NonLinearDepth);
+        Assert.Equal(Count(m, "Conv") - 1, Count(after, "Conv"));
+        AssertEquivalent(m, after);
+    }
+
+    [Fact]
+    public void AGenerousBudgetLinearizesMoreAndRecordsTheMeasuredAgreement()
+    {
+        var (after, runs) = Run(Net(), "linearize{max-agreement-drop=100}", Calib);
+        Assert.Equal(0, Count(after, "Relu"));
+        var measured = runs[0].Stats.Decisions.Where(d => d[0].Key == "activation").Select(d => d.First(kv => kv.Key == "agreement_after").Value).ToList();
+        Assert.All(measured, v => Assert.IsType<double>(v));
+    }
+
+    [Fact]
+    public void MaxCountLimitsTheNumberOfSwitches()
+    {
+        var (after, _) = Run(Net(), "linearize{max-agreement-drop=100,max-count=1}", Calib);
+        Assert.Equal(1, Count(after, "Relu"));
+    }
+
+    [Fact]
+    public void AffineModeFoldsTheFitIntoTheProducer()
+    {
+        var (after, runs) = Run(Net(), "linearize{max-agreement-drop=100,mode=affine}", Calib);
+        Assert.Equal(0, Count(after, "Relu"));
+        Assert.Equal(1, Count(after, "Mul")); // relu(a)'s fit folds into its conv; relu(b) follows an Add: Mul+Add
+        Assert.Equal(2, Counter(runs, "linearized"));
+    }
+
+    [Fact]
+    public void WithoutCalibrationDataLinearizeSaysWhatItNeeds()
+    {
+        var e = Assert.Throws<OnnxModelException>(() => Run(Net(), "linearize"));
+        Assert.Contains("--calib", e.Message);
+    }
+}
