@@ -91,6 +91,17 @@ public class LinearizeTests
     }
 
     [Fact]
+    public void AnSqnrFloorKeepsActivationsWhoseRemovalDistortsTheOutput()
+    {
+        // relu(b) is far from linear: removing it costs far more than 60 dB of output SQNR.
+        var (after, runs) = Run(Net(), "linearize{max-agreement-drop=100,min-sqnr=60}", Calib);
+        Assert.Equal(1, Count(after, "Relu"));
+        var kept = runs[0].Stats.Decisions.Single(d => d.Any(kv => (kv.Value as string) == "kept (over budget)"));
+        var sqnr = (double)kept.First(kv => kv.Key == "sqnr_db_after").Value!;
+        Assert.True(sqnr < 60, $"sqnr {sqnr}");
+    }
+
+    [Fact]
     public void MaxCountLimitsTheNumberOfSwitches()
     {
         var (after, _) = Run(Net(), "linearize{max-agreement-drop=100,max-count=1}", Calib);

@@ -11,7 +11,7 @@ public class PipelineTests
     {
         var p = Pipeline.Parse(" fold-bn , linearize{ mode=affine ,max-agreement-drop=0.25}, fold-conv{objective=params}");
         var text = p.ToString();
-        Assert.Equal("fold-bn,linearize{max-agreement-drop=0.25,max-count=-1,mode=affine},fold-conv{objective=params,allow-border-error=false,max-kernel=15}", text);
+        Assert.Equal("fold-bn,linearize{max-agreement-drop=0.25,max-count=-1,mode=affine,min-sqnr=0},fold-conv{objective=params,allow-border-error=false,max-kernel=15}", text);
         Assert.Equal(text, Pipeline.Parse(text).ToString());
     }
 

@@ -1,9 +1,10 @@
-// onnxopt optimize IN -o OUT --passes PIPELINE [--calib DIR | --calib-random N] [--report R.json]
-//                  [--validate] [--force] [--verify-each] [--bench]
+// onnxopt optimize IN -o OUT --passes PIPELINE [--calib DIR | --calib-random N] [--eval DIR]
+//                  [--report R.json] [--validate] [--force] [--verify-each] [--bench]
 // Runs the pipeline, verifies the result, optionally validates it against the input in ORT (exact
-// pipelines by tolerance, approximate ones by top-1 agreement on the calibration data, and accuracy
-// when labels exist), and writes it atomically. A failed validation writes nothing (exit 1) unless
-// --force. The JSON report holds the input/output inspect summaries, the normalized pipeline,
+// pipelines by tolerance, approximate ones by top-1 agreement, and accuracy when labels exist; on the
+// --eval folder when given, else on the calibration data, else on 10 seeded random inputs), and
+// writes it atomically. A failed validation writes nothing (exit 1) unless --force (then the output
+// is written and the exit code is still 1). The JSON report holds the input/output inspect summaries, the normalized pipeline,
 // per-pass counters, time and decisions, validation and (with --bench) ORT latency before/after.
 using System.CommandLine;
 using System.Globalization;
@@ -26,6 +27,7 @@ public static class OptimizeCommand
         var passes = new Option<string>("--passes") { Description = "pipeline, e.g. \"canonicalize,fold-bn,linearize{max-agreement-drop=0.5},fold-conv\" (or @file.json)", Required = true };
         var calib = new Option<string?>("--calib") { Description = "calibration data folder" };
         var calibRandom = new Option<int?>("--calib-random") { Description = "use N seeded random calibration samples" };
+        var eval = new Option<string?>("--eval") { Description = "held-out data folder to validate on (implies --validate; default: the calibration data)" };
         var seed = new Option<ulong>("--seed") { Description = "seed for random calibration/validation inputs", DefaultValueFactory = _ => 1UL };
         var report = new Option<string?>("--report") { Description = "write a JSON report here" };
         var validate = new Option<bool>("--validate") { Description = "compare the output with the input in ORT before writing" };
@@ -36,7 +38,7 @@ public static class OptimizeCommand
         var atol = new Option<double>("--atol") { Description = "validation tolerance for exact pipelines", DefaultValueFactory = _ => 1e-5 };
         var maxDrop = new Option<double?>("--max-agreement-drop") { Description = "validation limit for approximate pipelines, in top-1 agreement points (default: the pipeline's largest budget, at least 0.5)" };
         var cmd = new Command("optimize", "Run a pass pipeline on a model, verify, validate in ORT and write the result")
-            { input, output, passes, calib, calibRandom, seed, report, validate, force, verifyEach, bench, rtol, atol, maxDrop };
+            { input, output, passes, calib, calibRandom, eval, seed, report, validate, force, verifyEach, bench, rtol, atol, maxDrop };
         cmd.SetAction(r =>
         {
             var inPath = r.GetValue(input)!;
@@ -66,12 +68,13 @@ public static class OptimizeCommand
             ValidationReport? val = null;
             string? verdict = null;
             bool exact = pipeline.Steps.All(s => s.Pass.IsExact);
-            if (r.GetValue(validate))
+            if (r.GetValue(validate) || r.GetValue(eval) is not null)
             {
                 var settings = new SessionSettings { Optimization = GraphOptimization.Disabled };
                 using var a = InferenceSession.FromBytes(originalBytes, settings);
                 using var b = InferenceSession.FromBytes(outBytes, settings);
-                var data = source?.DataFor(a.Inputs) ?? DataSet.Random(a.Inputs, 10, r.GetValue(seed));
+                var data = r.GetValue(eval) is { } evalDir ? DataSet.FromFolder(evalDir, a.Inputs)
+                    : source?.DataFor(a.Inputs) ?? DataSet.Random(a.Inputs, 10, r.GetValue(seed));
                 val = Validator.Compare(a, b, data, new ValidationOptions { Rtol = r.GetValue(rtol), Atol = r.GetValue(atol) });
                 if (exact) verdict = val.Passed ? null : "outputs differ beyond tolerance";
                 else
@@ -93,6 +96,11 @@ public static class OptimizeCommand
                 return 1;
             }
             OnnxExporter.Save(model, outPath);
+            if (verdict is not null)
+            {
+                ctx.Err.WriteLine($"onnxopt: validation failed ({verdict}); {outPath} written anyway (--force)");
+                return 1;
+            }
             ctx.Err.WriteLine($"wrote {outPath}");
             return 0;
         });
@@ -106,7 +114,7 @@ public static class OptimizeCommand
         if (v is not null)
         {
             var o = v.Outputs[0];
-            s += string.Create(c, $"\nvalidation: {(verdict is null ? "passed" : "FAILED: " + verdict)}; max abs error {o.MaxAbsError:G3}, cosine {o.Cosine:F6}");
+            s += string.Create(c, $"\nvalidation on {v.Data}: {(verdict is null ? "passed" : "FAILED: " + verdict)}; max abs error {o.MaxAbsError:G3}, cosine {o.Cosine:F6}, SQNR {ValidateCommand.SqnrText(o.SqnrDb)}");
             if (o.Top1Agreement is double t) s += string.Create(c, $", top-1 agreement {t * 100:F2}%");
             if (v.ReferenceAccuracy is double ra) s += string.Create(c, $", accuracy {ra * 100:F2}% -> {v.CandidateAccuracy!.Value * 100:F2}%");
         }

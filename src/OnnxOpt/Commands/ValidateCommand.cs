@@ -64,7 +64,7 @@ public static class ValidateCommand
         {
             sb.Append(c, $"{(o.Passed ? "ok  " : "FAIL")} {o.Name}: ");
             if (o.Problem is not null) { sb.AppendLine(o.Problem); continue; }
-            sb.Append(c, $"max abs {o.MaxAbsError:G4}, max rel {o.MaxRelError:G4}, cosine {o.Cosine:F6}");
+            sb.Append(c, $"max abs {o.MaxAbsError:G4}, max rel {o.MaxRelError:G4}, cosine {o.Cosine:F6}, SQNR {SqnrText(o.SqnrDb)}");
             if (o.Top1Agreement is double t) sb.Append(c, $", top-1 agreement {t * 100:F2}%");
             if (o.Failures > 0) sb.Append(c, $", {o.Failures}/{o.Elements} elements outside tolerance");
             sb.AppendLine();
@@ -107,6 +107,7 @@ public static class ValidateCommand
             Num(w, "max_abs_error", o.MaxAbsError);
             Num(w, "max_rel_error", o.MaxRelError);
             Num(w, "cosine", o.Cosine);
+            Num(w, "sqnr_db", o.SqnrDb);
             if (o.Top1Agreement is double t) w.WriteNumber("top1_agreement", t); else w.WriteNull("top1_agreement");
             if (o.Problem is not null) w.WriteString("problem", o.Problem);
             w.WriteEndObject();
@@ -120,6 +121,9 @@ public static class ValidateCommand
             w.WriteEndObject();
         }
     }
+
+    /// <summary>"41.3 dB", or "inf" when the outputs are identical.</summary>
+    public static string SqnrText(double db) => double.IsPositiveInfinity(db) ? "inf" : db.ToString("F1", CultureInfo.InvariantCulture) + " dB";
 
     private static void Num(Utf8JsonWriter w, string name, double v)
     {

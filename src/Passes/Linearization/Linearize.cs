@@ -27,6 +27,7 @@ public sealed class Linearize : Pass
         PassOption.Double("max-agreement-drop", 0.5, "largest drop in top-1 agreement with the original, in points (cosine x 100 for non-classifiers); 0 = only activations exactly linear on the data"),
         PassOption.Int("max-count", -1, "most activations to linearize (-1: no limit)"),
         PassOption.Enum("mode", "identity", ["identity", "affine"], "replace act(z) by z, or by a per-channel least-squares a*z+b"),
+        PassOption.Double("min-sqnr", 0, "also keep the first output's SQNR against the original at or above this many dB (0: no SQNR limit)"),
     ];
 
     private static readonly HashSet<string> Activations = new(StringComparer.Ordinal) { "Relu", "LeakyRelu", "PRelu", "Clip" };
@@ -45,6 +46,7 @@ public sealed class Linearize : Pass
         var budget = o.Double("max-agreement-drop");
         var maxCount = o.Int("max-count") < 0 ? int.MaxValue : o.Int("max-count");
         var mode = o.Enum("mode");
+        var minSqnr = o.Double("min-sqnr");
 
         var acts = g.Nodes.Where(n => n.IsStandard && Activations.Contains(n.OpType)).ToList();
         var eligible = new List<Node>();
@@ -82,20 +84,20 @@ public sealed class Linearize : Pass
         // 2. Reference answers of the original model on the calibration set.
         var reference = Reference.Capture(calib, model);
         var accepted = new List<Candidate>();
-        var measured = new Dictionary<Node, double>();
-        double current = 100;
+        var measured = new Dictionary<Node, Fidelity>();
+        var current = new Fidelity(100, double.PositiveInfinity);
         foreach (var c in candidates)
         {
             if (accepted.Count >= maxCount) break;
             if (!c.Exact && budget <= 0) continue;
             var trial = OnnxImporter.Parse(OnnxExporter.ToBytes(model));
             Apply(trial, accepted.Append(c), mode);
-            var agreement = reference.Agreement(calib, trial);
-            measured[c.Act] = agreement;
-            if (c.Exact || 100 - agreement <= budget + 1e-9)
+            var f = reference.Measure(calib, trial);
+            measured[c.Act] = f;
+            if (c.Exact || (100 - f.Agreement <= budget + 1e-9 && (minSqnr <= 0 || f.SqnrDb >= minSqnr)))
             {
                 accepted.Add(c);
-                current = agreement;
+                current = f;
             }
         }
         foreach (var c in candidates)
@@ -106,13 +108,14 @@ public sealed class Linearize : Pass
                 ("fraction_negative", s.FractionNegative), ("negative_energy_ratio", s.NegativeEnergyRatio),
                 ("fraction_above_clip", double.IsPositiveInfinity(c.ClipMax) ? null : s.FractionAbove),
                 ("min", s.Min), ("max", s.Max), ("score", c.Score),
-                ("agreement_after", measured.TryGetValue(c.Act, out var m) ? m : null));
+                ("agreement_after", measured.TryGetValue(c.Act, out var m) ? m.Agreement : null),
+                ("sqnr_db_after", m is null || double.IsPositiveInfinity(m.SqnrDb) ? null : Math.Round(m.SqnrDb, 3)));
         }
         Apply(model, accepted, mode, ctx.Rewriter);
         ctx.Stats.Count("candidates", candidates.Count);
         ctx.Stats.Count("linearized", accepted.Count);
         ctx.Stats.Count("linearized exactly", accepted.Count(c => c.Exact));
-        ctx.Stats.Decide(("summary", "linearize"), ("metric", reference.Metric), ("agreement_after_all", current), ("samples", (long)reference.Samples));
+        ctx.Stats.Decide(("summary", "linearize"), ("metric", reference.Metric), ("agreement_after_all", current.Agreement), ("sqnr_db_after_all", double.IsPositiveInfinity(current.SqnrDb) ? null : Math.Round(current.SqnrDb, 3)), ("samples", (long)reference.Samples));
     }
 
     private static (double Min, double Max)? ClipBounds(Node a)
@@ -197,12 +200,17 @@ public sealed class Linearize : Pass
     }
 }
 
+/// <summary>How close a rewritten model stays to the original on the calibration set: top-1
+/// agreement in % (mean cosine x 100 for non-classifiers) and the SQNR of the first output in dB,
+/// 10 log10(sum y^2 / sum (y - y')^2) (infinite when identical).</summary>
+public sealed record Fidelity(double Agreement, double SqnrDb);
+
 /// <summary>The original model's answers on the calibration set, to measure how far a rewritten model
-/// drifts: top-1 agreement (%) for classifiers (first output [batch, classes]), else mean cosine x 100.</summary>
+/// drifts (see <see cref="Fidelity"/>); a classifier's first output is [batch, classes].</summary>
 public sealed class Reference
 {
-    private readonly List<long[]> _argmax = new();
     private readonly List<float[]> _outputs = new();
+    private readonly List<long[]> _argmax = new();
     private string _output = "";
     public string Metric { get; private set; } = "top1_agreement";
     public int Samples { get; private set; }
@@ -214,18 +222,21 @@ public sealed class Reference
         {
             var t = outs[0];
             if (t.Dims.Length == 2 && t.Dims[1] > 1) r._argmax.Add(Validator.ArgMax(t));
-            else { r.Metric = "cosine_x100"; r._outputs.Add(t.ToFloatArray()); }
+            else r.Metric = "cosine_x100";
+            r._outputs.Add(t.ToFloatArray());
         });
         return r;
     }
 
-    public double Agreement(CalibrationSource calib, Model candidate)
+    public Fidelity Measure(CalibrationSource calib, Model candidate)
     {
         long agree = 0, total = 0;
-        double cosSum = 0;
+        double cosSum = 0, signal = 0, noise = 0;
         int k = 0;
         calib.Stream(candidate, [_output], (_, outs) =>
         {
+            var x = _outputs[k]; var y = outs[0].ToFloatArray();
+            for (int i = 0; i < x.Length; i++) { signal += x[i] * (double)x[i]; noise += (x[i] - (double)y[i]) * (x[i] - (double)y[i]); }
             if (Metric == "top1_agreement")
             {
                 var a = Validator.ArgMax(outs[0]);
@@ -234,7 +245,6 @@ public sealed class Reference
             }
             else
             {
-                var x = _outputs[k]; var y = outs[0].ToFloatArray();
                 double dot = 0, nx = 0, ny = 0;
                 for (int i = 0; i < x.Length; i++) { dot += x[i] * (double)y[i]; nx += x[i] * (double)x[i]; ny += y[i] * (double)y[i]; }
                 cosSum += nx == 0 && ny == 0 ? 1 : dot / Math.Sqrt(nx * ny);
@@ -242,6 +252,7 @@ public sealed class Reference
             }
             k++;
         });
-        return Metric == "top1_agreement" ? 100.0 * agree / Math.Max(1, total) : 100.0 * cosSum / Math.Max(1, total);
+        var agreement = Metric == "top1_agreement" ? 100.0 * agree / Math.Max(1, total) : 100.0 * cosSum / Math.Max(1, total);
+        return new Fidelity(agreement, noise == 0 ? double.PositiveInfinity : 10 * Math.Log10(signal / noise));
     }
 }

@@ -1,7 +1,8 @@
 // Runs a reference and a candidate model on the same inputs and compares every output.
 // An element fails only if it exceeds both tolerances: |a-b| > atol and |a-b| > rtol*|a| (as
 // Polygraphy does); a model passes when no element fails and all shapes agree. Also reported per
-// output: max abs error, max rel error, cosine similarity, and for 2-D outputs [batch, classes] the
+// output: max abs error, max rel error, cosine similarity, SQNR in dB (10 log10 of reference energy
+// over error energy; infinite when identical), and for 2-D outputs [batch, classes] the
 // top-1 agreement; with labels, each model's accuracy (argmax of the first 2-D output).
 // Statistics stream over the batches, so the data set size does not raise memory.
 using OnnxOpt.GraphIR;
@@ -19,7 +20,7 @@ public sealed record ValidationOptions
 
 public sealed record OutputComparison(
     string Name, long Elements, long Failures, double MaxAbsError, double MaxRelError, double Cosine,
-    double? Top1Agreement, string? Problem)
+    double? Top1Agreement, string? Problem, double SqnrDb = double.NaN)
 {
     public bool Passed => Failures == 0 && Problem is null;
 }
@@ -95,7 +96,7 @@ public static class Validator
     private sealed class Accumulator(string name, ValidationOptions o)
     {
         private long _n, _fail, _rows, _agree;
-        private double _maxAbs, _maxRel, _dot, _na, _nb;
+        private double _maxAbs, _maxRel, _dot, _na, _nb, _err;
         private string? _problem;
 
         public void Add(Tensor a, Tensor b)
@@ -121,6 +122,7 @@ public static class Validator
                 if (!(abs <= _maxAbs)) _maxAbs = abs;
                 if (Math.Abs(x[i]) > o.Atol && !(rel <= _maxRel)) _maxRel = rel;
                 _dot += x[i] * y[i]; _na += x[i] * x[i]; _nb += y[i] * y[i];
+                if (!double.IsNaN(abs)) _err += abs * abs;
             }
             _n += x.Length;
             if (a.Dims.Length == 2 && a.Dims[1] > 1)
@@ -133,7 +135,8 @@ public static class Validator
         public OutputComparison Result()
         {
             var cos = _na == 0 && _nb == 0 ? 1.0 : _na == 0 || _nb == 0 ? 0.0 : _dot / Math.Sqrt(_na * _nb);
-            return new OutputComparison(name, _n, _fail, _maxAbs, _maxRel, cos, _rows > 0 ? (double)_agree / _rows : null, _problem);
+            var sqnr = _err == 0 ? double.PositiveInfinity : 10 * Math.Log10(_na / _err);
+            return new OutputComparison(name, _n, _fail, _maxAbs, _maxRel, cos, _rows > 0 ? (double)_agree / _rows : null, _problem, sqnr);
         }
     }
 }
