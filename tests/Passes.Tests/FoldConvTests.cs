@@ -48,6 +48,23 @@ public class FoldConvTests
     }
 
     [Fact]
+    public void LatencyObjectiveTimesTheFoldInOrtAndRecordsBothTimes()
+    {
+        var m = Chain((b, x) => Conv(b, Conv(b, x, "c1", 1, 16, 8, 1), "c2", 2, 8, 16, 1), c: 8, hw: 32);
+        var (after, runs) = Run(m, "fold-conv{objective=latency}");
+        var timed = runs[0].Stats.Decisions.Single(d => d.Any(kv => kv.Key == "objective" && (string?)kv.Value == "latency"));
+        var before = (double)timed.First(kv => kv.Key == "before_ms").Value!;
+        var afterMs = (double)timed.First(kv => kv.Key == "after_ms").Value!;
+        Assert.True(before > 0 && afterMs > 0);
+        Assert.Equal(afterMs < before ? 1 : 2, Count(after, "Conv"));
+        AssertEquivalent(m, after);
+    }
+
+    [Fact]
+    public void ResidualDiracGolden() => Golden.Assert("passes/fold-conv-dirac.txt",
+        TextPrinter.Print(Run(Chain((b, x) => b.Node("Add", [Conv(b, x, "c", 1, 4, 4, 3, pad: 1), x]), hw: 5), "fold-conv").After, TextOptions.Full));
+
+    [Fact]
     public void DepthwisePairStaysDepthwise()
     {
         var (after, _) = Run(Case("depthwise"), "fold-conv{objective=depth}");

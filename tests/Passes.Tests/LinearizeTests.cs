@@ -70,6 +70,10 @@ public class LinearizeTests
     }
 
     [Fact]
+    public void BudgetZeroGolden() => Golden.Assert("passes/linearize-budget0.txt",
+        TextPrinter.Print(Run(Net(), "linearize{max-agreement-drop=0}", Calib).After));
+
+    [Fact]
     public void LinearizeThenFoldReducesDepthExactlyWhenTheActivationIsInactive()
     {
         var m = Net();

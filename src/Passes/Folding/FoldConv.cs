@@ -32,6 +32,8 @@ public sealed class FoldConv : Pass
         var rw = ctx.Rewriter;
         var before = o.Bool("allow-border-error") ? OnnxExporter.ToBytes(ctx.Model) : null;
         bool approximate = false;
+        // Pairs the cost model refused are not offered again in this run (a new producer is a new pair).
+        var kept = new HashSet<(Node, Node)>();
         bool changed = true;
         while (changed)
         {
@@ -42,7 +44,7 @@ public sealed class FoldConv : Pass
                 if (n.Graph is null || !ctx.Model.Graph.Nodes.Contains(n) || !n.IsStandard) continue;
                 var result = n.OpType switch
                 {
-                    "Conv" => TryConvConv(ctx, n, o, ref approximate),
+                    "Conv" => TryConvConv(ctx, n, o, kept, ref approximate),
                     "Add" => TryDirac(ctx, n),
                     "Gemm" => TryGemmGemm(ctx, n, o),
                     "MatMul" => TryMatMulMatMul(ctx, n, o),
@@ -72,7 +74,7 @@ public sealed class FoldConv : Pass
 
     private static Model Clone(Model m) => OnnxImporter.Parse(OnnxExporter.ToBytes(m));
 
-    private static bool TryConvConv(PassContext ctx, Node conv2, PassOptions o, ref bool approximate)
+    private static bool TryConvConv(PassContext ctx, Node conv2, PassOptions o, HashSet<(Node, Node)> kept, ref bool approximate)
     {
         var h = conv2.Input(0);
         if (h is null || h.Uses.Count != 1 || h.IsGraphOutput) { if (h?.Producer is { OpType: "Conv" } p0) Refuse(ctx, $"{p0} -> {conv2}", "intermediate value is read elsewhere (fan-out)"); return false; }
@@ -89,7 +91,7 @@ public sealed class FoldConv : Pass
         }
         if (conv1 is null) return false;
         var label = $"{conv1} -> {conv2}";
-        if (Kept.TryGetValue(conv2, out _)) return false;
+        if (kept.Contains((conv1, conv2))) return false;
         var w1t = Rewriter.ConstantOf(conv1.Input(1)); var w2t = Rewriter.ConstantOf(conv2.Input(1));
         if (w1t is not { ElementType: DataType.Float } || w2t is not { ElementType: DataType.Float }) { Refuse(ctx, label, "weights not constant float"); return false; }
         var c1 = ConvSpec.Of(conv1, w1t.Dims); var c2 = ConvSpec.Of(conv2, w2t.Dims);
@@ -187,7 +189,7 @@ public sealed class FoldConv : Pass
             if (ctx.Stats.Once(label)) ctx.Stats.Decide(("fold", what), ("kind", "conv-conv"), ("decision", "kept"), ("reason", "cost model"),
                 ("macs_before", macsBefore), ("macs_after", macsAfter), ("params_before", (long)paramsBefore), ("params_after", paramsAfter));
             ctx.Stats.Count("refused: does not pay");
-            MarkKept(conv2);
+            kept.Add((conv1, conv2));
             return false;
         }
         Apply(ctx.Model, ctx.Rewriter);
@@ -198,10 +200,6 @@ public sealed class FoldConv : Pass
             ("macs_before", macsBefore), ("macs_after", macsAfter), ("params_before", (long)paramsBefore), ("params_after", paramsAfter));
         return true;
     }
-
-    // A pair the cost model refused is not offered again in the same run.
-    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<Node, object> Kept = new();
-    private static void MarkKept(Node n) => Kept.AddOrUpdate(n, new object());
 
     private static void Refuse(PassContext ctx, string label, string why)
     {
