@@ -1,0 +1,123 @@
+// Geometry of a 1-D or 2-D sliding window (Conv, ConvTranspose, pooling): kernel, stride, dilation and
+// begin/end padding per spatial axis (a 1-D window is a 2-D one of height 1), input and output sizes,
+// and the im2col / col2im transforms that turn a convolution into one matrix product:
+//   col[(c*kh + i)*kw + j, oh*Wo + ow] = x[c, oh*sh - ph + i*dh, ow*sw - pw + j*dw]   (0 outside)
+// col2im is its adjoint (accumulating), used by the input gradient of Conv and by ConvTranspose.
+// Output size per axis: floor((in + pb + pe - ((k-1)*d + 1)) / s) + 1 (ceil for ceil_mode pooling,
+// where a last window starting in the end padding is dropped). auto_pad SAME_UPPER/SAME_LOWER picks
+// pads so that out = ceil(in / s), the extra pad going to the end (UPPER) or the begin (LOWER).
+using System.Numerics;
+using OnnxOpt.GraphIR;
+
+namespace OnnxOpt.Autodiff.Kernels;
+
+internal sealed record ConvGeometry(int[] Kernel, int[] Stride, int[] Dilation, int[] PadBegin, int[] PadEnd, int[] In, int[] Out)
+{
+    public int KernelSize => Kernel[0] * Kernel[1];
+    public int InSize => In[0] * In[1];
+    public int OutSize => Out[0] * Out[1];
+    public int EffectiveKernel(int ax) => (Kernel[ax] - 1) * Dilation[ax] + 1;
+
+    /// <summary>Reads the window attributes of a node for an input of spatial size <paramref name="spatial"/>.</summary>
+    public static ConvGeometry Of(Node n, int[] spatial, int[] kernel, bool ceilMode = false)
+    {
+        int r = spatial.Length;
+        if (r is < 1 or > 2) throw new OnnxModelException($"node {n}: the reference evaluator supports 1-D and 2-D windows, not {r}-D");
+        int[] Get(string name, int dflt, int count)
+        {
+            var v = n.GetInts(name);
+            if (v is null) return Enumerable.Repeat(dflt, count).ToArray();
+            if (v.Length != count) throw new OnnxModelException($"node {n}: attribute '{name}' has {v.Length} values, expected {count}");
+            return v.Select(x => checked((int)x)).ToArray();
+        }
+        var stride = Get("strides", 1, r); var dil = Get("dilations", 1, r); var pads = Get("pads", 0, 2 * r);
+        var pb = pads[..r]; var pe = pads[r..];
+        var autoPad = n.GetString("auto_pad") ?? "NOTSET";
+        var outSize = new int[r];
+        for (int a = 0; a < r; a++)
+        {
+            int keff = (kernel[a] - 1) * dil[a] + 1;
+            if (autoPad is "SAME_UPPER" or "SAME_LOWER")
+            {
+                int o = (spatial[a] + stride[a] - 1) / stride[a];
+                int total = Math.Max(0, (o - 1) * stride[a] + keff - spatial[a]);
+                pb[a] = autoPad == "SAME_UPPER" ? total / 2 : total - total / 2;
+                pe[a] = total - pb[a];
+            }
+            else if (autoPad == "VALID") { pb[a] = 0; pe[a] = 0; }
+            int span = spatial[a] + pb[a] + pe[a] - keff;
+            if (span < 0) throw new OnnxModelException($"node {n}: window of {keff} does not fit input size {spatial[a]} with padding");
+            outSize[a] = ceilMode ? (span + stride[a] - 1) / stride[a] + 1 : span / stride[a] + 1;
+            if (ceilMode && (outSize[a] - 1) * stride[a] >= spatial[a] + pb[a]) outSize[a]--;
+        }
+        return r == 1
+            ? new ConvGeometry([1, kernel[0]], [1, stride[0]], [1, dil[0]], [0, pb[0]], [0, pe[0]], [1, spatial[0]], [1, outSize[0]])
+            : new ConvGeometry(kernel, stride, dil, pb, pe, spatial, outSize);
+    }
+
+    /// <summary>im2col of <paramref name="channels"/> planes of x starting at xOff into col (rows C*kh*kw, cols Ho*Wo).</summary>
+    public void Im2Col<T>(T[] x, int xOff, int channels, T[] col) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int kh = Kernel[0], kw = Kernel[1], H = In[0], W = In[1], Ho = Out[0], Wo = Out[1];
+        int row = 0;
+        for (int c = 0; c < channels; c++)
+        {
+            int plane = xOff + c * H * W;
+            for (int i = 0; i < kh; i++)
+                for (int j = 0; j < kw; j++, row++)
+                {
+                    var dst = col.AsSpan(row * Ho * Wo, Ho * Wo);
+                    for (int oh = 0; oh < Ho; oh++)
+                    {
+                        int ih = oh * Stride[0] - PadBegin[0] + i * Dilation[0];
+                        var line = dst.Slice(oh * Wo, Wo);
+                        if ((uint)ih >= (uint)H) { line.Clear(); continue; }
+                        int src = plane + ih * W;
+                        int iw0 = -PadBegin[1] + j * Dilation[1];
+                        if (Stride[1] == 1)
+                        {
+                            int lo = Math.Max(0, -iw0), hi = Math.Min(Wo, W - iw0);
+                            if (lo > 0) line[..Math.Min(lo, Wo)].Clear();
+                            if (hi > lo) x.AsSpan(src + iw0 + lo, hi - lo).CopyTo(line[lo..]);
+                            if (hi < Wo) line[Math.Max(hi, 0)..].Clear();
+                        }
+                        else
+                            for (int ow = 0; ow < Wo; ow++)
+                            {
+                                int iw = iw0 + ow * Stride[1];
+                                line[ow] = (uint)iw < (uint)W ? x[src + iw] : T.Zero;
+                            }
+                    }
+                }
+        }
+    }
+
+    /// <summary>Adjoint of Im2Col: x[...] += col[...] for every window position.</summary>
+    public void Col2Im<T>(T[] col, T[] x, int xOff, int channels) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int kh = Kernel[0], kw = Kernel[1], H = In[0], W = In[1], Ho = Out[0], Wo = Out[1];
+        int row = 0;
+        for (int c = 0; c < channels; c++)
+        {
+            int plane = xOff + c * H * W;
+            for (int i = 0; i < kh; i++)
+                for (int j = 0; j < kw; j++, row++)
+                {
+                    var src = col.AsSpan(row * Ho * Wo, Ho * Wo);
+                    for (int oh = 0; oh < Ho; oh++)
+                    {
+                        int ih = oh * Stride[0] - PadBegin[0] + i * Dilation[0];
+                        if ((uint)ih >= (uint)H) continue;
+                        int dst = plane + ih * W;
+                        int iw0 = -PadBegin[1] + j * Dilation[1];
+                        var line = src.Slice(oh * Wo, Wo);
+                        for (int ow = 0; ow < Wo; ow++)
+                        {
+                            int iw = iw0 + ow * Stride[1];
+                            if ((uint)iw < (uint)W) x[dst + iw] += line[ow];
+                        }
+                    }
+                }
+        }
+    }
+}

@@ -1,0 +1,193 @@
+// Dense matrix product for the reference evaluator, the kernel under Conv (im2col), ConvTranspose,
+// Gemm and MatMul and all of their vector-Jacobian products.
+//
+//   C[i,j] = (accumulate ? C[i,j] : 0) + sum_k A(i,k) * B(k,j)
+//   A(i,k) = a[aOff + i*aRow + k*aCol],  B(k,j) = b[bOff + k*bRow + j*bCol],  C row-major (ldc)
+//
+// Strides make transposed operands free. Blocked as in BLIS/GotoBLAS: a KC x NC panel of B and an
+// MC x KC block of A are packed into contiguous micro-panels (zero-padded at the edges), and an
+// MR x NR register-tiled micro-kernel (MR = 6 rows, NR = 2 SIMD vectors) runs fused multiply-adds
+// over them. Work is split over the wider of M and N across threads, each packing its own panels.
+using System.Numerics;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+
+namespace OnnxOpt.Autodiff.Kernels;
+
+public static class Parallelism
+{
+    /// <summary>Threads the kernels may use (default: all cores).</summary>
+    public static int Threads { get; set; } = Environment.ProcessorCount;
+}
+
+internal static class Gemm<T> where T : unmanaged, IFloatingPointIeee754<T>
+{
+    private const int MR = 6;
+    private static readonly int V = Vector<T>.Count;
+    private static readonly int NR = 2 * Vector<T>.Count;
+    private const int KC = 256;
+    private const int MC = 96;
+    private static readonly int NC = typeof(T) == typeof(double) ? 512 : 1024;
+
+    public static void Multiply(int m, int n, int k, T[] a, int aOff, int aRow, int aCol, T[] b, int bOff, int bRow, int bCol,
+        T[] c, int cOff, int ldc, bool accumulate)
+    {
+        if (m == 0 || n == 0) return;
+        if (k == 0)
+        {
+            if (!accumulate) for (int i = 0; i < m; i++) c.AsSpan(cOff + i * ldc, n).Clear();
+            return;
+        }
+        long work = (long)m * n * k;
+        int threads = work < 1 << 18 ? 1 : Math.Max(1, Parallelism.Threads);
+        if (threads == 1) { Block(0, m, 0, n, k, a, aOff, aRow, aCol, b, bOff, bRow, bCol, c, cOff, ldc, accumulate); return; }
+        bool splitN = n >= m;
+        int extent = splitN ? n : m;
+        int unit = splitN ? NR : MR;
+        int chunks = Math.Min(threads, (extent + unit - 1) / unit);
+        int per = ((extent + chunks - 1) / chunks + unit - 1) / unit * unit;
+        Parallel.For(0, chunks, new ParallelOptions { MaxDegreeOfParallelism = threads }, t =>
+        {
+            int lo = t * per, hi = Math.Min(extent, lo + per);
+            if (lo >= hi) return;
+            if (splitN) Block(0, m, lo, hi, k, a, aOff, aRow, aCol, b, bOff, bRow, bCol, c, cOff, ldc, accumulate);
+            else Block(lo, hi, 0, n, k, a, aOff, aRow, aCol, b, bOff, bRow, bCol, c, cOff, ldc, accumulate);
+        });
+    }
+
+    private static void Block(int i0, int i1, int j0, int j1, int k, T[] a, int aOff, int aRow, int aCol, T[] b, int bOff, int bRow, int bCol,
+        T[] c, int cOff, int ldc, bool accumulate)
+    {
+        var bp = new T[KC * (NC + NR)];
+        var ap = new T[(MC + MR) * KC];
+        Span<T> tile = stackalloc T[MR * 2 * Vector<T>.Count];
+        for (int jc = j0; jc < j1; jc += NC)
+        {
+            int nc = Math.Min(NC, j1 - jc);
+            int nPanels = (nc + NR - 1) / NR;
+            for (int pc = 0; pc < k; pc += KC)
+            {
+                int kc = Math.Min(KC, k - pc);
+                bool overwrite = pc == 0 && !accumulate;
+                PackB(b, bOff + pc * bRow + jc * bCol, bRow, bCol, kc, nc, bp);
+                for (int ic = i0; ic < i1; ic += MC)
+                {
+                    int mc = Math.Min(MC, i1 - ic);
+                    int mPanels = (mc + MR - 1) / MR;
+                    PackA(a, aOff + ic * aRow + pc * aCol, aRow, aCol, mc, kc, ap);
+                    for (int jp = 0; jp < nPanels; jp++)
+                    {
+                        int nr = Math.Min(NR, nc - jp * NR);
+                        for (int ip = 0; ip < mPanels; ip++)
+                        {
+                            int mr = Math.Min(MR, mc - ip * MR);
+                            var apan = ap.AsSpan(ip * MR * kc, MR * kc);
+                            var bpan = bp.AsSpan(jp * NR * kc, NR * kc);
+                            int cAt = cOff + (ic + ip * MR) * ldc + jc + jp * NR;
+                            if (mr == MR && nr == NR) Micro(kc, apan, bpan, c.AsSpan(cAt), ldc, overwrite);
+                            else
+                            {
+                                Micro(kc, apan, bpan, tile, NR, true);
+                                for (int r = 0; r < mr; r++)
+                                {
+                                    var dst = c.AsSpan(cAt + r * ldc, nr);
+                                    var src = tile.Slice(r * NR, nr);
+                                    if (overwrite) src.CopyTo(dst);
+                                    else for (int j = 0; j < nr; j++) dst[j] += src[j];
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// <summary>B[k, j] for k < kc, j < nc into panels of NR columns: bp[(panel*kc + k)*NR + jj].</summary>
+    private static void PackB(T[] b, int off, int bRow, int bCol, int kc, int nc, T[] bp)
+    {
+        int panels = (nc + NR - 1) / NR;
+        for (int p = 0; p < panels; p++)
+        {
+            int j0 = p * NR, w = Math.Min(NR, nc - j0);
+            var dst = bp.AsSpan(p * NR * kc, NR * kc);
+            if (bCol == 1 && w == NR)
+                for (int kk = 0; kk < kc; kk++) b.AsSpan(off + kk * bRow + j0, NR).CopyTo(dst.Slice(kk * NR, NR));
+            else
+                for (int kk = 0; kk < kc; kk++)
+                {
+                    var row = dst.Slice(kk * NR, NR);
+                    int src = off + kk * bRow + j0 * bCol;
+                    for (int j = 0; j < w; j++) row[j] = b[src + j * bCol];
+                    row[w..].Clear();
+                }
+        }
+    }
+
+    /// <summary>A[i, k] for i < mc, k < kc into panels of MR rows: ap[(panel*kc + k)*MR + ii].</summary>
+    private static void PackA(T[] a, int off, int aRow, int aCol, int mc, int kc, T[] ap)
+    {
+        int panels = (mc + MR - 1) / MR;
+        for (int p = 0; p < panels; p++)
+        {
+            int i0 = p * MR, h = Math.Min(MR, mc - i0);
+            var dst = ap.AsSpan(p * MR * kc, MR * kc);
+            if (h < MR) dst.Clear();
+            for (int ii = 0; ii < h; ii++)
+            {
+                int src = off + (i0 + ii) * aRow;
+                if (aCol == 1) for (int kk = 0; kk < kc; kk++) dst[kk * MR + ii] = a[src + kk];
+                else for (int kk = 0; kk < kc; kk++) dst[kk * MR + ii] = a[src + kk * aCol];
+            }
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector<T> Fma(Vector<T> x, Vector<T> y, Vector<T> acc)
+    {
+        if (typeof(T) == typeof(double)) return Vector.FusedMultiplyAdd(x.As<T, double>(), y.As<T, double>(), acc.As<T, double>()).As<double, T>();
+        if (typeof(T) == typeof(float)) return Vector.FusedMultiplyAdd(x.As<T, float>(), y.As<T, float>(), acc.As<T, float>()).As<float, T>();
+        return x * y + acc;
+    }
+
+    /// <summary>C[0..MR, 0..NR] (+)= Apanel * Bpanel over kc steps, 12 vector accumulators.</summary>
+    private static void Micro(int kc, ReadOnlySpan<T> ap, ReadOnlySpan<T> bp, Span<T> c, int ldc, bool overwrite)
+    {
+        Vector<T> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default,
+                  c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
+        ref T a = ref MemoryMarshal.GetReference(ap);
+        ref T b = ref MemoryMarshal.GetReference(bp);
+        int v = Vector<T>.Count, nr = 2 * v;
+        for (int kk = 0; kk < kc; kk++)
+        {
+            var b0 = Vector.LoadUnsafe(ref b, (nuint)(kk * nr));
+            var b1 = Vector.LoadUnsafe(ref b, (nuint)(kk * nr + v));
+            ref T ak = ref Unsafe.Add(ref a, kk * MR);
+            var x = new Vector<T>(ak); c00 = Fma(x, b0, c00); c01 = Fma(x, b1, c01);
+            x = new Vector<T>(Unsafe.Add(ref ak, 1)); c10 = Fma(x, b0, c10); c11 = Fma(x, b1, c11);
+            x = new Vector<T>(Unsafe.Add(ref ak, 2)); c20 = Fma(x, b0, c20); c21 = Fma(x, b1, c21);
+            x = new Vector<T>(Unsafe.Add(ref ak, 3)); c30 = Fma(x, b0, c30); c31 = Fma(x, b1, c31);
+            x = new Vector<T>(Unsafe.Add(ref ak, 4)); c40 = Fma(x, b0, c40); c41 = Fma(x, b1, c41);
+            x = new Vector<T>(Unsafe.Add(ref ak, 5)); c50 = Fma(x, b0, c50); c51 = Fma(x, b1, c51);
+        }
+        ref T cr = ref MemoryMarshal.GetReference(c);
+        Store(ref cr, 0, v, c00, c01, overwrite);
+        Store(ref cr, ldc, v, c10, c11, overwrite);
+        Store(ref cr, 2 * ldc, v, c20, c21, overwrite);
+        Store(ref cr, 3 * ldc, v, c30, c31, overwrite);
+        Store(ref cr, 4 * ldc, v, c40, c41, overwrite);
+        Store(ref cr, 5 * ldc, v, c50, c51, overwrite);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Store(ref T c, int at, int v, Vector<T> lo, Vector<T> hi, bool overwrite)
+    {
+        if (!overwrite)
+        {
+            lo += Vector.LoadUnsafe(ref c, (nuint)at);
+            hi += Vector.LoadUnsafe(ref c, (nuint)(at + v));
+        }
+        lo.StoreUnsafe(ref c, (nuint)at);
+        hi.StoreUnsafe(ref c, (nuint)(at + v));
+    }
+}

@@ -1,0 +1,23 @@
+// A strided view of a matrix inside an array: element (i, j) is Data[Offset + i*RowStride + j*ColStride].
+// Transposing a view swaps its strides, so the matrix products of forward passes and of their
+// vector-Jacobian products are all one call: Mat.Multiply(a, b.T, c).
+using System.Numerics;
+
+namespace OnnxOpt.Autodiff.Kernels;
+
+internal readonly record struct Mat<T>(T[] Data, int Offset, int Rows, int Cols, int RowStride, int ColStride)
+    where T : unmanaged, IFloatingPointIeee754<T>
+{
+    /// <summary>A contiguous row-major rows x cols matrix starting at offset.</summary>
+    public static Mat<T> Dense(T[] data, int offset, int rows, int cols) => new(data, offset, rows, cols, cols, 1);
+
+    public Mat<T> T_ => new(Data, Offset, Cols, Rows, ColStride, RowStride);
+
+    /// <summary>C (row-major, ldc = cols of the product, at cOffset) (+)= a * b.</summary>
+    public static void Multiply(Mat<T> a, Mat<T> b, T[] c, int cOffset, bool accumulate)
+    {
+        if (a.Cols != b.Rows) throw new InvalidOperationException($"matrix product of {a.Rows}x{a.Cols} and {b.Rows}x{b.Cols}");
+        Gemm<T>.Multiply(a.Rows, b.Cols, a.Cols, a.Data, a.Offset, a.RowStride, a.ColStride, b.Data, b.Offset, b.RowStride, b.ColStride,
+            c, cOffset, b.Cols, accumulate);
+    }
+}

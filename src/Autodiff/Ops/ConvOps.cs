@@ -1,0 +1,306 @@
+// Conv and ConvTranspose (1-D and 2-D, any stride, dilation, padding, auto_pad and group count).
+//
+// Conv, per image n and group g (Cg = C/group input channels, Mg = M/group output channels):
+//   Y[n, g] = W[g] (Mg x Cg*kh*kw) * im2col(X[n, g]) (Cg*kh*kw x Ho*Wo) + b
+// VJP:  dW[g] += dY[n, g] * im2col(X[n, g])^T,  dX[n, g] = col2im(W[g]^T * dY[n, g]),  db = sum dY.
+// Depthwise convs (one input channel per group) run a direct loop instead of tiny products.
+//
+// ConvTranspose is Conv's input gradient: with W [C, M/group, kh, kw],
+//   Y[n, g] = col2im(W[g]^T * X[n, g]) + b,  dX[n, g] = W[g] * im2col(dY[n, g]),
+//   dW[g] += X[n, g] * im2col(dY[n, g])^T.
+// Its output size is s*(in-1) + output_padding + (k-1)*d + 1 - pad_begin - pad_end, or output_shape
+// with the padding split as the ONNX specification says (ONNX Runtime 1.30 agrees): SAME_UPPER puts
+// the odd pad at the end, otherwise at the beginning.
+using System.Numerics;
+using OnnxOpt.Autodiff.Kernels;
+
+namespace OnnxOpt.Autodiff.Ops;
+
+internal sealed class ConvOp<T> : IOp<T> where T : unmanaged, IFloatingPointIeee754<T>
+{
+    private sealed record Plan(ConvGeometry G, int N, int C, int M, int Groups, int Cg, int Mg, bool Direct1x1, bool Depthwise);
+
+    private static Plan Prepare(OpCall<T> c)
+    {
+        var x = c.In(0); var w = c.In(1);
+        if (x.Rank < 3 || w.Rank != x.Rank) throw c.Error($"Conv of input {x} with weight {w}");
+        int groups = (int)Attr.Int(c.Node, "group", 1);
+        int n = x.Shape[0], ch = x.Shape[1], m = w.Shape[0];
+        if (groups <= 0 || ch % groups != 0 || m % groups != 0 || w.Shape[1] != ch / groups)
+            throw c.Error($"Conv with {ch} input channels, weight {w} and group {groups} do not fit");
+        var g = ConvGeometry.Of(c.Node, x.Shape[2..], w.Shape[2..]);
+        bool direct = g.KernelSize == 1 && g.Stride.All(s => s == 1) && g.PadBegin.All(p => p == 0) && g.PadEnd.All(p => p == 0);
+        bool depthwise = ch / groups == 1 && groups > 1;
+        return new Plan(g, n, ch, m, groups, ch / groups, m / groups, direct, depthwise);
+    }
+
+    public NdArray<T>[] Forward(OpCall<T> c)
+    {
+        var p = Prepare(c);
+        var x = c.In(0).R; var w = c.In(1).R;
+        var g = p.G;
+        var outShape = new[] { p.N, p.M }.Concat(c.In(0).Rank == 3 ? [g.Out[1]] : g.Out).ToArray();
+        var y = new T[NdArray<T>.Size(outShape)];
+        int k = g.KernelSize, hw = g.InSize, ohw = g.OutSize;
+        if (p.Depthwise) DepthwiseForward(p, x, w, y);
+        else
+        {
+            var col = p.Direct1x1 ? null : new T[p.Cg * k * ohw];
+            for (int n = 0; n < p.N; n++)
+                for (int gi = 0; gi < p.Groups; gi++)
+                {
+                    int xOff = (n * p.C + gi * p.Cg) * hw;
+                    Mat<T> b;
+                    if (col is null) b = Mat<T>.Dense(x, xOff, p.Cg, hw);
+                    else { g.Im2Col(x, xOff, p.Cg, col); b = Mat<T>.Dense(col, 0, p.Cg * k, ohw); }
+                    Mat<T>.Multiply(Mat<T>.Dense(w, gi * p.Mg * p.Cg * k, p.Mg, p.Cg * k), b, y, (n * p.M + gi * p.Mg) * ohw, false);
+                }
+        }
+        if (c.Optional(2) is { } bias) AddBias(y, bias.R, p.N, p.M, ohw);
+        return [new NdArray<T>(outShape, y)];
+    }
+
+    internal static void AddBias(T[] y, T[] b, int n, int m, int inner)
+    {
+        for (int i = 0; i < n; i++)
+            for (int o = 0; o < m; o++)
+            {
+                var s = y.AsSpan((i * m + o) * inner, inner);
+                var v = b[o];
+                for (int j = 0; j < s.Length; j++) s[j] += v;
+            }
+    }
+
+    internal static T[] BiasGrad(T[] gy, int n, int m, int inner)
+    {
+        var db = new T[m];
+        for (int i = 0; i < n; i++)
+            for (int o = 0; o < m; o++)
+            {
+                var s = gy.AsSpan((i * m + o) * inner, inner);
+                T acc = T.Zero;
+                foreach (var v in s) acc += v;
+                db[o] += acc;
+            }
+        return db;
+    }
+
+    private static void DepthwiseForward(Plan p, T[] x, T[] w, T[] y)
+    {
+        var g = p.G;
+        int H = g.In[0], W = g.In[1], Ho = g.Out[0], Wo = g.Out[1], kh = g.Kernel[0], kw = g.Kernel[1];
+        Parallel.For(0, p.N * p.M, new ParallelOptions { MaxDegreeOfParallelism = Parallelism.Threads }, nm =>
+        {
+            int n = nm / p.M, m = nm % p.M, ch = m / p.Mg;
+            int xOff = (n * p.C + ch) * H * W, yOff = nm * Ho * Wo, wOff = m * kh * kw;
+            for (int oh = 0; oh < Ho; oh++)
+                for (int ow = 0; ow < Wo; ow++)
+                {
+                    T acc = T.Zero;
+                    for (int i = 0; i < kh; i++)
+                    {
+                        int ih = oh * g.Stride[0] - g.PadBegin[0] + i * g.Dilation[0];
+                        if ((uint)ih >= (uint)H) continue;
+                        for (int j = 0; j < kw; j++)
+                        {
+                            int iw = ow * g.Stride[1] - g.PadBegin[1] + j * g.Dilation[1];
+                            if ((uint)iw < (uint)W) acc += x[xOff + ih * W + iw] * w[wOff + i * kw + j];
+                        }
+                    }
+                    y[yOff + oh * Wo + ow] = acc;
+                }
+        });
+    }
+
+    private static void DepthwiseBackward(Plan p, T[] x, T[] w, T[] gy, T[]? dx, T[]? dw)
+    {
+        var g = p.G;
+        int H = g.In[0], W = g.In[1], Ho = g.Out[0], Wo = g.Out[1], kh = g.Kernel[0], kw = g.Kernel[1];
+        // dX: one task per input channel (it gathers from its Mg output channels); dW: one task per output channel.
+        if (dx is not null)
+            Parallel.For(0, p.N * p.C, new ParallelOptions { MaxDegreeOfParallelism = Parallelism.Threads }, nc =>
+            {
+                int n = nc / p.C, ch = nc % p.C, xOff = nc * H * W;
+                for (int mm = 0; mm < p.Mg; mm++)
+                {
+                    int m = ch * p.Mg + mm, yOff = (n * p.M + m) * Ho * Wo, wOff = m * kh * kw;
+                    for (int oh = 0; oh < Ho; oh++)
+                        for (int ow = 0; ow < Wo; ow++)
+                        {
+                            var gv = gy[yOff + oh * Wo + ow];
+                            for (int i = 0; i < kh; i++)
+                            {
+                                int ih = oh * g.Stride[0] - g.PadBegin[0] + i * g.Dilation[0];
+                                if ((uint)ih >= (uint)H) continue;
+                                for (int j = 0; j < kw; j++)
+                                {
+                                    int iw = ow * g.Stride[1] - g.PadBegin[1] + j * g.Dilation[1];
+                                    if ((uint)iw < (uint)W) dx[xOff + ih * W + iw] += gv * w[wOff + i * kw + j];
+                                }
+                            }
+                        }
+                }
+            });
+        if (dw is not null)
+            Parallel.For(0, p.M, new ParallelOptions { MaxDegreeOfParallelism = Parallelism.Threads }, m =>
+            {
+                int ch = m / p.Mg, wOff = m * kh * kw;
+                for (int n = 0; n < p.N; n++)
+                {
+                    int xOff = (n * p.C + ch) * H * W, yOff = (n * p.M + m) * Ho * Wo;
+                    for (int oh = 0; oh < Ho; oh++)
+                        for (int ow = 0; ow < Wo; ow++)
+                        {
+                            var gv = gy[yOff + oh * Wo + ow];
+                            for (int i = 0; i < kh; i++)
+                            {
+                                int ih = oh * g.Stride[0] - g.PadBegin[0] + i * g.Dilation[0];
+                                if ((uint)ih >= (uint)H) continue;
+                                for (int j = 0; j < kw; j++)
+                                {
+                                    int iw = ow * g.Stride[1] - g.PadBegin[1] + j * g.Dilation[1];
+                                    if ((uint)iw < (uint)W) dw[wOff + i * kw + j] += gv * x[xOff + ih * W + iw];
+                                }
+                            }
+                        }
+                }
+            });
+    }
+
+    public NdArray<T>?[] Backward(OpCall<T> c, NdArray<T>?[] gradOutputs, bool[] needed)
+    {
+        var r = new NdArray<T>?[c.Inputs.Length];
+        if (gradOutputs[0] is not { } gyA) return r;
+        var p = Prepare(c);
+        var x = c.In(0); var w = c.In(1);
+        var gy = gyA.R;
+        var g = p.G;
+        int k = g.KernelSize, hw = g.InSize, ohw = g.OutSize;
+        var dx = needed[0] ? new T[x.Length] : null;
+        var dw = needed.Length > 1 && needed[1] ? new T[w.Length] : null;
+        if (p.Depthwise) DepthwiseBackward(p, x.R, w.R, gy, dx, dw);
+        else if (dx is not null || dw is not null)
+        {
+            var col = p.Direct1x1 ? null : new T[p.Cg * k * ohw];
+            for (int n = 0; n < p.N; n++)
+                for (int gi = 0; gi < p.Groups; gi++)
+                {
+                    int xOff = (n * p.C + gi * p.Cg) * hw, yOff = (n * p.M + gi * p.Mg) * ohw;
+                    var wg = Mat<T>.Dense(w.R, gi * p.Mg * p.Cg * k, p.Mg, p.Cg * k);
+                    var gyg = Mat<T>.Dense(gy, yOff, p.Mg, ohw);
+                    if (dw is not null)
+                    {
+                        Mat<T> colT;
+                        if (col is null) colT = Mat<T>.Dense(x.R, xOff, p.Cg, hw).T_;
+                        else { g.Im2Col(x.R, xOff, p.Cg, col); colT = Mat<T>.Dense(col, 0, p.Cg * k, ohw).T_; }
+                        Mat<T>.Multiply(gyg, colT, dw, gi * p.Mg * p.Cg * k, true);
+                    }
+                    if (dx is not null)
+                    {
+                        if (col is null) Mat<T>.Multiply(wg.T_, gyg, dx, xOff, true);
+                        else
+                        {
+                            Mat<T>.Multiply(wg.T_, gyg, col, 0, false);
+                            g.Col2Im(col, dx, xOff, p.Cg);
+                        }
+                    }
+                }
+        }
+        if (dx is not null) r[0] = new NdArray<T>(x.Shape, dx);
+        if (dw is not null) r[1] = new NdArray<T>(w.Shape, dw);
+        if (needed.Length > 2 && needed[2] && c.Optional(2) is not null) r[2] = new NdArray<T>([p.M], BiasGrad(gy, p.N, p.M, ohw));
+        return r;
+    }
+}
+
+internal sealed class ConvTransposeOp<T> : IOp<T> where T : unmanaged, IFloatingPointIeee754<T>
+{
+    private sealed record Plan(ConvGeometry G, int[] OutShape, int N, int C, int M, int Groups, int Cg, int Mg);
+
+    private static Plan Prepare(OpCall<T> c)
+    {
+        var x = c.In(0); var w = c.In(1);
+        if (x.Rank is < 3 or > 4 || w.Rank != x.Rank) throw c.Error($"ConvTranspose of input {x} with weight {w} (1-D and 2-D only)");
+        int groups = (int)Attr.Int(c.Node, "group", 1);
+        int n = x.Shape[0], ch = x.Shape[1];
+        if (groups <= 0 || ch % groups != 0 || w.Shape[0] != ch) throw c.Error($"ConvTranspose with {ch} input channels, weight {w} and group {groups} do not fit");
+        int mg = w.Shape[1], m = mg * groups, r = x.Rank - 2;
+        var kernel = w.Shape[2..];
+        int[] Get(string name, int dflt, int count) => c.Node.GetInts(name)?.Select(v => (int)v).ToArray() ?? Enumerable.Repeat(dflt, count).ToArray();
+        var s = Get("strides", 1, r); var d = Get("dilations", 1, r); var pads = Get("pads", 0, 2 * r); var op = Get("output_padding", 0, r);
+        var autoPad = c.Node.GetString("auto_pad") ?? "NOTSET";
+        var outShape = c.Node.GetInts("output_shape")?.Select(v => (int)v).ToArray();
+        var inSp = x.Shape[2..];
+        var pb = pads[..r]; var pe = pads[r..];
+        var outSp = new int[r];
+        for (int a = 0; a < r; a++)
+        {
+            int keff = (kernel[a] - 1) * d[a] + 1;
+            if (outShape is not null || autoPad is "SAME_UPPER" or "SAME_LOWER")
+            {
+                outSp[a] = outShape is not null ? outShape[outShape.Length - r + a] : inSp[a] * s[a];
+                int total = Math.Max(0, s[a] * (inSp[a] - 1) + op[a] + keff - outSp[a]);
+                if (autoPad == "SAME_UPPER") { pb[a] = total / 2; pe[a] = total - total / 2; }
+                else { pb[a] = total - total / 2; pe[a] = total / 2; }
+            }
+            else
+            {
+                if (autoPad == "VALID") { pb[a] = 0; pe[a] = 0; }
+                outSp[a] = s[a] * (inSp[a] - 1) + op[a] + keff - pb[a] - pe[a];
+            }
+        }
+        ConvGeometry g = r == 1
+            ? new([1, kernel[0]], [1, s[0]], [1, d[0]], [0, pb[0]], [0, pe[0]], [1, outSp[0]], [1, inSp[0]])
+            : new(kernel, s, d, pb, pe, outSp, inSp);
+        for (int a = 0; a < 2; a++)
+            if ((g.In[a] + g.PadBegin[a] + g.PadEnd[a] - g.EffectiveKernel(a)) / g.Stride[a] + 1 != g.Out[a])
+                throw c.Error("ConvTranspose output size, padding and output_padding are inconsistent");
+        return new Plan(g, new[] { n, m }.Concat(outSp).ToArray(), n, ch, m, groups, ch / groups, mg);
+    }
+
+    public NdArray<T>[] Forward(OpCall<T> c)
+    {
+        var p = Prepare(c);
+        var x = c.In(0).R; var w = c.In(1).R;
+        var g = p.G;
+        int k = g.KernelSize, ihw = g.OutSize, ohw = g.InSize;
+        var y = new T[NdArray<T>.Size(p.OutShape)];
+        var col = new T[p.Mg * k * ihw];
+        for (int n = 0; n < p.N; n++)
+            for (int gi = 0; gi < p.Groups; gi++)
+            {
+                var wg = Mat<T>.Dense(w, gi * p.Cg * p.Mg * k, p.Cg, p.Mg * k);
+                Mat<T>.Multiply(wg.T_, Mat<T>.Dense(x, (n * p.C + gi * p.Cg) * ihw, p.Cg, ihw), col, 0, false);
+                g.Col2Im(col, y, (n * p.M + gi * p.Mg) * ohw, p.Mg);
+            }
+        if (c.Optional(2) is { } bias) ConvOp<T>.AddBias(y, bias.R, p.N, p.M, ohw);
+        return [new NdArray<T>(p.OutShape, y)];
+    }
+
+    public NdArray<T>?[] Backward(OpCall<T> c, NdArray<T>?[] gradOutputs, bool[] needed)
+    {
+        var r = new NdArray<T>?[c.Inputs.Length];
+        if (gradOutputs[0] is not { } gyA) return r;
+        var p = Prepare(c);
+        var x = c.In(0); var w = c.In(1);
+        var gy = gyA.R;
+        var g = p.G;
+        int k = g.KernelSize, ihw = g.OutSize, ohw = g.InSize;
+        var dx = needed[0] ? new T[x.Length] : null;
+        var dw = needed.Length > 1 && needed[1] ? new T[w.Length] : null;
+        var col = new T[p.Mg * k * ihw];
+        for (int n = 0; n < p.N; n++)
+            for (int gi = 0; gi < p.Groups; gi++)
+            {
+                g.Im2Col(gy, (n * p.M + gi * p.Mg) * ohw, p.Mg, col);
+                var colM = Mat<T>.Dense(col, 0, p.Mg * k, ihw);
+                int xOff = (n * p.C + gi * p.Cg) * ihw;
+                if (dx is not null) Mat<T>.Multiply(Mat<T>.Dense(w.R, gi * p.Cg * p.Mg * k, p.Cg, p.Mg * k), colM, dx, xOff, false);
+                if (dw is not null) Mat<T>.Multiply(Mat<T>.Dense(x.R, xOff, p.Cg, ihw), colM.T_, dw, gi * p.Cg * p.Mg * k, true);
+            }
+        if (dx is not null) r[0] = new NdArray<T>(x.Shape, dx);
+        if (dw is not null) r[1] = new NdArray<T>(w.Shape, dw);
+        if (needed.Length > 2 && needed[2] && c.Optional(2) is not null) r[2] = new NdArray<T>([p.M], ConvOp<T>.BiasGrad(gy, p.N, p.M, ohw));
+        return r;
+    }
+}

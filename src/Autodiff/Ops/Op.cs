@@ -1,0 +1,86 @@
+// An operator of the reference evaluator: a forward function and its vector-Jacobian product (VJP).
+// Forward maps the node's inputs to its outputs (and may save state for the VJP); Backward maps the
+// gradients of the outputs (null: zero) to the gradients of the inputs that are asked for (null: none,
+// e.g. integer inputs such as shapes and indices). Ops are stateless singletons per element type.
+using System.Numerics;
+using OnnxOpt.GraphIR;
+
+namespace OnnxOpt.Autodiff.Ops;
+
+public sealed class OpCall<T> where T : unmanaged, IFloatingPointIeee754<T>
+{
+    public required Node Node { get; init; }
+    public required NdArray<T>?[] Inputs { get; init; }
+    /// <summary>Opset version of the default domain (semantics of Softmax, Clip, Split, ... depend on it).</summary>
+    public long Opset { get; init; }
+    public NdArray<T>[] Outputs { get; set; } = [];
+    /// <summary>Whatever Forward keeps for Backward (e.g. max-pool argmax positions).</summary>
+    public object? Saved { get; set; }
+
+    public NdArray<T> In(int i) => i < Inputs.Length && Inputs[i] is { } a ? a
+        : throw new OnnxModelException($"node {Node}: input {i} is required");
+
+    public NdArray<T>? Optional(int i) => i < Inputs.Length ? Inputs[i] : null;
+
+    public OnnxModelException Error(string what) => new($"node {Node}: {what}");
+}
+
+public interface IOp<T> where T : unmanaged, IFloatingPointIeee754<T>
+{
+    NdArray<T>[] Forward(OpCall<T> c);
+
+    /// <summary>Gradients of the inputs; <paramref name="needed"/>[i] says whether input i needs one.</summary>
+    NdArray<T>?[] Backward(OpCall<T> c, NdArray<T>?[] gradOutputs, bool[] needed);
+}
+
+/// <summary>Ops with no gradient (shape and index computations).</summary>
+public abstract class ConstantOp<T> : IOp<T> where T : unmanaged, IFloatingPointIeee754<T>
+{
+    public abstract NdArray<T>[] Forward(OpCall<T> c);
+    public NdArray<T>?[] Backward(OpCall<T> c, NdArray<T>?[] gradOutputs, bool[] needed) => new NdArray<T>?[c.Inputs.Length];
+}
+
+/// <summary>Every op the evaluator knows, by op type (default ONNX domain).</summary>
+public static class OpRegistry<T> where T : unmanaged, IFloatingPointIeee754<T>
+{
+    private static readonly Dictionary<string, IOp<T>> All = new(StringComparer.Ordinal)
+    {
+        ["Conv"] = new ConvOp<T>(), ["ConvTranspose"] = new ConvTransposeOp<T>(),
+        ["Gemm"] = new GemmOp<T>(), ["MatMul"] = new MatMulOp<T>(),
+        ["Add"] = new BinaryOp<T>(BinaryKind.Add), ["Sub"] = new BinaryOp<T>(BinaryKind.Sub),
+        ["Mul"] = new BinaryOp<T>(BinaryKind.Mul), ["Div"] = new BinaryOp<T>(BinaryKind.Div),
+        ["Relu"] = new ReluOp<T>(), ["LeakyRelu"] = new LeakyReluOp<T>(), ["PRelu"] = new PReluOp<T>(),
+        ["Clip"] = new ClipOp<T>(), ["Sigmoid"] = new SigmoidOp<T>(), ["HardSigmoid"] = new HardSigmoidOp<T>(),
+        ["HardSwish"] = new HardSwishOp<T>(), ["Tanh"] = new TanhOp<T>(),
+        ["Softmax"] = new SoftmaxOp<T>(log: false), ["LogSoftmax"] = new SoftmaxOp<T>(log: true),
+        ["MaxPool"] = new MaxPoolOp<T>(), ["AveragePool"] = new AveragePoolOp<T>(),
+        ["GlobalAveragePool"] = new GlobalAveragePoolOp<T>(), ["GlobalMaxPool"] = new GlobalMaxPoolOp<T>(),
+        ["BatchNormalization"] = new BatchNormOp<T>(),
+        ["ReduceMean"] = new ReduceOp<T>(mean: true), ["ReduceSum"] = new ReduceOp<T>(mean: false),
+        ["Identity"] = new IdentityOp<T>(), ["Dropout"] = new DropoutOp<T>(),
+        ["Flatten"] = new FlattenOp<T>(), ["Reshape"] = new ReshapeOp<T>(),
+        ["Squeeze"] = new SqueezeOp<T>(), ["Unsqueeze"] = new UnsqueezeOp<T>(),
+        ["Transpose"] = new TransposeOp<T>(), ["Slice"] = new SliceOp<T>(), ["Pad"] = new PadOp<T>(),
+        ["Gather"] = new GatherOp<T>(), ["Concat"] = new ConcatOp<T>(), ["Split"] = new SplitOp<T>(),
+        ["Shape"] = new ShapeOp<T>(), ["Constant"] = new ConstantValueOp<T>(), ["Cast"] = new CastOp<T>(),
+        ["ConstantOfShape"] = new ConstantOfShapeOp<T>(),
+    };
+
+    public static IReadOnlyCollection<string> OpTypes => All.Keys;
+
+    public static IOp<T>? Find(Node n) => n.IsStandard && All.TryGetValue(n.OpType, out var op) ? op : null;
+}
+
+internal static class Attr
+{
+    public static long Int(Node n, string name, long dflt) => n.GetInt(name, dflt);
+
+    public static float Float(Node n, string name, float dflt) => n.GetFloat(name, dflt);
+
+    /// <summary>Integer list from an attribute (older opsets) or from an input (newer opsets), or null.</summary>
+    public static long[]? Ints<T>(OpCall<T> c, string attr, int input) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        if (c.Optional(input) is { } a) return a.ToLongs();
+        return c.Node.GetInts(attr);
+    }
+}

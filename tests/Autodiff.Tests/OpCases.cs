@@ -1,0 +1,99 @@
+// Small single-op (or few-op) models covering every op of the reference evaluator and its attribute
+// variants. Each is run against ONNX Runtime (forward) and through a finite-difference gradient check
+// (every VJP). Float inputs are graph inputs filled with seeded N(0,1) values; constants that must stay
+// in a range (divisors, variances) or be integers (shapes, indices) are initializers.
+using OnnxOpt.GraphIR;
+
+namespace OnnxOpt.Tests;
+
+public static class OpCases
+{
+    private static OnnxAttribute Ints(string n, params long[] v) => OnnxAttribute.IntList(n, v);
+    private static OnnxAttribute Int(string n, long v) => OnnxAttribute.Int(n, v);
+    private static OnnxAttribute Flt(string n, float v) => OnnxAttribute.Float(n, v);
+
+    private static float[] Uniform(int seed, int n, double lo, double hi)
+    {
+        var r = new Random(seed);
+        return Enumerable.Range(0, n).Select(_ => (float)(lo + (hi - lo) * r.NextDouble())).ToArray();
+    }
+
+    private static Model One(string op, long[][] inputShapes, OnnxAttribute[] attrs, long opset = 13, Func<GraphBuilder, Value[], Value[]>? extra = null, int outputs = 1)
+    {
+        var b = new GraphBuilder(op.ToLowerInvariant(), opset);
+        var ins = inputShapes.Select((s, i) => b.Input("x" + i, DataType.Float, s.Cast<object>().ToArray())).ToArray();
+        var all = extra is null ? ins : extra(b, ins);
+        foreach (var o in b.NodeMulti(op, all, outputs, attrs)) b.Output(o);
+        return b.Build();
+    }
+
+    public static readonly Dictionary<string, Func<Model>> All = new()
+    {
+        ["conv-pad1"] = () => One("Conv", [[2, 3, 7, 7], [4, 3, 3, 3], [4]], [Ints("pads", 1, 1, 1, 1)]),
+        ["conv-stride2-dil2-asym"] = () => One("Conv", [[1, 4, 9, 9], [6, 4, 3, 3]], [Ints("strides", 2, 2), Ints("dilations", 2, 2), Ints("pads", 1, 2, 2, 1)]),
+        ["conv-grouped"] = () => One("Conv", [[1, 6, 6, 6], [4, 3, 3, 3], [4]], [Int("group", 2), Ints("pads", 1, 1, 1, 1)]),
+        ["conv-depthwise-mult2-stride2"] = () => One("Conv", [[2, 4, 7, 7], [8, 1, 3, 3], [8]], [Int("group", 4), Ints("strides", 2, 2), Ints("pads", 1, 1, 1, 1)]),
+        ["conv-1x1"] = () => One("Conv", [[2, 5, 4, 4], [3, 5, 1, 1]], []),
+        ["conv-1d"] = () => One("Conv", [[2, 3, 10], [4, 3, 3], [4]], [Ints("pads", 1, 1), Ints("strides", 2)]),
+        ["conv-same-upper"] = () => One("Conv", [[1, 2, 7, 7], [3, 2, 4, 4]], [OnnxAttribute.String("auto_pad", "SAME_UPPER"), Ints("strides", 2, 2)]),
+        ["convtranspose-stride2-outpad"] = () => One("ConvTranspose", [[1, 3, 4, 4], [3, 2, 3, 3], [2]], [Ints("strides", 2, 2), Ints("pads", 1, 1, 1, 1), Ints("output_padding", 1, 1)]),
+        ["convtranspose-grouped"] = () => One("ConvTranspose", [[2, 4, 3, 3], [4, 1, 3, 3]], [Int("group", 2), Ints("dilations", 2, 2)]),
+        ["convtranspose-output-shape"] = () => One("ConvTranspose", [[1, 2, 3, 3], [2, 3, 3, 3]], [Ints("strides", 2, 2), Ints("output_shape", 6, 6)]),
+        ["convtranspose-same-upper"] = () => One("ConvTranspose", [[1, 2, 3, 3], [2, 3, 3, 3]], [Ints("strides", 2, 2), OnnxAttribute.String("auto_pad", "SAME_UPPER")]),
+        ["convtranspose-1d"] = () => One("ConvTranspose", [[2, 3, 5], [3, 2, 3], [2]], [Ints("strides", 2), Ints("pads", 1, 0)]),
+        ["gemm-trans-alpha-beta"] = () => One("Gemm", [[4, 3], [5, 4], [5]], [Int("transA", 1), Int("transB", 1), Flt("alpha", 0.5f), Flt("beta", 2f)]),
+        ["gemm-plain-matrix-c"] = () => One("Gemm", [[3, 4], [4, 5], [3, 5]], []),
+        ["matmul-batched-broadcast"] = () => One("MatMul", [[2, 1, 3, 4], [3, 4, 5]], []),
+        ["matmul-1d"] = () => One("MatMul", [[4], [2, 4, 3]], []),
+        ["add-broadcast"] = () => One("Add", [[2, 3, 4], [3, 1]], []),
+        ["sub-broadcast"] = () => One("Sub", [[3, 1], [2, 3, 4]], []),
+        ["mul-broadcast"] = () => One("Mul", [[2, 3, 4], [4]], []),
+        ["div-broadcast"] = () => One("Div", [[2, 3, 4]], [], extra: (b, x) => [x[0], b.Initializer("den", Uniform(3, 3, 1, 2), 3, 1)]),
+        ["relu"] = () => One("Relu", [[2, 3, 4]], []),
+        ["leakyrelu"] = () => One("LeakyRelu", [[2, 3, 4]], [Flt("alpha", 0.1f)]),
+        ["prelu"] = () => One("PRelu", [[2, 3, 4, 4], [3, 1, 1]], []),
+        ["clip-inputs"] = () => One("Clip", [[2, 3, 4]], [], extra: (b, x) => [x[0], b.Initializer("lo", [-0.5f]), b.Initializer("hi", [0.7f])]),
+        ["clip-opset6-attrs"] = () => One("Clip", [[2, 3, 4]], [Flt("min", -0.5f), Flt("max", 0.7f)], opset: 6),
+        ["sigmoid"] = () => One("Sigmoid", [[2, 3, 4]], []),
+        ["hardsigmoid"] = () => One("HardSigmoid", [[2, 3, 4]], [Flt("alpha", 0.3f), Flt("beta", 0.4f)], opset: 14),
+        ["hardswish"] = () => One("HardSwish", [[2, 3, 4]], [], opset: 14, extra: (b, x) => [b.Node("Mul", [x[0], b.Initializer("four", [4f])])]),
+        ["tanh"] = () => One("Tanh", [[2, 3, 4]], []),
+        ["softmax-axis1"] = () => One("Softmax", [[2, 3, 4]], [Int("axis", 1)]),
+        ["softmax-opset11-coerced"] = () => One("Softmax", [[2, 3, 4]], [Int("axis", 1)], opset: 11),
+        ["logsoftmax"] = () => One("LogSoftmax", [[2, 5]], []),
+        ["maxpool-pad-stride"] = () => One("MaxPool", [[2, 3, 7, 7]], [Ints("kernel_shape", 3, 3), Ints("strides", 2, 2), Ints("pads", 1, 1, 1, 1)]),
+        ["maxpool-ceil-dilated"] = () => One("MaxPool", [[1, 2, 8, 8]], [Ints("kernel_shape", 2, 2), Ints("strides", 2, 2), Ints("dilations", 2, 2), Int("ceil_mode", 1)]),
+        ["averagepool-include-pad"] = () => One("AveragePool", [[2, 3, 6, 6]], [Ints("kernel_shape", 3, 3), Ints("strides", 2, 2), Ints("pads", 1, 1, 1, 1), Int("count_include_pad", 1)]),
+        ["averagepool-exclude-pad-ceil"] = () => One("AveragePool", [[1, 2, 7, 7]], [Ints("kernel_shape", 3, 3), Ints("strides", 2, 2), Ints("pads", 1, 1, 0, 0), Int("ceil_mode", 1)]),
+        ["globalaveragepool"] = () => One("GlobalAveragePool", [[2, 3, 4, 5]], []),
+        ["globalmaxpool"] = () => One("GlobalMaxPool", [[2, 3, 4, 5]], []),
+        ["batchnorm"] = () => One("BatchNormalization", [[2, 3, 4, 4], [3], [3], [3]], [Flt("epsilon", 1e-3f)],
+            extra: (b, x) => [.. x, b.Initializer("var", Uniform(5, 3, 0.5, 2), 3)]),
+        ["reducemean-axes-attr"] = () => One("ReduceMean", [[2, 3, 4, 5]], [Ints("axes", 2, 3), Int("keepdims", 1)]),
+        ["reducesum-axes-input"] = () => One("ReduceSum", [[2, 3, 4]], [Int("keepdims", 0)], extra: (b, x) => [x[0], b.Initializer("axes", [1L], 1)]),
+        ["flatten-axis2"] = () => One("Flatten", [[2, 3, 4, 5]], [Int("axis", 2)]),
+        ["reshape-zero-minus1"] = () => One("Reshape", [[2, 3, 4]], [], extra: (b, x) => [x[0], b.Initializer("shape", [0L, -1L], 2)]),
+        ["transpose"] = () => One("Transpose", [[2, 3, 4]], [Ints("perm", 2, 0, 1)]),
+        ["concat-axis1"] = () => One("Concat", [[2, 3, 4], [2, 1, 4], [2, 2, 4]], [Int("axis", 1)]),
+        ["split-sizes"] = () => One("Split", [[2, 6, 3]], [Int("axis", 1)], outputs: 3, extra: (b, x) => [x[0], b.Initializer("split", [1L, 3L, 2L], 3)]),
+        ["slice-negative-step"] = () => One("Slice", [[4, 6, 5]], [], extra: (b, x) => [x[0], b.Initializer("starts", [-1L, 1L], 2), b.Initializer("ends", [-10L, 6L], 2),
+            b.Initializer("axes", [1L, 2L], 2), b.Initializer("steps", [-2L, 2L], 2)]),
+        ["pad-reflect"] = () => One("Pad", [[2, 3, 4, 4]], [OnnxAttribute.String("mode", "reflect")], extra: (b, x) => [x[0], b.Initializer("pads", [0L, 0L, 2L, 1L, 0L, 0L, 1L, 3L], 8)]),
+        ["pad-edge"] = () => One("Pad", [[2, 3, 4]], [OnnxAttribute.String("mode", "edge")], extra: (b, x) => [x[0], b.Initializer("pads", [0L, 1L, 2L, 0L, 2L, 1L], 6)]),
+        ["pad-constant"] = () => One("Pad", [[2, 3, 4]], [], extra: (b, x) => [x[0], b.Initializer("pads", [0L, 1L, 2L, 0L, 0L, -1L], 6), b.Initializer("value", [1.5f])]),
+        ["squeeze"] = () => One("Squeeze", [[2, 1, 4, 1]], [], extra: (b, x) => [x[0], b.Initializer("axes", [1L, -1L], 2)]),
+        ["unsqueeze"] = () => One("Unsqueeze", [[2, 4]], [], extra: (b, x) => [x[0], b.Initializer("axes", [0L, 3L], 2)]),
+        ["gather-axis1"] = () => One("Gather", [[3, 5, 2]], [Int("axis", 1)], extra: (b, x) => [x[0], b.Initializer("idx", [4L, 0L, -1L, 2L, 2L, 1L], 2, 3)]),
+        ["shape-chain-reshape"] = () =>
+        {
+            var b = new GraphBuilder("shapechain");
+            var x = b.Input("x0", DataType.Float, 2, 3, 4);
+            var s = b.Node("Shape", [x]);
+            var n = b.Node("Gather", [s, b.Initializer("zero", [0L])], Int("axis", 0));
+            var shape = b.Node("Concat", [b.Node("Unsqueeze", [n, b.Initializer("ax", [0L], 1)]), b.Initializer("rest", [-1L], 1)], Int("axis", 0));
+            b.Output(b.Node("Reshape", [b.Node("Cast", [x], Int("to", (long)DataType.Float)), shape]));
+            return b.Build();
+        },
+        ["dropout-identity"] = () => One("Dropout", [[2, 3]], []),
+    };
+}
