@@ -47,6 +47,17 @@ public sealed class Evaluator<T> where T : unmanaged, IFloatingPointIeee754<T>
 
     public Graph Graph => _model.Graph;
 
+    /// <summary>When set, milliseconds spent per "OpType" (forward) and "OpType'" (VJP) are added here.</summary>
+    public Dictionary<string, double>? Profile { get; set; }
+
+    private long Tick() => Profile is null ? 0 : System.Diagnostics.Stopwatch.GetTimestamp();
+
+    private void Tock(long start, string key)
+    {
+        if (Profile is null) return;
+        Profile[key] = Profile.GetValueOrDefault(key) + System.Diagnostics.Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+    }
+
     /// <summary>The initializer's data as an array (converted once).</summary>
     public NdArray<T> Initializer(Value v)
     {
@@ -74,7 +85,9 @@ public sealed class Evaluator<T> where T : unmanaged, IFloatingPointIeee754<T>
                 Inputs = n.Inputs.Select(v => v is null ? null : t.Values.TryGetValue(v, out var a) ? a
                     : throw new OnnxModelException($"node {n}: input '{v.Name}' has no value")).ToArray(),
             };
+            var t0 = Tick();
             var outs = OpRegistry<T>.Find(n)!.Forward(call);
+            Tock(t0, n.OpType);
             call.Outputs = outs;
             t.Calls[n] = call;
             for (int k = 0; k < n.Outputs.Count; k++)
@@ -113,13 +126,17 @@ public sealed class Evaluator<T> where T : unmanaged, IFloatingPointIeee754<T>
             if (needed.Any(x => x))
             {
                 var call = trace.Calls[n];
+                var t0 = Tick();
                 var gin = OpRegistry<T>.Find(n)!.Backward(call, gout, needed);
+                Tock(t0, n.OpType + "'");
                 for (int k = 0; k < n.Inputs.Count; k++)
                     if (needed[k] && k < gin.Length && gin[k] is { } d)
                     {
                         if (!d.Shape.AsSpan().SequenceEqual(call.Inputs[k]!.Shape))
                             throw new InvalidOperationException($"node {n}: gradient of input {k} has shape {d}, input is {call.Inputs[k]}");
+                        var t1 = Tick();
                         Accumulate(grads, n.Inputs[k]!, d);
+                        Tock(t1, "accumulate");
                     }
             }
             foreach (var o in n.Outputs) if (o is not null && !targetSet.Contains(o)) grads.Remove(o);

@@ -22,6 +22,7 @@ public static class Program
         root.Add(BenchCommand.Create(ctx));
         root.Add(OptimizeCommand.Create(ctx));
         root.Add(PassesCommand.Create(ctx));
+        root.Add(ScoreCommand.Create(ctx));
 
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)

@@ -11,6 +11,7 @@
 // Its output size is s*(in-1) + output_padding + (k-1)*d + 1 - pad_begin - pad_end, or output_shape
 // with the padding split as the ONNX specification says (ONNX Runtime 1.30 agrees): SAME_UPPER puts
 // the odd pad at the end, otherwise at the beginning.
+using System.Buffers;
 using System.Numerics;
 using OnnxOpt.Autodiff.Kernels;
 
@@ -45,7 +46,7 @@ internal sealed class ConvOp<T> : IOp<T> where T : unmanaged, IFloatingPointIeee
         if (p.Depthwise) DepthwiseForward(p, x, w, y);
         else
         {
-            var col = p.Direct1x1 ? null : new T[p.Cg * k * ohw];
+            var col = p.Direct1x1 ? null : ArrayPool<T>.Shared.Rent(p.Cg * k * ohw);
             for (int n = 0; n < p.N; n++)
                 for (int gi = 0; gi < p.Groups; gi++)
                 {
@@ -55,6 +56,7 @@ internal sealed class ConvOp<T> : IOp<T> where T : unmanaged, IFloatingPointIeee
                     else { g.Im2Col(x, xOff, p.Cg, col); b = Mat<T>.Dense(col, 0, p.Cg * k, ohw); }
                     Mat<T>.Multiply(Mat<T>.Dense(w, gi * p.Mg * p.Cg * k, p.Mg, p.Cg * k), b, y, (n * p.M + gi * p.Mg) * ohw, false);
                 }
+            if (col is not null) ArrayPool<T>.Shared.Return(col);
         }
         if (c.Optional(2) is { } bias) AddBias(y, bias.R, p.N, p.M, ohw);
         return [new NdArray<T>(outShape, y)];
@@ -181,7 +183,7 @@ internal sealed class ConvOp<T> : IOp<T> where T : unmanaged, IFloatingPointIeee
         if (p.Depthwise) DepthwiseBackward(p, x.R, w.R, gy, dx, dw);
         else if (dx is not null || dw is not null)
         {
-            var col = p.Direct1x1 ? null : new T[p.Cg * k * ohw];
+            var col = p.Direct1x1 ? null : ArrayPool<T>.Shared.Rent(p.Cg * k * ohw);
             for (int n = 0; n < p.N; n++)
                 for (int gi = 0; gi < p.Groups; gi++)
                 {
@@ -205,6 +207,7 @@ internal sealed class ConvOp<T> : IOp<T> where T : unmanaged, IFloatingPointIeee
                         }
                     }
                 }
+            if (col is not null) ArrayPool<T>.Shared.Return(col);
         }
         if (dx is not null) r[0] = new NdArray<T>(x.Shape, dx);
         if (dw is not null) r[1] = new NdArray<T>(w.Shape, dw);
@@ -265,7 +268,7 @@ internal sealed class ConvTransposeOp<T> : IOp<T> where T : unmanaged, IFloating
         var g = p.G;
         int k = g.KernelSize, ihw = g.OutSize, ohw = g.InSize;
         var y = new T[NdArray<T>.Size(p.OutShape)];
-        var col = new T[p.Mg * k * ihw];
+        var col = ArrayPool<T>.Shared.Rent(p.Mg * k * ihw);
         for (int n = 0; n < p.N; n++)
             for (int gi = 0; gi < p.Groups; gi++)
             {
@@ -273,6 +276,7 @@ internal sealed class ConvTransposeOp<T> : IOp<T> where T : unmanaged, IFloating
                 Mat<T>.Multiply(wg.T_, Mat<T>.Dense(x, (n * p.C + gi * p.Cg) * ihw, p.Cg, ihw), col, 0, false);
                 g.Col2Im(col, y, (n * p.M + gi * p.Mg) * ohw, p.Mg);
             }
+        ArrayPool<T>.Shared.Return(col);
         if (c.Optional(2) is { } bias) ConvOp<T>.AddBias(y, bias.R, p.N, p.M, ohw);
         return [new NdArray<T>(p.OutShape, y)];
     }
@@ -288,7 +292,7 @@ internal sealed class ConvTransposeOp<T> : IOp<T> where T : unmanaged, IFloating
         int k = g.KernelSize, ihw = g.OutSize, ohw = g.InSize;
         var dx = needed[0] ? new T[x.Length] : null;
         var dw = needed.Length > 1 && needed[1] ? new T[w.Length] : null;
-        var col = new T[p.Mg * k * ihw];
+        var col = ArrayPool<T>.Shared.Rent(p.Mg * k * ihw);
         for (int n = 0; n < p.N; n++)
             for (int gi = 0; gi < p.Groups; gi++)
             {
@@ -298,6 +302,7 @@ internal sealed class ConvTransposeOp<T> : IOp<T> where T : unmanaged, IFloating
                 if (dx is not null) Mat<T>.Multiply(Mat<T>.Dense(w.R, gi * p.Cg * p.Mg * k, p.Cg, p.Mg * k), colM, dx, xOff, false);
                 if (dw is not null) Mat<T>.Multiply(Mat<T>.Dense(x.R, xOff, p.Cg, ihw), colM.T_, dw, gi * p.Cg * p.Mg * k, true);
             }
+        ArrayPool<T>.Shared.Return(col);
         if (dx is not null) r[0] = new NdArray<T>(x.Shape, dx);
         if (dw is not null) r[1] = new NdArray<T>(w.Shape, dw);
         if (needed.Length > 2 && needed[2] && c.Optional(2) is not null) r[2] = new NdArray<T>([p.M], ConvOp<T>.BiasGrad(gy, p.N, p.M, ohw));

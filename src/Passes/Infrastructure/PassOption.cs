@@ -6,7 +6,7 @@ using OnnxOpt.GraphIR;
 
 namespace OnnxOpt.Passes;
 
-public enum OptionKind { Int, Double, Bool, Enum }
+public enum OptionKind { Int, Double, Bool, Enum, String }
 
 public sealed record PassOption(string Name, OptionKind Kind, object Default, string Description, IReadOnlyList<string>? Choices = null)
 {
@@ -14,6 +14,7 @@ public sealed record PassOption(string Name, OptionKind Kind, object Default, st
     public static PassOption Double(string name, double dflt, string description) => new(name, OptionKind.Double, dflt, description);
     public static PassOption Bool(string name, bool dflt, string description) => new(name, OptionKind.Bool, dflt, description);
     public static PassOption Enum(string name, string dflt, string[] choices, string description) => new(name, OptionKind.Enum, dflt, description, choices);
+    public static PassOption String(string name, string dflt, string description) => new(name, OptionKind.String, dflt, description);
 
     public object Parse(string pass, string text) => Kind switch
     {
@@ -21,6 +22,7 @@ public sealed record PassOption(string Name, OptionKind Kind, object Default, st
         OptionKind.Double => double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var d) && double.IsFinite(d) ? d : throw Bad(pass, text, "a number"),
         OptionKind.Bool => text switch { "true" or "1" => true, "false" or "0" => false, _ => throw Bad(pass, text, "true or false") },
         OptionKind.Enum => Choices!.Contains(text) ? text : throw Bad(pass, text, "one of " + string.Join("|", Choices!)),
+        OptionKind.String => text.IndexOfAny([',', '{', '}', '=']) < 0 ? text : throw Bad(pass, text, "a text without ',', '{', '}' or '='"),
         _ => throw new InvalidOperationException(),
     };
 
@@ -60,6 +62,7 @@ public sealed class PassOptions
     public double Double(string name) => (double)_values[name];
     public bool Bool(string name) => (bool)_values[name];
     public string Enum(string name) => (string)_values[name];
+    public string String(string name) => (string)_values[name];
 
     /// <summary>All options in declaration order, "k=v,k=v" (empty when the pass has none).</summary>
     public string Canonical() => string.Join(",", Pass.Options.Select(o => $"{o.Name}={o.Format(_values[o.Name])}"));

@@ -12,6 +12,7 @@ public static class PassRegistry
         new FuseBias(),
         new Linearize(),
         new FoldConv(),
+        new Sparsify(),
     ];
 
     public static IReadOnlyList<Pass> Passes => All;

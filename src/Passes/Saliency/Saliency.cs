@@ -1,0 +1,169 @@
+// Weight saliency and the masks it implies, for `onnxopt score` and the sparsify pass.
+//
+// synflow (Tanaka et al. 2020): n rounds (default 100); round k scores the masked linearized network
+//   (SynFlowNetwork) and keeps the weights whose score is above the k-th threshold, so that the density
+//   after round k is d^(k/n) (exponential schedule); the threshold is global over all prunable weights
+//   (scope=global) or per layer (scope=local). As in the reference code, with m weights the
+//   floor((1 - d_k) m) lowest scores (and ties with the highest of them) are pruned.
+// magnitude: one shot, score |w|, the same threshold at density d (the baseline that collapses layers).
+// Reported per layer (from the first round, on the unpruned network): the total score, its
+// conservation deviation |total - R| / R (0 in bias-free homogeneous nets, where every layer's total is
+// R), and per-filter scores; from the final masks: kept weights, density, and layer collapse (a layer
+// with no weight left).
+using System.Diagnostics;
+using OnnxOpt.GraphIR;
+
+namespace OnnxOpt.Passes;
+
+public sealed record SaliencyOptions
+{
+    public string Method { get; init; } = "synflow";
+    public int Iterations { get; init; } = 100;
+    public double Density { get; init; } = 0.1;
+    public string Scope { get; init; } = "global";
+    public string Precision { get; init; } = "float64";
+    public IReadOnlyDictionary<string, int[]> InputShapes { get; init; } = new Dictionary<string, int[]>();
+    public Action<string>? Progress { get; init; }
+
+    /// <summary>"x:1x3x224x224;y:1x8" or "x=1x3x224x224" entries into input shapes.</summary>
+    public static Dictionary<string, int[]> ParseShapes(IEnumerable<string> specs)
+    {
+        var r = new Dictionary<string, int[]>(StringComparer.Ordinal);
+        foreach (var spec in specs.SelectMany(s => s.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)))
+        {
+            var sep = spec.LastIndexOfAny([':', '=']);
+            var dims = sep > 0 ? spec[(sep + 1)..].Split('x') : [];
+            if (sep <= 0 || dims.Length == 0 || !dims.All(d => int.TryParse(d, out var v) && v > 0))
+                throw new OnnxModelException($"input shape '{spec}': expected NAME=1x3x224x224");
+            r[spec[..sep]] = dims.Select(int.Parse).ToArray();
+        }
+        return r;
+    }
+}
+
+public sealed record LayerSaliency(string Layer, string OpType, string Weight, long[] Shape, long Weights, double ScoreTotal,
+    double ConservationDeviation, long Kept, double Density, bool Collapsed, double[] FilterScores);
+
+public sealed record SaliencyResult(SaliencyOptions Options, double R, int Rounds, IReadOnlyList<LayerSaliency> Layers,
+    IReadOnlyDictionary<string, bool[]> Masks, IReadOnlyDictionary<string, double[]> Scores, double Seconds, double MsPerRound)
+{
+    public bool LayerCollapse => Layers.Any(l => l.Collapsed);
+    public long Weights => Layers.Sum(l => l.Weights);
+    public long Kept => Layers.Sum(l => l.Kept);
+}
+
+public static class Saliency
+{
+    public static readonly string[] Methods = ["synflow", "magnitude"];
+
+    public static SaliencyResult Score(Model model, SaliencyOptions o)
+    {
+        if (!Methods.Contains(o.Method)) throw new OnnxModelException($"unknown saliency method '{o.Method}' (methods: {string.Join(", ", Methods)})");
+        if (o.Density is <= 0 or > 1) throw new OnnxModelException($"density {o.Density} must be in (0, 1]");
+        if (o.Iterations < 1) throw new OnnxModelException("iterations must be at least 1");
+        if (o.Scope is not ("global" or "local")) throw new OnnxModelException($"scope '{o.Scope}' must be global or local");
+        if (o.Precision is not ("float64" or "float32")) throw new OnnxModelException($"precision '{o.Precision}' must be float64 or float32");
+        var prunables = PrunableWeights(model);
+        var sw = Stopwatch.StartNew();
+        var masks = prunables.ToDictionary(p => p.Weight.Name, p => Enumerable.Repeat(true, (int)p.Weight.Initializer!.ElementCount).ToArray(), StringComparer.Ordinal);
+        Dictionary<string, double[]> first;
+        double r = double.NaN;
+        int rounds;
+        if (o.Method == "magnitude")
+        {
+            first = prunables.ToDictionary(p => p.Weight.Name, p => p.Weight.Initializer!.ToDoubleArray().Select(Math.Abs).ToArray(), StringComparer.Ordinal);
+            Prune(prunables, first, masks, o.Density, o.Scope);
+            rounds = 1;
+        }
+        else
+        {
+            var net = SynFlowNetwork.Build(model, prunables, o.InputShapes);
+            Func<IReadOnlyDictionary<string, bool[]>, (double, Dictionary<string, double[]>)> round = o.Precision == "float32"
+                ? new SynFlowRunner<float>(net).Round : new SynFlowRunner<double>(net).Round;
+            first = null!;
+            for (int k = 1; k <= o.Iterations; k++)
+            {
+                var (rk, scores) = round(masks);
+                if (!double.IsFinite(rk) || scores.Values.Any(s => s.Any(v => !double.IsFinite(v))))
+                    throw new OnnxModelException($"SynFlow overflowed in {o.Precision} (R = {rk:G4} in round {k}): the signal grows geometrically with depth; use precision=float64");
+                if (k == 1) { first = scores; r = rk; }
+                Prune(prunables, scores, masks, Math.Pow(o.Density, (double)k / o.Iterations), o.Scope);
+                o.Progress?.Invoke($"synflow: round {k}/{o.Iterations}");
+            }
+            rounds = o.Iterations;
+        }
+        sw.Stop();
+        var layers = prunables.Select(p =>
+        {
+            var s = first[p.Weight.Name];
+            var m = masks[p.Weight.Name];
+            var filterOf = p.FilterOf();
+            var filters = new double[p.Filters];
+            for (int i = 0; i < s.Length; i++) filters[filterOf[i]] += s[i];
+            var total = s.Sum();
+            long kept = m.LongCount(b => b);
+            return new LayerSaliency(p.Layer, p.Node.OpType, p.Weight.Name, p.Dims, s.Length, total,
+                o.Method == "synflow" && r != 0 ? Math.Abs(total - r) / r : double.NaN, kept, (double)kept / s.Length, kept == 0, filters);
+        }).ToList();
+        return new SaliencyResult(o, r, rounds, layers, masks, first, sw.Elapsed.TotalSeconds, sw.Elapsed.TotalMilliseconds / rounds);
+    }
+
+    /// <summary>Per-weight scores of the first round (the unpruned network) of one weight tensor.</summary>
+    public static double[] WeightScores(SaliencyResult r, string weight) => r.Scores[weight];
+
+    public static List<PrunableWeight> PrunableWeights(Model model)
+    {
+        var p = OnnxOpt.Passes.PrunableWeight.Find(model.Graph);
+        if (p.Count == 0) throw new OnnxModelException("the model has no prunable weights (initializer weights of Conv, ConvTranspose, Gemm or MatMul)");
+        return p;
+    }
+
+    /// <summary>Keeps, globally or per layer, the weights scoring above the floor((1-d) m)-th lowest score.</summary>
+    private static void Prune(List<PrunableWeight> prunables, Dictionary<string, double[]> scores, Dictionary<string, bool[]> masks, double density, string scope)
+    {
+        if (scope == "local")
+        {
+            foreach (var p in prunables)
+            {
+                var s = scores[p.Weight.Name];
+                var t = Threshold(s, (long)Math.Floor((1 - density) * s.Length));
+                var m = masks[p.Weight.Name];
+                for (int i = 0; i < s.Length; i++) m[i] = m[i] && s[i] > t;
+            }
+            return;
+        }
+        var all = prunables.SelectMany(p => scores[p.Weight.Name]).ToArray();
+        var th = Threshold(all, (long)Math.Floor((1 - density) * all.Length));
+        foreach (var p in prunables)
+        {
+            var s = scores[p.Weight.Name]; var m = masks[p.Weight.Name];
+            for (int i = 0; i < s.Length; i++) m[i] = m[i] && s[i] > th;
+        }
+    }
+
+    /// <summary>The k-th smallest of non-negative values (1-based; -inf when k = 0, so that nothing is
+    /// pruned). Radix select on the IEEE bits, which order non-negative doubles: four passes of 16 bits,
+    /// each counting only the values that share the prefix found so far; no copy, no sort.</summary>
+    internal static double Threshold(double[] values, long k)
+    {
+        if (k <= 0) return double.NegativeInfinity;
+        if (values.Any(v => !(v >= 0))) throw new ArgumentException("scores must be non-negative numbers");
+        k = Math.Min(k, values.Length);
+        ulong prefix = 0;
+        var counts = new long[1 << 16];
+        for (int shift = 48; shift >= 0; shift -= 16)
+        {
+            Array.Clear(counts);
+            ulong highMask = shift == 48 ? 0 : ~0UL << (shift + 16);
+            foreach (var v in values)
+            {
+                var bits = (ulong)BitConverter.DoubleToInt64Bits(v);
+                if ((bits & highMask) == prefix) counts[(bits >> shift) & 0xFFFF]++;
+            }
+            int bucket = 0;
+            while (k > counts[bucket]) k -= counts[bucket++];
+            prefix |= (ulong)bucket << shift;
+        }
+        return BitConverter.Int64BitsToDouble((long)prefix);
+    }
+}

@@ -1,0 +1,54 @@
+// sparsify: unstructured pruning. Scores every prunable weight (Conv, ConvTranspose, Gemm, MatMul) with
+// SynFlow (iterative, data-free) or magnitude (one shot) and sets the weights outside the mask to zero.
+//   before: W = [[0.3, -0.01], [0.2, 0.05]]   after (density 0.5): W = [[0.3, 0], [0.2, 0]]
+// Shapes and ops do not change; the model gets sparser, not smaller or faster by itself (clustering or
+// structured pruning turn sparsity into bytes and time). Approximate: validate by agreement.
+using OnnxOpt.GraphIR;
+
+namespace OnnxOpt.Passes;
+
+public sealed class Sparsify : Pass
+{
+    public override string Name => "sparsify";
+    public override string Summary => "set the lowest-saliency weights of Conv/ConvTranspose/Gemm/MatMul to zero (SynFlow through our autodiff, or magnitude)";
+    public override bool IsExact => false;
+    public override IReadOnlyList<PassOption> Options { get; } =
+    [
+        PassOption.Enum("method", "synflow", Saliency.Methods, "saliency: synflow (iterative, data-free) or magnitude (one shot |w|)"),
+        PassOption.Double("density", 0.1, "fraction of prunable weights kept"),
+        PassOption.Int("iterations", 100, "SynFlow rounds (exponential density schedule)"),
+        PassOption.Enum("scope", "global", ["global", "local"], "one threshold over all layers, or one per layer"),
+        PassOption.Enum("precision", "float64", ["float64", "float32"], "SynFlow arithmetic (float32 overflows on deep nets)"),
+        PassOption.String("input-shape", "", "SynFlow input shapes where the model's are symbolic beyond the batch axis: name:1x3x224x224;other:1x8"),
+    ];
+
+    public override void Run(PassContext ctx, PassOptions o)
+    {
+        var result = Saliency.Score(ctx.Model, new SaliencyOptions
+        {
+            Method = o.Enum("method"), Density = o.Double("density"), Iterations = (int)o.Int("iterations"),
+            Scope = o.Enum("scope"), Precision = o.Enum("precision"),
+            InputShapes = SaliencyOptions.ParseShapes([o.String("input-shape")]),
+        });
+        var g = ctx.Model.Graph;
+        foreach (var layer in result.Layers)
+        {
+            var v = g.Find(layer.Weight)!;
+            var t = v.Initializer!;
+            var data = t.ToFloatArray();
+            var mask = result.Masks[layer.Weight];
+            long zeroed = 0;
+            for (int i = 0; i < data.Length; i++) if (!mask[i] && data[i] != 0) { data[i] = 0; zeroed++; }
+            ctx.Rewriter.SetInitializer(v, Tensor.FromFloats(v.Name, t.Dims, data));
+            ctx.Stats.Count("weights zeroed", zeroed);
+            ctx.Stats.Decide(("layer", layer.Layer), ("weight", layer.Weight), ("weights", layer.Weights), ("kept", layer.Kept),
+                ("density", layer.Density), ("collapsed", layer.Collapsed), ("score_total", layer.ScoreTotal));
+        }
+        ctx.Stats.Count("layers", result.Layers.Count);
+        ctx.Stats.Count("layers collapsed", result.Layers.Count(l => l.Collapsed));
+        ctx.Stats.Decide(("summary", "sparsify"), ("method", o.Enum("method")), ("rounds", (long)result.Rounds), ("r", result.R),
+            ("weights", result.Weights), ("kept", result.Kept), ("density", (double)result.Kept / result.Weights), ("layer_collapse", result.LayerCollapse));
+        if (result.LayerCollapse)
+            ctx.Log.WriteLine($"sparsify: layer collapse: {string.Join(", ", result.Layers.Where(l => l.Collapsed).Select(l => l.Layer))} kept no weight");
+    }
+}

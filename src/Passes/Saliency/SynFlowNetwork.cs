@@ -1,0 +1,130 @@
+// The "linearized" network SynFlow scores (Tanaka et al. 2020, algorithms.md section 2), built from a
+// copy of the model and evaluated by our own reverse-mode autodiff (OnnxOpt.Autodiff):
+//   1. BatchNormalization folded into the convs (fold-bn);
+//   2. non-homogeneous activations made linear: Clip/ReLU6, HardSwish, Tanh, LeakyRelu, PRelu -> identity,
+//      Sigmoid/HardSigmoid -> 1 (an SE gate x * sigmoid(.) counts as 1); ReLU stays (with all-positive
+//      signals it is the identity anyway);
+//   3. every float parameter replaced by |p|; the prunable weights also multiplied by their mask;
+//   4. input all ones, batch 1; R = sum of all outputs, a trailing Softmax/LogSoftmax cut (sum(softmax)
+//      is constant, its gradient 0).
+// One round: forward, then backward with seed 1 on each output, and score(w) = |dR/dw * w|.
+using System.Numerics;
+using OnnxOpt.Autodiff;
+using OnnxOpt.GraphIR;
+
+namespace OnnxOpt.Passes;
+
+internal sealed class SynFlowNetwork
+{
+    public required Model Model { get; init; }
+    /// <summary>Original weight name -> name of the same (BN-folded) weight in <see cref="Model"/>.</summary>
+    public required IReadOnlyDictionary<string, string> WeightNames { get; init; }
+    /// <summary>Values whose sum is R.</summary>
+    public required IReadOnlyList<string> Outputs { get; init; }
+    public required IReadOnlyDictionary<string, int[]> InputShapes { get; init; }
+
+    private static readonly HashSet<string> ToIdentity = new(StringComparer.Ordinal) { "Clip", "HardSwish", "Tanh", "LeakyRelu", "PRelu" };
+    private static readonly HashSet<string> ToOne = new(StringComparer.Ordinal) { "Sigmoid", "HardSigmoid" };
+
+    public static SynFlowNetwork Build(Model original, IReadOnlyList<PrunableWeight> prunables, IReadOnlyDictionary<string, int[]> shapes)
+    {
+        var clone = OnnxImporter.Parse(OnnxExporter.ToBytes(original));
+        var byIndex = prunables.ToDictionary(p => clone.Graph.Nodes[original.Graph.Nodes.IndexOf(p.Node)], p => p);
+        PipelineRunner.Run(clone, Pipeline.Parse("fold-bn"), new PassContext(clone));
+        var g = clone.Graph;
+        var names = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var (node, p) in byIndex)
+        {
+            if (!g.Nodes.Contains(node)) throw new OnnxModelException($"layer {p.Layer} disappeared while folding BatchNormalization");
+            names[p.Weight.Name] = node.Input(p.InputIndex)!.Name;
+        }
+
+        var rw = new Rewriter(clone);
+        foreach (var n in g.Nodes.ToList())
+        {
+            if (!n.IsStandard || n.Input(0) is not { } x) continue;
+            Value? replacement = null;
+            if (ToIdentity.Contains(n.OpType)) replacement = rw.Insert(g, "Identity", [x], n.Output().Name + "_linear").Output();
+            else if (ToOne.Contains(n.OpType))
+            {
+                var zero = rw.Constant(g, n.Output().Name + "_zero", Tensor.FromFloats("", [], [0f]));
+                var one = rw.Constant(g, n.Output().Name + "_one", Tensor.FromFloats("", [], [1f]));
+                replacement = rw.Insert(g, "Add", [rw.Insert(g, "Mul", [x, zero], n.Output().Name + "_zeroed").Output(), one], n.Output().Name + "_one").Output();
+            }
+            if (replacement is null) continue;
+            rw.Replace(n.Output(), replacement);
+            rw.Erase(n);
+        }
+        rw.Finish();
+
+        var outputs = g.Outputs.Select(o => o.Producer is { OpType: "Softmax" or "LogSoftmax", IsStandard: true } sm ? sm.Input(0)!.Name : o.Name).ToList();
+        var inputShapes = new Dictionary<string, int[]>(StringComparer.Ordinal);
+        foreach (var i in g.Inputs.Where(i => !i.IsInitializer))
+        {
+            if (shapes.TryGetValue(i.Name, out var given)) { inputShapes[i.Name] = given; continue; }
+            if (i.ElementType is not (DataType.Float or DataType.Double or DataType.Float16))
+                throw new OnnxModelException($"input '{i.Name}' is {i.ElementType.Name()}: SynFlow feeds all-ones float inputs");
+            var s = i.Shape ?? throw new OnnxModelException($"input '{i.Name}' has no shape: give it (--input-shape {i.Name}=1x...)");
+            inputShapes[i.Name] = s.Dims.Select((d, k) => d.Value is long v ? (int)v : k == 0 ? 1
+                : throw new OnnxModelException($"input '{i.Name}' has symbolic dimension '{d}' at axis {k}: give its shape (--input-shape {i.Name}=1x...)")).ToArray();
+        }
+        foreach (var name in shapes.Keys)
+            if (!inputShapes.ContainsKey(name)) throw new OnnxModelException($"--input-shape names '{name}', which is not an input of the model");
+        return new SynFlowNetwork { Model = clone, WeightNames = names, Outputs = outputs, InputShapes = inputShapes };
+    }
+}
+
+/// <summary>SynFlow rounds on a <see cref="SynFlowNetwork"/> in precision T.</summary>
+internal sealed class SynFlowRunner<T> where T : unmanaged, IFloatingPointIeee754<T>
+{
+    private readonly SynFlowNetwork _net;
+    private readonly Evaluator<T> _ev;
+    private readonly Dictionary<string, NdArray<T>> _abs = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, NdArray<T>> _ones;
+
+    public SynFlowRunner(SynFlowNetwork net)
+    {
+        _net = net;
+        _ev = new Evaluator<T>(net.Model);
+        foreach (var v in net.Model.Graph.Initializers)
+        {
+            var a = _ev.Initializer(v);
+            if (a.IsInt) continue;
+            _abs[v.Name] = new NdArray<T>(a.Shape, a.R.Select(T.Abs).ToArray());
+        }
+        _ones = net.InputShapes.ToDictionary(kv => kv.Key, kv => NdArray<T>.Full(kv.Value, T.One));
+    }
+
+    /// <summary>R and the scores |dR/dw * w| of each prunable weight (by original name) under the masks.</summary>
+    public (double R, Dictionary<string, double[]> Scores) Round(IReadOnlyDictionary<string, bool[]> masks)
+    {
+        var over = new Dictionary<string, NdArray<T>>(_abs, StringComparer.Ordinal);
+        foreach (var (orig, clone) in _net.WeightNames)
+        {
+            var w = _abs[clone];
+            if (!masks.TryGetValue(orig, out var m)) continue;
+            var d = (T[])w.R.Clone();
+            for (int i = 0; i < d.Length; i++) if (!m[i]) d[i] = T.Zero;
+            over[clone] = new NdArray<T>(w.Shape, d);
+        }
+        var trace = _ev.Forward(_ones, over);
+        double r = 0;
+        var seeds = new Dictionary<string, NdArray<T>>(StringComparer.Ordinal);
+        foreach (var o in _net.Outputs)
+        {
+            var v = trace[o];
+            foreach (var x in v.R) r += double.CreateChecked(x);
+            seeds[o] = NdArray<T>.Full(v.Shape, T.One);
+        }
+        var grads = _ev.Backward(trace, seeds, _net.WeightNames.Values);
+        var scores = new Dictionary<string, double[]>(StringComparer.Ordinal);
+        foreach (var (orig, clone) in _net.WeightNames)
+        {
+            var g = grads[clone].R; var w = over[clone].R;
+            var s = new double[g.Length];
+            for (int i = 0; i < s.Length; i++) s[i] = Math.Abs(double.CreateChecked(g[i]) * double.CreateChecked(w[i]));
+            scores[orig] = s;
+        }
+        return (r, scores);
+    }
+}

@@ -1,0 +1,262 @@
+// SynFlow through our autodiff: the conservation law, scores against a hand formula and against
+// finite differences of R computed in ONNX Runtime, the float32 overflow that makes float64 necessary,
+// layer collapse (magnitude) versus none (iterative SynFlow), the linearization rules (Softmax cut,
+// SE gate = 1), the sparsify pass and the score command.
+using System.Text.Json;
+using OnnxOpt.Autodiff;
+using OnnxOpt.GraphIR;
+using OnnxOpt.Passes;
+using OnnxOpt.Runtime;
+using static OnnxOpt.Tests.PassTestKit;
+
+namespace OnnxOpt.Tests;
+
+public class SaliencyTests
+{
+    private static SaliencyResult Score(Model m, string method = "synflow", int iterations = 1, double density = 1, string precision = "float64", string scope = "global") =>
+        Saliency.Score(m, new SaliencyOptions { Method = method, Iterations = iterations, Density = density, Precision = precision, Scope = scope });
+
+    /// <summary>conv(no bias) -> relu -> conv(no bias) -> relu -> maxpool -> conv(no bias) -> GAP -> flatten -> gemm(no bias).</summary>
+    private static Model BiasFreeReluNet()
+    {
+        var b = new GraphBuilder("plain");
+        var x = b.Input("x", DataType.Float, "N", 3, 8, 8);
+        var h = b.Node("Relu", [Conv(b, x, "c1", 1, 6, 3, 3, pad: 1, bias: false)]);
+        h = b.Node("Relu", [Conv(b, h, "c2", 2, 8, 6, 3, pad: 1, bias: false)]);
+        h = b.Node("MaxPool", [h], OnnxAttribute.IntList("kernel_shape", 2, 2), OnnxAttribute.IntList("strides", 2, 2));
+        h = Conv(b, h, "c3", 3, 5, 8, 1, bias: false);
+        var f = b.Node("Flatten", [b.Node("GlobalAveragePool", [h])]);
+        b.Output(b.Node("Gemm", [f, W(b, "fc", 4, 4, 5)], OnnxAttribute.Int("transB", 1)));
+        return b.Build();
+    }
+
+    [Fact]
+    public void ConservationHoldsInABiasFreeReluNet()
+    {
+        var r = Score(BiasFreeReluNet());
+        Assert.Equal(4, r.Layers.Count);
+        foreach (var l in r.Layers)
+            Assert.True(l.ConservationDeviation < 1e-9, $"{l.Layer}: total {l.ScoreTotal} vs R {r.R} (deviation {l.ConservationDeviation})");
+    }
+
+    [Fact]
+    public void FilterScoresEqualActivationTimesGradient()
+    {
+        // Summed score of filter c of conv c2 == sum_hw a_c dR/da_c at c2's output a (bias-free).
+        var m = BiasFreeReluNet();
+        var r = Score(m);
+        var net = SynFlowNetwork.Build(m, PrunableWeight.Find(m.Graph), new Dictionary<string, int[]>());
+        var ev = new Evaluator<double>(net.Model);
+        var over = net.Model.Graph.Initializers.Where(v => v.Initializer!.ElementType == DataType.Float)
+            .ToDictionary(v => v.Name, v => { var a = ev.Initializer(v); return new NdArray<double>(a.Shape, a.R.Select(Math.Abs).ToArray()); });
+        var ones = net.InputShapes.ToDictionary(kv => kv.Key, kv => NdArray<double>.Full(kv.Value, 1.0));
+        var trace = ev.Forward(ones, over);
+        var a = m.Graph.Nodes.Single(n => n.Input(1)?.Name == "c2.w").Output().Name;
+        var seeds = net.Outputs.ToDictionary(o => o, o => NdArray<double>.Full(trace[o].Shape, 1.0));
+        var ga = ev.Backward(trace, seeds, [a])[a];
+        var act = trace[a];
+        var layer = r.Layers.Single(l => l.Weight == "c2.w");
+        int hw = act.Length / act.Shape[1];
+        for (int c = 0; c < act.Shape[1]; c++)
+        {
+            double s = 0;
+            for (int i = 0; i < hw; i++) s += act.R[c * hw + i] * ga.R[c * hw + i];
+            Assert.Equal(s, layer.FilterScores[c], 1e-9 * Math.Abs(s));
+        }
+    }
+
+    [Fact]
+    public void ScoresOfATwoLayerLinearNetMatchTheHandFormula()
+    {
+        // R = sum_i |w2_i| sum_j |w1_ij| (input ones)  =>  score(w1_ij) = |w2_i| |w1_ij|, score(w2_i) = |w2_i| sum_j |w1_ij|.
+        var b = new GraphBuilder("lin2");
+        var x = b.Input("x", DataType.Float, "N", 2);
+        float[] w1 = [0.5f, -1f, 2f, 0.25f, -0.75f, 1.5f], w2 = [-2f, 0.5f, 1f];
+        var h = b.Node("Gemm", [x, b.Initializer("w1", w1, 3, 2)], OnnxAttribute.Int("transB", 1));
+        b.Output(b.Node("Gemm", [h, b.Initializer("w2", w2, 1, 3)], OnnxAttribute.Int("transB", 1)));
+        var r = Score(b.Build());
+        var l1 = r.Layers.Single(l => l.Weight == "w1");
+        for (int i = 0; i < 3; i++)
+        {
+            var row = Math.Abs(w1[2 * i]) + Math.Abs(w1[2 * i + 1]);
+            Assert.Equal(Math.Abs(w2[i]) * row, ScoreOf(r, "w2", i), 12);
+            for (int j = 0; j < 2; j++) Assert.Equal(Math.Abs(w2[i]) * Math.Abs(w1[2 * i + j]), ScoreOf(r, "w1", 2 * i + j), 12);
+        }
+        Assert.Equal(Enumerable.Range(0, 3).Sum(i => Math.Abs(w2[i]) * (Math.Abs(w1[2 * i]) + Math.Abs(w1[2 * i + 1]))), r.R, 12);
+        Assert.Equal(l1.ScoreTotal, r.R, 12);
+    }
+
+    /// <summary>Per-weight scores of one round, recomputed from the per-filter layout for a single weight.</summary>
+    private static double ScoreOf(SaliencyResult r, string weight, int index) =>
+        Saliency.WeightScores(r, weight)[index];
+
+    [Fact]
+    public void ScoresOfASmallConvNetMatchFiniteDifferencesOfROnOrt()
+    {
+        // R is multilinear in the weights of the linearized network, so a central difference in ORT
+        // (float32, weights made positive, input ones) gives dR/dw exactly up to rounding.
+        var b = new GraphBuilder("small");
+        var x = b.Input("x", DataType.Float, 1, 2, 5, 5);
+        var h = b.Node("Relu", [Conv(b, x, "c1", 1, 3, 2, 3, pad: 1)]);
+        h = Conv(b, h, "c2", 2, 2, 3, 3, stride: 2);
+        b.Output(b.Node("Flatten", [b.Node("GlobalAveragePool", [h])]));
+        var m = b.Build();
+        var r = Score(m);
+        var positive = OnnxImporter.Parse(OnnxExporter.ToBytes(m));
+        foreach (var v in positive.Graph.Initializers.ToList())
+            positive.Graph.SetInitializerData(v, Tensor.FromFloats(v.Name, v.Initializer!.Dims, v.Initializer.ToFloatArray().Select(Math.Abs).ToArray()));
+        var ones = new Dictionary<string, Tensor> { ["x"] = Tensor.FromFloats("x", [1, 2, 5, 5], Enumerable.Repeat(1f, 50).ToArray()) };
+        double R(Model mm)
+        {
+            using var s = InferenceSession.FromModel(mm, new SessionSettings { Optimization = GraphOptimization.Disabled });
+            return s.Run(ones)[0].ToDoubleArray().Sum();
+        }
+        Assert.Equal(R(positive), r.R, 1e-4 * r.R);
+        foreach (var name in new[] { "c1.w", "c2.w" })
+        {
+            var v = positive.Graph.Find(name)!;
+            var w = v.Initializer!.ToFloatArray();
+            var scores = Saliency.WeightScores(r, name);
+            foreach (var i in new[] { 0, 7, w.Length / 2, w.Length - 1 })
+            {
+                var hstep = 0.5f * w[i];
+                double At(float delta)
+                {
+                    var copy = OnnxImporter.Parse(OnnxExporter.ToBytes(positive));
+                    var d = (float[])w.Clone(); d[i] += delta;
+                    copy.Graph.SetInitializerData(copy.Graph.Find(name)!, Tensor.FromFloats(name, v.Initializer.Dims, d));
+                    return R(copy);
+                }
+                var numeric = (At(hstep) - At(-hstep)) / (2 * hstep) * w[i];
+                Assert.Equal(numeric, scores[i], 2e-4 * Math.Max(1, Math.Abs(numeric)));
+            }
+        }
+    }
+
+    [Fact]
+    public void AFiftyLayerPlainNetOverflowsFloat32ButNotFloat64()
+    {
+        var b = new GraphBuilder("deep");
+        Value h = b.Input("x", DataType.Float, 1, 8, 6, 6);
+        for (int i = 0; i < 50; i++) h = b.Node("Relu", [Conv(b, h, $"c{i}", 100 + i, 8, 8, 3, pad: 1, bias: false)]);
+        b.Output(h);
+        var m = b.Build();
+        var e = Assert.Throws<OnnxModelException>(() => Score(m, precision: "float32"));
+        Assert.Contains("overflowed in float32", e.Message);
+        var r = Score(m);
+        Assert.True(double.IsFinite(r.R) && r.R > float.MaxValue, $"R = {r.R}");
+        Assert.All(r.Layers, l => Assert.True(l.ConservationDeviation < 1e-9));
+    }
+
+    [Fact]
+    public void IterativeSynFlowAvoidsTheLayerCollapseOfMagnitudePruning()
+    {
+        var vgg = OnnxImporter.Load(Path.Combine(Paths.TestModels, "digits", "vgg.onnx"));
+        var magnitude = Score(vgg, "magnitude", density: 1e-3);
+        Assert.True(magnitude.LayerCollapse);
+        var synflow = Score(vgg, "synflow", iterations: 100, density: 1e-3);
+        Assert.False(synflow.LayerCollapse, string.Join(", ", synflow.Layers.Select(l => $"{l.Layer}: {l.Kept}")));
+        Assert.All(synflow.Layers, l => Assert.True(l.Kept > 0));
+        foreach (var r in new[] { magnitude, synflow })
+            Assert.InRange((double)r.Kept / r.Weights, 0.9e-3, 1.1e-3);
+    }
+
+    [Fact]
+    public void LocalScopeGivesEveryLayerTheSameDensity()
+    {
+        var r = Score(BiasFreeReluNet(), iterations: 5, density: 0.25, scope: "local");
+        Assert.All(r.Layers, l => Assert.InRange(l.Density, 0.2, 0.3));
+    }
+
+    [Fact]
+    public void TrailingSoftmaxIsCutAndAnSeGateCountsAsOne()
+    {
+        Model Net(bool gate, bool softmax)
+        {
+            var b = new GraphBuilder("se");
+            var x = b.Input("x", DataType.Float, "N", 4, 6, 6);
+            var h = Conv(b, x, "c1", 1, 4, 4, 3, pad: 1);
+            if (gate)
+            {
+                var s = b.Node("Sigmoid", [Conv(b, b.Node("GlobalAveragePool", [h]), "se", 9, 4, 4, 1)]);
+                h = b.Node("Mul", [h, s]);
+            }
+            var y = b.Node("Flatten", [b.Node("GlobalAveragePool", [Conv(b, h, "c2", 2, 3, 4, 3)])]);
+            b.Output(softmax ? b.Node("Softmax", [y]) : y);
+            return b.Build();
+        }
+        var plain = Score(Net(false, false));
+        foreach (var (g, sm) in new[] { (true, false), (false, true), (true, true) })
+        {
+            var r = Score(Net(g, sm));
+            Assert.Equal(plain.R, r.R, 1e-9 * plain.R);
+            foreach (var name in new[] { "c1.w", "c2.w" })
+                Assert.Equal(plain.Layers.Single(l => l.Weight == name).ScoreTotal, r.Layers.Single(l => l.Weight == name).ScoreTotal, 1e-9 * plain.R);
+            if (g) Assert.Equal(0, r.Layers.Single(l => l.Weight == "se.w").ScoreTotal);
+        }
+    }
+
+    [Fact]
+    public void SparsifyZeroesTheMaskedWeightsAndTheModelStillRuns()
+    {
+        var mlp = OnnxImporter.Load(Path.Combine(Paths.TestModels, "digits", "mlp.onnx"));
+        var (after, runs) = Run(mlp, "sparsify{method=magnitude,density=0.25}");
+        var weights = PrunableWeight.Find(after.Graph).Select(p => p.Weight.Initializer!.ToFloatArray()).ToList();
+        long total = weights.Sum(w => w.Length), nonzero = weights.Sum(w => w.LongCount(v => v != 0));
+        Assert.InRange((double)nonzero / total, 0.249, 0.251);
+        Assert.Equal(total - nonzero, Counter(runs, "weights zeroed"));
+        Assert.Equal(Count(mlp, "Gemm"), Count(after, "Gemm"));
+        var (syn, runs2) = Run(mlp, "sparsify{iterations=10,density=0.05}");
+        Assert.Contains(runs2[0].Stats.Decisions, d => d.Any(kv => kv.Key == "layer_collapse" && kv.Value is false));
+        using var s = InferenceSession.FromModel(syn);
+        Assert.NotNull(s);
+    }
+
+    [Fact]
+    public void ScoreCommandWritesDeterministicJsonAndRefusesBadInput()
+    {
+        var dir = Paths.TempDir();
+        var model = Path.Combine(Paths.TestModels, "digits", "resnet.onnx");
+        string Once(string f)
+        {
+            var r = Cli.Run("score", model, "--iterations", "3", "--density", "0.2", "--json", Path.Combine(dir, f));
+            Assert.True(r.ExitCode == 0, r.Err);
+            Assert.Contains("layer collapse:", r.Out);
+            return File.ReadAllText(Path.Combine(dir, f));
+        }
+        var a = Once("a.json");
+        Assert.Equal(a, Once("b.json"));
+        var j = JsonDocument.Parse(a).RootElement;
+        Assert.Equal("synflow", j.GetProperty("method").GetString());
+        Assert.Equal(12, j.GetProperty("layers").GetArrayLength());
+        var first = j.GetProperty("layers")[0];
+        Assert.Equal(first.GetProperty("shape")[0].GetInt32(), first.GetProperty("filter_scores").GetArrayLength());
+
+        var bad = Cli.Run("score", model, "--method", "snip");
+        Assert.Equal(2, bad.ExitCode);
+        Assert.Contains("unknown saliency method 'snip'", bad.Err);
+        var sym = new GraphBuilder("sym");
+        var x = sym.Input("x", DataType.Float, "N", 3, "H", 8);
+        sym.Output(Conv(sym, x, "c", 1, 2, 3, 1));
+        var symPath = Path.Combine(dir, "sym.onnx");
+        OnnxExporter.Save(sym.Build(), symPath);
+        var e = Cli.Run("score", symPath);
+        Assert.Equal(2, e.ExitCode);
+        Assert.Contains("symbolic dimension 'H'", e.Err);
+        Assert.Equal(0, Cli.Run("score", symPath, "--input-shape", "x=1x3x5x8").ExitCode);
+    }
+}
+
+public class ThresholdTests
+{
+    [Fact]
+    public void RadixSelectFindsTheKthSmallestIncludingTiesAndZeros()
+    {
+        var r = new Random(3);
+        var v = Enumerable.Range(0, 5000).Select(i => i % 7 == 0 ? 0.0 : i % 11 == 0 ? 0.25 : r.NextDouble() * Math.Pow(10, r.Next(-30, 30))).ToArray();
+        var sorted = v.Order().ToArray();
+        foreach (var k in new long[] { 1, 2, 700, 715, 1000, 2500, 4999, 5000 })
+            Assert.Equal(sorted[k - 1], Saliency.Threshold(v, k));
+        Assert.Equal(double.NegativeInfinity, Saliency.Threshold(v, 0));
+    }
+}
