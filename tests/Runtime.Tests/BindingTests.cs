@@ -77,20 +77,6 @@ public class BindingTests
     }
 
     [Fact]
-    public void TenThousandRunsDoNotLeak()
-    {
-        using var s = InferenceSession.FromModel(OnnxImporter.Load(Cli.Model("ops/gemm_matmul.onnx")));
-        var feed = new Dictionary<string, Tensor> { ["x"] = Tensor.FromFloats("x", [4, 16], new float[64]) };
-        for (int i = 0; i < 1000; i++) s.Run(feed);
-        GC.Collect(); GC.WaitForPendingFinalizers();
-        var before = Process.GetCurrentProcess().WorkingSet64;
-        for (int i = 0; i < 10_000; i++) s.Run(feed);
-        GC.Collect(); GC.WaitForPendingFinalizers();
-        var grown = Process.GetCurrentProcess().WorkingSet64 - before;
-        Assert.True(grown < 16 << 20, $"working set grew by {grown >> 20} MB over 10,000 runs");
-    }
-
-    [Fact]
     public void OneSessionServesSeveralThreads()
     {
         using var s = InferenceSession.FromModel(OnnxImporter.Load(Cli.Model("digits/mlp.onnx")));
@@ -111,5 +97,27 @@ public class BindingTests
         s.Dispose();
         s.Dispose();
         Assert.Throws<ObjectDisposedException>(() => s.Run(new Dictionary<string, Tensor> { ["x"] = Tensor.FromFloats("x", [1, 16], new float[16]) }));
+    }
+}
+
+/// <summary>Memory measurements need the process to themselves: xunit runs this collection alone.</summary>
+[CollectionDefinition("memory", DisableParallelization = true)]
+public sealed class MemoryCollection;
+
+[Collection("memory")]
+public class BindingLeakTests
+{
+    [Fact]
+    public void TenThousandRunsDoNotLeak()
+    {
+        using var s = InferenceSession.FromModel(OnnxImporter.Load(Cli.Model("ops/gemm_matmul.onnx")));
+        var feed = new Dictionary<string, Tensor> { ["x"] = Tensor.FromFloats("x", [4, 16], new float[64]) };
+        for (int i = 0; i < 1000; i++) s.Run(feed);
+        GC.Collect(); GC.WaitForPendingFinalizers();
+        var before = Process.GetCurrentProcess().WorkingSet64;
+        for (int i = 0; i < 10_000; i++) s.Run(feed);
+        GC.Collect(); GC.WaitForPendingFinalizers();
+        var grown = Process.GetCurrentProcess().WorkingSet64 - before;
+        Assert.True(grown < 16 << 20, $"working set grew by {grown >> 20} MB over 10,000 runs");
     }
 }

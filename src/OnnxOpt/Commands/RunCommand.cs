@@ -42,7 +42,7 @@ public static class RunCommand
             {
                 var list = parts[w];
                 if (list.Count == 0) continue;
-                var t = list.Count == 1 || list[0].Dims.Length == 0 ? list[0] : TensorSlicing.Stack(w, list);
+                var t = list.Count == 1 || list[0].Dims.Length == 0 ? list[0] : TensorStacking.Stack(w, list);
                 var file = Path.Combine(dir, SafeFileName(w) + ".npy");
                 Npy.Write(file, t);
                 ctx.Out.WriteLine($"{w}: {t.ElementType.Name()}[{string.Join(",", t.Dims)}] -> {file}");

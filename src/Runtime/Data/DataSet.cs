@@ -5,7 +5,8 @@
 //    one axis more than the model input, axis 0 is a sample axis and each sample is fed alone.
 //  - ONNX backend test layout: "test_data_set_*/input_K.pb" (or input_K.pb directly), one run each,
 //    with "output_K.pb" as expected outputs.
-// Batches come out in file order, so every run sees the same samples in the same order.
+// Batches come out in file order, so every run sees the same samples in the same order. Samples are
+// read (or generated) batch by batch, so memory does not grow with the number of samples.
 using OnnxOpt.GraphIR;
 
 namespace OnnxOpt.Runtime.Data;
@@ -61,7 +62,7 @@ public sealed class DataSet
     private static DataSet FromNpy(string dir, IReadOnlyList<IoInfo> inputs)
     {
         var files = Directory.GetFiles(dir, "*.npy").Order(StringComparer.Ordinal).ToList();
-        var data = new Dictionary<string, Tensor>();
+        var data = new Dictionary<string, NpyFile>();
         foreach (var i in inputs)
         {
             var p = Path.Combine(dir, i.Name + ".npy");
@@ -72,7 +73,7 @@ public sealed class DataSet
                 else throw new OnnxModelException($"data folder '{dir}' has no '{i.Name}.npy' for model input '{i.Name}'" +
                     (candidates.Count > 0 ? $" (found {string.Join(", ", candidates.Select(Path.GetFileName))})" : ""));
             }
-            var t = Npy.Read(p, i.Name);
+            var t = Npy.Open(p, i.Name);
             if (t.ElementType != i.ElementType)
                 throw new OnnxModelException($"{p}: holds {t.ElementType.Name()} but model input '{i.Name}' is {i.ElementType.Name()}");
             data[i.Name] = t;
@@ -104,7 +105,7 @@ public sealed class DataSet
         var lp = Path.Combine(dir, "labels.npy");
         if (File.Exists(lp))
         {
-            var lt = Npy.Read(lp);
+            var lt = Npy.Open(lp).ReadAll();
             if (lt.ElementType is not (DataType.Int64 or DataType.Int32 or DataType.UInt8 or DataType.Int8 or DataType.Int16))
                 throw new OnnxModelException($"{lp}: labels must be integer class ids, got {lt.ElementType.Name()}");
             labels = lt.ToInt64Array();
@@ -125,13 +126,13 @@ public sealed class DataSet
                     var t = data[i.Name];
                     if (stacked[i.Name])
                     {
-                        var row = TensorSlicing.Rows(t, start, 1);
+                        var row = t.Rows(start, 1);
                         feed[i.Name] = new Tensor(i.Name, t.ElementType, t.Dims[1..], row.RawData);
                     }
                     else
                     {
                         var per = fixedBatch ?? 1;
-                        feed[i.Name] = TensorSlicing.Rows(t, start * per, count * per);
+                        feed[i.Name] = t.Rows(start * per, count * per, i.Name);
                     }
                 }
                 yield return new Batch(feed, labels?[start..(start + count)]);
@@ -144,19 +145,24 @@ public sealed class DataSet
     /// <paramref name="dims"/> or 1. Floats ~ N(0,1); integers uniform in [0,4); bools 0/1.</summary>
     public static DataSet Random(IReadOnlyList<IoInfo> inputs, int count, ulong seed, IReadOnlyDictionary<string, long>? dims = null)
     {
-        var batches = new List<Batch>();
-        var rng = new SplitMix64(seed);
-        for (int k = 0; k < count; k++)
+        foreach (var i in inputs)
+            if (i.ElementType is not (DataType.Float or DataType.Double or DataType.Float16 or DataType.Int64 or DataType.Int32 or DataType.Bool or DataType.UInt8 or DataType.Int8))
+                throw new OnnxModelException($"input '{i.Name}': random {i.ElementType.Name()} data is not supported; give a data folder");
+        IEnumerable<Batch> Make()
         {
-            var feed = new Dictionary<string, Tensor>();
-            foreach (var i in inputs)
+            var rng = new SplitMix64(seed);
+            for (int k = 0; k < count; k++)
             {
-                var shape = (i.Shape?.Dims ?? []).Select(d => d.Value ?? (d.Param is not null && dims?.TryGetValue(d.Param, out var v) == true ? v : 1)).ToArray();
-                feed[i.Name] = RandomTensor(i.Name, i.ElementType, shape, rng);
+                var feed = new Dictionary<string, Tensor>();
+                foreach (var i in inputs)
+                {
+                    var shape = (i.Shape?.Dims ?? []).Select(d => d.Value ?? (d.Param is not null && dims?.TryGetValue(d.Param, out var v) == true ? v : 1)).ToArray();
+                    feed[i.Name] = RandomTensor(i.Name, i.ElementType, shape, rng);
+                }
+                yield return new Batch(feed, null);
             }
-            batches.Add(new Batch(feed, null));
         }
-        return new DataSet($"{count} seeded random input sets (seed {seed})", count, false, _ => batches);
+        return new DataSet($"{count} seeded random input sets (seed {seed})", count, false, _ => Make());
     }
 
     private static Tensor RandomTensor(string name, DataType t, long[] shape, SplitMix64 rng)

@@ -30,6 +30,29 @@ public static partial class Npy
 
     public static Tensor Parse(byte[] bytes, string name, string source = "npy")
     {
+        var (type, dims, dataStart) = ParseHeader(bytes, source);
+        var need = type.ByteCount(dims.Aggregate(1L, (a, b) => a * b));
+        if (bytes.Length - dataStart < need)
+            throw new OnnxModelException($"{source}: holds {bytes.Length - dataStart} data bytes, shape ({string.Join(",", dims)}) of {type.Name()} needs {need}");
+        return new Tensor(name, type, dims, bytes.AsMemory(dataStart, (int)need));
+    }
+
+    /// <summary>Opens a .npy file for reading rows (axis-0 slices) on demand: only the header is read now,
+    /// so data sets larger than memory stream batch by batch.</summary>
+    public static NpyFile Open(string path, string? name = null)
+    {
+        if (!File.Exists(path)) throw new OnnxModelException($"{path}: file not found");
+        var head = new byte[Math.Min(new FileInfo(path).Length, 1 << 20)];
+        using (var f = File.OpenRead(path)) f.ReadExactly(head);
+        var (type, dims, dataStart) = ParseHeader(head, path);
+        var need = type.ByteCount(dims.Aggregate(1L, (a, b) => a * b));
+        var have = new FileInfo(path).Length - dataStart;
+        if (have < need) throw new OnnxModelException($"{path}: holds {have} data bytes, shape ({string.Join(",", dims)}) of {type.Name()} needs {need}");
+        return new NpyFile(path, name ?? Path.GetFileNameWithoutExtension(path), type, dims, dataStart);
+    }
+
+    private static (DataType Type, long[] Dims, int DataStart) ParseHeader(byte[] bytes, string source)
+    {
         if (bytes.Length < 10 || !bytes.AsSpan(0, 6).SequenceEqual(Magic))
             throw new OnnxModelException($"{source}: not a .npy file (bad magic)");
         int major = bytes[6];
@@ -58,11 +81,7 @@ public static partial class Npy
             throw new OnnxModelException($"{source}: dtype '{descr.Groups[1].Value}' is not supported{(d.StartsWith('>') ? " (big-endian)" : "")}");
         var dims = shapeM.Groups[1].Value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
             .Select(s => long.Parse(s.TrimEnd('L'), CultureInfo.InvariantCulture)).ToArray();
-        var dataStart = offset + headerLen;
-        var need = match.Type.ByteCount(dims.Aggregate(1L, (a, b) => a * b));
-        if (bytes.Length - dataStart < need)
-            throw new OnnxModelException($"{source}: holds {bytes.Length - dataStart} data bytes, shape ({string.Join(",", dims)}) of {match.Type.Name()} needs {need}");
-        return new Tensor(name, match.Type, dims, bytes.AsMemory(dataStart, (int)need));
+        return (match.Type, dims, offset + headerLen);
     }
 
     public static void Write(string path, Tensor t) => AtomicFile.Write(path, s => s.Write(Serialize(t)));
@@ -97,4 +116,31 @@ public static partial class Npy
     [GeneratedRegex(@"'descr'\s*:\s*'([^']*)'")] private static partial Regex DescrRe();
     [GeneratedRegex(@"'fortran_order'\s*:\s*(True|False)")] private static partial Regex FortranRe();
     [GeneratedRegex(@"'shape'\s*:\s*\(([^)]*)\)")] private static partial Regex ShapeRe();
+}
+
+/// <summary>An opened .npy file: element type, shape, and rows read from disk when asked for.</summary>
+public sealed class NpyFile(string path, string name, DataType type, long[] dims, long dataStart)
+{
+    public string Path { get; } = path;
+    public DataType ElementType { get; } = type;
+    public long[] Dims { get; } = dims;
+
+    public long RowBytes => ElementType.ByteCount(Dims.Skip(1).Aggregate(1L, (a, b) => a * b));
+
+    /// <summary>Rows [start, start + count) along axis 0, as a tensor named after the file (or as given).</summary>
+    public Tensor Rows(long start, long count, string? asName = null)
+    {
+        var bytes = new byte[count * RowBytes];
+        using (var f = File.OpenRead(Path))
+        {
+            f.Seek(dataStart + start * RowBytes, SeekOrigin.Begin);
+            f.ReadExactly(bytes);
+        }
+        var d = (long[])Dims.Clone();
+        d[0] = count;
+        return new Tensor(asName ?? name, ElementType, d, bytes);
+    }
+
+    /// <summary>The whole array (for small files such as labels).</summary>
+    public Tensor ReadAll() => Dims.Length == 0 ? Npy.Read(Path, name) : Rows(0, Dims[0]);
 }
