@@ -28,6 +28,10 @@ public sealed class CalibrationSource
 
     public DataSet DataFor(IReadOnlyList<IoInfo> inputs) => _factory(inputs);
 
+    /// <summary>The same samples, run with other session settings (e.g. ORT's optimizations on, to
+    /// measure a quantized model as it will be deployed).</summary>
+    public CalibrationSource With(SessionSettings settings) => new(Description, _factory) { BatchSize = BatchSize, Settings = settings };
+
     /// <summary>Runs the model over every calibration batch, handing the requested values (graph
     /// outputs or intermediates) of each batch to <paramref name="visit"/>; nothing is kept.</summary>
     public int Stream(Model model, IReadOnlyList<string> values, Action<Batch, IReadOnlyList<Tensor>> visit, string? progressLabel = null)

@@ -23,6 +23,7 @@ public static class Program
         root.Add(OptimizeCommand.Create(ctx));
         root.Add(PassesCommand.Create(ctx));
         root.Add(ScoreCommand.Create(ctx));
+        root.Add(QuantizeCommand.Create(ctx));
 
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)

@@ -18,93 +18,145 @@ using OnnxOpt.Runtime.Validation;
 
 namespace OnnxOpt.Cli;
 
+/// <summary>Everything one optimize run needs (optimize and quantize build it from their options).</summary>
+public sealed record OptimizeRequest(string Input, string Output, Pipeline Pipeline)
+{
+    public string? Calib { get; init; }
+    public int? CalibRandom { get; init; }
+    public string? Eval { get; init; }
+    public ulong Seed { get; init; } = 1;
+    public string? Report { get; init; }
+    public bool Validate { get; init; }
+    public bool Force { get; init; }
+    public bool VerifyEach { get; init; }
+    public bool Bench { get; init; }
+    public double Rtol { get; init; } = 1e-4;
+    public double Atol { get; init; } = 1e-5;
+    public double? MaxDrop { get; init; }
+}
+
 public static class OptimizeCommand
 {
+    /// <summary>The options optimize and quantize share (declared once), with the code reading them.</summary>
+    public sealed class CommonOptions
+    {
+        public readonly Argument<string> Input = new("IN") { Description = "ONNX model file" };
+        public readonly Option<string> Output = new("--output", "-o") { Description = "output model file", Required = true };
+        public readonly Option<string?> Calib = new("--calib") { Description = "calibration data folder" };
+        public readonly Option<int?> CalibRandom = new("--calib-random") { Description = "use N seeded random calibration samples" };
+        public readonly Option<string?> Eval = new("--eval") { Description = "held-out data folder: validation runs on it (implies --validate) and accuracy budgets are measured on it" };
+        public readonly Option<ulong> Seed = new("--seed") { Description = "seed for random calibration/validation inputs", DefaultValueFactory = _ => 1UL };
+        public readonly Option<string?> Report = new("--report") { Description = "write a JSON report here" };
+        public readonly Option<bool> Validate = new("--validate") { Description = "compare the output with the input in ORT before writing" };
+        public readonly Option<bool> Force = new("--force") { Description = "write the output even if validation fails" };
+        public readonly Option<bool> VerifyEach = new("--verify-each") { Description = "run the IR verifier after every pass" };
+        public readonly Option<bool> Bench = new("--bench") { Description = "measure ORT latency before/after (1 thread) into the report" };
+        public readonly Option<double> Rtol = new("--rtol") { Description = "validation tolerance for exact pipelines", DefaultValueFactory = _ => 1e-4 };
+        public readonly Option<double> Atol = new("--atol") { Description = "validation tolerance for exact pipelines", DefaultValueFactory = _ => 1e-5 };
+        public readonly Option<double?> MaxDrop = new("--max-agreement-drop") { Description = "validation limit for approximate pipelines, in points of accuracy (with labels) or top-1 agreement (default: the pipeline's largest budget, at least 0.5)" };
+
+        public void AddTo(Command c)
+        {
+            c.Add(Input);
+            foreach (var o in new Option[] { Output, Calib, CalibRandom, Eval, Seed, Report, Validate, Force, VerifyEach, Bench, Rtol, Atol, MaxDrop }) c.Add(o);
+        }
+
+        public OptimizeRequest Read(ParseResult r, Pipeline pipeline) => new(r.GetValue(Input)!, r.GetValue(Output)!, pipeline)
+        {
+            Calib = r.GetValue(Calib), CalibRandom = r.GetValue(CalibRandom), Eval = r.GetValue(Eval), Seed = r.GetValue(Seed),
+            Report = r.GetValue(Report), Validate = r.GetValue(Validate), Force = r.GetValue(Force), VerifyEach = r.GetValue(VerifyEach),
+            Bench = r.GetValue(Bench), Rtol = r.GetValue(Rtol), Atol = r.GetValue(Atol), MaxDrop = r.GetValue(MaxDrop),
+        };
+    }
+
     public static Command Create(CliContext ctx)
     {
-        var input = new Argument<string>("IN") { Description = "ONNX model file" };
-        var output = new Option<string>("--output", "-o") { Description = "output model file", Required = true };
+        var common = new CommonOptions();
         var passes = new Option<string>("--passes") { Description = "pipeline, e.g. \"canonicalize,fold-bn,linearize{max-agreement-drop=0.5},fold-conv\" (or @file.json)", Required = true };
-        var calib = new Option<string?>("--calib") { Description = "calibration data folder" };
-        var calibRandom = new Option<int?>("--calib-random") { Description = "use N seeded random calibration samples" };
-        var eval = new Option<string?>("--eval") { Description = "held-out data folder to validate on (implies --validate; default: the calibration data)" };
-        var seed = new Option<ulong>("--seed") { Description = "seed for random calibration/validation inputs", DefaultValueFactory = _ => 1UL };
-        var report = new Option<string?>("--report") { Description = "write a JSON report here" };
-        var validate = new Option<bool>("--validate") { Description = "compare the output with the input in ORT before writing" };
-        var force = new Option<bool>("--force") { Description = "write the output even if validation fails" };
-        var verifyEach = new Option<bool>("--verify-each") { Description = "run the IR verifier after every pass" };
-        var bench = new Option<bool>("--bench") { Description = "measure ORT latency before/after (1 thread) into the report" };
-        var rtol = new Option<double>("--rtol") { Description = "validation tolerance for exact pipelines", DefaultValueFactory = _ => 1e-4 };
-        var atol = new Option<double>("--atol") { Description = "validation tolerance for exact pipelines", DefaultValueFactory = _ => 1e-5 };
-        var maxDrop = new Option<double?>("--max-agreement-drop") { Description = "validation limit for approximate pipelines, in top-1 agreement points (default: the pipeline's largest budget, at least 0.5)" };
-        var cmd = new Command("optimize", "Run a pass pipeline on a model, verify, validate in ORT and write the result")
-            { input, output, passes, calib, calibRandom, eval, seed, report, validate, force, verifyEach, bench, rtol, atol, maxDrop };
-        cmd.SetAction(r =>
+        var cmd = new Command("optimize", "Run a pass pipeline on a model, verify, validate in ORT and write the result");
+        common.AddTo(cmd);
+        cmd.Add(passes);
+        cmd.SetAction(r => Execute(ctx, common.Read(r, Pipeline.FromArgument(r.GetValue(passes)!))));
+        return cmd;
+    }
+
+    /// <summary>The pipeline's budget options (max-agreement-drop, max-drop), used as the default validation limit.</summary>
+    private static double DefaultLimit(Pipeline p) => Math.Max(0.5, p.Steps
+        .SelectMany(s => s.Pass.Options.Where(o => o.Name is "max-agreement-drop" or "max-drop").Select(o => s.Options.Double(o.Name)))
+        .DefaultIfEmpty(0).Max());
+
+    public static int Execute(CliContext ctx, OptimizeRequest q)
+    {
+        if (Path.GetFullPath(q.Input) == Path.GetFullPath(q.Output))
+            throw new OnnxModelException($"{q.Output}: output would overwrite the input model; choose another path");
+        var pipeline = q.Pipeline;
+        if (q.Calib is not null && q.CalibRandom is not null) throw new OnnxModelException("give either --calib or --calib-random, not both");
+        CalibrationSource? source = q.Calib is not null ? CalibrationSource.FromFolder(q.Calib)
+            : q.CalibRandom is int n ? (n > 0 ? CalibrationSource.FromRandom(n, q.Seed) : throw new OnnxModelException("--calib-random must be positive")) : null;
+        var evaluation = q.Eval is not null ? CalibrationSource.FromFolder(q.Eval) : null;
+        foreach (var step in pipeline.Steps)
+            if (step.Pass.NeedsCalibration && source is null)
+                throw new OnnxModelException($"pass '{step.Pass.Name}' needs calibration data: give --calib DIR or --calib-random N");
+
+        var original = CliContext.LoadModel(q.Input);
+        var originalBytes = OnnxExporter.ToBytes(original);
+        var before = ModelStats.Compute(OnnxImporter.Parse(originalBytes), new FileInfo(q.Input).Length);
+        var model = OnnxImporter.Parse(originalBytes, Path.GetDirectoryName(Path.GetFullPath(q.Input)));
+        var pctx = new PassContext(model, source, ctx.Err, evaluation);
+        var runs = PipelineRunner.Run(model, pipeline, pctx, q.VerifyEach);
+        Verifier.Verify(model);
+        var outBytes = OnnxExporter.ToBytes(model);
+        var after = ModelStats.Compute(OnnxImporter.Parse(outBytes), outBytes.LongLength);
+
+        ValidationReport? val = null;
+        string? verdict = null;
+        bool exact = pipeline.Steps.All(s => s.Pass.IsExact);
+        if (q.Validate || q.Eval is not null)
         {
-            var inPath = r.GetValue(input)!;
-            var outPath = r.GetValue(output)!;
-            if (Path.GetFullPath(inPath) == Path.GetFullPath(outPath))
-                throw new OnnxModelException($"{outPath}: output would overwrite the input model; choose another path");
-            var pipeline = Pipeline.FromArgument(r.GetValue(passes)!);
-            var calibDir = r.GetValue(calib);
-            var calibN = r.GetValue(calibRandom);
-            if (calibDir is not null && calibN is not null) throw new OnnxModelException("give either --calib or --calib-random, not both");
-            CalibrationSource? source = calibDir is not null ? CalibrationSource.FromFolder(calibDir)
-                : calibN is int n ? (n > 0 ? CalibrationSource.FromRandom(n, r.GetValue(seed)) : throw new OnnxModelException("--calib-random must be positive")) : null;
-            foreach (var step in pipeline.Steps)
-                if (step.Pass.NeedsCalibration && source is null)
-                    throw new OnnxModelException($"pass '{step.Pass.Name}' needs calibration data: give --calib DIR or --calib-random N");
-
-            var original = CliContext.LoadModel(inPath);
-            var originalBytes = OnnxExporter.ToBytes(original);
-            var before = ModelStats.Compute(OnnxImporter.Parse(originalBytes), new FileInfo(inPath).Length);
-            var model = OnnxImporter.Parse(originalBytes, Path.GetDirectoryName(Path.GetFullPath(inPath)));
-            var pctx = new PassContext(model, source, ctx.Err);
-            var runs = PipelineRunner.Run(model, pipeline, pctx, r.GetValue(verifyEach));
-            Verifier.Verify(model);
-            var outBytes = OnnxExporter.ToBytes(model);
-            var after = ModelStats.Compute(OnnxImporter.Parse(outBytes), outBytes.LongLength);
-
-            ValidationReport? val = null;
-            string? verdict = null;
-            bool exact = pipeline.Steps.All(s => s.Pass.IsExact);
-            if (r.GetValue(validate) || r.GetValue(eval) is not null)
+            // Exact rewrites are checked as math (ORT's own rewrites off); approximate ones as they will
+            // run (optimizations on: for int8 models, the fused int8 kernels).
+            var settings = new SessionSettings { Optimization = exact ? GraphOptimization.Disabled : GraphOptimization.All };
+            using var a = InferenceSession.FromBytes(originalBytes, settings);
+            using var b = InferenceSession.FromBytes(outBytes, settings);
+            var data = q.Eval is { } evalDir ? DataSet.FromFolder(evalDir, a.Inputs)
+                : source?.DataFor(a.Inputs) ?? DataSet.Random(a.Inputs, 10, q.Seed);
+            val = Validator.Compare(a, b, data, new ValidationOptions { Rtol = q.Rtol, Atol = q.Atol });
+            if (exact) verdict = val.Passed ? null : "outputs differ beyond tolerance";
+            else
             {
-                var settings = new SessionSettings { Optimization = GraphOptimization.Disabled };
-                using var a = InferenceSession.FromBytes(originalBytes, settings);
-                using var b = InferenceSession.FromBytes(outBytes, settings);
-                var data = r.GetValue(eval) is { } evalDir ? DataSet.FromFolder(evalDir, a.Inputs)
-                    : source?.DataFor(a.Inputs) ?? DataSet.Random(a.Inputs, 10, r.GetValue(seed));
-                val = Validator.Compare(a, b, data, new ValidationOptions { Rtol = r.GetValue(rtol), Atol = r.GetValue(atol) });
-                if (exact) verdict = val.Passed ? null : "outputs differ beyond tolerance";
+                var limit = q.MaxDrop ?? DefaultLimit(pipeline);
+                var c = CultureInfo.InvariantCulture;
+                if (val.ReferenceAccuracy is double ra && val.CandidateAccuracy is double ca)
+                {
+                    var drop = 100 * (ra - ca);
+                    verdict = drop <= limit + 1e-9 ? null : string.Create(c, $"accuracy dropped {drop:F2} points (limit {limit:G3})");
+                }
                 else
                 {
-                    var limit = r.GetValue(maxDrop) ?? Math.Max(0.5, pipeline.Steps.Where(s => s.Pass.Options.Any(o => o.Name == "max-agreement-drop"))
-                        .Select(s => s.Options.Double("max-agreement-drop")).DefaultIfEmpty(0).Max());
                     var agreement = val.Outputs.Select(o => o.Top1Agreement).FirstOrDefault(x => x is not null);
                     var drop = agreement is double ag ? 100 * (1 - ag) : 100 * (1 - val.Outputs[0].Cosine);
-                    verdict = drop <= limit + 1e-9 ? null : string.Create(CultureInfo.InvariantCulture, $"agreement dropped {drop:F2} points (limit {limit:G3})");
+                    verdict = drop <= limit + 1e-9 ? null : string.Create(c, $"agreement dropped {drop:F2} points (limit {limit:G3})");
                 }
             }
-            BenchReport? latency = r.GetValue(bench) ? Benchmark.Run(originalBytes, outBytes, new BenchOptions()) : null;
-            if (r.GetValue(report) is { } rp)
-                AtomicFile.WriteAllText(rp, Report(inPath, outPath, pipeline, before, after, runs, val, verdict, exact, latency));
-            ctx.Err.WriteLine(Summary(pipeline, before, after, val, verdict, latency));
-            if (verdict is not null && !r.GetValue(force))
-            {
-                ctx.Err.WriteLine($"onnxopt: validation failed ({verdict}); {outPath} not written (use --force to write it anyway)");
-                return 1;
-            }
-            OnnxExporter.Save(model, outPath);
-            if (verdict is not null)
-            {
-                ctx.Err.WriteLine($"onnxopt: validation failed ({verdict}); {outPath} written anyway (--force)");
-                return 1;
-            }
-            ctx.Err.WriteLine($"wrote {outPath}");
-            return 0;
-        });
-        return cmd;
+        }
+        BenchReport? latency = q.Bench ? Benchmark.Run(originalBytes, outBytes, new BenchOptions()) : null;
+        if (q.Report is { } rp)
+            AtomicFile.WriteAllText(rp, Report(q.Input, q.Output, pipeline, before, after, runs, val, verdict, exact, latency));
+        ctx.Err.WriteLine(Summary(pipeline, before, after, val, verdict, latency));
+        foreach (var note in runs.SelectMany(x => x.Stats.Notes)) ctx.Err.WriteLine("note: " + note);
+        if (verdict is not null && !q.Force)
+        {
+            ctx.Err.WriteLine($"onnxopt: validation failed ({verdict}); {q.Output} not written (use --force to write it anyway)");
+            return 1;
+        }
+        OnnxExporter.Save(model, q.Output);
+        if (verdict is not null)
+        {
+            ctx.Err.WriteLine($"onnxopt: validation failed ({verdict}); {q.Output} written anyway (--force)");
+            return 1;
+        }
+        ctx.Err.WriteLine($"wrote {q.Output}");
+        return 0;
     }
 
     private static string Summary(Pipeline p, ModelStats b, ModelStats a, ValidationReport? v, string? verdict, BenchReport? lat)

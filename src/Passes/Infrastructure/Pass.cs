@@ -20,17 +20,20 @@ public abstract class Pass
 /// <summary>What a pass sees: the model, the rewriter, its statistics, calibration data if any.</summary>
 public sealed class PassContext
 {
-    public PassContext(Model model, Calibration.CalibrationSource? calibration = null, TextWriter? log = null)
+    public PassContext(Model model, Calibration.CalibrationSource? calibration = null, TextWriter? log = null, Calibration.CalibrationSource? evaluation = null)
     {
         Model = model;
         Rewriter = new Rewriter(model);
         Calibration = calibration;
+        Evaluation = evaluation;
         Log = log ?? TextWriter.Null;
     }
 
     public Model Model { get; }
     public Rewriter Rewriter { get; }
     public Calibration.CalibrationSource? Calibration { get; }
+    /// <summary>Held-out data for passes that search under an accuracy budget (optimize --eval).</summary>
+    public Calibration.CalibrationSource? Evaluation { get; }
     public TextWriter Log { get; }
     public PassStats Stats { get; internal set; } = new();
 

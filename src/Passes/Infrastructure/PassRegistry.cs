@@ -13,6 +13,7 @@ public static class PassRegistry
         new Linearize(),
         new FoldConv(),
         new Sparsify(),
+        new Quantize(),
     ];
 
     public static IReadOnlyList<Pass> Passes => All;

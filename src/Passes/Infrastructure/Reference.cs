@@ -1,0 +1,80 @@
+// The original model's answers on a data set, to measure how far a rewritten model drifts from it:
+//   classifiers (first output [batch, classes]): top-1 agreement with the original, in %; with labels,
+//     also both models' accuracy in %;
+//   other models: mean cosine of the first output x 100;
+//   always: SQNR of the first output, 10 log10(sum y^2 / sum (y - y')^2) dB (infinite when identical).
+// Used by linearize's budget and by quantize's accuracy-aware search.
+using OnnxOpt.Calibration;
+using OnnxOpt.GraphIR;
+using OnnxOpt.Runtime.Validation;
+
+namespace OnnxOpt.Passes;
+
+public sealed record Fidelity(double Agreement, double SqnrDb, double? Accuracy = null);
+
+public sealed class Reference
+{
+    private readonly List<float[]> _outputs = new();
+    private readonly List<long[]> _argmax = new();
+    private string _output = "";
+    public string Metric { get; private set; } = "top1_agreement";
+    public int Samples { get; private set; }
+    /// <summary>The original's accuracy in % when the data has labels.</summary>
+    public double? Accuracy { get; private set; }
+
+    public static Reference Capture(CalibrationSource data, Model model)
+    {
+        var r = new Reference { _output = model.Graph.Outputs[0].Name };
+        long correct = 0, labelled = 0;
+        r.Samples = data.Stream(model, [r._output], (batch, outs) =>
+        {
+            var t = outs[0];
+            if (t.Dims.Length == 2 && t.Dims[1] > 1)
+            {
+                var am = Validator.ArgMax(t);
+                r._argmax.Add(am);
+                if (batch.Labels is { } l) for (int i = 0; i < l.Length; i++) { labelled++; if (am[i] == l[i]) correct++; }
+            }
+            else r.Metric = "cosine_x100";
+            r._outputs.Add(t.ToFloatArray());
+        });
+        if (labelled > 0 && r.Metric == "top1_agreement") r.Accuracy = 100.0 * correct / labelled;
+        return r;
+    }
+
+    public Fidelity Measure(CalibrationSource data, Model candidate)
+    {
+        long agree = 0, total = 0, correct = 0, labelled = 0;
+        double cosSum = 0, signal = 0, noise = 0;
+        int k = 0;
+        data.Stream(candidate, [_output], (batch, outs) =>
+        {
+            var x = _outputs[k]; var y = outs[0].ToFloatArray();
+            for (int i = 0; i < x.Length; i++) { signal += x[i] * (double)x[i]; noise += (x[i] - (double)y[i]) * (x[i] - (double)y[i]); }
+            if (Metric == "top1_agreement")
+            {
+                var a = Validator.ArgMax(outs[0]);
+                var want = _argmax[k];
+                for (int i = 0; i < a.Length; i++) { total++; if (a[i] == want[i]) agree++; }
+                if (batch.Labels is { } l) for (int i = 0; i < l.Length; i++) { labelled++; if (a[i] == l[i]) correct++; }
+            }
+            else
+            {
+                double dot = 0, nx = 0, ny = 0;
+                for (int i = 0; i < x.Length; i++) { dot += x[i] * (double)y[i]; nx += x[i] * (double)x[i]; ny += y[i] * (double)y[i]; }
+                cosSum += nx == 0 && ny == 0 ? 1 : dot / Math.Sqrt(nx * ny);
+                total++;
+            }
+            k++;
+        });
+        var agreement = Metric == "top1_agreement" ? 100.0 * agree / Math.Max(1, total) : 100.0 * cosSum / Math.Max(1, total);
+        return new Fidelity(agreement, noise == 0 ? double.PositiveInfinity : 10 * Math.Log10(signal / noise),
+            labelled > 0 && Accuracy is not null ? 100.0 * correct / labelled : null);
+    }
+
+    /// <summary>The drop in points the budget is about: accuracy when labels exist, else agreement (or cosine x 100).</summary>
+    public double Drop(Fidelity f) => Accuracy is double a && f.Accuracy is double b ? a - b : 100 - f.Agreement;
+
+    /// <summary>What <see cref="Drop"/> measures.</summary>
+    public string DropMetric => Accuracy is not null ? "accuracy" : Metric;
+}

@@ -1,0 +1,287 @@
+// Emits a QDQ model: QuantizeLinear/DequantizeLinear pairs around every quantized op, which ONNX
+// Runtime fuses into int8 kernels (QLinearConv, QLinearMatMul, QGemm, QLinearAdd, ...).
+//
+//   before:  x -> Conv(W, b) -> Relu -> y
+//   after:   x -> Q -> DQ -> Conv(DQ(W_int8, per-channel), DQ(b_int32)) -> y -> Q -> DQ -> ...
+//            (the Relu is absorbed: y's uint8 range starts at 0, so quantizing clamps exactly like it)
+//
+// Ops with their own output scale: Conv, ConvTranspose, Gemm, MatMul, Add, Mul, Concat, AveragePool,
+// GlobalAveragePool. Ops that only move or select values share their input's scale (no requantizing):
+// MaxPool, Reshape, Flatten, Transpose, Squeeze, Unsqueeze, Split, Slice, Resize; they are quantized
+// when a neighbouring tensor is. Relu / Clip(0, max) after a quantized op with no other reader are
+// absorbed into its output range (uint8 only: int8 symmetric ranges cannot clamp at 0). Everything else
+// stays float, reading dequantized values and feeding QuantizeLinear where a quantized op follows.
+// Each activation tensor gets one Q/DQ pair; all its readers use the DQ output. Weights are int8
+// symmetric (per output channel at opset 13+), biases int32 at input_scale * weight_scale, other
+// constants quantized like activations from their own min/max. Gemm's alpha and beta are folded into
+// B and C first.
+using OnnxOpt.Calibration;
+using OnnxOpt.GraphIR;
+
+namespace OnnxOpt.Passes;
+
+public sealed record QuantizeOptions
+{
+    public bool PerChannel { get; init; } = true;
+    public DataType ActivationType { get; init; } = DataType.UInt8;
+    /// <summary>Node names, output names or op types to quantize (empty: every supported op).</summary>
+    public IReadOnlySet<string> Include { get; init; } = new HashSet<string>();
+    /// <summary>Node names, output names or op types to keep in float.</summary>
+    public IReadOnlySet<string> Exclude { get; init; } = new HashSet<string>();
+}
+
+/// <summary>What one emission did: quantized nodes (by key), skipped candidates with the reason,
+/// and for each quantized op the (float reference value, dequantized value) names, to measure its error.</summary>
+public sealed record QdqResult(List<(string Key, string Op, string? Absorbed)> Quantized, List<(string Key, string Op, string Reason)> Skipped,
+    Dictionary<string, (string Reference, string Dequantized)> Outputs, bool PerChannel);
+
+public static class QdqEmitter
+{
+    public static readonly HashSet<string> ComputeOps = new(StringComparer.Ordinal)
+        { "Conv", "ConvTranspose", "Gemm", "MatMul", "Add", "Mul", "Concat", "AveragePool", "GlobalAveragePool" };
+    public static readonly HashSet<string> SharedOps = new(StringComparer.Ordinal)
+        { "MaxPool", "Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze", "Split", "Slice", "Resize" };
+
+    /// <summary>The key a node is known by in reports and fallback lists: its first output's name.</summary>
+    public static string Key(Node n) => n.Outputs.FirstOrDefault(o => o is not null)?.Name ?? n.Name ?? n.OpType;
+
+    private static bool Selected(Node n, QuantizeOptions o, IReadOnlySet<string> fallback)
+    {
+        bool Named(IReadOnlySet<string> s) => s.Contains(n.OpType) || s.Contains(Key(n)) || (n.Name is { } nm && s.Contains(nm));
+        return !fallback.Contains(Key(n)) && !Named(o.Exclude) && (o.Include.Count == 0 || Named(o.Include));
+    }
+
+    private static bool Act(Value? v) => v is not null && v.ElementType == DataType.Float && Rewriter.ConstantOf(v) is null;
+    private static bool Const(Value? v) => Rewriter.ConstantOf(v) is { ElementType: DataType.Float };
+
+    /// <summary>Why a compute op cannot be quantized, or null.</summary>
+    private static string? Ineligible(Node n)
+    {
+        if (!n.IsStandard || !ComputeOps.Contains(n.OpType)) return "not a quantizable op";
+        if (n.Outputs.Count != 1 || n.Output().ElementType is not (DataType.Float or DataType.Undefined)) return "output is not a single float tensor";
+        switch (n.OpType)
+        {
+            case "Conv" or "ConvTranspose":
+                if (!Act(n.Input(0)) || !Const(n.Input(1))) return "input is not a float activation or weight is not constant";
+                if (n.Input(2) is { } b && !Const(b)) return "bias is not constant";
+                return null;
+            case "Gemm":
+                if (!Act(n.Input(0)) || !Const(n.Input(1))) return "A is not a float activation or B is not constant";
+                if (n.GetInt("transA", 0) != 0) return "transA";
+                if (n.Input(2) is { } c && (!Const(c) || Rewriter.ConstantOf(c)!.Dims.Count(d => d != 1) > 1)) return "C is not a constant vector";
+                return null;
+            case "MatMul" or "Add" or "Mul":
+                if (n.Inputs.Count != 2 || !n.Inputs.All(i => Act(i) || Const(i)) || !n.Inputs.Any(Act)) return "inputs are not float";
+                return null;
+            case "Concat":
+                if (!n.Inputs.All(i => Act(i) || Const(i)) || !n.Inputs.Any(Act)) return "inputs are not float";
+                return null;
+            default:
+                return Act(n.Input(0)) ? null : "input is not a float activation";
+        }
+    }
+
+    /// <summary>Every float activation a quantization of this model may need a range for (calibrate these once).</summary>
+    public static List<string> CalibrationTensors(Model m)
+    {
+        var r = new SortedSet<string>(StringComparer.Ordinal);
+        foreach (var n in m.Graph.Nodes)
+        {
+            if (!n.IsStandard || !(ComputeOps.Contains(n.OpType) || SharedOps.Contains(n.OpType) || n.OpType is "Relu" or "Clip")) continue;
+            foreach (var v in n.Inputs.Concat(n.Outputs)) if (Act(v)) r.Add(v!.Name);
+        }
+        return r.ToList();
+    }
+
+    public static QdqResult Emit(Model m, Rewriter rw, IReadOnlyDictionary<string, RangeCalibrator> ranges, QuantizeOptions o, IReadOnlySet<string> fallback)
+    {
+        var g = m.Graph;
+        var opset = m.OpsetVersion("") ?? 1;
+        if (opset < 10) throw new OnnxModelException($"quantize needs opset 10 or later (QuantizeLinear); the model imports opset {opset}");
+        bool perChannel = o.PerChannel && opset >= 13;
+        var kind = o.ActivationType == DataType.Int8 ? RangeKind.Symmetric : RangeKind.Asymmetric;
+        var result = new QdqResult(new(), new(), new(), perChannel);
+
+        // 1. Which compute ops.
+        var compute = new List<Node>();
+        foreach (var n in g.Nodes.ToList())
+        {
+            if (!n.IsStandard || !ComputeOps.Contains(n.OpType)) continue;
+            if (!Selected(n, o, fallback)) { result.Skipped.Add((Key(n), n.OpType, fallback.Contains(Key(n)) ? "kept in float (accuracy)" : "excluded")); continue; }
+            if (Ineligible(n) is { } why) { result.Skipped.Add((Key(n), n.OpType, why)); continue; }
+            compute.Add(n);
+        }
+
+        // 2. Absorb Relu / Clip(0, max) into the producer's range (uint8 only).
+        var rangeName = new Dictionary<Value, string>();
+        var absorbed = new Dictionary<Node, string>();
+        foreach (var c in compute)
+        {
+            var y = c.Output();
+            rangeName[y] = y.Name;
+            if (o.ActivationType != DataType.UInt8 || y.IsGraphOutput || y.Uses.Count != 1) continue;
+            var a = y.Uses[0].Node;
+            if (!a.IsStandard || a.OpType is not ("Relu" or "Clip") || a.Output().IsGraphOutput || !Selected(a, o, fallback)) continue;
+            if (a.OpType == "Clip" && !ClipFromZero(a, opset)) continue;
+            rangeName[y] = a.Output().Name;
+            absorbed[c] = a.OpType;
+            rw.Replace(a.Output(), y);
+            rw.Erase(a);
+        }
+
+        // 3. Tensors to quantize: around compute ops, then spread through value-moving ops.
+        var q = new HashSet<Value>();
+        foreach (var c in compute)
+        {
+            foreach (var i in c.Inputs) if (Act(i)) q.Add(i!);
+            q.Add(c.Output());
+        }
+        var inherit = new Dictionary<Value, Value>();
+        var shared = new List<Node>();
+        for (bool changed = true; changed;)
+        {
+            changed = false;
+            foreach (var s in g.Nodes)
+            {
+                if (shared.Contains(s) || !s.IsStandard || !SharedOps.Contains(s.OpType) || !Act(s.Input(0)) || !Selected(s, o, fallback)) continue;
+                if (s.OpType == "MaxPool" && s.Outputs.Count > 1 && s.Outputs[1] is not null) continue;
+                var outs = s.Outputs.Where(v => v is not null).Select(v => v!).ToList();
+                if (!outs.All(v => v.ElementType is DataType.Float or DataType.Undefined)) continue;
+                if (!q.Contains(s.Input(0)!) && !outs.Any(q.Contains)) continue;
+                shared.Add(s);
+                q.Add(s.Input(0)!);
+                foreach (var v in outs) { q.Add(v); inherit[v] = s.Input(0)!; }
+                changed = true;
+            }
+        }
+
+        // 4. Parameters, in topological order so that inherited ones exist.
+        var qp = new Dictionary<Value, (QParams P, Value Scale, Value Zero)>();
+        (QParams, Value, Value) ParamsOf(Value t)
+        {
+            if (qp.TryGetValue(t, out var have)) return have;
+            (QParams, Value, Value) made;
+            if (inherit.TryGetValue(t, out var src)) made = ParamsOf(src);
+            else
+            {
+                var name = rangeName.GetValueOrDefault(t, t.Name);
+                if (!ranges.TryGetValue(name, out var cal)) throw new InvalidOperationException($"no calibration range for '{name}'");
+                var (lo, hi) = cal.Range(kind);
+                var p = QParams.Activation(lo, hi, o.ActivationType);
+                made = (p, rw.Constant(g, t.Name + "_scale", p.ScaleTensor("")), rw.Constant(g, t.Name + "_zero_point", p.ZeroPointTensor("")));
+            }
+            qp[t] = made;
+            return made;
+        }
+        foreach (var t in g.Inputs.Where(q.Contains)) ParamsOf(t);
+        foreach (var n in g.Nodes.ToList())
+            foreach (var v in n.Outputs) if (v is not null && q.Contains(v)) ParamsOf(v);
+
+        // 5. Weights, biases and other constants of the compute ops.
+        foreach (var c in compute) QuantizeConstants(m, rw, c, o, perChannel, t => ParamsOf(t).Item1);
+
+        // 6. One Q/DQ pair per activation tensor.
+        foreach (var t in q.OrderBy(v => v.Producer is null ? -1 : g.Nodes.IndexOf(v.Producer)).ThenBy(v => v.Name, StringComparer.Ordinal).ToList())
+        {
+            var (p, scale, zero) = ParamsOf(t);
+            var uses = t.Uses.ToList();
+            var qn = rw.Insert(g, "QuantizeLinear", [t, scale, zero], t.Name + "_quantized");
+            qn.Output().Type = OnnxType.Tensor(p.Type, t.Shape);
+            var dq = rw.Insert(g, "DequantizeLinear", [qn.Output(), scale, zero], t.Name + "_dequantized");
+            dq.Output().Type = OnnxType.Tensor(DataType.Float, t.Shape);
+            if (t.IsGraphOutput)
+            {
+                rw.Replace(t, dq.Output());
+                rw.SetInput(qn, 0, t);
+            }
+            else foreach (var u in uses) rw.SetInput(u.Node, u.InputIndex, dq.Output());
+        }
+        foreach (var c in compute)
+        {
+            var y = c.Output();
+            result.Quantized.Add((Key(c), c.OpType, absorbed.GetValueOrDefault(c)));
+            var dequantized = y.Uses.Select(u => u.Node).FirstOrDefault(n => n.OpType == "QuantizeLinear")?.Output().Uses.Select(u => u.Node).FirstOrDefault(n => n.OpType == "DequantizeLinear")?.Output().Name;
+            if (dequantized is not null) result.Outputs[Key(c)] = (rangeName[y], dequantized);
+        }
+        foreach (var s in shared) result.Quantized.Add((Key(s), s.OpType, null));
+        rw.RemoveUnusedInitializers(g);
+        rw.Finish();
+        return result;
+    }
+
+    private static bool ClipFromZero(Node clip, long opset)
+    {
+        double? lo = opset < 11 ? (clip.Attr("min") is { } a ? a.F : null) : Rewriter.ConstantOf(clip.Input(1)) is { } t ? t.ToDoubleArray()[0] : null;
+        bool maxKnown = opset < 11 || clip.Input(2) is null || Rewriter.ConstantOf(clip.Input(2)) is not null;
+        return lo == 0 && maxKnown;
+    }
+
+    private static Value Dq(Rewriter rw, Graph g, string baseName, Tensor q, float[] scales, Tensor zero, int axis)
+    {
+        var qv = rw.Constant(g, baseName + "_quantized", q);
+        var sv = rw.Constant(g, baseName + "_scale", scales.Length == 1 ? Tensor.FromFloats("", [], scales) : Tensor.FromFloats("", [scales.Length], scales));
+        var zv = rw.Constant(g, baseName + "_zero_point", zero);
+        var attrs = scales.Length > 1 ? new[] { OnnxAttribute.Int("axis", axis) } : [];
+        var dq = rw.Insert(g, "DequantizeLinear", [qv, sv, zv], baseName + "_dequantized", 1, attrs);
+        dq.Output().Type = OnnxType.Tensor(DataType.Float, Shape.Of(q.Dims));
+        return dq.Output();
+    }
+
+    private static void QuantizeConstants(Model m, Rewriter rw, Node c, QuantizeOptions o, bool perChannel, Func<Value, QParams> paramsOf)
+    {
+        var g = m.Graph;
+        switch (c.OpType)
+        {
+            case "Conv" or "ConvTranspose" or "Gemm":
+            {
+                var wt = Rewriter.ConstantOf(c.Input(1))!;
+                var w = wt.ToFloatArray();
+                float[]? b = c.Input(2) is { } bv ? Rewriter.ConstantOf(bv)!.ToFloatArray() : null;
+                int axis;
+                if (c.OpType == "Gemm")
+                {
+                    var alpha = c.GetFloat("alpha", 1f); var beta = c.GetFloat("beta", 1f);
+                    if (alpha != 1f) { for (int i = 0; i < w.Length; i++) w[i] *= alpha; c.SetAttr(OnnxAttribute.Float("alpha", 1f)); }
+                    if (b is not null && beta != 1f) { for (int i = 0; i < b.Length; i++) b[i] *= beta; }
+                    c.SetAttr(OnnxAttribute.Float("beta", 1f));
+                    axis = c.GetInt("transB", 0) != 0 ? 0 : 1;
+                }
+                else axis = c.OpType == "Conv" ? 0 : c.GetInt("group", 1) == 1 ? 1 : -1;
+                if (!perChannel) axis = -1;
+                var qw = QuantizedWeight.Of(w, wt.Dims, axis);
+                var wName = c.Input(1)!.Name;
+                var zeros = Tensor.FromValues("", DataType.Int8, qw.Scales.Length == 1 ? [] : [qw.Scales.Length], new sbyte[qw.Scales.Length].AsSpan());
+                rw.SetInput(c, 1, Dq(rw, g, wName, Tensor.FromValues("", DataType.Int8, wt.Dims, qw.Values.AsSpan()), qw.Scales, zeros, axis));
+                if (b is not null)
+                {
+                    var (bq, bs) = qw.Bias(b, paramsOf(c.Input(0)!).Scale);
+                    var n = b.Length;
+                    if (qw.Scales.Length == 1) bs = [bs[0]];
+                    var bName = c.Input(2)!.Name;
+                    var bz = Tensor.FromValues("", DataType.Int32, bs.Length == 1 ? [] : [n], new int[bs.Length].AsSpan());
+                    rw.SetInput(c, 2, Dq(rw, g, bName, Tensor.FromValues("", DataType.Int32, [n], bq.AsSpan()), bs, bz, 0));
+                }
+                break;
+            }
+            default:
+            {
+                for (int i = 0; i < c.Inputs.Count; i++)
+                {
+                    if (Rewriter.ConstantOf(c.Input(i)) is not { ElementType: DataType.Float } t) continue;
+                    var data = t.ToFloatArray();
+                    var name = c.Input(i)!.Name;
+                    if (c.OpType == "MatMul" && i == 1 && t.Dims.Length == 2)
+                    {
+                        var qw = QuantizedWeight.Of(data, t.Dims, perChannel ? 1 : -1);
+                        var zeros = Tensor.FromValues("", DataType.Int8, qw.Scales.Length == 1 ? [] : [qw.Scales.Length], new sbyte[qw.Scales.Length].AsSpan());
+                        rw.SetInput(c, i, Dq(rw, g, name, Tensor.FromValues("", DataType.Int8, t.Dims, qw.Values.AsSpan()), qw.Scales, zeros, 1));
+                        continue;
+                    }
+                    var p = QParams.Activation(data.DefaultIfEmpty(0).Min(), data.DefaultIfEmpty(0).Max(), o.ActivationType);
+                    rw.SetInput(c, i, Dq(rw, g, name, p.Quantize("", t.Dims, data), [p.Scale], p.ZeroPointTensor(""), 0));
+                }
+                break;
+            }
+        }
+    }
+}
