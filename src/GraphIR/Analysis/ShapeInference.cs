@@ -44,8 +44,10 @@ public static class ShapeInference
             }
         }
 
-        private static OnnxType T(DataType t, Shape? s) => OnnxType.Tensor(t, s);
-        private static OnnxType TD(DataType t, IEnumerable<Dim> dims) => OnnxType.Tensor(t, new Shape(dims));
+        // An unknown element type (an input nothing could type) leaves the output untyped rather than
+        // typed "undefined", which no runtime would load.
+        private static OnnxType? T(DataType t, Shape? s) => t == DataType.Undefined ? null : OnnxType.Tensor(t, s);
+        private static OnnxType? TD(DataType t, IEnumerable<Dim> dims) => T(t, new Shape(dims));
 
         private static Shape? ShapeOf(Value? v) => v?.Shape;
         private static DataType TypeOf(Value? v) => v?.ElementType ?? DataType.Undefined;
@@ -158,9 +160,26 @@ public static class ShapeInference
                     return [T(n.Attr("output_dtype") is { } dd && dd.I != 0 ? (DataType)dd.I : TypeOf(n.Input(1)) is var st && st != DataType.Undefined ? st : DataType.Float, xs)];
                 case "ReduceMean": case "ReduceSum": case "ReduceMax": case "ReduceMin": case "ReduceProd": case "ReduceL2": case "ReduceL1":
                     return [Reduce(n, xs, xt)];
+                case "Resize": case "Upsample":
+                    return [T(xt, Resize(n, xs))];
                 default:
                     return new OnnxType?[n.Outputs.Count];
             }
+        }
+
+        /// <summary>Resize/Upsample: the 'sizes' input when constant, else floor(dim * scale) from constant scales.</summary>
+        private Shape? Resize(Node n, Shape? xs)
+        {
+            if (xs is null) return null;
+            var sizesInput = n.OpType == "Resize" ? n.Input(3) : null;
+            if (Const(sizesInput) is { } sizes && sizes.Length == xs.Rank) return Shape.Of(sizes);
+            var scalesInput = n.OpType == "Upsample" ? n.Input(1) : n.Input(n.Inputs.Count == 2 ? 1 : 2);
+            if (scalesInput?.Initializer is { ElementType: DataType.Float } st && st.ElementCount == xs.Rank)
+            {
+                var scales = st.ToDoubleArray();
+                return new Shape(xs.Dims.Select((d, i) => d.Value is long v ? Dim.Of((long)Math.Floor(v * scales[i])) : scales[i] == 1 ? d : Dim.Unknown));
+            }
+            return new Shape(xs.Dims.Select(_ => Dim.Unknown));
         }
 
         private static Dim Product(IEnumerable<Dim> dims)

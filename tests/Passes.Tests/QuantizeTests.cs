@@ -1,0 +1,279 @@
+// quantize: QDQ emission for every listed op, checked in ORT two ways -- the int8 kernels ORT fuses the
+// QDQ groups into (optimizations on) give the fake-quant result (optimizations off) within one output
+// quantization step, and the optimized graph ORT dumps really runs int8 (no float op left between the
+// input's QuantizeLinear and the output's DequantizeLinear) -- plus QOperator lowering, the rules
+// (absorption, shared scales, weights per channel, bias scale), accuracy-aware fallback and the CLI.
+using System.Text.Json;
+using OnnxOpt.Calibration;
+using OnnxOpt.GraphIR;
+using OnnxOpt.Passes;
+using OnnxOpt.Runtime;
+using OnnxOpt.Runtime.Data;
+using OnnxOpt.Runtime.Native;
+using static OnnxOpt.Tests.PassTestKit;
+
+namespace OnnxOpt.Tests;
+
+public class QuantizeTests
+{
+    private static CalibrationSource Calib => CalibrationSource.FromRandom(16, 3, new Dictionary<string, long> { ["N"] = 2 });
+
+    /// <summary>x -> conv 3x3 (+relu) -> OP -> conv 1x1 -> y: quantized tensors on both sides of OP.</summary>
+    private static Model Around(string name, Func<GraphBuilder, Value, Value> op, long tailIn = 8, bool tail = true)
+    {
+        var b = new GraphBuilder(name);
+        var x = b.Input("x", DataType.Float, "N", 4, 8, 8);
+        var h = b.Node("Relu", [Conv(b, x, "c1", 1, 8, 4, 3, pad: 1)]);
+        var y = op(b, h);
+        b.Output(tail ? Conv(b, y, "c2", 2, 3, tailIn, 1) : y);
+        return b.Build();
+    }
+
+    public static readonly Dictionary<string, Func<Model>> Cases = new()
+    {
+        ["conv-relu"] = () => Around("conv", (b, h) => h),
+        ["conv-clip6"] = () =>
+        {
+            var b = new GraphBuilder("clip");
+            var x = b.Input("x", DataType.Float, "N", 4, 8, 8);
+            var h = b.Node("Clip", [Conv(b, x, "c1", 1, 8, 4, 3, pad: 1), b.Initializer("lo", [0f]), b.Initializer("hi", [6f])]);
+            b.Output(Conv(b, h, "c2", 2, 3, 8, 1));
+            return b.Build();
+        },
+        ["depthwise-conv"] = () => Around("dw", (b, h) => b.Node("Relu", [Conv(b, h, "dw", 5, 8, 1, 3, pad: 1, group: 8)])),
+        ["convtranspose"] = () => Around("ct", (b, h) => b.Node("ConvTranspose", [h, W(b, "ctw", 6, 8, 4, 2, 2), W(b, "ctb", 7, 4)],
+            OnnxAttribute.IntList("strides", 2, 2)), tailIn: 4),
+        ["gemm"] = () => Around("gemm", (b, h) => b.Node("Gemm", [b.Node("Flatten", [b.Node("GlobalAveragePool", [h])]), W(b, "gw", 8, 5, 8), W(b, "gb", 9, 5)],
+            OnnxAttribute.Int("transB", 1), OnnxAttribute.Float("alpha", 0.5f), OnnxAttribute.Float("beta", 2f)), tail: false),
+        ["matmul"] = () => Around("matmul", (b, h) => b.Node("MatMul", [b.Node("Flatten", [b.Node("GlobalAveragePool", [h])]), W(b, "mw", 10, 8, 6)]), tail: false),
+        ["add"] = () => Around("add", (b, h) => b.Node("Add", [h, Conv(b, h, "side", 11, 8, 8, 1)])),
+        ["mul"] = () => Around("mul", (b, h) => b.Node("Mul", [h, Conv(b, h, "side", 11, 8, 8, 1)])),
+        ["concat"] = () => Around("concat", (b, h) => b.Node("Concat", [h, Conv(b, h, "side", 12, 4, 8, 1)], OnnxAttribute.Int("axis", 1)), tailIn: 12),
+        ["maxpool"] = () => Around("maxpool", (b, h) => b.Node("MaxPool", [h], OnnxAttribute.IntList("kernel_shape", 2, 2), OnnxAttribute.IntList("strides", 2, 2))),
+        ["averagepool"] = () => Around("avgpool", (b, h) => b.Node("AveragePool", [h], OnnxAttribute.IntList("kernel_shape", 3, 3), OnnxAttribute.IntList("strides", 1, 1),
+            OnnxAttribute.IntList("pads", 1, 1, 1, 1))),
+        ["globalaveragepool"] = () => Around("gap", (b, h) => b.Node("GlobalAveragePool", [h])),
+        ["reshape-transpose"] = () => Around("reshape", (b, h) => b.Node("Reshape", [b.Node("Transpose", [b.Node("Reshape", [h, b.Initializer("s1", [0L, 8L, 64L], 3)])],
+            OnnxAttribute.IntList("perm", 0, 1, 2)), b.Initializer("s2", [0L, 8L, 8L, 8L], 4)])),
+        ["squeeze-unsqueeze"] = () => Around("squeeze", (b, h) => b.Node("Squeeze", [b.Node("Unsqueeze", [h, b.Initializer("ax", [2L], 1)]), b.Initializer("ax2", [2L], 1)])),
+        ["split-concat"] = () => Around("split", (b, h) =>
+        {
+            var parts = b.NodeMulti("Split", [h, b.Initializer("sp", [4L, 4L], 2)], 2, OnnxAttribute.Int("axis", 1));
+            return b.Node("Concat", [parts[1], parts[0]], OnnxAttribute.Int("axis", 1));
+        }),
+        ["slice"] = () => Around("slice", (b, h) => b.Node("Slice", [h, b.Initializer("st", [1L], 1), b.Initializer("en", [7L], 1), b.Initializer("axs", [2L], 1)])),
+        ["resize"] = () => Around("resize", (b, h) => b.Node("Resize", [h, null, b.Initializer("scales", [1f, 1f, 2f, 2f], 4)], OnnxAttribute.String("mode", "nearest"))),
+        ["flatten-gemm-output"] = () =>
+        {
+            var b = new GraphBuilder("flat");
+            var x = b.Input("x", DataType.Float, "N", 4, 4, 4);
+            var h = b.Node("Flatten", [b.Node("Relu", [Conv(b, x, "c1", 1, 2, 4, 1)])]);
+            b.Output(b.Node("Gemm", [h, W(b, "fw", 3, 32, 5), W(b, "fb", 4, 5)]));
+            return b.Build();
+        },
+    };
+
+    public static TheoryData<string> CaseNames() => new(Cases.Keys.Order(StringComparer.Ordinal));
+
+    private static readonly SessionSettings FakeQuant = new() { Optimization = GraphOptimization.Disabled };
+
+    /// <summary>Largest |int8 kernels - fake quant| over the outputs, in units of each output's quantization step.</summary>
+    private static double StepsApart(Model q)
+    {
+        var scales = q.Graph.Outputs.Select(o => o.Producer is { OpType: "DequantizeLinear" } dq ? Rewriter.ConstantOf(dq.Input(1))!.ToFloatArray()[0] : float.NaN).ToArray();
+        using var a = InferenceSession.FromModel(q, FakeQuant);
+        using var b = InferenceSession.FromModel(q, new SessionSettings { Optimization = GraphOptimization.All });
+        double worst = 0;
+        foreach (var batch in DataSet.Random(a.Inputs, 4, 21, new Dictionary<string, long> { ["N"] = 2 }).Batches())
+        {
+            var x = a.Run(batch.Inputs); var y = b.Run(batch.Inputs);
+            for (int k = 0; k < x.Length; k++)
+            {
+                var u = x[k].ToFloatArray(); var v = y[k].ToFloatArray();
+                for (int i = 0; i < u.Length; i++) worst = Math.Max(worst, Math.Abs(u[i] - v[i]) / scales[k]);
+            }
+        }
+        return worst;
+    }
+
+    /// <summary>Op types of the graph ORT runs (optimizations on), from its dumped model.</summary>
+    private static List<string> OrtOptimizedOps(Model m)
+    {
+        var path = Path.Combine(Paths.TempDir(), "optimized.onnx");
+        using (InferenceSession.FromModel(m, new SessionSettings { Optimization = GraphOptimization.All, OptimizedModelPath = path, LogLevel = OrtLogLevel.Error })) { }
+        return OnnxImporter.Load(path).Graph.Nodes.Select(n => n.OpType).ToList();
+    }
+
+    [Theory]
+    [MemberData(nameof(CaseNames))]
+    public void QdqGroupsRunAsInt8KernelsWithinOneStepOfFakeQuant(string name)
+    {
+        var m = Cases[name]();
+        var (q, runs) = Run(m, "quantize", Calib);
+        var quantized = runs[0].Stats.Decisions.Where(d => d.Any(kv => kv.Key == "decision" && (string?)kv.Value == "int8")).Select(d => (string)d[1].Value!).ToList();
+        var opsOfCase = m.Graph.Nodes.Select(n => n.OpType).Where(t => t is not ("Relu" or "Clip")).Distinct().ToList();
+        Assert.All(opsOfCase, t => Assert.Contains(t, quantized));
+        Assert.True(StepsApart(q) <= 1.0 + 1e-6, $"int8 kernels differ from fake quant by {StepsApart(q)} steps");
+        var ops = OrtOptimizedOps(q);
+        if (name == "convtranspose")
+        {
+            // ORT 1.30's CPU provider has no int8 ConvTranspose: it runs in float on its dequantized input,
+            // weights and bias (4 DQ with the output's), between a Q before and after; everything else fuses.
+            Assert.Equal(1, ops.Count(o => o == "ConvTranspose"));
+            Assert.Equal(2, ops.Count(o => o == "QuantizeLinear"));
+            Assert.Equal(4, ops.Count(o => o == "DequantizeLinear"));
+            return;
+        }
+        // ORT fused everything: one QuantizeLinear after the input, one DequantizeLinear per output, nothing float between.
+        Assert.Equal(1, ops.Count(o => o == "QuantizeLinear"));
+        Assert.Equal(q.Graph.Outputs.Count, ops.Count(o => o == "DequantizeLinear"));
+        Assert.DoesNotContain(ops, o => o is "Conv" or "Gemm" or "MatMul" or "Add" or "Mul" or "AveragePool" or "GlobalAveragePool" or "Relu" or "Clip");
+    }
+
+    [Theory]
+    [MemberData(nameof(CaseNames))]
+    public void QOperatorFormAgreesWithQdqWithinOneStep(string name)
+    {
+        var m = Cases[name]();
+        var (qdq, _) = Run(m, "quantize", Calib);
+        var (qop, runs) = Run(m, "quantize{format=qoperator}", Calib);
+        Assert.DoesNotContain(qop.Graph.Nodes, n => n.OpType is "Conv" or "MatMul" or "Gemm");
+        Assert.True(runs[0].Stats.Counters.Keys.Any(k => k.StartsWith("lowered")), "nothing was lowered");
+        var step = qop.Graph.Outputs.Select(o => Rewriter.ConstantOf(o.Producer!.Input(1))!.ToFloatArray()[0]).Max();
+        using var a = InferenceSession.FromModel(qdq, FakeQuant);
+        using var b = InferenceSession.FromModel(qop);
+        foreach (var batch in DataSet.Random(a.Inputs, 3, 5, new Dictionary<string, long> { ["N"] = 2 }).Batches())
+        {
+            var x = a.Run(batch.Inputs); var y = b.Run(batch.Inputs);
+            for (int k = 0; k < x.Length; k++)
+                Assert.True(x[k].ToFloatArray().Zip(y[k].ToFloatArray()).All(p => Math.Abs(p.First - p.Second) <= step * 1.0001), $"output {k} beyond one step");
+        }
+    }
+
+    [Fact]
+    public void WeightsArePerChannelInt8BiasIsInt32AtInputTimesWeightScaleAndReluIsAbsorbed()
+    {
+        var (q, runs) = Run(Cases["conv-relu"](), "quantize", Calib);
+        Assert.Equal(0, Count(q, "Relu"));
+        Assert.Contains(runs[0].Stats.Decisions, d => d.Any(kv => kv.Key == "absorbed" && (string?)kv.Value == "Relu"));
+        var conv = q.Graph.Nodes.First(n => n.OpType == "Conv");
+        var wdq = conv.Input(1)!.Producer!;
+        Assert.Equal(DataType.Int8, Rewriter.ConstantOf(wdq.Input(0))!.ElementType);
+        var ws = Rewriter.ConstantOf(wdq.Input(1))!.ToFloatArray();
+        Assert.Equal(8, ws.Length);
+        Assert.Equal(0, wdq.GetInt("axis", -1));
+        var wq = Rewriter.ConstantOf(wdq.Input(0))!.ToDoubleArray();
+        for (int c = 0; c < 8; c++) Assert.Equal(127, wq.Skip(c * 36).Take(36).Max(Math.Abs));
+        var bdq = conv.Input(2)!.Producer!;
+        Assert.Equal(DataType.Int32, Rewriter.ConstantOf(bdq.Input(0))!.ElementType);
+        var xs = Rewriter.ConstantOf(conv.Input(0)!.Producer!.Input(1))!.ToFloatArray()[0];
+        var bs = Rewriter.ConstantOf(bdq.Input(1))!.ToFloatArray();
+        for (int c = 0; c < 8; c++) Assert.Equal(xs * ws[c], bs[c], 1e-6 * bs[c]);
+        // The conv output's uint8 range starts at 0 (zero point 0): quantizing clamps exactly like the absorbed ReLU.
+        var yq = conv.Output().Uses.Single().Node;
+        Assert.Equal(0, Rewriter.ConstantOf(yq.Input(2))!.ToDoubleArray()[0]);
+    }
+
+    [Fact]
+    public void SharedScaleOpsReuseTheirInputsParameters()
+    {
+        var (q, _) = Run(Cases["maxpool"](), "quantize", Calib);
+        var pool = q.Graph.Nodes.Single(n => n.OpType == "MaxPool");
+        var inDq = pool.Input(0)!.Producer!;
+        var outQ = pool.Output().Uses.Single().Node;
+        Assert.Same(inDq.Input(1), outQ.Input(1));
+        Assert.Same(inDq.Input(2), outQ.Input(2));
+    }
+
+    [Fact]
+    public void Int8SymmetricActivationsKeepReluAndUseZeroPointZero()
+    {
+        var (q, _) = Run(Cases["conv-relu"](), "quantize{activation-type=int8}", Calib);
+        Assert.Equal(1, Count(q, "Relu"));
+        Assert.All(q.Graph.Nodes.Where(n => n.OpType == "QuantizeLinear"), n =>
+        {
+            var z = Rewriter.ConstantOf(n.Input(2))!;
+            Assert.Equal(DataType.Int8, z.ElementType);
+            Assert.Equal(0, z.ToDoubleArray()[0]);
+        });
+        Assert.True(StepsApart(q) <= 1.0 + 1e-6);
+    }
+
+    [Fact]
+    public void ExcludeAndPerTensorOptionsAreHonoured()
+    {
+        var (q, runs) = Run(Cases["add"](), "quantize{exclude=Add,per-channel=false}", Calib);
+        Assert.Contains(runs[0].Stats.Decisions, d => d.Any(kv => kv.Key == "reason" && (string?)kv.Value == "excluded"));
+        var add = q.Graph.Nodes.Single(n => n.OpType == "Add");
+        Assert.All(q.Graph.Nodes.Where(n => n.OpType == "DequantizeLinear"), n => Assert.Equal(0, Rewriter.ConstantOf(n.Input(1))!.Dims.Length));
+        Assert.Equal(DataType.Float, add.Output().ElementType);
+    }
+
+    [Fact]
+    public void TrainedResNetRunsFullyInt8InOrtAndKeepsItsAccuracy()
+    {
+        var resnet = OnnxImporter.Load(Path.Combine(Paths.TestModels, "digits", "resnet.onnx"));
+        var (q, _) = Run(resnet, "canonicalize,fold-bn,quantize", CalibrationSource.FromFolder(Path.Combine(Paths.TestModels, "digits", "data", "calib")));
+        var ops = OrtOptimizedOps(q);
+        Assert.Equal(11, ops.Count(o => o == "QLinearConv"));
+        Assert.Equal(4, ops.Count(o => o == "QLinearAdd"));
+        Assert.Equal(1, ops.Count(o => o == "QGemm"));
+        Assert.Equal(1, ops.Count(o => o == "QuantizeLinear"));
+        Assert.Equal(1, ops.Count(o => o == "DequantizeLinear"));
+        using var a = InferenceSession.FromModel(resnet);
+        using var b = InferenceSession.FromModel(q);
+        var report = Runtime.Validation.Validator.Compare(a, b, DataSet.FromFolder(Path.Combine(Paths.TestModels, "digits", "data", "test"), a.Inputs));
+        Assert.True(report.ReferenceAccuracy - report.CandidateAccuracy <= 0.003, $"{report.ReferenceAccuracy} -> {report.CandidateAccuracy}");
+    }
+
+    [Fact]
+    public void AccuracyAwareModeFallsBackTheWorstOpsUntilTheBudgetHolds()
+    {
+        // A deliberately bad calibration (clip at the 60th percentile) ruins the all-int8 model; the search
+        // keeps the most damaged ops in float until held-out accuracy is back within 0.5 points.
+        var dir = Path.Combine(Paths.TestModels, "digits", "data");
+        var m = OnnxImporter.Load(Path.Combine(Paths.TestModels, "digits", "mobilenetv2.onnx"));
+        var copy = OnnxImporter.Parse(OnnxExporter.ToBytes(m));
+        var ctx = new PassContext(copy, CalibrationSource.FromFolder(Path.Combine(dir, "calib")), evaluation: CalibrationSource.FromFolder(Path.Combine(dir, "test")));
+        var runs = PipelineRunner.Run(copy, Pipeline.Parse("canonicalize,fold-bn,quantize{calibrate=percentile,percentile=60,max-drop=0.5,max-trials=40}"), ctx, verifyEach: true);
+        var trials = runs[2].Stats.Decisions.Where(d => d[0].Key == "trial").ToList();
+        Assert.True(trials.Count >= 2, "the all-int8 model should have needed fallbacks");
+        Assert.True((double)trials[0].First(kv => kv.Key == "drop").Value! > 0.5);
+        Assert.True((double)trials[^1].First(kv => kv.Key == "drop").Value! <= 0.5);
+        Assert.Contains(runs[2].Stats.Decisions, d => d.Any(kv => kv.Key == "reason" && (string?)kv.Value == "kept in float (accuracy)"));
+        Assert.Contains(runs[2].Stats.Decisions, d => d[0].Key == "node" && d.Any(kv => kv.Key == "int8_output_sqnr_db"));
+    }
+
+    [Fact]
+    public void AccuracyBudgetWithoutEvaluationDataIsAClearError()
+    {
+        var e = Assert.Throws<OnnxModelException>(() => Run(Cases["conv-relu"](), "quantize{max-drop=0.5}", Calib));
+        Assert.Contains("--eval", e.Message);
+    }
+
+    [Fact]
+    public void QuantizeCommandValidatesReportsAndIsDeterministic()
+    {
+        var dir = Paths.TempDir();
+        var model = Path.Combine(Paths.TestModels, "digits", "vgg.onnx");
+        var data = Path.Combine(Paths.TestModels, "digits", "data");
+        string Once(string tag)
+        {
+            var r = Cli.Run("quantize", model, "-o", Path.Combine(dir, tag + ".onnx"), "--calib", Path.Combine(data, "calib"), "--eval", Path.Combine(data, "test"),
+                "--method", "entropy", "--report", Path.Combine(dir, tag + ".json"));
+            Assert.True(r.ExitCode == 0, r.Err);
+            return System.Text.RegularExpressions.Regex.Replace(File.ReadAllText(Path.Combine(dir, tag + ".json")), "\"time_ms\": [0-9.E+-]+", "\"time_ms\": 0").Replace(tag + ".onnx", "");
+        }
+        var a = Once("a");
+        Assert.Equal(a, Once("b"));
+        Assert.Equal(File.ReadAllBytes(Path.Combine(dir, "a.onnx")), File.ReadAllBytes(Path.Combine(dir, "b.onnx")));
+        var j = JsonDocument.Parse(a).RootElement;
+        Assert.StartsWith("canonicalize{", j.GetProperty("pipeline").GetString());
+        Assert.Contains("quantize{format=qdq,calibrate=entropy,", j.GetProperty("pipeline").GetString());
+        Assert.True(j.GetProperty("validation").GetProperty("accepted").GetBoolean());
+        Assert.True(j.GetProperty("after").GetProperty("initializer_bytes").GetInt64() < j.GetProperty("before").GetProperty("initializer_bytes").GetInt64() / 3);
+        var bad = Cli.Run("quantize", model, "-o", Path.Combine(dir, "c.onnx"), "--calib", Path.Combine(data, "calib"), "--method", "kl");
+        Assert.Equal(2, bad.ExitCode);
+        Assert.Contains("one of minmax|percentile|entropy|mse", bad.Err);
+    }
+}
