@@ -1,11 +1,19 @@
 // onnxopt-bench: benchmarks that print their figures (README "Figures").
-//   resnet18 OUT.onnx [--size 224]              write the ResNet-18-sized model
+//   resnet18 OUT.onnx [--size 224]              write the ResNet-18-sized model (mobilenetv2 OUT.onnx likewise)
 //   synflow [--rounds 100] [--size 224]         SynFlow on it: one round, then N rounds; time and peak memory
+//   int8-latency [--iters 50]                   fp32 vs int8 (QDQ) latency in ORT, 1 thread: ResNet-18 and
+//                                               MobileNetV2 at 224 (random weights) and the trained digits nets
+//   int8-accuracy                               accuracy fp32 vs int8 on held-out data, per calibrator
+//   calibration-memory --samples N [--size 112] peak memory of calibrating MobileNetV2 on N samples read from disk
 using System.Diagnostics;
 using System.Globalization;
 using OnnxOpt.Bench;
+using OnnxOpt.Calibration;
 using OnnxOpt.GraphIR;
 using OnnxOpt.Passes;
+using OnnxOpt.Runtime;
+using OnnxOpt.Runtime.Data;
+using OnnxOpt.Runtime.Validation;
 
 string Opt(string name, string dflt) { var i = Array.IndexOf(args, name); return i >= 0 && i + 1 < args.Length ? args[i + 1] : dflt; }
 var c = CultureInfo.InvariantCulture;
@@ -17,6 +25,91 @@ switch (args.FirstOrDefault())
         OnnxExporter.Save(m, args[1]);
         var s = ModelStats.Compute(m);
         Console.WriteLine(string.Create(c, $"wrote {args[1]}: {s.ParameterCount:N0} parameters, {s.TotalMacs:N0} MACs per sample"));
+        return 0;
+    }
+    case "mobilenetv2":
+    {
+        var m = MobileNetV2.Build(int.Parse(Opt("--size", "224"), c));
+        OnnxExporter.Save(m, args[1]);
+        var s = ModelStats.Compute(m);
+        Console.WriteLine(string.Create(c, $"wrote {args[1]}: {s.ParameterCount:N0} parameters, {s.TotalMacs:N0} MACs per sample"));
+        return 0;
+    }
+    case "int8-latency":
+    {
+        int iters = int.Parse(Opt("--iters", "50"), c);
+        var digits = Path.Combine(Repo.Root, "testmodels", "digits");
+        var models = new List<(string Name, Model Model, CalibrationSource Calib, int Iters)>
+        {
+            ("ResNet-18-sized, 224x224 (random weights)", ResNet18.Build(), CalibrationSource.FromRandom(8, 1), iters),
+            ("MobileNetV2-1.0-sized, 224x224 (random weights)", MobileNetV2.Build(), CalibrationSource.FromRandom(8, 1), iters),
+        };
+        foreach (var n in new[] { "resnet", "mobilenetv2", "vgg" })
+            models.Add(($"trained digits {n}, 16x16", OnnxImporter.Load(Path.Combine(digits, n + ".onnx")), CalibrationSource.FromFolder(Path.Combine(digits, "data", "calib")), 1000));
+        Console.WriteLine("ORT 1.30, 1 thread, batch 1, graph optimizations all, interleaved runs; median latency");
+        foreach (var (name, model, calib, n) in models)
+        {
+            var fp32 = OnnxExporter.ToBytes(model);
+            var q = OnnxImporter.Parse(fp32);
+            PipelineRunner.Run(q, Pipeline.Parse("canonicalize,fold-bn,quantize"), new PassContext(q, calib));
+            var r = Benchmark.Run(fp32, OnnxExporter.ToBytes(q), new BenchOptions { Threads = 1, Warmup = Math.Max(5, n / 10), Iterations = n });
+            Console.WriteLine(string.Create(c, $"{name,-50} fp32 {r.Model.MedianMs,9:F3} ms   int8 {r.Other!.MedianMs,9:F3} ms   speed-up {r.Speedup,5:F2}x"));
+        }
+        return 0;
+    }
+    case "int8-accuracy":
+    {
+        var digits = Path.Combine(Repo.Root, "testmodels", "digits");
+        Console.WriteLine("held-out accuracy (500 test images), fp32 -> int8 QDQ (ORT, optimizations on), calibration: 200 training images");
+        foreach (var n in new[] { "vgg", "resnet", "mobilenetv2", "mlp" })
+        {
+            var data = Path.Combine(digits, n == "mlp" ? "data_mlp" : "data");
+            var model = OnnxImporter.Load(Path.Combine(digits, n + ".onnx"));
+            var line = $"{n,-12}";
+            foreach (var method in RangeCalibrator.Methods)
+            {
+                var q = OnnxImporter.Parse(OnnxExporter.ToBytes(model));
+                PipelineRunner.Run(q, Pipeline.Parse($"canonicalize,fold-bn,quantize{{calibrate={method}}}"), new PassContext(q, CalibrationSource.FromFolder(Path.Combine(data, "calib"))));
+                using var a = InferenceSession.FromModel(model);
+                using var b = InferenceSession.FromModel(q);
+                var v = Validator.Compare(a, b, DataSet.FromFolder(Path.Combine(data, "test"), a.Inputs));
+                line += string.Create(c, $"  {method}: {v.ReferenceAccuracy * 100:F1} -> {v.CandidateAccuracy * 100:F1}");
+            }
+            Console.WriteLine(line);
+        }
+        return 0;
+    }
+    case "calibration-memory":
+    {
+        int samples = int.Parse(Opt("--samples", "100"), c), size = int.Parse(Opt("--size", "112"), c);
+        var model = MobileNetV2.Build(size);
+        var dir = Path.Combine(Path.GetTempPath(), $"onnxopt-calib-{samples}-{size}");
+        Directory.CreateDirectory(dir);
+        var path = Path.Combine(dir, "input.npy");
+        if (!File.Exists(path))
+        {
+            var rng = new SplitMix64(4);
+            var per = 3 * size * size;
+            using var f = File.Create(path);
+            // The header of the whole array, then the samples one by one (the file never sits in memory).
+            var headerOnly = Npy.HeaderFor(DataType.Float, [samples, 3, size, size]);
+            f.Write(headerOnly);
+            var buf = new float[per];
+            for (int i = 0; i < samples; i++)
+            {
+                for (int j = 0; j < per; j++) buf[j] = (float)rng.NextGaussian();
+                f.Write(System.Runtime.InteropServices.MemoryMarshal.AsBytes(buf.AsSpan()));
+            }
+        }
+        var src = CalibrationSource.FromFolder(dir);
+        var tensors = QdqEmitter.CalibrationTensors(model);
+        var sw = Stopwatch.StartNew();
+        foreach (var method in new[] { "minmax", "entropy" })
+        {
+            var ranges = ActivationRanges.Collect(src, model, tensors, RangeCalibrator.Factory(method), null);
+            GC.KeepAlive(ranges);
+        }
+        Console.WriteLine(string.Create(c, $"calibration (minmax + entropy) of MobileNetV2 at {size}x{size} over {samples} samples from disk, {tensors.Count} tensors: {sw.Elapsed.TotalSeconds:F1} s, peak working set {Process.GetCurrentProcess().PeakWorkingSet64 / (1 << 20):N0} MB"));
         return 0;
     }
     case "synflow":
@@ -35,6 +128,21 @@ switch (args.FirstOrDefault())
         return 0;
     }
     default:
-        Console.Error.WriteLine("usage: onnxopt-bench resnet18 OUT.onnx [--size 224] | synflow [--rounds 100] [--size 224]");
+        Console.Error.WriteLine("usage: onnxopt-bench resnet18|mobilenetv2 OUT.onnx [--size 224] | synflow [--rounds 100] [--size 224] | int8-latency [--iters 50] | int8-accuracy | calibration-memory --samples N [--size 112]");
         return 2;
+}
+
+static class Repo
+{
+    /// <summary>The repository root (the folder holding OnnxOpt.sln), found upwards from the working directory or the binary.</summary>
+    public static string Root
+    {
+        get
+        {
+            foreach (var start in new[] { Directory.GetCurrentDirectory(), AppContext.BaseDirectory })
+                for (var d = new DirectoryInfo(start); d is not null; d = d.Parent)
+                    if (File.Exists(Path.Combine(d.FullName, "OnnxOpt.sln"))) return d.FullName;
+            throw new DirectoryNotFoundException("run onnxopt-bench inside the onnxopt repository");
+        }
+    }
 }

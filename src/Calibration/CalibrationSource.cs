@@ -30,7 +30,24 @@ public sealed class CalibrationSource
 
     /// <summary>The same samples, run with other session settings (e.g. ORT's optimizations on, to
     /// measure a quantized model as it will be deployed).</summary>
-    public CalibrationSource With(SessionSettings settings) => new(Description, _factory) { BatchSize = BatchSize, Settings = settings };
+    public CalibrationSource With(SessionSettings settings) => new(Description, _factory) { BatchSize = BatchSize, MaxBatchBytes = MaxBatchBytes, Settings = settings };
+
+    /// <summary>Most bytes of requested values one batch may hold; the batch shrinks (to 1 at least)
+    /// when the model's activations are large, so memory stays bounded for any model and data size.</summary>
+    public long MaxBatchBytes { get; init; } = 128L << 20;
+
+    /// <summary>Samples per batch: BatchSize, or fewer when the requested values' per-sample bytes
+    /// (from their inferred shapes, axis 0 taken as the batch) would exceed MaxBatchBytes.</summary>
+    public int BatchFor(Model model, IReadOnlyList<string> values)
+    {
+        long perSample = 0;
+        foreach (var name in values.Distinct())
+        {
+            if (model.Graph.Find(name) is not { Shape: { Rank: > 0 } s } v || !s.Dims.Skip(1).All(d => d.IsKnown)) continue;
+            perSample += Math.Max(1, v.ElementType.ByteCount(s.Dims.Skip(1).Aggregate(1L, (a, d) => a * d.Value!.Value)));
+        }
+        return perSample == 0 ? BatchSize : (int)Math.Clamp(MaxBatchBytes / perSample, 1, BatchSize);
+    }
 
     /// <summary>Runs the model over every calibration batch, handing the requested values (graph
     /// outputs or intermediates) of each batch to <paramref name="visit"/>; nothing is kept.</summary>
@@ -41,7 +58,8 @@ public sealed class CalibrationSource
         var data = DataFor(session.Inputs);
         var progress = progressLabel is not null && !Console.IsErrorRedirected;
         int seen = 0;
-        foreach (var batch in data.Batches(BatchSize))
+        ShapeInference.Run(model);
+        foreach (var batch in data.Batches(BatchFor(model, values)))
         {
             var outs = session.Run(batch.Inputs, values);
             visit(batch, outs);

@@ -229,19 +229,26 @@ public class QuantizeTests
     [Fact]
     public void AccuracyAwareModeFallsBackTheWorstOpsUntilTheBudgetHolds()
     {
-        // A deliberately bad calibration (clip at the 60th percentile) ruins the all-int8 model; the search
-        // keeps the most damaged ops in float until held-out accuracy is back within 0.5 points.
+        // With mse ranges the all-int8 MobileNetV2-style net loses 0.2 points on held-out data; a budget of 0
+        // makes the search keep the ops with the largest own error in float until nothing is lost.
         var dir = Path.Combine(Paths.TestModels, "digits", "data");
         var m = OnnxImporter.Load(Path.Combine(Paths.TestModels, "digits", "mobilenetv2.onnx"));
         var copy = OnnxImporter.Parse(OnnxExporter.ToBytes(m));
         var ctx = new PassContext(copy, CalibrationSource.FromFolder(Path.Combine(dir, "calib")), evaluation: CalibrationSource.FromFolder(Path.Combine(dir, "test")));
-        var runs = PipelineRunner.Run(copy, Pipeline.Parse("canonicalize,fold-bn,quantize{calibrate=percentile,percentile=60,max-drop=0.5,max-trials=40}"), ctx, verifyEach: true);
+        var runs = PipelineRunner.Run(copy, Pipeline.Parse("canonicalize,fold-bn,quantize{calibrate=mse,max-drop=0}"), ctx, verifyEach: true);
         var trials = runs[2].Stats.Decisions.Where(d => d[0].Key == "trial").ToList();
         Assert.True(trials.Count >= 2, "the all-int8 model should have needed fallbacks");
-        Assert.True((double)trials[0].First(kv => kv.Key == "drop").Value! > 0.5);
-        Assert.True((double)trials[^1].First(kv => kv.Key == "drop").Value! <= 0.5);
+        Assert.True((double)trials[0].First(kv => kv.Key == "drop").Value! > 0);
+        Assert.True((double)trials[^1].First(kv => kv.Key == "drop").Value! <= 0);
         Assert.Contains(runs[2].Stats.Decisions, d => d.Any(kv => kv.Key == "reason" && (string?)kv.Value == "kept in float (accuracy)"));
-        Assert.Contains(runs[2].Stats.Decisions, d => d[0].Key == "node" && d.Any(kv => kv.Key == "int8_output_sqnr_db"));
+        Assert.Contains(runs[2].Stats.Decisions, d => d[0].Key == "node" && d.Any(kv => kv.Key == "output_sqnr_db_alone_in_int8"));
+        // The model the pass leaves is the one the search accepted: its held-out accuracy is within budget,
+        // and most ops are still int8.
+        using var a = InferenceSession.FromModel(m);
+        using var b = InferenceSession.FromModel(copy);
+        var v = Runtime.Validation.Validator.Compare(a, b, DataSet.FromFolder(Path.Combine(dir, "test"), a.Inputs));
+        Assert.True(v.ReferenceAccuracy - v.CandidateAccuracy <= 1e-9, $"{v.ReferenceAccuracy} -> {v.CandidateAccuracy}");
+        Assert.True(Count(copy, "QuantizeLinear") > 10, $"only {Count(copy, "QuantizeLinear")} tensors quantized");
     }
 
     [Fact]

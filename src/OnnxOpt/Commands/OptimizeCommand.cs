@@ -205,6 +205,12 @@ public static class OptimizeCommand
                     w.WriteEndObject();
                 }
                 w.WriteEndArray();
+                if (run.Stats.Notes.Count > 0)
+                {
+                    w.WriteStartArray("notes");
+                    foreach (var n in run.Stats.Notes) w.WriteStringValue(n);
+                    w.WriteEndArray();
+                }
                 w.WriteEndObject();
             }
             w.WriteEndArray();

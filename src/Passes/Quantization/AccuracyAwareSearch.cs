@@ -1,10 +1,10 @@
 // Accuracy-aware quantization (as Intel Neural Compressor's tuning): quantize everything, measure on
 // held-out data in ONNX Runtime with its optimizations on (the int8 kernels that will run), and while
 // the drop (accuracy points with labels; else top-1 agreement points with fp32; else cosine x 100)
-// exceeds the budget, fall back to float the quantized op whose own output is damaged most -- the
-// lowest SQNR of its dequantized int8 activation against the fp32 one, 10 log10(sum x^2 / sum (x - x')^2),
-// measured once on the all-int8 model -- one op at a time. The best model seen is kept; every trial
-// is reported.
+// exceeds the budget, fall back to float the op whose own error is largest, one at a time. An op's own
+// error is the model output's SQNR, 10 log10(sum y^2 / sum (y - y')^2), when that op alone is int8:
+// the SQNR of an activation inside the all-int8 model would mostly measure the ops before it. The best
+// model seen is kept; every trial and every op's SQNR are reported.
 using System.Globalization;
 using OnnxOpt.Calibration;
 using OnnxOpt.GraphIR;
@@ -36,10 +36,16 @@ internal static class AccuracyAwareSearch
         var best = (Drop: reference.Drop(f0), Fallback: new HashSet<string>(fallback));
         if (best.Drop <= maxDrop + 1e-9) return fallback;
 
-        var (qdq, result) = qoperator ? Build(fallback, false) : (first, firstResult);
-        var sqnr = OutputSqnr(eval, OnnxImporter.Parse(fp32), qdq, result);
+        // Each op's own error: the output SQNR with only that op in int8.
+        var computeKeys = firstResult.Quantized.Where(q => QdqEmitter.ComputeOps.Contains(q.Op)).Select(q => q.Key).ToList();
+        var sqnr = new Dictionary<string, double>(StringComparer.Ordinal);
+        foreach (var key in computeKeys)
+        {
+            var others = computeKeys.Where(k => k != key).ToHashSet(StringComparer.Ordinal);
+            sqnr[key] = reference.Measure(deployed, Build(others, false).Model).SqnrDb;
+        }
         foreach (var (key, db) in sqnr.OrderBy(kv => kv.Value).ThenBy(kv => kv.Key, StringComparer.Ordinal))
-            ctx.Stats.Decide(("node", key), ("int8_output_sqnr_db", double.IsFinite(db) ? Math.Round(db, 3) : null));
+            ctx.Stats.Decide(("node", key), ("output_sqnr_db_alone_in_int8", double.IsFinite(db) ? Math.Round(db, 3) : null));
         int trial = 0;
         foreach (var (key, _) in sqnr.OrderBy(kv => kv.Value).ThenBy(kv => kv.Key, StringComparer.Ordinal))
         {
@@ -63,28 +69,5 @@ internal static class AccuracyAwareSearch
         ctx.Stats.Decide(("trial", (long)trial), ("fell_back", fellBack), ("in_float", string.Join(";", fallback.Order(StringComparer.Ordinal))),
             ("metric", reference.DropMetric), ("reference", reference.Accuracy ?? 100.0), ("int8", f.Accuracy ?? f.Agreement),
             ("drop", Math.Round(reference.Drop(f), 6)), ("agreement", f.Agreement));
-    }
-
-    /// <summary>SQNR (dB) of each quantized op's dequantized output against the fp32 model's, over the data.</summary>
-    private static Dictionary<string, double> OutputSqnr(CalibrationSource eval, Model fp32, Model qdq, QdqResult r)
-    {
-        var keys = r.Outputs.Keys.Order(StringComparer.Ordinal).ToList();
-        var refNames = keys.Select(k => r.Outputs[k].Reference).ToList();
-        var qNames = keys.Select(k => r.Outputs[k].Dequantized).ToList();
-        var settings = new SessionSettings { Optimization = GraphOptimization.Disabled, IntraOpThreads = Environment.ProcessorCount };
-        using var a = InferenceSession.FromModel(fp32, settings, refNames);
-        using var b = InferenceSession.FromModel(qdq, settings, qNames);
-        var signal = new double[keys.Count]; var noise = new double[keys.Count];
-        foreach (var batch in eval.DataFor(a.Inputs).Batches(eval.BatchSize))
-        {
-            var x = a.Run(batch.Inputs, refNames);
-            var y = b.Run(batch.Inputs, qNames);
-            for (int k = 0; k < keys.Count; k++)
-            {
-                var xs = x[k].ToFloatArray(); var ys = y[k].ToFloatArray();
-                for (int i = 0; i < xs.Length; i++) { signal[k] += xs[i] * (double)xs[i]; noise[k] += (xs[i] - (double)ys[i]) * (xs[i] - (double)ys[i]); }
-            }
-        }
-        return keys.Select((key, k) => (key, noise[k] == 0 ? double.PositiveInfinity : 10 * Math.Log10(signal[k] / noise[k]))).ToDictionary(t => t.key, t => t.Item2);
     }
 }

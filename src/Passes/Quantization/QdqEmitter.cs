@@ -96,13 +96,15 @@ public static class QdqEmitter
     public static QdqResult Emit(Model m, Rewriter rw, IReadOnlyDictionary<string, RangeCalibrator> ranges, QuantizeOptions o, IReadOnlySet<string> fallback)
     {
         var g = m.Graph;
+        ShapeInference.Run(m);
         var opset = m.OpsetVersion("") ?? 1;
         if (opset < 10) throw new OnnxModelException($"quantize needs opset 10 or later (QuantizeLinear); the model imports opset {opset}");
         bool perChannel = o.PerChannel && opset >= 13;
         var kind = o.ActivationType == DataType.Int8 ? RangeKind.Symmetric : RangeKind.Asymmetric;
         var result = new QdqResult(new(), new(), new(), perChannel);
 
-        // 1. Which compute ops.
+        // 1. Which compute ops (keys taken now: emitting may rename a graph output's producer).
+        var keys = g.Nodes.ToDictionary(n => n, Key);
         var compute = new List<Node>();
         foreach (var n in g.Nodes.ToList())
         {
@@ -199,11 +201,11 @@ public static class QdqEmitter
         foreach (var c in compute)
         {
             var y = c.Output();
-            result.Quantized.Add((Key(c), c.OpType, absorbed.GetValueOrDefault(c)));
+            result.Quantized.Add((keys[c], c.OpType, absorbed.GetValueOrDefault(c)));
             var dequantized = y.Uses.Select(u => u.Node).FirstOrDefault(n => n.OpType == "QuantizeLinear")?.Output().Uses.Select(u => u.Node).FirstOrDefault(n => n.OpType == "DequantizeLinear")?.Output().Name;
-            if (dequantized is not null) result.Outputs[Key(c)] = (rangeName[y], dequantized);
+            if (dequantized is not null) result.Outputs[keys[c]] = (rangeName[y], dequantized);
         }
-        foreach (var s in shared) result.Quantized.Add((Key(s), s.OpType, null));
+        foreach (var s in shared) result.Quantized.Add((keys[s], s.OpType, null));
         rw.RemoveUnusedInitializers(g);
         rw.Finish();
         return result;

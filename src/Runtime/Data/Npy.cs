@@ -88,28 +88,37 @@ public static partial class Npy
 
     public static byte[] Serialize(Tensor t)
     {
-        var descr = Types.FirstOrDefault(x => x.Type == t.ElementType).Descr
-            ?? throw new OnnxModelException($"tensor '{t.Name}': {t.ElementType.Name()} cannot be written as .npy");
-        var shape = t.Dims.Length switch
+        var header = HeaderFor(t.ElementType, t.Dims, t.Name);
+        var data = t.RawData.Span;
+        var outp = new byte[header.Length + data.Length];
+        header.CopyTo(outp, 0);
+        data.CopyTo(outp.AsSpan(header.Length));
+        return outp;
+    }
+
+    /// <summary>The .npy header (magic, version, padded dict) for an array of this type and shape; the data follows it.</summary>
+    public static byte[] HeaderFor(DataType type, long[] dims, string name = "array")
+    {
+        var descr = Types.FirstOrDefault(x => x.Type == type).Descr
+            ?? throw new OnnxModelException($"tensor '{name}': {type.Name()} cannot be written as .npy");
+        var shape = dims.Length switch
         {
             0 => "()",
-            1 => $"({t.Dims[0]},)",
-            _ => "(" + string.Join(", ", t.Dims.Select(d => d.ToString(CultureInfo.InvariantCulture))) + ")",
+            1 => $"({dims[0]},)",
+            _ => "(" + string.Join(", ", dims.Select(d => d.ToString(CultureInfo.InvariantCulture))) + ")",
         };
         var dict = $"{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}";
         var major = dict.Length + 11 > 65535 ? 2 : 1;
         var pre = major == 1 ? 10 : 12;
         var total = (pre + dict.Length + 1 + 63) / 64 * 64;
         var header = dict.PadRight(total - pre - 1) + "\n";
-        var data = t.RawData.Span;
-        var outp = new byte[total + data.Length];
+        var outp = new byte[total];
         Magic.CopyTo(outp, 0);
         outp[6] = (byte)major;
         outp[7] = 0;
         if (major == 1) BitConverter.TryWriteBytes(outp.AsSpan(8), (ushort)header.Length);
         else BitConverter.TryWriteBytes(outp.AsSpan(8), (uint)header.Length);
         Encoding.Latin1.GetBytes(header, outp.AsSpan(pre));
-        data.CopyTo(outp.AsSpan(total));
         return outp;
     }
 
