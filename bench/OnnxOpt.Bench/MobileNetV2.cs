@@ -4,7 +4,6 @@
 // (1x1 expand + ReLU6, depthwise 3x3 + ReLU6, 1x1 project; residual add when stride 1 and same width),
 // conv 1x1 (1280) + ReLU6, global average pool, fc 1000. 3.5 M parameters, 0.3 G MACs at 224x224.
 using OnnxOpt.GraphIR;
-using OnnxOpt.Runtime.Data;
 
 namespace OnnxOpt.Bench;
 
@@ -12,23 +11,13 @@ public static class MobileNetV2
 {
     public static Model Build(int size = 224, ulong seed = 2)
     {
-        var rng = new SplitMix64(seed);
         var b = new GraphBuilder("mobilenetv2");
+        var l = new RandomLayers(b, seed);
         var six = b.Initializer("six", [6f]);
         var zero = b.Initializer("zero", [0f]);
-        int k = 0;
-        float[] Normal(long n, double std) => Enumerable.Range(0, (int)n).Select(_ => (float)(rng.NextGaussian() * std)).ToArray();
         Value ConvBn(Value x, long cin, long cout, int kernel, int stride, int group, bool relu6)
         {
-            var name = $"conv{k++}";
-            var fanIn = cin / group * kernel * kernel;
-            var w = b.Initializer(name + ".w", Normal(cout * fanIn, Math.Sqrt(2.0 / fanIn)), cout, cin / group, kernel, kernel);
-            var pad = kernel / 2;
-            var c = b.Node("Conv", [x, w], OnnxAttribute.IntList("kernel_shape", kernel, kernel), OnnxAttribute.IntList("strides", stride, stride),
-                OnnxAttribute.IntList("pads", pad, pad, pad, pad), OnnxAttribute.Int("group", group));
-            var y = b.Node("BatchNormalization", [c, b.Initializer(name + ".bn.scale", Normal(cout, 0.1).Select(v => 1 + v).ToArray(), cout),
-                b.Initializer(name + ".bn.bias", Normal(cout, 0.1), cout), b.Initializer(name + ".bn.mean", Normal(cout, 0.1), cout),
-                b.Initializer(name + ".bn.var", Normal(cout, 0.1).Select(v => 1 + Math.Abs(v)).ToArray(), cout)]);
+            var y = l.ConvBn(x, cin, cout, kernel, stride, group);
             return relu6 ? b.Node("Clip", [y, zero, six]) : y;
         }
         var x = b.Input("input", DataType.Float, "N", 3, size, size);
@@ -46,9 +35,7 @@ public static class MobileNetV2
                 cin = c;
             }
         h = ConvBn(h, cin, 1280, 1, 1, 1, true);
-        var f = b.Node("Flatten", [b.Node("GlobalAveragePool", [h])]);
-        var fc = b.Initializer("fc.w", Normal(1000 * 1280, Math.Sqrt(1.0 / 1280)), 1000, 1280);
-        b.Output(b.Node("Gemm", [f, fc, b.Initializer("fc.b", new float[1000], 1000)], OnnxAttribute.Int("transB", 1)));
+        b.Output(l.Classifier(h, 1280));
         return b.Build();
     }
 }
