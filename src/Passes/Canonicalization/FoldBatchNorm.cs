@@ -149,7 +149,7 @@ public sealed class FoldBatchNorm : Pass
                 SetWeight(rw, n, 1, bt.Dims, bmat, n.Output().Name + "_B");
                 if (n.Input(2) is null) rw.SetInput(n, 2, rw.Constant(n.Graph, n.Output().Name + "_C", Tensor.FromFloats("", [c], newC)));
                 else SetWeight(rw, n, 2, [c], newC, n.Output().Name + "_C");
-                n.SetAttr(OnnxAttribute.Float("beta", 1f));
+                rw.SetAttr(n, OnnxAttribute.Float("beta", 1f));
                 return true;
             }
             default: return false;

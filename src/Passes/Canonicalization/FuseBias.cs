@@ -77,7 +77,7 @@ public sealed class FuseBias : Pass
                 var nc = Enumerable.Range(0, n).Select(j => beta * cv[j] + (d.Length == 1 ? d[0] : d[j])).ToArray();
                 if (p.Input(2) is null) rw.SetInput(p, 2, rw.Constant(p.Graph, lin.Name + "_bias", Tensor.FromFloats("", [n], nc)));
                 else FoldBatchNorm.SetWeight(rw, p, 2, [n], nc, lin.Name + "_bias");
-                p.SetAttr(OnnxAttribute.Float("beta", 1f));
+                rw.SetAttr(p, OnnxAttribute.Float("beta", 1f));
                 return true;
             }
             case "MatMul":

@@ -18,13 +18,24 @@ public sealed class Rewriter(Model model)
     }
 
     /// <summary>Adds a node (placed by Finish's topological sort) with fresh output names.</summary>
-    public Node Insert(Graph g, string opType, IReadOnlyList<Value?> inputs, string baseName, int outputs = 1, params OnnxAttribute[] attrs)
+    public Node Insert(Graph g, string opType, IReadOnlyList<Value?> inputs, string baseName, int outputs = 1, params OnnxAttribute[] attrs) =>
+        Insert(g, "", opType, inputs, baseName, outputs, attrs);
+
+    /// <summary>Adds a node of another domain (e.g. "com.microsoft").</summary>
+    public Node Insert(Graph g, string domain, string opType, IReadOnlyList<Value?> inputs, string baseName, int outputs = 1, params OnnxAttribute[] attrs)
     {
         Changes++;
         var names = Enumerable.Range(0, outputs).Select(i => g.FreshName(outputs == 1 ? baseName : $"{baseName}_{i}")).ToList();
-        var node = g.AddNode(opType, inputs, names, name: g.FreshNodeName(baseName));
+        var node = g.AddNode(opType, inputs, names, domain, name: g.FreshNodeName(baseName));
         node.Attributes.AddRange(attrs);
         return node;
+    }
+
+    /// <summary>Sets (adds or replaces) an attribute of a node.</summary>
+    public void SetAttr(Node n, OnnxAttribute a)
+    {
+        Changes++;
+        n.SetAttr(a);
     }
 
     /// <summary>Whether uses of <paramref name="old"/> can move to <paramref name="replacement"/>

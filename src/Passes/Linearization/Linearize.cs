@@ -195,7 +195,7 @@ public sealed class Linearize : Pass
         FoldBatchNorm.SetWeight(rw, p, 1, wt.Dims, w, p.Output().Name + "_W");
         if (p.Input(2) is null) rw.SetInput(p, 2, rw.Constant(p.Graph, p.Output().Name + "_B", Tensor.FromFloats("", [c], bias)));
         else FoldBatchNorm.SetWeight(rw, p, 2, [c], bias, p.Output().Name + "_B");
-        if (p.OpType == "Gemm") p.SetAttr(OnnxAttribute.Float("beta", 1f));
+        if (p.OpType == "Gemm") rw.SetAttr(p, OnnxAttribute.Float("beta", 1f));
         return true;
     }
 }

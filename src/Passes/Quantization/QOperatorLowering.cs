@@ -123,8 +123,7 @@ public static class QOperatorLowering
     private static void Replace(Rewriter rw, Node n, Node q, string op, string domain, List<Value?> ins, OnnxAttribute[] attrs)
     {
         var g = n.Graph;
-        var node = rw.Insert(g, op, ins, n.Output().Name + "_int", 1, attrs);
-        node.Domain = domain;
+        var node = rw.Insert(g, domain, op, ins, n.Output().Name + "_int", 1, attrs);
         node.Output().Type = q.Output().Type;
         rw.Replace(q.Output(), node.Output());
         rw.Erase(q);

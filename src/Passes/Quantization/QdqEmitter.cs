@@ -243,9 +243,9 @@ public static class QdqEmitter
                 if (c.OpType == "Gemm")
                 {
                     var alpha = c.GetFloat("alpha", 1f); var beta = c.GetFloat("beta", 1f);
-                    if (alpha != 1f) { for (int i = 0; i < w.Length; i++) w[i] *= alpha; c.SetAttr(OnnxAttribute.Float("alpha", 1f)); }
+                    if (alpha != 1f) { for (int i = 0; i < w.Length; i++) w[i] *= alpha; rw.SetAttr(c, OnnxAttribute.Float("alpha", 1f)); }
                     if (b is not null && beta != 1f) { for (int i = 0; i < b.Length; i++) b[i] *= beta; }
-                    c.SetAttr(OnnxAttribute.Float("beta", 1f));
+                    rw.SetAttr(c, OnnxAttribute.Float("beta", 1f));
                     axis = c.GetInt("transB", 0) != 0 ? 0 : 1;
                 }
                 else axis = c.OpType == "Conv" ? 0 : c.GetInt("group", 1) == 1 ? 1 : -1;
