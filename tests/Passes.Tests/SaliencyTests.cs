@@ -205,6 +205,7 @@ public class SaliencyTests
         long total = weights.Sum(w => w.Length), nonzero = weights.Sum(w => w.LongCount(v => v != 0));
         Assert.InRange((double)nonzero / total, 0.249, 0.251);
         Assert.Equal(total - nonzero, Counter(runs, "weights zeroed"));
+        Assert.Equal(total - nonzero, ModelStats.Compute(after).ZeroParameterCount);
         Assert.Equal(Count(mlp, "Gemm"), Count(after, "Gemm"));
         var (syn, runs2) = Run(mlp, "sparsify{iterations=10,density=0.05}");
         Assert.Contains(runs2[0].Stats.Decisions, d => d.Any(kv => kv.Key == "layer_collapse" && kv.Value is false));

@@ -20,6 +20,8 @@ public sealed record ModelStats
     public required SortedDictionary<string, int> OpHistogram { get; init; }
     public int NodeCount { get; init; }
     public long ParameterCount { get; init; }
+    /// <summary>Parameters that are exactly zero (what pruning leaves; sparsity = zero / all).</summary>
+    public long ZeroParameterCount { get; init; }
     public long InitializerBytes { get; init; }
     public long? FileBytes { get; init; }
     public required SortedDictionary<string, long> MacsByOp { get; init; }
@@ -63,6 +65,7 @@ public sealed record ModelStats
             OpHistogram = hist,
             NodeCount = count,
             ParameterCount = inits.Where(t => t.ElementType != DataType.Int64).Sum(t => t.ElementCount),
+            ZeroParameterCount = inits.Where(t => t.ElementType != DataType.Int64).Sum(CountZeros),
             InitializerBytes = inits.Sum(t => t.ByteSize),
             FileBytes = fileBytes,
             MacsByOp = macs,
@@ -73,6 +76,19 @@ public sealed record ModelStats
     }
 
     private static TensorSummary Summary(Value v) => new(v.Name, TypeText(v.Type));
+
+    private static long CountZeros(Tensor t)
+    {
+        if (t.Strings is not null) return 0;
+        switch (t.ElementType)
+        {
+            case DataType.Float: { long z = 0; foreach (var v in t.Span<float>()) if (v == 0) z++; return z; }
+            case DataType.Int8 or DataType.UInt8 or DataType.Bool: { long z = 0; foreach (var v in t.RawData.Span) if (v == 0) z++; return z; }
+            default:
+                try { return t.ToDoubleArray().LongCount(v => v == 0); }
+                catch (NotSupportedException) { return 0; }
+        }
+    }
 
     public static string TypeText(OnnxType? t)
     {

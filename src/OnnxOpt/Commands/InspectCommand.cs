@@ -68,6 +68,7 @@ public static class InspectCommand
         foreach (var (k, v) in s.OpHistogram) w.WriteNumber(k, v);
         w.WriteEndObject();
         w.WriteNumber("parameters", s.ParameterCount);
+        w.WriteNumber("zero_parameters", s.ZeroParameterCount);
         w.WriteNumber("initializer_bytes", s.InitializerBytes);
         if (s.FileBytes is long fb) w.WriteNumber("file_bytes", fb);
         w.WriteStartObject("macs");
@@ -89,7 +90,8 @@ public static class InspectCommand
         foreach (var t in s.Inputs) sb.AppendLine($"input:       {t.Name} {t.Type}");
         foreach (var t in s.Outputs) sb.AppendLine($"output:      {t.Name} {t.Type}");
         sb.AppendLine(c, $"nodes:       {s.NodeCount}");
-        sb.AppendLine(c, $"parameters:  {s.ParameterCount:N0}");
+        var zeros = s.ZeroParameterCount > 0 ? string.Create(c, $" ({s.ZeroParameterCount:N0} zero, sparsity {100.0 * s.ZeroParameterCount / s.ParameterCount:F1}%)") : "";
+        sb.AppendLine(c, $"parameters:  {s.ParameterCount:N0}{zeros}");
         sb.AppendLine(c, $"initializers: {s.InitializerBytes:N0} bytes");
         if (s.FileBytes is long fb) sb.AppendLine(c, $"file:        {fb:N0} bytes");
         sb.AppendLine(c, $"MACs:        {s.TotalMacs:N0} per sample");

@@ -162,7 +162,7 @@ public static class OptimizeCommand
     private static string Summary(Pipeline p, ModelStats b, ModelStats a, ValidationReport? v, string? verdict, BenchReport? lat)
     {
         var c = CultureInfo.InvariantCulture;
-        var s = string.Create(c, $"pipeline {p}: nodes {b.NodeCount} -> {a.NodeCount}, MACs {b.TotalMacs:N0} -> {a.TotalMacs:N0}, non-linear depth {b.NonLinearDepth} -> {a.NonLinearDepth}, parameters {b.ParameterCount:N0} -> {a.ParameterCount:N0}, file {b.FileBytes:N0} -> {a.FileBytes:N0} bytes");
+        var s = string.Create(c, $"pipeline {p}: nodes {b.NodeCount} -> {a.NodeCount}, MACs {b.TotalMacs:N0} -> {a.TotalMacs:N0}, non-linear depth {b.NonLinearDepth} -> {a.NonLinearDepth}, parameters {b.ParameterCount:N0} -> {a.ParameterCount:N0} ({a.ZeroParameterCount:N0} zero), file {b.FileBytes:N0} -> {a.FileBytes:N0} bytes");
         if (v is not null)
         {
             var o = v.Outputs[0];
