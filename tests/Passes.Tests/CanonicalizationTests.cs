@@ -37,6 +37,25 @@ public class CanonicalizationTests
     }
 
     [Fact]
+    public void IdentityActivationsAreNoOps()
+    {
+        // PRelu with slope 1, LeakyRelu with alpha 1 and an unbounded Clip compute y = x; a PRelu with
+        // slope 0.5 or a bounded Clip do not.
+        var b = new GraphBuilder("acts");
+        var x = b.Input("x", DataType.Float, "N", 3, 4, 4);
+        var h = b.Node("PRelu", [x, b.Initializer("one", [1f, 1f, 1f], 3, 1, 1)]);
+        h = b.Node("LeakyRelu", [h], OnnxAttribute.Float("alpha", 1f));
+        h = b.Node("Clip", [h]);
+        h = b.Node("PRelu", [h, b.Initializer("half", [0.5f])]);
+        b.Output(b.Node("Clip", [h, b.Initializer("lo", [0f]), null]));
+        var m = b.Build();
+        var (after, runs) = Run(m, "canonicalize");
+        Assert.Equal(3, Counter(runs, "no-ops removed"));
+        Assert.Equal(["PRelu", "Clip"], after.Graph.Nodes.Select(n => n.OpType).ToArray());
+        AssertEquivalent(m, after);
+    }
+
+    [Fact]
     public void CanonicalizeKeepsAnOutputThatAliasesAnInput()
     {
         var m = TextParser.ParseModel("""

@@ -127,4 +127,27 @@ public class LinearizeTests
         var e = Assert.Throws<OnnxModelException>(() => Run(Net(), "linearize"));
         Assert.Contains("--calib", e.Message);
     }
+
+    [Fact]
+    public void ALayerFoldingTrainedNetFoldsExactlyToFewerMacs()
+    {
+        // testmodels/train_layerfolding.py trained this MobileNetV2-style net with Layer Folding's
+        // linearity loss: 10 of its 12 PReLU slopes became 1. canonicalize removes those, fold-conv merges
+        // the blocks that pay, and the result is exact on held-out data.
+        var dir = Path.Combine(Paths.TestModels, "digits");
+        var m = OnnxImporter.Load(Path.Combine(dir, "mobilenetv2_lf.onnx"));
+        var before = ModelStats.Compute(OnnxImporter.Load(Path.Combine(dir, "mobilenetv2_lf.onnx")));
+        var (after, runs) = Run(m, "canonicalize,fold-bn,linearize{max-agreement-drop=0},fold-conv,fuse-bias,canonicalize",
+            CalibrationSource.FromFolder(Path.Combine(dir, "data", "calib")));
+        var stats = ModelStats.Compute(after);
+        Assert.Equal(12, before.NonLinearDepth);
+        Assert.Equal(2, stats.NonLinearDepth);
+        Assert.True(stats.TotalMacs < 0.75 * before.TotalMacs, $"MACs {before.TotalMacs} -> {stats.TotalMacs}");
+        Assert.True(Counter(runs, "conv-conv folded (exact, border bias map)") >= 2);
+        using var a = Runtime.InferenceSession.FromModel(m);
+        using var b = Runtime.InferenceSession.FromModel(after);
+        var v = Runtime.Validation.Validator.Compare(a, b, DataSet.FromFolder(Path.Combine(dir, "data", "test"), a.Inputs));
+        Assert.True(v.Passed, $"max abs {v.Outputs[0].MaxAbsError}");
+        Assert.Equal(v.ReferenceAccuracy, v.CandidateAccuracy);
+    }
 }

@@ -2,7 +2,8 @@
 // point (max-iterations; the report says whether it converged).
 //  - no-ops:  y = Identity(x); y = Dropout(x) in inference (mask unused); y = Cast(x, to = type of x);
 //             y = Transpose(x, perm = identity); y = Reshape(x, s) with static shape(y) == shape(x);
-//             y = Pad(x, all pads 0)                                   ->  uses of y read x
+//             y = Pad(x, all pads 0); y = PRelu(x, slope all 1); y = LeakyRelu(x, alpha = 1);
+//             y = Clip(x) without bounds                               ->  uses of y read x
 //  - Constant nodes become initializers; Shape(x) with a static shape becomes an int64 initializer;
 //  - constant folding: every node whose inputs are all constants (no subgraphs, no random ops) is
 //    evaluated once in ONNX Runtime and replaced by an initializer of the same name (skipped when the
@@ -87,6 +88,13 @@ public sealed class Canonicalize : Pass
             case "Pad":
                 var pads = n.GetInts("pads") ?? Rewriter.ConstantOf(n.Input(1))?.ToInt64Array();
                 return pads is not null && pads.All(p => p == 0) && (n.GetString("mode") ?? "constant") is "constant" or "reflect" or "edge" or "wrap";
+            case "PRelu":
+                // Unidirectional broadcasting: y has x's shape, and a slope of 1 everywhere makes y = x.
+                return Rewriter.ConstantOf(n.Input(1)) is { } slope && slope.ElementType.IsFloatingPoint() && slope.ToDoubleArray().All(v => v == 1);
+            case "LeakyRelu":
+                return n.GetFloat("alpha", 0.01f) == 1f;
+            case "Clip":
+                return opset < 11 ? n.Attr("min") is null && n.Attr("max") is null : n.Input(1) is null && n.Input(2) is null;
             default: return false;
         }
     }

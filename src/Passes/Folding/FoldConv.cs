@@ -184,7 +184,7 @@ public sealed class FoldConv : Pass
             var chainBefore = macsBefore + (ModelStats.Macs(conv3, out _) ?? 0);
             if (chainAfter <= chainBefore) { macsAfter = macsBefore; paramsAfter = paramsBefore; ctx.Stats.Count("folded as first step of a paying chain"); }
         }
-        if (!Pays(ctx, o, macsBefore, macsAfter, paramsBefore, paramsAfter, () => { var t = Clone(ctx.Model); var r = new Rewriter(t); Apply(t, r); r.RemoveDeadNodes(t.Graph); r.Finish(); return t; }, what))
+        if (!Pays(ctx, o, macsBefore, macsAfter, paramsBefore, paramsAfter, () => { var t = Clone(ctx.Model); var r = new Rewriter(t); Apply(t, r); r.RemoveDeadNodes(t.Graph); r.RemoveUnusedInitializers(t.Graph); r.Finish(); return t; }, what))
         {
             if (ctx.Stats.Once(label)) ctx.Stats.Decide(("fold", what), ("kind", "conv-conv"), ("decision", "kept"), ("reason", "cost model"),
                 ("macs_before", macsBefore), ("macs_after", macsAfter), ("params_before", (long)paramsBefore), ("params_after", paramsAfter));

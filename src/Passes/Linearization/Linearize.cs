@@ -2,7 +2,8 @@
 // from calibration data instead of training). For every ReLU, LeakyReLU, PReLU and Clip (ReLU6) that
 // sits between foldable linear ops:
 //   1. statistics of its input z over the calibration set: fraction < 0, fraction > clip max, and the
-//      energy the identity would change, ||min(z,0)||^2/||z||^2 (+ ||z - clip||^2/||z||^2 for Clip);
+//      energy the identity would change, ||min(z,0)||^2/||z||^2 (x (1 - slope)^2 for LeakyRelu/PRelu;
+//      + ||z - clip||^2/||z||^2 for Clip);
 //   2. exact on the data (no element in a non-linear region) -> always linearized (budget 0 does only these);
 //   3. otherwise, most linear first, each is switched in a trial model and the trial's top-1 agreement
 //      with the original (cosine of outputs for non-classifiers) is measured in ORT on the calibration
@@ -77,7 +78,9 @@ public sealed class Linearize : Pass
             var s = stats[a].Total;
             var (lo, hi) = ClipBounds(a) ?? (0, double.PositiveInfinity);
             bool exact = a.OpType == "Clip" ? s.Min >= lo && s.Max <= hi : s.NegCount == 0;
-            double score = a.OpType == "Clip" ? (lo == 0 ? s.NegativeEnergyRatio : s.FractionNegative) + s.AboveEnergyRatio : s.NegativeEnergyRatio;
+            // z -> act(z) changes the negative part by (1 - slope) z: weight its energy by (1 - slope)^2.
+            double score = a.OpType == "Clip" ? (lo == 0 ? s.NegativeEnergyRatio : s.FractionNegative) + s.AboveEnergyRatio
+                : s.NegativeEnergyRatio * Math.Pow(1 - NegativeSlope(a), 2);
             return new Candidate(a, stats[a], exact, exact ? 0 : score, lo, hi);
         }).OrderBy(c => c.Exact ? 0 : 1).ThenBy(c => c.Score).ThenBy(c => g.Nodes.IndexOf(c.Act)).ToList();
 
@@ -117,6 +120,14 @@ public sealed class Linearize : Pass
         ctx.Stats.Count("linearized exactly", accepted.Count(c => c.Exact));
         ctx.Stats.Decide(("summary", "linearize"), ("metric", reference.Metric), ("agreement_after_all", current.Agreement), ("sqnr_db_after_all", double.IsPositiveInfinity(current.SqnrDb) ? null : Math.Round(current.SqnrDb, 3)), ("samples", (long)reference.Samples));
     }
+
+    /// <summary>The slope on negative inputs (Relu 0, LeakyRelu alpha, PRelu the slope farthest from 1).</summary>
+    private static double NegativeSlope(Node a) => a.OpType switch
+    {
+        "LeakyRelu" => a.GetFloat("alpha", 0.01f),
+        "PRelu" when Rewriter.ConstantOf(a.Input(1)) is { } t => t.ToDoubleArray().OrderByDescending(v => Math.Abs(1 - v)).FirstOrDefault(),
+        _ => 0,
+    };
 
     private static (double Min, double Max)? ClipBounds(Node a)
     {
