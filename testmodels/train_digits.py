@@ -11,36 +11,16 @@ Outputs (committed, so tests and CI never need Python):
     testmodels/digits/manifest.json
 Deterministic: fixed seeds, one thread.
 """
-import hashlib, json, os
+import json, os
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from sklearn.datasets import load_digits
+from digits_data import OUT, x_train, y_train, x_test, y_test, x_calib, y_calib, to_cnn, to_mlp, sha256
 
 torch.manual_seed(0)
 np.random.seed(0)
 torch.set_num_threads(1)
-HERE = os.path.dirname(os.path.abspath(__file__))
-OUT = os.path.join(HERE, "digits")
-
-digits = load_digits()
-x = digits.images.astype(np.float32) / 16.0          # [1797, 8, 8] in [0, 1]
-y = digits.target.astype(np.int64)
-perm = np.random.RandomState(0).permutation(len(x))
-x, y = x[perm], y[perm]
-n_test, n_calib = 500, 200
-x_train, y_train = x[n_test:], y[n_test:]
-x_test, y_test = x[:n_test], y[:n_test]
-x_calib, y_calib = x_train[:n_calib], y_train[:n_calib]
-
-def to_cnn(a):
-    t = torch.from_numpy(a).unsqueeze(1)
-    t = F.interpolate(t, size=(16, 16), mode="bilinear", align_corners=False)
-    return ((t - 0.3) / 0.4).contiguous()
-
-def to_mlp(a):
-    return torch.from_numpy(((a - 0.3) / 0.4).reshape(len(a), 64)).contiguous()
 
 def conv_bn(cin, cout, k=3, s=1, groups=1, act="relu"):
     layers = [nn.Conv2d(cin, cout, k, s, k // 2, groups=groups, bias=False), nn.BatchNorm2d(cout)]
@@ -128,10 +108,6 @@ def accuracy(model, xt, yt):
 def save_npy(folder, name, arr):
     os.makedirs(folder, exist_ok=True)
     np.save(os.path.join(folder, name), arr)
-
-def sha256(path):
-    with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
 
 manifest = {"source": "testmodels/train_digits.py", "dataset": "sklearn digits (1797 8x8 images), 500 held out, 200 train samples as calibration",
             "torch": torch.__version__, "models": []}

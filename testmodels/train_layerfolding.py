@@ -16,32 +16,16 @@ Output (committed, so tests and CI never need Python): testmodels/digits/mobilen
 entry in testmodels/digits/manifest_lf.json. Same data split as train_digits.py (data/calib, data/test).
 Deterministic: fixed seeds, one thread.
 """
-import hashlib, json, os
+import json, os
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from sklearn.datasets import load_digits
+from digits_data import OUT, x_train, y_train, x_test, y_test, to_cnn, sha256
 
 torch.manual_seed(0)
 np.random.seed(0)
 torch.set_num_threads(1)
-HERE = os.path.dirname(os.path.abspath(__file__))
-OUT = os.path.join(HERE, "digits")
-
-digits = load_digits()
-x = digits.images.astype(np.float32) / 16.0
-y = digits.target.astype(np.int64)
-perm = np.random.RandomState(0).permutation(len(x))
-x, y = x[perm], y[perm]
-n_test = 500
-x_train, y_train = x[n_test:], y[n_test:]
-x_test, y_test = x[:n_test], y[:n_test]
-
-def to_cnn(a):
-    t = torch.from_numpy(a).unsqueeze(1)
-    t = F.interpolate(t, size=(16, 16), mode="bilinear", align_corners=False)
-    return ((t - 0.3) / 0.4).contiguous()
 
 class Act(nn.Module):
     """act_a(x) = a*x + (1-a)*relu(x), exported as PRelu(x, a)."""
@@ -121,8 +105,7 @@ path = os.path.join(OUT, "mobilenetv2_lf.onnx")
 torch.onnx.export(model, to_cnn(x_test[:1]), path, input_names=["input"], output_names=["logits"], opset_version=13,
                   dynamic_axes={"input": {0: "N"}, "logits": {0: "N"}}, training=torch.onnx.TrainingMode.PRESERVE,
                   do_constant_folding=True)
-with open(path, "rb") as f:
-    digest = hashlib.sha256(f.read()).hexdigest()
+digest = sha256(path)
 manifest = {"source": "testmodels/train_layerfolding.py", "dataset": "as manifest.json (data/calib, data/test)", "torch": torch.__version__,
             "models": [{"name": "mobilenetv2_lf", "file": "digits/mobilenetv2_lf.onnx", "data": "digits/data",
                         "parameters": sum(p.numel() for p in model.parameters()), "bytes": os.path.getsize(path),

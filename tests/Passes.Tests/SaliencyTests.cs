@@ -86,9 +86,7 @@ public class SaliencyTests
         Assert.Equal(l1.ScoreTotal, r.R, 12);
     }
 
-    /// <summary>Per-weight scores of one round, recomputed from the per-filter layout for a single weight.</summary>
-    private static double ScoreOf(SaliencyResult r, string weight, int index) =>
-        Saliency.WeightScores(r, weight)[index];
+    private static double ScoreOf(SaliencyResult r, string weight, int index) => r.Scores[weight][index];
 
     [Fact]
     public void ScoresOfASmallConvNetMatchFiniteDifferencesOfROnOrt()
@@ -116,7 +114,7 @@ public class SaliencyTests
         {
             var v = positive.Graph.Find(name)!;
             var w = v.Initializer!.ToFloatArray();
-            var scores = Saliency.WeightScores(r, name);
+            var scores = r.Scores[name];
             foreach (var i in new[] { 0, 7, w.Length / 2, w.Length - 1 })
             {
                 var hstep = 0.5f * w[i];

@@ -47,6 +47,7 @@ public sealed record LayerSaliency(string Layer, string OpType, string Weight, l
 public sealed record SaliencyResult(SaliencyOptions Options, double R, int Rounds, IReadOnlyList<LayerSaliency> Layers,
     IReadOnlyDictionary<string, bool[]> Masks, IReadOnlyDictionary<string, double[]> Scores, double Seconds, double MsPerRound)
 {
+    // Scores: per-weight scores of the first round (the unpruned network), by weight name.
     public bool LayerCollapse => Layers.Any(l => l.Collapsed);
     public long Weights => Layers.Sum(l => l.Weights);
     public long Kept => Layers.Sum(l => l.Kept);
@@ -107,9 +108,6 @@ public static class Saliency
         }).ToList();
         return new SaliencyResult(o, r, rounds, layers, masks, first, sw.Elapsed.TotalSeconds, sw.Elapsed.TotalMilliseconds / rounds);
     }
-
-    /// <summary>Per-weight scores of the first round (the unpruned network) of one weight tensor.</summary>
-    public static double[] WeightScores(SaliencyResult r, string weight) => r.Scores[weight];
 
     public static List<PrunableWeight> PrunableWeights(Model model)
     {
