@@ -50,7 +50,7 @@ public sealed class CliContext(TextWriter stdout, TextWriter stderr)
     public TextWriter Err { get; } = stderr;
 
     public static bool IsUserError(Exception e) =>
-        e is OnnxModelException or OnnxOpt.Runtime.Native.OrtException or OnnxOpt.Runtime.Native.OrtNotFoundException or IOException or UnauthorizedAccessException or NotSupportedException or FormatException or ArgumentException;
+        e is OnnxModelException or OnnxOpt.Runtime.OrtException or OnnxOpt.Runtime.OrtNotFoundException or IOException or UnauthorizedAccessException or NotSupportedException or FormatException or ArgumentException;
 
     public static string OneLine(string s) => s.ReplaceLineEndings(" ").Trim();
 

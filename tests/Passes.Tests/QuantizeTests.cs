@@ -9,7 +9,6 @@ using OnnxOpt.GraphIR;
 using OnnxOpt.Passes;
 using OnnxOpt.Runtime;
 using OnnxOpt.Runtime.Data;
-using OnnxOpt.Runtime.Native;
 using static OnnxOpt.Tests.PassTestKit;
 
 namespace OnnxOpt.Tests;

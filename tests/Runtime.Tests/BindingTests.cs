@@ -3,7 +3,6 @@
 using System.Diagnostics;
 using OnnxOpt.GraphIR;
 using OnnxOpt.Runtime;
-using OnnxOpt.Runtime.Native;
 
 namespace OnnxOpt.Tests;
 
@@ -12,8 +11,8 @@ public class BindingTests
     [Fact]
     public void LoadsOrt130()
     {
-        OrtLibrary.EnsureLoaded();
-        Assert.Equal("1.30.0", OrtLibrary.Version);
+        OrtEnvironment.EnsureLoaded();
+        Assert.Equal("1.30.0", OrtEnvironment.Version);
     }
 
     [Fact]
@@ -119,5 +118,58 @@ public class BindingLeakTests
         GC.Collect(); GC.WaitForPendingFinalizers();
         var grown = Process.GetCurrentProcess().WorkingSet64 - before;
         Assert.True(grown < 16 << 20, $"working set grew by {grown >> 20} MB over 10,000 runs");
+    }
+}
+
+public class SessionSettingsTests
+{
+    private static Dictionary<string, Tensor> Feed(int batch) =>
+        new() { ["x"] = Tensor.FromFloats("x", [batch, 16], Enumerable.Range(0, batch * 16).Select(i => i * 0.01f).ToArray()) };
+
+    [Fact]
+    public void FreeDimensionOverrideFixesTheSymbolicBatch()
+    {
+        var m = OnnxImporter.Load(Cli.Model("ops/gemm_matmul.onnx"));
+        using var free = InferenceSession.FromModel(m);
+        using var fixedN = InferenceSession.FromModel(m, new SessionSettings { FreeDimensions = new Dictionary<string, long> { ["N"] = 2 } });
+        Assert.Equal(free.Run(Feed(2))[0].ToFloatArray(), fixedN.Run(Feed(2))[0].ToFloatArray());
+        Assert.Equal("[2,16]", fixedN.Inputs[0].Shape!.ToString());
+        Assert.Throws<OnnxModelException>(() => fixedN.Run(Feed(3)));
+    }
+
+    [Fact]
+    public void ConfigEntriesReachOrt()
+    {
+        // x * (c1 + c2): ORT's constant folding removes the Add unless the entry turns that transformer off.
+        var b = new GraphBuilder("fold");
+        var x = b.Input("x", DataType.Float, "N", 4);
+        var sum = b.Node("Add", [b.Initializer("c1", [1f, 2f, 3f, 4f], 4), b.Initializer("c2", [1f, 1f, 1f, 1f], 4)]);
+        b.Output(b.Node("Mul", [x, sum]));
+        var m = b.Build();
+        List<string> OpsOrtRuns(IReadOnlyDictionary<string, string> entries)
+        {
+            var path = Path.Combine(Paths.TempDir(), "optimized.onnx");
+            var settings = new SessionSettings { Optimization = GraphOptimization.Basic, OptimizedModelPath = path, ConfigEntries = entries };
+            using (InferenceSession.FromModel(m, settings)) { }
+            return OnnxImporter.Load(path).Graph.Nodes.Select(n => n.OpType).ToList();
+        }
+        Assert.Equal(["Mul"], OpsOrtRuns(new Dictionary<string, string>()));
+        Assert.Equal(["Add", "Mul"], OpsOrtRuns(new Dictionary<string, string>
+        {
+            ["optimization.disable_specified_optimizers"] = "ConstantFolding",
+        }));
+    }
+
+    [Fact]
+    public void ParallelExecutionComputesTheSame()
+    {
+        var m = OnnxImporter.Load(Cli.Model("digits/resnet.onnx"));
+        using var seq = InferenceSession.FromModel(m);
+        using var par = InferenceSession.FromModel(m, new SessionSettings { ParallelExecution = true, InterOpThreads = 2 });
+        var x = new Dictionary<string, Tensor>
+        {
+            ["input"] = Tensor.FromFloats("input", [2, 1, 16, 16], Enumerable.Range(0, 512).Select(i => MathF.Sin(i)).ToArray()),
+        };
+        Assert.Equal(seq.Run(x)[0].ToFloatArray(), par.Run(x)[0].ToFloatArray());
     }
 }

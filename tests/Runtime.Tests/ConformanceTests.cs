@@ -8,7 +8,6 @@
 using OnnxOpt.GraphIR;
 using OnnxOpt.Runtime;
 using OnnxOpt.Runtime.Data;
-using OnnxOpt.Runtime.Native;
 using Xunit.Abstractions;
 
 namespace OnnxOpt.Tests;
@@ -33,8 +32,8 @@ public class ConformanceTests(ITestOutputHelper output)
         var knownHit = new List<string>();
         var failures = new List<string>();
         var settings = new SessionSettings { Optimization = GraphOptimization.Disabled, LogLevel = OrtLogLevel.Fatal };
-        var quiet = OrtLibrary.Log;
-        OrtLibrary.Log = (_, _) => { };
+        var quiet = OrtEnvironment.Log;
+        OrtEnvironment.Log = (_, _) => { };
         try
         {
             foreach (var dir in Directory.EnumerateDirectories(Path.Combine(Paths.OnnxTestData, "node")).Order(StringComparer.Ordinal))
@@ -55,7 +54,7 @@ public class ConformanceTests(ITestOutputHelper output)
                 }
             }
         }
-        finally { OrtLibrary.Log = quiet; }
+        finally { OrtEnvironment.Log = quiet; }
 
         var total = passed + skipped.Values.Sum(l => l.Count) + knownHit.Count + failures.Count;
         output.WriteLine($"conformance: {total} backend node tests: {passed} passed, {skipped.Values.Sum(l => l.Count)} skipped, {knownHit.Count} known ORT failures, {failures.Count} unexpected failures");

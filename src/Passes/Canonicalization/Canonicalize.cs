@@ -172,7 +172,7 @@ public sealed class Canonicalize : Pass
             using var s = InferenceSession.FromModel(sub, new SessionSettings { Optimization = GraphOptimization.Disabled });
             results = s.Run(new Dictionary<string, Tensor>());
         }
-        catch (Exception e) when (e is Runtime.Native.OrtException or OnnxModelException)
+        catch (Exception e) when (e is Runtime.OrtException or OnnxModelException)
         {
             return 0; // ORT cannot evaluate it (e.g. an unsupported type): leave the nodes as they are
         }
