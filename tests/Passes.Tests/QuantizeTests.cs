@@ -149,10 +149,12 @@ public class QuantizeTests
         }
     }
 
-    [Fact]
-    public void WeightsArePerChannelInt8BiasIsInt32AtInputTimesWeightScaleAndReluIsAbsorbed()
+    [Theory]
+    [InlineData("false", 127)]
+    [InlineData("true", 63)]
+    public void WeightsArePerChannelInt8BiasIsInt32AtInputTimesWeightScaleAndReluIsAbsorbed(string reduce, int qmax)
     {
-        var (q, runs) = Run(Cases["conv-relu"](), "quantize", Calib);
+        var (q, runs) = Run(Cases["conv-relu"](), $"quantize{{reduce-range={reduce}}}", Calib);
         Assert.Equal(0, Count(q, "Relu"));
         Assert.Contains(runs[0].Stats.Decisions, d => d.Any(kv => kv.Key == "absorbed" && (string?)kv.Value == "Relu"));
         var conv = q.Graph.Nodes.First(n => n.OpType == "Conv");
@@ -162,7 +164,8 @@ public class QuantizeTests
         Assert.Equal(8, ws.Length);
         Assert.Equal(0, wdq.GetInt("axis", -1));
         var wq = Rewriter.ConstantOf(wdq.Input(0))!.ToDoubleArray();
-        for (int c = 0; c < 8; c++) Assert.Equal(127, wq.Skip(c * 36).Take(36).Max(Math.Abs));
+        for (int c = 0; c < 8; c++) Assert.Equal(qmax, wq.Skip(c * 36).Take(36).Max(Math.Abs));
+        Assert.Equal(reduce == "true", runs[0].Stats.Notes.Any(n => n.Contains("reduce-range")));
         var bdq = conv.Input(2)!.Producer!;
         Assert.Equal(DataType.Int32, Rewriter.ConstantOf(bdq.Input(0))!.ElementType);
         var xs = Rewriter.ConstantOf(conv.Input(0)!.Producer!.Input(1))!.ToFloatArray()[0];
@@ -171,6 +174,26 @@ public class QuantizeTests
         // The conv output's uint8 range starts at 0 (zero point 0): quantizing clamps exactly like the absorbed ReLU.
         var yq = conv.Output().Uses.Single().Node;
         Assert.Equal(0, Rewriter.ConstantOf(yq.Input(2))!.ToDoubleArray()[0]);
+    }
+
+    [Fact]
+    public void ReduceRangeAutoFollowsThisCpu()
+    {
+        var (q, _) = Run(Cases["conv-relu"](), "quantize", Calib);
+        var wdq = q.Graph.Nodes.First(n => n.OpType == "Conv").Input(1)!.Producer!;
+        var top = Rewriter.ConstantOf(wdq.Input(0))!.ToDoubleArray().Max(Math.Abs);
+        Assert.Equal(Int8Hardware.U8S8Saturates ? 63 : 127, top);
+    }
+
+    [Fact]
+    public void FullRangeWeightsSaturateOnlyWhereTheHardwareSaysSo()
+    {
+        // The reason reduce-range exists: on x86 without VNNI, full-range int8 weights make ORT's kernels
+        // differ from the QDQ math by many steps; with VNNI (or off x86) they agree within one.
+        var (q, _) = Run(Cases["conv-relu"](), "quantize{reduce-range=false}", Calib);
+        var steps = StepsApart(q);
+        if (Int8Hardware.U8S8Saturates) Assert.True(steps > 2, $"expected saturation on {Int8Hardware.Description}, got {steps} steps");
+        else Assert.True(steps <= 1.0 + 1e-6, $"{steps} steps on {Int8Hardware.Description}");
     }
 
     [Fact]

@@ -28,6 +28,8 @@ public sealed record QuantizeOptions
     public IReadOnlySet<string> Include { get; init; } = new HashSet<string>();
     /// <summary>Node names, output names or op types to keep in float.</summary>
     public IReadOnlySet<string> Exclude { get; init; } = new HashSet<string>();
+    /// <summary>Largest |q| of int8 weights: 127, or 63 where ORT's u8s8 kernels saturate (Int8Hardware).</summary>
+    public int WeightMax { get; init; } = 127;
 }
 
 /// <summary>What one emission did: quantized nodes (by key), skipped candidates with the reason,
@@ -250,7 +252,7 @@ public static class QdqEmitter
                 }
                 else axis = c.OpType == "Conv" ? 0 : c.GetInt("group", 1) == 1 ? 1 : -1;
                 if (!perChannel) axis = -1;
-                var qw = QuantizedWeight.Of(w, wt.Dims, axis);
+                var qw = QuantizedWeight.Of(w, wt.Dims, axis, o.WeightMax);
                 var wName = c.Input(1)!.Name;
                 var zeros = Tensor.FromValues("", DataType.Int8, qw.Scales.Length == 1 ? [] : [qw.Scales.Length], new sbyte[qw.Scales.Length].AsSpan());
                 rw.SetInput(c, 1, Dq(rw, g, wName, Tensor.FromValues("", DataType.Int8, wt.Dims, qw.Values.AsSpan()), qw.Scales, zeros, axis));
@@ -274,7 +276,7 @@ public static class QdqEmitter
                     var name = c.Input(i)!.Name;
                     if (c.OpType == "MatMul" && i == 1 && t.Dims.Length == 2)
                     {
-                        var qw = QuantizedWeight.Of(data, t.Dims, perChannel ? 1 : -1);
+                        var qw = QuantizedWeight.Of(data, t.Dims, perChannel ? 1 : -1, o.WeightMax);
                         var zeros = Tensor.FromValues("", DataType.Int8, qw.Scales.Length == 1 ? [] : [qw.Scales.Length], new sbyte[qw.Scales.Length].AsSpan());
                         rw.SetInput(c, i, Dq(rw, g, name, Tensor.FromValues("", DataType.Int8, t.Dims, qw.Values.AsSpan()), qw.Scales, zeros, 1));
                         continue;

@@ -2,8 +2,8 @@
 //   activations, uint8 asymmetric: the range widened to include 0, [rmin, rmax];
 //       scale = (rmax - rmin) / 255,  zero_point = clamp(round(-rmin / scale), 0, 255)
 //   activations, int8 symmetric:  scale = max(|rmin|, |rmax|) / 127, zero_point = 0
-//   weights, int8 symmetric in [-127, 127], per output channel (or per tensor):
-//       scale_c = max|w_c| / 127,  q = clamp(round(w / scale_c), -127, 127)
+//   weights, int8 symmetric in [-Q, Q], per output channel (or per tensor), Q = 127 (63 with
+//   reduce-range, see Int8Hardware):  scale_c = max|w_c| / Q,  q = clamp(round(w / scale_c), -Q, Q)
 //   bias, int32:  scale_c = input_scale * weight_scale_c,  q = round(b / scale_c), zero_point 0
 // A zero range gets scale 1 (every value is then 0 exactly). Rounding is half to even, as
 // QuantizeLinear's.
@@ -53,17 +53,17 @@ public sealed record QParams(float Scale, int ZeroPoint, DataType Type)
 public sealed record QuantizedWeight(sbyte[] Values, float[] Scales, int Axis)
 {
     /// <summary>Symmetric int8 quantization of <paramref name="w"/> (dims) along axis (-1: one scale).</summary>
-    public static QuantizedWeight Of(float[] w, long[] dims, int axis)
+    public static QuantizedWeight Of(float[] w, long[] dims, int axis, int qmax = 127)
     {
         int channels = axis < 0 ? 1 : (int)dims[axis];
         long inner = axis < 0 ? w.Length : dims.Skip(axis + 1).Aggregate(1L, (a, b) => a * b);
         int ChannelOf(int i) => axis < 0 ? 0 : (int)(i / inner % channels);
         var amax = new double[channels];
         for (int i = 0; i < w.Length; i++) amax[ChannelOf(i)] = Math.Max(amax[ChannelOf(i)], Math.Abs(w[i]));
-        var scales = amax.Select(a => a > 0 ? (float)(a / 127) : 1f).ToArray();
+        var scales = amax.Select(a => a > 0 ? (float)(a / qmax) : 1f).ToArray();
         var q = new sbyte[w.Length];
         for (int i = 0; i < w.Length; i++)
-            q[i] = (sbyte)Math.Clamp(Math.Round(w[i] / (double)scales[ChannelOf(i)], MidpointRounding.ToEven), -127, 127);
+            q[i] = (sbyte)Math.Clamp(Math.Round(w[i] / (double)scales[ChannelOf(i)], MidpointRounding.ToEven), -qmax, qmax);
         return new QuantizedWeight(q, scales, axis);
     }
 

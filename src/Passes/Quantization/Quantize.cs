@@ -27,6 +27,8 @@ public sealed class Quantize : Pass
         PassOption.Enum("activation-type", "uint8", ["uint8", "int8"], "activations uint8 asymmetric or int8 symmetric"),
         PassOption.String("include", "", "only these nodes (names, output names or op types; ';'-separated); empty: all supported"),
         PassOption.String("exclude", "", "keep these nodes in float (names, output names or op types; ';'-separated)"),
+        PassOption.Enum("reduce-range", "auto", ["auto", "true", "false"],
+            "7-bit weights ([-63, 63]) so ORT's uint8 x int8 kernels cannot saturate; auto: on x86 CPUs without VNNI"),
         PassOption.Double("max-drop", -1, "accuracy-aware: largest accuracy drop in points on --eval data (agreement without labels; -1: off)"),
         PassOption.Int("max-trials", 24, "accuracy-aware: most fallback trials"),
     ];
@@ -37,6 +39,15 @@ public sealed class Quantize : Pass
         ActivationType = o.Enum("activation-type") == "int8" ? DataType.Int8 : DataType.UInt8,
         Include = Split(o.String("include")),
         Exclude = Split(o.String("exclude")),
+        WeightMax = ReduceRange(o) ? 63 : 127,
+    };
+
+    /// <summary>reduce-range resolved: auto follows this CPU (Int8Hardware.U8S8Saturates).</summary>
+    public static bool ReduceRange(PassOptions o) => o.Enum("reduce-range") switch
+    {
+        "true" => true,
+        "false" => false,
+        _ => Int8Hardware.U8S8Saturates,
     };
 
     private static HashSet<string> Split(string s) => s.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToHashSet(StringComparer.Ordinal);
@@ -84,5 +95,7 @@ public sealed class Quantize : Pass
             ctx.Stats.Decide(("node", key), ("op", op), ("decision", "float"), ("reason", reason));
         }
         if (!r.PerChannel && o.PerChannel) ctx.Stats.Notes.Add("per-channel weights need opset 13; used per-tensor scales");
+        if (o.WeightMax < 127)
+            ctx.Stats.Notes.Add($"7-bit weights in [-{o.WeightMax}, {o.WeightMax}] (reduce-range; this CPU: {Int8Hardware.Description})");
     }
 }
