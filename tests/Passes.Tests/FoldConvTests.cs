@@ -121,6 +121,41 @@ public class FoldConvTests
         AssertEquivalent(m, after);
     }
 
+    [Theory]
+    [InlineData("Gemm")]
+    [InlineData("MatMul")]
+    public void PairWhoseResultIsTheGraphOutputFoldsAndKeepsTheOutputName(string op)
+    {
+        // Regression: Gemm->Gemm checked CanReplace(y, y) and never folded when y was a graph output.
+        var b = new GraphBuilder("out");
+        var x = b.Input("x", DataType.Float, "N", 6);
+        var h = b.Node(op, [x, W(b, "w1", 1, 6, 4)]);
+        b.Output(b.Node(op, [h, W(b, "w2", 2, 4, 3)]));
+        var m = b.Build();
+        var name = m.Graph.Outputs[0].Name;
+        var (after, runs) = Run(m, "fold-conv");
+        Assert.Equal(1, Counter(runs, op == "Gemm" ? "gemm-gemm folded" : "matmul-matmul folded"));
+        Assert.Equal(op, Assert.Single(after.Graph.Nodes).OpType);
+        Assert.Equal(name, after.Graph.Outputs[0].Name);
+        AssertEquivalent(m, after);
+    }
+
+    [Fact]
+    public void RefusedMatMulPairLeavesNoNodeBehind()
+    {
+        // A bottleneck pair (6x2 then 2x6: 24 parameters) would grow to 6x6 (36): kept, and nothing is added.
+        var b = new GraphBuilder("kept");
+        var x = b.Input("x", DataType.Float, "N", 6);
+        var h = b.Node("MatMul", [x, W(b, "w1", 1, 6, 2)]);
+        b.Output(b.Node("MatMul", [h, W(b, "w2", 2, 2, 6)]));
+        var m = b.Build();
+        var (after, runs) = Run(m, "fold-conv");
+        Assert.Equal(0, Counter(runs, "matmul-matmul folded"));
+        Assert.Equal(2, Count(after, "MatMul"));
+        Assert.Equal(m.Graph.Nodes.Count, after.Graph.Nodes.Count);
+        Assert.Equal(m.Graph.Initializers.Count, after.Graph.Initializers.Count);
+    }
+
     [Fact]
     public void PaddedSecondConvIsRefusedUnlessBorderErrorIsAllowed()
     {
