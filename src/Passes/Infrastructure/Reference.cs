@@ -1,8 +1,8 @@
 // The original model's answers on a data set, to measure how far a rewritten model drifts from it:
 //   classifiers (first output [batch, classes]): top-1 agreement with the original, in %; with labels,
 //     also both models' accuracy in %;
-//   other models: mean cosine of the first output x 100;
-//   always: SQNR of the first output, 10 log10(sum y^2 / sum (y - y')^2) dB (infinite when identical).
+//   other models: cosine of the first output x 100;
+//   always: SQNR of the first output. Each measure as Runtime.Validation.Fidelity defines it.
 // Used by linearize's budget and by quantize's accuracy-aware search.
 using OnnxOpt.Calibration;
 using OnnxOpt.GraphIR;
@@ -10,7 +10,7 @@ using OnnxOpt.Runtime.Validation;
 
 namespace OnnxOpt.Passes;
 
-public sealed record Fidelity(double Agreement, double SqnrDb, double? Accuracy = null);
+public sealed record FidelityResult(double Agreement, double SqnrDb, double? Accuracy = null);
 
 public sealed class Reference
 {
@@ -42,15 +42,14 @@ public sealed class Reference
         return r;
     }
 
-    public Fidelity Measure(CalibrationSource data, Model candidate)
+    public FidelityResult Measure(CalibrationSource data, Model candidate)
     {
         long agree = 0, total = 0, correct = 0, labelled = 0;
-        double cosSum = 0, signal = 0, noise = 0;
+        var signal = new SignalComparison();
         int k = 0;
         data.Stream(candidate, [_output], (batch, outs) =>
         {
-            var x = _outputs[k]; var y = outs[0].ToFloatArray();
-            for (int i = 0; i < x.Length; i++) { signal += x[i] * (double)x[i]; noise += (x[i] - (double)y[i]) * (x[i] - (double)y[i]); }
+            signal.Add(_outputs[k], outs[0].ToFloatArray());
             if (Metric == "top1_agreement")
             {
                 var a = Validator.ArgMax(outs[0]);
@@ -58,22 +57,16 @@ public sealed class Reference
                 for (int i = 0; i < a.Length; i++) { total++; if (a[i] == want[i]) agree++; }
                 if (batch.Labels is { } l) for (int i = 0; i < l.Length; i++) { labelled++; if (a[i] == l[i]) correct++; }
             }
-            else
-            {
-                double dot = 0, nx = 0, ny = 0;
-                for (int i = 0; i < x.Length; i++) { dot += x[i] * (double)y[i]; nx += x[i] * (double)x[i]; ny += y[i] * (double)y[i]; }
-                cosSum += nx == 0 && ny == 0 ? 1 : dot / Math.Sqrt(nx * ny);
-                total++;
-            }
             k++;
         });
-        var agreement = Metric == "top1_agreement" ? 100.0 * agree / Math.Max(1, total) : 100.0 * cosSum / Math.Max(1, total);
-        return new Fidelity(agreement, noise == 0 ? double.PositiveInfinity : 10 * Math.Log10(signal / noise),
-            labelled > 0 && Accuracy is not null ? 100.0 * correct / labelled : null);
+        var agreement = Metric == "top1_agreement" ? Fidelity.Percent(agree, total) : 100.0 * signal.Cosine;
+        return new FidelityResult(agreement, signal.SqnrDb,
+            labelled > 0 && Accuracy is not null ? Fidelity.Percent(correct, labelled) : null);
     }
 
     /// <summary>The drop in points the budget is about: accuracy when labels exist, else agreement (or cosine x 100).</summary>
-    public double Drop(Fidelity f) => Accuracy is double a && f.Accuracy is double b ? a - b : 100 - f.Agreement;
+    public double Drop(FidelityResult f) => Fidelity.DropOf(Accuracy, f.Accuracy,
+        Metric == "top1_agreement" ? f.Agreement : null, f.Agreement / 100).Points;
 
     /// <summary>What <see cref="Drop"/> measures.</summary>
     public string DropMetric => Accuracy is not null ? "accuracy" : Metric;

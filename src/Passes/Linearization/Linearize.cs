@@ -21,8 +21,9 @@ public sealed class Linearize : Pass
 {
     public override string Name => "linearize";
     public override string Summary => "replace (nearly) linear ReLU/LeakyReLU/PReLU/Clip activations by identity or a per-channel affine map, within an agreement budget measured in ORT";
-    public override bool IsExact => false;
-    public override bool NeedsCalibration => true;
+    public override bool IsExact(PassOptions options) => false;
+    public override string BudgetOption => "max-agreement-drop";
+    public override DataNeeds Needs(PassOptions options) => DataNeeds.Calibration;
     public override IReadOnlyList<PassOption> Options { get; } =
     [
         PassOption.Double("max-agreement-drop", 0.5, "largest drop in top-1 agreement with the original, in points (cosine x 100 for non-classifiers); 0 = only activations exactly linear on the data"),
@@ -87,8 +88,8 @@ public sealed class Linearize : Pass
         // 2. Reference answers of the original model on the calibration set.
         var reference = Reference.Capture(calib, model);
         var accepted = new List<Candidate>();
-        var measured = new Dictionary<Node, Fidelity>();
-        var current = new Fidelity(100, double.PositiveInfinity);
+        var measured = new Dictionary<Node, FidelityResult>();
+        var current = new FidelityResult(100, double.PositiveInfinity);
         foreach (var c in candidates)
         {
             if (accepted.Count >= maxCount) break;

@@ -63,7 +63,7 @@ internal static class AccuracyAwareSearch
         return best.Fallback;
     }
 
-    private static void Trial(PassContext ctx, Reference reference, int trial, string? fellBack, Fidelity f, HashSet<string> fallback)
+    private static void Trial(PassContext ctx, Reference reference, int trial, string? fellBack, FidelityResult f, HashSet<string> fallback)
     {
         ctx.Stats.Count("accuracy trials");
         ctx.Stats.Decide(("trial", (long)trial), ("fell_back", fellBack), ("in_float", string.Join(";", fallback.Order(StringComparer.Ordinal))),

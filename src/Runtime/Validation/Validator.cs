@@ -1,8 +1,8 @@
 // Runs a reference and a candidate model on the same inputs and compares every output.
 // An element fails only if it exceeds both tolerances: |a-b| > atol and |a-b| > rtol*|a| (as
 // Polygraphy does); a model passes when no element fails and all shapes agree. Also reported per
-// output: max abs error, max rel error, cosine similarity, SQNR in dB (10 log10 of reference energy
-// over error energy; infinite when identical), and for 2-D outputs [batch, classes] the
+// output: max abs error, max rel error, cosine similarity and SQNR (as Fidelity defines them), and for
+// 2-D outputs [batch, classes] the
 // top-1 agreement; with labels, each model's accuracy (argmax of the first 2-D output).
 // Statistics stream over the batches, so the data set size does not raise memory.
 using OnnxOpt.GraphIR;
@@ -96,7 +96,8 @@ public static class Validator
     private sealed class Accumulator(string name, ValidationOptions o)
     {
         private long _n, _fail, _rows, _agree;
-        private double _maxAbs, _maxRel, _dot, _na, _nb, _err;
+        private double _maxAbs, _maxRel;
+        private readonly SignalComparison _signal = new();
         private string? _problem;
 
         public void Add(Tensor a, Tensor b)
@@ -121,8 +122,7 @@ public static class Validator
                 if (double.IsNaN(abs) || (abs > o.Atol && rel > o.Rtol)) _fail++;
                 if (!(abs <= _maxAbs)) _maxAbs = abs;
                 if (Math.Abs(x[i]) > o.Atol && !(rel <= _maxRel)) _maxRel = rel;
-                _dot += x[i] * y[i]; _na += x[i] * x[i]; _nb += y[i] * y[i];
-                if (!double.IsNaN(abs)) _err += abs * abs;
+                _signal.Add(x[i], y[i]);
             }
             _n += x.Length;
             if (a.Dims.Length == 2 && a.Dims[1] > 1)
@@ -134,9 +134,8 @@ public static class Validator
 
         public OutputComparison Result()
         {
-            var cos = _na == 0 && _nb == 0 ? 1.0 : _na == 0 || _nb == 0 ? 0.0 : _dot / Math.Sqrt(_na * _nb);
-            var sqnr = _err == 0 ? double.PositiveInfinity : 10 * Math.Log10(_na / _err);
-            return new OutputComparison(name, _n, _fail, _maxAbs, _maxRel, cos, _rows > 0 ? (double)_agree / _rows : null, _problem, sqnr);
+            return new OutputComparison(name, _n, _fail, _maxAbs, _maxRel, _signal.Cosine,
+                _rows > 0 ? (double)_agree / _rows : null, _problem, _signal.SqnrDb);
         }
     }
 }
