@@ -1,8 +1,6 @@
 // onnxopt inspect MODEL [--json]: opsets, inputs/outputs, op histogram, node/parameter counts,
 // initializer and file bytes, MACs per op type, non-linear depth.
 using System.CommandLine;
-using System.Globalization;
-using System.Text.Json;
 using OnnxOpt.GraphIR;
 
 namespace OnnxOpt.Cli;
@@ -19,87 +17,10 @@ public static class InspectCommand
             var path = r.GetValue(model)!;
             var m = CliContext.LoadModel(path);
             var stats = ModelStats.Compute(m, new FileInfo(path).Length);
-            if (r.GetValue(json)) ctx.Out.Write(ToJson(stats));
-            else ctx.Out.Write(ToText(stats));
+            if (r.GetValue(json)) ctx.Out.Write(ModelStatsWriter.Json(stats));
+            else ctx.Out.Write(ModelStatsWriter.Text(stats));
             return 0;
         });
         return cmd;
-    }
-
-    public static string ToJson(ModelStats s)
-    {
-        using var ms = new MemoryStream();
-        using (var w = new Utf8JsonWriter(ms, new JsonWriterOptions { Indented = true }))
-        {
-            Write(w, s);
-        }
-        return System.Text.Encoding.UTF8.GetString(ms.ToArray()) + "\n";
-    }
-
-    /// <summary>Writes the summary as one JSON object (also embedded in optimize reports).</summary>
-    public static void Write(Utf8JsonWriter w, ModelStats s)
-    {
-        w.WriteStartObject();
-        w.WriteStartArray("opsets");
-        foreach (var o in s.Opsets)
-        {
-            w.WriteStartObject();
-            w.WriteString("domain", o.Domain.Length == 0 ? "ai.onnx" : o.Domain);
-            w.WriteNumber("version", o.Version);
-            w.WriteEndObject();
-        }
-        w.WriteEndArray();
-        void Tensors(string name, IEnumerable<TensorSummary> ts)
-        {
-            w.WriteStartArray(name);
-            foreach (var t in ts)
-            {
-                w.WriteStartObject();
-                w.WriteString("name", t.Name);
-                w.WriteString("type", t.Type);
-                w.WriteEndObject();
-            }
-            w.WriteEndArray();
-        }
-        Tensors("inputs", s.Inputs);
-        Tensors("outputs", s.Outputs);
-        w.WriteNumber("nodes", s.NodeCount);
-        w.WriteStartObject("op_histogram");
-        foreach (var (k, v) in s.OpHistogram) w.WriteNumber(k, v);
-        w.WriteEndObject();
-        w.WriteNumber("parameters", s.ParameterCount);
-        w.WriteNumber("zero_parameters", s.ZeroParameterCount);
-        w.WriteNumber("initializer_bytes", s.InitializerBytes);
-        if (s.FileBytes is long fb) w.WriteNumber("file_bytes", fb);
-        w.WriteStartObject("macs");
-        foreach (var (k, v) in s.MacsByOp) w.WriteNumber(k, v);
-        w.WriteEndObject();
-        w.WriteNumber("total_macs", s.TotalMacs);
-        w.WriteStartArray("nodes_with_unknown_macs");
-        foreach (var n in s.UnknownMacNodes) w.WriteStringValue(n);
-        w.WriteEndArray();
-        w.WriteNumber("non_linear_depth", s.NonLinearDepth);
-        w.WriteEndObject();
-    }
-
-    public static string ToText(ModelStats s)
-    {
-        var c = CultureInfo.InvariantCulture;
-        var sb = new System.Text.StringBuilder();
-        sb.AppendLine("opsets:      " + string.Join(", ", s.Opsets.Select(o => $"{(o.Domain.Length == 0 ? "ai.onnx" : o.Domain)} {o.Version}")));
-        foreach (var t in s.Inputs) sb.AppendLine($"input:       {t.Name} {t.Type}");
-        foreach (var t in s.Outputs) sb.AppendLine($"output:      {t.Name} {t.Type}");
-        sb.AppendLine(c, $"nodes:       {s.NodeCount}");
-        var zeros = s.ZeroParameterCount > 0 ? string.Create(c, $" ({s.ZeroParameterCount:N0} zero, sparsity {100.0 * s.ZeroParameterCount / s.ParameterCount:F1}%)") : "";
-        sb.AppendLine(c, $"parameters:  {s.ParameterCount:N0}{zeros}");
-        sb.AppendLine(c, $"initializers: {s.InitializerBytes:N0} bytes");
-        if (s.FileBytes is long fb) sb.AppendLine(c, $"file:        {fb:N0} bytes");
-        sb.AppendLine(c, $"MACs:        {s.TotalMacs:N0} per sample");
-        foreach (var (k, v) in s.MacsByOp) sb.AppendLine(c, $"  {k,-22} {v,16:N0}");
-        if (s.UnknownMacNodes.Count > 0) sb.AppendLine(c, $"  (MACs unknown for {s.UnknownMacNodes.Count} nodes with dynamic shapes)");
-        sb.AppendLine(c, $"non-linear depth: {s.NonLinearDepth}");
-        sb.AppendLine("op histogram:");
-        foreach (var (k, v) in s.OpHistogram) sb.AppendLine(c, $"  {k,-22} {v,6}");
-        return sb.ToString();
     }
 }

@@ -13,7 +13,9 @@ public static class PassesCommand
         {
             foreach (var p in PassRegistry.Passes)
             {
-                ctx.Out.WriteLine($"{p.Name}{(p.IsExact ? "" : " (approximate)")}{(p.NeedsCalibration ? " (needs calibration data)" : "")}");
+                var d = p.Defaults();
+                var needs = p.Needs(d).HasFlag(DataNeeds.Calibration) ? " (needs calibration data)" : "";
+                ctx.Out.WriteLine($"{p.Name}{(p.IsExact(d) ? "" : " (approximate)")}{needs}");
                 ctx.Out.WriteLine($"    {p.Summary}");
                 foreach (var o in p.Options)
                     ctx.Out.WriteLine($"    {o.Name}={o.Format(o.Default)}  [{o.TypeName}]  {o.Description}");

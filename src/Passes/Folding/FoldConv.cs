@@ -27,6 +27,9 @@ public sealed class FoldConv : Pass
         PassOption.Int("max-kernel", 15, "largest folded kernel side to produce"),
     ];
 
+    /// <summary>Border folds of padded convs are approximate: allowed only by allow-border-error.</summary>
+    public override bool IsExact(PassOptions options) => !options.Bool("allow-border-error");
+
     public override void Run(PassContext ctx, PassOptions o)
     {
         var rw = ctx.Rewriter;

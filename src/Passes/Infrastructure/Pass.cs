@@ -1,18 +1,39 @@
-// A pass: a named, documented graph transformation with declared options. Exact passes preserve
-// the model's function (validated by tolerance); approximate ones (linearization, pruning, ...) are
-// validated by agreement/accuracy on calibration data.
+// A pass: a named, documented whole-graph transformation with declared options. What the optimize
+// driver needs to know before anything runs is declared here too, per option set:
+//   IsExact(options): exact passes preserve the model's function (validated by tolerance, ORT's own
+//     rewrites off); approximate ones (linearization, pruning, int8, ...) are validated by the drop in
+//     accuracy/agreement on held-out data, as they will run;
+//   BudgetOption: the option that bounds the pass's accuracy cost in points (the default validation limit);
+//   Needs(options): calibration data, held-out evaluation data.
+// Local rewrites are rules (RewriteRule) run by a pass through the GreedyRewriteDriver.
 using OnnxOpt.GraphIR;
 
 namespace OnnxOpt.Passes;
+
+[Flags]
+public enum DataNeeds
+{
+    None = 0,
+    /// <summary>Samples to calibrate on (--calib DIR or --calib-random N).</summary>
+    Calibration = 1,
+    /// <summary>Held-out samples to measure an accuracy budget on (--eval DIR).</summary>
+    Evaluation = 2,
+}
 
 public abstract class Pass
 {
     public abstract string Name { get; }
     public abstract string Summary { get; }
     public virtual IReadOnlyList<PassOption> Options => [];
-    public virtual bool IsExact => true;
-    /// <summary>Whether the pass needs calibration data (--calib or --calib-random).</summary>
-    public virtual bool NeedsCalibration => false;
+    public virtual bool IsExact(PassOptions options) => true;
+    /// <summary>The option bounding this pass's accuracy cost in points, if it has one.</summary>
+    public virtual string? BudgetOption => null;
+    public virtual DataNeeds Needs(PassOptions options) => DataNeeds.None;
+    /// <summary>Whether the pass also rewrites subgraphs (If/Loop/Scan bodies); most see the main graph only.</summary>
+    public virtual bool VisitsSubgraphs => false;
+
+    /// <summary>The options with every default, e.g. for listings.</summary>
+    public PassOptions Defaults() => new(this);
 
     public abstract void Run(PassContext ctx, PassOptions options);
 }
@@ -39,6 +60,9 @@ public sealed class PassContext
 
     public Calibration.CalibrationSource RequireCalibration(string pass) =>
         Calibration ?? throw new OnnxModelException($"pass '{pass}' needs calibration data: give --calib DIR or --calib-random N");
+
+    public Calibration.CalibrationSource RequireEvaluation(string pass) =>
+        Evaluation ?? throw new OnnxModelException($"pass '{pass}' needs held-out evaluation data: give --eval DIR");
 }
 
 /// <summary>Counters and decisions of one pass run, in a stable order for reports.</summary>

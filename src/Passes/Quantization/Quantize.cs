@@ -15,8 +15,10 @@ public sealed class Quantize : Pass
 {
     public override string Name => "quantize";
     public override string Summary => "post-training int8 quantization (QDQ or QOperator) from calibration data, with an optional accuracy budget that keeps the worst ops in float";
-    public override bool IsExact => false;
-    public override bool NeedsCalibration => true;
+    public override bool IsExact(PassOptions options) => false;
+    public override string BudgetOption => "max-drop";
+    public override DataNeeds Needs(PassOptions options) =>
+        DataNeeds.Calibration | (options.Double("max-drop") >= 0 ? DataNeeds.Evaluation : DataNeeds.None);
     public override IReadOnlyList<PassOption> Options { get; } =
     [
         PassOption.Enum("format", "qdq", ["qdq", "qoperator"], "QuantizeLinear/DequantizeLinear pairs ORT fuses, or QLinearConv/QLinearMatMul/... ops"),
@@ -66,7 +68,7 @@ public sealed class Quantize : Pass
         var fallback = new HashSet<string>(StringComparer.Ordinal);
         if (o.Double("max-drop") >= 0)
         {
-            var eval = ctx.Evaluation ?? throw new OnnxModelException("quantize{max-drop=...} needs held-out evaluation data: give --eval DIR");
+            var eval = ctx.RequireEvaluation("quantize{max-drop=...}");
             fallback = AccuracyAwareSearch.Run(ctx, model, ranges, qo, qoperator, eval, o.Double("max-drop"), (int)o.Int("max-trials"));
         }
         var result = QdqEmitter.Emit(model, ctx.Rewriter, ranges, qo, fallback);

@@ -11,7 +11,7 @@ public sealed class Sparsify : Pass
 {
     public override string Name => "sparsify";
     public override string Summary => "set the lowest-saliency weights of Conv/ConvTranspose/Gemm/MatMul to zero (SynFlow through our autodiff, or magnitude)";
-    public override bool IsExact => false;
+    public override bool IsExact(PassOptions options) => false;
     public override IReadOnlyList<PassOption> Options { get; } =
     [
         PassOption.Enum("method", "synflow", Saliency.Methods, "saliency: synflow (iterative, data-free) or magnitude (one shot |w|)"),

@@ -1,0 +1,125 @@
+// Renders an OptimizeReport: the JSON report (`--report`, keys in a fixed order: input, output,
+// pipeline, before, after, passes, validation, latency) and the text summary optimize prints.
+// Numbers are written as what they mean: doubles to 10 significant digits (no 0.4062600000000001),
+// times to the microsecond, non-finite values as null.
+using System.Globalization;
+using System.Text.Json;
+using OnnxOpt.GraphIR;
+using OnnxOpt.Runtime.Validation;
+
+namespace OnnxOpt.Passes;
+
+public static class OptimizeReportWriter
+{
+    public static string Json(OptimizeReport r)
+    {
+        using var ms = new MemoryStream();
+        using (var w = new Utf8JsonWriter(ms, new JsonWriterOptions { Indented = true }))
+        {
+            w.WriteStartObject();
+            if (r.Input is not null) w.WriteString("input", r.Input);
+            if (r.Output is not null) w.WriteString("output", r.Output);
+            w.WriteString("pipeline", r.Pipeline);
+            w.WritePropertyName("before");
+            ModelStatsWriter.Write(w, r.Before);
+            w.WritePropertyName("after");
+            ModelStatsWriter.Write(w, r.After);
+            w.WriteStartArray("passes");
+            foreach (var run in r.Passes) WriteRun(w, run);
+            w.WriteEndArray();
+            if (r.Validation is { } v)
+            {
+                w.WriteStartObject("validation");
+                w.WriteString("mode", v.ModeName);
+                w.WriteBoolean("accepted", v.Accepted);
+                if (v.Reason is not null) w.WriteString("reason", v.Reason);
+                ValidationReportWriter.Write(w, v.Report);
+                w.WriteEndObject();
+            }
+            if (r.Latency is { } lat)
+            {
+                w.WriteStartObject("latency");
+                w.WriteNumber("threads", lat.Options.Threads);
+                w.WriteNumber("iterations", lat.Options.Iterations);
+                Number(w, "before_median_ms", lat.Model.MedianMs);
+                Number(w, "after_median_ms", lat.Other!.MedianMs);
+                Number(w, "speedup", lat.Speedup!.Value);
+                w.WriteEndObject();
+            }
+            w.WriteEndObject();
+        }
+        return System.Text.Encoding.UTF8.GetString(ms.ToArray()) + "\n";
+    }
+
+    private static void WriteRun(Utf8JsonWriter w, PassRun run)
+    {
+        w.WriteStartObject();
+        w.WriteString("pass", run.Step);
+        w.WriteNumber("time_ms", Math.Round(run.Milliseconds, 3));
+        w.WriteStartObject("counters");
+        foreach (var (k, v) in run.Stats.Counters) w.WriteNumber(k, v);
+        w.WriteEndObject();
+        w.WriteStartArray("decisions");
+        foreach (var d in run.Stats.Decisions)
+        {
+            w.WriteStartObject();
+            foreach (var (k, v) in d) Value(w, k, v);
+            w.WriteEndObject();
+        }
+        w.WriteEndArray();
+        if (run.Stats.Notes.Count > 0)
+        {
+            w.WriteStartArray("notes");
+            foreach (var n in run.Stats.Notes) w.WriteStringValue(n);
+            w.WriteEndArray();
+        }
+        w.WriteEndObject();
+    }
+
+    /// <summary>A double as it means: 10 significant digits; null when not finite.</summary>
+    public static void Number(Utf8JsonWriter w, string name, double d)
+    {
+        if (double.IsFinite(d)) w.WriteNumber(name, Meaningful(d));
+        else w.WriteNull(name);
+    }
+
+    public static double Meaningful(double d) =>
+        double.Parse(d.ToString("G10", CultureInfo.InvariantCulture), CultureInfo.InvariantCulture);
+
+    private static void Value(Utf8JsonWriter w, string k, object? v)
+    {
+        switch (v)
+        {
+            case null: w.WriteNull(k); break;
+            case bool b: w.WriteBoolean(k, b); break;
+            case long l: w.WriteNumber(k, l); break;
+            case int i: w.WriteNumber(k, i); break;
+            case double d: Number(w, k, d); break;
+            case float f: Number(w, k, f); break;
+            default: w.WriteString(k, v.ToString()); break;
+        }
+    }
+
+    /// <summary>The lines optimize prints: what changed, the validation, the latency.</summary>
+    public static string Summary(OptimizeReport r)
+    {
+        var c = CultureInfo.InvariantCulture;
+        var (b, a) = (r.Before, r.After);
+        var s = string.Create(c, $"pipeline {r.Pipeline}: nodes {b.NodeCount} -> {a.NodeCount}, MACs {b.TotalMacs:N0} -> "
+            + $"{a.TotalMacs:N0}, non-linear depth {b.NonLinearDepth} -> {a.NonLinearDepth}, parameters {b.ParameterCount:N0} -> "
+            + $"{a.ParameterCount:N0} ({a.ZeroParameterCount:N0} zero), file {b.FileBytes:N0} -> {a.FileBytes:N0} bytes");
+        if (r.Validation is { } v)
+        {
+            var o = v.Report.Outputs[0];
+            s += string.Create(c, $"\nvalidation on {v.Report.Data}: {(v.Accepted ? "passed" : "FAILED: " + v.Reason)}; max abs error "
+                + $"{o.MaxAbsError:G3}, cosine {o.Cosine:F6}, SQNR {ValidationReportWriter.SqnrText(o.SqnrDb)}");
+            if (o.Top1Agreement is double t) s += string.Create(c, $", top-1 agreement {t * 100:F2}%");
+            if (v.Report.ReferenceAccuracy is double ra)
+                s += string.Create(c, $", accuracy {ra * 100:F2}% -> {v.Report.CandidateAccuracy!.Value * 100:F2}%");
+        }
+        if (r.Latency is { } lat)
+            s += string.Create(c, $"\nlatency (ORT, {lat.Options.Threads} thread{(lat.Options.Threads == 1 ? "" : "s")}): "
+                + $"{lat.Model.MedianMs:F4} ms -> {lat.Other!.MedianMs:F4} ms ({lat.Speedup:F2}x)");
+        return s;
+    }
+}

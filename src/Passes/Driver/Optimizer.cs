@@ -1,0 +1,97 @@
+// The optimize driver: everything `onnxopt optimize` and `onnxopt quantize` decide, as a library call.
+//   1. check before anything runs that every pass has the data it needs (Pass.Needs);
+//   2. run the pipeline on a copy of the model (the input is never changed), verifier after every
+//      pass when asked and once at the end;
+//   3. validate in ORT when asked (or when held-out data is given). Data: the evaluation set, else the
+//      calibration set, else seeded random inputs. Exact pipelines (every step's IsExact(options)) are
+//      compared as math, ORT's own rewrites off, within rtol/atol; approximate ones as they will run
+//      (optimizations on: an int8 model runs the int8 kernels), accepted while the drop (Fidelity.DropOf:
+//      accuracy, else top-1 agreement, else cosine x 100) stays within MaxDrop, by default the
+//      pipeline's largest budget option and at least 0.5 points;
+//   4. time before/after in ORT when asked; 5. return the model, its bytes and the report.
+// Writing files and printing are the caller's.
+using System.Globalization;
+using OnnxOpt.Calibration;
+using OnnxOpt.GraphIR;
+using OnnxOpt.Runtime;
+using OnnxOpt.Runtime.Data;
+using OnnxOpt.Runtime.Validation;
+
+namespace OnnxOpt.Passes;
+
+public static class Optimizer
+{
+    /// <summary>Loads and verifies a model file, then optimizes it; the report names the file and its size.</summary>
+    public static OptimizeResult Run(string inputPath, OptimizeOptions options, string? outputPath = null)
+    {
+        var model = OnnxImporter.Load(inputPath);
+        var errors = Verifier.Check(model);
+        if (errors.Count > 0) throw new OnnxModelException($"{inputPath}: {errors[0]}");
+        return Run(model, options, inputPath, new FileInfo(inputPath).Length, outputPath);
+    }
+
+    public static OptimizeResult Run(Model input, OptimizeOptions options) => Run(input, options, null, null, null);
+
+    private static OptimizeResult Run(Model input, OptimizeOptions o, string? inputPath, long? inputBytes, string? outputPath)
+    {
+        CheckDataNeeds(o);
+        var originalBytes = OnnxExporter.ToBytes(input);
+        var before = ModelStats.Compute(OnnxImporter.Parse(originalBytes), inputBytes ?? originalBytes.LongLength);
+        var model = OnnxImporter.Parse(originalBytes);
+        var ctx = new PassContext(model, o.Calibration, o.Log, o.Evaluation);
+        var runs = PipelineRunner.Run(model, o.Pipeline, ctx, o.VerifyEach);
+        Verifier.Verify(model);
+        var outBytes = OnnxExporter.ToBytes(model);
+        var after = ModelStats.Compute(OnnxImporter.Parse(outBytes), outBytes.LongLength);
+        bool exact = IsExact(o.Pipeline);
+        var validation = o.Validate || o.Evaluation is not null ? Validate(originalBytes, outBytes, exact, o) : null;
+        var latency = o.Bench is { } bench ? Benchmark.Run(originalBytes, outBytes, bench) : null;
+        var report = new OptimizeReport
+        {
+            Input = inputPath, Output = outputPath, Pipeline = o.Pipeline.ToString(), Exact = exact,
+            Before = before, After = after, Passes = runs, Validation = validation, Latency = latency,
+        };
+        return new OptimizeResult(model, outBytes, report);
+    }
+
+    /// <summary>Whether every step is exact with its options (then validation is by tolerance).</summary>
+    public static bool IsExact(Pipeline p) => p.Steps.All(s => s.Pass.IsExact(s.Options));
+
+    /// <summary>The pipeline's largest budget option in points, at least 0.5: the default validation limit.</summary>
+    public static double DefaultLimit(Pipeline p) => Math.Max(0.5, p.Steps
+        .Where(s => s.Pass.BudgetOption is not null)
+        .Select(s => s.Options.Double(s.Pass.BudgetOption!))
+        .DefaultIfEmpty(0).Max());
+
+    /// <summary>Refuses a run whose passes lack data, before any pass runs.</summary>
+    public static void CheckDataNeeds(OptimizeOptions o)
+    {
+        foreach (var step in o.Pipeline.Steps)
+        {
+            var needs = step.Pass.Needs(step.Options);
+            if (needs.HasFlag(DataNeeds.Calibration) && o.Calibration is null)
+                throw new OnnxModelException($"pass '{step.Pass.Name}' needs calibration data: give --calib DIR or --calib-random N");
+            if (needs.HasFlag(DataNeeds.Evaluation) && o.Evaluation is null)
+                throw new OnnxModelException($"pass '{step}' needs held-out evaluation data: give --eval DIR");
+        }
+    }
+
+    private static ValidationOutcome Validate(byte[] originalBytes, byte[] outBytes, bool exact, OptimizeOptions o)
+    {
+        // Exact rewrites are checked as math (ORT's own rewrites off); approximate ones as they will run.
+        var settings = new SessionSettings { Optimization = exact ? GraphOptimization.Disabled : GraphOptimization.All };
+        using var a = InferenceSession.FromBytes(originalBytes, settings);
+        using var b = InferenceSession.FromBytes(outBytes, settings);
+        var data = (o.Evaluation ?? o.Calibration)?.DataFor(a.Inputs) ?? DataSet.Random(a.Inputs, o.RandomValidationSamples, o.Seed);
+        var report = Validator.Compare(a, b, data, new ValidationOptions { Rtol = o.Rtol, Atol = o.Atol });
+        if (exact)
+            return new ValidationOutcome(ValidationMode.Tolerance, report.Passed,
+                report.Passed ? null : "outputs differ beyond tolerance", null, null, report);
+        var limit = o.MaxDrop ?? DefaultLimit(o.Pipeline);
+        var drop = Fidelity.DropOf(report);
+        bool ok = drop.Points <= limit + 1e-9;
+        var what = drop.Metric == DropMetric.Accuracy ? "accuracy" : "agreement";
+        var reason = ok ? null : string.Create(CultureInfo.InvariantCulture, $"{what} dropped {drop.Points:F2} points (limit {limit:G3})");
+        return new ValidationOutcome(ValidationMode.Agreement, ok, reason, limit, drop, report);
+    }
+}

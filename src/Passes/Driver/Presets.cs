@@ -1,0 +1,35 @@
+// Presets: named pipelines with options of their own, as library objects (the CLI's quantize command
+// is one; compress will be another). A preset's options are its last pass's declared options, so the
+// same validation of keys and values applies.
+using OnnxOpt.GraphIR;
+
+namespace OnnxOpt.Passes;
+
+public sealed class Preset(string name, string description, string prefix, string pass)
+{
+    public string Name { get; } = name;
+    public string Description { get; } = description;
+    /// <summary>The pass whose options the preset takes.</summary>
+    public Pass Pass => PassRegistry.Get(pass);
+
+    /// <summary>The pipeline for these option values (unknown keys are refused, naming the pass).</summary>
+    public Pipeline Build(IEnumerable<KeyValuePair<string, string>> options)
+    {
+        var given = options.ToList();
+        var bad = given.FirstOrDefault(kv => Pass.Options.All(o => o.Name != kv.Key));
+        if (bad.Key is not null)
+            throw new OnnxModelException($"preset '{Name}' has no option '{bad.Key}' (options: {string.Join(", ", Pass.Options.Select(o => o.Name))})");
+        var body = string.Join(",", given.Select(kv => $"{kv.Key}={kv.Value}"));
+        return Pipeline.Parse(prefix.Length == 0 ? $"{pass}{{{body}}}" : $"{prefix},{pass}{{{body}}}");
+    }
+}
+
+public static class Presets
+{
+    /// <summary>Post-training int8: BatchNorm folded first so every Conv quantizes as one group.</summary>
+    public static readonly Preset Quantize = new("quantize",
+        "post-training int8 (QDQ or QOperator) with calibration and an optional accuracy budget",
+        "canonicalize,fold-bn", "quantize");
+
+    public static IReadOnlyList<Preset> All { get; } = [Quantize];
+}
