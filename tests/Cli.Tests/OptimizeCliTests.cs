@@ -122,3 +122,26 @@ public class OptimizeCliTests
         Assert.Equal(Sha(Resnet), Sha(copy));
     }
 }
+
+public class OptimizerLibraryMatchesCliTests
+{
+    [Fact]
+    public void OptimizerRunGivesTheCliModelAndReport()
+    {
+        var dir = Paths.TempDir();
+        var (outPath, reportPath) = (Path.Combine(dir, "out.onnx"), Path.Combine(dir, "r.json"));
+        var (input, calib, test) = (Cli.Model("digits/mobilenetv2.onnx"), Cli.Model("digits/data/calib"), Cli.Model("digits/data/test"));
+        const string pipeline = "canonicalize,fold-bn,linearize{max-agreement-drop=0},fold-conv,fuse-bias,canonicalize";
+        var r = Cli.Run("optimize", input, "-o", outPath, "--passes", pipeline, "--calib", calib, "--eval", test, "--report", reportPath);
+        Assert.True(r.ExitCode == 0, r.Err);
+        var lib = OnnxOpt.Passes.Optimizer.Run(input, new OnnxOpt.Passes.OptimizeOptions
+        {
+            Pipeline = OnnxOpt.Passes.Pipeline.Parse(pipeline),
+            Calibration = OnnxOpt.Calibration.CalibrationSource.FromFolder(calib),
+            Evaluation = OnnxOpt.Calibration.CalibrationSource.FromFolder(test),
+        }, outPath);
+        Assert.Equal(File.ReadAllBytes(outPath), lib.Bytes);
+        static string NoTimes(string json) => Regex.Replace(json, "\"time_ms\": [0-9.]+", "\"time_ms\": 0");
+        Assert.Equal(NoTimes(File.ReadAllText(reportPath)), NoTimes(OnnxOpt.Passes.OptimizeReportWriter.Json(lib.Report)));
+    }
+}
