@@ -177,6 +177,7 @@ public sealed class Graph
         for (int i = 0; i < n.InputList.Count; i++) n.InputList[i]?.UseList.Remove(new Use(n, i));
         foreach (var o in n.OutputList) if (o is not null) { _values.Remove(o.Name); ValueInfos.Remove(o); }
         Nodes.Remove(n);
+        n.IsErased = true;
         foreach (var sg in n.Subgraphs()) sg.DetachAllUses();
     }
 

@@ -22,6 +22,9 @@ public sealed class Node
     /// <summary>Whether the domain field was present in the file (kept for lossless export).</summary>
     public bool HasDomainField { get; set; }
 
+    /// <summary>True once the node was removed from its graph.</summary>
+    public bool IsErased { get; internal set; }
+
     public IReadOnlyList<Value?> Inputs => InputList;
     public IReadOnlyList<Value?> Outputs => OutputList;
 

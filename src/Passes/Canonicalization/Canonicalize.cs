@@ -1,9 +1,8 @@
 // canonicalize: simplifications that never change what the model computes, run to a bounded fixed
-// point (max-iterations; the report says whether it converged).
-//  - no-ops:  y = Identity(x); y = Dropout(x) in inference (mask unused); y = Cast(x, to = type of x);
-//             y = Transpose(x, perm = identity); y = Reshape(x, s) with static shape(y) == shape(x);
-//             y = Pad(x, all pads 0); y = PRelu(x, slope all 1); y = LeakyRelu(x, alpha = 1);
-//             y = Clip(x) without bounds                               ->  uses of y read x
+// point (max-iterations; the report says whether it converged). Visits subgraphs.
+//  - no-ops (NoOpRules, through the greedy rule driver): Identity, inference Dropout, same-type Cast,
+//    identity Transpose, shape-preserving Reshape, zero Pad, PRelu slope 1, LeakyRelu alpha 1, an
+//    unbounded Clip                                                    ->  uses of y read x
 //  - Constant nodes become initializers; Shape(x) with a static shape becomes an int64 initializer;
 //  - constant folding: every node whose inputs are all constants (no subgraphs, no random ops) is
 //    evaluated once in ONNX Runtime and replaced by an initializer of the same name (skipped when the
@@ -40,9 +39,10 @@ public sealed class Canonicalize : Pass
             rounds++;
             var before = rw.Changes;
             ShapeInference.Run(ctx.Model);
+            var noOps = new GreedyRewriteDriver(NoOpRule.All) { VisitSubgraphs = true, MaxIterations = 1 }.Run(new RuleContext(ctx, o));
+            ctx.Stats.Count("no-ops removed", noOps.Rewrites);
             foreach (var g in ctx.Model.Graph.SelfAndSubgraphs().ToList())
             {
-                ctx.Stats.Count("no-ops removed", RemoveNoOps(g, rw, ctx.Model.OpsetVersion("") ?? 13));
                 ctx.Stats.Count("constants to initializers", ConstantsToInitializers(g, rw));
                 if (o.Bool("fold-constants")) ctx.Stats.Count("nodes folded", FoldConstants(ctx.Model, g, rw, o.Double("max-growth")));
                 ctx.Stats.Count("dead nodes removed", rw.RemoveDeadNodes(g));
@@ -53,50 +53,6 @@ public sealed class Canonicalize : Pass
         }
         ctx.Stats.Count("iterations", rounds);
         ctx.Stats.Count("converged", converged ? 1 : 0);
-    }
-
-    internal static int RemoveNoOps(Graph g, Rewriter rw, long opset)
-    {
-        int removed = 0;
-        foreach (var n in g.Nodes.ToList())
-        {
-            if (!n.IsStandard || n.Inputs.Count == 0 || n.Input(0) is not { } x || n.Outputs[0] is not { } y) continue;
-            if (!IsNoOp(n, x, y, opset)) continue;
-            if (!Rewriter.CanReplace(y, x)) continue;
-            rw.Replace(y, x);
-            rw.Erase(n);
-            removed++;
-        }
-        return removed;
-    }
-
-    private static bool IsNoOp(Node n, Value x, Value y, long opset)
-    {
-        switch (n.OpType)
-        {
-            case "Identity": return true;
-            case "Dropout":
-                if (n.Outputs.Count > 1 && n.Outputs[1] is { } mask && (mask.Uses.Count > 0 || mask.IsGraphOutput)) return false;
-                if (opset < 12) return n.GetInt("is_test", 1) != 0 || opset >= 7;
-                return n.Input(2) is null || Rewriter.ConstantOf(n.Input(2)) is { } tm && tm.ToDoubleArray() is [0];
-            case "Cast":
-                return x.ElementType != DataType.Undefined && (long)x.ElementType == n.GetInt("to", -1);
-            case "Transpose":
-                return n.GetInts("perm") is { } perm && perm.Select((p, i) => p == i).All(b => b);
-            case "Reshape":
-                return x.Shape is { IsFullyKnown: true } xs && y.Shape is { IsFullyKnown: true } ys && xs.Equals(ys);
-            case "Pad":
-                var pads = n.GetInts("pads") ?? Rewriter.ConstantOf(n.Input(1))?.ToInt64Array();
-                return pads is not null && pads.All(p => p == 0) && (n.GetString("mode") ?? "constant") is "constant" or "reflect" or "edge" or "wrap";
-            case "PRelu":
-                // Unidirectional broadcasting: y has x's shape, and a slope of 1 everywhere makes y = x.
-                return Rewriter.ConstantOf(n.Input(1)) is { } slope && slope.ElementType.IsFloatingPoint() && slope.ToDoubleArray().All(v => v == 1);
-            case "LeakyRelu":
-                return n.GetFloat("alpha", 0.01f) == 1f;
-            case "Clip":
-                return opset < 11 ? n.Attr("min") is null && n.Attr("max") is null : n.Input(1) is null && n.Input(2) is null;
-            default: return false;
-        }
     }
 
     private static int ConstantsToInitializers(Graph g, Rewriter rw)

@@ -1,5 +1,6 @@
 // Renders an OptimizeReport: the JSON report (`--report`, keys in a fixed order: input, output,
-// pipeline, before, after, passes, validation, latency) and the text summary optimize prints.
+// pipeline, before, after, passes (pass, time_ms, counters, decisions, rules, notes), validation,
+// latency) and the text summary optimize prints.
 // Numbers are written as what they mean: doubles to 10 significant digits (no 0.4062600000000001),
 // times to the microsecond, non-finite values as null.
 using System.Globalization;
@@ -67,6 +68,21 @@ public static class OptimizeReportWriter
             w.WriteEndObject();
         }
         w.WriteEndArray();
+        if (run.Stats.Rules.Count > 0)
+        {
+            w.WriteStartArray("rules");
+            foreach (var r in run.Stats.Rules)
+            {
+                w.WriteStartObject();
+                w.WriteString("rule", r.Rule);
+                w.WriteNumber("applied", r.Applied);
+                w.WriteStartObject("failed");
+                foreach (var (why, n) in r.Failures) w.WriteNumber(why, n);
+                w.WriteEndObject();
+                w.WriteEndObject();
+            }
+            w.WriteEndArray();
+        }
         if (run.Stats.Notes.Count > 0)
         {
             w.WriteStartArray("notes");

@@ -72,10 +72,24 @@ public sealed class PassStats
     /// <summary>One entry per decision (e.g. each activation considered), fields in insertion order.</summary>
     public List<List<KeyValuePair<string, object?>>> Decisions { get; } = new();
     public List<string> Notes { get; } = new();
+    /// <summary>Per rule: applications and match failures by reason (passes built on the rule driver).</summary>
+    public List<RuleStats> Rules { get; } = new();
     private readonly HashSet<string> _once = new(StringComparer.Ordinal);
 
     /// <summary>True the first time a key is seen in this pass run (to record a decision once).</summary>
     public bool Once(string key) => _once.Add(key);
+
+    /// <summary>Adds a driver run's rule statistics (a pass may run its rules several times).</summary>
+    public void MergeRules(IEnumerable<RuleStats> stats)
+    {
+        foreach (var s in stats)
+        {
+            var mine = Rules.Find(r => r.Rule == s.Rule);
+            if (mine is null) { Rules.Add(s); continue; }
+            mine.Applied += s.Applied;
+            foreach (var (why, n) in s.Failures) mine.Failures[why] = mine.Failures.GetValueOrDefault(why) + n;
+        }
+    }
 
     public void Count(string key, long by = 1) => Counters[key] = Counters.GetValueOrDefault(key) + by;
 

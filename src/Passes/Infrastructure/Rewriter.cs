@@ -1,15 +1,32 @@
 // The one place passes mutate a model through. It keeps use lists consistent, makes fresh names
 // deterministically (base, base_1, ...), and never renames or drops a graph input or output: when a
-// graph output is replaced by another value, that value takes the output's name.
+// graph output is replaced by another value, that value takes the output's name. It also keeps a
+// journal of the nodes each mutation touched (inserted, rewired, re-typed, or reading a replaced
+// value), which the greedy rule driver turns into its worklist.
 using OnnxOpt.GraphIR;
 
 namespace OnnxOpt.Passes;
 
 public sealed class Rewriter(Model model)
 {
+    private readonly List<Node> _touched = new();
+
     public Model Model { get; } = model;
     /// <summary>Mutations made so far (the pipeline runner uses it to detect a fixed point).</summary>
     public long Changes { get; private set; }
+
+    /// <summary>The nodes touched since the last call, in the order touched (a node may repeat).</summary>
+    public List<Node> TakeTouched()
+    {
+        var t = _touched.ToList();
+        _touched.Clear();
+        return t;
+    }
+
+    private void TouchUsers(Value v)
+    {
+        foreach (var u in v.Uses) _touched.Add(u.Node);
+    }
 
     public Value Constant(Graph g, string baseName, Tensor t)
     {
@@ -28,7 +45,28 @@ public sealed class Rewriter(Model model)
         var names = Enumerable.Range(0, outputs).Select(i => g.FreshName(outputs == 1 ? baseName : $"{baseName}_{i}")).ToList();
         var node = g.AddNode(opType, inputs, names, domain, name: g.FreshNodeName(baseName));
         node.Attributes.AddRange(attrs);
+        _touched.Add(node);
         return node;
+    }
+
+    /// <summary>Changes a node's op type in place (e.g. MatMul + bias -> Gemm); inputs and outputs stay.</summary>
+    public void SetOpType(Node n, string opType)
+    {
+        Changes++;
+        n.OpType = opType;
+        _touched.Add(n);
+    }
+
+    /// <summary>Renames a value that is not a graph input or output (a fresh name when taken).</summary>
+    public string Rename(Value v, string newName)
+    {
+        if (v.IsGraphInput || v.IsGraphOutput)
+            throw new InvalidOperationException($"'{v.Name}' is part of the model's interface and keeps its name");
+        var name = v.Name == newName ? newName : v.Graph.FreshName(newName);
+        if (name == v.Name) return name;
+        Changes++;
+        v.Graph.Rename(v, name);
+        return name;
     }
 
     /// <summary>Sets (adds or replaces) an attribute of a node.</summary>
@@ -36,6 +74,7 @@ public sealed class Rewriter(Model model)
     {
         Changes++;
         n.SetAttr(a);
+        _touched.Add(n);
     }
 
     /// <summary>Whether uses of <paramref name="old"/> can move to <paramref name="replacement"/>
@@ -52,6 +91,8 @@ public sealed class Rewriter(Model model)
             throw new InvalidOperationException($"cannot replace graph output '{old.Name}' by '{replacement.Name}'");
         Changes++;
         Graph.ReplaceUses(old, replacement);
+        TouchUsers(replacement);
+        if (replacement.Producer is { } p) _touched.Add(p);
         if (!old.IsGraphOutput) return;
         var g = old.Graph;
         var name = old.Name;
@@ -66,18 +107,22 @@ public sealed class Rewriter(Model model)
     {
         Changes++;
         n.Graph.SetInput(n, index, v);
+        _touched.Add(n);
     }
 
     public void SetInitializer(Value v, Tensor data)
     {
         Changes++;
         v.Graph.SetInitializerData(v, data);
+        TouchUsers(v);
     }
 
     public void Erase(Node n)
     {
         Changes++;
         n.Graph.RemoveNode(n);
+        foreach (var i in n.Inputs)
+            if (i?.Producer is { IsErased: false } p) _touched.Add(p);
     }
 
     /// <summary>Removes nodes none of whose outputs is used or a graph output, repeatedly.</summary>
@@ -101,6 +146,20 @@ public sealed class Rewriter(Model model)
         var dead = g.Initializers.Concat(g.SparseInitializers).Where(v => v.Uses.Count == 0 && !v.IsGraphOutput && !v.IsGraphInput).ToList();
         foreach (var v in dead) { Changes++; g.RemoveInitializer(v); }
         return dead.Count;
+    }
+
+    /// <summary>onnx-graphsurgeon's cleanup().toposort() in one call: dead nodes and unused initializers
+    /// removed from every graph, then topological order restored. Returns (nodes, initializers) removed.</summary>
+    public (int Nodes, int Initializers) Cleanup()
+    {
+        int nodes = 0, inits = 0;
+        foreach (var g in Model.Graph.SelfAndSubgraphs().ToList())
+        {
+            nodes += RemoveDeadNodes(g);
+            inits += RemoveUnusedInitializers(g);
+        }
+        Finish();
+        return (nodes, inits);
     }
 
     /// <summary>Restores topological order in every graph after insertions.</summary>

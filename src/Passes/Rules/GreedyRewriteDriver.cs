@@ -1,0 +1,121 @@
+// Runs rules to a fixed point, as MLIR's greedy pattern driver does:
+//   worklist := every node of the graph (and of its subgraphs when asked), in topological order;
+//   pop the earliest node; try the rules rooted at its op type (highest benefit first); when one
+//   applies, restore topological order (and, when asked, remove dead nodes and unused initializers) and
+//   push the nodes the
+//   rewriter's journal names: inserted nodes, rewired nodes, users of replaced values and producers
+//   of erased nodes' inputs (whose fan-out changed) - the places a new match can appear.
+//   An iteration ends when the worklist is empty; the driver iterates until one applies nothing
+//   (converged) or MaxIterations is reached (not converged), and never applies more than
+//   MaxRewrites rewrites in all (a guard against rules that undo each other).
+// Reported per rule: how often it applied, and how often each reason stopped its match.
+using OnnxOpt.GraphIR;
+
+namespace OnnxOpt.Passes;
+
+/// <summary>What one rule did in one driver run.</summary>
+public sealed class RuleStats(string rule)
+{
+    public string Rule { get; } = rule;
+    public long Applied { get; internal set; }
+    /// <summary>Reason -> times a match failed for it.</summary>
+    public SortedDictionary<string, long> Failures { get; } = new(StringComparer.Ordinal);
+}
+
+public sealed record DriverResult(bool Converged, int Iterations, long Rewrites, IReadOnlyList<RuleStats> Rules);
+
+public sealed class GreedyRewriteDriver(IReadOnlyList<RewriteRule> rules)
+{
+    public int MaxIterations { get; init; } = 10;
+    public long MaxRewrites { get; init; } = 100_000;
+    /// <summary>Also visit nodes of subgraphs (If/Loop/Scan bodies).</summary>
+    public bool VisitSubgraphs { get; init; }
+    /// <summary>After each rewrite, also remove dead nodes and unused initializers (else only re-sort).</summary>
+    public bool CleanupAfterRewrite { get; init; }
+    /// <summary>Called before each iteration (e.g. shape inference for rules that read shapes).</summary>
+    public Action? BeforeIteration { get; init; }
+
+    public DriverResult Run(RuleContext ctx)
+    {
+        var stats = rules.Select(r => new RuleStats(r.Name)).ToList();
+        var ordered = rules.Select((r, i) => (Rule: r, Stats: stats[i], Order: i))
+            .OrderByDescending(x => x.Rule.Benefit).ThenBy(x => x.Order).ToList();
+        long rewrites = 0;
+        int iteration = 0;
+        bool converged = false;
+        while (iteration < MaxIterations && rewrites < MaxRewrites)
+        {
+            iteration++;
+            BeforeIteration?.Invoke();
+            long before = rewrites;
+            var graphs = VisitSubgraphs ? ctx.Model.Graph.SelfAndSubgraphs().ToList() : [ctx.Model.Graph];
+            foreach (var g in graphs)
+                rewrites += Drain(g, ctx, ordered, rewrites);
+            if (rewrites == before) { converged = true; break; }
+        }
+        ctx.Stats.MergeRules(stats);
+        return new DriverResult(converged, iteration, rewrites, stats);
+    }
+
+    private long Drain(Graph g, RuleContext ctx, List<(RewriteRule Rule, RuleStats Stats, int Order)> ordered, long done)
+    {
+        var rw = ctx.Rewriter;
+        rw.TakeTouched();
+        // The worklist, ordered by the node's position in the (re-sorted) graph.
+        var position = new Dictionary<Node, int>();
+        void Index() { position.Clear(); for (int i = 0; i < g.Nodes.Count; i++) position[g.Nodes[i]] = i; }
+        Index();
+        var work = new SortedSet<(int Pos, long Seq)>();
+        var byKey = new Dictionary<(int, long), Node>();
+        long seq = 0;
+        var queued = new HashSet<Node>();
+        void Push(Node n)
+        {
+            if (n.IsErased || n.Graph != g || !queued.Add(n) || !position.TryGetValue(n, out var p)) return;
+            var key = (p, seq++);
+            work.Add(key);
+            byKey[key] = n;
+        }
+        foreach (var n in g.Nodes) Push(n);
+        long applied = 0;
+        var opset = ctx.Opset;
+        while (work.Count > 0 && done + applied < MaxRewrites)
+        {
+            var key = work.Min;
+            work.Remove(key);
+            var node = byKey[key];
+            byKey.Remove(key);
+            queued.Remove(node);
+            if (node.IsErased) continue;
+            foreach (var (rule, st, _) in ordered)
+            {
+                if (!rule.AppliesTo(node, opset)) continue;
+                var why = rule.TryRewrite(node, ctx);
+                if (why is not null)
+                {
+                    st.Failures[why] = st.Failures.GetValueOrDefault(why) + 1;
+                    continue;
+                }
+                st.Applied++;
+                applied++;
+                var touched = rw.TakeTouched();
+                if (CleanupAfterRewrite) rw.Cleanup();
+                else rw.Finish();
+                Index();
+                // Positions changed: rebuild the worklist from what is still queued plus what was touched.
+                var pending = byKey.Values.ToList();
+                work.Clear(); byKey.Clear(); queued.Clear();
+                foreach (var n in pending) Push(n);
+                foreach (var n in touched)
+                {
+                    Push(n);
+                    if (n.IsErased) continue;
+                    foreach (var o in n.Outputs)
+                        if (o is not null) foreach (var u in o.Uses) Push(u.Node);
+                }
+                break;
+            }
+        }
+        return applied;
+    }
+}
