@@ -7,7 +7,9 @@
 //  2. y = Conv(BN(x), W2, b2) with conv pads all 0 (so no zero padding sees the shift t):
 //        W2'[o,c,...] = W2[o,c,...] s_c,   b2'_o = b2_o + sum_(c,k) W2[o,c,k] t_c       (groups = 1)
 //  3. otherwise a standalone BN becomes y = x * s + t with s, t shaped [C,1,...,1] (Mul + Add).
-// Weights shared with other nodes are copied, never changed in place.
+// Weights shared with other nodes are copied, never changed in place. One rule (FoldBatchNormRule, rooted
+// at BatchNormalization, trying 1, 2, 3 in order) run by the greedy driver over the main graph and its
+// subgraphs.
 using OnnxOpt.GraphIR;
 
 namespace OnnxOpt.Passes;
@@ -17,54 +19,14 @@ public sealed class FoldBatchNorm : Pass
     public override string Name => "fold-bn";
     public override string Summary => "fold BatchNormalization into the preceding Conv/ConvTranspose/Gemm (or next unpadded Conv, or an affine Mul+Add)";
 
+    public override bool VisitsSubgraphs => true;
+
     public override void Run(PassContext ctx, PassOptions o)
     {
         ShapeInference.Run(ctx.Model);
-        var rw = ctx.Rewriter;
-        foreach (var g in ctx.Model.Graph.SelfAndSubgraphs().ToList())
-            foreach (var bn in g.Nodes.Where(n => n.OpType == "BatchNormalization" && n.IsStandard).ToList())
-            {
-                if (bn.GetInt("training_mode", 0) != 0 || bn.Outputs.Skip(1).Any(v => v is not null && (v.Uses.Count > 0 || v.IsGraphOutput)))
-                { ctx.Stats.Count("skipped: training mode"); continue; }
-                var p = new[] { 1, 2, 3, 4 }.Select(i => Rewriter.ConstantOf(bn.Input(i))).ToArray();
-                if (p.Any(t => t is null || t.ElementType != DataType.Float)) { ctx.Stats.Count("skipped: parameters not constant float"); continue; }
-                var eps = bn.GetFloat("epsilon", 1e-5f);
-                var gamma = p[0]!.ToFloatArray(); var beta = p[1]!.ToFloatArray(); var mean = p[2]!.ToFloatArray(); var var_ = p[3]!.ToFloatArray();
-                var c = gamma.Length;
-                var s = new double[c]; var t = new double[c];
-                for (int i = 0; i < c; i++) { s[i] = gamma[i] / Math.Sqrt(var_[i] + (double)eps); t[i] = beta[i] - mean[i] * s[i]; }
-                var x = bn.Input(0)!;
-                var y = bn.Output();
-                if (x.Producer is { } prod && prod.Graph == g && x.Uses.Count == 1 && !x.IsGraphOutput && Rewriter.CanReplace(y, x)
-                    && FoldIntoProducer(rw, prod, s, t))
-                {
-                    rw.Replace(y, x);
-                    rw.Erase(bn);
-                    ctx.Stats.Count($"folded into {prod.OpType}");
-                }
-                else if (y.Uses.Count == 1 && !y.IsGraphOutput && y.Uses[0] is { InputIndex: 0 } u && FoldIntoNextConv(rw, u.Node, s, t))
-                {
-                    rw.Replace(y, x);
-                    rw.Erase(bn);
-                    ctx.Stats.Count("folded into next Conv");
-                }
-                else if (x.Shape is { } xs && xs.Rank >= 2 && Rewriter.CanReplace(y, x))
-                {
-                    var dims = new long[xs.Rank - 1];
-                    dims[0] = c;
-                    for (int i = 1; i < dims.Length; i++) dims[i] = 1;
-                    var sv = rw.Constant(g, y.Name + "_scale", Tensor.FromFloats("", dims, s.Select(v => (float)v).ToArray()));
-                    var tv = rw.Constant(g, y.Name + "_shift", Tensor.FromFloats("", dims, t.Select(v => (float)v).ToArray()));
-                    var mul = rw.Insert(g, "Mul", [x, sv], y.Name + "_scaled").Output();
-                    var add = rw.Insert(g, "Add", [mul, tv], y.Name + "_affine").Output();
-                    add.Type = y.Type;
-                    rw.Replace(y, add);
-                    rw.Erase(bn);
-                    ctx.Stats.Count("standalone BN to Mul+Add");
-                }
-                else ctx.Stats.Count("skipped: rank unknown");
-            }
-        rw.RemoveUnusedInitializers(ctx.Model.Graph);
+        var r = new GreedyRewriteDriver([new FoldBatchNormRule()]) { VisitSubgraphs = true, MaxIterations = 2 }.Run(new RuleContext(ctx, o));
+        foreach (var (why, n) in r.Rules[0].Failures) ctx.Stats.Count("skipped: " + why, n);
+        ctx.Rewriter.RemoveUnusedInitializers(ctx.Model.Graph);
     }
 
     /// <summary>The float data of a constant input, copied so it can be changed.</summary>
@@ -80,37 +42,39 @@ public sealed class FoldBatchNorm : Pass
         else rw.SetInput(n, index, rw.Constant(n.Graph, v?.Name ?? baseName, t));
     }
 
-    private static bool FoldIntoProducer(Rewriter rw, Node n, double[] s, double[] t)
+    /// <summary>New data for one input of a node (written with SetWeight).</summary>
+    public sealed record WeightWrite(int Index, long[] Dims, float[] Data, string BaseName);
+
+    /// <summary>The writes that fold y = s * op(x) + t into the op, or null when it cannot take them.</summary>
+    public static List<WeightWrite>? PlanProducer(Node n, double[] s, double[] t)
     {
-        if (!n.IsStandard) return false;
+        if (!n.IsStandard) return null;
         var c = s.Length;
         switch (n.OpType)
         {
             case "Conv":
             {
                 var w = Floats(n.Input(1)); var wt = Rewriter.ConstantOf(n.Input(1));
-                if (w is null || wt!.Dims[0] != c) return false;
+                if (w is null || wt!.Dims[0] != c) return null;
                 var b = n.Input(2) is null ? new float[c] : Floats(n.Input(2));
-                if (b is null) return false;
+                if (b is null) return null;
                 var per = w.Length / c;
                 for (int o = 0; o < c; o++)
                 {
                     for (int k = 0; k < per; k++) w[o * per + k] = (float)(w[o * per + k] * s[o]);
                     b[o] = (float)(b[o] * s[o] + t[o]);
                 }
-                SetWeight(rw, n, 1, wt.Dims, w, n.Output().Name + "_W");
-                SetWeight(rw, n, 2, [c], b, n.Output().Name + "_B");
-                return true;
+                return [new(1, wt.Dims, w, n.Output().Name + "_W"), new(2, [c], b, n.Output().Name + "_B")];
             }
             case "ConvTranspose":
             {
                 var w = Floats(n.Input(1)); var wt = Rewriter.ConstantOf(n.Input(1));
-                if (w is null) return false;
+                if (w is null) return null;
                 var groups = (int)n.GetInt("group", 1);
                 var cin = (int)wt!.Dims[0]; var coutPerGroup = (int)wt.Dims[1];
-                if (coutPerGroup * groups != c) return false;
+                if (coutPerGroup * groups != c) return null;
                 var b = n.Input(2) is null ? new float[c] : Floats(n.Input(2));
-                if (b is null) return false;
+                if (b is null) return null;
                 var k = w.Length / (cin * coutPerGroup);
                 for (int i = 0; i < cin; i++)
                 {
@@ -122,23 +86,21 @@ public sealed class FoldBatchNorm : Pass
                     }
                 }
                 for (int oc = 0; oc < c; oc++) b[oc] = (float)(b[oc] * s[oc] + t[oc]);
-                SetWeight(rw, n, 1, wt.Dims, w, n.Output().Name + "_W");
-                SetWeight(rw, n, 2, [c], b, n.Output().Name + "_B");
-                return true;
+                return [new(1, wt.Dims, w, n.Output().Name + "_W"), new(2, [c], b, n.Output().Name + "_B")];
             }
             case "Gemm":
             {
                 var bmat = Floats(n.Input(1)); var bt = Rewriter.ConstantOf(n.Input(1));
-                if (bmat is null) return false;
+                if (bmat is null) return null;
                 var transB = n.GetInt("transB", 0) != 0;
                 var (kDim, nDim) = transB ? (bt!.Dims[1], bt.Dims[0]) : (bt!.Dims[0], bt.Dims[1]);
-                if (nDim != c) return false;
+                if (nDim != c) return null;
                 var beta = n.GetFloat("beta", 1f);
                 float[] cvec;
                 if (n.Input(2) is null) cvec = new float[c];
                 else if (Rewriter.ConstantOf(n.Input(2)) is { ElementType: DataType.Float } ct && ct.ElementCount == c && ct.Dims.Length <= 2 && ct.Dims.LastOrDefault(1) == c)
                     cvec = ct.ToFloatArray();
-                else return false;
+                else return null;
                 for (long kk = 0; kk < kDim; kk++)
                     for (int j = 0; j < c; j++)
                     {
@@ -146,26 +108,24 @@ public sealed class FoldBatchNorm : Pass
                         bmat[idx] = (float)(bmat[idx] * s[j]);
                     }
                 var newC = Enumerable.Range(0, c).Select(j => (float)(beta * cvec[j] * s[j] + t[j])).ToArray();
-                SetWeight(rw, n, 1, bt.Dims, bmat, n.Output().Name + "_B");
-                if (n.Input(2) is null) rw.SetInput(n, 2, rw.Constant(n.Graph, n.Output().Name + "_C", Tensor.FromFloats("", [c], newC)));
-                else SetWeight(rw, n, 2, [c], newC, n.Output().Name + "_C");
-                rw.SetAttr(n, OnnxAttribute.Float("beta", 1f));
-                return true;
+                // beta is reset to 1 by the rule (Gemm's C now holds beta C).
+                return [new(1, bt.Dims, bmat, n.Output().Name + "_B"), new(2, [c], newC, n.Output().Name + "_C")];
             }
-            default: return false;
+            default: return null;
         }
     }
 
-    private static bool FoldIntoNextConv(Rewriter rw, Node conv, double[] s, double[] t)
+    /// <summary>The writes that fold y = s * x + t into the unpadded dense Conv reading y, or null.</summary>
+    public static List<WeightWrite>? PlanNextConv(Node conv, double[] s, double[] t)
     {
-        if (conv.OpType != "Conv" || !conv.IsStandard || conv.GetInt("group", 1) != 1) return false;
-        if ((conv.GetString("auto_pad") ?? "NOTSET") is not ("NOTSET" or "VALID")) return false;
-        if (conv.GetInts("pads") is { } pads && pads.Any(p => p != 0)) return false;
+        if (conv.OpType != "Conv" || !conv.IsStandard || conv.GetInt("group", 1) != 1) return null;
+        if ((conv.GetString("auto_pad") ?? "NOTSET") is not ("NOTSET" or "VALID")) return null;
+        if (conv.GetInts("pads") is { } pads && pads.Any(p => p != 0)) return null;
         var w = Floats(conv.Input(1)); var wt = Rewriter.ConstantOf(conv.Input(1));
-        if (w is null || wt!.Dims[1] != s.Length) return false;
+        if (w is null || wt!.Dims[1] != s.Length) return null;
         var cout = (int)wt.Dims[0]; var cin = s.Length; var k = w.Length / (cout * cin);
         var b = conv.Input(2) is null ? new float[cout] : Floats(conv.Input(2));
-        if (b is null) return false;
+        if (b is null) return null;
         for (int o = 0; o < cout; o++)
         {
             double shift = 0;
@@ -178,8 +138,66 @@ public sealed class FoldBatchNorm : Pass
                 }
             b[o] = (float)(b[o] + shift);
         }
-        SetWeight(rw, conv, 1, wt.Dims, w, conv.Output().Name + "_W");
-        SetWeight(rw, conv, 2, [cout], b, conv.Output().Name + "_B");
-        return true;
+        return [new(1, wt.Dims, w, conv.Output().Name + "_W"), new(2, [cout], b, conv.Output().Name + "_B")];
+    }
+}
+
+/// <summary>How a BatchNormalization folds: into its producer, into the next conv, or as Mul + Add.</summary>
+public sealed record FoldBatchNormMatch(string Kind, Node? Target, double[] Scale, double[] Shift,
+    IReadOnlyList<FoldBatchNorm.WeightWrite> Writes);
+
+public sealed class FoldBatchNormRule : RewriteRule<FoldBatchNormMatch>
+{
+    public override string Name => "fold-bn";
+    public override IReadOnlyList<string> RootOps { get; } = ["BatchNormalization"];
+
+    public override RuleMatch<FoldBatchNormMatch> Match(Node bn, RuleContext ctx)
+    {
+        if (bn.GetInt("training_mode", 0) != 0 || bn.Outputs.Skip(1).Any(v => v is not null && (v.Uses.Count > 0 || v.IsGraphOutput)))
+            return Refused(ctx, "training mode");
+        var p = new[] { 1, 2, 3, 4 }.Select(i => Rewriter.ConstantOf(bn.Input(i))).ToArray();
+        if (p.Any(t => t is null || t.ElementType != DataType.Float)) return Refused(ctx, "parameters not constant float");
+        var eps = bn.GetFloat("epsilon", 1e-5f);
+        var gamma = p[0]!.ToFloatArray(); var beta = p[1]!.ToFloatArray(); var mean = p[2]!.ToFloatArray(); var var_ = p[3]!.ToFloatArray();
+        var c = gamma.Length;
+        var s = new double[c]; var t = new double[c];
+        for (int i = 0; i < c; i++) { s[i] = gamma[i] / Math.Sqrt(var_[i] + (double)eps); t[i] = beta[i] - mean[i] * s[i]; }
+        var x = bn.Input(0)!;
+        var y = bn.Output();
+        if (x.Producer is { } prod && prod.Graph == bn.Graph && x.Uses.Count == 1 && !x.IsGraphOutput && Rewriter.CanReplace(y, x)
+            && FoldBatchNorm.PlanProducer(prod, s, t) is { } writes)
+            return new FoldBatchNormMatch("producer", prod, s, t, writes);
+        if (y.Uses.Count == 1 && !y.IsGraphOutput && y.Uses[0] is { InputIndex: 0 } u && FoldBatchNorm.PlanNextConv(u.Node, s, t) is { } next)
+            return new FoldBatchNormMatch("next", u.Node, s, t, next);
+        if (x.Shape is { Rank: >= 2 } && Rewriter.CanReplace(y, x)) return new FoldBatchNormMatch("affine", null, s, t, []);
+        return Refused(ctx, "rank unknown");
+    }
+
+    private static NoMatch Refused(RuleContext ctx, string why) => new(why);
+
+    public override void Apply(Node bn, FoldBatchNormMatch m, RuleContext ctx)
+    {
+        var rw = ctx.Rewriter;
+        var (x, y, g) = (bn.Input(0)!, bn.Output(), bn.Graph);
+        if (m.Target is { } target)
+        {
+            foreach (var w in m.Writes) FoldBatchNorm.SetWeight(rw, target, w.Index, w.Dims, w.Data, w.BaseName);
+            if (target.OpType == "Gemm") rw.SetAttr(target, OnnxAttribute.Float("beta", 1f));
+            rw.Replace(y, x);
+            rw.Erase(bn);
+            ctx.Stats.Count(m.Kind == "producer" ? $"folded into {target.OpType}" : "folded into next Conv");
+            return;
+        }
+        var dims = new long[x.Shape!.Rank - 1];
+        dims[0] = m.Scale.Length;
+        for (int i = 1; i < dims.Length; i++) dims[i] = 1;
+        var sv = rw.Constant(g, y.Name + "_scale", Tensor.FromFloats("", dims, m.Scale.Select(v => (float)v).ToArray()));
+        var tv = rw.Constant(g, y.Name + "_shift", Tensor.FromFloats("", dims, m.Shift.Select(v => (float)v).ToArray()));
+        var mul = rw.Insert(g, "Mul", [x, sv], y.Name + "_scaled").Output();
+        var add = rw.Insert(g, "Add", [mul, tv], y.Name + "_affine").Output();
+        add.Type = y.Type;
+        rw.Replace(y, add);
+        rw.Erase(bn);
+        ctx.Stats.Count("standalone BN to Mul+Add");
     }
 }

@@ -79,7 +79,8 @@ public sealed class PassStats
     /// <summary>True the first time a key is seen in this pass run (to record a decision once).</summary>
     public bool Once(string key) => _once.Add(key);
 
-    /// <summary>Adds a driver run's rule statistics (a pass may run its rules several times).</summary>
+    /// <summary>Adds a driver run's rule statistics (a pass may run its rules several times): applications
+    /// add up; failures are those of the latest run (the nodes still unmatched at the end).</summary>
     public void MergeRules(IEnumerable<RuleStats> stats)
     {
         foreach (var s in stats)
@@ -87,7 +88,8 @@ public sealed class PassStats
             var mine = Rules.Find(r => r.Rule == s.Rule);
             if (mine is null) { Rules.Add(s); continue; }
             mine.Applied += s.Applied;
-            foreach (var (why, n) in s.Failures) mine.Failures[why] = mine.Failures.GetValueOrDefault(why) + n;
+            mine.Failures.Clear();
+            foreach (var (why, n) in s.Failures) mine.Failures[why] = n;
         }
     }
 

@@ -8,7 +8,8 @@
 //   An iteration ends when the worklist is empty; the driver iterates until one applies nothing
 //   (converged) or MaxIterations is reached (not converged), and never applies more than
 //   MaxRewrites rewrites in all (a guard against rules that undo each other).
-// Reported per rule: how often it applied, and how often each reason stopped its match.
+// Reported per rule: how often it applied, and for the nodes it was tried on and did not rewrite, the
+// reason its last match failed (each node counted once, however often it was retried).
 using OnnxOpt.GraphIR;
 
 namespace OnnxOpt.Passes;
@@ -18,7 +19,7 @@ public sealed class RuleStats(string rule)
 {
     public string Rule { get; } = rule;
     public long Applied { get; internal set; }
-    /// <summary>Reason -> times a match failed for it.</summary>
+    /// <summary>Reason -> nodes whose last match failed for it.</summary>
     public SortedDictionary<string, long> Failures { get; } = new(StringComparer.Ordinal);
 }
 
@@ -40,6 +41,7 @@ public sealed class GreedyRewriteDriver(IReadOnlyList<RewriteRule> rules)
         var stats = rules.Select(r => new RuleStats(r.Name)).ToList();
         var ordered = rules.Select((r, i) => (Rule: r, Stats: stats[i], Order: i))
             .OrderByDescending(x => x.Rule.Benefit).ThenBy(x => x.Order).ToList();
+        var lastFailure = new Dictionary<(int Rule, Node Node), string>();
         long rewrites = 0;
         int iteration = 0;
         bool converged = false;
@@ -50,14 +52,17 @@ public sealed class GreedyRewriteDriver(IReadOnlyList<RewriteRule> rules)
             long before = rewrites;
             var graphs = VisitSubgraphs ? ctx.Model.Graph.SelfAndSubgraphs().ToList() : [ctx.Model.Graph];
             foreach (var g in graphs)
-                rewrites += Drain(g, ctx, ordered, rewrites);
+                rewrites += Drain(g, ctx, ordered, rewrites, lastFailure);
             if (rewrites == before) { converged = true; break; }
         }
+        foreach (var ((rule, node), why) in lastFailure)
+            if (!node.IsErased) stats[rule].Failures[why] = stats[rule].Failures.GetValueOrDefault(why) + 1;
         ctx.Stats.MergeRules(stats);
         return new DriverResult(converged, iteration, rewrites, stats);
     }
 
-    private long Drain(Graph g, RuleContext ctx, List<(RewriteRule Rule, RuleStats Stats, int Order)> ordered, long done)
+    private long Drain(Graph g, RuleContext ctx, List<(RewriteRule Rule, RuleStats Stats, int Order)> ordered, long done,
+        Dictionary<(int Rule, Node Node), string> lastFailure)
     {
         var rw = ctx.Rewriter;
         rw.TakeTouched();
@@ -87,15 +92,16 @@ public sealed class GreedyRewriteDriver(IReadOnlyList<RewriteRule> rules)
             byKey.Remove(key);
             queued.Remove(node);
             if (node.IsErased) continue;
-            foreach (var (rule, st, _) in ordered)
+            foreach (var (rule, st, order) in ordered)
             {
                 if (!rule.AppliesTo(node, opset)) continue;
                 var why = rule.TryRewrite(node, ctx);
                 if (why is not null)
                 {
-                    st.Failures[why] = st.Failures.GetValueOrDefault(why) + 1;
+                    lastFailure[(order, node)] = why;
                     continue;
                 }
+                lastFailure.Remove((order, node));
                 st.Applied++;
                 applied++;
                 var touched = rw.TakeTouched();
