@@ -32,31 +32,58 @@ public sealed class FoldConv : Pass
 
     public override void Run(PassContext ctx, PassOptions o)
     {
-        var rw = ctx.Rewriter;
         var before = o.Bool("allow-border-error") ? OnnxExporter.ToBytes(ctx.Model) : null;
-        bool approximate = false;
-        // Pairs the cost model refused are not offered again in this run (a new producer is a new pair).
-        var kept = new HashSet<(Node, Node)>();
-        bool changed = true;
-        while (changed)
+        var state = new FoldState();
+        RewriteRule[] rules = [new ConvConvRule(state), new DiracRule(), new GemmGemmRule(), new MatMulMatMulRule()];
+        ShapeInference.Run(ctx.Model);
+        new GreedyRewriteDriver(rules)
         {
-            changed = false;
-            ShapeInference.Run(ctx.Model);
-            foreach (var n in ctx.Model.Graph.Nodes.ToList())
-            {
-                if (n.Graph is null || !ctx.Model.Graph.Nodes.Contains(n) || !n.IsStandard) continue;
-                var result = n.OpType switch
-                {
-                    "Conv" => TryConvConv(ctx, n, o, kept, ref approximate),
-                    "Add" => TryDirac(ctx, n),
-                    "Gemm" => TryGemmGemm(ctx, n, o),
-                    "MatMul" => TryMatMulMatMul(ctx, n, o),
-                    _ => false,
-                };
-                if (result) { changed = true; rw.RemoveDeadNodes(ctx.Model.Graph); rw.RemoveUnusedInitializers(ctx.Model.Graph); rw.Finish(); break; }
-            }
-        }
-        if (approximate && before is not null) MeasureError(ctx, before);
+            CleanupAfterRewrite = true, AfterRewrite = () => ShapeInference.Run(ctx.Model), MaxIterations = 100,
+        }.Run(new RuleContext(ctx, o));
+        if (state.Approximate && before is not null) MeasureError(ctx, before);
+    }
+
+    /// <summary>What the rules share in one run: pairs the cost model refused (not offered again; a new
+    /// producer is a new pair) and whether an approximate fold was made.</summary>
+    private sealed class FoldState
+    {
+        public HashSet<(Node, Node)> Kept { get; } = new();
+        public bool Approximate { get; set; }
+    }
+
+    /// <summary>A fold ready to apply (everything computed by the match).</summary>
+    private sealed record FoldPlan(Action<RuleContext> Apply);
+
+    private sealed class ConvConvRule(FoldState state) : RewriteRule<FoldPlan>
+    {
+        public override string Name => "fold-conv-conv";
+        public override IReadOnlyList<string> RootOps { get; } = ["Conv"];
+        public override RuleMatch<FoldPlan> Match(Node n, RuleContext c) => MatchConvConv(c.Pass, n, c.Options!, state);
+        public override void Apply(Node n, FoldPlan m, RuleContext c) => m.Apply(c);
+    }
+
+    private sealed class DiracRule : RewriteRule<FoldPlan>
+    {
+        public override string Name => "fold-residual-dirac";
+        public override IReadOnlyList<string> RootOps { get; } = ["Add"];
+        public override RuleMatch<FoldPlan> Match(Node n, RuleContext c) => MatchDirac(c.Pass, n);
+        public override void Apply(Node n, FoldPlan m, RuleContext c) => m.Apply(c);
+    }
+
+    private sealed class GemmGemmRule : RewriteRule<FoldPlan>
+    {
+        public override string Name => "fold-gemm-gemm";
+        public override IReadOnlyList<string> RootOps { get; } = ["Gemm"];
+        public override RuleMatch<FoldPlan> Match(Node n, RuleContext c) => MatchGemmGemm(c.Pass, n);
+        public override void Apply(Node n, FoldPlan m, RuleContext c) => m.Apply(c);
+    }
+
+    private sealed class MatMulMatMulRule : RewriteRule<FoldPlan>
+    {
+        public override string Name => "fold-matmul-matmul";
+        public override IReadOnlyList<string> RootOps { get; } = ["MatMul"];
+        public override RuleMatch<FoldPlan> Match(Node n, RuleContext c) => MatchMatMulMatMul(c.Pass, n);
+        public override void Apply(Node n, FoldPlan m, RuleContext c) => m.Apply(c);
     }
 
     private static bool Pays(PassContext ctx, PassOptions o, long macsBefore, long macsAfter, long paramsBefore, long paramsAfter, Func<Model> trial, string what)
@@ -77,10 +104,14 @@ public sealed class FoldConv : Pass
 
     private static Model Clone(Model m) => OnnxImporter.Parse(OnnxExporter.ToBytes(m));
 
-    private static bool TryConvConv(PassContext ctx, Node conv2, PassOptions o, HashSet<(Node, Node)> kept, ref bool approximate)
+    private static RuleMatch<FoldPlan> MatchConvConv(PassContext ctx, Node conv2, PassOptions o, FoldState state)
     {
         var h = conv2.Input(0);
-        if (h is null || h.Uses.Count != 1 || h.IsGraphOutput) { if (h?.Producer is { OpType: "Conv" } p0) Refuse(ctx, $"{p0} -> {conv2}", "intermediate value is read elsewhere (fan-out)"); return false; }
+        if (h is null || h.Uses.Count != 1 || h.IsGraphOutput)
+        {
+            if (h?.Producer is { OpType: "Conv" } p0) return Refuse(ctx, $"{p0} -> {conv2}", "intermediate value is read elsewhere (fan-out)");
+            return new NoMatch("input not produced by a conv read only here");
+        }
         // conv1 directly, or conv1 followed by the constant border bias map of an earlier fold.
         Node? conv1 = h.Producer is { OpType: "Conv", IsStandard: true } pc && pc.Graph == conv2.Graph ? pc : null;
         float[]? carriedMap = null;
@@ -92,35 +123,35 @@ public sealed class FoldConv : Pass
                     mt.Dims[0] == ishape[1].Value && mt.Dims[1] == ishape[2].Value && mt.Dims[2] == ishape[3].Value)
                 { conv1 = pc2; carriedMap = mt.ToFloatArray(); }
         }
-        if (conv1 is null) return false;
+        if (conv1 is null) return new NoMatch("input not produced by a conv");
         var label = $"{conv1} -> {conv2}";
-        if (kept.Contains((conv1, conv2))) return false;
+        if (state.Kept.Contains((conv1, conv2))) return new NoMatch("cost model");
         var w1t = Rewriter.ConstantOf(conv1.Input(1)); var w2t = Rewriter.ConstantOf(conv2.Input(1));
-        if (w1t is not { ElementType: DataType.Float } || w2t is not { ElementType: DataType.Float }) { Refuse(ctx, label, "weights not constant float"); return false; }
+        if (w1t is not { ElementType: DataType.Float } || w2t is not { ElementType: DataType.Float }) return Refuse(ctx, label, "weights not constant float");
         var c1 = ConvSpec.Of(conv1, w1t.Dims); var c2 = ConvSpec.Of(conv2, w2t.Dims);
-        if (c1 is null || c2 is null) { Refuse(ctx, label, "not a 2-D convolution with explicit padding"); return false; }
-        if (carriedMap is not null && !(c2.Kernel.All(k => k == 1) && c2.Unpadded)) { Refuse(ctx, label, "a border bias map can only be carried through a 1x1 unpadded conv"); return false; }
+        if (c1 is null || c2 is null) return Refuse(ctx, label, "not a 2-D convolution with explicit padding");
+        if (carriedMap is not null && !(c2.Kernel.All(k => k == 1) && c2.Unpadded)) return Refuse(ctx, label, "a border bias map can only be carried through a 1x1 unpadded conv");
         var b1 = conv1.Input(2) is null ? new float[w1t.Dims[0]] : FoldBatchNorm.Floats(conv1.Input(2));
         var b2 = conv2.Input(2) is null ? new float[w2t.Dims[0]] : FoldBatchNorm.Floats(conv2.Input(2));
-        if (b1 is null || b2 is null) { Refuse(ctx, label, "bias not constant"); return false; }
+        if (b1 is null || b2 is null) return Refuse(ctx, label, "bias not constant");
         var x = conv1.Input(0)!;
         var y = conv2.Output();
         if (x.Shape is not { Rank: 4 } xs || h.Shape is not { Rank: 4 } hs || y.Shape is not { Rank: 4 } ys ||
             !xs.Dims.Skip(2).All(d => d.IsKnown) || !hs.Dims.Skip(2).All(d => d.IsKnown) || !ys.Dims.Skip(2).All(d => d.IsKnown))
-        { Refuse(ctx, label, "spatial sizes not static"); return false; }
+            return Refuse(ctx, label, "spatial sizes not static");
 
         int m = (int)w1t.Dims[0], cin = (int)(w1t.Dims[1] * c1.Groups), outC = (int)w2t.Dims[0];
         bool exact = c2.Unpadded;
         bool biasMap = carriedMap is not null;
         if (!exact && c1.Kernel.All(k => k == 1) && c1.Unpadded) { exact = true; biasMap = b1.Any(v => v != 0); }
-        if (!exact && !o.Bool("allow-border-error")) { Refuse(ctx, label, "conv2 pads its input and conv1 is not 1x1: the fold would be wrong at the border (allow-border-error=true accepts it)"); return false; }
+        if (!exact && !o.Bool("allow-border-error")) return Refuse(ctx, label, "conv2 pads its input and conv1 is not 1x1: the fold would be wrong at the border (allow-border-error=true accepts it)");
 
         var s = new[] { c1.Strides[0] * c2.Strides[0], c1.Strides[1] * c2.Strides[1] };
         var pb = new[] { c1.PadsBegin[0] + c1.Strides[0] * c2.PadsBegin[0], c1.PadsBegin[1] + c1.Strides[1] * c2.PadsBegin[1] };
         var pe = new[] { c1.PadsEnd[0] + c1.Strides[0] * c2.PadsEnd[0], c1.PadsEnd[1] + c1.Strides[1] * c2.PadsEnd[1] };
         var kh = ConvAlgebra.FoldedKernel(c1.Kernel[0], c1.Dilations[0], c1.Strides[0], c2.Kernel[0], c2.Dilations[0]);
         var kw = ConvAlgebra.FoldedKernel(c1.Kernel[1], c1.Dilations[1], c1.Strides[1], c2.Kernel[1], c2.Dilations[1]);
-        if (Math.Max(kh, kw) > o.Int("max-kernel")) { Refuse(ctx, label, $"folded kernel {kh}x{kw} exceeds max-kernel"); return false; }
+        if (Math.Max(kh, kw) > o.Int("max-kernel")) return Refuse(ctx, label, $"folded kernel {kh}x{kw} exceeds max-kernel");
         // The folded conv must produce exactly conv2's output size; trim end padding if floor() dropped rows.
         var (yh, yw) = ((int)ys[2].Value!.Value, (int)ys[3].Value!.Value);
         var (xh, xw) = ((int)xs[2].Value!.Value, (int)xs[3].Value!.Value);
@@ -129,7 +160,7 @@ public sealed class FoldConv : Pass
             var size = ax == 0 ? xh : xw; var k = ax == 0 ? kh : kw; var want = ax == 0 ? yh : yw;
             var got = (size + pb[ax] + pe[ax] - k) / s[ax] + 1;
             while (got > want && pe[ax] > 0) { pe[ax]--; got = (size + pb[ax] + pe[ax] - k) / s[ax] + 1; }
-            if (got != want) { Refuse(ctx, label, "folded output size does not match"); return false; }
+            if (got != want) return Refuse(ctx, label, "folded output size does not match");
         }
 
         bool depthwise = c1.Groups == m && m == cin && w1t.Dims[1] == 1 && c2.Groups == outC && outC == m && w2t.Dims[1] == 1;
@@ -192,26 +223,33 @@ public sealed class FoldConv : Pass
             if (ctx.Stats.Once(label)) ctx.Stats.Decide(("fold", what), ("kind", "conv-conv"), ("decision", "kept"), ("reason", "cost model"),
                 ("macs_before", macsBefore), ("macs_after", macsAfter), ("params_before", (long)paramsBefore), ("params_after", paramsAfter));
             ctx.Stats.Count("refused: does not pay");
-            kept.Add((conv1, conv2));
-            return false;
+            state.Kept.Add((conv1, conv2));
+            return new NoMatch("cost model");
         }
-        Apply(ctx.Model, ctx.Rewriter);
-        if (!exact) approximate = true;
-        ctx.Stats.Count(exact ? (biasMap ? "conv-conv folded (exact, border bias map)" : "conv-conv folded (exact)") : "conv-conv folded (approximate border)");
-        ctx.Stats.Decide(("fold", what), ("kind", "conv-conv"), ("decision", "folded"), ("exact", exact), ("border_bias_map", biasMap),
-            ("kernel", $"{kh}x{kw}"), ("stride", $"{s[0]}x{s[1]}"), ("groups", (long)groups),
-            ("macs_before", macsBefore), ("macs_after", macsAfter), ("params_before", (long)paramsBefore), ("params_after", paramsAfter));
-        return true;
+        return new FoldPlan(rc =>
+        {
+            Apply(rc.Model, rc.Rewriter);
+            if (!exact) state.Approximate = true;
+            ctx.Stats.Count(exact ? (biasMap ? "conv-conv folded (exact, border bias map)" : "conv-conv folded (exact)") : "conv-conv folded (approximate border)");
+            ctx.Stats.Decide(("fold", what), ("kind", "conv-conv"), ("decision", "folded"), ("exact", exact), ("border_bias_map", biasMap),
+                ("kernel", $"{kh}x{kw}"), ("stride", $"{s[0]}x{s[1]}"), ("groups", (long)groups),
+                ("macs_before", macsBefore), ("macs_after", macsAfter), ("params_before", (long)paramsBefore), ("params_after", paramsAfter));
+        });
     }
 
-    private static void Refuse(PassContext ctx, string label, string why)
+    /// <summary>A refusal, recorded once per pair as a decision and a counter; the reason goes to the driver.</summary>
+    private static NoMatch Refuse(PassContext ctx, string label, string why)
     {
-        if (!ctx.Stats.Once(label)) return;
-        ctx.Stats.Count("refused: " + why.Split(':')[0].Split('(')[0].Trim());
-        ctx.Stats.Decide(("fold", label), ("decision", "refused"), ("reason", why));
+        var key = why.Split(':')[0].Split('(')[0].Trim();
+        if (ctx.Stats.Once(label))
+        {
+            ctx.Stats.Count("refused: " + key);
+            ctx.Stats.Decide(("fold", label), ("decision", "refused"), ("reason", why));
+        }
+        return new NoMatch(key);
     }
 
-    private static bool TryDirac(PassContext ctx, Node add)
+    private static RuleMatch<FoldPlan> MatchDirac(PassContext ctx, Node add)
     {
         for (int side = 0; side < 2; side++)
         {
@@ -242,23 +280,29 @@ public sealed class FoldConv : Pass
             var y = add.Output();
             var result = constAdd?.Output() ?? convOut;
             if (!ok || !Rewriter.CanReplace(y, result)) continue;
-            var w = wt.ToFloatArray();
-            var (kh, kw) = (spec.Kernel[0], spec.Kernel[1]);
-            var outPerGroup = cout / spec.Groups;
-            for (int c = 0; c < cout; c++)
-            {
-                var local = c - (c / outPerGroup) * perGroup;
-                w[((c * perGroup + local) * kh + centre[0]) * kw + centre[1]] += 1f;
-            }
-            FoldBatchNorm.SetWeight(ctx.Rewriter, conv, 1, wt.Dims, w, convOut.Name + "_W");
-            result.Type = y.Type ?? result.Type;
-            ctx.Rewriter.Replace(y, result);
-            ctx.Rewriter.Erase(add);
-            ctx.Stats.Count("residual folded (Dirac)");
-            ctx.Stats.Decide(("fold", $"{add}: x + {conv}"), ("kind", "residual-dirac"), ("decision", "folded"), ("exact", true));
-            return true;
+            return new FoldPlan(_ => ApplyDirac(ctx, add, conv, wt, spec, centre, convOut, result));
         }
-        return false;
+        return new NoMatch("not x + conv(x) with a same-size, stride-1 conv");
+    }
+
+    private static void ApplyDirac(PassContext ctx, Node add, Node conv, Tensor wt, ConvSpec spec, int[] centre, Value convOut, Value result)
+    {
+        var y = add.Output();
+        var cout = (int)wt.Dims[0]; var perGroup = (int)wt.Dims[1];
+        var w = wt.ToFloatArray();
+        var (kh, kw) = (spec.Kernel[0], spec.Kernel[1]);
+        var outPerGroup = cout / spec.Groups;
+        for (int c = 0; c < cout; c++)
+        {
+            var local = c - (c / outPerGroup) * perGroup;
+            w[((c * perGroup + local) * kh + centre[0]) * kw + centre[1]] += 1f;
+        }
+        FoldBatchNorm.SetWeight(ctx.Rewriter, conv, 1, wt.Dims, w, convOut.Name + "_W");
+        result.Type = y.Type ?? result.Type;
+        ctx.Rewriter.Replace(y, result);
+        ctx.Rewriter.Erase(add);
+        ctx.Stats.Count("residual folded (Dirac)");
+        ctx.Stats.Decide(("fold", $"{add}: x + {conv}"), ("kind", "residual-dirac"), ("decision", "folded"), ("exact", true));
     }
 
     /// <summary>y = alpha op(A) op(B) + beta C as (B as [K,N], c as [N] incl. beta) when constant.</summary>
@@ -280,11 +324,13 @@ public sealed class FoldConv : Pass
         return (b, k, n, c, g.OpType == "Gemm" ? g.GetFloat("alpha", 1f) : 1f);
     }
 
-    private static bool TryGemmGemm(PassContext ctx, Node g2, PassOptions o)
+    private static RuleMatch<FoldPlan> MatchGemmGemm(PassContext ctx, Node g2)
     {
         var h = g2.Input(0);
-        if (h?.Producer is not { OpType: "Gemm", IsStandard: true } g1 || h.Uses.Count != 1 || h.IsGraphOutput || g2.GetInt("transA", 0) != 0) return false;
-        if (GemmParts(g1) is not { } p1 || GemmParts(g2) is not { } p2 || p1.N != p2.K) return false;
+        if (h?.Producer is not { OpType: "Gemm", IsStandard: true } g1 || h.Uses.Count != 1 || h.IsGraphOutput)
+            return new NoMatch("input not produced by a Gemm read only here");
+        if (g2.GetInt("transA", 0) != 0) return new NoMatch("transA");
+        if (GemmParts(g1) is not { } p1 || GemmParts(g2) is not { } p2 || p1.N != p2.K) return new NoMatch("weights not constant float matrices");
         // y may be a graph output: the folded Gemm's fresh output takes it over (Rewriter.Replace), so no
         // CanReplace check is needed before the node exists.
         var y = g2.Output();
@@ -296,38 +342,43 @@ public sealed class FoldConv : Pass
         if (after > before)
         {
             if (ctx.Stats.Once($"{g1} -> {g2}")) ctx.Stats.Decide(("fold", $"{g1} -> {g2}"), ("kind", "gemm-gemm"), ("decision", "kept"), ("reason", "cost model"));
-            return false;
+            return new NoMatch("cost model");
         }
-        var rw = ctx.Rewriter; var gr = g2.Graph;
-        var node = rw.Insert(gr, "Gemm", [g1.Input(0), rw.Constant(gr, y.Name + "_folded_B", Tensor.FromFloats("", [p1.K, p2.N], b)),
-            rw.Constant(gr, y.Name + "_folded_C", Tensor.FromFloats("", [p2.N], c))], y.Name + "_folded", 1,
-            OnnxAttribute.Float("alpha", p1.Alpha * p2.Alpha), OnnxAttribute.Int("transA", g1.GetInt("transA", 0)));
-        node.Output().Type = y.Type;
-        rw.Replace(y, node.Output());
-        ctx.Stats.Count("gemm-gemm folded");
-        ctx.Stats.Decide(("fold", $"{g1} -> {g2}"), ("kind", "gemm-gemm"), ("decision", "folded"), ("exact", true), ("params_before", before), ("params_after", after));
-        return true;
+        return new FoldPlan(_ =>
+        {
+            var rw = ctx.Rewriter; var gr = g2.Graph;
+            var node = rw.Insert(gr, "Gemm", [g1.Input(0), rw.Constant(gr, y.Name + "_folded_B", Tensor.FromFloats("", [p1.K, p2.N], b)),
+                rw.Constant(gr, y.Name + "_folded_C", Tensor.FromFloats("", [p2.N], c))], y.Name + "_folded", 1,
+                OnnxAttribute.Float("alpha", p1.Alpha * p2.Alpha), OnnxAttribute.Int("transA", g1.GetInt("transA", 0)));
+            node.Output().Type = y.Type;
+            rw.Replace(y, node.Output());
+            ctx.Stats.Count("gemm-gemm folded");
+            ctx.Stats.Decide(("fold", $"{g1} -> {g2}"), ("kind", "gemm-gemm"), ("decision", "folded"), ("exact", true), ("params_before", before), ("params_after", after));
+        });
     }
 
-    private static bool TryMatMulMatMul(PassContext ctx, Node m2, PassOptions o)
+    private static RuleMatch<FoldPlan> MatchMatMulMatMul(PassContext ctx, Node m2)
     {
         var h = m2.Input(0);
-        if (h?.Producer is not { OpType: "MatMul", IsStandard: true } m1 || h.Uses.Count != 1 || h.IsGraphOutput) return false;
-        if (GemmParts(m1) is not { } p1 || GemmParts(m2) is not { } p2 || p1.N != p2.K) return false;
+        if (h?.Producer is not { OpType: "MatMul", IsStandard: true } m1 || h.Uses.Count != 1 || h.IsGraphOutput)
+            return new NoMatch("input not produced by a MatMul read only here");
+        if (GemmParts(m1) is not { } p1 || GemmParts(m2) is not { } p2 || p1.N != p2.K) return new NoMatch("weights not constant float matrices");
         long before = (long)p1.K * p1.N + (long)p2.K * p2.N, after = (long)p1.K * p2.N;
         if (after > before)
         {
             if (ctx.Stats.Once($"{m1} -> {m2}")) ctx.Stats.Decide(("fold", $"{m1} -> {m2}"), ("kind", "matmul-matmul"), ("decision", "kept"), ("reason", "cost model"));
-            return false;
+            return new NoMatch("cost model");
         }
-        var y = m2.Output();
-        var rw = ctx.Rewriter; var gr = m2.Graph;
-        var node = rw.Insert(gr, "MatMul", [m1.Input(0), rw.Constant(gr, y.Name + "_folded_B", Tensor.FromFloats("", [p1.K, p2.N], ConvAlgebra.MatMul(p1.B, p2.B, p1.K, p1.N, p2.N)))], y.Name + "_folded");
-        node.Output().Type = y.Type;
-        rw.Replace(y, node.Output());
-        ctx.Stats.Count("matmul-matmul folded");
-        ctx.Stats.Decide(("fold", $"{m1} -> {m2}"), ("kind", "matmul-matmul"), ("decision", "folded"), ("exact", true), ("params_before", before), ("params_after", after));
-        return true;
+        return new FoldPlan(_ =>
+        {
+            var y = m2.Output();
+            var rw = ctx.Rewriter; var gr = m2.Graph;
+            var node = rw.Insert(gr, "MatMul", [m1.Input(0), rw.Constant(gr, y.Name + "_folded_B", Tensor.FromFloats("", [p1.K, p2.N], ConvAlgebra.MatMul(p1.B, p2.B, p1.K, p1.N, p2.N)))], y.Name + "_folded");
+            node.Output().Type = y.Type;
+            rw.Replace(y, node.Output());
+            ctx.Stats.Count("matmul-matmul folded");
+            ctx.Stats.Decide(("fold", $"{m1} -> {m2}"), ("kind", "matmul-matmul"), ("decision", "folded"), ("exact", true), ("params_before", before), ("params_after", after));
+        });
     }
 
     /// <summary>For approximate (border) folds: the measured error of the pass on calibration data

@@ -33,6 +33,8 @@ public sealed class GreedyRewriteDriver(IReadOnlyList<RewriteRule> rules)
     public bool VisitSubgraphs { get; init; }
     /// <summary>After each rewrite, also remove dead nodes and unused initializers (else only re-sort).</summary>
     public bool CleanupAfterRewrite { get; init; }
+    /// <summary>Called after each rewrite and its cleanup (e.g. shape inference for rules that read shapes).</summary>
+    public Action? AfterRewrite { get; init; }
     /// <summary>Called before each iteration (e.g. shape inference for rules that read shapes).</summary>
     public Action? BeforeIteration { get; init; }
 
@@ -107,6 +109,7 @@ public sealed class GreedyRewriteDriver(IReadOnlyList<RewriteRule> rules)
                 var touched = rw.TakeTouched();
                 if (CleanupAfterRewrite) rw.Cleanup();
                 else rw.Finish();
+                AfterRewrite?.Invoke();
                 Index();
                 // Positions changed: rebuild the worklist from what is still queued plus what was touched.
                 var pending = byKey.Values.ToList();
