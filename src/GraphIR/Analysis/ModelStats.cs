@@ -29,11 +29,8 @@ public sealed record ModelStats
     public required IReadOnlyList<string> UnknownMacNodes { get; init; }
     public int NonLinearDepth { get; init; }
 
-    public static readonly HashSet<string> NonLinearOps = new(StringComparer.Ordinal)
-    {
-        "Relu", "LeakyRelu", "PRelu", "Clip", "Sigmoid", "HardSigmoid", "HardSwish", "Tanh", "Elu", "Selu",
-        "Celu", "Gelu", "Mish", "Softplus", "Softsign", "ThresholdedRelu", "Erf",
-    };
+    /// <summary>Ops counted by the non-linear depth (OpTraits: NonLinear).</summary>
+    public static IEnumerable<string> NonLinearOps => OpTraits.With(OpTrait.NonLinear);
 
     /// <summary>Computes the figures; runs shape inference on a copy-free basis (types are only
     /// filled where missing and are not written back to files).</summary>
@@ -161,7 +158,7 @@ public sealed record ModelStats
         foreach (var n in g.Nodes)
         {
             var d = n.Inputs.Where(i => i is not null).Select(i => depth.GetValueOrDefault(i!)).DefaultIfEmpty(0).Max();
-            if (n.IsStandard && NonLinearOps.Contains(n.OpType)) d++;
+            if (OpTraits.Has(n, OpTrait.NonLinear)) d++;
             foreach (var o in n.Outputs) if (o is not null) depth[o] = d;
         }
         foreach (var o in g.Outputs) best = Math.Max(best, depth.GetValueOrDefault(o));

@@ -25,9 +25,6 @@ public sealed class Canonicalize : Pass
         PassOption.Double("max-growth", 4.0, "skip folding a node whose output is larger than this many times its inputs (+1 KB)"),
     ];
 
-    private static readonly HashSet<string> RandomOps = new(StringComparer.Ordinal)
-    { "RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial", "Bernoulli" };
-
     public override void Run(PassContext ctx, PassOptions o)
     {
         var rw = ctx.Rewriter;
@@ -98,7 +95,7 @@ public sealed class Canonicalize : Pass
         var foldable = new List<Node>();
         foreach (var n in g.Nodes)
         {
-            if (!n.IsStandard || n.Inputs.Count == 0 || n.Subgraphs().Any() || RandomOps.Contains(n.OpType)) continue;
+            if (!n.IsStandard || n.Inputs.Count == 0 || n.Subgraphs().Any() || OpTraits.Has(n, OpTrait.Random)) continue;
             if (n.Inputs.All(i => i is null || constant.Contains(i)) && n.Inputs.Any(i => i is not null))
             {
                 foldable.Add(n);

@@ -32,10 +32,12 @@ public sealed class Linearize : Pass
         PassOption.Double("min-sqnr", 0, "also keep the first output's SQNR against the original at or above this many dB (0: no SQNR limit)"),
     ];
 
-    private static readonly HashSet<string> Activations = new(StringComparer.Ordinal) { "Relu", "LeakyRelu", "PRelu", "Clip" };
-    private static readonly HashSet<string> LinearProducers = new(StringComparer.Ordinal) { "Conv", "ConvTranspose", "Gemm", "MatMul", "BatchNormalization", "Add", "Sub" };
-    private static readonly HashSet<string> LinearConsumers = new(StringComparer.Ordinal)
-    { "Conv", "ConvTranspose", "Gemm", "MatMul", "Add", "Sub", "GlobalAveragePool", "AveragePool", "Flatten", "Reshape", "Transpose", "Concat", "BatchNormalization", "Identity" };
+    // Activations linearize can take (piecewise linear), the ops whose output may feed one (linear or
+    // affine: the activation then sits between two foldable ops) and the ops that may read it.
+    private static bool IsActivation(Node n) => OpTraits.Has(n, OpTrait.PiecewiseLinear);
+    private static bool IsLinearProducer(Node n) => OpTraits.HasAny(n, OpTrait.Linear | OpTrait.AffineArithmetic);
+    private static bool IsLinearConsumer(Node n) =>
+        OpTraits.HasAny(n, OpTrait.Linear | OpTrait.AffineArithmetic | OpTrait.LinearReduce | OpTrait.Layout);
 
     private sealed record Candidate(Node Act, TensorStatistics Stats, bool Exact, double Score, double ClipMin, double ClipMax);
 
@@ -50,15 +52,15 @@ public sealed class Linearize : Pass
         var mode = o.Enum("mode");
         var minSqnr = o.Double("min-sqnr");
 
-        var acts = g.Nodes.Where(n => n.IsStandard && Activations.Contains(n.OpType)).ToList();
+        var acts = g.Nodes.Where(IsActivation).ToList();
         var eligible = new List<Node>();
         foreach (var a in acts)
         {
             var z = a.Input(0); var y = a.Output();
             string? why = null;
-            if (z?.Producer is not { } p || !p.IsStandard || !LinearProducers.Contains(p.OpType)) why = "input not produced by a linear op";
+            if (z?.Producer is not { } p || !IsLinearProducer(p)) why = "input not produced by a linear op";
             else if (y.IsGraphOutput) why = "graph output";
-            else if (y.Uses.Any(u => !u.Node.IsStandard || !LinearConsumers.Contains(u.Node.OpType))) why = "read by a non-linear op";
+            else if (y.Uses.Any(u => !IsLinearConsumer(u.Node))) why = "read by a non-linear op";
             else if (a.OpType == "Clip" && ClipBounds(a) is null) why = "clip bounds not constant";
             if (why is null) eligible.Add(a);
             else { ctx.Stats.Count("not eligible"); ctx.Stats.Decide(("activation", a.ToString()), ("op", a.OpType), ("decision", "kept"), ("reason", why)); }

@@ -41,8 +41,8 @@ public static class QdqEmitter
 {
     public static readonly HashSet<string> ComputeOps = new(StringComparer.Ordinal)
         { "Conv", "ConvTranspose", "Gemm", "MatMul", "Add", "Mul", "Concat", "AveragePool", "GlobalAveragePool" };
-    public static readonly HashSet<string> SharedOps = new(StringComparer.Ordinal)
-        { "MaxPool", "Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze", "Split", "Slice", "Resize" };
+    /// <summary>Ops that take their input's scale (OpTraits: SharesScale).</summary>
+    public static readonly HashSet<string> SharedOps = OpTraits.With(OpTrait.SharesScale).ToHashSet(StringComparer.Ordinal);
 
     /// <summary>The key a node is known by in reports and fallback lists: its first output's name.</summary>
     public static string Key(Node n) => n.Outputs.FirstOrDefault(o => o is not null)?.Name ?? n.Name ?? n.OpType;
