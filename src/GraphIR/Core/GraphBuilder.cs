@@ -9,16 +9,22 @@ namespace OnnxOpt.GraphIR;
 
 public sealed class GraphBuilder
 {
-    private readonly Model _model = new();
+    private readonly Model _model;
     private readonly Dictionary<string, int> _counters = new(StringComparer.Ordinal);
 
     public GraphBuilder(string name = "main", long opset = 13, long irVersion = 8)
     {
+        _model = new Model();
         _model.IrVersion = irVersion;
         _model.ProducerName = "onnxopt";
         _model.OpsetImports.Add(new OpsetImport("", opset));
         _model.Graph = new Graph(name);
     }
+
+    private GraphBuilder(Model model) { _model = model; }
+
+    /// <summary>A builder that adds to an existing model's main graph (fresh names avoid its own).</summary>
+    public static GraphBuilder Over(Model model) => new(model);
 
     public Graph Graph => _model.Graph;
 

@@ -2,7 +2,8 @@
 //   s_c = gamma_c / sqrt(var_c + eps),  t_c = beta_c - mean_c * s_c
 //  1. y = BN(Conv(x, W, b))          ->  Conv(x, W', b'):  W'[c,...] = s_c W[c,...],  b'_c = s_c b_c + t_c
 //     y = BN(ConvTranspose(x, W, b)) ->  W'[i, j, ...] = s_(g*Cout/G + j) W[i, j, ...] (i in group g)
-//     y = BN(Gemm(a, B, C))          ->  column n of op(B) scaled by s_n, C'_n = s_n (beta C_n) + t_n, beta' = 1
+//     y = BN(Gemm(a, B, C))          ->  column n of alpha op(B) scaled by s_n, C'_n = s_n (beta C_n) + t_n,
+//                                         alpha' = beta' = 1   (all three through LinearOp.Scaled)
 //     (the producer's output must feed only the BN; weights and BN parameters constant)
 //  2. y = Conv(BN(x), W2, b2) with conv pads all 0 (so no zero padding sees the shift t):
 //        W2'[o,c,...] = W2[o,c,...] s_c,   b2'_o = b2_o + sum_(c,k) W2[o,c,k] t_c       (groups = 1)
@@ -45,74 +46,14 @@ public sealed class FoldBatchNorm : Pass
     /// <summary>New data for one input of a node (written with SetWeight).</summary>
     public sealed record WeightWrite(int Index, long[] Dims, float[] Data, string BaseName);
 
-    /// <summary>The writes that fold y = s * op(x) + t into the op, or null when it cannot take them.</summary>
-    public static List<WeightWrite>? PlanProducer(Node n, double[] s, double[] t)
+    /// <summary>y = s * op(x) + t folded into a Conv, ConvTranspose or Gemm (LinearOp.Scaled), or null
+    /// when the op cannot take it.</summary>
+    public static (LinearOp Op, float[] Weight, float[] Bias)? PlanProducer(Node n, double[] s, double[] t)
     {
-        if (!n.IsStandard) return null;
-        var c = s.Length;
-        switch (n.OpType)
-        {
-            case "Conv":
-            {
-                var w = Floats(n.Input(1)); var wt = Rewriter.ConstantOf(n.Input(1));
-                if (w is null || wt!.Dims[0] != c) return null;
-                var b = n.Input(2) is null ? new float[c] : Floats(n.Input(2));
-                if (b is null) return null;
-                var per = w.Length / c;
-                for (int o = 0; o < c; o++)
-                {
-                    for (int k = 0; k < per; k++) w[o * per + k] = (float)(w[o * per + k] * s[o]);
-                    b[o] = (float)(b[o] * s[o] + t[o]);
-                }
-                return [new(1, wt.Dims, w, n.Output().Name + "_W"), new(2, [c], b, n.Output().Name + "_B")];
-            }
-            case "ConvTranspose":
-            {
-                var w = Floats(n.Input(1)); var wt = Rewriter.ConstantOf(n.Input(1));
-                if (w is null) return null;
-                var groups = (int)n.GetInt("group", 1);
-                var cin = (int)wt!.Dims[0]; var coutPerGroup = (int)wt.Dims[1];
-                if (coutPerGroup * groups != c) return null;
-                var b = n.Input(2) is null ? new float[c] : Floats(n.Input(2));
-                if (b is null) return null;
-                var k = w.Length / (cin * coutPerGroup);
-                for (int i = 0; i < cin; i++)
-                {
-                    var grp = i / (cin / groups);
-                    for (int j = 0; j < coutPerGroup; j++)
-                    {
-                        var oc = grp * coutPerGroup + j;
-                        for (int q = 0; q < k; q++) w[(i * coutPerGroup + j) * k + q] = (float)(w[(i * coutPerGroup + j) * k + q] * s[oc]);
-                    }
-                }
-                for (int oc = 0; oc < c; oc++) b[oc] = (float)(b[oc] * s[oc] + t[oc]);
-                return [new(1, wt.Dims, w, n.Output().Name + "_W"), new(2, [c], b, n.Output().Name + "_B")];
-            }
-            case "Gemm":
-            {
-                var bmat = Floats(n.Input(1)); var bt = Rewriter.ConstantOf(n.Input(1));
-                if (bmat is null) return null;
-                var transB = n.GetInt("transB", 0) != 0;
-                var (kDim, nDim) = transB ? (bt!.Dims[1], bt.Dims[0]) : (bt!.Dims[0], bt.Dims[1]);
-                if (nDim != c) return null;
-                var beta = n.GetFloat("beta", 1f);
-                float[] cvec;
-                if (n.Input(2) is null) cvec = new float[c];
-                else if (Rewriter.ConstantOf(n.Input(2)) is { ElementType: DataType.Float } ct && ct.ElementCount == c && ct.Dims.Length <= 2 && ct.Dims.LastOrDefault(1) == c)
-                    cvec = ct.ToFloatArray();
-                else return null;
-                for (long kk = 0; kk < kDim; kk++)
-                    for (int j = 0; j < c; j++)
-                    {
-                        var idx = transB ? j * kDim + kk : kk * c + j;
-                        bmat[idx] = (float)(bmat[idx] * s[j]);
-                    }
-                var newC = Enumerable.Range(0, c).Select(j => (float)(beta * cvec[j] * s[j] + t[j])).ToArray();
-                // beta is reset to 1 by the rule (Gemm's C now holds beta C).
-                return [new(1, bt.Dims, bmat, n.Output().Name + "_B"), new(2, [c], newC, n.Output().Name + "_C")];
-            }
-            default: return null;
-        }
+        if (n.OpType is not ("Conv" or "ConvTranspose" or "Gemm") || LinearOp.Of(n) is not { } op || op.OutChannels != s.Length)
+            return null;
+        var (w, b) = op.Scaled(s, t);
+        return (op, w, b);
     }
 
     /// <summary>The writes that fold y = s * x + t into the unpadded dense Conv reading y, or null.</summary>
@@ -144,7 +85,7 @@ public sealed class FoldBatchNorm : Pass
 
 /// <summary>How a BatchNormalization folds: into its producer, into the next conv, or as Mul + Add.</summary>
 public sealed record FoldBatchNormMatch(string Kind, Node? Target, double[] Scale, double[] Shift,
-    IReadOnlyList<FoldBatchNorm.WeightWrite> Writes);
+    IReadOnlyList<FoldBatchNorm.WeightWrite> Writes, (LinearOp Op, float[] Weight, float[] Bias)? Producer = null);
 
 public sealed class FoldBatchNormRule : RewriteRule<FoldBatchNormMatch>
 {
@@ -165,8 +106,8 @@ public sealed class FoldBatchNormRule : RewriteRule<FoldBatchNormMatch>
         var x = bn.Input(0)!;
         var y = bn.Output();
         if (x.Producer is { } prod && prod.Graph == bn.Graph && x.Uses.Count == 1 && !x.IsGraphOutput && Rewriter.CanReplace(y, x)
-            && FoldBatchNorm.PlanProducer(prod, s, t) is { } writes)
-            return new FoldBatchNormMatch("producer", prod, s, t, writes);
+            && FoldBatchNorm.PlanProducer(prod, s, t) is { } plan)
+            return new FoldBatchNormMatch("producer", prod, s, t, [], plan);
         if (y.Uses.Count == 1 && !y.IsGraphOutput && y.Uses[0] is { InputIndex: 0 } u && FoldBatchNorm.PlanNextConv(u.Node, s, t) is { } next)
             return new FoldBatchNormMatch("next", u.Node, s, t, next);
         if (x.Shape is { Rank: >= 2 } && Rewriter.CanReplace(y, x)) return new FoldBatchNormMatch("affine", null, s, t, []);
@@ -181,8 +122,8 @@ public sealed class FoldBatchNormRule : RewriteRule<FoldBatchNormMatch>
         var (x, y, g) = (bn.Input(0)!, bn.Output(), bn.Graph);
         if (m.Target is { } target)
         {
+            if (m.Producer is var (op, weight, bias)) op.Write(rw, op.WeightDims, weight, bias);
             foreach (var w in m.Writes) FoldBatchNorm.SetWeight(rw, target, w.Index, w.Dims, w.Data, w.BaseName);
-            if (target.OpType == "Gemm") rw.SetAttr(target, OnnxAttribute.Float("beta", 1f));
             rw.Replace(y, x);
             rw.Erase(bn);
             ctx.Stats.Count(m.Kind == "producer" ? $"folded into {target.OpType}" : "folded into next Conv");
