@@ -12,7 +12,7 @@ using OnnxOpt.Calibration;
 using OnnxOpt.GraphIR;
 using OnnxOpt.Passes;
 using OnnxOpt.Runtime;
-using OnnxOpt.Runtime.Data;
+using OnnxOpt.Data;
 using OnnxOpt.Runtime.Validation;
 
 string Opt(string name, string dflt) { var i = Array.IndexOf(args, name); return i >= 0 && i + 1 < args.Length ? args[i + 1] : dflt; }

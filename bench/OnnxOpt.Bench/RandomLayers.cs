@@ -1,7 +1,7 @@
 // Seeded random layers for the benchmark models: He-normal conv weights and a BatchNormalization with
 // statistics near identity, so activations keep a realistic scale through deep stacks.
 using OnnxOpt.GraphIR;
-using OnnxOpt.Runtime.Data;
+using OnnxOpt.Data;
 
 namespace OnnxOpt.Bench;
 

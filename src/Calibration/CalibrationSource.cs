@@ -3,7 +3,7 @@
 // derived from them is reproducible.
 using OnnxOpt.GraphIR;
 using OnnxOpt.Runtime;
-using OnnxOpt.Runtime.Data;
+using OnnxOpt.Data;
 
 namespace OnnxOpt.Calibration;
 
@@ -21,6 +21,21 @@ public sealed class CalibrationSource
     public int BatchSize { get; init; } = 32;
     public SessionSettings Settings { get; init; } = new() { Optimization = GraphOptimization.Disabled };
 
+    /// <summary>What runs the model over the samples: ORT with <see cref="Settings"/> unless set (e.g. to
+    /// our own evaluator, Autodiff's EvaluatorRunner.Factory).</summary>
+    public RunnerFactory? Runner { get; init; }
+
+    /// <summary>Where Stream reports its progress on labelled runs (default: nowhere).</summary>
+    public ProgressSink? Progress { get; init; }
+
+    /// <summary>The same samples, reporting progress to <paramref name="sink"/>.</summary>
+    public CalibrationSource WithProgress(ProgressSink? sink) =>
+        new(Description, _factory) { BatchSize = BatchSize, MaxBatchBytes = MaxBatchBytes, Settings = Settings, Runner = Runner, Progress = sink };
+
+    /// <summary>A runner for the model (plus intermediate values), as this source runs models.</summary>
+    public IModelRunner RunnerFor(Model model, IEnumerable<string> extraOutputs) =>
+        Runner?.Invoke(model, extraOutputs) ?? InferenceSession.FromModel(model, Settings, extraOutputs);
+
     public static CalibrationSource FromFolder(string dir) => new(dir, inputs => DataSet.FromFolder(dir, inputs));
 
     public static CalibrationSource FromRandom(int count, ulong seed = 1, IReadOnlyDictionary<string, long>? dims = null) =>
@@ -30,7 +45,12 @@ public sealed class CalibrationSource
 
     /// <summary>The same samples, run with other session settings (e.g. ORT's optimizations on, to
     /// measure a quantized model as it will be deployed).</summary>
-    public CalibrationSource With(SessionSettings settings) => new(Description, _factory) { BatchSize = BatchSize, MaxBatchBytes = MaxBatchBytes, Settings = settings };
+    public CalibrationSource With(SessionSettings settings) =>
+        new(Description, _factory) { BatchSize = BatchSize, MaxBatchBytes = MaxBatchBytes, Settings = settings, Runner = null, Progress = Progress };
+
+    /// <summary>The same samples, run by another runner (our own evaluator, say).</summary>
+    public CalibrationSource With(RunnerFactory runner) =>
+        new(Description, _factory) { BatchSize = BatchSize, MaxBatchBytes = MaxBatchBytes, Settings = Settings, Runner = runner, Progress = Progress };
 
     /// <summary>Most bytes of requested values one batch may hold; the batch shrinks (to 1 at least)
     /// when the model's activations are large, so memory stays bounded for any model and data size.</summary>
@@ -54,9 +74,9 @@ public sealed class CalibrationSource
     public int Stream(Model model, IReadOnlyList<string> values, Action<Batch, IReadOnlyList<Tensor>> visit, string? progressLabel = null)
     {
         var outputs = model.Graph.Outputs.Select(o => o.Name).ToHashSet();
-        using var session = InferenceSession.FromModel(model, Settings, values.Where(v => !outputs.Contains(v)).Distinct());
+        using var session = RunnerFor(model, values.Where(v => !outputs.Contains(v)).Distinct());
         var data = DataFor(session.Inputs);
-        var progress = progressLabel is not null && !Console.IsErrorRedirected;
+        var progress = progressLabel is not null ? Progress : null;
         int seen = 0;
         ShapeInference.Run(model);
         foreach (var batch in data.Batches(BatchFor(model, values)))
@@ -64,9 +84,9 @@ public sealed class CalibrationSource
             var outs = session.Run(batch.Inputs, values);
             visit(batch, outs);
             seen += (int)(batch.Inputs.Values.FirstOrDefault()?.Dims.FirstOrDefault() ?? 1);
-            if (progress) Console.Error.Write($"\r{progressLabel}: {seen}/{data.SampleCount} samples");
+            progress?.Invoke(progressLabel!, seen, data.SampleCount);
         }
-        if (progress) Console.Error.WriteLine();
+        if (seen < data.SampleCount) progress?.Invoke(progressLabel!, data.SampleCount, data.SampleCount);
         return seen;
     }
 }

@@ -49,6 +49,15 @@ public sealed class CliContext(TextWriter stdout, TextWriter stderr)
     public TextWriter Out { get; } = stdout;
     public TextWriter Err { get; } = stderr;
 
+    /// <summary>Progress of long library work on stderr ("\rtask: done/total"), when stderr is a terminal.</summary>
+    public OnnxOpt.Data.ProgressSink? Progress => Err == Console.Error && !Console.IsErrorRedirected
+        ? (task, done, total) =>
+        {
+            Err.Write($"\r{task}: {done}/{total} samples");
+            if (done >= total) Err.WriteLine();
+        }
+        : null;
+
     public static bool IsUserError(Exception e) =>
         e is OnnxModelException or OnnxOpt.Runtime.OrtException or OnnxOpt.Runtime.OrtNotFoundException or IOException or UnauthorizedAccessException or NotSupportedException or FormatException or ArgumentException;
 

@@ -3,7 +3,7 @@
 using OnnxOpt.Autodiff;
 using OnnxOpt.GraphIR;
 using OnnxOpt.Runtime;
-using OnnxOpt.Runtime.Data;
+using OnnxOpt.Data;
 
 namespace OnnxOpt.Tests;
 

@@ -1,6 +1,6 @@
 // Calibrators against hand-computed ranges on known distributions, and the histogram they share.
 using OnnxOpt.Calibration;
-using OnnxOpt.Runtime.Data;
+using OnnxOpt.Data;
 
 namespace OnnxOpt.Tests;
 

@@ -2,7 +2,7 @@
 // and the report of every decision.
 using OnnxOpt.Calibration;
 using OnnxOpt.GraphIR;
-using OnnxOpt.Runtime.Data;
+using OnnxOpt.Data;
 using static OnnxOpt.Tests.PassTestKit;
 
 namespace OnnxOpt.Tests;

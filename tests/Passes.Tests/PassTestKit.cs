@@ -4,7 +4,7 @@ using OnnxOpt.Calibration;
 using OnnxOpt.GraphIR;
 using OnnxOpt.Passes;
 using OnnxOpt.Runtime;
-using OnnxOpt.Runtime.Data;
+using OnnxOpt.Data;
 using OnnxOpt.Runtime.Validation;
 
 namespace OnnxOpt.Tests;

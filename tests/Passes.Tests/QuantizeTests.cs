@@ -8,7 +8,7 @@ using OnnxOpt.Calibration;
 using OnnxOpt.GraphIR;
 using OnnxOpt.Passes;
 using OnnxOpt.Runtime;
-using OnnxOpt.Runtime.Data;
+using OnnxOpt.Data;
 using static OnnxOpt.Tests.PassTestKit;
 
 namespace OnnxOpt.Tests;

@@ -7,7 +7,7 @@
 // The summary (passed / skipped by reason / known failures) is written to the test output.
 using OnnxOpt.GraphIR;
 using OnnxOpt.Runtime;
-using OnnxOpt.Runtime.Data;
+using OnnxOpt.Data;
 using Xunit.Abstractions;
 
 namespace OnnxOpt.Tests;

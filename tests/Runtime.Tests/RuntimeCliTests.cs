@@ -1,7 +1,7 @@
 // run / validate / bench end to end, with their exit codes and reports.
 using System.Text.Json;
 using OnnxOpt.GraphIR;
-using OnnxOpt.Runtime.Data;
+using OnnxOpt.Data;
 
 namespace OnnxOpt.Tests;
 

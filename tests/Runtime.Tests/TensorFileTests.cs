@@ -1,7 +1,7 @@
 // .npy (v1/v2/v3 headers, every supported dtype) and TensorProto .pb files.
 using System.Text;
 using OnnxOpt.GraphIR;
-using OnnxOpt.Runtime.Data;
+using OnnxOpt.Data;
 
 namespace OnnxOpt.Tests;
 

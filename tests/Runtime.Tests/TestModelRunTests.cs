@@ -2,7 +2,7 @@
 // shapes ORT computes for every intermediate value (batch dim N = 2).
 using OnnxOpt.GraphIR;
 using OnnxOpt.Runtime;
-using OnnxOpt.Runtime.Data;
+using OnnxOpt.Data;
 
 namespace OnnxOpt.Tests;
 

@@ -83,6 +83,7 @@ public static class OptimizeCommand
         if (q.Calib is not null && q.CalibRandom is not null) throw new OnnxModelException("give either --calib or --calib-random, not both");
         CalibrationSource? source = q.Calib is not null ? CalibrationSource.FromFolder(q.Calib)
             : q.CalibRandom is int n ? (n > 0 ? CalibrationSource.FromRandom(n, q.Seed) : throw new OnnxModelException("--calib-random must be positive")) : null;
+        source = source?.WithProgress(ctx.Progress);
         var options = new OptimizeOptions
         {
             Pipeline = q.Pipeline, Calibration = source, Evaluation = q.Eval is not null ? CalibrationSource.FromFolder(q.Eval) : null,

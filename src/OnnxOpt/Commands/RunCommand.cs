@@ -5,7 +5,7 @@ using System.CommandLine;
 using System.Text;
 using OnnxOpt.GraphIR;
 using OnnxOpt.Runtime;
-using OnnxOpt.Runtime.Data;
+using OnnxOpt.Data;
 
 namespace OnnxOpt.Cli;
 

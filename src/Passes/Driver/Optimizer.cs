@@ -14,7 +14,7 @@ using System.Globalization;
 using OnnxOpt.Calibration;
 using OnnxOpt.GraphIR;
 using OnnxOpt.Runtime;
-using OnnxOpt.Runtime.Data;
+using OnnxOpt.Data;
 using OnnxOpt.Runtime.Validation;
 
 namespace OnnxOpt.Passes;

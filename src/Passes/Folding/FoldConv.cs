@@ -11,7 +11,7 @@
 // with and without the fold is timed in ONNX Runtime, 1 thread) or depth (fold wherever allowed).
 using OnnxOpt.GraphIR;
 using OnnxOpt.Runtime;
-using OnnxOpt.Runtime.Data;
+using OnnxOpt.Data;
 using OnnxOpt.Runtime.Validation;
 
 namespace OnnxOpt.Passes;

@@ -5,6 +5,7 @@
 // with those values appended to the graph outputs. A session may be run from several threads at once;
 // Dispose waits for runs in flight. ORT's errors become OrtException with one line saying what failed.
 using System.Buffers;
+using OnnxOpt.Data;
 using OnnxOpt.GraphIR;
 using Ort = Microsoft.ML.OnnxRuntime;
 
@@ -59,13 +60,7 @@ public sealed record SessionSettings
     }
 }
 
-/// <summary>A model input or output as ORT sees it: element type and shape (symbols kept).</summary>
-public sealed record IoInfo(string Name, DataType ElementType, Shape? Shape)
-{
-    public override string ToString() => $"{Name}: {ModelStats.TypeText(OnnxType.Tensor(ElementType, Shape))}";
-}
-
-public sealed class InferenceSession : IDisposable
+public sealed class InferenceSession : IModelRunner
 {
     private readonly Ort.InferenceSession _session;
     private readonly Dictionary<string, IoInfo> _inputsByName;

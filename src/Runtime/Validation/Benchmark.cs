@@ -3,7 +3,7 @@
 // Reported: median, p90, mean and min over the timed iterations, after warm-up.
 using System.Diagnostics;
 using OnnxOpt.GraphIR;
-using OnnxOpt.Runtime.Data;
+using OnnxOpt.Data;
 
 namespace OnnxOpt.Runtime.Validation;
 

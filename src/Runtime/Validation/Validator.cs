@@ -6,7 +6,7 @@
 // top-1 agreement; with labels, each model's accuracy (argmax of the first 2-D output).
 // Statistics stream over the batches, so the data set size does not raise memory.
 using OnnxOpt.GraphIR;
-using OnnxOpt.Runtime.Data;
+using OnnxOpt.Data;
 
 namespace OnnxOpt.Runtime.Validation;
 
@@ -34,7 +34,7 @@ public sealed record ValidationReport(
 
 public static class Validator
 {
-    public static ValidationReport Compare(InferenceSession reference, InferenceSession candidate, DataSet data, ValidationOptions? options = null)
+    public static ValidationReport Compare(IModelRunner reference, IModelRunner candidate, DataSet data, ValidationOptions? options = null)
     {
         options ??= new ValidationOptions();
         var refOutputs = reference.Outputs.Select(o => o.Name).ToList();

@@ -9,7 +9,7 @@
 // read (or generated) batch by batch, so memory does not grow with the number of samples.
 using OnnxOpt.GraphIR;
 
-namespace OnnxOpt.Runtime.Data;
+namespace OnnxOpt.Data;
 
 public sealed record Batch(IReadOnlyDictionary<string, Tensor> Inputs, long[]? Labels, IReadOnlyList<Tensor>? ExpectedOutputs = null);
 
@@ -139,6 +139,40 @@ public sealed class DataSet
             }
         }
         return new DataSet($"{dir} ({total} samples{(labels is null ? "" : ", with labels")})", total, labels is not null, Make);
+    }
+
+    /// <summary>Samples already in memory: one tensor per input, N samples stacked on axis 0, optional
+    /// labels (length N). Batches are slices along axis 0, in order.</summary>
+    public static DataSet FromTensors(IReadOnlyDictionary<string, Tensor> inputs, long[]? labels = null, string? description = null)
+    {
+        if (inputs.Count == 0) throw new OnnxModelException("a data set needs at least one input tensor");
+        var n = inputs.Values.First().Dims.FirstOrDefault(1);
+        foreach (var (name, t) in inputs)
+            if (t.ElementType.BitWidth() < 8 || t.Strings is not null)
+                throw new OnnxModelException($"input '{name}': {t.ElementType.Name()} samples cannot be batched in memory");
+            else if (t.Dims.Length == 0 || t.Dims[0] != n)
+                throw new OnnxModelException($"input '{name}': {t.Dims.FirstOrDefault()} samples on axis 0, expected {n} like the others");
+        if (labels is not null && labels.Length != n) throw new OnnxModelException($"{labels.Length} labels for {n} samples");
+        IEnumerable<Batch> Make(int batchSize)
+        {
+            for (long start = 0; start < n; start += batchSize)
+            {
+                var count = Math.Min(batchSize, n - start);
+                var feed = inputs.ToDictionary(kv => kv.Key, kv => Rows(kv.Value, start, count));
+                yield return new Batch(feed, labels?[(int)start..(int)(start + count)]);
+            }
+        }
+        var what = description ?? $"{n} samples in memory";
+        return new DataSet($"{what}{(labels is null ? "" : ", with labels")}", (int)n, labels is not null, Make);
+    }
+
+    /// <summary>Rows [start, start + count) of a tensor along axis 0.</summary>
+    private static Tensor Rows(Tensor t, long start, long count)
+    {
+        var row = t.ElementType.ByteCount(t.Dims.Skip(1).Aggregate(1L, (a, b) => a * b));
+        var dims = t.Dims.ToArray();
+        dims[0] = count;
+        return new Tensor(t.Name, t.ElementType, dims, t.RawData.Slice((int)(start * row), (int)(count * row)).ToArray());
     }
 
     /// <summary>Seeded random inputs: <paramref name="count"/> runs; symbolic dims take the value in

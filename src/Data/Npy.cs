@@ -7,7 +7,7 @@ using System.Text;
 using System.Text.RegularExpressions;
 using OnnxOpt.GraphIR;
 
-namespace OnnxOpt.Runtime.Data;
+namespace OnnxOpt.Data;
 
 public static partial class Npy
 {

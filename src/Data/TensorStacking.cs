@@ -1,7 +1,7 @@
 // Stacking along axis 0 (samples), on packed tensors; no element conversion.
 using OnnxOpt.GraphIR;
 
-namespace OnnxOpt.Runtime.Data;
+namespace OnnxOpt.Data;
 
 public static class TensorStacking
 {
