@@ -23,7 +23,7 @@ public class VerifierTests
     public void NodeOrderBrokenIsReportedWithBothNodes()
     {
         var m = Small();
-        m.Graph.Nodes.Reverse();
+        m.Graph.NodeList.Reverse();
         var e = Assert.Single(Verifier.Check(m));
         Assert.Contains("'n2'", e);
         Assert.Contains("before node 'n1'", e);
@@ -43,8 +43,8 @@ public class VerifierTests
     {
         var m = Small();
         var g = m.Graph;
-        g.Outputs.Clear();
-        g.Outputs.Add(new Value(g, "ghost"));
+        g.ClearOutputs();
+        g.AddOutput(new Value(g, "ghost"));
         Assert.Contains(Verifier.Check(m), e => e.Contains("graph output 'ghost'"));
     }
 

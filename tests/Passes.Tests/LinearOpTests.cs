@@ -46,10 +46,10 @@ public class LinearOpTests
         var b = GraphBuilder.Over(copy);
         var z = after(b, y);
         var outName = y.Name;
-        g.Outputs.Clear();
+        g.ClearOutputs();
         g.Rename(y, g.FreshName(outName + "_inner"));
         g.Rename(z, outName);
-        g.Outputs.Add(z);
+        g.AddOutput(z);
         z.Type = null;
         ShapeInference.Run(copy);
         return copy;

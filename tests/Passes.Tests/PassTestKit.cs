@@ -13,7 +13,7 @@ public static class PassTestKit
 {
     public static (Model After, List<PassRun> Runs) Run(Model m, string pipeline, CalibrationSource? calib = null)
     {
-        var copy = OnnxImporter.Parse(OnnxExporter.ToBytes(m));
+        var copy = m.Clone();
         var runs = PipelineRunner.Run(copy, Pipeline.Parse(pipeline), new PassContext(copy, calib), verifyEach: true);
         return (copy, runs);
     }

@@ -32,10 +32,11 @@ public sealed record ModelStats
     /// <summary>Ops counted by the non-linear depth (OpTraits: NonLinear).</summary>
     public static IEnumerable<string> NonLinearOps => OpTraits.With(OpTrait.NonLinear);
 
-    /// <summary>Computes the figures; runs shape inference on a copy-free basis (types are only
-    /// filled where missing and are not written back to files).</summary>
-    public static ModelStats Compute(Model m, long? fileBytes = null)
+    /// <summary>Computes the figures (shape inference runs on a copy; the model is not changed).</summary>
+    public static ModelStats Compute(Model model, long? fileBytes = null)
     {
+        // Shapes are inferred on a copy: computing statistics never changes the model.
+        var m = model.Clone();
         ShapeInference.Run(m);
         var g = m.Graph;
         var hist = new SortedDictionary<string, int>(StringComparer.Ordinal);

@@ -3,7 +3,9 @@
 // whose use lists then name the subgraph's node.
 //
 // This class holds the primitive, use-list-preserving edits (add, set input, replace uses, remove);
-// passes make their changes through the Rewriter built on top of them.
+// passes make their changes through the Rewriter built on top of them. Its lists are read-only to
+// everyone else; graph input/output membership and node names are indexed, so IsGraphInput,
+// IsGraphOutput and FreshNodeName cost O(1) on large graphs.
 namespace OnnxOpt.GraphIR;
 
 public sealed record QuantAnnotation(string TensorName, IReadOnlyList<KeyValuePair<string, string>> Parameters);
@@ -23,14 +25,85 @@ public sealed class Graph
     /// <summary>The graph whose values this one may read (null for the main graph).</summary>
     public Graph? Parent { get; internal set; }
 
-    public List<Value> Inputs { get; } = new();
-    public List<Value> Outputs { get; } = new();
-    public List<Node> Nodes { get; } = new();
+    private readonly List<Value> _inputs = new();
+    private readonly List<Value> _outputs = new();
+    private readonly List<Node> _nodes = new();
+    private readonly List<Value> _initializers = new();
+    private readonly List<Value> _sparseInitializers = new();
+    private readonly List<Value> _valueInfos = new();
+    private readonly Dictionary<Value, int> _inputCount = new();
+    private readonly Dictionary<Value, int> _outputCount = new();
+    private readonly Dictionary<string, int> _nodeNames = new(StringComparer.Ordinal);
+
+    public IReadOnlyList<Value> Inputs => _inputs;
+    public IReadOnlyList<Value> Outputs => _outputs;
+    public IReadOnlyList<Node> Nodes => _nodes;
+    /// <summary>The mutable node list, for tests that corrupt a graph on purpose (the verifier's tests).</summary>
+    internal List<Node> NodeList => _nodes;
     /// <summary>Initializers in file order.</summary>
-    public List<Value> Initializers { get; } = new();
-    public List<Value> SparseInitializers { get; } = new();
+    public IReadOnlyList<Value> Initializers => _initializers;
+    public IReadOnlyList<Value> SparseInitializers => _sparseInitializers;
     /// <summary>Values listed in value_info, in file order.</summary>
-    public List<Value> ValueInfos { get; } = new();
+    public IReadOnlyList<Value> ValueInfos => _valueInfos;
+
+    /// <summary>The node's position in the (topological) node order, -1 if it is not in this graph.</summary>
+    public int PositionOf(Node n) => _nodes.IndexOf(n);
+
+    public bool IsInput(Value v) => _inputCount.ContainsKey(v);
+    public bool IsOutput(Value v) => _outputCount.ContainsKey(v);
+
+    private static void Count(Dictionary<Value, int> d, Value v, int by)
+    {
+        var n = d.GetValueOrDefault(v) + by;
+        if (n <= 0) d.Remove(v); else d[v] = n;
+    }
+
+    /// <summary>Appends a graph output (a value may be listed more than once, as ONNX allows).</summary>
+    public void AddOutput(Value v)
+    {
+        _outputs.Add(v);
+        Count(_outputCount, v, 1);
+    }
+
+    /// <summary>Replaces graph output <paramref name="index"/> (the rewriter keeps its name).</summary>
+    public void SetOutput(int index, Value v)
+    {
+        Count(_outputCount, _outputs[index], -1);
+        _outputs[index] = v;
+        Count(_outputCount, v, 1);
+    }
+
+    public void ClearOutputs()
+    {
+        _outputs.Clear();
+        _outputCount.Clear();
+    }
+
+    /// <summary>Lists an existing value (an initializer with a default, in old models) as a graph input.</summary>
+    public void AddInputValue(Value v)
+    {
+        if (v.Graph != this) throw new InvalidOperationException($"'{v.Name}' belongs to graph '{v.Graph.Name}'");
+        _inputs.Add(v);
+        Count(_inputCount, v, 1);
+    }
+
+    /// <summary>Adds a value_info entry (a value of this graph, or a detached one kept for export).</summary>
+    public void AddValueInfo(Value v) => _valueInfos.Add(v);
+
+    /// <summary>Appends a node built with NewDetachedNode (importers and the cloner).</summary>
+    internal void AppendNode(Node n)
+    {
+        _nodes.Add(n);
+        n.InGraph = true;
+        NameIndex(n.Name, 1);
+    }
+
+    internal void NameIndex(string? name, int by)
+    {
+        if (name is null) return;
+        var k = _nodeNames.GetValueOrDefault(name) + by;
+        if (k <= 0) _nodeNames.Remove(name); else _nodeNames[name] = k;
+    }
 
     public IEnumerable<Value> Values => _values.Values;
     public bool Defines(string name) => _values.ContainsKey(name);
@@ -48,9 +121,8 @@ public sealed class Graph
     /// <summary>A node name not used by any node of this graph: base, base_1, ...</summary>
     public string FreshNodeName(string baseName)
     {
-        var used = Nodes.Select(n => n.Name).Where(n => n is not null).ToHashSet(StringComparer.Ordinal);
-        if (!used.Contains(baseName)) return baseName;
-        for (int i = 1; ; i++) if (!used.Contains($"{baseName}_{i}")) return $"{baseName}_{i}";
+        if (!_nodeNames.ContainsKey(baseName)) return baseName;
+        for (int i = 1; ; i++) if (!_nodeNames.ContainsKey($"{baseName}_{i}")) return $"{baseName}_{i}";
     }
 
     internal Value Define(string name)
@@ -84,7 +156,8 @@ public sealed class Graph
     {
         var v = Define(name);
         v.Type = type;
-        Inputs.Add(v);
+        _inputs.Add(v);
+        Count(_inputCount, v, 1);
         return v;
     }
 
@@ -92,7 +165,7 @@ public sealed class Graph
     {
         var v = Define(t.Name);
         v.Initializer = t;
-        Initializers.Add(v);
+        _initializers.Add(v);
         return v;
     }
 
@@ -106,17 +179,18 @@ public sealed class Graph
     /// <summary>Turns a graph input into a constant (e.g. to freeze a shape input); the value keeps its name and uses.</summary>
     public void FreezeInput(Value input, Tensor data)
     {
-        if (!Inputs.Remove(input)) throw new InvalidOperationException($"'{input.Name}' is not a graph input");
+        if (!_inputs.Remove(input)) throw new InvalidOperationException($"'{input.Name}' is not a graph input");
+        Count(_inputCount, input, -1);
         if (data.Name != input.Name) data = data.WithName(input.Name);
         input.Initializer = data;
-        Initializers.Add(input);
+        _initializers.Add(input);
     }
 
     internal Value AddSparseInitializer(SparseTensor t)
     {
         var v = Define(t.Values.Name);
         v.SparseInitializer = t;
-        SparseInitializers.Add(v);
+        _sparseInitializers.Add(v);
         return v;
     }
 
@@ -126,7 +200,7 @@ public sealed class Graph
         var n = new Node(this, opType, domain) { Name = name };
         foreach (var o in outputNames) n.OutputList.Add(o.Length == 0 ? null : DefineOutput(n, o, n.OutputList.Count));
         foreach (var i in inputs) AppendInput(n, i);
-        Nodes.Add(n);
+        AppendNode(n);
         return n;
     }
 
@@ -175,8 +249,10 @@ public sealed class Graph
                 throw new InvalidOperationException($"cannot remove node {n}: output '{o.Name}' is still used");
         }
         for (int i = 0; i < n.InputList.Count; i++) n.InputList[i]?.UseList.Remove(new Use(n, i));
-        foreach (var o in n.OutputList) if (o is not null) { _values.Remove(o.Name); ValueInfos.Remove(o); }
-        Nodes.Remove(n);
+        foreach (var o in n.OutputList) if (o is not null) { _values.Remove(o.Name); _valueInfos.Remove(o); }
+        _nodes.Remove(n);
+        NameIndex(n.Name, -1);
+        n.InGraph = false;
         n.IsErased = true;
         foreach (var sg in n.Subgraphs()) sg.DetachAllUses();
     }
@@ -193,10 +269,10 @@ public sealed class Graph
     public void RemoveInitializer(Value v)
     {
         if (v.UseList.Count > 0 || v.IsGraphOutput) throw new InvalidOperationException($"initializer '{v.Name}' is still used");
-        Initializers.Remove(v);
-        SparseInitializers.Remove(v);
-        Inputs.Remove(v);
-        ValueInfos.Remove(v);
+        _initializers.Remove(v);
+        _sparseInitializers.Remove(v);
+        while (_inputs.Remove(v)) Count(_inputCount, v, -1);
+        _valueInfos.Remove(v);
         _values.Remove(v.Name);
     }
 
@@ -242,8 +318,8 @@ public sealed class Graph
             var stuck = Nodes.Where((n, i) => pending[i] > 0).First();
             throw new OnnxModelException($"graph '{Name}' has a cycle through node {stuck}");
         }
-        Nodes.Clear();
-        Nodes.AddRange(order);
+        _nodes.Clear();
+        _nodes.AddRange(order);
     }
 
     /// <summary>Nodes of this graph that <paramref name="n"/> reads, directly or from within its subgraphs.</summary>

@@ -72,7 +72,7 @@ public sealed class GraphBuilder
     public void Output(Value v, OnnxType? type = null)
     {
         if (type is not null) v.Type = type;
-        Graph.Outputs.Add(v);
+        Graph.AddOutput(v);
     }
 
     public Model Build(bool inferShapes = true)

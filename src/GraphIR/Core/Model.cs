@@ -35,6 +35,9 @@ public sealed class Model
     }
 
     public static bool IsDefaultDomain(string d) => d is "" or "ai.onnx";
+
+    /// <summary>A deep copy (no serialization): new graphs, values, nodes and attributes; tensor data shared.</summary>
+    public Model Clone() => ModelCloner.Clone(this);
 }
 
 public sealed class Function

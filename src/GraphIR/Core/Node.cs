@@ -9,8 +9,21 @@ public sealed class Node
 
     internal Node(Graph graph, string opType, string domain) { Graph = graph; OpType = opType; Domain = domain; }
 
+    private string? _name;
+
     public Graph Graph { get; internal set; }
-    public string? Name { get; set; }
+    /// <summary>Optional, not necessarily unique (ONNX does not require it); indexed by its graph.</summary>
+    public string? Name
+    {
+        get => _name;
+        set
+        {
+            if (InGraph) { Graph.NameIndex(_name, -1); Graph.NameIndex(value, 1); }
+            _name = value;
+        }
+    }
+
+    internal bool InGraph { get; set; }
     public string OpType { get; set; }
     /// <summary>"" for the default ai.onnx domain.</summary>
     public string Domain { get; set; }

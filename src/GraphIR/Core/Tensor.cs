@@ -144,6 +144,19 @@ public sealed class Tensor
     public static Tensor FromValues<T>(string name, DataType type, long[] dims, ReadOnlySpan<T> data) where T : struct =>
         new(name, type, dims, MemoryMarshal.AsBytes(data).ToArray());
 
+    /// <summary>A copy of the tensor object sharing its (read-only) data; external data stays lazy.</summary>
+    public Tensor Copy()
+    {
+        var t = Strings is not null ? new Tensor(Name, Dims.ToArray(), Strings)
+            : _loader is not null ? new Tensor(Name, ElementType, Dims.ToArray(), External!, _loader)
+            : new Tensor(Name, ElementType, Dims.ToArray(), _raw) { External = External };
+        t.DocString = DocString;
+        t.MetadataProps.AddRange(MetadataProps);
+        t.Segment = Segment;
+        t.UnknownFields = UnknownFields?.ToArray();
+        return t;
+    }
+
     public Tensor WithName(string name)
     {
         var t = Strings is not null ? new Tensor(name, Dims, Strings) : new Tensor(name, ElementType, Dims, RawData);

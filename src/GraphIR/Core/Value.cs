@@ -25,8 +25,8 @@ public sealed class Value
     public SparseTensor? SparseInitializer { get; internal set; }
 
     public IReadOnlyList<Use> Uses => UseList;
-    public bool IsGraphInput => Graph.Inputs.Contains(this);
-    public bool IsGraphOutput => Graph.Outputs.Contains(this);
+    public bool IsGraphInput => Graph.IsInput(this);
+    public bool IsGraphOutput => Graph.IsOutput(this);
     public bool IsInitializer => Initializer is not null || SparseInitializer is not null;
 
     public DataType ElementType => Type?.ElementType ?? Initializer?.ElementType ?? DataType.Undefined;

@@ -126,7 +126,7 @@ public static class OnnxImporter
             foreach (var vi in gp.Input)
             {
                 var v = g.Find(vi.Name);
-                if (v is not null && v.IsInitializer && !g.Inputs.Contains(v)) g.Inputs.Add(v);
+                if (v is not null && v.IsInitializer && !v.IsGraphInput) g.AddInputValue(v);
                 else if (v is not null) throw new OnnxModelException($"{source}: graph input '{vi.Name}' is declared twice in graph '{g.Name}'");
                 else v = g.AddInput(vi.Name, null);
                 ApplyInfo(v, vi);
@@ -159,7 +159,7 @@ public static class OnnxImporter
                     }
                     g.AddOutputTo(n, o);
                 }
-                g.Nodes.Add(n);
+                g.AppendNode(n);
                 nodes.Add((n, np));
             }
             foreach (var (n, np) in nodes)
@@ -181,13 +181,13 @@ public static class OnnxImporter
                     v = new Value(g, vi.Name);
                 }
                 ApplyInfo(v, vi);
-                g.ValueInfos.Add(v);
+                g.AddValueInfo(v);
             }
             foreach (var vi in gp.Output)
             {
                 var v = g.Lookup(vi.Name) ?? throw new OnnxModelException(
                     $"{source}: graph output '{vi.Name}' of graph '{g.Name}' is not produced by any node, input or initializer");
-                g.Outputs.Add(v);
+                g.AddOutput(v);
                 ApplyInfo(v, vi);
             }
             g.SortTopologically();

@@ -598,7 +598,7 @@ public static class TextParser
                 foreach (var (type, name) in syn.Inputs)
                 {
                     var v = g.Find(name);
-                    if (v is { IsInitializer: true }) g.Inputs.Add(v);
+                    if (v is { IsInitializer: true }) g.AddInputValue(v);
                     else v = g.AddInput(name, type);
                     if (type is not null) v.Type = type;
                 }
@@ -614,7 +614,7 @@ public static class TextParser
                             throw new OnnxModelException($"line {ns.Line}: value '{o}' has more than one producer");
                         g.AddOutputTo(n, o);
                     }
-                    g.Nodes.Add(n);
+                    g.AppendNode(n);
                     nodes.Add((n, ns));
                 }
                 foreach (var (n, ns) in nodes)
@@ -636,13 +636,13 @@ public static class TextParser
                 {
                     var v = g.Find(name) ?? throw new OnnxModelException($"line {syn.Line}: value_info '{name}' names no value of graph '{syn.Name}'");
                     v.Type = type;
-                    g.ValueInfos.Add(v);
+                    g.AddValueInfo(v);
                 }
                 foreach (var (type, name) in syn.Outputs)
                 {
                     var v = g.Lookup(name) ?? throw new OnnxModelException($"line {syn.Line}: graph output '{name}' is not produced by any node, input or initializer");
                     if (type is not null) v.Type = type;
-                    g.Outputs.Add(v);
+                    g.AddOutput(v);
                 }
                 g.SortTopologically();
             }

@@ -118,7 +118,7 @@ public sealed class Canonicalize : Pass
             var copy = sg.AddNode(n.OpType, n.Inputs.Select(i => i is null ? null : sg.Find(i.Name)), n.Outputs.Select(o => o?.Name ?? ""), n.Domain);
             copy.Attributes.AddRange(n.Attributes);
         }
-        foreach (var v in wanted) sg.Outputs.Add(sg.Find(v.Name)!);
+        foreach (var v in wanted) sg.AddOutput(sg.Find(v.Name)!);
         Tensor[] results;
         try
         {

@@ -36,13 +36,13 @@ public static class Optimizer
     {
         CheckDataNeeds(o);
         var originalBytes = OnnxExporter.ToBytes(input);
-        var before = ModelStats.Compute(OnnxImporter.Parse(originalBytes), inputBytes ?? originalBytes.LongLength);
-        var model = OnnxImporter.Parse(originalBytes);
+        var before = ModelStats.Compute(input, inputBytes ?? originalBytes.LongLength);
+        var model = input.Clone();
         var ctx = new PassContext(model, o.Calibration, o.Log, o.Evaluation);
         var runs = PipelineRunner.Run(model, o.Pipeline, ctx, o.VerifyEach);
         Verifier.Verify(model);
         var outBytes = OnnxExporter.ToBytes(model);
-        var after = ModelStats.Compute(OnnxImporter.Parse(outBytes), outBytes.LongLength);
+        var after = ModelStats.Compute(model, outBytes.LongLength);
         bool exact = IsExact(o.Pipeline);
         var validation = o.Validate || o.Evaluation is not null ? Validate(originalBytes, outBytes, exact, o) : null;
         var latency = o.Bench is { } bench ? Benchmark.Run(originalBytes, outBytes, bench) : null;

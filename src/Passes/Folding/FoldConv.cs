@@ -102,7 +102,7 @@ public sealed class FoldConv : Pass
         }
     }
 
-    private static Model Clone(Model m) => OnnxImporter.Parse(OnnxExporter.ToBytes(m));
+    private static Model Clone(Model m) => m.Clone();
 
     private static RuleMatch<FoldPlan> MatchConvConv(PassContext ctx, Node conv2, PassOptions o, FoldState state)
     {

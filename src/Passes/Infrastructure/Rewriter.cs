@@ -100,7 +100,7 @@ public sealed class Rewriter(Model model)
         g.Rename(replacement, name);
         replacement.Type = old.Type ?? replacement.Type;
         replacement.DocString = old.DocString;
-        for (int i = 0; i < g.Outputs.Count; i++) if (g.Outputs[i] == old) g.Outputs[i] = replacement;
+        for (int i = 0; i < g.Outputs.Count; i++) if (g.Outputs[i] == old) g.SetOutput(i, replacement);
     }
 
     public void SetInput(Node n, int index, Value? v)

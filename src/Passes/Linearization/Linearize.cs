@@ -85,7 +85,7 @@ public sealed class Linearize : Pass
             double score = a.OpType == "Clip" ? (lo == 0 ? s.NegativeEnergyRatio : s.FractionNegative) + s.AboveEnergyRatio
                 : s.NegativeEnergyRatio * Math.Pow(1 - NegativeSlope(a), 2);
             return new Candidate(a, stats[a], exact, exact ? 0 : score, lo, hi);
-        }).OrderBy(c => c.Exact ? 0 : 1).ThenBy(c => c.Score).ThenBy(c => g.Nodes.IndexOf(c.Act)).ToList();
+        }).OrderBy(c => c.Exact ? 0 : 1).ThenBy(c => c.Score).ThenBy(c => g.PositionOf(c.Act)).ToList();
 
         // 2. Reference answers of the original model on the calibration set.
         var reference = Reference.Capture(calib, model);
@@ -96,7 +96,7 @@ public sealed class Linearize : Pass
         {
             if (accepted.Count >= maxCount) break;
             if (!c.Exact && budget <= 0) continue;
-            var trial = OnnxImporter.Parse(OnnxExporter.ToBytes(model));
+            var trial = model.Clone();
             Apply(trial, accepted.Append(c), mode);
             var f = reference.Measure(calib, trial);
             measured[c.Act] = f;

@@ -185,7 +185,7 @@ public static class QdqEmitter
         foreach (var c in compute) QuantizeConstants(m, rw, c, o, perChannel, t => ParamsOf(t).Item1);
 
         // 6. One Q/DQ pair per activation tensor.
-        foreach (var t in q.OrderBy(v => v.Producer is null ? -1 : g.Nodes.IndexOf(v.Producer)).ThenBy(v => v.Name, StringComparer.Ordinal).ToList())
+        foreach (var t in q.OrderBy(v => v.Producer is null ? -1 : g.PositionOf(v.Producer)).ThenBy(v => v.Name, StringComparer.Ordinal).ToList())
         {
             var (p, scale, zero) = ParamsOf(t);
             var uses = t.Uses.ToList();

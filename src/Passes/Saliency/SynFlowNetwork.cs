@@ -28,8 +28,8 @@ internal sealed class SynFlowNetwork
 
     public static SynFlowNetwork Build(Model original, IReadOnlyList<PrunableWeight> prunables, IReadOnlyDictionary<string, int[]> shapes)
     {
-        var clone = OnnxImporter.Parse(OnnxExporter.ToBytes(original));
-        var byIndex = prunables.ToDictionary(p => clone.Graph.Nodes[original.Graph.Nodes.IndexOf(p.Node)], p => p);
+        var clone = original.Clone();
+        var byIndex = prunables.ToDictionary(p => clone.Graph.Nodes[original.Graph.PositionOf(p.Node)], p => p);
         PipelineRunner.Run(clone, Pipeline.Parse("fold-bn"), new PassContext(clone));
         var g = clone.Graph;
         var names = new Dictionary<string, string>(StringComparer.Ordinal);

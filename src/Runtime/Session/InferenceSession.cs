@@ -97,19 +97,15 @@ public sealed class InferenceSession : IModelRunner
     public static InferenceSession FromModel(Model model, SessionSettings? settings = null,
         IEnumerable<string>? extraOutputs = null)
     {
-        var bytes = OnnxExporter.ToBytes(model);
         var extra = extraOutputs?.ToList();
-        if (extra is { Count: > 0 })
+        if (extra is not { Count: > 0 }) return FromBytes(OnnxExporter.ToBytes(model), settings);
+        var copy = model.Clone();
+        foreach (var name in extra)
         {
-            var copy = OnnxImporter.Parse(bytes);
-            foreach (var name in extra)
-            {
-                var v = copy.Graph.Find(name) ?? throw new OnnxModelException($"no value named '{name}' in the main graph");
-                if (!copy.Graph.Outputs.Contains(v)) copy.Graph.Outputs.Add(v);
-            }
-            bytes = OnnxExporter.ToBytes(copy);
+            var v = copy.Graph.Find(name) ?? throw new OnnxModelException($"no value named '{name}' in the main graph");
+            if (!v.IsGraphOutput) copy.Graph.AddOutput(v);
         }
-        return FromBytes(bytes, settings);
+        return FromBytes(OnnxExporter.ToBytes(copy), settings);
     }
 
     private static IoInfo Info(string name, Ort.NodeMetadata m)
