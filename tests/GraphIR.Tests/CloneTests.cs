@@ -91,3 +91,58 @@ public class CloneTests
         Assert.False(y.IsGraphOutput);
     }
 }
+
+public class ShapeConsistencyTests
+{
+    [Fact]
+    public void TestModelsDeclareWhatTheyInfer()
+    {
+        foreach (var path in ModelCorpus.TestModels())
+        {
+            var m = OnnxImporter.Load(path);
+            ShapeInference.Run(m);
+            Assert.True(Verifier.CheckShapes(m) is { Count: 0 } e || false, $"{path}: {string.Join("; ", Verifier.CheckShapes(m).Take(3))}");
+        }
+    }
+
+    [OnnxTestDataFact]
+    public void BackendModelsDeclareWhatTheyInfer()
+    {
+        var failures = new List<string>();
+        foreach (var path in ModelCorpus.OnnxBackendModels())
+        {
+            var m = OnnxImporter.Load(path);
+            try
+            {
+                ShapeInference.Run(m);
+                if (Verifier.CheckShapes(m) is { Count: > 0 } e) failures.Add($"{path}: {e[0]}");
+            }
+            catch (OnnxModelException) { }
+        }
+        Assert.True(failures.Count == 0, $"{failures.Count} models:\n" + string.Join("\n", failures.Take(30)));
+    }
+
+    [Fact]
+    public void AStaleShapeIsReportedAndRefreshFixesIt()
+    {
+        var m = TextParser.ParseModel("""
+            <ir_version: 8, opset_import: ["" : 13]>
+            g (float[1,4] x) => (float[1,2] y)
+               <float[4,3] w = {1,1,1,1,1,1,1,1,1,1,1,1}, float[3,2] v = {1,1,1,1,1,1}>
+            {
+               h = MatMul (x, w)
+               y = MatMul (h, v)
+            }
+            """);
+        ShapeInference.Run(m);
+        Assert.Empty(Verifier.CheckShapes(m));
+        // Prune one column of w and the matching row of v without touching h's declared type.
+        m.Graph.SetInitializerData(m.Graph.Find("w")!, Tensor.FromFloats("w", [4, 2], new float[8]));
+        m.Graph.SetInitializerData(m.Graph.Find("v")!, Tensor.FromFloats("v", [2, 2], new float[4]));
+        var e = Assert.Single(Verifier.CheckShapes(m));
+        Assert.Equal("value 'h' (output of node MatMul -> 'h') is declared float[1,3] but infers as float[1,2]", e);
+        ShapeInference.Refresh(m);
+        Assert.Equal("[1,2]", m.Graph.Find("h")!.Shape!.ToString());
+        Assert.Empty(Verifier.CheckShapes(m));
+    }
+}

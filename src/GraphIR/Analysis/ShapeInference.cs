@@ -14,6 +14,18 @@ public static class ShapeInference
         foreach (var g in new[] { m.Graph }) new Inferrer(opset).Graph(g);
     }
 
+    /// <summary>After rewrites that change shapes (pruned channels, folded kernels): forgets the types of
+    /// every node output that is not a graph output (main graph and subgraphs) and infers them again.
+    /// Graph outputs keep their declared types (the model's interface).</summary>
+    public static void Refresh(Model m)
+    {
+        foreach (var g in m.Graph.SelfAndSubgraphs())
+            foreach (var n in g.Nodes)
+                foreach (var o in n.Outputs)
+                    if (o is not null && !o.IsGraphOutput) o.Type = null;
+        Run(m);
+    }
+
     /// <summary>Inferred output types for one node (null where unknown); used by tests and passes.</summary>
     public static OnnxType?[] InferNode(Node n, long opset) => new Inferrer(opset).Node(n);
 
@@ -392,7 +404,8 @@ public static class ShapeInference
             var axis = (int)n.GetInt("axis", 0);
             if (axis < 0) axis += xs.Rank;
             var split = n.GetInts("split") ?? Const(n.Input(1));
-            if (split is null && xs[axis].Value is long len)
+            // Equal parts only when no split is given at all (a split input that is not constant is unknown).
+            if (split is null && n.GetInts("split") is null && n.Input(1) is null && xs[axis].Value is long len)
             {
                 var k = n.Outputs.Count;
                 var chunk = (len + k - 1) / k;

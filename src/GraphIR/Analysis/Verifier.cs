@@ -15,6 +15,33 @@ public static class Verifier
         return errors;
     }
 
+    /// <summary>Declared types that disagree with inference: every node output's type is inferred afresh on
+    /// a copy and compared with what the model declares (element type, rank, static dims; symbols and
+    /// unknowns agree with anything). One line per value.</summary>
+    public static List<string> CheckShapes(Model m)
+    {
+        var errors = new List<string>();
+        var copy = m.Clone();
+        var declared = new List<(Value Value, OnnxType Type, Node Node)>();
+        foreach (var n in copy.Graph.SelfAndSubgraphs().SelectMany(g => g.Nodes))
+            foreach (var o in n.Outputs)
+                if (o?.Type is { IsTensor: true } t) { declared.Add((o, t, n)); o.Type = null; }
+        try { ShapeInference.Run(copy); }
+        catch (OnnxModelException e) { errors.Add(e.Message); return errors; }
+        foreach (var (v, want, n) in declared)
+        {
+            var got = v.Type;
+            v.Type = want;
+            if (got is not { IsTensor: true }) continue;
+            bool typeDiffers = want.ElementType != DataType.Undefined && got.ElementType != DataType.Undefined && want.ElementType != got.ElementType;
+            bool shapeDiffers = want.Shape is { } ws && got.Shape is { } gs && (ws.Rank != gs.Rank
+                || ws.Dims.Zip(gs.Dims).Any(p => p.First.Value is long a && p.Second.Value is long b && a != b));
+            if (typeDiffers || shapeDiffers)
+                errors.Add($"value '{v.Name}' (output of node {n}) is declared {ModelStats.TypeText(want)} but infers as {ModelStats.TypeText(got)}");
+        }
+        return errors;
+    }
+
     /// <summary>Throws OnnxModelException with the first problem.</summary>
     public static void Verify(Model m)
     {

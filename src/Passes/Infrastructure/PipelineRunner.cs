@@ -1,5 +1,6 @@
 // Runs a pipeline: each pass in order, its statistics and wall time recorded, the verifier after
-// every pass when asked (always in tests), and topological order restored after each pass.
+// every pass when asked (always in tests: the IR's invariants, then declared vs inferred shapes), and
+// topological order restored after each pass.
 using System.Diagnostics;
 using OnnxOpt.GraphIR;
 
@@ -22,6 +23,7 @@ public static class PipelineRunner
             if (verifyEach)
             {
                 var errors = Verifier.Check(model);
+                if (errors.Count == 0) errors = Verifier.CheckShapes(model);
                 if (errors.Count > 0) throw new OnnxModelException($"pass '{step.Pass.Name}' broke the model: {errors[0]}");
             }
             runs.Add(new PassRun(step.ToString(), sw.Elapsed.TotalMilliseconds, ctx.Stats));
