@@ -60,7 +60,8 @@ public static partial class Npy
         switch (major)
         {
             case 1: headerLen = BitConverter.ToUInt16(bytes, 8); offset = 10; break;
-            case 2: case 3:
+            case 2:
+            case 3:
                 if (bytes.Length < 12) throw new OnnxModelException($"{source}: truncated .npy header");
                 headerLen = (int)BitConverter.ToUInt32(bytes, 8); offset = 12; break;
             default: throw new OnnxModelException($"{source}: unsupported .npy format version {major}");

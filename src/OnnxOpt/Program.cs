@@ -56,7 +56,7 @@ public sealed class CliContext(TextWriter stdout, TextWriter stderr)
             Err.Write($"\r{task}: {done}/{total} samples");
             if (done >= total) Err.WriteLine();
         }
-        : null;
+    : null;
 
     public static bool IsUserError(Exception e) =>
         e is OnnxModelException or OnnxOpt.Runtime.OrtException or OnnxOpt.Runtime.OrtNotFoundException or IOException or UnauthorizedAccessException or NotSupportedException or FormatException or ArgumentException;

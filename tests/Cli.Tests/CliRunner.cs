@@ -13,5 +13,5 @@ public static class Cli
         return new CliResult(code, o.ToString(), e.ToString());
     }
 
-    public static string Model(string rel) => Path.Combine(Paths.TestModels, rel);
+    public static string Model(string rel) => Paths.Model(rel);
 }

@@ -124,7 +124,10 @@ internal static class ProtoNormalizer
             case DataType.UInt64: foreach (var v in t.Uint64Data) w.Write(v); break;
             case DataType.UInt32: foreach (var v in t.Uint64Data) w.Write((uint)v); break;
             case DataType.Int32: foreach (var v in t.Int32Data) w.Write(v); break;
-            case DataType.Int16: case DataType.UInt16: case DataType.Float16: case DataType.BFloat16:
+            case DataType.Int16:
+            case DataType.UInt16:
+            case DataType.Float16:
+            case DataType.BFloat16:
                 foreach (var v in t.Int32Data) w.Write((ushort)v); break;
             default: foreach (var v in t.Int32Data) w.Write((byte)v); break;
         }

@@ -46,7 +46,9 @@ public class OptimizerTests
         var input = OnnxImporter.Load(Model("digits/vgg.onnx"));
         var r = Optimizer.Run(input, new OptimizeOptions
         {
-            Pipeline = Pipeline.Parse("canonicalize,fold-bn,linearize{max-agreement-drop=0}"), Calibration = Calib, Evaluation = Test,
+            Pipeline = Pipeline.Parse("canonicalize,fold-bn,linearize{max-agreement-drop=0}"),
+            Calibration = Calib,
+            Evaluation = Test,
         });
         var v = r.Report.Validation!;
         Assert.Equal(ValidationMode.Agreement, v.Mode);

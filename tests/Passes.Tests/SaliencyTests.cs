@@ -210,40 +210,6 @@ public class SaliencyTests
         using var s = InferenceSession.FromModel(syn);
         Assert.NotNull(s);
     }
-
-    [Fact]
-    public void ScoreCommandWritesDeterministicJsonAndRefusesBadInput()
-    {
-        var dir = Paths.TempDir();
-        var model = Path.Combine(Paths.TestModels, "digits", "resnet.onnx");
-        string Once(string f)
-        {
-            var r = Cli.Run("score", model, "--iterations", "3", "--density", "0.2", "--json", Path.Combine(dir, f));
-            Assert.True(r.ExitCode == 0, r.Err);
-            Assert.Contains("layer collapse:", r.Out);
-            return File.ReadAllText(Path.Combine(dir, f));
-        }
-        var a = Once("a.json");
-        Assert.Equal(a, Once("b.json"));
-        var j = JsonDocument.Parse(a).RootElement;
-        Assert.Equal("synflow", j.GetProperty("method").GetString());
-        Assert.Equal(12, j.GetProperty("layers").GetArrayLength());
-        var first = j.GetProperty("layers")[0];
-        Assert.Equal(first.GetProperty("shape")[0].GetInt32(), first.GetProperty("filter_scores").GetArrayLength());
-
-        var bad = Cli.Run("score", model, "--method", "snip");
-        Assert.Equal(2, bad.ExitCode);
-        Assert.Contains("unknown saliency method 'snip'", bad.Err);
-        var sym = new GraphBuilder("sym");
-        var x = sym.Input("x", DataType.Float, "N", 3, "H", 8);
-        sym.Output(Conv(sym, x, "c", 1, 2, 3, 1));
-        var symPath = Path.Combine(dir, "sym.onnx");
-        OnnxExporter.Save(sym.Build(), symPath);
-        var e = Cli.Run("score", symPath);
-        Assert.Equal(2, e.ExitCode);
-        Assert.Contains("symbolic dimension 'H'", e.Err);
-        Assert.Equal(0, Cli.Run("score", symPath, "--input-shape", "x=1x3x5x8").ExitCode);
-    }
 }
 
 public class ThresholdTests

@@ -18,7 +18,7 @@ public class BindingTests
     [Fact]
     public void ReadsInputAndOutputMetadataWithSymbols()
     {
-        using var s = InferenceSession.FromModel(OnnxImporter.Load(Cli.Model("digits/resnet.onnx")));
+        using var s = InferenceSession.FromModel(OnnxImporter.Load(Paths.Model("digits/resnet.onnx")));
         var i = Assert.Single(s.Inputs);
         Assert.Equal("input", i.Name);
         Assert.Equal(DataType.Float, i.ElementType);
@@ -48,7 +48,7 @@ public class BindingTests
     [Fact]
     public void IntermediateValuesCanBeRead()
     {
-        var m = OnnxImporter.Load(Cli.Model("ops/activations.onnx"));
+        var m = OnnxImporter.Load(Paths.Model("ops/activations.onnx"));
         var relu = m.Graph.Nodes.First(n => n.OpType == "Relu").Output().Name;
         using var s = InferenceSession.FromModel(m, extraOutputs: [relu]);
         Assert.Single(m.Graph.Outputs); // the caller's model is untouched
@@ -68,7 +68,7 @@ public class BindingTests
     [Fact]
     public void WrongInputsAreRefusedByName()
     {
-        using var s = InferenceSession.FromModel(OnnxImporter.Load(Cli.Model("ops/gemm_matmul.onnx")));
+        using var s = InferenceSession.FromModel(OnnxImporter.Load(Paths.Model("ops/gemm_matmul.onnx")));
         var e = Assert.Throws<OnnxModelException>(() => s.Run(new Dictionary<string, Tensor> { ["x"] = Tensor.FromFloats("x", [1, 15], new float[15]) }));
         Assert.Contains("input 'x' expects shape [N,16]", e.Message);
         e = Assert.Throws<OnnxModelException>(() => s.Run(new Dictionary<string, Tensor>()));
@@ -78,7 +78,7 @@ public class BindingTests
     [Fact]
     public void OneSessionServesSeveralThreads()
     {
-        using var s = InferenceSession.FromModel(OnnxImporter.Load(Cli.Model("digits/mlp.onnx")));
+        using var s = InferenceSession.FromModel(OnnxImporter.Load(Paths.Model("digits/mlp.onnx")));
         var inputs = Enumerable.Range(0, 8).Select(k => Tensor.FromFloats("input", [1, 64], Enumerable.Range(0, 64).Select(i => (float)Math.Sin(i * (k + 1))).ToArray())).ToArray();
         var expected = inputs.Select(t => s.Run(new Dictionary<string, Tensor> { ["input"] = t })[0].ToFloatArray()).ToArray();
         Parallel.For(0, 400, new ParallelOptions { MaxDegreeOfParallelism = 4 }, i =>
@@ -92,7 +92,7 @@ public class BindingTests
     [Fact]
     public void DisposedSessionIsNotUsable()
     {
-        var s = InferenceSession.FromModel(OnnxImporter.Load(Cli.Model("ops/gemm_matmul.onnx")));
+        var s = InferenceSession.FromModel(OnnxImporter.Load(Paths.Model("ops/gemm_matmul.onnx")));
         s.Dispose();
         s.Dispose();
         Assert.Throws<ObjectDisposedException>(() => s.Run(new Dictionary<string, Tensor> { ["x"] = Tensor.FromFloats("x", [1, 16], new float[16]) }));
@@ -109,7 +109,7 @@ public class BindingLeakTests
     [Fact]
     public void TenThousandRunsDoNotLeak()
     {
-        using var s = InferenceSession.FromModel(OnnxImporter.Load(Cli.Model("ops/gemm_matmul.onnx")));
+        using var s = InferenceSession.FromModel(OnnxImporter.Load(Paths.Model("ops/gemm_matmul.onnx")));
         var feed = new Dictionary<string, Tensor> { ["x"] = Tensor.FromFloats("x", [4, 16], new float[64]) };
         for (int i = 0; i < 1000; i++) s.Run(feed);
         GC.Collect(); GC.WaitForPendingFinalizers();
@@ -129,7 +129,7 @@ public class SessionSettingsTests
     [Fact]
     public void FreeDimensionOverrideFixesTheSymbolicBatch()
     {
-        var m = OnnxImporter.Load(Cli.Model("ops/gemm_matmul.onnx"));
+        var m = OnnxImporter.Load(Paths.Model("ops/gemm_matmul.onnx"));
         using var free = InferenceSession.FromModel(m);
         using var fixedN = InferenceSession.FromModel(m, new SessionSettings { FreeDimensions = new Dictionary<string, long> { ["N"] = 2 } });
         Assert.Equal(free.Run(Feed(2))[0].ToFloatArray(), fixedN.Run(Feed(2))[0].ToFloatArray());
@@ -163,7 +163,7 @@ public class SessionSettingsTests
     [Fact]
     public void ParallelExecutionComputesTheSame()
     {
-        var m = OnnxImporter.Load(Cli.Model("digits/resnet.onnx"));
+        var m = OnnxImporter.Load(Paths.Model("digits/resnet.onnx"));
         using var seq = InferenceSession.FromModel(m);
         using var par = InferenceSession.FromModel(m, new SessionSettings { ParallelExecution = true, InterOpThreads = 2 });
         var x = new Dictionary<string, Tensor>

@@ -34,6 +34,9 @@ public static class Paths
 {
     public static string RepoRoot([CallerFilePath] string here = "") => Path.GetFullPath(Path.Combine(Path.GetDirectoryName(here)!, "..", ".."));
     public static string TestModels => Path.Combine(RepoRoot(), "testmodels");
+
+    /// <summary>A file or folder under testmodels/.</summary>
+    public static string Model(string rel) => Path.Combine(TestModels, rel);
     public const string OnnxTestData = "/usr/share/libonnx-testdata/data";
 
     public static string TempDir()

@@ -26,7 +26,9 @@ internal sealed class BinaryOp<T>(BinaryKind kind) : IOp<T> where T : unmanaged,
                 long u = x[ma?[i] ?? i], v = y[mb?[i] ?? i];
                 o[i] = kind switch
                 {
-                    BinaryKind.Add => u + v, BinaryKind.Sub => u - v, BinaryKind.Mul => u * v,
+                    BinaryKind.Add => u + v,
+                    BinaryKind.Sub => u - v,
+                    BinaryKind.Mul => u * v,
                     _ => v == 0 ? throw c.Error("integer division by zero") : u / v,
                 };
             }

@@ -116,7 +116,9 @@ public sealed record ModelStats
         if (!n.IsStandard) { applies = false; return null; }
         switch (n.OpType)
         {
-            case "Conv": case "ConvInteger": case "QLinearConv":
+            case "Conv":
+            case "ConvInteger":
+            case "QLinearConv":
             {
                 var w = Dims(n.Input(n.OpType == "QLinearConv" ? 3 : 1));
                 var y = Dims(n.Output());
@@ -138,7 +140,9 @@ public sealed record ModelStats
                 var k = n.GetInt("transA", 0) != 0 ? a[0] : a[1];
                 return y[0] * y[1] * k;
             }
-            case "MatMul": case "MatMulInteger": case "QLinearMatMul":
+            case "MatMul":
+            case "MatMulInteger":
+            case "QLinearMatMul":
             {
                 var a = Dims(n.Input(0));
                 var y = Dims(n.Output());

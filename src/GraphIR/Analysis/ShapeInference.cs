@@ -90,10 +90,36 @@ public static class ShapeInference
             var xt = TypeOf(x);
             switch (n.OpType)
             {
-                case "Identity": case "Relu": case "LeakyRelu": case "PRelu": case "Clip": case "Sigmoid": case "HardSigmoid":
-                case "HardSwish": case "Softmax": case "LogSoftmax": case "Tanh": case "Exp": case "Log": case "Sqrt": case "Neg":
-                case "Abs": case "Erf": case "Elu": case "Selu": case "Softplus": case "Gelu": case "Mish": case "Reciprocal":
-                case "Floor": case "Ceil": case "Round": case "Sign": case "Celu": case "ThresholdedRelu": case "LRN":
+                case "Identity":
+                case "Relu":
+                case "LeakyRelu":
+                case "PRelu":
+                case "Clip":
+                case "Sigmoid":
+                case "HardSigmoid":
+                case "HardSwish":
+                case "Softmax":
+                case "LogSoftmax":
+                case "Tanh":
+                case "Exp":
+                case "Log":
+                case "Sqrt":
+                case "Neg":
+                case "Abs":
+                case "Erf":
+                case "Elu":
+                case "Selu":
+                case "Softplus":
+                case "Gelu":
+                case "Mish":
+                case "Reciprocal":
+                case "Floor":
+                case "Ceil":
+                case "Round":
+                case "Sign":
+                case "Celu":
+                case "ThresholdedRelu":
+                case "LRN":
                     if (n.OpType == "Identity") SetConst(n.Output(), SymConst(x));
                     return [T(xt, xs)];
                 case "Dropout":
@@ -110,22 +136,43 @@ public static class ShapeInference
                     SetConst(n.Output(), SymConst(x));
                     return [T(to, xs)];
                 }
-                case "Add": case "Sub": case "Mul": case "Div": case "Pow": case "Max": case "Min": case "Sum": case "Mean":
+                case "Add":
+                case "Sub":
+                case "Mul":
+                case "Div":
+                case "Pow":
+                case "Max":
+                case "Min":
+                case "Sum":
+                case "Mean":
                     return [T(xt, Broadcast(n.Inputs.Select(ShapeOf)))];
-                case "Equal": case "Less": case "Greater": case "LessOrEqual": case "GreaterOrEqual": case "And": case "Or": case "Xor":
+                case "Equal":
+                case "Less":
+                case "Greater":
+                case "LessOrEqual":
+                case "GreaterOrEqual":
+                case "And":
+                case "Or":
+                case "Xor":
                     return [T(DataType.Bool, Broadcast(n.Inputs.Select(ShapeOf)))];
                 case "Where":
                     return [T(TypeOf(n.Input(1)), Broadcast(n.Inputs.Select(ShapeOf)))];
-                case "Conv": case "ConvInteger": case "QLinearConv":
+                case "Conv":
+                case "ConvInteger":
+                case "QLinearConv":
                     return [Conv(n)];
                 case "ConvTranspose":
                     return [ConvTranspose(n)];
-                case "MaxPool": case "AveragePool": case "LpPool":
+                case "MaxPool":
+                case "AveragePool":
+                case "LpPool":
                 {
                     var r = Pool(n, xs, xt);
                     return n.Outputs.Count > 1 ? [r, r is null ? null : T(DataType.Int64, r.Shape)] : [r];
                 }
-                case "GlobalAveragePool": case "GlobalMaxPool": case "GlobalLpPool":
+                case "GlobalAveragePool":
+                case "GlobalMaxPool":
+                case "GlobalLpPool":
                     return [xs is null ? T(xt, null) : TD(xt, xs.Dims.Select((d, i) => i < 2 ? d : Dim.Of(1)))];
                 case "Gemm": return [Gemm(n)];
                 case "MatMul": case "MatMulInteger": return [MatMul(n)];
@@ -170,9 +217,16 @@ public static class ShapeInference
                 }
                 case "DequantizeLinear":
                     return [T(n.Attr("output_dtype") is { } dd && dd.I != 0 ? (DataType)dd.I : TypeOf(n.Input(1)) is var st && st != DataType.Undefined ? st : DataType.Float, xs)];
-                case "ReduceMean": case "ReduceSum": case "ReduceMax": case "ReduceMin": case "ReduceProd": case "ReduceL2": case "ReduceL1":
+                case "ReduceMean":
+                case "ReduceSum":
+                case "ReduceMax":
+                case "ReduceMin":
+                case "ReduceProd":
+                case "ReduceL2":
+                case "ReduceL1":
                     return [Reduce(n, xs, xt)];
-                case "Resize": case "Upsample":
+                case "Resize":
+                case "Upsample":
                     return [T(xt, Resize(n, xs))];
                 default:
                     return new OnnxType?[n.Outputs.Count];
@@ -258,7 +312,7 @@ public static class ShapeInference
             return Dim.Of(o);
         }
 
-        private OnnxType? Conv(Node n)
+        private static OnnxType? Conv(Node n)
         {
             var xs = ShapeOf(n.Input(0));
             var ws = ShapeOf(n.Input(n.OpType == "QLinearConv" ? 3 : 1));
@@ -272,7 +326,7 @@ public static class ShapeInference
             return TD(outType, dims);
         }
 
-        private OnnxType? ConvTranspose(Node n)
+        private static OnnxType? ConvTranspose(Node n)
         {
             var xs = ShapeOf(n.Input(0));
             var ws = ShapeOf(n.Input(1));

@@ -11,8 +11,13 @@ internal static class ModelCloner
     {
         var c = new Model
         {
-            IrVersion = m.IrVersion, ProducerName = m.ProducerName, ProducerVersion = m.ProducerVersion, Domain = m.Domain,
-            ModelVersion = m.ModelVersion, DocString = m.DocString, UnknownFields = m.UnknownFields?.ToArray(),
+            IrVersion = m.IrVersion,
+            ProducerName = m.ProducerName,
+            ProducerVersion = m.ProducerVersion,
+            Domain = m.Domain,
+            ModelVersion = m.ModelVersion,
+            DocString = m.DocString,
+            UnknownFields = m.UnknownFields?.ToArray(),
         };
         c.OpsetImports.AddRange(m.OpsetImports);
         c.MetadataProps.AddRange(m.MetadataProps);
@@ -21,8 +26,12 @@ internal static class ModelCloner
         {
             var cf = new Function
             {
-                Name = f.Name, Domain = f.Domain, Overload = f.Overload, DocString = f.DocString,
-                Body = Graph(f.Body, null, new Dictionary<Value, Value>()), UnknownFields = f.UnknownFields?.ToArray(),
+                Name = f.Name,
+                Domain = f.Domain,
+                Overload = f.Overload,
+                DocString = f.DocString,
+                Body = Graph(f.Body, null, new Dictionary<Value, Value>()),
+                UnknownFields = f.UnknownFields?.ToArray(),
             };
             cf.AttributeNames.AddRange(f.AttributeNames);
             cf.AttributeDefaults.AddRange(f.AttributeDefaults.Select(a => Attribute(a, cf.Body, new Dictionary<Value, Value>())));
@@ -98,12 +107,25 @@ internal static class ModelCloner
 
     private static OnnxAttribute Attribute(OnnxAttribute a, Graph owner, Dictionary<Value, Value> map) => new()
     {
-        Name = a.Name, Kind = a.Kind, F = a.F, I = a.I, S = a.S?.ToArray(), T = TensorOrNull(a.T),
+        Name = a.Name,
+        Kind = a.Kind,
+        F = a.F,
+        I = a.I,
+        S = a.S?.ToArray(),
+        T = TensorOrNull(a.T),
         G = a.G is null ? null : Graph(a.G, owner, map),
-        Sparse = a.Sparse is null ? null : Sparse(a.Sparse), Tp = a.Tp, Floats = a.Floats?.ToArray(), Ints = a.Ints?.ToArray(),
-        Strings = a.Strings?.Select(s => s.ToArray()).ToArray(), Tensors = a.Tensors?.Select(Tensor).ToArray(),
-        Graphs = a.Graphs?.Select(sg => Graph(sg, owner, map)).ToArray(), SparseTensors = a.SparseTensors?.Select(Sparse).ToArray(),
-        Tps = a.Tps?.ToArray(), RefAttrName = a.RefAttrName, DocString = a.DocString, UnknownFields = a.UnknownFields?.ToArray(),
+        Sparse = a.Sparse is null ? null : Sparse(a.Sparse),
+        Tp = a.Tp,
+        Floats = a.Floats?.ToArray(),
+        Ints = a.Ints?.ToArray(),
+        Strings = a.Strings?.Select(s => s.ToArray()).ToArray(),
+        Tensors = a.Tensors?.Select(Tensor).ToArray(),
+        Graphs = a.Graphs?.Select(sg => Graph(sg, owner, map)).ToArray(),
+        SparseTensors = a.SparseTensors?.Select(Sparse).ToArray(),
+        Tps = a.Tps?.ToArray(),
+        RefAttrName = a.RefAttrName,
+        DocString = a.DocString,
+        UnknownFields = a.UnknownFields?.ToArray(),
         KindImplicit = a.KindImplicit,
     };
 }

@@ -50,12 +50,21 @@ public sealed class OnnxAttribute
 
     public static string KindName(AttributeKind k) => k switch
     {
-        AttributeKind.Float => "float", AttributeKind.Int => "int", AttributeKind.String => "string",
-        AttributeKind.Tensor => "tensor", AttributeKind.Graph => "graph", AttributeKind.Floats => "floats",
-        AttributeKind.Ints => "ints", AttributeKind.Strings => "strings", AttributeKind.Tensors => "tensors",
-        AttributeKind.Graphs => "graphs", AttributeKind.SparseTensor => "sparse_tensor",
-        AttributeKind.SparseTensors => "sparse_tensors", AttributeKind.TypeProto => "type_proto",
-        AttributeKind.TypeProtos => "type_protos", _ => "undefined",
+        AttributeKind.Float => "float",
+        AttributeKind.Int => "int",
+        AttributeKind.String => "string",
+        AttributeKind.Tensor => "tensor",
+        AttributeKind.Graph => "graph",
+        AttributeKind.Floats => "floats",
+        AttributeKind.Ints => "ints",
+        AttributeKind.Strings => "strings",
+        AttributeKind.Tensors => "tensors",
+        AttributeKind.Graphs => "graphs",
+        AttributeKind.SparseTensor => "sparse_tensor",
+        AttributeKind.SparseTensors => "sparse_tensors",
+        AttributeKind.TypeProto => "type_proto",
+        AttributeKind.TypeProtos => "type_protos",
+        _ => "undefined",
     };
 
     public static bool TryParseKind(string s, out AttributeKind k)

@@ -214,7 +214,7 @@ public static class OnnxExporter
             return ap;
         }
 
-        private ValueInfoProto Info(Value v)
+        private static ValueInfoProto Info(Value v)
         {
             var vi = new ValueInfoProto { Name = v.Name };
             if (v.Type is not null) vi.Type = Type(v.Type);

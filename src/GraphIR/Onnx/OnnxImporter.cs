@@ -198,7 +198,7 @@ public static class OnnxImporter
 
         private static string Label(NodeProto np) => np.Name.Length > 0 ? $"'{np.Name}' ({np.OpType})" : $"{np.OpType} -> '{np.Output.FirstOrDefault()}'";
 
-        private void ApplyInfo(Value v, ValueInfoProto vi)
+        private static void ApplyInfo(Value v, ValueInfoProto vi)
         {
             if (vi.Type is not null) v.Type = Type(vi.Type);
             if (vi.HasDocString) v.DocString = vi.DocString;
@@ -278,14 +278,20 @@ public static class OnnxImporter
                 case TypeProto.ValueOneofCase.TensorType:
                     return new OnnxType
                     {
-                        Kind = TypeKind.Tensor, ElementType = (DataType)tp.TensorType.ElemType,
-                        HasElementType = tp.TensorType.HasElemType, Shape = Shape(tp.TensorType.Shape), Denotation = den,
+                        Kind = TypeKind.Tensor,
+                        ElementType = (DataType)tp.TensorType.ElemType,
+                        HasElementType = tp.TensorType.HasElemType,
+                        Shape = Shape(tp.TensorType.Shape),
+                        Denotation = den,
                     };
                 case TypeProto.ValueOneofCase.SparseTensorType:
                     return new OnnxType
                     {
-                        Kind = TypeKind.SparseTensor, ElementType = (DataType)tp.SparseTensorType.ElemType,
-                        HasElementType = tp.SparseTensorType.HasElemType, Shape = Shape(tp.SparseTensorType.Shape), Denotation = den,
+                        Kind = TypeKind.SparseTensor,
+                        ElementType = (DataType)tp.SparseTensorType.ElemType,
+                        HasElementType = tp.SparseTensorType.HasElemType,
+                        Shape = Shape(tp.SparseTensorType.Shape),
+                        Denotation = den,
                     };
                 case TypeProto.ValueOneofCase.SequenceType:
                     return new OnnxType { Kind = TypeKind.Sequence, Inner = Opt(tp.SequenceType.ElemType), Denotation = den };
@@ -296,7 +302,8 @@ public static class OnnxImporter
                 case TypeProto.ValueOneofCase.OpaqueType:
                     return new OnnxType
                     {
-                        Kind = TypeKind.Opaque, Denotation = den,
+                        Kind = TypeKind.Opaque,
+                        Denotation = den,
                         OpaqueDomain = tp.OpaqueType.HasDomain ? tp.OpaqueType.Domain : null,
                         OpaqueName = tp.OpaqueType.HasName ? tp.OpaqueType.Name : null,
                     };

@@ -406,11 +406,17 @@ public static class TextParser
                     case DataType.Double: case DataType.Complex128: BitConverter.TryWriteBytes(bytes.AsSpan(i * 8), vals[i]); break;
                     case DataType.Int64: case DataType.UInt64: BitConverter.TryWriteBytes(bytes.AsSpan(i * 8), ints[i]); break;
                     case DataType.Int32: case DataType.UInt32: BitConverter.TryWriteBytes(bytes.AsSpan(i * 4), (int)ints[i]); break;
-                    case DataType.Int16: case DataType.UInt16: case DataType.Float16: case DataType.BFloat16:
+                    case DataType.Int16:
+                    case DataType.UInt16:
+                    case DataType.Float16:
+                    case DataType.BFloat16:
                         BitConverter.TryWriteBytes(bytes.AsSpan(i * 2), (ushort)ints[i]); break;
-                    case DataType.Int4: case DataType.UInt4: case DataType.Float4E2M1:
+                    case DataType.Int4:
+                    case DataType.UInt4:
+                    case DataType.Float4E2M1:
                         bytes[i / 2] |= (byte)((ints[i] & 0xF) << (4 * (i % 2))); break;
-                    case DataType.Int2: case DataType.UInt2:
+                    case DataType.Int2:
+                    case DataType.UInt2:
                         bytes[i / 4] |= (byte)((ints[i] & 0x3) << (2 * (i % 4))); break;
                     default: bytes[i] = (byte)ints[i]; break;
                 }

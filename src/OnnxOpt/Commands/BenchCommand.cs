@@ -26,7 +26,10 @@ public static class BenchCommand
         {
             var o = new BenchOptions
             {
-                Threads = r.GetValue(threads), Warmup = r.GetValue(warmup), Iterations = r.GetValue(iters), Batch = r.GetValue(batch),
+                Threads = r.GetValue(threads),
+                Warmup = r.GetValue(warmup),
+                Iterations = r.GetValue(iters),
+                Batch = r.GetValue(batch),
                 Optimization = ValidateCommand.ParseLevel(r.GetValue(opt)!),
             };
             if (o.Threads < 1 || o.Warmup < 0 || o.Iterations < 1 || o.Batch < 1)

@@ -57,9 +57,18 @@ public static class OptimizeCommand
 
         public OptimizeRequest Read(ParseResult r, Pipeline pipeline) => new(r.GetValue(Input)!, r.GetValue(Output)!, pipeline)
         {
-            Calib = r.GetValue(Calib), CalibRandom = r.GetValue(CalibRandom), Eval = r.GetValue(Eval), Seed = r.GetValue(Seed),
-            Report = r.GetValue(Report), Validate = r.GetValue(Validate), Force = r.GetValue(Force), VerifyEach = r.GetValue(VerifyEach),
-            Bench = r.GetValue(Bench), Rtol = r.GetValue(Rtol), Atol = r.GetValue(Atol), MaxDrop = r.GetValue(MaxDrop),
+            Calib = r.GetValue(Calib),
+            CalibRandom = r.GetValue(CalibRandom),
+            Eval = r.GetValue(Eval),
+            Seed = r.GetValue(Seed),
+            Report = r.GetValue(Report),
+            Validate = r.GetValue(Validate),
+            Force = r.GetValue(Force),
+            VerifyEach = r.GetValue(VerifyEach),
+            Bench = r.GetValue(Bench),
+            Rtol = r.GetValue(Rtol),
+            Atol = r.GetValue(Atol),
+            MaxDrop = r.GetValue(MaxDrop),
         };
     }
 
@@ -86,9 +95,17 @@ public static class OptimizeCommand
         source = source?.WithProgress(ctx.Progress);
         var options = new OptimizeOptions
         {
-            Pipeline = q.Pipeline, Calibration = source, Evaluation = q.Eval is not null ? CalibrationSource.FromFolder(q.Eval) : null,
-            Validate = q.Validate, Seed = q.Seed, Rtol = q.Rtol, Atol = q.Atol, MaxDrop = q.MaxDrop, VerifyEach = q.VerifyEach,
-            Bench = q.Bench ? new BenchOptions() : null, Log = ctx.Err,
+            Pipeline = q.Pipeline,
+            Calibration = source,
+            Evaluation = q.Eval is not null ? CalibrationSource.FromFolder(q.Eval) : null,
+            Validate = q.Validate,
+            Seed = q.Seed,
+            Rtol = q.Rtol,
+            Atol = q.Atol,
+            MaxDrop = q.MaxDrop,
+            VerifyEach = q.VerifyEach,
+            Bench = q.Bench ? new BenchOptions() : null,
+            Log = ctx.Err,
         };
         Optimizer.CheckDataNeeds(options);
         var result = Optimizer.Run(q.Input, options, q.Output);

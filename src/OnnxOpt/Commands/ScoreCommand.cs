@@ -32,8 +32,12 @@ public static class ScoreCommand
             var progress = !Console.IsErrorRedirected && ReferenceEquals(ctx.Err, Console.Error);
             var o = new SaliencyOptions
             {
-                Method = r.GetValue(method)!, Iterations = r.GetValue(iterations), Density = r.GetValue(density), Scope = r.GetValue(scope)!,
-                Precision = r.GetValue(precision)!, InputShapes = SaliencyOptions.ParseShapes(r.GetValue(shapes) ?? []),
+                Method = r.GetValue(method)!,
+                Iterations = r.GetValue(iterations),
+                Density = r.GetValue(density),
+                Scope = r.GetValue(scope)!,
+                Precision = r.GetValue(precision)!,
+                InputShapes = SaliencyOptions.ParseShapes(r.GetValue(shapes) ?? []),
                 Progress = progress ? s => Console.Error.Write("\r" + s) : null,
             };
             var result = Saliency.Score(m, o);

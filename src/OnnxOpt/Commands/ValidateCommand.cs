@@ -31,7 +31,10 @@ public static class ValidateCommand
             var ds = data.Load(r, a.Inputs, defaultRandom: 10);
             var report = Validator.Compare(a, b, ds, new ValidationOptions
             {
-                Rtol = r.GetValue(rtol), Atol = r.GetValue(atol), BatchSize = r.GetValue(data.Batch), Settings = settings,
+                Rtol = r.GetValue(rtol),
+                Atol = r.GetValue(atol),
+                BatchSize = r.GetValue(data.Batch),
+                Settings = settings,
             });
             if (r.GetValue(json)) ctx.Out.Write(ValidationReportWriter.Json(report, refPath, candPath));
             else ctx.Out.Write(ValidationReportWriter.Text(report));

@@ -74,7 +74,7 @@ public sealed class Canonicalize : Pass
             var start = (int)node.GetInt("start", 0); var end = (int)node.GetInt("end", dims.Length);
             if (start < 0) start += dims.Length; if (end < 0) end += dims.Length;
             start = Math.Clamp(start, 0, dims.Length); end = Math.Clamp(end, start, dims.Length);
-            Swap(g, rw, node.Output(), Tensor.FromInt64s("", [end - start], dims[start..end]));
+            Swap(g, rw, node.Output(), Tensor.FromInt64s("", [end - start], dims.AsSpan(start, end - start)));
             n++;
         }
         return n;

@@ -96,7 +96,7 @@ public sealed class FoldBatchNormRule : RewriteRule<FoldBatchNormMatch>
     {
         if (bn.GetInt("training_mode", 0) != 0 || bn.Outputs.Skip(1).Any(v => v is not null && (v.Uses.Count > 0 || v.IsGraphOutput)))
             return Refused(ctx, "training mode");
-        var p = new[] { 1, 2, 3, 4 }.Select(i => Rewriter.ConstantOf(bn.Input(i))).ToArray();
+        var p = Enumerable.Range(1, 4).Select(i => Rewriter.ConstantOf(bn.Input(i))).ToArray();
         if (p.Any(t => t is null || t.ElementType != DataType.Float)) return Refused(ctx, "parameters not constant float");
         var eps = bn.GetFloat("epsilon", 1e-5f);
         var gamma = p[0]!.ToFloatArray(); var beta = p[1]!.ToFloatArray(); var mean = p[2]!.ToFloatArray(); var var_ = p[3]!.ToFloatArray();

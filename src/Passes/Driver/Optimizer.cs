@@ -48,8 +48,15 @@ public static class Optimizer
         var latency = o.Bench is { } bench ? Benchmark.Run(originalBytes, outBytes, bench) : null;
         var report = new OptimizeReport
         {
-            Input = inputPath, Output = outputPath, Pipeline = o.Pipeline.ToString(), Exact = exact,
-            Before = before, After = after, Passes = runs, Validation = validation, Latency = latency,
+            Input = inputPath,
+            Output = outputPath,
+            Pipeline = o.Pipeline.ToString(),
+            Exact = exact,
+            Before = before,
+            After = after,
+            Passes = runs,
+            Validation = validation,
+            Latency = latency,
         };
         return new OptimizeResult(model, outBytes, report);
     }

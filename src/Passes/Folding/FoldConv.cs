@@ -38,7 +38,9 @@ public sealed class FoldConv : Pass
         ShapeInference.Run(ctx.Model);
         new GreedyRewriteDriver(rules)
         {
-            CleanupAfterRewrite = true, AfterRewrite = () => ShapeInference.Run(ctx.Model), MaxIterations = 100,
+            CleanupAfterRewrite = true,
+            AfterRewrite = () => ShapeInference.Run(ctx.Model),
+            MaxIterations = 100,
         }.Run(new RuleContext(ctx, o));
         if (state.Approximate && before is not null) MeasureError(ctx, before);
     }

@@ -76,7 +76,7 @@ public sealed class Quantize : Pass
         Report(ctx, result, ranges, qo);
     }
 
-    private static void Report(PassContext ctx, QdqResult r, IReadOnlyDictionary<string, RangeCalibrator> ranges, QuantizeOptions o)
+    private static void Report(PassContext ctx, QdqResult r, Dictionary<string, RangeCalibrator> ranges, QuantizeOptions o)
     {
         var kind = o.ActivationType == DataType.Int8 ? RangeKind.Symmetric : RangeKind.Asymmetric;
         foreach (var (key, op, absorbed) in r.Quantized)

@@ -26,8 +26,11 @@ public sealed class Sparsify : Pass
     {
         var result = Saliency.Score(ctx.Model, new SaliencyOptions
         {
-            Method = o.Enum("method"), Density = o.Double("density"), Iterations = (int)o.Int("iterations"),
-            Scope = o.Enum("scope"), Precision = o.Enum("precision"),
+            Method = o.Enum("method"),
+            Density = o.Double("density"),
+            Iterations = (int)o.Int("iterations"),
+            Scope = o.Enum("scope"),
+            Precision = o.Enum("precision"),
             InputShapes = SaliencyOptions.ParseShapes([o.String("input-shape")]),
         });
         var g = ctx.Model.Graph;

@@ -12,9 +12,18 @@ public sealed partial class OrtException(int code, string message, Exception? in
 
     public static string CodeName(int code) => code switch
     {
-        1 => "FAIL", 2 => "INVALID_ARGUMENT", 3 => "NO_SUCHFILE", 4 => "NO_MODEL", 5 => "ENGINE_ERROR",
-        6 => "RUNTIME_EXCEPTION", 7 => "INVALID_PROTOBUF", 8 => "MODEL_LOADED", 9 => "NOT_IMPLEMENTED",
-        10 => "INVALID_GRAPH", 11 => "EP_FAIL", _ => $"ORT_ERROR_{code}",
+        1 => "FAIL",
+        2 => "INVALID_ARGUMENT",
+        3 => "NO_SUCHFILE",
+        4 => "NO_MODEL",
+        5 => "ENGINE_ERROR",
+        6 => "RUNTIME_EXCEPTION",
+        7 => "INVALID_PROTOBUF",
+        8 => "MODEL_LOADED",
+        9 => "NOT_IMPLEMENTED",
+        10 => "INVALID_GRAPH",
+        11 => "EP_FAIL",
+        _ => $"ORT_ERROR_{code}",
     };
 
     /// <summary>Our exception for ORT's, prefixed with what was being done ("CreateSession", "Run", ...).</summary>

@@ -1,0 +1,82 @@
+// passes, quantize and score end to end: the listing comes from the declarations, quantize validates,
+// reports and is deterministic, score writes deterministic JSON and refuses bad input.
+using System.Text.Json;
+using OnnxOpt.GraphIR;
+using OnnxOpt.Passes;
+
+namespace OnnxOpt.Tests;
+
+public class PassCommandsTests
+{
+    [Fact]
+    public void EveryPassIsListedWithItsOptions()
+    {
+        var r = Cli.Run("passes");
+        Assert.Equal(0, r.ExitCode);
+        foreach (var p in PassRegistry.Passes)
+        {
+            Assert.Contains(p.Name, r.Out);
+            foreach (var o in p.Options) Assert.Contains($"{o.Name}={o.Format(o.Default)}", r.Out);
+        }
+    }
+
+    [Fact]
+    public void QuantizeCommandValidatesReportsAndIsDeterministic()
+    {
+        var dir = Paths.TempDir();
+        var model = Path.Combine(Paths.TestModels, "digits", "vgg.onnx");
+        var data = Path.Combine(Paths.TestModels, "digits", "data");
+        string Once(string tag)
+        {
+            var r = Cli.Run("quantize", model, "-o", Path.Combine(dir, tag + ".onnx"), "--calib", Path.Combine(data, "calib"), "--eval", Path.Combine(data, "test"),
+                "--method", "entropy", "--report", Path.Combine(dir, tag + ".json"));
+            Assert.True(r.ExitCode == 0, r.Err);
+            return System.Text.RegularExpressions.Regex.Replace(File.ReadAllText(Path.Combine(dir, tag + ".json")), "\"time_ms\": [0-9.E+-]+", "\"time_ms\": 0").Replace(tag + ".onnx", "");
+        }
+        var a = Once("a");
+        Assert.Equal(a, Once("b"));
+        Assert.Equal(File.ReadAllBytes(Path.Combine(dir, "a.onnx")), File.ReadAllBytes(Path.Combine(dir, "b.onnx")));
+        var j = JsonDocument.Parse(a).RootElement;
+        Assert.StartsWith("canonicalize{", j.GetProperty("pipeline").GetString());
+        Assert.Contains("quantize{format=qdq,calibrate=entropy,", j.GetProperty("pipeline").GetString());
+        Assert.True(j.GetProperty("validation").GetProperty("accepted").GetBoolean());
+        Assert.True(j.GetProperty("after").GetProperty("initializer_bytes").GetInt64() < j.GetProperty("before").GetProperty("initializer_bytes").GetInt64() / 3);
+        var bad = Cli.Run("quantize", model, "-o", Path.Combine(dir, "c.onnx"), "--calib", Path.Combine(data, "calib"), "--method", "kl");
+        Assert.Equal(2, bad.ExitCode);
+        Assert.Contains("one of minmax|percentile|entropy|mse", bad.Err);
+    }
+
+    [Fact]
+    public void ScoreCommandWritesDeterministicJsonAndRefusesBadInput()
+    {
+        var dir = Paths.TempDir();
+        var model = Path.Combine(Paths.TestModels, "digits", "resnet.onnx");
+        string Once(string f)
+        {
+            var r = Cli.Run("score", model, "--iterations", "3", "--density", "0.2", "--json", Path.Combine(dir, f));
+            Assert.True(r.ExitCode == 0, r.Err);
+            Assert.Contains("layer collapse:", r.Out);
+            return File.ReadAllText(Path.Combine(dir, f));
+        }
+        var a = Once("a.json");
+        Assert.Equal(a, Once("b.json"));
+        var j = JsonDocument.Parse(a).RootElement;
+        Assert.Equal("synflow", j.GetProperty("method").GetString());
+        Assert.Equal(12, j.GetProperty("layers").GetArrayLength());
+        var first = j.GetProperty("layers")[0];
+        Assert.Equal(first.GetProperty("shape")[0].GetInt32(), first.GetProperty("filter_scores").GetArrayLength());
+
+        var bad = Cli.Run("score", model, "--method", "snip");
+        Assert.Equal(2, bad.ExitCode);
+        Assert.Contains("unknown saliency method 'snip'", bad.Err);
+        var sym = new GraphBuilder("sym");
+        var x = sym.Input("x", DataType.Float, "N", 3, "H", 8);
+        sym.Output(sym.Node("Conv", [x, sym.Initializer("w", [1f, 2f, 3f, 4f, 5f, 6f], 2, 3, 1, 1)], OnnxAttribute.IntList("kernel_shape", 1, 1)));
+        var symPath = Path.Combine(dir, "sym.onnx");
+        OnnxExporter.Save(sym.Build(), symPath);
+        var e = Cli.Run("score", symPath);
+        Assert.Equal(2, e.ExitCode);
+        Assert.Contains("symbolic dimension 'H'", e.Err);
+        Assert.Equal(0, Cli.Run("score", symPath, "--input-shape", "x=1x3x5x8").ExitCode);
+    }
+}
