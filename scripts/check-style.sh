@@ -13,8 +13,8 @@ fi
 budget=$(cat scripts/long-lines-budget)
 long=$(git ls-files 'src/*.cs' | xargs awk 'length > 120 { c++ } END { print c + 0 }')
 if [ "$long" -gt "$budget" ]; then
-  git ls-files 'src/*.cs' | xargs awk 'length > 120 { print FILENAME ":" FNR }' | head -n 10 | sed 's/^/  /' >&2
-  echo "check-style: $long lines in src/ are longer than 120 columns (budget $budget); wrap the new ones" >&2
+  echo "check-style: $long lines in src/ are longer than 120 columns (budget $budget); wrap the new ones:" >&2
+  git diff -U0 HEAD -- 'src/*.cs' | awk '/^\+\+\+ / { f = substr($2, 3) } /^\+[^+]/ && length($0) > 121 { print "  " f ": " substr($0, 2, 80) "..." }' >&2 || true
   exit 1
 fi
 echo "check-style: whitespace ok; $long lines over 120 columns in src/ (budget $budget)"

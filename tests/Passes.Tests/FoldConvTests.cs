@@ -2,6 +2,7 @@
 // residual Dirac, the 1x1-first border bias map, Gemm->Gemm, MatMul->MatMul), and each refusal
 // (padding, multiplicative gate, fan-out, cost) leaves the model unchanged.
 using OnnxOpt.GraphIR;
+using OnnxOpt.Passes;
 using static OnnxOpt.Tests.PassTestKit;
 
 namespace OnnxOpt.Tests;
@@ -52,9 +53,8 @@ public class FoldConvTests
     {
         var m = Chain((b, x) => Conv(b, Conv(b, x, "c1", 1, 16, 8, 1), "c2", 2, 8, 16, 1), c: 8, hw: 32);
         var (after, runs) = Run(m, "fold-conv{objective=latency}");
-        var timed = runs[0].Stats.Decisions.Single(d => d.Any(kv => kv.Key == "objective" && (string?)kv.Value == "latency"));
-        var before = (double)timed.First(kv => kv.Key == "before_ms").Value!;
-        var afterMs = (double)timed.First(kv => kv.Key == "after_ms").Value!;
+        var timed = runs[0].Stats.Decisions.OfType<FoldTiming>().Single();
+        var (before, afterMs) = (timed.BeforeMs, timed.AfterMs);
         Assert.True(before > 0 && afterMs > 0);
         Assert.Equal(afterMs < before ? 1 : 2, Count(after, "Conv"));
         AssertEquivalent(m, after);
@@ -162,11 +162,11 @@ public class FoldConvTests
         var m = Chain((b, x) => Conv(b, Conv(b, x, "c1", 1, 6, 4, 3, pad: 1), "c2", 2, 5, 6, 3, pad: 1));
         var (kept, runs) = Run(m, "fold-conv{objective=depth}");
         Assert.Equal(2, Count(kept, "Conv"));
-        Assert.Contains(runs[0].Stats.Decisions, d => d.Any(kv => kv.Value is string s && s.Contains("wrong at the border")));
+        Assert.Contains(runs[0].Stats.Decisions.OfType<FoldDecision>(), d => d.Reason?.Contains("wrong at the border") == true);
         var (approx, runs2) = Run(m, "fold-conv{objective=depth,allow-border-error=true}");
         Assert.Equal(1, Count(approx, "Conv"));
-        var measured = runs2[0].Stats.Decisions.Single(d => d[0].Key == "measured_border_error");
-        Assert.True((double)measured.First(kv => kv.Key == "max_abs_error").Value! > 1e-3);
+        var measured = runs2[0].Stats.Decisions.OfType<BorderError>().Single();
+        Assert.True(measured.MaxAbsError > 1e-3);
     }
 
     [Fact]
@@ -192,7 +192,7 @@ public class FoldConvTests
         });
         var (after, runs) = Run(m, "fold-conv{objective=depth}");
         Assert.Equal(2, Count(after, "Conv"));
-        Assert.Equal(1, Counter(runs, "refused: intermediate value is read elsewhere"));
+        Assert.Equal(1, Counter(runs, "refused: " + FoldConv.Refusals.FanOut));
     }
 
     [Fact]

@@ -2,6 +2,7 @@
 // and the report of every decision.
 using OnnxOpt.Calibration;
 using OnnxOpt.GraphIR;
+using OnnxOpt.Passes;
 using OnnxOpt.Data;
 using static OnnxOpt.Tests.PassTestKit;
 
@@ -63,9 +64,9 @@ public class LinearizeTests
         var (after, runs) = Run(m, "linearize{max-agreement-drop=0}", Calib);
         Assert.Equal(1, Count(after, "Relu"));
         Assert.Equal(1, Counter(runs, "linearized exactly"));
-        var decisions = runs[0].Stats.Decisions.Where(d => d[0].Key == "activation").ToList();
-        Assert.Contains(decisions, d => d.Any(kv => (kv.Value as string) == "linearized (exact on data)"));
-        Assert.Contains(decisions, d => d.Any(kv => (kv.Value as string) == "kept (budget 0: not exact)"));
+        var decisions = runs[0].Stats.Decisions.OfType<ActivationDecision>().ToList();
+        Assert.Contains(decisions, d => d.Decision == "linearized (exact on data)");
+        Assert.Contains(decisions, d => d.Decision == "kept (budget 0: not exact)");
         AssertEquivalent(m, after); // exact on this data: same outputs
     }
 
@@ -90,8 +91,9 @@ public class LinearizeTests
     {
         var (after, runs) = Run(Net(), "linearize{max-agreement-drop=100}", Calib);
         Assert.Equal(0, Count(after, "Relu"));
-        var measured = runs[0].Stats.Decisions.Where(d => d[0].Key == "activation").Select(d => d.First(kv => kv.Key == "agreement_after").Value).ToList();
-        Assert.All(measured, v => Assert.IsType<double>(v));
+        var measured = runs[0].Stats.Decisions.OfType<ActivationDecision>().Select(d => d.AgreementAfter).ToList();
+        Assert.NotEmpty(measured);
+        Assert.All(measured, v => Assert.NotNull(v));
     }
 
     [Fact]
@@ -100,8 +102,8 @@ public class LinearizeTests
         // relu(b) is far from linear: removing it costs far more than 60 dB of output SQNR.
         var (after, runs) = Run(Net(), "linearize{max-agreement-drop=100,min-sqnr=60}", Calib);
         Assert.Equal(1, Count(after, "Relu"));
-        var kept = runs[0].Stats.Decisions.Single(d => d.Any(kv => (kv.Value as string) == "kept (over budget)"));
-        var sqnr = (double)kept.First(kv => kv.Key == "sqnr_db_after").Value!;
+        var kept = runs[0].Stats.Decisions.OfType<ActivationDecision>().Single(d => d.Decision == "kept (over budget)");
+        var sqnr = kept.SqnrDbAfter!.Value;
         Assert.True(sqnr < 60, $"sqnr {sqnr}");
     }
 

@@ -98,4 +98,25 @@ public class OptimizerTests
         Assert.Equal("tolerance", j.GetProperty("validation").GetProperty("mode").GetString());
         Assert.Contains("validation on 10 seeded random input sets (seed 1): passed", OptimizeReportWriter.Summary(r.Report));
     }
+
+    private sealed record MyDecision(string Thing, double Value) : Decision;
+
+    private static string Json(Decision d)
+    {
+        using var ms = new MemoryStream();
+        using (var w = new Utf8JsonWriter(ms, OptimizeReportWriter.Options with { Indented = false })) OptimizeReportWriter.WriteDecision(w, d);
+        return System.Text.Encoding.UTF8.GetString(ms.ToArray());
+    }
+
+    [Fact]
+    public void DecisionsSerializeTypedWithSnakeCaseNamesAndNoInapplicableFields()
+    {
+        Assert.Equal("""{"fold":"a -> b","decision":"refused","reason":"fan-out"}""",
+            Json(new FoldDecision("a -> b", null, "refused") { Reason = "fan-out" }));
+        Assert.Equal("""{"node":"y","op":"Conv","decision":"int8","absorbed":"Relu","range_min":0,"range_max":6.123456789}""",
+            Json(new QuantizedOp("y", "Conv", "int8") { Absorbed = "Relu", RangeMin = 0, RangeMax = 6.1234567891234 }));
+        Assert.Equal("""{"node":"y","output_sqnr_db_alone_in_int8":null}""", Json(new OpSensitivity("y", double.NaN)));
+        // A library user's own decision record serializes by reflection with the same conventions.
+        Assert.Equal("""{"thing":"x","value":0.40626}""", Json(new MyDecision("x", 0.4062600000000001)));
+    }
 }

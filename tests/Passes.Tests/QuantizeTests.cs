@@ -109,7 +109,7 @@ public class QuantizeTests
     {
         var m = Cases[name]();
         var (q, runs) = Run(m, "quantize", Calib);
-        var quantized = runs[0].Stats.Decisions.Where(d => d.Any(kv => kv.Key == "decision" && (string?)kv.Value == "int8")).Select(d => (string)d[1].Value!).ToList();
+        var quantized = runs[0].Stats.Decisions.OfType<QuantizedOp>().Where(d => d.Decision == "int8").Select(d => d.Op).ToList();
         var opsOfCase = m.Graph.Nodes.Select(n => n.OpType).Where(t => t is not ("Relu" or "Clip")).Distinct().ToList();
         Assert.All(opsOfCase, t => Assert.Contains(t, quantized));
         Assert.True(StepsApart(q) <= 1.0 + 1e-6, $"int8 kernels differ from fake quant by {StepsApart(q)} steps");
@@ -156,7 +156,7 @@ public class QuantizeTests
     {
         var (q, runs) = Run(Cases["conv-relu"](), $"quantize{{reduce-range={reduce}}}", Calib);
         Assert.Equal(0, Count(q, "Relu"));
-        Assert.Contains(runs[0].Stats.Decisions, d => d.Any(kv => kv.Key == "absorbed" && (string?)kv.Value == "Relu"));
+        Assert.Contains(runs[0].Stats.Decisions.OfType<QuantizedOp>(), d => d.Absorbed == "Relu");
         var conv = q.Graph.Nodes.First(n => n.OpType == "Conv");
         var wdq = conv.Input(1)!.Producer!;
         Assert.Equal(DataType.Int8, Rewriter.ConstantOf(wdq.Input(0))!.ElementType);
@@ -225,7 +225,7 @@ public class QuantizeTests
     public void ExcludeAndPerTensorOptionsAreHonoured()
     {
         var (q, runs) = Run(Cases["add"](), "quantize{exclude=Add,per-channel=false}", Calib);
-        Assert.Contains(runs[0].Stats.Decisions, d => d.Any(kv => kv.Key == "reason" && (string?)kv.Value == "excluded"));
+        Assert.Contains(runs[0].Stats.Decisions.OfType<QuantizedOp>(), d => d.Reason == "excluded");
         var add = q.Graph.Nodes.Single(n => n.OpType == "Add");
         Assert.All(q.Graph.Nodes.Where(n => n.OpType == "DequantizeLinear"), n => Assert.Equal(0, Rewriter.ConstantOf(n.Input(1))!.Dims.Length));
         Assert.Equal(DataType.Float, add.Output().ElementType);
@@ -255,15 +255,15 @@ public class QuantizeTests
         // makes the search keep the ops with the largest own error in float until nothing is lost.
         var dir = Path.Combine(Paths.TestModels, "digits", "data");
         var m = OnnxImporter.Load(Path.Combine(Paths.TestModels, "digits", "mobilenetv2.onnx"));
-        var copy = OnnxImporter.Parse(OnnxExporter.ToBytes(m));
+        var copy = m.Clone();
         var ctx = new PassContext(copy, CalibrationSource.FromFolder(Path.Combine(dir, "calib")), evaluation: CalibrationSource.FromFolder(Path.Combine(dir, "test")));
         var runs = PipelineRunner.Run(copy, Pipeline.Parse("canonicalize,fold-bn,quantize{calibrate=mse,max-drop=0}"), ctx, verifyEach: true);
-        var trials = runs[2].Stats.Decisions.Where(d => d[0].Key == "trial").ToList();
+        var trials = runs[2].Stats.Decisions.OfType<QuantizeTrial>().ToList();
         Assert.True(trials.Count >= 2, "the all-int8 model should have needed fallbacks");
-        Assert.True((double)trials[0].First(kv => kv.Key == "drop").Value! > 0);
-        Assert.True((double)trials[^1].First(kv => kv.Key == "drop").Value! <= 0);
-        Assert.Contains(runs[2].Stats.Decisions, d => d.Any(kv => kv.Key == "reason" && (string?)kv.Value == "kept in float (accuracy)"));
-        Assert.Contains(runs[2].Stats.Decisions, d => d[0].Key == "node" && d.Any(kv => kv.Key == "output_sqnr_db_alone_in_int8"));
+        Assert.True(trials[0].Drop > 0);
+        Assert.True(trials[^1].Drop <= 0);
+        Assert.Contains(runs[2].Stats.Decisions.OfType<QuantizedOp>(), d => d.Reason == "kept in float (accuracy)");
+        Assert.NotEmpty(runs[2].Stats.Decisions.OfType<OpSensitivity>());
         // The model the pass leaves is the one the search accepted: its held-out accuracy is within budget,
         // and most ops are still int8.
         using var a = InferenceSession.FromModel(m);

@@ -19,7 +19,8 @@ namespace OnnxOpt.Passes;
 public sealed class FoldConv : Pass
 {
     public override string Name => "fold-conv";
-    public override string Summary => "merge Conv->Conv (exact border handling), residual x+conv(x), Gemm->Gemm and MatMul->MatMul chains where the cost model says it pays";
+    public override string Summary =>
+        "merge Conv->Conv (exact border handling), residual x+conv(x), Gemm->Gemm and MatMul->MatMul chains where the cost model says it pays";
     public override IReadOnlyList<PassOption> Options { get; } =
     [
         PassOption.Enum("objective", "macs", ["macs", "params", "latency", "depth"], "what a fold must not make worse: MACs, weight count, ORT latency (measured), or nothing (depth: fold wherever allowed)"),
@@ -88,7 +89,8 @@ public sealed class FoldConv : Pass
         public override void Apply(Node n, FoldPlan m, RuleContext c) => m.Apply(c);
     }
 
-    private static bool Pays(PassContext ctx, PassOptions o, long macsBefore, long macsAfter, long paramsBefore, long paramsAfter, Func<Model> trial, string what)
+    private static bool Pays(PassContext ctx, PassOptions o, long macsBefore, long macsAfter, long paramsBefore,
+        long paramsAfter, Func<Model> trial, string what)
     {
         switch (o.Enum("objective"))
         {
@@ -96,8 +98,9 @@ public sealed class FoldConv : Pass
             case "depth": return true;
             case "latency":
             {
-                var bench = Benchmark.Run(OnnxExporter.ToBytes(ctx.Model), OnnxExporter.ToBytes(trial()), new BenchOptions { Warmup = 5, Iterations = 40 });
-                ctx.Stats.Decide(("fold", what), ("objective", "latency"), ("before_ms", bench.Model.MedianMs), ("after_ms", bench.Other!.MedianMs));
+                var bench = Benchmark.Run(OnnxExporter.ToBytes(ctx.Model), OnnxExporter.ToBytes(trial()),
+                    new BenchOptions { Warmup = 5, Iterations = 40 });
+                ctx.Stats.Decide(new FoldTiming(what, bench.Model.MedianMs, bench.Other!.MedianMs));
                 return bench.Other.MedianMs < bench.Model.MedianMs;
             }
             default: return macsAfter <= macsBefore;
@@ -111,7 +114,7 @@ public sealed class FoldConv : Pass
         var h = conv2.Input(0);
         if (h is null || h.Uses.Count != 1 || h.IsGraphOutput)
         {
-            if (h?.Producer is { OpType: "Conv" } p0) return Refuse(ctx, $"{p0} -> {conv2}", "intermediate value is read elsewhere (fan-out)");
+            if (h?.Producer is { OpType: "Conv" } p0) return Refuse(ctx, $"{p0} -> {conv2}", Refusals.FanOut, "intermediate value is read elsewhere (fan-out)");
             return new NoMatch("input not produced by a conv read only here");
         }
         // conv1 directly, or conv1 followed by the constant border bias map of an earlier fold.
@@ -121,7 +124,8 @@ public sealed class FoldConv : Pass
         {
             for (int side = 0; side < 2 && conv1 is null; side++)
                 if (add.Input(side) is { Producer: { OpType: "Conv", IsStandard: true } pc2 } inner && inner.Uses.Count == 1 && !inner.IsGraphOutput &&
-                    Rewriter.ConstantOf(add.Input(1 - side)) is { ElementType: DataType.Float } mt && mt.Dims.Length == 3 && inner.Shape is { Rank: 4 } ishape &&
+                    Rewriter.ConstantOf(add.Input(1 - side)) is { ElementType: DataType.Float } mt
+                        && mt.Dims.Length == 3 && inner.Shape is { Rank: 4 } ishape &&
                     mt.Dims[0] == ishape[1].Value && mt.Dims[1] == ishape[2].Value && mt.Dims[2] == ishape[3].Value)
                 { conv1 = pc2; carriedMap = mt.ToFloatArray(); }
         }
@@ -129,31 +133,37 @@ public sealed class FoldConv : Pass
         var label = $"{conv1} -> {conv2}";
         if (state.Kept.Contains((conv1, conv2))) return new NoMatch("cost model");
         var w1t = Rewriter.ConstantOf(conv1.Input(1)); var w2t = Rewriter.ConstantOf(conv2.Input(1));
-        if (w1t is not { ElementType: DataType.Float } || w2t is not { ElementType: DataType.Float }) return Refuse(ctx, label, "weights not constant float");
+        if (w1t is not { ElementType: DataType.Float }
+            || w2t is not { ElementType: DataType.Float }) return Refuse(ctx, label, Refusals.WeightsNotConstant);
         var c1 = ConvSpec.Of(conv1, w1t.Dims); var c2 = ConvSpec.Of(conv2, w2t.Dims);
-        if (c1 is null || c2 is null) return Refuse(ctx, label, "not a 2-D convolution with explicit padding");
-        if (carriedMap is not null && !(c2.Kernel.All(k => k == 1) && c2.Unpadded)) return Refuse(ctx, label, "a border bias map can only be carried through a 1x1 unpadded conv");
+        if (c1 is null || c2 is null) return Refuse(ctx, label, Refusals.NotConv2D);
+        if (carriedMap is not null && !(c2.Kernel.All(k => k == 1) && c2.Unpadded)) return Refuse(ctx, label,
+            Refusals.BiasMapNotCarried);
         var b1 = conv1.Input(2) is null ? new float[w1t.Dims[0]] : FoldBatchNorm.Floats(conv1.Input(2));
         var b2 = conv2.Input(2) is null ? new float[w2t.Dims[0]] : FoldBatchNorm.Floats(conv2.Input(2));
-        if (b1 is null || b2 is null) return Refuse(ctx, label, "bias not constant");
+        if (b1 is null || b2 is null) return Refuse(ctx, label, Refusals.BiasNotConstant);
         var x = conv1.Input(0)!;
         var y = conv2.Output();
         if (x.Shape is not { Rank: 4 } xs || h.Shape is not { Rank: 4 } hs || y.Shape is not { Rank: 4 } ys ||
-            !xs.Dims.Skip(2).All(d => d.IsKnown) || !hs.Dims.Skip(2).All(d => d.IsKnown) || !ys.Dims.Skip(2).All(d => d.IsKnown))
-            return Refuse(ctx, label, "spatial sizes not static");
+            !xs.Dims.Skip(2).All(d => d.IsKnown) || !hs.Dims.Skip(2).All(d => d.IsKnown)
+                || !ys.Dims.Skip(2).All(d => d.IsKnown))
+            return Refuse(ctx, label, Refusals.DynamicSpatial);
 
         int m = (int)w1t.Dims[0], cin = (int)(w1t.Dims[1] * c1.Groups), outC = (int)w2t.Dims[0];
         bool exact = c2.Unpadded;
         bool biasMap = carriedMap is not null;
         if (!exact && c1.Kernel.All(k => k == 1) && c1.Unpadded) { exact = true; biasMap = b1.Any(v => v != 0); }
-        if (!exact && !o.Bool("allow-border-error")) return Refuse(ctx, label, "conv2 pads its input and conv1 is not 1x1: the fold would be wrong at the border (allow-border-error=true accepts it)");
+        if (!exact && !o.Bool("allow-border-error")) return Refuse(ctx, label, Refusals.PaddedBorder,
+                "conv2 pads its input and conv1 is not 1x1: the fold would be wrong at the border (allow-border-error=true accepts it)");
 
         var s = new[] { c1.Strides[0] * c2.Strides[0], c1.Strides[1] * c2.Strides[1] };
-        var pb = new[] { c1.PadsBegin[0] + c1.Strides[0] * c2.PadsBegin[0], c1.PadsBegin[1] + c1.Strides[1] * c2.PadsBegin[1] };
+        var pb = new[] { c1.PadsBegin[0] + c1.Strides[0] * c2.PadsBegin[0],
+            c1.PadsBegin[1] + c1.Strides[1] * c2.PadsBegin[1] };
         var pe = new[] { c1.PadsEnd[0] + c1.Strides[0] * c2.PadsEnd[0], c1.PadsEnd[1] + c1.Strides[1] * c2.PadsEnd[1] };
         var kh = ConvAlgebra.FoldedKernel(c1.Kernel[0], c1.Dilations[0], c1.Strides[0], c2.Kernel[0], c2.Dilations[0]);
         var kw = ConvAlgebra.FoldedKernel(c1.Kernel[1], c1.Dilations[1], c1.Strides[1], c2.Kernel[1], c2.Dilations[1]);
-        if (Math.Max(kh, kw) > o.Int("max-kernel")) return Refuse(ctx, label, $"folded kernel {kh}x{kw} exceeds max-kernel");
+        if (Math.Max(kh,
+            kw) > o.Int("max-kernel")) return Refuse(ctx, label, Refusals.KernelTooLarge, $"folded kernel {kh}x{kw} exceeds max-kernel");
         // The folded conv must produce exactly conv2's output size; trim end padding if floor() dropped rows.
         var (yh, yw) = ((int)ys[2].Value!.Value, (int)ys[3].Value!.Value);
         var (xh, xw) = ((int)xs[2].Value!.Value, (int)xs[3].Value!.Value);
@@ -162,10 +172,11 @@ public sealed class FoldConv : Pass
             var size = ax == 0 ? xh : xw; var k = ax == 0 ? kh : kw; var want = ax == 0 ? yh : yw;
             var got = (size + pb[ax] + pe[ax] - k) / s[ax] + 1;
             while (got > want && pe[ax] > 0) { pe[ax]--; got = (size + pb[ax] + pe[ax] - k) / s[ax] + 1; }
-            if (got != want) return Refuse(ctx, label, "folded output size does not match");
+            if (got != want) return Refuse(ctx, label, Refusals.OutputSize);
         }
 
-        bool depthwise = c1.Groups == m && m == cin && w1t.Dims[1] == 1 && c2.Groups == outC && outC == m && w2t.Dims[1] == 1;
+        bool depthwise = c1.Groups == m && m == cin && w1t.Dims[1] == 1 && c2.Groups == outC && outC == m
+            && w2t.Dims[1] == 1;
         var w1 = w1t.ToFloatArray(); var w2 = w2t.ToFloatArray();
         var w2Dense = ConvAlgebra.Dense(w2, outC, (int)w2t.Dims[1], c2.Groups, c2.Kernel[0] * c2.Kernel[1]);
         float[] w;
@@ -197,8 +208,10 @@ public sealed class FoldConv : Pass
             if (biasMap)
             {
                 var map = carriedMap is not null
-                    ? ConvAlgebra.PushMapThrough1x1(carriedMap, w2Dense, outC, m, (int)hs[2].Value!.Value, (int)hs[3].Value!.Value, c2.Strides, yh, yw)
-                    : ConvAlgebra.BorderBiasMap(b1, w2Dense, outC, m, c2, (int)hs[2].Value!.Value, (int)hs[3].Value!.Value, yh, yw);
+                    ? ConvAlgebra.PushMapThrough1x1(carriedMap, w2Dense, outC, m, (int)hs[2].Value!.Value,
+                        (int)hs[3].Value!.Value, c2.Strides, yh, yw)
+                    : ConvAlgebra.BorderBiasMap(b1, w2Dense, outC, m, c2, (int)hs[2].Value!.Value,
+                        (int)hs[3].Value!.Value, yh, yw);
                 var mv = rw.Constant(g, y.Name + "_border_bias", Tensor.FromFloats("", [outC, yh, yw], map));
                 result = rw.Insert(g, "Add", [result, mv], y.Name + "_folded_exact").Output();
             }
@@ -212,7 +225,8 @@ public sealed class FoldConv : Pass
         // expand -> depthwise -> project block): look one conv ahead.
         if (o.Enum("objective") is "macs" or "params" && macsAfter > macsBefore && y.Uses.Count == 1 && !y.IsGraphOutput &&
             y.Uses[0].Node is { OpType: "Conv", IsStandard: true } conv3 && conv3.Input(0) == y && Rewriter.ConstantOf(conv3.Input(1)) is { Dims.Length: 4 } w3t &&
-            ConvSpec.Of(conv3, w3t.Dims) is { Unpadded: true } c3 && conv3.Output().Shape is { Rank: 4 } zs && zs.Dims.Skip(2).All(d => d.IsKnown))
+            ConvSpec.Of(conv3, w3t.Dims) is { Unpadded: true } c3 && conv3.Output().Shape is { Rank: 4 } zs
+                && zs.Dims.Skip(2).All(d => d.IsKnown))
         {
             var k3h = ConvAlgebra.FoldedKernel(kh, 1, s[0], c3.Kernel[0], c3.Dilations[0]);
             var k3w = ConvAlgebra.FoldedKernel(kw, 1, s[1], c3.Kernel[1], c3.Dilations[1]);
@@ -220,10 +234,22 @@ public sealed class FoldConv : Pass
             var chainBefore = macsBefore + (ModelStats.Macs(conv3, out _) ?? 0);
             if (chainAfter <= chainBefore) { macsAfter = macsBefore; paramsAfter = paramsBefore; ctx.Stats.Count("folded as first step of a paying chain"); }
         }
-        if (!Pays(ctx, o, macsBefore, macsAfter, paramsBefore, paramsAfter, () => { var t = Clone(ctx.Model); var r = new Rewriter(t); Apply(t, r); r.RemoveDeadNodes(t.Graph); r.RemoveUnusedInitializers(t.Graph); r.Finish(); return t; }, what))
+        if (!Pays(ctx, o, macsBefore, macsAfter, paramsBefore, paramsAfter,
+            () =>
+            {
+                var t = Clone(ctx.Model); var r = new Rewriter(t); Apply(t,
+                r); r.RemoveDeadNodes(t.Graph); r.RemoveUnusedInitializers(t.Graph); r.Finish(); return t;
+            }, what))
         {
-            if (ctx.Stats.Once(label)) ctx.Stats.Decide(("fold", what), ("kind", "conv-conv"), ("decision", "kept"), ("reason", "cost model"),
-                ("macs_before", macsBefore), ("macs_after", macsAfter), ("params_before", (long)paramsBefore), ("params_after", paramsAfter));
+            if (ctx.Stats.Once(label))
+                ctx.Stats.Decide(new FoldDecision(what, "conv-conv", "kept")
+                {
+                    Reason = "cost model",
+                    MacsBefore = macsBefore,
+                    MacsAfter = macsAfter,
+                    ParamsBefore = paramsBefore,
+                    ParamsAfter = paramsAfter,
+                });
             ctx.Stats.Count("refused: does not pay");
             state.Kept.Add((conv1, conv2));
             return new NoMatch("cost model");
@@ -233,20 +259,43 @@ public sealed class FoldConv : Pass
             Apply(rc.Model, rc.Rewriter);
             if (!exact) state.Approximate = true;
             ctx.Stats.Count(exact ? (biasMap ? "conv-conv folded (exact, border bias map)" : "conv-conv folded (exact)") : "conv-conv folded (approximate border)");
-            ctx.Stats.Decide(("fold", what), ("kind", "conv-conv"), ("decision", "folded"), ("exact", exact), ("border_bias_map", biasMap),
-                ("kernel", $"{kh}x{kw}"), ("stride", $"{s[0]}x{s[1]}"), ("groups", (long)groups),
-                ("macs_before", macsBefore), ("macs_after", macsAfter), ("params_before", (long)paramsBefore), ("params_after", paramsAfter));
+            ctx.Stats.Decide(new FoldDecision(what, "conv-conv", "folded")
+            {
+                Exact = exact,
+                BorderBiasMap = biasMap,
+                Kernel = $"{kh}x{kw}",
+                Stride = $"{s[0]}x{s[1]}",
+                Groups = groups,
+                MacsBefore = macsBefore,
+                MacsAfter = macsAfter,
+                ParamsBefore = paramsBefore,
+                ParamsAfter = paramsAfter,
+            });
         });
     }
 
-    /// <summary>A refusal, recorded once per pair as a decision and a counter; the reason goes to the driver.</summary>
-    private static NoMatch Refuse(PassContext ctx, string label, string why)
+    /// <summary>Why a conv pair is refused: the counter ("refused: " + key) and the rule's failure reason.</summary>
+    public static class Refusals
     {
-        var key = why.Split(':')[0].Split('(')[0].Trim();
+        public const string FanOut = "intermediate value is read elsewhere";
+        public const string WeightsNotConstant = "weights not constant float";
+        public const string NotConv2D = "not a 2-D convolution with explicit padding";
+        public const string BiasMapNotCarried = "a border bias map can only be carried through a 1x1 unpadded conv";
+        public const string BiasNotConstant = "bias not constant";
+        public const string DynamicSpatial = "spatial sizes not static";
+        public const string PaddedBorder = "conv2 pads its input and conv1 is not 1x1";
+        public const string KernelTooLarge = "folded kernel exceeds max-kernel";
+        public const string OutputSize = "folded output size does not match";
+    }
+
+    /// <summary>A refusal, recorded once per pair as a decision (with the detailed reason) and a counter
+    /// keyed by the constant; the key is also the rule's failure reason.</summary>
+    private static NoMatch Refuse(PassContext ctx, string label, string key, string? detail = null)
+    {
         if (ctx.Stats.Once(label))
         {
             ctx.Stats.Count("refused: " + key);
-            ctx.Stats.Decide(("fold", label), ("decision", "refused"), ("reason", why));
+            ctx.Stats.Decide(new FoldDecision(label, null, "refused") { Reason = detail ?? key });
         }
         return new NoMatch(key);
     }
@@ -267,7 +316,8 @@ public sealed class FoldConv : Pass
             var wt = Rewriter.ConstantOf(conv.Input(1));
             if (wt is not { ElementType: DataType.Float, Dims.Length: 4 }) continue;
             var spec = ConvSpec.Of(conv, wt.Dims);
-            if (spec is null || spec.Strides.Any(v => v != 1) || x.Shape is not { } xs || convOut.Shape is not { } ys || !xs.Equals(ys)) continue;
+            if (spec is null || spec.Strides.Any(v => v != 1) || x.Shape is not { } xs || convOut.Shape is not { } ys
+                || !xs.Equals(ys)) continue;
             var cout = (int)wt.Dims[0]; var perGroup = (int)wt.Dims[1];
             var cin = perGroup * spec.Groups;
             if (cin != cout) continue;
@@ -287,7 +337,8 @@ public sealed class FoldConv : Pass
         return new NoMatch("not x + conv(x) with a same-size, stride-1 conv");
     }
 
-    private static void ApplyDirac(PassContext ctx, Node add, Node conv, Tensor wt, ConvSpec spec, int[] centre, Value convOut, Value result)
+    private static void ApplyDirac(PassContext ctx, Node add, Node conv, Tensor wt, ConvSpec spec, int[] centre,
+        Value convOut, Value result)
     {
         var y = add.Output();
         var cout = (int)wt.Dims[0]; var perGroup = (int)wt.Dims[1];
@@ -304,7 +355,7 @@ public sealed class FoldConv : Pass
         ctx.Rewriter.Replace(y, result);
         ctx.Rewriter.Erase(add);
         ctx.Stats.Count("residual folded (Dirac)");
-        ctx.Stats.Decide(("fold", $"{add}: x + {conv}"), ("kind", "residual-dirac"), ("decision", "folded"), ("exact", true));
+        ctx.Stats.Decide(new FoldDecision($"{add}: x + {conv}", "residual-dirac", "folded") { Exact = true });
     }
 
     /// <summary>y = alpha op(A) op(B) + beta C as (B as [K,N], c as [N] incl. beta) when constant.</summary>
@@ -318,7 +369,8 @@ public sealed class FoldConv : Pass
         var c = new float[n];
         if (g.OpType == "Gemm" && g.Input(2) is { } cv)
         {
-            if (Rewriter.ConstantOf(cv) is not { ElementType: DataType.Float } ct || ct.ElementCount != n && ct.ElementCount != 1) return null;
+            if (Rewriter.ConstantOf(cv) is not { ElementType: DataType.Float } ct || ct.ElementCount != n
+                && ct.ElementCount != 1) return null;
             var cd = ct.ToFloatArray();
             var beta = g.GetFloat("beta", 1f);
             for (int j = 0; j < n; j++) c[j] = beta * (cd.Length == 1 ? cd[0] : cd[j]);
@@ -332,7 +384,8 @@ public sealed class FoldConv : Pass
         if (h?.Producer is not { OpType: "Gemm", IsStandard: true } g1 || h.Uses.Count != 1 || h.IsGraphOutput)
             return new NoMatch("input not produced by a Gemm read only here");
         if (g2.GetInt("transA", 0) != 0) return new NoMatch("transA");
-        if (GemmParts(g1) is not { } p1 || GemmParts(g2) is not { } p2 || p1.N != p2.K) return new NoMatch("weights not constant float matrices");
+        if (GemmParts(g1) is not { } p1 || GemmParts(g2) is not { } p2
+            || p1.N != p2.K) return new NoMatch("weights not constant float matrices");
         // y may be a graph output: the folded Gemm's fresh output takes it over (Rewriter.Replace), so no
         // CanReplace check is needed before the node exists.
         var y = g2.Output();
@@ -343,19 +396,20 @@ public sealed class FoldConv : Pass
         long before = (long)p1.K * p1.N + (long)p2.K * p2.N, after = (long)p1.K * p2.N;
         if (after > before)
         {
-            if (ctx.Stats.Once($"{g1} -> {g2}")) ctx.Stats.Decide(("fold", $"{g1} -> {g2}"), ("kind", "gemm-gemm"), ("decision", "kept"), ("reason", "cost model"));
+            if (ctx.Stats.Once($"{g1} -> {g2}")) ctx.Stats.Decide(new FoldDecision($"{g1} -> {g2}", "gemm-gemm", "kept") { Reason = "cost model" });
             return new NoMatch("cost model");
         }
         return new FoldPlan(_ =>
         {
             var rw = ctx.Rewriter; var gr = g2.Graph;
-            var node = rw.Insert(gr, "Gemm", [g1.Input(0), rw.Constant(gr, y.Name + "_folded_B", Tensor.FromFloats("", [p1.K, p2.N], b)),
+            var node = rw.Insert(gr,
+                "Gemm", [g1.Input(0), rw.Constant(gr, y.Name + "_folded_B", Tensor.FromFloats("", [p1.K, p2.N], b)),
                 rw.Constant(gr, y.Name + "_folded_C", Tensor.FromFloats("", [p2.N], c))], y.Name + "_folded", 1,
                 OnnxAttribute.Float("alpha", p1.Alpha * p2.Alpha), OnnxAttribute.Int("transA", g1.GetInt("transA", 0)));
             node.Output().Type = y.Type;
             rw.Replace(y, node.Output());
             ctx.Stats.Count("gemm-gemm folded");
-            ctx.Stats.Decide(("fold", $"{g1} -> {g2}"), ("kind", "gemm-gemm"), ("decision", "folded"), ("exact", true), ("params_before", before), ("params_after", after));
+            ctx.Stats.Decide(new FoldDecision($"{g1} -> {g2}", "gemm-gemm", "folded") { Exact = true, ParamsBefore = before, ParamsAfter = after });
         });
     }
 
@@ -364,22 +418,25 @@ public sealed class FoldConv : Pass
         var h = m2.Input(0);
         if (h?.Producer is not { OpType: "MatMul", IsStandard: true } m1 || h.Uses.Count != 1 || h.IsGraphOutput)
             return new NoMatch("input not produced by a MatMul read only here");
-        if (GemmParts(m1) is not { } p1 || GemmParts(m2) is not { } p2 || p1.N != p2.K) return new NoMatch("weights not constant float matrices");
+        if (GemmParts(m1) is not { } p1 || GemmParts(m2) is not { } p2
+            || p1.N != p2.K) return new NoMatch("weights not constant float matrices");
         long before = (long)p1.K * p1.N + (long)p2.K * p2.N, after = (long)p1.K * p2.N;
         if (after > before)
         {
-            if (ctx.Stats.Once($"{m1} -> {m2}")) ctx.Stats.Decide(("fold", $"{m1} -> {m2}"), ("kind", "matmul-matmul"), ("decision", "kept"), ("reason", "cost model"));
+            if (ctx.Stats.Once($"{m1} -> {m2}"))
+                ctx.Stats.Decide(new FoldDecision($"{m1} -> {m2}", "matmul-matmul", "kept") { Reason = "cost model" });
             return new NoMatch("cost model");
         }
         return new FoldPlan(_ =>
         {
             var y = m2.Output();
             var rw = ctx.Rewriter; var gr = m2.Graph;
-            var node = rw.Insert(gr, "MatMul", [m1.Input(0), rw.Constant(gr, y.Name + "_folded_B", Tensor.FromFloats("", [p1.K, p2.N], ConvAlgebra.MatMul(p1.B, p2.B, p1.K, p1.N, p2.N)))], y.Name + "_folded");
+            var node = rw.Insert(gr,
+                "MatMul", [m1.Input(0), rw.Constant(gr, y.Name + "_folded_B", Tensor.FromFloats("", [p1.K, p2.N], ConvAlgebra.MatMul(p1.B, p2.B, p1.K, p1.N, p2.N)))], y.Name + "_folded");
             node.Output().Type = y.Type;
             rw.Replace(y, node.Output());
             ctx.Stats.Count("matmul-matmul folded");
-            ctx.Stats.Decide(("fold", $"{m1} -> {m2}"), ("kind", "matmul-matmul"), ("decision", "folded"), ("exact", true), ("params_before", before), ("params_after", after));
+            ctx.Stats.Decide(new FoldDecision($"{m1} -> {m2}", "matmul-matmul", "folded") { Exact = true, ParamsBefore = before, ParamsAfter = after });
         });
     }
 
@@ -387,11 +444,13 @@ public sealed class FoldConv : Pass
     /// (or 8 seeded random samples).</summary>
     private static void MeasureError(PassContext ctx, byte[] before)
     {
-        using var a = InferenceSession.FromBytes(before, new SessionSettings { Optimization = GraphOptimization.Disabled });
-        using var b = InferenceSession.FromModel(ctx.Model, new SessionSettings { Optimization = GraphOptimization.Disabled });
+        using var a = InferenceSession.FromBytes(before,
+            new SessionSettings { Optimization = GraphOptimization.Disabled });
+        using var b = InferenceSession.FromModel(ctx.Model,
+            new SessionSettings { Optimization = GraphOptimization.Disabled });
         var data = ctx.Calibration?.DataFor(a.Inputs) ?? DataSet.Random(a.Inputs, 8, 1);
         var r = Validator.Compare(a, b, data);
         foreach (var out_ in r.Outputs)
-            ctx.Stats.Decide(("measured_border_error", out_.Name), ("max_abs_error", out_.MaxAbsError), ("cosine", out_.Cosine), ("top1_agreement", out_.Top1Agreement));
+            ctx.Stats.Decide(new BorderError(out_.Name, out_.MaxAbsError, out_.Cosine, out_.Top1Agreement));
     }
 }

@@ -41,7 +41,8 @@ public abstract class Pass
 /// <summary>What a pass sees: the model, the rewriter, its statistics, calibration data if any.</summary>
 public sealed class PassContext
 {
-    public PassContext(Model model, Calibration.CalibrationSource? calibration = null, TextWriter? log = null, Calibration.CalibrationSource? evaluation = null)
+    public PassContext(Model model, Calibration.CalibrationSource? calibration = null, TextWriter? log = null,
+        Calibration.CalibrationSource? evaluation = null)
     {
         Model = model;
         Rewriter = new Rewriter(model);
@@ -59,7 +60,8 @@ public sealed class PassContext
     public PassStats Stats { get; internal set; } = new();
 
     public Calibration.CalibrationSource RequireCalibration(string pass) =>
-        Calibration ?? throw new OnnxModelException($"pass '{pass}' needs calibration data: give --calib DIR or --calib-random N");
+        Calibration
+            ?? throw new OnnxModelException($"pass '{pass}' needs calibration data: give --calib DIR or --calib-random N");
 
     public Calibration.CalibrationSource RequireEvaluation(string pass) =>
         Evaluation ?? throw new OnnxModelException($"pass '{pass}' needs held-out evaluation data: give --eval DIR");
@@ -69,8 +71,8 @@ public sealed class PassContext
 public sealed class PassStats
 {
     public SortedDictionary<string, long> Counters { get; } = new(StringComparer.Ordinal);
-    /// <summary>One entry per decision (e.g. each activation considered), fields in insertion order.</summary>
-    public List<List<KeyValuePair<string, object?>>> Decisions { get; } = new();
+    /// <summary>One typed record per decision (each activation considered, fold, quantized op, trial, ...).</summary>
+    public List<Decision> Decisions { get; } = new();
     public List<string> Notes { get; } = new();
     /// <summary>Per rule: applications and match failures by reason (passes built on the rule driver).</summary>
     public List<RuleStats> Rules { get; } = new();
@@ -95,6 +97,5 @@ public sealed class PassStats
 
     public void Count(string key, long by = 1) => Counters[key] = Counters.GetValueOrDefault(key) + by;
 
-    public void Decide(params (string Key, object? Value)[] fields) =>
-        Decisions.Add(fields.Select(f => new KeyValuePair<string, object?>(f.Key, f.Value)).ToList());
+    public void Decide(Decision d) => Decisions.Add(d);
 }

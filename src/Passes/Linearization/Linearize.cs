@@ -20,7 +20,8 @@ namespace OnnxOpt.Passes;
 public sealed class Linearize : Pass
 {
     public override string Name => "linearize";
-    public override string Summary => "replace (nearly) linear ReLU/LeakyReLU/PReLU/Clip activations by identity or a per-channel affine map, within an agreement budget measured in ORT";
+    public override string Summary =>
+        "replace (nearly) linear ReLU/LeakyReLU/PReLU/Clip activations by identity or a per-channel affine map, within an agreement budget measured in ORT";
     public override bool IsExact(PassOptions options) => false;
     public override string BudgetOption => "max-agreement-drop";
     public override DataNeeds Needs(PassOptions options) => DataNeeds.Calibration;
@@ -39,7 +40,8 @@ public sealed class Linearize : Pass
     private static bool IsLinearConsumer(Node n) =>
         OpTraits.HasAny(n, OpTrait.Linear | OpTrait.AffineArithmetic | OpTrait.LinearReduce | OpTrait.Layout);
 
-    private sealed record Candidate(Node Act, TensorStatistics Stats, bool Exact, double Score, double ClipMin, double ClipMax);
+    private sealed record Candidate(Node Act, TensorStatistics Stats, bool Exact, double Score, double ClipMin,
+        double ClipMax);
 
     public override void Run(PassContext ctx, PassOptions o)
     {
@@ -63,12 +65,13 @@ public sealed class Linearize : Pass
             else if (y.Uses.Any(u => !IsLinearConsumer(u.Node))) why = "read by a non-linear op";
             else if (a.OpType == "Clip" && ClipBounds(a) is null) why = "clip bounds not constant";
             if (why is null) eligible.Add(a);
-            else { ctx.Stats.Count("not eligible"); ctx.Stats.Decide(("activation", a.ToString()), ("op", a.OpType), ("decision", "kept"), ("reason", why)); }
+            else { ctx.Stats.Count("not eligible"); ctx.Stats.Decide(new ActivationSkipped(a.ToString(), a.OpType, why)); }
         }
         if (eligible.Count == 0) return;
 
         // 1. Statistics of every eligible activation's input (and output, for the affine fit), streamed.
-        var stats = eligible.ToDictionary(a => a, a => new TensorStatistics(a.Input(0)!.Name, ClipBounds(a)?.Max ?? double.PositiveInfinity));
+        var stats = eligible.ToDictionary(a => a, a => new TensorStatistics(a.Input(0)!.Name, ClipBounds(a)?.Max
+            ?? double.PositiveInfinity));
         var names = eligible.SelectMany(a => new[] { a.Input(0)!.Name, a.Output().Name }).Distinct().ToList();
         calib.Stream(model, names, (_, outs) =>
         {
@@ -110,18 +113,17 @@ public sealed class Linearize : Pass
         {
             var s = c.Stats.Total;
             var decision = accepted.Contains(c) ? (c.Exact ? "linearized (exact on data)" : "linearized") : measured.ContainsKey(c.Act) ? "kept (over budget)" : accepted.Count >= maxCount ? "kept (max-count)" : "kept (budget 0: not exact)";
-            ctx.Stats.Decide(("activation", c.Act.ToString()), ("op", c.Act.OpType), ("decision", decision),
-                ("fraction_negative", s.FractionNegative), ("negative_energy_ratio", s.NegativeEnergyRatio),
-                ("fraction_above_clip", double.IsPositiveInfinity(c.ClipMax) ? null : s.FractionAbove),
-                ("min", s.Min), ("max", s.Max), ("score", c.Score),
-                ("agreement_after", measured.TryGetValue(c.Act, out var m) ? m.Agreement : null),
-                ("sqnr_db_after", m is null || double.IsPositiveInfinity(m.SqnrDb) ? null : Math.Round(m.SqnrDb, 3)));
+            var m = measured.GetValueOrDefault(c.Act);
+            ctx.Stats.Decide(new ActivationDecision(c.Act.ToString(), c.Act.OpType, decision, s.FractionNegative,
+                s.NegativeEnergyRatio, double.IsPositiveInfinity(c.ClipMax) ? null : s.FractionAbove, s.Min, s.Max, c.Score,
+                m?.Agreement, m is null || double.IsPositiveInfinity(m.SqnrDb) ? null : Math.Round(m.SqnrDb, 3)));
         }
         Apply(model, accepted, mode, ctx.Rewriter);
         ctx.Stats.Count("candidates", candidates.Count);
         ctx.Stats.Count("linearized", accepted.Count);
         ctx.Stats.Count("linearized exactly", accepted.Count(c => c.Exact));
-        ctx.Stats.Decide(("summary", "linearize"), ("metric", reference.Metric), ("agreement_after_all", current.Agreement), ("sqnr_db_after_all", double.IsPositiveInfinity(current.SqnrDb) ? null : Math.Round(current.SqnrDb, 3)), ("samples", (long)reference.Samples));
+        ctx.Stats.Decide(new LinearizeSummary(reference.Metric, current.Agreement,
+            double.IsPositiveInfinity(current.SqnrDb) ? null : Math.Round(current.SqnrDb, 3), reference.Samples));
     }
 
     /// <summary>The slope on negative inputs (Relu 0, LeakyRelu alpha, PRelu the slope farthest from 1).</summary>
@@ -166,8 +168,10 @@ public sealed class Linearize : Pass
                     var dims = new long[zs.Rank - 1];
                     dims[0] = fit.Length;
                     for (int i = 1; i < dims.Length; i++) dims[i] = 1;
-                    var a = rw.Constant(g, y.Name + "_lin_a", Tensor.FromFloats("", dims, fit.Select(f => (float)f.A).ToArray()));
-                    var b = rw.Constant(g, y.Name + "_lin_b", Tensor.FromFloats("", dims, fit.Select(f => (float)f.B).ToArray()));
+                    var a = rw.Constant(g,
+                        y.Name + "_lin_a", Tensor.FromFloats("", dims, fit.Select(f => (float)f.A).ToArray()));
+                    var b = rw.Constant(g,
+                        y.Name + "_lin_b", Tensor.FromFloats("", dims, fit.Select(f => (float)f.B).ToArray()));
                     var mul = rw.Insert(g, "Mul", [z, a], y.Name + "_lin_scaled").Output();
                     var add = rw.Insert(g, "Add", [mul, b], y.Name + "_lin").Output();
                     add.Type = y.Type;
@@ -195,7 +199,8 @@ public sealed class Linearize : Pass
         if (p.OpType == "Conv" ? wt.Dims[0] != c : (transB ? wt.Dims[0] : wt.Dims[1]) != c) return false;
         float[] bias;
         if (p.Input(2) is null) bias = new float[c];
-        else if (Rewriter.ConstantOf(p.Input(2)) is { ElementType: DataType.Float } bt && bt.ElementCount == c) bias = bt.ToFloatArray();
+        else if (Rewriter.ConstantOf(p.Input(2)) is { ElementType: DataType.Float } bt
+            && bt.ElementCount == c) bias = bt.ToFloatArray();
         else return false;
         var beta = p.OpType == "Gemm" ? p.GetFloat("beta", 1f) : 1f;
         if (p.OpType == "Conv" || transB)
@@ -207,7 +212,8 @@ public sealed class Linearize : Pass
             for (int r = 0; r < rows; r++) for (int o = 0; o < c; o++) w[r * c + o] = (float)(w[r * c + o] * fit[o].A);
         for (int o = 0; o < c; o++) bias[o] = (float)(beta * bias[o] * fit[o].A + fit[o].B);
         FoldBatchNorm.SetWeight(rw, p, 1, wt.Dims, w, p.Output().Name + "_W");
-        if (p.Input(2) is null) rw.SetInput(p, 2, rw.Constant(p.Graph, p.Output().Name + "_B", Tensor.FromFloats("", [c], bias)));
+        if (p.Input(2) is null) rw.SetInput(p, 2, rw.Constant(p.Graph,
+            p.Output().Name + "_B", Tensor.FromFloats("", [c], bias)));
         else FoldBatchNorm.SetWeight(rw, p, 2, [c], bias, p.Output().Name + "_B");
         if (p.OpType == "Gemm") rw.SetAttr(p, OnnxAttribute.Float("beta", 1f));
         return true;

@@ -14,11 +14,16 @@ namespace OnnxOpt.Passes;
 
 internal static class AccuracyAwareSearch
 {
-    public static HashSet<string> Run(PassContext ctx, Model model, IReadOnlyDictionary<string, RangeCalibrator> ranges, QuantizeOptions qo,
+    public static HashSet<string> Run(PassContext ctx, Model model, IReadOnlyDictionary<string,
+        RangeCalibrator> ranges, QuantizeOptions qo,
         bool qoperator, CalibrationSource eval, double maxDrop, int maxTrials)
     {
         var fp32 = OnnxExporter.ToBytes(model);
-        var deployed = eval.With(new SessionSettings { Optimization = GraphOptimization.All, IntraOpThreads = Environment.ProcessorCount });
+        var deployed = eval.With(new SessionSettings
+        {
+            Optimization = GraphOptimization.All,
+            IntraOpThreads = Environment.ProcessorCount
+        });
         var reference = Reference.Capture(deployed, OnnxImporter.Parse(fp32));
         (Model Model, QdqResult Result) Build(IReadOnlySet<string> fallback, bool lower)
         {
@@ -45,7 +50,7 @@ internal static class AccuracyAwareSearch
             sqnr[key] = reference.Measure(deployed, Build(others, false).Model).SqnrDb;
         }
         foreach (var (key, db) in sqnr.OrderBy(kv => kv.Value).ThenBy(kv => kv.Key, StringComparer.Ordinal))
-            ctx.Stats.Decide(("node", key), ("output_sqnr_db_alone_in_int8", double.IsFinite(db) ? Math.Round(db, 3) : null));
+            ctx.Stats.Decide(new OpSensitivity(key, double.IsFinite(db) ? Math.Round(db, 3) : null));
         int trial = 0;
         foreach (var (key, _) in sqnr.OrderBy(kv => kv.Value).ThenBy(kv => kv.Key, StringComparer.Ordinal))
         {
@@ -63,11 +68,12 @@ internal static class AccuracyAwareSearch
         return best.Fallback;
     }
 
-    private static void Trial(PassContext ctx, Reference reference, int trial, string? fellBack, FidelityResult f, HashSet<string> fallback)
+    private static void Trial(PassContext ctx, Reference reference, int trial, string? fellBack, FidelityResult f,
+        HashSet<string> fallback)
     {
         ctx.Stats.Count("accuracy trials");
-        ctx.Stats.Decide(("trial", (long)trial), ("fell_back", fellBack), ("in_float", string.Join(";", fallback.Order(StringComparer.Ordinal))),
-            ("metric", reference.DropMetric), ("reference", reference.Accuracy ?? 100.0), ("int8", f.Accuracy ?? f.Agreement),
-            ("drop", Math.Round(reference.Drop(f), 6)), ("agreement", f.Agreement));
+        ctx.Stats.Decide(new QuantizeTrial(trial, fellBack, string.Join(";", fallback.Order(StringComparer.Ordinal)),
+            reference.DropMetric, reference.Accuracy ?? 100.0, f.Accuracy
+                ?? f.Agreement, Math.Round(reference.Drop(f), 6), f.Agreement));
     }
 }

@@ -14,7 +14,8 @@ namespace OnnxOpt.Passes;
 public sealed class Quantize : Pass
 {
     public override string Name => "quantize";
-    public override string Summary => "post-training int8 quantization (QDQ or QOperator) from calibration data, with an optional accuracy budget that keeps the worst ops in float";
+    public override string Summary =>
+        "post-training int8 quantization (QDQ or QOperator) from calibration data, with an optional accuracy budget that keeps the worst ops in float";
     public override bool IsExact(PassOptions options) => false;
     public override string BudgetOption => "max-drop";
     public override DataNeeds Needs(PassOptions options) =>
@@ -52,7 +53,8 @@ public sealed class Quantize : Pass
         _ => Int8Hardware.U8S8Saturates,
     };
 
-    private static HashSet<string> Split(string s) => s.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToHashSet(StringComparer.Ordinal);
+    private static HashSet<string> Split(string s) =>
+        s.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToHashSet(StringComparer.Ordinal);
 
     public override void Run(PassContext ctx, PassOptions o)
     {
@@ -69,34 +71,36 @@ public sealed class Quantize : Pass
         if (o.Double("max-drop") >= 0)
         {
             var eval = ctx.RequireEvaluation("quantize{max-drop=...}");
-            fallback = AccuracyAwareSearch.Run(ctx, model, ranges, qo, qoperator, eval, o.Double("max-drop"), (int)o.Int("max-trials"));
+            fallback = AccuracyAwareSearch.Run(ctx, model, ranges, qo, qoperator, eval,
+                o.Double("max-drop"), (int)o.Int("max-trials"));
         }
         var result = QdqEmitter.Emit(model, ctx.Rewriter, ranges, qo, fallback);
         if (qoperator) QOperatorLowering.Run(model, ctx.Rewriter, ctx.Stats);
         Report(ctx, result, ranges, qo);
     }
 
-    private static void Report(PassContext ctx, QdqResult r, Dictionary<string, RangeCalibrator> ranges, QuantizeOptions o)
+    private static void Report(PassContext ctx, QdqResult r, Dictionary<string, RangeCalibrator> ranges,
+        QuantizeOptions o)
     {
         var kind = o.ActivationType == DataType.Int8 ? RangeKind.Symmetric : RangeKind.Asymmetric;
         foreach (var (key, op, absorbed) in r.Quantized)
         {
             ctx.Stats.Count($"quantized {op}");
-            var fields = new List<(string, object?)> { ("node", key), ("op", op), ("decision", "int8") };
-            if (absorbed is not null) fields.Add(("absorbed", absorbed));
+            var d = new QuantizedOp(key, op, "int8") { Absorbed = absorbed };
             if (r.Outputs.TryGetValue(key, out var t) && ranges.TryGetValue(t.Reference, out var cal))
             {
                 var (lo, hi) = cal.Range(kind);
-                fields.Add(("range_min", lo)); fields.Add(("range_max", hi));
+                d = d with { RangeMin = lo, RangeMax = hi };
             }
-            ctx.Stats.Decide(fields.ToArray());
+            ctx.Stats.Decide(d);
         }
         foreach (var (key, op, reason) in r.Skipped)
         {
             ctx.Stats.Count("kept in float");
-            ctx.Stats.Decide(("node", key), ("op", op), ("decision", "float"), ("reason", reason));
+            ctx.Stats.Decide(new QuantizedOp(key, op, "float") { Reason = reason });
         }
-        if (!r.PerChannel && o.PerChannel) ctx.Stats.Notes.Add("per-channel weights need opset 13; used per-tensor scales");
+        if (!r.PerChannel
+            && o.PerChannel) ctx.Stats.Notes.Add("per-channel weights need opset 13; used per-tensor scales");
         if (o.WeightMax < 127)
             ctx.Stats.Notes.Add($"7-bit weights in [-{o.WeightMax}, {o.WeightMax}] (reduce-range; this CPU: {Int8Hardware.Description})");
     }

@@ -44,13 +44,13 @@ public sealed class Sparsify : Pass
             for (int i = 0; i < data.Length; i++) if (!mask[i] && data[i] != 0) { data[i] = 0; zeroed++; }
             ctx.Rewriter.SetInitializer(v, Tensor.FromFloats(v.Name, t.Dims, data));
             ctx.Stats.Count("weights zeroed", zeroed);
-            ctx.Stats.Decide(("layer", layer.Layer), ("weight", layer.Weight), ("weights", layer.Weights), ("kept", layer.Kept),
-                ("density", layer.Density), ("collapsed", layer.Collapsed), ("score_total", layer.ScoreTotal));
+            ctx.Stats.Decide(new LayerSparsity(layer.Layer, layer.Weight, layer.Weights, layer.Kept, layer.Density, layer.Collapsed,
+                layer.ScoreTotal));
         }
         ctx.Stats.Count("layers", result.Layers.Count);
         ctx.Stats.Count("layers collapsed", result.Layers.Count(l => l.Collapsed));
-        ctx.Stats.Decide(("summary", "sparsify"), ("method", o.Enum("method")), ("rounds", (long)result.Rounds), ("r", result.R),
-            ("weights", result.Weights), ("kept", result.Kept), ("density", (double)result.Kept / result.Weights), ("layer_collapse", result.LayerCollapse));
+        ctx.Stats.Decide(new SparsifySummary(o.Enum("method"), result.Rounds, result.R, result.Weights, result.Kept,
+            (double)result.Kept / result.Weights, result.LayerCollapse));
         if (result.LayerCollapse)
             ctx.Log.WriteLine($"sparsify: layer collapse: {string.Join(", ", result.Layers.Where(l => l.Collapsed).Select(l => l.Layer))} kept no weight");
     }

@@ -12,10 +12,17 @@ namespace OnnxOpt.Passes;
 
 public static class OptimizeReportWriter
 {
+    /// <summary>Indented, and readable: "->" and quotes in node labels are not escaped (the text is UTF-8 JSON).</summary>
+    public static readonly JsonWriterOptions Options = new()
+    {
+        Indented = true,
+        Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+    };
+
     public static string Json(OptimizeReport r)
     {
         using var ms = new MemoryStream();
-        using (var w = new Utf8JsonWriter(ms, new JsonWriterOptions { Indented = true }))
+        using (var w = new Utf8JsonWriter(ms, Options))
         {
             w.WriteStartObject();
             if (r.Input is not null) w.WriteString("input", r.Input);
@@ -61,17 +68,13 @@ public static class OptimizeReportWriter
         foreach (var (k, v) in run.Stats.Counters) w.WriteNumber(k, v);
         w.WriteEndObject();
         w.WriteStartArray("decisions");
-        foreach (var d in run.Stats.Decisions)
-        {
-            w.WriteStartObject();
-            foreach (var (k, v) in d) Value(w, k, v);
-            w.WriteEndObject();
-        }
+        foreach (var d in run.Stats.Decisions) WriteDecision(w, d);
         w.WriteEndArray();
-        if (run.Stats.Rules.Count > 0)
+        if (run.Stats.Rules.Any(r => r.Applied > 0 || r.Failures.Count > 0))
         {
             w.WriteStartArray("rules");
-            foreach (var r in run.Stats.Rules)
+            // Rules never tried on this model (no root op of theirs) are left out.
+            foreach (var r in run.Stats.Rules.Where(r => r.Applied > 0 || r.Failures.Count > 0))
             {
                 w.WriteStartObject();
                 w.WriteString("rule", r.Rule);
@@ -102,18 +105,21 @@ public static class OptimizeReportWriter
     public static double Meaningful(double d) =>
         double.Parse(d.ToString("G10", CultureInfo.InvariantCulture), CultureInfo.InvariantCulture);
 
-    private static void Value(Utf8JsonWriter w, string k, object? v)
+    // Decisions of onnxopt's passes serialize through the source-generated context; a user's own
+    // decision records by reflection, with the same conventions.
+    private static readonly JsonSerializerOptions Reflected = new()
     {
-        switch (v)
-        {
-            case null: w.WriteNull(k); break;
-            case bool b: w.WriteBoolean(k, b); break;
-            case long l: w.WriteNumber(k, l); break;
-            case int i: w.WriteNumber(k, i); break;
-            case double d: Number(w, k, d); break;
-            case float f: Number(w, k, f); break;
-            default: w.WriteString(k, v.ToString()); break;
-        }
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull,
+        Converters = { new MeaningfulDoubleConverter() },
+        TypeInfoResolver = new System.Text.Json.Serialization.Metadata.DefaultJsonTypeInfoResolver(),
+    };
+
+    public static void WriteDecision(Utf8JsonWriter w, Decision d)
+    {
+        var info = ReportJson.Default.GetTypeInfo(d.GetType());
+        if (info is not null) JsonSerializer.Serialize(w, d, info);
+        else JsonSerializer.Serialize(w, d, d.GetType(), Reflected);
     }
 
     /// <summary>The lines optimize prints: what changed, the validation, the latency.</summary>
@@ -121,20 +127,23 @@ public static class OptimizeReportWriter
     {
         var c = CultureInfo.InvariantCulture;
         var (b, a) = (r.Before, r.After);
-        var s = string.Create(c, $"pipeline {r.Pipeline}: nodes {b.NodeCount} -> {a.NodeCount}, MACs {b.TotalMacs:N0} -> "
+        var s = string.Create(c,
+            $"pipeline {r.Pipeline}: nodes {b.NodeCount} -> {a.NodeCount}, MACs {b.TotalMacs:N0} -> "
             + $"{a.TotalMacs:N0}, non-linear depth {b.NonLinearDepth} -> {a.NonLinearDepth}, parameters {b.ParameterCount:N0} -> "
             + $"{a.ParameterCount:N0} ({a.ZeroParameterCount:N0} zero), file {b.FileBytes:N0} -> {a.FileBytes:N0} bytes");
         if (r.Validation is { } v)
         {
             var o = v.Report.Outputs[0];
-            s += string.Create(c, $"\nvalidation on {v.Report.Data}: {(v.Accepted ? "passed" : "FAILED: " + v.Reason)}; max abs error "
+            s += string.Create(c,
+                $"\nvalidation on {v.Report.Data}: {(v.Accepted ? "passed" : "FAILED: " + v.Reason)}; max abs error "
                 + $"{o.MaxAbsError:G3}, cosine {o.Cosine:F6}, SQNR {ValidationReportWriter.SqnrText(o.SqnrDb)}");
             if (o.Top1Agreement is double t) s += string.Create(c, $", top-1 agreement {t * 100:F2}%");
             if (v.Report.ReferenceAccuracy is double ra)
                 s += string.Create(c, $", accuracy {ra * 100:F2}% -> {v.Report.CandidateAccuracy!.Value * 100:F2}%");
         }
         if (r.Latency is { } lat)
-            s += string.Create(c, $"\nlatency (ORT, {lat.Options.Threads} thread{(lat.Options.Threads == 1 ? "" : "s")}): "
+            s += string.Create(c,
+                $"\nlatency (ORT, {lat.Options.Threads} thread{(lat.Options.Threads == 1 ? "" : "s")}): "
                 + $"{lat.Model.MedianMs:F4} ms -> {lat.Other!.MedianMs:F4} ms ({lat.Speedup:F2}x)");
         return s;
     }

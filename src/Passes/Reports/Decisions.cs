@@ -1,0 +1,120 @@
+// The decisions passes record for the report, one typed record per kind (instead of key/value bags):
+// what was considered, what was decided and the figures behind it. Reports serialize them with
+// System.Text.Json source generation (ReportJson): snake_case names, in declaration order, a null
+// field left out (not applicable), doubles as what they mean. A library user's pass may add records of
+// its own (they serialize by reflection).
+using System.Text.Json.Serialization;
+
+namespace OnnxOpt.Passes;
+
+/// <summary>A decision of a pass, for the report.</summary>
+public abstract record Decision;
+
+// ---- linearize
+
+/// <summary>An activation linearize did not consider (not between linear ops, ...).</summary>
+public sealed record ActivationSkipped(string Activation, string Op, string Reason) : Decision
+{
+    public string Decision => "kept";
+}
+
+/// <summary>An activation linearize measured, and what it decided.</summary>
+public sealed record ActivationDecision(string Activation, string Op, string Decision, double FractionNegative,
+    double NegativeEnergyRatio, double? FractionAboveClip, double Min, double Max, double Score, double? AgreementAfter,
+    double? SqnrDbAfter) : Decision;
+
+public sealed record LinearizeSummary(string Metric, double AgreementAfterAll, double? SqnrDbAfterAll,
+    long Samples) : Decision
+{
+    public string Summary => "linearize";
+}
+
+// ---- fold-conv
+
+/// <summary>A candidate fold: folded, kept by the cost model, or refused (with the reason).</summary>
+public sealed record FoldDecision(string Fold, string? Kind, string Decision) : Decision
+{
+    public string? Reason { get; init; }
+    public bool? Exact { get; init; }
+    public bool? BorderBiasMap { get; init; }
+    public string? Kernel { get; init; }
+    public string? Stride { get; init; }
+    public long? Groups { get; init; }
+    public long? MacsBefore { get; init; }
+    public long? MacsAfter { get; init; }
+    public long? ParamsBefore { get; init; }
+    public long? ParamsAfter { get; init; }
+}
+
+/// <summary>objective=latency: the timing that decided a fold.</summary>
+public sealed record FoldTiming(string Fold, double BeforeMs, double AfterMs) : Decision
+{
+    public string Objective => "latency";
+}
+
+/// <summary>allow-border-error=true: the measured error of the approximate folds, per output.</summary>
+public sealed record BorderError(string MeasuredBorderError, double MaxAbsError, double Cosine,
+    double? Top1Agreement) : Decision;
+
+// ---- quantize
+
+/// <summary>A quantization candidate: int8 (with its absorbed activation and range) or kept in float.</summary>
+public sealed record QuantizedOp(string Node, string Op, string Decision) : Decision
+{
+    public string? Absorbed { get; init; }
+    public double? RangeMin { get; init; }
+    public double? RangeMax { get; init; }
+    public string? Reason { get; init; }
+}
+
+/// <summary>Accuracy-aware search: an op's own error (the output's SQNR with only that op in int8).</summary>
+public sealed record OpSensitivity(string Node, double? OutputSqnrDbAloneInInt8) : Decision;
+
+/// <summary>Accuracy-aware search: one fallback trial.</summary>
+public sealed record QuantizeTrial(long Trial, string? FellBack, string InFloat, string Metric, double Reference,
+    double Int8,
+    double Drop, double Agreement) : Decision;
+
+// ---- sparsify
+
+public sealed record LayerSparsity(string Layer, string Weight, long Weights, long Kept, double Density, bool Collapsed,
+    double ScoreTotal) : Decision;
+
+public sealed record SparsifySummary(string Method, long Rounds, double R, long Weights, long Kept, double Density,
+    bool LayerCollapse) : Decision
+{
+    public string Summary => "sparsify";
+}
+
+/// <summary>Source-generated JSON for every decision onnxopt's passes record.</summary>
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower,
+    DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull, Converters = [typeof(MeaningfulDoubleConverter)])]
+[JsonSerializable(typeof(ActivationSkipped))]
+[JsonSerializable(typeof(ActivationDecision))]
+[JsonSerializable(typeof(LinearizeSummary))]
+[JsonSerializable(typeof(FoldDecision))]
+[JsonSerializable(typeof(FoldTiming))]
+[JsonSerializable(typeof(BorderError))]
+[JsonSerializable(typeof(QuantizedOp))]
+[JsonSerializable(typeof(OpSensitivity))]
+[JsonSerializable(typeof(QuantizeTrial))]
+[JsonSerializable(typeof(LayerSparsity))]
+[JsonSerializable(typeof(SparsifySummary))]
+public sealed partial class ReportJson : JsonSerializerContext;
+
+/// <summary>Doubles as what they mean: 10 significant digits; NaN and infinities as null.</summary>
+public sealed class MeaningfulDoubleConverter : JsonConverter<double>
+{
+    public override bool HandleNull => false;
+
+    public override double Read(ref System.Text.Json.Utf8JsonReader reader, Type typeToConvert,
+        System.Text.Json.JsonSerializerOptions options) =>
+        reader.TokenType == System.Text.Json.JsonTokenType.Null ? double.NaN : reader.GetDouble();
+
+    public override void Write(System.Text.Json.Utf8JsonWriter writer, double value,
+        System.Text.Json.JsonSerializerOptions options)
+    {
+        if (double.IsFinite(value)) writer.WriteNumberValue(OptimizeReportWriter.Meaningful(value));
+        else writer.WriteNullValue();
+    }
+}
