@@ -65,7 +65,8 @@ public sealed class Evaluator<T> where T : unmanaged, IFloatingPointIeee754<T>
         return a;
     }
 
-    public Trace<T> Forward(IReadOnlyDictionary<string, NdArray<T>> inputs, IReadOnlyDictionary<string, NdArray<T>>? overrides = null)
+    public Trace<T> Forward(IReadOnlyDictionary<string, NdArray<T>> inputs, IReadOnlyDictionary<string,
+        NdArray<T>>? overrides = null)
     {
         var g = _model.Graph;
         var t = new Trace<T> { Graph = g };
@@ -99,7 +100,8 @@ public sealed class Evaluator<T> where T : unmanaged, IFloatingPointIeee754<T>
 
     /// <summary>Gradients of sum_o &lt;seed_o, value_o&gt; with respect to each value named in <paramref name="wrt"/>
     /// (zeros where the value does not influence the seeded outputs).</summary>
-    public Dictionary<string, NdArray<T>> Backward(Trace<T> trace, IReadOnlyDictionary<string, NdArray<T>> seeds, IEnumerable<string> wrt)
+    public Dictionary<string, NdArray<T>> Backward(Trace<T> trace, IReadOnlyDictionary<string, NdArray<T>> seeds,
+        IEnumerable<string> wrt)
     {
         var g = _model.Graph;
         var targets = wrt.Select(n => g.Find(n) ?? throw new OnnxModelException($"no value named '{n}'")).ToList();
@@ -141,7 +143,8 @@ public sealed class Evaluator<T> where T : unmanaged, IFloatingPointIeee754<T>
             }
             foreach (var o in n.Outputs) if (o is not null && !targetSet.Contains(o)) grads.Remove(o);
         }
-        return targets.ToDictionary(v => v.Name, v => grads.TryGetValue(v, out var d) ? d : NdArray<T>.Zeros(trace.Values[v].Shape));
+        return targets.ToDictionary(v => v.Name, v => grads.TryGetValue(v,
+            out var d) ? d : NdArray<T>.Zeros(trace.Values[v].Shape));
     }
 
     private static void Accumulate(Dictionary<Value, NdArray<T>> grads, Value v, NdArray<T> d)

@@ -52,7 +52,8 @@ public sealed class NdArray<T> where T : unmanaged, IFloatingPointIeee754<T>
     public static NdArray<T> Scalar(T v) => new([], [v]);
 
     /// <summary>Same data, another shape (no copy).</summary>
-    public NdArray<T> Reshape(int[] shape) => Real is not null ? new NdArray<T>(shape, Real, ElementType) : new NdArray<T>(shape, Int!, ElementType);
+    public NdArray<T> Reshape(int[] shape) => Real is not null ? new NdArray<T>(shape, Real,
+        ElementType) : new NdArray<T>(shape, Int!, ElementType);
 
     /// <summary>An array of the same kind (real/int) with element i = this[map[i]] (fill where map[i] &lt; 0).</summary>
     public NdArray<T> Gather(int[] shape, int[] map, double fill = 0)
@@ -93,11 +94,19 @@ public sealed class NdArray<T> where T : unmanaged, IFloatingPointIeee754<T>
         var dims = Shape.Select(d => (long)d).ToArray();
         switch (type)
         {
-            case DataType.Float: return Tensor.FromFloats(name, dims, Enumerable.Range(0, Length).Select(i => (float)ToDouble(i)).ToArray());
-            case DataType.Double: return Tensor.FromValues(name, DataType.Double, dims, Enumerable.Range(0, Length).Select(ToDouble).ToArray().AsSpan());
+            case DataType.Float:
+                return Tensor.FromFloats(name, dims, Enumerable.Range(0,
+                Length).Select(i => (float)ToDouble(i)).ToArray());
+            case DataType.Double:
+                return Tensor.FromValues(name, DataType.Double, dims, Enumerable.Range(0,
+                Length).Select(ToDouble).ToArray().AsSpan());
             case DataType.Int64: return Tensor.FromInt64s(name, dims, ToLongs());
-            case DataType.Int32: return Tensor.FromValues(name, DataType.Int32, dims, ToLongs().Select(v => (int)v).ToArray().AsSpan());
-            case DataType.Bool: return Tensor.FromValues(name, DataType.Bool, dims, ToLongs().Select(v => (byte)(v != 0 ? 1 : 0)).ToArray().AsSpan());
+            case DataType.Int32:
+                return Tensor.FromValues(name, DataType.Int32, dims,
+                ToLongs().Select(v => (int)v).ToArray().AsSpan());
+            case DataType.Bool:
+                return Tensor.FromValues(name, DataType.Bool, dims,
+                ToLongs().Select(v => (byte)(v != 0 ? 1 : 0)).ToArray().AsSpan());
             default: throw new NotSupportedException($"tensor '{name}': {type.Name()} output is not supported by the reference evaluator");
         }
     }

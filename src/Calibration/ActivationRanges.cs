@@ -8,7 +8,8 @@ namespace OnnxOpt.Calibration;
 
 public static class ActivationRanges
 {
-    public static Dictionary<string, RangeCalibrator> Collect(CalibrationSource source, Model model, IReadOnlyList<string> tensors,
+    public static Dictionary<string, RangeCalibrator> Collect(CalibrationSource source, Model model,
+        IReadOnlyList<string> tensors,
         Func<RangeCalibrator> make, string? progressLabel = "calibration")
     {
         var cals = tensors.Distinct().ToDictionary(t => t, _ => make(), StringComparer.Ordinal);

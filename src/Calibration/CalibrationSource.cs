@@ -30,7 +30,14 @@ public sealed class CalibrationSource
 
     /// <summary>The same samples, reporting progress to <paramref name="sink"/>.</summary>
     public CalibrationSource WithProgress(ProgressSink? sink) =>
-        new(Description, _factory) { BatchSize = BatchSize, MaxBatchBytes = MaxBatchBytes, Settings = Settings, Runner = Runner, Progress = sink };
+        new(Description, _factory)
+        {
+            BatchSize = BatchSize,
+            MaxBatchBytes = MaxBatchBytes,
+            Settings = Settings,
+            Runner = Runner,
+            Progress = sink
+        };
 
     /// <summary>A runner for the model (plus intermediate values), as this source runs models.</summary>
     public IModelRunner RunnerFor(Model model, IEnumerable<string> extraOutputs) =>
@@ -38,7 +45,8 @@ public sealed class CalibrationSource
 
     public static CalibrationSource FromFolder(string dir) => new(dir, inputs => DataSet.FromFolder(dir, inputs));
 
-    public static CalibrationSource FromRandom(int count, ulong seed = 1, IReadOnlyDictionary<string, long>? dims = null) =>
+    public static CalibrationSource FromRandom(int count, ulong seed = 1, IReadOnlyDictionary<string,
+        long>? dims = null) =>
         new($"{count} seeded random samples (seed {seed})", inputs => DataSet.Random(inputs, count, seed, dims));
 
     public DataSet DataFor(IReadOnlyList<IoInfo> inputs) => _factory(inputs);
@@ -46,11 +54,25 @@ public sealed class CalibrationSource
     /// <summary>The same samples, run with other session settings (e.g. ORT's optimizations on, to
     /// measure a quantized model as it will be deployed).</summary>
     public CalibrationSource With(SessionSettings settings) =>
-        new(Description, _factory) { BatchSize = BatchSize, MaxBatchBytes = MaxBatchBytes, Settings = settings, Runner = null, Progress = Progress };
+        new(Description, _factory)
+        {
+            BatchSize = BatchSize,
+            MaxBatchBytes = MaxBatchBytes,
+            Settings = settings,
+            Runner = null,
+            Progress = Progress
+        };
 
     /// <summary>The same samples, run by another runner (our own evaluator, say).</summary>
     public CalibrationSource With(RunnerFactory runner) =>
-        new(Description, _factory) { BatchSize = BatchSize, MaxBatchBytes = MaxBatchBytes, Settings = Settings, Runner = runner, Progress = Progress };
+        new(Description, _factory)
+        {
+            BatchSize = BatchSize,
+            MaxBatchBytes = MaxBatchBytes,
+            Settings = Settings,
+            Runner = runner,
+            Progress = Progress
+        };
 
     /// <summary>Most bytes of requested values one batch may hold; the batch shrinks (to 1 at least)
     /// when the model's activations are large, so memory stays bounded for any model and data size.</summary>
@@ -63,15 +85,18 @@ public sealed class CalibrationSource
         long perSample = 0;
         foreach (var name in values.Distinct())
         {
-            if (model.Graph.Find(name) is not { Shape: { Rank: > 0 } s } v || !s.Dims.Skip(1).All(d => d.IsKnown)) continue;
-            perSample += Math.Max(1, v.ElementType.ByteCount(s.Dims.Skip(1).Aggregate(1L, (a, d) => a * d.Value!.Value)));
+            if (model.Graph.Find(name) is not { Shape: { Rank: > 0 } s } v
+                || !s.Dims.Skip(1).All(d => d.IsKnown)) continue;
+            perSample += Math.Max(1, v.ElementType.ByteCount(s.Dims.Skip(1).Aggregate(1L, (a,
+                d) => a * d.Value!.Value)));
         }
         return perSample == 0 ? BatchSize : (int)Math.Clamp(MaxBatchBytes / perSample, 1, BatchSize);
     }
 
     /// <summary>Runs the model over every calibration batch, handing the requested values (graph
     /// outputs or intermediates) of each batch to <paramref name="visit"/>; nothing is kept.</summary>
-    public int Stream(Model model, IReadOnlyList<string> values, Action<Batch, IReadOnlyList<Tensor>> visit, string? progressLabel = null)
+    public int Stream(Model model, IReadOnlyList<string> values, Action<Batch, IReadOnlyList<Tensor>> visit,
+        string? progressLabel = null)
     {
         var outputs = model.Graph.Outputs.Select(o => o.Name).ToHashSet();
         using var session = RunnerFor(model, values.Where(v => !outputs.Contains(v)).Distinct());

@@ -23,7 +23,8 @@ public sealed class EntropyCalibrator(int targetBins = 128) : HistogramCalibrato
         if (Empty) return (0, 0);
         if (kind == RangeKind.Symmetric)
         {
-            var t = Math.Min(Threshold(h.Magnitudes(), targetBins) * h.Width, Math.Max(Math.Abs(h.Min), Math.Abs(h.Max)));
+            var t = Math.Min(Threshold(h.Magnitudes(), targetBins) * h.Width, Math.Max(Math.Abs(h.Min),
+                Math.Abs(h.Max)));
             return (-t, t);
         }
         double hi = h.Max > 0 ? Math.Min(h.Max, Threshold(h.Positive, targetBins) * h.Width) : Math.Max(h.Max, 0);
@@ -42,7 +43,8 @@ public sealed class EntropyCalibrator(int targetBins = 128) : HistogramCalibrato
         if (last <= target) return Math.Max(last, 1);
         // Smallest i that clips at most maxClipFraction of the values.
         int first = last;
-        for (double beyond = 0; first > target && beyond + counts[first - 1] <= maxClipFraction * total; first--) beyond += counts[first - 1];
+        for (double beyond = 0; first > target
+            && beyond + counts[first - 1] <= maxClipFraction * total; first--) beyond += counts[first - 1];
         if (counts.Length > 1) counts[0] = counts[1];
         var p = new double[n];
         var q = new double[n];

@@ -16,15 +16,16 @@ public abstract class RangeCalibrator
 
     public static readonly string[] Methods = ["minmax", "percentile", "entropy", "mse"];
 
-    public static Func<RangeCalibrator> Factory(string method, double percentile = 99.999, bool movingAverage = false) => method switch
-    {
-        "minmax" => () => new MinMaxCalibrator(movingAverage),
-        "percentile" => percentile is > 0 and <= 100 ? () => new PercentileCalibrator(percentile)
-            : throw new OnnxOpt.GraphIR.OnnxModelException($"percentile {percentile} must be in (0, 100]"),
-        "entropy" => () => new EntropyCalibrator(),
-        "mse" => () => new MseCalibrator(),
-        _ => throw new OnnxOpt.GraphIR.OnnxModelException($"unknown calibration method '{method}' (methods: {string.Join(", ", Methods)})"),
-    };
+    public static Func<RangeCalibrator> Factory(string method, double percentile = 99.999,
+        bool movingAverage = false) => method switch
+        {
+            "minmax" => () => new MinMaxCalibrator(movingAverage),
+            "percentile" => percentile is > 0 and <= 100 ? () => new PercentileCalibrator(percentile)
+                : throw new OnnxOpt.GraphIR.OnnxModelException($"percentile {percentile} must be in (0, 100]"),
+            "entropy" => () => new EntropyCalibrator(),
+            "mse" => () => new MseCalibrator(),
+            _ => throw new OnnxOpt.GraphIR.OnnxModelException($"unknown calibration method '{method}' (methods: {string.Join(", ", Methods)})"),
+        };
 
     protected static (double, double) Symmetric(double lo, double hi)
     {

@@ -11,7 +11,8 @@ using OnnxOpt.GraphIR;
 
 namespace OnnxOpt.Data;
 
-public sealed record Batch(IReadOnlyDictionary<string, Tensor> Inputs, long[]? Labels, IReadOnlyList<Tensor>? ExpectedOutputs = null);
+public sealed record Batch(IReadOnlyDictionary<string, Tensor> Inputs, long[]? Labels,
+    IReadOnlyList<Tensor>? ExpectedOutputs = null);
 
 public sealed class DataSet
 {
@@ -91,7 +92,8 @@ public sealed class DataSet
             stacked[i.Name] = extraAxis;
             var count = t.Dims[0];
             if (!extraAxis && i.Shape is { } s && s[0].Value is long b && b > 0) count /= b;
-            if (n is not null && n != count) throw new OnnxModelException($"data folder '{dir}': inputs hold different sample counts ({n} and {count} for '{i.Name}')");
+            if (n is not null
+                && n != count) throw new OnnxModelException($"data folder '{dir}': inputs hold different sample counts ({n} and {count} for '{i.Name}')");
             n = count;
             if (i.Shape is { } shape)
                 for (int d = 1; d < shape.Rank; d++)
@@ -114,7 +116,8 @@ public sealed class DataSet
         var total = (int)(n ?? 0);
         IEnumerable<Batch> Make(int batchSize)
         {
-            var fixedBatch = inputs.Select(i => !stacked[i.Name] && i.Shape is { } s && s[0].Value is long b ? (long?)b : null).FirstOrDefault(b => b is not null);
+            var fixedBatch = inputs.Select(i => !stacked[i.Name] && i.Shape is { } s
+                && s[0].Value is long b ? (long?)b : null).FirstOrDefault(b => b is not null);
             var step = stacked.Values.Any(x => x) ? 1 : (int)(fixedBatch ?? batchSize);
             if (step <= 0) step = 1;
             for (int start = 0; start < total; start += step)
@@ -143,7 +146,8 @@ public sealed class DataSet
 
     /// <summary>Samples already in memory: one tensor per input, N samples stacked on axis 0, optional
     /// labels (length N). Batches are slices along axis 0, in order.</summary>
-    public static DataSet FromTensors(IReadOnlyDictionary<string, Tensor> inputs, long[]? labels = null, string? description = null)
+    public static DataSet FromTensors(IReadOnlyDictionary<string, Tensor> inputs, long[]? labels = null,
+        string? description = null)
     {
         if (inputs.Count == 0) throw new OnnxModelException("a data set needs at least one input tensor");
         var n = inputs.Values.First().Dims.FirstOrDefault(1);
@@ -152,7 +156,8 @@ public sealed class DataSet
                 throw new OnnxModelException($"input '{name}': {t.ElementType.Name()} samples cannot be batched in memory");
             else if (t.Dims.Length == 0 || t.Dims[0] != n)
                 throw new OnnxModelException($"input '{name}': {t.Dims.FirstOrDefault()} samples on axis 0, expected {n} like the others");
-        if (labels is not null && labels.Length != n) throw new OnnxModelException($"{labels.Length} labels for {n} samples");
+        if (labels is not null
+            && labels.Length != n) throw new OnnxModelException($"{labels.Length} labels for {n} samples");
         IEnumerable<Batch> Make(int batchSize)
         {
             for (long start = 0; start < n; start += batchSize)
@@ -172,12 +177,14 @@ public sealed class DataSet
         var row = t.ElementType.ByteCount(t.Dims.Skip(1).Aggregate(1L, (a, b) => a * b));
         var dims = t.Dims.ToArray();
         dims[0] = count;
-        return new Tensor(t.Name, t.ElementType, dims, t.RawData.Slice((int)(start * row), (int)(count * row)).ToArray());
+        return new Tensor(t.Name, t.ElementType, dims, t.RawData.Slice((int)(start * row),
+            (int)(count * row)).ToArray());
     }
 
     /// <summary>Seeded random inputs: <paramref name="count"/> runs; symbolic dims take the value in
     /// <paramref name="dims"/> or 1. Floats ~ N(0,1); integers uniform in [0,4); bools 0/1.</summary>
-    public static DataSet Random(IReadOnlyList<IoInfo> inputs, int count, ulong seed, IReadOnlyDictionary<string, long>? dims = null)
+    public static DataSet Random(IReadOnlyList<IoInfo> inputs, int count, ulong seed, IReadOnlyDictionary<string,
+        long>? dims = null)
     {
         foreach (var i in inputs)
             if (i.ElementType is not (DataType.Float or DataType.Double or DataType.Float16 or DataType.Int64 or DataType.Int32 or DataType.Bool or DataType.UInt8 or DataType.Int8))
@@ -190,7 +197,8 @@ public sealed class DataSet
                 var feed = new Dictionary<string, Tensor>();
                 foreach (var i in inputs)
                 {
-                    var shape = (i.Shape?.Dims ?? []).Select(d => d.Value ?? (d.Param is not null && dims?.TryGetValue(d.Param, out var v) == true ? v : 1)).ToArray();
+                    var shape = (i.Shape?.Dims ?? []).Select(d => d.Value ?? (d.Param is not null
+                        && dims?.TryGetValue(d.Param, out var v) == true ? v : 1)).ToArray();
                     feed[i.Name] = RandomTensor(i.Name, i.ElementType, shape, rng);
                 }
                 yield return new Batch(feed, null);

@@ -11,5 +11,6 @@ public sealed record IoInfo(string Name, DataType ElementType, Shape? Shape)
     public static IReadOnlyList<IoInfo> InputsOf(Graph g) => g.Inputs.Where(v => !v.IsInitializer)
         .Select(v => new IoInfo(v.Name, v.ElementType, v.Shape)).ToList();
 
-    public static IReadOnlyList<IoInfo> OutputsOf(Graph g) => g.Outputs.Select(v => new IoInfo(v.Name, v.ElementType, v.Shape)).ToList();
+    public static IReadOnlyList<IoInfo> OutputsOf(Graph g) => g.Outputs.Select(v => new IoInfo(v.Name, v.ElementType,
+        v.Shape)).ToList();
 }

@@ -33,7 +33,12 @@ public static class Program
         }
         try
         {
-            return parse.Invoke(new InvocationConfiguration { Output = stdout, Error = stderr, EnableDefaultExceptionHandler = false });
+            return parse.Invoke(new InvocationConfiguration
+            {
+                Output = stdout,
+                Error = stderr,
+                EnableDefaultExceptionHandler = false
+            });
         }
         catch (Exception e) when (CliContext.IsUserError(e))
         {

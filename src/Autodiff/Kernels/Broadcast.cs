@@ -92,7 +92,8 @@ internal static class NdArrayShape
     public static int Axis(Node n, long axis, int rank)
     {
         var a = axis < 0 ? axis + rank : axis;
-        if (a < 0 || a >= Math.Max(rank, 1)) throw new OnnxModelException($"node {n}: axis {axis} is out of range for rank {rank}");
+        if (a < 0 || a >= Math.Max(rank,
+            1)) throw new OnnxModelException($"node {n}: axis {axis} is out of range for rank {rank}");
         return (int)a;
     }
 }

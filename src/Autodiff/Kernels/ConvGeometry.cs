@@ -11,7 +11,8 @@ using OnnxOpt.GraphIR;
 
 namespace OnnxOpt.Autodiff.Kernels;
 
-internal sealed record ConvGeometry(int[] Kernel, int[] Stride, int[] Dilation, int[] PadBegin, int[] PadEnd, int[] In, int[] Out)
+internal sealed record ConvGeometry(int[] Kernel, int[] Stride, int[] Dilation, int[] PadBegin, int[] PadEnd,
+    int[] In, int[] Out)
 {
     public int KernelSize => Kernel[0] * Kernel[1];
     public int InSize => In[0] * In[1];
@@ -51,7 +52,8 @@ internal sealed record ConvGeometry(int[] Kernel, int[] Stride, int[] Dilation, 
             if (ceilMode && (outSize[a] - 1) * stride[a] >= spatial[a] + pb[a]) outSize[a]--;
         }
         return r == 1
-            ? new ConvGeometry([1, kernel[0]], [1, stride[0]], [1, dil[0]], [0, pb[0]], [0, pe[0]], [1, spatial[0]], [1, outSize[0]])
+            ? new ConvGeometry([1, kernel[0]], [1, stride[0]], [1, dil[0]], [0, pb[0]], [0, pe[0]], [1, spatial[0]],
+                [1, outSize[0]])
             : new ConvGeometry(kernel, stride, dil, pb, pe, spatial, outSize);
     }
 

@@ -29,7 +29,8 @@ internal static class Gemm<T> where T : unmanaged, IFloatingPointIeee754<T>
     private const int MC = 96;
     private static readonly int NC = typeof(T) == typeof(double) ? 512 : 1024;
 
-    public static void Multiply(int m, int n, int k, T[] a, int aOff, int aRow, int aCol, T[] b, int bOff, int bRow, int bCol,
+    public static void Multiply(int m, int n, int k, T[] a, int aOff, int aRow, int aCol, T[] b, int bOff, int bRow,
+        int bCol,
         T[] c, int cOff, int ldc, bool accumulate)
     {
         if (m == 0 || n == 0) return;
@@ -40,7 +41,11 @@ internal static class Gemm<T> where T : unmanaged, IFloatingPointIeee754<T>
         }
         long work = (long)m * n * k;
         int threads = work < 1 << 18 ? 1 : Math.Max(1, Parallelism.Threads);
-        if (threads == 1) { Block(0, m, 0, n, k, a, aOff, aRow, aCol, b, bOff, bRow, bCol, c, cOff, ldc, accumulate); return; }
+        if (threads == 1)
+        {
+            Block(0, m, 0, n, k, a, aOff, aRow, aCol, b, bOff, bRow, bCol, c, cOff, ldc,
+            accumulate); return;
+        }
         bool splitN = n >= m;
         int extent = splitN ? n : m;
         int unit = splitN ? NR : MR;
@@ -55,7 +60,8 @@ internal static class Gemm<T> where T : unmanaged, IFloatingPointIeee754<T>
         });
     }
 
-    private static void Block(int i0, int i1, int j0, int j1, int k, T[] a, int aOff, int aRow, int aCol, T[] b, int bOff, int bRow, int bCol,
+    private static void Block(int i0, int i1, int j0, int j1, int k, T[] a, int aOff, int aRow, int aCol, T[] b,
+        int bOff, int bRow, int bCol,
         T[] c, int cOff, int ldc, bool accumulate)
     {
         var bp = new T[KC * (NC + NR)];
@@ -145,8 +151,10 @@ internal static class Gemm<T> where T : unmanaged, IFloatingPointIeee754<T>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector<T> Fma(Vector<T> x, Vector<T> y, Vector<T> acc)
     {
-        if (typeof(T) == typeof(double)) return Vector.FusedMultiplyAdd(x.As<T, double>(), y.As<T, double>(), acc.As<T, double>()).As<double, T>();
-        if (typeof(T) == typeof(float)) return Vector.FusedMultiplyAdd(x.As<T, float>(), y.As<T, float>(), acc.As<T, float>()).As<float, T>();
+        if (typeof(T) == typeof(double)) return Vector.FusedMultiplyAdd(x.As<T, double>(), y.As<T, double>(),
+            acc.As<T, double>()).As<double, T>();
+        if (typeof(T) == typeof(float)) return Vector.FusedMultiplyAdd(x.As<T, float>(), y.As<T, float>(), acc.As<T,
+            float>()).As<float, T>();
         return x * y + acc;
     }
 

@@ -17,7 +17,8 @@ internal readonly record struct Mat<T>(T[] Data, int Offset, int Rows, int Cols,
     public static void Multiply(Mat<T> a, Mat<T> b, T[] c, int cOffset, bool accumulate)
     {
         if (a.Cols != b.Rows) throw new InvalidOperationException($"matrix product of {a.Rows}x{a.Cols} and {b.Rows}x{b.Cols}");
-        Gemm<T>.Multiply(a.Rows, b.Cols, a.Cols, a.Data, a.Offset, a.RowStride, a.ColStride, b.Data, b.Offset, b.RowStride, b.ColStride,
+        Gemm<T>.Multiply(a.Rows, b.Cols, a.Cols, a.Data, a.Offset, a.RowStride, a.ColStride, b.Data, b.Offset,
+            b.RowStride, b.ColStride,
             c, cOffset, b.Cols, accumulate);
     }
 }

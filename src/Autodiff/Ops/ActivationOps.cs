@@ -105,7 +105,8 @@ internal sealed class SigmoidOp<T> : UnaryOp<T> where T : unmanaged, IFloatingPo
 
 internal sealed class HardSigmoidOp<T> : UnaryOp<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
-    protected override (T A, T B) Params(OpCall<T> c) => (T.CreateChecked(Attr.Float(c.Node, "alpha", 0.2f)), T.CreateChecked(Attr.Float(c.Node, "beta", 0.5f)));
+    protected override (T A, T B) Params(OpCall<T> c) => (T.CreateChecked(Attr.Float(c.Node,
+        "alpha", 0.2f)), T.CreateChecked(Attr.Float(c.Node, "beta", 0.5f)));
     protected override T F(T x, T a, T b) => T.Clamp(a * x + b, T.Zero, T.One);
     protected override T D(T x, T y, T a, T b) { var z = a * x + b; return z > T.Zero && z < T.One ? a : T.Zero; }
 }

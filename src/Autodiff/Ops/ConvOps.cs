@@ -19,7 +19,8 @@ namespace OnnxOpt.Autodiff.Ops;
 
 internal sealed class ConvOp<T> : IOp<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
-    private sealed record Plan(ConvGeometry G, int N, int C, int M, int Groups, int Cg, int Mg, bool Direct1x1, bool Depthwise);
+    private sealed record Plan(ConvGeometry G, int N, int C, int M, int Groups, int Cg, int Mg, bool Direct1x1,
+        bool Depthwise);
 
     private static Plan Prepare(OpCall<T> c)
     {
@@ -30,7 +31,8 @@ internal sealed class ConvOp<T> : IOp<T> where T : unmanaged, IFloatingPointIeee
         if (groups <= 0 || ch % groups != 0 || m % groups != 0 || w.Shape[1] != ch / groups)
             throw c.Error($"Conv with {ch} input channels, weight {w} and group {groups} do not fit");
         var g = ConvGeometry.Of(c.Node, x.Shape[2..], w.Shape[2..]);
-        bool direct = g.KernelSize == 1 && g.Stride.All(s => s == 1) && g.PadBegin.All(p => p == 0) && g.PadEnd.All(p => p == 0);
+        bool direct = g.KernelSize == 1 && g.Stride.All(s => s == 1) && g.PadBegin.All(p => p == 0)
+            && g.PadEnd.All(p => p == 0);
         bool depthwise = ch / groups == 1 && groups > 1;
         return new Plan(g, n, ch, m, groups, ch / groups, m / groups, direct, depthwise);
     }
@@ -54,7 +56,8 @@ internal sealed class ConvOp<T> : IOp<T> where T : unmanaged, IFloatingPointIeee
                     Mat<T> b;
                     if (col is null) b = Mat<T>.Dense(x, xOff, p.Cg, hw);
                     else { g.Im2Col(x, xOff, p.Cg, col); b = Mat<T>.Dense(col, 0, p.Cg * k, ohw); }
-                    Mat<T>.Multiply(Mat<T>.Dense(w, gi * p.Mg * p.Cg * k, p.Mg, p.Cg * k), b, y, (n * p.M + gi * p.Mg) * ohw, false);
+                    Mat<T>.Multiply(Mat<T>.Dense(w, gi * p.Mg * p.Cg * k, p.Mg, p.Cg * k), b, y,
+                        (n * p.M + gi * p.Mg) * ohw, false);
                 }
             if (col is not null) ArrayPool<T>.Shared.Return(col);
         }
@@ -211,7 +214,8 @@ internal sealed class ConvOp<T> : IOp<T> where T : unmanaged, IFloatingPointIeee
         }
         if (dx is not null) r[0] = new NdArray<T>(x.Shape, dx);
         if (dw is not null) r[1] = new NdArray<T>(w.Shape, dw);
-        if (needed.Length > 2 && needed[2] && c.Optional(2) is not null) r[2] = new NdArray<T>([p.M], BiasGrad(gy, p.N, p.M, ohw));
+        if (needed.Length > 2 && needed[2] && c.Optional(2) is not null) r[2] = new NdArray<T>([p.M], BiasGrad(gy,
+            p.N, p.M, ohw));
         return r;
     }
 }
@@ -223,13 +227,16 @@ internal sealed class ConvTransposeOp<T> : IOp<T> where T : unmanaged, IFloating
     private static Plan Prepare(OpCall<T> c)
     {
         var x = c.In(0); var w = c.In(1);
-        if (x.Rank is < 3 or > 4 || w.Rank != x.Rank) throw c.Error($"ConvTranspose of input {x} with weight {w} (1-D and 2-D only)");
+        if (x.Rank is < 3 or > 4
+            || w.Rank != x.Rank) throw c.Error($"ConvTranspose of input {x} with weight {w} (1-D and 2-D only)");
         int groups = (int)Attr.Int(c.Node, "group", 1);
         int n = x.Shape[0], ch = x.Shape[1];
-        if (groups <= 0 || ch % groups != 0 || w.Shape[0] != ch) throw c.Error($"ConvTranspose with {ch} input channels, weight {w} and group {groups} do not fit");
+        if (groups <= 0 || ch % groups != 0
+            || w.Shape[0] != ch) throw c.Error($"ConvTranspose with {ch} input channels, weight {w} and group {groups} do not fit");
         int mg = w.Shape[1], m = mg * groups, r = x.Rank - 2;
         var kernel = w.Shape[2..];
-        int[] Get(string name, int dflt, int count) => c.Node.GetInts(name)?.Select(v => (int)v).ToArray() ?? Enumerable.Repeat(dflt, count).ToArray();
+        int[] Get(string name, int dflt, int count) =>
+            c.Node.GetInts(name)?.Select(v => (int)v).ToArray() ?? Enumerable.Repeat(dflt, count).ToArray();
         var s = Get("strides", 1, r); var d = Get("dilations", 1, r); var pads = Get("pads", 0, 2 * r); var op = Get("output_padding", 0, r);
         var autoPad = c.Node.GetString("auto_pad") ?? "NOTSET";
         var outShape = c.Node.GetInts("output_shape")?.Select(v => (int)v).ToArray();
@@ -299,13 +306,16 @@ internal sealed class ConvTransposeOp<T> : IOp<T> where T : unmanaged, IFloating
                 g.Im2Col(gy, (n * p.M + gi * p.Mg) * ohw, p.Mg, col);
                 var colM = Mat<T>.Dense(col, 0, p.Mg * k, ihw);
                 int xOff = (n * p.C + gi * p.Cg) * ihw;
-                if (dx is not null) Mat<T>.Multiply(Mat<T>.Dense(w.R, gi * p.Cg * p.Mg * k, p.Cg, p.Mg * k), colM, dx, xOff, false);
-                if (dw is not null) Mat<T>.Multiply(Mat<T>.Dense(x.R, xOff, p.Cg, ihw), colM.T_, dw, gi * p.Cg * p.Mg * k, true);
+                if (dx is not null) Mat<T>.Multiply(Mat<T>.Dense(w.R, gi * p.Cg * p.Mg * k, p.Cg, p.Mg * k), colM, dx,
+                    xOff, false);
+                if (dw is not null) Mat<T>.Multiply(Mat<T>.Dense(x.R, xOff, p.Cg, ihw), colM.T_, dw,
+                    gi * p.Cg * p.Mg * k, true);
             }
         ArrayPool<T>.Shared.Return(col);
         if (dx is not null) r[0] = new NdArray<T>(x.Shape, dx);
         if (dw is not null) r[1] = new NdArray<T>(w.Shape, dw);
-        if (needed.Length > 2 && needed[2] && c.Optional(2) is not null) r[2] = new NdArray<T>([p.M], ConvOp<T>.BiasGrad(gy, p.N, p.M, ohw));
+        if (needed.Length > 2 && needed[2] && c.Optional(2) is not null) r[2] = new NdArray<T>([p.M],
+            ConvOp<T>.BiasGrad(gy, p.N, p.M, ohw));
         return r;
     }
 }

@@ -55,10 +55,12 @@ internal sealed class BinaryOp<T>(BinaryKind kind) : IOp<T> where T : unmanaged,
         var shape = gy.Shape;
         var g = gy.R;
         int n = g.Length;
-        if (kind is BinaryKind.Add or BinaryKind.Sub && Broadcast.Same(a.Shape, shape) && Broadcast.Same(b.Shape, shape))
+        if (kind is BinaryKind.Add or BinaryKind.Sub && Broadcast.Same(a.Shape, shape) && Broadcast.Same(b.Shape,
+            shape))
         {
             if (needed[0] && !a.IsInt) r[0] = gy;
-            if (needed[1] && !b.IsInt) r[1] = kind == BinaryKind.Add ? gy : new NdArray<T>(shape, g.Select(v => -v).ToArray());
+            if (needed[1] && !b.IsInt) r[1] = kind == BinaryKind.Add ? gy : new NdArray<T>(shape,
+                g.Select(v => -v).ToArray());
             return r;
         }
         var ma = Broadcast.Map(shape, a.Shape); var mb = Broadcast.Map(shape, b.Shape);

@@ -35,7 +35,8 @@ internal sealed class DropoutOp<T> : ViewOp<T> where T : unmanaged, IFloatingPoi
 
     public override NdArray<T>[] Forward(OpCall<T> c)
     {
-        if (c.Optional(2) is { } training && training.ToDouble(0) != 0) throw c.Error("Dropout in training mode is random; the reference evaluator runs inference only");
+        if (c.Optional(2) is { } training
+            && training.ToDouble(0) != 0) throw c.Error("Dropout in training mode is random; the reference evaluator runs inference only");
         var x = c.In(0);
         if (c.Node.Outputs.Count > 1 && c.Node.Outputs[1] is not null)
             return [x, new NdArray<T>(x.Shape, Enumerable.Repeat(1L, x.Length).ToArray(), DataType.Bool)];
@@ -67,7 +68,8 @@ internal sealed class ReshapeOp<T> : ViewOp<T> where T : unmanaged, IFloatingPoi
         for (int i = 0; i < want.Length; i++)
         {
             if (want[i] == -1) { if (infer >= 0) throw c.Error("Reshape with two -1 dimensions"); infer = i; continue; }
-            r[i] = want[i] == 0 && !allowZero ? (i < x.Rank ? x.Shape[i] : throw c.Error("Reshape copies a dimension the input does not have")) : (int)want[i];
+            r[i] = want[i] == 0
+                && !allowZero ? (i < x.Rank ? x.Shape[i] : throw c.Error("Reshape copies a dimension the input does not have")) : (int)want[i];
             known *= r[i];
         }
         if (infer >= 0)
@@ -169,10 +171,12 @@ internal sealed class TransposeOp<T> : GatherMapOp<T> where T : unmanaged, IFloa
     {
         var s = c.In(0).Shape;
         var perm = c.Node.GetInts("perm")?.Select(p => (int)p).ToArray() ?? Enumerable.Range(0, s.Length).Reverse().ToArray();
-        if (perm.Length != s.Length || perm.Distinct().Count() != s.Length || perm.Any(p => p < 0 || p >= s.Length)) throw c.Error("bad perm");
+        if (perm.Length != s.Length || perm.Distinct().Count() != s.Length || perm.Any(p => p < 0
+            || p >= s.Length)) throw c.Error("bad perm");
         var strides = NdArrayShape.Strides(s);
         var outShape = perm.Select(p => s[p]).ToArray();
-        return (outShape, Build(outShape, idx => { int o = 0; for (int a = 0; a < idx.Length; a++) o += idx[a] * strides[perm[a]]; return o; }), 0);
+        return (outShape, Build(outShape,
+            idx => { int o = 0; for (int a = 0; a < idx.Length; a++) o += idx[a] * strides[perm[a]]; return o; }), 0);
     }
 }
 
@@ -184,7 +188,8 @@ internal sealed class SliceOp<T> : GatherMapOp<T> where T : unmanaged, IFloating
         long[] starts, ends; long[]? axes, steps;
         if (c.Opset < 10) { starts = c.Node.GetInts("starts")!; ends = c.Node.GetInts("ends")!; axes = c.Node.GetInts("axes"); steps = null; }
         else { starts = c.In(1).ToLongs(); ends = c.In(2).ToLongs(); axes = c.Optional(3)?.ToLongs(); steps = c.Optional(4)?.ToLongs(); }
-        var begin = new int[s.Length]; var step = Enumerable.Repeat(1, s.Length).ToArray(); var outShape = (int[])s.Clone();
+        var begin = new int[s.Length]; var step = Enumerable.Repeat(1,
+            s.Length).ToArray(); var outShape = (int[])s.Clone();
         for (int i = 0; i < starts.Length; i++)
         {
             int a = NdArrayShape.Axis(c.Node, axes?[i] ?? i, s.Length);
@@ -198,13 +203,15 @@ internal sealed class SliceOp<T> : GatherMapOp<T> where T : unmanaged, IFloating
             begin[a] = (int)b; step[a] = (int)st; outShape[a] = (int)len;
         }
         var strides = NdArrayShape.Strides(s);
-        return (outShape, Build(outShape, idx => { int o = 0; for (int a = 0; a < idx.Length; a++) o += (begin[a] + idx[a] * step[a]) * strides[a]; return o; }), 0);
+        return (outShape, Build(outShape,
+            idx => { int o = 0; for (int a = 0; a < idx.Length; a++) o += (begin[a] + idx[a] * step[a]) * strides[a]; return o; }), 0);
     }
 }
 
 internal sealed class PadOp<T> : GatherMapOp<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
-    protected override int FillInput(OpCall<T> c) => c.Opset >= 11 && (c.Node.GetString("mode") ?? "constant") == "constant" ? 2 : -1;
+    protected override int FillInput(OpCall<T> c) => c.Opset >= 11
+        && (c.Node.GetString("mode") ?? "constant") == "constant" ? 2 : -1;
 
     protected override (int[], int[], double) Plan(OpCall<T> c)
     {
@@ -306,7 +313,8 @@ internal sealed class ConcatOp<T> : IOp<T> where T : unmanaged, IFloatingPointIe
             for (int o = 0; o < outer; o++)
             {
                 if (ints) p.I.AsSpan(o * row, row).CopyTo(integer.AsSpan(o * rowOut + at));
-                else (p.Real ?? p.I.Select(v => T.CreateChecked(v)).ToArray()).AsSpan(o * row, row).CopyTo(real.AsSpan(o * rowOut + at));
+                else (p.Real ?? p.I.Select(v => T.CreateChecked(v)).ToArray()).AsSpan(o * row,
+                    row).CopyTo(real.AsSpan(o * rowOut + at));
             }
             at += row;
         }
@@ -353,7 +361,8 @@ internal sealed class SplitOp<T> : IOp<T> where T : unmanaged, IFloatingPointIee
             sizes = Enumerable.Range(0, parts).Select(i => Math.Max(0, Math.Min(each, dim - i * each))).ToArray();
             if (c.Opset < 18 && dim % parts != 0) throw c.Error($"Split of {dim} into {parts} equal parts");
         }
-        if (sizes.Sum() != dim || sizes.Length != outs) throw c.Error($"Split sizes [{string.Join(",", sizes)}] do not fit axis size {dim} and {outs} outputs");
+        if (sizes.Sum() != dim
+            || sizes.Length != outs) throw c.Error($"Split sizes [{string.Join(",", sizes)}] do not fit axis size {dim} and {outs} outputs");
         return (axis, sizes);
     }
 
@@ -392,7 +401,8 @@ internal sealed class SplitOp<T> : IOp<T> where T : unmanaged, IFloatingPointIee
         {
             if (gradOutputs[k] is { } g)
                 for (int o = 0; o < outer; o++)
-                    g.R.AsSpan(o * sizes[k] * inner, sizes[k] * inner).CopyTo(d.AsSpan((o * x.Shape[axis] + at) * inner));
+                    g.R.AsSpan(o * sizes[k] * inner,
+                        sizes[k] * inner).CopyTo(d.AsSpan((o * x.Shape[axis] + at) * inner));
             at += sizes[k];
         }
         r[0] = new NdArray<T>(x.Shape, d);
@@ -447,8 +457,10 @@ internal sealed class CastOp<T> : IOp<T> where T : unmanaged, IFloatingPointIeee
     {
         var x = c.In(0);
         var to = (DataType)Attr.Int(c.Node, "to", 0);
-        if (to.IsFloatingPoint()) return [x.Real is not null ? x : new NdArray<T>(x.Shape, x.I.Select(v => T.CreateChecked(v)).ToArray())];
-        if (to == DataType.Bool) return [new NdArray<T>(x.Shape, Enumerable.Range(0, x.Length).Select(i => x.ToDouble(i) != 0 ? 1L : 0L).ToArray(), DataType.Bool)];
+        if (to.IsFloatingPoint()) return [x.Real is not null ? x : new NdArray<T>(x.Shape,
+            x.I.Select(v => T.CreateChecked(v)).ToArray())];
+        if (to == DataType.Bool) return [new NdArray<T>(x.Shape, Enumerable.Range(0,
+            x.Length).Select(i => x.ToDouble(i) != 0 ? 1L : 0L).ToArray(), DataType.Bool)];
         if (to is DataType.String or DataType.Undefined) throw c.Error($"Cast to {to.Name()} is not supported");
         return [new NdArray<T>(x.Shape, x.Int ?? x.Real!.Select(v => long.CreateTruncating(v)).ToArray(), to)];
     }

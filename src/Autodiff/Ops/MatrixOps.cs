@@ -18,7 +18,8 @@ internal sealed class GemmOp<T> : IOp<T> where T : unmanaged, IFloatingPointIeee
         var opA = ta ? Mat<T>.Dense(a.R, 0, a.Shape[0], a.Shape[1]).T_ : Mat<T>.Dense(a.R, 0, a.Shape[0], a.Shape[1]);
         var opB = tb ? Mat<T>.Dense(b.R, 0, b.Shape[0], b.Shape[1]).T_ : Mat<T>.Dense(b.R, 0, b.Shape[0], b.Shape[1]);
         if (opA.Cols != opB.Rows) throw c.Error($"Gemm of {opA.Rows}x{opA.Cols} and {opB.Rows}x{opB.Cols}");
-        return (opA, opB, opA.Rows, opB.Cols, opA.Cols, ta, tb, T.CreateChecked(Attr.Float(c.Node, "alpha", 1f)), T.CreateChecked(Attr.Float(c.Node, "beta", 1f)));
+        return (opA, opB, opA.Rows, opB.Cols, opA.Cols, ta, tb, T.CreateChecked(Attr.Float(c.Node,
+            "alpha", 1f)), T.CreateChecked(Attr.Float(c.Node, "beta", 1f)));
     }
 
     public NdArray<T>[] Forward(OpCall<T> c)
@@ -97,7 +98,8 @@ internal sealed class MatMulOp<T> : IOp<T> where T : unmanaged, IFloatingPointIe
         var a = c.In(0).R; var b = c.In(1).R;
         var y = new T[p.MapA.Length * p.M * p.N];
         for (int i = 0; i < p.MapA.Length; i++)
-            Mat<T>.Multiply(Mat<T>.Dense(a, p.MapA[i] * p.M * p.K, p.M, p.K), Mat<T>.Dense(b, p.MapB[i] * p.K * p.N, p.K, p.N), y, i * p.M * p.N, false);
+            Mat<T>.Multiply(Mat<T>.Dense(a, p.MapA[i] * p.M * p.K, p.M, p.K), Mat<T>.Dense(b, p.MapB[i] * p.K * p.N,
+                p.K, p.N), y, i * p.M * p.N, false);
         return [new NdArray<T>(p.OutShape, y)];
     }
 
@@ -112,8 +114,10 @@ internal sealed class MatMulOp<T> : IOp<T> where T : unmanaged, IFloatingPointIe
         for (int i = 0; i < p.MapA.Length; i++)
         {
             var g = Mat<T>.Dense(gy, i * p.M * p.N, p.M, p.N);
-            if (da is not null) Mat<T>.Multiply(g, Mat<T>.Dense(b.R, p.MapB[i] * p.K * p.N, p.K, p.N).T_, da, p.MapA[i] * p.M * p.K, true);
-            if (db is not null) Mat<T>.Multiply(Mat<T>.Dense(a.R, p.MapA[i] * p.M * p.K, p.M, p.K).T_, g, db, p.MapB[i] * p.K * p.N, true);
+            if (da is not null) Mat<T>.Multiply(g, Mat<T>.Dense(b.R, p.MapB[i] * p.K * p.N, p.K, p.N).T_, da,
+                p.MapA[i] * p.M * p.K, true);
+            if (db is not null) Mat<T>.Multiply(Mat<T>.Dense(a.R, p.MapA[i] * p.M * p.K, p.M, p.K).T_, g, db,
+                p.MapB[i] * p.K * p.N, true);
         }
         if (da is not null) r[0] = new NdArray<T>(a.Shape, da);
         if (db is not null) r[1] = new NdArray<T>(b.Shape, db);

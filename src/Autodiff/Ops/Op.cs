@@ -37,7 +37,8 @@ public interface IOp<T> where T : unmanaged, IFloatingPointIeee754<T>
 public abstract class ConstantOp<T> : IOp<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
     public abstract NdArray<T>[] Forward(OpCall<T> c);
-    public NdArray<T>?[] Backward(OpCall<T> c, NdArray<T>?[] gradOutputs, bool[] needed) => new NdArray<T>?[c.Inputs.Length];
+    public NdArray<T>?[] Backward(OpCall<T> c, NdArray<T>?[] gradOutputs, bool[] needed) =>
+        new NdArray<T>?[c.Inputs.Length];
 }
 
 /// <summary>Every op the evaluator knows, by op type (default ONNX domain).</summary>

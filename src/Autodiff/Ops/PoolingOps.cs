@@ -95,7 +95,8 @@ internal sealed class AveragePoolOp<T> : WindowPoolOp<T> where T : unmanaged, IF
                 int h1 = Math.Min(h0 + g.Kernel[0], H + g.PadEnd[0]), w1 = Math.Min(w0 + g.Kernel[1], W + g.PadEnd[1]);
                 int padded = (h1 - h0) * (w1 - w0);
                 h0 = Math.Max(h0, 0); w0 = Math.Max(w0, 0); h1 = Math.Min(h1, H); w1 = Math.Min(w1, W);
-                r[oh * Wo + ow] = (h0, h1, w0, w1, T.CreateChecked(include ? padded : Math.Max(1, (h1 - h0) * (w1 - w0))));
+                r[oh * Wo + ow] = (h0, h1, w0, w1, T.CreateChecked(include ? padded : Math.Max(1,
+                    (h1 - h0) * (w1 - w0))));
             }
         return r;
     }
@@ -207,7 +208,8 @@ internal sealed class ReduceOp<T>(bool mean) : IOp<T> where T : unmanaged, IFloa
         var set = new HashSet<int>();
         if (axes is null || axes.Length == 0)
         {
-            if (Attr.Int(c.Node, "noop_with_empty_axes", 0) != 0) { var id = Enumerable.Range(0, x.Length).ToArray(); return (x.Shape, x.Shape, id, 1); }
+            if (Attr.Int(c.Node,
+                "noop_with_empty_axes", 0) != 0) { var id = Enumerable.Range(0, x.Length).ToArray(); return (x.Shape, x.Shape, id, 1); }
             for (int i = 0; i < x.Rank; i++) set.Add(i);
         }
         else foreach (var a in axes) set.Add(NdArrayShape.Axis(c.Node, a, x.Rank));
@@ -243,7 +245,8 @@ internal sealed class BatchNormOp<T> : IOp<T> where T : unmanaged, IFloatingPoin
 {
     private static (int N, int C, int Inner, T[] InvStd) Prepare(OpCall<T> c)
     {
-        if (Attr.Int(c.Node, "training_mode", 0) != 0) throw c.Error("training-mode BatchNormalization is not supported");
+        if (Attr.Int(c.Node,
+            "training_mode", 0) != 0) throw c.Error("training-mode BatchNormalization is not supported");
         var x = c.In(0);
         int n = x.Shape[0], ch = x.Rank > 1 ? x.Shape[1] : 1, inner = x.Length / Math.Max(1, n * ch);
         var eps = T.CreateChecked(Attr.Float(c.Node, "epsilon", 1e-5f));

@@ -123,7 +123,8 @@ public sealed record ModelStats
                 var w = Dims(n.Input(n.OpType == "QLinearConv" ? 3 : 1));
                 var y = Dims(n.Output());
                 if (w is null || y is null) return null;
-                return y[0] * y[1] * y.Skip(2).Aggregate(1L, (a, b) => a * b) * w.Skip(1).Aggregate(1L, (a, b) => a * b);
+                return y[0] * y[1] * y.Skip(2).Aggregate(1L, (a, b) => a * b) * w.Skip(1).Aggregate(1L, (a,
+                    b) => a * b);
             }
             case "ConvTranspose":
             {

@@ -71,13 +71,15 @@ public static class ModelStatsWriter
         foreach (var t in s.Inputs) sb.AppendLine($"input:       {t.Name} {t.Type}");
         foreach (var t in s.Outputs) sb.AppendLine($"output:      {t.Name} {t.Type}");
         sb.AppendLine(c, $"nodes:       {s.NodeCount}");
-        var zeros = s.ZeroParameterCount > 0 ? string.Create(c, $" ({s.ZeroParameterCount:N0} zero, sparsity {100.0 * s.ZeroParameterCount / s.ParameterCount:F1}%)") : "";
+        var zeros = s.ZeroParameterCount > 0 ? string.Create(c,
+            $" ({s.ZeroParameterCount:N0} zero, sparsity {100.0 * s.ZeroParameterCount / s.ParameterCount:F1}%)") : "";
         sb.AppendLine(c, $"parameters:  {s.ParameterCount:N0}{zeros}");
         sb.AppendLine(c, $"initializers: {s.InitializerBytes:N0} bytes");
         if (s.FileBytes is long fb) sb.AppendLine(c, $"file:        {fb:N0} bytes");
         sb.AppendLine(c, $"MACs:        {s.TotalMacs:N0} per sample");
         foreach (var (k, v) in s.MacsByOp) sb.AppendLine(c, $"  {k,-22} {v,16:N0}");
-        if (s.UnknownMacNodes.Count > 0) sb.AppendLine(c, $"  (MACs unknown for {s.UnknownMacNodes.Count} nodes with dynamic shapes)");
+        if (s.UnknownMacNodes.Count > 0) sb.AppendLine(c,
+            $"  (MACs unknown for {s.UnknownMacNodes.Count} nodes with dynamic shapes)");
         sb.AppendLine(c, $"non-linear depth: {s.NonLinearDepth}");
         sb.AppendLine("op histogram:");
         foreach (var (k, v) in s.OpHistogram) sb.AppendLine(c, $"  {k,-22} {v,6}");

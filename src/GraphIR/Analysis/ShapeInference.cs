@@ -79,7 +79,9 @@ public static class ShapeInference
             return null;
         }
 
-        private void SetConst(Value? v, IEnumerable<long> values) { if (v is not null) _consts[v] = values.Select(Dim.Of).ToArray(); }
+        private void SetConst(Value? v,
+            IEnumerable<long> values)
+        { if (v is not null) _consts[v] = values.Select(Dim.Of).ToArray(); }
         private void SetConst(Value? v, Dim[]? values) { if (v is not null && values is not null) _consts[v] = values; }
 
         public OnnxType?[] Node(Node n)
@@ -243,7 +245,8 @@ public static class ShapeInference
             if (scalesInput?.Initializer is { ElementType: DataType.Float } st && st.ElementCount == xs.Rank)
             {
                 var scales = st.ToDoubleArray();
-                return new Shape(xs.Dims.Select((d, i) => d.Value is long v ? Dim.Of((long)Math.Floor(v * scales[i])) : scales[i] == 1 ? d : Dim.Unknown));
+                return new Shape(xs.Dims.Select((d,
+                    i) => d.Value is long v ? Dim.Of((long)Math.Floor(v * scales[i])) : scales[i] == 1 ? d : Dim.Unknown));
             }
             return new Shape(xs.Dims.Select(_ => Dim.Unknown));
         }
@@ -287,7 +290,8 @@ public static class ShapeInference
             return new Shape(dims);
         }
 
-        private static (long[] k, long[] s, long[] d, long[] p) ConvParams(Node n, int spatial, long[]? kernelFromWeight)
+        private static (long[] k, long[] s, long[] d, long[] p) ConvParams(Node n, int spatial,
+            long[]? kernelFromWeight)
         {
             var k = n.GetInts("kernel_shape") ?? kernelFromWeight ?? throw new ArgumentException("kernel_shape unknown");
             var s = n.GetInts("strides") ?? Enumerable.Repeat(1L, spatial).ToArray();
@@ -322,7 +326,8 @@ public static class ShapeInference
             var (k, s, d, p) = ConvParams(n, spatial, ws.IsFullyKnown ? ws.ToArray()[2..] : null);
             var autoPad = n.GetString("auto_pad") ?? "NOTSET";
             var dims = new List<Dim> { xs[0], ws[0] };
-            for (int i = 0; i < spatial; i++) dims.Add(SpatialOut(xs[i + 2], k[i], s[i], d[i], p[i], p[i + spatial], autoPad, false));
+            for (int i = 0; i < spatial; i++) dims.Add(SpatialOut(xs[i + 2], k[i], s[i], d[i], p[i], p[i + spatial],
+                autoPad, false));
             return TD(outType, dims);
         }
 
@@ -358,7 +363,8 @@ public static class ShapeInference
             var autoPad = n.GetString("auto_pad") ?? "NOTSET";
             var ceil = n.GetInt("ceil_mode", 0) != 0;
             var dims = new List<Dim> { xs[0], xs[1] };
-            for (int i = 0; i < spatial; i++) dims.Add(SpatialOut(xs[i + 2], k[i], s[i], d[i], p[i], p[i + spatial], autoPad, ceil));
+            for (int i = 0; i < spatial; i++) dims.Add(SpatialOut(xs[i + 2], k[i], s[i], d[i], p[i], p[i + spatial],
+                autoPad, ceil));
             return TD(xt, dims);
         }
 
@@ -391,7 +397,8 @@ public static class ShapeInference
         {
             var target = n.GetInts("shape")?.Select(Dim.Of).ToArray() ?? SymConst(n.Input(1));
             if (target is null)
-                return T(xt, ShapeOf(n.Input(1)) is { Rank: 1 } ss && ss[0].Value is long r ? new Shape(Enumerable.Repeat(Dim.Unknown, (int)r)) : null);
+                return T(xt, ShapeOf(n.Input(1)) is { Rank: 1 } ss
+                    && ss[0].Value is long r ? new Shape(Enumerable.Repeat(Dim.Unknown, (int)r)) : null);
             var allowZero = n.GetInt("allowzero", 0) != 0;
             var dims = new Dim[target.Length];
             int inferIdx = -1;
@@ -427,7 +434,8 @@ public static class ShapeInference
                         if (match < 0) ok = false; else symbols.RemoveAt(match);
                     }
                 }
-                if (ok && symbols.Count == 0 && outStatic != 0 && inStatic % outStatic == 0) dims[inferIdx] = Dim.Of(inStatic / outStatic);
+                if (ok && symbols.Count == 0 && outStatic != 0
+                    && inStatic % outStatic == 0) dims[inferIdx] = Dim.Of(inStatic / outStatic);
             }
             var r2 = new Shape(dims);
             SetConst(n.Output(), SymConst(n.Input(0)));
@@ -444,7 +452,8 @@ public static class ShapeInference
             var rank = shapes[0]!.Rank;
             if (axis < 0) axis += rank;
             var dims = shapes[0]!.Dims.ToArray();
-            dims[axis] = shapes.Aggregate((Dim?)Dim.Of(0), (acc, s) => acc?.Value is long a && s![axis].Value is long b ? Dim.Of(a + b) : Dim.Unknown)!.Value;
+            dims[axis] = shapes.Aggregate((Dim?)Dim.Of(0), (acc, s) => acc?.Value is long a
+                && s![axis].Value is long b ? Dim.Of(a + b) : Dim.Unknown)!.Value;
             for (int i = 0; i < rank; i++)
                 if (i != axis && !dims[i].IsKnown)
                     foreach (var s in shapes) if (s![i].IsKnown) { dims[i] = s[i]; break; }
@@ -492,15 +501,25 @@ public static class ShapeInference
                 var (s, e, st) = (starts[i], ends[i], steps[i]);
                 if (s < 0) s += len; if (e < 0) e += len;
                 long count;
-                if (st > 0) { s = Math.Clamp(s, 0, len); e = Math.Clamp(e, 0, len); count = Math.Max(0, (e - s + st - 1) / st); }
-                else { s = Math.Clamp(s, 0, len - 1); e = Math.Clamp(e, -1, len - 1); count = Math.Max(0, (s - e + (-st) - 1) / (-st)); }
+                if (st > 0)
+                {
+                    s = Math.Clamp(s, 0, len); e = Math.Clamp(e, 0, len); count = Math.Max(0,
+                    (e - s + st - 1) / st);
+                }
+                else
+                {
+                    s = Math.Clamp(s, 0, len - 1); e = Math.Clamp(e, -1, len - 1); count = Math.Max(0,
+                    (s - e + (-st) - 1) / (-st));
+                }
                 dims[a] = Dim.Of(count);
-                if (cx is not null && xs.Rank == 1 && st == 1) SetConst(n.Output(), cx.Skip((int)s).Take((int)count).ToArray());
+                if (cx is not null && xs.Rank == 1 && st == 1) SetConst(n.Output(),
+                    cx.Skip((int)s).Take((int)count).ToArray());
             }
             return TD(xt, dims);
         }
 
-        private long[]? Axes(Node n) => opset >= 13 ? (n.Input(1) is null ? null : Const(n.Input(1)) ?? [long.MinValue]) : n.GetInts("axes");
+        private long[]? Axes(Node n) =>
+            opset >= 13 ? (n.Input(1) is null ? null : Const(n.Input(1)) ?? [long.MinValue]) : n.GetInts("axes");
 
         private OnnxType? Squeeze(Node n, Shape? xs, DataType xt)
         {
@@ -532,7 +551,8 @@ public static class ShapeInference
             var pads = opset < 11 ? n.GetInts("pads") : Const(n.Input(1));
             if (pads is null) return T(xt, new Shape(Enumerable.Repeat(Dim.Unknown, xs.Rank)));
             var axes = n.Input(3) is { } av ? Const(av) : null;
-            if (n.Input(3) is not null && axes is null) return T(xt, new Shape(Enumerable.Repeat(Dim.Unknown, xs.Rank)));
+            if (n.Input(3) is not null && axes is null) return T(xt, new Shape(Enumerable.Repeat(Dim.Unknown,
+                xs.Rank)));
             axes ??= Enumerable.Range(0, xs.Rank).Select(i => (long)i).ToArray();
             var dims = xs.Dims.ToArray();
             for (int i = 0; i < axes.Length; i++)
@@ -548,7 +568,8 @@ public static class ShapeInference
         {
             if (n.GetTensor("value") is { } t)
             {
-                if (t.ElementType is DataType.Int64 or DataType.Int32 && t.ElementCount <= 1024) SetConst(n.Output(), t.ToInt64Array());
+                if (t.ElementType is DataType.Int64 or DataType.Int32 && t.ElementCount <= 1024) SetConst(n.Output(),
+                    t.ToInt64Array());
                 return T(t.ElementType, Shape.Of(t.Dims));
             }
             if (n.Attr("value_int") is { } vi) { SetConst(n.Output(), [vi.I]); return T(DataType.Int64, Shape.Scalar); }
@@ -577,7 +598,8 @@ public static class ShapeInference
             var axes = useInput ? (n.Input(1) is null ? null : Const(n.Input(1))) : n.GetInts("axes");
             if (useInput && n.Input(1) is not null && axes is null) return T(xt, null);
             if ((axes is null || axes.Length == 0) && n.GetInt("noop_with_empty_axes", 0) != 0) return T(xt, xs);
-            var set = axes is null || axes.Length == 0 ? Enumerable.Range(0, xs.Rank).ToHashSet() : axes.Select(a => (int)(a < 0 ? a + xs.Rank : a)).ToHashSet();
+            var set = axes is null || axes.Length == 0 ? Enumerable.Range(0,
+                xs.Rank).ToHashSet() : axes.Select(a => (int)(a < 0 ? a + xs.Rank : a)).ToHashSet();
             var dims = new List<Dim>();
             for (int i = 0; i < xs.Rank; i++)
                 if (!set.Contains(i)) dims.Add(xs[i]);

@@ -33,7 +33,8 @@ public static class Verifier
             var got = v.Type;
             v.Type = want;
             if (got is not { IsTensor: true }) continue;
-            bool typeDiffers = want.ElementType != DataType.Undefined && got.ElementType != DataType.Undefined && want.ElementType != got.ElementType;
+            bool typeDiffers = want.ElementType != DataType.Undefined && got.ElementType != DataType.Undefined
+                && want.ElementType != got.ElementType;
             bool shapeDiffers = want.Shape is { } ws && got.Shape is { } gs && (ws.Rank != gs.Rank
                 || ws.Dims.Zip(gs.Dims).Any(p => p.First.Value is long a && p.Second.Value is long b && a != b));
             if (typeDiffers || shapeDiffers)
@@ -58,7 +59,8 @@ public static class Verifier
         {
             if (!names.Add(v.Name)) errors.Add($"value '{v.Name}' is defined more than once{where}");
             else if (outerNames.Contains(v.Name)) errors.Add($"value '{v.Name}'{where} shadows a value of an enclosing graph");
-            if (!ReferenceEquals(g.Find(v.Name), v)) errors.Add($"{what} '{v.Name}'{where} is not registered in its graph");
+            if (!ReferenceEquals(g.Find(v.Name),
+                v)) errors.Add($"{what} '{v.Name}'{where} is not registered in its graph");
             available.Add(v);
         }
         foreach (var v in g.Initializers)
@@ -85,7 +87,8 @@ public static class Verifier
             {
                 var v = n.Inputs[i];
                 if (v is null) continue;
-                if (!v.Uses.Contains(new Use(n, i))) errors.Add($"node {n}{where}: input {i} '{v.Name}' does not list the node among its uses");
+                if (!v.Uses.Contains(new Use(n,
+                    i))) errors.Add($"node {n}{where}: input {i} '{v.Name}' does not list the node among its uses");
                 if (available.Contains(v)) continue;
                 if (v.Graph != g && IsVisibleOuter(g, v)) continue;
                 if (v.Producer is { } p && p.Graph == g && g.Nodes.Contains(p))
@@ -103,7 +106,8 @@ public static class Verifier
             {
                 var o = n.Outputs[i];
                 if (o is null) continue;
-                if (o.Producer != n || o.ProducerOutputIndex != i) errors.Add($"value '{o.Name}'{where} does not name node {n} as its producer");
+                if (o.Producer != n
+                    || o.ProducerOutputIndex != i) errors.Add($"value '{o.Name}'{where} does not name node {n} as its producer");
                 Define(o, "value");
             }
         }

@@ -172,7 +172,8 @@ public sealed class Graph
     /// <summary>Replaces an initializer's data (same name, same uses); dims may change.</summary>
     public void SetInitializerData(Value v, Tensor data)
     {
-        if (v.Initializer is null || v.Graph != this) throw new InvalidOperationException($"'{v.Name}' is not an initializer of graph '{Name}'");
+        if (v.Initializer is null
+            || v.Graph != this) throw new InvalidOperationException($"'{v.Name}' is not an initializer of graph '{Name}'");
         v.Initializer = data.Name == v.Name ? data : data.WithName(v.Name);
     }
 
@@ -195,7 +196,8 @@ public sealed class Graph
     }
 
     /// <summary>Appends a node; output names "" are omitted optional outputs.</summary>
-    public Node AddNode(string opType, IEnumerable<Value?> inputs, IEnumerable<string> outputNames, string domain = "", string? name = null)
+    public Node AddNode(string opType, IEnumerable<Value?> inputs, IEnumerable<string> outputNames,
+        string domain = "", string? name = null)
     {
         var n = new Node(this, opType, domain) { Name = name };
         foreach (var o in outputNames) n.OutputList.Add(o.Length == 0 ? null : DefineOutput(n, o, n.OutputList.Count));
@@ -268,7 +270,8 @@ public sealed class Graph
 
     public void RemoveInitializer(Value v)
     {
-        if (v.UseList.Count > 0 || v.IsGraphOutput) throw new InvalidOperationException($"initializer '{v.Name}' is still used");
+        if (v.UseList.Count > 0
+            || v.IsGraphOutput) throw new InvalidOperationException($"initializer '{v.Name}' is still used");
         _initializers.Remove(v);
         _sparseInitializers.Remove(v);
         while (_inputs.Remove(v)) Count(_inputCount, v, -1);

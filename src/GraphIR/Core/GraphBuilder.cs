@@ -42,9 +42,11 @@ public sealed class GraphBuilder
 
     public Value Initializer(Tensor t) => Graph.AddInitializer(t);
 
-    public Value Initializer(string name, float[] data, params long[] dims) => Graph.AddInitializer(Tensor.FromFloats(name, dims, data));
+    public Value Initializer(string name, float[] data, params long[] dims) =>
+        Graph.AddInitializer(Tensor.FromFloats(name, dims, data));
 
-    public Value Initializer(string name, long[] data, params long[] dims) => Graph.AddInitializer(Tensor.FromInt64s(name, dims, data));
+    public Value Initializer(string name, long[] data, params long[] dims) =>
+        Graph.AddInitializer(Tensor.FromInt64s(name, dims, data));
 
     /// <summary>Adds a node with one output and returns that output.</summary>
     public Value Node(string opType, IEnumerable<Value?> inputs, params OnnxAttribute[] attrs) =>
@@ -55,7 +57,8 @@ public sealed class GraphBuilder
         var k = _counters.GetValueOrDefault(opType);
         _counters[opType] = k + 1;
         var baseName = $"{opType.ToLowerInvariant()}{k}";
-        var names = Enumerable.Range(0, outputs).Select(i => Graph.FreshName(outputs == 1 ? baseName : $"{baseName}_{i}")).ToArray();
+        var names = Enumerable.Range(0,
+            outputs).Select(i => Graph.FreshName(outputs == 1 ? baseName : $"{baseName}_{i}")).ToArray();
         var n = Graph.AddNode(opType, inputs, names, name: Graph.FreshName($"{opType}_{k}"));
         n.Attributes.AddRange(attrs);
         return n.Outputs.Select(o => o!).ToArray();

@@ -34,7 +34,8 @@ internal static class ModelCloner
                 UnknownFields = f.UnknownFields?.ToArray(),
             };
             cf.AttributeNames.AddRange(f.AttributeNames);
-            cf.AttributeDefaults.AddRange(f.AttributeDefaults.Select(a => Attribute(a, cf.Body, new Dictionary<Value, Value>())));
+            cf.AttributeDefaults.AddRange(f.AttributeDefaults.Select(a => Attribute(a, cf.Body, new Dictionary<Value,
+                Value>())));
             cf.OpsetImports.AddRange(f.OpsetImports);
             cf.MetadataProps.AddRange(f.MetadataProps);
             c.Functions.Add(cf);
@@ -46,7 +47,12 @@ internal static class ModelCloner
 
     private static Graph Graph(Graph g, Graph? parent, Dictionary<Value, Value> map)
     {
-        var ng = new Graph(g.Name) { HasName = g.HasName, DocString = g.DocString, UnknownFields = g.UnknownFields?.ToArray() };
+        var ng = new Graph(g.Name)
+        {
+            HasName = g.HasName,
+            DocString = g.DocString,
+            UnknownFields = g.UnknownFields?.ToArray()
+        };
         ng.Parent = parent;
         ng.MetadataProps.AddRange(g.MetadataProps);
         ng.QuantizationAnnotations.AddRange(g.QuantizationAnnotations);
@@ -82,7 +88,8 @@ internal static class ModelCloner
         foreach (var v in g.ValueInfos)
         {
             // value_info of a value this graph defines, else a detached entry kept for lossless export.
-            var nv = g.Find(v.Name) == v && map.TryGetValue(v, out var mapped) ? mapped : Info(v, new Value(ng, v.Name));
+            var nv = g.Find(v.Name) == v && map.TryGetValue(v, out var mapped) ? mapped : Info(v, new Value(ng,
+                v.Name));
             ng.AddValueInfo(nv);
         }
         foreach (var v in g.Outputs) ng.AddOutput(map[v]);
@@ -103,7 +110,13 @@ internal static class ModelCloner
     private static Tensor Tensor(Tensor t) => t.Copy();
 
     private static SparseTensor Sparse(SparseTensor s) =>
-        new() { Values = s.Values.Copy(), Indices = s.Indices?.Copy(), Dims = s.Dims.ToArray(), UnknownFields = s.UnknownFields?.ToArray() };
+        new()
+        {
+            Values = s.Values.Copy(),
+            Indices = s.Indices?.Copy(),
+            Dims = s.Dims.ToArray(),
+            UnknownFields = s.UnknownFields?.ToArray()
+        };
 
     private static OnnxAttribute Attribute(OnnxAttribute a, Graph owner, Dictionary<Value, Value> map) => new()
     {

@@ -42,7 +42,8 @@ public sealed class Node
     public IReadOnlyList<Value?> Outputs => OutputList;
 
     public Value? Input(int i) => i < InputList.Count ? InputList[i] : null;
-    public Value Output(int i = 0) => OutputList[i] ?? throw new InvalidOperationException($"node {this}: output {i} is omitted");
+    public Value Output(int i = 0) =>
+        OutputList[i] ?? throw new InvalidOperationException($"node {this}: output {i} is omitted");
 
     public bool IsStandard => Domain is "" or "ai.onnx";
 

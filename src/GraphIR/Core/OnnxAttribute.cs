@@ -36,11 +36,36 @@ public sealed class OnnxAttribute
 
     public static OnnxAttribute Int(string name, long v) => new() { Name = name, Kind = AttributeKind.Int, I = v };
     public static OnnxAttribute Float(string name, float v) => new() { Name = name, Kind = AttributeKind.Float, F = v };
-    public static OnnxAttribute String(string name, string v) => new() { Name = name, Kind = AttributeKind.String, S = System.Text.Encoding.UTF8.GetBytes(v) };
-    public static OnnxAttribute IntList(string name, params long[] v) => new() { Name = name, Kind = AttributeKind.Ints, Ints = v };
-    public static OnnxAttribute FloatList(string name, params float[] v) => new() { Name = name, Kind = AttributeKind.Floats, Floats = v };
-    public static OnnxAttribute FromTensor(string name, Tensor t) => new() { Name = name, Kind = AttributeKind.Tensor, T = t };
-    public static OnnxAttribute FromGraph(string name, Graph g) => new() { Name = name, Kind = AttributeKind.Graph, G = g };
+    public static OnnxAttribute String(string name, string v) => new()
+    {
+        Name = name,
+        Kind = AttributeKind.String,
+        S = System.Text.Encoding.UTF8.GetBytes(v)
+    };
+    public static OnnxAttribute IntList(string name, params long[] v) => new()
+    {
+        Name = name,
+        Kind = AttributeKind.Ints,
+        Ints = v
+    };
+    public static OnnxAttribute FloatList(string name, params float[] v) => new()
+    {
+        Name = name,
+        Kind = AttributeKind.Floats,
+        Floats = v
+    };
+    public static OnnxAttribute FromTensor(string name, Tensor t) => new()
+    {
+        Name = name,
+        Kind = AttributeKind.Tensor,
+        T = t
+    };
+    public static OnnxAttribute FromGraph(string name, Graph g) => new()
+    {
+        Name = name,
+        Kind = AttributeKind.Graph,
+        G = g
+    };
 
     public IEnumerable<Graph> Subgraphs()
     {

@@ -19,7 +19,12 @@ public sealed record OnnxType
     /// <summary>Whether the tensor type carried an element type field at all.</summary>
     public bool HasElementType { get; init; } = true;
 
-    public static OnnxType Tensor(DataType t, Shape? shape) => new() { Kind = TypeKind.Tensor, ElementType = t, Shape = shape };
+    public static OnnxType Tensor(DataType t, Shape? shape) => new()
+    {
+        Kind = TypeKind.Tensor,
+        ElementType = t,
+        Shape = shape
+    };
     public static OnnxType Tensor(DataType t, params long[] dims) => Tensor(t, Shape.Of(dims));
 
     public bool IsTensor => Kind == TypeKind.Tensor;

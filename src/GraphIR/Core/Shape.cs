@@ -8,7 +8,8 @@ public readonly record struct Dim(long? Value, string? Param, string? Denotation
     public static Dim Symbol(string s) => new(null, s);
     public static readonly Dim Unknown = new(null, null);
     public bool IsKnown => Value.HasValue;
-    public override string ToString() => Value?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? Param ?? "?";
+    public override string ToString() =>
+        Value?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? Param ?? "?";
 }
 
 public sealed class Shape : IEquatable<Shape>
@@ -23,7 +24,8 @@ public sealed class Shape : IEquatable<Shape>
     public bool IsFullyKnown => Dims.All(d => d.IsKnown);
 
     /// <summary>Known sizes; throws if any dimension is symbolic.</summary>
-    public long[] ToArray() => Dims.Select(d => d.Value ?? throw new InvalidOperationException($"dimension '{d}' is not static")).ToArray();
+    public long[] ToArray() =>
+        Dims.Select(d => d.Value ?? throw new InvalidOperationException($"dimension '{d}' is not static")).ToArray();
 
     public long? ElementCount()
     {

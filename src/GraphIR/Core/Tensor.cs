@@ -52,7 +52,8 @@ public sealed class Tensor
     }
 
     public long ElementCount => Dims.Aggregate(1L, (a, b) => a * b);
-    public long ByteSize => ElementType == DataType.String ? Strings!.Sum(s => (long)s.Length) : ElementType.ByteCount(ElementCount);
+    public long ByteSize =>
+        ElementType == DataType.String ? Strings!.Sum(s => (long)s.Length) : ElementType.ByteCount(ElementCount);
     public bool IsLoaded => _loader is null;
 
     /// <summary>Packed little-endian bytes; loads external data on first use.</summary>
@@ -132,7 +133,8 @@ public sealed class Tensor
     public bool ContentEquals(Tensor o) =>
         ElementType == o.ElementType && Dims.SequenceEqual(o.Dims) &&
         (Strings is not null
-            ? o.Strings is not null && Strings.Count == o.Strings.Count && Strings.Zip(o.Strings).All(p => p.First.AsSpan().SequenceEqual(p.Second))
+            ? o.Strings is not null && Strings.Count == o.Strings.Count
+                && Strings.Zip(o.Strings).All(p => p.First.AsSpan().SequenceEqual(p.Second))
             : RawData.Span.SequenceEqual(o.RawData.Span));
 
     public static Tensor FromFloats(string name, long[] dims, ReadOnlySpan<float> data) =>
@@ -141,7 +143,8 @@ public sealed class Tensor
     public static Tensor FromInt64s(string name, long[] dims, ReadOnlySpan<long> data) =>
         new(name, DataType.Int64, dims, MemoryMarshal.AsBytes(data).ToArray());
 
-    public static Tensor FromValues<T>(string name, DataType type, long[] dims, ReadOnlySpan<T> data) where T : struct =>
+    public static Tensor FromValues<T>(string name, DataType type, long[] dims,
+        ReadOnlySpan<T> data) where T : struct =>
         new(name, type, dims, MemoryMarshal.AsBytes(data).ToArray());
 
     /// <summary>A copy of the tensor object sharing its (read-only) data; external data stays lazy.</summary>

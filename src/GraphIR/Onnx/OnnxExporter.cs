@@ -122,7 +122,11 @@ public static class OnnxExporter
             if (m.Domain is not null) mp.Domain = m.Domain;
             if (m.ModelVersion is long mv) mp.ModelVersion = mv;
             if (m.DocString is not null) mp.DocString = m.DocString;
-            foreach (var o in m.OpsetImports) mp.OpsetImport.Add(new OperatorSetIdProto { Domain = o.Domain, Version = o.Version });
+            foreach (var o in m.OpsetImports) mp.OpsetImport.Add(new OperatorSetIdProto
+            {
+                Domain = o.Domain,
+                Version = o.Version
+            });
             mp.MetadataProps.Add(Props(m.MetadataProps));
             mp.Graph = Graph(m.Graph, topLevel: true);
             foreach (var t in m.TrainingInfo) mp.TrainingInfo.Add(TrainingInfoProto.Parser.ParseFrom(t));
@@ -165,7 +169,11 @@ public static class OnnxExporter
             fp.Attribute.Add(f.AttributeNames);
             foreach (var a in f.AttributeDefaults) fp.AttributeProto.Add(OnnxAttribute(a));
             foreach (var n in f.Body.Nodes) fp.Node.Add(Node(n));
-            foreach (var o in f.OpsetImports) fp.OpsetImport.Add(new OperatorSetIdProto { Domain = o.Domain, Version = o.Version });
+            foreach (var o in f.OpsetImports) fp.OpsetImport.Add(new OperatorSetIdProto
+            {
+                Domain = o.Domain,
+                Version = o.Version
+            });
             foreach (var v in f.Body.ValueInfos) fp.ValueInfo.Add(Info(v));
             fp.MetadataProps.Add(Props(f.MetadataProps));
             UnknownFieldBytes.Put(fp, f.UnknownFields);
@@ -245,7 +253,11 @@ public static class OnnxExporter
                     tp.OptionalType = new TypeProto.Types.Optional { ElemType = t.Inner is null ? null : Type(t.Inner) };
                     break;
                 case TypeKind.Map:
-                    tp.MapType = new TypeProto.Types.Map { KeyType = (int)t.ElementType, ValueType = t.Inner is null ? null : Type(t.Inner) };
+                    tp.MapType = new TypeProto.Types.Map
+                    {
+                        KeyType = (int)t.ElementType,
+                        ValueType = t.Inner is null ? null : Type(t.Inner)
+                    };
                     break;
                 case TypeKind.Opaque:
                     tp.OpaqueType = new TypeProto.Types.Opaque();

@@ -31,7 +31,8 @@ public static class OnnxImporter
         ModelProto mp;
         try
         {
-            var input = new CodedInputStream(MemoryMarshal.TryGetArray(bytes, out var seg) && seg.Offset == 0 && seg.Count == seg.Array!.Length
+            var input = new CodedInputStream(MemoryMarshal.TryGetArray(bytes, out var seg) && seg.Offset == 0
+                && seg.Count == seg.Array!.Length
                 ? seg.Array : bytes.ToArray());
             mp = new ModelProto();
             mp.MergeFrom(input);
@@ -119,7 +120,8 @@ public static class OnnxImporter
             g.Parent = parent;
             g.MetadataProps.AddRange(Props(gp.MetadataProps));
             foreach (var qa in gp.QuantizationAnnotation)
-                g.QuantizationAnnotations.Add(new QuantAnnotation(qa.TensorName, Props(qa.QuantParameterTensorNames).ToArray()));
+                g.QuantizationAnnotations.Add(new QuantAnnotation(qa.TensorName,
+                    Props(qa.QuantParameterTensorNames).ToArray()));
 
             foreach (var tp in gp.Initializer) g.AddInitializer(Tensor(tp, $"initializer '{tp.Name}'"));
             foreach (var sp in gp.SparseInitializer) g.AddSparseInitializer(Sparse(sp));
@@ -196,7 +198,8 @@ public static class OnnxImporter
 
         private static byte[] Concat(byte[]? a, byte[] b) => a is null ? b : [.. a, .. b];
 
-        private static string Label(NodeProto np) => np.Name.Length > 0 ? $"'{np.Name}' ({np.OpType})" : $"{np.OpType} -> '{np.Output.FirstOrDefault()}'";
+        private static string Label(NodeProto np) =>
+            np.Name.Length > 0 ? $"'{np.Name}' ({np.OpType})" : $"{np.OpType} -> '{np.Output.FirstOrDefault()}'";
 
         private static void ApplyInfo(Value v, ValueInfoProto vi)
         {
@@ -252,11 +255,16 @@ public static class OnnxImporter
                 Tp = ap.Tp is null ? null : Type(ap.Tp),
                 Floats = kind == AttributeKind.Floats || ap.Floats.Count > 0 ? ap.Floats.ToArray() : null,
                 Ints = kind == AttributeKind.Ints || ap.Ints.Count > 0 ? ap.Ints.ToArray() : null,
-                Strings = kind == AttributeKind.Strings || ap.Strings.Count > 0 ? ap.Strings.Select(s => s.ToByteArray()).ToArray() : null,
-                Tensors = kind == AttributeKind.Tensors || ap.Tensors.Count > 0 ? ap.Tensors.Select(t => Tensor(t, where)).ToArray() : null,
-                Graphs = kind == AttributeKind.Graphs || ap.Graphs.Count > 0 ? ap.Graphs.Select(x => Graph(x, owner)).ToArray() : null,
-                SparseTensors = kind == AttributeKind.SparseTensors || ap.SparseTensors.Count > 0 ? ap.SparseTensors.Select(Sparse).ToArray() : null,
-                Tps = kind == AttributeKind.TypeProtos || ap.TypeProtos.Count > 0 ? ap.TypeProtos.Select(Type).ToArray() : null,
+                Strings = kind == AttributeKind.Strings
+                    || ap.Strings.Count > 0 ? ap.Strings.Select(s => s.ToByteArray()).ToArray() : null,
+                Tensors = kind == AttributeKind.Tensors || ap.Tensors.Count > 0 ? ap.Tensors.Select(t => Tensor(t,
+                    where)).ToArray() : null,
+                Graphs = kind == AttributeKind.Graphs || ap.Graphs.Count > 0 ? ap.Graphs.Select(x => Graph(x,
+                    owner)).ToArray() : null,
+                SparseTensors = kind == AttributeKind.SparseTensors
+                    || ap.SparseTensors.Count > 0 ? ap.SparseTensors.Select(Sparse).ToArray() : null,
+                Tps = kind == AttributeKind.TypeProtos
+                    || ap.TypeProtos.Count > 0 ? ap.TypeProtos.Select(Type).ToArray() : null,
                 RefAttrName = ap.HasRefAttrName ? ap.RefAttrName : null,
                 DocString = ap.HasDocString ? ap.DocString : null,
                 UnknownFields = UnknownFieldBytes.Get(ap),
@@ -294,11 +302,27 @@ public static class OnnxImporter
                         Denotation = den,
                     };
                 case TypeProto.ValueOneofCase.SequenceType:
-                    return new OnnxType { Kind = TypeKind.Sequence, Inner = Opt(tp.SequenceType.ElemType), Denotation = den };
+                    return new OnnxType
+                    {
+                        Kind = TypeKind.Sequence,
+                        Inner = Opt(tp.SequenceType.ElemType),
+                        Denotation = den
+                    };
                 case TypeProto.ValueOneofCase.OptionalType:
-                    return new OnnxType { Kind = TypeKind.Optional, Inner = Opt(tp.OptionalType.ElemType), Denotation = den };
+                    return new OnnxType
+                    {
+                        Kind = TypeKind.Optional,
+                        Inner = Opt(tp.OptionalType.ElemType),
+                        Denotation = den
+                    };
                 case TypeProto.ValueOneofCase.MapType:
-                    return new OnnxType { Kind = TypeKind.Map, ElementType = (DataType)tp.MapType.KeyType, Inner = Opt(tp.MapType.ValueType), Denotation = den };
+                    return new OnnxType
+                    {
+                        Kind = TypeKind.Map,
+                        ElementType = (DataType)tp.MapType.KeyType,
+                        Inner = Opt(tp.MapType.ValueType),
+                        Denotation = den
+                    };
                 case TypeProto.ValueOneofCase.OpaqueType:
                     return new OnnxType
                     {
@@ -341,7 +365,8 @@ public static class OnnxImporter
             {
                 var raw = tp.HasRawData ? tp.RawData.Memory : TypedData(tp, type);
                 var expected = type.ByteCount(dims.Aggregate(1L, (a, b) => a * b));
-                if (type.BitWidth() > 0 && raw.Length != expected && !(raw.Length == 0 && !tp.HasRawData && NoTypedData(tp)))
+                if (type.BitWidth() > 0 && raw.Length != expected && !(raw.Length == 0 && !tp.HasRawData
+                    && NoTypedData(tp)))
                     throw new OnnxModelException($"{source}: {where} holds {raw.Length} bytes but its type {type.Name()}[{string.Join(",", dims)}] needs {expected}");
                 t = new Tensor(tp.Name, type, dims, raw);
             }
@@ -399,7 +424,14 @@ public static class OnnxImporter
             }
             if (string.IsNullOrEmpty(location)) throw new OnnxModelException($"{source}: {where} is external but has no location");
             var full = ResolveExternalPath(baseDir, location, where, source);
-            var ext = new ExternalDataRef { Location = location, Offset = offset, Length = length, Entries = entries, BaseDirectory = baseDir };
+            var ext = new ExternalDataRef
+            {
+                Location = location,
+                Offset = offset,
+                Length = length,
+                Entries = entries,
+                BaseDirectory = baseDir
+            };
             var expected = type == DataType.String ? (long?)null : type.ByteCount(dims.Aggregate(1L, (a, b) => a * b));
             if (length is long l && expected is long e && l != e)
                 throw new OnnxModelException($"{source}: {where} declares external length {l} but its type needs {e} bytes");

@@ -93,7 +93,8 @@ public static class TextParser
                 // "nan"/"inf" are numbers where numbers are expected; callers check.
                 return;
             }
-            if (char.IsAsciiDigit(c) || (c is '-' or '+' && _pos + 1 < text.Length && (char.IsAsciiDigit(text[_pos + 1]) || text[_pos + 1] is '.' or 'i' or 'n')) || (c == '.' && _pos + 1 < text.Length && char.IsAsciiDigit(text[_pos + 1])))
+            if (char.IsAsciiDigit(c)
+                || (c is '-' or '+' && _pos + 1 < text.Length && (char.IsAsciiDigit(text[_pos + 1]) || text[_pos + 1] is '.' or 'i' or 'n')) || (c == '.' && _pos + 1 < text.Length && char.IsAsciiDigit(text[_pos + 1])))
             {
                 Adv();
                 while (_pos < text.Length && (char.IsAsciiLetterOrDigit(text[_pos]) || text[_pos] is '.' ||
@@ -161,7 +162,8 @@ public static class TextParser
         private long Int()
         {
             Peek();
-            if (_kind != Tok.Num || !long.TryParse(_tok, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var v))
+            if (_kind != Tok.Num || !long.TryParse(_tok, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture,
+                out var v))
                 throw Error("expected an integer");
             Next();
             return v;
@@ -175,7 +177,8 @@ public static class TextParser
             if (t is "nan" or "-nan" or "+nan") v = double.NaN;
             else if (t is "inf" or "+inf") v = double.PositiveInfinity;
             else if (t == "-inf") v = double.NegativeInfinity;
-            else if (_kind != Tok.Num || !double.TryParse(_tok, NumberStyles.Float, CultureInfo.InvariantCulture, out v))
+            else if (_kind != Tok.Num || !double.TryParse(_tok, NumberStyles.Float, CultureInfo.InvariantCulture,
+                out v))
                 throw Error("expected a number");
             Next();
             return v;
@@ -335,14 +338,20 @@ public static class TextParser
                     string? a = null, b = null;
                     if (!IsPunct(")")) { a = Name(); if (Accept(",")) b = Name(); }
                     Expect(")");
-                    return new OnnxType { Kind = TypeKind.Opaque, OpaqueDomain = b is null ? null : a, OpaqueName = b ?? a };
+                    return new OnnxType
+                    {
+                        Kind = TypeKind.Opaque,
+                        OpaqueDomain = b is null ? null : a,
+                        OpaqueName = b ?? a
+                    };
                 }
                 default:
                     return OnnxType.Tensor(ElemType(kw), ShapeOpt());
             }
         }
 
-        private DataType ElemType(string s) => DataTypes.TryParse(s, out var t) ? t : throw Error($"unknown element type '{s}'");
+        private DataType ElemType(string s) => DataTypes.TryParse(s,
+            out var t) ? t : throw Error($"unknown element type '{s}'");
 
         /// <summary>No brackets: scalar; "[]": rank unknown; "[N,3,?]": dims.</summary>
         private Shape? ShapeOpt()
@@ -391,7 +400,11 @@ public static class TextParser
                 do
                 {
                     if (isFloat) vals.Add(Real());
-                    else if (et == DataType.UInt64) { Peek(); ints.Add((long)ulong.Parse(Next(), CultureInfo.InvariantCulture)); }
+                    else if (et == DataType.UInt64)
+                    {
+                        Peek(); ints.Add((long)ulong.Parse(Next(),
+                        CultureInfo.InvariantCulture));
+                    }
                     else ints.Add(Int());
                 } while (Accept(","));
             Expect("}");
@@ -402,10 +415,22 @@ public static class TextParser
             {
                 switch (et)
                 {
-                    case DataType.Float: case DataType.Complex64: BitConverter.TryWriteBytes(bytes.AsSpan(i * 4), (float)vals[i]); break;
-                    case DataType.Double: case DataType.Complex128: BitConverter.TryWriteBytes(bytes.AsSpan(i * 8), vals[i]); break;
-                    case DataType.Int64: case DataType.UInt64: BitConverter.TryWriteBytes(bytes.AsSpan(i * 8), ints[i]); break;
-                    case DataType.Int32: case DataType.UInt32: BitConverter.TryWriteBytes(bytes.AsSpan(i * 4), (int)ints[i]); break;
+                    case DataType.Float:
+                    case DataType.Complex64:
+                        BitConverter.TryWriteBytes(bytes.AsSpan(i * 4),
+                        (float)vals[i]); break;
+                    case DataType.Double:
+                    case DataType.Complex128:
+                        BitConverter.TryWriteBytes(bytes.AsSpan(i * 8),
+                        vals[i]); break;
+                    case DataType.Int64:
+                    case DataType.UInt64:
+                        BitConverter.TryWriteBytes(bytes.AsSpan(i * 8),
+                        ints[i]); break;
+                    case DataType.Int32:
+                    case DataType.UInt32:
+                        BitConverter.TryWriteBytes(bytes.AsSpan(i * 4),
+                        (int)ints[i]); break;
                     case DataType.Int16:
                     case DataType.UInt16:
                     case DataType.Float16:
@@ -471,25 +496,61 @@ public static class TextParser
             }
             Expect("=");
             if (Accept("@"))
-                return new(new OnnxAttribute { Name = name, Kind = kind ?? AttributeKind.Undefined, RefAttrName = Name() }, null, null);
+                return new(new OnnxAttribute
+                {
+                    Name = name,
+                    Kind = kind ?? AttributeKind.Undefined,
+                    RefAttrName = Name()
+                }, null, null);
             kind ??= GuessKind();
             switch (kind)
             {
                 case AttributeKind.Int: return new(GraphIR.OnnxAttribute.Int(name, Int()), null, null);
                 case AttributeKind.Float: return new(GraphIR.OnnxAttribute.Float(name, (float)Real()), null, null);
                 case AttributeKind.String: return new(GraphIR.OnnxAttribute.String(name, Str()), null, null);
-                case AttributeKind.Ints: return new(GraphIR.OnnxAttribute.IntList(name, List(Int).ToArray()), null, null);
-                case AttributeKind.Floats: return new(GraphIR.OnnxAttribute.FloatList(name, List(() => (float)Real()).ToArray()), null, null);
+                case AttributeKind.Ints:
+                    return new(GraphIR.OnnxAttribute.IntList(name, List(Int).ToArray()), null,
+                    null);
+                case AttributeKind.Floats:
+                    return new(GraphIR.OnnxAttribute.FloatList(name,
+                    List(() => (float)Real()).ToArray()), null, null);
                 case AttributeKind.Strings:
-                    return new(new OnnxAttribute { Name = name, Kind = AttributeKind.Strings, Strings = List(() => Encoding.UTF8.GetBytes(Str())).ToArray() }, null, null);
-                case AttributeKind.Tensor: return new(GraphIR.OnnxAttribute.FromTensor(name, InlineTensor()), null, null);
+                    return new(new OnnxAttribute
+                    {
+                        Name = name,
+                        Kind = AttributeKind.Strings,
+                        Strings = List(() => Encoding.UTF8.GetBytes(Str())).ToArray()
+                    }, null, null);
+                case AttributeKind.Tensor:
+                    return new(GraphIR.OnnxAttribute.FromTensor(name, InlineTensor()), null,
+                    null);
                 case AttributeKind.Tensors:
-                    return new(new OnnxAttribute { Name = name, Kind = AttributeKind.Tensors, Tensors = List(InlineTensor).ToArray() }, null, null);
-                case AttributeKind.Graph: return new(new OnnxAttribute { Name = name, Kind = AttributeKind.Graph }, GraphSyntax(), null);
-                case AttributeKind.Graphs: return new(new OnnxAttribute { Name = name, Kind = AttributeKind.Graphs }, null, List(GraphSyntax).ToArray());
-                case AttributeKind.TypeProto: return new(new OnnxAttribute { Name = name, Kind = AttributeKind.TypeProto, Tp = Type() }, null, null);
+                    return new(new OnnxAttribute
+                    {
+                        Name = name,
+                        Kind = AttributeKind.Tensors,
+                        Tensors = List(InlineTensor).ToArray()
+                    }, null, null);
+                case AttributeKind.Graph:
+                    return new(new OnnxAttribute { Name = name, Kind = AttributeKind.Graph },
+                    GraphSyntax(), null);
+                case AttributeKind.Graphs:
+                    return new(new OnnxAttribute { Name = name, Kind = AttributeKind.Graphs },
+                    null, List(GraphSyntax).ToArray());
+                case AttributeKind.TypeProto:
+                    return new(new OnnxAttribute
+                    {
+                        Name = name,
+                        Kind = AttributeKind.TypeProto,
+                        Tp = Type()
+                    }, null, null);
                 case AttributeKind.TypeProtos:
-                    return new(new OnnxAttribute { Name = name, Kind = AttributeKind.TypeProtos, Tps = List(Type).ToArray() }, null, null);
+                    return new(new OnnxAttribute
+                    {
+                        Name = name,
+                        Kind = AttributeKind.TypeProtos,
+                        Tps = List(Type).ToArray()
+                    }, null, null);
                 default: throw Error($"attribute '{name}' of type {GraphIR.OnnxAttribute.KindName(kind!.Value)} cannot be written in text");
             }
         }
@@ -507,7 +568,8 @@ public static class TextParser
                 Next();
                 Peek();
                 var k = _kind == Tok.Str ? AttributeKind.Strings
-                    : _kind == Tok.Num && _tok.IndexOfAny(['.', 'e', 'E']) >= 0 ? AttributeKind.Floats : AttributeKind.Ints;
+                    : _kind == Tok.Num
+                        && _tok.IndexOfAny(['.', 'e', 'E']) >= 0 ? AttributeKind.Floats : AttributeKind.Ints;
                 (_pos, _line, _col, _peeked, _kind, _tok, _tokLine, _tokCol) = save;
                 return k;
             }
@@ -526,7 +588,8 @@ public static class TextParser
         private Tensor InlineTensor()
         {
             var t = Type();
-            if (t.Kind != TypeKind.Tensor || t.Shape is null || !t.Shape.IsFullyKnown) throw Error("a tensor value needs static dims");
+            if (t.Kind != TypeKind.Tensor || t.Shape is null
+                || !t.Shape.IsFullyKnown) throw Error("a tensor value needs static dims");
             Peek();
             var name = _kind is Tok.Id or Tok.Str ? Next() : "";
             if (IsPunct("<")) throw Error($"tensor '{name}' is summarized (hash only); dump with --full to get parseable text");
@@ -627,8 +690,18 @@ public static class TextParser
                     foreach (var a in ns.Attrs)
                     {
                         var attr = a.Attr;
-                        if (a.G is not null) attr = new OnnxAttribute { Name = attr.Name, Kind = AttributeKind.Graph, G = Build(a.G, g) };
-                        else if (a.Gs is not null) attr = new OnnxAttribute { Name = attr.Name, Kind = AttributeKind.Graphs, Graphs = a.Gs.Select(x => Build(x, g)).ToArray() };
+                        if (a.G is not null) attr = new OnnxAttribute
+                        {
+                            Name = attr.Name,
+                            Kind = AttributeKind.Graph,
+                            G = Build(a.G, g)
+                        };
+                        else if (a.Gs is not null) attr = new OnnxAttribute
+                        {
+                            Name = attr.Name,
+                            Kind = AttributeKind.Graphs,
+                            Graphs = a.Gs.Select(x => Build(x, g)).ToArray()
+                        };
                         n.Attributes.Add(attr);
                     }
                 foreach (var (n, ns) in nodes)

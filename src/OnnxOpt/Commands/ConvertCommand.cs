@@ -27,7 +27,11 @@ public static class ConvertCommand
             // Read all external data now: the output may replace the files it came from.
             foreach (var g in m.Graph.SelfAndSubgraphs())
                 foreach (var v in g.Initializers) v.Initializer!.DetachExternal();
-            OnnxExporter.Save(m, outPath, new ExportOptions { ExternalDataThreshold = threshold, ExternalDataFile = r.GetValue(extFile) });
+            OnnxExporter.Save(m, outPath, new ExportOptions
+            {
+                ExternalDataThreshold = threshold,
+                ExternalDataFile = r.GetValue(extFile)
+            });
             ctx.Err.WriteLine($"wrote {outPath}");
             return 0;
         });

@@ -52,10 +52,12 @@ public static class OptimizeCommand
         public void AddTo(Command c)
         {
             c.Add(Input);
-            foreach (var o in new Option[] { Output, Calib, CalibRandom, Eval, Seed, Report, Validate, Force, VerifyEach, Bench, Rtol, Atol, MaxDrop }) c.Add(o);
+            foreach (var o in new Option[] { Output, Calib, CalibRandom, Eval, Seed, Report, Validate, Force,
+                VerifyEach, Bench, Rtol, Atol, MaxDrop }) c.Add(o);
         }
 
-        public OptimizeRequest Read(ParseResult r, Pipeline pipeline) => new(r.GetValue(Input)!, r.GetValue(Output)!, pipeline)
+        public OptimizeRequest Read(ParseResult r, Pipeline pipeline) => new(r.GetValue(Input)!, r.GetValue(Output)!,
+            pipeline)
         {
             Calib = r.GetValue(Calib),
             CalibRandom = r.GetValue(CalibRandom),
@@ -89,9 +91,11 @@ public static class OptimizeCommand
     {
         if (Path.GetFullPath(q.Input) == Path.GetFullPath(q.Output))
             throw new OnnxModelException($"{q.Output}: output would overwrite the input model; choose another path");
-        if (q.Calib is not null && q.CalibRandom is not null) throw new OnnxModelException("give either --calib or --calib-random, not both");
+        if (q.Calib is not null
+            && q.CalibRandom is not null) throw new OnnxModelException("give either --calib or --calib-random, not both");
         CalibrationSource? source = q.Calib is not null ? CalibrationSource.FromFolder(q.Calib)
-            : q.CalibRandom is int n ? (n > 0 ? CalibrationSource.FromRandom(n, q.Seed) : throw new OnnxModelException("--calib-random must be positive")) : null;
+            : q.CalibRandom is int n ? (n > 0 ? CalibrationSource.FromRandom(n,
+                q.Seed) : throw new OnnxModelException("--calib-random must be positive")) : null;
         source = source?.WithProgress(ctx.Progress);
         var options = new OptimizeOptions
         {

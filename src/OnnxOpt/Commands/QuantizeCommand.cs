@@ -18,10 +18,11 @@ public static class QuantizeCommand
         var preset = Presets.Quantize;
         var pass = preset.Pass;
         // One CLI option per declared pass option (--method is calibrate's name on the command line).
-        var options = pass.Options.Select(o => (Spec: o, Cli: new Option<string?>("--" + (o.Name == "calibrate" ? "method" : o.Name))
-        {
-            Description = $"{o.Description} (default {o.Format(o.Default)}; {o.TypeName})",
-        })).ToList();
+        var options = pass.Options.Select(o => (Spec: o,
+            Cli: new Option<string?>("--" + (o.Name == "calibrate" ? "method" : o.Name))
+            {
+                Description = $"{o.Description} (default {o.Format(o.Default)}; {o.TypeName})",
+            })).ToList();
         var cmd = new Command("quantize", "Post-training int8 quantization (QDQ or QOperator) with calibration, optional accuracy budget, validated in ORT");
         common.AddTo(cmd);
         foreach (var (_, o) in options) cmd.Add(o);

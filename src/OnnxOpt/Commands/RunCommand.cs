@@ -27,7 +27,8 @@ public static class RunCommand
             var wanted = r.GetValue(names)?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToList();
             var graphOutputs = m.Graph.Outputs.Select(o => o.Name).ToHashSet();
             var extra = wanted?.Where(w => !graphOutputs.Contains(w)).ToList();
-            using var session = InferenceSession.FromModel(m, new SessionSettings { IntraOpThreads = r.GetValue(threads) }, extra);
+            using var session = InferenceSession.FromModel(m,
+                new SessionSettings { IntraOpThreads = r.GetValue(threads) }, extra);
             wanted ??= session.Outputs.Select(o => o.Name).ToList();
             var ds = data.Load(r, session.Inputs, defaultRandom: 1);
             var parts = wanted.ToDictionary(w => w, _ => new List<Tensor>());

@@ -44,7 +44,8 @@ public static class ScoreCommand
             if (progress) Console.Error.WriteLine();
             ctx.Out.Write(ToText(path, result));
             if (r.GetValue(json) is { } jp) GraphIR.AtomicFile.WriteAllText(jp, ToJson(path, result));
-            ctx.Err.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{result.Rounds} round(s) in {result.Seconds:F2} s ({result.MsPerRound:F1} ms per round)"));
+            ctx.Err.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"{result.Rounds} round(s) in {result.Seconds:F2} s ({result.MsPerRound:F1} ms per round)"));
             return 0;
         });
         return cmd;
@@ -55,16 +56,20 @@ public static class ScoreCommand
         var c = CultureInfo.InvariantCulture;
         var o = r.Options;
         var sb = new System.Text.StringBuilder();
-        sb.AppendLine(c, $"{o.Method} on {path}: {r.Rounds} round(s), density {o.Density:G4} ({o.Scope}){(o.Method == "synflow" ? $", {o.Precision}, R = {r.R:G6}" : "")}");
+        sb.AppendLine(c,
+            $"{o.Method} on {path}: {r.Rounds} round(s), density {o.Density:G4} ({o.Scope}){(o.Method == "synflow" ? $", {o.Precision}, R = {r.R:G6}" : "")}");
         int w = Math.Max(5, r.Layers.Max(l => l.Layer.Length));
-        sb.AppendLine(c, $"{"layer".PadRight(w)}  {"shape",-16} {"weights",9} {"score share",11} {"conservation",12} {"kept",9} {"density",9}");
+        sb.AppendLine(c,
+            $"{"layer".PadRight(w)}  {"shape",-16} {"weights",9} {"score share",11} {"conservation",12} {"kept",9} {"density",9}");
         var total = r.Layers.Sum(l => l.ScoreTotal);
         foreach (var l in r.Layers)
         {
             var cons = double.IsNaN(l.ConservationDeviation) ? "-" : l.ConservationDeviation.ToString("E1", c);
-            sb.AppendLine(c, $"{l.Layer.PadRight(w)}  {"[" + string.Join(",", l.Shape) + "]",-16} {l.Weights,9} {(total > 0 ? l.ScoreTotal / total : 0),11:P2} {cons,12} {l.Kept,9} {l.Density,9:G4}{(l.Collapsed ? "  COLLAPSED" : "")}");
+            sb.AppendLine(c,
+                $"{l.Layer.PadRight(w)}  {"[" + string.Join(",", l.Shape) + "]",-16} {l.Weights,9} {(total > 0 ? l.ScoreTotal / total : 0),11:P2} {cons,12} {l.Kept,9} {l.Density,9:G4}{(l.Collapsed ? "  COLLAPSED" : "")}");
         }
-        sb.AppendLine(c, $"kept {r.Kept} of {r.Weights} weights (density {(double)r.Kept / r.Weights:G4}); layer collapse: {(r.LayerCollapse ? string.Join(", ", r.Layers.Where(l => l.Collapsed).Select(l => l.Layer)) : "none")}");
+        sb.AppendLine(c,
+            $"kept {r.Kept} of {r.Weights} weights (density {(double)r.Kept / r.Weights:G4}); layer collapse: {(r.LayerCollapse ? string.Join(", ", r.Layers.Where(l => l.Collapsed).Select(l => l.Layer)) : "none")}");
         return sb.ToString();
     }
 

@@ -69,7 +69,8 @@ public sealed class LinearOp
                 float[] b;
                 if (n.Input(2) is null) b = new float[nOut];
                 else if (Rewriter.ConstantOf(n.Input(2)) is { ElementType: DataType.Float } ct
-                         && (ct.ElementCount == 1 || (ct.ElementCount == nOut && ct.Dims.Length <= 2 && ct.Dims.LastOrDefault(1) == nOut)))
+                         && (ct.ElementCount == 1 || (ct.ElementCount == nOut && ct.Dims.Length <= 2
+                             && ct.Dims.LastOrDefault(1) == nOut)))
                 {
                     var cd = ct.ToFloatArray();
                     b = Enumerable.Range(0, nOut).Select(j => beta * (cd.Length == 1 ? cd[0] : cd[j])).ToArray();
@@ -120,7 +121,8 @@ public sealed class LinearOp
     /// <summary>Only output channels <paramref name="keep"/> (ascending): weight dims and data, bias.</summary>
     public (long[] Dims, float[] Weight, float[] Bias) KeepOutputs(IReadOnlyList<int> keep)
     {
-        if (Groups != 1 && !IsDepthwise) throw new InvalidOperationException($"{Node}: grouped weights need a dependency group to slice");
+        if (Groups != 1
+            && !IsDepthwise) throw new InvalidOperationException($"{Node}: grouped weights need a dependency group to slice");
         var axis = IsDepthwise && Node.OpType == "ConvTranspose" ? 0 : OutAxis;
         var (dims, w) = Take(axis, keep);
         return (dims, w, keep.Select(c => Bias[c]).ToArray());
@@ -143,7 +145,8 @@ public sealed class LinearOp
         for (long o = 0; o < outer; o++)
             foreach (var c in keep)
             {
-                if (c < 0 || c >= n) throw new ArgumentOutOfRangeException(nameof(keep), $"channel {c} outside [0, {n})");
+                if (c < 0 || c >= n) throw new ArgumentOutOfRangeException(nameof(keep),
+                    $"channel {c} outside [0, {n})");
                 Array.Copy(Weight, (o * n + c) * inner, data, k, inner);
                 k += inner;
             }

@@ -17,7 +17,8 @@ namespace OnnxOpt.Passes;
 public sealed class Canonicalize : Pass
 {
     public override string Name => "canonicalize";
-    public override string Summary => "remove no-ops (Identity, Dropout, same-type Cast, ...), fold constants in ORT, remove dead code";
+    public override string Summary =>
+        "remove no-ops (Identity, Dropout, same-type Cast, ...), fold constants in ORT, remove dead code";
     public override IReadOnlyList<PassOption> Options { get; } =
     [
         PassOption.Int("max-iterations", 10, "bound on rounds of the fixed-point loop"),
@@ -36,7 +37,11 @@ public sealed class Canonicalize : Pass
             rounds++;
             var before = rw.Changes;
             ShapeInference.Run(ctx.Model);
-            var noOps = new GreedyRewriteDriver(NoOpRule.All) { VisitSubgraphs = true, MaxIterations = 1 }.Run(new RuleContext(ctx, o));
+            var noOps = new GreedyRewriteDriver(NoOpRule.All)
+            {
+                VisitSubgraphs = true,
+                MaxIterations = 1
+            }.Run(new RuleContext(ctx, o));
             ctx.Stats.Count("no-ops removed", noOps.Rewrites);
             foreach (var g in ctx.Model.Graph.SelfAndSubgraphs().ToList())
             {
@@ -95,7 +100,8 @@ public sealed class Canonicalize : Pass
         var foldable = new List<Node>();
         foreach (var n in g.Nodes)
         {
-            if (!n.IsStandard || n.Inputs.Count == 0 || n.Subgraphs().Any() || OpTraits.Has(n, OpTrait.Random)) continue;
+            if (!n.IsStandard || n.Inputs.Count == 0 || n.Subgraphs().Any() || OpTraits.Has(n,
+                OpTrait.Random)) continue;
             if (n.Inputs.All(i => i is null || constant.Contains(i)) && n.Inputs.Any(i => i is not null))
             {
                 foldable.Add(n);
@@ -115,14 +121,16 @@ public sealed class Canonicalize : Pass
             sg.AddInitializer(v!.Initializer!);
         foreach (var n in foldable)
         {
-            var copy = sg.AddNode(n.OpType, n.Inputs.Select(i => i is null ? null : sg.Find(i.Name)), n.Outputs.Select(o => o?.Name ?? ""), n.Domain);
+            var copy = sg.AddNode(n.OpType, n.Inputs.Select(i => i is null ? null : sg.Find(i.Name)),
+                n.Outputs.Select(o => o?.Name ?? ""), n.Domain);
             copy.Attributes.AddRange(n.Attributes);
         }
         foreach (var v in wanted) sg.AddOutput(sg.Find(v.Name)!);
         Tensor[] results;
         try
         {
-            using var s = InferenceSession.FromModel(sub, new SessionSettings { Optimization = GraphOptimization.Disabled });
+            using var s = InferenceSession.FromModel(sub,
+                new SessionSettings { Optimization = GraphOptimization.Disabled });
             results = s.Run(new Dictionary<string, Tensor>());
         }
         catch (Exception e) when (e is Runtime.OrtException or OnnxModelException)

@@ -18,20 +18,26 @@ namespace OnnxOpt.Passes;
 public sealed class FoldBatchNorm : Pass
 {
     public override string Name => "fold-bn";
-    public override string Summary => "fold BatchNormalization into the preceding Conv/ConvTranspose/Gemm (or next unpadded Conv, or an affine Mul+Add)";
+    public override string Summary =>
+        "fold BatchNormalization into the preceding Conv/ConvTranspose/Gemm (or next unpadded Conv, or an affine Mul+Add)";
 
     public override bool VisitsSubgraphs => true;
 
     public override void Run(PassContext ctx, PassOptions o)
     {
         ShapeInference.Run(ctx.Model);
-        var r = new GreedyRewriteDriver([new FoldBatchNormRule()]) { VisitSubgraphs = true, MaxIterations = 2 }.Run(new RuleContext(ctx, o));
+        var r = new GreedyRewriteDriver([new FoldBatchNormRule()])
+        {
+            VisitSubgraphs = true,
+            MaxIterations = 2
+        }.Run(new RuleContext(ctx, o));
         foreach (var (why, n) in r.Rules[0].Failures) ctx.Stats.Count("skipped: " + why, n);
         ctx.Rewriter.RemoveUnusedInitializers(ctx.Model.Graph);
     }
 
     /// <summary>The float data of a constant input, copied so it can be changed.</summary>
-    internal static float[]? Floats(Value? v) => Rewriter.ConstantOf(v) is { ElementType: DataType.Float } t ? t.ToFloatArray() : null;
+    internal static float[]? Floats(Value? v) =>
+        Rewriter.ConstantOf(v) is { ElementType: DataType.Float } t ? t.ToFloatArray() : null;
 
     /// <summary>Writes new data for input <paramref name="index"/> of a node: in place when the node is its
     /// only reader and it is an initializer, else as a new initializer.</summary>
@@ -39,7 +45,8 @@ public sealed class FoldBatchNorm : Pass
     {
         var v = n.Input(index);
         var t = Tensor.FromFloats(v?.Name ?? "", dims, data);
-        if (v is { Initializer: not null, IsGraphInput: false } && v.Uses.Count == 1 && !v.IsGraphOutput) rw.SetInitializer(v, t);
+        if (v is { Initializer: not null, IsGraphInput: false } && v.Uses.Count == 1
+            && !v.IsGraphOutput) rw.SetInitializer(v, t);
         else rw.SetInput(n, index, rw.Constant(n.Graph, v?.Name ?? baseName, t));
     }
 
@@ -97,7 +104,8 @@ public sealed class FoldBatchNormRule : RewriteRule<FoldBatchNormMatch>
         if (bn.GetInt("training_mode", 0) != 0 || bn.Outputs.Skip(1).Any(v => v is not null && (v.Uses.Count > 0 || v.IsGraphOutput)))
             return Refused(ctx, "training mode");
         var p = Enumerable.Range(1, 4).Select(i => Rewriter.ConstantOf(bn.Input(i))).ToArray();
-        if (p.Any(t => t is null || t.ElementType != DataType.Float)) return Refused(ctx, "parameters not constant float");
+        if (p.Any(t => t is null || t.ElementType != DataType.Float)) return Refused(ctx,
+            "parameters not constant float");
         var eps = bn.GetFloat("epsilon", 1e-5f);
         var gamma = p[0]!.ToFloatArray(); var beta = p[1]!.ToFloatArray(); var mean = p[2]!.ToFloatArray(); var var_ = p[3]!.ToFloatArray();
         var c = gamma.Length;
@@ -105,12 +113,15 @@ public sealed class FoldBatchNormRule : RewriteRule<FoldBatchNormMatch>
         for (int i = 0; i < c; i++) { s[i] = gamma[i] / Math.Sqrt(var_[i] + (double)eps); t[i] = beta[i] - mean[i] * s[i]; }
         var x = bn.Input(0)!;
         var y = bn.Output();
-        if (x.Producer is { } prod && prod.Graph == bn.Graph && x.Uses.Count == 1 && !x.IsGraphOutput && Rewriter.CanReplace(y, x)
+        if (x.Producer is { } prod && prod.Graph == bn.Graph && x.Uses.Count == 1 && !x.IsGraphOutput
+            && Rewriter.CanReplace(y, x)
             && FoldBatchNorm.PlanProducer(prod, s, t) is { } plan)
             return new FoldBatchNormMatch("producer", prod, s, t, [], plan);
-        if (y.Uses.Count == 1 && !y.IsGraphOutput && y.Uses[0] is { InputIndex: 0 } u && FoldBatchNorm.PlanNextConv(u.Node, s, t) is { } next)
+        if (y.Uses.Count == 1 && !y.IsGraphOutput && y.Uses[0] is { InputIndex: 0 } u
+            && FoldBatchNorm.PlanNextConv(u.Node, s, t) is { } next)
             return new FoldBatchNormMatch("next", u.Node, s, t, next);
-        if (x.Shape is { Rank: >= 2 } && Rewriter.CanReplace(y, x)) return new FoldBatchNormMatch("affine", null, s, t, []);
+        if (x.Shape is { Rank: >= 2 } && Rewriter.CanReplace(y,
+            x)) return new FoldBatchNormMatch("affine", null, s, t, []);
         return Refused(ctx, "rank unknown");
     }
 
@@ -132,8 +143,10 @@ public sealed class FoldBatchNormRule : RewriteRule<FoldBatchNormMatch>
         var dims = new long[x.Shape!.Rank - 1];
         dims[0] = m.Scale.Length;
         for (int i = 1; i < dims.Length; i++) dims[i] = 1;
-        var sv = rw.Constant(g, y.Name + "_scale", Tensor.FromFloats("", dims, m.Scale.Select(v => (float)v).ToArray()));
-        var tv = rw.Constant(g, y.Name + "_shift", Tensor.FromFloats("", dims, m.Shift.Select(v => (float)v).ToArray()));
+        var sv = rw.Constant(g,
+            y.Name + "_scale", Tensor.FromFloats("", dims, m.Scale.Select(v => (float)v).ToArray()));
+        var tv = rw.Constant(g,
+            y.Name + "_shift", Tensor.FromFloats("", dims, m.Shift.Select(v => (float)v).ToArray()));
         var mul = rw.Insert(g, "Mul", [x, sv], y.Name + "_scaled").Output();
         var add = rw.Insert(g, "Add", [mul, tv], y.Name + "_affine").Output();
         add.Type = y.Type;

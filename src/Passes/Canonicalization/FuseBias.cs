@@ -11,19 +11,25 @@ namespace OnnxOpt.Passes;
 public sealed class FuseBias : Pass
 {
     public override string Name => "fuse-bias";
-    public override string Summary => "fold a per-channel constant Add into the preceding Conv/Gemm bias (MatMul+Add becomes Gemm)";
+    public override string Summary =>
+        "fold a per-channel constant Add into the preceding Conv/Gemm bias (MatMul+Add becomes Gemm)";
     public override bool VisitsSubgraphs => true;
 
     public override void Run(PassContext ctx, PassOptions o)
     {
         ShapeInference.Run(ctx.Model);
-        new GreedyRewriteDriver([new FuseBiasRule()]) { VisitSubgraphs = true, MaxIterations = 2 }.Run(new RuleContext(ctx, o));
+        new GreedyRewriteDriver([new FuseBiasRule()])
+        {
+            VisitSubgraphs = true,
+            MaxIterations = 2
+        }.Run(new RuleContext(ctx, o));
         ctx.Rewriter.RemoveUnusedInitializers(ctx.Model.Graph);
     }
 }
 
 /// <summary>The new bias of the linear op an Add feeds from (its side of the Add, and how to write it).</summary>
-public sealed record FuseBiasMatch(Node Producer, Value Linear, long[] BiasDims, float[] Bias, bool ToGemm, bool ResetBeta);
+public sealed record FuseBiasMatch(Node Producer, Value Linear, long[] BiasDims, float[] Bias, bool ToGemm,
+    bool ResetBeta);
 
 public sealed class FuseBiasRule : RewriteRule<FuseBiasMatch>
 {
@@ -37,9 +43,11 @@ public sealed class FuseBiasRule : RewriteRule<FuseBiasMatch>
         {
             var lin = add.Input(side);
             var cst = Rewriter.ConstantOf(add.Input(1 - side));
-            if (lin?.Producer is not { IsStandard: true } p || p.Graph != add.Graph || lin.Uses.Count != 1 || lin.IsGraphOutput) continue;
+            if (lin?.Producer is not { IsStandard: true } p || p.Graph != add.Graph || lin.Uses.Count != 1
+                || lin.IsGraphOutput) continue;
             if (cst is not { ElementType: DataType.Float }) { why = "the addend is not a float constant"; continue; }
-            if (!Rewriter.CanReplace(add.Output(), lin)) { why = "the sum is a graph output the linear op cannot take over"; continue; }
+            if (!Rewriter.CanReplace(add.Output(),
+                lin)) { why = "the sum is a graph output the linear op cannot take over"; continue; }
             var r = p.OpType switch
             {
                 "Conv" => ConvBias(p, cst, lin),
@@ -64,7 +72,8 @@ public sealed class FuseBiasRule : RewriteRule<FuseBiasMatch>
         var rank = ys.Rank;
         var dims = cst.Dims;
         bool perChannel = d.Length == c && dims.Length <= rank && dims.Length >= rank - 1 &&
-            dims[dims.Length - (rank - 1)] == c && dims.Select((x, i) => i == dims.Length - (rank - 1) || x == 1).All(b => b);
+            dims[dims.Length - (rank - 1)] == c && dims.Select((x, i) => i == dims.Length - (rank - 1)
+                || x == 1).All(b => b);
         if (!(perChannel || d.Length == 1)) return new NoMatch("the addend is not per output channel");
         var b = p.Input(2) is null ? new float[c] : FoldBatchNorm.Floats(p.Input(2));
         if (b is null) return new NoMatch("conv bias not constant float");
@@ -82,7 +91,8 @@ public sealed class FuseBiasRule : RewriteRule<FuseBiasMatch>
             return new NoMatch("the addend is not per output column");
         float[] cv;
         if (p.Input(2) is null) cv = new float[n];
-        else if (Rewriter.ConstantOf(p.Input(2)) is { ElementType: DataType.Float } ct && ct.ElementCount == n && ct.Dims.Length <= 2
+        else if (Rewriter.ConstantOf(p.Input(2)) is { ElementType: DataType.Float } ct && ct.ElementCount == n
+            && ct.Dims.Length <= 2
                  && ct.Dims.LastOrDefault(1) == n) cv = ct.ToFloatArray();
         else return new NoMatch("Gemm's C is not a constant [N] vector");
         var beta = p.GetFloat("beta", 1f);
@@ -97,7 +107,8 @@ public sealed class FuseBiasRule : RewriteRule<FuseBiasMatch>
         if (p.Input(0)?.Shape is not { Rank: 2 }) return new NoMatch("MatMul's A is not 2-D");
         var d = cst.ToFloatArray();
         var n = (int)bt.Dims[1];
-        if (!(d.Length == n && cst.Dims[^1] == n && cst.Dims.Length <= 2)) return new NoMatch("the addend is not per output column");
+        if (!(d.Length == n && cst.Dims[^1] == n
+            && cst.Dims.Length <= 2)) return new NoMatch("the addend is not per output column");
         return new FuseBiasMatch(p, lin, [n], d, ToGemm: true, ResetBeta: false);
     }
 
@@ -106,7 +117,8 @@ public sealed class FuseBiasRule : RewriteRule<FuseBiasMatch>
         var (rw, p, lin) = (ctx.Rewriter, m.Producer, m.Linear);
         var op = p.OpType;
         if (m.ToGemm) rw.SetOpType(p, "Gemm");
-        if (p.Input(2) is null) rw.SetInput(p, 2, rw.Constant(p.Graph, lin.Name + "_bias", Tensor.FromFloats("", m.BiasDims, m.Bias)));
+        if (p.Input(2) is null) rw.SetInput(p, 2, rw.Constant(p.Graph,
+            lin.Name + "_bias", Tensor.FromFloats("", m.BiasDims, m.Bias)));
         else FoldBatchNorm.SetWeight(rw, p, 2, m.BiasDims, m.Bias, lin.Name + "_bias");
         if (m.ResetBeta) rw.SetAttr(p, OnnxAttribute.Float("beta", 1f));
         var y = add.Output();

@@ -19,7 +19,8 @@ public sealed class NoOpRule(string op, Func<Node, Value, Value, long, string?> 
     {
         if (n.Input(0) is not { } x || n.Outputs[0] is not { } y) return new NoMatch("no data input or output");
         if (whyNot(n, x, y, ctx.Opset) is { } why) return new NoMatch(why);
-        if (!Rewriter.CanReplace(y, x)) return new NoMatch("its output is a graph output that would alias another interface value");
+        if (!Rewriter.CanReplace(y,
+            x)) return new NoMatch("its output is a graph output that would alias another interface value");
         return x;
     }
 
@@ -34,7 +35,8 @@ public sealed class NoOpRule(string op, Func<Node, Value, Value, long, string?> 
         new NoOpRule("Identity", (_, _, _, _) => null),
         new NoOpRule("Dropout", (n, _, _, opset) =>
         {
-            if (n.Outputs.Count > 1 && n.Outputs[1] is { } mask && (mask.Uses.Count > 0 || mask.IsGraphOutput)) return "its mask is used";
+            if (n.Outputs.Count > 1 && n.Outputs[1] is { } mask && (mask.Uses.Count > 0
+                || mask.IsGraphOutput)) return "its mask is used";
             if (opset < 12) return n.GetInt("is_test", 1) != 0 || opset >= 7 ? null : "training mode (is_test = 0)";
             return n.Input(2) is null || Rewriter.ConstantOf(n.Input(2)) is { } tm && tm.ToDoubleArray() is [0]
                 ? null : "training_mode is not a constant false";

@@ -32,7 +32,8 @@ public static class Optimizer
 
     public static OptimizeResult Run(Model input, OptimizeOptions options) => Run(input, options, null, null, null);
 
-    private static OptimizeResult Run(Model input, OptimizeOptions o, string? inputPath, long? inputBytes, string? outputPath)
+    private static OptimizeResult Run(Model input, OptimizeOptions o, string? inputPath, long? inputBytes,
+        string? outputPath)
     {
         CheckDataNeeds(o);
         var originalBytes = OnnxExporter.ToBytes(input);
@@ -89,7 +90,8 @@ public static class Optimizer
         var settings = new SessionSettings { Optimization = exact ? GraphOptimization.Disabled : GraphOptimization.All };
         using var a = InferenceSession.FromBytes(originalBytes, settings);
         using var b = InferenceSession.FromBytes(outBytes, settings);
-        var data = (o.Evaluation ?? o.Calibration)?.DataFor(a.Inputs) ?? DataSet.Random(a.Inputs, o.RandomValidationSamples, o.Seed);
+        var data = (o.Evaluation ?? o.Calibration)?.DataFor(a.Inputs) ?? DataSet.Random(a.Inputs,
+            o.RandomValidationSamples, o.Seed);
         var report = Validator.Compare(a, b, data, new ValidationOptions { Rtol = o.Rtol, Atol = o.Atol });
         if (exact)
             return new ValidationOutcome(ValidationMode.Tolerance, report.Passed,
@@ -98,7 +100,8 @@ public static class Optimizer
         var drop = Fidelity.DropOf(report);
         bool ok = drop.Points <= limit + 1e-9;
         var what = drop.Metric == DropMetric.Accuracy ? "accuracy" : "agreement";
-        var reason = ok ? null : string.Create(CultureInfo.InvariantCulture, $"{what} dropped {drop.Points:F2} points (limit {limit:G3})");
+        var reason = ok ? null : string.Create(CultureInfo.InvariantCulture,
+            $"{what} dropped {drop.Points:F2} points (limit {limit:G3})");
         return new ValidationOutcome(ValidationMode.Agreement, ok, reason, limit, drop, report);
     }
 }

@@ -46,7 +46,8 @@ public static class ConvAlgebra
     public static int FoldedKernel(int k1, int d1, int s1, int k2, int d2) => d1 * (k1 - 1) + s1 * d2 * (k2 - 1) + 1;
 
     /// <summary>Folds dense kernels: W1 [M, Cin, k1h, k1w], W2 [O, M, k2h, k2w] -> [O, Cin, Kh, Kw].</summary>
-    public static float[] FoldDense(float[] w1, int m, int cin, ConvSpec c1, float[] w2, int o, ConvSpec c2, out int kh, out int kw)
+    public static float[] FoldDense(float[] w1, int m, int cin, ConvSpec c1, float[] w2, int o, ConvSpec c2,
+        out int kh, out int kw)
     {
         kh = FoldedKernel(c1.Kernel[0], c1.Dilations[0], c1.Strides[0], c2.Kernel[0], c2.Dilations[0]);
         kw = FoldedKernel(c1.Kernel[1], c1.Dilations[1], c1.Strides[1], c2.Kernel[1], c2.Dilations[1]);
@@ -111,7 +112,8 @@ public static class ConvAlgebra
 
     /// <summary>The correction [O, Yh, Yw] for taps of conv2 that read its zero padding:
     /// -sum_(m, a in padding) W2[o,m,a] b1[m]. H, W: conv1's output size.</summary>
-    public static float[] BorderBiasMap(float[] b1, float[] w2Dense, int o, int m, ConvSpec c2, int h, int w, int yh, int yw)
+    public static float[] BorderBiasMap(float[] b1, float[] w2Dense, int o, int m, ConvSpec c2, int h, int w, int yh,
+        int yw)
     {
         var map = new float[o * yh * yw];
         var (k2h, k2w) = (c2.Kernel[0], c2.Kernel[1]);
@@ -141,7 +143,8 @@ public static class ConvAlgebra
 
     /// <summary>A constant map [M, H, W] added before a 1x1 unpadded conv (stride s) becomes
     /// [O, Yh, Yw]: map'[o, y, x] = sum_m W2[o, m] map[m, y*s, x*s].</summary>
-    public static float[] PushMapThrough1x1(float[] map, float[] w2Dense, int o, int m, int h, int w, int[] strides, int yh, int yw)
+    public static float[] PushMapThrough1x1(float[] map, float[] w2Dense, int o, int m, int h, int w, int[] strides,
+        int yh, int yw)
     {
         var r = new float[o * yh * yw];
         for (int oo = 0; oo < o; oo++)

@@ -8,21 +8,32 @@ namespace OnnxOpt.Passes;
 
 public enum OptionKind { Int, Double, Bool, Enum, String }
 
-public sealed record PassOption(string Name, OptionKind Kind, object Default, string Description, IReadOnlyList<string>? Choices = null)
+public sealed record PassOption(string Name, OptionKind Kind, object Default, string Description,
+    IReadOnlyList<string>? Choices = null)
 {
-    public static PassOption Int(string name, long dflt, string description) => new(name, OptionKind.Int, dflt, description);
-    public static PassOption Double(string name, double dflt, string description) => new(name, OptionKind.Double, dflt, description);
-    public static PassOption Bool(string name, bool dflt, string description) => new(name, OptionKind.Bool, dflt, description);
-    public static PassOption Enum(string name, string dflt, string[] choices, string description) => new(name, OptionKind.Enum, dflt, description, choices);
-    public static PassOption String(string name, string dflt, string description) => new(name, OptionKind.String, dflt, description);
+    public static PassOption Int(string name, long dflt, string description) => new(name, OptionKind.Int, dflt,
+        description);
+    public static PassOption Double(string name, double dflt, string description) => new(name, OptionKind.Double,
+        dflt, description);
+    public static PassOption Bool(string name, bool dflt, string description) => new(name, OptionKind.Bool, dflt,
+        description);
+    public static PassOption Enum(string name, string dflt, string[] choices, string description) => new(name,
+        OptionKind.Enum, dflt, description, choices);
+    public static PassOption String(string name, string dflt, string description) => new(name, OptionKind.String,
+        dflt, description);
 
     public object Parse(string pass, string text) => Kind switch
     {
-        OptionKind.Int => long.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var i) ? i : throw Bad(pass, text, "an integer"),
-        OptionKind.Double => double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var d) && double.IsFinite(d) ? d : throw Bad(pass, text, "a number"),
-        OptionKind.Bool => text switch { "true" or "1" => true, "false" or "0" => false, _ => throw Bad(pass, text, "true or false") },
-        OptionKind.Enum => Choices!.Contains(text) ? text : throw Bad(pass, text, "one of " + string.Join("|", Choices!)),
-        OptionKind.String => text.IndexOfAny([',', '{', '}', '=']) < 0 ? text : throw Bad(pass, text, "a text without ',', '{', '}' or '='"),
+        OptionKind.Int => long.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture,
+            out var i) ? i : throw Bad(pass, text, "an integer"),
+        OptionKind.Double => double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var d)
+            && double.IsFinite(d) ? d : throw Bad(pass, text, "a number"),
+        OptionKind.Bool =>
+            text switch { "true" or "1" => true, "false" or "0" => false, _ => throw Bad(pass, text, "true or false") },
+        OptionKind.Enum => Choices!.Contains(text) ? text : throw Bad(pass, text,
+            "one of " + string.Join("|", Choices!)),
+        OptionKind.String =>
+            text.IndexOfAny([',', '{', '}', '=']) < 0 ? text : throw Bad(pass, text, "a text without ',', '{', '}' or '='"),
         _ => throw new InvalidOperationException(),
     };
 

@@ -35,14 +35,17 @@ public sealed class Rewriter(Model model)
     }
 
     /// <summary>Adds a node (placed by Finish's topological sort) with fresh output names.</summary>
-    public Node Insert(Graph g, string opType, IReadOnlyList<Value?> inputs, string baseName, int outputs = 1, params OnnxAttribute[] attrs) =>
+    public Node Insert(Graph g, string opType, IReadOnlyList<Value?> inputs, string baseName, int outputs = 1,
+        params OnnxAttribute[] attrs) =>
         Insert(g, "", opType, inputs, baseName, outputs, attrs);
 
     /// <summary>Adds a node of another domain (e.g. "com.microsoft").</summary>
-    public Node Insert(Graph g, string domain, string opType, IReadOnlyList<Value?> inputs, string baseName, int outputs = 1, params OnnxAttribute[] attrs)
+    public Node Insert(Graph g, string domain, string opType, IReadOnlyList<Value?> inputs, string baseName,
+        int outputs = 1, params OnnxAttribute[] attrs)
     {
         Changes++;
-        var names = Enumerable.Range(0, outputs).Select(i => g.FreshName(outputs == 1 ? baseName : $"{baseName}_{i}")).ToList();
+        var names = Enumerable.Range(0,
+            outputs).Select(i => g.FreshName(outputs == 1 ? baseName : $"{baseName}_{i}")).ToList();
         var node = g.AddNode(opType, inputs, names, domain, name: g.FreshNodeName(baseName));
         node.Attributes.AddRange(attrs);
         _touched.Add(node);
@@ -143,7 +146,8 @@ public sealed class Rewriter(Model model)
     /// they are part of the model's interface).</summary>
     public int RemoveUnusedInitializers(Graph g)
     {
-        var dead = g.Initializers.Concat(g.SparseInitializers).Where(v => v.Uses.Count == 0 && !v.IsGraphOutput && !v.IsGraphInput).ToList();
+        var dead = g.Initializers.Concat(g.SparseInitializers).Where(v => v.Uses.Count == 0 && !v.IsGraphOutput
+            && !v.IsGraphInput).ToList();
         foreach (var v in dead) { Changes++; g.RemoveInitializer(v); }
         return dead.Count;
     }

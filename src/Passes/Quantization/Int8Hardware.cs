@@ -24,7 +24,8 @@ public static class Int8Hardware
     private static (bool, string) Detect()
     {
         var arch = RuntimeInformation.ProcessArchitecture;
-        if (arch is not (Architecture.X64 or Architecture.X86)) return (false, $"{arch}: no 16-bit pair sums in int8 kernels");
+        if (arch is not (Architecture.X64 or Architecture.X86)) return (false,
+            $"{arch}: no 16-bit pair sums in int8 kernels");
         if (AvxVnni.IsSupported) return (false, "x64 with AVX-VNNI");
         if (CpuFlags().Contains("avx512_vnni")) return (false, "x64 with AVX-512 VNNI");
         return (true, Avx2.IsSupported ? "x64 with AVX2, no VNNI" : "x64 without VNNI");

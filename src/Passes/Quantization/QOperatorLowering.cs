@@ -25,7 +25,11 @@ public static class QOperatorLowering
 
     /// <summary>The QuantizeLinear that is the only reader of y (y not a graph output), or null.</summary>
     private static Node? OnlyQ(Value y) =>
-        !y.IsGraphOutput && y.Uses.Count == 1 && y.Uses[0] is { InputIndex: 0, Node: { OpType: "QuantizeLinear", IsStandard: true } q } && q.Input(2) is not null ? q : null;
+        !y.IsGraphOutput && y.Uses.Count == 1 && y.Uses[0] is
+        {
+            InputIndex: 0,
+            Node: { OpType: "QuantizeLinear", IsStandard: true } q
+        } && q.Input(2) is not null ? q : null;
 
     private static bool SameParams(Dq a, Node q) => Equal(a.Scale, q.Input(1)!) && Equal(a.Zero, q.Input(2)!);
 
@@ -64,7 +68,8 @@ public static class QOperatorLowering
 
     /// <summary>inputs: indices of the op's inputs, each replaced by (q, scale, zero) -- except a bias
     /// (Conv input 2, Gemm input 2), which is passed as its int32 tensor alone -- and -1 for (ys, yz).</summary>
-    private static string? Compute(Rewriter rw, Node n, string op, string domain, int[] layout, bool keepAttrs, params OnnxAttribute[] extra)
+    private static string? Compute(Rewriter rw, Node n, string op, string domain, int[] layout, bool keepAttrs,
+        params OnnxAttribute[] extra)
     {
         if (OnlyQ(n.Output()) is not { } q) return null;
         var ins = new List<Value?>();
@@ -120,7 +125,8 @@ public static class QOperatorLowering
         return n.OpType;
     }
 
-    private static void Replace(Rewriter rw, Node n, Node q, string op, string domain, List<Value?> ins, OnnxAttribute[] attrs)
+    private static void Replace(Rewriter rw, Node n, Node q, string op, string domain, List<Value?> ins,
+        OnnxAttribute[] attrs)
     {
         var g = n.Graph;
         var node = rw.Insert(g, domain, op, ins, n.Output().Name + "_int", 1, attrs);

@@ -34,7 +34,8 @@ public sealed record QuantizeOptions
 
 /// <summary>What one emission did: quantized nodes (by key), skipped candidates with the reason,
 /// and for each quantized op the (float reference value, dequantized value) names, to measure its error.</summary>
-public sealed record QdqResult(List<(string Key, string Op, string? Absorbed)> Quantized, List<(string Key, string Op, string Reason)> Skipped,
+public sealed record QdqResult(List<(string Key, string Op, string? Absorbed)> Quantized, List<(string Key, string Op,
+    string Reason)> Skipped,
     Dictionary<string, (string Reference, string Dequantized)> Outputs, bool PerChannel);
 
 public static class QdqEmitter
@@ -49,31 +50,37 @@ public static class QdqEmitter
 
     private static bool Selected(Node n, QuantizeOptions o, IReadOnlySet<string> fallback)
     {
-        bool Named(IReadOnlySet<string> s) => s.Contains(n.OpType) || s.Contains(Key(n)) || (n.Name is { } nm && s.Contains(nm));
+        bool Named(IReadOnlySet<string> s) => s.Contains(n.OpType) || s.Contains(Key(n)) || (n.Name is { } nm
+            && s.Contains(nm));
         return !fallback.Contains(Key(n)) && !Named(o.Exclude) && (o.Include.Count == 0 || Named(o.Include));
     }
 
-    private static bool Act(Value? v) => v is not null && v.ElementType == DataType.Float && Rewriter.ConstantOf(v) is null;
+    private static bool Act(Value? v) => v is not null && v.ElementType == DataType.Float
+        && Rewriter.ConstantOf(v) is null;
     private static bool Const(Value? v) => Rewriter.ConstantOf(v) is { ElementType: DataType.Float };
 
     /// <summary>Why a compute op cannot be quantized, or null.</summary>
     private static string? Ineligible(Node n)
     {
         if (!n.IsStandard || !ComputeOps.Contains(n.OpType)) return "not a quantizable op";
-        if (n.Outputs.Count != 1 || n.Output().ElementType is not (DataType.Float or DataType.Undefined)) return "output is not a single float tensor";
+        if (n.Outputs.Count != 1
+            || n.Output().ElementType is not (DataType.Float or DataType.Undefined)) return "output is not a single float tensor";
         switch (n.OpType)
         {
             case "Conv" or "ConvTranspose":
-                if (!Act(n.Input(0)) || !Const(n.Input(1))) return "input is not a float activation or weight is not constant";
+                if (!Act(n.Input(0))
+                    || !Const(n.Input(1))) return "input is not a float activation or weight is not constant";
                 if (n.Input(2) is { } b && !Const(b)) return "bias is not constant";
                 return null;
             case "Gemm":
                 if (!Act(n.Input(0)) || !Const(n.Input(1))) return "A is not a float activation or B is not constant";
                 if (n.GetInt("transA", 0) != 0) return "transA";
-                if (n.Input(2) is { } c && (!Const(c) || Rewriter.ConstantOf(c)!.Dims.Count(d => d != 1) > 1)) return "C is not a constant vector";
+                if (n.Input(2) is { } c && (!Const(c)
+                    || Rewriter.ConstantOf(c)!.Dims.Count(d => d != 1) > 1)) return "C is not a constant vector";
                 return null;
             case "MatMul" or "Add" or "Mul":
-                if (n.Inputs.Count != 2 || !n.Inputs.All(i => Act(i) || Const(i)) || !n.Inputs.Any(Act)) return "inputs are not float";
+                if (n.Inputs.Count != 2 || !n.Inputs.All(i => Act(i) || Const(i))
+                    || !n.Inputs.Any(Act)) return "inputs are not float";
                 return null;
             case "Concat":
                 if (!n.Inputs.All(i => Act(i) || Const(i)) || !n.Inputs.Any(Act)) return "inputs are not float";
@@ -89,13 +96,15 @@ public static class QdqEmitter
         var r = new SortedSet<string>(StringComparer.Ordinal);
         foreach (var n in m.Graph.Nodes)
         {
-            if (!n.IsStandard || !(ComputeOps.Contains(n.OpType) || SharedOps.Contains(n.OpType) || n.OpType is "Relu" or "Clip")) continue;
+            if (!n.IsStandard || !(ComputeOps.Contains(n.OpType) || SharedOps.Contains(n.OpType)
+                || n.OpType is "Relu" or "Clip")) continue;
             foreach (var v in n.Inputs.Concat(n.Outputs)) if (Act(v)) r.Add(v!.Name);
         }
         return r.ToList();
     }
 
-    public static QdqResult Emit(Model m, Rewriter rw, IReadOnlyDictionary<string, RangeCalibrator> ranges, QuantizeOptions o, IReadOnlySet<string> fallback)
+    public static QdqResult Emit(Model m, Rewriter rw, IReadOnlyDictionary<string, RangeCalibrator> ranges,
+        QuantizeOptions o, IReadOnlySet<string> fallback)
     {
         var g = m.Graph;
         ShapeInference.Run(m);
@@ -111,7 +120,11 @@ public static class QdqEmitter
         foreach (var n in g.Nodes.ToList())
         {
             if (!n.IsStandard || !ComputeOps.Contains(n.OpType)) continue;
-            if (!Selected(n, o, fallback)) { result.Skipped.Add((Key(n), n.OpType, fallback.Contains(Key(n)) ? "kept in float (accuracy)" : "excluded")); continue; }
+            if (!Selected(n, o, fallback))
+            {
+                result.Skipped.Add((Key(n), n.OpType,
+                fallback.Contains(Key(n)) ? "kept in float (accuracy)" : "excluded")); continue;
+            }
             if (Ineligible(n) is { } why) { result.Skipped.Add((Key(n), n.OpType, why)); continue; }
             compute.Add(n);
         }
@@ -125,7 +138,8 @@ public static class QdqEmitter
             rangeName[y] = y.Name;
             if (o.ActivationType != DataType.UInt8 || y.IsGraphOutput || y.Uses.Count != 1) continue;
             var a = y.Uses[0].Node;
-            if (!a.IsStandard || a.OpType is not ("Relu" or "Clip") || a.Output().IsGraphOutput || !Selected(a, o, fallback)) continue;
+            if (!a.IsStandard
+                || a.OpType is not ("Relu" or "Clip") || a.Output().IsGraphOutput || !Selected(a, o, fallback)) continue;
             if (a.OpType == "Clip" && !ClipFromZero(a, opset)) continue;
             rangeName[y] = a.Output().Name;
             absorbed[c] = a.OpType;
@@ -147,7 +161,8 @@ public static class QdqEmitter
             changed = false;
             foreach (var s in g.Nodes)
             {
-                if (shared.Contains(s) || !s.IsStandard || !SharedOps.Contains(s.OpType) || !Act(s.Input(0)) || !Selected(s, o, fallback)) continue;
+                if (shared.Contains(s) || !s.IsStandard || !SharedOps.Contains(s.OpType) || !Act(s.Input(0))
+                    || !Selected(s, o, fallback)) continue;
                 if (s.OpType == "MaxPool" && s.Outputs.Count > 1 && s.Outputs[1] is not null) continue;
                 var outs = s.Outputs.Where(v => v is not null).Select(v => v!).ToList();
                 if (!outs.All(v => v.ElementType is DataType.Float or DataType.Undefined)) continue;
@@ -169,10 +184,12 @@ public static class QdqEmitter
             else
             {
                 var name = rangeName.GetValueOrDefault(t, t.Name);
-                if (!ranges.TryGetValue(name, out var cal)) throw new InvalidOperationException($"no calibration range for '{name}'");
+                if (!ranges.TryGetValue(name,
+                    out var cal)) throw new InvalidOperationException($"no calibration range for '{name}'");
                 var (lo, hi) = cal.Range(kind);
                 var p = QParams.Activation(lo, hi, o.ActivationType);
-                made = (p, rw.Constant(g, t.Name + "_scale", p.ScaleTensor("")), rw.Constant(g, t.Name + "_zero_point", p.ZeroPointTensor("")));
+                made = (p, rw.Constant(g,
+                    t.Name + "_scale", p.ScaleTensor("")), rw.Constant(g, t.Name + "_zero_point", p.ZeroPointTensor("")));
             }
             qp[t] = made;
             return made;
@@ -185,7 +202,8 @@ public static class QdqEmitter
         foreach (var c in compute) QuantizeConstants(m, rw, c, o, perChannel, t => ParamsOf(t).Item1);
 
         // 6. One Q/DQ pair per activation tensor.
-        foreach (var t in q.OrderBy(v => v.Producer is null ? -1 : g.PositionOf(v.Producer)).ThenBy(v => v.Name, StringComparer.Ordinal).ToList())
+        foreach (var t in q.OrderBy(v => v.Producer is null ? -1 : g.PositionOf(v.Producer)).ThenBy(v => v.Name,
+            StringComparer.Ordinal).ToList())
         {
             var (p, scale, zero) = ParamsOf(t);
             var uses = t.Uses.ToList();
@@ -223,7 +241,8 @@ public static class QdqEmitter
     private static Value Dq(Rewriter rw, Graph g, string baseName, Tensor q, float[] scales, Tensor zero, int axis)
     {
         var qv = rw.Constant(g, baseName + "_quantized", q);
-        var sv = rw.Constant(g, baseName + "_scale", scales.Length == 1 ? Tensor.FromFloats("", [], scales) : Tensor.FromFloats("", [scales.Length], scales));
+        var sv = rw.Constant(g,
+            baseName + "_scale", scales.Length == 1 ? Tensor.FromFloats("", [], scales) : Tensor.FromFloats("", [scales.Length], scales));
         var zv = rw.Constant(g, baseName + "_zero_point", zero);
         var attrs = scales.Length > 1 ? new[] { OnnxAttribute.Int("axis", axis) } : [];
         var dq = rw.Insert(g, "DequantizeLinear", [qv, sv, zv], baseName + "_dequantized", 1, attrs);
@@ -231,7 +250,8 @@ public static class QdqEmitter
         return dq.Output();
     }
 
-    private static void QuantizeConstants(Model m, Rewriter rw, Node c, QuantizeOptions o, bool perChannel, Func<Value, QParams> paramsOf)
+    private static void QuantizeConstants(Model m, Rewriter rw, Node c, QuantizeOptions o, bool perChannel,
+        Func<Value, QParams> paramsOf)
     {
         var g = m.Graph;
         switch (c.OpType)
@@ -245,7 +265,11 @@ public static class QdqEmitter
                 if (c.OpType == "Gemm")
                 {
                     var alpha = c.GetFloat("alpha", 1f); var beta = c.GetFloat("beta", 1f);
-                    if (alpha != 1f) { for (int i = 0; i < w.Length; i++) w[i] *= alpha; rw.SetAttr(c, OnnxAttribute.Float("alpha", 1f)); }
+                    if (alpha != 1f)
+                    {
+                        for (int i = 0; i < w.Length; i++) w[i] *= alpha; rw.SetAttr(c,
+                        OnnxAttribute.Float("alpha", 1f));
+                    }
                     if (b is not null && beta != 1f) { for (int i = 0; i < b.Length; i++) b[i] *= beta; }
                     rw.SetAttr(c, OnnxAttribute.Float("beta", 1f));
                     axis = c.GetInt("transB", 0) != 0 ? 0 : 1;
@@ -255,7 +279,8 @@ public static class QdqEmitter
                 var qw = QuantizedWeight.Of(w, wt.Dims, axis, o.WeightMax);
                 var wName = c.Input(1)!.Name;
                 var zeros = Tensor.FromValues("", DataType.Int8, qw.Scales.Length == 1 ? [] : [qw.Scales.Length], new sbyte[qw.Scales.Length].AsSpan());
-                rw.SetInput(c, 1, Dq(rw, g, wName, Tensor.FromValues("", DataType.Int8, wt.Dims, qw.Values.AsSpan()), qw.Scales, zeros, axis));
+                rw.SetInput(c, 1, Dq(rw, g, wName,
+                    Tensor.FromValues("", DataType.Int8, wt.Dims, qw.Values.AsSpan()), qw.Scales, zeros, axis));
                 if (b is not null)
                 {
                     var (bq, bs) = qw.Bias(b, paramsOf(c.Input(0)!).Scale);
@@ -263,7 +288,8 @@ public static class QdqEmitter
                     if (qw.Scales.Length == 1) bs = [bs[0]];
                     var bName = c.Input(2)!.Name;
                     var bz = Tensor.FromValues("", DataType.Int32, bs.Length == 1 ? [] : [n], new int[bs.Length].AsSpan());
-                    rw.SetInput(c, 2, Dq(rw, g, bName, Tensor.FromValues("", DataType.Int32, [n], bq.AsSpan()), bs, bz, 0));
+                    rw.SetInput(c, 2, Dq(rw, g, bName,
+                        Tensor.FromValues("", DataType.Int32, [n], bq.AsSpan()), bs, bz, 0));
                 }
                 break;
             }
@@ -278,11 +304,14 @@ public static class QdqEmitter
                     {
                         var qw = QuantizedWeight.Of(data, t.Dims, perChannel ? 1 : -1, o.WeightMax);
                         var zeros = Tensor.FromValues("", DataType.Int8, qw.Scales.Length == 1 ? [] : [qw.Scales.Length], new sbyte[qw.Scales.Length].AsSpan());
-                        rw.SetInput(c, i, Dq(rw, g, name, Tensor.FromValues("", DataType.Int8, t.Dims, qw.Values.AsSpan()), qw.Scales, zeros, 1));
+                        rw.SetInput(c, i, Dq(rw, g, name,
+                            Tensor.FromValues("", DataType.Int8, t.Dims, qw.Values.AsSpan()), qw.Scales, zeros, 1));
                         continue;
                     }
-                    var p = QParams.Activation(data.DefaultIfEmpty(0).Min(), data.DefaultIfEmpty(0).Max(), o.ActivationType);
-                    rw.SetInput(c, i, Dq(rw, g, name, p.Quantize("", t.Dims, data), [p.Scale], p.ZeroPointTensor(""), 0));
+                    var p = QParams.Activation(data.DefaultIfEmpty(0).Min(), data.DefaultIfEmpty(0).Max(),
+                        o.ActivationType);
+                    rw.SetInput(c, i, Dq(rw, g, name,
+                        p.Quantize("", t.Dims, data), [p.Scale], p.ZeroPointTensor(""), 0));
                 }
                 break;
             }

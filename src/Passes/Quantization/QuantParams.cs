@@ -31,7 +31,8 @@ public sealed record QParams(float Scale, int ZeroPoint, DataType Type)
     public int QMax => Type == DataType.UInt8 ? 255 : 127;
 
     /// <summary>The real values this tensor can represent: [(qmin - zp) s, (qmax - zp) s].</summary>
-    public (double Lo, double Hi) Representable => ((QMin - ZeroPoint) * (double)Scale, (QMax - ZeroPoint) * (double)Scale);
+    public (double Lo, double Hi) Representable => ((QMin - ZeroPoint) * (double)Scale,
+        (QMax - ZeroPoint) * (double)Scale);
 
     public Tensor ScaleTensor(string name) => Tensor.FromFloats(name, [], [Scale]);
 
@@ -42,7 +43,8 @@ public sealed record QParams(float Scale, int ZeroPoint, DataType Type)
     /// <summary>A constant float tensor quantized with these (per-tensor) parameters.</summary>
     public Tensor Quantize(string name, long[] dims, float[] values)
     {
-        var q = values.Select(v => (int)Math.Clamp(Math.Round(v / (double)Scale, MidpointRounding.ToEven) + ZeroPoint, QMin, QMax)).ToArray();
+        var q = values.Select(v => (int)Math.Clamp(Math.Round(v / (double)Scale, MidpointRounding.ToEven) + ZeroPoint,
+            QMin, QMax)).ToArray();
         return Type == DataType.UInt8
             ? Tensor.FromValues(name, DataType.UInt8, dims, q.Select(v => (byte)v).ToArray().AsSpan())
             : Tensor.FromValues(name, DataType.Int8, dims, q.Select(v => (sbyte)v).ToArray().AsSpan());
@@ -63,7 +65,8 @@ public sealed record QuantizedWeight(sbyte[] Values, float[] Scales, int Axis)
         var scales = amax.Select(a => a > 0 ? (float)(a / qmax) : 1f).ToArray();
         var q = new sbyte[w.Length];
         for (int i = 0; i < w.Length; i++)
-            q[i] = (sbyte)Math.Clamp(Math.Round(w[i] / (double)scales[ChannelOf(i)], MidpointRounding.ToEven), -qmax, qmax);
+            q[i] = (sbyte)Math.Clamp(Math.Round(w[i] / (double)scales[ChannelOf(i)], MidpointRounding.ToEven), -qmax,
+                qmax);
         return new QuantizedWeight(q, scales, axis);
     }
 
@@ -71,7 +74,8 @@ public sealed record QuantizedWeight(sbyte[] Values, float[] Scales, int Axis)
     public (int[] Values, float[] Scales) Bias(float[] b, float inputScale)
     {
         var scales = b.Select((_, c) => inputScale * Scales[Scales.Length == 1 ? 0 : c]).ToArray();
-        var q = b.Select((v, c) => (int)Math.Clamp(Math.Round(v / (double)scales[c], MidpointRounding.ToEven), int.MinValue, int.MaxValue)).ToArray();
+        var q = b.Select((v, c) => (int)Math.Clamp(Math.Round(v / (double)scales[c], MidpointRounding.ToEven),
+            int.MinValue, int.MaxValue)).ToArray();
         return (q, scales);
     }
 }

@@ -63,7 +63,8 @@ public sealed class GreedyRewriteDriver(IReadOnlyList<RewriteRule> rules)
         return new DriverResult(converged, iteration, rewrites, stats);
     }
 
-    private long Drain(Graph g, RuleContext ctx, List<(RewriteRule Rule, RuleStats Stats, int Order)> ordered, long done,
+    private long Drain(Graph g, RuleContext ctx, List<(RewriteRule Rule, RuleStats Stats, int Order)> ordered,
+        long done,
         Dictionary<(int Rule, Node Node), string> lastFailure)
     {
         var rw = ctx.Rewriter;

@@ -41,7 +41,8 @@ public sealed record SaliencyOptions
     }
 }
 
-public sealed record LayerSaliency(string Layer, string OpType, string Weight, long[] Shape, long Weights, double ScoreTotal,
+public sealed record LayerSaliency(string Layer, string OpType, string Weight, long[] Shape, long Weights,
+    double ScoreTotal,
     double ConservationDeviation, long Kept, double Density, bool Collapsed, double[] FilterScores);
 
 public sealed record SaliencyResult(SaliencyOptions Options, double R, int Rounds, IReadOnlyList<LayerSaliency> Layers,
@@ -66,20 +67,23 @@ public static class Saliency
         if (o.Precision is not ("float64" or "float32")) throw new OnnxModelException($"precision '{o.Precision}' must be float64 or float32");
         var prunables = PrunableWeights(model);
         var sw = Stopwatch.StartNew();
-        var masks = prunables.ToDictionary(p => p.Weight.Name, p => Enumerable.Repeat(true, (int)p.Weight.Initializer!.ElementCount).ToArray(), StringComparer.Ordinal);
+        var masks = prunables.ToDictionary(p => p.Weight.Name, p => Enumerable.Repeat(true,
+            (int)p.Weight.Initializer!.ElementCount).ToArray(), StringComparer.Ordinal);
         Dictionary<string, double[]> first;
         double r = double.NaN;
         int rounds;
         if (o.Method == "magnitude")
         {
-            first = prunables.ToDictionary(p => p.Weight.Name, p => p.Weight.Initializer!.ToDoubleArray().Select(Math.Abs).ToArray(), StringComparer.Ordinal);
+            first = prunables.ToDictionary(p => p.Weight.Name,
+                p => p.Weight.Initializer!.ToDoubleArray().Select(Math.Abs).ToArray(), StringComparer.Ordinal);
             Prune(prunables, first, masks, o.Density, o.Scope);
             rounds = 1;
         }
         else
         {
             var net = SynFlowNetwork.Build(model, prunables, o.InputShapes);
-            Func<IReadOnlyDictionary<string, bool[]>, (double, Dictionary<string, double[]>)> round = o.Precision == "float32"
+            Func<IReadOnlyDictionary<string, bool[]>, (double, Dictionary<string,
+                double[]>)> round = o.Precision == "float32"
                 ? new SynFlowRunner<float>(net).Round : new SynFlowRunner<double>(net).Round;
             first = null!;
             for (int k = 1; k <= o.Iterations; k++)
@@ -106,7 +110,8 @@ public static class Saliency
             return new LayerSaliency(p.Layer, p.Node.OpType, p.Weight.Name, p.Dims, s.Length, total,
                 o.Method == "synflow" && r != 0 ? Math.Abs(total - r) / r : double.NaN, kept, (double)kept / s.Length, kept == 0, filters);
         }).ToList();
-        return new SaliencyResult(o, r, rounds, layers, masks, first, sw.Elapsed.TotalSeconds, sw.Elapsed.TotalMilliseconds / rounds);
+        return new SaliencyResult(o, r, rounds, layers, masks, first, sw.Elapsed.TotalSeconds,
+            sw.Elapsed.TotalMilliseconds / rounds);
     }
 
     public static List<PrunableWeight> PrunableWeights(Model model)
@@ -117,7 +122,8 @@ public static class Saliency
     }
 
     /// <summary>Keeps, globally or per layer, the weights scoring above the floor((1-d) m)-th lowest score.</summary>
-    private static void Prune(List<PrunableWeight> prunables, Dictionary<string, double[]> scores, Dictionary<string, bool[]> masks, double density, string scope)
+    private static void Prune(List<PrunableWeight> prunables, Dictionary<string, double[]> scores, Dictionary<string,
+        bool[]> masks, double density, string scope)
     {
         if (scope == "local")
         {

@@ -10,7 +10,8 @@ namespace OnnxOpt.Passes;
 public sealed class Sparsify : Pass
 {
     public override string Name => "sparsify";
-    public override string Summary => "set the lowest-saliency weights of Conv/ConvTranspose/Gemm/MatMul to zero (SynFlow through our autodiff, or magnitude)";
+    public override string Summary =>
+        "set the lowest-saliency weights of Conv/ConvTranspose/Gemm/MatMul to zero (SynFlow through our autodiff, or magnitude)";
     public override bool IsExact(PassOptions options) => false;
     public override IReadOnlyList<PassOption> Options { get; } =
     [
@@ -44,7 +45,8 @@ public sealed class Sparsify : Pass
             for (int i = 0; i < data.Length; i++) if (!mask[i] && data[i] != 0) { data[i] = 0; zeroed++; }
             ctx.Rewriter.SetInitializer(v, Tensor.FromFloats(v.Name, t.Dims, data));
             ctx.Stats.Count("weights zeroed", zeroed);
-            ctx.Stats.Decide(new LayerSparsity(layer.Layer, layer.Weight, layer.Weights, layer.Kept, layer.Density, layer.Collapsed,
+            ctx.Stats.Decide(new LayerSparsity(layer.Layer, layer.Weight, layer.Weights, layer.Kept, layer.Density,
+                layer.Collapsed,
                 layer.ScoreTotal));
         }
         ctx.Stats.Count("layers", result.Layers.Count);

@@ -26,7 +26,8 @@ internal sealed class SynFlowNetwork
     private static readonly HashSet<string> ToIdentity = new(StringComparer.Ordinal) { "Clip", "HardSwish", "Tanh", "LeakyRelu", "PRelu" };
     private static readonly HashSet<string> ToOne = new(StringComparer.Ordinal) { "Sigmoid", "HardSigmoid" };
 
-    public static SynFlowNetwork Build(Model original, IReadOnlyList<PrunableWeight> prunables, IReadOnlyDictionary<string, int[]> shapes)
+    public static SynFlowNetwork Build(Model original, IReadOnlyList<PrunableWeight> prunables,
+        IReadOnlyDictionary<string, int[]> shapes)
     {
         var clone = original.Clone();
         var byIndex = prunables.ToDictionary(p => clone.Graph.Nodes[original.Graph.PositionOf(p.Node)], p => p);
@@ -44,12 +45,14 @@ internal sealed class SynFlowNetwork
         {
             if (!n.IsStandard || n.Input(0) is not { } x) continue;
             Value? replacement = null;
-            if (ToIdentity.Contains(n.OpType)) replacement = rw.Insert(g, "Identity", [x], n.Output().Name + "_linear").Output();
+            if (ToIdentity.Contains(n.OpType)) replacement = rw.Insert(g,
+                "Identity", [x], n.Output().Name + "_linear").Output();
             else if (ToOne.Contains(n.OpType))
             {
                 var zero = rw.Constant(g, n.Output().Name + "_zero", Tensor.FromFloats("", [], [0f]));
                 var one = rw.Constant(g, n.Output().Name + "_one", Tensor.FromFloats("", [], [1f]));
-                replacement = rw.Insert(g, "Add", [rw.Insert(g, "Mul", [x, zero], n.Output().Name + "_zeroed").Output(), one], n.Output().Name + "_one").Output();
+                replacement = rw.Insert(g,
+                    "Add", [rw.Insert(g, "Mul", [x, zero], n.Output().Name + "_zeroed").Output(), one], n.Output().Name + "_one").Output();
             }
             if (replacement is null) continue;
             rw.Replace(n.Output(), replacement);

@@ -175,7 +175,8 @@ public sealed class InferenceSession : IModelRunner
                 $"the model has no input named '{name}' (inputs: {string.Join(", ", Inputs.Select(x => x.Name))})");
         if (info.ElementType != t.ElementType)
             throw new OnnxModelException($"input '{name}' expects {info.ElementType.Name()} but got {t.ElementType.Name()}");
-        if (info.Shape is { } s && (s.Rank != t.Dims.Length || s.Dims.Where((d, j) => d.Value is long v && v != t.Dims[j]).Any()))
+        if (info.Shape is { } s && (s.Rank != t.Dims.Length || s.Dims.Where((d, j) => d.Value is long v
+            && v != t.Dims[j]).Any()))
             throw new OnnxModelException($"input '{name}' expects shape {s} but got [{string.Join(",", t.Dims)}]");
         if (t.Strings is not null) throw new OnnxModelException($"input '{name}': string tensors are not supported");
     }

@@ -66,7 +66,8 @@ public static class OrtEnvironment
         return e.Message.Split('\n')[0].Trim();
     }
 
-    private static void OnLog(IntPtr param, Ort.OrtLoggingLevel severity, string category, string logId, string codeLocation,
+    private static void OnLog(IntPtr param, Ort.OrtLoggingLevel severity, string category, string logId,
+        string codeLocation,
         string message)
     {
         try { Log((OrtLogLevel)severity, message); }

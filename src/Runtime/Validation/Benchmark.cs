@@ -38,7 +38,12 @@ public static class Benchmark
 {
     public static BenchReport Run(byte[] model, byte[]? other, BenchOptions o)
     {
-        var settings = new SessionSettings { IntraOpThreads = o.Threads, InterOpThreads = 1, Optimization = o.Optimization };
+        var settings = new SessionSettings
+        {
+            IntraOpThreads = o.Threads,
+            InterOpThreads = 1,
+            Optimization = o.Optimization
+        };
         using var a = InferenceSession.FromBytes(model, settings);
         using var b = other is null ? null : InferenceSession.FromBytes(other, settings);
         var dims = new Dictionary<string, long>();

@@ -16,12 +16,14 @@ public static class ValidationReportWriter
         {
             sb.Append(c, $"{(o.Passed ? "ok  " : "FAIL")} {o.Name}: ");
             if (o.Problem is not null) { sb.AppendLine(o.Problem); continue; }
-            sb.Append(c, $"max abs {o.MaxAbsError:G4}, max rel {o.MaxRelError:G4}, cosine {o.Cosine:F6}, SQNR {SqnrText(o.SqnrDb)}");
+            sb.Append(c,
+                $"max abs {o.MaxAbsError:G4}, max rel {o.MaxRelError:G4}, cosine {o.Cosine:F6}, SQNR {SqnrText(o.SqnrDb)}");
             if (o.Top1Agreement is double t) sb.Append(c, $", top-1 agreement {t * 100:F2}%");
             if (o.Failures > 0) sb.Append(c, $", {o.Failures}/{o.Elements} elements outside tolerance");
             sb.AppendLine();
         }
-        if (r.ReferenceAccuracy is double ra) sb.AppendLine(c, $"accuracy: reference {ra * 100:F2}%, candidate {r.CandidateAccuracy!.Value * 100:F2}%");
+        if (r.ReferenceAccuracy is double ra) sb.AppendLine(c,
+            $"accuracy: reference {ra * 100:F2}%, candidate {r.CandidateAccuracy!.Value * 100:F2}%");
         sb.AppendLine(r.Passed ? "PASS" : "FAIL");
         return sb.ToString();
     }
@@ -75,7 +77,8 @@ public static class ValidationReportWriter
     }
 
     /// <summary>"41.3 dB", or "inf" when the outputs are identical.</summary>
-    public static string SqnrText(double db) => double.IsPositiveInfinity(db) ? "inf" : db.ToString("F1", CultureInfo.InvariantCulture) + " dB";
+    public static string SqnrText(double db) =>
+        double.IsPositiveInfinity(db) ? "inf" : db.ToString("F1", CultureInfo.InvariantCulture) + " dB";
 
     private static void Num(Utf8JsonWriter w, string name, double v)
     {

@@ -34,7 +34,8 @@ public sealed record ValidationReport(
 
 public static class Validator
 {
-    public static ValidationReport Compare(IModelRunner reference, IModelRunner candidate, DataSet data, ValidationOptions? options = null)
+    public static ValidationReport Compare(IModelRunner reference, IModelRunner candidate, DataSet data,
+        ValidationOptions? options = null)
     {
         options ??= new ValidationOptions();
         var refOutputs = reference.Outputs.Select(o => o.Name).ToList();
@@ -71,7 +72,8 @@ public static class Validator
             }
         }
         var outputs = refOutputs.Select(n => missing.Contains(n)
-            ? new OutputComparison(n, 0, 0, double.NaN, double.NaN, double.NaN, null, "the candidate model has no such output")
+            ? new OutputComparison(n, 0, 0, double.NaN, double.NaN, double.NaN, null,
+                "the candidate model has no such output")
             : stats[n].Result()).ToList();
         return new ValidationReport(data.Description, samples, options.Rtol, options.Atol, outputs,
             labelled > 0 ? (double)refCorrect / labelled : null, labelled > 0 ? (double)candCorrect / labelled : null);
