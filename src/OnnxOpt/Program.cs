@@ -8,7 +8,12 @@ namespace OnnxOpt.Cli;
 
 public static class Program
 {
-    public static int Main(string[] args) => Run(args, Console.Out, Console.Error);
+    public static int Main(string[] args)
+    {
+        // ORT's own warnings and errors (the libraries never write to the console themselves).
+        OnnxOpt.Runtime.OrtEnvironment.Log = (level, msg) => Console.Error.WriteLine($"onnxruntime [{level}]: {msg}");
+        return Run(args, Console.Out, Console.Error);
+    }
 
     public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
     {

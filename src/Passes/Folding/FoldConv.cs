@@ -9,6 +9,7 @@
 // value read elsewhere (fan-out) always stops a fold. A cost model decides whether a fold pays:
 // objective=macs (MACs per sample must not grow), params (weights must not grow), latency (the model
 // with and without the fold is timed in ONNX Runtime, 1 thread) or depth (fold wherever allowed).
+// Main graph only (the rules are not run inside If/Loop/Scan bodies).
 using OnnxOpt.GraphIR;
 using OnnxOpt.Runtime;
 using OnnxOpt.Data;

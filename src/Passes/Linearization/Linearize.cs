@@ -11,6 +11,7 @@
 // mode=identity replaces act(z) by z; mode=affine by a per-channel least-squares fit a_c z + b_c,
 // folded into the producing Conv/Gemm when it has no other reader (else a Mul+Add). The folds
 // themselves are fold-conv's job: run it next ("linearize,fold-conv").
+// Main graph only (activations in subgraphs are left alone).
 using OnnxOpt.Calibration;
 using OnnxOpt.GraphIR;
 using OnnxOpt.Runtime.Validation;

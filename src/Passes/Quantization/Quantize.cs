@@ -1,4 +1,4 @@
-// quantize: post-training int8 quantization from calibration data.
+// quantize: post-training int8 quantization from calibration data (main graph only; subgraphs stay float).
 //   1. calibrate every activation a quantization may touch, in one streaming pass (Calibration:
 //      minmax | percentile | entropy | mse);
 //   2. emit QDQ (QdqEmitter), or lower it to QOperator ops (format=qoperator, QOperatorLowering);

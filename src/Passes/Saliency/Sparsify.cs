@@ -3,6 +3,7 @@
 //   before: W = [[0.3, -0.01], [0.2, 0.05]]   after (density 0.5): W = [[0.3, 0], [0.2, 0]]
 // Shapes and ops do not change; the model gets sparser, not smaller or faster by itself (clustering or
 // structured pruning turn sparsity into bytes and time). Approximate: validate by agreement.
+// Main graph only (weights inside If/Loop/Scan bodies are not scored).
 using OnnxOpt.GraphIR;
 
 namespace OnnxOpt.Passes;

@@ -15,9 +15,9 @@ public static class OrtEnvironment
     // Kept alive for as long as the environment: ORT calls it from native code.
     private static readonly Ort.DOrtLoggingFunction Logger = OnLog;
 
-    /// <summary>Where ORT's log messages go (default: warnings and errors to stderr).</summary>
-    public static Action<OrtLogLevel, string> Log { get; set; } =
-        (level, msg) => Console.Error.WriteLine($"onnxruntime [{level}]: {msg}");
+    /// <summary>Where ORT's log messages (warnings and errors by default) go; null drops them. The library
+    /// never writes to the console itself: the CLI points this at stderr.</summary>
+    public static Action<OrtLogLevel, string>? Log { get; set; }
 
     /// <summary>Minimum level ORT reports; set before the first session is created.</summary>
     public static OrtLogLevel MinimumLogLevel { get; set; } = OrtLogLevel.Warning;
@@ -70,7 +70,7 @@ public static class OrtEnvironment
         string codeLocation,
         string message)
     {
-        try { Log((OrtLogLevel)severity, message); }
+        try { Log?.Invoke((OrtLogLevel)severity, message); }
         catch { /* never let an exception cross into native code */ }
     }
 }
