@@ -28,16 +28,6 @@ public sealed class CalibrationSource
     /// <summary>Where Stream reports its progress on labelled runs (default: nowhere).</summary>
     public ProgressSink? Progress { get; init; }
 
-    /// <summary>The same samples, reporting progress to <paramref name="sink"/>.</summary>
-    public CalibrationSource WithProgress(ProgressSink? sink) =>
-        new(Description, _factory)
-        {
-            BatchSize = BatchSize,
-            MaxBatchBytes = MaxBatchBytes,
-            Settings = Settings,
-            Runner = Runner,
-            Progress = sink
-        };
 
     /// <summary>A runner for the model (plus intermediate values), as this source runs models.</summary>
     public IModelRunner RunnerFor(Model model, IEnumerable<string> extraOutputs) =>
@@ -52,26 +42,23 @@ public sealed class CalibrationSource
     public DataSet DataFor(IReadOnlyList<IoInfo> inputs) => _factory(inputs);
 
     /// <summary>The same samples, run with other session settings (e.g. ORT's optimizations on, to
-    /// measure a quantized model as it will be deployed).</summary>
-    public CalibrationSource With(SessionSettings settings) =>
+    /// measure a quantized model as it will be deployed), by ORT.</summary>
+    public CalibrationSource With(SessionSettings settings) => Copy(settings, null, Progress);
+
+    /// <summary>The same samples, run by another runner (our own evaluator, say).</summary>
+    public CalibrationSource With(RunnerFactory runner) => Copy(Settings, runner, Progress);
+
+    /// <summary>The same samples, reporting progress to <paramref name="sink"/>.</summary>
+    public CalibrationSource WithProgress(ProgressSink? sink) => Copy(Settings, Runner, sink);
+
+    private CalibrationSource Copy(SessionSettings settings, RunnerFactory? runner, ProgressSink? progress) =>
         new(Description, _factory)
         {
             BatchSize = BatchSize,
             MaxBatchBytes = MaxBatchBytes,
             Settings = settings,
-            Runner = null,
-            Progress = Progress
-        };
-
-    /// <summary>The same samples, run by another runner (our own evaluator, say).</summary>
-    public CalibrationSource With(RunnerFactory runner) =>
-        new(Description, _factory)
-        {
-            BatchSize = BatchSize,
-            MaxBatchBytes = MaxBatchBytes,
-            Settings = Settings,
             Runner = runner,
-            Progress = Progress
+            Progress = progress,
         };
 
     /// <summary>Most bytes of requested values one batch may hold; the batch shrinks (to 1 at least)

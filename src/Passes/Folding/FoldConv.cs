@@ -36,7 +36,13 @@ public sealed class FoldConv : Pass
     {
         var before = o.Bool("allow-border-error") ? OnnxExporter.ToBytes(ctx.Model) : null;
         var state = new FoldState();
-        RewriteRule[] rules = [new ConvConvRule(state), new DiracRule(), new GemmGemmRule(), new MatMulMatMulRule()];
+        RewriteRule[] rules =
+        [
+            new FoldRule("fold-conv-conv", "Conv", (n, c) => MatchConvConv(c.Pass, n, c.Options!, state)),
+            new FoldRule("fold-residual-dirac", "Add", (n, c) => MatchDirac(c.Pass, n)),
+            new FoldRule("fold-gemm-gemm", "Gemm", (n, c) => MatchGemmGemm(c.Pass, n)),
+            new FoldRule("fold-matmul-matmul", "MatMul", (n, c) => MatchMatMulMatMul(c.Pass, n)),
+        ];
         ShapeInference.Run(ctx.Model);
         new GreedyRewriteDriver(rules)
         {
@@ -58,35 +64,13 @@ public sealed class FoldConv : Pass
     /// <summary>A fold ready to apply (everything computed by the match).</summary>
     private sealed record FoldPlan(Action<RuleContext> Apply);
 
-    private sealed class ConvConvRule(FoldState state) : RewriteRule<FoldPlan>
+    /// <summary>One fold kind as a rule: its name, its root op and the match that plans the fold.</summary>
+    private sealed class FoldRule(string name, string root, Func<Node, RuleContext, RuleMatch<FoldPlan>> match)
+        : RewriteRule<FoldPlan>
     {
-        public override string Name => "fold-conv-conv";
-        public override IReadOnlyList<string> RootOps { get; } = ["Conv"];
-        public override RuleMatch<FoldPlan> Match(Node n, RuleContext c) => MatchConvConv(c.Pass, n, c.Options!, state);
-        public override void Apply(Node n, FoldPlan m, RuleContext c) => m.Apply(c);
-    }
-
-    private sealed class DiracRule : RewriteRule<FoldPlan>
-    {
-        public override string Name => "fold-residual-dirac";
-        public override IReadOnlyList<string> RootOps { get; } = ["Add"];
-        public override RuleMatch<FoldPlan> Match(Node n, RuleContext c) => MatchDirac(c.Pass, n);
-        public override void Apply(Node n, FoldPlan m, RuleContext c) => m.Apply(c);
-    }
-
-    private sealed class GemmGemmRule : RewriteRule<FoldPlan>
-    {
-        public override string Name => "fold-gemm-gemm";
-        public override IReadOnlyList<string> RootOps { get; } = ["Gemm"];
-        public override RuleMatch<FoldPlan> Match(Node n, RuleContext c) => MatchGemmGemm(c.Pass, n);
-        public override void Apply(Node n, FoldPlan m, RuleContext c) => m.Apply(c);
-    }
-
-    private sealed class MatMulMatMulRule : RewriteRule<FoldPlan>
-    {
-        public override string Name => "fold-matmul-matmul";
-        public override IReadOnlyList<string> RootOps { get; } = ["MatMul"];
-        public override RuleMatch<FoldPlan> Match(Node n, RuleContext c) => MatchMatMulMatMul(c.Pass, n);
+        public override string Name => name;
+        public override IReadOnlyList<string> RootOps { get; } = [root];
+        public override RuleMatch<FoldPlan> Match(Node n, RuleContext c) => match(n, c);
         public override void Apply(Node n, FoldPlan m, RuleContext c) => m.Apply(c);
     }
 
