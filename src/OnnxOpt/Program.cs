@@ -29,6 +29,7 @@ public static class Program
         root.Add(PassesCommand.Create(ctx));
         root.Add(ScoreCommand.Create(ctx));
         root.Add(QuantizeCommand.Create(ctx));
+        root.Add(GroupsCommand.Create(ctx));
 
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)

@@ -1,0 +1,74 @@
+// `onnxopt groups` output: every dependency group with its channel count, share of the model's MACs,
+// members (producers, consumers with their input offset, tied ops) and either "prunable" or the reasons
+// it is not; as text or JSON (keys in a fixed order, byte-identical across runs).
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+
+namespace OnnxOpt.Passes;
+
+public static class DependencyGroupsWriter
+{
+    public static string Text(DependencyGroups d)
+    {
+        var c = CultureInfo.InvariantCulture;
+        var sb = new StringBuilder();
+        var prunable = d.Groups.Count(g => g.Prunable);
+        sb.AppendLine(c, $"{d.Groups.Count} groups, {prunable} prunable, {d.TotalMacs:N0} MACs in all");
+        foreach (var g in d.Groups)
+        {
+            var share = d.TotalMacs == 0 ? 0 : 100.0 * g.Macs / d.TotalMacs;
+            sb.AppendLine(c, $"group {g.Id}: {g.Channels} channels, {share:F1}% of MACs, {(g.Prunable ? "prunable" : "not prunable")}");
+            foreach (var p in g.Producers) sb.AppendLine(c, $"  produced by {p}");
+            foreach (var u in g.Consumers)
+                sb.AppendLine(c, $"  read by {u.Node} (input channels from {u.Offset}{(u.Repeat > 1 ? $", {u.Repeat} features each" : "")})");
+            foreach (var t in g.Tied.Distinct()) sb.AppendLine(c, $"  tied {t}");
+            foreach (var r in g.Reasons) sb.AppendLine(c, $"  not prunable: {r}");
+        }
+        return sb.ToString();
+    }
+
+    public static string Json(DependencyGroups d)
+    {
+        using var ms = new MemoryStream();
+        using (var w = new Utf8JsonWriter(ms, OptimizeReportWriter.Options))
+        {
+            w.WriteStartObject();
+            w.WriteNumber("total_macs", d.TotalMacs);
+            w.WriteStartArray("groups");
+            foreach (var g in d.Groups)
+            {
+                w.WriteStartObject();
+                w.WriteNumber("id", g.Id);
+                w.WriteNumber("channels", g.Channels);
+                w.WriteNumber("macs", g.Macs);
+                OptimizeReportWriter.Number(w, "macs_share", d.TotalMacs == 0 ? 0 : (double)g.Macs / d.TotalMacs);
+                w.WriteBoolean("prunable", g.Prunable);
+                Strings(w, "producers", g.Producers.Select(n => n.ToString()));
+                w.WriteStartArray("consumers");
+                foreach (var u in g.Consumers)
+                {
+                    w.WriteStartObject();
+                    w.WriteString("node", u.Node.ToString());
+                    w.WriteNumber("offset", u.Offset);
+                    w.WriteNumber("repeat", u.Repeat);
+                    w.WriteEndObject();
+                }
+                w.WriteEndArray();
+                Strings(w, "tied", g.Tied.Distinct().Select(n => n.ToString()));
+                Strings(w, "reasons", g.Reasons);
+                w.WriteEndObject();
+            }
+            w.WriteEndArray();
+            w.WriteEndObject();
+        }
+        return Encoding.UTF8.GetString(ms.ToArray()) + "\n";
+    }
+
+    private static void Strings(Utf8JsonWriter w, string name, IEnumerable<string> items)
+    {
+        w.WriteStartArray(name);
+        foreach (var s in items) w.WriteStringValue(s);
+        w.WriteEndArray();
+    }
+}
