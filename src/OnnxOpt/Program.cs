@@ -30,6 +30,7 @@ public static class Program
         root.Add(ScoreCommand.Create(ctx));
         root.Add(QuantizeCommand.Create(ctx));
         root.Add(GroupsCommand.Create(ctx));
+        root.Add(PruneCommand.Create(ctx));
 
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)

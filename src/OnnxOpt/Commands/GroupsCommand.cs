@@ -11,12 +11,19 @@ public static class GroupsCommand
     {
         var model = new Argument<string>("MODEL") { Description = "ONNX model file" };
         var json = new Option<bool>("--json") { Description = "print the groups as JSON" };
-        var exclude = new Option<string?>("--exclude") { Description = "node names, output names or op types never to prune (';'-separated)" };
-        var cmd = new Command("groups", "List the channel dependency groups structured pruning would remove together") { model, json, exclude };
+        var exclude = new Option<string?>("--exclude")
+        {
+            Description = "node names, output names or op types never to prune (';'-separated)",
+        };
+        var cmd = new Command("groups", "List the channel dependency groups structured pruning would remove together")
+        {
+            model, json, exclude,
+        };
         cmd.SetAction(r =>
         {
             var m = CliContext.LoadModel(r.GetValue(model)!);
-            var ex = (r.GetValue(exclude) ?? "").Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+            var ex = (r.GetValue(exclude) ?? "").Split(';', StringSplitOptions.RemoveEmptyEntries
+                    | StringSplitOptions.TrimEntries)
                 .ToHashSet(StringComparer.Ordinal);
             var d = DependencyGroups.Analyze(m, ex);
             ctx.Out.Write(r.GetValue(json) ? DependencyGroupsWriter.Json(d) : DependencyGroupsWriter.Text(d));

@@ -18,7 +18,10 @@ public sealed class Preset(string name, string description, string prefix, strin
         var given = options.ToList();
         var bad = given.FirstOrDefault(kv => Pass.Options.All(o => o.Name != kv.Key));
         if (bad.Key is not null)
-            throw new OnnxModelException($"preset '{Name}' has no option '{bad.Key}' (options: {string.Join(", ", Pass.Options.Select(o => o.Name))})");
+        {
+            var names = string.Join(", ", Pass.Options.Select(o => o.Name));
+            throw new OnnxModelException($"preset '{Name}' has no option '{bad.Key}' (options: {names})");
+        }
         var body = string.Join(",", given.Select(kv => $"{kv.Key}={kv.Value}"));
         return Pipeline.Parse(prefix.Length == 0 ? $"{pass}{{{body}}}" : $"{prefix},{pass}{{{body}}}");
     }
@@ -31,5 +34,11 @@ public static class Presets
         "post-training int8 (QDQ or QOperator) with calibration and an optional accuracy budget",
         "canonicalize,fold-bn", "quantize");
 
-    public static IReadOnlyList<Preset> All { get; } = [Quantize];
+    /// <summary>Structured pruning: canonicalize (shared parameters back to initializers) and BatchNorm folded
+    /// first, so every conv's channels carry their own scale.</summary>
+    public static readonly Preset Prune = new("prune",
+        "structured filter pruning over channel dependency groups",
+        "canonicalize,fold-bn", "prune");
+
+    public static IReadOnlyList<Preset> All { get; } = [Quantize, Prune];
 }

@@ -18,6 +18,7 @@ public static class PassRegistry
         new FoldConv(),
         new Sparsify(),
         new Quantize(),
+        new Prune(),
     ];
 
     public static IReadOnlyList<Pass> Passes => Volatile.Read(ref _all);

@@ -19,7 +19,7 @@ using OnnxOpt.GraphIR;
 
 namespace OnnxOpt.Passes;
 
-/// <summary>A run of one group's channels inside a feature map: <paramref name="Repeat"/> elements per channel.</summary>
+/// <summary>A run of one group's channels in a feature map, <paramref name="Repeat"/> elements per channel.</summary>
 public readonly record struct ChannelSegment(int Group, int Channels, long Repeat = 1);
 
 /// <summary>A linear op reading a group's channels: its input channels [Offset, Offset + channels*Repeat).</summary>
@@ -34,7 +34,7 @@ public sealed class DependencyGroup(int id, int channels)
     public List<Node> Producers { get; } = new();
     /// <summary>Linear ops whose input channels include this group (their weights lose input slices).</summary>
     public List<GroupConsumer> Consumers { get; } = new();
-    /// <summary>Ops whose per-channel parameters follow the group (BN, PRelu, depthwise convs, per-channel constants).</summary>
+    /// <summary>Ops whose per-channel parameters follow the group (BN, PRelu, depthwise convs, constants).</summary>
     public List<Node> Tied { get; } = new();
     /// <summary>Why the group may not be pruned (empty: prunable).</summary>
     public List<string> Reasons { get; } = new();
@@ -44,6 +44,15 @@ public sealed class DependencyGroup(int id, int channels)
 
 public sealed class DependencyGroups
 {
+    // Ops computing each output channel from the same input channel alone.
+    private static readonly HashSet<string> ChannelWise = new(StringComparer.Ordinal)
+    {
+        "Relu", "LeakyRelu", "Clip", "Sigmoid", "HardSigmoid", "HardSwish", "Tanh", "Elu", "Selu", "Celu", "Gelu",
+        "Mish", "Softplus", "Softsign", "ThresholdedRelu", "Erf", "Identity", "Dropout", "MaxPool", "AveragePool",
+        "GlobalAveragePool", "GlobalMaxPool", "LpPool", "Neg", "Abs", "Exp", "Sqrt", "Reciprocal", "Floor", "Ceil",
+        "Round", "Cast",
+    };
+
     private readonly List<DependencyGroup> _spaces = new();
     private readonly List<int> _parent = new();
     private readonly Dictionary<Value, List<ChannelSegment>> _segments = new();
@@ -113,7 +122,8 @@ public sealed class DependencyGroups
     }
 
     private static bool Excluded(Node n, IReadOnlySet<string> exclude) =>
-        exclude.Contains(n.Name ?? "") || exclude.Contains(n.OpType) || n.Outputs.Any(o => o is not null && exclude.Contains(o.Name));
+        exclude.Contains(n.Name ?? "") || exclude.Contains(n.OpType)
+        || n.Outputs.Any(o => o is not null && exclude.Contains(o.Name));
 
     private void Visit(Node n, IReadOnlySet<string> exclude)
     {
@@ -137,11 +147,11 @@ public sealed class DependencyGroups
         {
             case "BatchNormalization" or "PRelu":
                 Through(n, inputs[0], y, tied: true);
+                // Their per-channel parameters are sliced with the group: they must be constants.
+                if (n.Inputs.Skip(1).Any(v => v is not null && Rewriter.ConstantOf(v) is null) && inputs[0] is { } ps)
+                    Refuse(ps, $"{n} has a parameter that is not a constant (canonicalize first)");
                 return;
-            case "Relu" or "LeakyRelu" or "Clip" or "Sigmoid" or "HardSigmoid" or "HardSwish" or "Tanh" or "Elu" or "Selu"
-                or "Celu" or "Gelu" or "Mish" or "Softplus" or "Softsign" or "ThresholdedRelu" or "Erf" or "Identity" or "Dropout"
-                or "MaxPool" or "AveragePool" or "GlobalAveragePool" or "GlobalMaxPool" or "LpPool" or "Neg" or "Abs" or "Exp"
-                or "Sqrt" or "Reciprocal" or "Floor" or "Ceil" or "Round" or "Cast":
+            case var op when ChannelWise.Contains(op):
                 Through(n, inputs[0], y, tied: false);
                 return;
             case "Pad":
@@ -157,7 +167,8 @@ public sealed class DependencyGroups
                 Binary(n, inputs, y);
                 return;
             case "Concat":
-                if (n.GetInt("axis", 0) is var ax && (ax == 1 || (y.Shape is { } ys && ax == 1 - ys.Rank)) && inputs.All(s => s is not null))
+                var ax = n.GetInt("axis", 0);
+                if ((ax == 1 || (y.Shape is { } ys && ax == 1 - ys.Rank)) && inputs.All(s => s is not null))
                     _segments[y] = inputs.SelectMany(s => s!).ToList();
                 else Unknown(n, fed, "concatenates on another axis than channels, or a non-feature-map input");
                 return;
@@ -165,7 +176,8 @@ public sealed class DependencyGroups
                 SplitOrSlice(n, inputs[0], fed);
                 return;
             case "Flatten":
-                if (n.GetInt("axis", 1) == 1 && inputs[0] is { } fs && n.Input(0)!.Shape is { } xs && xs.Dims.Skip(2).All(d => d.IsKnown))
+                if (n.GetInt("axis", 1) == 1 && inputs[0] is { } fs && n.Input(0)!.Shape is { } xs
+                    && xs.Dims.Skip(2).All(d => d.IsKnown))
                     _segments[y] = Repeated(fs, xs.Dims.Skip(2).Aggregate(1L, (a, d) => a * d.Value!.Value));
                 else Unknown(n, fed, "Flatten not on axis 1 of a static feature map");
                 return;
@@ -209,7 +221,8 @@ public sealed class DependencyGroups
                 Space(s.Group).Consumers.Add(new GroupConsumer(n, offset, s.Repeat));
                 offset += s.Channels * s.Repeat;
             }
-            if (offset != op.InChannels) Refuse(input, $"{n} reads {op.InChannels} input channels, its input has {offset}");
+            if (offset != op.InChannels) Refuse(input,
+                $"{n} reads {op.InChannels} input channels, its input has {offset}");
             if (excluded) Refuse(input, $"{n} is excluded");
         }
         var space = NewSpace(op.OutChannels);
@@ -235,7 +248,8 @@ public sealed class DependencyGroups
         if (maps.Count == 2)
         {
             var (a, b) = (maps[0], maps[1]);
-            if (a.Count != b.Count || a.Zip(b).Any(p => p.First.Channels != p.Second.Channels || p.First.Repeat != p.Second.Repeat))
+            if (a.Count != b.Count || a.Zip(b).Any(p => p.First.Channels != p.Second.Channels
+                || p.First.Repeat != p.Second.Repeat))
             {
                 Unknown(n, a.Concat(b).ToList(), "combines feature maps whose channel groups do not line up");
                 return;
@@ -244,11 +258,13 @@ public sealed class DependencyGroups
             _segments[y] = a.ToList();
             return;
         }
-        // One feature map and a constant: a scalar, or one value per channel ([C,1,...] / [1,C,1,...]), is sliced along.
+        // One feature map and a constant: a scalar, or one value per channel ([C,1,...] / [1,C,1,...]), is sliced
+        // along.
         var map = maps[0];
         var other = n.Inputs.First(v => Seg(v) is null);
         var c = map.Sum(s => s.Channels);
-        if (other is not null && Rewriter.ConstantOf(other) is { } t && (t.ElementCount == 1 || PerChannel(t, c, y.Shape?.Rank ?? 0)))
+        if (other is not null && Rewriter.ConstantOf(other) is { } t && (t.ElementCount == 1 || PerChannel(t, c,
+            y.Shape?.Rank ?? 0)))
         {
             if (t.ElementCount != 1) foreach (var s in map) Space(s.Group).Tied.Add(n);
             _segments[y] = map.ToList();
@@ -270,7 +286,11 @@ public sealed class DependencyGroups
         {
             var axis = n.GetInt("axis", 0);
             var split = n.GetInts("split") ?? Rewriter.ConstantOf(n.Input(1))?.ToInt64Array();
-            if ((axis != 1 && axis != 1 - rank) || split is null) { Unknown(n, fed, "Split not on channels with constant sizes"); return; }
+            if ((axis != 1 && axis != 1 - rank) || split is null)
+            {
+                Unknown(n, fed,
+                "Split not on channels with constant sizes"); return;
+            }
             long at = 0;
             for (int i = 0; i < split.Length && i < n.Outputs.Count; i++)
             {
@@ -282,7 +302,8 @@ public sealed class DependencyGroups
         {
             var starts = Rewriter.ConstantOf(n.Input(1))?.ToInt64Array();
             var ends = Rewriter.ConstantOf(n.Input(2))?.ToInt64Array();
-            var axes = n.Input(3) is null ? starts?.Select((_, i) => (long)i).ToArray() : Rewriter.ConstantOf(n.Input(3))?.ToInt64Array();
+            var axes = n.Input(3) is null ? starts?.Select((_,
+                i) => (long)i).ToArray() : Rewriter.ConstantOf(n.Input(3))?.ToInt64Array();
             var steps = n.Input(4) is null ? null : Rewriter.ConstantOf(n.Input(4))?.ToInt64Array();
             if (starts is null || ends is null || axes is null || (steps is not null && steps.Any(s => s != 1)))
             {
@@ -330,7 +351,8 @@ public sealed class DependencyGroups
     private void OpenUnknown(Node n)
     {
         foreach (var o in n.Outputs)
-            if (o is not null && Channels(o) is int c) _segments[o] = [new(NewSpace(c, $"produced by {n} (mapping unknown)"), c)];
+            if (o is not null && Channels(o) is int c) _segments[o] = [new(NewSpace(c,
+                $"produced by {n} (mapping unknown)"), c)];
     }
 
     private void Finish(Graph g)
@@ -346,7 +368,8 @@ public sealed class DependencyGroups
             var grp = _spaces[r];
             // Only spaces some op could shrink are groups (a graph input feeding only a conv is not).
             if (grp.Producers.Count == 0 && grp.Consumers.Count == 0 && grp.Tied.Count == 0) continue;
-            grp.Macs = grp.Producers.Concat(grp.Consumers.Select(c => c.Node)).Concat(grp.Tied).Distinct().Sum(n => macsOf.GetValueOrDefault(n));
+            var members = grp.Producers.Concat(grp.Consumers.Select(c => c.Node)).Concat(grp.Tied).Distinct();
+            grp.Macs = members.Sum(n => macsOf.GetValueOrDefault(n));
             if (grp.Producers.Count == 0 && grp.Prunable) grp.Reasons.Add("no linear op produces these channels");
             groups.Add(grp);
         }

@@ -18,15 +18,19 @@ public static class DependencyGroupsWriter
         foreach (var g in d.Groups)
         {
             var share = d.TotalMacs == 0 ? 0 : 100.0 * g.Macs / d.TotalMacs;
-            sb.AppendLine(c, $"group {g.Id}: {g.Channels} channels, {share:F1}% of MACs, {(g.Prunable ? "prunable" : "not prunable")}");
+            sb.AppendLine(c,
+                $"group {g.Id}: {g.Channels} channels, {share:F1}% of MACs, {(g.Prunable ? "" : "not ")}prunable");
             foreach (var p in g.Producers) sb.AppendLine(c, $"  produced by {p}");
             foreach (var u in g.Consumers)
-                sb.AppendLine(c, $"  read by {u.Node} (input channels from {u.Offset}{(u.Repeat > 1 ? $", {u.Repeat} features each" : "")})");
+                sb.AppendLine(c,
+                    $"  read by {u.Node} (input channels from {u.Offset}{Each(u.Repeat)})");
             foreach (var t in g.Tied.Distinct()) sb.AppendLine(c, $"  tied {t}");
             foreach (var r in g.Reasons) sb.AppendLine(c, $"  not prunable: {r}");
         }
         return sb.ToString();
     }
+
+    private static string Each(long repeat) => repeat > 1 ? $", {repeat} features each" : "";
 
     public static string Json(DependencyGroups d)
     {

@@ -86,6 +86,13 @@ public sealed record SparsifySummary(string Method, long Rounds, double R, long 
     public string Summary => "sparsify";
 }
 
+// ---- prune
+
+/// <summary>A dependency group: channels before and after, or why it was left whole.</summary>
+public sealed record GroupPruned(int Group, int ChannelsBefore, int ChannelsAfter, string? NotPrunable,
+    string Producers,
+    long Macs) : Decision;
+
 /// <summary>Source-generated JSON for every decision onnxopt's passes record.</summary>
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower,
     DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull, Converters = [typeof(MeaningfulDoubleConverter)])]
@@ -100,6 +107,7 @@ public sealed record SparsifySummary(string Method, long Rounds, double R, long 
 [JsonSerializable(typeof(QuantizeTrial))]
 [JsonSerializable(typeof(LayerSparsity))]
 [JsonSerializable(typeof(SparsifySummary))]
+[JsonSerializable(typeof(GroupPruned))]
 public sealed partial class ReportJson : JsonSerializerContext;
 
 /// <summary>Doubles as what they mean: 10 significant digits; NaN and infinities as null.</summary>

@@ -1,0 +1,158 @@
+// prune: the exactness lane. A pruned model must equal the original with the removed channels zeroed at
+// every consumer's input (the masked reference, built here independently of the surgery), in ORT within
+// 1e-5, for every rule: chains, residual streams, depthwise blocks, Concat/Split/Slice, Flatten -> Gemm,
+// squeeze-excite gates, and the trained digits nets; plus the targets (ratio, scope, round-to, macs).
+using OnnxOpt.GraphIR;
+using OnnxOpt.Passes;
+using static OnnxOpt.Tests.PassTestKit;
+
+namespace OnnxOpt.Tests;
+
+public class PruneTests
+{
+    private static readonly PrunePlan Plan = new("l2", Global: true, RoundTo: 1, MinChannels: 1, MaxRatio: 0.9, new HashSet<string>());
+
+    /// <summary>The original with every consumer's input multiplied by the keep mask of its channels.</summary>
+    private static Model MaskedReference(Model original, PrunePlan plan, double ratio)
+    {
+        var m = original.Clone();
+        var d = DependencyGroups.Analyze(m);
+        var keep = plan.Keep(d, plan.Importance(d), ratio);
+        var rw = new Rewriter(m);
+        foreach (var n in m.Graph.Nodes.Where(n => OpTraits.Has(n, OpTrait.Linear)).ToList())
+        {
+            if (n.Input(0) is not { } x || !d.Segments.TryGetValue(x, out var segs) || LinearOp.Of(n) is not { IsDepthwise: false }) continue;
+            var mask = new List<float>();
+            foreach (var s in segs)
+                for (int c = 0; c < s.Channels; c++)
+                {
+                    var kept = s.Group < 0 || !keep.TryGetValue(s.Group, out var k) || k.Contains(c);
+                    for (long j = 0; j < s.Repeat; j++) mask.Add(kept ? 1f : 0f);
+                }
+            if (mask.All(v => v == 1f)) continue;
+            long[] dims = x.Shape!.Rank == 4 ? [1, mask.Count, 1, 1] : [1, mask.Count];
+            var mv = rw.Constant(m.Graph, x.Name + "_mask", Tensor.FromFloats("", dims, mask.ToArray()));
+            rw.SetInput(n, 0, rw.Insert(m.Graph, "Mul", [x, mv], x.Name + "_masked").Output());
+        }
+        rw.Cleanup();
+        ShapeInference.Refresh(m);
+        return m;
+    }
+
+    private static (Model Pruned, List<PassRun> Runs) Pruned(Model m, double ratio, string extra = "") =>
+        Run(m, $"prune{{ratio={ratio},round-to=1{extra}}}");
+
+    private static void AssertExact(Model m, double ratio)
+    {
+        var (pruned, _) = Pruned(m, ratio);
+        Assert.True(ModelStats.Compute(pruned).ParameterCount < ModelStats.Compute(m).ParameterCount, "nothing was pruned");
+        AssertEquivalent(MaskedReference(m, Plan, ratio), pruned);
+    }
+
+    [Theory]
+    [InlineData("digits/vgg.onnx")]
+    [InlineData("digits/resnet.onnx")]
+    [InlineData("digits/mobilenetv2.onnx")]
+    [InlineData("digits/mlp.onnx")]
+    public void TrainedNetsEqualTheirMaskedReference(string path)
+    {
+        var m = OnnxImporter.Load(Paths.Model(path));
+        AssertExact(m, 0.5);
+        AssertExact(Run(m, "canonicalize,fold-bn").After, 0.3);
+    }
+
+    private static Model Net(Func<GraphBuilder, Value, Value> body, long c = 4, long hw = 6)
+    {
+        var b = new GraphBuilder("net");
+        var x = b.Input("x", DataType.Float, "N", c, hw, hw);
+        b.Output(body(b, x));
+        return b.Build();
+    }
+
+    public static TheoryData<string> Patterns() => new("concat-split", "slice", "flatten-gemm", "se-gate", "prelu-mul-const");
+
+    private static Model Pattern(string name) => name switch
+    {
+        "concat-split" => Net((b, x) =>
+        {
+            var a = b.Node("Relu", [Conv(b, x, "a", 1, 6, 4, 1)]);
+            var c = b.Node("Relu", [Conv(b, x, "c", 2, 10, 4, 3, pad: 1)]);
+            var cat = b.Node("Concat", [a, c], OnnxAttribute.Int("axis", 1));
+            var head = Conv(b, cat, "head", 3, 3, 16, 1);
+            var parts = b.NodeMulti("Split", [cat, b.Initializer("sp", [6L, 10L], 2)], 2, OnnxAttribute.Int("axis", 1));
+            return b.Node("Add", [head, Conv(b, parts[1], "tail", 4, 3, 10, 1)]);
+        }),
+        "slice" => Net((b, x) =>
+        {
+            var a = Conv(b, x, "a", 1, 6, 4, 1);
+            var c = Conv(b, x, "c", 2, 8, 4, 1);
+            var cat = b.Node("Concat", [a, c], OnnxAttribute.Int("axis", 1));
+            var sl = b.Node("Slice", [cat, b.Initializer("st", [6L], 1), b.Initializer("en", [14L], 1), b.Initializer("ax", [1L], 1)]);
+            return Conv(b, b.Node("Relu", [sl]), "out", 3, 3, 8, 1);
+        }),
+        "flatten-gemm" => Net((b, x) =>
+        {
+            var a = b.Node("Relu", [Conv(b, x, "a", 1, 6, 4, 3)]);      // [N,6,4,4]
+            var f = b.Node("Flatten", [b.Node("MaxPool", [a], OnnxAttribute.IntList("kernel_shape", 2, 2), OnnxAttribute.IntList("strides", 2, 2))]);
+            return b.Node("Gemm", [f, W(b, "fw", 2, 5, 24), W(b, "fb", 3, 5)], OnnxAttribute.Int("transB", 1));
+        }),
+        "se-gate" => Net((b, x) =>
+        {
+            var a = b.Node("Relu", [Conv(b, x, "a", 1, 8, 4, 1)]);
+            var sq = b.Node("Relu", [Conv(b, b.Node("GlobalAveragePool", [a]), "sq", 2, 4, 8, 1)]);
+            var gate = b.Node("Sigmoid", [Conv(b, sq, "up", 3, 8, 4, 1)]);
+            var dw = b.Node("Relu", [Conv(b, b.Node("Mul", [a, gate]), "dw", 4, 8, 1, 3, pad: 1, group: 8)]);
+            return Conv(b, dw, "out", 5, 3, 8, 1);
+        }),
+        "prelu-mul-const" => Net((b, x) =>
+        {
+            var a = Conv(b, x, "a", 1, 6, 4, 1);
+            var p = b.Node("PRelu", [a, b.Initializer("slope", [0.1f, 0.2f, 0.3f, 0.4f, 0.5f, 0.6f], 6, 1, 1)]);
+            var s = b.Node("Mul", [b.Initializer("scale", [1f, 2f, 3f, 4f, 5f, 6f], 1, 6, 1, 1), p]);
+            var t = b.Node("Add", [s, b.Initializer("shift", [0.5f], 1)]);
+            return Conv(b, t, "out", 2, 3, 6, 1);
+        }),
+        _ => throw new ArgumentException(name),
+    };
+
+    [Theory]
+    [MemberData(nameof(Patterns))]
+    public void EveryRuleEqualsItsMaskedReference(string name)
+    {
+        var m = Pattern(name);
+        Assert.Contains(DependencyGroups.Analyze(m.Clone()).Groups, g => g.Prunable);
+        AssertExact(m, 0.5);
+    }
+
+    [Fact]
+    public void RoundToKeepsMultiplesAndLocalScopePrunesEveryGroupAlike()
+    {
+        var m = OnnxImporter.Load(Paths.Model("digits/mobilenetv2.onnx"));
+        var (p8, runs) = Run(m, "prune{ratio=0.5,round-to=8,scope=local}");
+        var decisions = runs[0].Stats.Decisions.OfType<GroupPruned>().Where(g => g.NotPrunable is null).ToList();
+        Assert.All(decisions, g => Assert.True(g.ChannelsAfter % 8 == 0 || g.ChannelsAfter == g.ChannelsBefore, $"group {g.Group}: {g.ChannelsAfter}"));
+        Assert.All(decisions, g => Assert.InRange(g.ChannelsAfter, g.ChannelsBefore / 2, g.ChannelsBefore / 2 + 7));
+        Assert.Empty(Verifier.Check(p8));
+    }
+
+    [Fact]
+    public void MacsTargetIsReachedOnThePrunedGraph()
+    {
+        var m = OnnxImporter.Load(Paths.Model("digits/resnet.onnx"));
+        var (p, _) = Run(m, "prune{macs=0.5,round-to=1}");
+        var kept = (double)ModelStats.Compute(p).TotalMacs / ModelStats.Compute(m).TotalMacs;
+        Assert.InRange(kept, 0.4, 0.5);
+    }
+
+    [Fact]
+    public void UnprunableGroupsAndExcludedNodesStayWhole()
+    {
+        var m = OnnxImporter.Load(Paths.Model("digits/vgg.onnx"));
+        var first = m.Graph.Nodes.First(n => n.OpType == "Conv");
+        var (p, runs) = Run(m, $"prune{{ratio=0.5,round-to=1,exclude={first.Name}}}");
+        var kept = p.Graph.Nodes.First(n => n.OpType == "Conv");
+        Assert.Equal(16, Rewriter.ConstantOf(kept.Input(1))!.Dims[0]);
+        Assert.Contains(runs[0].Stats.Decisions.OfType<GroupPruned>(), g => g.NotPrunable?.Contains("excluded") == true);
+        Assert.Equal(10, p.Graph.Outputs[0].Shape![1].Value);
+    }
+}
