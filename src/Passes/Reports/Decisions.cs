@@ -108,6 +108,7 @@ public sealed record GroupPruned(int Group, int ChannelsBefore, int ChannelsAfte
 [JsonSerializable(typeof(LayerSparsity))]
 [JsonSerializable(typeof(SparsifySummary))]
 [JsonSerializable(typeof(GroupPruned))]
+[JsonSerializable(typeof(LayerRefit))]
 public sealed partial class ReportJson : JsonSerializerContext;
 
 /// <summary>Doubles as what they mean: 10 significant digits; NaN and infinities as null.</summary>

@@ -1,0 +1,221 @@
+// prune{recover=lstsq}: repair without labels or training (He et al. 2017, ThiNet, AIMET's weight
+// reconstruction). Layer by layer in network order, every consumer of a pruned group is refitted so that
+// on calibration data its output matches the ORIGINAL model's output of the same layer, from what the
+// PRUNED model (with the layers before it already refitted) feeds it:
+//   rows   x = [patch of the pruned input at an output position (Conv: Cin' * kh * kw values), 1]
+//          y = the original layer's output at that position, at the output channels the layer kept
+//   fit    [W | b] = argmin sum ||W x - y||^2 + lambda ||W||^2,  lambda = ridge * trace(X'X) / K,
+//          solved from the normal equations (X'X + lambda I) w = X'y by Cholesky, in float64.
+// Memory is bounded: at most max-rows sampled positions per layer (the same seeded positions in both
+// models), accumulated into K x K and K x Cout sums. Each layer's SQNR on those rows is reported
+// before and after the fit.
+using OnnxOpt.Calibration;
+using OnnxOpt.Data;
+using OnnxOpt.GraphIR;
+
+namespace OnnxOpt.Passes;
+
+public static class LeastSquaresRepair
+{
+    /// <summary>Refits <paramref name="layers"/> of <paramref name="pruned"/> in place, in order, against
+    /// <paramref name="original"/>.</summary>
+    /// <param name="keptOutputs">For layers whose own output channels were pruned too: which original channels they
+    /// kept.</param>
+    public static List<LayerRefit> Run(Model original, Model pruned, Rewriter rw, IReadOnlyList<Node> layers,
+        IReadOnlyDictionary<Node, int[]> keptOutputs, CalibrationSource calib, int maxRows, double ridge)
+    {
+        var result = new List<LayerRefit>();
+        foreach (var layer in layers)
+        {
+            if (LinearOp.Of(layer) is not { } op) continue;
+            if (layer.OpType == "Conv" ? op.Groups != 1 : layer.OpType is not ("Gemm" or "MatMul")) continue;
+            if (layer.OpType == "Gemm" && layer.GetInt("transA", 0) != 0) continue;
+            var kept = keptOutputs.GetValueOrDefault(layer) ?? Enumerable.Range(0, op.OutChannels).ToArray();
+            var fit = Fit(original, pruned, layer, op, kept, calib, maxRows, ridge);
+            if (fit is null) continue;
+            var (w, b, before, after) = fit.Value;
+            op.Write(rw, op.WeightDims, ToLayout(op, w), b);
+            result.Add(new LayerRefit(layer.ToString(), before, after));
+        }
+        return result;
+    }
+
+    // The solved weight is [Cout, K] row-major: Conv's own layout, Gemm's with transB; else transposed.
+    private static float[] ToLayout(LinearOp op, double[] w)
+    {
+        var cout = op.OutChannels;
+        var k = w.Length / cout;
+        if (op.OutAxis == 0) return w.Select(v => (float)v).ToArray();
+        var t = new float[w.Length];
+        for (int o = 0; o < cout; o++) for (int i = 0; i < k; i++) t[i * cout + o] = (float)w[o * k + i];
+        return t;
+    }
+
+    private static (double[] W, float[] B, double Before, double After)? Fit(Model original, Model pruned, Node layer,
+        LinearOp op,
+        int[] kept, CalibrationSource calib, int maxRows, double ridge)
+    {
+        var xName = layer.Input(0)!.Name;
+        var yName = layer.Output().Name;
+        if (original.Graph.Find(yName) is null) return null;
+        bool conv = layer.OpType == "Conv";
+        int cout = op.OutChannels;
+        int cin = op.InChannels;
+        int kh = conv ? (int)op.WeightDims[2] : 1, kw = conv ? (int)op.WeightDims[3] : 1;
+        int K = cin * kh * kw + 1;
+        var strides = conv ? layer.GetInts("strides") ?? [1, 1] : [1, 1];
+        var dil = conv ? layer.GetInts("dilations") ?? [1, 1] : [1, 1];
+        var pads = conv ? layer.GetInts("pads") ?? [0, 0, 0, 0] : [0, 0, 0, 0];
+        var autoPad = layer.GetString("auto_pad") ?? "NOTSET";
+        if (conv && (autoPad is not ("NOTSET" or "VALID") || op.WeightDims.Length != 4)) return null;
+
+        // Pass 1 (original): the target rows at seeded positions; remembers which positions.
+        var positions = new List<(int Sample, int Pos)>();
+        var ys = new List<float[]>();
+        int samples = 0, outH = 1, outW = 1;
+        int perSample = 0;
+        calib.Stream(original, [yName], (_, outs) =>
+        {
+            var y = outs[0];
+            var n = (int)y.Dims[0];
+            var origCout = (int)y.Dims[1];
+            if (conv) { outH = (int)y.Dims[2]; outW = (int)y.Dims[3]; }
+            var plane = outH * outW;
+            if (perSample == 0) perSample = Math.Max(1, maxRows / Math.Max(1, CalibCount(calib, original)));
+            var data = y.ToFloatArray();
+            for (int s = 0; s < n; s++, samples++)
+            {
+                var rng = new SplitMix64((ulong)samples * 0x9E3779B97F4A7C15UL + 7);
+                for (int r = 0; r < Math.Min(perSample, plane); r++)
+                {
+                    var p = (int)(rng.Next() % (ulong)plane);
+                    positions.Add((samples, p));
+                    var row = new float[cout];
+                    for (int o = 0; o < cout; o++) row[o] = data[((long)s * origCout + kept[o]) * plane + p];
+                    ys.Add(row);
+                }
+            }
+        });
+        if (positions.Count == 0) return null;
+
+        // Pass 2 (pruned): the regressor rows at the same positions; normal equations in float64.
+        var ata = new double[K * K];
+        var aty = new double[K * cout];
+        var rows = new List<double[]>(positions.Count);
+        int seen = 0, next = 0;
+        calib.Stream(pruned, [xName], (_, outs) =>
+        {
+            var x = outs[0];
+            var n = (int)x.Dims[0];
+            int h = conv ? (int)x.Dims[2] : 1, wdt = conv ? (int)x.Dims[3] : 1;
+            var data = x.ToFloatArray();
+            for (int s = 0; s < n; s++, seen++)
+                while (next < positions.Count && positions[next].Sample == seen)
+                {
+                    var p = positions[next].Pos;
+                    var row = new double[K];
+                    int oy = p / outW, ox = p % outW, k = 0;
+                    for (int c = 0; c < cin; c++)
+                        for (int i = 0; i < kh; i++)
+                            for (int j = 0; j < kw; j++, k++)
+                            {
+                                int iy = (int)(oy * strides[0] - pads[0] + i * dil[0]);
+                                int ix = (int)(ox * strides[1] - pads[1] + j * dil[1]);
+                                row[k] = iy < 0 || iy >= h || ix < 0
+                                    || ix >= wdt ? 0 : data[(((long)s * cin + c) * h + iy) * wdt + ix];
+                            }
+                    row[K - 1] = 1;
+                    rows.Add(row);
+                    var yrow = ys[next];
+                    for (int a = 0; a < K; a++)
+                    {
+                        var ra = row[a];
+                        if (ra == 0) continue;
+                        for (int b = a; b < K; b++) ata[a * K + b] += ra * row[b];
+                        for (int o = 0; o < cout; o++) aty[a * cout + o] += ra * yrow[o];
+                    }
+                    next++;
+                }
+        });
+        for (int a = 0; a < K; a++) for (int b = 0; b < a; b++) ata[a * K + b] = ata[b * K + a];
+        double trace = 0;
+        for (int a = 0; a < K; a++) trace += ata[a * K + a];
+        var lambda = ridge * trace / K + 1e-12;
+        for (int a = 0; a < K - 1; a++) ata[a * K + a] += lambda; // the bias column is not shrunk
+        ata[(K - 1) * K + K - 1] += 1e-9;
+        if (!Cholesky.Solve(ata, aty, K, cout)) return null;
+        var w = new double[cout * (K - 1)];
+        var bias = new float[cout];
+        for (int o = 0; o < cout; o++)
+        {
+            for (int a = 0; a < K - 1; a++) w[o * (K - 1) + a] = aty[a * cout + o];
+            bias[o] = (float)aty[(K - 1) * cout + o];
+        }
+        // SQNR of the layer's output on the sampled rows, with the weights it had and with the fit.
+        var old = op.Weight;
+        var oldW = new double[cout * (K - 1)];
+        for (int o = 0; o < cout; o++)
+            for (int a = 0; a < K - 1; a++)
+                oldW[o * (K - 1) + a] = op.OutAxis == 0 ? old[o * (K - 1) + a] : old[a * cout + o];
+        double Sqnr(double[] weights, Func<int, double> b)
+        {
+            double sig = 0, err = 0;
+            for (int r = 0; r < rows.Count; r++)
+                for (int o = 0; o < cout; o++)
+                {
+                    double pred = b(o);
+                    for (int a = 0; a < K - 1; a++) pred += weights[o * (K - 1) + a] * rows[r][a];
+                    sig += ys[r][o] * (double)ys[r][o];
+                    err += (pred - ys[r][o]) * (pred - ys[r][o]);
+                }
+            return Runtime.Validation.Fidelity.SqnrDb(sig, err);
+        }
+        var before = Sqnr(oldW, o => op.Bias[o]);
+        var after = Sqnr(w, o => bias[o]);
+        return (w, bias, before, after);
+    }
+
+    private static int CalibCount(CalibrationSource calib, Model m) =>
+        calib.DataFor(IoInfo.InputsOf(m.Graph)).SampleCount;
+}
+
+/// <summary>One refitted layer: its output's SQNR against the original on the sampled rows, before and after.</summary>
+public sealed record LayerRefit(string Layer, double SqnrDbBefore, double SqnrDbAfter) : Decision;
+
+/// <summary>Solves A X = B in place for symmetric positive definite A (n x n); B (n x m) becomes X.</summary>
+public static class Cholesky
+{
+    public static bool Solve(double[] a, double[] b, int n, int m)
+    {
+        for (int j = 0; j < n; j++)
+        {
+            double d = a[j * n + j];
+            for (int k = 0; k < j; k++) d -= a[j * n + k] * a[j * n + k];
+            if (d <= 0 || double.IsNaN(d)) return false;
+            var l = Math.Sqrt(d);
+            a[j * n + j] = l;
+            for (int i = j + 1; i < n; i++)
+            {
+                double s = a[i * n + j];
+                for (int k = 0; k < j; k++) s -= a[i * n + k] * a[j * n + k];
+                a[i * n + j] = s / l;
+            }
+        }
+        for (int c = 0; c < m; c++)
+        {
+            for (int i = 0; i < n; i++)
+            {
+                double s = b[i * m + c];
+                for (int k = 0; k < i; k++) s -= a[i * n + k] * b[k * m + c];
+                b[i * m + c] = s / a[i * n + i];
+            }
+            for (int i = n - 1; i >= 0; i--)
+            {
+                double s = b[i * m + c];
+                for (int k = i + 1; k < n; k++) s -= a[k * n + i] * b[k * m + c];
+                b[i * m + c] = s / a[i * n + i];
+            }
+        }
+        return true;
+    }
+}
