@@ -13,11 +13,13 @@ public class PruneTests
     private static readonly PrunePlan Plan = new("l2", Global: true, RoundTo: 1, MinChannels: 1, MaxRatio: 0.9, new HashSet<string>());
 
     /// <summary>The original with every consumer's input multiplied by the keep mask of its channels.</summary>
-    private static Model MaskedReference(Model original, PrunePlan plan, double ratio)
+    private static Model MaskedReference(Model original, PrunePlan plan, double ratio,
+        Calibration.CalibrationSource? calib = null)
     {
         var m = original.Clone();
         var d = DependencyGroups.Analyze(m);
-        var keep = plan.Keep(d, plan.Importance(d), ratio);
+        var importance = plan.Criterion == "activation" ? PrunePlan.ActivationImportance(d, m, calib!) : plan.Importance(d);
+        var keep = plan.Keep(d, importance, ratio);
         var rw = new Rewriter(m);
         foreach (var n in m.Graph.Nodes.Where(n => OpTraits.Has(n, OpTrait.Linear)).ToList())
         {
@@ -122,6 +124,20 @@ public class PruneTests
         var m = Pattern(name);
         Assert.Contains(DependencyGroups.Analyze(m.Clone()).Groups, g => g.Prunable);
         AssertExact(m, 0.5);
+    }
+
+    [Theory]
+    [InlineData("l1")]
+    [InlineData("fpgm")]
+    [InlineData("activation")]
+    public void EveryCriterionPrunesExactly(string criterion)
+    {
+        var m = OnnxImporter.Load(Paths.Model("digits/resnet.onnx"));
+        m = Run(m, "canonicalize").After;
+        var calib = Calibration.CalibrationSource.FromFolder(Paths.Model("digits/data/calib"));
+        var (pruned, runs) = Run(m, $"prune{{ratio=0.4,round-to=1,recover=none,criterion={criterion}}}", calib);
+        Assert.True(Counter(runs, "channels removed") > 0);
+        AssertEquivalent(MaskedReference(m, Plan with { Criterion = criterion }, 0.4, calib), pruned);
     }
 
     [Fact]

@@ -23,7 +23,9 @@ public sealed class Prune : Pass
         "structured filter pruning over channel dependency groups (weights physically removed)";
     public override IReadOnlyList<PassOption> Options { get; } =
     [
-        PassOption.Enum("criterion", "l2", ["l2", "l1"], "channel importance: group L2 or L1 norm of its weights"),
+        PassOption.Enum("criterion", "l2", ["l2", "l1", "fpgm", "activation"],
+            "channel importance: group L2/L1 norm of its weights, distance to the filters' geometric median, "
+            + "or mean |a| on calibration data"),
         PassOption.Double("ratio", 0.5, "fraction of channels to remove (ignored when macs >= 0)"),
         PassOption.Double("macs", -1, "fraction of MACs to keep, reached by bisection on the ratio (-1: use ratio)"),
         PassOption.Enum("scope", "global", ["global", "local"],
@@ -41,7 +43,8 @@ public sealed class Prune : Pass
     public override bool IsExact(PassOptions options) => false;
 
     public override DataNeeds Needs(PassOptions options) =>
-        options.Enum("recover") == "lstsq" ? DataNeeds.Calibration : DataNeeds.None;
+        options.Enum("recover") == "lstsq" || options.Enum("criterion") == "activation"
+            ? DataNeeds.Calibration : DataNeeds.None;
 
     public override void Run(PassContext ctx, PassOptions o)
     {
@@ -50,9 +53,11 @@ public sealed class Prune : Pass
         var plan = new PrunePlan(o.Enum("criterion"), o.Enum("scope") == "global", (int)o.Int("round-to"),
             (int)o.Int("min-channels"), o.Double("max-ratio"), exclude.ToHashSet(StringComparer.Ordinal));
         var d = DependencyGroups.Analyze(ctx.Model, plan.Exclude);
-        var importance = plan.Importance(d);
+        var importance = plan.Criterion == "activation"
+            ? PrunePlan.ActivationImportance(d, ctx.Model, ctx.RequireCalibration(Name))
+            : plan.Importance(d);
         double ratio = o.Double("ratio");
-        if (o.Double("macs") >= 0) ratio = FindRatio(ctx.Model, plan, o.Double("macs"), ctx);
+        if (o.Double("macs") >= 0) ratio = FindRatio(ctx.Model, plan, importance, o.Double("macs"), ctx);
         var keep = plan.Keep(d, importance, ratio);
         var original = o.Enum("recover") == "lstsq" ? ctx.Model.Clone() : null;
         var consumers = keep.Keys.SelectMany(id => d.Groups[id].Consumers.Select(u => u.Node)).Distinct().ToList();
@@ -81,7 +86,8 @@ public sealed class Prune : Pass
     }
 
     /// <summary>The ratio whose pruned model keeps at most <paramref name="macs"/> of the MACs (bisection).</summary>
-    private static double FindRatio(Model model, PrunePlan plan, double macs, PassContext ctx)
+    private static double FindRatio(Model model, PrunePlan plan, Dictionary<int, double[]> importance, double macs,
+        PassContext ctx)
     {
         long total = ModelStats.Compute(model).TotalMacs;
         double lo = 0, hi = plan.MaxRatio;
@@ -89,7 +95,8 @@ public sealed class Prune : Pass
         {
             var trial = model.Clone();
             var d = DependencyGroups.Analyze(trial, plan.Exclude);
-            ChannelSurgery.Apply(trial, new Rewriter(trial), d, plan.Keep(d, plan.Importance(d), r));
+            // The analysis is deterministic: a clone's groups have the same ids as the model's.
+            ChannelSurgery.Apply(trial, new Rewriter(trial), d, plan.Keep(d, importance, r));
             return ModelStats.Compute(trial).TotalMacs;
         }
         if (MacsAt(hi) > macs * total)
@@ -112,12 +119,13 @@ public sealed class Prune : Pass
 public sealed record PrunePlan(string Criterion, bool Global, int RoundTo, int MinChannels, double MaxRatio,
     IReadOnlySet<string> Exclude)
 {
-    /// <summary>Per prunable group, each channel's importance divided by the group's mean.</summary>
+    /// <summary>Per prunable group, each channel's importance over the group's mean (weight-based criteria).</summary>
     public Dictionary<int, double[]> Importance(DependencyGroups d)
     {
         var result = new Dictionary<int, double[]>();
         foreach (var g in d.Groups.Where(g => g.Prunable))
         {
+            if (Criterion == "fpgm") { result[g.Id] = Normalized(GeometricMedianDistance(g)); continue; }
             var sum = new double[g.Channels];
             int members = 0;
             foreach (var p in g.Producers)
@@ -133,9 +141,74 @@ public sealed record PrunePlan(string Criterion, bool Global, int RoundTo, int M
                 members++;
             }
             var norm = Math.Max(1, members);
-            var imp = sum.Select(v => (Criterion == "l2" ? Math.Sqrt(v) : v) / norm).ToArray();
-            var mean = imp.Average();
-            result[g.Id] = imp.Select(v => mean > 0 ? v / mean : 1).ToArray();
+            result[g.Id] = Normalized(sum.Select(v => (Criterion == "l2" ? Math.Sqrt(v) : v) / norm).ToArray());
+        }
+        return result;
+    }
+
+    private static double[] Normalized(double[] imp)
+    {
+        var mean = imp.Average();
+        return imp.Select(v => mean > 0 ? v / mean : 1).ToArray();
+    }
+
+    // FPGM (He et al. CVPR 2019): a filter close to the geometric median of its layer's filters is the most
+    // replaceable; importance = sum of L2 distances to the other filters, averaged over the producers.
+    private static double[] GeometricMedianDistance(DependencyGroup g)
+    {
+        var total = new double[g.Channels];
+        foreach (var p in g.Producers)
+        {
+            var op = LinearOp.Of(p)!;
+            var (_, rows, _) = op.KeepOutputs(Enumerable.Range(0, g.Channels).ToArray());
+            var k = rows.Length / g.Channels;
+            for (int a = 0; a < g.Channels; a++)
+                for (int b = a + 1; b < g.Channels; b++)
+                {
+                    double s = 0;
+                    for (int i = 0; i < k; i++) { var e = rows[a * k + i] - rows[b * k + i]; s += e * e; }
+                    var dist = Math.Sqrt(s);
+                    total[a] += dist;
+                    total[b] += dist;
+                }
+        }
+        return total;
+    }
+
+    /// <summary>criterion=activation: mean |a_c| of the group's channels where its consumers read them, on
+    /// calibration data, normalized per group.</summary>
+    public static Dictionary<int, double[]> ActivationImportance(DependencyGroups d, Model model,
+        Calibration.CalibrationSource calib)
+    {
+        var reads = d.Groups.Where(g => g.Prunable)
+            .SelectMany(g => g.Consumers.Select(u => (Group: g, Value: u.Node.Input(0)!.Name, u.Offset, u.Repeat)))
+            .Distinct().ToList(); // consumers of a residual stream read the same value
+        var names = reads.Select(r => r.Value).Distinct().ToList();
+        var sums = reads.ToDictionary(r => r, r => new double[r.Group.Channels]);
+        calib.Stream(model, names, (_, outs) =>
+        {
+            var byName = names.Select((n, i) => (n, outs[i])).ToDictionary(x => x.n, x => x.Item2);
+            foreach (var r in reads)
+            {
+                var t = byName[r.Value];
+                var data = t.ToFloatArray();
+                var width = t.Dims[1];
+                var inner = t.Dims.Skip(2).Aggregate(1L, (a, b) => a * b);
+                var s = sums[r];
+                for (long i = 0; i < data.Length; i++)
+                {
+                    var pos = i / inner % width - r.Offset;
+                    if (pos >= 0 && pos < r.Group.Channels * r.Repeat) s[pos / r.Repeat] += Math.Abs(data[i]);
+                }
+            }
+        }, "prune: activations");
+        var result = new Dictionary<int, double[]>();
+        foreach (var g in d.Groups.Where(g => g.Prunable))
+        {
+            var total = new double[g.Channels];
+            foreach (var r in reads.Where(r => r.Group == g))
+                for (int c = 0; c < g.Channels; c++) total[c] += sums[r][c];
+            result[g.Id] = Normalized(total);
         }
         return result;
     }
