@@ -223,3 +223,35 @@ public class PruneRepairTests
         Assert.False(Cholesky.Solve([1, 2, 2, 1], [1, 1], 2, 1)); // not positive definite
     }
 }
+
+public class BiasRepairTests
+{
+    [Fact]
+    public void AChannelConstantOnTheDataIsRemovedExactly()
+    {
+        // Channel 2 of conv a has zero weights and bias 0.7: after ReLU it is 0.7 everywhere, so moving its
+        // mean into the 1x1 consumer's bias makes the pruned model compute exactly what the original does.
+        var b = new GraphBuilder("dead");
+        var x = b.Input("x", DataType.Float, "N", 4, 6, 6);
+        var w = Rand(1, 8 * 4);
+        for (int i = 0; i < 4; i++) w[2 * 4 + i] = 0;
+        var bias = Rand(2, 8);
+        bias[2] = 0.7f;
+        var a = b.Node("Relu", [b.Node("Conv", [x, b.Initializer("aw", w, 8, 4, 1, 1), b.Initializer("ab", bias, 8)],
+            OnnxAttribute.IntList("kernel_shape", 1, 1))]);
+        b.Output(Conv(b, a, "out", 3, 3, 8, 1));
+        var m = b.Build();
+        var pruned = m.Clone();
+        var d = DependencyGroups.Analyze(pruned);
+        var group = d.Groups.Single(g => g.Prunable);
+        var keep = new Dictionary<int, int[]> { [group.Id] = [0, 1, 3, 4, 5, 6, 7] };
+        var calib = Calibration.CalibrationSource.FromRandom(8, 3);
+        var repair = BiasRepair.Prepare(pruned, group.Consumers.Select(u => u.Node).ToList(), calib);
+        var rw = new Rewriter(pruned);
+        ChannelSurgery.Apply(pruned, rw, d, keep);
+        Assert.Equal(1, repair.Apply(rw, d, keep, new Dictionary<Node, int[]> { [group.Producers[0]] = keep[group.Id] }));
+        rw.Cleanup();
+        Assert.Empty(Verifier.Check(pruned));
+        AssertEquivalent(m, pruned);
+    }
+}

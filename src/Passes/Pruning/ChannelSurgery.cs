@@ -27,22 +27,9 @@ public static class ChannelSurgery
                 throw new ArgumentException(
                     $"group {id}: kept channels must be ascending, distinct, in [0, {g.Channels})");
         }
+        long[] KeptPositions(IEnumerable<ChannelSegment> segs) => ChannelSurgery.KeptPositions(segs, d, keep);
         int[] Kept(int group) => keep.TryGetValue(group, out var k) ? k : Enumerable.Range(0,
             d.Groups[group].Channels).ToArray();
-        // The kept positions along a feature map's channel axis (each channel `Repeat` elements wide).
-        long[] KeptPositions(IEnumerable<ChannelSegment> segs)
-        {
-            var list = new List<long>();
-            long at = 0;
-            foreach (var s in segs)
-            {
-                var channels = s.Group >= 0 ? Kept(s.Group) : Enumerable.Range(0, s.Channels).ToArray();
-                foreach (var c in channels)
-                    for (long j = 0; j < s.Repeat; j++) list.Add(at + c * s.Repeat + j);
-                at += s.Channels * s.Repeat;
-            }
-            return list.ToArray();
-        }
         bool Touched(IEnumerable<ChannelSegment> segs) => segs.Any(s => s.Group >= 0 && keep.ContainsKey(s.Group));
 
         var graph = model.Graph;
@@ -101,6 +88,23 @@ public static class ChannelSurgery
             }
         }
         ShapeInference.Refresh(model);
+    }
+
+    /// <summary>The positions a feature map keeps along its channel axis (each channel Repeat elements wide).</summary>
+    public static long[] KeptPositions(IEnumerable<ChannelSegment> segs, DependencyGroups d, IReadOnlyDictionary<int,
+        int[]> keep)
+    {
+        var list = new List<long>();
+        long at = 0;
+        foreach (var s in segs)
+        {
+            var channels = s.Group >= 0 && keep.TryGetValue(s.Group, out var k) ? k : Enumerable.Range(0,
+                s.Channels).ToArray();
+            foreach (var c in channels)
+                for (long j = 0; j < s.Repeat; j++) list.Add(at + c * s.Repeat + j);
+            at += s.Channels * s.Repeat;
+        }
+        return list.ToArray();
     }
 
     /// <summary>A per-channel constant ([C], [C,1,..] or [1,C,1,..]) keeps channels <paramref name="keep"/>.</summary>

@@ -8,7 +8,8 @@
 //   kept counts are rounded up to a multiple of round-to (ORT's x64 convs run in 8-channel blocks with
 //   AVX2, 16 with AVX-512) and never below min-channels; the extra channels are the next most important.
 // recover=lstsq (default) refits every consumer of a pruned group by ridge least squares against the
-// original layer's output on calibration data (LeastSquaresRepair); recover=none leaves the weights as cut.
+// original layer's output on calibration data (LeastSquaresRepair); recover=bias moves the removed
+// channels' mean contribution into the consumers' biases (BiasRepair); recover=none leaves the cut.
 // Approximate: validate on held-out data.
 //   before: Conv(3->16) -> BN -> Relu -> Conv(16->8)   after ratio 0.5: Conv(3->8) -> BN(8) -> Relu -> Conv(8->8)
 // Main graph only.
@@ -34,8 +35,9 @@ public sealed class Prune : Pass
         PassOption.Int("min-channels", 1, "never keep fewer channels in a group"),
         PassOption.Double("max-ratio", 0.9, "never remove more than this fraction of one group"),
         PassOption.String("exclude", "", "node names, output names or op types never to prune (';'-separated)"),
-        PassOption.Enum("recover", "lstsq", ["lstsq", "none"],
-            "repair without labels: refit each consumer of a pruned group by ridge least squares on calibration data"),
+        PassOption.Enum("recover", "lstsq", ["lstsq", "bias", "none"],
+            "repair without labels: refit each consumer by ridge least squares, "
+            + "or move the removed channels' mean into its bias"),
         PassOption.Int("max-rows", 4096, "recover=lstsq: most sampled output positions per layer"),
         PassOption.Double("ridge", 1e-3, "recover=lstsq: ridge strength, relative to the mean diagonal of X'X"),
     ];
@@ -43,7 +45,7 @@ public sealed class Prune : Pass
     public override bool IsExact(PassOptions options) => false;
 
     public override DataNeeds Needs(PassOptions options) =>
-        options.Enum("recover") == "lstsq" || options.Enum("criterion") == "activation"
+        options.Enum("recover") is "lstsq" or "bias" || options.Enum("criterion") == "activation"
             ? DataNeeds.Calibration : DataNeeds.None;
 
     public override void Run(PassContext ctx, PassOptions o)
@@ -61,13 +63,16 @@ public sealed class Prune : Pass
         var keep = plan.Keep(d, importance, ratio);
         var original = o.Enum("recover") == "lstsq" ? ctx.Model.Clone() : null;
         var consumers = keep.Keys.SelectMany(id => d.Groups[id].Consumers.Select(u => u.Node)).Distinct().ToList();
+        var keptOutputs = new Dictionary<Node, int[]>();
+        foreach (var (id, k) in keep) foreach (var p in d.Groups[id].Producers) keptOutputs[p] = k;
+        var bias = o.Enum("recover") == "bias"
+            ? BiasRepair.Prepare(ctx.Model, consumers, ctx.RequireCalibration(Name)) : null;
         ChannelSurgery.Apply(ctx.Model, ctx.Rewriter, d, keep);
+        if (bias is not null) ctx.Stats.Count("biases repaired", bias.Apply(ctx.Rewriter, d, keep, keptOutputs));
         ctx.Rewriter.Cleanup();
         if (original is not null && consumers.Count > 0)
         {
             var layers = consumers.Where(n => !n.IsErased).OrderBy(n => ctx.Model.Graph.PositionOf(n)).ToList();
-            var keptOutputs = new Dictionary<Node, int[]>();
-            foreach (var (id, k) in keep) foreach (var p in d.Groups[id].Producers) keptOutputs[p] = k;
             var refits = LeastSquaresRepair.Run(original, ctx.Model, ctx.Rewriter, layers, keptOutputs,
                 ctx.RequireCalibration(Name), (int)o.Int("max-rows"), o.Double("ridge"));
             foreach (var r in refits) ctx.Stats.Decide(r);
