@@ -42,7 +42,7 @@ public class PruneTests
     }
 
     private static (Model Pruned, List<PassRun> Runs) Pruned(Model m, double ratio, string extra = "") =>
-        Run(m, $"prune{{ratio={ratio},round-to=1,recover=none{extra}}}");
+        Run(m, $"prune{{ratio={ratio},round-to=1,recover=none,min-speedup=0{extra}}}");
 
     private static void AssertExact(Model m, double ratio)
     {
@@ -135,7 +135,7 @@ public class PruneTests
         var m = OnnxImporter.Load(Paths.Model("digits/resnet.onnx"));
         m = Run(m, "canonicalize").After;
         var calib = Calibration.CalibrationSource.FromFolder(Paths.Model("digits/data/calib"));
-        var (pruned, runs) = Run(m, $"prune{{ratio=0.4,round-to=1,recover=none,criterion={criterion}}}", calib);
+        var (pruned, runs) = Run(m, $"prune{{ratio=0.4,round-to=1,recover=none,min-speedup=0,criterion={criterion}}}", calib);
         Assert.True(Counter(runs, "channels removed") > 0);
         AssertEquivalent(MaskedReference(m, Plan with { Criterion = criterion }, 0.4, calib), pruned);
     }
@@ -144,7 +144,7 @@ public class PruneTests
     public void RoundToKeepsMultiplesAndLocalScopePrunesEveryGroupAlike()
     {
         var m = OnnxImporter.Load(Paths.Model("digits/mobilenetv2.onnx"));
-        var (p8, runs) = Run(m, "prune{ratio=0.5,round-to=8,scope=local,recover=none}");
+        var (p8, runs) = Run(m, "prune{ratio=0.5,round-to=8,scope=local,recover=none,min-speedup=0}");
         var decisions = runs[0].Stats.Decisions.OfType<GroupPruned>().Where(g => g.NotPrunable is null).ToList();
         Assert.All(decisions, g => Assert.True(g.ChannelsAfter % 8 == 0 || g.ChannelsAfter == g.ChannelsBefore, $"group {g.Group}: {g.ChannelsAfter}"));
         Assert.All(decisions, g => Assert.InRange(g.ChannelsAfter, g.ChannelsBefore / 2, g.ChannelsBefore / 2 + 7));
@@ -155,7 +155,7 @@ public class PruneTests
     public void MacsTargetIsReachedOnThePrunedGraph()
     {
         var m = OnnxImporter.Load(Paths.Model("digits/resnet.onnx"));
-        var (p, _) = Run(m, "prune{macs=0.5,round-to=1,recover=none}");
+        var (p, _) = Run(m, "prune{macs=0.5,round-to=1,recover=none,min-speedup=0}");
         var kept = (double)ModelStats.Compute(p).TotalMacs / ModelStats.Compute(m).TotalMacs;
         Assert.InRange(kept, 0.4, 0.5);
     }
@@ -165,7 +165,7 @@ public class PruneTests
     {
         var m = OnnxImporter.Load(Paths.Model("digits/vgg.onnx"));
         var first = m.Graph.Nodes.First(n => n.OpType == "Conv");
-        var (p, runs) = Run(m, $"prune{{ratio=0.5,round-to=1,recover=none,exclude={first.Name}}}");
+        var (p, runs) = Run(m, $"prune{{ratio=0.5,round-to=1,recover=none,min-speedup=0,exclude={first.Name}}}");
         var kept = p.Graph.Nodes.First(n => n.OpType == "Conv");
         Assert.Equal(16, Rewriter.ConstantOf(kept.Input(1))!.Dims[0]);
         Assert.Contains(runs[0].Stats.Decisions.OfType<GroupPruned>(), g => g.NotPrunable?.Contains("excluded") == true);
@@ -253,5 +253,24 @@ public class BiasRepairTests
         rw.Cleanup();
         Assert.Empty(Verifier.Check(pruned));
         AssertEquivalent(m, pruned);
+    }
+}
+
+public class PruneGuardTests
+{
+    [Fact]
+    public void APrunedModelThatIsNotFasterEnoughIsRefused()
+    {
+        var m = OnnxImporter.Load(Paths.Model("digits/vgg.onnx"));
+        var before = OnnxExporter.ToBytes(m);
+        var (kept, runs) = Run(m, "prune{ratio=0.5,recover=none,min-speedup=100}");
+        var timing = runs[0].Stats.Decisions.OfType<PruneLatency>().Single();
+        Assert.False(timing.Kept);
+        Assert.True(timing.BeforeMs > 0 && timing.AfterMs > 0);
+        Assert.Equal(before, OnnxExporter.ToBytes(kept));
+        Assert.Contains(runs[0].Stats.Notes, n => n.Contains("kept the input"));
+        var (pruned, runs2) = Run(m, "prune{ratio=0.5,recover=none}");
+        Assert.True(runs2[0].Stats.Decisions.OfType<PruneLatency>().Single().Kept); // 2x fewer MACs run faster
+        Assert.NotEqual(before, OnnxExporter.ToBytes(pruned));
     }
 }

@@ -6,7 +6,8 @@
 //   the normalized importances (scope=global, at most max-ratio of any group); or macs = fraction of MACs
 //   to keep, reached by bisection on the ratio (measured on the pruned graph);
 //   kept counts are rounded up to a multiple of round-to (ORT's x64 convs run in 8-channel blocks with
-//   AVX2, 16 with AVX-512) and never below min-channels; the extra channels are the next most important.
+//   AVX2, 16 with AVX-512) and never below min-channels; the extra channels are the next most important;
+//   min-speedup: the pruned model is timed against the input in ORT and kept only if that much faster.
 // recover=lstsq (default) refits every consumer of a pruned group by ridge least squares against the
 // original layer's output on calibration data (LeastSquaresRepair); recover=bias moves the removed
 // channels' mean contribution into the consumers' biases (BiasRepair); recover=none leaves the cut.
@@ -38,6 +39,9 @@ public sealed class Prune : Pass
         PassOption.Enum("recover", "lstsq", ["lstsq", "bias", "none"],
             "repair without labels: refit each consumer by ridge least squares, "
             + "or move the removed channels' mean into its bias"),
+        PassOption.Double("min-speedup", 1.0,
+            "keep the pruned model only if ORT runs it at least this many times faster than the input "
+            + "(0: do not measure)"),
         PassOption.Int("max-rows", 4096, "recover=lstsq: most sampled output positions per layer"),
         PassOption.Double("ridge", 1e-3, "recover=lstsq: ridge strength, relative to the mean diagonal of X'X"),
     ];
@@ -61,7 +65,8 @@ public sealed class Prune : Pass
         double ratio = o.Double("ratio");
         if (o.Double("macs") >= 0) ratio = FindRatio(ctx.Model, plan, importance, o.Double("macs"), ctx);
         var keep = plan.Keep(d, importance, ratio);
-        var original = o.Enum("recover") == "lstsq" ? ctx.Model.Clone() : null;
+        var minSpeedup = o.Double("min-speedup");
+        var original = o.Enum("recover") == "lstsq" || minSpeedup > 0 ? ctx.Model.Clone() : null;
         var consumers = keep.Keys.SelectMany(id => d.Groups[id].Consumers.Select(u => u.Node)).Distinct().ToList();
         var keptOutputs = new Dictionary<Node, int[]>();
         foreach (var (id, k) in keep) foreach (var p in d.Groups[id].Producers) keptOutputs[p] = k;
@@ -70,7 +75,7 @@ public sealed class Prune : Pass
         ChannelSurgery.Apply(ctx.Model, ctx.Rewriter, d, keep);
         if (bias is not null) ctx.Stats.Count("biases repaired", bias.Apply(ctx.Rewriter, d, keep, keptOutputs));
         ctx.Rewriter.Cleanup();
-        if (original is not null && consumers.Count > 0)
+        if (o.Enum("recover") == "lstsq" && original is not null && consumers.Count > 0)
         {
             var layers = consumers.Where(n => !n.IsErased).OrderBy(n => ctx.Model.Graph.PositionOf(n)).ToList();
             var refits = LeastSquaresRepair.Run(original, ctx.Model, ctx.Rewriter, layers, keptOutputs,
@@ -88,6 +93,34 @@ public sealed class Prune : Pass
         }
         ctx.Stats.Count("groups", d.Groups.Count);
         ctx.Stats.Count("groups not prunable", d.Groups.Count(g => !g.Prunable));
+        if (minSpeedup > 0 && keep.Count > 0) Guard(ctx, original!, minSpeedup);
+    }
+
+    /// <summary>Measures the pruned model against the input in ORT (1 thread, interleaved); keeps the input,
+    /// with a note, when the pruned one is not at least min-speedup times faster.</summary>
+    private static void Guard(PassContext ctx, Model before, double minSpeedup)
+    {
+        var a = OnnxExporter.ToBytes(before);
+        var b = OnnxExporter.ToBytes(ctx.Model);
+        var probe = Runtime.Validation.Benchmark.Run(a, b, new Runtime.Validation.BenchOptions
+        {
+            Warmup = 2,
+            Iterations = 6
+        });
+        // About 2 s of runs per model (20 to 400 runs).
+        var iters = (int)Math.Clamp(2000 / Math.Max(0.01, probe.Model.MedianMs), 20, 400);
+        var r = Runtime.Validation.Benchmark.Run(a, b, new Runtime.Validation.BenchOptions
+        {
+            Warmup = 5,
+            Iterations = iters
+        });
+        bool kept = r.Speedup >= minSpeedup;
+        ctx.Stats.Decide(new PruneLatency(r.Model.MedianMs, r.Other!.MedianMs, r.Speedup!.Value, minSpeedup, kept));
+        if (kept) return;
+        ctx.Model.Graph = before.Graph;
+        ctx.Stats.Count("refused: not faster");
+        ctx.Stats.Notes.Add(System.FormattableString.Invariant(
+            $"prune: the pruned model ran {r.Speedup:F2}x as fast as the input (needs {minSpeedup}x); kept the input"));
     }
 
     /// <summary>The ratio whose pruned model keeps at most <paramref name="macs"/> of the MACs (bisection).</summary>

@@ -93,6 +93,10 @@ public sealed record GroupPruned(int Group, int ChannelsBefore, int ChannelsAfte
     string Producers,
     long Macs) : Decision;
 
+/// <summary>prune's latency guard: the input and the pruned model timed in ORT, and whether it was kept.</summary>
+public sealed record PruneLatency(double BeforeMs, double AfterMs, double Speedup, double MinSpeedup,
+    bool Kept) : Decision;
+
 /// <summary>Source-generated JSON for every decision onnxopt's passes record.</summary>
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower,
     DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull, Converters = [typeof(MeaningfulDoubleConverter)])]
@@ -109,6 +113,7 @@ public sealed record GroupPruned(int Group, int ChannelsBefore, int ChannelsAfte
 [JsonSerializable(typeof(SparsifySummary))]
 [JsonSerializable(typeof(GroupPruned))]
 [JsonSerializable(typeof(LayerRefit))]
+[JsonSerializable(typeof(PruneLatency))]
 public sealed partial class ReportJson : JsonSerializerContext;
 
 /// <summary>Doubles as what they mean: 10 significant digits; NaN and infinities as null.</summary>
