@@ -10,6 +10,6 @@ namespace OnnxOpt.Cli;
 
 public static class PruneCommand
 {
-    public static Command Create(CliContext ctx) => PresetCommand.Create(ctx, Presets.Prune,
+    public static Command Create(CliContext ctx) => PresetCommands.Create(ctx, Presets.Prune,
         "Structured filter pruning over channel dependency groups (channels physically removed), validated in ORT");
 }

@@ -11,7 +11,7 @@ namespace OnnxOpt.Cli;
 
 public static class QuantizeCommand
 {
-    public static Command Create(CliContext ctx) => PresetCommand.Create(ctx, Presets.Quantize,
+    public static Command Create(CliContext ctx) => PresetCommands.Create(ctx, Presets.Quantize,
         "Post-training int8 quantization (QDQ or QOperator) with calibration and an accuracy budget, validated in ORT",
         new Dictionary<string, string> { ["calibrate"] = "method" });
 }

@@ -5,7 +5,7 @@ using OnnxOpt.Passes;
 
 namespace OnnxOpt.Cli;
 
-public static class PresetCommand
+public static class PresetCommands
 {
     public static Command Create(CliContext ctx, Preset preset, string description, IReadOnlyDictionary<string,
         string>? renames = null)
