@@ -63,6 +63,23 @@ public class PruneTests
         AssertExact(Run(m, "canonicalize,fold-bn").After, 0.3);
     }
 
+    [Theory]
+    [InlineData("torchvision/resnet18_small.onnx")]
+    [InlineData("torchvision/mobilenet_v2_small.onnx")]
+    [InlineData("torchvision/squeezenet1_1.onnx")]
+    [InlineData("torchvision/shufflenet_v2_small.onnx")]
+    [InlineData("torchvision/efficientnet_b0_small.onnx")]
+    public void TorchvisionExportsEqualTheirMaskedReference(string path)
+    {
+        // torchvision's own blocks as torch.onnx exports them (testmodels/export_torchvision.py): residual
+        // BasicBlocks, inverted residuals, fire modules' Concat, channel shuffle (refused: shape ops), SE with SiLU.
+        var m = Run(OnnxImporter.Load(Paths.Model(path)), "canonicalize").After;
+        var d = DependencyGroups.Analyze(m.Clone());
+        Assert.Contains(d.Groups, g => g.Prunable);
+        Assert.All(d.Groups.Where(g => !g.Prunable), g => Assert.NotEmpty(g.Reasons));
+        AssertExact(m, 0.5);
+    }
+
     private static Model Net(Func<GraphBuilder, Value, Value> body, long c = 4, long hw = 6)
     {
         var b = new GraphBuilder("net");

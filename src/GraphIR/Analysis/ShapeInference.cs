@@ -84,6 +84,21 @@ public static class ShapeInference
         { if (v is not null) _consts[v] = values.Select(Dim.Of).ToArray(); }
         private void SetConst(Value? v, Dim[]? values) { if (v is not null && values is not null) _consts[v] = values; }
 
+        /// <summary>Integer Add/Sub/Mul/Div (truncating, as ONNX) of two known vectors; one may be a scalar.</summary>
+        private static long[]? IntArithmetic(string op, long[]? a, long[]? b)
+        {
+            if (a is null || b is null || (a.Length != b.Length && a.Length != 1 && b.Length != 1)) return null;
+            var n = Math.Max(a.Length, b.Length);
+            var r = new long[n];
+            for (int i = 0; i < n; i++)
+            {
+                long x = a[a.Length == 1 ? 0 : i], y = b[b.Length == 1 ? 0 : i];
+                if (op == "Div" && y == 0) return null;
+                r[i] = op switch { "Add" => x + y, "Sub" => x - y, "Mul" => x * y, _ => x / y };
+            }
+            return r;
+        }
+
         public OnnxType?[] Node(Node n)
         {
             if (!n.IsStandard) return new OnnxType?[n.Outputs.Count];
@@ -142,6 +157,10 @@ public static class ShapeInference
                 case "Sub":
                 case "Mul":
                 case "Div":
+                    // Shape arithmetic as exported (channels // groups): known integer vectors stay known.
+                    if (IntArithmetic(n.OpType, Const(n.Input(0)), Const(n.Input(1))) is { } folded)
+                        SetConst(n.Output(), folded);
+                    return [T(xt, Broadcast(n.Inputs.Select(ShapeOf)))];
                 case "Pow":
                 case "Max":
                 case "Min":
