@@ -205,3 +205,18 @@ public class DependencyGroupsParameterTests
         Assert.DoesNotContain(DependencyGroups.Analyze(c).Groups, g => g.Reasons.Any(r => r.Contains("not a constant")));
     }
 }
+
+public class PruneEveryModelTests
+{
+    [Fact]
+    public void NoTestModelMakesPruneFail()
+    {
+        var failures = new List<string>();
+        foreach (var path in ModelCorpus.TestModels())
+        {
+            try { PassTestKit.Run(OnnxImporter.Load(path), "prune{ratio=0.3,recover=none,min-speedup=0}"); }
+            catch (Exception e) { failures.Add($"{Path.GetFileName(path)}: {e.GetType().Name}: {e.Message.Split('\n')[0]}"); }
+        }
+        Assert.True(failures.Count == 0, string.Join("\n", failures));
+    }
+}
