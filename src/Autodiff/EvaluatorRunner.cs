@@ -19,7 +19,8 @@ public sealed class EvaluatorRunner<T> : IModelRunner where T : unmanaged, IFloa
         var outputs = IoInfo.OutputsOf(model.Graph).ToList();
         foreach (var name in extraOutputs ?? [])
         {
-            var v = model.Graph.Find(name) ?? throw new OnnxModelException($"no value named '{name}' in the main graph");
+            var v = model.Graph.Find(name)
+                ?? throw new OnnxModelException($"no value named '{name}' in the main graph");
             if (outputs.All(o => o.Name != name)) outputs.Add(new IoInfo(v.Name, v.ElementType, v.Shape));
         }
         Outputs = outputs;
@@ -34,7 +35,8 @@ public sealed class EvaluatorRunner<T> : IModelRunner where T : unmanaged, IFloa
     public Tensor[] Run(IReadOnlyDictionary<string, Tensor> inputs, IReadOnlyList<string>? outputNames = null)
     {
         foreach (var i in Inputs)
-            if (!inputs.ContainsKey(i.Name)) throw new OnnxModelException($"model input '{i.Name}' ({i}) was not given");
+            if (!inputs.ContainsKey(i.Name))
+                throw new OnnxModelException($"model input '{i.Name}' ({i}) was not given");
         var feed = inputs.ToDictionary(kv => kv.Key, kv => NdArray<T>.FromTensor(kv.Value));
         var trace = _evaluator.Forward(feed);
         outputNames ??= Outputs.Select(o => o.Name).ToList();

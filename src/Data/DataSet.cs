@@ -49,7 +49,8 @@ public sealed class DataSet
             for (int k = 0; k < inputs.Count; k++)
             {
                 var p = Path.Combine(set, $"input_{k}.pb");
-                if (!File.Exists(p)) throw new OnnxModelException($"{set}: input_{k}.pb missing for model input '{inputs[k].Name}'");
+                if (!File.Exists(p))
+                    throw new OnnxModelException($"{set}: input_{k}.pb missing for model input '{inputs[k].Name}'");
                 feed[inputs[k].Name] = OnnxImporter.ParseTensor(File.ReadAllBytes(p), p).WithName(inputs[k].Name);
             }
             var expected = new List<Tensor>();
@@ -88,12 +89,14 @@ public sealed class DataSet
             bool extraAxis = t.Dims.Length == rank + 1;
             if (!extraAxis && t.Dims.Length != rank)
                 throw new OnnxModelException($"{i.Name}.npy has shape [{string.Join(",", t.Dims)}] but model input is {i}");
-            if (t.Dims.Length == 0) throw new OnnxModelException($"{i.Name}.npy is a scalar; it must hold samples on axis 0");
+            if (t.Dims.Length == 0)
+                throw new OnnxModelException($"{i.Name}.npy is a scalar; it must hold samples on axis 0");
             stacked[i.Name] = extraAxis;
             var count = t.Dims[0];
             if (!extraAxis && i.Shape is { } s && s[0].Value is long b && b > 0) count /= b;
             if (n is not null
-                && n != count) throw new OnnxModelException($"data folder '{dir}': inputs hold different sample counts ({n} and {count} for '{i.Name}')");
+                && n != count)
+                throw new OnnxModelException($"data folder '{dir}': inputs hold different sample counts ({n} and {count} for '{i.Name}')");
             n = count;
             if (i.Shape is { } shape)
                 for (int d = 1; d < shape.Rank; d++)

@@ -44,7 +44,8 @@ public sealed class LinearOp
         op = null;
         why = "";
         if (!OpTraits.Has(n, OpTrait.Linear)) { why = $"{n.OpType} is not a linear op"; return false; }
-        if (Rewriter.ConstantOf(n.Input(1)) is not { ElementType: DataType.Float } wt) { why = "weight not constant float"; return false; }
+        if (Rewriter.ConstantOf(n.Input(1)) is not { ElementType: DataType.Float } wt)
+        { why = "weight not constant float"; return false; }
         var w = wt.ToFloatArray();
         var dims = wt.Dims.ToArray();
         switch (n.OpType)
@@ -121,8 +122,8 @@ public sealed class LinearOp
     /// <summary>Only output channels <paramref name="keep"/> (ascending): weight dims and data, bias.</summary>
     public (long[] Dims, float[] Weight, float[] Bias) KeepOutputs(IReadOnlyList<int> keep)
     {
-        if (Groups != 1
-            && !IsDepthwise) throw new InvalidOperationException($"{Node}: grouped weights need a dependency group to slice");
+        if (Groups != 1 && !IsDepthwise)
+            throw new InvalidOperationException($"{Node}: grouped weights need a dependency group to slice");
         var axis = IsDepthwise && Node.OpType == "ConvTranspose" ? 0 : OutAxis;
         var (dims, w) = Take(axis, keep);
         return (dims, w, keep.Select(c => Bias[c]).ToArray());
@@ -131,7 +132,8 @@ public sealed class LinearOp
     /// <summary>Only input channels <paramref name="keep"/> (ascending): weight dims and data.</summary>
     public (long[] Dims, float[] Weight) KeepInputs(IReadOnlyList<int> keep)
     {
-        if (Groups != 1) throw new InvalidOperationException($"{Node}: grouped weights need a dependency group to slice");
+        if (Groups != 1)
+            throw new InvalidOperationException($"{Node}: grouped weights need a dependency group to slice");
         return Take(InAxis, keep);
     }
 
@@ -163,7 +165,8 @@ public sealed class LinearOp
         var name = n.Output().Name;
         if (n.OpType == "MatMul" && bias.Any(v => v != 0))
         {
-            if (n.Input(0)?.Shape is not { Rank: 2 }) throw new InvalidOperationException($"{n}: a MatMul over rank != 2 has no bias to write");
+            if (n.Input(0)?.Shape is not { Rank: 2 })
+                throw new InvalidOperationException($"{n}: a MatMul over rank != 2 has no bias to write");
             rw.SetOpType(n, "Gemm");
         }
         FoldBatchNorm.SetWeight(rw, n, 1, dims, weight, name + "_W");

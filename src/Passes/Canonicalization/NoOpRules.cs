@@ -9,7 +9,8 @@ using OnnxOpt.GraphIR;
 
 namespace OnnxOpt.Passes;
 
-/// <summary>One no-op rule: <paramref name="whyNot"/> says why a node of that op is not a no-op (null: it is).</summary>
+/// <summary>
+/// One no-op rule: <paramref name="whyNot"/> says why a node of that op is not a no-op (null: it is).</summary>
 public sealed class NoOpRule(string op, Func<Node, Value, Value, long, string?> whyNot) : RewriteRule<Value>
 {
     public override string Name => "remove-no-op-" + op.ToLowerInvariant();

@@ -11,18 +11,21 @@ public sealed record OptimizeOptions
     public required Pipeline Pipeline { get; init; }
     /// <summary>Samples for passes that calibrate (linearize, quantize).</summary>
     public CalibrationSource? Calibration { get; init; }
-    /// <summary>Held-out samples: validation runs on them (implies Validate), and budgets are measured on them.</summary>
+    /// <summary>
+    /// Held-out samples: validation runs on them (implies Validate), and budgets are measured on them.</summary>
     public CalibrationSource? Evaluation { get; init; }
     /// <summary>Compare the result with the input in ORT before accepting it.</summary>
     public bool Validate { get; init; }
     /// <summary>Seed of the random validation inputs used when there is no data.</summary>
     public ulong Seed { get; init; } = 1;
-    /// <summary>How many seeded random samples validate when there is neither evaluation nor calibration data.</summary>
+    /// <summary>
+    /// How many seeded random samples validate when there is neither evaluation nor calibration data.</summary>
     public int RandomValidationSamples { get; init; } = 10;
     /// <summary>Tolerance of exact pipelines.</summary>
     public double Rtol { get; init; } = 1e-4;
     public double Atol { get; init; } = 1e-5;
-    /// <summary>Limit of approximate pipelines in points (default: the pipeline's largest budget, at least 0.5).</summary>
+    /// <summary>
+    /// Limit of approximate pipelines in points (default: the pipeline's largest budget, at least 0.5).</summary>
     public double? MaxDrop { get; init; }
     /// <summary>Run the IR verifier after every pass.</summary>
     public bool VerifyEach { get; init; }

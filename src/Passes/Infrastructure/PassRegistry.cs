@@ -24,7 +24,8 @@ public static class PassRegistry
     public static IReadOnlyList<Pass> Passes => Volatile.Read(ref _all);
 
     public static Pass Get(string name) => Passes.FirstOrDefault(p => p.Name == name)
-        ?? throw new OnnxModelException($"unknown pass '{name}' (passes: {string.Join(", ", Passes.Select(p => p.Name))})");
+
+            ?? throw new OnnxModelException($"unknown pass '{name}' (passes: {string.Join(", ", Passes.Select(p => p.Name))})");
 
     /// <summary>Adds a pass so pipeline strings can name it. A name already taken is refused.</summary>
     public static void Register(Pass pass)
@@ -36,7 +37,8 @@ public static class PassRegistry
             if (!names.Add(o.Name)) throw new ArgumentException($"pass '{pass.Name}' declares option '{o.Name}' twice");
         lock (Gate)
         {
-            if (_all.Any(p => p.Name == pass.Name)) throw new ArgumentException($"a pass named '{pass.Name}' is already registered");
+            if (_all.Any(p => p.Name == pass.Name))
+                throw new ArgumentException($"a pass named '{pass.Name}' is already registered");
             Volatile.Write(ref _all, [.. _all, pass]);
         }
     }

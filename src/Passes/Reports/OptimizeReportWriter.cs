@@ -12,7 +12,8 @@ namespace OnnxOpt.Passes;
 
 public static class OptimizeReportWriter
 {
-    /// <summary>Indented, and readable: "->" and quotes in node labels are not escaped (the text is UTF-8 JSON).</summary>
+    /// <summary>
+    /// Indented, and readable: "->" and quotes in node labels are not escaped (the text is UTF-8 JSON).</summary>
     public static readonly JsonWriterOptions Options = new()
     {
         Indented = true,

@@ -51,7 +51,8 @@ public abstract class RewriteRule
     /// <summary>Rules sharing a root are tried highest first.</summary>
     public virtual int Benefit => 1;
 
-    /// <summary>Matches and, on success, applies; returns null when applied, else the reason it did not match.</summary>
+    /// <summary>
+    /// Matches and, on success, applies; returns null when applied, else the reason it did not match.</summary>
     internal abstract string? TryRewrite(Node root, RuleContext ctx);
 
     public bool AppliesTo(Node n, long opset) =>

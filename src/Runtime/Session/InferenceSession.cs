@@ -128,7 +128,8 @@ public sealed class InferenceSession : IModelRunner
     {
         outputNames ??= Outputs.Select(o => o.Name).ToList();
         foreach (var i in Inputs)
-            if (!inputs.ContainsKey(i.Name)) throw new OnnxModelException($"model input '{i.Name}' ({i}) was not given");
+            if (!inputs.ContainsKey(i.Name))
+                throw new OnnxModelException($"model input '{i.Name}' ({i}) was not given");
         _life.EnterReadLock();
         var names = new List<string>(inputs.Count);
         var values = new List<Ort.OrtValue>(inputs.Count);
