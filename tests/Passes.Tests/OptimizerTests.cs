@@ -89,7 +89,7 @@ public class OptimizerTests
     [Fact]
     public void ReportJsonRoundsNumbersToWhatTheyMean()
     {
-        Assert.Equal(0.40626, OptimizeReportWriter.Meaningful(0.4062600000000001));
+        Assert.Equal(0.40626, JsonNumbers.Meaningful(0.4062600000000001));
         var input = OnnxImporter.Load(Model("digits/resnet.onnx"));
         var r = Optimizer.Run(input, new OptimizeOptions { Pipeline = Pipeline.Parse("fold-bn"), Validate = true });
         var j = JsonDocument.Parse(OptimizeReportWriter.Json(r.Report)).RootElement;

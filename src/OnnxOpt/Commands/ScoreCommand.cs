@@ -86,7 +86,7 @@ public static class ScoreCommand
             w.WriteNumber("density", o.Density);
             w.WriteString("scope", o.Scope);
             w.WriteString("precision", o.Precision);
-            if (double.IsFinite(r.R)) w.WriteNumber("r", r.R); else w.WriteNull("r");
+            JsonNumbers.Write(w, "r", r.R);
             w.WriteNumber("weights", r.Weights);
             w.WriteNumber("kept", r.Kept);
             w.WriteBoolean("layer_collapse", r.LayerCollapse);

@@ -4,6 +4,7 @@
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
+using OnnxOpt.GraphIR;
 
 namespace OnnxOpt.Passes;
 
@@ -46,7 +47,7 @@ public static class DependencyGroupsWriter
                 w.WriteNumber("id", g.Id);
                 w.WriteNumber("channels", g.Channels);
                 w.WriteNumber("macs", g.Macs);
-                OptimizeReportWriter.Number(w, "macs_share", d.TotalMacs == 0 ? 0 : (double)g.Macs / d.TotalMacs);
+                JsonNumbers.Write(w, "macs_share", d.TotalMacs == 0 ? 0 : (double)g.Macs / d.TotalMacs);
                 w.WriteBoolean("prunable", g.Prunable);
                 Strings(w, "producers", g.Producers.Select(n => n.ToString()));
                 w.WriteStartArray("consumers");

@@ -4,6 +4,7 @@
 // field left out (not applicable), doubles as what they mean. A library user's pass may add records of
 // its own (they serialize by reflection).
 using System.Text.Json.Serialization;
+using OnnxOpt.GraphIR;
 
 namespace OnnxOpt.Passes;
 
@@ -128,7 +129,7 @@ public sealed class MeaningfulDoubleConverter : JsonConverter<double>
     public override void Write(System.Text.Json.Utf8JsonWriter writer, double value,
         System.Text.Json.JsonSerializerOptions options)
     {
-        if (double.IsFinite(value)) writer.WriteNumberValue(OptimizeReportWriter.Meaningful(value));
+        if (double.IsFinite(value)) writer.WriteNumberValue(JsonNumbers.Meaningful(value));
         else writer.WriteNullValue();
     }
 }

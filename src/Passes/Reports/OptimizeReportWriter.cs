@@ -1,7 +1,7 @@
 // Renders an OptimizeReport: the JSON report (`--report`, keys in a fixed order: input, output,
 // pipeline, before, after, passes (pass, time_ms, counters, decisions, rules, notes), validation,
 // latency) and the text summary optimize prints.
-// Numbers are written as what they mean: doubles to 10 significant digits (no 0.4062600000000001),
+// Numbers are written as what they mean (JsonNumbers: 10 significant digits, no 0.4062600000000001),
 // times to the microsecond, non-finite values as null.
 using System.Globalization;
 using System.Text.Json;
@@ -50,9 +50,9 @@ public static class OptimizeReportWriter
                 w.WriteStartObject("latency");
                 w.WriteNumber("threads", lat.Options.Threads);
                 w.WriteNumber("iterations", lat.Options.Iterations);
-                Number(w, "before_median_ms", lat.Model.MedianMs);
-                Number(w, "after_median_ms", lat.Other!.MedianMs);
-                Number(w, "speedup", lat.Speedup!.Value);
+                JsonNumbers.Write(w, "before_median_ms", lat.Model.MedianMs);
+                JsonNumbers.Write(w, "after_median_ms", lat.Other!.MedianMs);
+                JsonNumbers.Write(w, "speedup", lat.Speedup!.Value);
                 w.WriteEndObject();
             }
             w.WriteEndObject();
@@ -95,16 +95,6 @@ public static class OptimizeReportWriter
         }
         w.WriteEndObject();
     }
-
-    /// <summary>A double as it means: 10 significant digits; null when not finite.</summary>
-    public static void Number(Utf8JsonWriter w, string name, double d)
-    {
-        if (double.IsFinite(d)) w.WriteNumber(name, Meaningful(d));
-        else w.WriteNull(name);
-    }
-
-    public static double Meaningful(double d) =>
-        double.Parse(d.ToString("G10", CultureInfo.InvariantCulture), CultureInfo.InvariantCulture);
 
     // Decisions of onnxopt's passes serialize through the source-generated context; a user's own
     // decision records by reflection, with the same conventions.

@@ -2,6 +2,7 @@
 // embedded in optimize reports). Non-finite numbers are JSON null.
 using System.Globalization;
 using System.Text.Json;
+using OnnxOpt.GraphIR;
 
 namespace OnnxOpt.Runtime.Validation;
 
@@ -58,10 +59,10 @@ public static class ValidationReportWriter
             w.WriteBoolean("passed", o.Passed);
             w.WriteNumber("elements", o.Elements);
             w.WriteNumber("failures", o.Failures);
-            Num(w, "max_abs_error", o.MaxAbsError);
-            Num(w, "max_rel_error", o.MaxRelError);
-            Num(w, "cosine", o.Cosine);
-            Num(w, "sqnr_db", o.SqnrDb);
+            JsonNumbers.Write(w, "max_abs_error", o.MaxAbsError);
+            JsonNumbers.Write(w, "max_rel_error", o.MaxRelError);
+            JsonNumbers.Write(w, "cosine", o.Cosine);
+            JsonNumbers.Write(w, "sqnr_db", o.SqnrDb);
             if (o.Top1Agreement is double t) w.WriteNumber("top1_agreement", t); else w.WriteNull("top1_agreement");
             if (o.Problem is not null) w.WriteString("problem", o.Problem);
             w.WriteEndObject();
@@ -79,9 +80,4 @@ public static class ValidationReportWriter
     /// <summary>"41.3 dB", or "inf" when the outputs are identical.</summary>
     public static string SqnrText(double db) =>
         double.IsPositiveInfinity(db) ? "inf" : db.ToString("F1", CultureInfo.InvariantCulture) + " dB";
-
-    private static void Num(Utf8JsonWriter w, string name, double v)
-    {
-        if (double.IsFinite(v)) w.WriteNumber(name, v); else w.WriteNull(name);
-    }
 }
