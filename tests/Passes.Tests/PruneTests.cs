@@ -18,7 +18,7 @@ public class PruneTests
     {
         var m = original.Clone();
         var d = DependencyGroups.Analyze(m);
-        var importance = plan.Criterion == "activation" ? PrunePlan.ActivationImportance(d, m, calib!) : plan.Importance(d);
+        var importance = ChannelImportance.Compute(plan.Criterion, d, m, calib);
         var keep = plan.Keep(d, importance, ratio);
         var rw = new Rewriter(m);
         foreach (var n in m.Graph.Nodes.Where(n => OpTraits.Has(n, OpTrait.Linear)).ToList())
@@ -147,6 +147,9 @@ public class PruneTests
     [InlineData("l1")]
     [InlineData("fpgm")]
     [InlineData("activation")]
+    [InlineData("bn-scale")]
+    [InlineData("synflow")]
+    [InlineData("taylor")]
     public void EveryCriterionPrunesExactly(string criterion)
     {
         var m = OnnxImporter.Load(Paths.Model("digits/resnet.onnx"));

@@ -5,7 +5,8 @@ using OnnxOpt.GraphIR;
 
 namespace OnnxOpt.Passes;
 
-public sealed class Preset(string name, string description, string prefix, string pass)
+public sealed class Preset(string name, string description, string prefix, string pass,
+    Func<IReadOnlyDictionary<string, string>, (string Prefix, string Suffix)>? arrange = null)
 {
     public string Name { get; } = name;
     public string Description { get; } = description;
@@ -23,7 +24,11 @@ public sealed class Preset(string name, string description, string prefix, strin
             throw new OnnxModelException($"preset '{Name}' has no option '{bad.Key}' (options: {names})");
         }
         var body = string.Join(",", given.Select(kv => $"{kv.Key}={kv.Value}"));
-        return Pipeline.Parse(prefix.Length == 0 ? $"{pass}{{{body}}}" : $"{prefix},{pass}{{{body}}}");
+        var (before, after) = arrange?.Invoke(given.ToDictionary(kv => kv.Key, kv => kv.Value)) ?? (prefix, "");
+        var text = $"{pass}{{{body}}}";
+        if (before.Length > 0) text = $"{before},{text}";
+        if (after.Length > 0) text = $"{text},{after}";
+        return Pipeline.Parse(text);
     }
 }
 
@@ -35,10 +40,13 @@ public static class Presets
         "canonicalize,fold-bn", "quantize");
 
     /// <summary>Structured pruning: canonicalize (shared parameters back to initializers) and BatchNorm folded
-    /// first, so every conv's channels carry their own scale.</summary>
+    /// first, so every conv's channels carry their own scale; with criterion=bn-scale BatchNorm is folded
+    /// after pruning, since its |gamma| is the criterion.</summary>
     public static readonly Preset Prune = new("prune",
         "structured filter pruning over channel dependency groups",
-        "canonicalize,fold-bn", "prune");
+        "canonicalize,fold-bn", "prune",
+        o => o.GetValueOrDefault("criterion") == "bn-scale"
+            ? ("canonicalize", "fold-bn") : ("canonicalize,fold-bn", ""));
 
     public static IReadOnlyList<Preset> All { get; } = [Quantize, Prune];
 }

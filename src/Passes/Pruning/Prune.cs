@@ -1,7 +1,6 @@
 // prune: structured filter pruning over dependency groups (DependencyGroups), surgery by ChannelSurgery.
-//   importance of channel c of a group = mean over its members (producer rows W_p[c], consumer input
-//   slices W_u[:, c]) of ||.||_2 (criterion=l2) or ||.||_1 (l1), divided by the group's mean so groups rank
-//   on one scale (Torch-Pruning's defaults: L2, mean reduction, mean normalizer);
+//   importance: one score per channel of every group, normalized by the group's mean (ChannelImportance:
+//   l2, l1, fpgm, bn-scale, synflow, activation, taylor);
 //   target: ratio = fraction of channels removed, per group (scope=local) or by one global threshold over
 //   the normalized importances (scope=global, at most max-ratio of any group); or macs = fraction of MACs
 //   to keep, reached by bisection on the ratio (measured on the pruned graph);
@@ -25,9 +24,10 @@ public sealed class Prune : Pass
         "structured filter pruning over channel dependency groups (weights physically removed)";
     public override IReadOnlyList<PassOption> Options { get; } =
     [
-        PassOption.Enum("criterion", "l2", ["l2", "l1", "fpgm", "activation"],
-            "channel importance: group L2/L1 norm of its weights, distance to the filters' geometric median, "
-            + "or mean |a| on calibration data"),
+        PassOption.Enum("criterion", "l2", ChannelImportance.Criteria,
+            "channel importance (ChannelImportance): group L2/L1 norm of its weights, distance to the filters' "
+            + "geometric median, BatchNorm |gamma|, per-filter SynFlow, mean |a| or first-order Taylor "
+            + "|a dy/da| on calibration data"),
         PassOption.Double("ratio", 0.5, "fraction of channels to remove (ignored when macs >= 0)"),
         PassOption.Double("macs", -1, "fraction of MACs to keep, reached by bisection on the ratio (-1: use ratio)"),
         PassOption.Enum("scope", "global", ["global", "local"],
@@ -49,7 +49,7 @@ public sealed class Prune : Pass
     public override bool IsExact(PassOptions options) => false;
 
     public override DataNeeds Needs(PassOptions options) =>
-        options.Enum("recover") is "lstsq" or "bias" || options.Enum("criterion") == "activation"
+        options.Enum("recover") is "lstsq" or "bias" || ChannelImportance.NeedsData(options.Enum("criterion"))
             ? DataNeeds.Calibration : DataNeeds.None;
 
     public override void Run(PassContext ctx, PassOptions o)
@@ -59,9 +59,8 @@ public sealed class Prune : Pass
         var plan = new PrunePlan(o.Enum("criterion"), o.Enum("scope") == "global", (int)o.Int("round-to"),
             (int)o.Int("min-channels"), o.Double("max-ratio"), exclude.ToHashSet(StringComparer.Ordinal));
         var d = DependencyGroups.Analyze(ctx.Model, plan.Exclude);
-        var importance = plan.Criterion == "activation"
-            ? PrunePlan.ActivationImportance(d, ctx.Model, ctx.RequireCalibration(Name))
-            : plan.Importance(d);
+        var importance = ChannelImportance.Compute(plan.Criterion, d, ctx.Model,
+            ChannelImportance.NeedsData(plan.Criterion) ? ctx.RequireCalibration(Name) : null, ctx.Stats.Notes);
         double ratio = o.Double("ratio");
         if (o.Double("macs") >= 0) ratio = FindRatio(ctx.Model, plan, importance, o.Double("macs"), ctx);
         var keep = plan.Keep(d, importance, ratio);
@@ -157,116 +156,6 @@ public sealed class Prune : Pass
 public sealed record PrunePlan(string Criterion, bool Global, int RoundTo, int MinChannels, double MaxRatio,
     IReadOnlySet<string> Exclude)
 {
-    /// <summary>Per prunable group, each channel's importance over the group's mean (weight-based criteria).</summary>
-    public Dictionary<int, double[]> Importance(DependencyGroups d)
-    {
-        var result = new Dictionary<int, double[]>();
-        foreach (var g in d.Groups.Where(g => g.Prunable))
-        {
-            if (Criterion == "fpgm") { result[g.Id] = Normalized(GeometricMedianDistance(g)); continue; }
-            var sum = new double[g.Channels];
-            int members = 0;
-            foreach (var p in g.Producers)
-            {
-                var op = LinearOp.Of(p)!;
-                Accumulate(sum, op, op.OutAxis, 0, 1, g.Channels);
-                members++;
-            }
-            foreach (var u in g.Consumers)
-            {
-                var op = LinearOp.Of(u.Node)!;
-                Accumulate(sum, op, op.InAxis, u.Offset, u.Repeat, g.Channels);
-                members++;
-            }
-            var norm = Math.Max(1, members);
-            result[g.Id] = Normalized(sum.Select(v => (Criterion == "l2" ? Math.Sqrt(v) : v) / norm).ToArray());
-        }
-        return result;
-    }
-
-    private static double[] Normalized(double[] imp)
-    {
-        var mean = imp.Average();
-        return imp.Select(v => mean > 0 ? v / mean : 1).ToArray();
-    }
-
-    // FPGM (He et al. CVPR 2019): a filter close to the geometric median of its layer's filters is the most
-    // replaceable; importance = sum of L2 distances to the other filters, averaged over the producers.
-    private static double[] GeometricMedianDistance(DependencyGroup g)
-    {
-        var total = new double[g.Channels];
-        foreach (var p in g.Producers)
-        {
-            var op = LinearOp.Of(p)!;
-            var (_, rows, _) = op.KeepOutputs(Enumerable.Range(0, g.Channels).ToArray());
-            var k = rows.Length / g.Channels;
-            for (int a = 0; a < g.Channels; a++)
-                for (int b = a + 1; b < g.Channels; b++)
-                {
-                    double s = 0;
-                    for (int i = 0; i < k; i++) { var e = rows[a * k + i] - rows[b * k + i]; s += e * e; }
-                    var dist = Math.Sqrt(s);
-                    total[a] += dist;
-                    total[b] += dist;
-                }
-        }
-        return total;
-    }
-
-    /// <summary>criterion=activation: mean |a_c| of the group's channels where its consumers read them, on
-    /// calibration data, normalized per group.</summary>
-    public static Dictionary<int, double[]> ActivationImportance(DependencyGroups d, Model model,
-        Calibration.CalibrationSource calib)
-    {
-        var reads = d.Groups.Where(g => g.Prunable)
-            .SelectMany(g => g.Consumers.Select(u => (Group: g, Value: u.Node.Input(0)!.Name, u.Offset, u.Repeat)))
-            .Distinct().ToList(); // consumers of a residual stream read the same value
-        var names = reads.Select(r => r.Value).Distinct().ToList();
-        var sums = reads.ToDictionary(r => r, r => new double[r.Group.Channels]);
-        calib.Stream(model, names, (_, outs) =>
-        {
-            var byName = names.Select((n, i) => (n, outs[i])).ToDictionary(x => x.n, x => x.Item2);
-            foreach (var r in reads)
-            {
-                var t = byName[r.Value];
-                var data = t.ToFloatArray();
-                var width = t.Dims[1];
-                var inner = t.Dims.Skip(2).Aggregate(1L, (a, b) => a * b);
-                var s = sums[r];
-                for (long i = 0; i < data.Length; i++)
-                {
-                    var pos = i / inner % width - r.Offset;
-                    if (pos >= 0 && pos < r.Group.Channels * r.Repeat) s[pos / r.Repeat] += Math.Abs(data[i]);
-                }
-            }
-        }, "prune: activations");
-        var result = new Dictionary<int, double[]>();
-        foreach (var g in d.Groups.Where(g => g.Prunable))
-        {
-            var total = new double[g.Channels];
-            foreach (var r in reads.Where(r => r.Group == g))
-                for (int c = 0; c < g.Channels; c++) total[c] += sums[r][c];
-            result[g.Id] = Normalized(total);
-        }
-        return result;
-    }
-
-    // Adds |w| (l1) or w^2 (l2) of every weight whose index on `axis` falls in channel c's positions.
-    private void Accumulate(double[] sum, LinearOp op, int axis, long offset, long repeat, int channels)
-    {
-        var dims = op.WeightDims;
-        var inner = dims.Skip(axis + 1).Aggregate(1L, (a, b) => a * b);
-        var n = dims[axis];
-        var w = op.Weight;
-        for (long i = 0; i < w.Length; i++)
-        {
-            var pos = i / inner % n - offset;
-            if (pos < 0 || pos >= channels * repeat) continue;
-            var c = (int)(pos / repeat);
-            sum[c] += Criterion == "l2" ? (double)w[i] * w[i] : Math.Abs(w[i]);
-        }
-    }
-
     /// <summary>The channels each prunable group keeps (ascending) for a removal ratio.</summary>
     public Dictionary<int, int[]> Keep(DependencyGroups d, Dictionary<int, double[]> importance, double ratio)
     {
