@@ -32,6 +32,10 @@ public sealed class Prune : Pass
         PassOption.Double("macs", -1, "fraction of MACs to keep, reached by bisection on the ratio (-1: use ratio)"),
         PassOption.Enum("scope", "global", ["global", "local"],
             "one threshold over all groups, or the same ratio in every group"),
+        PassOption.Enum("allocate", "uniform", ["uniform", "sensitivity"],
+            "uniform: rank by importance (scope); sensitivity: per-group ratios from each group's measured damage "
+            + "on calibration data (SensitivityAllocation)"),
+        PassOption.Int("sensitivity-samples", 64, "allocate=sensitivity: calibration samples per damage measurement"),
         PassOption.Int("round-to", 8, "kept channel counts rounded up to a multiple of this (1: no rounding)"),
         PassOption.Int("min-channels", 1, "never keep fewer channels in a group"),
         PassOption.Double("max-ratio", 0.9, "never remove more than this fraction of one group"),
@@ -50,6 +54,7 @@ public sealed class Prune : Pass
 
     public override DataNeeds Needs(PassOptions options) =>
         options.Enum("recover") is "lstsq" or "bias" || ChannelImportance.NeedsData(options.Enum("criterion"))
+        || options.Enum("allocate") == "sensitivity"
             ? DataNeeds.Calibration : DataNeeds.None;
 
     public override void Run(PassContext ctx, PassOptions o)
@@ -62,26 +67,30 @@ public sealed class Prune : Pass
         var importance = ChannelImportance.Compute(plan.Criterion, d, ctx.Model,
             ChannelImportance.NeedsData(plan.Criterion) ? ctx.RequireCalibration(Name) : null, ctx.Stats.Notes);
         double ratio = o.Double("ratio");
-        if (o.Double("macs") >= 0) ratio = FindRatio(ctx.Model, plan, importance, o.Double("macs"), ctx);
-        var keep = plan.Keep(d, importance, ratio);
+        var repair = new Repair(o.Enum("recover"), o.Enum("recover") == "none" ? null : ctx.RequireCalibration(Name),
+            (int)o.Int("max-rows"), o.Double("ridge"));
+        Dictionary<int, int[]> keep;
+        if (o.Enum("allocate") == "sensitivity")
+        {
+            var calib = ctx.RequireCalibration(Name);
+            var (counts, table) = SensitivityAllocation.Allocate(ctx.Model, d, plan, importance, calib, ratio,
+                o.Double("macs"), (int)o.Int("sensitivity-samples"),
+                (trial, td, k) => CutAndRepair(trial, new Rewriter(trial), td, k, ctx.Model, repair), calib.Progress);
+            foreach (var row in table) ctx.Stats.Decide(row);
+            keep = counts.Where(kv => kv.Value < importance[kv.Key].Length)
+                .ToDictionary(kv => kv.Key, kv => PrunePlan.TopK(importance[kv.Key], kv.Value));
+        }
+        else
+        {
+            if (o.Double("macs") >= 0) ratio = FindRatio(ctx.Model, plan, importance, o.Double("macs"), ctx);
+            keep = plan.Keep(d, importance, ratio);
+        }
         var minSpeedup = o.Double("min-speedup");
         var original = o.Enum("recover") == "lstsq" || minSpeedup > 0 ? ctx.Model.Clone() : null;
-        var consumers = keep.Keys.SelectMany(id => d.Groups[id].Consumers.Select(u => u.Node)).Distinct().ToList();
-        var keptOutputs = new Dictionary<Node, int[]>();
-        foreach (var (id, k) in keep) foreach (var p in d.Groups[id].Producers) keptOutputs[p] = k;
-        var bias = o.Enum("recover") == "bias"
-            ? BiasRepair.Prepare(ctx.Model, consumers, ctx.RequireCalibration(Name)) : null;
-        ChannelSurgery.Apply(ctx.Model, ctx.Rewriter, d, keep);
-        if (bias is not null) ctx.Stats.Count("biases repaired", bias.Apply(ctx.Rewriter, d, keep, keptOutputs));
-        ctx.Rewriter.Cleanup();
-        if (o.Enum("recover") == "lstsq" && original is not null && consumers.Count > 0)
-        {
-            var layers = consumers.Where(n => !n.IsErased).OrderBy(n => ctx.Model.Graph.PositionOf(n)).ToList();
-            var refits = LeastSquaresRepair.Run(original, ctx.Model, ctx.Rewriter, layers, keptOutputs,
-                ctx.RequireCalibration(Name), (int)o.Int("max-rows"), o.Double("ridge"));
-            foreach (var r in refits) ctx.Stats.Decide(r);
-            ctx.Stats.Count("layers refitted", refits.Count);
-        }
+        var (biases, refits) = CutAndRepair(ctx.Model, ctx.Rewriter, d, keep, original, repair);
+        if (o.Enum("recover") == "bias") ctx.Stats.Count("biases repaired", biases);
+        foreach (var r in refits) ctx.Stats.Decide(r);
+        if (o.Enum("recover") == "lstsq") ctx.Stats.Count("layers refitted", refits.Count);
         foreach (var g in d.Groups)
         {
             var after = keep.TryGetValue(g.Id, out var k) ? k.Length : g.Channels;
@@ -93,6 +102,27 @@ public sealed class Prune : Pass
         ctx.Stats.Count("groups", d.Groups.Count);
         ctx.Stats.Count("groups not prunable", d.Groups.Count(g => !g.Prunable));
         if (minSpeedup > 0 && keep.Count > 0) Guard(ctx, original!, minSpeedup);
+    }
+
+    /// <summary>How the cut is repaired (recover=none|bias|lstsq) and with what data.</summary>
+    internal sealed record Repair(string Mode, Calibration.CalibrationSource? Calib, int MaxRows, double Ridge);
+
+    /// <summary>Removes the channels (ChannelSurgery) and repairs the consumers of the pruned groups;
+    /// <paramref name="original"/> is the dense model the least-squares refit targets.</summary>
+    internal static (int Biases, List<LayerRefit> Refits) CutAndRepair(Model model, Rewriter rw, DependencyGroups d,
+        IReadOnlyDictionary<int, int[]> keep, Model? original, Repair repair)
+    {
+        var consumers = keep.Keys.SelectMany(id => d.Groups[id].Consumers.Select(u => u.Node)).Distinct().ToList();
+        var keptOutputs = new Dictionary<Node, int[]>();
+        foreach (var (id, k) in keep) foreach (var p in d.Groups[id].Producers) keptOutputs[p] = k;
+        var bias = repair.Mode == "bias" ? BiasRepair.Prepare(model, consumers, repair.Calib!) : null;
+        ChannelSurgery.Apply(model, rw, d, keep);
+        int biases = bias?.Apply(rw, d, keep, keptOutputs) ?? 0;
+        rw.Cleanup();
+        if (repair.Mode != "lstsq" || original is null || consumers.Count == 0) return (biases, []);
+        var layers = consumers.Where(n => !n.IsErased).OrderBy(n => model.Graph.PositionOf(n)).ToList();
+        return (biases, LeastSquaresRepair.Run(original, model, rw, layers, keptOutputs, repair.Calib!,
+            repair.MaxRows, repair.Ridge));
     }
 
     /// <summary>Measures the pruned model against the input in ORT (1 thread, interleaved); keeps the input,
@@ -173,15 +203,19 @@ public sealed record PrunePlan(string Criterion, bool Global, int RoundTo, int M
         else
             foreach (var (id, imp) in importance)
                 keepCount[id] = imp.Length - (int)Math.Floor(Math.Min(ratio, MaxRatio) * imp.Length);
-        var keep = new Dictionary<int, int[]>();
-        foreach (var (id, imp) in importance)
-        {
-            var n = Math.Max(keepCount[id], Math.Min(MinChannels, imp.Length));
-            if (RoundTo > 1) n = Math.Min(imp.Length, (n + RoundTo - 1) / RoundTo * RoundTo);
-            if (n >= imp.Length) continue;
-            keep[id] = imp.Select((v, c) => (v,
-                c)).OrderByDescending(x => x.v).ThenBy(x => x.c).Take(n).Select(x => x.c).Order().ToArray();
-        }
-        return keep;
+        return importance.Where(kv => Rounded(keepCount[kv.Key], kv.Value.Length) < kv.Value.Length)
+            .ToDictionary(kv => kv.Key, kv => TopK(kv.Value, Rounded(keepCount[kv.Key], kv.Value.Length)));
     }
+
+    /// <summary>A kept count raised to min-channels and rounded up to a multiple of round-to (at most all).</summary>
+    public int Rounded(int n, int channels)
+    {
+        n = Math.Max(n, Math.Min(MinChannels, channels));
+        if (RoundTo > 1) n = Math.Min(channels, (n + RoundTo - 1) / RoundTo * RoundTo);
+        return n;
+    }
+
+    /// <summary>The <paramref name="k"/> most important channels, ascending (ties: the lower index).</summary>
+    public static int[] TopK(double[] importance, int k) => importance.Select((v, c) => (v, c))
+        .OrderByDescending(x => x.v).ThenBy(x => x.c).Take(k).Select(x => x.c).Order().ToArray();
 }

@@ -115,6 +115,7 @@ public sealed record PruneLatency(double BeforeMs, double AfterMs, double Speedu
 [JsonSerializable(typeof(GroupPruned))]
 [JsonSerializable(typeof(LayerRefit))]
 [JsonSerializable(typeof(PruneLatency))]
+[JsonSerializable(typeof(GroupSensitivity))]
 public sealed partial class ReportJson : JsonSerializerContext;
 
 /// <summary>Doubles as what they mean: 10 significant digits; NaN and infinities as null.</summary>
