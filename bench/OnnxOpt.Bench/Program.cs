@@ -8,6 +8,8 @@
 //   prune-accuracy [--models vgg,resnet] [--configs "macs=0.5;macs=0.5,criterion=taylor|..."]
 //                                               the prune preset on the trained digits nets: held-out accuracy,
 //                                               MACs kept and time per configuration ('|' between configurations)
+//   block-vs-filter [--iters 300]               unit=block vs filter pruning at the MACs the block drop leaves:
+//                                               digits ResNet (accuracy, latency), ResNet-18-sized (latency)
 using System.Diagnostics;
 using System.Globalization;
 using OnnxOpt.Bench;
@@ -143,6 +145,53 @@ switch (args.FirstOrDefault())
                     + $"{v.ReferenceAccuracy * 100:F1} -> {v.CandidateAccuracy * 100:F1}  ({sw.Elapsed.TotalSeconds:F1} s)"));
             }
         }
+        return 0;
+    }
+    case "block-vs-filter":
+    {
+        var digits = Path.Combine(Repo.Root, "testmodels", "digits");
+        int iters = int.Parse(Opt("--iters", "300"), c);
+        var cases = new List<(string Name, Model Model, CalibrationSource Calib, CalibrationSource? Eval, string Recover)>
+        {
+            ("digits ResNet, 16x16", OnnxImporter.Load(Path.Combine(digits, "resnet.onnx")),
+                CalibrationSource.FromFolder(Path.Combine(digits, "data", "calib")),
+                CalibrationSource.FromFolder(Path.Combine(digits, "data", "test")), "lstsq"),
+            ("ResNet-18-sized, 224x224 (random weights)", ResNet18.Build(), CalibrationSource.FromRandom(8, 1), null,
+                "none"),
+        };
+        Console.WriteLine("ORT 1.30, 1 thread, batch 1, optimizations all, interleaved runs, median latency");
+        foreach (var (name, model, calib, eval, recover) in cases)
+            foreach (var ratio in new[] { 0.25, 0.5 })
+            {
+                string Row(string options)
+                {
+                    var sw = Stopwatch.StartNew();
+                    var r = Optimizer.Run(model, new OptimizeOptions
+                    {
+                        Pipeline = Presets.Prune.Build(options.Split(',').Select(kv => kv.Split('='))
+                            .Select(kv => new KeyValuePair<string, string>(kv[0], kv[1]))),
+                        Calibration = calib,
+                        Evaluation = eval,
+                        Validate = eval is not null,
+                    });
+                    var secs = sw.Elapsed.TotalSeconds;
+                    var b = Benchmark.Run(OnnxExporter.ToBytes(model), r.Bytes,
+                        new BenchOptions { Threads = 1, Warmup = 10, Iterations = iters });
+                    var kept = (double)r.Report.After.TotalMacs / r.Report.Before.TotalMacs;
+                    var acc = r.Report.Validation?.Report is { } v
+                        ? string.Create(c, $"accuracy {v.ReferenceAccuracy * 100:F1} -> {v.CandidateAccuracy * 100:F1}")
+                        : "";
+                    return string.Create(c, $"MACs kept {kept,6:P1}, {b.Model.MedianMs:F3} -> {b.Other!.MedianMs:F3} ms "
+                        + $"({b.Speedup:F2}x), depth {r.Report.Before.NonLinearDepth} -> {r.Report.After.NonLinearDepth}, "
+                        + $"{acc} ({secs:F1} s)|{kept}");
+                }
+                var block = Row($"unit=block,ratio={ratio},recover={recover},min-speedup=0").Split('|');
+                var macs = double.Parse(block[1], c).ToString("R", c);
+                var filter = Row($"macs={macs},recover={recover},min-speedup=0").Split('|');
+                Console.WriteLine($"{name}, blocks ratio {ratio}:");
+                Console.WriteLine($"  block  {block[0]}");
+                Console.WriteLine($"  filter {filter[0]}");
+            }
         return 0;
     }
     case "calibration-memory":

@@ -32,6 +32,9 @@ public sealed class Prune : Pass
         PassOption.Double("macs", -1, "fraction of MACs to keep, reached by bisection on the ratio (-1: use ratio)"),
         PassOption.Enum("scope", "global", ["global", "local"],
             "one threshold over all groups, or the same ratio in every group"),
+        PassOption.Enum("unit", "filter", ["filter", "block"],
+            "filter: channels of dependency groups; block: whole residual blocks y = x + f(x) -> y = x "
+            + "(BlockDropping; ratio = fraction of the blocks)"),
         PassOption.Enum("allocate", "uniform", ["uniform", "sensitivity"],
             "uniform: rank by importance (scope); sensitivity: per-group ratios from each group's measured damage "
             + "on calibration data (SensitivityAllocation)"),
@@ -54,7 +57,7 @@ public sealed class Prune : Pass
 
     public override DataNeeds Needs(PassOptions options) =>
         options.Enum("recover") is "lstsq" or "bias" || ChannelImportance.NeedsData(options.Enum("criterion"))
-        || options.Enum("allocate") == "sensitivity"
+        || options.Enum("allocate") == "sensitivity" || options.Enum("unit") == "block"
             ? DataNeeds.Calibration : DataNeeds.None;
 
     public override void Run(PassContext ctx, PassOptions o)
@@ -63,12 +66,13 @@ public sealed class Prune : Pass
             | StringSplitOptions.TrimEntries);
         var plan = new PrunePlan(o.Enum("criterion"), o.Enum("scope") == "global", (int)o.Int("round-to"),
             (int)o.Int("min-channels"), o.Double("max-ratio"), exclude.ToHashSet(StringComparer.Ordinal));
+        var repair = new Repair(o.Enum("recover"), o.Enum("recover") == "none" ? null : ctx.RequireCalibration(Name),
+            (int)o.Int("max-rows"), o.Double("ridge"));
+        if (o.Enum("unit") == "block") { DropBlocks(ctx, o, repair); return; }
         var d = DependencyGroups.Analyze(ctx.Model, plan.Exclude);
         var importance = ChannelImportance.Compute(plan.Criterion, d, ctx.Model,
             ChannelImportance.NeedsData(plan.Criterion) ? ctx.RequireCalibration(Name) : null, ctx.Stats.Notes);
         double ratio = o.Double("ratio");
-        var repair = new Repair(o.Enum("recover"), o.Enum("recover") == "none" ? null : ctx.RequireCalibration(Name),
-            (int)o.Int("max-rows"), o.Double("ridge"));
         Dictionary<int, int[]> keep;
         if (o.Enum("allocate") == "sensitivity")
         {
@@ -102,6 +106,20 @@ public sealed class Prune : Pass
         ctx.Stats.Count("groups", d.Groups.Count);
         ctx.Stats.Count("groups not prunable", d.Groups.Count(g => !g.Prunable));
         if (minSpeedup > 0 && keep.Count > 0) Guard(ctx, original!, minSpeedup);
+    }
+
+    private void DropBlocks(PassContext ctx, PassOptions o, Repair repair)
+    {
+        var minSpeedup = o.Double("min-speedup");
+        var before = minSpeedup > 0 ? ctx.Model.Clone() : null;
+        var calib = ctx.RequireCalibration(Name);
+        var decisions = BlockDropping.Run(ctx.Model, ctx.Rewriter, repair, calib, o.Double("ratio"), o.Double("macs"),
+            (int)o.Int("sensitivity-samples"), calib.Progress);
+        foreach (var dec in decisions) ctx.Stats.Decide(dec);
+        ctx.Stats.Count("blocks", decisions.Count);
+        ctx.Stats.Count("blocks dropped", decisions.Count(x => x.Dropped));
+        if (decisions.Count == 0) ctx.Stats.Notes.Add("prune: unit=block found no residual block to drop");
+        if (before is not null && decisions.Any(x => x.Dropped)) Guard(ctx, before, minSpeedup);
     }
 
     /// <summary>How the cut is repaired (recover=none|bias|lstsq) and with what data.</summary>

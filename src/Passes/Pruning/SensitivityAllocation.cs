@@ -103,7 +103,7 @@ public static class SensitivityAllocation
         return result.ToArray();
     }
 
-    private static List<double[]> Outputs(Model model, CalibrationSource calib, int samples)
+    internal static List<double[]> Outputs(Model model, CalibrationSource calib, int samples)
     {
         var names = model.Graph.Outputs.Where(o => o.ElementType.IsFloatingPoint()).Select(o => o.Name).ToList();
         if (names.Count == 0) throw new OnnxModelException("prune allocate=sensitivity needs a float graph output");
@@ -120,7 +120,7 @@ public static class SensitivityAllocation
         return result;
     }
 
-    private static double Damage(List<double[]> reference, List<double[]> trial)
+    internal static double Damage(List<double[]> reference, List<double[]> trial)
     {
         double err = 0, norm = 0;
         for (int i = 0; i < reference.Count; i++)
