@@ -85,6 +85,31 @@ public class ChannelImportanceTests
     }
 
     [Fact]
+    public void AGroupedConsumerCountsOnlyTheWeightsThatReadTheChannel()
+    {
+        // a: Conv(4 -> 8); g: Conv(8 -> 6, group 2), weight [6, 4, 1, 1]: input channel c is read by the 3
+        // outputs of group c / 4, at column c % 4.
+        var b = new GraphBuilder("grouped");
+        var x = b.Input("x", DataType.Float, "N", 4, 5, 5);
+        var a = b.Node("Relu", [Conv(b, x, "a", 1, 8, 4, 1, bias: false)]);
+        b.Output(Conv(b, a, "g", 2, 6, 4, 1, group: 2, bias: false));
+        var m = b.Build();
+        var d = DependencyGroups.Analyze(m);
+        var group = d.Groups.Single(g => g.Prunable);
+        var wa = Rewriter.ConstantOf(m.Graph.Find("a.w"))!.ToDoubleArray();
+        var wg = Rewriter.ConstantOf(m.Graph.Find("g.w"))!.ToDoubleArray();
+        var expected = new double[8];
+        for (int c = 0; c < 8; c++)
+        {
+            for (int i = 0; i < 4; i++) expected[c] += Math.Abs(wa[c * 4 + i]);
+            for (int o = c / 4 * 3; o < c / 4 * 3 + 3; o++) expected[c] += Math.Abs(wg[o * 4 + c % 4]);
+        }
+        var mean = expected.Average();
+        var l1 = ChannelImportance.Compute("l1", d, m)[group.Id];
+        for (int c = 0; c < 8; c++) Assert.Equal(expected[c] / mean, l1[c], 9);
+    }
+
+    [Fact]
     public void SynFlowSumsThePerWeightScoresOfEachChannel()
     {
         var m = OnnxImporter.Load(Paths.Model("digits/mlp.onnx"));

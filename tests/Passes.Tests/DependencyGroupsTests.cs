@@ -73,10 +73,29 @@ public class DependencyGroupsTests
     }
 
     [Fact]
-    public void GroupedConvMakesItsGroupsUnprunableWithTheReason()
+    public void GroupedConvSplitsItsGroupsIntoEqualBlocks()
     {
-        var d = Groups((b, x) => Conv(b, Conv(b, x, "c", 1, 8, 4, 1), "grouped", 2, 8, 4, 3, pad: 1, group: 2));
-        Assert.Contains(d.Groups, g => g.Reasons.Any(r => r.Contains("grouped") && r.Contains("group=2")));
+        Value c = null!, grouped = null!;
+        var d = Groups((b, x) =>
+        {
+            c = Conv(b, x, "c", 1, 8, 4, 1);
+            grouped = b.Node("Relu", [Conv(b, c, "grouped", 2, 12, 4, 3, pad: 1, group: 2)]);
+            var finer = Conv(b, grouped, "finer", 3, 8, 3, 1, group: 4);
+            return Conv(b, finer, "head", 4, 3, 8, 1);
+        });
+        Assert.Equal(2, ProducedBy(d, c.Name).Blocks);
+        var g = ProducedBy(d, grouped.Producer!.Input(0)!.Name);
+        Assert.Equal(4, g.Blocks); // produced in 2 groups, read in 4: blocks of 3
+        Assert.True(g.Prunable);
+
+        // A grouped conv reading two channel groups at once is refused, with the reason.
+        var cat = Groups((b, x) =>
+        {
+            var both = b.Node("Concat", [Conv(b, x, "a", 1, 4, 4, 1), Conv(b, x, "e", 2, 4, 4, 1)],
+                OnnxAttribute.Int("axis", 1));
+            return Conv(b, Conv(b, both, "gc", 3, 8, 4, 1, group: 2), "head", 4, 3, 8, 1);
+        });
+        Assert.Contains(cat.Groups, x => x.Reasons.Any(r => r.Contains("grouped") && r.Contains("not one channel group")));
     }
 
     [Fact]

@@ -88,10 +88,19 @@ public class PruneTests
         return b.Build();
     }
 
-    public static TheoryData<string> Patterns() => new("concat-split", "slice", "flatten-gemm", "se-gate", "prelu-mul-const");
+    public static TheoryData<string> Patterns() =>
+        new("concat-split", "slice", "flatten-gemm", "se-gate", "prelu-mul-const", "grouped");
 
     private static Model Pattern(string name) => name switch
     {
+        "grouped" => Net((b, x) =>
+        {
+            // Produced in 2 groups, read in 4 (blocks of 3 channels), then a grouped conv producing 8 in 4 groups.
+            var a = b.Node("Relu", [Conv(b, x, "a", 1, 8, 4, 1)]);
+            var g2 = b.Node("Relu", [Conv(b, a, "g2", 2, 12, 4, 3, pad: 1, group: 2)]);
+            var g4 = b.Node("Relu", [Conv(b, g2, "g4", 3, 8, 3, 1, group: 4)]);
+            return Conv(b, g4, "head", 4, 3, 8, 1);
+        }),
         "concat-split" => Net((b, x) =>
         {
             var a = b.Node("Relu", [Conv(b, x, "a", 1, 6, 4, 1)]);
@@ -141,6 +150,24 @@ public class PruneTests
         var m = Pattern(name);
         Assert.Contains(DependencyGroups.Analyze(m.Clone()).Groups, g => g.Prunable);
         AssertExact(m, 0.5);
+    }
+
+    [Fact]
+    public void GroupedConvsKeepTheSameCountInEveryGroup()
+    {
+        var m = Pattern("grouped");
+        var (p, _) = Pruned(m, 0.5, ",scope=local");
+        var g2 = p.Graph.Nodes.Where(n => n.OpType == "Conv").ToList()[1];
+        var g4 = p.Graph.Nodes.Where(n => n.OpType == "Conv").ToList()[2];
+        Assert.Equal(2, g2.GetInt("group", 1));
+        Assert.Equal(4, g4.GetInt("group", 1));
+        var g2w = g2.Input(1)!.Shape!.Dims.Select(d => d.Value!.Value).ToArray();
+        var g4w = g4.Input(1)!.Shape!.Dims.Select(d => d.Value!.Value).ToArray();
+        // g2: 12 -> 6 outputs rounded up to its 4 blocks -> 8; inputs 8 -> 4, 2 in each of its 2 groups.
+        Assert.Equal([8, 2, 3, 3], g2w);
+        // g4: 8 -> 4 outputs, 1 per group; inputs 12 -> 8, 2 in each of its 4 groups.
+        Assert.Equal([4, 2, 1, 1], g4w);
+        AssertEquivalent(MaskedReference(m, Plan with { Global = false }, 0.5), p);
     }
 
     [Theory]

@@ -120,21 +120,50 @@ public sealed class LinearOp
     }
 
     /// <summary>Only output channels <paramref name="keep"/> (ascending): weight dims and data, bias.</summary>
+    /// <remarks>A grouped Conv must keep the same number of output channels in each of its groups.</remarks>
     public (long[] Dims, float[] Weight, float[] Bias) KeepOutputs(IReadOnlyList<int> keep)
     {
-        if (Groups != 1 && !IsDepthwise)
-            throw new InvalidOperationException($"{Node}: grouped weights need a dependency group to slice");
+        if (Groups != 1 && !IsDepthwise && (Node.OpType != "Conv" || !EvenlyGrouped(keep, OutChannels)))
+            throw new InvalidOperationException(
+                $"{Node}: a grouped conv must keep the same number of channels in each of its {Groups} groups");
         var axis = IsDepthwise && Node.OpType == "ConvTranspose" ? 0 : OutAxis;
         var (dims, w) = Take(axis, keep);
         return (dims, w, keep.Select(c => Bias[c]).ToArray());
     }
 
     /// <summary>Only input channels <paramref name="keep"/> (ascending): weight dims and data.</summary>
+    /// <remarks>A grouped Conv (weight [Cout, Cin/G, ...]) must keep the same number k of input channels in each
+    /// group; output channels of group j then keep the columns of the inputs group j kept: [Cout, k, ...].</remarks>
     public (long[] Dims, float[] Weight) KeepInputs(IReadOnlyList<int> keep)
     {
-        if (Groups != 1)
-            throw new InvalidOperationException($"{Node}: grouped weights need a dependency group to slice");
-        return Take(InAxis, keep);
+        if (Groups == 1) return Take(InAxis, keep);
+        if (Node.OpType != "Conv" || !EvenlyGrouped(keep, InChannels))
+            throw new InvalidOperationException(
+                $"{Node}: a grouped conv must keep the same number of input channels in each of its {Groups} groups");
+        int perIn = InChannels / Groups, perOut = OutChannels / Groups, k = keep.Count / Groups;
+        var inner = WeightDims.Skip(2).Aggregate(1L, (a, d) => a * d);
+        var data = new float[OutChannels * k * inner];
+        for (int o = 0; o < OutChannels; o++)
+        {
+            var group = o / perOut;
+            for (int i = 0; i < k; i++)
+            {
+                var col = keep[group * k + i] - group * perIn;
+                Array.Copy(Weight, (o * perIn + col) * inner, data, (o * k + i) * inner, inner);
+            }
+        }
+        var dims = WeightDims.ToArray();
+        dims[1] = k;
+        return (dims, data);
+    }
+
+    /// <summary>Ascending channels of [0, total) with the same count in each of the op's groups.</summary>
+    private bool EvenlyGrouped(IReadOnlyList<int> keep, int total)
+    {
+        var per = total / Groups;
+        var counts = new int[Groups];
+        foreach (var c in keep) counts[c / per]++;
+        return counts.All(n => n == counts[0]) && counts[0] > 0;
     }
 
     private (long[] Dims, float[] Data) Take(int axis, IReadOnlyList<int> keep)

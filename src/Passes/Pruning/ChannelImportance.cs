@@ -75,15 +75,18 @@ public static class ChannelImportance
         return sum;
     }
 
-    // Adds values[i] of every weight whose index on `axis` falls in channel c's positions.
+    // Adds values[i] of every weight whose index on `axis` falls in channel c's positions. A grouped conv's input
+    // channel of weight element i is (its output channel's group) * Cin/G + (its column).
     private static void Accumulate(double[] sum, LinearOp op, double[] values, int axis, long offset, long repeat)
     {
         var dims = op.WeightDims;
         var inner = dims.Skip(axis + 1).Aggregate(1L, (a, b) => a * b);
         var n = dims[axis];
+        bool groupedInput = op.Groups > 1 && !op.IsDepthwise && axis == op.InAxis;
+        long perOut = op.OutChannels / Math.Max(1, op.Groups);
         for (long i = 0; i < values.Length; i++)
         {
-            var pos = i / inner % n - offset;
+            var pos = (groupedInput ? i / (n * inner) / perOut * n + i / inner % n : i / inner % n) - offset;
             if (pos < 0 || pos >= sum.Length * repeat) continue;
             sum[(int)(pos / repeat)] += values[i];
         }

@@ -8,11 +8,13 @@
 //     and Resize that leave axis 1 alone, Identity, Dropout) pass their input's segments through; their
 //     per-channel parameters (BN, PRelu slopes, a [C,1,1] constant) are sliced with the group;
 //   - a depthwise conv (group == Cin == Cout > 1) ties its input and output channels;
+//   - a grouped Conv (group G, not depthwise) reading or producing a group splits it into G equal blocks,
+//     each kept in the same count (the conv stays G groups of Cin'/G -> Cout'/G channels);
 //   - Add/Sub/Mul/Div of two feature maps unify their segments (residual streams, SE gates x * s(x));
 //   - Concat on axis 1 concatenates segments; Split/Slice on axis 1 take whole segments;
 //   - Flatten(axis 1) and a Reshape [N,C,1,1] -> [N,C] repeat each channel H*W times;
 //   - a linear op reading a feature map consumes its segments (its input channels are sliced).
-// A space reaching a graph output, a grouped conv, an op whose channel mapping is not known, a
+// A space reaching a graph output, a grouped ConvTranspose, an op whose channel mapping is not known, a
 // Reshape/Transpose that moves axis 1, or a Split/Slice cutting a segment becomes unprunable, with the
 // reason; nothing is guessed. Main graph only.
 using OnnxOpt.GraphIR;
@@ -40,6 +42,9 @@ public sealed class DependencyGroup(int id, int channels)
     public List<string> Reasons { get; } = new();
     public bool Prunable => Reasons.Count == 0;
     public long Macs { get; internal set; }
+    /// <summary>Grouped convs touch these channels: they must be kept in equal counts in each of this many
+    /// equal consecutive blocks (1: no constraint).</summary>
+    public int Blocks { get; internal set; } = 1;
 }
 
 public sealed class DependencyGroups
@@ -95,10 +100,18 @@ public sealed class DependencyGroups
         x.Producers.AddRange(y.Producers);
         x.Consumers.AddRange(y.Consumers);
         x.Tied.AddRange(y.Tied);
+        x.Blocks = (int)Lcm(x.Blocks, y.Blocks);
         foreach (var r in y.Reasons) if (!x.Reasons.Contains(r)) x.Reasons.Add(r);
     }
 
     private DependencyGroup Space(int a) => _spaces[Find(a)];
+
+    private static long Lcm(long a, long b)
+    {
+        long x = a, y = b;
+        while (y != 0) (x, y) = (y, x % y);
+        return a / x * b;
+    }
 
     private void Refuse(IEnumerable<ChannelSegment> segs, string reason)
     {
@@ -212,9 +225,13 @@ public sealed class DependencyGroups
             _segments[y] = input.ToList();
             return;
         }
+        bool grouped = op.Groups != 1;
         if (input is not null)
         {
-            if (op.Groups != 1) Refuse(input, $"read by grouped {n} (group={op.Groups})");
+            if (grouped && n.OpType != "Conv") Refuse(input, $"read by grouped {n} (group={op.Groups})");
+            else if (grouped && (input.Count != 1 || input[0].Repeat != 1))
+                Refuse(input, $"read by grouped {n} whose input is not one channel group");
+            else if (grouped) Space(input[0].Group).Blocks = (int)Lcm(Space(input[0].Group).Blocks, op.Groups);
             long offset = 0;
             foreach (var s in input)
             {
@@ -227,7 +244,8 @@ public sealed class DependencyGroups
         }
         var space = NewSpace(op.OutChannels);
         Space(space).Producers.Add(n);
-        if (op.Groups != 1) Space(space).Reasons.Add($"produced by grouped {n} (group={op.Groups})");
+        if (grouped && n.OpType != "Conv") Space(space).Reasons.Add($"produced by grouped {n} (group={op.Groups})");
+        else if (grouped) Space(space).Blocks = op.Groups;
         if (excluded) Space(space).Reasons.Add($"{n} is excluded");
         _segments[y] = [new(space, op.OutChannels)];
     }
@@ -371,6 +389,8 @@ public sealed class DependencyGroups
             var members = grp.Producers.Concat(grp.Consumers.Select(c => c.Node)).Concat(grp.Tied).Distinct();
             grp.Macs = members.Sum(n => macsOf.GetValueOrDefault(n));
             if (grp.Producers.Count == 0 && grp.Prunable) grp.Reasons.Add("no linear op produces these channels");
+            if (grp.Channels % grp.Blocks != 0)
+                grp.Reasons.Add($"grouped convs split its {grp.Channels} channels into {grp.Blocks} unequal blocks");
             groups.Add(grp);
         }
         for (int i = 0; i < groups.Count; i++) groups[i].Id = i;

@@ -82,7 +82,7 @@ public sealed class Prune : Pass
                 (trial, td, k) => CutAndRepair(trial, new Rewriter(trial), td, k, ctx.Model, repair), calib.Progress);
             foreach (var row in table) ctx.Stats.Decide(row);
             keep = counts.Where(kv => kv.Value < importance[kv.Key].Length)
-                .ToDictionary(kv => kv.Key, kv => PrunePlan.TopK(importance[kv.Key], kv.Value));
+                .ToDictionary(kv => kv.Key, kv => PrunePlan.TopK(importance[kv.Key], kv.Value, d.Groups[kv.Key].Blocks));
         }
         else
         {
@@ -221,19 +221,33 @@ public sealed record PrunePlan(string Criterion, bool Global, int RoundTo, int M
         else
             foreach (var (id, imp) in importance)
                 keepCount[id] = imp.Length - (int)Math.Floor(Math.Min(ratio, MaxRatio) * imp.Length);
-        return importance.Where(kv => Rounded(keepCount[kv.Key], kv.Value.Length) < kv.Value.Length)
-            .ToDictionary(kv => kv.Key, kv => TopK(kv.Value, Rounded(keepCount[kv.Key], kv.Value.Length)));
+        var keep = new Dictionary<int, int[]>();
+        foreach (var (id, imp) in importance)
+        {
+            var blocks = d.Groups[id].Blocks;
+            var n = Rounded(keepCount[id], imp.Length, blocks);
+            if (n < imp.Length) keep[id] = TopK(imp, n, blocks);
+        }
+        return keep;
     }
 
-    /// <summary>A kept count raised to min-channels and rounded up to a multiple of round-to (at most all).</summary>
-    public int Rounded(int n, int channels)
+    /// <summary>A kept count raised to min-channels, rounded up to a multiple of round-to, then of the group's
+    /// blocks (grouped convs), at most all.</summary>
+    public int Rounded(int n, int channels, int blocks = 1)
     {
         n = Math.Max(n, Math.Min(MinChannels, channels));
         if (RoundTo > 1) n = Math.Min(channels, (n + RoundTo - 1) / RoundTo * RoundTo);
+        if (blocks > 1) n = Math.Min(channels, (n + blocks - 1) / blocks * blocks);
         return n;
     }
 
-    /// <summary>The <paramref name="k"/> most important channels, ascending (ties: the lower index).</summary>
-    public static int[] TopK(double[] importance, int k) => importance.Select((v, c) => (v, c))
-        .OrderByDescending(x => x.v).ThenBy(x => x.c).Take(k).Select(x => x.c).Order().ToArray();
+    /// <summary>The <paramref name="k"/> most important channels, ascending (ties: the lower index); with blocks,
+    /// the k / blocks most important of each equal consecutive block.</summary>
+    public static int[] TopK(double[] importance, int k, int blocks = 1)
+    {
+        var size = importance.Length / blocks;
+        return Enumerable.Range(0, blocks).SelectMany(b => importance.Skip(b * size).Take(size)
+                .Select((v, c) => (v, c: b * size + c)).OrderByDescending(x => x.v).ThenBy(x => x.c).Take(k / blocks))
+            .Select(x => x.c).Order().ToArray();
+    }
 }

@@ -32,7 +32,7 @@ public static class SensitivityAllocation
     {
         var reference = Outputs(model, calib, samples);
         var groups = d.Groups.Where(g => g.Prunable && importance.ContainsKey(g.Id)).ToList();
-        var candidates = groups.ToDictionary(g => g.Id, g => Candidates(g.Channels, plan));
+        var candidates = groups.ToDictionary(g => g.Id, g => Candidates(g.Channels, plan, g.Blocks));
         var damage = new Dictionary<int, double[]>();
         int done = 0, total = candidates.Values.Sum(c => c.Length);
         foreach (var g in groups)
@@ -43,7 +43,7 @@ public static class SensitivityAllocation
             {
                 var trial = model.Clone();
                 var td = DependencyGroups.Analyze(trial, plan.Exclude);
-                var keep = new Dictionary<int, int[]> { [g.Id] = PrunePlan.TopK(importance[g.Id], ks[i]) };
+                var keep = new Dictionary<int, int[]> { [g.Id] = PrunePlan.TopK(importance[g.Id], ks[i], g.Blocks) };
                 cut(trial, td, keep);
                 damage[g.Id][i] = Damage(reference, Outputs(trial, calib, samples));
                 progress?.Invoke("prune: sensitivity", ++done, total);
@@ -91,13 +91,13 @@ public static class SensitivityAllocation
     }
 
     /// <summary>Kept counts to try, descending: 1/8, 2/8, ... of the channels removed, up to max-ratio.</summary>
-    internal static int[] Candidates(int channels, PrunePlan plan)
+    internal static int[] Candidates(int channels, PrunePlan plan, int blocks = 1)
     {
         var result = new SortedSet<int>(Comparer<int>.Create((a, b) => b.CompareTo(a)));
         for (int eighth = 1; eighth <= 7; eighth++)
         {
             var r = Math.Min(eighth / 8.0, plan.MaxRatio);
-            var n = plan.Rounded(channels - (int)Math.Floor(r * channels), channels);
+            var n = plan.Rounded(channels - (int)Math.Floor(r * channels), channels, blocks);
             if (n < channels) result.Add(n);
         }
         return result.ToArray();
