@@ -82,7 +82,8 @@ public sealed class Prune : Pass
                 (trial, td, k) => CutAndRepair(trial, new Rewriter(trial), td, k, ctx.Model, repair), calib.Progress);
             foreach (var row in table) ctx.Stats.Decide(row);
             keep = counts.Where(kv => kv.Value < importance[kv.Key].Length)
-                .ToDictionary(kv => kv.Key, kv => PrunePlan.TopK(importance[kv.Key], kv.Value, d.Groups[kv.Key].Blocks));
+                .ToDictionary(kv => kv.Key,
+                    kv => PrunePlan.TopK(importance[kv.Key], kv.Value, d.Groups[kv.Key].Blocks));
         }
         else
         {
