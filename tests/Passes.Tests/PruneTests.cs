@@ -199,6 +199,35 @@ public class PruneTests
     }
 
     [Fact]
+    public void EveryPrunedGroupReportsItsMembersCostsImportanceAndRepair()
+    {
+        var m = OnnxImporter.Load(Paths.Model("digits/vgg.onnx"));
+        var calib = Calibration.CalibrationSource.FromFolder(Paths.Model("digits/data/calib"));
+        var (_, runs) = Run(m, "canonicalize,fold-bn,prune{macs=0.5,min-speedup=0}", calib);
+        var pruned = runs[2].Stats.Decisions.OfType<GroupPruned>().Where(g => g.ChannelsAfter < g.ChannelsBefore).ToList();
+        Assert.NotEmpty(pruned);
+        Assert.All(pruned, g =>
+        {
+            Assert.NotEmpty(g.Consumers);
+            Assert.InRange(g.MacsAfter, 1, g.Macs - 1);
+            Assert.InRange(g.ParamsAfter, 1, g.Params - 1);
+            Assert.True(g.ImportanceKeptMin >= g.ImportanceRemovedMax, $"group {g.Group}");
+            Assert.True(g.ImportanceKeptMean > g.ImportanceRemovedMean);
+            Assert.NotNull(g.SqnrDbAfterRepair);
+        });
+        var json = OptimizeReportWriter.Json(new OptimizeReport
+        {
+            Pipeline = "prune",
+            Exact = false,
+            Before = ModelStats.Compute(m),
+            After = ModelStats.Compute(m),
+            Passes = runs,
+        });
+        Assert.Contains("\"importance_removed_max\"", json);
+        Assert.Contains("\"sqnr_db_after_repair\"", json);
+    }
+
+    [Fact]
     public void MacsTargetIsReachedOnThePrunedGraph()
     {
         var m = OnnxImporter.Load(Paths.Model("digits/resnet.onnx"));

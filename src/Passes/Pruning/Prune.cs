@@ -38,7 +38,8 @@ public sealed class Prune : Pass
         PassOption.Enum("allocate", "uniform", ["uniform", "sensitivity"],
             "uniform: rank by importance (scope); sensitivity: per-group ratios from each group's measured damage "
             + "on calibration data (SensitivityAllocation)"),
-        PassOption.Int("sensitivity-samples", 64, "allocate=sensitivity: calibration samples per damage measurement"),
+        PassOption.Int("sensitivity-samples", 256,
+            "allocate=sensitivity and unit=block: most calibration samples per damage measurement"),
         PassOption.Int("round-to", 8, "kept channel counts rounded up to a multiple of this (1: no rounding)"),
         PassOption.Int("min-channels", 1, "never keep fewer channels in a group"),
         PassOption.Double("max-ratio", 0.9, "never remove more than this fraction of one group"),
@@ -92,6 +93,7 @@ public sealed class Prune : Pass
         }
         var minSpeedup = o.Double("min-speedup");
         var original = o.Enum("recover") == "lstsq" || minSpeedup > 0 ? ctx.Model.Clone() : null;
+        var paramsBefore = d.Groups.ToDictionary(g => g.Id, g => ParamsOf(Members(g)));
         var (biases, refits) = CutAndRepair(ctx.Model, ctx.Rewriter, d, keep, original, repair);
         if (o.Enum("recover") == "bias") ctx.Stats.Count("biases repaired", biases);
         foreach (var r in refits) ctx.Stats.Decide(r);
@@ -99,8 +101,26 @@ public sealed class Prune : Pass
         foreach (var g in d.Groups)
         {
             var after = keep.TryGetValue(g.Id, out var k) ? k.Length : g.Channels;
+            var members = Members(g);
+            var imp = importance.GetValueOrDefault(g.Id);
+            var kept = k ?? [];
+            var removed = imp is null ? [] : Enumerable.Range(0, g.Channels).Except(kept).ToArray();
+            var sqnr = refits.Where(r => g.Consumers.Any(u => u.Node.ToString() == r.Layer))
+                .Select(r => (double?)r.SqnrDbAfter).Min();
             ctx.Stats.Decide(new GroupPruned(g.Id, g.Channels, after, g.Prunable ? null : g.Reasons[0],
-                string.Join(";", g.Producers.Select(p => p.ToString())), g.Macs));
+                string.Join(";", g.Producers.Select(p => p.ToString())), g.Macs)
+            {
+                Consumers = string.Join(";", g.Consumers.Select(u => u.Node.ToString()).Distinct()),
+                Tied = string.Join(";", g.Tied.Select(n => n.ToString()).Distinct()),
+                MacsAfter = members.Sum(n => ModelStats.Macs(n, out _) ?? 0),
+                Params = paramsBefore[g.Id],
+                ParamsAfter = ParamsOf(members),
+                ImportanceKeptMean = imp is null || k is null ? null : kept.Average(c => imp[c]),
+                ImportanceKeptMin = imp is null || k is null ? null : kept.Min(c => imp[c]),
+                ImportanceRemovedMean = removed.Length == 0 || k is null ? null : removed.Average(c => imp![c]),
+                ImportanceRemovedMax = removed.Length == 0 || k is null ? null : removed.Max(c => imp![c]),
+                SqnrDbAfterRepair = sqnr,
+            });
             if (after < g.Channels) ctx.Stats.Count("groups pruned");
             ctx.Stats.Count("channels removed", g.Channels - after);
         }
@@ -108,6 +128,14 @@ public sealed class Prune : Pass
         ctx.Stats.Count("groups not prunable", d.Groups.Count(g => !g.Prunable));
         if (minSpeedup > 0 && keep.Count > 0) Guard(ctx, original!, minSpeedup);
     }
+
+    private static List<Node> Members(DependencyGroup g) =>
+        g.Producers.Concat(g.Consumers.Select(u => u.Node)).Concat(g.Tied).Distinct().ToList();
+
+    /// <summary>Elements of the constant inputs (weights, biases, BatchNorm and PRelu parameters) of the nodes.</summary>
+    private static long ParamsOf(IEnumerable<Node> nodes) => nodes.SelectMany(n => n.Inputs)
+        .Where(v => v is not null && (v.IsInitializer || v.Producer is { OpType: "Constant" })).Distinct()
+        .Sum(v => Rewriter.ConstantOf(v)?.ElementCount ?? 0);
 
     private void DropBlocks(PassContext ctx, PassOptions o, Repair repair)
     {

@@ -89,10 +89,24 @@ public sealed record SparsifySummary(string Method, long Rounds, double R, long 
 
 // ---- prune
 
-/// <summary>A dependency group: channels before and after, or why it was left whole.</summary>
+/// <summary>A dependency group: channels before and after, or why it was left whole; its members, MACs and
+/// parameters before and after, the normalized importance of the channels kept and removed, and the worst
+/// SQNR of its refitted consumers.</summary>
 public sealed record GroupPruned(int Group, int ChannelsBefore, int ChannelsAfter, string? NotPrunable,
     string Producers,
-    long Macs) : Decision;
+    long Macs) : Decision
+{
+    public string Consumers { get; init; } = "";
+    public string Tied { get; init; } = "";
+    public long MacsAfter { get; init; }
+    public long Params { get; init; }
+    public long ParamsAfter { get; init; }
+    public double? ImportanceKeptMean { get; init; }
+    public double? ImportanceKeptMin { get; init; }
+    public double? ImportanceRemovedMean { get; init; }
+    public double? ImportanceRemovedMax { get; init; }
+    public double? SqnrDbAfterRepair { get; init; }
+}
 
 /// <summary>prune's latency guard: the input and the pruned model timed in ORT, and whether it was kept.</summary>
 public sealed record PruneLatency(double BeforeMs, double AfterMs, double Speedup, double MinSpeedup,
