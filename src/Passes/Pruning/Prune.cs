@@ -132,7 +132,7 @@ public sealed class Prune : Pass
     private static List<Node> Members(DependencyGroup g) =>
         g.Producers.Concat(g.Consumers.Select(u => u.Node)).Concat(g.Tied).Distinct().ToList();
 
-    /// <summary>Elements of the constant inputs (weights, biases, BatchNorm and PRelu parameters) of the nodes.</summary>
+    /// <summary>Elements of the constant inputs (weights, biases, BatchNorm/PRelu parameters) of the nodes.</summary>
     private static long ParamsOf(IEnumerable<Node> nodes) => nodes.SelectMany(n => n.Inputs)
         .Where(v => v is not null && (v.IsInitializer || v.Producer is { OpType: "Constant" })).Distinct()
         .Sum(v => Rewriter.ConstantOf(v)?.ElementCount ?? 0);
