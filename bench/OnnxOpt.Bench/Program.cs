@@ -3,6 +3,7 @@
 //   synflow [--rounds 100] [--size 224]         SynFlow on it: one round, then N rounds; time and peak memory
 //   int8-latency [--iters 50]                   fp32 vs int8 (QDQ) latency in ORT, 1 thread: ResNet-18 and
 //                                               MobileNetV2 at 224 (random weights) and the trained digits nets
+//   prune-latency [--iters 20] [--int8]         pruned vs original at 1.4x and 2x fewer MACs, round-to 1/8/16
 //   int8-accuracy                               accuracy fp32 vs int8 on held-out data, per calibrator
 //   calibration-memory --samples N [--size 112] peak memory of calibrating MobileNetV2 on N samples read from disk
 //   prune-accuracy [--models vgg,resnet] [--configs "macs=0.5;macs=0.5,criterion=taylor|..."]
@@ -65,29 +66,38 @@ switch (args.FirstOrDefault())
     case "prune-latency":
     {
         // Structured pruning at 1.4x and 2x fewer MACs on the 224x224 models, kept channel counts rounded to
-        // 1, 8 and 16: ORT latency (1 thread, interleaved, median) of the pruned model against the original.
+        // 1, 8 and 16: ORT latency (1 thread, interleaved, median) of the pruned model against the original;
+        // with --int8 both are quantized (QDQ, 8 random calibration samples) before timing.
         int iters = int.Parse(Opt("--iters", "20"), c);
+        bool int8 = args.Contains("--int8");
         var models = new (string Name, Model Model)[]
         {
             ("ResNet-18-sized, 224x224", ResNet18.Build()),
             ("MobileNetV2-1.0-sized, 224x224", MobileNetV2.Build()),
         };
-        Console.WriteLine("ORT 1.30, 1 thread, batch 1, graph optimizations all, interleaved runs; median latency");
+        byte[] Final(Model m)
+        {
+            if (!int8) return OnnxExporter.ToBytes(m);
+            var q = m.Clone();
+            PipelineRunner.Run(q, Pipeline.Parse("quantize"), new PassContext(q, CalibrationSource.FromRandom(8, 1)));
+            return OnnxExporter.ToBytes(q);
+        }
+        Console.WriteLine($"ORT 1.30, 1 thread, batch 1, graph optimizations all, interleaved runs; median latency{(int8 ? "; int8 QDQ" : "")}");
         foreach (var (name, model) in models)
         {
             var folded = model.Clone();
             PipelineRunner.Run(folded, Pipeline.Parse("canonicalize,fold-bn"), new PassContext(folded));
-            var baseBytes = OnnxExporter.ToBytes(folded);
+            var baseBytes = Final(folded);
             long baseMacs = ModelStats.Compute(folded).TotalMacs;
             foreach (var macs in new[] { 0.7, 0.5 })
                 foreach (var round in new[] { 1, 8, 16 })
                 {
                     var p = folded.Clone();
                     var sw = Stopwatch.StartNew();
-                    PipelineRunner.Run(p, Pipeline.Parse($"prune{{macs={macs},round-to={round},recover=none}}"), new PassContext(p));
+                    PipelineRunner.Run(p, Pipeline.Parse($"prune{{macs={macs},round-to={round},recover=none,min-speedup=0}}"), new PassContext(p));
                     var pruneS = sw.Elapsed.TotalSeconds;
                     var kept = (double)ModelStats.Compute(p).TotalMacs / baseMacs;
-                    var r = Benchmark.Run(baseBytes, OnnxExporter.ToBytes(p), new BenchOptions { Threads = 1, Warmup = 3, Iterations = iters });
+                    var r = Benchmark.Run(baseBytes, Final(p), new BenchOptions { Threads = 1, Warmup = 3, Iterations = iters });
                     Console.WriteLine(string.Create(c, $"{name,-32} macs {macs:F1} round-to {round,2}: MACs kept {kept:P0} ({1 / kept:F2}x fewer), {r.Model.MedianMs,8:F2} ms -> {r.Other!.MedianMs,8:F2} ms, speed-up {r.Speedup,5:F2}x (pruning {pruneS:F1} s)"));
                 }
         }

@@ -102,3 +102,58 @@ public class GroupsCommandTests
         Assert.Contains("missing.onnx", bad.Err);
     }
 }
+
+public class PruneCommandTests
+{
+    private static readonly string Data = Path.Combine(Paths.TestModels, "digits", "data");
+
+    [Fact]
+    public void PruneValidatesOnHeldOutDataReportsAndIsDeterministic()
+    {
+        var dir = Paths.TempDir();
+        string Once(string model, string tag, params string[] extra)
+        {
+            var r = Cli.Run(["prune", Cli.Model(model), "-o", Path.Combine(dir, tag + ".onnx"), "--calib",
+                Path.Combine(Data, "calib"), "--eval", Path.Combine(Data, "test"), "--min-speedup", "0",
+                "--report", Path.Combine(dir, tag + ".json"), .. extra]);
+            Assert.True(r.ExitCode == 0, r.Err);
+            return System.Text.RegularExpressions.Regex.Replace(File.ReadAllText(Path.Combine(dir, tag + ".json")),
+                "\"time_ms\": [0-9.E+-]+", "\"time_ms\": 0").Replace(tag + ".onnx", "");
+        }
+        var before = File.ReadAllBytes(Cli.Model("digits/vgg.onnx"));
+        string[] best = ["--macs", "0.5", "--criterion", "taylor", "--allocate", "sensitivity", "--sensitivity-samples", "16",
+            "--recover", "bias", "--max-agreement-drop", "100"];
+        var a = Once("digits/vgg.onnx", "a", best);
+        Assert.Equal(a, Once("digits/vgg.onnx", "b", best));
+        Assert.Equal(File.ReadAllBytes(Path.Combine(dir, "a.onnx")), File.ReadAllBytes(Path.Combine(dir, "b.onnx")));
+        Assert.Equal(before, File.ReadAllBytes(Cli.Model("digits/vgg.onnx")));
+        var j = JsonDocument.Parse(a).RootElement;
+        Assert.Contains("prune{criterion=taylor,", j.GetProperty("pipeline").GetString());
+        Assert.True(j.GetProperty("validation").GetProperty("accepted").GetBoolean());
+        Assert.True(j.GetProperty("after").GetProperty("total_macs").GetInt64()
+            <= j.GetProperty("before").GetProperty("total_macs").GetInt64() / 2);
+        Assert.Contains("\"damage\"", a);
+
+        var blocks = Once("digits/resnet.onnx", "c", "--unit", "block", "--ratio", "0.25", "--sensitivity-samples", "16");
+        Assert.Contains("\"dropped\": true", blocks);
+        var bn = Once("digits/vgg.onnx", "d", "--criterion", "bn-scale", "--ratio", "0.3");
+        Assert.Contains("prune{criterion=bn-scale,", bn);
+        Assert.Contains("},fold-bn", bn);
+    }
+
+    [Fact]
+    public void PruneRefusesBadOptionsAndMissingDataWithOneLine()
+    {
+        var dir = Paths.TempDir();
+        var model = Cli.Model("digits/vgg.onnx");
+        var bad = Cli.Run("prune", model, "-o", Path.Combine(dir, "x.onnx"), "--criterion", "magic");
+        Assert.Equal(2, bad.ExitCode);
+        Assert.Contains("taylor", bad.Err);
+        var noData = Cli.Run("prune", model, "-o", Path.Combine(dir, "y.onnx"), "--criterion", "taylor", "--recover",
+            "none");
+        Assert.NotEqual(0, noData.ExitCode);
+        Assert.Single(noData.Err.Trim().Split('\n'));
+        Assert.Contains("calib", noData.Err);
+        Assert.False(File.Exists(Path.Combine(dir, "x.onnx")) || File.Exists(Path.Combine(dir, "y.onnx")));
+    }
+}

@@ -1,5 +1,6 @@
 // `onnxopt groups` output: every dependency group with its channel count, share of the model's MACs,
-// members (producers, consumers with their input offset, tied ops) and either "prunable" or the reasons
+// blocks (grouped convs: equal blocks kept in equal counts), members (producers, consumers with their
+// input offset, tied ops) and either "prunable" or the reasons
 // it is not; as text or JSON (keys in a fixed order, byte-identical across runs).
 using System.Globalization;
 using System.Text;
@@ -20,7 +21,8 @@ public static class DependencyGroupsWriter
         {
             var share = d.TotalMacs == 0 ? 0 : 100.0 * g.Macs / d.TotalMacs;
             sb.AppendLine(c,
-                $"group {g.Id}: {g.Channels} channels, {share:F1}% of MACs, {(g.Prunable ? "" : "not ")}prunable");
+                $"group {g.Id}: {g.Channels} channels{Blocks(g.Blocks)}, {share:F1}% of MACs, "
+                + $"{(g.Prunable ? "" : "not ")}prunable");
             foreach (var p in g.Producers) sb.AppendLine(c, $"  produced by {p}");
             foreach (var u in g.Consumers)
                 sb.AppendLine(c,
@@ -30,6 +32,8 @@ public static class DependencyGroupsWriter
         }
         return sb.ToString();
     }
+
+    private static string Blocks(int blocks) => blocks > 1 ? $" in {blocks} equal blocks (grouped convs)" : "";
 
     private static string Each(long repeat) => repeat > 1 ? $", {repeat} features each" : "";
 
@@ -46,6 +50,7 @@ public static class DependencyGroupsWriter
                 w.WriteStartObject();
                 w.WriteNumber("id", g.Id);
                 w.WriteNumber("channels", g.Channels);
+                w.WriteNumber("blocks", g.Blocks);
                 w.WriteNumber("macs", g.Macs);
                 JsonNumbers.Write(w, "macs_share", d.TotalMacs == 0 ? 0 : (double)g.Macs / d.TotalMacs);
                 w.WriteBoolean("prunable", g.Prunable);
