@@ -293,10 +293,10 @@ public class PruneRepairTests
     {
         double[] a = [4, 2, 2, 3];
         double[] b = [2, 1];
-        Assert.True(Cholesky.Solve(a, b, 2, 1));
+        Assert.True(DenseKernels.CholeskySolve(a, b, 2, 1));
         Assert.Equal(0.5, b[0], 12);
         Assert.Equal(0.0, b[1], 12);
-        Assert.False(Cholesky.Solve([1, 2, 2, 1], [1, 1], 2, 1)); // not positive definite
+        Assert.False(DenseKernels.CholeskySolve([1, 2, 2, 1], [1, 1], 2, 1)); // not positive definite
     }
 }
 

@@ -5,7 +5,8 @@
 //   rows   x = [patch of the pruned input at an output position (Conv: Cin' * kh * kw values), 1]
 //          y = the original layer's output at that position, at the output channels the layer kept
 //   fit    [W | b] = argmin sum ||W x - y||^2 + lambda ||W||^2,  lambda = ridge * trace(X'X) / K,
-//          solved from the normal equations (X'X + lambda I) w = X'y by Cholesky, in float64.
+//          solved from the normal equations (X'X + lambda I) w = X'y by a blocked Cholesky, in float64
+//          (DenseKernels: X'X and X'y accumulated 64 rows at a time, vectorized, on every core).
 // Memory is bounded: at most max-rows sampled positions per layer (the same seeded positions in both
 // models), accumulated into K x K and K x Cout sums. Each layer's SQNR on those rows is reported
 // before and after the fit.
@@ -98,10 +99,29 @@ public static class LeastSquaresRepair
         });
         if (positions.Count == 0) return null;
 
-        // Pass 2 (pruned): the regressor rows at the same positions; normal equations in float64.
+        // Pass 2 (pruned): the regressor rows at the same positions; normal equations in float64, accumulated
+        // a block of rows at a time (transposed, so each Gram entry is one contiguous dot product).
         var ata = new double[K * K];
         var aty = new double[K * cout];
         var rows = new List<double[]>(positions.Count);
+        var pending = new List<int>();
+        void Flush()
+        {
+            if (pending.Count == 0) return;
+            int len = pending.Count;
+            var xt = new double[K * len];
+            var yt = new double[cout * len];
+            for (int r = 0; r < len; r++)
+            {
+                var row = rows[pending[r]];
+                var yrow = ys[pending[r]];
+                for (int a = 0; a < K; a++) xt[a * len + r] = row[a];
+                for (int o = 0; o < cout; o++) yt[o * len + r] = yrow[o];
+            }
+            DenseKernels.AddGram(ata, K, 0, K, xt, len, 1);
+            DenseKernels.AddCross(aty, cout, xt, K, yt, cout, len);
+            pending.Clear();
+        }
         int seen = 0, next = 0;
         calib.Stream(pruned, [xName], (_, outs) =>
         {
@@ -126,24 +146,18 @@ public static class LeastSquaresRepair
                             }
                     row[K - 1] = 1;
                     rows.Add(row);
-                    var yrow = ys[next];
-                    for (int a = 0; a < K; a++)
-                    {
-                        var ra = row[a];
-                        if (ra == 0) continue;
-                        for (int b = a; b < K; b++) ata[a * K + b] += ra * row[b];
-                        for (int o = 0; o < cout; o++) aty[a * cout + o] += ra * yrow[o];
-                    }
+                    pending.Add(next);
+                    if (pending.Count == 64) Flush();
                     next++;
                 }
         });
-        for (int a = 0; a < K; a++) for (int b = 0; b < a; b++) ata[a * K + b] = ata[b * K + a];
+        Flush();
         double trace = 0;
         for (int a = 0; a < K; a++) trace += ata[a * K + a];
         var lambda = ridge * trace / K + 1e-12;
         for (int a = 0; a < K - 1; a++) ata[a * K + a] += lambda; // the bias column is not shrunk
         ata[(K - 1) * K + K - 1] += 1e-9;
-        if (!Cholesky.Solve(ata, aty, K, cout)) return null;
+        if (!DenseKernels.CholeskySolve(ata, aty, K, cout)) return null;
         var w = new double[cout * (K - 1)];
         var bias = new float[cout];
         for (int o = 0; o < cout; o++)
@@ -159,16 +173,19 @@ public static class LeastSquaresRepair
                 oldW[o * (K - 1) + a] = op.OutAxis == 0 ? old[o * (K - 1) + a] : old[a * cout + o];
         double Sqnr(double[] weights, Func<int, double> b)
         {
-            double sig = 0, err = 0;
-            for (int r = 0; r < rows.Count; r++)
+            var sig = new double[rows.Count];
+            var err = new double[rows.Count];
+            Parallel.For(0, rows.Count, r =>
+            {
+                var x = rows[r].AsSpan(0, K - 1);
                 for (int o = 0; o < cout; o++)
                 {
-                    double pred = b(o);
-                    for (int a = 0; a < K - 1; a++) pred += weights[o * (K - 1) + a] * rows[r][a];
-                    sig += ys[r][o] * (double)ys[r][o];
-                    err += (pred - ys[r][o]) * (pred - ys[r][o]);
+                    double pred = b(o) + DenseKernels.Dot(weights.AsSpan(o * (K - 1), K - 1), x);
+                    sig[r] += ys[r][o] * (double)ys[r][o];
+                    err[r] += (pred - ys[r][o]) * (pred - ys[r][o]);
                 }
-            return Runtime.Validation.Fidelity.SqnrDb(sig, err);
+            });
+            return Runtime.Validation.Fidelity.SqnrDb(sig.Sum(), err.Sum());
         }
         var before = Sqnr(oldW, o => op.Bias[o]);
         var after = Sqnr(w, o => bias[o]);
@@ -181,41 +198,3 @@ public static class LeastSquaresRepair
 
 /// <summary>One refitted layer: its output's SQNR against the original on the sampled rows, before and after.</summary>
 public sealed record LayerRefit(string Layer, double SqnrDbBefore, double SqnrDbAfter) : Decision;
-
-/// <summary>Solves A X = B in place for symmetric positive definite A (n x n); B (n x m) becomes X.</summary>
-public static class Cholesky
-{
-    public static bool Solve(double[] a, double[] b, int n, int m)
-    {
-        for (int j = 0; j < n; j++)
-        {
-            double d = a[j * n + j];
-            for (int k = 0; k < j; k++) d -= a[j * n + k] * a[j * n + k];
-            if (d <= 0 || double.IsNaN(d)) return false;
-            var l = Math.Sqrt(d);
-            a[j * n + j] = l;
-            for (int i = j + 1; i < n; i++)
-            {
-                double s = a[i * n + j];
-                for (int k = 0; k < j; k++) s -= a[i * n + k] * a[j * n + k];
-                a[i * n + j] = s / l;
-            }
-        }
-        for (int c = 0; c < m; c++)
-        {
-            for (int i = 0; i < n; i++)
-            {
-                double s = b[i * m + c];
-                for (int k = 0; k < i; k++) s -= a[i * n + k] * b[k * m + c];
-                b[i * m + c] = s / a[i * n + i];
-            }
-            for (int i = n - 1; i >= 0; i--)
-            {
-                double s = b[i * m + c];
-                for (int k = i + 1; k < n; k++) s -= a[k * n + i] * b[k * m + c];
-                b[i * m + c] = s / a[i * n + i];
-            }
-        }
-        return true;
-    }
-}
