@@ -62,6 +62,29 @@ public class BlockDroppingTests
     }
 
     [Fact]
+    public void DroppingChainedBlocksEqualsZeroingEveryBranch()
+    {
+        // MobileNetV2's stages chain identity blocks: the kept side of one is the output of the one before.
+        var m = Run(OnnxImporter.Load(Paths.Model("torchvision/mobilenet_v2_small.onnx")), "canonicalize,fold-bn").After;
+        var dropped = m.Clone();
+        var rw = new Rewriter(dropped);
+        var replaced = new Dictionary<Value, Value>();
+        foreach (var b in BlockDropping.Find(dropped)) BlockDropping.Drop(rw, b, replaced);
+        Assert.Empty(Verifier.Check(dropped));
+        Assert.Empty(BlockDropping.Find(dropped));
+        var masked = m.Clone();
+        var mrw = new Rewriter(masked);
+        var zero = mrw.Constant(masked.Graph, "zero", Tensor.FromFloats("", [], [0f]));
+        foreach (var b in BlockDropping.Find(masked))
+        {
+            var branchOut = b.Add.Inputs.First(v => v != b.Kept)!;
+            var zeroed = mrw.Insert(masked.Graph, "Mul", [branchOut, zero], branchOut.Name + "_zeroed").Output();
+            mrw.SetInput(b.Add, Array.IndexOf(b.Add.Inputs.ToArray(), branchOut), zeroed);
+        }
+        AssertEquivalent(masked, dropped);
+    }
+
+    [Fact]
     public void UnitBlockDropsTheLeastDamagingBlocksAndRepairsTheirReaders()
     {
         var m = OnnxImporter.Load(Paths.Model("digits/resnet.onnx"));

@@ -233,8 +233,15 @@ public class PruneEveryModelTests
         var failures = new List<string>();
         foreach (var path in ModelCorpus.TestModels())
         {
-            try { PassTestKit.Run(OnnxImporter.Load(path), "prune{ratio=0.3,recover=none,min-speedup=0}"); }
-            catch (Exception e) { failures.Add($"{Path.GetFileName(path)}: {e.GetType().Name}: {e.Message.Split('\n')[0]}"); }
+            foreach (var pipeline in new[] { "prune{ratio=0.3,recover=none,min-speedup=0}",
+                "prune{unit=block,ratio=0.5,recover=none,min-speedup=0,sensitivity-samples=2}" })
+            {
+                try { PassTestKit.Run(OnnxImporter.Load(path), pipeline, Calibration.CalibrationSource.FromRandom(2, 1)); }
+                catch (Exception e)
+                {
+                    failures.Add($"{Path.GetFileName(path)} {pipeline}: {e.GetType().Name}: {e.Message.Split('\n')[0]}");
+                }
+            }
         }
         Assert.True(failures.Count == 0, string.Join("\n", failures));
     }

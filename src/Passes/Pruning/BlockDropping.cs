@@ -130,10 +130,16 @@ public static class BlockDropping
         return result.Distinct().ToList();
     }
 
-    /// <summary>y = p: the Add's uses move to the kept side; the branch becomes dead and is removed.</summary>
-    public static void Drop(Rewriter rw, ResidualBlock block)
+    /// <summary>y = p: the Add's uses move to the kept side; the branch becomes dead and is removed.
+    /// <paramref name="replaced"/> carries what earlier drops replaced, for chained blocks (the kept side of
+    /// one block is the output of the block before it).</summary>
+    public static void Drop(Rewriter rw, ResidualBlock block, Dictionary<Value, Value>? replaced = null)
     {
-        rw.Replace(block.Add.Output(), block.Kept);
+        var kept = block.Kept;
+        while (replaced is not null && replaced.TryGetValue(kept, out var k)) kept = k;
+        var y = block.Add.Output();
+        rw.Replace(y, kept);
+        replaced?.Add(y, kept);
         rw.Erase(block.Add);
         rw.Cleanup();
     }
@@ -177,7 +183,8 @@ public static class BlockDropping
         Prune.Repair repair)
     {
         var readers = blocks.SelectMany(Readers).Distinct().ToList();
-        foreach (var b in blocks.Where(b => !b.Add.IsErased)) Drop(rw, b);
+        var replaced = new Dictionary<Value, Value>();
+        foreach (var b in blocks.Where(b => !b.Add.IsErased)) Drop(rw, b, replaced);
         ShapeInference.Refresh(model);
         if (repair.Mode != "lstsq") return;
         var layers = readers.Where(n => !n.IsErased).OrderBy(model.Graph.PositionOf).ToList();
