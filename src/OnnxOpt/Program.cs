@@ -31,6 +31,7 @@ public static class Program
         root.Add(QuantizeCommand.Create(ctx));
         root.Add(GroupsCommand.Create(ctx));
         root.Add(PruneCommand.Create(ctx));
+        root.Add(ClusterCommand.Create(ctx));
 
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)

@@ -48,5 +48,10 @@ public static class Presets
         o => o.GetValueOrDefault("criterion") == "bn-scale"
             ? ("canonicalize", "fold-bn") : ("canonicalize,fold-bn", ""));
 
-    public static IReadOnlyList<Preset> All { get; } = [Quantize, Prune];
+    /// <summary>Weight clustering: BatchNorm folded first, so the weights clustered are the ones that run.</summary>
+    public static readonly Preset Cluster = new("cluster",
+        "weight sharing by exact k-means, stored as float or as codes ORT decodes at load",
+        "canonicalize,fold-bn", "cluster");
+
+    public static IReadOnlyList<Preset> All { get; } = [Quantize, Prune, Cluster];
 }

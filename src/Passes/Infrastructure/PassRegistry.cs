@@ -19,6 +19,7 @@ public static class PassRegistry
         new Sparsify(),
         new Quantize(),
         new Prune(),
+        new Cluster(),
     ];
 
     public static IReadOnlyList<Pass> Passes => Volatile.Read(ref _all);

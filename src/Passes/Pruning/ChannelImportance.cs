@@ -221,10 +221,6 @@ public static class ChannelImportance
         });
     }
 
-    /// <summary>Samples and random-sign probes the Taylor criterion uses (its cost is probes backward passes
-    /// of our float32 evaluator per batch).</summary>
-    public const int TaylorSamples = 128, TaylorProbes = 4;
-
     private static Dictionary<int, double[]> Taylor(DependencyGroups d, Model model, CalibrationSource calib)
     {
         var reads = Reads(d);
@@ -238,19 +234,13 @@ public static class ChannelImportance
         int seen = 0;
         foreach (var batch in data.Batches(8))
         {
-            if (seen >= TaylorSamples) break;
+            if (seen >= RandomProbes.Samples) break;
             var inputs = batch.Inputs.ToDictionary(kv => kv.Key, kv => NdArray<float>.FromTensor(kv.Value));
             var trace = ev.Forward(inputs);
             int n = trace[outputs[0]].Shape[0];
-            for (int probe = 0; probe < TaylorProbes; probe++)
+            for (int probe = 0; probe < RandomProbes.Probes; probe++)
             {
-                var seeds = outputs.ToDictionary(o => o, o =>
-                {
-                    var shape = trace[o].Shape;
-                    var r = new float[NdArray<float>.Size(shape)];
-                    for (int i = 0; i < r.Length; i++) r[i] = rng.Next(2) == 0 ? -1f : 1f;
-                    return new NdArray<float>(shape, r);
-                });
+                var seeds = RandomProbes.Seeds(trace, outputs, rng);
                 var grads = ev.Backward(trace, seeds, names);
                 // Per sample and group channel: sum over every read and position of a * g, then squared.
                 var dots = sums.ToDictionary(kv => kv.Key, kv => new double[n * kv.Value.Length]);
@@ -277,8 +267,8 @@ public static class ChannelImportance
                 }
             }
             seen += n;
-            calib.Progress?.Invoke("prune: taylor", Math.Min(seen, TaylorSamples), Math.Min(data.SampleCount,
-                TaylorSamples));
+            calib.Progress?.Invoke("prune: taylor", Math.Min(seen, RandomProbes.Samples), Math.Min(data.SampleCount,
+                RandomProbes.Samples));
         }
         return sums.ToDictionary(kv => kv.Key, kv => Normalized(kv.Value));
     }

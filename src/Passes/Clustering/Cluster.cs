@@ -1,0 +1,203 @@
+// cluster: weight sharing (Deep Compression's trained quantization, without the training): every weight of
+// a Conv/ConvTranspose/Gemm/MatMul (at least min-elements of them) is replaced by one of K shared values.
+//   K = clusters, or 2^bits, or per layer the fewest bits (1..8) whose weight SQNR
+//       10 log10(sum w^2 / sum (w - c(w))^2) reaches min-sqnr (so layers get different bit counts);
+//   centroids by exact 1-D k-means (KMeans1D), per tensor or per output channel, optionally weighted:
+//       magnitude |w|; fisher: the mean squared gradient of the outputs along random-sign probes
+//       (r . dy/dw)^2, whose expectation is sum_o (dy_o/dw)^2, the Gauss-Newton (Fisher) diagonal of the
+//       output distance to the original (SqueezeLLM's weighting, without labels); synflow: |w dR/dw|;
+//   zero stays an exact centroid of its own when at least 5% of a tensor is zero (sparse, after pruning
+//   or sparsify; keep-zero=auto), so sparsity survives;
+//   storage (format=): float weights with K distinct values, or codes and codebooks ORT decodes at load
+//   (ClusterStorage: lut, lut4).
+//   before: W (float[64,32,3,3], 18,432 distinct)   after (bits=4): W with 16 distinct values
+// Approximate: validate on held-out data.
+using OnnxOpt.Autodiff;
+using OnnxOpt.Calibration;
+using OnnxOpt.Data;
+using OnnxOpt.GraphIR;
+
+namespace OnnxOpt.Passes;
+
+/// <summary>One clustered weight: its size, the clusters per slice and bits, distinct values before and after,
+/// the weight SQNR, and how it is stored.</summary>
+public sealed record WeightClustered(string Weight, string Layer, long Elements, int Clusters, int Bits,
+    long DistinctBefore, long DistinctAfter, double SqnrDb, bool PerChannel, bool ZeroKept, string Format)
+    : Decision;
+
+public sealed class Cluster : Pass
+{
+    public override string Name => "cluster";
+    public override string Summary =>
+        "weight sharing by exact 1-D k-means (per tensor or channel, optional saliency weighting), stored as "
+        + "float, or codes + codebook that ORT decodes at load";
+    public override IReadOnlyList<PassOption> Options { get; } =
+    [
+        PassOption.Int("bits", 4, "codes of this many bits: 2^bits clusters (1..8; ignored with clusters or min-sqnr)"),
+        PassOption.Int("clusters", -1, "number of clusters per tensor or channel (-1: from bits)"),
+        PassOption.Double("min-sqnr", -1,
+            "per layer, the fewest bits (1..8) whose weight SQNR reaches this many dB (-1: off)"),
+        PassOption.Bool("per-channel", false, "one codebook per output channel instead of per tensor"),
+        PassOption.Enum("weighting", "none", ["none", "magnitude", "fisher", "synflow"],
+            "k-means weights: none, |w|, Fisher diagonal of the outputs on calibration data, or SynFlow |w dR/dw|"),
+        PassOption.Enum("keep-zero", "auto", ["auto", "true", "false"],
+            "zero as its own exact centroid: auto when at least 5% of the tensor is zero"),
+        PassOption.Int("min-elements", 256, "tensors with fewer elements are left alone"),
+        PassOption.String("exclude", "", "node names, weight names or op types never clustered (';'-separated)"),
+        PassOption.Enum("format", "float", ClusterStorage.Formats,
+            "float: K distinct float values; lut: uint8 codes -> Cast -> Gather(codebook); "
+            + "lut4: two 4-bit codes per byte (K <= 16), unpacked with Div/Mod"),
+    ];
+
+    public override bool IsExact(PassOptions options) => false;
+
+    public override DataNeeds Needs(PassOptions options) =>
+        options.Enum("weighting") == "fisher" ? DataNeeds.Calibration : DataNeeds.None;
+
+    public override void Run(PassContext ctx, PassOptions o)
+    {
+        var bits = (int)o.Int("bits");
+        var clusters = (int)o.Int("clusters");
+        var minSqnr = o.Double("min-sqnr");
+        if (clusters < 0 && minSqnr < 0 && bits is < 1 or > 8)
+            throw new OnnxModelException($"cluster: bits={bits} must be in 1..8");
+        if (clusters == 0 || clusters > 65_536)
+            throw new OnnxModelException($"cluster: clusters={clusters} must be in 1..65536");
+        var format = o.Enum("format");
+        var exclude = o.String("exclude").Split(';', StringSplitOptions.RemoveEmptyEntries
+            | StringSplitOptions.TrimEntries).ToHashSet(StringComparer.Ordinal);
+        var weights = PrunableWeight.Find(ctx.Model.Graph)
+            .Where(p => p.Weight.Initializer!.ElementCount >= o.Int("min-elements"))
+            .Where(p => !exclude.Contains(p.Node.Name ?? "") && !exclude.Contains(p.Node.OpType)
+                && !exclude.Contains(p.Weight.Name))
+            .ToList();
+        var saliency = o.Enum("weighting") switch
+        {
+            "fisher" => Fisher(ctx.Model, weights, ctx.RequireCalibration(Name)),
+            "synflow" => Saliency.Score(ctx.Model, new SaliencyOptions { Iterations = 1, Density = 1 }).Scores,
+            _ => null,
+        };
+        var storage = new ClusterStorage(ctx.Rewriter, ctx.Model.Graph);
+        foreach (var p in weights)
+        {
+            var w = p.Weight.Initializer!.ToFloatArray();
+            double[]? weighting = o.Enum("weighting") switch
+            {
+                "magnitude" => w.Select(v => (double)Math.Abs(v)).ToArray(),
+                "fisher" or "synflow" => saliency!.GetValueOrDefault(p.Weight.Name),
+                _ => null,
+            };
+            var zeros = w.Count(v => v == 0);
+            var keepZero = o.Enum("keep-zero") switch
+            {
+                "true" => true,
+                "false" => false,
+                _ => zeros >= 0.05 * w.Length,
+            };
+            var slices = o.Bool("per-channel") ? p.FilterOf() : new int[w.Length];
+            int k;
+            (float[] Values, int[] Codes, double[][] Books) result;
+            if (clusters > 0) { k = clusters; result = Apply(w, weighting, slices, k, keepZero); }
+            else if (minSqnr < 0) { k = 1 << bits; result = Apply(w, weighting, slices, k, keepZero); }
+            else
+            {
+                k = 256;
+                result = Apply(w, weighting, slices, k, keepZero);
+                for (int b = 1; b <= 8; b++)
+                {
+                    var trial = Apply(w, weighting, slices, 1 << b, keepZero);
+                    if (Sqnr(w, trial.Values) < minSqnr) continue;
+                    (k, result) = (1 << b, trial);
+                    break;
+                }
+                if (Sqnr(w, result.Values) < minSqnr)
+                {
+                    var reached = Sqnr(w, result.Values);
+                    ctx.Stats.Notes.Add(string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                        $"cluster: {p.Weight.Name} reaches {reached:F1} dB at 8 bits (min-sqnr {minSqnr})"));
+                }
+            }
+            var used = result.Books.Max(b => b.Length);
+            var codeBits = Math.Max(1, (int)Math.Ceiling(Math.Log2(Math.Max(2, used))));
+            var stored = storage.Store(p, result.Values, result.Codes, result.Books, slices, format);
+            ctx.Stats.Decide(new WeightClustered(p.Weight.Name, p.Layer, w.Length, used, codeBits,
+                w.Distinct().LongCount(), result.Values.Distinct().LongCount(), Sqnr(w, result.Values),
+                o.Bool("per-channel"), keepZero, stored));
+            ctx.Stats.Count("weights clustered");
+        }
+        if (weights.Count == 0) ctx.Stats.Notes.Add("cluster: no weight tensor to cluster");
+        ctx.Rewriter.Cleanup();
+    }
+
+    internal static double Sqnr(float[] w, float[] c)
+    {
+        double s = 0, e = 0;
+        for (int i = 0; i < w.Length; i++)
+        {
+            s += (double)w[i] * w[i];
+            e += ((double)w[i] - c[i]) * ((double)w[i] - c[i]);
+        }
+        return Runtime.Validation.Fidelity.SqnrDb(s, e);
+    }
+
+    /// <summary>k-means per slice: the clustered values, each value's code in its slice's codebook, and the
+    /// codebooks (slice order).</summary>
+    private static (float[] Values, int[] Codes, double[][] Books) Apply(float[] w, double[]? weighting,
+        int[] slices, int k, bool keepZero)
+    {
+        int count = slices.Length == 0 ? 0 : slices.Max() + 1;
+        var members = new List<int>[count];
+        for (int c = 0; c < count; c++) members[c] = new List<int>();
+        for (int i = 0; i < w.Length; i++) members[slices[i]].Add(i);
+        var values = new float[w.Length];
+        var codes = new int[w.Length];
+        var books = new double[count][];
+        for (int c = 0; c < count; c++)
+        {
+            var idx = members[c];
+            var r = KMeans1D.Cluster(idx.Select(i => w[i]).ToArray(), k,
+                weighting is null ? null : idx.Select(i => weighting[i]).ToArray(), keepZero);
+            books[c] = r.Centroids.Select(x => (double)(float)x).ToArray();
+            for (int j = 0; j < idx.Count; j++)
+            {
+                codes[idx[j]] = r.Assignment[j];
+                values[idx[j]] = (float)r.Centroids[r.Assignment[j]];
+            }
+        }
+        return (values, codes, books);
+    }
+
+    /// <summary>weighting=fisher: per weight, the mean over calibration samples and random-sign probes r of
+    /// (d(r . y)/dw)^2 (our float32 autodiff; up to 128 samples, 4 probes).</summary>
+    private static Dictionary<string, double[]> Fisher(Model model, List<PrunableWeight> weights,
+        CalibrationSource calib)
+    {
+        var ev = new Evaluator<float>(model);
+        var outputs = model.Graph.Outputs.Where(o => o.ElementType.IsFloatingPoint()).Select(o => o.Name).ToList();
+        if (outputs.Count == 0) throw new OnnxModelException("cluster weighting=fisher needs a float graph output");
+        var names = weights.Select(p => p.Weight.Name).ToList();
+        var sums = weights.ToDictionary(p => p.Weight.Name, p => new double[p.Weight.Initializer!.ElementCount]);
+        var rng = new Random(23);
+        int seen = 0;
+        // Batches of one: the gradient of a batch is the sum over its samples, and the square is per sample.
+        foreach (var batch in calib.DataFor(IoInfo.InputsOf(model.Graph)).Batches(1))
+        {
+            if (seen >= RandomProbes.Samples) break;
+            var trace = ev.Forward(batch.Inputs.ToDictionary(kv => kv.Key,
+                kv => NdArray<float>.FromTensor(kv.Value)));
+            for (int probe = 0; probe < RandomProbes.Probes; probe++)
+            {
+                var seeds = RandomProbes.Seeds(trace, outputs, rng);
+                var grads = ev.Backward(trace, seeds, names);
+                foreach (var name in names)
+                {
+                    var g = grads[name].R;
+                    var sum = sums[name];
+                    for (int i = 0; i < sum.Length; i++) sum[i] += (double)g[i] * g[i];
+                }
+            }
+            seen++;
+        }
+        return sums;
+    }
+}
