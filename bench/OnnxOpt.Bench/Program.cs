@@ -9,6 +9,9 @@
 //   prune-accuracy [--models vgg,resnet] [--configs "macs=0.5;macs=0.5,criterion=taylor|..."]
 //                                               the prune preset on the trained digits nets: held-out accuracy,
 //                                               MACs kept and time per configuration ('|' between configurations)
+//   cluster-accuracy [--models vgg,...] [--bits 2,3,4,5,6,8]
+//                                               the cluster preset on the trained digits nets: held-out accuracy
+//                                               and file sizes (fp32, clustered float zipped, lut, lut4)
 //   block-vs-filter [--iters 300]               unit=block vs filter pruning at the MACs the block drop leaves:
 //                                               digits ResNet (accuracy, latency), ResNet-18-sized (latency)
 using System.Diagnostics;
@@ -154,6 +157,52 @@ switch (args.FirstOrDefault())
                 Console.WriteLine(string.Create(c, $"{n,-12} {config,-48} MACs kept {kept,6:P1}  accuracy "
                     + $"{v.ReferenceAccuracy * 100:F1} -> {v.CandidateAccuracy * 100:F1}  ({sw.Elapsed.TotalSeconds:F1} s)"));
             }
+        }
+        return 0;
+    }
+    case "cluster-accuracy":
+    {
+        var digits = Path.Combine(Repo.Root, "testmodels", "digits");
+        var models = Opt("--models", "vgg,resnet,mobilenetv2,mlp").Split(',');
+        var bitsList = Opt("--bits", "2,3,4,5,6,8").Split(',').Select(b => int.Parse(b, c)).ToArray();
+        var modes = Opt("--modes", "|per-channel=true|weighting=fisher|per-channel=true,weighting=fisher").Split('|');
+        static long Zipped(byte[] bytes)
+        {
+            using var ms = new MemoryStream();
+            using (var z = new System.IO.Compression.DeflateStream(ms, System.IO.Compression.CompressionLevel.SmallestSize,
+                leaveOpen: true))
+                z.Write(bytes);
+            return ms.Length;
+        }
+        Console.WriteLine("held-out accuracy (500 test images) after canonicalize,fold-bn,cluster{...}; sizes in bytes: "
+            + "fp32 file, clustered float zipped (deflate), lut (uint8 codes), lut4 (4-bit codes, bits <= 4)");
+        foreach (var n in models)
+        {
+            var data = Path.Combine(digits, n == "mlp" ? "data_mlp" : "data");
+            var model = OnnxImporter.Load(Path.Combine(digits, n + ".onnx"));
+            var fp32 = OnnxExporter.ToBytes(model).Length;
+            foreach (var mode in modes)
+                foreach (var bits in bitsList)
+                {
+                    string Options(string format) => $"bits={bits},format={format}" + (mode.Length > 0 ? "," + mode : "");
+                    OptimizeResult Clustered(string format) => Optimizer.Run(model, new OptimizeOptions
+                    {
+                        Pipeline = Presets.Cluster.Build(Options(format).Split(',').Select(kv => kv.Split('='))
+                            .Select(kv => new KeyValuePair<string, string>(kv[0], kv[1]))),
+                        Calibration = CalibrationSource.FromFolder(Path.Combine(data, "calib")),
+                        Evaluation = CalibrationSource.FromFolder(Path.Combine(data, "test")),
+                        Validate = true,
+                    });
+                    var sw = Stopwatch.StartNew();
+                    var f = Clustered("float");
+                    var secs = sw.Elapsed.TotalSeconds;
+                    var lut = Clustered("lut").Bytes.Length;
+                    var lut4 = bits <= 4 ? Clustered("lut4").Bytes.Length.ToString("N0", c) : "";
+                    var v = f.Report.Validation!.Report;
+                    Console.WriteLine(string.Create(c, $"{n,-12} {(mode.Length == 0 ? "per-tensor" : mode),-36} bits {bits}: "
+                        + $"accuracy {v.ReferenceAccuracy * 100:F1} -> {v.CandidateAccuracy * 100:F1}, fp32 {fp32:N0}, "
+                        + $"zipped {Zipped(f.Bytes):N0}, lut {lut:N0}, lut4 {lut4} ({secs:F1} s)"));
+                }
         }
         return 0;
     }

@@ -157,3 +157,31 @@ public class PruneCommandTests
         Assert.False(File.Exists(Path.Combine(dir, "x.onnx")) || File.Exists(Path.Combine(dir, "y.onnx")));
     }
 }
+
+public class ClusterCommandTests
+{
+    [Fact]
+    public void ClusterWritesEveryFormatValidatedAndRefusesBadOptions()
+    {
+        var dir = Paths.TempDir();
+        var model = Cli.Model("digits/vgg.onnx");
+        var data = Path.Combine(Paths.TestModels, "digits", "data");
+        long? floatSize = null;
+        foreach (var format in new[] { "float", "lut4" })
+        {
+            var output = Path.Combine(dir, format + ".onnx");
+            var r = Cli.Run("cluster", model, "-o", output, "--bits", "4", "--format", format, "--eval",
+                Path.Combine(data, "test"), "--report", Path.Combine(dir, format + ".json"));
+            Assert.True(r.ExitCode == 0, r.Err);
+            var j = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, format + ".json"))).RootElement;
+            Assert.True(j.GetProperty("validation").GetProperty("accepted").GetBoolean());
+            Assert.Contains("\"distinct_after\"", File.ReadAllText(Path.Combine(dir, format + ".json")));
+            var size = new FileInfo(output).Length;
+            if (floatSize is null) floatSize = size; else Assert.True(size * 4 < floatSize, $"{size} vs {floatSize}");
+        }
+        var bad = Cli.Run("cluster", model, "-o", Path.Combine(dir, "bad.onnx"), "--bits", "6", "--format", "lut4");
+        Assert.Equal(2, bad.ExitCode);
+        Assert.Contains("at most 16 clusters", bad.Err);
+        Assert.False(File.Exists(Path.Combine(dir, "bad.onnx")));
+    }
+}
