@@ -32,6 +32,8 @@ public static class Program
         root.Add(GroupsCommand.Create(ctx));
         root.Add(PruneCommand.Create(ctx));
         root.Add(ClusterCommand.Create(ctx));
+        root.Add(PackCommand.Create(ctx));
+        root.Add(PackCommand.CreateUnpack(ctx));
 
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)

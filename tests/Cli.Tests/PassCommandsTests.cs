@@ -185,3 +185,35 @@ public class ClusterCommandTests
         Assert.False(File.Exists(Path.Combine(dir, "bad.onnx")));
     }
 }
+
+public class PackCommandTests
+{
+    [Fact]
+    public void PackAndUnpackRoundTripAndRefuseBadArchivesWritingNothing()
+    {
+        var dir = Paths.TempDir();
+        var clustered = Path.Combine(dir, "c.onnx");
+        Assert.Equal(0, Cli.Run("cluster", Cli.Model("digits/vgg.onnx"), "-o", clustered, "--bits", "4").ExitCode);
+        var archive = Path.Combine(dir, "c.onnxz");
+        var p = Cli.Run("pack", clustered, "-o", archive, "--json");
+        Assert.True(p.ExitCode == 0, p.Err);
+        var j = JsonDocument.Parse(p.Out).RootElement;
+        Assert.True(j.GetProperty("bytes_restored").GetBoolean());
+        Assert.True(j.GetProperty("packed_bytes").GetInt64() * 7 < new FileInfo(Cli.Model("digits/vgg.onnx")).Length);
+        var back = Path.Combine(dir, "back.onnx");
+        Assert.Equal(0, Cli.Run("unpack", archive, "-o", back).ExitCode);
+        Assert.Equal(File.ReadAllBytes(clustered), File.ReadAllBytes(back));
+
+        var bytes = File.ReadAllBytes(archive);
+        var truncated = Path.Combine(dir, "t.onnxz");
+        File.WriteAllBytes(truncated, bytes[..(bytes.Length / 2)]);
+        var t = Cli.Run("unpack", truncated, "-o", Path.Combine(dir, "t.onnx"));
+        Assert.Equal(2, t.ExitCode);
+        Assert.Contains("t.onnxz: not a valid .onnxz archive", t.Err);
+        Assert.Single(t.Err.Trim().Split('\n'));
+        Assert.False(File.Exists(Path.Combine(dir, "t.onnx")));
+        var same = Cli.Run("unpack", archive, "-o", archive);
+        Assert.NotEqual(0, same.ExitCode);
+        Assert.Equal(bytes, File.ReadAllBytes(archive));
+    }
+}
