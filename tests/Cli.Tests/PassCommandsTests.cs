@@ -200,6 +200,13 @@ public class PackCommandTests
         var j = JsonDocument.Parse(p.Out).RootElement;
         Assert.True(j.GetProperty("bytes_restored").GetBoolean());
         Assert.True(j.GetProperty("packed_bytes").GetInt64() * 7 < new FileInfo(Cli.Model("digits/vgg.onnx")).Length);
+        var inspect = Cli.Run("inspect", clustered, "--weights", "--json");
+        Assert.True(inspect.ExitCode == 0, inspect.Err);
+        var ij = JsonDocument.Parse(inspect.Out).RootElement;
+        Assert.Equal(j.GetProperty("packed_bytes").GetInt64(), ij.GetProperty("packed_bytes").GetInt64());
+        Assert.Contains(ij.GetProperty("weights").EnumerateArray(), w => w.GetProperty("distinct").GetInt64() == 16
+            && w.GetProperty("bits_per_weight").GetInt32() == 4);
+        Assert.Contains("16 distinct", Cli.Run("inspect", clustered, "--weights").Out);
         var back = Path.Combine(dir, "back.onnx");
         Assert.Equal(0, Cli.Run("unpack", archive, "-o", back).ExitCode);
         Assert.Equal(File.ReadAllBytes(clustered), File.ReadAllBytes(back));

@@ -1,5 +1,6 @@
-// onnxopt inspect MODEL [--json]: opsets, inputs/outputs, op histogram, node/parameter counts,
-// initializer and file bytes, MACs per op type, non-linear depth.
+// onnxopt inspect MODEL [--json] [--weights]: opsets, inputs/outputs, op histogram, node/parameter counts,
+// initializer and file bytes, MACs per op type, non-linear depth; with --weights, per float weight its
+// distinct values, bits per weight and zeros, and the size `pack` would write (WeightStats).
 using System.CommandLine;
 using OnnxOpt.GraphIR;
 
@@ -11,14 +12,44 @@ public static class InspectCommand
     {
         var model = new Argument<string>("MODEL") { Description = "ONNX model file" };
         var json = new Option<bool>("--json") { Description = "print the summary as JSON" };
-        var cmd = new Command("inspect", "Summarize a model: I/O, op histogram, parameters, MACs, non-linear depth") { model, json };
+        var weights = new Option<bool>("--weights")
+        {
+            Description = "per weight: distinct values, bits per weight, zeros; and the packed size",
+        };
+        var cmd = new Command("inspect", "Summarize a model: I/O, op histogram, parameters, MACs, non-linear depth") { model, json, weights };
         cmd.SetAction(r =>
         {
             var path = r.GetValue(model)!;
             var m = CliContext.LoadModel(path);
             var stats = ModelStats.Compute(m, new FileInfo(path).Length);
-            if (r.GetValue(json)) ctx.Out.Write(ModelStatsWriter.Json(stats));
-            else ctx.Out.Write(ModelStatsWriter.Text(stats));
+            if (!r.GetValue(weights))
+            {
+                ctx.Out.Write(r.GetValue(json) ? ModelStatsWriter.Json(stats) : ModelStatsWriter.Text(stats));
+                return 0;
+            }
+            var ws = Passes.WeightStats.Of(m);
+            Passes.ModelArchive.Pack(File.ReadAllBytes(path), out var pack, path);
+            var c = System.Globalization.CultureInfo.InvariantCulture;
+            if (r.GetValue(json))
+            {
+                var items = ws.Select(w => string.Format(c, "{{\"name\": {0}, \"dims\": \"{1}\", "
+                    + "\"elements\": {2}, \"distinct\": {3}, \"bits_per_weight\": {4}, \"sparsity\": {5}}}",
+                    System.Text.Json.JsonSerializer.Serialize(w.Name), w.Dims, w.Elements, w.Distinct,
+                    w.BitsPerWeight, GraphIR.JsonNumbers.Meaningful(w.Sparsity)));
+                var body = ModelStatsWriter.Json(stats).TrimEnd().TrimEnd('}').TrimEnd();
+                ctx.Out.WriteLine(string.Format(c, "{0},\n  \"weights\": [{1}],\n  \"packed_bytes\": {2}\n}}",
+                    body, string.Join(", ", items), pack.PackedBytes));
+                return 0;
+            }
+            ctx.Out.Write(ModelStatsWriter.Text(stats));
+            ctx.Out.WriteLine("weights (distinct values, bits per weight, zeros):");
+            foreach (var w in ws)
+                ctx.Out.WriteLine(string.Format(c,
+                    "  {0,-40} {1,-16} {2,9:N0} elements {3,8:N0} distinct {4,2} bits {5,6:P1} zero",
+                    w.Name, w.Dims, w.Elements, w.Distinct, w.BitsPerWeight, w.Sparsity));
+            ctx.Out.WriteLine(string.Format(c, "packed (onnxopt pack): {0:N0} bytes ({1:F1}x smaller than the file), "
+                + "{2} tensors Huffman-coded", pack.PackedBytes, (double)pack.InputBytes / pack.PackedBytes,
+                pack.TensorsCoded));
             return 0;
         });
         return cmd;
