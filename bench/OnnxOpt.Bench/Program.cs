@@ -15,6 +15,8 @@
 //   pack-ratio [--models ...] [--pipelines "p1|p2"]
 //                                               a pipeline then pack on the trained digits nets: held-out
 //                                               accuracy, fp32 / zipped / packed sizes and the ratio
+//   int4-latency [--iters 200] [--save DIR]     a Gemm-heavy MLP (1024-4096-4096-1024, random weights): fp32 vs
+//                                               cluster{format=int4} (MatMulNBits) latency in ORT, file sizes
 //   block-vs-filter [--iters 300]               unit=block vs filter pruning at the MACs the block drop leaves:
 //                                               digits ResNet (accuracy, latency), ResNet-18-sized (latency)
 using System.Diagnostics;
@@ -237,6 +239,42 @@ switch (args.FirstOrDefault())
                     + $"{v.CandidateAccuracy * 100:F1}, fp32 {fp32:N0}, zipped {rep.ZippedBytes:N0}, packed "
                     + $"{packed.Length:N0} ({(double)fp32 / packed.Length:F1}x), bytes restored {rep.BytesRestored}"));
             }
+        }
+        return 0;
+    }
+    case "int4-latency":
+    {
+        int iters = int.Parse(Opt("--iters", "200"), c);
+        var b = new GraphBuilder("mlp");
+        var l = new RandomLayers(b, 5);
+        Value h = b.Input("x", DataType.Float, "N", 1024);
+        long width = 1024;
+        int layer = 0;
+        foreach (var next in new long[] { 4096, 4096, 1024 })
+        {
+            var w = b.Initializer($"w{layer}", l.Normal(width * next, Math.Sqrt(2.0 / width)), next, width);
+            h = b.Node("Gemm", [h, w, b.Initializer($"b{layer}", new float[next], next)], OnnxAttribute.Int("transB", 1));
+            if (next != 1024) h = b.Node("Relu", [h]);
+            (width, layer) = (next, layer + 1);
+        }
+        b.Output(h);
+        var fp32 = b.Build();
+        var q = fp32.Clone();
+        PipelineRunner.Run(q, Pipeline.Parse("cluster{format=int4}"), new PassContext(q));
+        var (a, qb) = (OnnxExporter.ToBytes(fp32), OnnxExporter.ToBytes(q));
+        if (Opt("--save", "") is { Length: > 0 } dir)
+        {
+            Directory.CreateDirectory(dir);
+            File.WriteAllBytes(Path.Combine(dir, "mlp_fp32.onnx"), a);
+            File.WriteAllBytes(Path.Combine(dir, "mlp_int4.onnx"), qb);
+        }
+        Console.WriteLine(string.Create(c, $"Gemm-heavy MLP, {ModelStats.Compute(fp32).ParameterCount:N0} parameters: "
+            + $"fp32 file {a.Length:N0} bytes, int4 file {qb.Length:N0} bytes"));
+        foreach (var batch in new[] { 1, 16 })
+        {
+            var r = Benchmark.Run(a, qb, new BenchOptions { Threads = 1, Warmup = 10, Iterations = iters, Batch = batch });
+            Console.WriteLine(string.Create(c, $"  batch {batch,2}: fp32 {r.Model.MedianMs:F3} ms, int4 (MatMulNBits) "
+                + $"{r.Other!.MedianMs:F3} ms, speed-up {r.Speedup:F2}x"));
         }
         return 0;
     }

@@ -49,6 +49,30 @@ public class ClusterTests
     }
 
     [Fact]
+    public void Int4RunsGemmWeightsAsMatMulNBitsDecodingToTheGridValues()
+    {
+        var m = OnnxImporter.Load(Paths.Model("digits/mlp.onnx"));
+        var (q, runs) = Run(m, "cluster{format=int4,int4-accuracy-level=0}");
+        Assert.Equal(3, Count(q, "MatMulNBits"));
+        Assert.Equal(0, Count(q, "Gemm"));
+        Assert.All(runs[0].Stats.Decisions.OfType<WeightClustered>(), d => Assert.Equal("int4", d.Format));
+        // The float model holding the same grid values computes the same outputs (ORT's 4-bit kernel).
+        var reference = m.Clone();
+        var rw = new Rewriter(reference);
+        foreach (var p in PrunableWeight.Find(reference.Graph))
+            rw.SetInitializer(p.Weight, Tensor.FromFloats(p.Weight.Name, p.Dims, BlockGrid4.Fit(p).Values));
+        AssertEquivalent(reference, q);
+        // Each block of 32 has at most 16 distinct values on an evenly spaced grid.
+        var w = BlockGrid4.Fit(PrunableWeight.Find(m.Graph)[0]).Values;
+        var k = (int)PrunableWeight.Find(m.Graph)[0].Dims[1];
+        var block = w.Take(32).Distinct().Order().ToArray();
+        Assert.InRange(block.Length, 2, 16);
+        var step = block.Zip(block.Skip(1)).Select(x => x.Second - x.First).Min();
+        Assert.All(block, v => Assert.Equal(0, Math.Round((v - block[0]) / step) - (v - block[0]) / step, 3));
+        Assert.True(k >= 32);
+    }
+
+    [Fact]
     public void PerChannelClustersEachOutputChannelSeparately()
     {
         var m = Run(OnnxImporter.Load(Paths.Model("digits/vgg.onnx")), "canonicalize,fold-bn").After;

@@ -9,7 +9,8 @@
 //   zero stays an exact centroid of its own when at least 5% of a tensor is zero (sparse, after pruning
 //   or sparsify; keep-zero=auto), so sparsity survives;
 //   storage (format=): float weights with K distinct values, or codes and codebooks ORT decodes at load
-//   (ClusterStorage: lut, lut4).
+//   (ClusterStorage: lut, lut4), or for MatMul/Gemm weights a 4-bit grid per block run by MatMulNBits
+//   (BlockGrid4: int4; the other weights are then stored as float).
 //   before: W (float[64,32,3,3], 18,432 distinct)   after (bits=4): W with 16 distinct values
 // Approximate: validate on held-out data.
 using OnnxOpt.Autodiff;
@@ -43,10 +44,13 @@ public sealed class Cluster : Pass
         PassOption.Enum("keep-zero", "auto", ["auto", "true", "false"],
             "zero as its own exact centroid: auto when at least 5% of the tensor is zero"),
         PassOption.Int("min-elements", 256, "tensors with fewer elements are left alone"),
+        PassOption.Int("int4-accuracy-level", 4,
+            "format=int4: MatMulNBits accuracy_level (0: float compute from the grid; 4: int8 compute, fastest)"),
         PassOption.String("exclude", "", "node names, weight names or op types never clustered (';'-separated)"),
         PassOption.Enum("format", "float", ClusterStorage.Formats,
             "float: K distinct float values; lut: uint8 codes -> Cast -> Gather(codebook); "
-            + "lut4: two 4-bit codes per byte (K <= 16), unpacked with Div/Mod"),
+            + "lut4: two 4-bit codes per byte (K <= 16), unpacked with Div/Mod; int4: MatMul/Gemm weights on an "
+            + "evenly spaced 16-level grid per block of 32, run as com.microsoft MatMulNBits (others as float)"),
     ];
 
     public override bool IsExact(PassOptions options) => false;
@@ -81,6 +85,16 @@ public sealed class Cluster : Pass
         foreach (var p in weights)
         {
             var w = p.Weight.Initializer!.ToFloatArray();
+            if (format == "int4" && BlockGrid4.Applies(p))
+            {
+                var (dq, b, scales, zp, kDim, nDim) = BlockGrid4.Fit(p);
+                BlockGrid4.Store(ctx.Rewriter, ctx.Model.Graph, p, b, scales, zp, kDim, nDim,
+                    (int)o.Int("int4-accuracy-level"));
+                ctx.Stats.Decide(new WeightClustered(p.Weight.Name, p.Layer, w.Length, 16, 4, w.Distinct().LongCount(),
+                    dq.Distinct().LongCount(), Sqnr(w, dq), false, false, "int4"));
+                ctx.Stats.Count("weights clustered");
+                continue;
+            }
             double[]? weighting = o.Enum("weighting") switch
             {
                 "magnitude" => w.Select(v => (double)Math.Abs(v)).ToArray(),
@@ -119,7 +133,8 @@ public sealed class Cluster : Pass
             }
             var used = result.Books.Max(b => b.Length);
             var codeBits = Math.Max(1, (int)Math.Ceiling(Math.Log2(Math.Max(2, used))));
-            var stored = storage.Store(p, result.Values, result.Codes, result.Books, slices, format);
+            var stored = storage.Store(p, result.Values, result.Codes, result.Books, slices,
+                format == "int4" ? "float" : format);
             ctx.Stats.Decide(new WeightClustered(p.Weight.Name, p.Layer, w.Length, used, codeBits,
                 w.Distinct().LongCount(), result.Values.Distinct().LongCount(), Sqnr(w, result.Values),
                 o.Bool("per-channel"), keepZero, stored));

@@ -14,7 +14,7 @@ namespace OnnxOpt.Passes;
 
 internal sealed class ClusterStorage(Rewriter rw, Graph g)
 {
-    public static readonly string[] Formats = ["float", "lut", "lut4"];
+    public static readonly string[] Formats = ["float", "lut", "lut4", "int4"];
 
     /// <summary>Stores the clustered weight in <paramref name="format"/>; returns the format used.</summary>
     public string Store(PrunableWeight p, float[] values, int[] codes, double[][] books, int[] slices, string format)
