@@ -179,6 +179,10 @@ public class ClusterCommandTests
             var size = new FileInfo(output).Length;
             if (floatSize is null) floatSize = size; else Assert.True(size * 4 < floatSize, $"{size} vs {floatSize}");
         }
+        var flag = Cli.Run("cluster", model, "-o", Path.Combine(dir, "pc.onnx"), "--bits", "3", "--per-channel",
+            "--report", Path.Combine(dir, "pc.json"));
+        Assert.True(flag.ExitCode == 0, flag.Err);
+        Assert.Contains("per-channel=true", File.ReadAllText(Path.Combine(dir, "pc.json")));
         var bad = Cli.Run("cluster", model, "-o", Path.Combine(dir, "bad.onnx"), "--bits", "6", "--format", "lut4");
         Assert.Equal(2, bad.ExitCode);
         Assert.Contains("at most 16 clusters", bad.Err);

@@ -1,5 +1,5 @@
-// onnxopt cluster IN -o OUT (--bits B | --clusters K | --min-sqnr DB) [--per-channel true] [--weighting ...]
-//                 [--format float|lut|lut4] [--calib DIR] [--eval DIR --max-agreement-drop X] [--report R.json]
+// onnxopt cluster IN -o OUT (--bits B | --clusters K | --min-sqnr DB) [--per-channel] [--weighting ...]
+//                 [--format float|lut|lut4|int4] [--calib DIR] [--eval DIR --max-agreement-drop X] [--report R.json]
 // Weight clustering: the library's Presets.Cluster, i.e.
 //   onnxopt optimize IN -o OUT --passes "canonicalize,fold-bn,cluster{...}"
 // with optimize's validation, atomic write and report. One flag per declared cluster option.
