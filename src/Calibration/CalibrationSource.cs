@@ -33,7 +33,32 @@ public sealed class CalibrationSource
     public IModelRunner RunnerFor(Model model, IEnumerable<string> extraOutputs) =>
         Runner?.Invoke(model, extraOutputs) ?? InferenceSession.FromModel(model, Settings, extraOutputs);
 
-    public static CalibrationSource FromFolder(string dir) => new(dir, inputs => DataSet.FromFolder(dir, inputs));
+    /// <param name="skipNonFinite">Drop samples holding NaN or infinity (counted in SkippedNonFinite) instead
+    /// of refusing the folder at the first one.</param>
+    public static CalibrationSource FromFolder(string dir, bool skipNonFinite = false)
+    {
+        var sets = new List<DataSet>();
+        return new(dir, inputs =>
+        {
+            var d = DataSet.FromFolder(dir, inputs, skipNonFinite);
+            lock (sets) sets.Add(d);
+            return d;
+        })
+        { _sets = sets };
+    }
+
+    private List<DataSet>? _sets;
+
+    /// <summary>The most samples any pass over this source skipped for holding NaN or infinity (every pass skips
+    /// the same ones).</summary>
+    public int SkippedNonFinite
+    {
+        get
+        {
+            if (_sets is null) return 0;
+            lock (_sets) return _sets.Count == 0 ? 0 : _sets.Max(d => d.SkippedNonFinite);
+        }
+    }
 
     public static CalibrationSource FromRandom(int count, ulong seed = 1, IReadOnlyDictionary<string,
         long>? dims = null) =>
@@ -59,6 +84,7 @@ public sealed class CalibrationSource
             Settings = settings,
             Runner = runner,
             Progress = progress,
+            _sets = _sets,
         };
 
     /// <summary>Most bytes of requested values one batch may hold; the batch shrinks (to 1 at least)

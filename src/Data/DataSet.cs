@@ -31,13 +31,29 @@ public sealed class DataSet
     /// use that size instead).</summary>
     public IEnumerable<Batch> Batches(int batchSize = 32) => _batches(batchSize);
 
-    public static DataSet FromFolder(string dir, IReadOnlyList<IoInfo> inputs)
+    /// <summary>Samples skipped so far for holding NaN or infinity (FromFolder with skipNonFinite); counted as
+    /// the batches stream.</summary>
+    public int SkippedNonFinite { get; private set; }
+
+    /// <param name="skipNonFinite">Drop samples holding NaN or infinity (counted in SkippedNonFinite) instead of
+    /// refusing the data at the first one.</param>
+    public static DataSet FromFolder(string dir, IReadOnlyList<IoInfo> inputs, bool skipNonFinite = false)
     {
         if (!Directory.Exists(dir)) throw new OnnxModelException($"data folder '{dir}' not found");
         var sets = Directory.GetDirectories(dir, "test_data_set_*").Order(StringComparer.Ordinal).ToList();
         if (sets.Count > 0 || File.Exists(Path.Combine(dir, "input_0.pb")))
             return FromPbSets(sets.Count > 0 ? sets : [dir], inputs, dir);
-        return FromNpy(dir, inputs);
+        return FromNpy(dir, inputs, skipNonFinite);
+    }
+
+    /// <summary>The index of the first sample (axis 0) of a float tensor holding NaN or infinity, else -1.</summary>
+    public static long FirstNonFiniteSample(Tensor t)
+    {
+        if (!t.ElementType.IsFloatingPoint() || t.ElementCount == 0) return -1;
+        var v = t.ToFloatArray();
+        var per = t.Dims.Length == 0 ? 1 : Math.Max(1, v.Length / Math.Max(1, t.Dims[0]));
+        for (long i = 0; i < v.Length; i++) if (!float.IsFinite(v[i])) return i / per;
+        return -1;
     }
 
     private static DataSet FromPbSets(List<string> sets, IReadOnlyList<IoInfo> inputs, string dir)
@@ -61,7 +77,7 @@ public sealed class DataSet
         return new DataSet($"{dir} ({batches.Count} ONNX test data sets)", batches.Count, false, _ => batches);
     }
 
-    private static DataSet FromNpy(string dir, IReadOnlyList<IoInfo> inputs)
+    private static DataSet FromNpy(string dir, IReadOnlyList<IoInfo> inputs, bool skipNonFinite)
     {
         var files = Directory.GetFiles(dir, "*.npy").Order(StringComparer.Ordinal).ToList();
         var data = new Dictionary<string, NpyFile>();
@@ -115,8 +131,12 @@ public sealed class DataSet
                 throw new OnnxModelException($"{lp}: labels must be integer class ids, got {lt.ElementType.Name()}");
             labels = lt.ToInt64Array();
             if (labels.Length != n) throw new OnnxModelException($"{lp}: {labels.Length} labels for {n} samples");
+            var negative = Array.FindIndex(labels, l => l < 0);
+            if (negative >= 0) throw new OnnxModelException($"{lp}: label {labels[negative]} at index {negative} is negative");
         }
         var total = (int)(n ?? 0);
+        if (total == 0) throw new OnnxModelException($"data folder '{dir}' holds no samples");
+        DataSet? set = null;
         IEnumerable<Batch> Make(int batchSize)
         {
             var fixedBatch = inputs.Select(i => !stacked[i.Name] && i.Shape is { } s
@@ -141,10 +161,30 @@ public sealed class DataSet
                         feed[i.Name] = t.Rows(start * per, count * per, i.Name);
                     }
                 }
-                yield return new Batch(feed, labels?[start..(start + count)]);
+                var batchLabels = labels?[start..(start + count)];
+                // Rows of axis 0 are samples unless samples are stacked on an extra axis or the batch is fixed.
+                bool rowsAreSamples = !stacked.Values.Any(x => x) && fixedBatch is null;
+                var badInput = inputs.FirstOrDefault(i => FirstNonFiniteSample(feed[i.Name]) >= 0);
+                if (badInput is not null)
+                {
+                    var bad = start + (rowsAreSamples ? FirstNonFiniteSample(feed[badInput.Name]) : 0);
+                    if (!skipNonFinite)
+                        throw new OnnxModelException($"{data[badInput.Name].Path}: sample {bad} holds NaN or infinity "
+                            + "(remove it, or give --skip-nonfinite to drop such samples)");
+                    var keep = rowsAreSamples ? Enumerable.Range(0, count).Where(k => inputs.All(i =>
+                        FirstNonFiniteSample(Rows(feed[i.Name], k, 1)) < 0)).ToList() : [];
+                    set!.SkippedNonFinite += count - keep.Count;
+                    if (keep.Count == 0) continue;
+                    var kept = feed;
+                    feed = inputs.ToDictionary(i => i.Name,
+                        i => Stack(keep.Select(k => Rows(kept[i.Name], k, 1)).ToList()));
+                    batchLabels = batchLabels is null ? null : keep.Select(k => batchLabels[k]).ToArray();
+                }
+                yield return new Batch(feed, batchLabels);
             }
         }
-        return new DataSet($"{dir} ({total} samples{(labels is null ? "" : ", with labels")})", total, labels is not null, Make);
+        return set = new DataSet($"{dir} ({total} samples{(labels is null ? "" : ", with labels")})", total,
+            labels is not null, Make);
     }
 
     /// <summary>Samples already in memory: one tensor per input, N samples stacked on axis 0, optional
@@ -172,6 +212,21 @@ public sealed class DataSet
         }
         var what = description ?? $"{n} samples in memory";
         return new DataSet($"{what}{(labels is null ? "" : ", with labels")}", (int)n, labels is not null, Make);
+    }
+
+    /// <summary>Tensors of the same type and trailing dims, one after another along axis 0.</summary>
+    private static Tensor Stack(List<Tensor> parts)
+    {
+        var dims = parts[0].Dims.ToArray();
+        dims[0] = parts.Sum(p => p.Dims[0]);
+        var bytes = new byte[parts.Sum(p => (long)p.RawData.Length)];
+        long at = 0;
+        foreach (var p in parts)
+        {
+            p.RawData.Span.CopyTo(bytes.AsSpan((int)at));
+            at += p.RawData.Length;
+        }
+        return new Tensor(parts[0].Name, parts[0].ElementType, dims, bytes);
     }
 
     /// <summary>Rows [start, start + count) of a tensor along axis 0.</summary>

@@ -42,11 +42,18 @@ public static partial class Npy
     public static NpyFile Open(string path, string? name = null)
     {
         if (!File.Exists(path)) throw new OnnxModelException($"{path}: file not found");
-        var head = new byte[Math.Min(new FileInfo(path).Length, 1 << 20)];
-        using (var f = File.OpenRead(path)) f.ReadExactly(head);
+        // The length of what the path opens (through symbolic links), not of a link itself.
+        long length;
+        byte[] head;
+        using (var f = File.OpenRead(path))
+        {
+            length = f.Length;
+            head = new byte[Math.Min(length, 1 << 20)];
+            f.ReadExactly(head);
+        }
         var (type, dims, dataStart) = ParseHeader(head, path);
         var need = type.ByteCount(dims.Aggregate(1L, (a, b) => a * b));
-        var have = new FileInfo(path).Length - dataStart;
+        var have = length - dataStart;
         if (have < need) throw new OnnxModelException($"{path}: holds {have} data bytes, shape ({string.Join(",", dims)}) of {type.Name()} needs {need}");
         return new NpyFile(path, name ?? Path.GetFileNameWithoutExtension(path), type, dims, dataStart);
     }

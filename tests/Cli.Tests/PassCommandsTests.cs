@@ -228,3 +228,63 @@ public class PackCommandTests
         Assert.Equal(bytes, File.ReadAllBytes(archive));
     }
 }
+
+public class BadDataTests
+{
+    private static readonly string Calib = Path.Combine(Paths.TestModels, "digits", "data", "calib");
+
+    // A copy of the digits calibration folder with sample `bad` of input.npy set to `value` (and labels as given).
+    private static string Folder(float? value = null, int bad = 7, long[]? labels = null)
+    {
+        var dir = Paths.TempDir();
+        var input = OnnxOpt.Data.Npy.Read(Path.Combine(Calib, "input.npy"));
+        var data = input.ToFloatArray();
+        if (value is float v) data[bad * (data.Length / input.Dims[0]) + 3] = v;
+        OnnxOpt.Data.Npy.Write(Path.Combine(dir, "input.npy"), Tensor.FromFloats("input", input.Dims, data));
+        var l = labels ?? OnnxOpt.Data.Npy.Read(Path.Combine(Calib, "labels.npy")).ToInt64Array();
+        OnnxOpt.Data.Npy.Write(Path.Combine(dir, "labels.npy"), Tensor.FromInt64s("labels", [l.Length], l));
+        return dir;
+    }
+
+    [Fact]
+    public void NonFiniteCalibrationDataIsRefusedOrSkippedWhenAsked()
+    {
+        var model = Cli.Model("digits/vgg.onnx");
+        var dir = Paths.TempDir();
+        var nan = Folder(float.NaN);
+        var r = Cli.Run("quantize", model, "-o", Path.Combine(dir, "q.onnx"), "--calib", nan);
+        Assert.Equal(2, r.ExitCode);
+        Assert.Contains("input.npy: sample 7 holds NaN or infinity", r.Err);
+        Assert.Single(r.Err.Trim().Split('\n'));
+        Assert.False(File.Exists(Path.Combine(dir, "q.onnx")));
+        var skip = Cli.Run("quantize", model, "-o", Path.Combine(dir, "q.onnx"), "--calib", Folder(float.PositiveInfinity),
+            "--skip-nonfinite");
+        Assert.True(skip.ExitCode == 0, skip.Err);
+        Assert.Contains("skipped 1 calibration samples holding NaN or infinity", skip.Err);
+    }
+
+    [Fact]
+    public void SymlinkedEmptyAndMislabelledDataGetOneClearLine()
+    {
+        var model = Cli.Model("digits/vgg.onnx");
+        var dir = Paths.TempDir();
+        var linked = Paths.TempDir();
+        File.CreateSymbolicLink(Path.Combine(linked, "input.npy"), Path.Combine(Calib, "input.npy"));
+        File.CreateSymbolicLink(Path.Combine(linked, "labels.npy"), Path.Combine(Calib, "labels.npy"));
+        var ok = Cli.Run("validate", model, model, "--data", linked);
+        Assert.True(ok.ExitCode == 0, ok.Err);
+
+        var empty = Paths.TempDir();
+        OnnxOpt.Data.Npy.Write(Path.Combine(empty, "input.npy"), Tensor.FromFloats("input", [0, 1, 16, 16], []));
+        var e = Cli.Run("quantize", model, "-o", Path.Combine(dir, "e.onnx"), "--calib", empty);
+        Assert.Equal(2, e.ExitCode);
+        Assert.Contains("holds no samples", e.Err);
+
+        var labels = OnnxOpt.Data.Npy.Read(Path.Combine(Calib, "labels.npy")).ToInt64Array();
+        labels[5] = 10;
+        var m = Cli.Run("validate", model, model, "--data", Folder(labels: labels));
+        Assert.Equal(2, m.ExitCode);
+        Assert.Contains("label 10 of sample 5 is outside the model's 10 classes", m.Err);
+        Assert.Single(m.Err.Trim().Split('\n'));
+    }
+}

@@ -17,6 +17,7 @@ public sealed record OptimizeRequest(string Input, string Output, Pipeline Pipel
 {
     public string? Calib { get; init; }
     public int? CalibRandom { get; init; }
+    public bool SkipNonFinite { get; init; }
     public string? Eval { get; init; }
     public ulong Seed { get; init; } = 1;
     public string? Report { get; init; }
@@ -38,6 +39,10 @@ public static class OptimizeCommand
         public readonly Option<string> Output = new("--output", "-o") { Description = "output model file", Required = true };
         public readonly Option<string?> Calib = new("--calib") { Description = "calibration data folder" };
         public readonly Option<int?> CalibRandom = new("--calib-random") { Description = "use N seeded random calibration samples" };
+        public readonly Option<bool> SkipNonFinite = new("--skip-nonfinite")
+        {
+            Description = "drop calibration and evaluation samples holding NaN or infinity (default: refuse the data)",
+        };
         public readonly Option<string?> Eval = new("--eval") { Description = "held-out data folder: validation runs on it (implies --validate) and accuracy budgets are measured on it" };
         public readonly Option<ulong> Seed = new("--seed") { Description = "seed for random calibration/validation inputs", DefaultValueFactory = _ => 1UL };
         public readonly Option<string?> Report = new("--report") { Description = "write a JSON report here" };
@@ -52,8 +57,8 @@ public static class OptimizeCommand
         public void AddTo(Command c)
         {
             c.Add(Input);
-            foreach (var o in new Option[] { Output, Calib, CalibRandom, Eval, Seed, Report, Validate, Force,
-                VerifyEach, Bench, Rtol, Atol, MaxDrop }) c.Add(o);
+            foreach (var o in new Option[] { Output, Calib, CalibRandom, SkipNonFinite, Eval, Seed, Report, Validate,
+                Force, VerifyEach, Bench, Rtol, Atol, MaxDrop }) c.Add(o);
         }
 
         public OptimizeRequest Read(ParseResult r, Pipeline pipeline) => new(r.GetValue(Input)!, r.GetValue(Output)!,
@@ -61,6 +66,7 @@ public static class OptimizeCommand
         {
             Calib = r.GetValue(Calib),
             CalibRandom = r.GetValue(CalibRandom),
+            SkipNonFinite = r.GetValue(SkipNonFinite),
             Eval = r.GetValue(Eval),
             Seed = r.GetValue(Seed),
             Report = r.GetValue(Report),
@@ -93,7 +99,7 @@ public static class OptimizeCommand
             throw new OnnxModelException($"{q.Output}: output would overwrite the input model; choose another path");
         if (q.Calib is not null
             && q.CalibRandom is not null) throw new OnnxModelException("give either --calib or --calib-random, not both");
-        CalibrationSource? source = q.Calib is not null ? CalibrationSource.FromFolder(q.Calib)
+        CalibrationSource? source = q.Calib is not null ? CalibrationSource.FromFolder(q.Calib, q.SkipNonFinite)
             : q.CalibRandom is int n ? (n > 0 ? CalibrationSource.FromRandom(n,
                 q.Seed) : throw new OnnxModelException("--calib-random must be positive")) : null;
         source = source?.WithProgress(ctx.Progress);
@@ -101,7 +107,7 @@ public static class OptimizeCommand
         {
             Pipeline = q.Pipeline,
             Calibration = source,
-            Evaluation = q.Eval is not null ? CalibrationSource.FromFolder(q.Eval) : null,
+            Evaluation = q.Eval is not null ? CalibrationSource.FromFolder(q.Eval, q.SkipNonFinite) : null,
             Validate = q.Validate,
             Seed = q.Seed,
             Rtol = q.Rtol,
@@ -116,6 +122,9 @@ public static class OptimizeCommand
         if (q.Report is { } rp) AtomicFile.WriteAllText(rp, OptimizeReportWriter.Json(result.Report));
         ctx.Err.WriteLine(OptimizeReportWriter.Summary(result.Report));
         foreach (var note in result.Report.Notes) ctx.Err.WriteLine("note: " + note);
+        foreach (var (what, s) in new[] { ("calibration", options.Calibration), ("evaluation", options.Evaluation) })
+            if (s?.SkippedNonFinite is > 0 and var k)
+                ctx.Err.WriteLine($"note: skipped {k} {what} samples holding NaN or infinity (--skip-nonfinite)");
         if (!result.Accepted && !q.Force)
         {
             ctx.Err.WriteLine($"onnxopt: validation failed ({result.Verdict}); {q.Output} not written (use --force to write it anyway)");

@@ -59,6 +59,11 @@ public static class Validator
                 var ri = Array.FindIndex(r, t => t.Dims.Length == 2 && t.Dims[0] == labels.Length);
                 if (ri >= 0)
                 {
+                    var classes = r[ri].Dims[1];
+                    var outside = Array.FindIndex(labels, l => l < 0 || l >= classes);
+                    if (outside >= 0)
+                        throw new OnnxModelException($"{data.Description}: label {labels[outside]} of sample "
+                            + $"{labelled + outside} is outside the model's {classes} classes");
                     var ci = present.IndexOf(refOutputs[ri]);
                     var ra = ArgMax(r[ri]);
                     var ca = ci >= 0 ? ArgMax(c[ci]) : null;
