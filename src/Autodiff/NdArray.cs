@@ -33,11 +33,19 @@ public sealed class NdArray<T> where T : unmanaged, IFloatingPointIeee754<T>
     public T[] R => Real ?? throw new InvalidOperationException("integer array used where real data is needed");
     public long[] I => Int ?? throw new InvalidOperationException("real array used where integer data is needed");
 
+    /// <summary>Elements of a shape; an array beyond 2^31 - 1 elements (or a negative dim) is refused with the
+    /// shape, as the reference evaluator holds arrays in memory.</summary>
     public static int Size(ReadOnlySpan<int> shape)
     {
         long n = 1;
-        foreach (var d in shape) n *= d;
-        return checked((int)n);
+        foreach (var d in shape)
+        {
+            if (d < 0 || (d > 0 && n > int.MaxValue / d))
+                throw new OnnxModelException($"an array of shape [{string.Join(",", shape.ToArray())}] is too large "
+                    + "for the reference evaluator (more than 2^31 - 1 elements)");
+            n *= d;
+        }
+        return (int)n;
     }
 
     public static NdArray<T> Zeros(int[] shape) => new(shape, new T[Size(shape)]);

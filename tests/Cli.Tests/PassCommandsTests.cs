@@ -264,6 +264,21 @@ public class BadDataTests
     }
 
     [Fact]
+    public void ScoreOnAnAbsurdDimensionSaysSoInOneLine()
+    {
+        var b = new GraphBuilder("huge");
+        var x = b.Input("x", DataType.Float, 1, 3, 100000, 100000);
+        b.Output(b.Node("Conv", [x, b.Initializer("w", new float[4 * 3 * 9], 4, 3, 3, 3)],
+            OnnxAttribute.IntList("pads", 1, 1, 1, 1)));
+        var path = Path.Combine(Paths.TempDir(), "huge.onnx");
+        OnnxExporter.Save(b.Build(inferShapes: false), path);
+        var r = Cli.Run("score", path);
+        Assert.Equal(2, r.ExitCode);
+        Assert.Contains("shape [1,3,100000,100000] is too large", r.Err);
+        Assert.Single(r.Err.Trim().Split('\n'));
+    }
+
+    [Fact]
     public void SymlinkedEmptyAndMislabelledDataGetOneClearLine()
     {
         var model = Cli.Model("digits/vgg.onnx");
