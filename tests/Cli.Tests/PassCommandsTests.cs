@@ -264,6 +264,20 @@ public class BadDataTests
     }
 
     [Fact]
+    public void AnOpsetRefusalComesBeforeTheCalibrationData()
+    {
+        // Opset 9 has no QuantizeLinear: quantize must say so before it reads (here: bad) calibration data.
+        var b = new GraphBuilder("old", opset: 9);
+        var x = b.Input("input", DataType.Float, "N", 1, 16, 16);
+        b.Output(b.Node("Conv", [x, b.Initializer("w", new float[4 * 9], 4, 1, 3, 3)]));
+        var path = Path.Combine(Paths.TempDir(), "old.onnx");
+        OnnxExporter.Save(b.Build(), path);
+        var r = Cli.Run("quantize", path, "-o", Path.Combine(Paths.TempDir(), "q.onnx"), "--calib", Folder(float.NaN));
+        Assert.Equal(2, r.ExitCode);
+        Assert.Contains("quantize needs opset 10 or later", r.Err);
+    }
+
+    [Fact]
     public void ScoreOnAnAbsurdDimensionSaysSoInOneLine()
     {
         var b = new GraphBuilder("huge");
