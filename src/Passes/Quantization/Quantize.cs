@@ -62,7 +62,8 @@ public sealed class Quantize : Pass
         var model = ctx.Model;
         // Cheap preconditions before the (possibly long) calibration.
         if ((model.OpsetVersion("") ?? 1) is var opset && opset < 10)
-            throw new OnnxModelException($"quantize needs opset 10 or later (QuantizeLinear); the model imports opset {opset}");
+            throw new OnnxModelException(
+                $"quantize needs opset 10 or later (QuantizeLinear); the model imports opset {opset}");
         ShapeInference.Run(model);
         var qo = ReadOptions(o);
         var factory = RangeCalibrator.Factory(o.Enum("calibrate"), o.Double("percentile"), o.Bool("moving-average"));
