@@ -278,6 +278,22 @@ public class BadDataTests
     }
 
     [Fact]
+    public void ScoreSeesWeightsHeldInConstantNodes()
+    {
+        // Older exporters put weights in Constant nodes; score works on a canonicalized copy.
+        var b = new GraphBuilder("constw", opset: 11);
+        var x = b.Input("x", DataType.Float, 1, 3, 8, 8);
+        var w = b.Node("Constant", [], OnnxAttribute.FromTensor("value",
+            Tensor.FromFloats("", [4, 3, 3, 3], Enumerable.Range(0, 108).Select(i => (float)Math.Sin(i)).ToArray())));
+        b.Output(b.Node("Conv", [x, w], OnnxAttribute.IntList("pads", 1, 1, 1, 1)));
+        var path = Path.Combine(Paths.TempDir(), "constw.onnx");
+        OnnxExporter.Save(b.Build(), path);
+        var r = Cli.Run("score", path, "--iterations", "2");
+        Assert.True(r.ExitCode == 0, r.Err);
+        Assert.Contains("[4,3,3,3]", r.Out);
+    }
+
+    [Fact]
     public void ScoreOnAnAbsurdDimensionSaysSoInOneLine()
     {
         var b = new GraphBuilder("huge");
