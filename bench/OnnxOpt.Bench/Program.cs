@@ -30,6 +30,10 @@ using OnnxOpt.Data;
 using OnnxOpt.Runtime.Validation;
 
 string Opt(string name, string dflt) { var i = Array.IndexOf(args, name); return i >= 0 && i + 1 < args.Length ? args[i + 1] : dflt; }
+// "k=v,k2=v2" as preset options.
+static IEnumerable<KeyValuePair<string, string>> Kv(string options) => options
+    .Split(',', StringSplitOptions.RemoveEmptyEntries).Select(kv => kv.Split('=', 2))
+    .Select(kv => new KeyValuePair<string, string>(kv[0], kv[1]));
 var c = CultureInfo.InvariantCulture;
 switch (args.FirstOrDefault())
 {
@@ -147,8 +151,7 @@ switch (args.FirstOrDefault())
             var model = OnnxImporter.Load(Path.Combine(digits, n + ".onnx"));
             foreach (var config in configs)
             {
-                var given = config.Split(',', StringSplitOptions.RemoveEmptyEntries).Select(kv => kv.Split('='))
-                    .Select(kv => new KeyValuePair<string, string>(kv[0], kv[1])).Append(new("min-speedup", "0"));
+                var given = Kv(config).Append(new("min-speedup", "0"));
                 var sw = Stopwatch.StartNew();
                 var result = Optimizer.Run(model, new OptimizeOptions
                 {
@@ -192,8 +195,7 @@ switch (args.FirstOrDefault())
                     string Options(string format) => $"bits={bits},format={format}" + (mode.Length > 0 ? "," + mode : "");
                     OptimizeResult Clustered(string format) => Optimizer.Run(model, new OptimizeOptions
                     {
-                        Pipeline = Presets.Cluster.Build(Options(format).Split(',').Select(kv => kv.Split('='))
-                            .Select(kv => new KeyValuePair<string, string>(kv[0], kv[1]))),
+                        Pipeline = Presets.Cluster.Build(Kv(Options(format))),
                         Calibration = CalibrationSource.FromFolder(Path.Combine(data, "calib")),
                         Evaluation = CalibrationSource.FromFolder(Path.Combine(data, "test")),
                         Validate = true,
@@ -299,8 +301,7 @@ switch (args.FirstOrDefault())
                     var sw = Stopwatch.StartNew();
                     var r = Optimizer.Run(model, new OptimizeOptions
                     {
-                        Pipeline = Presets.Prune.Build(options.Split(',').Select(kv => kv.Split('='))
-                            .Select(kv => new KeyValuePair<string, string>(kv[0], kv[1]))),
+                        Pipeline = Presets.Prune.Build(Kv(options)),
                         Calibration = calib,
                         Evaluation = eval,
                         Validate = eval is not null,
