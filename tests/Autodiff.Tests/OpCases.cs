@@ -27,6 +27,10 @@ public static class OpCases
         return b.Build();
     }
 
+    // x^2 + 0.5: a positive operand for Sqrt, Log, Reciprocal and Pow's base.
+    private static Value[] Positive(GraphBuilder b, Value[] x) =>
+        [b.Node("Add", [b.Node("Mul", [x[0], x[0]]), b.Initializer("half", [0.5f])])];
+
     public static readonly Dictionary<string, Func<Model>> All = new()
     {
         ["conv-pad1"] = () => One("Conv", [[2, 3, 7, 7], [4, 3, 3, 3], [4]], [Ints("pads", 1, 1, 1, 1)]),
@@ -58,6 +62,24 @@ public static class OpCases
         ["hardsigmoid"] = () => One("HardSigmoid", [[2, 3, 4]], [Flt("alpha", 0.3f), Flt("beta", 0.4f)], opset: 14),
         ["hardswish"] = () => One("HardSwish", [[2, 3, 4]], [], opset: 14, extra: (b, x) => [b.Node("Mul", [x[0], b.Initializer("four", [4f])])]),
         ["tanh"] = () => One("Tanh", [[2, 3, 4]], []),
+        ["abs"] = () => One("Abs", [[2, 3, 4]], []),
+        ["neg"] = () => One("Neg", [[2, 3, 4]], []),
+        ["sqrt"] = () => One("Sqrt", [[2, 3, 4]], [], extra: Positive),
+        ["exp"] = () => One("Exp", [[2, 3, 4]], []),
+        ["log"] = () => One("Log", [[2, 3, 4]], [], extra: Positive),
+        ["reciprocal"] = () => One("Reciprocal", [[2, 3, 4]], [], extra: Positive),
+        ["erf"] = () => One("Erf", [[2, 3, 4]], [], extra: (b, x) => [b.Node("Mul", [x[0], b.Initializer("three", [1.7f])])]),
+        ["softplus"] = () => One("Softplus", [[2, 3, 4]], []),
+        ["mish"] = () => One("Mish", [[2, 3, 4]], [], opset: 18),
+        ["elu-alpha"] = () => One("Elu", [[2, 3, 4]], [Flt("alpha", 0.7f)]),
+        ["selu"] = () => One("Selu", [[2, 3, 4]], []),
+        ["gelu-exact"] = () => One("Gelu", [[2, 3, 4]], [], opset: 20),
+        ["gelu-tanh"] = () => One("Gelu", [[2, 3, 4]], [OnnxAttribute.String("approximate", "tanh")], opset: 20),
+        ["pow-broadcast"] = () => One("Pow", [[2, 3, 4], [4]], [], extra: (b, x) => [Positive(b, x)[0], x[1]]),
+        ["max-variadic"] = () => One("Max", [[2, 3, 4], [3, 4], [4]], []),
+        ["min-variadic"] = () => One("Min", [[2, 3, 4], [1, 4]], []),
+        ["sum-variadic"] = () => One("Sum", [[2, 3, 4], [3, 1], [4]], []),
+        ["mean-variadic"] = () => One("Mean", [[2, 3, 4], [2, 3, 4]], []),
         ["softmax-axis1"] = () => One("Softmax", [[2, 3, 4]], [Int("axis", 1)]),
         ["softmax-opset11-coerced"] = () => One("Softmax", [[2, 3, 4]], [Int("axis", 1)], opset: 11),
         ["logsoftmax"] = () => One("LogSoftmax", [[2, 5]], []),

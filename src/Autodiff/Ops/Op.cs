@@ -87,6 +87,23 @@ public static class OpRegistry<T> where T : unmanaged, IFloatingPointIeee754<T>
         ["Constant"] = new ConstantValueOp<T>(),
         ["Cast"] = new CastOp<T>(),
         ["ConstantOfShape"] = new ConstantOfShapeOp<T>(),
+        ["Abs"] = MathOps<T>.Abs,
+        ["Neg"] = MathOps<T>.Neg,
+        ["Sqrt"] = MathOps<T>.Sqrt,
+        ["Exp"] = MathOps<T>.Exp,
+        ["Log"] = MathOps<T>.Log,
+        ["Reciprocal"] = MathOps<T>.Reciprocal,
+        ["Erf"] = MathOps<T>.ErfOp,
+        ["Softplus"] = MathOps<T>.SoftplusOp,
+        ["Mish"] = MathOps<T>.Mish,
+        ["Selu"] = new SeluOp<T>(),
+        ["Elu"] = new EluOp<T>(),
+        ["Gelu"] = new GeluOp<T>(),
+        ["Pow"] = new PowOp<T>(),
+        ["Max"] = new VariadicOp<T>(VariadicKind.Max),
+        ["Min"] = new VariadicOp<T>(VariadicKind.Min),
+        ["Sum"] = new VariadicOp<T>(VariadicKind.Sum),
+        ["Mean"] = new VariadicOp<T>(VariadicKind.Mean),
     };
 
     public static IReadOnlyCollection<string> OpTypes => All.Keys;
