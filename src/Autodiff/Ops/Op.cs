@@ -104,6 +104,11 @@ public static class OpRegistry<T> where T : unmanaged, IFloatingPointIeee754<T>
         ["Min"] = new VariadicOp<T>(VariadicKind.Min),
         ["Sum"] = new VariadicOp<T>(VariadicKind.Sum),
         ["Mean"] = new VariadicOp<T>(VariadicKind.Mean),
+        ["ReduceMax"] = new ReduceKindOp<T>(ReduceKind.Max),
+        ["ReduceMin"] = new ReduceKindOp<T>(ReduceKind.Min),
+        ["ReduceProd"] = new ReduceKindOp<T>(ReduceKind.Prod),
+        ["ReduceL2"] = new ReduceKindOp<T>(ReduceKind.L2),
+        ["ReduceLogSumExp"] = new ReduceKindOp<T>(ReduceKind.LogSumExp),
     };
 
     public static IReadOnlyCollection<string> OpTypes => All.Keys;

@@ -199,7 +199,7 @@ internal sealed class GlobalMaxPoolOp<T> : IOp<T> where T : unmanaged, IFloating
 
 internal sealed class ReduceOp<T>(bool mean) : IOp<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
-    private static (int[] Keep, int[] Out, int[] Map, int Count) Prepare(OpCall<T> c, bool mean)
+    internal static (int[] Keep, int[] Out, int[] Map, int Count) Prepare(OpCall<T> c, bool mean)
     {
         var x = c.In(0);
         bool axesAsInput = mean ? c.Opset >= 18 : c.Opset >= 13;
