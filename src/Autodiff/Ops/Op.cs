@@ -109,6 +109,8 @@ public static class OpRegistry<T> where T : unmanaged, IFloatingPointIeee754<T>
         ["ReduceProd"] = new ReduceKindOp<T>(ReduceKind.Prod),
         ["ReduceL2"] = new ReduceKindOp<T>(ReduceKind.L2),
         ["ReduceLogSumExp"] = new ReduceKindOp<T>(ReduceKind.LogSumExp),
+        ["LayerNormalization"] = new LayerNormOp<T>(),
+        ["InstanceNormalization"] = new InstanceNormOp<T>(),
     };
 
     public static IReadOnlyCollection<string> OpTypes => All.Keys;
