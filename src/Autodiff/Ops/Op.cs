@@ -111,6 +111,18 @@ public static class OpRegistry<T> where T : unmanaged, IFloatingPointIeee754<T>
         ["ReduceLogSumExp"] = new ReduceKindOp<T>(ReduceKind.LogSumExp),
         ["LayerNormalization"] = new LayerNormOp<T>(),
         ["InstanceNormalization"] = new InstanceNormOp<T>(),
+        ["Expand"] = new ExpandOp<T>(),
+        ["Tile"] = new TileOp<T>(),
+        ["Where"] = new WhereOp<T>(),
+        ["Equal"] = new CompareOp<T>(CompareKind.Equal),
+        ["Less"] = new CompareOp<T>(CompareKind.Less),
+        ["Greater"] = new CompareOp<T>(CompareKind.Greater),
+        ["LessOrEqual"] = new CompareOp<T>(CompareKind.LessOrEqual),
+        ["GreaterOrEqual"] = new CompareOp<T>(CompareKind.GreaterOrEqual),
+        ["Not"] = new NotOp<T>(),
+        ["ArgMax"] = new ArgExtremeOp<T>(max: true),
+        ["ArgMin"] = new ArgExtremeOp<T>(max: false),
+        ["Range"] = new RangeOp<T>(),
     };
 
     public static IReadOnlyCollection<string> OpTypes => All.Keys;
