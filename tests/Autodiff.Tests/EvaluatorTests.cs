@@ -64,8 +64,10 @@ public class EvaluatorTests
             var shape = i.Shape!.ToArray().Select(d => (int)d).ToArray();
             return new NdArray<double>(shape, Enumerable.Range(0, NdArray<double>.Size(shape)).Select(_ => rng.NextGaussian()).ToArray());
         });
+        // Resize's scales choose the output size: a step function, not a differentiable parameter.
         var wrt = g.Inputs.Where(i => i.ElementType == DataType.Float).Select(i => i.Name)
-            .Concat(g.Initializers.Where(v => v.Initializer!.ElementType == DataType.Float).Select(v => v.Name)).ToList();
+            .Concat(g.Initializers.Where(v => v.Initializer!.ElementType == DataType.Float
+                && !v.Uses.All(u => u.Node.OpType == "Resize" && u.InputIndex == 2)).Select(v => v.Name)).ToList();
         var trace = ev.Forward(inputs);
         // R = sum over outputs of <output, r> with fixed random r.
         var seeds = g.Outputs.Where(o => !trace[o.Name].IsInt).ToDictionary(o => o.Name, o =>

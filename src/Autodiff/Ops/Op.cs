@@ -123,6 +123,7 @@ public static class OpRegistry<T> where T : unmanaged, IFloatingPointIeee754<T>
         ["ArgMax"] = new ArgExtremeOp<T>(max: true),
         ["ArgMin"] = new ArgExtremeOp<T>(max: false),
         ["Range"] = new RangeOp<T>(),
+        ["Resize"] = new ResizeOp<T>(),
     };
 
     public static IReadOnlyCollection<string> OpTypes => All.Keys;
