@@ -1,8 +1,10 @@
-// LayerNormalization (opset 17) and InstanceNormalization, with their VJPs. Both normalize groups of
+// LayerNormalization (opset 17), InstanceNormalization and GroupNormalization, with their VJPs. Both normalize groups of
 // elements by their own mean and (population) variance, then apply a per-element affine map:
 //   xhat = (x - mu_g) / sqrt(var_g + eps),   y = s[a(i)] xhat + b[a(i)]
 //   LayerNorm: groups = the trailing dims from `axis` (default -1); s, b broadcast over those dims
 //   InstanceNorm: groups = (n, c) over the spatial dims; s, b per channel
+//   GroupNorm: groups = (n, g) over C/G channels and the spatial dims; s, b per group (opset 18) or per
+//              channel (opset 21)
 // VJP per group of N elements, with dxhat = g s[a]:
 //   dx = (N dxhat - sum dxhat - xhat sum(dxhat xhat)) / (N sigma),  ds[a] += g xhat,  db[a] += g
 using System.Numerics;
@@ -116,5 +118,28 @@ internal sealed class InstanceNormOp<T> : GroupNormBase<T> where T : unmanaged, 
         var affine = new int[x.Length];
         for (int i = 0; i < x.Length; i++) { group[i] = i / inner; affine[i] = i / inner % ch; }
         return (group, n * ch, affine);
+    }
+}
+
+internal sealed class GroupNormOp<T> : GroupNormBase<T> where T : unmanaged, IFloatingPointIeee754<T>
+{
+    protected override (int[] Group, int Groups, int[] Affine) Layout(OpCall<T> c)
+    {
+        var x = c.In(0);
+        int groups = (int)Attr.Int(c.Node, "num_groups", 0);
+        int n = x.Shape[0], ch = x.Rank > 1 ? x.Shape[1] : 1, inner = x.Length / Math.Max(1, n * ch);
+        if (groups <= 0 || ch % groups != 0)
+            throw c.Error($"GroupNormalization: num_groups {groups} does not divide {ch} channels");
+        bool perChannel = c.Opset >= 21;
+        int per = ch / groups;
+        var group = new int[x.Length];
+        var affine = new int[x.Length];
+        for (int i = 0; i < x.Length; i++)
+        {
+            int sample = i / (ch * inner), channel = i / inner % ch;
+            group[i] = sample * groups + channel / per;
+            affine[i] = perChannel ? channel : channel / per;
+        }
+        return (group, n * groups, affine);
     }
 }

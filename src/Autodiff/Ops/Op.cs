@@ -111,6 +111,7 @@ public static class OpRegistry<T> where T : unmanaged, IFloatingPointIeee754<T>
         ["ReduceLogSumExp"] = new ReduceKindOp<T>(ReduceKind.LogSumExp),
         ["LayerNormalization"] = new LayerNormOp<T>(),
         ["InstanceNormalization"] = new InstanceNormOp<T>(),
+        ["GroupNormalization"] = new GroupNormOp<T>(),
         ["Expand"] = new ExpandOp<T>(),
         ["Tile"] = new TileOp<T>(),
         ["Where"] = new WhereOp<T>(),
