@@ -1,4 +1,4 @@
-// LayerNormalization (opset 17), InstanceNormalization and GroupNormalization, with their VJPs. Both normalize groups of
+// LayerNormalization (opset 17), InstanceNormalization and GroupNormalization, with VJPs. Both normalize groups of
 // elements by their own mean and (population) variance, then apply a per-element affine map:
 //   xhat = (x - mu_g) / sqrt(var_g + eps),   y = s[a(i)] xhat + b[a(i)]
 //   LayerNorm: groups = the trailing dims from `axis` (default -1); s, b broadcast over those dims
