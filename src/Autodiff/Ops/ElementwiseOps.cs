@@ -45,7 +45,8 @@ internal sealed class BinaryOp<T>(BinaryKind kind) : IOp<T> where T : unmanaged,
         return [new NdArray<T>(shape, r)];
     }
 
-    private static T[] Real(NdArray<T> a) => a.Real ?? a.I.Select(v => T.CreateChecked(v)).ToArray();
+    /// <summary>The operand as reals (integer operands converted).</summary>
+    internal static T[] Real(NdArray<T> a) => a.Real ?? a.I.Select(v => T.CreateChecked(v)).ToArray();
 
     public NdArray<T>?[] Backward(OpCall<T> c, NdArray<T>?[] gradOutputs, bool[] needed)
     {

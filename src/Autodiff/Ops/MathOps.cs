@@ -138,7 +138,7 @@ internal sealed class PowOp<T> : IOp<T> where T : unmanaged, IFloatingPointIeee7
         return [new NdArray<T>(shape, r)];
     }
 
-    private static T[] Real(NdArray<T> a) => a.Real ?? a.I.Select(v => T.CreateChecked(v)).ToArray();
+    private static T[] Real(NdArray<T> a) => BinaryOp<T>.Real(a);
 
     public NdArray<T>?[] Backward(OpCall<T> c, NdArray<T>?[] gradOutputs, bool[] needed)
     {

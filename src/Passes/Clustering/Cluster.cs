@@ -115,14 +115,13 @@ public sealed class Cluster : Pass
             else if (minSqnr < 0) { k = 1 << bits; result = Apply(w, weighting, slices, k, keepZero); }
             else
             {
-                k = 256;
-                result = Apply(w, weighting, slices, k, keepZero);
-                for (int b = 1; b <= 8; b++)
+                // The fewest bits reaching min-sqnr; 8 bits when none does.
+                int b = 1;
+                while (true)
                 {
-                    var trial = Apply(w, weighting, slices, 1 << b, keepZero);
-                    if (Sqnr(w, trial.Values) < minSqnr) continue;
-                    (k, result) = (1 << b, trial);
-                    break;
+                    (k, result) = (1 << b, Apply(w, weighting, slices, 1 << b, keepZero));
+                    if (b == 8 || Sqnr(w, result.Values) >= minSqnr) break;
+                    b++;
                 }
                 if (Sqnr(w, result.Values) < minSqnr)
                 {
