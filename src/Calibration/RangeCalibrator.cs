@@ -24,7 +24,8 @@ public abstract class RangeCalibrator
                 : throw new OnnxOpt.GraphIR.OnnxModelException($"percentile {percentile} must be in (0, 100]"),
             "entropy" => () => new EntropyCalibrator(),
             "mse" => () => new MseCalibrator(),
-            _ => throw new OnnxOpt.GraphIR.OnnxModelException($"unknown calibration method '{method}' (methods: {string.Join(", ", Methods)})"),
+            _ => throw new OnnxOpt.GraphIR.OnnxModelException(
+                $"unknown calibration method '{method}' (methods: {string.Join(", ", Methods)})"),
         };
 
     protected static (double, double) Symmetric(double lo, double hi)

@@ -50,9 +50,20 @@ public sealed class DataSet
     public static long FirstNonFiniteSample(Tensor t)
     {
         if (!t.ElementType.IsFloatingPoint() || t.ElementCount == 0) return -1;
-        var v = t.ToFloatArray();
-        var per = t.Dims.Length == 0 ? 1 : Math.Max(1, v.Length / Math.Max(1, t.Dims[0]));
-        for (long i = 0; i < v.Length; i++) if (!float.IsFinite(v[i])) return i / per;
+        var per = t.Dims.Length == 0 ? 1 : Math.Max(1, t.ElementCount / Math.Max(1, t.Dims[0]));
+        // Scanned in place for float and double (every batch passes through here); other types converted.
+        long bad = t.ElementType switch
+        {
+            DataType.Float => FirstNonFinite(t.Span<float>()),
+            DataType.Double => FirstNonFinite(t.Span<double>()),
+            _ => FirstNonFinite<float>(t.ToFloatArray()),
+        };
+        return bad < 0 ? -1 : bad / per;
+    }
+
+    private static long FirstNonFinite<T>(ReadOnlySpan<T> v) where T : System.Numerics.IFloatingPointIeee754<T>
+    {
+        for (int i = 0; i < v.Length; i++) if (!T.IsFinite(v[i])) return i;
         return -1;
     }
 
@@ -110,9 +121,9 @@ public sealed class DataSet
             stacked[i.Name] = extraAxis;
             var count = t.Dims[0];
             if (!extraAxis && i.Shape is { } s && s[0].Value is long b && b > 0) count /= b;
-            if (n is not null
-                && n != count)
-                throw new OnnxModelException($"data folder '{dir}': inputs hold different sample counts ({n} and {count} for '{i.Name}')");
+            if (n is not null && n != count)
+                throw new OnnxModelException(
+                    $"data folder '{dir}': inputs hold different sample counts ({n} and {count} for '{i.Name}')");
             n = count;
             if (i.Shape is { } shape)
                 for (int d = 1; d < shape.Rank; d++)
@@ -132,7 +143,8 @@ public sealed class DataSet
             labels = lt.ToInt64Array();
             if (labels.Length != n) throw new OnnxModelException($"{lp}: {labels.Length} labels for {n} samples");
             var negative = Array.FindIndex(labels, l => l < 0);
-            if (negative >= 0) throw new OnnxModelException($"{lp}: label {labels[negative]} at index {negative} is negative");
+            if (negative >= 0)
+                throw new OnnxModelException($"{lp}: label {labels[negative]} at index {negative} is negative");
         }
         var total = (int)(n ?? 0);
         if (total == 0) throw new OnnxModelException($"data folder '{dir}' holds no samples");
@@ -196,9 +208,11 @@ public sealed class DataSet
         var n = inputs.Values.First().Dims.FirstOrDefault(1);
         foreach (var (name, t) in inputs)
             if (t.ElementType.BitWidth() < 8 || t.Strings is not null)
-                throw new OnnxModelException($"input '{name}': {t.ElementType.Name()} samples cannot be batched in memory");
+                throw new OnnxModelException(
+                    $"input '{name}': {t.ElementType.Name()} samples cannot be batched in memory");
             else if (t.Dims.Length == 0 || t.Dims[0] != n)
-                throw new OnnxModelException($"input '{name}': {t.Dims.FirstOrDefault()} samples on axis 0, expected {n} like the others");
+                throw new OnnxModelException(
+                    $"input '{name}': {t.Dims.FirstOrDefault()} samples on axis 0, expected {n} like the others");
         if (labels is not null
             && labels.Length != n) throw new OnnxModelException($"{labels.Length} labels for {n} samples");
         IEnumerable<Batch> Make(int batchSize)

@@ -78,8 +78,8 @@ public static partial class Npy
         var descr = DescrRe().Match(header);
         var fortran = FortranRe().Match(header);
         var shapeM = ShapeRe().Match(header);
-        if (!descr.Success
-            || !shapeM.Success) throw new OnnxModelException($"{source}: cannot read the .npy header '{header.Trim()}'");
+        if (!descr.Success || !shapeM.Success)
+            throw new OnnxModelException($"{source}: cannot read the .npy header '{header.Trim()}'");
         if (fortran.Success && fortran.Groups[1].Value == "True")
             throw new OnnxModelException($"{source}: Fortran-order arrays are not supported; save with np.ascontiguousarray");
         var d = descr.Groups[1].Value;

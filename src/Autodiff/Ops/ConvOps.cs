@@ -231,8 +231,8 @@ internal sealed class ConvTransposeOp<T> : IOp<T> where T : unmanaged, IFloating
             || w.Rank != x.Rank) throw c.Error($"ConvTranspose of input {x} with weight {w} (1-D and 2-D only)");
         int groups = (int)Attr.Int(c.Node, "group", 1);
         int n = x.Shape[0], ch = x.Shape[1];
-        if (groups <= 0 || ch % groups != 0
-            || w.Shape[0] != ch) throw c.Error($"ConvTranspose with {ch} input channels, weight {w} and group {groups} do not fit");
+        if (groups <= 0 || ch % groups != 0 || w.Shape[0] != ch)
+            throw c.Error($"ConvTranspose with {ch} input channels, weight {w} and group {groups} do not fit");
         int mg = w.Shape[1], m = mg * groups, r = x.Rank - 2;
         var kernel = w.Shape[2..];
         int[] Get(string name, int dflt, int count) =>

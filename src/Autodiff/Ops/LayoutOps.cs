@@ -35,8 +35,8 @@ internal sealed class DropoutOp<T> : ViewOp<T> where T : unmanaged, IFloatingPoi
 
     public override NdArray<T>[] Forward(OpCall<T> c)
     {
-        if (c.Optional(2) is { } training
-            && training.ToDouble(0) != 0) throw c.Error("Dropout in training mode is random; the reference evaluator runs inference only");
+        if (c.Optional(2) is { } training && training.ToDouble(0) != 0)
+            throw c.Error("Dropout in training mode is random; the reference evaluator runs inference only");
         var x = c.In(0);
         if (c.Node.Outputs.Count > 1 && c.Node.Outputs[1] is not null)
             return [x, new NdArray<T>(x.Shape, Enumerable.Repeat(1L, x.Length).ToArray(), DataType.Bool)];
@@ -68,8 +68,9 @@ internal sealed class ReshapeOp<T> : ViewOp<T> where T : unmanaged, IFloatingPoi
         for (int i = 0; i < want.Length; i++)
         {
             if (want[i] == -1) { if (infer >= 0) throw c.Error("Reshape with two -1 dimensions"); infer = i; continue; }
-            r[i] = want[i] == 0
-                && !allowZero ? (i < x.Rank ? x.Shape[i] : throw c.Error("Reshape copies a dimension the input does not have")) : (int)want[i];
+            if (want[i] == 0 && !allowZero && i >= x.Rank)
+                throw c.Error("Reshape copies a dimension the input does not have");
+            r[i] = want[i] == 0 && !allowZero ? x.Shape[i] : (int)want[i];
             known *= r[i];
         }
         if (infer >= 0)
@@ -203,8 +204,13 @@ internal sealed class SliceOp<T> : GatherMapOp<T> where T : unmanaged, IFloating
             begin[a] = (int)b; step[a] = (int)st; outShape[a] = (int)len;
         }
         var strides = NdArrayShape.Strides(s);
-        return (outShape, Build(outShape,
-            idx => { int o = 0; for (int a = 0; a < idx.Length; a++) o += (begin[a] + idx[a] * step[a]) * strides[a]; return o; }), 0);
+        int Source(int[] idx)
+        {
+            int o = 0;
+            for (int a = 0; a < idx.Length; a++) o += (begin[a] + idx[a] * step[a]) * strides[a];
+            return o;
+        }
+        return (outShape, Build(outShape, Source), 0);
     }
 }
 
@@ -361,8 +367,8 @@ internal sealed class SplitOp<T> : IOp<T> where T : unmanaged, IFloatingPointIee
             sizes = Enumerable.Range(0, parts).Select(i => Math.Max(0, Math.Min(each, dim - i * each))).ToArray();
             if (c.Opset < 18 && dim % parts != 0) throw c.Error($"Split of {dim} into {parts} equal parts");
         }
-        if (sizes.Sum() != dim
-            || sizes.Length != outs) throw c.Error($"Split sizes [{string.Join(",", sizes)}] do not fit axis size {dim} and {outs} outputs");
+        if (sizes.Sum() != dim || sizes.Length != outs)
+            throw c.Error($"Split sizes [{string.Join(",", sizes)}] do not fit axis size {dim} and {outs} outputs");
         return (axis, sizes);
     }
 

@@ -208,8 +208,8 @@ internal sealed class ReduceOp<T>(bool mean) : IOp<T> where T : unmanaged, IFloa
         var set = new HashSet<int>();
         if (axes is null || axes.Length == 0)
         {
-            if (Attr.Int(c.Node,
-                "noop_with_empty_axes", 0) != 0) { var id = Enumerable.Range(0, x.Length).ToArray(); return (x.Shape, x.Shape, id, 1); }
+            if (Attr.Int(c.Node, "noop_with_empty_axes", 0) != 0)
+                return (x.Shape, x.Shape, Enumerable.Range(0, x.Length).ToArray(), 1);
             for (int i = 0; i < x.Rank; i++) set.Add(i);
         }
         else foreach (var a in axes) set.Add(NdArrayShape.Axis(c.Node, a, x.Rank));

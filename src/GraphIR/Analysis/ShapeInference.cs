@@ -264,8 +264,8 @@ public static class ShapeInference
             if (scalesInput?.Initializer is { ElementType: DataType.Float } st && st.ElementCount == xs.Rank)
             {
                 var scales = st.ToDoubleArray();
-                return new Shape(xs.Dims.Select((d,
-                    i) => d.Value is long v ? Dim.Of((long)Math.Floor(v * scales[i])) : scales[i] == 1 ? d : Dim.Unknown));
+                return new Shape(xs.Dims.Select((d, i) => d.Value is long v ? Dim.Of((long)Math.Floor(v * scales[i]))
+                    : scales[i] == 1 ? d : Dim.Unknown));
             }
             return new Shape(xs.Dims.Select(_ => Dim.Unknown));
         }

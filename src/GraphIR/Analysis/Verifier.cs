@@ -38,7 +38,8 @@ public static class Verifier
             bool shapeDiffers = want.Shape is { } ws && got.Shape is { } gs && (ws.Rank != gs.Rank
                 || ws.Dims.Zip(gs.Dims).Any(p => p.First.Value is long a && p.Second.Value is long b && a != b));
             if (typeDiffers || shapeDiffers)
-                errors.Add($"value '{v.Name}' (output of node {n}) is declared {ModelStats.TypeText(want)} but infers as {ModelStats.TypeText(got)}");
+                errors.Add($"value '{v.Name}' (output of node {n}) is declared {ModelStats.TypeText(want)} "
+                    + $"but infers as {ModelStats.TypeText(got)}");
         }
         return errors;
     }
@@ -106,8 +107,8 @@ public static class Verifier
             {
                 var o = n.Outputs[i];
                 if (o is null) continue;
-                if (o.Producer != n
-                    || o.ProducerOutputIndex != i) errors.Add($"value '{o.Name}'{where} does not name node {n} as its producer");
+                if (o.Producer != n || o.ProducerOutputIndex != i)
+                    errors.Add($"value '{o.Name}'{where} does not name node {n} as its producer");
                 Define(o, "value");
             }
         }

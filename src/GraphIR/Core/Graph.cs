@@ -172,8 +172,8 @@ public sealed class Graph
     /// <summary>Replaces an initializer's data (same name, same uses); dims may change.</summary>
     public void SetInitializerData(Value v, Tensor data)
     {
-        if (v.Initializer is null
-            || v.Graph != this) throw new InvalidOperationException($"'{v.Name}' is not an initializer of graph '{Name}'");
+        if (v.Initializer is null || v.Graph != this)
+            throw new InvalidOperationException($"'{v.Name}' is not an initializer of graph '{Name}'");
         v.Initializer = data.Name == v.Name ? data : data.WithName(v.Name);
     }
 

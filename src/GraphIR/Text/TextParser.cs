@@ -93,8 +93,10 @@ public static class TextParser
                 // "nan"/"inf" are numbers where numbers are expected; callers check.
                 return;
             }
+            char next = _pos + 1 < text.Length ? text[_pos + 1] : '\0';
             if (char.IsAsciiDigit(c)
-                || (c is '-' or '+' && _pos + 1 < text.Length && (char.IsAsciiDigit(text[_pos + 1]) || text[_pos + 1] is '.' or 'i' or 'n')) || (c == '.' && _pos + 1 < text.Length && char.IsAsciiDigit(text[_pos + 1])))
+                || (c is '-' or '+' && (char.IsAsciiDigit(next) || next is '.' or 'i' or 'n'))
+                || (c == '.' && char.IsAsciiDigit(next)))
             {
                 Adv();
                 while (_pos < text.Length && (char.IsAsciiLetterOrDigit(text[_pos]) || text[_pos] is '.' ||

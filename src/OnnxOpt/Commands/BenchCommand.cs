@@ -50,11 +50,11 @@ public static class BenchCommand
         var c = CultureInfo.InvariantCulture;
         var sb = new System.Text.StringBuilder();
         var o = r.Options;
-        sb.AppendLine(c,
-            $"threads {o.Threads}, warm-up {o.Warmup}, iterations {o.Iterations}, batch {o.Batch}, graph optimization {o.Optimization}");
+        sb.AppendLine(c, $"threads {o.Threads}, warm-up {o.Warmup}, iterations {o.Iterations}, batch {o.Batch}, "
+            + $"graph optimization {o.Optimization}");
         void Line(string label, LatencyStats s, string file) =>
-            sb.AppendLine(c,
-                $"{label,-6} median {s.MedianMs,9:F4} ms   p90 {s.P90Ms,9:F4} ms   mean {s.MeanMs,9:F4} ms   min {s.MinMs,9:F4} ms   {file}");
+            sb.AppendLine(c, $"{label,-6} median {s.MedianMs,9:F4} ms   p90 {s.P90Ms,9:F4} ms   "
+                + $"mean {s.MeanMs,9:F4} ms   min {s.MinMs,9:F4} ms   {file}");
         Line("model", r.Model, model);
         if (r.Other is not null) Line("vs", r.Other, other!);
         if (r.Speedup is double sp) sb.AppendLine(c, $"speed-up {sp:F3}x (median model / median vs)");

@@ -16,7 +16,10 @@ public static class InspectCommand
         {
             Description = "per weight: distinct values, bits per weight, zeros; and the packed size",
         };
-        var cmd = new Command("inspect", "Summarize a model: I/O, op histogram, parameters, MACs, non-linear depth") { model, json, weights };
+        var cmd = new Command("inspect", "Summarize a model: I/O, op histogram, parameters, MACs, non-linear depth")
+        {
+            model, json, weights,
+        };
         cmd.SetAction(r =>
         {
             var path = r.GetValue(model)!;

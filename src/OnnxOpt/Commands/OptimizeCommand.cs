@@ -97,8 +97,8 @@ public static class OptimizeCommand
     {
         if (Path.GetFullPath(q.Input) == Path.GetFullPath(q.Output))
             throw new OnnxModelException($"{q.Output}: output would overwrite the input model; choose another path");
-        if (q.Calib is not null
-            && q.CalibRandom is not null) throw new OnnxModelException("give either --calib or --calib-random, not both");
+        if (q.Calib is not null && q.CalibRandom is not null)
+            throw new OnnxModelException("give either --calib or --calib-random, not both");
         CalibrationSource? source = q.Calib is not null ? CalibrationSource.FromFolder(q.Calib, q.SkipNonFinite)
             : q.CalibRandom is int n ? (n > 0 ? CalibrationSource.FromRandom(n,
                 q.Seed) : throw new OnnxModelException("--calib-random must be positive")) : null;

@@ -56,20 +56,24 @@ public static class ScoreCommand
         var c = CultureInfo.InvariantCulture;
         var o = r.Options;
         var sb = new System.Text.StringBuilder();
-        sb.AppendLine(c,
-            $"{o.Method} on {path}: {r.Rounds} round(s), density {o.Density:G4} ({o.Scope}){(o.Method == "synflow" ? $", {o.Precision}, R = {r.R:G6}" : "")}");
+        var precision = o.Method == "synflow" ? string.Create(c, $", {o.Precision}, R = {r.R:G6}") : "";
+        sb.AppendLine(c, $"{o.Method} on {path}: {r.Rounds} round(s), density {o.Density:G4} ({o.Scope}){precision}");
         int w = Math.Max(5, r.Layers.Max(l => l.Layer.Length));
-        sb.AppendLine(c,
-            $"{"layer".PadRight(w)}  {"shape",-16} {"weights",9} {"score share",11} {"conservation",12} {"kept",9} {"density",9}");
+        sb.AppendLine(c, $"{"layer".PadRight(w)}  {"shape",-16} {"weights",9} {"score share",11} "
+            + $"{"conservation",12} {"kept",9} {"density",9}");
         var total = r.Layers.Sum(l => l.ScoreTotal);
         foreach (var l in r.Layers)
         {
             var cons = double.IsNaN(l.ConservationDeviation) ? "-" : l.ConservationDeviation.ToString("E1", c);
-            sb.AppendLine(c,
-                $"{l.Layer.PadRight(w)}  {"[" + string.Join(",", l.Shape) + "]",-16} {l.Weights,9} {(total > 0 ? l.ScoreTotal / total : 0),11:P2} {cons,12} {l.Kept,9} {l.Density,9:G4}{(l.Collapsed ? "  COLLAPSED" : "")}");
+            var shape = "[" + string.Join(",", l.Shape) + "]";
+            var share = total > 0 ? l.ScoreTotal / total : 0;
+            sb.AppendLine(c, $"{l.Layer.PadRight(w)}  {shape,-16} {l.Weights,9} {share,11:P2} {cons,12} {l.Kept,9} "
+                + $"{l.Density,9:G4}{(l.Collapsed ? "  COLLAPSED" : "")}");
         }
-        sb.AppendLine(c,
-            $"kept {r.Kept} of {r.Weights} weights (density {(double)r.Kept / r.Weights:G4}); layer collapse: {(r.LayerCollapse ? string.Join(", ", r.Layers.Where(l => l.Collapsed).Select(l => l.Layer)) : "none")}");
+        var collapsed = r.LayerCollapse
+            ? string.Join(", ", r.Layers.Where(l => l.Collapsed).Select(l => l.Layer)) : "none";
+        sb.AppendLine(c, $"kept {r.Kept} of {r.Weights} weights (density {(double)r.Kept / r.Weights:G4}); "
+            + $"layer collapse: {collapsed}");
         return sb.ToString();
     }
 

@@ -55,6 +55,6 @@ public static class ValidateCommand
     };
 
     private static string Describe(OutputComparison o, ValidationReport r) => o.Problem ??
-        string.Create(CultureInfo.InvariantCulture,
-            $"{o.Failures} of {o.Elements} elements outside rtol={r.Rtol:G3}, atol={r.Atol:G3} (max abs error {o.MaxAbsError:G4}, max rel error {o.MaxRelError:G4})");
+        string.Create(CultureInfo.InvariantCulture, $"{o.Failures} of {o.Elements} elements outside rtol={r.Rtol:G3}, "
+            + $"atol={r.Atol:G3} (max abs error {o.MaxAbsError:G4}, max rel error {o.MaxRelError:G4})");
 }

@@ -19,7 +19,8 @@ public sealed class FoldBatchNorm : Pass
 {
     public override string Name => "fold-bn";
     public override string Summary =>
-        "fold BatchNormalization into the preceding Conv/ConvTranspose/Gemm (or next unpadded Conv, or an affine Mul+Add)";
+        "fold BatchNormalization into the preceding Conv/ConvTranspose/Gemm (or next unpadded Conv, "
+        + "or an affine Mul+Add)";
 
     public override bool VisitsSubgraphs => true;
 

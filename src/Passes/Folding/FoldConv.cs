@@ -21,7 +21,8 @@ public sealed class FoldConv : Pass
 {
     public override string Name => "fold-conv";
     public override string Summary =>
-        "merge Conv->Conv (exact border handling), residual x+conv(x), Gemm->Gemm and MatMul->MatMul chains where the cost model says it pays";
+        "merge Conv->Conv (exact border handling), residual x+conv(x), Gemm->Gemm and MatMul->MatMul chains "
+        + "where the cost model says it pays";
     public override IReadOnlyList<PassOption> Options { get; } =
     [
         PassOption.Enum("objective", "macs", ["macs", "params", "latency", "depth"], "what a fold must not make worse: MACs, weight count, ORT latency (measured), or nothing (depth: fold wherever allowed)"),
@@ -99,7 +100,9 @@ public sealed class FoldConv : Pass
         var h = conv2.Input(0);
         if (h is null || h.Uses.Count != 1 || h.IsGraphOutput)
         {
-            if (h?.Producer is { OpType: "Conv" } p0) return Refuse(ctx, $"{p0} -> {conv2}", Refusals.FanOut, "intermediate value is read elsewhere (fan-out)");
+            if (h?.Producer is { OpType: "Conv" } p0)
+                return Refuse(ctx, $"{p0} -> {conv2}", Refusals.FanOut,
+                    "intermediate value is read elsewhere (fan-out)");
             return new NoMatch("input not produced by a conv read only here");
         }
         // conv1 directly, or conv1 followed by the constant border bias map of an earlier fold.
@@ -138,8 +141,9 @@ public sealed class FoldConv : Pass
         bool exact = c2.Unpadded;
         bool biasMap = carriedMap is not null;
         if (!exact && c1.Kernel.All(k => k == 1) && c1.Unpadded) { exact = true; biasMap = b1.Any(v => v != 0); }
-        if (!exact && !o.Bool("allow-border-error")) return Refuse(ctx, label, Refusals.PaddedBorder,
-                "conv2 pads its input and conv1 is not 1x1: the fold would be wrong at the border (allow-border-error=true accepts it)");
+        if (!exact && !o.Bool("allow-border-error"))
+            return Refuse(ctx, label, Refusals.PaddedBorder, "conv2 pads its input and conv1 is not 1x1: "
+                + "the fold would be wrong at the border (allow-border-error=true accepts it)");
 
         var s = new[] { c1.Strides[0] * c2.Strides[0], c1.Strides[1] * c2.Strides[1] };
         var pb = new[] { c1.PadsBegin[0] + c1.Strides[0] * c2.PadsBegin[0],
@@ -147,8 +151,8 @@ public sealed class FoldConv : Pass
         var pe = new[] { c1.PadsEnd[0] + c1.Strides[0] * c2.PadsEnd[0], c1.PadsEnd[1] + c1.Strides[1] * c2.PadsEnd[1] };
         var kh = ConvAlgebra.FoldedKernel(c1.Kernel[0], c1.Dilations[0], c1.Strides[0], c2.Kernel[0], c2.Dilations[0]);
         var kw = ConvAlgebra.FoldedKernel(c1.Kernel[1], c1.Dilations[1], c1.Strides[1], c2.Kernel[1], c2.Dilations[1]);
-        if (Math.Max(kh,
-            kw) > o.Int("max-kernel")) return Refuse(ctx, label, Refusals.KernelTooLarge, $"folded kernel {kh}x{kw} exceeds max-kernel");
+        if (Math.Max(kh, kw) > o.Int("max-kernel"))
+            return Refuse(ctx, label, Refusals.KernelTooLarge, $"folded kernel {kh}x{kw} exceeds max-kernel");
         // The folded conv must produce exactly conv2's output size; trim end padding if floor() dropped rows.
         var (yh, yw) = ((int)ys[2].Value!.Value, (int)ys[3].Value!.Value);
         var (xh, xw) = ((int)xs[2].Value!.Value, (int)xs[3].Value!.Value);
@@ -381,7 +385,8 @@ public sealed class FoldConv : Pass
         long before = (long)p1.K * p1.N + (long)p2.K * p2.N, after = (long)p1.K * p2.N;
         if (after > before)
         {
-            if (ctx.Stats.Once($"{g1} -> {g2}")) ctx.Stats.Decide(new FoldDecision($"{g1} -> {g2}", "gemm-gemm", "kept") { Reason = "cost model" });
+            if (ctx.Stats.Once($"{g1} -> {g2}"))
+                ctx.Stats.Decide(new FoldDecision($"{g1} -> {g2}", "gemm-gemm", "kept") { Reason = "cost model" });
             return new NoMatch("cost model");
         }
         return new FoldPlan(_ =>
@@ -394,7 +399,12 @@ public sealed class FoldConv : Pass
             node.Output().Type = y.Type;
             rw.Replace(y, node.Output());
             ctx.Stats.Count("gemm-gemm folded");
-            ctx.Stats.Decide(new FoldDecision($"{g1} -> {g2}", "gemm-gemm", "folded") { Exact = true, ParamsBefore = before, ParamsAfter = after });
+            ctx.Stats.Decide(new FoldDecision($"{g1} -> {g2}", "gemm-gemm", "folded")
+            {
+                Exact = true,
+                ParamsBefore = before,
+                ParamsAfter = after,
+            });
         });
     }
 
@@ -416,12 +426,18 @@ public sealed class FoldConv : Pass
         {
             var y = m2.Output();
             var rw = ctx.Rewriter; var gr = m2.Graph;
-            var node = rw.Insert(gr,
-                "MatMul", [m1.Input(0), rw.Constant(gr, y.Name + "_folded_B", Tensor.FromFloats("", [p1.K, p2.N], ConvAlgebra.MatMul(p1.B, p2.B, p1.K, p1.N, p2.N)))], y.Name + "_folded");
+            var folded = ConvAlgebra.MatMul(p1.B, p2.B, p1.K, p1.N, p2.N);
+            var weight = rw.Constant(gr, y.Name + "_folded_B", Tensor.FromFloats("", [p1.K, p2.N], folded));
+            var node = rw.Insert(gr, "MatMul", [m1.Input(0), weight], y.Name + "_folded");
             node.Output().Type = y.Type;
             rw.Replace(y, node.Output());
             ctx.Stats.Count("matmul-matmul folded");
-            ctx.Stats.Decide(new FoldDecision($"{m1} -> {m2}", "matmul-matmul", "folded") { Exact = true, ParamsBefore = before, ParamsAfter = after });
+            ctx.Stats.Decide(new FoldDecision($"{m1} -> {m2}", "matmul-matmul", "folded")
+            {
+                Exact = true,
+                ParamsBefore = before,
+                ParamsAfter = after,
+            });
         });
     }
 

@@ -60,8 +60,8 @@ public sealed class PassContext
     public PassStats Stats { get; internal set; } = new();
 
     public Calibration.CalibrationSource RequireCalibration(string pass) =>
-        Calibration
-            ?? throw new OnnxModelException($"pass '{pass}' needs calibration data: give --calib DIR or --calib-random N");
+        Calibration ?? throw new OnnxModelException(
+            $"pass '{pass}' needs calibration data: give --calib DIR or --calib-random N");
 
     public Calibration.CalibrationSource RequireEvaluation(string pass) =>
         Evaluation ?? throw new OnnxModelException($"pass '{pass}' needs held-out evaluation data: give --eval DIR");

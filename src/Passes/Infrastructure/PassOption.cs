@@ -32,8 +32,8 @@ public sealed record PassOption(string Name, OptionKind Kind, object Default, st
             text switch { "true" or "1" => true, "false" or "0" => false, _ => throw Bad(pass, text, "true or false") },
         OptionKind.Enum => Choices!.Contains(text) ? text : throw Bad(pass, text,
             "one of " + string.Join("|", Choices!)),
-        OptionKind.String =>
-            text.IndexOfAny([',', '{', '}', '=']) < 0 ? text : throw Bad(pass, text, "a text without ',', '{', '}' or '='"),
+        OptionKind.String => text.IndexOfAny([',', '{', '}', '=']) < 0 ? text
+            : throw Bad(pass, text, "a text without ',', '{', '}' or '='"),
         _ => throw new InvalidOperationException(),
     };
 

@@ -25,8 +25,8 @@ public static class PassRegistry
     public static IReadOnlyList<Pass> Passes => Volatile.Read(ref _all);
 
     public static Pass Get(string name) => Passes.FirstOrDefault(p => p.Name == name)
-
-            ?? throw new OnnxModelException($"unknown pass '{name}' (passes: {string.Join(", ", Passes.Select(p => p.Name))})");
+        ?? throw new OnnxModelException(
+            $"unknown pass '{name}' (passes: {string.Join(", ", Passes.Select(p => p.Name))})");
 
     /// <summary>Adds a pass so pipeline strings can name it. A name already taken is refused.</summary>
     public static void Register(Pass pass)

@@ -22,7 +22,8 @@ public sealed class Linearize : Pass
 {
     public override string Name => "linearize";
     public override string Summary =>
-        "replace (nearly) linear ReLU/LeakyReLU/PReLU/Clip activations by identity or a per-channel affine map, within an agreement budget measured in ORT";
+        "replace (nearly) linear ReLU/LeakyReLU/PReLU/Clip activations by identity or a per-channel affine map, "
+        + "within an agreement budget measured in ORT";
     public override bool IsExact(PassOptions options) => false;
     public override string BudgetOption => "max-agreement-drop";
     public override DataNeeds Needs(PassOptions options) => DataNeeds.Calibration;
@@ -66,7 +67,11 @@ public sealed class Linearize : Pass
             else if (y.Uses.Any(u => !IsLinearConsumer(u.Node))) why = "read by a non-linear op";
             else if (a.OpType == "Clip" && ClipBounds(a) is null) why = "clip bounds not constant";
             if (why is null) eligible.Add(a);
-            else { ctx.Stats.Count("not eligible"); ctx.Stats.Decide(new ActivationSkipped(a.ToString(), a.OpType, why)); }
+            else
+            {
+                ctx.Stats.Count("not eligible");
+                ctx.Stats.Decide(new ActivationSkipped(a.ToString(), a.OpType, why));
+            }
         }
         if (eligible.Count == 0) return;
 
@@ -113,11 +118,14 @@ public sealed class Linearize : Pass
         foreach (var c in candidates)
         {
             var s = c.Stats.Total;
-            var decision = accepted.Contains(c) ? (c.Exact ? "linearized (exact on data)" : "linearized") : measured.ContainsKey(c.Act) ? "kept (over budget)" : accepted.Count >= maxCount ? "kept (max-count)" : "kept (budget 0: not exact)";
+            var decision = accepted.Contains(c) ? (c.Exact ? "linearized (exact on data)" : "linearized")
+                : measured.ContainsKey(c.Act) ? "kept (over budget)"
+                : accepted.Count >= maxCount ? "kept (max-count)" : "kept (budget 0: not exact)";
             var m = measured.GetValueOrDefault(c.Act);
+            var above = double.IsPositiveInfinity(c.ClipMax) ? null : (double?)s.FractionAbove;
+            var sqnr = m is null || double.IsPositiveInfinity(m.SqnrDb) ? null : (double?)Math.Round(m.SqnrDb, 3);
             ctx.Stats.Decide(new ActivationDecision(c.Act.ToString(), c.Act.OpType, decision, s.FractionNegative,
-                s.NegativeEnergyRatio, double.IsPositiveInfinity(c.ClipMax) ? null : s.FractionAbove, s.Min, s.Max, c.Score,
-                m?.Agreement, m is null || double.IsPositiveInfinity(m.SqnrDb) ? null : Math.Round(m.SqnrDb, 3)));
+                s.NegativeEnergyRatio, above, s.Min, s.Max, c.Score, m?.Agreement, sqnr));
         }
         Apply(model, accepted, mode, ctx.Rewriter);
         ctx.Stats.Count("candidates", candidates.Count);

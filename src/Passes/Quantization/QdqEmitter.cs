@@ -63,8 +63,8 @@ public static class QdqEmitter
     private static string? Ineligible(Node n)
     {
         if (!n.IsStandard || !ComputeOps.Contains(n.OpType)) return "not a quantizable op";
-        if (n.Outputs.Count != 1
-            || n.Output().ElementType is not (DataType.Float or DataType.Undefined)) return "output is not a single float tensor";
+        if (n.Outputs.Count != 1 || n.Output().ElementType is not (DataType.Float or DataType.Undefined))
+            return "output is not a single float tensor";
         switch (n.OpType)
         {
             case "Conv" or "ConvTranspose":
@@ -138,8 +138,8 @@ public static class QdqEmitter
             rangeName[y] = y.Name;
             if (o.ActivationType != DataType.UInt8 || y.IsGraphOutput || y.Uses.Count != 1) continue;
             var a = y.Uses[0].Node;
-            if (!a.IsStandard
-                || a.OpType is not ("Relu" or "Clip") || a.Output().IsGraphOutput || !Selected(a, o, fallback)) continue;
+            if (!a.IsStandard || a.OpType is not ("Relu" or "Clip") || a.Output().IsGraphOutput
+                || !Selected(a, o, fallback)) continue;
             if (a.OpType == "Clip" && !ClipFromZero(a, opset)) continue;
             rangeName[y] = a.Output().Name;
             absorbed[c] = a.OpType;
@@ -188,8 +188,8 @@ public static class QdqEmitter
                     out var cal)) throw new InvalidOperationException($"no calibration range for '{name}'");
                 var (lo, hi) = cal.Range(kind);
                 var p = QParams.Activation(lo, hi, o.ActivationType);
-                made = (p, rw.Constant(g,
-                    t.Name + "_scale", p.ScaleTensor("")), rw.Constant(g, t.Name + "_zero_point", p.ZeroPointTensor("")));
+                made = (p, rw.Constant(g, t.Name + "_scale", p.ScaleTensor("")),
+                    rw.Constant(g, t.Name + "_zero_point", p.ZeroPointTensor("")));
             }
             qp[t] = made;
             return made;
@@ -241,8 +241,8 @@ public static class QdqEmitter
     private static Value Dq(Rewriter rw, Graph g, string baseName, Tensor q, float[] scales, Tensor zero, int axis)
     {
         var qv = rw.Constant(g, baseName + "_quantized", q);
-        var sv = rw.Constant(g,
-            baseName + "_scale", scales.Length == 1 ? Tensor.FromFloats("", [], scales) : Tensor.FromFloats("", [scales.Length], scales));
+        var sv = rw.Constant(g, baseName + "_scale", Tensor.FromFloats("", scales.Length == 1 ? [] : [scales.Length],
+            scales));
         var zv = rw.Constant(g, baseName + "_zero_point", zero);
         var attrs = scales.Length > 1 ? new[] { OnnxAttribute.Int("axis", axis) } : [];
         var dq = rw.Insert(g, "DequantizeLinear", [qv, sv, zv], baseName + "_dequantized", 1, attrs);

@@ -15,7 +15,8 @@ public sealed class Quantize : Pass
 {
     public override string Name => "quantize";
     public override string Summary =>
-        "post-training int8 quantization (QDQ or QOperator) from calibration data, with an optional accuracy budget that keeps the worst ops in float";
+        "post-training int8 quantization (QDQ or QOperator) from calibration data, with an optional accuracy "
+        + "budget that keeps the worst ops in float";
     public override bool IsExact(PassOptions options) => false;
     public override string BudgetOption => "max-drop";
     public override DataNeeds Needs(PassOptions options) =>
@@ -53,8 +54,8 @@ public sealed class Quantize : Pass
         _ => Int8Hardware.U8S8Saturates,
     };
 
-    private static HashSet<string> Split(string s) =>
-        s.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToHashSet(StringComparer.Ordinal);
+    private static HashSet<string> Split(string s) => s.Split(';', StringSplitOptions.RemoveEmptyEntries
+        | StringSplitOptions.TrimEntries).ToHashSet(StringComparer.Ordinal);
 
     public override void Run(PassContext ctx, PassOptions o)
     {

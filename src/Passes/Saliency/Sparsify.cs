@@ -12,7 +12,8 @@ public sealed class Sparsify : Pass
 {
     public override string Name => "sparsify";
     public override string Summary =>
-        "set the lowest-saliency weights of Conv/ConvTranspose/Gemm/MatMul to zero (SynFlow through our autodiff, or magnitude)";
+        "set the lowest-saliency weights of Conv/ConvTranspose/Gemm/MatMul to zero (SynFlow through our "
+        + "autodiff, or magnitude)";
     public override bool IsExact(PassOptions options) => false;
     public override IReadOnlyList<PassOption> Options { get; } =
     [

@@ -51,8 +51,8 @@ internal sealed class SynFlowNetwork
             {
                 var zero = rw.Constant(g, n.Output().Name + "_zero", Tensor.FromFloats("", [], [0f]));
                 var one = rw.Constant(g, n.Output().Name + "_one", Tensor.FromFloats("", [], [1f]));
-                replacement = rw.Insert(g,
-                    "Add", [rw.Insert(g, "Mul", [x, zero], n.Output().Name + "_zeroed").Output(), one], n.Output().Name + "_one").Output();
+                var zeroed = rw.Insert(g, "Mul", [x, zero], n.Output().Name + "_zeroed").Output();
+                replacement = rw.Insert(g, "Add", [zeroed, one], n.Output().Name + "_one").Output();
             }
             if (replacement is null) continue;
             rw.Replace(n.Output(), replacement);

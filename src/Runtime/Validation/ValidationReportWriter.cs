@@ -17,8 +17,8 @@ public static class ValidationReportWriter
         {
             sb.Append(c, $"{(o.Passed ? "ok  " : "FAIL")} {o.Name}: ");
             if (o.Problem is not null) { sb.AppendLine(o.Problem); continue; }
-            sb.Append(c,
-                $"max abs {o.MaxAbsError:G4}, max rel {o.MaxRelError:G4}, cosine {o.Cosine:F6}, SQNR {SqnrText(o.SqnrDb)}");
+            sb.Append(c, $"max abs {o.MaxAbsError:G4}, max rel {o.MaxRelError:G4}, cosine {o.Cosine:F6}, "
+                + $"SQNR {SqnrText(o.SqnrDb)}");
             if (o.Top1Agreement is double t) sb.Append(c, $", top-1 agreement {t * 100:F2}%");
             if (o.Failures > 0) sb.Append(c, $", {o.Failures}/{o.Elements} elements outside tolerance");
             sb.AppendLine();
