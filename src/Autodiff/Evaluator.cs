@@ -65,9 +65,14 @@ public sealed class Evaluator<T> where T : unmanaged, IFloatingPointIeee754<T>
         return a;
     }
 
+    /// <summary>When set, Forward and Backward take their arrays from this arena (training loops): everything they
+    /// return stays valid until the arena's next Recycle().</summary>
+    public Kernels.BufferArena<T>? Arena { get; set; }
+
     public Trace<T> Forward(IReadOnlyDictionary<string, NdArray<T>> inputs, IReadOnlyDictionary<string,
         NdArray<T>>? overrides = null)
     {
+        using var scope = Arena?.Enter();
         var g = _model.Graph;
         var t = new Trace<T> { Graph = g };
         foreach (var v in g.Initializers)
@@ -103,6 +108,7 @@ public sealed class Evaluator<T> where T : unmanaged, IFloatingPointIeee754<T>
     public Dictionary<string, NdArray<T>> Backward(Trace<T> trace, IReadOnlyDictionary<string, NdArray<T>> seeds,
         IEnumerable<string> wrt)
     {
+        using var scope = Arena?.Enter();
         var g = _model.Graph;
         var targets = wrt.Select(n => g.Find(n) ?? throw new OnnxModelException($"no value named '{n}'")).ToList();
         // Values that depend on a requested value (only those need gradients).
@@ -144,13 +150,13 @@ public sealed class Evaluator<T> where T : unmanaged, IFloatingPointIeee754<T>
             foreach (var o in n.Outputs) if (o is not null && !targetSet.Contains(o)) grads.Remove(o);
         }
         return targets.ToDictionary(v => v.Name, v => grads.TryGetValue(v,
-            out var d) ? d : NdArray<T>.Zeros(trace.Values[v].Shape));
+            out var d) ? d : new NdArray<T>(trace.Values[v].Shape, Kernels.Buffers<T>.New(trace.Values[v].Length)));
     }
 
     private static void Accumulate(Dictionary<Value, NdArray<T>> grads, Value v, NdArray<T> d)
     {
         if (!grads.TryGetValue(v, out var old)) { grads[v] = d; return; }
-        var a = old.R; var b = d.R; var s = new T[a.Length];
+        var a = old.R; var b = d.R; var s = Kernels.Buffers<T>.New(a.Length);
         for (int i = 0; i < s.Length; i++) s[i] = a[i] + b[i];
         grads[v] = new NdArray<T>(old.Shape, s);
     }

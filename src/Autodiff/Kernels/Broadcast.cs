@@ -65,7 +65,7 @@ internal static class Broadcast
     public static T[] ReduceTo<T>(T[] g, int[] outShape, int[] to) where T : unmanaged, IFloatingPointIeee754<T>
     {
         if (Same(outShape, to)) return g;
-        var r = new T[NdArrayShape.Size(to)];
+        var r = Buffers<T>.New(NdArrayShape.Size(to));
         var map = Map(outShape, to);
         for (int i = 0; i < g.Length; i++) r[map[i]] += g[i];
         return r;

@@ -7,6 +7,7 @@
 // where a last window starting in the end padding is dropped). auto_pad SAME_UPPER/SAME_LOWER picks
 // pads so that out = ceil(in / s), the extra pad going to the end (UPPER) or the begin (LOWER).
 using System.Numerics;
+using System.Runtime.CompilerServices;
 using OnnxOpt.GraphIR;
 
 namespace OnnxOpt.Autodiff.Kernels;
@@ -57,10 +58,15 @@ internal sealed record ConvGeometry(int[] Kernel, int[] Stride, int[] Dilation, 
             : new ConvGeometry(kernel, stride, dil, pb, pe, spatial, outSize);
     }
 
-    /// <summary>im2col of <paramref name="channels"/> planes of x starting at xOff into col (rows C*kh*kw, cols Ho*Wo).</summary>
-    public void Im2Col<T>(T[] x, int xOff, int channels, T[] col) where T : unmanaged, IFloatingPointIeee754<T>
+    /// <summary>im2col of <paramref name="channels"/> planes of x starting at xOff into col (rows C*kh*kw, cols Ho*Wo);
+    /// with <paramref name="ld"/> the rows are ld long and this image's columns start at <paramref name="colOff"/>
+    /// (several images side by side, for one product over a batch).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public void Im2Col<T>(T[] x, int xOff, int channels, T[] col, int ld = -1, int colOff = 0)
+        where T : unmanaged, IFloatingPointIeee754<T>
     {
         int kh = Kernel[0], kw = Kernel[1], H = In[0], W = In[1], Ho = Out[0], Wo = Out[1];
+        if (ld < 0) ld = Ho * Wo;
         int row = 0;
         for (int c = 0; c < channels; c++)
         {
@@ -68,7 +74,7 @@ internal sealed record ConvGeometry(int[] Kernel, int[] Stride, int[] Dilation, 
             for (int i = 0; i < kh; i++)
                 for (int j = 0; j < kw; j++, row++)
                 {
-                    var dst = col.AsSpan(row * Ho * Wo, Ho * Wo);
+                    var dst = col.AsSpan(row * ld + colOff, Ho * Wo);
                     for (int oh = 0; oh < Ho; oh++)
                     {
                         int ih = oh * Stride[0] - PadBegin[0] + i * Dilation[0];
@@ -94,10 +100,13 @@ internal sealed record ConvGeometry(int[] Kernel, int[] Stride, int[] Dilation, 
         }
     }
 
-    /// <summary>Adjoint of Im2Col: x[...] += col[...] for every window position.</summary>
-    public void Col2Im<T>(T[] col, T[] x, int xOff, int channels) where T : unmanaged, IFloatingPointIeee754<T>
+    /// <summary>Adjoint of Im2Col: x[...] += col[...] for every window position (same ld and colOff).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public void Col2Im<T>(T[] col, T[] x, int xOff, int channels, int ld = -1, int colOff = 0)
+        where T : unmanaged, IFloatingPointIeee754<T>
     {
         int kh = Kernel[0], kw = Kernel[1], H = In[0], W = In[1], Ho = Out[0], Wo = Out[1];
+        if (ld < 0) ld = Ho * Wo;
         int row = 0;
         for (int c = 0; c < channels; c++)
         {
@@ -105,7 +114,7 @@ internal sealed record ConvGeometry(int[] Kernel, int[] Stride, int[] Dilation, 
             for (int i = 0; i < kh; i++)
                 for (int j = 0; j < kw; j++, row++)
                 {
-                    var src = col.AsSpan(row * Ho * Wo, Ho * Wo);
+                    var src = col.AsSpan(row * ld + colOff, Ho * Wo);
                     for (int oh = 0; oh < Ho; oh++)
                     {
                         int ih = oh * Stride[0] - PadBegin[0] + i * Dilation[0];
@@ -121,5 +130,68 @@ internal sealed record ConvGeometry(int[] Kernel, int[] Stride, int[] Dilation, 
                     }
                 }
         }
+    }
+    /// <summary>Padded plane sizes (input plus begin and end padding) for the padded im2col/col2im.</summary>
+    public int PaddedSize => (In[0] + PadBegin[0] + PadEnd[0]) * (In[1] + PadBegin[1] + PadEnd[1]);
+
+    /// <summary>Im2Col through a zero-padded copy of the planes (xp, at least channels * PaddedSize long): every
+    /// output line is then one contiguous copy (stride 1) with no bounds tests, the fast form for training.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public void Im2ColPadded<T>(T[] x, int xOff, int channels, T[] col, int ld, int colOff, T[] xp)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int kh = Kernel[0], kw = Kernel[1], H = In[0], W = In[1], Ho = Out[0], Wo = Out[1];
+        int Hp = H + PadBegin[0] + PadEnd[0], Wp = W + PadBegin[1] + PadEnd[1], plane = Hp * Wp;
+        xp.AsSpan(0, channels * plane).Clear();
+        for (int c = 0; c < channels; c++)
+            for (int h = 0; h < H; h++)
+                x.AsSpan(xOff + (c * H + h) * W, W).CopyTo(xp.AsSpan(c * plane + (h + PadBegin[0]) * Wp + PadBegin[1]));
+        int row = 0;
+        for (int c = 0; c < channels; c++)
+            for (int i = 0; i < kh; i++)
+                for (int j = 0; j < kw; j++, row++)
+                {
+                    int dst = row * ld + colOff;
+                    for (int oh = 0; oh < Ho; oh++, dst += Wo)
+                    {
+                        int src = c * plane + (oh * Stride[0] + i * Dilation[0]) * Wp + j * Dilation[1];
+                        if (Stride[1] == 1) xp.AsSpan(src, Wo).CopyTo(col.AsSpan(dst, Wo));
+                        else for (int ow = 0; ow < Wo; ow++) col[dst + ow] = xp[src + ow * Stride[1]];
+                    }
+                }
+    }
+
+    /// <summary>Col2Im through a padded accumulator (xp, as for Im2ColPadded): x[...] += col[...].</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public void Col2ImPadded<T>(T[] col, T[] x, int xOff, int channels, int ld, int colOff, T[] xp)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int kh = Kernel[0], kw = Kernel[1], H = In[0], W = In[1], Ho = Out[0], Wo = Out[1];
+        int Hp = H + PadBegin[0] + PadEnd[0], Wp = W + PadBegin[1] + PadEnd[1], plane = Hp * Wp;
+        xp.AsSpan(0, channels * plane).Clear();
+        int row = 0;
+        for (int c = 0; c < channels; c++)
+            for (int i = 0; i < kh; i++)
+                for (int j = 0; j < kw; j++, row++)
+                {
+                    int from = row * ld + colOff;
+                    for (int oh = 0; oh < Ho; oh++, from += Wo)
+                    {
+                        int at = c * plane + (oh * Stride[0] + i * Dilation[0]) * Wp + j * Dilation[1];
+                        if (Stride[1] == 1) AddTo(col.AsSpan(from, Wo), xp.AsSpan(at, Wo));
+                        else for (int ow = 0; ow < Wo; ow++) xp[at + ow * Stride[1]] += col[from + ow];
+                    }
+                }
+        for (int c = 0; c < channels; c++)
+            for (int h = 0; h < H; h++)
+                AddTo(xp.AsSpan(c * plane + (h + PadBegin[0]) * Wp + PadBegin[1], W), x.AsSpan(xOff + (c * H + h) * W, W));
+    }
+
+    /// <summary>dst += src, vectorized.</summary>
+    private static void AddTo<T>(ReadOnlySpan<T> src, Span<T> dst) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int v = Vector<T>.Count, i = 0;
+        for (; i + v <= src.Length; i += v) (new Vector<T>(src[i..]) + new Vector<T>(dst[i..])).CopyTo(dst[i..]);
+        for (; i < src.Length; i++) dst[i] += src[i];
     }
 }

@@ -28,6 +28,9 @@ internal static class Gemm<T> where T : unmanaged, IFloatingPointIeee754<T>
     private const int KC = 256;
     private const int MC = 96;
     private static readonly int NC = typeof(T) == typeof(double) ? 512 : 1024;
+    // Packing buffers, one pair per thread, kept between products (a training step makes hundreds).
+    [ThreadStatic] private static T[]? _bPanel;
+    [ThreadStatic] private static T[]? _aBlock;
 
     public static void Multiply(int m, int n, int k, T[] a, int aOff, int aRow, int aCol, T[] b, int bOff, int bRow,
         int bCol,
@@ -60,12 +63,13 @@ internal static class Gemm<T> where T : unmanaged, IFloatingPointIeee754<T>
         });
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Block(int i0, int i1, int j0, int j1, int k, T[] a, int aOff, int aRow, int aCol, T[] b,
         int bOff, int bRow, int bCol,
         T[] c, int cOff, int ldc, bool accumulate)
     {
-        var bp = new T[KC * (NC + NR)];
-        var ap = new T[(MC + MR) * KC];
+        var bp = _bPanel ??= new T[KC * (NC + NR)];
+        var ap = _aBlock ??= new T[(MC + MR) * KC];
         Span<T> tile = stackalloc T[MR * 2 * Vector<T>.Count];
         for (int jc = j0; jc < j1; jc += NC)
         {
@@ -110,6 +114,7 @@ internal static class Gemm<T> where T : unmanaged, IFloatingPointIeee754<T>
     }
 
     /// <summary>B[k, j] for k < kc, j < nc into panels of NR columns: bp[(panel*kc + k)*NR + jj].</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void PackB(T[] b, int off, int bRow, int bCol, int kc, int nc, T[] bp)
     {
         int panels = (nc + NR - 1) / NR;
@@ -131,6 +136,7 @@ internal static class Gemm<T> where T : unmanaged, IFloatingPointIeee754<T>
     }
 
     /// <summary>A[i, k] for i < mc, k < kc into panels of MR rows: ap[(panel*kc + k)*MR + ii].</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void PackA(T[] a, int off, int aRow, int aCol, int mc, int kc, T[] ap)
     {
         int panels = (mc + MR - 1) / MR;
@@ -159,6 +165,7 @@ internal static class Gemm<T> where T : unmanaged, IFloatingPointIeee754<T>
     }
 
     /// <summary>C[0..MR, 0..NR] (+)= Apanel * Bpanel over kc steps, 12 vector accumulators.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Micro(int kc, ReadOnlySpan<T> ap, ReadOnlySpan<T> bp, Span<T> c, int ldc, bool overwrite)
     {
         Vector<T> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default,

@@ -28,7 +28,7 @@ internal abstract class UnaryOp<T> : IOp<T> where T : unmanaged, IFloatingPointI
     {
         var x = c.In(0);
         var (a, b) = Params(c);
-        var xr = x.R; var y = new T[xr.Length];
+        var xr = x.R; var y = Buffers<T>.New(xr.Length);
         for (int i = 0; i < y.Length; i++) y[i] = F(xr[i], a, b);
         return [new NdArray<T>(x.Shape, y)];
     }
@@ -39,7 +39,7 @@ internal abstract class UnaryOp<T> : IOp<T> where T : unmanaged, IFloatingPointI
         if (gradOutputs[0] is not { } gy || !needed[0]) return r;
         var (a, b) = Params(c);
         var x = c.In(0).R; var y = c.Outputs[0].R; var g = gy.R;
-        var d = new T[x.Length];
+        var d = Buffers<T>.New(x.Length);
         for (int i = 0; i < d.Length; i++) d[i] = g[i] * D(x[i], y[i], a, b);
         r[0] = new NdArray<T>(c.In(0).Shape, d);
         return r;
@@ -50,6 +50,46 @@ internal sealed class ReluOp<T> : UnaryOp<T> where T : unmanaged, IFloatingPoint
 {
     protected override T F(T x, T a, T b) => x > T.Zero ? x : T.Zero;
     protected override T D(T x, T y, T a, T b) => x > T.Zero ? T.One : T.Zero;
+
+    public override NdArray<T>[] Forward(OpCall<T> c) => [Clamped.Forward(c.In(0), T.Zero, T.PositiveInfinity)];
+
+    public override NdArray<T>?[] Backward(OpCall<T> c, NdArray<T>?[] gradOutputs, bool[] needed)
+    {
+        var r = new NdArray<T>?[c.Inputs.Length];
+        if (gradOutputs[0] is { } gy && needed[0]) r[0] = Clamped.Backward(c.In(0), gy, T.Zero, T.PositiveInfinity, true);
+        return r;
+    }
+}
+
+/// <summary>Vectorized min(max(x, lo), hi) and its input gradient g [lo &lt;= x &lt;= hi] (strict x &gt; lo for Relu).</summary>
+internal static class Clamped
+{
+    public static NdArray<T> Forward<T>(NdArray<T> xa, T lo, T hi) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var x = xa.R; var y = Buffers<T>.New(x.Length);
+        int v = Vector<T>.Count, i = 0;
+        Vector<T> l = new(lo), h = new(hi);
+        for (; i + v <= x.Length; i += v) Vector.Min(Vector.Max(new Vector<T>(x, i), l), h).CopyTo(y, i);
+        for (; i < x.Length; i++) y[i] = x[i] < lo ? lo : x[i] > hi ? hi : x[i];
+        return new NdArray<T>(xa.Shape, y);
+    }
+
+    public static NdArray<T> Backward<T>(NdArray<T> xa, NdArray<T> ga, T lo, T hi, bool strictLow)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var x = xa.R; var g = ga.R; var d = Buffers<T>.New(x.Length);
+        int v = Vector<T>.Count, i = 0;
+        Vector<T> l = new(lo), h = new(hi);
+        for (; i + v <= x.Length; i += v)
+        {
+            var xv = new Vector<T>(x, i);
+            var low = strictLow ? Vector.GreaterThan(xv, l) : Vector.GreaterThanOrEqual(xv, l);
+            var inside = Vector.BitwiseAnd(low, Vector.LessThanOrEqual(xv, h));
+            Vector.ConditionalSelect(inside, new Vector<T>(g, i), Vector<T>.Zero).CopyTo(d, i);
+        }
+        for (; i < x.Length; i++) d[i] = (strictLow ? x[i] > lo : x[i] >= lo) && x[i] <= hi ? g[i] : T.Zero;
+        return new NdArray<T>(xa.Shape, d);
+    }
 }
 
 internal sealed class LeakyReluOp<T> : UnaryOp<T> where T : unmanaged, IFloatingPointIeee754<T>
@@ -79,12 +119,20 @@ internal sealed class ClipOp<T> : UnaryOp<T> where T : unmanaged, IFloatingPoint
     protected override T F(T x, T lo, T hi) => x < lo ? lo : x > hi ? hi : x;
     protected override T D(T x, T y, T lo, T hi) => x >= lo && x <= hi ? T.One : T.Zero;
 
+    public override NdArray<T>[] Forward(OpCall<T> c)
+    {
+        var (lo, hi) = Params(c);
+        return [Clamped.Forward(c.In(0), lo, hi)];
+    }
+
     /// <summary>Also the bounds' gradients (opset 11+ inputs): dlo = sum g [x &lt; lo], dhi = sum g [x &gt; hi].</summary>
     public override NdArray<T>?[] Backward(OpCall<T> c, NdArray<T>?[] gradOutputs, bool[] needed)
     {
-        var r = base.Backward(c, gradOutputs, needed);
-        if (gradOutputs[0] is not { } gy || c.Opset < 11) return r;
+        var r = new NdArray<T>?[c.Inputs.Length];
+        if (gradOutputs[0] is not { } gy) return r;
         var (lo, hi) = Params(c);
+        if (needed[0]) r[0] = Clamped.Backward(c.In(0), gy, lo, hi, false);
+        if (c.Opset < 11) return r;
         var x = c.In(0).R; var g = gy.R;
         for (int side = 1; side <= 2; side++)
         {
@@ -130,7 +178,7 @@ internal sealed class PReluOp<T> : IOp<T> where T : unmanaged, IFloatingPointIee
     {
         var x = c.In(0); var s = c.In(1);
         var map = Broadcast.Map(x.Shape, s.Shape);
-        var xr = x.R; var sr = s.R; var y = new T[xr.Length];
+        var xr = x.R; var sr = s.R; var y = Buffers<T>.New(xr.Length);
         for (int i = 0; i < y.Length; i++) y[i] = xr[i] >= T.Zero ? xr[i] : sr[map[i]] * xr[i];
         return [new NdArray<T>(x.Shape, y)];
     }
@@ -144,13 +192,13 @@ internal sealed class PReluOp<T> : IOp<T> where T : unmanaged, IFloatingPointIee
         var xr = x.R; var sr = s.R; var g = gy.R;
         if (needed[0])
         {
-            var d = new T[xr.Length];
+            var d = Buffers<T>.New(xr.Length);
             for (int i = 0; i < d.Length; i++) d[i] = xr[i] >= T.Zero ? g[i] : sr[map[i]] * g[i];
             r[0] = new NdArray<T>(x.Shape, d);
         }
         if (needed[1])
         {
-            var d = new T[sr.Length];
+            var d = Buffers<T>.New(sr.Length);
             for (int i = 0; i < xr.Length; i++) if (xr[i] < T.Zero) d[map[i]] += g[i] * xr[i];
             r[1] = new NdArray<T>(s.Shape, d);
         }
@@ -176,7 +224,7 @@ internal sealed class SoftmaxOp<T>(bool log) : IOp<T> where T : unmanaged, IFloa
     {
         var x = c.In(0);
         var (outer, len, inner) = Layout(c, x.Shape);
-        var xr = x.R; var y = new T[xr.Length];
+        var xr = x.R; var y = Buffers<T>.New(xr.Length);
         for (int o = 0; o < outer; o++)
             for (int j = 0; j < inner; j++)
             {
@@ -196,7 +244,7 @@ internal sealed class SoftmaxOp<T>(bool log) : IOp<T> where T : unmanaged, IFloa
         var r = new NdArray<T>?[1];
         if (gradOutputs[0] is not { } gy || !needed[0]) return r;
         var (outer, len, inner) = Layout(c, gy.Shape);
-        var y = c.Outputs[0].R; var g = gy.R; var d = new T[g.Length];
+        var y = c.Outputs[0].R; var g = gy.R; var d = Buffers<T>.New(g.Length);
         for (int o = 0; o < outer; o++)
             for (int j = 0; j < inner; j++)
             {

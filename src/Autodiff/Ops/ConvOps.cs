@@ -3,7 +3,9 @@
 // Conv, per image n and group g (Cg = C/group input channels, Mg = M/group output channels):
 //   Y[n, g] = W[g] (Mg x Cg*kh*kw) * im2col(X[n, g]) (Cg*kh*kw x Ho*Wo) + b
 // VJP:  dW[g] += dY[n, g] * im2col(X[n, g])^T,  dX[n, g] = col2im(W[g]^T * dY[n, g]),  db = sum dY.
-// Depthwise convs (one input channel per group) run a direct loop instead of tiny products.
+// Depthwise convs (one input channel per group) run a direct loop instead of tiny products. The others
+// put a chunk of images side by side in one im2col buffer (columns image-major), so each group is one
+// product over the chunk, Y[g] (Mg x n*Ho*Wo) = W[g] * col, and dW one product over the chunk too.
 //
 // ConvTranspose is Conv's input gradient: with W [C, M/group, kh, kw],
 //   Y[n, g] = col2im(W[g]^T * X[n, g]) + b,  dX[n, g] = W[g] * im2col(dY[n, g]),
@@ -13,6 +15,7 @@
 // the odd pad at the end, otherwise at the beginning.
 using System.Buffers;
 using System.Numerics;
+using System.Runtime.CompilerServices;
 using OnnxOpt.Autodiff.Kernels;
 
 namespace OnnxOpt.Autodiff.Ops;
@@ -37,29 +40,46 @@ internal sealed class ConvOp<T> : IOp<T> where T : unmanaged, IFloatingPointIeee
         return new Plan(g, n, ch, m, groups, ch / groups, m / groups, direct, depthwise);
     }
 
+    // Column buffers are kept between calls (training runs the same shapes every step).
+    private static readonly ArrayPool<T> Pool = ArrayPool<T>.Create(1 << 24, 8);
+    private const int ChunkElements = 1 << 22;
+
+    /// <summary>Images per product: as many as keep the im2col buffer within ChunkElements (at least one).</summary>
+    private static int ChunkImages(Plan p, int rows, int ohw) =>
+        Math.Clamp(ChunkElements / Math.Max(1, rows * ohw), 1, Math.Max(1, p.N));
+
     public NdArray<T>[] Forward(OpCall<T> c)
     {
         var p = Prepare(c);
         var x = c.In(0).R; var w = c.In(1).R;
         var g = p.G;
         var outShape = new[] { p.N, p.M }.Concat(c.In(0).Rank == 3 ? [g.Out[1]] : g.Out).ToArray();
-        var y = new T[NdArray<T>.Size(outShape)];
+        var y = Buffers<T>.New(NdArray<T>.Size(outShape));
         int k = g.KernelSize, hw = g.InSize, ohw = g.OutSize;
         if (p.Depthwise) DepthwiseForward(p, x, w, y);
         else
         {
-            var col = p.Direct1x1 ? null : ArrayPool<T>.Shared.Rent(p.Cg * k * ohw);
-            for (int n = 0; n < p.N; n++)
+            int rows = p.Cg * k, nb = ChunkImages(p, rows, ohw);
+            var col = Pool.Rent(rows * nb * ohw);
+            var yb = Pool.Rent(p.Mg * nb * ohw);
+            var xp = Pool.Rent(p.Cg * g.PaddedSize);
+            for (int n0 = 0; n0 < p.N; n0 += nb)
+            {
+                int cnt = Math.Min(nb, p.N - n0), len = cnt * ohw;
                 for (int gi = 0; gi < p.Groups; gi++)
                 {
-                    int xOff = (n * p.C + gi * p.Cg) * hw;
-                    Mat<T> b;
-                    if (col is null) b = Mat<T>.Dense(x, xOff, p.Cg, hw);
-                    else { g.Im2Col(x, xOff, p.Cg, col); b = Mat<T>.Dense(col, 0, p.Cg * k, ohw); }
-                    Mat<T>.Multiply(Mat<T>.Dense(w, gi * p.Mg * p.Cg * k, p.Mg, p.Cg * k), b, y,
-                        (n * p.M + gi * p.Mg) * ohw, false);
+                    for (int j = 0; j < cnt; j++)
+                        g.Im2ColPadded(x, ((n0 + j) * p.C + gi * p.Cg) * hw, p.Cg, col, len, j * ohw, xp);
+                    Mat<T>.Multiply(Mat<T>.Dense(w, gi * p.Mg * rows, p.Mg, rows), Mat<T>.Dense(col, 0, rows, len), yb,
+                        0, false);
+                    for (int m = 0; m < p.Mg; m++)
+                        for (int j = 0; j < cnt; j++)
+                            yb.AsSpan(m * len + j * ohw, ohw).CopyTo(y.AsSpan(((n0 + j) * p.M + gi * p.Mg + m) * ohw));
                 }
-            if (col is not null) ArrayPool<T>.Shared.Return(col);
+            }
+            Pool.Return(col);
+            Pool.Return(yb);
+            Pool.Return(xp);
         }
         if (c.Optional(2) is { } bias) AddBias(y, bias.R, p.N, p.M, ohw);
         return [new NdArray<T>(outShape, y)];
@@ -78,7 +98,7 @@ internal sealed class ConvOp<T> : IOp<T> where T : unmanaged, IFloatingPointIeee
 
     internal static T[] BiasGrad(T[] gy, int n, int m, int inner)
     {
-        var db = new T[m];
+        var db = Buffers<T>.New(m);
         for (int i = 0; i < n; i++)
             for (int o = 0; o < m; o++)
             {
@@ -90,6 +110,7 @@ internal sealed class ConvOp<T> : IOp<T> where T : unmanaged, IFloatingPointIeee
         return db;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void DepthwiseForward(Plan p, T[] x, T[] w, T[] y)
     {
         var g = p.G;
@@ -117,6 +138,7 @@ internal sealed class ConvOp<T> : IOp<T> where T : unmanaged, IFloatingPointIeee
         });
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void DepthwiseBackward(Plan p, T[] x, T[] w, T[] gy, T[]? dx, T[]? dw)
     {
         var g = p.G;
@@ -181,36 +203,41 @@ internal sealed class ConvOp<T> : IOp<T> where T : unmanaged, IFloatingPointIeee
         var gy = gyA.R;
         var g = p.G;
         int k = g.KernelSize, hw = g.InSize, ohw = g.OutSize;
-        var dx = needed[0] ? new T[x.Length] : null;
-        var dw = needed.Length > 1 && needed[1] ? new T[w.Length] : null;
+        var dx = needed[0] ? Buffers<T>.New(x.Length) : null;
+        var dw = needed.Length > 1 && needed[1] ? Buffers<T>.New(w.Length) : null;
         if (p.Depthwise) DepthwiseBackward(p, x.R, w.R, gy, dx, dw);
         else if (dx is not null || dw is not null)
         {
-            var col = p.Direct1x1 ? null : ArrayPool<T>.Shared.Rent(p.Cg * k * ohw);
-            for (int n = 0; n < p.N; n++)
+            int rows = p.Cg * k, nb = ChunkImages(p, rows, ohw);
+            var col = Pool.Rent(rows * nb * ohw);
+            var gyb = Pool.Rent(p.Mg * nb * ohw);
+            var xp = Pool.Rent(p.Cg * g.PaddedSize);
+            for (int n0 = 0; n0 < p.N; n0 += nb)
+            {
+                int cnt = Math.Min(nb, p.N - n0), len = cnt * ohw;
                 for (int gi = 0; gi < p.Groups; gi++)
                 {
-                    int xOff = (n * p.C + gi * p.Cg) * hw, yOff = (n * p.M + gi * p.Mg) * ohw;
-                    var wg = Mat<T>.Dense(w.R, gi * p.Mg * p.Cg * k, p.Mg, p.Cg * k);
-                    var gyg = Mat<T>.Dense(gy, yOff, p.Mg, ohw);
+                    for (int m = 0; m < p.Mg; m++)
+                        for (int j = 0; j < cnt; j++)
+                            gy.AsSpan(((n0 + j) * p.M + gi * p.Mg + m) * ohw, ohw).CopyTo(gyb.AsSpan(m * len + j * ohw));
+                    var gyg = Mat<T>.Dense(gyb, 0, p.Mg, len);
                     if (dw is not null)
                     {
-                        Mat<T> colT;
-                        if (col is null) colT = Mat<T>.Dense(x.R, xOff, p.Cg, hw).T_;
-                        else { g.Im2Col(x.R, xOff, p.Cg, col); colT = Mat<T>.Dense(col, 0, p.Cg * k, ohw).T_; }
-                        Mat<T>.Multiply(gyg, colT, dw, gi * p.Mg * p.Cg * k, true);
+                        for (int j = 0; j < cnt; j++)
+                            g.Im2ColPadded(x.R, ((n0 + j) * p.C + gi * p.Cg) * hw, p.Cg, col, len, j * ohw, xp);
+                        Mat<T>.Multiply(gyg, Mat<T>.Dense(col, 0, rows, len).T_, dw, gi * p.Mg * rows, true);
                     }
                     if (dx is not null)
                     {
-                        if (col is null) Mat<T>.Multiply(wg.T_, gyg, dx, xOff, true);
-                        else
-                        {
-                            Mat<T>.Multiply(wg.T_, gyg, col, 0, false);
-                            g.Col2Im(col, dx, xOff, p.Cg);
-                        }
+                        Mat<T>.Multiply(Mat<T>.Dense(w.R, gi * p.Mg * rows, p.Mg, rows).T_, gyg, col, 0, false);
+                        for (int j = 0; j < cnt; j++)
+                            g.Col2ImPadded(col, dx, ((n0 + j) * p.C + gi * p.Cg) * hw, p.Cg, len, j * ohw, xp);
                     }
                 }
-            if (col is not null) ArrayPool<T>.Shared.Return(col);
+            }
+            Pool.Return(col);
+            Pool.Return(gyb);
+            Pool.Return(xp);
         }
         if (dx is not null) r[0] = new NdArray<T>(x.Shape, dx);
         if (dw is not null) r[1] = new NdArray<T>(w.Shape, dw);
@@ -274,7 +301,7 @@ internal sealed class ConvTransposeOp<T> : IOp<T> where T : unmanaged, IFloating
         var x = c.In(0).R; var w = c.In(1).R;
         var g = p.G;
         int k = g.KernelSize, ihw = g.OutSize, ohw = g.InSize;
-        var y = new T[NdArray<T>.Size(p.OutShape)];
+        var y = Buffers<T>.New(NdArray<T>.Size(p.OutShape));
         var col = ArrayPool<T>.Shared.Rent(p.Mg * k * ihw);
         for (int n = 0; n < p.N; n++)
             for (int gi = 0; gi < p.Groups; gi++)
@@ -297,8 +324,8 @@ internal sealed class ConvTransposeOp<T> : IOp<T> where T : unmanaged, IFloating
         var gy = gyA.R;
         var g = p.G;
         int k = g.KernelSize, ihw = g.OutSize, ohw = g.InSize;
-        var dx = needed[0] ? new T[x.Length] : null;
-        var dw = needed.Length > 1 && needed[1] ? new T[w.Length] : null;
+        var dx = needed[0] ? Buffers<T>.New(x.Length) : null;
+        var dw = needed.Length > 1 && needed[1] ? Buffers<T>.New(w.Length) : null;
         var col = ArrayPool<T>.Shared.Rent(p.Mg * k * ihw);
         for (int n = 0; n < p.N; n++)
             for (int gi = 0; gi < p.Groups; gi++)

@@ -34,7 +34,7 @@ internal sealed class BinaryOp<T>(BinaryKind kind) : IOp<T> where T : unmanaged,
             }
             return [new NdArray<T>(shape, o, a.ElementType)];
         }
-        var xr = Real(a); var yr = Real(b); var r = new T[n];
+        var xr = Real(a); var yr = Real(b); var r = Buffers<T>.New(n);
         switch (kind)
         {
             case BinaryKind.Add: for (int i = 0; i < n; i++) r[i] = xr[ma?[i] ?? i] + yr[mb?[i] ?? i]; break;
@@ -70,7 +70,7 @@ internal sealed class BinaryOp<T>(BinaryKind kind) : IOp<T> where T : unmanaged,
             if (!needed[side]) continue;
             var target = side == 0 ? a : b;
             if (target.IsInt) continue;
-            var d = new T[target.Length];
+            var d = Buffers<T>.New(target.Length);
             var map = side == 0 ? ma : mb;
             var x = a.Real; var y = b.Real;
             for (int i = 0; i < n; i++)

@@ -133,7 +133,7 @@ internal abstract class GatherMapOp<T> : IOp<T> where T : unmanaged, IFloatingPo
         var g = gy.R;
         if (needed[0])
         {
-            var d = new T[c.In(0).Length];
+            var d = Buffers<T>.New(c.In(0).Length);
             for (int i = 0; i < map.Length; i++) if (map[i] >= 0) d[map[i]] += g[i];
             r[0] = new NdArray<T>(c.In(0).Shape, d);
         }
@@ -311,7 +311,7 @@ internal sealed class ConcatOp<T> : IOp<T> where T : unmanaged, IFloatingPointIe
         int outer = NdArrayShape.Size(first.Shape.AsSpan(0, axis));
         bool ints = parts.All(p => p.IsInt);
         int total = NdArray<T>.Size(outShape), rowOut = total / Math.Max(outer, 1);
-        var real = ints ? null : new T[total]; var integer = ints ? new long[total] : null;
+        var real = ints ? null : Buffers<T>.New(total); var integer = ints ? new long[total] : null;
         int at = 0;
         foreach (var p in parts)
         {
@@ -340,7 +340,7 @@ internal sealed class ConcatOp<T> : IOp<T> where T : unmanaged, IFloatingPointIe
             var p = c.In(k); int row = p.Length / Math.Max(outer, 1);
             if (needed[k])
             {
-                var d = new T[p.Length];
+                var d = Buffers<T>.New(p.Length);
                 for (int o = 0; o < outer; o++) gy.R.AsSpan(o * rowOut + at, row).CopyTo(d.AsSpan(o * row));
                 r[k] = new NdArray<T>(p.Shape, d);
             }
@@ -401,7 +401,7 @@ internal sealed class SplitOp<T> : IOp<T> where T : unmanaged, IFloatingPointIee
         var x = c.In(0);
         var (axis, sizes) = Plan(c);
         int outer = NdArrayShape.Size(x.Shape.AsSpan(0, axis)), inner = NdArrayShape.Size(x.Shape.AsSpan(axis + 1));
-        var d = new T[x.Length];
+        var d = Buffers<T>.New(x.Length);
         int at = 0;
         for (int k = 0; k < sizes.Length; k++)
         {

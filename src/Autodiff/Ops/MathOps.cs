@@ -133,7 +133,7 @@ internal sealed class PowOp<T> : IOp<T> where T : unmanaged, IFloatingPointIeee7
         var shape = Broadcast.Shape(c.Node, a.Shape, b.Shape);
         var ma = Broadcast.Map(shape, a.Shape); var mb = Broadcast.Map(shape, b.Shape);
         var x = Real(a); var y = Real(b);
-        var r = new T[NdArray<T>.Size(shape)];
+        var r = Buffers<T>.New(NdArray<T>.Size(shape));
         for (int i = 0; i < r.Length; i++) r[i] = T.Pow(x[ma[i]], y[mb[i]]);
         return [new NdArray<T>(shape, r)];
     }
@@ -150,13 +150,13 @@ internal sealed class PowOp<T> : IOp<T> where T : unmanaged, IFloatingPointIeee7
         var x = Real(a); var y = Real(b); var out0 = c.Outputs[0].R; var g = gy.R;
         if (needed[0] && !a.IsInt)
         {
-            var d = new T[a.Length];
+            var d = Buffers<T>.New(a.Length);
             for (int i = 0; i < g.Length; i++) d[ma[i]] += g[i] * y[mb[i]] * T.Pow(x[ma[i]], y[mb[i]] - T.One);
             r[0] = new NdArray<T>(a.Shape, d);
         }
         if (needed[1] && !b.IsInt)
         {
-            var d = new T[b.Length];
+            var d = Buffers<T>.New(b.Length);
             for (int i = 0; i < g.Length; i++) d[mb[i]] += g[i] * out0[i] * T.Log(x[ma[i]]);
             r[1] = new NdArray<T>(b.Shape, d);
         }
@@ -174,7 +174,7 @@ internal sealed class VariadicOp<T>(VariadicKind kind) : IOp<T> where T : unmana
         var ins = c.Inputs.Select((a, i) => a ?? throw c.Error($"input {i} is required")).ToArray();
         var shape = Broadcast.Shape(c.Node, ins.Select(a => a.Shape).ToArray());
         var maps = ins.Select(a => Broadcast.Map(shape, a.Shape)).ToArray();
-        var r = new T[NdArray<T>.Size(shape)];
+        var r = Buffers<T>.New(NdArray<T>.Size(shape));
         var winner = kind is VariadicKind.Max or VariadicKind.Min ? new int[r.Length] : null;
         for (int i = 0; i < r.Length; i++)
         {
@@ -206,7 +206,7 @@ internal sealed class VariadicOp<T>(VariadicKind kind) : IOp<T> where T : unmana
         {
             if (!needed[k] || c.Inputs[k] is not { IsInt: false } a) continue;
             var map = Broadcast.Map(gy.Shape, a.Shape);
-            var d = new T[a.Length];
+            var d = Buffers<T>.New(a.Length);
             for (int i = 0; i < g.Length; i++)
                 if (winner is null || winner[i] == k) d[map[i]] += g[i] * scale;
             r[k] = new NdArray<T>(a.Shape, d);

@@ -25,7 +25,7 @@ internal sealed class GemmOp<T> : IOp<T> where T : unmanaged, IFloatingPointIeee
     public NdArray<T>[] Forward(OpCall<T> c)
     {
         var v = Views(c);
-        var y = new T[v.M * v.N];
+        var y = Buffers<T>.New(v.M * v.N);
         Mat<T>.Multiply(v.A, v.B, y, 0, false);
         if (v.Alpha != T.One) for (int i = 0; i < y.Length; i++) y[i] *= v.Alpha;
         if (c.Optional(2) is { } cc)
@@ -46,7 +46,7 @@ internal sealed class GemmOp<T> : IOp<T> where T : unmanaged, IFloatingPointIeee
         if (needed[0])
         {
             var a = c.In(0);
-            var d = new T[a.Length];
+            var d = Buffers<T>.New(a.Length);
             if (!v.TA) Mat<T>.Multiply(g, v.B.T_, d, 0, false); else Mat<T>.Multiply(v.B, g.T_, d, 0, false);
             Scale(d, v.Alpha);
             r[0] = new NdArray<T>(a.Shape, d);
@@ -54,7 +54,7 @@ internal sealed class GemmOp<T> : IOp<T> where T : unmanaged, IFloatingPointIeee
         if (needed[1])
         {
             var b = c.In(1);
-            var d = new T[b.Length];
+            var d = Buffers<T>.New(b.Length);
             if (!v.TB) Mat<T>.Multiply(v.A.T_, g, d, 0, false); else Mat<T>.Multiply(g.T_, v.A, d, 0, false);
             Scale(d, v.Alpha);
             r[1] = new NdArray<T>(b.Shape, d);
@@ -96,7 +96,7 @@ internal sealed class MatMulOp<T> : IOp<T> where T : unmanaged, IFloatingPointIe
     {
         var p = Prepare(c);
         var a = c.In(0).R; var b = c.In(1).R;
-        var y = new T[p.MapA.Length * p.M * p.N];
+        var y = Buffers<T>.New(p.MapA.Length * p.M * p.N);
         for (int i = 0; i < p.MapA.Length; i++)
             Mat<T>.Multiply(Mat<T>.Dense(a, p.MapA[i] * p.M * p.K, p.M, p.K), Mat<T>.Dense(b, p.MapB[i] * p.K * p.N,
                 p.K, p.N), y, i * p.M * p.N, false);
@@ -109,8 +109,8 @@ internal sealed class MatMulOp<T> : IOp<T> where T : unmanaged, IFloatingPointIe
         if (gradOutputs[0] is not { } gyA) return r;
         var p = Prepare(c);
         var a = c.In(0); var b = c.In(1); var gy = gyA.R;
-        var da = needed[0] ? new T[a.Length] : null;
-        var db = needed[1] ? new T[b.Length] : null;
+        var da = needed[0] ? Buffers<T>.New(a.Length) : null;
+        var db = needed[1] ? Buffers<T>.New(b.Length) : null;
         for (int i = 0; i < p.MapA.Length; i++)
         {
             var g = Mat<T>.Dense(gy, i * p.M * p.N, p.M, p.N);

@@ -26,7 +26,7 @@ internal abstract class GroupNormBase<T> : IOp<T> where T : unmanaged, IFloating
         var (mean, inv, _) = Stats(x, group, groups, Eps(c));
         var s = c.In(1).R;
         var b = c.Optional(2)?.R;
-        var y = new T[x.Length];
+        var y = Buffers<T>.New(x.Length);
         for (int i = 0; i < x.Length; i++)
             y[i] = (x[i] - mean[group[i]]) * inv[group[i]] * s[affine[i]] + (b is null ? T.Zero : b[affine[i]]);
         return [new NdArray<T>(c.In(0).Shape, y)];
@@ -34,13 +34,13 @@ internal abstract class GroupNormBase<T> : IOp<T> where T : unmanaged, IFloating
 
     private static (T[] Mean, T[] Inv, int[] Count) Stats(T[] x, int[] group, int groups, T eps)
     {
-        var mean = new T[groups];
+        var mean = Buffers<T>.New(groups);
         var count = new int[groups];
         for (int i = 0; i < x.Length; i++) { mean[group[i]] += x[i]; count[group[i]]++; }
         for (int g = 0; g < groups; g++) mean[g] /= T.CreateChecked(Math.Max(1, count[g]));
-        var v = new T[groups];
+        var v = Buffers<T>.New(groups);
         for (int i = 0; i < x.Length; i++) { var d = x[i] - mean[group[i]]; v[group[i]] += d * d; }
-        var inv = new T[groups];
+        var inv = Buffers<T>.New(groups);
         for (int g = 0; g < groups; g++) inv[g] = T.One / T.Sqrt(v[g] / T.CreateChecked(Math.Max(1, count[g])) + eps);
         return (mean, inv, count);
     }
@@ -52,18 +52,18 @@ internal abstract class GroupNormBase<T> : IOp<T> where T : unmanaged, IFloating
         var x = c.In(0).R; var s = c.In(1).R; var g = gy.R;
         var (group, groups, affine) = Layout(c);
         var (mean, inv, count) = Stats(x, group, groups, Eps(c));
-        var xhat = new T[x.Length];
+        var xhat = Buffers<T>.New(x.Length);
         for (int i = 0; i < x.Length; i++) xhat[i] = (x[i] - mean[group[i]]) * inv[group[i]];
         if (needed[0])
         {
-            var sumD = new T[groups]; var sumDx = new T[groups];
+            var sumD = Buffers<T>.New(groups); var sumDx = Buffers<T>.New(groups);
             for (int i = 0; i < x.Length; i++)
             {
                 var dh = g[i] * s[affine[i]];
                 sumD[group[i]] += dh;
                 sumDx[group[i]] += dh * xhat[i];
             }
-            var dx = new T[x.Length];
+            var dx = Buffers<T>.New(x.Length);
             for (int i = 0; i < x.Length; i++)
             {
                 int k = group[i];
@@ -74,13 +74,13 @@ internal abstract class GroupNormBase<T> : IOp<T> where T : unmanaged, IFloating
         }
         if (needed.Length > 1 && needed[1])
         {
-            var ds = new T[s.Length];
+            var ds = Buffers<T>.New(s.Length);
             for (int i = 0; i < x.Length; i++) ds[affine[i]] += g[i] * xhat[i];
             r[1] = new NdArray<T>(c.In(1).Shape, ds);
         }
         if (needed.Length > 2 && needed[2] && c.Optional(2) is { } bias)
         {
-            var db = new T[bias.Length];
+            var db = Buffers<T>.New(bias.Length);
             for (int i = 0; i < x.Length; i++) db[affine[i]] += g[i];
             r[2] = new NdArray<T>(bias.Shape, db);
         }

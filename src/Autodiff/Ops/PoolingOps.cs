@@ -35,7 +35,7 @@ internal sealed class MaxPoolOp<T> : WindowPoolOp<T> where T : unmanaged, IFloat
         var (g, outShape, planes) = Prepare(c);
         var x = c.In(0).R;
         int H = g.In[0], W = g.In[1], Ho = g.Out[0], Wo = g.Out[1];
-        var y = new T[planes * Ho * Wo];
+        var y = Buffers<T>.New(planes * Ho * Wo);
         var arg = new int[y.Length];
         Parallel.For(0, planes, new ParallelOptions { MaxDegreeOfParallelism = Parallelism.Threads }, p =>
         {
@@ -71,7 +71,7 @@ internal sealed class MaxPoolOp<T> : WindowPoolOp<T> where T : unmanaged, IFloat
         var r = new NdArray<T>?[1];
         if (gradOutputs[0] is not { } gy || !needed[0]) return r;
         var arg = (int[])c.Saved!;
-        var d = new T[c.In(0).Length];
+        var d = Buffers<T>.New(c.In(0).Length);
         var g = gy.R;
         for (int i = 0; i < g.Length; i++) if (arg[i] >= 0) d[arg[i]] += g[i];
         r[0] = new NdArray<T>(c.In(0).Shape, d);
@@ -107,7 +107,7 @@ internal sealed class AveragePoolOp<T> : WindowPoolOp<T> where T : unmanaged, IF
         var win = Windows(c, g);
         var x = c.In(0).R;
         int H = g.In[0], W = g.In[1], n = g.OutSize;
-        var y = new T[planes * n];
+        var y = Buffers<T>.New(planes * n);
         for (int p = 0; p < planes; p++)
             for (int o = 0; o < n; o++)
             {
@@ -126,7 +126,7 @@ internal sealed class AveragePoolOp<T> : WindowPoolOp<T> where T : unmanaged, IF
         var (g, _, planes) = Prepare(c);
         var win = Windows(c, g);
         int H = g.In[0], W = g.In[1], n = g.OutSize;
-        var gr = gy.R; var d = new T[c.In(0).Length];
+        var gr = gy.R; var d = Buffers<T>.New(c.In(0).Length);
         for (int p = 0; p < planes; p++)
             for (int o = 0; o < n; o++)
             {
@@ -145,7 +145,7 @@ internal sealed class GlobalAveragePoolOp<T> : IOp<T> where T : unmanaged, IFloa
     {
         var x = c.In(0);
         int planes = x.Shape[0] * x.Shape[1], inner = x.Length / Math.Max(1, planes);
-        var y = new T[planes]; var xr = x.R;
+        var y = Buffers<T>.New(planes); var xr = x.R;
         var cnt = T.CreateChecked(inner);
         for (int p = 0; p < planes; p++)
         {
@@ -162,7 +162,7 @@ internal sealed class GlobalAveragePoolOp<T> : IOp<T> where T : unmanaged, IFloa
         if (gradOutputs[0] is not { } gy || !needed[0]) return r;
         var x = c.In(0);
         int planes = x.Shape[0] * x.Shape[1], inner = x.Length / Math.Max(1, planes);
-        var d = new T[x.Length]; var g = gy.R; var cnt = T.CreateChecked(inner);
+        var d = Buffers<T>.New(x.Length); var g = gy.R; var cnt = T.CreateChecked(inner);
         for (int p = 0; p < planes; p++) d.AsSpan(p * inner, inner).Fill(g[p] / cnt);
         r[0] = new NdArray<T>(x.Shape, d);
         return r;
@@ -175,7 +175,7 @@ internal sealed class GlobalMaxPoolOp<T> : IOp<T> where T : unmanaged, IFloating
     {
         var x = c.In(0);
         int planes = x.Shape[0] * x.Shape[1], inner = x.Length / Math.Max(1, planes);
-        var y = new T[planes]; var arg = new int[planes]; var xr = x.R;
+        var y = Buffers<T>.New(planes); var arg = new int[planes]; var xr = x.R;
         for (int p = 0; p < planes; p++)
         {
             int at = p * inner;
@@ -190,7 +190,7 @@ internal sealed class GlobalMaxPoolOp<T> : IOp<T> where T : unmanaged, IFloating
     {
         var r = new NdArray<T>?[1];
         if (gradOutputs[0] is not { } gy || !needed[0]) return r;
-        var arg = (int[])c.Saved!; var d = new T[c.In(0).Length]; var g = gy.R;
+        var arg = (int[])c.Saved!; var d = Buffers<T>.New(c.In(0).Length); var g = gy.R;
         for (int p = 0; p < arg.Length; p++) d[arg[p]] += g[p];
         r[0] = new NdArray<T>(c.In(0).Shape, d);
         return r;
@@ -222,7 +222,7 @@ internal sealed class ReduceOp<T>(bool mean) : IOp<T> where T : unmanaged, IFloa
     public NdArray<T>[] Forward(OpCall<T> c)
     {
         var (keep, outShape, map, count) = Prepare(c, mean);
-        var x = c.In(0).R; var y = new T[NdArray<T>.Size(keep)];
+        var x = c.In(0).R; var y = Buffers<T>.New(NdArray<T>.Size(keep));
         for (int i = 0; i < x.Length; i++) y[map[i]] += x[i];
         if (mean && count > 0) { var n = T.CreateChecked(count); for (int i = 0; i < y.Length; i++) y[i] /= n; }
         return [new NdArray<T>(outShape, y)];
@@ -233,7 +233,7 @@ internal sealed class ReduceOp<T>(bool mean) : IOp<T> where T : unmanaged, IFloa
         var r = new NdArray<T>?[c.Inputs.Length];
         if (gradOutputs[0] is not { } gy || !needed[0]) return r;
         var (_, _, map, count) = Prepare(c, mean);
-        var g = gy.R; var d = new T[c.In(0).Length];
+        var g = gy.R; var d = Buffers<T>.New(c.In(0).Length);
         var n = mean ? T.CreateChecked(Math.Max(count, 1)) : T.One;
         for (int i = 0; i < d.Length; i++) d[i] = g[map[i]] / n;
         r[0] = new NdArray<T>(c.In(0).Shape, d);
@@ -259,7 +259,7 @@ internal sealed class BatchNormOp<T> : IOp<T> where T : unmanaged, IFloatingPoin
     {
         var (n, ch, inner, inv) = Prepare(c);
         var x = c.In(0).R; var s = c.In(1).R; var b = c.In(2).R; var m = c.In(3).R;
-        var y = new T[x.Length];
+        var y = Buffers<T>.New(x.Length);
         for (int i = 0; i < n; i++)
             for (int k = 0; k < ch; k++)
             {
@@ -275,8 +275,8 @@ internal sealed class BatchNormOp<T> : IOp<T> where T : unmanaged, IFloatingPoin
         if (gradOutputs[0] is not { } gy) return r;
         var (n, ch, inner, inv) = Prepare(c);
         var x = c.In(0).R; var s = c.In(1).R; var m = c.In(3).R; var g = gy.R;
-        var dx = needed[0] ? new T[x.Length] : null;
-        T[] ds = new T[ch], db = new T[ch], dm = new T[ch], dv = new T[ch];
+        var dx = needed[0] ? Buffers<T>.New(x.Length) : null;
+        T[] ds = Buffers<T>.New(ch), db = Buffers<T>.New(ch), dm = Buffers<T>.New(ch), dv = Buffers<T>.New(ch);
         var half = T.CreateChecked(0.5);
         for (int i = 0; i < n; i++)
             for (int k = 0; k < ch; k++)

@@ -6,6 +6,8 @@
 //   LogSumExp   y = m + log sum e^(x - m) (m the group's max, for stability),   dx = g e^(x - y)
 using System.Numerics;
 
+using OnnxOpt.Autodiff.Kernels;
+
 namespace OnnxOpt.Autodiff.Ops;
 
 internal enum ReduceKind { Max, Min, Prod, L2, LogSumExp }
@@ -17,7 +19,7 @@ internal sealed class ReduceKindOp<T>(ReduceKind kind) : IOp<T> where T : unmana
         var (keep, outShape, map, _) = ReduceOp<T>.Prepare(c, mean: true);
         var x = c.In(0).R;
         int n = NdArray<T>.Size(keep);
-        var y = new T[n];
+        var y = Buffers<T>.New(n);
         var arg = new int[n];
         var seen = new bool[n];
         for (int i = 0; i < x.Length; i++)
@@ -43,7 +45,7 @@ internal sealed class ReduceKindOp<T>(ReduceKind kind) : IOp<T> where T : unmana
         if (kind == ReduceKind.L2) for (int k = 0; k < n; k++) y[k] = T.Sqrt(y[k]);
         if (kind == ReduceKind.LogSumExp)
         {
-            var s = new T[n];
+            var s = Buffers<T>.New(n);
             for (int i = 0; i < x.Length; i++) s[map[i]] += T.Exp(x[i] - y[map[i]]);
             for (int k = 0; k < n; k++) y[k] += T.Log(s[k]);
         }
@@ -57,7 +59,7 @@ internal sealed class ReduceKindOp<T>(ReduceKind kind) : IOp<T> where T : unmana
         if (gradOutputs[0] is not { } gy || !needed[0]) return r;
         var (_, _, map, _) = ReduceOp<T>.Prepare(c, mean: true);
         var x = c.In(0).R; var y = c.Outputs[0].R; var g = gy.R;
-        var d = new T[x.Length];
+        var d = Buffers<T>.New(x.Length);
         switch (kind)
         {
             case ReduceKind.Max or ReduceKind.Min:

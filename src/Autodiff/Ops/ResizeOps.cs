@@ -11,6 +11,8 @@
 // back along the same taps. Cubic mode, roi (tf_crop_and_resize) and antialias are refused by name.
 using System.Numerics;
 
+using OnnxOpt.Autodiff.Kernels;
+
 namespace OnnxOpt.Autodiff.Ops;
 
 internal sealed class ResizeOp<T> : IOp<T> where T : unmanaged, IFloatingPointIeee754<T>
@@ -98,7 +100,7 @@ internal sealed class ResizeOp<T> : IOp<T> where T : unmanaged, IFloatingPointIe
     {
         var x = c.In(0);
         var (outShape, taps) = Plan(c);
-        var y = new T[NdArray<T>.Size(outShape)];
+        var y = Buffers<T>.New(NdArray<T>.Size(outShape));
         var xr = x.R;
         Each(x.Shape, outShape, taps, (o, i, w) => y[o] += xr[i] * T.CreateChecked(w));
         return [new NdArray<T>(outShape, y)];
@@ -110,7 +112,7 @@ internal sealed class ResizeOp<T> : IOp<T> where T : unmanaged, IFloatingPointIe
         if (gradOutputs[0] is not { } gy || !needed[0]) return r;
         var x = c.In(0);
         var (outShape, taps) = Plan(c);
-        var d = new T[x.Length];
+        var d = Buffers<T>.New(x.Length);
         var g = gy.R;
         Each(x.Shape, outShape, taps, (o, i, w) => d[i] += g[o] * T.CreateChecked(w));
         r[0] = new NdArray<T>(x.Shape, d);

@@ -24,7 +24,7 @@ internal sealed class ExpandOp<T> : IOp<T> where T : unmanaged, IFloatingPointIe
         var r = new NdArray<T>?[c.Inputs.Length];
         if (gradOutputs[0] is not { } gy || !needed[0] || c.In(0).IsInt) return r;
         var map = Broadcast.Map(gy.Shape, c.In(0).Shape);
-        var d = new T[c.In(0).Length];
+        var d = Buffers<T>.New(c.In(0).Length);
         for (int i = 0; i < map.Length; i++) d[map[i]] += gy.R[i];
         r[0] = new NdArray<T>(c.In(0).Shape, d);
         return r;
@@ -67,7 +67,7 @@ internal sealed class TileOp<T> : IOp<T> where T : unmanaged, IFloatingPointIeee
         var r = new NdArray<T>?[c.Inputs.Length];
         if (gradOutputs[0] is not { } gy || !needed[0] || c.In(0).IsInt) return r;
         var (_, map) = Layout(c);
-        var d = new T[c.In(0).Length];
+        var d = Buffers<T>.New(c.In(0).Length);
         for (int i = 0; i < map.Length; i++) d[map[i]] += gy.R[i];
         r[0] = new NdArray<T>(c.In(0).Shape, d);
         return r;
@@ -89,7 +89,7 @@ internal sealed class WhereOp<T> : IOp<T> where T : unmanaged, IFloatingPointIee
             for (int i = 0; i < n; i++) o[i] = cond.ToDouble(mc[i]) != 0 ? a.I[ma[i]] : b.I[mb[i]];
             return [new NdArray<T>(shape, o, a.ElementType)];
         }
-        var y = new T[n];
+        var y = Buffers<T>.New(n);
         for (int i = 0; i < n; i++) y[i] = cond.ToDouble(mc[i]) != 0 ? a.R[ma[i]] : b.R[mb[i]];
         return [new NdArray<T>(shape, y)];
     }
@@ -105,7 +105,7 @@ internal sealed class WhereOp<T> : IOp<T> where T : unmanaged, IFloatingPointIee
             if (!needed[side] || c.In(side).IsInt) continue;
             var target = c.In(side);
             var map = Broadcast.Map(gy.Shape, target.Shape);
-            var d = new T[target.Length];
+            var d = Buffers<T>.New(target.Length);
             for (int i = 0; i < map.Length; i++)
                 if ((cond.ToDouble(mc[i]) != 0) == (side == 1)) d[map[i]] += gy.R[i];
             r[side] = new NdArray<T>(target.Shape, d);
