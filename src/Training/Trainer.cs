@@ -1,0 +1,263 @@
+// The trainer over the IR: minibatch gradient descent on a model's parameters with our own autodiff.
+// Each step:
+//   1. a seeded batch of training samples (augmented if asked) and the teacher's targets for it;
+//   2. the student's forward pass in float32 (Evaluator<float>) with the parameters' current values as
+//      initializer overrides, keeping the outputs and the named features;
+//   3. loss = distillation term (KL on the first output, or MSE on every output) + feature MSEs
+//      + label cross-entropy (when asked) + the parameters' own penalties; its gradient seeds the
+//      backward pass, which returns dL/d(initializer) for every initializer a parameter produces;
+//   4. each parameter maps those to its own gradient; the optimizer clips, updates and constrains.
+// Every EvalEvery steps (and before the first and after the last) the student is scored on the held-out
+// set: accuracy with labels, else top-1 agreement with the teacher (cosine x 100 for non-classifiers);
+// the best parameters are kept (the starting point included, so training never returns a worse model
+// than it was given on that set) and Patience evaluations without improvement stop the run.
+// Deterministic: one seeded stream draws batches and augmentations; kernels split work by output, so
+// the same seed gives the same bytes on any thread count.
+using System.Diagnostics;
+using OnnxOpt.Autodiff;
+using OnnxOpt.Data;
+using OnnxOpt.GraphIR;
+
+namespace OnnxOpt.Training;
+
+/// <summary>One point of the training curve.</summary>
+public sealed record TrainPoint(int Step, double Loss, double? Score, double LearningRate);
+
+public sealed record TrainResult(int Steps, int BestStep, string ScoreMetric, double? InitialScore, double? BestScore,
+    double FirstLoss, double FinalLoss, double Seconds, bool StoppedEarly, bool TeacherCached,
+    IReadOnlyList<TrainPoint> History)
+{
+    public double StepsPerSecond => Seconds > 0 ? Steps / Seconds : 0;
+}
+
+public sealed class Trainer
+{
+    private readonly Model _student;
+    private readonly IReadOnlyList<Parameter> _params;
+    private readonly TrainSettings _s;
+    private readonly Evaluator<float> _ev;
+    // Every step makes the same arrays: they come from here and go back after the step.
+    private readonly OnnxOpt.Autodiff.Kernels.BufferArena<float> _arena = new();
+
+    public Trainer(Model student, IReadOnlyList<Parameter> parameters, TrainSettings settings)
+    {
+        settings.Check();
+        if (parameters.Count == 0) throw new OnnxModelException("training: no trainable parameters were selected");
+        _student = student; _params = parameters; _s = settings;
+        _ev = new Evaluator<float>(student) { Arena = _arena };
+        var g = student.Graph;
+        foreach (var f in settings.Features)
+            if (g.Find(f) is null) throw new OnnxModelException($"training: feature '{f}' is not a value of the model");
+    }
+
+    /// <summary>Called with a short line of progress every few steps (the passes send it to their log).</summary>
+    public ProgressSink? Progress { get; init; }
+
+    /// <summary>The targets the teacher must give, in order: the outputs the loss uses, then the features.</summary>
+    public IReadOnlyList<string> TeacherTargets => LossOutputs().Concat(_s.Features).ToList();
+
+    private IEnumerable<string> LossOutputs() => _s.Loss switch
+    {
+        LossKind.Kl => [_student.Graph.Outputs[0].Name],
+        LossKind.Mse => _student.Graph.Outputs.Select(o => o.Name),
+        _ => [],
+    };
+
+    /// <summary>Trains in place: the parameters' values end at the best point found.</summary>
+    public TrainResult Fit(TrainingData train, Teacher teacher, TrainingData? eval = null, Teacher? evalTeacher = null)
+    {
+        var clock = Stopwatch.StartNew();
+        if (_s.Loss == LossKind.CrossEntropy && train.Labels is null)
+            throw new OnnxModelException("training: loss=ce needs labels (labels.npy) in the training data");
+        var rng = new SplitMix64(_s.Seed);
+        var sampler = new BatchSampler(train.Count, _s.Batch, rng);
+        bool augment = _s.Flip || _s.Shift > 0;
+        bool cached = !augment && teacher.TryCache(train, _s.CacheBytes);
+        var evalTargets = eval is null ? null : new EvalSet(eval, evalTeacher ?? teacher);
+
+        var lossOutputs = LossOutputs().ToList();
+        var seedNames = lossOutputs.Concat(_s.Features).Distinct().ToList();
+        if (_s.Loss == LossKind.CrossEntropy && !seedNames.Contains(_student.Graph.Outputs[0].Name))
+            seedNames.Insert(0, _student.Graph.Outputs[0].Name);
+        var wrt = _params.SelectMany(p => p.Initializers).Distinct().ToList();
+        var grads = _params.Select(p => new float[p.Values.Length]).ToArray();
+        var opt = new ParameterOptimizer(_s, _params);
+        var history = new List<TrainPoint>();
+
+        string metric = evalTargets?.Metric ?? "";
+        double? initial = evalTargets?.Score(this), best = initial;
+        int bestStep = 0, sinceBest = 0;
+        var bestValues = _params.Select(p => p.Values.ToArray()).ToArray();
+        double first = double.NaN, last = double.NaN, running = 0;
+        bool early = false;
+        int step = 0;
+        for (; step < _s.Steps; step++)
+        {
+            var idx = sampler.Next();
+            var batch = train.Gather(idx, augment ? rng : null, _s.Flip, _s.Shift);
+            var targets = teacher.For(train, idx, batch);
+            long[]? labels = train.Labels is { } l ? idx.Select(i => l[i]).ToArray() : null;
+            double loss = LossAndGradients(batch, targets, labels, seedNames, wrt, grads);
+            if (!double.IsFinite(loss))
+                throw new OnnxModelException($"training diverged at step {step + 1} (loss {loss}); lower lr (now {_s.LearningRate})");
+            if (step == 0) first = loss;
+            running = step == 0 ? loss : 0.9 * running + 0.1 * loss;
+            last = loss;
+            opt.Step(grads, step);
+            bool evalNow = evalTargets is not null && _s.EvalEvery > 0 && (step + 1) % _s.EvalEvery == 0;
+            double? score = null;
+            if (evalNow || (evalTargets is not null && step + 1 == _s.Steps))
+            {
+                score = evalTargets!.Score(this);
+                if (score > best + 1e-9)
+                {
+                    best = score; bestStep = step + 1; sinceBest = 0;
+                    for (int k = 0; k < _params.Count; k++) Array.Copy(_params[k].Values, bestValues[k], bestValues[k].Length);
+                }
+                else if (_s.Patience > 0 && ++sinceBest >= _s.Patience) early = true;
+            }
+            if (score is not null || (step + 1) % 10 == 0 || step == 0)
+                history.Add(new TrainPoint(step + 1, running, score, ParameterOptimizer.Rate(_s, step)));
+            Progress?.Invoke("training", step + 1, _s.Steps);
+            if (early) { step++; break; }
+        }
+        if (evalTargets is not null)
+            for (int k = 0; k < _params.Count; k++) Array.Copy(bestValues[k], _params[k].Values, bestValues[k].Length);
+        else bestStep = step;
+        return new TrainResult(step, bestStep, metric, initial, best, first, last, clock.Elapsed.TotalSeconds, early,
+            cached, history);
+    }
+
+    /// <summary>The loss of one batch; the parameters' gradients are written to <paramref name="grads"/>.</summary>
+    internal double LossAndGradients(IReadOnlyDictionary<string, NdArray<float>> batch, NdArray<float>[] targets,
+        long[]? labels, IReadOnlyList<string> seedNames, IReadOnlyList<string> wrt, float[][] grads)
+    {
+        _arena.Recycle();
+        var overrides = Overrides();
+        var trace = _ev.Forward(batch, overrides);
+        var seeds = new Dictionary<string, NdArray<float>>(StringComparer.Ordinal);
+        NdArray<float> Seed(string name)
+        {
+            if (!seeds.TryGetValue(name, out var s)) seeds[name] = s = NdArray<float>.Zeros(trace[name].Shape);
+            return s;
+        }
+        double loss = 0;
+        var lossOutputs = LossOutputs().ToList();
+        for (int k = 0; k < lossOutputs.Count; k++)
+        {
+            var s = trace[lossOutputs[k]]; var t = targets[k];
+            CheckShape(lossOutputs[k], s, t);
+            loss += _s.Loss == LossKind.Kl
+                ? Losses.KlDivergence(s.R, t.R, s.Shape[^1], _s.Temperature, Seed(lossOutputs[k]).R)
+                : Losses.MeanSquared(s.R, t.R, Seed(lossOutputs[k]).R);
+        }
+        for (int f = 0; f < _s.Features.Count; f++)
+        {
+            var s = trace[_s.Features[f]]; var t = targets[lossOutputs.Count + f];
+            CheckShape(_s.Features[f], s, t);
+            loss += Losses.MeanSquared(s.R, t.R, Seed(_s.Features[f]).R, _s.FeatureWeight);
+        }
+        double ceWeight = _s.Loss == LossKind.CrossEntropy ? 1 : _s.LabelWeight;
+        if (ceWeight > 0 && labels is not null)
+        {
+            var name = _student.Graph.Outputs[0].Name;
+            var s = trace[name];
+            loss += Losses.CrossEntropy(s.R, labels, s.Shape[^1], Seed(name).R, ceWeight);
+        }
+        var g = _ev.Backward(trace, seeds, wrt);
+        for (int k = 0; k < _params.Count; k++)
+        {
+            Array.Clear(grads[k]);
+            _params[k].Gradient(g, grads[k]);
+            if (_params[k].Penalty is { } pen) loss += pen(_params[k].Values, grads[k]);
+        }
+        return loss;
+    }
+
+    private static void CheckShape(string name, NdArray<float> s, NdArray<float> t)
+    {
+        if (!s.Shape.AsSpan().SequenceEqual(t.Shape))
+            throw new OnnxModelException($"training: the student's '{name}' is {s}, the teacher's is {t}; "
+                + "distill features whose shapes the rewrite kept");
+    }
+
+    internal Dictionary<string, NdArray<float>> Overrides()
+    {
+        var o = new Dictionary<string, NdArray<float>>(StringComparer.Ordinal);
+        foreach (var p in _params) p.Materialize(o);
+        return o;
+    }
+
+    /// <summary>The student's first output on a batch with the current parameters.</summary>
+    internal float[] Predict(IReadOnlyDictionary<string, NdArray<float>> batch)
+    {
+        _arena.Recycle();
+        return _ev.Forward(batch, Overrides())[_student.Graph.Outputs[0].Name].R.ToArray();
+    }
+
+    /// <summary>Writes the parameters' current values into the model's initializers.</summary>
+    public static void WriteBack(Model model, IEnumerable<Parameter> parameters, Action<Value, Tensor> set)
+    {
+        foreach (var p in parameters)
+            foreach (var t in p.Tensors(model)) set(model.Graph.Find(t.Name)!, t);
+    }
+
+    /// <summary>The held-out set with the teacher's first output on it, scored against the student.</summary>
+    private sealed class EvalSet
+    {
+        private readonly TrainingData _data;
+        private readonly float[][] _teacher;
+        private readonly bool _classifier;
+
+        public EvalSet(TrainingData data, Teacher teacher)
+        {
+            _data = data;
+            var outs = Batches().Select(idx => teacher.Run(data, data.Gather(idx))[0]).ToList();
+            _teacher = outs.Select(o => o.R).ToArray();
+            _classifier = outs[0].Rank == 2 && outs[0].Shape[1] > 1;
+            Metric = _classifier ? data.Labels is not null ? "accuracy" : "top1_agreement" : "cosine_x100";
+        }
+
+        public string Metric { get; }
+
+        private IEnumerable<int[]> Batches()
+        {
+            for (int s = 0; s < _data.Count; s += 64)
+                yield return Enumerable.Range(s, Math.Min(64, _data.Count - s)).ToArray();
+        }
+
+        public double Score(Trainer t)
+        {
+            long hit = 0, total = 0;
+            double dot = 0, ss = 0, tt = 0;
+            int b = 0;
+            foreach (var idx in Batches())
+            {
+                var y = t.Predict(_data.Gather(idx));
+                var want = _teacher[b++];
+                if (!_classifier)
+                {
+                    for (int i = 0; i < y.Length; i++) { dot += y[i] * want[i]; ss += y[i] * y[i]; tt += want[i] * want[i]; }
+                    continue;
+                }
+                int c = y.Length / idx.Length;
+                for (int i = 0; i < idx.Length; i++)
+                {
+                    int am = ArgMax(y.AsSpan(i * c, c));
+                    long target = _data.Labels is { } l ? l[idx[i]] : ArgMax(want.AsSpan(i * c, c));
+                    total++;
+                    if (am == target) hit++;
+                }
+            }
+            return _classifier ? 100.0 * hit / Math.Max(1, total)
+                : ss == 0 || tt == 0 ? (ss == tt ? 100 : 0) : 100 * dot / Math.Sqrt(ss * tt);
+        }
+
+        private static int ArgMax(ReadOnlySpan<float> x)
+        {
+            int best = 0;
+            for (int i = 1; i < x.Length; i++) if (x[i] > x[best]) best = i;
+            return best;
+        }
+    }
+}

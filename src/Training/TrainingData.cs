@@ -1,0 +1,159 @@
+// A training set held in memory as float samples (sample-major per input, labels if any), cut into seeded
+// minibatches: each epoch is a fresh permutation from the run's SplitMix64 stream, so a seed fixes every
+// batch. Optional augmentations for image inputs [N, C, H, W]: horizontal flip (p = 1/2) and a shift by
+// up to `shift` pixels in each direction (vacated pixels are zero), drawn per sample from the same stream.
+using OnnxOpt.Autodiff;
+using OnnxOpt.Data;
+using OnnxOpt.GraphIR;
+
+namespace OnnxOpt.Training;
+
+public sealed class TrainingData
+{
+    private readonly List<string> _names = new();
+    private readonly List<int[]> _sampleShapes = new();
+    private readonly List<float[]> _data = new();
+    private readonly List<DataType> _types = new();
+
+    public int Count { get; private set; }
+    public long[]? Labels { get; private set; }
+    public IReadOnlyList<string> InputNames => _names;
+
+    /// <summary>Reads every sample of the data set (float inputs; integer inputs are kept as their values).</summary>
+    public static TrainingData Load(DataSet set, long maxBytes = 4L << 30)
+    {
+        var d = new TrainingData();
+        var parts = new List<List<float[]>>();
+        var labels = new List<long>();
+        long bytes = 0;
+        foreach (var b in set.Batches(64))
+        {
+            if (d._names.Count == 0)
+                foreach (var (name, t) in b.Inputs.OrderBy(kv => kv.Key, StringComparer.Ordinal))
+                {
+                    d._names.Add(name);
+                    d._types.Add(t.ElementType);
+                    d._sampleShapes.Add(t.Dims.Skip(1).Select(x => checked((int)x)).ToArray());
+                    parts.Add(new List<float[]>());
+                }
+            int n = 0;
+            for (int k = 0; k < d._names.Count; k++)
+            {
+                var t = b.Inputs[d._names[k]];
+                n = t.Dims.Length == 0 ? 1 : (int)t.Dims[0];
+                var f = t.ToFloatArray();
+                bytes += 4L * f.Length;
+                if (bytes > maxBytes)
+                    throw new OnnxModelException($"training data {set.Description}: more than {maxBytes >> 20} MB; "
+                        + "give fewer samples");
+                parts[k].Add(f);
+            }
+            d.Count += n;
+            if (b.Labels is { } l) labels.AddRange(l);
+        }
+        if (d.Count == 0) throw new OnnxModelException($"training data {set.Description} holds no samples");
+        for (int k = 0; k < d._names.Count; k++) d._data.Add(parts[k].SelectMany(x => x).ToArray());
+        if (labels.Count == d.Count) d.Labels = labels.ToArray();
+        return d;
+    }
+
+    /// <summary>From arrays already in memory (sample-major, axis 0 the sample).</summary>
+    public static TrainingData FromArrays(IReadOnlyDictionary<string, NdArray<float>> inputs, long[]? labels = null)
+    {
+        var d = new TrainingData();
+        foreach (var (name, a) in inputs.OrderBy(kv => kv.Key, StringComparer.Ordinal))
+        {
+            d._names.Add(name); d._types.Add(DataType.Float);
+            d._sampleShapes.Add(a.Shape[1..]); d._data.Add(a.R);
+            d.Count = a.Shape[0];
+        }
+        d.Labels = labels;
+        return d;
+    }
+
+    public int SampleSize(int input) => NdArray<float>.Size(_sampleShapes[input]);
+
+    /// <summary>The batch of the given samples, as evaluator inputs, optionally augmented.</summary>
+    public Dictionary<string, NdArray<float>> Gather(ReadOnlySpan<int> samples, SplitMix64? augment = null,
+        bool flip = false, int shift = 0)
+    {
+        var r = new Dictionary<string, NdArray<float>>(StringComparer.Ordinal);
+        for (int k = 0; k < _names.Count; k++)
+        {
+            int per = SampleSize(k);
+            var shape = new[] { samples.Length }.Concat(_sampleShapes[k]).ToArray();
+            var a = new float[samples.Length * per];
+            for (int i = 0; i < samples.Length; i++)
+                Array.Copy(_data[k], (long)samples[i] * per, a, (long)i * per, per);
+            if (augment is not null && _sampleShapes[k].Length == 3 && _types[k] == DataType.Float)
+                Augment(a, samples.Length, _sampleShapes[k], augment, flip, shift);
+            r[_names[k]] = _types[k] == DataType.Float ? new NdArray<float>(shape, a)
+                : new NdArray<float>(shape, a.Select(v => (long)v).ToArray(), _types[k]);
+        }
+        return r;
+    }
+
+    /// <summary>The same samples as IR tensors (for a teacher run by ONNX Runtime).</summary>
+    public Dictionary<string, Tensor> AsTensors(IReadOnlyDictionary<string, NdArray<float>> batch) =>
+        batch.ToDictionary(kv => kv.Key, kv => kv.Value.ToTensor(kv.Key,
+            _types[_names.IndexOf(kv.Key)] == DataType.Float ? DataType.Float : _types[_names.IndexOf(kv.Key)]));
+
+    private static void Augment(float[] a, int n, int[] chw, SplitMix64 rng, bool flip, int shift)
+    {
+        int c = chw[0], h = chw[1], w = chw[2], per = c * h * w;
+        var tmp = new float[per];
+        for (int s = 0; s < n; s++)
+        {
+            bool f = flip && rng.Next() % 2 == 1;
+            int dy = shift > 0 ? (int)(rng.Next() % (ulong)(2 * shift + 1)) - shift : 0;
+            int dx = shift > 0 ? (int)(rng.Next() % (ulong)(2 * shift + 1)) - shift : 0;
+            if (!f && dy == 0 && dx == 0) continue;
+            var img = a.AsSpan(s * per, per);
+            img.CopyTo(tmp);
+            img.Clear();
+            for (int ch = 0; ch < c; ch++)
+                for (int y = 0; y < h; y++)
+                {
+                    int sy = y - dy;
+                    if (sy < 0 || sy >= h) continue;
+                    for (int x = 0; x < w; x++)
+                    {
+                        int sx = x - dx;
+                        if (sx < 0 || sx >= w) continue;
+                        int srcX = f ? w - 1 - sx : sx;
+                        img[(ch * h + y) * w + x] = tmp[(ch * h + sy) * w + srcX];
+                    }
+                }
+        }
+    }
+}
+
+/// <summary>Seeded epochs of shuffled sample indices, cut into batches (the last partial batch of an epoch is
+/// merged into the next epoch's stream, so every batch is full).</summary>
+public sealed class BatchSampler(int count, int batch, SplitMix64 rng)
+{
+    private int[] _perm = [];
+    private int _pos;
+
+    public int[] Next()
+    {
+        var b = new int[Math.Min(batch, count)];
+        for (int i = 0; i < b.Length; i++)
+        {
+            if (_pos >= _perm.Length) { _perm = Permutation(count, rng); _pos = 0; }
+            b[i] = _perm[_pos++];
+        }
+        return b;
+    }
+
+    public static int[] Permutation(int n, SplitMix64 rng)
+    {
+        var p = Enumerable.Range(0, n).ToArray();
+        for (int i = n - 1; i > 0; i--)
+        {
+            int j = (int)(rng.Next() % (ulong)(i + 1));
+            (p[i], p[j]) = (p[j], p[i]);
+        }
+        return p;
+    }
+}

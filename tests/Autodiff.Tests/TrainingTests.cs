@@ -1,0 +1,256 @@
+// The trainer: every loss's gradient and the parametric activation's against finite differences, shared-weight
+// gradients as sums of members, the loss going down on a tiny net, identical bytes from two runs, the
+// schedule, the sampler and the buffer arena.
+using OnnxOpt.Autodiff;
+using OnnxOpt.Autodiff.Kernels;
+using OnnxOpt.Data;
+using OnnxOpt.GraphIR;
+using OnnxOpt.Training;
+
+namespace OnnxOpt.Tests;
+
+public class TrainingTests
+{
+    private static float[] Rand(ulong seed, int n, double scale = 1)
+    {
+        var r = new SplitMix64(seed);
+        return Enumerable.Range(0, n).Select(_ => (float)(r.NextGaussian() * scale)).ToArray();
+    }
+
+    private delegate double Loss(float[] s, float[] grad);
+
+    private static void CheckGradient(Loss loss, float[] s)
+    {
+        var g = new float[s.Length];
+        loss(s, g);
+        for (int i = 0; i < s.Length; i++)
+        {
+            var p = s.ToArray(); var m = s.ToArray();
+            const float h = 1e-2f;
+            p[i] += h; m[i] -= h;
+            double fd = (loss(p, new float[s.Length]) - loss(m, new float[s.Length])) / (2 * h);
+            Assert.True(Math.Abs(fd - g[i]) <= 2e-3 * Math.Max(1, Math.Abs(fd)), $"element {i}: analytic {g[i]}, numeric {fd}");
+        }
+    }
+
+    [Fact]
+    public void KlDivergenceGradientMatchesFiniteDifferences()
+    {
+        var t = Rand(2, 12, 2);
+        foreach (var temperature in new[] { 1.0, 4.0 })
+            CheckGradient((s, g) => Losses.KlDivergence(s, t, 4, temperature, g), Rand(1, 12, 2));
+        var same = Rand(3, 8);
+        Assert.Equal(0, Losses.KlDivergence(same, same, 4, 4, new float[8]), 9);
+    }
+
+    [Fact]
+    public void MeanSquaredAndCrossEntropyGradientsMatchFiniteDifferences()
+    {
+        var t = Rand(5, 10);
+        CheckGradient((s, g) => Losses.MeanSquared(s, t, g, 0.5), Rand(4, 10));
+        long[] labels = [2, 0, 4];
+        CheckGradient((s, g) => Losses.CrossEntropy(s, labels, 5, g), Rand(6, 15));
+        Assert.Throws<OnnxModelException>(() => Losses.CrossEntropy(Rand(6, 5), [7], 5, new float[5]));
+    }
+
+    /// <summary>y = relu(x) + a (x - relu(x)) (Layer Folding's parametric activation), then a Gemm.</summary>
+    private static Model SlopeNet(float a)
+    {
+        var b = new GraphBuilder();
+        var x = b.Input("x", DataType.Float, 4, 3);
+        var r = b.Node("Relu", [x]);
+        var slope = b.Initializer("a", [a]);
+        var d = b.Node("Sub", [x, r]);
+        var y = b.Node("Add", [r, b.Node("Mul", [d, slope])]);
+        var w = b.Initializer("w", Rand(9, 6, 0.5), 3, 2);
+        b.Output(b.Node("Gemm", [y, w]));
+        return b.Build();
+    }
+
+    [Fact]
+    public void ParametricActivationSlopeGradientMatchesFiniteDifferences()
+    {
+        var x = new NdArray<double>([4, 3], Rand(8, 12).Select(v => (double)v).ToArray());
+        var seed = new NdArray<double>([4, 2], Rand(10, 8).Select(v => (double)v).ToArray());
+        double F(float a)
+        {
+            var ev = new Evaluator<double>(SlopeNet(a));
+            var o = ev.Forward(new Dictionary<string, NdArray<double>> { ["x"] = x }).Outputs[0].R;
+            return o.Select((v, i) => v * seed.R[i]).Sum();
+        }
+        foreach (var a in new[] { 0.1f, 0.5f, 0.9f })
+        {
+            var m = SlopeNet(a);
+            var ev = new Evaluator<double>(m);
+            var trace = ev.Forward(new Dictionary<string, NdArray<double>> { ["x"] = x });
+            var g = ev.Backward(trace, new Dictionary<string, NdArray<double>> { [m.Graph.Outputs[0].Name] = seed }, ["a"]);
+            const float h = 1e-3f;
+            double fd = (F(a + h) - F(a - h)) / (2 * h);
+            Assert.Equal(fd, g["a"].R[0], 4);
+        }
+    }
+
+    private static Model Mlp(ulong seed)
+    {
+        var b = new GraphBuilder();
+        var x = b.Input("x", DataType.Float, "N", 6);
+        var h = b.Node("Relu", [b.Node("Gemm", [x, b.Initializer("w1", Rand(seed, 48, 0.5), 6, 8),
+            b.Initializer("b1", Rand(seed + 1, 8, 0.1), 8)])]);
+        b.Output(b.Node("Gemm", [h, b.Initializer("w2", Rand(seed + 2, 32, 0.5), 8, 4),
+            b.Initializer("b2", Rand(seed + 3, 4, 0.1), 4)]));
+        return b.Build();
+    }
+
+    private static TrainingData Samples(int n, ulong seed) => TrainingData.FromArrays(
+        new Dictionary<string, NdArray<float>> { ["x"] = new([n, 6], Rand(seed, n * 6)) });
+
+    private static (TrainResult Result, Model Student) Distill(TrainSettings s, TrainingData? eval = null)
+    {
+        var teacherModel = Mlp(1);
+        var student = Mlp(100);
+        var parameters = ParameterSelection.Select(student, "all");
+        var trainer = new Trainer(student, parameters, s);
+        using var teacher = new Teacher(new EvaluatorRunner<float>(teacherModel), trainer.TeacherTargets);
+        using var evalTeacher = new Teacher(new EvaluatorRunner<float>(teacherModel), [teacherModel.Graph.Outputs[0].Name]);
+        var r = trainer.Fit(Samples(96, 7), teacher, eval, eval is null ? null : evalTeacher);
+        Trainer.WriteBack(student, parameters, (v, t) => student.Graph.SetInitializerData(v, t));
+        return (r, student);
+    }
+
+    [Fact]
+    public void DistillationLossDecreasesOnATinyNet()
+    {
+        foreach (var opt in new[] { OptimizerKind.Adam, OptimizerKind.AdamW, OptimizerKind.Sgd })
+        {
+            var (r, _) = Distill(new TrainSettings
+            {
+                Steps = 300,
+                Batch = 16,
+                LearningRate = opt == OptimizerKind.Sgd ? 0.05 : 0.01,
+                Optimizer = opt,
+                EvalEvery = 0,
+                WeightDecay = opt == OptimizerKind.AdamW ? 1e-4 : 0,
+            });
+            Assert.True(r.FinalLoss < 0.3 * r.FirstLoss, $"{opt}: loss {r.FirstLoss} -> {r.FinalLoss}");
+        }
+    }
+
+    [Fact]
+    public void MseLossAndEvaluationKeepTheBest()
+    {
+        var (r, _) = Distill(new TrainSettings
+        {
+            Steps = 200,
+            Batch = 16,
+            LearningRate = 0.01,
+            Loss = LossKind.Mse,
+            EvalEvery = 50
+        }, Samples(64, 99));
+        Assert.Equal("top1_agreement", r.ScoreMetric);
+        Assert.NotNull(r.BestScore);
+        Assert.True(r.BestScore >= r.InitialScore);
+        Assert.True(r.BestScore > 60, $"agreement {r.BestScore}");
+    }
+
+    [Fact]
+    public void TwoRunsGiveIdenticalBytes()
+    {
+        var s = new TrainSettings { Steps = 60, Batch = 16, LearningRate = 0.01, EvalEvery = 0, Seed = 5 };
+        var a = OnnxExporter.ToBytes(Distill(s).Student);
+        var b = OnnxExporter.ToBytes(Distill(s).Student);
+        Assert.Equal(a, b);
+        var c = OnnxExporter.ToBytes(Distill(s with { Seed = 6 }).Student);
+        Assert.NotEqual(a, c);
+    }
+
+    [Fact]
+    public void CodebookAndGridGradientsAreSumsOfTheirMembers()
+    {
+        var b = new GraphBuilder();
+        var x = b.Input("x", DataType.Float, 2, 4);
+        var w = b.Initializer("w", [0.5f, -0.5f, 0.5f, 0.25f, -0.5f, 0.25f, 0.5f, 0.5f], 4, 2);
+        b.Output(b.Node("MatMul", [x, w]));
+        var m = b.Build();
+        var v = m.Graph.Find("w")!;
+        var book = ParameterSelection.Shared(v)!;
+        Assert.Equal(3, book.Values.Length);
+        var g = new NdArray<float>([4, 2], [1f, 2, 3, 4, 5, 6, 7, 8]);
+        var grad = new float[3];
+        book.Gradient(new Dictionary<string, NdArray<float>> { ["w"] = g }, grad);
+        // 0.5 at 0, 2, 6, 7; -0.5 at 1, 4; 0.25 at 3, 5.
+        Assert.Equal([1 + 3 + 7 + 8, 2 + 5, 4 + 6], grad);
+        var o = new Dictionary<string, NdArray<float>>();
+        book.Materialize(o);
+        Assert.Equal(v.Initializer!.ToFloatArray(), o["w"].R);
+
+        var grid = new GridParameter(v, [0.25f, 0.5f], [0, 0, 0, 0, 1, 1, 1, 1], [2, -2, 2, 1, -1, 0.5f, 1, 1]);
+        var gg = new float[2];
+        grid.Gradient(new Dictionary<string, NdArray<float>> { ["w"] = g }, gg);
+        Assert.Equal([1 * 2 - 2 * 2 + 3 * 2 + 4 * 1, -5 + 6 * 0.5f + 7 + 8], gg);
+    }
+
+    [Fact]
+    public void ScheduleWarmsUpThenDecays()
+    {
+        var s = new TrainSettings { Steps = 100, LearningRate = 1, WarmupSteps = 10 };
+        Assert.Equal(0.1, ParameterOptimizer.Rate(s, 0), 9);
+        Assert.Equal(1, ParameterOptimizer.Rate(s, 10), 9);
+        Assert.True(ParameterOptimizer.Rate(s, 99) < 0.01);
+        var step = s with { Schedule = ScheduleKind.Step, WarmupSteps = 0 };
+        Assert.Equal(1, ParameterOptimizer.Rate(step, 39), 9);
+        Assert.Equal(0.1, ParameterOptimizer.Rate(step, 40), 9);
+        Assert.Equal(0.01, ParameterOptimizer.Rate(step, 85), 9);
+    }
+
+    [Fact]
+    public void ClippingBoundsTheUpdate()
+    {
+        var v = new GraphBuilder().Initializer("p", [0f, 0f], 2);
+        var p = new DirectParameter(v);
+        var opt = new ParameterOptimizer(new TrainSettings
+        {
+            Optimizer = OptimizerKind.Sgd,
+            Momentum = 0,
+            LearningRate = 1,
+            ClipNorm = 1,
+            Schedule = ScheduleKind.Constant
+        }, [p]);
+        var norm = opt.Step([[30f, 40f]], 0);
+        Assert.Equal(50, norm, 6);
+        Assert.Equal(-0.6f, p.Values[0], 5);
+        Assert.Equal(-0.8f, p.Values[1], 5);
+    }
+
+    [Fact]
+    public void SamplerCoversEveryEpochAndAugmentationIsSeeded()
+    {
+        var sampler = new BatchSampler(10, 5, new SplitMix64(1));
+        var epoch = sampler.Next().Concat(sampler.Next()).Order().ToArray();
+        Assert.Equal(Enumerable.Range(0, 10), epoch);
+        var img = Enumerable.Range(0, 2 * 1 * 4 * 4).Select(i => (float)i).ToArray();
+        var data = TrainingData.FromArrays(new Dictionary<string, NdArray<float>> { ["x"] = new([2, 1, 4, 4], img) });
+        var a = data.Gather([0, 1], new SplitMix64(3), flip: true, shift: 1)["x"].R;
+        var b = data.Gather([0, 1], new SplitMix64(3), flip: true, shift: 1)["x"].R;
+        Assert.Equal(a, b);
+        var flipped = data.Gather([0], new SplitMix64(0), flip: true, shift: 0)["x"].R;
+        var plain = data.Gather([0])["x"].R;
+        Assert.True(flipped.SequenceEqual(plain) || flipped[0] == plain[3], "a flip mirrors each row");
+    }
+
+    [Fact]
+    public void ArenaRecyclesArraysAndChangesNoResult()
+    {
+        var m = Mlp(3);
+        var x = new NdArray<float>([256, 6], Rand(4, 1536));
+        var plain = new Evaluator<float>(m).Forward(new Dictionary<string, NdArray<float>> { ["x"] = x }).Outputs[0].R.ToArray();
+        var arena = new BufferArena<float>();
+        var ev = new Evaluator<float>(m) { Arena = arena };
+        for (int step = 0; step < 3; step++)
+        {
+            arena.Recycle();
+            var y = ev.Forward(new Dictionary<string, NdArray<float>> { ["x"] = x }).Outputs[0].R;
+            Assert.Equal(plain, y);
+            if (step > 0) Assert.True(arena.Taken > 0);
+        }
+    }
+}
