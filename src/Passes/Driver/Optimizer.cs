@@ -39,7 +39,7 @@ public static class Optimizer
         var originalBytes = OnnxExporter.ToBytes(input);
         var before = ModelStats.Compute(input, inputBytes ?? originalBytes.LongLength);
         var model = input.Clone();
-        var ctx = new PassContext(model, o.Calibration, o.Log, o.Evaluation);
+        var ctx = new PassContext(model, o.Calibration, o.Log, o.Evaluation) { Original = input };
         var runs = PipelineRunner.Run(model, o.Pipeline, ctx, o.VerifyEach);
         Verifier.Verify(model);
         var outBytes = OnnxExporter.ToBytes(model);

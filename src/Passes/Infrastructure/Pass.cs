@@ -29,6 +29,8 @@ public abstract class Pass
     /// <summary>The option bounding this pass's accuracy cost in points, if it has one.</summary>
     public virtual string? BudgetOption => null;
     public virtual DataNeeds Needs(PassOptions options) => DataNeeds.None;
+    /// <summary>Whether the pass trains toward the model as the pipeline received it (PassContext.Original).</summary>
+    public virtual bool NeedsTeacher(PassOptions options) => false;
     /// <summary>Whether the pass also rewrites subgraphs (If/Loop/Scan bodies); most see the main graph only.</summary>
     public virtual bool VisitsSubgraphs => false;
 
@@ -52,6 +54,8 @@ public sealed class PassContext
     }
 
     public Model Model { get; }
+    /// <summary>The model as the pipeline received it, the teacher of training passes (never changed).</summary>
+    public Model? Original { get; set; }
     public Rewriter Rewriter { get; }
     public Calibration.CalibrationSource? Calibration { get; }
     /// <summary>Held-out data for passes that search under an accuracy budget (optimize --eval).</summary>

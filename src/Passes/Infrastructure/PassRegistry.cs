@@ -20,6 +20,7 @@ public static class PassRegistry
         new Quantize(),
         new Prune(),
         new Cluster(),
+        new Distill(),
     ];
 
     public static IReadOnlyList<Pass> Passes => Volatile.Read(ref _all);

@@ -1,6 +1,7 @@
 // Runs a pipeline: each pass in order, its statistics and wall time recorded, the verifier after
 // every pass when asked (always in tests: the IR's invariants, then declared vs inferred shapes), and
-// topological order restored after each pass.
+// topological order restored after each pass. Training passes get the model as the pipeline received it
+// as their teacher (PassContext.Original; the optimize driver gives its untouched input).
 using System.Diagnostics;
 using OnnxOpt.GraphIR;
 
@@ -13,6 +14,7 @@ public static class PipelineRunner
     public static List<PassRun> Run(Model model, Pipeline pipeline, PassContext ctx, bool verifyEach = false)
     {
         var runs = new List<PassRun>();
+        if (ctx.Original is null && pipeline.Steps.Any(s => s.Pass.NeedsTeacher(s.Options))) ctx.Original = model.Clone();
         foreach (var step in pipeline.Steps)
         {
             ctx.Stats = new PassStats();

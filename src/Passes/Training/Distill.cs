@@ -1,0 +1,56 @@
+// distill: recovery training by knowledge distillation after an approximate pass (prune, cluster,
+// linearize, ...): the model as the pipeline received it is the teacher, the calibration samples (no
+// labels needed) the training set, and the chosen parameters move to make the student answer as the
+// teacher does:
+//   loss = T^2 KL(softmax(t/T) || softmax(s/T)) on the logits (loss=kl), or MSE on every output (mse),
+//          + feature-weight * MSE on named intermediate values (features=a;b, or auto: the input of the last
+//          global pool, MiR's choice), + label-weight * cross-entropy when the data has labels (loss=ce: only it)
+//   params = all float weights and biases, biases only, codebooks (a clustered model's shared values, the
+//          assignments fixed), or initializer names
+//   before: prune{macs=0.5}           -> 97.0% on held-out data
+//   after:  prune{macs=0.5},distill   -> 99.4% (the pruned structure, retrained weights)
+// With --eval, the student is scored every eval-every steps and the best weights are kept (the starting
+// ones included); patience stops a run that no longer improves. BatchNorm should be folded first
+// (canonicalize,fold-bn), so the folded convs train. Approximate: validated as optimize validates.
+using OnnxOpt.GraphIR;
+using OnnxOpt.Training;
+
+namespace OnnxOpt.Passes;
+
+public sealed class Distill : Pass
+{
+    public override string Name => "distill";
+    public override string Summary =>
+        "recovery training toward the pipeline's input model (knowledge distillation on calibration data, our autodiff)";
+    public override bool IsExact(PassOptions options) => false;
+    public override DataNeeds Needs(PassOptions options) => DataNeeds.Calibration;
+    public override bool NeedsTeacher(PassOptions options) => true;
+
+    public override IReadOnlyList<PassOption> Options { get; } = TrainingOptions.Declare(steps: 1000, lr: 1e-3);
+
+    public override void Run(PassContext ctx, PassOptions o)
+    {
+        var settings = TrainingOptions.Settings(o, Features(ctx, o.String("features")));
+        var parameters = ParameterSelection.Select(ctx.Model, o.String("params"));
+        if (parameters.Count == 0)
+            throw new OnnxModelException($"distill: params={o.String("params")} selects no float initializer of the model");
+        Recovery.Train(ctx, Name, parameters, settings);
+    }
+
+    /// <summary>The feature names: ';'-separated, or auto = the input of the last global pool (when the teacher
+    /// has the same value).</summary>
+    internal static IReadOnlyList<string> Features(PassContext ctx, string spec)
+    {
+        if (spec != "auto") return spec.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        var pool = ctx.Model.Graph.Nodes.LastOrDefault(n => n.OpType is "GlobalAveragePool" or "GlobalMaxPool"
+            || n.OpType == "ReduceMean" && n.Input(0)?.Shape?.Rank == 4);
+        var name = pool?.Input(0)?.Name;
+        var teacher = Recovery.TeacherModel(ctx);
+        if (name is null || teacher.Graph.Find(name) is null)
+        {
+            ctx.Stats.Notes.Add("features=auto: no global pool input shared with the teacher; logits only");
+            return [];
+        }
+        return [name];
+    }
+}

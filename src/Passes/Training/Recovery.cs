@@ -1,0 +1,65 @@
+// Recovery training as the passes run it: the teacher is the model as it entered the pipeline
+// (PassContext.Original, run by ONNX Runtime through the calibration source's runner), the training set
+// is the calibration data (no labels needed), held-out data (--eval) scores the student every EvalEvery
+// steps. The trainer (OnnxOpt.Training) does the rest; this file wires it to a pass and records what
+// happened as a TrainingSummary decision, with progress lines on the pass log.
+using System.Globalization;
+using OnnxOpt.GraphIR;
+using OnnxOpt.Training;
+
+namespace OnnxOpt.Passes;
+
+/// <summary>One training run of a pass: how long, how it scored on the held-out data, how fast.</summary>
+public sealed record TrainingSummary(string Stage, int Steps, int Parameters, long Elements, string? Metric,
+    double? ScoreBefore, double? ScoreBest, int BestStep, double FirstLoss, double FinalLoss, double Seconds,
+    double StepsPerSecond, bool StoppedEarly, bool TeacherCached) : Decision;
+
+internal static class Recovery
+{
+    /// <summary>The teacher model: the pipeline's input (or, run outside a driver, the model now).</summary>
+    public static Model TeacherModel(PassContext ctx) => ctx.Original ?? ctx.Model.Clone();
+
+    /// <summary>Trains the parameters of ctx.Model toward the teacher and writes the result back into the model.</summary>
+    public static TrainResult Train(PassContext ctx, string stage, IReadOnlyList<Parameter> parameters,
+        TrainSettings settings, Model? teacherModel = null, bool writeBack = true)
+    {
+        var calib = ctx.RequireCalibration(stage);
+        var model = ctx.Model;
+        var teacherSource = teacherModel ?? TeacherModel(ctx);
+        var trainer = new Trainer(model, parameters, settings)
+        {
+            Progress = (_, done, total) =>
+            {
+                if (done == total || done % 100 == 0)
+                    ctx.Log.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{stage}: step {done}/{total}"));
+            },
+        };
+        var targets = trainer.TeacherTargets;
+        foreach (var t in targets)
+            if (teacherSource.Graph.Find(t) is null)
+                throw new OnnxModelException($"{stage}: the teacher has no value '{t}' (features must exist in the model "
+                    + "as the pipeline received it)");
+        var outputs = teacherSource.Graph.Outputs.Select(o => o.Name).ToHashSet();
+        using var runner = calib.RunnerFor(teacherSource, targets.Where(t => !outputs.Contains(t)));
+        using var teacher = new Teacher(runner, targets);
+        var inputs = Data.IoInfo.InputsOf(model.Graph);
+        var train = TrainingData.Load(calib.DataFor(inputs));
+        var eval = ctx.Evaluation is { } e && settings.EvalEvery > 0 ? TrainingData.Load(e.DataFor(inputs)) : null;
+        using var evalRunner = eval is null ? null : calib.RunnerFor(teacherSource, []);
+        using var evalTeacher = evalRunner is null ? null : new Teacher(evalRunner, [teacherSource.Graph.Outputs[0].Name]);
+        var r = trainer.Fit(train, teacher, eval, evalTeacher);
+        if (writeBack) Trainer.WriteBack(model, parameters, ctx.Rewriter.SetInitializer);
+        ctx.Stats.Count("training steps", r.Steps);
+        ctx.Stats.Decide(new TrainingSummary(stage, r.Steps, parameters.Count, parameters.Sum(p => (long)p.Values.Length),
+            eval is null ? null : r.ScoreMetric, Round(r.InitialScore), Round(r.BestScore), r.BestStep, r.FirstLoss,
+            r.FinalLoss, Math.Round(r.Seconds, 3), Math.Round(r.StepsPerSecond, 2), r.StoppedEarly, r.TeacherCached));
+        var c = CultureInfo.InvariantCulture;
+        var held = r.BestScore is { } b
+            ? string.Create(c, $", held-out {r.ScoreMetric} {r.InitialScore:F2} -> {b:F2} (step {r.BestStep})") : "";
+        ctx.Log.WriteLine(string.Create(c, $"{stage}: {r.Steps} steps in {r.Seconds:F1} s ({r.StepsPerSecond:F1}/s), "
+            + $"loss {r.FirstLoss:G4} -> {r.FinalLoss:G4}") + held);
+        return r;
+    }
+
+    private static double? Round(double? v) => v is { } x ? Math.Round(x, 4) : null;
+}
