@@ -27,12 +27,24 @@ public sealed class Linearize : Pass
     public override bool IsExact(PassOptions options) => false;
     public override string BudgetOption => "max-agreement-drop";
     public override DataNeeds Needs(PassOptions options) => DataNeeds.Calibration;
+    public override bool NeedsTeacher(PassOptions options) => options.Enum("mode") == "train";
     public override IReadOnlyList<PassOption> Options { get; } =
     [
         PassOption.Double("max-agreement-drop", 0.5, "largest drop in top-1 agreement with the original, in points (cosine x 100 for non-classifiers); 0 = only activations exactly linear on the data"),
         PassOption.Int("max-count", -1, "most activations to linearize (-1: no limit)"),
-        PassOption.Enum("mode", "identity", ["identity", "affine"], "replace act(z) by z, or by a per-channel least-squares a*z+b"),
+        PassOption.Enum("mode", "identity", ["identity", "affine", "train"],
+            "replace act(z) by z, or by a per-channel least-squares a*z+b, or train Layer Folding's slopes (TrainedLinearize)"),
         PassOption.Double("min-sqnr", 0, "also keep the first output's SQNR against the original at or above this many dB (0: no SQNR limit)"),
+        PassOption.Double("lambda", 2, "mode=train: weight of the penalty lambda * sum |1 - a^2| on the slopes (the "
+            + "paper's 0.25 is for cross-entropy; our KL carries T^2)"),
+        PassOption.Double("threshold", 0.9, "mode=train: slopes at or above this become the identity"),
+        PassOption.Double("slope-init", 0.1, "mode=train: starting slope a (at 0 the penalty has no gradient)"),
+        PassOption.Double("slope-lr", 0.01, "mode=train: learning rate of the slopes (the weights use lr)"),
+        PassOption.Enum("others", "restore", ["restore", "slope"],
+            "mode=train: activations not made the identity get their original form back, or keep the learned slope"),
+        PassOption.Int("finetune-steps", 500, "mode=train: distillation steps of the weights after the choice"),
+        .. TrainingOptions.Declare(steps: 1000, lr: 1e-3).Where(t => t.Name != "eval-every").Append(PassOption.Int(
+            "eval-every", 0, "with --eval: score the student every this many steps and keep the best (0: no selection)")),
     ];
 
     // Activations linearize can take (piecewise linear), the ops whose output may feed one (linear or
@@ -74,6 +86,7 @@ public sealed class Linearize : Pass
             }
         }
         if (eligible.Count == 0) return;
+        if (mode == "train") { TrainedLinearize.Run(ctx, o, eligible); return; }
 
         // 1. Statistics of every eligible activation's input (and output, for the affine fit), streamed.
         var stats = eligible.ToDictionary(a => a, a => new TensorStatistics(a.Input(0)!.Name, ClipBounds(a)?.Max

@@ -1,0 +1,182 @@
+// linearize{mode=train}: Layer Folding as its authors train it (Ben Dror et al. 2021), with distillation
+// instead of labels. Every eligible activation (between foldable linear ops, as linearize decides) becomes
+//   y = act(z) + a * (z - act(z))          (= a z + (1 - a) act(z); one learnable scalar a per activation)
+// and the weights and slopes train together toward the teacher (the pipeline's input) under
+//   loss = distillation + lambda * sum_a (1 - a^2),   a clipped to [0, 1] after each step.
+// The penalty pulls every a toward 1 (the identity) and the distillation term holds back the activations the
+// network needs. a starts at slope-init: at a = 0 the penalty's gradient -2 lambda a vanishes and, the
+// student being the teacher, so does the distillation's, so training would never leave the start.
+// Then, most linear first, the activations with a >= threshold become the identity; the others keep their
+// learned slope (others=slope: Relu/LeakyRelu as LeakyRelu(alpha = a + (1 - a) alpha), Clip and PRelu as
+// the act + a (z - act) form) or get their original form back (others=restore), a distillation fine-tune of the weights follows (finetune-steps), and the drop
+// is measured in ORT on --eval (else the calibration set). Over budget (max-agreement-drop), the least
+// linear quarter of the chosen activations is given back and the fine-tune redone, down to none; nothing
+// is written into the model unless a set meets the budget. Run `canonicalize,fold-conv` next to fold the
+// identities exactly:  before: Conv -> Relu -> Conv   after: Conv -> Conv  (-> one Conv after fold-conv).
+using System.Globalization;
+using OnnxOpt.GraphIR;
+using OnnxOpt.Training;
+
+namespace OnnxOpt.Passes;
+
+/// <summary>One activation under Layer Folding's training: its learned slope and what became of it.</summary>
+public sealed record SlopeDecision(string Activation, string Op, double Slope, string Decision) : Decision;
+
+public sealed record TrainedLinearizeSummary(int Candidates, int AboveThreshold, int Linearized, int Attempts,
+    string DropMetric, double? DropPoints, double Budget) : Decision
+{
+    public string Summary => "linearize{mode=train}";
+}
+
+internal static class TrainedLinearize
+{
+    public static void Run(PassContext ctx, PassOptions o, IReadOnlyList<Node> eligible)
+    {
+        var calib = ctx.RequireCalibration("linearize");
+        var teacher = Recovery.TeacherModel(ctx);
+        double lambda = o.Double("lambda"), threshold = o.Double("threshold"), init = o.Double("slope-init");
+        double budget = o.Double("max-agreement-drop");
+        if (init is < 0 or > 1) throw new OnnxModelException($"linearize: slope-init = {init} is not in [0, 1]");
+        var features = Distill.Features(ctx, o.String("features"));
+        var settings = TrainingOptions.Settings(o, features);
+
+        // 1. Slopes and weights train together on a copy.
+        var work = ctx.Model.Clone();
+        var wctx = new PassContext(work, calib, ctx.Log, ctx.Evaluation) { Original = teacher, Stats = ctx.Stats };
+        var slopes = new List<(string Act, string Op, Value Slope)>();
+        foreach (var act in eligible)
+        {
+            var a = work.Graph.Find(act.Output().Name)!.Producer!;
+            slopes.Add((a.Output().Name, a.OpType, InsertSlope(wctx.Rewriter, a, init)));
+        }
+        wctx.Rewriter.Finish();
+        var parameters = ParameterSelection.Select(work, o.String("params"));
+        foreach (var (_, _, s) in slopes)
+            parameters.Add(new DirectParameter(s)
+            {
+                LearningRateScale = o.Double("slope-lr") / settings.LearningRate,
+                Penalty = (v, g) =>
+                {
+                    double pen = 0;
+                    for (int i = 0; i < v.Length; i++)
+                    {
+                        double a = v[i], r = 1 - a * a;
+                        pen += lambda * Math.Abs(r);
+                        g[i] += (float)(-2 * lambda * a * Math.Sign(r));
+                    }
+                    return pen;
+                },
+                Constrain = v => { for (int i = 0; i < v.Length; i++) v[i] = Math.Clamp(v[i], 0f, 1f); },
+            });
+        Recovery.Train(wctx, "linearize: slopes", parameters, settings);
+        var learned = slopes.Select(s => (s.Act, s.Op, A: (double)work.Graph.Find(s.Slope.Name)!.Initializer!.ToFloatArray()[0]))
+            .OrderByDescending(s => s.A).ThenBy(s => s.Act, StringComparer.Ordinal).ToList();
+        var above = learned.Where(s => s.A >= threshold).Select(s => s.Act).ToList();
+
+        // 2. The most linear activations become the identity, within the budget on held-out data.
+        var data = ctx.Evaluation ?? calib;
+        var reference = Reference.Capture(data, teacher);
+        var slopeOf = learned.ToDictionary(s => s.Act, s => s.A);
+        int k = above.Count, attempts = 0;
+        Model? accepted = null;
+        HashSet<string> chosen = [];
+        double? drop = null;
+        bool keepSlopes = o.Enum("others") == "slope";
+        var ft = settings with { Steps = checked((int)o.Int("finetune-steps")) };
+        while (true)
+        {
+            attempts++;
+            var set = above.Take(k).ToHashSet(StringComparer.Ordinal);
+            var trial = ctx.Model.Clone();
+            var tctx = new PassContext(trial, calib, ctx.Log, ctx.Evaluation) { Original = teacher, Stats = ctx.Stats };
+            CopyWeights(work, trial, tctx.Rewriter);
+            Apply(tctx.Rewriter, trial, eligible, set, keepSlopes ? slopeOf : Restored(slopeOf));
+            if (ft.Steps > 0)
+                Recovery.Train(tctx, $"linearize: fine-tune ({k} linearized)",
+                    ParameterSelection.Select(trial, o.String("params")), ft);
+            var d = reference.Drop(reference.Measure(data, trial));
+            ctx.Log.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"linearize: {k} of {eligible.Count} linearized: {reference.DropMetric} drop {d:F2} points (budget {budget:G3})"));
+            if (d <= budget + 1e-9) { accepted = trial; chosen = set; drop = d; break; }
+            if (k == 0) break;
+            k = k * 3 / 4;
+        }
+        foreach (var (act, op, a) in learned)
+        {
+            var what = chosen.Contains(act) ? "linearized" : accepted is null ? "kept (no set within budget)"
+                : !keepSlopes || a < 1e-6 ? "kept" : a >= threshold ? "learned slope (over budget)" : "learned slope";
+            ctx.Stats.Decide(new SlopeDecision(act, op, Math.Round(a, 6), what));
+        }
+        ctx.Stats.Decide(new TrainedLinearizeSummary(eligible.Count, above.Count, chosen.Count, attempts,
+            reference.DropMetric, drop is { } x ? Math.Round(x, 4) : null, budget));
+        ctx.Stats.Count("candidates", eligible.Count);
+        ctx.Stats.Count("linearized", chosen.Count);
+        if (accepted is null)
+        {
+            ctx.Stats.Notes.Add("linearize{mode=train}: no set of activations met the budget; the model is unchanged");
+            return;
+        }
+        Apply(ctx.Rewriter, ctx.Model, eligible, chosen, keepSlopes ? slopeOf : Restored(slopeOf));
+        CopyWeights(accepted, ctx.Model, ctx.Rewriter);
+        ctx.Rewriter.RemoveUnusedInitializers(ctx.Model.Graph);
+        ctx.Rewriter.Finish();
+    }
+
+    /// <summary>others=restore: every activation not made the identity gets its original form back (slope 0).</summary>
+    private static Dictionary<string, double> Restored(Dictionary<string, double> slopes) =>
+        slopes.ToDictionary(kv => kv.Key, _ => 0.0, StringComparer.Ordinal);
+
+    /// <summary>y = act(z) + a (z - act(z)) in place of act's output; returns the slope initializer.</summary>
+    private static Value InsertSlope(Rewriter rw, Node act, double init)
+    {
+        var g = act.Graph;
+        var z = act.Input(0)!; var y = act.Output();
+        var uses = y.Uses.ToList();
+        var a = rw.Constant(g, y.Name + "_slope", Tensor.FromFloats("", [], [(float)init]));
+        var d = rw.Insert(g, "Sub", [z, y], y.Name + "_neg").Output();
+        var m = rw.Insert(g, "Mul", [d, a], y.Name + "_neg_scaled").Output();
+        var o = rw.Insert(g, "Add", [y, m], y.Name + "_param").Output();
+        d.Type = y.Type; m.Type = y.Type; o.Type = y.Type;
+        foreach (var u in uses) rw.SetInput(u.Node, u.InputIndex, o);
+        return a;
+    }
+
+    /// <summary>The chosen activations become the identity, the others their learned slope.</summary>
+    private static void Apply(Rewriter rw, Model m, IReadOnlyList<Node> eligible, HashSet<string> identity,
+        Dictionary<string, double> slope)
+    {
+        foreach (var orig in eligible)
+        {
+            var act = m.Graph.Find(orig.Output().Name)!.Producer!;
+            var a = slope[orig.Output().Name];
+            if (identity.Contains(orig.Output().Name))
+            {
+                rw.Replace(act.Output(), act.Input(0)!);
+                rw.Erase(act);
+            }
+            else if (a < 1e-6) continue;
+            else if (act.OpType is "Relu" or "LeakyRelu")
+            {
+                double alpha = act.OpType == "Relu" ? 0 : act.GetFloat("alpha", 0.01f);
+                if (act.OpType == "Relu") rw.SetOpType(act, "LeakyRelu");
+                rw.SetAttr(act, OnnxAttribute.Float("alpha", (float)(alpha + a * (1 - alpha))));
+            }
+            else InsertSlope(rw, act, a);
+        }
+        rw.RemoveUnusedInitializers(m.Graph);
+        rw.Finish();
+    }
+
+    /// <summary>Every float initializer of <paramref name="to"/> takes the value of the same name and shape in
+    /// <paramref name="from"/>.</summary>
+    private static void CopyWeights(Model from, Model to, Rewriter rw)
+    {
+        foreach (var v in to.Graph.Initializers.ToList())
+        {
+            if (v.Initializer is not { ElementType: DataType.Float } t) continue;
+            if (from.Graph.Find(v.Name)?.Initializer is { ElementType: DataType.Float } s && s.Dims.SequenceEqual(t.Dims)
+                && !s.ContentEquals(t))
+                rw.SetInitializer(v, s);
+        }
+    }
+}
