@@ -78,6 +78,24 @@ internal static class BlockGrid4
         return (values, b, scales, zeros, kDim, nDim);
     }
 
+    /// <summary>Per element of the weight (its own layout): its block (n * blocks + blk, the scale's index) and its
+    /// grid value q - z (so that the element is scale * (q - z)).</summary>
+    public static (int[] Block, float[] Q) Members(PrunableWeight p, float[] values, float[] scales, int kDim, int nDim)
+    {
+        int blocks = (kDim + BlockSize - 1) / BlockSize;
+        bool transposed = p.Node.OpType == "Gemm" && p.Node.GetInt("transB", 0) != 0;
+        var block = new int[values.Length];
+        var q = new float[values.Length];
+        for (int k = 0; k < kDim; k++)
+            for (int n = 0; n < nDim; n++)
+            {
+                int at = transposed ? n * kDim + k : k * nDim + n, idx = n * blocks + k / BlockSize;
+                block[at] = idx;
+                q[at] = scales[idx] == 0 ? 0 : MathF.Round(values[at] / scales[idx]);
+            }
+        return (block, q);
+    }
+
     private static int Quant(double v, float s, int z) =>
         s == 0 ? z : Math.Clamp((int)Math.Round(v / s, MidpointRounding.ToEven) + z, 0, 15);
 

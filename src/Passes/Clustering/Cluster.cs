@@ -47,6 +47,9 @@ public sealed class Cluster : Pass
         PassOption.Int("int4-accuracy-level", 4,
             "format=int4: MatMulNBits accuracy_level (0: float compute from the grid; 4: int8 compute, fastest)"),
         PassOption.String("exclude", "", "node names, weight names or op types never clustered (';'-separated)"),
+        PassOption.Int("train-steps", 0, "train the centroids (int4: the block scales) this many distillation steps on "
+            + "the calibration data, assignments fixed (Deep Compression's trained quantization; 0: off)"),
+        PassOption.Double("train-lr", 1e-4, "learning rate of the centroid training (Adam)"),
         PassOption.Enum("format", "float", ClusterStorage.Formats,
             "float: K distinct float values; lut: uint8 codes -> Cast -> Gather(codebook); "
             + "lut4: two 4-bit codes per byte (K <= 16), unpacked with Div/Mod; int4: MatMul/Gemm weights on an "
@@ -56,7 +59,8 @@ public sealed class Cluster : Pass
     public override bool IsExact(PassOptions options) => false;
 
     public override DataNeeds Needs(PassOptions options) =>
-        options.Enum("weighting") == "fisher" ? DataNeeds.Calibration : DataNeeds.None;
+        options.Enum("weighting") == "fisher" || options.Int("train-steps") > 0 ? DataNeeds.Calibration : DataNeeds.None;
+    public override bool NeedsTeacher(PassOptions options) => options.Int("train-steps") > 0;
 
     public override void Run(PassContext ctx, PassOptions o)
     {
@@ -81,18 +85,13 @@ public sealed class Cluster : Pass
             "synflow" => Saliency.Score(ctx.Model, new SaliencyOptions { Iterations = 1, Density = 1 }).Scores,
             _ => null,
         };
-        var storage = new ClusterStorage(ctx.Rewriter, ctx.Model.Graph);
+        var plans = new List<Plan>();
         foreach (var p in weights)
         {
             var w = p.Weight.Initializer!.ToFloatArray();
             if (format == "int4" && BlockGrid4.Applies(p))
             {
-                var (dq, b, scales, zp, kDim, nDim) = BlockGrid4.Fit(p);
-                BlockGrid4.Store(ctx.Rewriter, ctx.Model.Graph, p, b, scales, zp, kDim, nDim,
-                    (int)o.Int("int4-accuracy-level"));
-                ctx.Stats.Decide(new WeightClustered(p.Weight.Name, p.Layer, w.Length, 16, 4, w.Distinct().LongCount(),
-                    dq.Distinct().LongCount(), Sqnr(w, dq), false, false, "int4"));
-                ctx.Stats.Count("weights clustered");
+                plans.Add(new Plan(p, w, 16, false, Grid: BlockGrid4.Fit(p)));
                 continue;
             }
             double[]? weighting = o.Enum("weighting") switch
@@ -109,17 +108,16 @@ public sealed class Cluster : Pass
                 _ => zeros >= 0.05 * w.Length,
             };
             var slices = o.Bool("per-channel") ? p.FilterOf() : new int[w.Length];
-            int k;
             (float[] Values, int[] Codes, double[][] Books) result;
-            if (clusters > 0) { k = clusters; result = Apply(w, weighting, slices, k, keepZero); }
-            else if (minSqnr < 0) { k = 1 << bits; result = Apply(w, weighting, slices, k, keepZero); }
+            if (clusters > 0) result = Apply(w, weighting, slices, clusters, keepZero);
+            else if (minSqnr < 0) result = Apply(w, weighting, slices, 1 << bits, keepZero);
             else
             {
                 // The fewest bits reaching min-sqnr; 8 bits when none does.
                 int b = 1;
                 while (true)
                 {
-                    (k, result) = (1 << b, Apply(w, weighting, slices, 1 << b, keepZero));
+                    result = Apply(w, weighting, slices, 1 << b, keepZero);
                     if (b == 8 || Sqnr(w, result.Values) >= minSqnr) break;
                     b++;
                 }
@@ -130,17 +128,93 @@ public sealed class Cluster : Pass
                         $"cluster: {p.Weight.Name} reaches {reached:F1} dB at 8 bits (min-sqnr {minSqnr})"));
                 }
             }
-            var used = result.Books.Max(b => b.Length);
+            plans.Add(new Plan(p, w, result.Books.Max(b => b.Length), keepZero, result, Slices: slices));
+        }
+        if (o.Int("train-steps") > 0 && plans.Count > 0) TrainCentroids(ctx, o, plans);
+        var storage = new ClusterStorage(ctx.Rewriter, ctx.Model.Graph);
+        foreach (var plan in plans)
+        {
+            var (p, w) = (plan.Weight, plan.Original);
+            if (plan.Grid is { } grid)
+            {
+                BlockGrid4.Store(ctx.Rewriter, ctx.Model.Graph, p, grid.B, grid.Scales, grid.Zeros, grid.K, grid.N,
+                    (int)o.Int("int4-accuracy-level"));
+                ctx.Stats.Decide(new WeightClustered(p.Weight.Name, p.Layer, w.Length, 16, 4, w.Distinct().LongCount(),
+                    grid.Values.Distinct().LongCount(), Sqnr(w, grid.Values), false, false, "int4"));
+                ctx.Stats.Count("weights clustered");
+                continue;
+            }
+            var result = plan.Result!.Value;
+            var used = plan.Clusters;
             var codeBits = Math.Max(1, (int)Math.Ceiling(Math.Log2(Math.Max(2, used))));
-            var stored = storage.Store(p, result.Values, result.Codes, result.Books, slices,
+            var stored = storage.Store(p, result.Values, result.Codes, result.Books, plan.Slices!,
                 format == "int4" ? "float" : format);
             ctx.Stats.Decide(new WeightClustered(p.Weight.Name, p.Layer, w.Length, used, codeBits,
                 w.Distinct().LongCount(), result.Values.Distinct().LongCount(), Sqnr(w, result.Values),
-                o.Bool("per-channel"), keepZero, stored));
+                o.Bool("per-channel"), plan.KeepZero, stored));
             ctx.Stats.Count("weights clustered");
         }
         if (weights.Count == 0) ctx.Stats.Notes.Add("cluster: no weight tensor to cluster");
         ctx.Rewriter.Cleanup();
+    }
+
+    /// <summary>One weight's clustering: k-means codes and codebooks per slice, or the int4 grid.</summary>
+    private sealed record Plan(PrunableWeight Weight, float[] Original, int Clusters, bool KeepZero,
+        (float[] Values, int[] Codes, double[][] Books)? Result = null, int[]? Slices = null,
+        (float[] Values, byte[] B, float[] Scales, byte[] Zeros, int K, int N)? Grid = null)
+    {
+        public (float[] Values, int[] Codes, double[][] Books)? Result { get; set; } = Result;
+        public (float[] Values, byte[] B, float[] Scales, byte[] Zeros, int K, int N)? Grid { get; set; } = Grid;
+    }
+
+    /// <summary>train-steps: Deep Compression's trained centroids. Assignments stay; every codebook entry (or int4
+    /// block scale) trains by distillation toward the pipeline's input, its gradient the sum of its members'.</summary>
+    private static void TrainCentroids(PassContext ctx, PassOptions o, List<Plan> plans)
+    {
+        var parameters = new List<OnnxOpt.Training.Parameter>();
+        foreach (var plan in plans)
+        {
+            var v = plan.Weight.Weight;
+            if (plan.Grid is { } grid)
+            {
+                var (block, q) = BlockGrid4.Members(plan.Weight, grid.Values, grid.Scales, grid.K, grid.N);
+                ctx.Rewriter.SetInitializer(v, Tensor.FromFloats(v.Name, v.Initializer!.Dims, grid.Values));
+                parameters.Add(new OnnxOpt.Training.GridParameter(v, grid.Scales.ToArray(), block, q));
+                continue;
+            }
+            var r = plan.Result!.Value;
+            var offsets = new int[r.Books.Length];
+            for (int s = 1; s < offsets.Length; s++) offsets[s] = offsets[s - 1] + r.Books[s - 1].Length;
+            var index = new int[r.Codes.Length];
+            for (int i = 0; i < index.Length; i++) index[i] = offsets[plan.Slices![i]] + r.Codes[i];
+            ctx.Rewriter.SetInitializer(v, Tensor.FromFloats(v.Name, v.Initializer!.Dims, r.Values));
+            parameters.Add(new OnnxOpt.Training.CodebookParameter(v,
+                r.Books.SelectMany(b => b.Select(x => (float)x)).ToArray(), index));
+        }
+        var settings = new OnnxOpt.Training.TrainSettings
+        {
+            Steps = checked((int)o.Int("train-steps")),
+            LearningRate = o.Double("train-lr"),
+            EvalEvery = 0,
+        };
+        Recovery.Train(ctx, "cluster: centroids", parameters, settings, writeBack: false);
+        for (int k = 0; k < plans.Count; k++)
+        {
+            var plan = plans[k];
+            var trained = parameters[k].Values;
+            var values = new Dictionary<string, Autodiff.NdArray<float>>();
+            parameters[k].Materialize(values);
+            var w = values[plan.Weight.Weight.Name].R;
+            if (plan.Grid is { } grid) plan.Grid = grid with { Values = w, Scales = trained.ToArray() };
+            else
+            {
+                var r = plan.Result!.Value;
+                var books = new double[r.Books.Length][];
+                for (int s = 0, at = 0; s < books.Length; at += r.Books[s].Length, s++)
+                    books[s] = trained.Skip(at).Take(r.Books[s].Length).Select(x => (double)x).ToArray();
+                plan.Result = (w, r.Codes, books);
+            }
+        }
     }
 
     internal static double Sqnr(float[] w, float[] c)
