@@ -17,6 +17,10 @@
 //                                               accuracy, fp32 / zipped / packed sizes and the ratio
 //   int4-latency [--iters 200] [--save DIR]     a Gemm-heavy MLP (1024-4096-4096-1024, random weights): fp32 vs
 //                                               cluster{format=int4} (MatMulNBits) latency in ORT, file sizes
+//   recovery [--models ...] [--pipelines "p1|p2"]  pipelines with recovery training on the digits nets: held-out
+//                                               accuracy, MACs, non-linear depth, file size and wall time
+//   train-speed [--steps 50] [--batch 64]      distillation steps/s of our trainer on the digits nets and the
+//               [--big-batch 8]               ResNet-18-sized model (bench/train_speed.py: the same in PyTorch)
 //   block-vs-filter [--iters 300]               unit=block vs filter pruning at the MACs the block drop leaves:
 //                                               digits ResNet (accuracy, latency), ResNet-18-sized (latency)
 using System.Diagnostics;
@@ -357,6 +361,88 @@ switch (args.FirstOrDefault())
             GC.KeepAlive(ranges);
         }
         Console.WriteLine(string.Create(c, $"calibration (minmax + entropy) of MobileNetV2 at {size}x{size} over {samples} samples from disk, {tensors.Count} tensors: {sw.Elapsed.TotalSeconds:F1} s, peak working set {Process.GetCurrentProcess().PeakWorkingSet64 / (1 << 20):N0} MB"));
+        return 0;
+    }
+    case "recovery":
+    {
+        // Recovery training on the trained digits nets: calibration folder (200 unlabeled images) as training data,
+        // held-out accuracy on the 500 test images (no selection on them: eval-every=0).
+        var digits = Path.Combine(Repo.Root, "testmodels", "digits");
+        var models = Opt("--models", "vgg,resnet,mobilenetv2,mlp").Split(',');
+        var runs = Opt("--pipelines", "canonicalize,fold-bn,prune{macs=0.5,criterion=taylor,min-speedup=0}"
+            + "|canonicalize,fold-bn,prune{macs=0.5,criterion=taylor,min-speedup=0},distill{steps=1000,eval-every=0}").Split('|');
+        Console.WriteLine("held-out accuracy (500 test images); training data: 200 unlabeled calibration images");
+        foreach (var n in models)
+        {
+            var data = Path.Combine(digits, n == "mlp" ? "data_mlp" : "data");
+            var model = OnnxImporter.Load(Path.Combine(digits, n + ".onnx"));
+            foreach (var p in runs)
+            {
+                var sw = Stopwatch.StartNew();
+                var result = Optimizer.Run(model, new OptimizeOptions
+                {
+                    Pipeline = Pipeline.Parse(p),
+                    Calibration = CalibrationSource.FromFolder(Path.Combine(data, "calib")),
+                    Evaluation = CalibrationSource.FromFolder(Path.Combine(data, "test")),
+                    Validate = true,
+                    Bench = new BenchOptions { Iterations = 300, Warmup = 30 },
+                });
+                var v = result.Report.Validation!.Report;
+                var r = result.Report;
+                var lat = r.Latency!;
+                Console.WriteLine(string.Create(c, $"{n,-12} {p}\n{"",-12} accuracy {v.ReferenceAccuracy * 100:F1} -> "
+                    + $"{v.CandidateAccuracy * 100:F1}  MACs {r.After.TotalMacs / (double)r.Before.TotalMacs:P0}  non-linear depth "
+                    + $"{r.Before.NonLinearDepth} -> {r.After.NonLinearDepth}  file {r.After.FileBytes:N0} B  ORT 1 thread "
+                    + $"{lat.Model.MedianMs:F3} -> {lat.Other!.MedianMs:F3} ms  ({sw.Elapsed.TotalSeconds:F0} s)"));
+            }
+        }
+        return 0;
+    }
+    case "train-speed":
+    {
+        // Distillation steps per second of our trainer (float32, all weights, KL on logits, Adam) on the
+        // trained digits nets (BatchNorm folded) and the ResNet-18-sized model; bench/train_speed.py does the
+        // same nets and batches in PyTorch.
+        int steps = int.Parse(Opt("--steps", "50"), c), batch = int.Parse(Opt("--batch", "64"), c);
+        int bigBatch = int.Parse(Opt("--big-batch", "8"), c), bigSteps = int.Parse(Opt("--big-steps", "5"), c);
+        var digits = Path.Combine(Repo.Root, "testmodels", "digits");
+        Console.WriteLine(string.Create(c, $"training steps per second, float32, {OnnxOpt.Autodiff.Kernels.Parallelism.Threads} threads"));
+        var runs = Opt("--models", "vgg,resnet,mobilenetv2,mlp,resnet18").Split(',');
+        foreach (var n in runs)
+        {
+            bool big = n == "resnet18";
+            var model = big ? ResNet18.Build(224) : OnnxImporter.Load(Path.Combine(digits, n + ".onnx"));
+            PipelineRunner.Run(model, Pipeline.Parse("canonicalize,fold-bn"), new PassContext(model));
+            int b = big ? bigBatch : batch, st = big ? bigSteps : steps;
+            OnnxOpt.Training.TrainingData train;
+            if (big)
+            {
+                var rng = new SplitMix64(7);
+                var x = new float[b * 2 * 3 * 224 * 224];
+                for (int i = 0; i < x.Length; i++) x[i] = (float)rng.NextGaussian();
+                var name = model.Graph.Inputs[0].Name;
+                train = OnnxOpt.Training.TrainingData.FromArrays(new Dictionary<string,
+                    OnnxOpt.Autodiff.NdArray<float>>
+                { [name] = new([2 * b, 3, 224, 224], x) });
+            }
+            else
+            {
+                var src = CalibrationSource.FromFolder(Path.Combine(digits, n == "mlp" ? "data_mlp" : "data", "calib"));
+                train = OnnxOpt.Training.TrainingData.Load(src.DataFor(IoInfo.InputsOf(model.Graph)));
+            }
+            var settings = new OnnxOpt.Training.TrainSettings { Steps = st, Batch = b, EvalEvery = 0 };
+            var ps = OnnxOpt.Training.ParameterSelection.Select(model, "all");
+            var student = model.Clone();
+            var trainer = new OnnxOpt.Training.Trainer(student, OnnxOpt.Training.ParameterSelection.Select(student, "all"), settings);
+            using var teacher = new OnnxOpt.Training.Teacher(InferenceSession.FromModel(model, new SessionSettings(), []),
+                trainer.TeacherTargets);
+            // One warm-up step (JIT, first allocations), then the timed run.
+            new OnnxOpt.Training.Trainer(model.Clone(), ps, settings with { Steps = 1 }).Fit(train, teacher);
+            var r = trainer.Fit(train, teacher);
+            Console.WriteLine(string.Create(c, $"{n,-12} batch {b,3}: {r.StepsPerSecond,8:F2} steps/s  "
+                + $"({1000 / r.StepsPerSecond,8:F1} ms/step), loss {r.FirstLoss:G4} -> {r.FinalLoss:G4}"));
+        }
+        Console.WriteLine(string.Create(c, $"peak working set: {Process.GetCurrentProcess().PeakWorkingSet64 / (1 << 20):N0} MB"));
         return 0;
     }
     case "synflow":

@@ -1,0 +1,110 @@
+// Recovery training through the passes, end to end on the trained digits nets (short runs, so CI stays fast):
+// distill after prune pulls the pruned model toward the original; Layer Folding's train mode linearizes within
+// its budget and folds exactly; trained centroids beat untrained ones and every storage format stores them
+// exactly; the teacher is the pipeline's input; two runs give the same bytes.
+using OnnxOpt.Calibration;
+using OnnxOpt.GraphIR;
+using OnnxOpt.Passes;
+using OnnxOpt.Data;
+using OnnxOpt.Runtime;
+using OnnxOpt.Training;
+using static OnnxOpt.Tests.PassTestKit;
+
+namespace OnnxOpt.Tests;
+
+public class RecoveryTrainingTests
+{
+    private static readonly string Data = Paths.Model("digits/data");
+
+    private static OptimizeResult Optimize(string model, string pipeline) => Optimizer.Run(
+        OnnxImporter.Load(Paths.Model(model)), new OptimizeOptions
+        {
+            Pipeline = Pipeline.Parse(pipeline),
+            Calibration = CalibrationSource.FromFolder(Path.Combine(Data, "calib")),
+            Evaluation = CalibrationSource.FromFolder(Path.Combine(Data, "test")),
+            MaxDrop = 100,
+        });
+
+    private static float[][] Outputs(byte[] model)
+    {
+        using var s = InferenceSession.FromBytes(model, new SessionSettings { Optimization = GraphOptimization.All });
+        return DataSet.Random(s.Inputs, 4, 5, new Dictionary<string, long> { ["N"] = 2 }).Batches(2)
+            .SelectMany(b => s.Run(b.Inputs).Select(t => t.ToFloatArray())).ToArray();
+    }
+
+    private static double Accuracy(OptimizeResult r) => r.Report.Validation!.Report.CandidateAccuracy!.Value * 100;
+
+    [Fact]
+    public void DistillAfterPruneRecoversAccuracyAndRecordsTheRun()
+    {
+        const string prune = "canonicalize,fold-bn,prune{macs=0.4,recover=none,min-speedup=0}";
+        var pruned = Optimize("digits/vgg.onnx", prune);
+        var distilled = Optimize("digits/vgg.onnx", prune + ",distill{steps=80,eval-every=40,lr=0.002}");
+        Assert.True(Accuracy(distilled) > Accuracy(pruned) + 1, $"{Accuracy(pruned)} -> {Accuracy(distilled)}");
+        var summary = distilled.Report.Passes[^1].Stats.Decisions.OfType<TrainingSummary>().Single();
+        Assert.Equal(80, summary.Steps);
+        Assert.True(summary.FinalLoss < summary.FirstLoss);
+        Assert.Equal("accuracy", summary.Metric);
+        Assert.True(summary.ScoreBest >= summary.ScoreBefore);
+        Assert.True(summary.TeacherCached);
+        // Same seed, same bytes.
+        var again = Optimize("digits/vgg.onnx", prune + ",distill{steps=80,eval-every=40,lr=0.002}");
+        Assert.Equal(distilled.Bytes, again.Bytes);
+    }
+
+    [Fact]
+    public void DistillFeaturesAutoMatchesThePooledFeaturesAndBiasesOnlyTouchesBiases()
+    {
+        var m = Run(OnnxImporter.Load(Paths.Model("digits/resnet.onnx")), "canonicalize,fold-bn").After;
+        var calib = CalibrationSource.FromFolder(Path.Combine(Data, "calib"));
+        var student = m.Clone();
+        // A perturbed bias the distillation must pull back.
+        var fc = student.Graph.Nodes.Last(n => n.OpType == "Gemm");
+        var b = fc.Input(2)!;
+        student.Graph.SetInitializerData(b, Tensor.FromFloats(b.Name, b.Initializer!.Dims,
+            b.Initializer.ToFloatArray().Select((v, i) => v + (i % 3) * 0.7f).ToArray()));
+        var ctx = new PassContext(student, calib) { Original = m };
+        var biases = student.Graph.Nodes.SelectMany(ParameterSelection.Trainable).Where(t => t.Bias)
+            .Select(t => t.Value.Name).ToHashSet();
+        var before = student.Graph.Initializers.Where(v => v != b).ToDictionary(v => v.Name, v => v.Initializer!.ToFloatArray());
+        var pass = new Distill();
+        pass.Run(ctx, new PassOptions(pass, [new("steps", "60"), new("params", "biases"), new("features", "auto"),
+            new("lr", "0.01")]));
+        var s = ctx.Stats.Decisions.OfType<TrainingSummary>().Single();
+        Assert.True(s.FinalLoss < 0.5 * s.FirstLoss, $"{s.FirstLoss} -> {s.FinalLoss}");
+        foreach (var v in student.Graph.Initializers)
+            if (before.TryGetValue(v.Name, out var old) && !biases.Contains(v.Name))
+                Assert.Equal(old, v.Initializer!.ToFloatArray());
+    }
+
+    [Fact]
+    public void TrainedLayerFoldingLinearizesWithinBudgetAndFoldsExactly()
+    {
+        var r = Optimize("digits/resnet.onnx", "canonicalize,fold-bn,linearize{mode=train,steps=200,finetune-steps=40,"
+            + "max-agreement-drop=1.5},canonicalize,fold-conv");
+        var run = r.Report.Passes.Single(p => p.Step.StartsWith("linearize", StringComparison.Ordinal));
+        var summary = run.Stats.Decisions.OfType<TrainedLinearizeSummary>().Single();
+        Assert.Equal(9, summary.Candidates);
+        Assert.True(summary.DropPoints is null || summary.DropPoints <= 1.5);
+        Assert.Equal(summary.Linearized, run.Stats.Decisions.OfType<SlopeDecision>().Count(d => d.Decision == "linearized"));
+        Assert.All(run.Stats.Decisions.OfType<SlopeDecision>(), d => Assert.InRange(d.Slope, 0, 1));
+        Assert.True(summary.Linearized > 0, "slopes reached the threshold");
+        Assert.True(r.Report.After.NonLinearDepth < r.Report.Before.NonLinearDepth);
+        Assert.True(r.Accepted);
+    }
+
+    [Fact]
+    public void TrainedCentroidsBeatUntrainedOnesAndEveryFormatStoresThem()
+    {
+        const string bits = "canonicalize,fold-bn,cluster{bits=2";
+        var plain = Optimize("digits/vgg.onnx", bits + "}");
+        var trained = Optimize("digits/vgg.onnx", bits + ",train-steps=60,train-lr=0.001}");
+        static double agreement(OptimizeResult x) => x.Report.Validation!.Report.Outputs[0].Top1Agreement!.Value;
+        Assert.True(agreement(trained) > agreement(plain), $"{agreement(plain)} -> {agreement(trained)}");
+        var d = trained.Report.Passes[^1].Stats.Decisions.OfType<WeightClustered>().ToList();
+        Assert.All(d, w => Assert.True(w.DistinctAfter <= 4, w.Weight));
+        var lut = Optimize("digits/vgg.onnx", bits + ",train-steps=60,train-lr=0.001,format=lut}");
+        Assert.Equal(Outputs(trained.Bytes), Outputs(lut.Bytes));
+        Assert.True(lut.Bytes.Length < trained.Bytes.Length);
+    }
+}
