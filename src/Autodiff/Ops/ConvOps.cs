@@ -110,87 +110,40 @@ internal sealed class ConvOp<T> : IOp<T> where T : unmanaged, IFloatingPointIeee
         return db;
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void DepthwiseForward(Plan p, T[] x, T[] w, T[] y)
     {
         var g = p.G;
-        int H = g.In[0], W = g.In[1], Ho = g.Out[0], Wo = g.Out[1], kh = g.Kernel[0], kw = g.Kernel[1];
+        int hw = g.InSize, ohw = g.OutSize, k = g.KernelSize;
         Parallel.For(0, p.N * p.M, new ParallelOptions { MaxDegreeOfParallelism = Parallelism.Threads }, nm =>
         {
             int n = nm / p.M, m = nm % p.M, ch = m / p.Mg;
-            int xOff = (n * p.C + ch) * H * W, yOff = nm * Ho * Wo, wOff = m * kh * kw;
-            for (int oh = 0; oh < Ho; oh++)
-                for (int ow = 0; ow < Wo; ow++)
-                {
-                    T acc = T.Zero;
-                    for (int i = 0; i < kh; i++)
-                    {
-                        int ih = oh * g.Stride[0] - g.PadBegin[0] + i * g.Dilation[0];
-                        if ((uint)ih >= (uint)H) continue;
-                        for (int j = 0; j < kw; j++)
-                        {
-                            int iw = ow * g.Stride[1] - g.PadBegin[1] + j * g.Dilation[1];
-                            if ((uint)iw < (uint)W) acc += x[xOff + ih * W + iw] * w[wOff + i * kw + j];
-                        }
-                    }
-                    y[yOff + oh * Wo + ow] = acc;
-                }
+            Depthwise<T>.Forward(g, x.AsSpan((n * p.C + ch) * hw, hw), w.AsSpan(m * k, k), y.AsSpan(nm * ohw, ohw));
         });
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void DepthwiseBackward(Plan p, T[] x, T[] w, T[] gy, T[]? dx, T[]? dw)
     {
         var g = p.G;
-        int H = g.In[0], W = g.In[1], Ho = g.Out[0], Wo = g.Out[1], kh = g.Kernel[0], kw = g.Kernel[1];
-        // dX: one task per input channel (it gathers from its Mg output channels); dW: one task per output channel.
+        int hw = g.InSize, ohw = g.OutSize, k = g.KernelSize;
+        // dX: one task per input plane (it gathers from its Mg output planes); dW: one task per output channel.
         if (dx is not null)
             Parallel.For(0, p.N * p.C, new ParallelOptions { MaxDegreeOfParallelism = Parallelism.Threads }, nc =>
             {
-                int n = nc / p.C, ch = nc % p.C, xOff = nc * H * W;
+                int n = nc / p.C, ch = nc % p.C;
                 for (int mm = 0; mm < p.Mg; mm++)
                 {
-                    int m = ch * p.Mg + mm, yOff = (n * p.M + m) * Ho * Wo, wOff = m * kh * kw;
-                    for (int oh = 0; oh < Ho; oh++)
-                        for (int ow = 0; ow < Wo; ow++)
-                        {
-                            var gv = gy[yOff + oh * Wo + ow];
-                            for (int i = 0; i < kh; i++)
-                            {
-                                int ih = oh * g.Stride[0] - g.PadBegin[0] + i * g.Dilation[0];
-                                if ((uint)ih >= (uint)H) continue;
-                                for (int j = 0; j < kw; j++)
-                                {
-                                    int iw = ow * g.Stride[1] - g.PadBegin[1] + j * g.Dilation[1];
-                                    if ((uint)iw < (uint)W) dx[xOff + ih * W + iw] += gv * w[wOff + i * kw + j];
-                                }
-                            }
-                        }
+                    int m = ch * p.Mg + mm;
+                    Depthwise<T>.BackwardInput(g, gy.AsSpan((n * p.M + m) * ohw, ohw), w.AsSpan(m * k, k),
+                        dx.AsSpan(nc * hw, hw));
                 }
             });
         if (dw is not null)
             Parallel.For(0, p.M, new ParallelOptions { MaxDegreeOfParallelism = Parallelism.Threads }, m =>
             {
-                int ch = m / p.Mg, wOff = m * kh * kw;
+                int ch = m / p.Mg;
                 for (int n = 0; n < p.N; n++)
-                {
-                    int xOff = (n * p.C + ch) * H * W, yOff = (n * p.M + m) * Ho * Wo;
-                    for (int oh = 0; oh < Ho; oh++)
-                        for (int ow = 0; ow < Wo; ow++)
-                        {
-                            var gv = gy[yOff + oh * Wo + ow];
-                            for (int i = 0; i < kh; i++)
-                            {
-                                int ih = oh * g.Stride[0] - g.PadBegin[0] + i * g.Dilation[0];
-                                if ((uint)ih >= (uint)H) continue;
-                                for (int j = 0; j < kw; j++)
-                                {
-                                    int iw = ow * g.Stride[1] - g.PadBegin[1] + j * g.Dilation[1];
-                                    if ((uint)iw < (uint)W) dw[wOff + i * kw + j] += gv * x[xOff + ih * W + iw];
-                                }
-                            }
-                        }
-                }
+                    Depthwise<T>.BackwardWeight(g, x.AsSpan((n * p.C + ch) * hw, hw), gy.AsSpan((n * p.M + m) * ohw, ohw),
+                        dw.AsSpan(m * k, k));
             });
     }
 
