@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole onnxopt test suite from a fresh clone: installs the ONNX backend test data
-# (Debian's libonnx-testdata) when it is missing and apt is usable, checks style (scripts/check-style.sh),
-# builds, runs every test project, and prints one closing line "N passed, N failed, N skipped".
+# (Debian's libonnx-testdata) and a headless browser (chromium) when missing and apt is usable, checks
+# style (scripts/check-style.sh), builds, runs every test project, and prints one closing line "N passed, N failed, N skipped".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,6 +9,12 @@ if [ ! -d /usr/share/libonnx-testdata/data ] && command -v apt-get >/dev/null 2>
   echo "installing libonnx-testdata (ONNX backend test models) ..."
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libonnx-testdata) >/dev/null 2>&1 \
     || echo "warning: could not install libonnx-testdata; the backend-model tests will be skipped"
+fi
+
+if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  echo "installing chromium (the HTML report's browser tests) ..."
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null 2>&1 \
+    || echo "warning: could not install chromium; the browser tests will be skipped"
 fi
 
 bash scripts/check-style.sh

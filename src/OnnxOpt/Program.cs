@@ -34,6 +34,7 @@ public static class Program
         root.Add(ClusterCommand.Create(ctx));
         root.Add(PackCommand.Create(ctx));
         root.Add(PackCommand.CreateUnpack(ctx));
+        root.Add(CompressCommand.Create(ctx));
 
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)

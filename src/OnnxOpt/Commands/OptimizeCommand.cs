@@ -1,5 +1,5 @@
 // onnxopt optimize IN -o OUT --passes PIPELINE [--calib DIR | --calib-random N] [--eval DIR]
-//                  [--report R.json] [--validate] [--force] [--verify-each] [--bench]
+//                  [--report R.json] [--html R.html] [--validate] [--force] [--verify-each] [--bench]
 // Parses flags into OptimizeOptions, runs the library's driver (Optimizer.Run: passes, verification,
 // validation in ORT, latency), then renders: the summary on stderr, the JSON report (OptimizeReportWriter),
 // and the model written atomically. A refused result writes nothing (exit 1) unless --force (then the
@@ -21,6 +21,7 @@ public sealed record OptimizeRequest(string Input, string Output, Pipeline Pipel
     public string? Eval { get; init; }
     public ulong Seed { get; init; } = 1;
     public string? Report { get; init; }
+    public string? Html { get; init; }
     public bool Validate { get; init; }
     public bool Force { get; init; }
     public bool VerifyEach { get; init; }
@@ -46,6 +47,11 @@ public static class OptimizeCommand
         public readonly Option<string?> Eval = new("--eval") { Description = "held-out data folder: validation runs on it (implies --validate) and accuracy budgets are measured on it" };
         public readonly Option<ulong> Seed = new("--seed") { Description = "seed for random calibration/validation inputs", DefaultValueFactory = _ => 1UL };
         public readonly Option<string?> Report = new("--report") { Description = "write a JSON report here" };
+        public readonly Option<string?> Html = new("--html")
+        {
+            Description = "write a self-contained HTML report "
+            + "here"
+        };
         public readonly Option<bool> Validate = new("--validate") { Description = "compare the output with the input in ORT before writing" };
         public readonly Option<bool> Force = new("--force") { Description = "write the output even if validation fails" };
         public readonly Option<bool> VerifyEach = new("--verify-each") { Description = "run the IR verifier after every pass" };
@@ -57,7 +63,8 @@ public static class OptimizeCommand
         public void AddTo(Command c)
         {
             c.Add(Input);
-            foreach (var o in new Option[] { Output, Calib, CalibRandom, SkipNonFinite, Eval, Seed, Report, Validate,
+            foreach (var o in new Option[] { Output, Calib, CalibRandom, SkipNonFinite, Eval, Seed, Report, Html,
+                Validate,
                 Force, VerifyEach, Bench, Rtol, Atol, MaxDrop }) c.Add(o);
         }
 
@@ -70,6 +77,7 @@ public static class OptimizeCommand
             Eval = r.GetValue(Eval),
             Seed = r.GetValue(Seed),
             Report = r.GetValue(Report),
+            Html = r.GetValue(Html),
             Validate = r.GetValue(Validate),
             Force = r.GetValue(Force),
             VerifyEach = r.GetValue(VerifyEach),
@@ -120,6 +128,7 @@ public static class OptimizeCommand
         Optimizer.CheckDataNeeds(options);
         var result = Optimizer.Run(q.Input, options, q.Output);
         if (q.Report is { } rp) AtomicFile.WriteAllText(rp, OptimizeReportWriter.Json(result.Report));
+        if (q.Html is { } hp) AtomicFile.WriteAllText(hp, HtmlReport.Optimize(result.Report));
         ctx.Err.WriteLine(OptimizeReportWriter.Summary(result.Report));
         foreach (var note in result.Report.Notes) ctx.Err.WriteLine("note: " + note);
         foreach (var (what, s) in new[] { ("calibration", options.Calibration), ("evaluation", options.Evaluation) })

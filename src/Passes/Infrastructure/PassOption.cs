@@ -75,6 +75,10 @@ public sealed class PassOptions
     public string Enum(string name) => (string)_values[name];
     public string String(string name) => (string)_values[name];
 
+    /// <summary>The options that differ from their defaults, in declaration order.</summary>
+    public string Brief() => string.Join(",", Pass.Options.Where(o => !Equals(_values[o.Name], o.Default))
+        .Select(o => $"{o.Name}={o.Format(_values[o.Name])}"));
+
     /// <summary>All options in declaration order, "k=v,k=v" (empty when the pass has none).</summary>
     public string Canonical() => string.Join(",", Pass.Options.Select(o => $"{o.Name}={o.Format(_values[o.Name])}"));
 }

@@ -16,6 +16,13 @@ public sealed record PipelineStep(Pass Pass, PassOptions Options)
         var o = Options.Canonical();
         return o.Length == 0 ? Pass.Name : $"{Pass.Name}{{{o}}}";
     }
+
+    /// <summary>Only the options that differ from their defaults (for people; parses to the same step).</summary>
+    public string Brief()
+    {
+        var o = Options.Brief();
+        return o.Length == 0 ? Pass.Name : $"{Pass.Name}{{{o}}}";
+    }
 }
 
 public sealed class Pipeline(IReadOnlyList<PipelineStep> steps)
@@ -23,6 +30,12 @@ public sealed class Pipeline(IReadOnlyList<PipelineStep> steps)
     public IReadOnlyList<PipelineStep> Steps { get; } = steps;
 
     public override string ToString() => string.Join(",", Steps);
+
+    /// <summary>Each step with only its non-default options ("prune{macs=0.5},distill{steps=400}").</summary>
+    public string Brief() => string.Join(",", Steps.Select(s => s.Brief()));
+
+    /// <summary>The brief form of a pipeline text ("" stays "").</summary>
+    public static string Brief(string text) => text.Length == 0 ? "" : Parse(text).Brief();
 
     public static Pipeline Parse(string text)
     {

@@ -60,7 +60,7 @@ public static class OptimizeReportWriter
         return System.Text.Encoding.UTF8.GetString(ms.ToArray()) + "\n";
     }
 
-    private static void WriteRun(Utf8JsonWriter w, PassRun run)
+    internal static void WriteRun(Utf8JsonWriter w, PassRun run)
     {
         w.WriteStartObject();
         w.WriteString("pass", run.Step);

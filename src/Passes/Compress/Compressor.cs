@@ -1,0 +1,223 @@
+// compress: one search from an exported model to the smallest (or fastest, or cheapest in MACs) model inside
+// an accuracy budget. A beam search over the recipe's stages (Recipe.Auto: exact clean-up -> Layer Folding,
+// post-training or trained -> pruning with least-squares repair and distillation -> int8 for latency, or
+// clustering with trained centroids for size):
+//   states = { the input }
+//   for each stage: every state x every candidate pipeline ("" keeps the state) -> a new model, run with the
+//     input model as every training pass's teacher, validated in ORT on --eval against the input (accuracy
+//     drop with labels, else top-1 agreement), timed in ORT (1 thread, interleaved with the input), sized as
+//     .onnx and as the packed archive; the `beam` best within the budget, by the target, go on.
+// The best candidate within the budget over the whole search is the result, and no candidate over it ever is;
+// the (drop, latency, packed size) Pareto set is marked. --time-budget stops starting candidates once spent
+// and records what it skipped. Deterministic for a fixed seed when the target is size or macs (latency
+// targets follow the timings measured).
+using System.Diagnostics;
+using System.Globalization;
+using OnnxOpt.Calibration;
+using OnnxOpt.GraphIR;
+using OnnxOpt.Runtime;
+using OnnxOpt.Runtime.Validation;
+
+namespace OnnxOpt.Passes;
+
+public sealed record CompressOptions
+{
+    public required CalibrationSource Calibration { get; init; }
+    public required CalibrationSource Evaluation { get; init; }
+    /// <summary>The search (normalized); default Recipe.Auto("size", 1).</summary>
+    public Recipe? Recipe { get; init; }
+    /// <summary>Stop starting candidates after this many minutes (null: no limit).</summary>
+    public double? TimeBudgetMinutes { get; init; }
+    public BenchOptions Bench { get; init; } = new() { Iterations = 100, Warmup = 10 };
+    public TextWriter? Log { get; init; }
+}
+
+/// <summary>One evaluated model of the search.</summary>
+public sealed record CompressCandidate(int Id, int? Parent, string Stage, string Step, string Pipeline)
+{
+    public double? Accuracy { get; init; }
+    public double Drop { get; init; }
+    public double LatencyMs { get; init; }
+    public double ReferenceLatencyMs { get; init; }
+    public long Bytes { get; init; }
+    public long PackedBytes { get; init; }
+    public long Macs { get; init; }
+    public long Parameters { get; init; }
+    public int NonLinearDepth { get; init; }
+    public bool WithinBudget { get; init; }
+    public bool Pareto { get; set; }
+    public bool Chosen { get; set; }
+    public double Seconds { get; init; }
+    public string? Error { get; init; }
+}
+
+public sealed record CompressReport
+{
+    public string? Input { get; init; }
+    public string? Output { get; init; }
+    public required string Target { get; init; }
+    public required double MaxDrop { get; init; }
+    public required Recipe Recipe { get; init; }
+    /// <summary>What the drop is measured in: accuracy (labels) or top1_agreement / cosine_x100.</summary>
+    public required string DropMetric { get; init; }
+    public double? ReferenceAccuracy { get; init; }
+    public required IReadOnlyList<CompressCandidate> Candidates { get; init; }
+    public required int Chosen { get; init; }
+    public required IReadOnlyList<string> Skipped { get; init; }
+    public required double SearchSeconds { get; init; }
+    public required ModelStats Before { get; init; }
+    public required ModelStats After { get; init; }
+    /// <summary>The chosen model's pass runs, every stage in order (decisions for the per-layer charts).</summary>
+    public required IReadOnlyList<PassRun> Passes { get; init; }
+    public required ValidationReport Validation { get; init; }
+    public required BenchReport Latency { get; init; }
+    public CompressCandidate ChosenCandidate => Candidates[Chosen];
+}
+
+public sealed record CompressResult(Model Model, byte[] Bytes, byte[] Packed, CompressReport Report);
+
+public static class Compressor
+{
+    private sealed record State(CompressCandidate Candidate, Model Model, byte[] Bytes, List<PassRun> Runs);
+
+    public static CompressResult Run(Model input, CompressOptions o, string? inputPath = null,
+        string? outputPath = null)
+    {
+        var clock = Stopwatch.StartNew();
+        var recipe = (o.Recipe ?? Recipe.Auto("size", 1)).Normalize();
+        var log = o.Log ?? TextWriter.Null;
+        var originalBytes = OnnxExporter.ToBytes(input);
+        var evalSettings = new SessionSettings { Optimization = GraphOptimization.All };
+        using var reference = InferenceSession.FromBytes(originalBytes, evalSettings);
+        var all = new List<CompressCandidate>();
+        var states = new Dictionary<int, State>();
+        var skipped = new List<string>();
+        string dropMetric = "accuracy";
+        double? referenceAccuracy = null;
+        var validations = new Dictionary<int, (ValidationReport V, BenchReport B)>();
+
+        CompressCandidate Evaluate(int? parent, string stage, string step, string pipeline, Model m, byte[] bytes,
+            double seconds)
+        {
+            using var cand = InferenceSession.FromBytes(bytes, evalSettings);
+            var v = Validator.Compare(reference, cand, o.Evaluation.DataFor(reference.Inputs), new ValidationOptions());
+            var drop = Fidelity.DropOf(v);
+            dropMetric = drop.Metric == DropMetric.Accuracy ? "accuracy" : "top1_agreement";
+            referenceAccuracy = v.ReferenceAccuracy * 100;
+            var bench = Benchmark.Run(originalBytes, bytes, o.Bench);
+            var stats = ModelStats.Compute(m, bytes.LongLength);
+            var packed = ModelArchive.Pack(bytes, out _);
+            var c = new CompressCandidate(all.Count, parent, stage, step, pipeline)
+            {
+                Accuracy = v.CandidateAccuracy * 100,
+                Drop = Math.Round(drop.Points, 6),
+                LatencyMs = bench.Other!.MedianMs,
+                ReferenceLatencyMs = bench.Model.MedianMs,
+                Bytes = bytes.LongLength,
+                PackedBytes = packed.LongLength,
+                Macs = stats.TotalMacs,
+                Parameters = stats.ParameterCount,
+                NonLinearDepth = stats.NonLinearDepth,
+                WithinBudget = drop.Points <= recipe.MaxDrop + 1e-9,
+                Seconds = Math.Round(seconds, 3),
+            };
+            validations[c.Id] = (v, bench);
+            all.Add(c);
+            log.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"compress: #{c.Id} [{stage}] {(step.Length == 0 ? "input" : Pipeline.Brief(step))}: {dropMetric} "
+                    + $"drop {c.Drop:F2}, "
+                + $"{c.LatencyMs:F3} ms (input {c.ReferenceLatencyMs:F3}), {c.PackedBytes:N0} B packed, "
+                + $"{c.Macs:N0} MACs{(c.WithinBudget ? "" : " - over budget")} ({seconds:F1} s)"));
+            return c;
+        }
+
+        var c0 = Evaluate(null, "input", "", "", input, originalBytes, 0);
+        states[c0.Id] = new State(c0, input, originalBytes, []);
+        var beam = new List<int> { c0.Id };
+        foreach (var stage in recipe.Stages)
+        {
+            var next = new List<int>();
+            foreach (var sid in beam)
+            {
+                var parent = states[sid];
+                foreach (var step in stage.Candidates)
+                {
+                    if (step.Length == 0) { next.Add(sid); continue; }
+                    if (o.TimeBudgetMinutes is { } tb && clock.Elapsed.TotalMinutes >= tb)
+                    {
+                        skipped.Add($"[{stage.Name}] {step} after #{sid} (time budget of "
+                            + $"{tb.ToString(CultureInfo.InvariantCulture)} min spent)");
+                        continue;
+                    }
+                    var sw = Stopwatch.StartNew();
+                    var pipeline = parent.Candidate.Pipeline.Length == 0 ? step : parent.Candidate.Pipeline + ","
+                        + step;
+                    try
+                    {
+                        var model = parent.Model.Clone();
+                        var ctx = new PassContext(model, o.Calibration, log, o.Evaluation) { Original = input };
+                        var runs = PipelineRunner.Run(model, Pipeline.Parse(step), ctx);
+                        Verifier.Verify(model);
+                        var bytes = OnnxExporter.ToBytes(model);
+                        var c = Evaluate(sid, stage.Name, step, pipeline, model, bytes, sw.Elapsed.TotalSeconds);
+                        states[c.Id] = new State(c, model, bytes, [.. parent.Runs, .. runs]);
+                        if (c.WithinBudget) next.Add(c.Id);
+                    }
+                    catch (Exception e) when (e is OnnxModelException or OrtException)
+                    {
+                        var c = new CompressCandidate(all.Count, sid, stage.Name, step, pipeline)
+                        {
+                            Error = e.Message.ReplaceLineEndings(" "),
+                            Seconds = Math.Round(sw.Elapsed.TotalSeconds, 3),
+                            Drop = double.PositiveInfinity,
+                        };
+                        all.Add(c);
+                        log.WriteLine($"compress: #{c.Id} [{stage.Name}] {Pipeline.Brief(step)}: failed: {c.Error}");
+                    }
+                }
+            }
+            beam = next.Distinct().OrderBy(id => Objective(recipe.Target, all[id])).ThenBy(id => all[id].Drop)
+                .ThenBy(id => id).Take(recipe.Beam).ToList();
+        }
+        MarkPareto(all);
+        var chosen = all.Where(c => c.WithinBudget && c.Error is null).OrderBy(c => Objective(recipe.Target, c))
+            .ThenBy(c => c.Drop).ThenBy(c => c.Id).First();
+        chosen.Chosen = true;
+        var best = states[chosen.Id];
+        var (validation, latency) = validations[chosen.Id];
+        var report = new CompressReport
+        {
+            Input = inputPath,
+            Output = outputPath,
+            Target = recipe.Target,
+            MaxDrop = recipe.MaxDrop,
+            Recipe = recipe,
+            DropMetric = dropMetric,
+            ReferenceAccuracy = referenceAccuracy,
+            Candidates = all,
+            Chosen = chosen.Id,
+            Skipped = skipped,
+            SearchSeconds = Math.Round(clock.Elapsed.TotalSeconds, 3),
+            Before = ModelStats.Compute(input, originalBytes.LongLength),
+            After = ModelStats.Compute(best.Model, best.Bytes.LongLength),
+            Passes = best.Runs,
+            Validation = validation,
+            Latency = latency,
+        };
+        return new CompressResult(best.Model, best.Bytes, ModelArchive.Pack(best.Bytes, out _), report);
+    }
+
+    /// <summary>What the target minimizes.</summary>
+    public static double Objective(string target, CompressCandidate c) => c.Error is not null ? double.PositiveInfinity
+        : target switch { "latency" => c.LatencyMs, "macs" => c.Macs, _ => c.PackedBytes };
+
+    /// <summary>Marks the candidates no other beats on drop, latency and packed size at once.</summary>
+    private static void MarkPareto(List<CompressCandidate> all)
+    {
+        var ok = all.Where(c => c.Error is null).ToList();
+        foreach (var c in ok)
+            c.Pareto = !ok.Any(d => d != c && d.Drop <= c.Drop && d.LatencyMs <= c.LatencyMs
+                && d.PackedBytes <= c.PackedBytes
+                && (d.Drop < c.Drop || d.LatencyMs < c.LatencyMs || d.PackedBytes < c.PackedBytes));
+    }
+}

@@ -1,0 +1,137 @@
+// A compress recipe: the target, the accuracy budget, the beam width and the stages of the search, each a list
+// of candidate pipelines ("" = skip the stage). YAML or JSON, the same fields:
+//   target: size            # latency | size | macs
+//   max_drop: 1             # points of accuracy (with labels) or top-1 agreement, against the input model
+//   beam: 2                 # states kept after each stage
+//   stages:
+//     - name: clean-up
+//       candidates: ["canonicalize,fold-bn"]
+//     - name: prune
+//       candidates: ["", "prune{macs=0.5,criterion=taylor,min-speedup=0},distill{steps=500}"]
+// Normalize() spells every pipeline out (every option), and the normalized recipe, written as JSON or YAML,
+// parses back to itself; the report records it. Auto() is the built-in recipe for a target.
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using OnnxOpt.GraphIR;
+using YamlDotNet.Serialization;
+using YamlDotNet.Serialization.NamingConventions;
+
+namespace OnnxOpt.Passes;
+
+public sealed record RecipeStage
+{
+    public string Name { get; init; } = "";
+    public List<string> Candidates { get; init; } = [];
+}
+
+public sealed record Recipe
+{
+    public static readonly string[] Targets = ["latency", "size", "macs"];
+
+    public string Target { get; init; } = "size";
+    public double MaxDrop { get; init; } = 1;
+    public int Beam { get; init; } = 2;
+    public List<RecipeStage> Stages { get; init; } = [];
+
+    private static readonly JsonSerializerOptions Json = new()
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        WriteIndented = true,
+        DefaultIgnoreCondition = JsonIgnoreCondition.Never,
+    };
+
+    /// <summary>Reads a recipe file (.json, else YAML), naming the file in any error.</summary>
+    public static Recipe Load(string path)
+    {
+        if (!File.Exists(path)) throw new OnnxModelException($"recipe '{path}' not found");
+        try { return Parse(File.ReadAllText(path), path.EndsWith(".json", StringComparison.OrdinalIgnoreCase)); }
+        catch (OnnxModelException e) { throw new OnnxModelException($"{path}: {e.Message}"); }
+    }
+
+    public static Recipe Parse(string text, bool json)
+    {
+        Recipe? r;
+        try
+        {
+            r = json ? JsonSerializer.Deserialize<Recipe>(text, Json)
+                : new DeserializerBuilder().WithNamingConvention(UnderscoredNamingConvention.Instance).Build()
+                    .Deserialize<Recipe>(text);
+        }
+        catch (Exception e) when (e is JsonException or YamlDotNet.Core.YamlException)
+        {
+            throw new OnnxModelException($"recipe is not valid {(json ? "JSON" : "YAML")}: "
+                + $"{e.Message.ReplaceLineEndings(" ")}");
+        }
+        return (r ?? throw new OnnxModelException("recipe is empty")).Normalize();
+    }
+
+    /// <summary>Checked, with every pipeline spelled out.</summary>
+    public Recipe Normalize()
+    {
+        if (!Targets.Contains(Target)) throw new OnnxModelException($"recipe target '{Target}' is not latency, size "
+            + $"or macs");
+        if (!(MaxDrop >= 0)) throw new OnnxModelException($"recipe max_drop {MaxDrop} must be 0 or more");
+        if (Beam < 1) throw new OnnxModelException($"recipe beam {Beam} must be 1 or more");
+        if (Stages.Count == 0) throw new OnnxModelException("recipe has no stages");
+        return this with
+        {
+            Stages = Stages.Select((s, i) => new RecipeStage
+            {
+                Name = string.IsNullOrWhiteSpace(s.Name) ? $"stage-{i + 1}" : s.Name,
+                Candidates = s.Candidates.Count == 0 ? throw new OnnxModelException($"recipe stage '{s.Name}' has no "
+                    + $"candidates")
+                    : s.Candidates.Select(c =>
+                        string.IsNullOrWhiteSpace(c) ? "" : Pipeline.Parse(c).ToString()).ToList(),
+            }).ToList(),
+        };
+    }
+
+    public string ToJson() => JsonSerializer.Serialize(this, Json);
+
+    public string ToYaml() => new SerializerBuilder().WithNamingConvention(UnderscoredNamingConvention.Instance)
+        .Build().Serialize(this);
+
+    public bool SameAs(Recipe o) => Target == o.Target && MaxDrop == o.MaxDrop && Beam == o.Beam
+        && Stages.Count == o.Stages.Count && Stages.Zip(o.Stages).All(p => p.First.Name == p.Second.Name
+            && p.First.Candidates.SequenceEqual(p.Second.Candidates));
+
+    /// <summary>The built-in search for a target: exact clean-up, Layer Folding (post-training or trained),
+    /// pruning with repair and distillation, then int8 (latency) or clustering with trained centroids (size).</summary>
+    public static Recipe Auto(string target, double maxDrop)
+    {
+        var half = (maxDrop / 2).ToString("R", CultureInfo.InvariantCulture);
+        var fold = target == "latency" ? "canonicalize,fold-conv{objective=latency}" : "canonicalize,fold-conv";
+        var finish = target switch
+        {
+            "latency" => new List<string> { "", "quantize" },
+            "size" => ["cluster{bits=4,train-steps=200}", "cluster{bits=4,per-channel=true,train-steps=200}",
+                "cluster{bits=3,train-steps=200}"],
+            _ => [""],
+        };
+        return new Recipe
+        {
+            Target = target,
+            MaxDrop = maxDrop,
+            Beam = 2,
+            Stages =
+            [
+                new() { Name = "clean-up", Candidates = ["canonicalize,fold-bn"] },
+                new()
+                {
+                    Name = "layer-folding",
+                    Candidates = ["", $"linearize{{max-agreement-drop={half}}},{fold}",
+                        $"linearize{{mode=train,steps=300,finetune-steps=300,max-agreement-drop={half}}},{fold}"],
+                },
+                new()
+                {
+                    Name = "pruning",
+                    Candidates = ["", "prune{macs=0.7,criterion=taylor,min-speedup=0},distill{steps=400,eval-every=0}",
+                        "prune{macs=0.5,criterion=taylor,min-speedup=0},distill{steps=400,eval-every=0}"],
+                },
+                new() { Name = target == "latency" ? "int8" : target == "size" ? "clustering" : "finish",
+                    Candidates = finish },
+            ],
+        }.Normalize();
+    }
+}

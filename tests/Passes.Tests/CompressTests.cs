@@ -1,0 +1,129 @@
+// compress: the search never chooses (or writes) a candidate over the budget, recipes round-trip through JSON
+// and YAML, the chosen model is the same for a fixed seed, and the HTML report renders in a real headless
+// browser with its charts (a screenshot is saved for a person to look at).
+using OnnxOpt.Calibration;
+using OnnxOpt.GraphIR;
+using OnnxOpt.Passes;
+
+namespace OnnxOpt.Tests;
+
+public class CompressTests
+{
+    private static readonly string Data = Paths.Model("digits/data");
+
+    private static readonly Recipe Small = Recipe.Parse("""
+        target: size
+        max_drop: 0.5
+        beam: 2
+        stages:
+          - name: clean-up
+            candidates: ["canonicalize,fold-bn"]
+          - name: pruning
+            candidates: ["", "prune{macs=0.6,min-speedup=0}"]
+          - name: clustering
+            candidates: ["cluster{bits=4}", "cluster{bits=1}", "cluster{bits=3,train-steps=20,train-lr=0.001}"]
+        """, json: false);
+
+    private static CompressResult Compress(Recipe r) => Compressor.Run(OnnxImporter.Load(Paths.Model("digits/vgg.onnx")),
+        new CompressOptions
+        {
+            Calibration = CalibrationSource.FromFolder(Path.Combine(Data, "calib")),
+            Evaluation = CalibrationSource.FromFolder(Path.Combine(Data, "test")),
+            Recipe = r,
+            Bench = new Runtime.Validation.BenchOptions { Iterations = 10, Warmup = 2 },
+        }, "vgg.onnx", "vgg.c.onnx");
+
+    [Fact]
+    public void RecipesRoundTripThroughJsonAndYaml()
+    {
+        foreach (var target in Recipe.Targets)
+        {
+            var r = Recipe.Auto(target, 1);
+            Assert.True(r.SameAs(Recipe.Parse(r.ToJson(), json: true)));
+            Assert.True(r.SameAs(Recipe.Parse(r.ToYaml(), json: false)));
+            Assert.True(r.SameAs(r.Normalize()));
+        }
+        Assert.True(Small.SameAs(Recipe.Parse(Small.ToYaml(), json: false)));
+        Assert.Contains("prune{criterion=l2,", Small.Stages[1].Candidates[1]);
+        var bad = Assert.Throws<OnnxModelException>(() => Recipe.Parse("""{"target": "speed", "stages": []}""", json: true));
+        Assert.Contains("target 'speed'", bad.Message);
+        var opt = Assert.Throws<OnnxModelException>(() => Recipe.Parse(
+            "stages: [{name: a, candidates: [\"prune{speed=2}\"]}]", json: false));
+        Assert.Contains("no option 'speed'", opt.Message);
+    }
+
+    [Fact]
+    public void SearchRespectsTheBudgetIsDeterministicAndRenders()
+    {
+        var a = Compress(Small);
+        var r = a.Report;
+        Assert.True(r.ChosenCandidate.WithinBudget);
+        Assert.True(r.ChosenCandidate.Drop <= 0.5 + 1e-9);
+        Assert.All(r.Candidates.Where(c => c.Error is null), c => Assert.Equal(c.Drop <= 0.5 + 1e-9, c.WithinBudget));
+        // bits=1 destroys the model: evaluated, over the budget, never chosen.
+        Assert.Contains(r.Candidates, c => c.Step.StartsWith("cluster{bits=1,", StringComparison.Ordinal) && !c.WithinBudget);
+        // Within the budget, nothing smaller than the chosen one.
+        Assert.All(r.Candidates.Where(c => c.WithinBudget), c => Assert.True(c.PackedBytes >= r.ChosenCandidate.PackedBytes));
+        Assert.True(r.ChosenCandidate.PackedBytes * 5 < r.Candidates[0].Bytes, "at least 5x smaller");
+        Assert.Contains(r.Candidates, c => c.Pareto);
+        Assert.Equal(a.Bytes, OnnxExporter.ToBytes(a.Model));
+        // Same seed, same choice, same bytes.
+        var b = Compress(Small);
+        Assert.Equal(r.Chosen, b.Report.Chosen);
+        Assert.Equal(a.Bytes, b.Bytes);
+        // Reports.
+        var json = CompressReportWriter.Json(r);
+        Assert.Contains("\"chosen\": " + r.Chosen, json);
+        var recipe = System.Text.Json.JsonDocument.Parse(json).RootElement.GetProperty("recipe").GetRawText();
+        Assert.True(Small.SameAs(Recipe.Parse(recipe, json: true)));
+        var html = HtmlReport.Compress(r);
+        Assert.Contains("id=\"pareto-latency\"", html);
+        Assert.Contains("class=\"point chosen", html);
+        Assert.DoesNotContain("<script", html);
+        Assert.DoesNotContain("http", html.Replace("http://www.w3.org", ""));
+        RenderInBrowser(html, "compress");
+    }
+
+    [Fact]
+    public void NothingWithinABudgetOfZeroButTheExactOnes()
+    {
+        var r = Compress((Small with { MaxDrop = 0, Stages = [Small.Stages[0], Small.Stages[2]] }).Normalize()).Report;
+        Assert.Equal(0, r.ChosenCandidate.Drop);
+    }
+
+    [BrowserFact]
+    public void OptimizeReportRendersInTheBrowser()
+    {
+        var result = Optimizer.Run(Paths.Model("digits/resnet.onnx"), new OptimizeOptions
+        {
+            Pipeline = Presets.Prune.Build([new("macs", "0.6"), new("min-speedup", "0")]),
+            Calibration = CalibrationSource.FromFolder(Path.Combine(Data, "calib")),
+            Evaluation = CalibrationSource.FromFolder(Path.Combine(Data, "test")),
+            Bench = new Runtime.Validation.BenchOptions { Iterations = 10, Warmup = 2 },
+        });
+        var html = HtmlReport.Optimize(result.Report);
+        Assert.Contains("channels kept per group", html);
+        RenderInBrowser(html, "prune");
+    }
+
+    /// <summary>Loads the page in headless chromium: no console errors, the charts and tables in the DOM, and a
+    /// screenshot next to the test binaries (screenshots/NAME.png).</summary>
+    private static void RenderInBrowser(string html, string name)
+    {
+        if (Browser.Path is null) return;
+        var dir = Paths.TempDir();
+        var page = Path.Combine(dir, name + ".html");
+        File.WriteAllText(page, html);
+        var (dom, err) = Browser.Run(page, "--dump-dom");
+        Assert.Contains("<svg class=\"chart", dom);
+        Assert.Contains("id=\"summary-table\"", dom);
+        Assert.Contains("id=\"validation-table\"", dom);
+        Assert.DoesNotContain("Uncaught", err);
+        Assert.DoesNotMatch(@"CONSOLE\(\d+\).*(error|Error)", err);
+        var shots = Path.Combine(AppContext.BaseDirectory, "screenshots");
+        Directory.CreateDirectory(shots);
+        var png = Path.Combine(shots, name + ".png");
+        Browser.Run(page, $"--screenshot={png}", "--window-size=1200,2200", "--hide-scrollbars");
+        Assert.True(new FileInfo(png).Length > 10_000, $"screenshot {png}");
+    }
+}
