@@ -20,7 +20,8 @@ public sealed class ParameterOptimizer
     {
         _s = settings; _params = parameters;
         _m = parameters.Select(p => new float[p.Values.Length]).ToArray();
-        _v = settings.Optimizer == OptimizerKind.Sgd ? [] : parameters.Select(p => new float[p.Values.Length]).ToArray();
+        _v = settings.Optimizer == OptimizerKind.Sgd ? [] : parameters.Select(p =>
+            new float[p.Values.Length]).ToArray();
     }
 
     /// <summary>The learning rate at a step (0-based).</summary>

@@ -39,13 +39,15 @@ public static class ParameterSelection
                             found.Add(p);
                 break;
             default:
-                foreach (var name in spec.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+                foreach (var name in spec.Split(';',
+                    StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
                 {
                     var v = g.Find(name);
                     if (v?.Initializer is null)
                         throw new OnnxModelException($"params: '{name}' is not an initializer of the model");
                     if (v.Initializer.ElementType != DataType.Float)
-                        throw new OnnxModelException($"params: initializer '{name}' is {v.Initializer.ElementType.Name()}, "
+                        throw new OnnxModelException($"params: initializer '{name}' is "
+                            + $"{v.Initializer.ElementType.Name()}, "
                             + "only float initializers train");
                     if (Take(v)) found.Add(new DirectParameter(v) { Decays = v.Initializer.Dims.Length > 1 });
                 }
@@ -84,7 +86,8 @@ public static class ParameterSelection
     private static bool Learned(Node p) => p.OpType is "Conv" or "ConvTranspose" or "Gemm" or "MatMul"
         or "BatchNormalization";
 
-    /// <summary>A codebook parameter for a weight with at most 256 distinct values per tensor or per output channel.</summary>
+    /// <summary>A codebook parameter for a weight with at most 256 distinct values per tensor or per output
+    /// channel.</summary>
     public static CodebookParameter? Shared(Value v)
     {
         var w = v.Initializer!.ToFloatArray();

@@ -82,7 +82,8 @@ public sealed class CodebookParameter : Parameter
     private readonly int[] _index; // element -> position in Values (slice * K + code)
 
     /// <param name="codebooks">Slices x K centroids, flattened.</param>
-    /// <param name="index">Per element of the initializer, its centroid's position in <paramref name="codebooks"/>.</param>
+    /// <param name="index">Per element of the initializer, its centroid's position in <paramref
+    /// name="codebooks"/>.</param>
     public CodebookParameter(Value initializer, float[] codebooks, int[] index)
         : base(initializer.Name + ":codebook", codebooks)
     {

@@ -50,7 +50,8 @@ public sealed class Teacher : IDisposable
         {
             int per = NdArray<float>.Size(_sampleShapes![k]);
             var a = new float[samples.Length * per];
-            for (int i = 0; i < samples.Length; i++) Array.Copy(_cache[k], (long)samples[i] * per, a, (long)i * per, per);
+            for (int i = 0; i < samples.Length; i++) Array.Copy(_cache[k], (long)samples[i] * per, a, (long)i * per,
+                per);
             r[k] = new NdArray<float>(new[] { samples.Length }.Concat(_sampleShapes[k]).ToArray(), a);
         }
         return r;

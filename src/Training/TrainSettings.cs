@@ -30,7 +30,8 @@ public sealed record TrainSettings
     public ScheduleKind Schedule { get; init; } = ScheduleKind.Cosine;
     /// <summary>Linear warm-up from 0 over this many steps.</summary>
     public int WarmupSteps { get; init; }
-    /// <summary>Schedule=step: the learning rate is multiplied by StepGamma at each of these fractions of Steps.</summary>
+    /// <summary>Schedule=step: the learning rate is multiplied by StepGamma at each of these fractions of
+    /// Steps.</summary>
     public IReadOnlyList<double> StepAt { get; init; } = [0.4, 0.8];
     public double StepGamma { get; init; } = 0.1;
     /// <summary>Clip the global gradient norm to this (0: no clipping).</summary>
@@ -58,8 +59,10 @@ public sealed record TrainSettings
     {
         if (Steps < 0) throw new OnnxOpt.GraphIR.OnnxModelException($"steps = {Steps}: give 0 or more");
         if (Batch < 1) throw new OnnxOpt.GraphIR.OnnxModelException($"batch = {Batch}: give 1 or more");
-        if (!(LearningRate > 0)) throw new OnnxOpt.GraphIR.OnnxModelException($"lr = {LearningRate}: give a positive learning rate");
-        if (Temperature <= 0) throw new OnnxOpt.GraphIR.OnnxModelException($"temperature = {Temperature}: give a positive value");
+        if (!(LearningRate > 0)) throw new OnnxOpt.GraphIR.OnnxModelException($"lr = {LearningRate}: give a positive "
+            + $"learning rate");
+        if (Temperature <= 0) throw new OnnxOpt.GraphIR.OnnxModelException($"temperature = {Temperature}: give a "
+            + $"positive value");
         if (Shift < 0) throw new OnnxOpt.GraphIR.OnnxModelException($"shift = {Shift}: give 0 or more pixels");
     }
 }

@@ -99,7 +99,8 @@ public sealed class Trainer
             long[]? labels = train.Labels is { } l ? idx.Select(i => l[i]).ToArray() : null;
             double loss = LossAndGradients(batch, targets, labels, seedNames, wrt, grads);
             if (!double.IsFinite(loss))
-                throw new OnnxModelException($"training diverged at step {step + 1} (loss {loss}); lower lr (now {_s.LearningRate})");
+                throw new OnnxModelException($"training diverged at step {step + 1} (loss {loss}); lower lr (now "
+                    + $"{_s.LearningRate})");
             if (step == 0) first = loss;
             running = step == 0 ? loss : 0.9 * running + 0.1 * loss;
             last = loss;
@@ -112,7 +113,8 @@ public sealed class Trainer
                 if (score > best + 1e-9)
                 {
                     best = score; bestStep = step + 1; sinceBest = 0;
-                    for (int k = 0; k < _params.Count; k++) Array.Copy(_params[k].Values, bestValues[k], bestValues[k].Length);
+                    for (int k = 0; k < _params.Count; k++) Array.Copy(_params[k].Values, bestValues[k],
+                        bestValues[k].Length);
                 }
                 else if (_s.Patience > 0 && ++sinceBest >= _s.Patience) early = true;
             }
@@ -237,7 +239,10 @@ public sealed class Trainer
                 var want = _teacher[b++];
                 if (!_classifier)
                 {
-                    for (int i = 0; i < y.Length; i++) { dot += y[i] * want[i]; ss += y[i] * y[i]; tt += want[i] * want[i]; }
+                    for (int i = 0; i < y.Length; i++)
+                    {
+                        dot += y[i] * want[i]; ss += y[i] * y[i]; tt += want[i] * want[i];
+                    }
                     continue;
                 }
                 int c = y.Length / idx.Length;

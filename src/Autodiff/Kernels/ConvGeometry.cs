@@ -184,7 +184,8 @@ internal sealed record ConvGeometry(int[] Kernel, int[] Stride, int[] Dilation, 
                 }
         for (int c = 0; c < channels; c++)
             for (int h = 0; h < H; h++)
-                AddTo(xp.AsSpan(c * plane + (h + PadBegin[0]) * Wp + PadBegin[1], W), x.AsSpan(xOff + (c * H + h) * W, W));
+                AddTo(xp.AsSpan(c * plane + (h + PadBegin[0]) * Wp + PadBegin[1], W), x.AsSpan(xOff + (c * H + h) * W,
+                    W));
     }
 
     /// <summary>dst += src, vectorized.</summary>

@@ -56,12 +56,14 @@ internal sealed class ReluOp<T> : UnaryOp<T> where T : unmanaged, IFloatingPoint
     public override NdArray<T>?[] Backward(OpCall<T> c, NdArray<T>?[] gradOutputs, bool[] needed)
     {
         var r = new NdArray<T>?[c.Inputs.Length];
-        if (gradOutputs[0] is { } gy && needed[0]) r[0] = Clamped.Backward(c.In(0), gy, T.Zero, T.PositiveInfinity, true);
+        if (gradOutputs[0] is { } gy && needed[0]) r[0] = Clamped.Backward(c.In(0), gy, T.Zero, T.PositiveInfinity,
+            true);
         return r;
     }
 }
 
-/// <summary>Vectorized min(max(x, lo), hi) and its input gradient g [lo &lt;= x &lt;= hi] (strict x &gt; lo for Relu).</summary>
+/// <summary>Vectorized min(max(x, lo), hi) and its input gradient g [lo &lt;= x &lt;= hi] (strict x &gt; lo for
+/// Relu).</summary>
 internal static class Clamped
 {
     public static NdArray<T> Forward<T>(NdArray<T> xa, T lo, T hi) where T : unmanaged, IFloatingPointIeee754<T>

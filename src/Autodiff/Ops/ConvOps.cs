@@ -142,7 +142,8 @@ internal sealed class ConvOp<T> : IOp<T> where T : unmanaged, IFloatingPointIeee
             {
                 int ch = m / p.Mg;
                 for (int n = 0; n < p.N; n++)
-                    Depthwise<T>.BackwardWeight(g, x.AsSpan((n * p.C + ch) * hw, hw), gy.AsSpan((n * p.M + m) * ohw, ohw),
+                    Depthwise<T>.BackwardWeight(g, x.AsSpan((n * p.C + ch) * hw, hw), gy.AsSpan((n * p.M + m) * ohw,
+                        ohw),
                         dw.AsSpan(m * k, k));
             });
     }
@@ -172,7 +173,8 @@ internal sealed class ConvOp<T> : IOp<T> where T : unmanaged, IFloatingPointIeee
                 {
                     for (int m = 0; m < p.Mg; m++)
                         for (int j = 0; j < cnt; j++)
-                            gy.AsSpan(((n0 + j) * p.M + gi * p.Mg + m) * ohw, ohw).CopyTo(gyb.AsSpan(m * len + j * ohw));
+                            gy.AsSpan(((n0 + j) * p.M + gi * p.Mg + m) * ohw, ohw).CopyTo(gyb.AsSpan(m * len
+                                + j * ohw));
                     var gyg = Mat<T>.Dense(gyb, 0, p.Mg, len);
                     if (dw is not null)
                     {

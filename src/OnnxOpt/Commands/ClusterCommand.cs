@@ -11,5 +11,5 @@ namespace OnnxOpt.Cli;
 public static class ClusterCommand
 {
     public static Command Create(CliContext ctx) => PresetCommands.Create(ctx, Presets.Cluster,
-        "Weight sharing by exact k-means (Deep Compression without retraining), validated in ORT");
+        "Weight sharing by exact k-means (Deep Compression; --train-steps trains the centroids), validated in ORT");
 }

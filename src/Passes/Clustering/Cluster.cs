@@ -59,7 +59,8 @@ public sealed class Cluster : Pass
     public override bool IsExact(PassOptions options) => false;
 
     public override DataNeeds Needs(PassOptions options) =>
-        options.Enum("weighting") == "fisher" || options.Int("train-steps") > 0 ? DataNeeds.Calibration : DataNeeds.None;
+        options.Enum("weighting") == "fisher"
+            || options.Int("train-steps") > 0 ? DataNeeds.Calibration : DataNeeds.None;
     public override bool NeedsTeacher(PassOptions options) => options.Int("train-steps") > 0;
 
     public override void Run(PassContext ctx, PassOptions o)

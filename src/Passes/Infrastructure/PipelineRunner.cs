@@ -14,7 +14,8 @@ public static class PipelineRunner
     public static List<PassRun> Run(Model model, Pipeline pipeline, PassContext ctx, bool verifyEach = false)
     {
         var runs = new List<PassRun>();
-        if (ctx.Original is null && pipeline.Steps.Any(s => s.Pass.NeedsTeacher(s.Options))) ctx.Original = model.Clone();
+        if (ctx.Original is null && pipeline.Steps.Any(s =>
+            s.Pass.NeedsTeacher(s.Options))) ctx.Original = model.Clone();
         foreach (var step in pipeline.Steps)
         {
             ctx.Stats = new PassStats();

@@ -33,7 +33,8 @@ public sealed class Linearize : Pass
         PassOption.Double("max-agreement-drop", 0.5, "largest drop in top-1 agreement with the original, in points (cosine x 100 for non-classifiers); 0 = only activations exactly linear on the data"),
         PassOption.Int("max-count", -1, "most activations to linearize (-1: no limit)"),
         PassOption.Enum("mode", "identity", ["identity", "affine", "train"],
-            "replace act(z) by z, or by a per-channel least-squares a*z+b, or train Layer Folding's slopes (TrainedLinearize)"),
+            "replace act(z) by z, or by a per-channel least-squares a*z+b, or train Layer Folding's slopes "
+                + "(TrainedLinearize)"),
         PassOption.Double("min-sqnr", 0, "also keep the first output's SQNR against the original at or above this many dB (0: no SQNR limit)"),
         PassOption.Double("lambda", 2, "mode=train: weight of the penalty lambda * sum |1 - a^2| on the slopes (the "
             + "paper's 0.25 is for cross-entropy; our KL carries T^2)"),
@@ -44,7 +45,8 @@ public sealed class Linearize : Pass
             "mode=train: activations not made the identity get their original form back, or keep the learned slope"),
         PassOption.Int("finetune-steps", 500, "mode=train: distillation steps of the weights after the choice"),
         .. TrainingOptions.Declare(steps: 1000, lr: 1e-3).Where(t => t.Name != "eval-every").Append(PassOption.Int(
-            "eval-every", 0, "with --eval: score the student every this many steps and keep the best (0: no selection)")),
+            "eval-every", 0,
+                "with --eval: score the student every this many steps and keep the best (0: no selection)")),
     ];
 
     // Activations linearize can take (piecewise linear), the ops whose output may feed one (linear or

@@ -8,7 +8,8 @@
 // student being the teacher, so does the distillation's, so training would never leave the start.
 // Then, most linear first, the activations with a >= threshold become the identity; the others keep their
 // learned slope (others=slope: Relu/LeakyRelu as LeakyRelu(alpha = a + (1 - a) alpha), Clip and PRelu as
-// the act + a (z - act) form) or get their original form back (others=restore), a distillation fine-tune of the weights follows (finetune-steps), and the drop
+// the act + a (z - act) form) or get their original form back (others=restore), a distillation fine-tune of the
+// weights follows (finetune-steps), and the drop
 // is measured in ORT on --eval (else the calibration set). Over budget (max-agreement-drop), the least
 // linear quarter of the chosen activations is given back and the fine-tune redone, down to none; nothing
 // is written into the model unless a set meets the budget. Run `canonicalize,fold-conv` next to fold the
@@ -69,7 +70,8 @@ internal static class TrainedLinearize
                 Constrain = v => { for (int i = 0; i < v.Length; i++) v[i] = Math.Clamp(v[i], 0f, 1f); },
             });
         Recovery.Train(wctx, "linearize: slopes", parameters, settings);
-        var learned = slopes.Select(s => (s.Act, s.Op, A: (double)work.Graph.Find(s.Slope.Name)!.Initializer!.ToFloatArray()[0]))
+        var learned = slopes.Select(s => (s.Act, s.Op,
+            A: (double)work.Graph.Find(s.Slope.Name)!.Initializer!.ToFloatArray()[0]))
             .OrderByDescending(s => s.A).ThenBy(s => s.Act, StringComparer.Ordinal).ToList();
         var above = learned.Where(s => s.A >= threshold).Select(s => s.Act).ToList();
 
@@ -96,7 +98,8 @@ internal static class TrainedLinearize
                     ParameterSelection.Select(trial, o.String("params")), ft);
             var d = reference.Drop(reference.Measure(data, trial));
             ctx.Log.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"linearize: {k} of {eligible.Count} linearized: {reference.DropMetric} drop {d:F2} points (budget {budget:G3})"));
+                $"linearize: {k} of {eligible.Count} linearized: {reference.DropMetric} drop {d:F2} points (budget "
+                    + $"{budget:G3})"));
             if (d <= budget + 1e-9) { accepted = trial; chosen = set; drop = d; break; }
             if (k == 0) break;
             k = k * 3 / 4;
@@ -174,7 +177,8 @@ internal static class TrainedLinearize
         foreach (var v in to.Graph.Initializers.ToList())
         {
             if (v.Initializer is not { ElementType: DataType.Float } t) continue;
-            if (from.Graph.Find(v.Name)?.Initializer is { ElementType: DataType.Float } s && s.Dims.SequenceEqual(t.Dims)
+            if (from.Graph.Find(v.Name)?.Initializer is { ElementType: DataType.Float } s
+                && s.Dims.SequenceEqual(t.Dims)
                 && !s.ContentEquals(t))
                 rw.SetInitializer(v, s);
         }

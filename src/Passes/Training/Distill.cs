@@ -21,7 +21,8 @@ public sealed class Distill : Pass
 {
     public override string Name => "distill";
     public override string Summary =>
-        "recovery training toward the pipeline's input model (knowledge distillation on calibration data, our autodiff)";
+        "recovery training toward the pipeline's input model (knowledge distillation on calibration data, our "
+            + "autodiff)";
     public override bool IsExact(PassOptions options) => false;
     public override DataNeeds Needs(PassOptions options) => DataNeeds.Calibration;
     public override bool NeedsTeacher(PassOptions options) => true;
@@ -33,7 +34,8 @@ public sealed class Distill : Pass
         var settings = TrainingOptions.Settings(o, Features(ctx, o.String("features")));
         var parameters = ParameterSelection.Select(ctx.Model, o.String("params"));
         if (parameters.Count == 0)
-            throw new OnnxModelException($"distill: params={o.String("params")} selects no float initializer of the model");
+            throw new OnnxModelException($"distill: params={o.String("params")} selects no float initializer of the "
+                + $"model");
         Recovery.Train(ctx, Name, parameters, settings);
     }
 
@@ -41,7 +43,8 @@ public sealed class Distill : Pass
     /// has the same value).</summary>
     internal static IReadOnlyList<string> Features(PassContext ctx, string spec)
     {
-        if (spec != "auto") return spec.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        if (spec != "auto") return spec.Split(';',
+            StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         var pool = ctx.Model.Graph.Nodes.LastOrDefault(n => n.OpType is "GlobalAveragePool" or "GlobalMaxPool"
             || n.OpType == "ReduceMean" && n.Input(0)?.Shape?.Rank == 4);
         var name = pool?.Input(0)?.Name;

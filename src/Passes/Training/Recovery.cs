@@ -19,7 +19,8 @@ internal static class Recovery
     /// <summary>The teacher model: the pipeline's input (or, run outside a driver, the model now).</summary>
     public static Model TeacherModel(PassContext ctx) => ctx.Original ?? ctx.Model.Clone();
 
-    /// <summary>Trains the parameters of ctx.Model toward the teacher and writes the result back into the model.</summary>
+    /// <summary>Trains the parameters of ctx.Model toward the teacher and writes the result back into the
+    /// model.</summary>
     public static TrainResult Train(PassContext ctx, string stage, IReadOnlyList<Parameter> parameters,
         TrainSettings settings, Model? teacherModel = null, bool writeBack = true)
     {
@@ -37,7 +38,8 @@ internal static class Recovery
         var targets = trainer.TeacherTargets;
         foreach (var t in targets)
             if (teacherSource.Graph.Find(t) is null)
-                throw new OnnxModelException($"{stage}: the teacher has no value '{t}' (features must exist in the model "
+                throw new OnnxModelException($"{stage}: the teacher has no value '{t}' (features must exist in the "
+                    + $"model "
                     + "as the pipeline received it)");
         var outputs = teacherSource.Graph.Outputs.Select(o => o.Name).ToHashSet();
         using var runner = calib.RunnerFor(teacherSource, targets.Where(t => !outputs.Contains(t)));
@@ -46,11 +48,13 @@ internal static class Recovery
         var train = TrainingData.Load(calib.DataFor(inputs));
         var eval = ctx.Evaluation is { } e && settings.EvalEvery > 0 ? TrainingData.Load(e.DataFor(inputs)) : null;
         using var evalRunner = eval is null ? null : calib.RunnerFor(teacherSource, []);
-        using var evalTeacher = evalRunner is null ? null : new Teacher(evalRunner, [teacherSource.Graph.Outputs[0].Name]);
+        using var evalTeacher = evalRunner is null ? null : new Teacher(evalRunner,
+            [teacherSource.Graph.Outputs[0].Name]);
         var r = trainer.Fit(train, teacher, eval, evalTeacher);
         if (writeBack) Trainer.WriteBack(model, parameters, ctx.Rewriter.SetInitializer);
         ctx.Stats.Count("training steps", r.Steps);
-        ctx.Stats.Decide(new TrainingSummary(stage, r.Steps, parameters.Count, parameters.Sum(p => (long)p.Values.Length),
+        ctx.Stats.Decide(new TrainingSummary(stage, r.Steps, parameters.Count, parameters.Sum(p =>
+            (long)p.Values.Length),
             eval is null ? null : r.ScoreMetric, Round(r.InitialScore), Round(r.BestScore), r.BestStep, r.FirstLoss,
             r.FinalLoss, Math.Round(r.Seconds, 3), Math.Round(r.StepsPerSecond, 2), r.StoppedEarly, r.TeacherCached));
         var c = CultureInfo.InvariantCulture;

@@ -11,7 +11,8 @@ internal static class TrainingOptions
         PassOption.Int(prefix + "steps", steps, "training steps (minibatches)"),
         PassOption.Int("batch", 64, "samples per step"),
         PassOption.Double(prefix + "lr", lr, "peak learning rate"),
-        PassOption.Enum("optimizer", "adam", ["adam", "adamw", "sgd"], "Adam, AdamW (decoupled decay) or SGD with momentum"),
+        PassOption.Enum("optimizer", "adam", ["adam", "adamw", "sgd"],
+            "Adam, AdamW (decoupled decay) or SGD with momentum"),
         PassOption.Double("momentum", 0.9, "SGD momentum, or Adam's beta1"),
         PassOption.Double("weight-decay", 0, "weight decay of the weights (not biases, slopes or codebooks)"),
         PassOption.Enum("schedule", "cosine", ["cosine", "step", "constant"],
@@ -21,8 +22,10 @@ internal static class TrainingOptions
         PassOption.Enum("loss", "kl", ["kl", "mse", "ce", "none"],
             "kl: T^2 KL on the first output (logits); mse: every output; ce: labels only; none: features only"),
         PassOption.Double("temperature", 4, "distillation temperature T (loss=kl)"),
-        PassOption.Double("label-weight", 0, "add this times the cross-entropy with the data's labels (0: labels unused)"),
-        PassOption.String("features", "", "intermediate values also matched by MSE (';'-separated, or auto: the input of "
+        PassOption.Double("label-weight", 0,
+            "add this times the cross-entropy with the data's labels (0: labels unused)"),
+        PassOption.String("features", "",
+            "intermediate values also matched by MSE (';'-separated, or auto: the input of "
             + "the last global pool)"),
         PassOption.Double("feature-weight", 1, "weight of each feature MSE"),
         PassOption.String("params", "all", "what trains: all, biases, codebooks, or initializer names (';'-separated)"),
@@ -39,13 +42,31 @@ internal static class TrainingOptions
         Steps = checked((int)o.Int(prefix + "steps")),
         Batch = checked((int)o.Int("batch")),
         LearningRate = o.Double(prefix + "lr"),
-        Optimizer = o.Enum("optimizer") switch { "adamw" => OptimizerKind.AdamW, "sgd" => OptimizerKind.Sgd, _ => OptimizerKind.Adam },
+        Optimizer = o.Enum("optimizer") switch
+        {
+            "adamw" => OptimizerKind.AdamW,
+            "sgd" => OptimizerKind.Sgd,
+            _ =>
+            OptimizerKind.Adam
+        },
         Momentum = o.Double("momentum"),
         WeightDecay = o.Double("weight-decay"),
-        Schedule = o.Enum("schedule") switch { "step" => ScheduleKind.Step, "constant" => ScheduleKind.Constant, _ => ScheduleKind.Cosine },
+        Schedule = o.Enum("schedule") switch
+        {
+            "step" => ScheduleKind.Step,
+            "constant" => ScheduleKind.Constant,
+            _ =>
+            ScheduleKind.Cosine
+        },
         WarmupSteps = checked((int)o.Int("warmup")),
         ClipNorm = o.Double("clip-norm"),
-        Loss = o.Enum("loss") switch { "mse" => LossKind.Mse, "ce" => LossKind.CrossEntropy, "none" => LossKind.None, _ => LossKind.Kl },
+        Loss = o.Enum("loss") switch
+        {
+            "mse" => LossKind.Mse,
+            "ce" => LossKind.CrossEntropy,
+            "none" => LossKind.None,
+            _ => LossKind.Kl
+        },
         Temperature = o.Double("temperature"),
         LabelWeight = o.Double("label-weight"),
         Features = features,
