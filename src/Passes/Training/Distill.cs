@@ -49,9 +49,17 @@ public sealed class Distill : Pass
             || n.OpType == "ReduceMean" && n.Input(0)?.Shape?.Rank == 4);
         var name = pool?.Input(0)?.Name;
         var teacher = Recovery.TeacherModel(ctx);
-        if (name is null || teacher.Graph.Find(name) is null)
+        if (name is null || teacher.Graph.Find(name) is not { } tv)
         {
             ctx.Stats.Notes.Add("features=auto: no global pool input shared with the teacher; logits only");
+            return [];
+        }
+        ShapeInference.Run(ctx.Model);
+        ShapeInference.Run(teacher);
+        var (ss, ts) = (ctx.Model.Graph.Find(name)!.Shape, tv.Shape);
+        if (ss is null || ts is null || ss.Rank != ts.Rank || ss.Dims.Skip(1).Zip(ts.Dims.Skip(1)).Any(p => p.First != p.Second))
+        {
+            ctx.Stats.Notes.Add($"features=auto: '{name}' has another shape than the teacher's (pruned?); logits only");
             return [];
         }
         return [name];
