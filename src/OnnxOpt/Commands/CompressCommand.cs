@@ -1,4 +1,5 @@
-// onnxopt compress IN -o OUT --calib DIR --eval DIR [--max-drop X] [--target latency|size|macs]
+// onnxopt compress IN -o OUT (--calib DIR | --calib-random N) (--eval DIR | --eval-random N) [--max-drop X]
+//                  [--target latency|size|macs]
 //                  [--recipe auto|FILE] [--time-budget MINUTES] [--html R.html] [--report R.json] [--force]
 // The library's Compressor: a search over clean-up, Layer Folding, pruning with distillation, and int8 or
 // clustering, every candidate validated in ORT on --eval; the best one within the budget is written
@@ -16,54 +17,60 @@ public static class CompressCommand
     public static Command Create(CliContext ctx)
     {
         var input = new Argument<string>("IN") { Description = "ONNX model file" };
-        var output = new Option<string>("--output",
-            "-o")
-        { Description = "output: .onnx model, or .onnxz for the packed archive", Required = true };
-        var calib = new Option<string>("--calib")
+        var output = new Option<string>("--output", "-o")
         {
-            Description = "calibration/training data folder (no labels "
-            + "needed)",
-            Required = true
+            Description = "output: .onnx model, or .onnxz for the packed archive",
+            Required = true,
         };
-        var eval = new Option<string>("--eval")
+        var calib = new Option<string?>("--calib")
+        {
+            Description = "calibration/training data folder (no labels needed)",
+        };
+        var calibRandom = new Option<int?>("--calib-random")
+        {
+            Description = "use N seeded random calibration samples",
+        };
+        var eval = new Option<string?>("--eval")
         {
             Description = "held-out data folder every candidate is validated on",
-            Required = true
+        };
+        var evalRandom = new Option<int?>("--eval-random")
+        {
+            Description = "validate on N seeded random samples (top-1 agreement or cosine with the input) instead",
         };
         var maxDrop = new Option<double?>("--max-drop")
         {
-            Description = "accuracy budget in points (labels) or of "
-            + "top-1 agreement (default: the recipe's, 1 for auto)"
+            Description = "accuracy budget in points (labels) or of top-1 agreement (default: the recipe's, 1 for "
+                + "auto)",
         };
         var target = new Option<string>("--target")
         {
             Description = "what to minimize within the budget",
-            DefaultValueFactory = _ => "size"
+            DefaultValueFactory = _ => "size",
         };
         target.AcceptOnlyFromAmong(Recipe.Targets);
         var recipe = new Option<string>("--recipe")
         {
             Description = "auto, or a YAML/JSON recipe file",
-            DefaultValueFactory = _ => "auto"
+            DefaultValueFactory = _ => "auto",
         };
         var time = new Option<double?>("--time-budget")
         {
-            Description = "stop starting candidates after this many "
-            + "minutes"
+            Description = "stop starting candidates after this many minutes",
         };
         var report = new Option<string?>("--report") { Description = "write the JSON report here" };
         var html = new Option<string?>("--html") { Description = "write the self-contained HTML report here" };
         var iters = new Option<int>("--bench-iterations")
         {
             Description = "ORT timing runs per candidate",
-            DefaultValueFactory = _ => 100
+            DefaultValueFactory = _ => 100,
         };
         var cmd = new Command("compress",
             "Search clean-up, Layer Folding, pruning + distillation and int8 or clustering for the "
             + "smallest or fastest model within an accuracy budget, validated in ORT");
         cmd.Add(input);
-        foreach (var o in new Option[] { output, calib, eval, maxDrop, target, recipe, time, report, html,
-            iters }) cmd.Add(o);
+        foreach (var o in new Option[] { output, calib, calibRandom, eval, evalRandom, maxDrop, target, recipe, time,
+            report, html, iters }) cmd.Add(o);
         cmd.SetAction(r =>
         {
             string inPath = r.GetValue(input)!, outPath = r.GetValue(output)!;
@@ -78,8 +85,9 @@ public static class CompressCommand
             if (spec != "auto" && r.GetResult(target) is not null) rec = rec with { Target = r.GetValue(target)! };
             var options = new CompressOptions
             {
-                Calibration = CalibrationSource.FromFolder(r.GetValue(calib)!).WithProgress(ctx.Progress),
-                Evaluation = CalibrationSource.FromFolder(r.GetValue(eval)!),
+                Calibration = Source(r.GetValue(calib), r.GetValue(calibRandom), "--calib", 1)
+                    .WithProgress(ctx.Progress),
+                Evaluation = Source(r.GetValue(eval), r.GetValue(evalRandom), "--eval", 2),
                 Recipe = rec.Normalize(),
                 TimeBudgetMinutes = r.GetValue(time),
                 Bench = new Runtime.Validation.BenchOptions { Iterations = r.GetValue(iters), Warmup = 10 },
@@ -97,4 +105,14 @@ public static class CompressCommand
         });
         return cmd;
     }
+
+    /// <summary>A data folder, or N seeded random samples; exactly one of them.</summary>
+    private static CalibrationSource Source(string? dir, int? random, string flag, ulong seed) => (dir, random) switch
+    {
+        ({ } d, null) => CalibrationSource.FromFolder(d),
+        (null, > 0 and int n) => CalibrationSource.FromRandom(n, seed),
+        (null, null) => throw new OnnxModelException($"compress needs {flag} DIR or {flag}-random N"),
+        (null, _) => throw new OnnxModelException($"{flag}-random must be positive"),
+        _ => throw new OnnxModelException($"give either {flag} or {flag}-random, not both"),
+    };
 }

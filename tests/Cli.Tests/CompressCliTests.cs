@@ -1,0 +1,62 @@
+// onnxopt compress end to end: a recipe file, the packed output that unpacks to a runnable model, the JSON and
+// HTML reports; bad recipes and missing data are one-line errors with exit code 2 and nothing written.
+using System.Text.Json;
+
+namespace OnnxOpt.Tests;
+
+public class CompressCliTests
+{
+    private const string Recipe = """
+        target: size
+        max_drop: 1
+        beam: 1
+        stages:
+          - name: clean-up
+            candidates: ["canonicalize,fold-bn"]
+          - name: clustering
+            candidates: ["cluster{bits=4}", "cluster{bits=3}"]
+        """;
+
+    [Fact]
+    public void CompressWritesTheArchiveAndReports()
+    {
+        var dir = Paths.TempDir();
+        var recipe = Path.Combine(dir, "r.yaml");
+        File.WriteAllText(recipe, Recipe);
+        var data = Path.Combine(Paths.TestModels, "digits", "data");
+        var output = Path.Combine(dir, "vgg.onnxz");
+        var r = Cli.Run("compress", Cli.Model("digits/vgg.onnx"), "-o", output, "--calib", Path.Combine(data, "calib"),
+            "--eval", Path.Combine(data, "test"), "--recipe", recipe, "--bench-iterations", "5",
+            "--report", Path.Combine(dir, "r.json"), "--html", Path.Combine(dir, "r.html"));
+        Assert.True(r.ExitCode == 0, r.Err);
+        Assert.Contains("chose #", r.Err);
+        var j = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "r.json"))).RootElement;
+        var chosen = j.GetProperty("candidates")[j.GetProperty("chosen").GetInt32()];
+        Assert.True(chosen.GetProperty("within_budget").GetBoolean());
+        Assert.Equal(new FileInfo(output).Length, chosen.GetProperty("packed_bytes").GetInt64());
+        Assert.Contains("<svg class=\"chart scatter\"", File.ReadAllText(Path.Combine(dir, "r.html")));
+        var restored = Path.Combine(dir, "vgg.onnx");
+        var u = Cli.Run("unpack", output, "-o", restored);
+        Assert.True(u.ExitCode == 0, u.Err);
+        Assert.Equal(0, Cli.Run("inspect", restored).ExitCode);
+    }
+
+    [Fact]
+    public void BadRecipesAndMissingDataAreOneLineErrors()
+    {
+        var dir = Paths.TempDir();
+        var bad = Path.Combine(dir, "bad.yaml");
+        File.WriteAllText(bad, "target: speed\nstages: []\n");
+        var data = Path.Combine(Paths.TestModels, "digits", "data");
+        var output = Path.Combine(dir, "out.onnx");
+        var r = Cli.Run("compress", Cli.Model("digits/vgg.onnx"), "-o", output, "--calib", Path.Combine(data, "calib"),
+            "--eval", Path.Combine(data, "test"), "--recipe", bad);
+        Assert.Equal(2, r.ExitCode);
+        Assert.Contains("bad.yaml", r.Err);
+        Assert.Single(r.Err.Trim().Split('\n'));
+        var m = Cli.Run("compress", Cli.Model("digits/vgg.onnx"), "-o", output, "--calib", Path.Combine(data, "calib"));
+        Assert.Equal(2, m.ExitCode);
+        Assert.Contains("--eval", m.Err);
+        Assert.False(File.Exists(output));
+    }
+}
