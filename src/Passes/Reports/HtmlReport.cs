@@ -201,7 +201,8 @@ public static class HtmlReport
                 {
                     var score = t.ScoreBest is { } best ? string.Create(C, $"{t.ScoreBefore:F2} → {best:F2}") : "";
                     sb.Append(C, $"<tr><td class=\"l\">{Esc(t.Stage)}</td><td>{t.Steps}</td>"
-                        + $"<td>{t.StepsPerSecond:F1}</td><td>{t.FirstLoss:G3} → {t.FinalLoss:G3}</td><td>{score}</td>"
+                        + $"<td>{t.StepsPerSecond:F1}</td><td>{t.FirstLoss:G3} → {t.FinalLoss:G3}</td>"
+                        + $"<td>{score}</td>"
                         + $"<td>{t.Seconds:F1}</td></tr>");
                 }
                 sb.Append("</table>");

@@ -57,7 +57,8 @@ public sealed class Distill : Pass
         ShapeInference.Run(ctx.Model);
         ShapeInference.Run(teacher);
         var (ss, ts) = (ctx.Model.Graph.Find(name)!.Shape, tv.Shape);
-        if (ss is null || ts is null || ss.Rank != ts.Rank || ss.Dims.Skip(1).Zip(ts.Dims.Skip(1)).Any(p => p.First != p.Second))
+        if (ss is null || ts is null || ss.Rank != ts.Rank
+            || ss.Dims.Skip(1).Zip(ts.Dims.Skip(1)).Any(p => p.First != p.Second))
         {
             ctx.Stats.Notes.Add($"features=auto: '{name}' has another shape than the teacher's (pruned?); logits only");
             return [];
