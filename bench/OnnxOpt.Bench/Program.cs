@@ -19,6 +19,9 @@
 //                                               cluster{format=int4} (MatMulNBits) latency in ORT, file sizes
 //   recovery [--models ...] [--pipelines "p1|p2"]  pipelines with recovery training on the digits nets: held-out
 //                                               accuracy, MACs, non-linear depth, file size and wall time
+//   compress [--models ...] [--targets size,latency] [--max-drop 1] [--big yes|no] [--html-dir DIR]
+//                                               onnxopt compress (auto recipe) on the digits nets; latency on the
+//                                               224x224 ResNet-18/MobileNetV2-sized models
 //   train-speed [--steps 50] [--batch 64]      distillation steps/s of our trainer on the digits nets and the
 //               [--big-batch 8]               ResNet-18-sized model (bench/train_speed.py: the same in PyTorch)
 //   block-vs-filter [--iters 300]               unit=block vs filter pruning at the MACs the block drop leaves:
@@ -396,6 +399,68 @@ switch (args.FirstOrDefault())
                     + $"{lat.Model.MedianMs:F3} -> {lat.Other!.MedianMs:F3} ms  ({sw.Elapsed.TotalSeconds:F0} s)"));
             }
         }
+        return 0;
+    }
+    case "compress":
+    {
+        // onnxopt compress (Recipe.Auto) on the trained digits nets at a 1-point budget, per target; then the
+        // 224x224 ResNet-18- and MobileNetV2-sized models (random weights, random calibration and evaluation,
+        // agreement budget) with --target latency and a recipe without training (their weights are random).
+        var digits = Path.Combine(Repo.Root, "testmodels", "digits");
+        var models = Opt("--models", "vgg,resnet,mobilenetv2,mlp").Split(',', StringSplitOptions.RemoveEmptyEntries);
+        var targets = Opt("--targets", "size,latency").Split(',');
+        double budget = double.Parse(Opt("--max-drop", "1"), c);
+        void Line(string name, string target, CompressResult r)
+        {
+            var x = r.Report.ChosenCandidate; var i = r.Report.Candidates[0];
+            Console.WriteLine(string.Create(c, $"{name,-14} {target,-8} drop {x.Drop,5:F2}  latency {i.LatencyMs:F4} -> "
+                + $"{x.LatencyMs:F4} ms ({i.LatencyMs / x.LatencyMs:F2}x)  fp32 {i.Bytes:N0} B -> packed {x.PackedBytes:N0} B "
+                + $"({(double)i.Bytes / x.PackedBytes:F1}x)  MACs {(double)x.Macs / i.Macs:P0}  {r.Report.Candidates.Count} "
+                + $"candidates in {r.Report.SearchSeconds:F0} s"));
+            Console.WriteLine("               chose: " + (x.Pipeline.Length == 0 ? "(input)" : Pipeline.Brief(x.Pipeline)));
+            foreach (var alone in r.Report.Candidates.Where(k => k.Parent == 1 && k.Error is null))
+                Console.WriteLine(string.Create(c, $"               alone: {Pipeline.Brief(alone.Step)}: drop {alone.Drop:F2}, "
+                    + $"{alone.LatencyMs:F4} ms ({i.LatencyMs / alone.LatencyMs:F2}x), packed {alone.PackedBytes:N0} B"));
+        }
+        foreach (var n in models)
+            foreach (var t in targets)
+            {
+                var data = Path.Combine(digits, n == "mlp" ? "data_mlp" : "data");
+                var r = Compressor.Run(OnnxImporter.Load(Path.Combine(digits, n + ".onnx")), new CompressOptions
+                {
+                    Calibration = CalibrationSource.FromFolder(Path.Combine(data, "calib")),
+                    Evaluation = CalibrationSource.FromFolder(Path.Combine(data, "test")),
+                    Recipe = Recipe.Auto(t, budget),
+                    Bench = new BenchOptions { Iterations = 200, Warmup = 20 },
+                });
+                Line(n, t, r);
+                if (Opt("--html-dir", "") is { Length: > 0 } hd)
+                    File.WriteAllText(Path.Combine(hd, $"{n}-{t}.html"), HtmlReport.Compress(r.Report));
+            }
+        if (Opt("--big", "yes") == "yes")
+            foreach (var (n, m) in new[] { ("resnet18", ResNet18.Build(224)), ("mobilenetv2", MobileNetV2.Build(224)) })
+            {
+                var recipe = Recipe.Parse("""
+                    target: latency
+                    max_drop: 2
+                    beam: 2
+                    stages:
+                      - name: clean-up
+                        candidates: ["canonicalize,fold-bn"]
+                      - name: pruning
+                        candidates: ["", "prune{macs=0.7,round-to=16}", "prune{macs=0.5,round-to=16}"]
+                      - name: int8
+                        candidates: ["", "quantize"]
+                    """, json: false);
+                var r = Compressor.Run(m, new CompressOptions
+                {
+                    Calibration = CalibrationSource.FromRandom(32, 1),
+                    Evaluation = CalibrationSource.FromRandom(32, 2),
+                    Recipe = recipe,
+                    Bench = new BenchOptions { Iterations = 20, Warmup = 3 },
+                });
+                Line(n + "-224", "latency", r);
+            }
         return 0;
     }
     case "train-speed":
