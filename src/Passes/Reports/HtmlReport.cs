@@ -55,7 +55,8 @@ public static class HtmlReport
         sb.Append(C,
             $"<p class=\"meta\">{Esc(r.Input ?? "")} → {Esc(r.Output ?? "")}<br>"
             + $"target <b>{Esc(r.Target)}</b>, budget "
-            + $"{r.MaxDrop:G3} points of {metric}; {r.Candidates.Count} candidates in {r.SearchSeconds:F0} s; chose "
+            + $"{r.MaxDrop:G3} point{(r.MaxDrop == 1 ? "" : "s")} of {metric}; {r.Candidates.Count} candidates in "
+            + $"{r.SearchSeconds:F0} s; chose "
                 + $"#{x.Id}: "
             + $"<code title=\"{Esc(x.Pipeline)}\">{Esc(x.Pipeline.Length == 0 ? "(the "
                 + "input)" : Pipeline.Brief(x.Pipeline))}</code></p>");
