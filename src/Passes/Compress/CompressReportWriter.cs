@@ -89,8 +89,8 @@ public static class CompressReportWriter
         var x = r.ChosenCandidate;
         var input = r.Candidates[0];
         var metric = r.DropMetric == "accuracy" ? "accuracy" : "agreement";
-        var s = string.Create(c, $"compress (target {r.Target}, budget {r.MaxDrop:G3} point{(r.MaxDrop == 1 ? "" : "s")} "
-            + $"of {metric}): "
+        var unit = r.MaxDrop == 1 ? "point" : "points";
+        var s = string.Create(c, $"compress (target {r.Target}, budget {r.MaxDrop:G3} {unit} of {metric}): "
             + $"{r.Candidates.Count} candidates in {r.SearchSeconds:F0} s, chose #{x.Id}: "
             + $"{(x.Pipeline.Length == 0 ? "(the input)" : Pipeline.Brief(x.Pipeline))}");
         s += string.Create(c, $"\n  {metric} drop {x.Drop:F2} points");
