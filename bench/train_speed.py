@@ -1,4 +1,6 @@
 #!/usr/bin/python3
+# The nets mirror testmodels/train_digits.py with BatchNorm folded away (convs with bias), which is what
+# onnxopt trains after fold-bn; that script trains on import, so they are restated here.
 """PyTorch float32 reference for `onnxopt-bench train-speed`: distillation steps per second (KL on logits
 against cached teacher logits, Adam, all weights) on the same nets with BatchNorm folded (convs with bias),
 the same batches, 2 threads. Run with Debian's python3-torch (and python3-torchvision for ResNet-18):

@@ -42,13 +42,7 @@ public static class CompressReportWriter
             w.WriteStartObject("validation");
             ValidationReportWriter.Write(w, r.Validation);
             w.WriteEndObject();
-            w.WriteStartObject("latency");
-            w.WriteNumber("threads", r.Latency.Options.Threads);
-            w.WriteNumber("iterations", r.Latency.Options.Iterations);
-            JsonNumbers.Write(w, "before_median_ms", r.Latency.Model.MedianMs);
-            JsonNumbers.Write(w, "after_median_ms", r.Latency.Other!.MedianMs);
-            JsonNumbers.Write(w, "speedup", r.Latency.Speedup!.Value);
-            w.WriteEndObject();
+            OptimizeReportWriter.WriteLatency(w, r.Latency);
             w.WriteEndObject();
         }
         return System.Text.Encoding.UTF8.GetString(ms.ToArray()) + "\n";

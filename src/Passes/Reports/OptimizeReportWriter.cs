@@ -45,19 +45,22 @@ public static class OptimizeReportWriter
                 ValidationReportWriter.Write(w, v.Report);
                 w.WriteEndObject();
             }
-            if (r.Latency is { } lat)
-            {
-                w.WriteStartObject("latency");
-                w.WriteNumber("threads", lat.Options.Threads);
-                w.WriteNumber("iterations", lat.Options.Iterations);
-                JsonNumbers.Write(w, "before_median_ms", lat.Model.MedianMs);
-                JsonNumbers.Write(w, "after_median_ms", lat.Other!.MedianMs);
-                JsonNumbers.Write(w, "speedup", lat.Speedup!.Value);
-                w.WriteEndObject();
-            }
+            if (r.Latency is { } lat) WriteLatency(w, lat);
             w.WriteEndObject();
         }
         return System.Text.Encoding.UTF8.GetString(ms.ToArray()) + "\n";
+    }
+
+    /// <summary>"latency": threads, iterations, before/after medians and the speed-up.</summary>
+    internal static void WriteLatency(Utf8JsonWriter w, BenchReport lat)
+    {
+        w.WriteStartObject("latency");
+        w.WriteNumber("threads", lat.Options.Threads);
+        w.WriteNumber("iterations", lat.Options.Iterations);
+        JsonNumbers.Write(w, "before_median_ms", lat.Model.MedianMs);
+        JsonNumbers.Write(w, "after_median_ms", lat.Other!.MedianMs);
+        JsonNumbers.Write(w, "speedup", lat.Speedup!.Value);
+        w.WriteEndObject();
     }
 
     internal static void WriteRun(Utf8JsonWriter w, PassRun run)
