@@ -44,6 +44,8 @@ public class CompressTests
             Assert.True(r.SameAs(r.Normalize()));
         }
         Assert.True(Small.SameAs(Recipe.Parse(Small.ToYaml(), json: false)));
+        var shipped = Recipe.Load(Path.Combine(Paths.RepoRoot(), "bench", "recipes", "small-size.yaml"));
+        Assert.Equal(3, shipped.Stages.Count);
         Assert.Contains("prune{criterion=l2,", Small.Stages[1].Candidates[1]);
         var bad = Assert.Throws<OnnxModelException>(() => Recipe.Parse("""{"target": "speed", "stages": []}""", json: true));
         Assert.Contains("target 'speed'", bad.Message);
