@@ -80,7 +80,7 @@ def resnet18():
     strip(m)
     return m
 
-def bench(name, model, shape, batch, steps, T=4.0):
+def bench(name, model, shape, batch, steps, warmup, T=4.0):
     torch.manual_seed(0)
     x = torch.randn(batch * 2, *shape)
     with torch.no_grad(): teacher = model(x).detach()
@@ -92,7 +92,7 @@ def bench(name, model, shape, batch, steps, T=4.0):
         s = model(xb)
         loss = F.kl_div(F.log_softmax(s / T, 1), F.softmax(tb / T, 1), reduction="batchmean") * T * T
         loss.backward(); opt.step()
-    step(0)
+    for i in range(warmup): step(i)
     t0 = time.perf_counter()
     for i in range(steps): step(i)
     dt = time.perf_counter() - t0
@@ -111,4 +111,4 @@ if __name__ == "__main__":
     for n in a.models.split(","):
         ctor, shape = nets[n]
         big = n == "resnet18"
-        bench(n, ctor(), shape, a.big_batch if big else a.batch, a.big_steps if big else a.steps)
+        bench(n, ctor(), shape, a.big_batch if big else a.batch, a.big_steps if big else a.steps, 1 if big else 30)

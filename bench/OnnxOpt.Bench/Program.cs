@@ -501,8 +501,9 @@ switch (args.FirstOrDefault())
             var trainer = new OnnxOpt.Training.Trainer(student, OnnxOpt.Training.ParameterSelection.Select(student, "all"), settings);
             using var teacher = new OnnxOpt.Training.Teacher(InferenceSession.FromModel(model, new SessionSettings(), []),
                 trainer.TeacherTargets);
-            // One warm-up step (JIT, first allocations), then the timed run.
-            new OnnxOpt.Training.Trainer(model.Clone(), ps, settings with { Steps = 1 }).Fit(train, teacher);
+            // Warm-up steps (the JIT's tiers, first allocations; bench/train_speed.py warms PyTorch up as long),
+            // then the timed run.
+            new OnnxOpt.Training.Trainer(model.Clone(), ps, settings with { Steps = big ? 1 : 30 }).Fit(train, teacher);
             var r = trainer.Fit(train, teacher);
             Console.WriteLine(string.Create(c, $"{n,-12} batch {b,3}: {r.StepsPerSecond,8:F2} steps/s  "
                 + $"({1000 / r.StepsPerSecond,8:F1} ms/step), loss {r.FirstLoss:G4} -> {r.FinalLoss:G4}"));
