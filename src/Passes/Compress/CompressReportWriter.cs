@@ -82,7 +82,7 @@ public static class CompressReportWriter
         var c = CultureInfo.InvariantCulture;
         var x = r.ChosenCandidate;
         var input = r.Candidates[0];
-        var metric = r.DropMetric == "accuracy" ? "accuracy" : "agreement";
+        var metric = r.DropMetricName;
         var unit = r.MaxDrop == 1 ? "point" : "points";
         var s = string.Create(c, $"compress (target {r.Target}, budget {r.MaxDrop:G3} {unit} of {metric}): "
             + $"{r.Candidates.Count} candidates in {r.SearchSeconds:F0} s, chose #{x.Id}: "

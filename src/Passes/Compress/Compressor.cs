@@ -72,6 +72,13 @@ public sealed record CompressReport
     public required ValidationReport Validation { get; init; }
     public required BenchReport Latency { get; init; }
     public CompressCandidate ChosenCandidate => Candidates[Chosen];
+    /// <summary>What the drop measures, for people.</summary>
+    public string DropMetricName => DropMetric switch
+    {
+        "accuracy" => "accuracy",
+        "top1_agreement" => "top-1 agreement",
+        _ => "cosine x 100",
+    };
 }
 
 public sealed record CompressResult(Model Model, byte[] Bytes, byte[] Packed, CompressReport Report);
@@ -102,7 +109,12 @@ public static class Compressor
             using var cand = InferenceSession.FromBytes(bytes, evalSettings);
             var v = Validator.Compare(reference, cand, o.Evaluation.DataFor(reference.Inputs), new ValidationOptions());
             var drop = Fidelity.DropOf(v);
-            dropMetric = drop.Metric == DropMetric.Accuracy ? "accuracy" : "top1_agreement";
+            dropMetric = drop.Metric switch
+            {
+                DropMetric.Accuracy => "accuracy",
+                DropMetric.Top1Agreement => "top1_agreement",
+                _ => "cosine_x100",
+            };
             referenceAccuracy = v.ReferenceAccuracy * 100;
             var bench = Benchmark.Run(originalBytes, bytes, o.Bench);
             var stats = ModelStats.Compute(m, bytes.LongLength);

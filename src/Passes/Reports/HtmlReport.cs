@@ -51,7 +51,7 @@ public static class HtmlReport
     {
         var sb = Begin($"onnxopt compress: {r.Input ?? "model"}");
         var x = r.ChosenCandidate;
-        var metric = r.DropMetric == "accuracy" ? "accuracy" : "top-1 agreement";
+        var metric = r.DropMetricName;
         sb.Append(C,
             $"<p class=\"meta\">{Esc(r.Input ?? "")} → {Esc(r.Output ?? "")}<br>"
             + $"target <b>{Esc(r.Target)}</b>, budget "
@@ -69,7 +69,7 @@ public static class HtmlReport
         string Label(CompressCandidate c) =>
             $"#{c.Id} {(c.Pipeline.Length == 0 ? "input" : Pipeline.Brief(c.Step))}: drop {c.Drop.ToString("F2", C)}";
         var limit = (r.ReferenceAccuracy ?? 100) - r.MaxDrop;
-        var yLabel = r.DropMetric == "accuracy" ? "accuracy %" : "agreement %";
+        var yLabel = r.DropMetricName + (r.DropMetric == "cosine_x100" ? "" : " %");
         sb.Append(Scatter("pareto-latency", $"{yLabel} vs latency (ORT, 1 thread)", "median latency, ms", yLabel,
             ok.Select(c => new ChartPoint(c.LatencyMs, Score(c), Label(c), Kind(c))).ToList(), limit));
         sb.Append(Scatter("pareto-size", $"{yLabel} vs packed size", "packed size, bytes (log)", yLabel,
