@@ -33,7 +33,8 @@ public abstract class Parameter
 
     public abstract IEnumerable<string> Initializers { get; }
 
-    /// <summary>The initializer arrays the current values give (used as evaluator overrides).</summary>
+    /// <summary>The initializer arrays the current values give (used as evaluator overrides). Shared-weight
+    /// parameters write into one array of their own each time: it is valid until the next call.</summary>
     public abstract void Materialize(IDictionary<string, NdArray<float>> into);
 
     /// <summary>dL/dValues from the gradients of the initializers this parameter produces (added to grad).</summary>
@@ -80,6 +81,7 @@ public sealed class CodebookParameter : Parameter
     private readonly string _initializer;
     private readonly int[] _shape;
     private readonly int[] _index; // element -> position in Values (slice * K + code)
+    private float[]? _weights;
 
     /// <param name="codebooks">Slices x K centroids, flattened.</param>
     /// <param name="index">Per element of the initializer, its centroid's position in <paramref
@@ -97,7 +99,7 @@ public sealed class CodebookParameter : Parameter
 
     public override void Materialize(IDictionary<string, NdArray<float>> into)
     {
-        var w = new float[_index.Length];
+        var w = _weights ??= new float[_index.Length];
         for (int i = 0; i < w.Length; i++) w[i] = Values[_index[i]];
         into[_initializer] = new NdArray<float>(_shape, w);
     }
@@ -116,6 +118,7 @@ public sealed class GridParameter : Parameter
     private readonly int[] _shape;
     private readonly int[] _block;
     private readonly float[] _q;
+    private float[]? _weights;
 
     public GridParameter(Value initializer, float[] scales, int[] block, float[] q)
         : base(initializer.Name + ":scales", scales)
@@ -131,7 +134,7 @@ public sealed class GridParameter : Parameter
 
     public override void Materialize(IDictionary<string, NdArray<float>> into)
     {
-        var w = new float[_q.Length];
+        var w = _weights ??= new float[_q.Length];
         for (int i = 0; i < w.Length; i++) w[i] = Values[_block[i]] * _q[i];
         into[_initializer] = new NdArray<float>(_shape, w);
     }

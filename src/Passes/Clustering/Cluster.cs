@@ -205,7 +205,7 @@ public sealed class Cluster : Pass
             var trained = parameters[k].Values;
             var values = new Dictionary<string, Autodiff.NdArray<float>>();
             parameters[k].Materialize(values);
-            var w = values[plan.Weight.Weight.Name].R;
+            var w = values[plan.Weight.Weight.Name].R.ToArray();
             if (plan.Grid is { } grid) plan.Grid = grid with { Values = w, Scales = trained.ToArray() };
             else
             {
