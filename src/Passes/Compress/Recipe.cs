@@ -127,7 +127,8 @@ public sealed record Recipe
                 {
                     Name = "pruning",
                     Candidates = ["", "prune{macs=0.7,criterion=taylor,min-speedup=0},distill{steps=400,eval-every=0}",
-                        "prune{macs=0.5,criterion=taylor,min-speedup=0},distill{steps=400,eval-every=0}"],
+                        "prune{macs=0.5,criterion=taylor,min-speedup=0},distill{steps=400,eval-every=0}",
+                        "prune{macs=0.5,criterion=l2,min-speedup=0},distill{steps=400,eval-every=0}"],
                 },
                 new() { Name = target == "latency" ? "int8" : target == "size" ? "clustering" : "finish",
                     Candidates = finish },
