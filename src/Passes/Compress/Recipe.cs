@@ -105,7 +105,7 @@ public sealed record Recipe
         var finish = target switch
         {
             "latency" => new List<string> { "", "quantize" },
-            "size" => ["cluster{bits=4,min-elements=64,train-steps=200}",
+            "size" => ["cluster{bits=4,min-elements=64,train-steps=200}", "cluster{bits=3,train-steps=200}",
                 "cluster{bits=3,min-elements=64,train-steps=200}", "cluster{bits=4,per-channel=true,train-steps=200}"],
             _ => [""],
         };
