@@ -36,7 +36,7 @@ public static class HtmlReport
     public static string Optimize(OptimizeReport r)
     {
         var sb = Begin($"onnxopt report: {r.Input ?? "model"}");
-        sb.Append(C, $"<p class=\"meta\">{Esc(r.Input ?? "")} → {Esc(r.Output ?? "")}<br>pipeline "
+        sb.Append(C, $"<p class=\"meta\">{Files(r.Input, r.Output)}pipeline "
             + $"<code title=\"{Esc(r.Pipeline)}\">{Esc(Pipeline.Brief(r.Pipeline))}</code></p>");
         var v = r.Validation;
         Summary(sb, r.Before, r.After, v?.Report, r.Latency, v is null ? null : v.Accepted ? "accepted" : "refused: "
@@ -53,7 +53,7 @@ public static class HtmlReport
         var x = r.ChosenCandidate;
         var metric = r.DropMetricName;
         sb.Append(C,
-            $"<p class=\"meta\">{Esc(r.Input ?? "")} → {Esc(r.Output ?? "")}<br>"
+            $"<p class=\"meta\">{Files(r.Input, r.Output)}"
             + $"target <b>{Esc(r.Target)}</b>, budget "
             + $"{r.MaxDrop:G3} point{(r.MaxDrop == 1 ? "" : "s")} of {metric}; {r.Candidates.Count} candidates in "
             + $"{r.SearchSeconds:F0} s; chose "
@@ -107,6 +107,10 @@ public static class HtmlReport
         Latency(sb, r.Latency);
         return End(sb);
     }
+
+    /// <summary>"in → out" for the files the report names (nothing for a model run from the library).</summary>
+    private static string Files(string? input, string? output) => input is null && output is null ? ""
+        : Esc(input ?? "model") + (output is null ? "" : " → " + Esc(output)) + "<br>";
 
     private static string Short(string step) => step.Length <= 90 ? step : step[..89] + "…";
 
