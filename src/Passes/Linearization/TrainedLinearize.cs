@@ -38,7 +38,7 @@ internal static class TrainedLinearize
         double lambda = o.Double("lambda"), threshold = o.Double("threshold"), init = o.Double("slope-init");
         double budget = o.Double("max-agreement-drop");
         if (init is < 0 or > 1) throw new OnnxModelException($"linearize: slope-init = {init} is not in [0, 1]");
-        var features = Distill.Features(ctx, o.String("features"));
+        var features = Distill.Features(ctx, teacher, o.String("features"));
         var settings = TrainingOptions.Settings(o, features);
 
         // 1. Slopes and weights train together on a copy.
@@ -77,7 +77,7 @@ internal static class TrainedLinearize
 
         // 2. The most linear activations become the identity, within the budget on held-out data.
         var data = ctx.Evaluation ?? calib;
-        var reference = Reference.Capture(data, teacher);
+        var reference = Reference.Capture(data, teacher.Clone()); // streaming infers shapes: not on the input
         var slopeOf = learned.ToDictionary(s => s.Act, s => s.A);
         int k = above.Count, attempts = 0;
         Model? accepted = null;

@@ -31,32 +31,33 @@ public sealed class Distill : Pass
 
     public override void Run(PassContext ctx, PassOptions o)
     {
-        var settings = TrainingOptions.Settings(o, Features(ctx, o.String("features")));
+        var teacher = Recovery.TeacherModel(ctx);
+        var settings = TrainingOptions.Settings(o, Features(ctx, teacher, o.String("features")));
         var parameters = ParameterSelection.Select(ctx.Model, o.String("params"));
         if (parameters.Count == 0)
             throw new OnnxModelException($"distill: params={o.String("params")} selects no float initializer of the "
                 + $"model");
-        Recovery.Train(ctx, Name, parameters, settings);
+        Recovery.Train(ctx, Name, parameters, settings, teacher);
     }
 
     /// <summary>The feature names: ';'-separated, or auto = the input of the last global pool (when the teacher
-    /// has the same value).</summary>
-    internal static IReadOnlyList<string> Features(PassContext ctx, string spec)
+    /// has the same value and shape; the teacher, the pipeline's input, is read, never changed).</summary>
+    internal static IReadOnlyList<string> Features(PassContext ctx, Model teacher, string spec)
     {
         if (spec != "auto") return spec.Split(';',
             StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         var pool = ctx.Model.Graph.Nodes.LastOrDefault(n => n.OpType is "GlobalAveragePool" or "GlobalMaxPool"
             || n.OpType == "ReduceMean" && n.Input(0)?.Shape?.Rank == 4);
         var name = pool?.Input(0)?.Name;
-        var teacher = Recovery.TeacherModel(ctx);
-        if (name is null || teacher.Graph.Find(name) is not { } tv)
+        if (name is null || teacher.Graph.Find(name) is null)
         {
             ctx.Stats.Notes.Add("features=auto: no global pool input shared with the teacher; logits only");
             return [];
         }
         ShapeInference.Run(ctx.Model);
-        ShapeInference.Run(teacher);
-        var (ss, ts) = (ctx.Model.Graph.Find(name)!.Shape, tv.Shape);
+        var inferred = teacher.Clone();
+        ShapeInference.Run(inferred);
+        var (ss, ts) = (ctx.Model.Graph.Find(name)!.Shape, inferred.Graph.Find(name)!.Shape);
         if (ss is null || ts is null || ss.Rank != ts.Rank
             || ss.Dims.Skip(1).Zip(ts.Dims.Skip(1)).Any(p => p.First != p.Second))
         {
