@@ -179,4 +179,57 @@ public class InspectDumpConvertTests
         AssertUserError(Cli.Run("frobnicate", "x"));
         AssertUserError(Cli.Run("convert", Cli.Model("ops/conv.onnx")));
     }
+
+    private static string OldModel(string dir, string body, long opset = 9)
+    {
+        var m = TextParser.ParseModel($$"""
+            <ir_version: 4, opset_import: ["" : {{opset}}]>
+            g (float[N,2,4,4] x) => (float[N,2,8,8] y)
+            {
+            {{body}}
+            }
+            """);
+        var path = Path.Combine(dir, "old.onnx");
+        OnnxExporter.Save(m, path);
+        return path;
+    }
+
+    [Fact]
+    public void ConvertUpgradesTheOpsetAndValidatesInOrt()
+    {
+        var dir = Paths.TempDir();
+        var model = OldModel(dir, """
+               s = Constant <value: tensor = float[4] {1, 1, 2, 2}> ()
+               u = Upsample (x, s)
+               y = Softmax (u)
+            """);
+        var before = File.ReadAllBytes(model);
+        var outPath = Path.Combine(dir, "new.onnx");
+        var report = Path.Combine(dir, "r.json");
+        var r = Cli.Run("convert", model, "-o", outPath, "--opset", "13", "--report", report);
+        Assert.True(r.ExitCode == 0, r.Err);
+        Assert.Contains("ai.onnx opset 9 -> 13", r.Err);
+        Assert.Equal(before, File.ReadAllBytes(model));
+        var m = OnnxImporter.Load(outPath);
+        Assert.Equal(13, m.OpsetVersion(""));
+        Assert.Contains(m.Graph.Nodes, n => n.OpType == "Resize");
+        var v = JsonDocument.Parse(File.ReadAllText(report)).RootElement.GetProperty("validation");
+        Assert.True(v.GetProperty("passed").GetBoolean());
+    }
+
+    [Theory]
+    [InlineData("y = Crop <border: ints = [0, 0, 1, 1]> (x)", "13", "node Crop -> 'y' cannot move to opset 10")]
+    [InlineData("y = Upsample (x, x)", "8", "downgrades are not supported")]
+    [InlineData("y = Upsample (x, x)", "30", "outside 7..21")]
+    public void ConvertRefusesWhatItCannotUpgrade(string body, string opset, string message)
+    {
+        var dir = Paths.TempDir();
+        var model = OldModel(dir, body);
+        var outPath = Path.Combine(dir, "new.onnx");
+        var r = Cli.Run("convert", model, "-o", outPath, "--opset", opset);
+        Assert.Equal(2, r.ExitCode);
+        Assert.Contains(message, r.Err);
+        Assert.Single(r.Err.Trim().Split('\n'));
+        Assert.False(File.Exists(outPath));
+    }
 }

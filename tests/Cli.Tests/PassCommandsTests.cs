@@ -266,15 +266,41 @@ public class BadDataTests
     [Fact]
     public void AnOpsetRefusalComesBeforeTheCalibrationData()
     {
-        // Opset 9 has no QuantizeLinear: quantize must say so before it reads (here: bad) calibration data.
+        // Opset 9 is upgraded to 13 first; an Upsample with run-time scales cannot be, and quantize must say
+        // so before it reads (here: bad) calibration data.
         var b = new GraphBuilder("old", opset: 9);
         var x = b.Input("input", DataType.Float, "N", 1, 16, 16);
-        b.Output(b.Node("Conv", [x, b.Initializer("w", new float[4 * 9], 4, 1, 3, 3)]));
+        var s = b.Input("s", DataType.Float, 4);
+        var c = b.Node("Conv", [x, b.Initializer("w", new float[4 * 9], 4, 1, 3, 3)]);
+        b.Output(b.Node("Upsample", [c, s]));
         var path = Path.Combine(Paths.TempDir(), "old.onnx");
         OnnxExporter.Save(b.Build(), path);
         var r = Cli.Run("quantize", path, "-o", Path.Combine(Paths.TempDir(), "q.onnx"), "--calib", Folder(float.NaN));
         Assert.Equal(2, r.ExitCode);
-        Assert.Contains("quantize needs opset 10 or later", r.Err);
+        Assert.Contains("quantize needs opset 13 (per-channel int8 weights); the model is at opset 9", r.Err);
+        Assert.Contains("computed at run time", r.Err);
+        Assert.Single(r.Err.Trim().Split('\n'));
+    }
+
+    [Fact]
+    public void AnOldOpsetModelIsUpgradedForPerChannelWeights()
+    {
+        var b = new GraphBuilder("old", opset: 9);
+        var x = b.Input("input", DataType.Float, "N", 2, 8, 8);
+        var w = Enumerable.Range(0, 4 * 2 * 9).Select(i => (i % 7 - 3) * (1 + i / 18) * 0.1f).ToArray();
+        var c = b.Node("Conv", [x, b.Initializer("w", w, 4, 2, 3, 3)]);
+        b.Output(b.Node("Relu", [c]));
+        var dir = Paths.TempDir();
+        var path = Path.Combine(dir, "old.onnx");
+        OnnxExporter.Save(b.Build(), path);
+        var outPath = Path.Combine(dir, "q.onnx");
+        var r = Cli.Run("quantize", path, "-o", outPath, "--calib-random", "16");
+        Assert.True(r.ExitCode == 0, r.Err);
+        Assert.Contains("upgraded the model from opset 9 to 13 first (per-channel int8 weights)", r.Err);
+        var q = OnnxImporter.Load(outPath);
+        Assert.Equal(13, q.OpsetVersion(""));
+        Assert.Contains(q.Graph.Nodes, n => n.OpType == "DequantizeLinear"
+            && Rewriter.ConstantOf(n.Input(1)) is { ElementCount: 4 });
     }
 
     [Fact]

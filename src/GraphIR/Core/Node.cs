@@ -51,6 +51,7 @@ public sealed class Node
     public long GetInt(string name, long dflt) => Attr(name) is { Kind: AttributeKind.Int } a ? a.I : dflt;
     public float GetFloat(string name, float dflt) => Attr(name) is { Kind: AttributeKind.Float } a ? a.F : dflt;
     public long[]? GetInts(string name) => Attr(name) is { Kind: AttributeKind.Ints } a ? a.Ints : null;
+    public float[]? GetFloats(string name) => Attr(name) is { Kind: AttributeKind.Floats } a ? a.Floats : null;
     public string? GetString(string name) => Attr(name) is { Kind: AttributeKind.String } a ? a.StringValue : null;
     public Tensor? GetTensor(string name) => Attr(name) is { Kind: AttributeKind.Tensor } a ? a.T : null;
 

@@ -29,6 +29,8 @@ public sealed record OptimizeRequest(string Input, string Output, Pipeline Pipel
     public double Rtol { get; init; } = 1e-4;
     public double Atol { get; init; } = 1e-5;
     public double? MaxDrop { get; init; }
+    /// <summary>How the output is written (external data); null: everything inline.</summary>
+    public ExportOptions? Export { get; init; }
 }
 
 public static class OptimizeCommand
@@ -139,7 +141,7 @@ public static class OptimizeCommand
             ctx.Err.WriteLine($"onnxopt: validation failed ({result.Verdict}); {q.Output} not written (use --force to write it anyway)");
             return 1;
         }
-        OnnxExporter.Save(result.Model, q.Output);
+        OnnxExporter.Save(result.Model, q.Output, q.Export);
         if (!result.Accepted)
         {
             ctx.Err.WriteLine($"onnxopt: validation failed ({result.Verdict}); {q.Output} written anyway (--force)");

@@ -65,6 +65,7 @@ public sealed class Cluster : Pass
 
     public override void Run(PassContext ctx, PassOptions o)
     {
+        UpgradeOpset.Require(ctx, Name, 13, "the opset onnxopt's compression passes share");
         var bits = (int)o.Int("bits");
         var clusters = (int)o.Int("clusters");
         var minSqnr = o.Double("min-sqnr");

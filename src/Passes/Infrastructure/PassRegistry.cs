@@ -21,6 +21,7 @@ public static class PassRegistry
         new Prune(),
         new Cluster(),
         new Distill(),
+        new UpgradeOpset(),
     ];
 
     public static IReadOnlyList<Pass> Passes => Volatile.Read(ref _all);

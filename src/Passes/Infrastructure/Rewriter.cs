@@ -80,6 +80,27 @@ public sealed class Rewriter(Model model)
         _touched.Add(n);
     }
 
+    /// <summary>Removes an attribute of a node, if present.</summary>
+    public void RemoveAttr(Node n, string name)
+    {
+        if (n.Attributes.RemoveAll(a => a.Name == name) == 0) return;
+        Changes++;
+        _touched.Add(n);
+    }
+
+    /// <summary>Sets the opset a domain is imported at ("" and "ai.onnx" are the same), adding the import
+    /// when missing.</summary>
+    public void SetOpset(string domain, long version)
+    {
+        var imports = Model.OpsetImports;
+        var i = imports.FindIndex(o => o.Domain == domain || (Model.IsDefaultDomain(o.Domain)
+            && Model.IsDefaultDomain(domain)));
+        if (i >= 0 && imports[i].Version == version) return;
+        Changes++;
+        if (i >= 0) imports[i] = imports[i] with { Version = version };
+        else imports.Add(new OpsetImport(domain, version));
+    }
+
     /// <summary>Whether uses of <paramref name="old"/> can move to <paramref name="replacement"/>
     /// (a graph output can only be taken over by a plain node output of the same graph).</summary>
     public static bool CanReplace(Value old, Value replacement) =>

@@ -63,6 +63,7 @@ public sealed class Prune : Pass
 
     public override void Run(PassContext ctx, PassOptions o)
     {
+        UpgradeOpset.Require(ctx, Name, 13, "the opset onnxopt's compression passes share");
         var exclude = o.String("exclude").Split(';', StringSplitOptions.RemoveEmptyEntries
             | StringSplitOptions.TrimEntries);
         var plan = new PrunePlan(o.Enum("criterion"), o.Enum("scope") == "global", (int)o.Int("round-to"),

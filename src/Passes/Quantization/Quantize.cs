@@ -62,9 +62,7 @@ public sealed class Quantize : Pass
         var calib = ctx.RequireCalibration(Name);
         var model = ctx.Model;
         // Cheap preconditions before the (possibly long) calibration.
-        if ((model.OpsetVersion("") ?? 1) is var opset && opset < 10)
-            throw new OnnxModelException(
-                $"quantize needs opset 10 or later (QuantizeLinear); the model imports opset {opset}");
+        UpgradeOpset.Require(ctx, Name, 13, "per-channel int8 weights");
         ShapeInference.Run(model);
         var qo = ReadOptions(o);
         var factory = RangeCalibrator.Factory(o.Enum("calibrate"), o.Double("percentile"), o.Bool("moving-average"));
