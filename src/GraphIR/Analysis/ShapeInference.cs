@@ -209,6 +209,9 @@ public static class ShapeInference
                 {
                     if (xs is null) return [T(xt, null)];
                     var perm = n.GetInts("perm") ?? Enumerable.Range(0, xs.Rank).Reverse().Select(i => (long)i).ToArray();
+                    if (SymConst(n.Input(0)) is { } cx && Known(xs) is { } inDims)
+                        SetConst(n.Output(), Remap(cx, inDims, perm.Select(p => inDims[p]).ToArray(),
+                            (o, i) => { for (int a = 0; a < perm.Length; a++) i[perm[a]] = o[a]; }));
                     return [TD(xt, perm.Select(p => xs[(int)p]))];
                 }
                 case "Concat": return [Concat(n, xt)];
@@ -218,6 +221,16 @@ public static class ShapeInference
                 case "Unsqueeze": return [Unsqueeze(n, xs, xt)];
                 case "Pad": return [Pad(n, xs, xt)];
                 case "Constant": return [ConstantNode(n)];
+                case "ConstantOfShape":
+                {
+                    var value = n.GetTensor("value");
+                    var type = value?.ElementType ?? DataType.Float;
+                    if (Const(n.Input(0)) is not { } shape) return [T(type, null)];
+                    var count = shape.Aggregate(1L, (a, b) => a * b);
+                    if (type is DataType.Int64 or DataType.Int32 && count <= 1024)
+                        SetConst(n.Output(), Enumerable.Repeat(value!.ToInt64Array()[0], (int)count));
+                    return [T(type, Shape.Of(shape))];
+                }
                 case "Shape":
                 {
                     if (xs is null) return [T(DataType.Int64, new Shape([Dim.Unknown]))];
@@ -254,6 +267,38 @@ public static class ShapeInference
             }
         }
 
+        /// <summary>All dims of a shape, when every one is known.</summary>
+        private static long[]? Known(Shape? s) =>
+            s is not null && s.Dims.All(d => d.IsKnown) ? s.Dims.Select(d => d.Value!.Value).ToArray() : null;
+
+        /// <summary>A small constant rearranged: output element o reads input element map(o) (row-major).</summary>
+        private static Dim[]? Remap(Dim[] values, long[] inDims, long[] outDims, Action<long[], long[]> map)
+        {
+            var total = outDims.Aggregate(1L, (a, b) => a * b);
+            if (total > 1024 || values.Length != inDims.Aggregate(1L, (a, b) => a * b)) return null;
+            var result = new Dim[total];
+            var o = new long[outDims.Length];
+            var i = new long[inDims.Length];
+            for (long k = 0; k < total; k++)
+            {
+                for (int a = outDims.Length - 1, rest = (int)k; a >= 0; a--)
+                {
+                    o[a] = rest % outDims[a];
+                    rest /= (int)outDims[a];
+                }
+                map(o, i);
+                long flat = 0;
+                for (int a = 0; a < inDims.Length; a++) flat = flat * inDims[a] + i[a];
+                result[k] = values[flat];
+            }
+            return result;
+        }
+
+        /// <summary>A float constant: an initializer or a Constant node's tensor.</summary>
+        private static double[]? FloatConst(Value? v) =>
+            (v?.Initializer ?? (v?.Producer is { OpType: "Constant" } c ? c.GetTensor("value") : null)) is
+            { ElementType: DataType.Float or DataType.Double } t ? t.ToDoubleArray() : null;
+
         /// <summary>Resize/Upsample: the 'sizes' input when constant, else floor(dim * scale) from constant scales.</summary>
         private Shape? Resize(Node n, Shape? xs)
         {
@@ -261,9 +306,10 @@ public static class ShapeInference
             var sizesInput = n.OpType == "Resize" ? n.Input(3) : null;
             if (Const(sizesInput) is { } sizes && sizes.Length == xs.Rank) return Shape.Of(sizes);
             var scalesInput = n.OpType == "Upsample" ? n.Input(1) : n.Input(n.Inputs.Count == 2 ? 1 : 2);
-            if (scalesInput?.Initializer is { ElementType: DataType.Float } st && st.ElementCount == xs.Rank)
+            var scales = n.OpType == "Upsample" && n.GetFloats("scales") is { } attr
+                ? attr.Select(f => (double)f).ToArray() : FloatConst(scalesInput);
+            if (scales is not null && scales.Length == xs.Rank)
             {
-                var scales = st.ToDoubleArray();
                 return new Shape(xs.Dims.Select((d, i) => d.Value is long v ? Dim.Of((long)Math.Floor(v * scales[i]))
                     : scales[i] == 1 ? d : Dim.Unknown));
             }
@@ -513,6 +559,8 @@ public static class ShapeInference
             steps ??= Enumerable.Repeat(1L, starts.Length).ToArray();
             var dims = xs.Dims.ToArray();
             var cx = SymConst(n.Input(0));
+            var first = new long[xs.Rank];
+            var stride = Enumerable.Repeat(1L, xs.Rank).ToArray();
             for (int i = 0; i < axes.Length; i++)
             {
                 var a = (int)(axes[i] < 0 ? axes[i] + xs.Rank : axes[i]);
@@ -531,9 +579,12 @@ public static class ShapeInference
                     (s - e + (-st) - 1) / (-st));
                 }
                 dims[a] = Dim.Of(count);
-                if (cx is not null && xs.Rank == 1 && st == 1) SetConst(n.Output(),
-                    cx.Skip((int)s).Take((int)count).ToArray());
+                first[a] = s;
+                stride[a] = st;
             }
+            if (cx is not null && Known(xs) is { } inDims && Known(new Shape(dims)) is { } outDims)
+                SetConst(n.Output(), Remap(cx, inDims, outDims,
+                    (o, i) => { for (int a = 0; a < o.Length; a++) i[a] = first[a] + o[a] * stride[a]; }));
             return TD(xt, dims);
         }
 
