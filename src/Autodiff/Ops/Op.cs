@@ -125,6 +125,7 @@ public static class OpRegistry<T> where T : unmanaged, IFloatingPointIeee754<T>
         ["ArgMin"] = new ArgExtremeOp<T>(max: false),
         ["Range"] = new RangeOp<T>(),
         ["Resize"] = new ResizeOp<T>(),
+        ["Einsum"] = new EinsumOp<T>(),
     };
 
     public static IReadOnlyCollection<string> OpTypes => All.Keys;

@@ -1,4 +1,4 @@
-// Resize (opset 10: scales as input 1; 11+: roi, scales, sizes), modes nearest and linear, with its
+// Resize (opset 10: scales as input 1; 11+: roi, scales, sizes), modes nearest, linear and cubic, with its
 // VJP. Separable per axis:
 // each output coordinate o of an axis reads taps (i, w) of the input axis,
 //   x = transform(o): half_pixel (o + 0.5) / s - 0.5 (default), asymmetric o / s,
@@ -7,8 +7,12 @@
 //   nearest: one tap at nearest_mode(x) (round_prefer_floor default, round_prefer_ceil, floor, ceil),
 //            clamped into the axis;
 //   linear:  x clamped into [0, in - 1], taps floor(x) and floor(x) + 1 with weights 1 - f and f;
+//   cubic:   taps floor(x) - 1 .. floor(x) + 2 with Keys' weights W(t + 1), W(t), W(1 - t), W(2 - t), t = x - floor(x),
+//            W(d) = (A+2)|d|^3 - (A+3)|d|^2 + 1 for |d| <= 1, A|d|^3 - 5A|d|^2 + 8A|d| - 4A for 1 < |d| < 2
+//            (A = cubic_coeff_a, default -0.75); taps outside the axis read its edge, or with
+//            exclude_outside=1 get weight 0 and the others are renormalized to sum 1;
 // and an output element is the sum over the product of its axes' taps. The VJP scatters the gradient
-// back along the same taps. Cubic mode, roi (tf_crop_and_resize) and antialias are refused by name.
+// back along the same taps. roi (tf_crop_and_resize) and antialias are refused by name.
 using System.Numerics;
 
 using OnnxOpt.Autodiff.Kernels;
@@ -24,7 +28,9 @@ internal sealed class ResizeOp<T> : IOp<T> where T : unmanaged, IFloatingPointIe
         var mode = n.GetString("mode") ?? "nearest";
         var ctm = n.GetString("coordinate_transformation_mode") ?? "half_pixel";
         var nearest = n.GetString("nearest_mode") ?? "round_prefer_floor";
-        if (mode is not ("nearest" or "linear")) throw c.Error($"Resize mode '{mode}' is not supported");
+        if (mode is not ("nearest" or "linear" or "cubic")) throw c.Error($"Resize mode '{mode}' is not supported");
+        var cubicA = n.GetFloat("cubic_coeff_a", -0.75f);
+        var exclude = n.GetInt("exclude_outside", 0) != 0;
         if (ctm is not ("half_pixel" or "asymmetric" or "align_corners" or "pytorch_half_pixel"))
             throw c.Error($"Resize coordinate_transformation_mode '{ctm}' is not supported");
         if (n.GetInt("antialias", 0) != 0) throw c.Error("Resize with antialias is not supported");
@@ -62,6 +68,7 @@ internal sealed class ResizeOp<T> : IOp<T> where T : unmanaged, IFloatingPointIe
                     };
                     taps[a][o] = [(Math.Clamp((int)r, 0, inLen - 1), 1.0)];
                 }
+                else if (mode == "cubic") taps[a][o] = CubicTaps(xo, inLen, cubicA, exclude);
                 else
                 {
                     var xc = Math.Clamp(xo, 0, inLen - 1);
@@ -72,6 +79,30 @@ internal sealed class ResizeOp<T> : IOp<T> where T : unmanaged, IFloatingPointIe
             }
         }
         return (outShape, taps);
+    }
+
+    private static (int Index, double Weight)[] CubicTaps(double x, int inLen, double a, bool exclude)
+    {
+        static double W(double d, double a)
+        {
+            d = Math.Abs(d);
+            return d <= 1 ? ((a + 2) * d - (a + 3)) * d * d + 1 : d < 2 ? ((a * d - 5 * a) * d + 8 * a) * d - 4 * a : 0;
+        }
+        var i0 = (int)Math.Floor(x);
+        var t = x - i0;
+        var taps = new (int Index, double Weight)[4];
+        double sum = 0;
+        for (int k = 0; k < 4; k++)
+        {
+            int i = i0 - 1 + k;
+            var w = W(t + 1 - k, a);
+            if (exclude && (i < 0 || i >= inLen)) w = 0;
+            taps[k] = (Math.Clamp(i, 0, inLen - 1), w);
+            sum += w;
+        }
+        if (exclude && sum != 0)
+            for (int k = 0; k < 4; k++) taps[k].Weight /= sum;
+        return taps;
     }
 
     /// <summary>Visits every (output index, input index, weight) of the separable taps.</summary>
