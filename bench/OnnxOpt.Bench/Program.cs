@@ -5,6 +5,8 @@
 //                                               MobileNetV2 at 224 (random weights) and the trained digits nets
 //   prune-latency [--iters 20] [--int8]         pruned vs original at 1.4x and 2x fewer MACs, round-to 1/8/16
 //   int8-accuracy                               accuracy fp32 vs int8 on held-out data, per calibrator
+//   old-opset                                   the opset-9/11 torch exports (weights in Constant nodes): int8
+//                                               with per-tensor vs per-channel weights after the upgrade to 13
 //   calibration-memory --samples N [--size 112] peak memory of calibrating MobileNetV2 on N samples read from disk
 //   prune-accuracy [--models vgg,resnet] [--configs "macs=0.5;macs=0.5,criterion=taylor|..."]
 //                                               the prune preset on the trained digits nets: held-out accuracy,
@@ -139,6 +141,32 @@ switch (args.FirstOrDefault())
                 using var b = InferenceSession.FromModel(q);
                 var v = Validator.Compare(a, b, DataSet.FromFolder(Path.Combine(data, "test"), a.Inputs));
                 line += string.Create(c, $"  {method}: {v.ReferenceAccuracy * 100:F1} -> {v.CandidateAccuracy * 100:F1}");
+            }
+            Console.WriteLine(line);
+        }
+        return 0;
+    }
+    case "old-opset":
+    {
+        var data = Path.Combine(Repo.Root, "testmodels", "digits", "data");
+        Console.WriteLine("held-out accuracy (500 test images), fp32 -> int8 QDQ (minmax, 200 calibration images); "
+            + "quantize upgrades the model to opset 13 first");
+        foreach (var opset in new[] { 9, 11 })
+        {
+            var model = OnnxImporter.Load(Path.Combine(Repo.Root, "testmodels", "old_opset", $"digits_opset{opset}.onnx"));
+            var line = $"opset {opset,-3}";
+            foreach (var perChannel in new[] { false, true })
+            {
+                var q = model.Clone();
+                var ctx = new PassContext(q, CalibrationSource.FromFolder(Path.Combine(data, "calib")));
+                PipelineRunner.Run(q, Pipeline.Parse($"canonicalize,fold-bn,quantize{{per-channel={(perChannel ? "true" : "false")}}}"), ctx);
+                using var a = InferenceSession.FromModel(model);
+                using var b = InferenceSession.FromModel(q);
+                var v = Validator.Compare(a, b, DataSet.FromFolder(Path.Combine(data, "test"), a.Inputs));
+                var o = v.Outputs[0];
+                line += string.Create(c, $"  {(perChannel ? "per-channel" : "per-tensor")}: "
+                    + $"{v.ReferenceAccuracy * 100:F1} -> {v.CandidateAccuracy * 100:F1}, SQNR {o.SqnrDb:F1} dB, "
+                    + $"cosine {o.Cosine:F5}");
             }
             Console.WriteLine(line);
         }

@@ -4,7 +4,8 @@
 //      Conv:          N * Cout * prod(out spatial) * (Cin/group) * prod(kernel)
 //      ConvTranspose: N * Cin  * prod(in spatial)  * (Cout/group) * prod(kernel)
 //      Gemm:          M * N * K          MatMul: prod(batch) * M * N * K
-//  - Parameters: elements of all initializers except int64 ones (shapes, axes, indices).
+//  - Parameters: elements of all initializers and Constant-node tensors except int64 ones (shapes, axes,
+//    indices).
 //  - Non-linear depth: the most non-linear activations on any path from an input to an output
 //    (Relu, LeakyRelu, PRelu, Clip, Sigmoid, HardSigmoid, HardSwish, Tanh, Elu, Selu, Gelu, ...);
 //    Softmax/LogSoftmax, pooling and element-wise arithmetic do not count.
@@ -54,7 +55,11 @@ public sealed record ModelStats
                 if (mac is long v) macs[key] = macs.GetValueOrDefault(key) + v;
                 else unknown.Add(n.ToString());
             }
-        var inits = g.SelfAndSubgraphs().SelectMany(x => x.Initializers).Select(v => v.Initializer!).ToList();
+        // Weights held in Constant nodes (older exporters) count like initializers.
+        var inits = g.SelfAndSubgraphs().SelectMany(x => x.Initializers).Select(v => v.Initializer!)
+            .Concat(g.SelfAndSubgraphs().SelectMany(x => x.Nodes)
+                .Where(n => n is { OpType: "Constant", IsStandard: true }).Select(n => n.GetTensor("value"))
+                .OfType<Tensor>()).ToList();
         return new ModelStats
         {
             Opsets = m.OpsetImports,

@@ -40,7 +40,11 @@ public sealed class UpgradeOpset : Pass
         _ => 10,
     };
 
-    public override void Run(PassContext ctx, PassOptions o) => Upgrade(ctx, o.Int("version"));
+    public override void Run(PassContext ctx, PassOptions o)
+    {
+        var to = o.Int("version");
+        if (Upgrade(ctx, to) is var from && from != to) ctx.Stats.Notes.Add($"ai.onnx opset {from} -> {to}");
+    }
 
     /// <summary>For a pass that needs opset <paramref name="version"/>: a model below it is upgraded first
     /// and the pass's report says so (as ONNX Runtime's quantizer does); one that cannot be is refused with
@@ -97,7 +101,6 @@ public sealed class UpgradeOpset : Pass
         if (model.IrVersion < IrVersionFor(target)) model.IrVersion = IrVersionFor(target);
         ctx.Rewriter.Cleanup();
         ShapeInference.Refresh(model);
-        ctx.Stats.Notes.Add($"ai.onnx opset {from} -> {target}");
         return from;
     }
 }

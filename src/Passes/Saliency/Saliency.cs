@@ -65,11 +65,14 @@ public static class Saliency
         if (o.Iterations < 1) throw new OnnxModelException("iterations must be at least 1");
         if (o.Scope is not ("global" or "local")) throw new OnnxModelException($"scope '{o.Scope}' must be global or local");
         if (o.Precision is not ("float64" or "float32")) throw new OnnxModelException($"precision '{o.Precision}' must be float64 or float32");
-        // Weights held in Constant nodes (older exporters) become initializers of a copy, under the same names.
-        if (model.Graph.Nodes.Any(n => n is { OpType: "Constant", IsStandard: true }))
+        // Weights held in Constant nodes (older exporters) become initializers of a copy, under the same
+        // names; a model below opset 13 is upgraded in that copy (the evaluator knows the current ops).
+        var old = (model.OpsetVersion("") ?? 13) < 13;
+        if (old || model.Graph.Nodes.Any(n => n is { OpType: "Constant", IsStandard: true }))
         {
             model = model.Clone();
-            PipelineRunner.Run(model, Pipeline.Parse("canonicalize"), new PassContext(model));
+            var prep = (old ? "upgrade-opset{version=13}," : "") + "canonicalize";
+            PipelineRunner.Run(model, Pipeline.Parse(prep), new PassContext(model));
         }
         var prunables = PrunableWeights(model);
         var sw = Stopwatch.StartNew();
