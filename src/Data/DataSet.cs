@@ -34,6 +34,9 @@ public sealed class DataSet
     /// <summary>Samples skipped so far for holding NaN or infinity (FromFolder with skipNonFinite); counted as
     /// the batches stream.</summary>
     public int SkippedNonFinite { get; private set; }
+    /// <summary>Symbolic dims random inputs set to 1 because no value was given (a failure in the runtime
+    /// may need them: --dim NAME=V).</summary>
+    public IReadOnlyList<string> DefaultedDims { get; private init; } = [];
 
     /// <param name="skipNonFinite">Drop samples holding NaN or infinity (counted in SkippedNonFinite) instead of
     /// refusing the data at the first one.</param>
@@ -276,7 +279,12 @@ public sealed class DataSet
                 yield return new Batch(feed, null);
             }
         }
-        return new DataSet($"{count} seeded random input sets (seed {seed})", count, false, _ => Make());
+        var defaulted = inputs.SelectMany(i => i.Shape?.Dims ?? []).Where(d => d.Value is null && d.Param is not null
+            && dims?.ContainsKey(d.Param) != true).Select(d => d.Param!).Distinct().ToList();
+        return new DataSet($"{count} seeded random input sets (seed {seed})", count, false, _ => Make())
+        {
+            DefaultedDims = defaulted,
+        };
     }
 
     private static Tensor RandomTensor(string name, DataType t, long[] shape, SplitMix64 rng)

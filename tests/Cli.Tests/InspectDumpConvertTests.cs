@@ -232,4 +232,37 @@ public class InspectDumpConvertTests
         Assert.Single(r.Err.Trim().Split('\n'));
         Assert.False(File.Exists(outPath));
     }
+
+    [Fact]
+    public void ARandomInputFailureInOrtNamesTheDimToGive()
+    {
+        // With N = 1 the Reshape to [2, -1, 8] has 8 elements for 16 per row: ORT fails, and the error
+        // says which symbolic dim was defaulted and how to set it.
+        var dir = Paths.TempDir();
+        var m = TextParser.ParseModel("""
+            <ir_version: 8, opset_import: ["" : 13]>
+            g (float[N,8] x) => (float[N,8] y) <int64[3] s = {2, -1, 8}, int64[2] t = {-1, 8}>
+            {
+               r = Reshape (x, s)
+               y = Reshape (r, t)
+            }
+            """);
+        var model = Path.Combine(dir, "m.onnx");
+        OnnxExporter.Save(m, model);
+        var outPath = Path.Combine(dir, "o.onnx");
+        var r = Cli.Run("optimize", model, "-o", outPath, "--passes", "canonicalize", "--validate");
+        Assert.Equal(2, r.ExitCode);
+        Assert.Contains("symbolic dims N set to 1; give their values with --dim N=V", r.Err);
+        Assert.Single(r.Err.Trim().Split('\n'));
+        Assert.False(File.Exists(outPath));
+        var ok = Cli.Run("optimize", model, "-o", outPath, "--passes", "canonicalize", "--validate", "--dim", "N=4");
+        Assert.True(ok.ExitCode == 0, ok.Err);
+        var v = Cli.Run("validate", model, model);
+        Assert.Equal(2, v.ExitCode);
+        Assert.Contains("--dim N=V", v.Err);
+        Assert.Equal(0, Cli.Run("validate", model, model, "--dim", "N=2").ExitCode);
+        var run = Cli.Run("run", model, "-o", Path.Combine(dir, "outs"));
+        Assert.Equal(2, run.ExitCode);
+        Assert.Contains("a run on random inputs failed in ONNX Runtime", run.Err);
+    }
 }

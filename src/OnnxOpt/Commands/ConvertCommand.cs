@@ -38,9 +38,13 @@ public static class ConvertCommand
             Description = "seed for the random validation inputs",
             DefaultValueFactory = _ => 1UL,
         };
+        var dims = new Option<string[]>("--dim")
+        {
+            Description = "value of a symbolic dimension in the random validation inputs, e.g. --dim N=8 (default 1)",
+        };
         var cmd = new Command("convert", "Load, verify and write a model: opset upgrade, external data")
         {
-            input, output, opset, ext, extFile, report, force, seed,
+            input, output, opset, ext, extFile, report, force, seed, dims,
         };
         cmd.SetAction(r =>
         {
@@ -63,6 +67,7 @@ public static class ConvertCommand
                     Force = r.GetValue(force),
                     Report = r.GetValue(report),
                     Seed = r.GetValue(seed),
+                    Dims = CliContext.ParseDims(r.GetValue(dims)),
                     Export = export,
                 });
             var m = CliContext.LoadModel(inPath);

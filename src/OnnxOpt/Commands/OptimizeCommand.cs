@@ -29,6 +29,8 @@ public sealed record OptimizeRequest(string Input, string Output, Pipeline Pipel
     public double Rtol { get; init; } = 1e-4;
     public double Atol { get; init; } = 1e-5;
     public double? MaxDrop { get; init; }
+    /// <summary>Values of symbolic dims for random validation inputs (--dim NAME=V).</summary>
+    public IReadOnlyDictionary<string, long>? Dims { get; init; }
     /// <summary>How the output is written (external data); null: everything inline.</summary>
     public ExportOptions? Export { get; init; }
 }
@@ -54,6 +56,10 @@ public static class OptimizeCommand
             Description = "write a self-contained HTML report "
             + "here"
         };
+        public readonly Option<string[]> Dims = new("--dim")
+        {
+            Description = "value of a symbolic dimension in random validation inputs, e.g. --dim N=8 (default 1)",
+        };
         public readonly Option<bool> Validate = new("--validate") { Description = "compare the output with the input in ORT before writing" };
         public readonly Option<bool> Force = new("--force") { Description = "write the output even if validation fails" };
         public readonly Option<bool> VerifyEach = new("--verify-each") { Description = "run the IR verifier after every pass" };
@@ -65,7 +71,7 @@ public static class OptimizeCommand
         public void AddTo(Command c)
         {
             c.Add(Input);
-            foreach (var o in new Option[] { Output, Calib, CalibRandom, SkipNonFinite, Eval, Seed, Report, Html,
+            foreach (var o in new Option[] { Output, Calib, CalibRandom, SkipNonFinite, Eval, Seed, Dims, Report, Html,
                 Validate,
                 Force, VerifyEach, Bench, Rtol, Atol, MaxDrop }) c.Add(o);
         }
@@ -78,6 +84,7 @@ public static class OptimizeCommand
             SkipNonFinite = r.GetValue(SkipNonFinite),
             Eval = r.GetValue(Eval),
             Seed = r.GetValue(Seed),
+            Dims = CliContext.ParseDims(r.GetValue(Dims)),
             Report = r.GetValue(Report),
             Html = r.GetValue(Html),
             Validate = r.GetValue(Validate),
@@ -120,6 +127,7 @@ public static class OptimizeCommand
             Evaluation = q.Eval is not null ? CalibrationSource.FromFolder(q.Eval, q.SkipNonFinite) : null,
             Validate = q.Validate,
             Seed = q.Seed,
+            Dims = q.Dims,
             Rtol = q.Rtol,
             Atol = q.Atol,
             MaxDrop = q.MaxDrop,

@@ -5,6 +5,7 @@ using System.CommandLine;
 using System.Text;
 using OnnxOpt.GraphIR;
 using OnnxOpt.Runtime;
+using OnnxOpt.Runtime.Validation;
 using OnnxOpt.Data;
 
 namespace OnnxOpt.Cli;
@@ -34,7 +35,7 @@ public static class RunCommand
             var parts = wanted.ToDictionary(w => w, _ => new List<Tensor>());
             foreach (var batch in ds.Batches(r.GetValue(data.Batch)))
             {
-                var outs = session.Run(batch.Inputs, wanted);
+                var outs = RandomDimsHint.Wrap(ds, () => session.Run(batch.Inputs, wanted), "a run");
                 for (int i = 0; i < wanted.Count; i++) parts[wanted[i]].Add(outs[i]);
             }
             var dir = r.GetValue(output)!;

@@ -91,7 +91,7 @@ public static class Optimizer
         using var a = InferenceSession.FromBytes(originalBytes, settings);
         using var b = InferenceSession.FromBytes(outBytes, settings);
         var data = (o.Evaluation ?? o.Calibration)?.DataFor(a.Inputs) ?? DataSet.Random(a.Inputs,
-            o.RandomValidationSamples, o.Seed);
+            o.RandomValidationSamples, o.Seed, o.Dims);
         var report = Validator.Compare(a, b, data, new ValidationOptions { Rtol = o.Rtol, Atol = o.Atol });
         if (exact)
             return new ValidationOutcome(ValidationMode.Tolerance, report.Passed,

@@ -47,10 +47,10 @@ public static class Validator
         int samples = 0;
         foreach (var batch in data.Batches(options.BatchSize))
         {
-            var r = reference.Run(batch.Inputs);
             var candFeed = batch.Inputs.Where(kv => candInputs.Contains(kv.Key)).ToDictionary();
             var present = refOutputs.Where(candNames.Contains).ToList();
-            var c = candidate.Run(candFeed, present);
+            var (r, c) = RandomDimsHint.Wrap(data,
+                () => (reference.Run(batch.Inputs), candidate.Run(candFeed, present)));
             samples += (int)(batch.Inputs.Values.FirstOrDefault()?.Dims.FirstOrDefault() ?? 1);
             for (int i = 0; i < present.Count; i++)
                 stats[present[i]].Add(r[refOutputs.IndexOf(present[i])], c[i]);
