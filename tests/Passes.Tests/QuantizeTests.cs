@@ -257,7 +257,8 @@ public class QuantizeTests
         var m = OnnxImporter.Load(Path.Combine(Paths.TestModels, "digits", "mobilenetv2.onnx"));
         var copy = m.Clone();
         var ctx = new PassContext(copy, CalibrationSource.FromFolder(Path.Combine(dir, "calib")), evaluation: CalibrationSource.FromFolder(Path.Combine(dir, "test")));
-        var runs = PipelineRunner.Run(copy, Pipeline.Parse("canonicalize,fold-bn,quantize{calibrate=mse,max-drop=0}"), ctx, verifyEach: true);
+        var runs = PipelineRunner.Run(copy, Pipeline.Parse("canonicalize,fold-bn,quantize{calibrate=mse,max-drop=0,"
+            + "tune-calibration=false,search=op}"), ctx, verifyEach: true);
         var trials = runs[2].Stats.Decisions.OfType<QuantizeTrial>().ToList();
         Assert.True(trials.Count >= 2, "the all-int8 model should have needed fallbacks");
         Assert.True(trials[0].Drop > 0);
@@ -278,5 +279,61 @@ public class QuantizeTests
     {
         var e = Assert.Throws<OnnxModelException>(() => Run(Cases["conv-relu"](), "quantize{max-drop=0.5}", Calib));
         Assert.Contains("--eval", e.Message);
+    }
+
+    [Fact]
+    public void AccuracyAwareModeTriesTheOtherCalibrationMethodsFirst()
+    {
+        // The same 0.2-point loss with mse ranges: another method for every tensor (or for the worst ops'
+        // outputs) is tried before any op goes back to float, and the budget holds.
+        var dir = Path.Combine(Paths.TestModels, "digits", "data");
+        var m = OnnxImporter.Load(Path.Combine(Paths.TestModels, "digits", "mobilenetv2.onnx"));
+        var copy = m.Clone();
+        var ctx = new PassContext(copy, CalibrationSource.FromFolder(Path.Combine(dir, "calib")),
+            evaluation: CalibrationSource.FromFolder(Path.Combine(dir, "test")));
+        var runs = PipelineRunner.Run(copy, Pipeline.Parse("canonicalize,fold-bn,quantize{calibrate=mse,max-drop=0}"),
+            ctx, verifyEach: true);
+        var trials = runs[2].Stats.Decisions.OfType<QuantizeTrial>().ToList();
+        Assert.Equal("calibrate=minmax for every tensor", trials[1].FellBack);
+        Assert.True(trials.Min(t => t.Drop) <= 0);
+        using var a = InferenceSession.FromModel(m);
+        using var b = InferenceSession.FromModel(copy);
+        var v = Runtime.Validation.Validator.Compare(a, b, DataSet.FromFolder(Path.Combine(dir, "test"), a.Inputs));
+        Assert.True(v.ReferenceAccuracy - v.CandidateAccuracy <= 1e-9, $"{v.ReferenceAccuracy} -> {v.CandidateAccuracy}");
+    }
+
+    [Fact]
+    public void ClassSearchKeepsTheFastestClassWithinTheBudgetInFloat()
+    {
+        // The detection-style net (HardSwish gates, Concat neck, sigmoid map head) at a budget of 0.01
+        // cosine points: all-int8 and every calibration method miss it, whole op classes are tried (each
+        // timed), and the model left is within the budget with most ops still int8.
+        var dir = Path.Combine(Paths.TestModels, "detection", "data");
+        var m = OnnxImporter.Load(Path.Combine(Paths.TestModels, "detection", "textdet.onnx"));
+        var copy = m.Clone();
+        var ctx = new PassContext(copy, CalibrationSource.FromFolder(Path.Combine(dir, "calib")),
+            evaluation: CalibrationSource.FromFolder(Path.Combine(dir, "test")));
+        var runs = PipelineRunner.Run(copy, Pipeline.Parse("canonicalize,fold-bn,quantize{max-drop=0.01}"), ctx);
+        var q = runs[2].Stats;
+        var trials = q.Decisions.OfType<QuantizeTrial>().ToList();
+        Assert.Equal("cosine_x100", trials[0].Metric);
+        Assert.True(trials[0].Drop > 0.01);
+        var classes = trials.Where(t => t.FellBack?.StartsWith("class ") == true).ToList();
+        Assert.Contains(classes, t => t.FellBack == "class element-wise");
+        Assert.Contains(classes, t => t.FellBack == "class output-head");
+        Assert.All(classes, t => Assert.NotNull(t.LatencyMs));
+        Assert.Contains(q.Notes, n => n.StartsWith("accuracy-aware: "));
+        // Where the error enters: every quantized activation in graph order, the input first.
+        var trace = q.Decisions.OfType<TensorError>().ToList();
+        Assert.Equal("input", trace[0].Tensor);
+        Assert.All(trace, t => Assert.InRange(t.SqnrDb!.Value, 5, 50));
+        Assert.Contains(q.Notes, n => n.StartsWith("accuracy-aware: int8 error enters most at "));
+        var kept = q.Decisions.OfType<QuantizedOp>().Where(d => d.Reason == "kept in float (accuracy)").ToList();
+        Assert.NotEmpty(kept);
+        using var a = InferenceSession.FromModel(m);
+        using var b = InferenceSession.FromModel(copy);
+        var v = Runtime.Validation.Validator.Compare(a, b, DataSet.FromFolder(Path.Combine(dir, "test"), a.Inputs));
+        Assert.True(100 * (1 - v.Outputs[0].Cosine) <= 0.01 + 1e-6, $"cosine {v.Outputs[0].Cosine}");
+        Assert.True(Count(copy, "QuantizeLinear") > 10, $"only {Count(copy, "QuantizeLinear")} tensors quantized");
     }
 }

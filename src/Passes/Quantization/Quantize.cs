@@ -35,6 +35,10 @@ public sealed class Quantize : Pass
             "7-bit weights ([-63, 63]) so ORT's uint8 x int8 kernels cannot saturate; auto: on x86 CPUs without VNNI"),
         PassOption.Double("max-drop", -1, "accuracy-aware: largest accuracy drop in points on --eval data (agreement without labels; -1: off)"),
         PassOption.Int("max-trials", 24, "accuracy-aware: most fallback trials"),
+        PassOption.Bool("tune-calibration", true,
+            "accuracy-aware: try the other calibration methods, for all tensors and for the worst ops' outputs"),
+        PassOption.Enum("search", "class", ["class", "op"],
+            "accuracy-aware: try whole op classes in float first (fastest within the budget), or one op at a time"),
     ];
 
     public static QuantizeOptions ReadOptions(PassOptions o) => new()
@@ -66,6 +70,10 @@ public sealed class Quantize : Pass
         ShapeInference.Run(model);
         var qo = ReadOptions(o);
         var factory = RangeCalibrator.Factory(o.Enum("calibrate"), o.Double("percentile"), o.Bool("moving-average"));
+        // Accuracy-aware: every method in the same pass, so the search can choose one per tensor.
+        if (o.Double("max-drop") >= 0 && o.Bool("tune-calibration"))
+            factory = () => new EveryMethodCalibrator(o.Enum("calibrate"), o.Double("percentile"),
+                o.Bool("moving-average"));
         var tensors = QdqEmitter.CalibrationTensors(model);
         var ranges = ActivationRanges.Collect(calib, model, tensors, factory, "quantize: calibration");
         ctx.Stats.Count("tensors calibrated", ranges.Count);
@@ -74,8 +82,8 @@ public sealed class Quantize : Pass
         if (o.Double("max-drop") >= 0)
         {
             var eval = ctx.RequireEvaluation("quantize{max-drop=...}");
-            fallback = AccuracyAwareSearch.Run(ctx, model, ranges, qo, qoperator, eval,
-                o.Double("max-drop"), (int)o.Int("max-trials"));
+            (fallback, ranges) = AccuracyAwareSearch.Run(ctx, model, ranges, qo, qoperator, eval,
+                o.Double("max-drop"), (int)o.Int("max-trials"), o.Enum("search") == "class");
         }
         var result = QdqEmitter.Emit(model, ctx.Rewriter, ranges, qo, fallback);
         if (qoperator) QOperatorLowering.Run(model, ctx.Rewriter, ctx.Stats);

@@ -74,7 +74,11 @@ public sealed record OpSensitivity(string Node, double? OutputSqnrDbAloneInInt8)
 /// <summary>Accuracy-aware search: one fallback trial.</summary>
 public sealed record QuantizeTrial(long Trial, string? FellBack, string InFloat, string Metric, double Reference,
     double Int8,
-    double Drop, double Agreement) : Decision;
+    double Drop, double Agreement) : Decision
+{
+    /// <summary>search=class: the candidate's median ORT latency (1 thread), ms.</summary>
+    public double? LatencyMs { get; init; }
+}
 
 // ---- sparsify
 
