@@ -7,6 +7,9 @@
 //   int8-accuracy                               accuracy fp32 vs int8 on held-out data, per calibrator
 //   old-opset                                   the opset-9/11 torch exports (weights in Constant nodes): int8
 //                                               with per-tensor vs per-channel weights after the upgrade to 13
+//   detection-int8 [--iters 300]                the detection-style net (testmodels/detection): int8 default and
+//                                               accuracy-aware at cosine budgets 0.5 and 0.01 (search=class and
+//                                               op): mask IoU at 0.3 against fp32 and the truth, latency, float ops
 //   calibration-memory --samples N [--size 112] peak memory of calibrating MobileNetV2 on N samples read from disk
 //   prune-accuracy [--models vgg,resnet] [--configs "macs=0.5;macs=0.5,criterion=taylor|..."]
 //                                               the prune preset on the trained digits nets: held-out accuracy,
@@ -169,6 +172,47 @@ switch (args.FirstOrDefault())
                     + $"cosine {o.Cosine:F5}");
             }
             Console.WriteLine(line);
+        }
+        return 0;
+    }
+    case "detection-int8":
+    {
+        var dir = Path.Combine(Repo.Root, "testmodels", "detection");
+        var model = OnnxImporter.Load(Path.Combine(dir, "textdet.onnx"));
+        var test = Path.Combine(dir, "data", "test");
+        var truth = Npy.Read(Path.Combine(dir, "data", "test_masks.npy")).ToFloatArray().Select(v => v > 0.5f).ToArray();
+        var iters = int.Parse(Opt("--iters", "300"), c);
+        float[] Prob(Model m)
+        {
+            using var s = InferenceSession.FromModel(m);
+            return DataSet.FromFolder(test, s.Inputs).Batches(64).SelectMany(b => s.Run(b.Inputs)[0].ToFloatArray()).ToArray();
+        }
+        static double Iou(bool[] a, bool[] b) =>
+            (double)a.Zip(b).Count(p => p.First && p.Second) / Math.Max(1, a.Zip(b).Count(p => p.First || p.Second));
+        var p32 = Prob(model);
+        var m32 = p32.Select(v => v > 0.3f).ToArray();
+        Console.WriteLine(string.Create(c, $"fp32: mask IoU at 0.3 against the truth {Iou(m32, truth):F3} (48 held-out images)"));
+        foreach (var (label, options) in new[] { ("int8 default", ""), ("budget 0.5, class", "max-drop=0.5"),
+            ("budget 0.01, class", "max-drop=0.01"), ("budget 0.01, op", "max-drop=0.01,search=op,tune-calibration=false"),
+            ("budget 0.003, class", "max-drop=0.003") })
+        {
+            var q = model.Clone();
+            var sw = Stopwatch.StartNew();
+            var ctx = new PassContext(q, CalibrationSource.FromFolder(Path.Combine(dir, "data", "calib")), null,
+                CalibrationSource.FromFolder(test));
+            var runs = PipelineRunner.Run(q, Pipeline.Parse($"canonicalize,fold-bn,quantize{{{options}}}"), ctx);
+            var search = sw.Elapsed.TotalSeconds;
+            var p8 = Prob(q);
+            var m8 = p8.Select(v => v > 0.3f).ToArray();
+            double dot = 0, e1 = 0, e2 = 0;
+            for (int i = 0; i < p8.Length; i++) { dot += p32[i] * p8[i]; e1 += p32[i] * p32[i]; e2 += p8[i] * p8[i]; }
+            var lat = Benchmark.Run(OnnxExporter.ToBytes(model), OnnxExporter.ToBytes(q), new BenchOptions { Iterations = iters });
+            var stats = runs[2].Stats;
+            var inFloat = stats.Decisions.OfType<QuantizedOp>().Count(d => d.Reason == "kept in float (accuracy)");
+            var trials = stats.Decisions.OfType<QuantizeTrial>().Count();
+            Console.WriteLine(string.Create(c, $"{label,-20} cosine drop {100 * (1 - dot / Math.Sqrt(e1 * e2)):F4} pts, "
+                + $"mask IoU vs fp32 {Iou(m32, m8):F3}, vs truth {Iou(m8, truth):F3}, {lat.Model.MedianMs:F3} -> "
+                + $"{lat.Other!.MedianMs:F3} ms ({lat.Speedup:F2}x), {inFloat} ops kept float, {trials} trials, {search:F1} s"));
         }
         return 0;
     }
