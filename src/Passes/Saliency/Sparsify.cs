@@ -27,6 +27,14 @@ public sealed class Sparsify : Pass
 
     public override void Run(PassContext ctx, PassOptions o)
     {
+        // Weights must be initializers to be zeroed: an old export's Constant-held weights are moved first.
+        UpgradeOpset.Require(ctx, Name, 13, "the opset onnxopt's compression passes share");
+        if (ctx.Model.Graph.Nodes.Any(n => n is { OpType: "Constant", IsStandard: true }))
+        {
+            var canonicalize = PassRegistry.Get("canonicalize");
+            canonicalize.Run(ctx, canonicalize.Defaults());
+            ctx.Stats.Notes.Add("canonicalized first: weights held in Constant nodes became initializers");
+        }
         var result = Saliency.Score(ctx.Model, new SaliencyOptions
         {
             Method = o.Enum("method"),
