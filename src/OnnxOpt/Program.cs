@@ -15,8 +15,22 @@ public static class Program
         return Run(args, Console.Out, Console.Error);
     }
 
+    /// <summary>"onnxopt 0.15.0+commit, ONNX Runtime 1.30.0" (--version).</summary>
+    public static string VersionLine()
+    {
+        var info = typeof(Program).Assembly
+            .GetCustomAttributes(typeof(System.Reflection.AssemblyInformationalVersionAttribute), false)
+            .OfType<System.Reflection.AssemblyInformationalVersionAttribute>().FirstOrDefault()?.InformationalVersion;
+        return $"onnxopt {info ?? "unknown"}, ONNX Runtime {OnnxOpt.Runtime.OrtEnvironment.Version}";
+    }
+
     public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
     {
+        if (args is ["--version"])
+        {
+            stdout.WriteLine(VersionLine());
+            return 0;
+        }
         var root = new RootCommand("onnxopt: makes ONNX models shallower, smaller and faster, and proves it in ONNX Runtime.");
         var ctx = new CliContext(stdout, stderr);
         root.Add(InspectCommand.Create(ctx));

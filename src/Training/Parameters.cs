@@ -26,7 +26,7 @@ public abstract class Parameter
     public bool Decays { get; init; }
     /// <summary>This parameter's learning rate as a multiple of the run's (e.g. faster slopes).</summary>
     public double LearningRateScale { get; init; } = 1;
-    /// <summary>Adds this parameter's penalty gradient to <paramref name="grad"/> and returns the penalty.</summary>
+    /// <summary>(values, grad): adds this parameter's penalty gradient to grad and returns the penalty.</summary>
     public Func<float[], float[], double>? Penalty { get; init; }
     /// <summary>Projects the values back into their domain after each step.</summary>
     public Action<float[]>? Constrain { get; init; }

@@ -113,7 +113,7 @@ internal static class Gemm<T> where T : unmanaged, IFloatingPointIeee754<T>
         }
     }
 
-    /// <summary>B[k, j] for k < kc, j < nc into panels of NR columns: bp[(panel*kc + k)*NR + jj].</summary>
+    /// <summary>B[k, j] for k &lt; kc, j &lt; nc into panels of NR columns: bp[(panel*kc + k)*NR + jj].</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void PackB(T[] b, int off, int bRow, int bCol, int kc, int nc, T[] bp)
     {
@@ -135,7 +135,7 @@ internal static class Gemm<T> where T : unmanaged, IFloatingPointIeee754<T>
         }
     }
 
-    /// <summary>A[i, k] for i < mc, k < kc into panels of MR rows: ap[(panel*kc + k)*MR + ii].</summary>
+    /// <summary>A[i, k] for i &lt; mc, k &lt; kc into panels of MR rows: ap[(panel*kc + k)*MR + ii].</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void PackA(T[] a, int off, int aRow, int aCol, int mc, int kc, T[] ap)
     {

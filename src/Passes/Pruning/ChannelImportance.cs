@@ -175,8 +175,9 @@ public static class ChannelImportance
             .SelectMany(g => g.Consumers.Select(u => (Group: g, Value: u.Node.Input(0)!.Name, u.Offset, u.Repeat)))
             .Distinct().ToList(); // consumers of a residual stream read the same value
 
-    /// <summary>Calls <paramref name="add"/>(sample, channel, a, extra) for every element of a read value that
-    /// belongs to the group's channels, on an NCHW-like [N, C, ...] array.</summary>
+    /// <summary>Calls <paramref name="visit"/>(sample, group channel, offset of its plane) for every (sample,
+    /// channel) plane of a read value that belongs to the group's channels, on an NCHW-like [N, C, ...] array.
+    /// </summary>
     private static void ForChannels(ReadOnlySpan<long> dims, long offset, long repeat, int channels,
         Action<long, int, long> visit)
     {
