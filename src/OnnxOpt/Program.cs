@@ -50,6 +50,18 @@ public static class Program
         root.Add(PackCommand.CreateUnpack(ctx));
         root.Add(CompressCommand.Create(ctx));
 
+        var quiet = new Option<bool>("--quiet", "-q")
+        {
+            Description = "no progress and no summaries on stderr; errors still print",
+            Recursive = true,
+        };
+        var verbose = new Option<bool>("--verbose", "-v")
+        {
+            Description = "progress also when stderr is redirected, and per-pass details",
+            Recursive = true,
+        };
+        root.Add(quiet);
+        root.Add(verbose);
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)
         {
@@ -58,12 +70,20 @@ public static class Program
         }
         try
         {
-            return parse.Invoke(new InvocationConfiguration
+            ctx.SetVerbosity(parse.GetValue(quiet), parse.GetValue(verbose));
+            try
             {
-                Output = stdout,
-                Error = stderr,
-                EnableDefaultExceptionHandler = false
-            });
+                return parse.Invoke(new InvocationConfiguration
+                {
+                    Output = stdout,
+                    Error = stderr,
+                    EnableDefaultExceptionHandler = false
+                });
+            }
+            finally
+            {
+                ctx.EndProgress();
+            }
         }
         catch (Exception e) when (CliContext.IsUserError(e))
         {
@@ -76,17 +96,41 @@ public static class Program
 /// <summary>Output streams for one invocation (tests pass their own).</summary>
 public sealed class CliContext(TextWriter stdout, TextWriter stderr)
 {
-    public TextWriter Out { get; } = stdout;
-    public TextWriter Err { get; } = stderr;
+    private ProgressRenderer? _renderer;
+    private readonly TextWriter _stderr = stderr;
 
-    /// <summary>Progress of long library work on stderr ("\rtask: done/total"), when stderr is a terminal.</summary>
-    public OnnxOpt.Data.ProgressSink? Progress => Err == Console.Error && !Console.IsErrorRedirected
-        ? (task, done, total) =>
+    public TextWriter Out { get; } = stdout;
+    /// <summary>Summaries and notes; with --quiet only the lines starting "onnxopt:" (errors, refusals).</summary>
+    public TextWriter Err { get; private set; } = stderr;
+
+    /// <summary>--quiet: no progress, no summaries; errors still print.</summary>
+    public bool Quiet { get; private set; }
+    /// <summary>--verbose: progress also when stderr is redirected (plain lines), and per-pass details.</summary>
+    public bool Verbose { get; private set; }
+    /// <summary>Where progress goes when stderr is not the console (tests).</summary>
+    public bool Terminal { get; init; } = ReferenceEquals(stderr, Console.Error) && !Console.IsErrorRedirected;
+
+    public void SetVerbosity(bool quiet, bool verbose)
+    {
+        if (quiet && verbose) throw new OnnxModelException("give either --quiet or --verbose, not both");
+        Quiet = quiet;
+        Verbose = verbose;
+        if (quiet) Err = new ErrorLinesOnly(_stderr);
+    }
+
+    /// <summary>Ends an open progress line (before a summary is printed).</summary>
+    public void EndProgress() => _renderer?.End();
+
+    /// <summary>Progress of long library work on stderr (rate and ETA; see ProgressRenderer), or null.</summary>
+    public OnnxOpt.Data.ProgressSink? Progress
+    {
+        get
         {
-            Err.Write($"\r{task}: {done}/{total} samples");
-            if (done >= total) Err.WriteLine();
+            if (Quiet || !(Terminal || Verbose)) return null;
+            _renderer ??= new ProgressRenderer(_stderr, Terminal);
+            return _renderer.Report;
         }
-    : null;
+    }
 
     public static bool IsUserError(Exception e) =>
         e is OnnxModelException or OnnxOpt.Runtime.OrtException or OnnxOpt.Runtime.OrtNotFoundException or IOException or UnauthorizedAccessException or NotSupportedException or FormatException or ArgumentException;
@@ -114,5 +158,21 @@ public sealed class CliContext(TextWriter stdout, TextWriter stderr)
         var errors = Verifier.Check(m);
         if (errors.Count > 0) throw new OnnxModelException($"{path}: {errors[0]}");
         return m;
+    }
+}
+
+/// <summary>--quiet's stderr: passes only whole lines that start with "onnxopt:" (errors and refusals).</summary>
+internal sealed class ErrorLinesOnly(TextWriter inner) : TextWriter
+{
+    private readonly System.Text.StringBuilder _line = new();
+
+    public override System.Text.Encoding Encoding => inner.Encoding;
+
+    public override void Write(char value)
+    {
+        if (value != '\n') { _line.Append(value); return; }
+        var line = _line.ToString();
+        _line.Clear();
+        if (line.StartsWith("onnxopt:", StringComparison.Ordinal)) inner.WriteLine(line);
     }
 }

@@ -124,7 +124,8 @@ public static class OptimizeCommand
         {
             Pipeline = q.Pipeline,
             Calibration = source,
-            Evaluation = q.Eval is not null ? CalibrationSource.FromFolder(q.Eval, q.SkipNonFinite) : null,
+            Evaluation = q.Eval is not null ? CalibrationSource.FromFolder(q.Eval, q.SkipNonFinite)
+                .WithProgress(ctx.Progress) : null,
             Validate = q.Validate,
             Seed = q.Seed,
             Dims = q.Dims,
@@ -137,10 +138,16 @@ public static class OptimizeCommand
         };
         Optimizer.CheckDataNeeds(options);
         var result = Optimizer.Run(q.Input, options, q.Output);
+        ctx.EndProgress();
         if (q.Report is { } rp) AtomicFile.WriteAllText(rp, OptimizeReportWriter.Json(result.Report));
         if (q.Html is { } hp) AtomicFile.WriteAllText(hp, HtmlReport.Optimize(result.Report));
         ctx.Err.WriteLine(OptimizeReportWriter.Summary(result.Report));
         foreach (var note in result.Report.Notes) ctx.Err.WriteLine("note: " + note);
+        if (ctx.Verbose)
+            foreach (var run in result.Report.Passes)
+                ctx.Err.WriteLine(string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                    $"pass {run.Step}: {run.Milliseconds:F0} ms")
+                    + string.Concat(run.Stats.Counters.Select(kv => $"; {kv.Key} {kv.Value}")));
         foreach (var (what, s) in new[] { ("calibration", options.Calibration), ("evaluation", options.Evaluation) })
             if (s?.SkippedNonFinite is > 0 and var k)
                 ctx.Err.WriteLine($"note: skipped {k} {what} samples holding NaN or infinity (--skip-nonfinite)");

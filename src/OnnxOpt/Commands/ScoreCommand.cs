@@ -29,7 +29,6 @@ public static class ScoreCommand
         {
             var path = r.GetValue(model)!;
             var m = CliContext.LoadModel(path);
-            var progress = !Console.IsErrorRedirected && ReferenceEquals(ctx.Err, Console.Error);
             var o = new SaliencyOptions
             {
                 Method = r.GetValue(method)!,
@@ -38,10 +37,9 @@ public static class ScoreCommand
                 Scope = r.GetValue(scope)!,
                 Precision = r.GetValue(precision)!,
                 InputShapes = SaliencyOptions.ParseShapes(r.GetValue(shapes) ?? []),
-                Progress = progress ? s => Console.Error.Write("\r" + s) : null,
+                Progress = ctx.Progress,
             };
             var result = Saliency.Score(m, o);
-            if (progress) Console.Error.WriteLine();
             ctx.Out.Write(ToText(path, result));
             if (r.GetValue(json) is { } jp) GraphIR.AtomicFile.WriteAllText(jp, ToJson(path, result));
             ctx.Err.WriteLine(string.Create(CultureInfo.InvariantCulture,

@@ -69,6 +69,7 @@ internal static class AccuracyAwareSearch
         (double Drop, double? Ms) Try(HashSet<string> fallback, string? what, bool timed,
             Dictionary<string, RangeCalibrator>? with = null)
         {
+            eval.Progress?.Invoke("quantize: accuracy trials", Math.Min(trial, maxTrials), maxTrials);
             var m = Build(fallback, qoperator, with).Model;
             var f = reference.Measure(deployed, m);
             double? ms = timed ? Benchmark.Run(OnnxExporter.ToBytes(m), null,

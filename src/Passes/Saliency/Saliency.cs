@@ -23,7 +23,7 @@ public sealed record SaliencyOptions
     public string Scope { get; init; } = "global";
     public string Precision { get; init; } = "float64";
     public IReadOnlyDictionary<string, int[]> InputShapes { get; init; } = new Dictionary<string, int[]>();
-    public Action<string>? Progress { get; init; }
+    public OnnxOpt.Data.ProgressSink? Progress { get; init; }
 
     /// <summary>"x:1x3x224x224;y:1x8" or "x=1x3x224x224" entries into input shapes.</summary>
     public static Dictionary<string, int[]> ParseShapes(IEnumerable<string> specs)
@@ -102,7 +102,7 @@ public static class Saliency
                     throw new OnnxModelException($"SynFlow overflowed in {o.Precision} (R = {rk:G4} in round {k}): the signal grows geometrically with depth; use precision=float64");
                 if (k == 1) { first = scores; r = rk; }
                 Prune(prunables, scores, masks, Math.Pow(o.Density, (double)k / o.Iterations), o.Scope);
-                o.Progress?.Invoke($"synflow: round {k}/{o.Iterations}");
+                o.Progress?.Invoke("synflow rounds", k, o.Iterations);
             }
             rounds = o.Iterations;
         }

@@ -29,11 +29,7 @@ internal static class Recovery
         var teacherSource = teacherModel ?? TeacherModel(ctx);
         var trainer = new Trainer(model, parameters, settings)
         {
-            Progress = (_, done, total) =>
-            {
-                if (done == total || done % 100 == 0)
-                    ctx.Log.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{stage}: step {done}/{total}"));
-            },
+            Progress = (_, done, total) => calib.Progress?.Invoke($"{stage}: training steps", done, total),
         };
         var targets = trainer.TeacherTargets;
         foreach (var t in targets)
