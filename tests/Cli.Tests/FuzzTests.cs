@@ -1,0 +1,101 @@
+// The fuzzing lane (see Fuzzing): ONNXOPT_FUZZ_RUNS runs (default 2,000) within ONNXOPT_FUZZ_SECONDS
+// (default 300), seeded by ONNXOPT_FUZZ_SEED (default 1); scripts/fuzz.sh runs a longer lane locally.
+using OnnxOpt.Runtime;
+
+namespace OnnxOpt.Tests;
+
+public class FuzzTests
+{
+    private static readonly string[][] Commands =
+    [
+        ["inspect", "IN"], ["inspect", "IN", "--json"], ["dump", "IN"], ["convert", "IN", "-o", "OUT"],
+        ["convert", "IN", "-o", "OUT", "--opset", "18"], ["validate", "IN", "IN", "--random", "2"],
+        ["run", "IN", "--random", "1", "-o", "DIR"], ["run", "IN", "--data", "DATA", "-o", "DIR"],
+        ["optimize", "IN", "-o", "OUT", "--passes", "canonicalize,fold-bn,fuse-bias", "--validate"],
+        ["quantize", "IN", "-o", "OUT", "--calib-random", "4"], ["quantize", "IN", "-o", "OUT", "--calib", "DATA"],
+        ["score", "IN", "--iterations", "1"], ["groups", "IN"],
+        ["prune", "IN", "-o", "OUT", "--calib-random", "4", "--ratio", "0.25"],
+        ["cluster", "IN", "-o", "OUT", "--bits", "4"], ["validate", "IN", "IN", "--data", "DATA"],
+    ];
+
+    private static int Env(string name, int dflt) =>
+        int.TryParse(Environment.GetEnvironmentVariable(name), out var v) ? v : dflt;
+
+    private static bool OrtLoads(byte[] model)
+    {
+        try
+        {
+            using var s = InferenceSession.FromBytes(model, new SessionSettings());
+            return true;
+        }
+        catch (Exception)
+        {
+            return false;
+        }
+    }
+
+    [Fact]
+    public void EveryCommandSurvivesMutatedModelsAndData()
+    {
+        int runs = Env("ONNXOPT_FUZZ_RUNS", 2000), seconds = Env("ONNXOPT_FUZZ_SECONDS", 300);
+        var rng = new Random(Env("ONNXOPT_FUZZ_SEED", 1));
+        var failures = new List<string>();
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        int done = 0;
+        var exits = new int[3];
+        var log = Environment.GetEnvironmentVariable("ONNXOPT_FUZZ_LOG");
+        for (; done < runs && clock.Elapsed.TotalSeconds < seconds && failures.Count < 20; done++)
+        {
+            var tmp = Paths.TempDir();
+            var c = Fuzzing.Make(rng, tmp);
+            var cmd = Commands[rng.Next(Commands.Length)];
+            if (cmd.Contains("DATA") && c.DataDir is null) cmd = Commands[0];
+            var input = Path.Combine(tmp, "in.onnx");
+            File.WriteAllBytes(input, c.Model);
+            var outDir = Path.Combine(tmp, "out");
+            Directory.CreateDirectory(outDir);
+            var output = Path.Combine(outDir, "out.onnx");
+            var args = cmd.Select(a => a switch
+            {
+                "IN" => input,
+                "OUT" => output,
+                "DIR" => Path.Combine(outDir, "outs"),
+                "DATA" => c.DataDir!,
+                _ => a,
+            }).ToArray();
+            var label = $"run {done}: {string.Join(" ", cmd)} on {c.Description}";
+            var task = Task.Run(() =>
+            {
+                var o = new StringWriter();
+                var e = new StringWriter();
+                try
+                {
+                    return (Code: OnnxOpt.Cli.Program.Run(args, o, e), Err: e.ToString(), Crash: (string?)null);
+                }
+                catch (Exception ex)
+                {
+                    return (Code: -1, Err: e.ToString(), Crash: ex.GetType().Name + ": " + ex.Message.Split('\n')[0]);
+                }
+            });
+            if (!task.Wait(TimeSpan.FromSeconds(60))) { failures.Add($"{label}: no answer within 60 s"); break; }
+            var (code, err, crash) = task.Result;
+            if (crash is not null) { failures.Add($"{label}: unhandled {crash}"); continue; }
+            if (code is < 0 or > 2) failures.Add($"{label}: exit code {code}");
+            else exits[code]++;
+            if (log is not null) File.AppendAllText(log, $"{code}\t{label}\t{err.Split('\n')[0]}\n");
+            if (err.Contains("   at ", StringComparison.Ordinal)) failures.Add($"{label}: stack trace on stderr");
+            if (code == 2 && err.Trim().Split('\n').Length != 1) failures.Add($"{label}: error is not one line: {err.Trim()}");
+            var written = Directory.EnumerateFiles(outDir, "*", SearchOption.AllDirectories).ToList();
+            if (code != 0 && written.Count > 0)
+                failures.Add($"{label}: exit {code} left {string.Join(", ", written.Select(Path.GetFileName))}");
+            if (code == 0 && File.Exists(output) && OrtLoads(c.Model) && !OrtLoads(File.ReadAllBytes(output)))
+                failures.Add($"{label}: ORT loads the input but not the output");
+            if (written.Any(f => f.EndsWith(".tmp", StringComparison.Ordinal)))
+                failures.Add($"{label}: a temporary file was left behind");
+        }
+        Assert.True(failures.Count == 0, $"{failures.Count} failures in {done} runs:\n" + string.Join("\n", failures));
+        Assert.True(done >= Math.Min(runs, 200), $"only {done} runs in {seconds} s");
+        // The lane exercises real work, not only refusals: some runs succeed, some are refused.
+        Assert.True(exits[0] >= done / 20 && exits[2] >= done / 20, $"exit codes 0/1/2: {string.Join("/", exits)}");
+    }
+}
