@@ -34,7 +34,9 @@ public sealed record ModelStats
     public static IEnumerable<string> NonLinearOps => OpTraits.With(OpTrait.NonLinear);
 
     /// <summary>Computes the figures (shape inference runs on a copy; the model is not changed).</summary>
-    public static ModelStats Compute(Model model, long? fileBytes = null)
+    /// <param name="countZeros">Count zero weights (reads every weight; inspect skips it for weights not
+    /// loaded yet).</param>
+    public static ModelStats Compute(Model model, long? fileBytes = null, bool countZeros = true)
     {
         // Shapes are inferred on a copy: computing statistics never changes the model.
         var m = model.Clone();
@@ -68,7 +70,7 @@ public sealed record ModelStats
             OpHistogram = hist,
             NodeCount = count,
             ParameterCount = inits.Where(t => t.ElementType != DataType.Int64).Sum(t => t.ElementCount),
-            ZeroParameterCount = inits.Where(t => t.ElementType != DataType.Int64).Sum(CountZeros),
+            ZeroParameterCount = countZeros ? inits.Where(t => t.ElementType != DataType.Int64).Sum(CountZeros) : 0,
             InitializerBytes = inits.Sum(t => t.ByteSize),
             FileBytes = fileBytes,
             MacsByOp = macs,

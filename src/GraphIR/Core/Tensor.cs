@@ -51,6 +51,13 @@ public sealed class Tensor
         Name = name; ElementType = type; Dims = dims; External = ext; _loader = loader;
     }
 
+    /// <summary>Inline data read on first use (a large model's initializer, LazyModelReader); copies of the
+    /// tensor share the one read.</summary>
+    internal Tensor(string name, DataType type, long[] dims, Func<ReadOnlyMemory<byte>> loader)
+    {
+        Name = name; ElementType = type; Dims = dims; _loader = loader;
+    }
+
     public long ElementCount => Dims.Aggregate(1L, (a, b) => a * b);
     public long ByteSize =>
         ElementType == DataType.String ? Strings!.Sum(s => (long)s.Length) : ElementType.ByteCount(ElementCount);

@@ -26,6 +26,9 @@ public static class OnnxExporter
     public static byte[] ToBytes(Model m) => new Exporter(null).Model(m).ToByteArray();
 
     /// <summary>Serializes one tensor as a TensorProto (the ONNX backend test .pb format).</summary>
+    /// <summary>The serialized size of the model, without serializing it (data is not copied).</summary>
+    public static long SizeOf(Model m) => new Exporter(null).Model(m).CalculateSize();
+
     public static byte[] TensorToBytes(Tensor t) => new Exporter(null).TensorProtoOf(t).ToByteArray();
 
     /// <summary>Writes the model (and its external data file, if any) atomically: temporary files

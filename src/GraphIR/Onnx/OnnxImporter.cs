@@ -18,11 +18,55 @@ public static class OnnxImporter
     public static Model Load(string path)
     {
         if (!File.Exists(path)) throw new OnnxModelException($"{path}: file not found");
+        if (new FileInfo(path).Length >= LazyModelReader.Threshold) return LoadLazily(path);
         byte[] bytes;
         try { bytes = File.ReadAllBytes(path); }
         catch (IOException e) { throw new OnnxModelException($"{path}: cannot read: {e.Message}"); }
         var dir = Path.GetDirectoryName(Path.GetFullPath(path)) ?? ".";
         return Parse(bytes, dir, path);
+    }
+
+    /// <summary>A large model: its main graph's initializers read their data from the file on first use.</summary>
+    private static Model LoadLazily(string path)
+    {
+        byte[] stripped;
+        List<LazyModelReader.RawSpan> spans;
+        try { (stripped, spans) = LazyModelReader.Strip(path); }
+        catch (InvalidDataException e)
+        {
+            throw new OnnxModelException($"{path}: not a valid ONNX model (protobuf parse failed: {e.Message})");
+        }
+        catch (IOException e) { throw new OnnxModelException($"{path}: cannot read: {e.Message}"); }
+        var full = Path.GetFullPath(path);
+        var m = Parse(stripped, Path.GetDirectoryName(full) ?? ".", path);
+        var inits = m.Graph.Initializers.ToList();
+        foreach (var (index, offset, length) in spans)
+        {
+            if (index >= inits.Count) throw new OnnxModelException($"{path}: initializer {index} is missing");
+            var v = inits[index];
+            var t = v.Initializer!;
+            var expected = t.ElementType.ByteCount(t.ElementCount);
+            if (t.ElementType.BitWidth() > 0 && length != expected)
+                throw new OnnxModelException($"{path}: initializer '{t.Name}' holds {length} bytes but its type "
+                    + $"{t.ElementType.Name()}[{string.Join(",", t.Dims)}] needs {expected}");
+            var data = new Lazy<ReadOnlyMemory<byte>>(() =>
+            {
+                using var fs = new FileStream(full, FileMode.Open, FileAccess.Read, FileShare.Read, 1);
+                var buf = new byte[length];
+                fs.Seek(offset, SeekOrigin.Begin);
+                fs.ReadExactly(buf);
+                return buf;
+            });
+            var lazy = new Tensor(t.Name, t.ElementType, t.Dims, () => data.Value)
+            {
+                DocString = t.DocString,
+                Segment = t.Segment,
+                UnknownFields = t.UnknownFields,
+            };
+            lazy.MetadataProps.AddRange(t.MetadataProps);
+            m.Graph.SetInitializerData(v, lazy);
+        }
+        return m;
     }
 
     /// <summary>Parses model bytes; <paramref name="baseDirectory"/> resolves external data.</summary>

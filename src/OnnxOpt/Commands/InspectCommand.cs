@@ -24,7 +24,12 @@ public static class InspectCommand
         {
             var path = r.GetValue(model)!;
             var m = CliContext.LoadModel(path);
-            var stats = ModelStats.Compute(m, new FileInfo(path).Length);
+            // A large model's weights are not read unless asked for (--weights): zeros are then not counted.
+            var lazy = m.Graph.Initializers.Any(v => !v.Initializer!.IsLoaded);
+            var stats = ModelStats.Compute(m, new FileInfo(path).Length, countZeros: !lazy || r.GetValue(weights));
+            if (lazy && !r.GetValue(weights))
+                ctx.Err.WriteLine("note: zero weights not counted: a large model's weights are not read (--weights "
+                    + "reads them)");
             if (!r.GetValue(weights))
             {
                 ctx.Out.Write(r.GetValue(json) ? ModelStatsWriter.Json(stats) : ModelStatsWriter.Text(stats));

@@ -38,8 +38,14 @@ public sealed record OptimizeOptions
 }
 
 /// <summary>The optimized model (a new model: the input is never changed), its bytes and the report.</summary>
-public sealed record OptimizeResult(Model Model, byte[] Bytes, OptimizeReport Report)
+public sealed record OptimizeResult(Model Model, OptimizeReport Report)
 {
+    private byte[]? _bytes;
+
+    /// <summary>The optimized model serialized (computed on first use; large models are better saved with
+    /// OnnxExporter.Save, which streams).</summary>
+    public byte[] Bytes => _bytes ??= OnnxExporter.ToBytes(Model);
+
     /// <summary>False when validation ran and refused the result.</summary>
     public bool Accepted => Report.Validation?.Accepted ?? true;
     /// <summary>Why validation refused the result (null when accepted).</summary>

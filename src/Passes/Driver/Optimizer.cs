@@ -36,17 +36,18 @@ public static class Optimizer
         string? outputPath)
     {
         CheckDataNeeds(o);
-        var originalBytes = OnnxExporter.ToBytes(input);
-        var before = ModelStats.Compute(input, inputBytes ?? originalBytes.LongLength);
+        // No serialized copy is kept: sizes come from protobuf's size computation, and validation and latency
+        // serialize each model only while their ORT session is created.
+        var before = ModelStats.Compute(input, inputBytes ?? OnnxExporter.SizeOf(input));
         var model = input.Clone();
         var ctx = new PassContext(model, o.Calibration, o.Log, o.Evaluation) { Original = input };
         var runs = PipelineRunner.Run(model, o.Pipeline, ctx, o.VerifyEach);
         Verifier.Verify(model);
-        var outBytes = OnnxExporter.ToBytes(model);
-        var after = ModelStats.Compute(model, outBytes.LongLength);
+        var after = ModelStats.Compute(model, OnnxExporter.SizeOf(model));
         bool exact = IsExact(o.Pipeline);
-        var validation = o.Validate || o.Evaluation is not null ? Validate(originalBytes, outBytes, exact, o) : null;
-        var latency = o.Bench is { } bench ? Benchmark.Run(originalBytes, outBytes, bench) : null;
+        var validation = o.Validate || o.Evaluation is not null ? Validate(input, model, exact, o) : null;
+        var latency = o.Bench is { } bench
+            ? Benchmark.Run(OnnxExporter.ToBytes(input), OnnxExporter.ToBytes(model), bench) : null;
         var report = new OptimizeReport
         {
             Input = inputPath,
@@ -59,7 +60,7 @@ public static class Optimizer
             Validation = validation,
             Latency = latency,
         };
-        return new OptimizeResult(model, outBytes, report);
+        return new OptimizeResult(model, report);
     }
 
     /// <summary>Whether every step is exact with its options (then validation is by tolerance).</summary>
@@ -84,12 +85,12 @@ public static class Optimizer
         }
     }
 
-    private static ValidationOutcome Validate(byte[] originalBytes, byte[] outBytes, bool exact, OptimizeOptions o)
+    private static ValidationOutcome Validate(Model original, Model candidate, bool exact, OptimizeOptions o)
     {
         // Exact rewrites are checked as math (ORT's own rewrites off); approximate ones as they will run.
         var settings = new SessionSettings { Optimization = exact ? GraphOptimization.Disabled : GraphOptimization.All };
-        using var a = InferenceSession.FromBytes(originalBytes, settings);
-        using var b = InferenceSession.FromBytes(outBytes, settings);
+        using var a = InferenceSession.FromBytes(OnnxExporter.ToBytes(original), settings);
+        using var b = InferenceSession.FromBytes(OnnxExporter.ToBytes(candidate), settings);
         var data = (o.Evaluation ?? o.Calibration)?.DataFor(a.Inputs) ?? DataSet.Random(a.Inputs,
             o.RandomValidationSamples, o.Seed, o.Dims);
         var report = Validator.Compare(a, b, data, new ValidationOptions { Rtol = o.Rtol, Atol = o.Atol });
