@@ -61,5 +61,5 @@ for name, build, external in (("vgg16", build_vgg16, False), ("big2.5g", build_b
             ("onnxopt convert", ONNXOPT + ["convert", src, "-o", os.path.join(WORK, name + ".cs.onnx")]),
             ("onnxopt inspect", ONNXOPT + ["inspect", src])]
     for label, cmd in rows:
-        best = min((timed(cmd) for _ in range(3)), key=lambda t: t[0])
+        best = min((timed(cmd) for _ in range(5)), key=lambda t: t[0])
         print(f"  {label:24s} {best[0]:6.2f} s   peak {best[1] / 2**20:7,.0f} MB ({best[1] / size:.2f}x the model)")

@@ -52,7 +52,7 @@ public static class OnnxImporter
             var data = new Lazy<ReadOnlyMemory<byte>>(() =>
             {
                 using var fs = new FileStream(full, FileMode.Open, FileAccess.Read, FileShare.Read, 1);
-                var buf = new byte[length];
+                var buf = GC.AllocateUninitializedArray<byte>(checked((int)length));
                 fs.Seek(offset, SeekOrigin.Begin);
                 fs.ReadExactly(buf);
                 return buf;
