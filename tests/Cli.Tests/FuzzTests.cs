@@ -44,6 +44,7 @@ public class FuzzTests
         int done = 0;
         var exits = new int[3];
         var log = Environment.GetEnvironmentVariable("ONNXOPT_FUZZ_LOG");
+        var only = Env("ONNXOPT_FUZZ_ONLY", -1);
         for (; done < runs && clock.Elapsed.TotalSeconds < seconds && failures.Count < 20; done++)
         {
             var tmp = Paths.TempDir();
@@ -64,6 +65,9 @@ public class FuzzTests
                 _ => a,
             }).ToArray();
             var label = $"run {done}: {string.Join(" ", cmd)} on {c.Description}";
+            // ONNXOPT_FUZZ_ONLY=N replays the seed up to run N and runs only that one (its files stay in tmp).
+            if (only >= 0 && done != only) continue;
+            if (only >= 0) File.WriteAllText(Path.Combine(tmp, "case.txt"), label + "\n" + string.Join(" ", args));
             var task = Task.Run(() =>
             {
                 var o = new StringWriter();
@@ -94,8 +98,61 @@ public class FuzzTests
                 failures.Add($"{label}: a temporary file was left behind");
         }
         Assert.True(failures.Count == 0, $"{failures.Count} failures in {done} runs:\n" + string.Join("\n", failures));
+        if (only >= 0) return;
         Assert.True(done >= Math.Min(runs, 200), $"only {done} runs in {seconds} s");
         // The lane exercises real work, not only refusals: some runs succeed, some are refused.
         Assert.True(exits[0] >= done / 20 && exits[2] >= done / 20, $"exit codes 0/1/2: {string.Join("/", exits)}");
+    }
+}
+
+/// <summary>What longer fuzzing runs found (scripts/fuzz.sh, seeds 7 and 11), kept as regression tests.</summary>
+public class FuzzFindingTests
+{
+    private static string Save(Action<OnnxOpt.GraphIR.Protobuf.ModelProto> edit, string model = "ops/conv.onnx")
+    {
+        var m = OnnxOpt.GraphIR.Protobuf.ModelProto.Parser.ParseFrom(File.ReadAllBytes(Paths.Model(model)));
+        edit(m);
+        var path = Path.Combine(Paths.TempDir(), "m.onnx");
+        File.WriteAllBytes(path, Google.Protobuf.MessageExtensions.ToByteArray(m));
+        return path;
+    }
+
+    [Theory]
+    [InlineData("graph", "is typed Graph but holds no value")]
+    [InlineData("tensor", "is typed Tensor but holds no value")]
+    [InlineData("unknown", "has an unknown attribute type 99")]
+    [InlineData("no-outputs", "has no outputs")]
+    public void MalformedModelsAreRefusedInOneLine(string what, string message)
+    {
+        var path = Save(m =>
+        {
+            var a = m.Graph.Node.First(n => n.Attribute.Count > 0).Attribute[0];
+            switch (what)
+            {
+                case "graph": a.Type = OnnxOpt.GraphIR.Protobuf.AttributeProto.Types.AttributeType.Graph; break;
+                case "tensor": a.Type = OnnxOpt.GraphIR.Protobuf.AttributeProto.Types.AttributeType.Tensor; break;
+                case "unknown": a.Type = (OnnxOpt.GraphIR.Protobuf.AttributeProto.Types.AttributeType)99; break;
+                default: m.Graph.Output.Clear(); break;
+            }
+        });
+        foreach (var cmd in new[] { "dump", "inspect" })
+        {
+            var r = Cli.Run(cmd, path);
+            Assert.Equal(2, r.ExitCode);
+            Assert.Contains(message, r.Err);
+            Assert.Single(r.Err.Trim().Split('\n'));
+        }
+    }
+
+    [Fact]
+    public void ANegativeDeclaredDimIsReadAsUnknown()
+    {
+        // Some converters write -1 for an unknown dim: folding Shape(x) must not bake the -1 into a Reshape.
+        var path = Save(m => m.Graph.Input[0].Type.TensorType.Shape.Dim[0].DimValue = -1, "ops/shape_gather.onnx");
+        var outPath = Path.Combine(Path.GetDirectoryName(path)!, "o.onnx");
+        var r = Cli.Run("optimize", path, "-o", outPath, "--passes", "canonicalize", "--validate", "--dim", "N=2");
+        Assert.True(r.ExitCode == 0, r.Err);
+        Assert.Equal(0, Cli.Run("run", outPath, "--random", "1", "-o", Path.Combine(Path.GetDirectoryName(path)!, "outs"))
+            .ExitCode);
     }
 }

@@ -129,7 +129,7 @@ public sealed record ModelStats
             {
                 var w = Dims(n.Input(n.OpType == "QLinearConv" ? 3 : 1));
                 var y = Dims(n.Output());
-                if (w is null || y is null) return null;
+                if (w is null || y is null || y.Length < 2) return null;
                 return y[0] * y[1] * y.Skip(2).Aggregate(1L, (a, b) => a * b) * w.Skip(1).Aggregate(1L, (a,
                     b) => a * b);
             }
@@ -144,7 +144,7 @@ public sealed record ModelStats
             {
                 var a = Dims(n.Input(0));
                 var y = Dims(n.Output());
-                if (a is null || y is null) return null;
+                if (a is null || y is null || a.Length != 2 || y.Length != 2) return null;
                 var k = n.GetInt("transA", 0) != 0 ? a[0] : a[1];
                 return y[0] * y[1] * k;
             }

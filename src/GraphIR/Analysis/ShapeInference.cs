@@ -368,6 +368,7 @@ public static class ShapeInference
         private static Dim SpatialOut(Dim input, long k, long s, long d, long pb, long pe, string autoPad, bool ceil)
         {
             if (input.Value is not long i) return Dim.Unknown;
+            if (s <= 0 || k <= 0 || d <= 0) return Dim.Unknown; // invalid attributes: the verifier's business
             var ek = d * (k - 1) + 1;
             switch (autoPad)
             {

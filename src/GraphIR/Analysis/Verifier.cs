@@ -10,6 +10,8 @@ public static class Verifier
     public static List<string> Check(Model m)
     {
         var errors = new List<string>();
+        if (m.Graph.Outputs.Count == 0)
+            errors.Add($"graph '{m.Graph.Name}' has no outputs: the model computes nothing");
         CheckGraph(m.Graph, errors, new HashSet<string>(StringComparer.Ordinal));
         foreach (var f in m.Functions) CheckGraph(f.Body, errors, new HashSet<string>(StringComparer.Ordinal));
         return errors;

@@ -285,6 +285,13 @@ public static class OnnxImporter
             var implicitKind = !ap.HasType;
             if (implicitKind) kind = InferKind(ap);
             string where = node is null ? $"attribute '{ap.Name}'" : $"attribute '{ap.Name}' of node {node}";
+            if (!Enum.IsDefined(kind))
+                throw new OnnxModelException($"{source}: {where} has an unknown attribute type {(int)kind}");
+            // A reference to a function's attribute carries no value of its own.
+            if (!ap.HasRefAttrName && (kind == AttributeKind.Tensor && ap.T is null || kind == AttributeKind.Graph
+                && ap.G is null || kind == AttributeKind.SparseTensor && ap.SparseTensor is null
+                || kind == AttributeKind.TypeProto && ap.Tp is null))
+                throw new OnnxModelException($"{source}: {where} is typed {kind} but holds no value");
             return new OnnxAttribute
             {
                 Name = ap.Name,
@@ -382,8 +389,10 @@ public static class OnnxImporter
 
         private static OnnxType? Opt(TypeProto? tp) => tp is null ? null : Type(tp);
 
+        // A negative dim_value (some converters write -1 for "unknown") is read as an unknown dim.
         private static Shape? Shape(TensorShapeProto? sp) => sp is null ? null : new Shape(sp.Dim.Select(d => new Dim(
-            d.ValueCase == TensorShapeProto.Types.Dimension.ValueOneofCase.DimValue ? d.DimValue : null,
+            d.ValueCase == TensorShapeProto.Types.Dimension.ValueOneofCase.DimValue && d.DimValue >= 0
+                ? d.DimValue : null,
             d.ValueCase == TensorShapeProto.Types.Dimension.ValueOneofCase.DimParam ? d.DimParam : null,
             d.HasDenotation ? d.Denotation : null)));
 

@@ -148,11 +148,15 @@ public static class ChannelSurgery
 
     private static void SliceBounds(Rewriter rw, Node n, List<ChannelSegment> segs, Func<int, int[]> kept)
     {
-        var starts = Rewriter.ConstantOf(n.Input(1))!.ToInt64Array();
-        var ends = Rewriter.ConstantOf(n.Input(2))!.ToInt64Array();
+        if (Rewriter.ConstantOf(n.Input(1)) is not { } st || Rewriter.ConstantOf(n.Input(2)) is not { } en
+            || (n.Input(3) is not null && Rewriter.ConstantOf(n.Input(3)) is null))
+            throw new OnnxModelException($"prune: node {n}: the Slice's bounds are not constant inputs");
+        var starts = st.ToInt64Array();
+        var ends = en.ToInt64Array();
         var axes = n.Input(3) is null ? starts.Select((_,
             i) => (long)i).ToArray() : Rewriter.ConstantOf(n.Input(3))!.ToInt64Array();
-        var rank = n.Input(0)!.Shape!.Rank;
+        var rank = n.Input(0)?.Shape?.Rank
+            ?? throw new OnnxModelException($"prune: node {n}: the rank of the Slice's input is unknown");
         var total = segs.Sum(s => s.Channels * s.Repeat);
         for (int i = 0; i < axes.Length; i++)
         {
