@@ -1,6 +1,6 @@
-"""The digits data both training scripts use (train_digits.py, train_layerfolding.py): scikit-learn's
-bundled 8x8 digits in [0, 1], one fixed permutation, 500 held out for test, the first 200 training
-images as calibration data; CNN inputs upsampled to 16x16, all normalized as (x - 0.3) / 0.4."""
+"""The digits data the training scripts use (train_digits.py, train_layerfolding.py, make_old_opset.py)
+and their training loop: scikit-learn's bundled 8x8 digits in [0, 1], one fixed permutation, 500 held out
+for test, the first 200 training images as calibration data; CNN inputs upsampled to 16x16, all normalized as (x - 0.3) / 0.4."""
 import hashlib, os
 import numpy as np
 import torch
@@ -31,3 +31,19 @@ def to_mlp(a):
 def sha256(path):
     with open(path, "rb") as f:
         return hashlib.sha256(f.read()).hexdigest()
+
+def train(model, xt, yt, epochs):
+    """Adam (3e-3, weight decay 1e-4), cosine schedule, batches of 64 in a seeded order, cross-entropy."""
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs)
+    g = torch.Generator().manual_seed(1)
+    for _ in range(epochs):
+        model.train()
+        idx = torch.randperm(len(xt), generator=g)
+        for i in range(0, len(xt), 64):
+            b = idx[i:i + 64]
+            opt.zero_grad()
+            F.cross_entropy(model(xt[b]), yt[b]).backward()
+            opt.step()
+        sched.step()
+    model.eval()

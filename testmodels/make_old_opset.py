@@ -16,7 +16,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from digits_data import HERE, x_train, y_train, x_test, y_test, to_cnn, sha256
+from digits_data import HERE, x_train, y_train, x_test, y_test, to_cnn, sha256, train
 
 torch.manual_seed(0)
 np.random.seed(0)
@@ -42,21 +42,6 @@ class OldStyle(nn.Module):
         h = F.pad(h, (1, 1, 1, 1))[:, :, 1:-1, 1:-1]            # Pad and Slice, a no-op pair
         h = F.relu(self.c4(h))
         return self.fc(h.mean((2, 3)))                          # ReduceMean
-
-def train(model, xt, yt, epochs):
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs)
-    g = torch.Generator().manual_seed(1)
-    for _ in range(epochs):
-        model.train()
-        idx = torch.randperm(len(xt), generator=g)
-        for i in range(0, len(xt), 64):
-            b = idx[i:i + 64]
-            opt.zero_grad()
-            F.cross_entropy(model(xt[b]), yt[b]).backward()
-            opt.step()
-        sched.step()
-    model.eval()
 
 def weights_to_constants(path):
     """Every initializer becomes a Constant node at the top of the graph, as older exporters write them."""

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from digits_data import OUT, x_train, y_train, x_test, y_test, x_calib, y_calib, to_cnn, to_mlp, sha256
+from digits_data import OUT, x_train, y_train, x_test, y_test, x_calib, y_calib, to_cnn, to_mlp, sha256, train
 
 torch.manual_seed(0)
 np.random.seed(0)
@@ -85,21 +85,6 @@ class Mlp(nn.Module):
         self.net = nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 64), nn.ReLU(), nn.Linear(64, 10))
     def forward(self, x):
         return self.net(x)
-
-def train(model, xt, yt, epochs):
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs)
-    g = torch.Generator().manual_seed(1)
-    for _ in range(epochs):
-        model.train()
-        idx = torch.randperm(len(xt), generator=g)
-        for i in range(0, len(xt), 64):
-            b = idx[i:i + 64]
-            opt.zero_grad()
-            F.cross_entropy(model(xt[b]), yt[b]).backward()
-            opt.step()
-        sched.step()
-    model.eval()
 
 def accuracy(model, xt, yt):
     with torch.no_grad():
