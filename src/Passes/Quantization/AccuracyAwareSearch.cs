@@ -59,18 +59,15 @@ internal static class AccuracyAwareSearch
         // (measured latency is reported with each class trial, but noise must not pick the model).
         var macs = model.Graph.Nodes.ToDictionary(QdqEmitter.Key, n => ModelStats.Macs(n, out _) ?? 0,
             StringComparer.Ordinal);
-        (long FloatMacs, int Conversions) Cost(HashSet<string> fallback, Dictionary<string, RangeCalibrator>? with)
-        {
-            var m = Build(fallback, false, with).Model;
-            return (fallback.Sum(k => macs.GetValueOrDefault(k)),
-                m.Graph.Nodes.Count(n => n.OpType is "QuantizeLinear" or "DequantizeLinear"
-                    && Rewriter.ConstantOf(n.Input(0)) is null));
-        }
+        // qdq: the candidate in QDQ form (Build(fallback, false)).
+        (long FloatMacs, int Conversions) Cost(HashSet<string> fallback, Model qdq) =>
+            (fallback.Sum(k => macs.GetValueOrDefault(k)), qdq.Graph.Nodes.Count(n => n.OpType is "QuantizeLinear"
+                or "DequantizeLinear" && Rewriter.ConstantOf(n.Input(0)) is null));
         (double Drop, double? Ms) Try(HashSet<string> fallback, string? what, bool timed,
-            Dictionary<string, RangeCalibrator>? with = null)
+            Dictionary<string, RangeCalibrator>? with = null, Model? built = null)
         {
             eval.Progress?.Invoke("quantize: accuracy trials", Math.Min(trial, maxTrials), maxTrials);
-            var m = Build(fallback, qoperator, with).Model;
+            var m = built ?? Build(fallback, qoperator, with).Model;
             var f = reference.Measure(deployed, m);
             double? ms = timed ? Benchmark.Run(OnnxExporter.ToBytes(m), null,
                 new BenchOptions { Iterations = 60, Warmup = 5 }).Model.MedianMs : null;
@@ -166,8 +163,9 @@ internal static class AccuracyAwareSearch
             foreach (var (name, keys) in Classes(model, firstResult))
             {
                 if (++trial > maxTrials) break;
-                var (drop, _) = Try(keys, $"class {name}", true);
-                tried.Add((name, keys, drop, Cost(keys, null)));
+                var qdq = Build(keys, false).Model;
+                var (drop, _) = Try(keys, $"class {name}", true, built: qoperator ? null : qdq);
+                tried.Add((name, keys, drop, Cost(keys, qdq)));
                 if (drop < best.Drop - 1e-9) best = (drop, new HashSet<string>(keys));
             }
             var fits = tried.Where(t => Within(t.Drop)).OrderBy(t => t.Cost).ThenBy(t => t.Drop).ToList();
@@ -184,9 +182,10 @@ internal static class AccuracyAwareSearch
                     if (++trial > maxTrials) break;
                     var fewer = new HashSet<string>(fallback, StringComparer.Ordinal);
                     fewer.Remove(key);
-                    var c = Cost(fewer, null);
+                    var qdq = Build(fewer, false).Model;
+                    var c = Cost(fewer, qdq);
                     if (c.CompareTo(cost) > 0) continue;
-                    var (drop, _) = Try(fewer, $"back to int8 {key}", true);
+                    var (drop, _) = Try(fewer, $"back to int8 {key}", true, built: qoperator ? null : qdq);
                     if (!Within(drop)) continue;
                     fallback = fewer;
                     cost = c;

@@ -49,7 +49,8 @@ internal static class ErrorTrace
         }
         // Graph order, and each tensor's jump against the traced tensors it is computed from.
         var order = fp32.Graph.Inputs.Select(v => v.Name).Concat(fp32.Graph.Nodes.SelectMany(n => n.Outputs)
-            .OfType<Value>().Select(v => v.Name)).ToList();
+            .OfType<Value>().Select(v => v.Name)).Select((name, i) => (name, i)).GroupBy(p => p.name)
+            .ToDictionary(g => g.Key, g => g.First().i, StringComparer.Ordinal);
         var sqnr = signal.ToDictionary(kv => kv.Key, kv => kv.Value.SqnrDb, StringComparer.Ordinal);
         var upstream = new Dictionary<string, double>(StringComparer.Ordinal);
         double Upstream(Value v)
@@ -61,7 +62,7 @@ internal static class ErrorTrace
                     best = Math.Min(best, sqnr.TryGetValue(i.Name, out var s) ? s : Upstream(i));
             return upstream[v.Name] = best;
         }
-        return pairs.OrderBy(p => order.IndexOf(p.Tensor)).Select(p =>
+        return pairs.OrderBy(p => order.GetValueOrDefault(p.Tensor, int.MaxValue)).Select(p =>
         {
             var v = fp32.Graph.Find(p.Tensor)!;
             var db = sqnr[p.Tensor];
