@@ -107,8 +107,8 @@ public sealed class CliContext(TextWriter stdout, TextWriter stderr)
     public bool Quiet { get; private set; }
     /// <summary>--verbose: progress also when stderr is redirected (plain lines), and per-pass details.</summary>
     public bool Verbose { get; private set; }
-    /// <summary>Where progress goes when stderr is not the console (tests).</summary>
-    public bool Terminal { get; init; } = ReferenceEquals(stderr, Console.Error) && !Console.IsErrorRedirected;
+    /// <summary>Whether stderr is an interactive terminal (then progress lines are rewritten in place).</summary>
+    public bool Terminal { get; } = ReferenceEquals(stderr, Console.Error) && !Console.IsErrorRedirected;
 
     public void SetVerbosity(bool quiet, bool verbose)
     {

@@ -1,6 +1,6 @@
 // How the CLI shows the libraries' progress (ProgressSink callbacks) on stderr:
 //   terminal:   one line per task, rewritten in place at most 10 times a second:
-//                 "\rquantize: calibration  120/500 samples  41.3/s  ETA 9s"  (a newline when it ends)
+//                 "\rquantize: calibration  120/500  41.3/s  ETA 9s"  (a newline when it ends)
 //   redirected: nothing, unless --verbose: then a plain line when a task starts, every 10% and at its end
 //   --quiet:    nothing
 // Units are what the task counts (samples, steps, trials); the rate and the ETA come from the time since

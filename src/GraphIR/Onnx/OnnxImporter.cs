@@ -52,10 +52,7 @@ public static class OnnxImporter
             var data = new Lazy<ReadOnlyMemory<byte>>(() =>
             {
                 using var fs = new FileStream(full, FileMode.Open, FileAccess.Read, FileShare.Read, 1);
-                var buf = GC.AllocateUninitializedArray<byte>(checked((int)length));
-                fs.Seek(offset, SeekOrigin.Begin);
-                fs.ReadExactly(buf);
-                return buf;
+                return ReadRange(fs, offset, length);
             });
             var lazy = new Tensor(t.Name, t.ElementType, t.Dims, () => data.Value)
             {
@@ -495,12 +492,21 @@ public static class OnnxImporter
                 var n = length ?? expected ?? fs.Length - offset;
                 if (offset < 0 || offset + n > fs.Length)
                     throw new OnnxModelException($"{src}: {where}: external file '{location}' is too short (needs bytes {offset}..{offset + n}, has {fs.Length})");
-                var buf = new byte[n];
-                fs.Seek(offset, SeekOrigin.Begin);
-                fs.ReadExactly(buf);
-                return buf;
+                return ReadRange(fs, offset, n);
             });
         }
+    }
+
+    /// <summary>Bytes [offset, offset + n) of a file (external data, a lazily loaded model's weights), read
+    /// into a buffer that is not zeroed first.</summary>
+    private static byte[] ReadRange(FileStream fs, long offset, long n)
+    {
+        if (n > Array.MaxLength)
+            throw new OnnxModelException($"{fs.Name}: a tensor of {n} bytes is larger than one array can hold");
+        var buf = GC.AllocateUninitializedArray<byte>((int)n);
+        fs.Seek(offset, SeekOrigin.Begin);
+        fs.ReadExactly(buf);
+        return buf;
     }
 
     /// <summary>Resolves an external-data location against the model folder; refuses absolute paths

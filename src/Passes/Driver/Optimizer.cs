@@ -45,9 +45,12 @@ public static class Optimizer
         Verifier.Verify(model);
         var after = ModelStats.Compute(model, OnnxExporter.SizeOf(model));
         bool exact = IsExact(o.Pipeline);
-        var validation = o.Validate || o.Evaluation is not null ? Validate(input, model, exact, o) : null;
-        var latency = o.Bench is { } bench
-            ? Benchmark.Run(OnnxExporter.ToBytes(input), OnnxExporter.ToBytes(model), bench) : null;
+        // Serialized once when both validation and latency need the bytes; otherwise only while needed.
+        byte[]? inBytes = null, outBytes = null;
+        byte[] In() => o.Bench is null ? OnnxExporter.ToBytes(input) : inBytes ??= OnnxExporter.ToBytes(input);
+        byte[] Out() => o.Bench is null ? OnnxExporter.ToBytes(model) : outBytes ??= OnnxExporter.ToBytes(model);
+        var validation = o.Validate || o.Evaluation is not null ? Validate(In, Out, exact, o) : null;
+        var latency = o.Bench is { } bench ? Benchmark.Run(In(), Out(), bench) : null;
         var report = new OptimizeReport
         {
             Input = inputPath,
@@ -85,12 +88,13 @@ public static class Optimizer
         }
     }
 
-    private static ValidationOutcome Validate(Model original, Model candidate, bool exact, OptimizeOptions o)
+    private static ValidationOutcome Validate(Func<byte[]> original, Func<byte[]> candidate, bool exact,
+        OptimizeOptions o)
     {
         // Exact rewrites are checked as math (ORT's own rewrites off); approximate ones as they will run.
         var settings = new SessionSettings { Optimization = exact ? GraphOptimization.Disabled : GraphOptimization.All };
-        using var a = InferenceSession.FromBytes(OnnxExporter.ToBytes(original), settings);
-        using var b = InferenceSession.FromBytes(OnnxExporter.ToBytes(candidate), settings);
+        using var a = InferenceSession.FromBytes(original(), settings);
+        using var b = InferenceSession.FromBytes(candidate(), settings);
         var data = (o.Evaluation ?? o.Calibration)?.DataFor(a.Inputs) ?? DataSet.Random(a.Inputs,
             o.RandomValidationSamples, o.Seed, o.Dims);
         var report = Validator.Compare(a, b, data, new ValidationOptions { Rtol = o.Rtol, Atol = o.Atol });
