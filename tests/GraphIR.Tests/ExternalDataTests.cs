@@ -39,6 +39,21 @@ public class ExternalDataTests
     }
 
     [Fact]
+    public void ClonesShareOneReadOfExternalData()
+    {
+        var path = Path.Combine(Paths.TempDir(), "m.onnx");
+        OnnxExporter.Save(WithWeights(), path, new ExportOptions { ExternalDataThreshold = 1024 });
+        var m = OnnxImporter.Load(path);
+        var copy = m.Clone();
+        var a = copy.Graph.Find("big")!.Initializer!;
+        var b = m.Graph.Find("big")!.Initializer!;
+        Assert.False(a.IsLoaded || b.IsLoaded);
+        Assert.True(System.Runtime.InteropServices.MemoryMarshal.TryGetArray(a.RawData, out var sa));
+        Assert.True(System.Runtime.InteropServices.MemoryMarshal.TryGetArray(b.RawData, out var sb));
+        Assert.Same(sa.Array, sb.Array); // a large model and its rewrite hold its weights once
+    }
+
+    [Fact]
     public void ModelsPastTheProtobufLimitGoExternalAutomatically()
     {
         var dir = Paths.TempDir();

@@ -486,7 +486,8 @@ public static class OnnxImporter
             if (length is long l && expected is long e && l != e)
                 throw new OnnxModelException($"{source}: {where} declares external length {l} but its type needs {e} bytes");
             var src = source;
-            return new Tensor(tp.Name, type, dims, ext, () =>
+            // Read once, and shared by every copy of the tensor (a model and its clones).
+            var data = new Lazy<ReadOnlyMemory<byte>>(() =>
             {
                 using var fs = new FileStream(full, FileMode.Open, FileAccess.Read, FileShare.Read);
                 var n = length ?? expected ?? fs.Length - offset;
@@ -494,6 +495,7 @@ public static class OnnxImporter
                     throw new OnnxModelException($"{src}: {where}: external file '{location}' is too short (needs bytes {offset}..{offset + n}, has {fs.Length})");
                 return ReadRange(fs, offset, n);
             });
+            return new Tensor(tp.Name, type, dims, ext, () => data.Value);
         }
     }
 
