@@ -4,7 +4,8 @@
   big2.5g   a synthetic 2.5 GB model (ten 256 MB MatMul weights, external data: past protobuf's 2 GB limit)
 For each: load + save time and peak resident memory (/usr/bin/time -v) of
   python onnx   onnx.load(...) then onnx.save(...) (external data for the 2.5 GB one)
-  onnxopt       onnxopt convert IN -o OUT, and onnxopt inspect IN
+  onnxopt       onnxopt convert IN -o OUT, onnxopt inspect IN, and the exact
+                onnxopt optimize IN -o OUT --passes canonicalize,fuse-bias, without and with --validate
 Run: /usr/bin/python3 bench/large_models.py [WORKDIR]   (default /tmp/onnxopt-large; needs ~9 GB of disk)
 """
 import os, re, subprocess, sys
@@ -60,6 +61,8 @@ for name, build, external in (("vgg16", build_vgg16, False), ("big2.5g", build_b
                                       "1" if external else "0"]),
             ("onnxopt convert", ONNXOPT + ["convert", src, "-o", os.path.join(WORK, name + ".cs.onnx")]),
             ("onnxopt inspect", ONNXOPT + ["inspect", src])]
+    opt = ONNXOPT + ["optimize", src, "-o", os.path.join(WORK, name + ".opt.onnx"), "--passes", "canonicalize,fuse-bias"]
+    rows += [("onnxopt optimize", opt), ("onnxopt optimize --validate", opt + ["--validate"])]
     for label, cmd in rows:
         best = min((timed(cmd) for _ in range(5)), key=lambda t: t[0])
         print(f"  {label:24s} {best[0]:6.2f} s   peak {best[1] / 2**20:7,.0f} MB ({best[1] / size:.2f}x the model)")

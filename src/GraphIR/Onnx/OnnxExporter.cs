@@ -25,10 +25,17 @@ public static class OnnxExporter
     /// <summary>Serializes a model whose tensors are all inline.</summary>
     public static byte[] ToBytes(Model m) => new Exporter(null).Model(m).ToByteArray();
 
-    /// <summary>Serializes one tensor as a TensorProto (the ONNX backend test .pb format).</summary>
+    /// <summary>Serializes the model with the main graph's initializers that <paramref name="omit"/> selects
+    /// written as external-data references to <paramref name="location"/> holding no data (offset 0, their
+    /// length): for a runtime that is handed those values separately (ONNX Runtime's shared initializers), so
+    /// that no serialized copy of the large weights is made.</summary>
+    public static byte[] ToBytesWithout(Model m, Func<Tensor, bool> omit, string location) =>
+        new Exporter(new Placeholders(omit, location)).Model(m).ToByteArray();
+
     /// <summary>The serialized size of the model, without serializing it (data is not copied).</summary>
     public static long SizeOf(Model m) => new Exporter(null).Model(m).CalculateSize();
 
+    /// <summary>Serializes one tensor as a TensorProto (the ONNX backend test .pb format).</summary>
     public static byte[] TensorToBytes(Tensor t) => new Exporter(null).TensorProtoOf(t).ToByteArray();
 
     /// <summary>Writes the model (and its external data file, if any) atomically: temporary files
@@ -77,7 +84,26 @@ public static class OnnxExporter
     private static long InlineSize(Model m) =>
         m.Graph.SelfAndSubgraphs().SelectMany(g => g.Initializers).Sum(v => v.Initializer!.ByteSize);
 
-    private sealed class ExternalWriter(string tempPath, string location, long threshold) : IDisposable
+    /// <summary>Where initializers that leave the message go, and the external_data entries that say so.</summary>
+    private interface IExternalSink
+    {
+        bool Wants(Tensor t);
+        StringStringEntryProto[] Write(Tensor t);
+    }
+
+    private sealed class Placeholders(Func<Tensor, bool> omit, string location) : IExternalSink
+    {
+        public bool Wants(Tensor t) => t.ElementType != DataType.String && omit(t);
+
+        public StringStringEntryProto[] Write(Tensor t) =>
+        [
+            Entry("location", location),
+            Entry("offset", "0"),
+            Entry("length", t.ByteSize.ToString(CultureInfo.InvariantCulture)),
+        ];
+    }
+
+    private sealed class ExternalWriter(string tempPath, string location, long threshold) : IExternalSink, IDisposable
     {
         private FileStream? _fs;
         public long Written { get; private set; }
@@ -115,7 +141,7 @@ public static class OnnxExporter
     private static IEnumerable<StringStringEntryProto> Props(IEnumerable<KeyValuePair<string, string>> ps) =>
         ps.Select(p => Entry(p.Key, p.Value));
 
-    private sealed class Exporter(ExternalWriter? ext)
+    private sealed class Exporter(IExternalSink? ext)
     {
         public ModelProto Model(Model m)
         {

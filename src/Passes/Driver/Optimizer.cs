@@ -36,8 +36,8 @@ public static class Optimizer
         string? outputPath)
     {
         CheckDataNeeds(o);
-        // No serialized copy is kept: sizes come from protobuf's size computation, and validation and latency
-        // serialize each model only while their ORT session is created.
+        // No serialized copy is kept: sizes come from protobuf's size computation, exact validation hands the
+        // weights to ORT over the IR's memory, and the rest serialize each model only while its session is made.
         var before = ModelStats.Compute(input, inputBytes ?? OnnxExporter.SizeOf(input));
         var model = input.Clone();
         var ctx = new PassContext(model, o.Calibration, o.Log, o.Evaluation) { Original = input };
@@ -45,12 +45,9 @@ public static class Optimizer
         Verifier.Verify(model);
         var after = ModelStats.Compute(model, OnnxExporter.SizeOf(model));
         bool exact = IsExact(o.Pipeline);
-        // Serialized once when both validation and latency need the bytes; otherwise only while needed.
-        byte[]? inBytes = null, outBytes = null;
-        byte[] In() => o.Bench is null ? OnnxExporter.ToBytes(input) : inBytes ??= OnnxExporter.ToBytes(input);
-        byte[] Out() => o.Bench is null ? OnnxExporter.ToBytes(model) : outBytes ??= OnnxExporter.ToBytes(model);
-        var validation = o.Validate || o.Evaluation is not null ? Validate(In, Out, exact, o) : null;
-        var latency = o.Bench is { } bench ? Benchmark.Run(In(), Out(), bench) : null;
+        var validation = o.Validate || o.Evaluation is not null ? Validate(input, model, exact, o) : null;
+        var latency = o.Bench is { } bench
+            ? Benchmark.Run(OnnxExporter.ToBytes(input), OnnxExporter.ToBytes(model), bench) : null;
         var report = new OptimizeReport
         {
             Input = inputPath,
@@ -65,6 +62,9 @@ public static class Optimizer
         };
         return new OptimizeResult(model, report);
     }
+
+    // Weights this large go to exact validation's sessions over the IR's memory (small ones are serialized).
+    private const long SharedFrom = 4096;
 
     /// <summary>Whether every step is exact with its options (then validation is by tolerance).</summary>
     public static bool IsExact(Pipeline p) => p.Steps.All(s => s.Pass.IsExact(s.Options));
@@ -88,13 +88,21 @@ public static class Optimizer
         }
     }
 
-    private static ValidationOutcome Validate(Func<byte[]> original, Func<byte[]> candidate, bool exact,
-        OptimizeOptions o)
+    private static ValidationOutcome Validate(Model original, Model candidate, bool exact, OptimizeOptions o)
     {
-        // Exact rewrites are checked as math (ORT's own rewrites off); approximate ones as they will run.
-        var settings = new SessionSettings { Optimization = exact ? GraphOptimization.Disabled : GraphOptimization.All };
-        using var a = InferenceSession.FromBytes(original(), settings);
-        using var b = InferenceSession.FromBytes(candidate(), settings);
+        // Exact rewrites are checked as math (ORT's own rewrites off), with the weights shared between the IR
+        // and both sessions (the rewrite's copy shares every weight it did not change); approximate ones as
+        // they will run.
+        var settings = exact
+            ? new SessionSettings
+            {
+                Optimization = GraphOptimization.Disabled,
+                ShareInitializersFrom = SharedFrom,
+                MemoryArena = false,
+            }
+            : new SessionSettings { Optimization = GraphOptimization.All };
+        using var a = InferenceSession.FromModel(original, settings);
+        using var b = InferenceSession.FromModel(candidate, settings);
         var data = (o.Evaluation ?? o.Calibration)?.DataFor(a.Inputs) ?? DataSet.Random(a.Inputs,
             o.RandomValidationSamples, o.Seed, o.Dims);
         var report = Validator.Compare(a, b, data, new ValidationOptions { Rtol = o.Rtol, Atol = o.Atol });

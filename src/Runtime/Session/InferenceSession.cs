@@ -2,7 +2,10 @@
 // Inputs and outputs are GraphIR Tensors (packed little-endian bytes): inputs are pinned and handed to
 // ORT without a copy, outputs are copied out once, so data moves between the IR, .npy/.pb files and ORT
 // without conversion. Any intermediate value can be read: the session is built over a copy of the model
-// with those values appended to the graph outputs. A session may be run from several threads at once;
+// with those values appended to the graph outputs. With SessionSettings.ShareInitializersFrom (and ORT's
+// rewrites off) large weights are handed to ORT over the IR's memory instead of being serialized: sessions
+// over a model and its rewrite then share every unchanged weight with the IR, the way a large model is
+// validated in about its own size. A session may be run from several threads at once;
 // Dispose waits for runs in flight. ORT's errors become OrtException with one line saying what failed.
 using System.Buffers;
 using OnnxOpt.Data;
@@ -29,6 +32,15 @@ public sealed record SessionSettings
     public IReadOnlyDictionary<string, long> FreeDimensions { get; init; } = new Dictionary<string, long>();
     /// <summary>Further session config entries ("optimization.disable_specified_optimizers", ...).</summary>
     public IReadOnlyDictionary<string, string> ConfigEntries { get; init; } = new Dictionary<string, string>();
+    /// <summary>In <see cref="InferenceSession.FromModel"/> with optimization Disabled: main-graph initializers
+    /// of at least this many bytes are not serialized but handed to ORT over the IR's own memory (shared
+    /// initializers, not prepacked), so the session holds no copy of them (null: every initializer is
+    /// serialized). Ignored when ORT's graph rewrites run, since they read initializer data from the
+    /// serialized model.</summary>
+    public long? ShareInitializersFrom { get; init; }
+    /// <summary>ORT's CPU arena and memory patterns (on by default): off, each run's intermediates are freed when
+    /// it ends instead of staying reserved for the session's life (for one-off sessions over large models).</summary>
+    public bool MemoryArena { get; init; } = true;
 
     public override string ToString() =>
         $"intra-op threads {IntraOpThreads}, inter-op threads {InterOpThreads}, graph optimization {Optimization}";
@@ -43,6 +55,8 @@ public sealed record SessionSettings
             o.ExecutionMode = ParallelExecution ? Ort.ExecutionMode.ORT_PARALLEL : Ort.ExecutionMode.ORT_SEQUENTIAL;
             o.GraphOptimizationLevel = (Ort.GraphOptimizationLevel)(int)Optimization;
             o.LogSeverityLevel = (Ort.OrtLoggingLevel)LogLevel;
+            o.EnableCpuMemArena = MemoryArena;
+            o.EnableMemoryPattern = MemoryArena;
             o.AddSessionConfigEntry("session.intra_op.allow_spinning", AllowSpinning ? "1" : "0");
             o.AddSessionConfigEntry("session.inter_op.allow_spinning", AllowSpinning ? "1" : "0");
             if (OptimizedModelPath is { } p) o.OptimizedModelFilePath = Path.GetFullPath(p);
@@ -71,9 +85,14 @@ public sealed class InferenceSession : IModelRunner
     public IReadOnlyList<IoInfo> Outputs { get; }
     public SessionSettings Settings { get; }
 
-    private InferenceSession(Ort.InferenceSession session, SessionSettings settings)
+    // Shared initializers' pins and OrtValues, released after the session.
+    private readonly List<IDisposable> _keepAlive;
+
+    private InferenceSession(Ort.InferenceSession session, SessionSettings settings,
+        List<IDisposable>? keepAlive = null)
     {
         _session = session;
+        _keepAlive = keepAlive ?? [];
         Settings = settings;
         Inputs = session.InputNames.Select(n => Info(n, session.InputMetadata[n])).ToList();
         Outputs = session.OutputNames.Select(n => Info(n, session.OutputMetadata[n])).ToList();
@@ -97,15 +116,68 @@ public sealed class InferenceSession : IModelRunner
     public static InferenceSession FromModel(Model model, SessionSettings? settings = null,
         IEnumerable<string>? extraOutputs = null)
     {
+        settings ??= new SessionSettings();
         var extra = extraOutputs?.ToList();
-        if (extra is not { Count: > 0 }) return FromBytes(OnnxExporter.ToBytes(model), settings);
-        var copy = model.Clone();
-        foreach (var name in extra)
+        if (extra is { Count: > 0 })
         {
-            var v = copy.Graph.Find(name) ?? throw new OnnxModelException($"no value named '{name}' in the main graph");
-            if (!v.IsGraphOutput) copy.Graph.AddOutput(v);
+            model = model.Clone();
+            foreach (var name in extra)
+            {
+                var v = model.Graph.Find(name)
+                    ?? throw new OnnxModelException($"no value named '{name}' in the main graph");
+                if (!v.IsGraphOutput) model.Graph.AddOutput(v);
+            }
         }
-        return FromBytes(OnnxExporter.ToBytes(copy), settings);
+        if (settings.ShareInitializersFrom is not long min || settings.Optimization != GraphOptimization.Disabled)
+            return FromBytes(OnnxExporter.ToBytes(model), settings);
+        // ORT asks for at least 128 bytes of data in a tensor over user memory.
+        var shared = model.Graph.Initializers.Where(v => !v.IsGraphInput).Select(v => v.Initializer!)
+            .Where(t => t.Strings is null && t.ByteSize >= Math.Max(min, 128)).ToList();
+        if (shared.Count == 0) return FromBytes(OnnxExporter.ToBytes(model), settings);
+        return WithSharedInitializers(model, settings, shared);
+    }
+
+    // ORT checks that an external data file exists even when a shared initializer replaces its data, so the
+    // references point at an empty file in a temporary folder that only lives while the session is created.
+    private const string Placeholder = "onnxopt-shared-initializer";
+
+    private static InferenceSession WithSharedInitializers(Model model, SessionSettings settings, List<Tensor> shared)
+    {
+        OrtEnvironment.EnsureLoaded();
+        var set = shared.ToHashSet(ReferenceEqualityComparer.Instance);
+        var bytes = OnnxExporter.ToBytesWithout(model, set.Contains, Placeholder);
+        var dir = Directory.CreateTempSubdirectory("onnxopt-shared-");
+        var keep = new List<IDisposable>(2 * shared.Count);
+        try
+        {
+            File.Create(Path.Combine(dir.FullName, Placeholder)).Dispose();
+            using var options = settings.ToOrt();
+            options.AddSessionConfigEntry("session.model_external_initializers_file_folder_path", dir.FullName);
+            // Prepacking would give each session a packed copy of every MatMul/Gemm/Conv weight.
+            options.AddSessionConfigEntry("session.disable_prepacking", "1");
+            foreach (var t in shared)
+            {
+                var data = t.RawData;
+                var pin = data.Pin();
+                keep.Add(pin);
+                Ort.OrtValue value;
+                unsafe
+                {
+                    value = Ort.OrtValue.CreateTensorValueWithData(Ort.OrtMemoryInfo.DefaultInstance,
+                        (Ort.Tensors.TensorElementType)(int)t.ElementType, t.Dims, (IntPtr)pin.Pointer, data.Length);
+                }
+                keep.Add(value);
+                options.AddInitializer(t.Name, value);
+            }
+            return new InferenceSession(new Ort.InferenceSession(bytes, options), settings, keep);
+        }
+        catch (Exception e)
+        {
+            foreach (var k in keep) k.Dispose();
+            if (e is Ort.OnnxRuntimeException ort) throw OrtException.From(ort, "CreateSession");
+            throw;
+        }
+        finally { dir.Delete(recursive: true); }
     }
 
     private static IoInfo Info(string name, Ort.NodeMetadata m)
@@ -206,6 +278,7 @@ public sealed class InferenceSession : IModelRunner
             if (_disposed) return;
             _disposed = true;
             _session.Dispose();
+            foreach (var k in _keepAlive) k.Dispose();
         }
         finally { _life.ExitWriteLock(); }
     }
