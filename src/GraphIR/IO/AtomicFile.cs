@@ -1,5 +1,6 @@
 // Writes files so that a reader never sees a half-written one and a failure never destroys the
-// previous file: write a temporary file in the same folder, flush, then rename over the target.
+// previous file: write a temporary file in the same folder, flush it to disk (DurableFileStream), then rename
+// over the target.
 using System.Text;
 
 namespace OnnxOpt.GraphIR;
@@ -14,10 +15,10 @@ public static class AtomicFile
         var temp = Path.Combine(dir, $".{Path.GetFileName(full)}.{Environment.ProcessId}.tmp");
         try
         {
-            using (var fs = new FileStream(temp, FileMode.Create, FileAccess.Write))
+            using (var fs = new DurableFileStream(temp))
             {
                 write(fs);
-                fs.Flush(true);
+                fs.Commit();
             }
             File.Move(temp, full, overwrite: true);
         }
