@@ -90,6 +90,14 @@ public sealed class Graph
     /// <summary>Adds a value_info entry (a value of this graph, or a detached one kept for export).</summary>
     public void AddValueInfo(Value v) => _valueInfos.Add(v);
 
+    /// <summary>Drops every value_info entry (the values stay); returns how many there were.</summary>
+    public int ClearValueInfos()
+    {
+        var n = _valueInfos.Count;
+        _valueInfos.Clear();
+        return n;
+    }
+
     /// <summary>Appends a node built with NewDetachedNode (importers and the cloner).</summary>
     internal void AppendNode(Node n)
     {

@@ -14,6 +14,7 @@ public static class PassRegistry
         new Canonicalize(),
         new FoldBatchNorm(),
         new FuseBias(),
+        new Strip(),
         new Linearize(),
         new FoldConv(),
         new Sparsify(),

@@ -72,6 +72,54 @@ public sealed class Rewriter(Model model)
         return name;
     }
 
+    /// <summary>Renames a node (null: no name).</summary>
+    public void RenameNode(Node n, string? name)
+    {
+        if (n.Name == name) return;
+        Changes++;
+        n.Name = name;
+    }
+
+    /// <summary>Drops a graph's value_info entries; returns how many there were.</summary>
+    public int ClearValueInfos(Graph g)
+    {
+        var n = g.ClearValueInfos();
+        Changes += n;
+        return n;
+    }
+
+    /// <summary>Removes every doc string of the model (itself, functions, graphs, nodes, values, tensors);
+    /// returns how many there were.</summary>
+    public int ClearDocStrings(Model m)
+    {
+        int n = 0;
+        string? Clear(string? doc)
+        {
+            if (doc is not null) n++;
+            return null;
+        }
+        m.DocString = Clear(m.DocString);
+        foreach (var f in m.Functions)
+        {
+            f.DocString = Clear(f.DocString);
+            foreach (var g in f.Body.SelfAndSubgraphs()) ClearGraph(g);
+        }
+        foreach (var g in m.Graph.SelfAndSubgraphs()) ClearGraph(g);
+        Changes += n;
+        return n;
+
+        void ClearGraph(Graph g)
+        {
+            g.DocString = Clear(g.DocString);
+            foreach (var node in g.Nodes) node.DocString = Clear(node.DocString);
+            foreach (var v in g.Values)
+            {
+                v.DocString = Clear(v.DocString);
+                if (v.Initializer is { } t) t.DocString = Clear(t.DocString);
+            }
+        }
+    }
+
     /// <summary>Sets (adds or replaces) an attribute of a node.</summary>
     public void SetAttr(Node n, OnnxAttribute a)
     {
