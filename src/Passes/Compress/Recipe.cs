@@ -97,7 +97,8 @@ public sealed record Recipe
             && p.First.Candidates.SequenceEqual(p.Second.Candidates));
 
     /// <summary>The built-in search for a target: exact clean-up, Layer Folding (post-training or trained),
-    /// pruning with repair and distillation, then int8 (latency) or clustering with trained centroids (size).</summary>
+    /// pruning with repair and distillation, then int8 (latency) or clustering with trained centroids (size,
+    /// then strip: names and annotations the deployed model does not need).</summary>
     public static Recipe Auto(string target, double maxDrop)
     {
         var half = (maxDrop / 2).ToString("R", CultureInfo.InvariantCulture);
@@ -105,8 +106,11 @@ public sealed record Recipe
         var finish = target switch
         {
             "latency" => new List<string> { "", "quantize" },
+            // Mixed bits: 3 on the largest tensors (most of the codes), then 4 on the rest.
             "size" => ["cluster{bits=4,min-elements=64,train-steps=200}", "cluster{bits=3,train-steps=200}",
-                "cluster{bits=3,min-elements=64,train-steps=200}", "cluster{bits=4,per-channel=true,train-steps=200}"],
+                "cluster{bits=3,min-elements=64,train-steps=200}", "cluster{bits=4,per-channel=true,train-steps=200}",
+                "cluster{bits=3,min-elements=4096,train-steps=200},cluster{bits=4,min-elements=64,train-steps=200}",
+                "cluster{bits=3,min-elements=2048,train-steps=200},cluster{bits=4,min-elements=64,train-steps=200}"],
             _ => [""],
         };
         return new Recipe
@@ -132,6 +136,7 @@ public sealed record Recipe
                 },
                 new() { Name = target == "latency" ? "int8" : target == "size" ? "clustering" : "finish",
                     Candidates = finish },
+                .. (target == "size" ? new[] { new RecipeStage { Name = "strip", Candidates = ["strip"] } } : []),
             ],
         }.Normalize();
     }
