@@ -28,7 +28,8 @@
 //                                               onnxopt compress (auto recipe) on the digits nets; latency on the
 //                                               224x224 ResNet-18/MobileNetV2-sized models
 //   train-speed [--steps 50] [--batch 64]      distillation steps/s of our trainer on the digits nets and the
-//               [--big-batch 8]               ResNet-18-sized model (bench/train_speed.py: the same in PyTorch)
+//               [--big-batch 8] [--profile]   ResNet-18-sized model (bench/train_speed.py: the same in PyTorch);
+//                                             --profile: milliseconds per op and step
 //   block-vs-filter [--iters 300]               unit=block vs filter pruning at the MACs the block drop leaves:
 //                                               digits ResNet (accuracy, latency), ResNet-18-sized (latency)
 using System.Diagnostics;
@@ -576,9 +577,13 @@ switch (args.FirstOrDefault())
             // Warm-up steps (the JIT's tiers, first allocations; bench/train_speed.py warms PyTorch up as long),
             // then the timed run.
             new OnnxOpt.Training.Trainer(model.Clone(), ps, settings with { Steps = big ? 1 : 30 }).Fit(train, teacher);
+            if (args.Contains("--profile")) trainer.Profile = new();
             var r = trainer.Fit(train, teacher);
             Console.WriteLine(string.Create(c, $"{n,-12} batch {b,3}: {r.StepsPerSecond,8:F2} steps/s  "
                 + $"({1000 / r.StepsPerSecond,8:F1} ms/step), loss {r.FirstLoss:G4} -> {r.FinalLoss:G4}"));
+            if (trainer.Profile is { } prof)
+                foreach (var (op, ms) in prof.OrderByDescending(p => p.Value))
+                    Console.WriteLine(string.Create(c, $"    {op,-22} {ms / st,8:F2} ms/step"));
         }
         Console.WriteLine(string.Create(c, $"peak working set: {Process.GetCurrentProcess().PeakWorkingSet64 / (1 << 20):N0} MB"));
         return 0;

@@ -53,6 +53,9 @@ public sealed class Trainer
     /// <summary>Called with a short line of progress every few steps (the passes send it to their log).</summary>
     public ProgressSink? Progress { get; init; }
 
+    /// <summary>When set, milliseconds per op (forward "Op", backward "Op'") of every step are added here.</summary>
+    public Dictionary<string, double>? Profile { get => _ev.Profile; set => _ev.Profile = value; }
+
     /// <summary>The targets the teacher must give, in order: the outputs the loss uses, then the features.</summary>
     public IReadOnlyList<string> TeacherTargets => LossOutputs().Concat(_s.Features).ToList();
 

@@ -253,4 +253,48 @@ public class TrainingTests
             if (step > 0) Assert.True(arena.Taken > 0);
         }
     }
+
+    [Fact]
+    public void ConvKernelsInATrainingStepMatchFloat64()
+    {
+        // Conv 3x3, depthwise 3x3 stride 1 (the flipped input gradient) and stride 2 (phased planes), and a 1x1
+        // conv, over 5 images (uneven slices): float32 in an arena, where the forward im2col is kept for the weight
+        // gradient, against float64 without one, where it is recomputed (the kernels' own gradients are checked
+        // against finite differences in EvaluatorTests).
+        var b = new GraphBuilder("convs");
+        var x = b.Input("x", DataType.Float, 5, 3, 9, 9);
+        var h = b.Node("Conv", [x, b.Initializer("w1", Rand(11, 6 * 3 * 9, 0.3), 6, 3, 3, 3)],
+            OnnxAttribute.IntList("pads", 1, 1, 1, 1));
+        h = b.Node("Conv", [h, b.Initializer("w2", Rand(12, 6 * 9, 0.3), 6, 1, 3, 3)], OnnxAttribute.Int("group", 6),
+            OnnxAttribute.IntList("pads", 1, 1, 1, 1));
+        h = b.Node("Conv", [h, b.Initializer("w3", Rand(13, 6 * 9, 0.3), 6, 1, 3, 3)], OnnxAttribute.Int("group", 6),
+            OnnxAttribute.IntList("pads", 1, 1, 1, 1), OnnxAttribute.IntList("strides", 2, 2));
+        b.Output(b.Node("Conv", [h, b.Initializer("w4", Rand(14, 4 * 6, 0.3), 4, 6, 1, 1)]));
+        var m = b.Build();
+        var xs = Rand(15, 5 * 3 * 81);
+        var wrt = new[] { "x", "w1", "w2", "w3", "w4" };
+        var ev32 = new Evaluator<float>(m) { Arena = new BufferArena<float>() };
+        var ev64 = new Evaluator<double>(m);
+        var t64 = ev64.Forward(new Dictionary<string, NdArray<double>> { ["x"] = new([5, 3, 9, 9], xs.Select(v => (double)v).ToArray()) });
+        var y64 = t64.Outputs[0];
+        var g64 = ev64.Backward(t64, new Dictionary<string, NdArray<double>>
+        {
+            [m.Graph.Outputs[0].Name] = new(y64.Shape,
+            y64.R.Select((_, i) => Math.Sin(i)).ToArray())
+        }, wrt);
+        for (int step = 0; step < 2; step++)
+        {
+            ev32.Arena!.Recycle();
+            var t32 = ev32.Forward(new Dictionary<string, NdArray<float>> { ["x"] = new([5, 3, 9, 9], xs) });
+            var y32 = t32.Outputs[0];
+            for (int i = 0; i < y32.Length; i++) Assert.Equal(y64.R[i], y32.R[i], 1e-4);
+            var g32 = ev32.Backward(t32, new Dictionary<string, NdArray<float>>
+            {
+                [m.Graph.Outputs[0].Name] = new(y32.Shape,
+                y32.R.Select((_, i) => (float)Math.Sin(i)).ToArray())
+            }, wrt);
+            foreach (var n in wrt)
+                for (int i = 0; i < g32[n].Length; i++) Assert.Equal(g64[n].R[i], g32[n].R[i], 1e-3);
+        }
+    }
 }

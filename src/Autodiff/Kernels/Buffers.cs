@@ -43,6 +43,10 @@ public sealed class BufferArena<T> where T : unmanaged, IFloatingPointIeee754<T>
         return a;
     }
 
+    /// <summary>Whether this thread is inside an arena's scope (a training loop: buffers are recycled per
+    /// step).</summary>
+    internal static bool Active => _current is not null;
+
     internal static T[] New(int n) => n >= MinPooled && _current is { } arena ? arena.Take(n) : new T[n];
 
     public readonly struct Scope : IDisposable

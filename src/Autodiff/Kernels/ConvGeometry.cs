@@ -8,6 +8,8 @@
 // pads so that out = ceil(in / s), the extra pad going to the end (UPPER) or the begin (LOWER).
 using System.Numerics;
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 using OnnxOpt.GraphIR;
 
 namespace OnnxOpt.Autodiff.Kernels;
@@ -134,6 +136,10 @@ internal sealed record ConvGeometry(int[] Kernel, int[] Stride, int[] Dilation, 
     /// <summary>Padded plane sizes (input plus begin and end padding) for the padded im2col/col2im.</summary>
     public int PaddedSize => (In[0] + PadBegin[0] + PadEnd[0]) * (In[1] + PadBegin[1] + PadEnd[1]);
 
+    /// <summary>Whether im2col is the identity (1 x 1 window, stride 1, no padding): rows are the planes.</summary>
+    public bool IsPointwise => KernelSize == 1 && Stride[0] == 1 && Stride[1] == 1 && PadBegin[0] == 0
+        && PadBegin[1] == 0 && PadEnd[0] == 0 && PadEnd[1] == 0;
+
     /// <summary>Im2Col through a zero-padded copy of the planes (xp, at least channels * PaddedSize long): every
     /// output line is then one contiguous copy (stride 1) with no bounds tests, the fast form for training.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -141,12 +147,22 @@ internal sealed record ConvGeometry(int[] Kernel, int[] Stride, int[] Dilation, 
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         int kh = Kernel[0], kw = Kernel[1], H = In[0], W = In[1], Ho = Out[0], Wo = Out[1];
+        ref T xr = ref MemoryMarshal.GetArrayDataReference(x);
+        ref T cr = ref MemoryMarshal.GetArrayDataReference(col);
+        if (IsPointwise)
+        {
+            for (int c = 0; c < channels; c++) Copy(ref Unsafe.Add(ref xr, xOff + c * H * W),
+                ref Unsafe.Add(ref cr, c * ld + colOff), H * W);
+            return;
+        }
         int Hp = H + PadBegin[0] + PadEnd[0], Wp = W + PadBegin[1] + PadEnd[1], plane = Hp * Wp;
+        ref T pr = ref MemoryMarshal.GetArrayDataReference(xp);
         xp.AsSpan(0, channels * plane).Clear();
         for (int c = 0; c < channels; c++)
             for (int h = 0; h < H; h++)
-                x.AsSpan(xOff + (c * H + h) * W, W).CopyTo(xp.AsSpan(c * plane + (h + PadBegin[0]) * Wp + PadBegin[1]));
-        int row = 0;
+                Copy(ref Unsafe.Add(ref xr, xOff + (c * H + h) * W),
+                    ref Unsafe.Add(ref pr, c * plane + (h + PadBegin[0]) * Wp + PadBegin[1]), W);
+        int row = 0, s0 = Stride[0], s1 = Stride[1];
         for (int c = 0; c < channels; c++)
             for (int i = 0; i < kh; i++)
                 for (int j = 0; j < kw; j++, row++)
@@ -154,9 +170,9 @@ internal sealed record ConvGeometry(int[] Kernel, int[] Stride, int[] Dilation, 
                     int dst = row * ld + colOff;
                     for (int oh = 0; oh < Ho; oh++, dst += Wo)
                     {
-                        int src = c * plane + (oh * Stride[0] + i * Dilation[0]) * Wp + j * Dilation[1];
-                        if (Stride[1] == 1) xp.AsSpan(src, Wo).CopyTo(col.AsSpan(dst, Wo));
-                        else for (int ow = 0; ow < Wo; ow++) col[dst + ow] = xp[src + ow * Stride[1]];
+                        int src = c * plane + (oh * s0 + i * Dilation[0]) * Wp + j * Dilation[1];
+                        if (s1 == 1) Copy(ref Unsafe.Add(ref pr, src), ref Unsafe.Add(ref cr, dst), Wo);
+                        else for (int ow = 0; ow < Wo; ow++) col[dst + ow] = xp[src + ow * s1];
                     }
                 }
     }
@@ -167,9 +183,18 @@ internal sealed record ConvGeometry(int[] Kernel, int[] Stride, int[] Dilation, 
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         int kh = Kernel[0], kw = Kernel[1], H = In[0], W = In[1], Ho = Out[0], Wo = Out[1];
+        ref T xr = ref MemoryMarshal.GetArrayDataReference(x);
+        ref T cr = ref MemoryMarshal.GetArrayDataReference(col);
+        if (IsPointwise)
+        {
+            for (int c = 0; c < channels; c++) Add(ref Unsafe.Add(ref cr, c * ld + colOff),
+                ref Unsafe.Add(ref xr, xOff + c * H * W), H * W);
+            return;
+        }
         int Hp = H + PadBegin[0] + PadEnd[0], Wp = W + PadBegin[1] + PadEnd[1], plane = Hp * Wp;
+        ref T pr = ref MemoryMarshal.GetArrayDataReference(xp);
         xp.AsSpan(0, channels * plane).Clear();
-        int row = 0;
+        int row = 0, s0 = Stride[0], s1 = Stride[1];
         for (int c = 0; c < channels; c++)
             for (int i = 0; i < kh; i++)
                 for (int j = 0; j < kw; j++, row++)
@@ -177,22 +202,47 @@ internal sealed record ConvGeometry(int[] Kernel, int[] Stride, int[] Dilation, 
                     int from = row * ld + colOff;
                     for (int oh = 0; oh < Ho; oh++, from += Wo)
                     {
-                        int at = c * plane + (oh * Stride[0] + i * Dilation[0]) * Wp + j * Dilation[1];
-                        if (Stride[1] == 1) AddTo(col.AsSpan(from, Wo), xp.AsSpan(at, Wo));
-                        else for (int ow = 0; ow < Wo; ow++) xp[at + ow * Stride[1]] += col[from + ow];
+                        int at = c * plane + (oh * s0 + i * Dilation[0]) * Wp + j * Dilation[1];
+                        if (s1 == 1) Add(ref Unsafe.Add(ref cr, from), ref Unsafe.Add(ref pr, at), Wo);
+                        else for (int ow = 0; ow < Wo; ow++) xp[at + ow * s1] += col[from + ow];
                     }
                 }
         for (int c = 0; c < channels; c++)
             for (int h = 0; h < H; h++)
-                AddTo(xp.AsSpan(c * plane + (h + PadBegin[0]) * Wp + PadBegin[1], W), x.AsSpan(xOff + (c * H + h) * W,
-                    W));
+                Add(ref Unsafe.Add(ref pr, c * plane + (h + PadBegin[0]) * Wp + PadBegin[1]),
+                    ref Unsafe.Add(ref xr, xOff + (c * H + h) * W), W);
     }
 
-    /// <summary>dst += src, vectorized.</summary>
-    private static void AddTo<T>(ReadOnlySpan<T> src, Span<T> dst) where T : unmanaged, IFloatingPointIeee754<T>
+    /// <summary>dst[0..n] = src[0..n] in 256- and 128-bit moves (the lines of these convs are 4 to 64 long).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Copy<T>(ref T src, ref T dst, int n) where T : unmanaged
     {
-        int v = Vector<T>.Count, i = 0;
-        for (; i + v <= src.Length; i += v) (new Vector<T>(src[i..]) + new Vector<T>(dst[i..])).CopyTo(dst[i..]);
-        for (; i < src.Length; i++) dst[i] += src[i];
+        int i = 0;
+        for (; i + Vector256<T>.Count <= n; i += Vector256<T>.Count)
+            Vector256.LoadUnsafe(ref src, (nuint)i).StoreUnsafe(ref dst, (nuint)i);
+        if (i + Vector128<T>.Count <= n)
+        {
+            Vector128.LoadUnsafe(ref src, (nuint)i).StoreUnsafe(ref dst, (nuint)i);
+            i += Vector128<T>.Count;
+        }
+        for (; i < n; i++) Unsafe.Add(ref dst, i) = Unsafe.Add(ref src, i);
     }
+
+    /// <summary>dst[0..n] += src[0..n], vectorized as Copy.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Add<T>(ref T src, ref T dst, int n) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int i = 0;
+        for (; i + Vector256<T>.Count <= n; i += Vector256<T>.Count)
+            (Vector256.LoadUnsafe(ref src, (nuint)i) + Vector256.LoadUnsafe(ref dst, (nuint)i)).StoreUnsafe(ref dst,
+                (nuint)i);
+        if (i + Vector128<T>.Count <= n)
+        {
+            (Vector128.LoadUnsafe(ref src, (nuint)i) + Vector128.LoadUnsafe(ref dst, (nuint)i)).StoreUnsafe(ref dst,
+                (nuint)i);
+            i += Vector128<T>.Count;
+        }
+        for (; i < n; i++) Unsafe.Add(ref dst, i) += Unsafe.Add(ref src, i);
+    }
+
 }

@@ -7,10 +7,13 @@
 // Strides make transposed operands free. Blocked as in BLIS/GotoBLAS: a KC x NC panel of B and an
 // MC x KC block of A are packed into contiguous micro-panels (zero-padded at the edges), and an
 // MR x NR register-tiled micro-kernel (MR = 6 rows, NR = 2 SIMD vectors) runs fused multiply-adds
-// over them. Work is split over the wider of M and N across threads, each packing its own panels.
+// over them (512-bit vectors where AVX-512 runs at full speed). Work is split over the wider of M and N
+// across threads, each packing its own panels.
 using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace OnnxOpt.Autodiff.Kernels;
 
@@ -23,8 +26,9 @@ public static class Parallelism
 internal static class Gemm<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
     private const int MR = 6;
-    private static readonly int V = Vector<T>.Count;
-    private static readonly int NR = 2 * Vector<T>.Count;
+    // 512-bit micro-kernel where the hardware runs it at full speed (AVX-512), else Vector<T> (256-bit on AVX2).
+    private static readonly bool Wide = Vector512.IsHardwareAccelerated && Vector512<T>.Count > Vector<T>.Count;
+    private static readonly int NR = 2 * (Wide ? Vector512<T>.Count : Vector<T>.Count);
     private const int KC = 256;
     private const int MC = 96;
     private static readonly int NC = typeof(T) == typeof(double) ? 512 : 1024;
@@ -34,7 +38,7 @@ internal static class Gemm<T> where T : unmanaged, IFloatingPointIeee754<T>
 
     public static void Multiply(int m, int n, int k, T[] a, int aOff, int aRow, int aCol, T[] b, int bOff, int bRow,
         int bCol,
-        T[] c, int cOff, int ldc, bool accumulate)
+        T[] c, int cOff, int ldc, bool accumulate, int maxThreads = 0)
     {
         if (m == 0 || n == 0) return;
         if (k == 0)
@@ -43,7 +47,7 @@ internal static class Gemm<T> where T : unmanaged, IFloatingPointIeee754<T>
             return;
         }
         long work = (long)m * n * k;
-        int threads = work < 1 << 18 ? 1 : Math.Max(1, Parallelism.Threads);
+        int threads = work < 1 << 18 ? 1 : Math.Max(1, maxThreads > 0 ? maxThreads : Parallelism.Threads);
         if (threads == 1)
         {
             Block(0, m, 0, n, k, a, aOff, aRow, aCol, b, bOff, bRow, bCol, c, cOff, ldc,
@@ -70,7 +74,7 @@ internal static class Gemm<T> where T : unmanaged, IFloatingPointIeee754<T>
     {
         var bp = _bPanel ??= new T[KC * (NC + NR)];
         var ap = _aBlock ??= new T[(MC + MR) * KC];
-        Span<T> tile = stackalloc T[MR * 2 * Vector<T>.Count];
+        Span<T> tile = stackalloc T[MR * NR];
         for (int jc = j0; jc < j1; jc += NC)
         {
             int nc = Math.Min(NC, j1 - jc);
@@ -94,10 +98,15 @@ internal static class Gemm<T> where T : unmanaged, IFloatingPointIeee754<T>
                             var apan = ap.AsSpan(ip * MR * kc, MR * kc);
                             var bpan = bp.AsSpan(jp * NR * kc, NR * kc);
                             int cAt = cOff + (ic + ip * MR) * ldc + jc + jp * NR;
-                            if (mr == MR && nr == NR) Micro(kc, apan, bpan, c.AsSpan(cAt), ldc, overwrite);
+                            if (mr == MR && nr == NR)
+                            {
+                                if (Wide) Micro512(kc, apan, bpan, c.AsSpan(cAt), ldc, overwrite);
+                                else Micro(kc, apan, bpan, c.AsSpan(cAt), ldc, overwrite);
+                            }
                             else
                             {
-                                Micro(kc, apan, bpan, tile, NR, true);
+                                if (Wide) Micro512(kc, apan, bpan, tile, NR, true);
+                                else Micro(kc, apan, bpan, tile, NR, true);
                                 for (int r = 0; r < mr; r++)
                                 {
                                     var dst = c.AsSpan(cAt + r * ldc, nr);
@@ -124,6 +133,20 @@ internal static class Gemm<T> where T : unmanaged, IFloatingPointIeee754<T>
             var dst = bp.AsSpan(p * NR * kc, NR * kc);
             if (bCol == 1 && w == NR)
                 for (int kk = 0; kk < kc; kk++) b.AsSpan(off + kk * bRow + j0, NR).CopyTo(dst.Slice(kk * NR, NR));
+            else if (bRow == 1 && w == NR && typeof(T) == typeof(float) && Avx.IsSupported)
+            {
+                // B's columns are contiguous (a transposed operand, as in the weight gradient col^T): 8 x 8
+                // blocks are transposed in registers instead of gathered element by element.
+                ref float src = ref Unsafe.As<T, float>(ref b[off + j0 * bCol]);
+                ref float to = ref Unsafe.As<T, float>(ref MemoryMarshal.GetReference(dst));
+                int kk = 0;
+                for (; kk + 8 <= kc; kk += 8)
+                    for (int jb = 0; jb < NR; jb += 8)
+                        Transpose8x8(ref Unsafe.Add(ref src, jb * bCol + kk), bCol,
+                            ref Unsafe.Add(ref to, kk * NR + jb), NR);
+                for (; kk < kc; kk++)
+                    for (int j = 0; j < NR; j++) dst[kk * NR + j] = b[off + (j0 + j) * bCol + kk];
+            }
             else
                 for (int kk = 0; kk < kc; kk++)
                 {
@@ -133,6 +156,35 @@ internal static class Gemm<T> where T : unmanaged, IFloatingPointIeee754<T>
                     row[w..].Clear();
                 }
         }
+    }
+
+    /// <summary>dst[c * dstStride + r] = src[r * srcStride + c] for an 8 x 8 block of floats.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Transpose8x8(ref float src, int srcStride, ref float dst, int dstStride)
+    {
+        var r0 = Vector256.LoadUnsafe(ref src); var r1 = Vector256.LoadUnsafe(ref src, (nuint)srcStride);
+        var r2 = Vector256.LoadUnsafe(ref src, (nuint)(2 * srcStride));
+        var r3 = Vector256.LoadUnsafe(ref src, (nuint)(3 * srcStride));
+        var r4 = Vector256.LoadUnsafe(ref src, (nuint)(4 * srcStride));
+        var r5 = Vector256.LoadUnsafe(ref src, (nuint)(5 * srcStride));
+        var r6 = Vector256.LoadUnsafe(ref src, (nuint)(6 * srcStride));
+        var r7 = Vector256.LoadUnsafe(ref src, (nuint)(7 * srcStride));
+        var t0 = Avx.UnpackLow(r0, r1); var t1 = Avx.UnpackHigh(r0, r1);
+        var t2 = Avx.UnpackLow(r2, r3); var t3 = Avx.UnpackHigh(r2, r3);
+        var t4 = Avx.UnpackLow(r4, r5); var t5 = Avx.UnpackHigh(r4, r5);
+        var t6 = Avx.UnpackLow(r6, r7); var t7 = Avx.UnpackHigh(r6, r7);
+        var s0 = Avx.Shuffle(t0, t2, 0x44); var s1 = Avx.Shuffle(t0, t2, 0xEE);
+        var s2 = Avx.Shuffle(t1, t3, 0x44); var s3 = Avx.Shuffle(t1, t3, 0xEE);
+        var s4 = Avx.Shuffle(t4, t6, 0x44); var s5 = Avx.Shuffle(t4, t6, 0xEE);
+        var s6 = Avx.Shuffle(t5, t7, 0x44); var s7 = Avx.Shuffle(t5, t7, 0xEE);
+        Avx.Permute2x128(s0, s4, 0x20).StoreUnsafe(ref dst);
+        Avx.Permute2x128(s1, s5, 0x20).StoreUnsafe(ref dst, (nuint)dstStride);
+        Avx.Permute2x128(s2, s6, 0x20).StoreUnsafe(ref dst, (nuint)(2 * dstStride));
+        Avx.Permute2x128(s3, s7, 0x20).StoreUnsafe(ref dst, (nuint)(3 * dstStride));
+        Avx.Permute2x128(s0, s4, 0x31).StoreUnsafe(ref dst, (nuint)(4 * dstStride));
+        Avx.Permute2x128(s1, s5, 0x31).StoreUnsafe(ref dst, (nuint)(5 * dstStride));
+        Avx.Permute2x128(s2, s6, 0x31).StoreUnsafe(ref dst, (nuint)(6 * dstStride));
+        Avx.Permute2x128(s3, s7, 0x31).StoreUnsafe(ref dst, (nuint)(7 * dstStride));
     }
 
     /// <summary>A[i, k] for i &lt; mc, k &lt; kc into panels of MR rows: ap[(panel*kc + k)*MR + ii].</summary>
@@ -145,6 +197,12 @@ internal static class Gemm<T> where T : unmanaged, IFloatingPointIeee754<T>
             int i0 = p * MR, h = Math.Min(MR, mc - i0);
             var dst = ap.AsSpan(p * MR * kc, MR * kc);
             if (h < MR) dst.Clear();
+            if (aRow == 1 && h == MR)
+            {
+                // A's columns are contiguous (a transposed operand): MR consecutive elements per k.
+                for (int kk = 0; kk < kc; kk++) a.AsSpan(off + i0 + kk * aCol, MR).CopyTo(dst.Slice(kk * MR, MR));
+                continue;
+            }
             for (int ii = 0; ii < h; ii++)
             {
                 int src = off + (i0 + ii) * aRow;
@@ -192,6 +250,59 @@ internal static class Gemm<T> where T : unmanaged, IFloatingPointIeee754<T>
         Store(ref cr, 3 * ldc, v, c30, c31, overwrite);
         Store(ref cr, 4 * ldc, v, c40, c41, overwrite);
         Store(ref cr, 5 * ldc, v, c50, c51, overwrite);
+    }
+
+    /// <summary>Micro with 512-bit vectors: C[0..MR, 0..NR] (+)= Apanel * Bpanel, 12 accumulators of 16
+    /// floats.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Micro512(int kc, ReadOnlySpan<T> ap, ReadOnlySpan<T> bp, Span<T> c, int ldc, bool overwrite)
+    {
+        Vector512<T> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default,
+                     c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
+        ref T a = ref MemoryMarshal.GetReference(ap);
+        ref T b = ref MemoryMarshal.GetReference(bp);
+        int v = Vector512<T>.Count, nr = 2 * v;
+        for (int kk = 0; kk < kc; kk++)
+        {
+            var b0 = Vector512.LoadUnsafe(ref b, (nuint)(kk * nr));
+            var b1 = Vector512.LoadUnsafe(ref b, (nuint)(kk * nr + v));
+            ref T ak = ref Unsafe.Add(ref a, kk * MR);
+            var x = Vector512.Create(ak); c00 = Fma(x, b0, c00); c01 = Fma(x, b1, c01);
+            x = Vector512.Create(Unsafe.Add(ref ak, 1)); c10 = Fma(x, b0, c10); c11 = Fma(x, b1, c11);
+            x = Vector512.Create(Unsafe.Add(ref ak, 2)); c20 = Fma(x, b0, c20); c21 = Fma(x, b1, c21);
+            x = Vector512.Create(Unsafe.Add(ref ak, 3)); c30 = Fma(x, b0, c30); c31 = Fma(x, b1, c31);
+            x = Vector512.Create(Unsafe.Add(ref ak, 4)); c40 = Fma(x, b0, c40); c41 = Fma(x, b1, c41);
+            x = Vector512.Create(Unsafe.Add(ref ak, 5)); c50 = Fma(x, b0, c50); c51 = Fma(x, b1, c51);
+        }
+        ref T cr = ref MemoryMarshal.GetReference(c);
+        Store(ref cr, 0, v, c00, c01, overwrite);
+        Store(ref cr, ldc, v, c10, c11, overwrite);
+        Store(ref cr, 2 * ldc, v, c20, c21, overwrite);
+        Store(ref cr, 3 * ldc, v, c30, c31, overwrite);
+        Store(ref cr, 4 * ldc, v, c40, c41, overwrite);
+        Store(ref cr, 5 * ldc, v, c50, c51, overwrite);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<T> Fma(Vector512<T> x, Vector512<T> y, Vector512<T> acc)
+    {
+        if (typeof(T) == typeof(double)) return Vector512.FusedMultiplyAdd(x.As<T, double>(), y.As<T, double>(),
+            acc.As<T, double>()).As<double, T>();
+        if (typeof(T) == typeof(float)) return Vector512.FusedMultiplyAdd(x.As<T, float>(), y.As<T, float>(),
+            acc.As<T, float>()).As<float, T>();
+        return x * y + acc;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Store(ref T c, int at, int v, Vector512<T> lo, Vector512<T> hi, bool overwrite)
+    {
+        if (!overwrite)
+        {
+            lo += Vector512.LoadUnsafe(ref c, (nuint)at);
+            hi += Vector512.LoadUnsafe(ref c, (nuint)(at + v));
+        }
+        lo.StoreUnsafe(ref c, (nuint)at);
+        hi.StoreUnsafe(ref c, (nuint)(at + v));
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -13,12 +13,13 @@ internal readonly record struct Mat<T>(T[] Data, int Offset, int Rows, int Cols,
 
     public Mat<T> T_ => new(Data, Offset, Cols, Rows, ColStride, RowStride);
 
-    /// <summary>C (row-major, ldc = cols of the product, at cOffset) (+)= a * b.</summary>
-    public static void Multiply(Mat<T> a, Mat<T> b, T[] c, int cOffset, bool accumulate)
+    /// <summary>C (row-major, ldc = cols of the product, at cOffset) (+)= a * b, on at most maxThreads threads
+    /// (0: Parallelism.Threads).</summary>
+    public static void Multiply(Mat<T> a, Mat<T> b, T[] c, int cOffset, bool accumulate, int maxThreads = 0)
     {
         if (a.Cols != b.Rows) throw new InvalidOperationException($"matrix product of {a.Rows}x{a.Cols} and {b.Rows}x{b.Cols}");
         Gemm<T>.Multiply(a.Rows, b.Cols, a.Cols, a.Data, a.Offset, a.RowStride, a.ColStride, b.Data, b.Offset,
             b.RowStride, b.ColStride,
-            c, cOffset, b.Cols, accumulate);
+            c, cOffset, b.Cols, accumulate, maxThreads);
     }
 }

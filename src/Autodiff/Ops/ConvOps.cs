@@ -3,9 +3,13 @@
 // Conv, per image n and group g (Cg = C/group input channels, Mg = M/group output channels):
 //   Y[n, g] = W[g] (Mg x Cg*kh*kw) * im2col(X[n, g]) (Cg*kh*kw x Ho*Wo) + b
 // VJP:  dW[g] += dY[n, g] * im2col(X[n, g])^T,  dX[n, g] = col2im(W[g]^T * dY[n, g]),  db = sum dY.
-// Depthwise convs (one input channel per group) run a direct loop instead of tiny products. The others
-// put a chunk of images side by side in one im2col buffer (columns image-major), so each group is one
-// product over the chunk, Y[g] (Mg x n*Ho*Wo) = W[g] * col, and dW one product over the chunk too.
+// Depthwise convs (one input channel per group) run a direct loop instead of tiny products; with unit
+// strides their input gradient is the depthwise conv of dY with the flipped kernel. The others split the
+// batch into at most 4 slices, one task each (im2col, product and col2im all inside the task), and put a
+// chunk of a slice's images side by side in one im2col buffer (columns image-major), so each group is one
+// product over the chunk, Y[g] (Mg x n*Ho*Wo) = W[g] * col, and dW one product over the chunk too, summed
+// over the slices in order (the same bytes on any number of cores). In a training step (an arena is active)
+// the forward's im2col is kept in the trace for dW instead of being rebuilt.
 //
 // ConvTranspose is Conv's input gradient: with W [C, M/group, kh, kw],
 //   Y[n, g] = col2im(W[g]^T * X[n, g]) + b,  dX[n, g] = W[g] * im2col(dY[n, g]),
@@ -41,12 +45,42 @@ internal sealed class ConvOp<T> : IOp<T> where T : unmanaged, IFloatingPointIeee
     }
 
     // Column buffers are kept between calls (training runs the same shapes every step).
-    private static readonly ArrayPool<T> Pool = ArrayPool<T>.Create(1 << 24, 8);
+    private static readonly ArrayPool<T> Pool = ArrayPool<T>.Create(1 << 24, 16);
     private const int ChunkElements = 1 << 22;
+    // Images are split into at most this many slices, one task each (im2col, product, col2im all run in the
+    // task). The count is fixed, not the thread count, so the weight gradient's order of summation (slice by
+    // slice), and so a training run's bytes, are the same on every machine.
+    private const int MaxSlices = 4;
+    // In a training step (an arena is active) the forward im2col is kept for the weight gradient when it is at
+    // most this many elements.
+    private const int KeepElements = 1 << 23;
 
     /// <summary>Images per product: as many as keep the im2col buffer within ChunkElements (at least one).</summary>
     private static int ChunkImages(Plan p, int rows, int ohw) =>
         Math.Clamp(ChunkElements / Math.Max(1, rows * ohw), 1, Math.Max(1, p.N));
+
+    /// <summary>Non-empty slices of n images: min(n, MaxSlices) of ceil(n / that) images, fewer at the end.</summary>
+    private static (int Count, int Per) Slicing(int n)
+    {
+        if (n <= 0) return (0, 1);
+        int per = (n + Math.Min(n, MaxSlices) - 1) / Math.Min(n, MaxSlices);
+        return ((n + per - 1) / per, per);
+    }
+
+    /// <summary>Runs body(slice, lo, hi, gemmThreads) over the image slices in parallel.</summary>
+    private static void ForSlices(int n, Action<int, int, int, int> body)
+    {
+        var (slices, per) = Slicing(n);
+        int threads = Math.Max(1, Parallelism.Threads), gemmThreads = Math.Max(1, threads / Math.Max(1, slices));
+        if (slices <= 1 || threads == 1)
+            for (int s = 0; s < slices; s++) body(s, s * per, Math.Min(n, (s + 1) * per), gemmThreads);
+        else
+            Parallel.For(0, slices, new ParallelOptions { MaxDegreeOfParallelism = threads },
+                s => body(s, s * per, Math.Min(n, (s + 1) * per), gemmThreads));
+    }
+
+    /// <summary>The forward's im2col, kept for Backward: [group][rows][N * Ho*Wo], columns image-major.</summary>
+    private sealed record KeptColumns(T[] Col, int Ld);
 
     public NdArray<T>[] Forward(OpCall<T> c)
     {
@@ -59,27 +93,39 @@ internal sealed class ConvOp<T> : IOp<T> where T : unmanaged, IFloatingPointIeee
         if (p.Depthwise) DepthwiseForward(p, x, w, y);
         else
         {
-            int rows = p.Cg * k, nb = ChunkImages(p, rows, ohw);
-            var col = Pool.Rent(rows * nb * ohw);
-            var yb = Pool.Rent(p.Mg * nb * ohw);
-            var xp = Pool.Rent(p.Cg * g.PaddedSize);
-            for (int n0 = 0; n0 < p.N; n0 += nb)
+            int rows = p.Cg * k, ld = p.N * ohw;
+            long all = (long)p.Groups * rows * ld;
+            var kept = BufferArena<T>.Active && all <= KeepElements ? new KeptColumns(Buffers<T>.New((int)all), ld)
+                : null;
+            c.Saved = kept;
+            ForSlices(p.N, (_, lo, hi, gemmThreads) =>
             {
-                int cnt = Math.Min(nb, p.N - n0), len = cnt * ohw;
-                for (int gi = 0; gi < p.Groups; gi++)
+                int nb = kept is not null ? hi - lo : ChunkImages(p, rows, ohw);
+                var col = kept is null ? Pool.Rent(rows * nb * ohw) : null;
+                var yb = Pool.Rent(p.Mg * nb * ohw);
+                var xp = Pool.Rent(p.Cg * g.PaddedSize);
+                for (int n0 = lo; n0 < hi; n0 += nb)
                 {
-                    for (int j = 0; j < cnt; j++)
-                        g.Im2ColPadded(x, ((n0 + j) * p.C + gi * p.Cg) * hw, p.Cg, col, len, j * ohw, xp);
-                    Mat<T>.Multiply(Mat<T>.Dense(w, gi * p.Mg * rows, p.Mg, rows), Mat<T>.Dense(col, 0, rows, len), yb,
-                        0, false);
-                    for (int m = 0; m < p.Mg; m++)
+                    int cnt = Math.Min(nb, hi - n0), len = cnt * ohw;
+                    for (int gi = 0; gi < p.Groups; gi++)
+                    {
+                        var (colArr, colOff, colLd) = kept is not null ? (kept.Col, gi * rows * ld + n0 * ohw, ld)
+                            : (col!, 0, len);
                         for (int j = 0; j < cnt; j++)
-                            yb.AsSpan(m * len + j * ohw, ohw).CopyTo(y.AsSpan(((n0 + j) * p.M + gi * p.Mg + m) * ohw));
+                            g.Im2ColPadded(x, ((n0 + j) * p.C + gi * p.Cg) * hw, p.Cg, colArr, colLd, colOff + j * ohw,
+                                xp);
+                        Mat<T>.Multiply(Mat<T>.Dense(w, gi * p.Mg * rows, p.Mg, rows),
+                            new Mat<T>(colArr, colOff, rows, len, colLd, 1), yb, 0, false, gemmThreads);
+                        for (int m = 0; m < p.Mg; m++)
+                            for (int j = 0; j < cnt; j++)
+                                yb.AsSpan(m * len + j * ohw, ohw).CopyTo(y.AsSpan(((n0 + j) * p.M + gi * p.Mg + m)
+                                    * ohw));
+                    }
                 }
-            }
-            Pool.Return(col);
-            Pool.Return(yb);
-            Pool.Return(xp);
+                if (col is not null) Pool.Return(col);
+                Pool.Return(yb);
+                Pool.Return(xp);
+            });
         }
         if (c.Optional(2) is { } bias) AddBias(y, bias.R, p.N, p.M, ohw);
         return [new NdArray<T>(outShape, y)];
@@ -110,14 +156,47 @@ internal sealed class ConvOp<T> : IOp<T> where T : unmanaged, IFloatingPointIeee
         return db;
     }
 
+    /// <summary>body(lo, hi) over a few contiguous ranges of [0, count) run in parallel (the planes of a
+    /// depthwise conv are many and tiny: one task each would cost more than the work).</summary>
+    private static void ForRanges(int count, Action<int, int> body)
+    {
+        int threads = Math.Max(1, Parallelism.Threads), ranges = Math.Min(count, 4 * threads);
+        if (threads == 1 || ranges <= 1) { body(0, count); return; }
+        Parallel.For(0, ranges, new ParallelOptions { MaxDegreeOfParallelism = threads },
+            r => body((int)((long)count * r / ranges), (int)((long)count * (r + 1) / ranges)));
+    }
+
+    /// <summary>The geometry of Conv's input gradient as a unit-stride conv of gy with the flipped kernel
+    /// (padding (k-1)*d - pad at the begin, whatever makes the output the input's size at the end), or null when
+    /// that padding would be negative.</summary>
+    private static ConvGeometry? FlippedGeometry(ConvGeometry g)
+    {
+        var pb = new int[2]; var pe = new int[2];
+        for (int a = 0; a < 2; a++)
+        {
+            int keff = g.EffectiveKernel(a);
+            pb[a] = keff - 1 - g.PadBegin[a];
+            pe[a] = g.In[a] - g.Out[a] - pb[a] + keff - 1;
+            if (pb[a] < 0 || pe[a] < 0) return null;
+        }
+        return new ConvGeometry(g.Kernel, [1, 1], g.Dilation, pb, pe, g.Out, g.In);
+    }
+
     private static void DepthwiseForward(Plan p, T[] x, T[] w, T[] y)
     {
         var g = p.G;
         int hw = g.InSize, ohw = g.OutSize, k = g.KernelSize;
-        Parallel.For(0, p.N * p.M, new ParallelOptions { MaxDegreeOfParallelism = Parallelism.Threads }, nm =>
+        var taps = Depthwise<T>.Taps(g);
+        ForRanges(p.N * p.M, (lo, hi) =>
         {
-            int n = nm / p.M, m = nm % p.M, ch = m / p.Mg;
-            Depthwise<T>.Forward(g, x.AsSpan((n * p.C + ch) * hw, hw), w.AsSpan(m * k, k), y.AsSpan(nm * ohw, ohw));
+            var xq = Pool.Rent(Depthwise<T>.ScratchSize(g));
+            for (int nm = lo; nm < hi; nm++)
+            {
+                int n = nm / p.M, m = nm % p.M, ch = m / p.Mg;
+                Depthwise<T>.Forward(g, x.AsSpan((n * p.C + ch) * hw, hw), w.AsSpan(m * k, k), y.AsSpan(nm * ohw, ohw),
+                    xq, taps);
+            }
+            Pool.Return(xq);
         });
     }
 
@@ -125,26 +204,62 @@ internal sealed class ConvOp<T> : IOp<T> where T : unmanaged, IFloatingPointIeee
     {
         var g = p.G;
         int hw = g.InSize, ohw = g.OutSize, k = g.KernelSize;
-        // dX: one task per input plane (it gathers from its Mg output planes); dW: one task per output channel.
-        if (dx is not null)
-            Parallel.For(0, p.N * p.C, new ParallelOptions { MaxDegreeOfParallelism = Parallelism.Threads }, nc =>
+        var taps = Depthwise<T>.Taps(g);
+        // dX: one item per input plane (it gathers from its Mg output planes); dW: one per output channel.
+        // With unit strides the input gradient is a depthwise conv of gy with the flipped kernel (a gather, which
+        // vectorizes without the store-to-load stalls of scattering overlapping windows).
+        var flip = g.Stride[0] == 1 && g.Stride[1] == 1 ? FlippedGeometry(g) : null;
+        if (dx is not null && flip is not null)
+        {
+            var flipTaps = Depthwise<T>.Taps(flip);
+            ForRanges(p.N * p.C, (lo, hi) =>
             {
-                int n = nc / p.C, ch = nc % p.C;
-                for (int mm = 0; mm < p.Mg; mm++)
+                var q = Pool.Rent(Depthwise<T>.ScratchSize(flip));
+                var wf = new T[k];
+                var plane = p.Mg == 1 ? null : new T[hw];
+                for (int nc = lo; nc < hi; nc++)
                 {
-                    int m = ch * p.Mg + mm;
-                    Depthwise<T>.BackwardInput(g, gy.AsSpan((n * p.M + m) * ohw, ohw), w.AsSpan(m * k, k),
-                        dx.AsSpan(nc * hw, hw));
+                    int n = nc / p.C, ch = nc % p.C;
+                    for (int mm = 0; mm < p.Mg; mm++)
+                    {
+                        int m = ch * p.Mg + mm;
+                        for (int t = 0; t < k; t++) wf[t] = w[m * k + k - 1 - t];
+                        Depthwise<T>.Forward(flip, gy.AsSpan((n * p.M + m) * ohw, ohw), wf, plane ?? dx.AsSpan(nc * hw,
+                            hw), q, flipTaps);
+                        if (plane is not null) for (int e = 0; e < hw; e++) dx[nc * hw + e] += plane[e];
+                    }
                 }
+                Pool.Return(q);
+            });
+        }
+        else if (dx is not null)
+            ForRanges(p.N * p.C, (lo, hi) =>
+            {
+                var dq = Pool.Rent(Depthwise<T>.ScratchSize(g));
+                for (int nc = lo; nc < hi; nc++)
+                {
+                    int n = nc / p.C, ch = nc % p.C;
+                    for (int mm = 0; mm < p.Mg; mm++)
+                    {
+                        int m = ch * p.Mg + mm;
+                        Depthwise<T>.BackwardInput(g, gy.AsSpan((n * p.M + m) * ohw, ohw), w.AsSpan(m * k, k),
+                            dx.AsSpan(nc * hw, hw), dq, taps);
+                    }
+                }
+                Pool.Return(dq);
             });
         if (dw is not null)
-            Parallel.For(0, p.M, new ParallelOptions { MaxDegreeOfParallelism = Parallelism.Threads }, m =>
+            ForRanges(p.M, (lo, hi) =>
             {
-                int ch = m / p.Mg;
-                for (int n = 0; n < p.N; n++)
-                    Depthwise<T>.BackwardWeight(g, x.AsSpan((n * p.C + ch) * hw, hw), gy.AsSpan((n * p.M + m) * ohw,
-                        ohw),
-                        dw.AsSpan(m * k, k));
+                var xq = Pool.Rent(Depthwise<T>.ScratchSize(g));
+                for (int m = lo; m < hi; m++)
+                {
+                    int ch = m / p.Mg;
+                    for (int n = 0; n < p.N; n++)
+                        Depthwise<T>.BackwardWeight(g, x.AsSpan((n * p.C + ch) * hw, hw),
+                            gy.AsSpan((n * p.M + m) * ohw, ohw), dw.AsSpan(m * k, k), xq, taps);
+                }
+                Pool.Return(xq);
             });
     }
 
@@ -162,37 +277,62 @@ internal sealed class ConvOp<T> : IOp<T> where T : unmanaged, IFloatingPointIeee
         if (p.Depthwise) DepthwiseBackward(p, x.R, w.R, gy, dx, dw);
         else if (dx is not null || dw is not null)
         {
-            int rows = p.Cg * k, nb = ChunkImages(p, rows, ohw);
-            var col = Pool.Rent(rows * nb * ohw);
-            var gyb = Pool.Rent(p.Mg * nb * ohw);
-            var xp = Pool.Rent(p.Cg * g.PaddedSize);
-            for (int n0 = 0; n0 < p.N; n0 += nb)
+            int rows = p.Cg * k;
+            var kept = c.Saved as KeptColumns;
+            // One weight-gradient partial per slice (the first is dw itself), summed in slice order.
+            var parts = new T[]?[Slicing(p.N).Count];
+            ForSlices(p.N, (s, lo, hi, gemmThreads) =>
             {
-                int cnt = Math.Min(nb, p.N - n0), len = cnt * ohw;
-                for (int gi = 0; gi < p.Groups; gi++)
+                int nb = kept is not null ? hi - lo : ChunkImages(p, rows, ohw);
+                var part = dw is null ? null : s == 0 ? dw : parts[s] = Pool.Rent(dw.Length);
+                if (part is not null && s > 0) part.AsSpan(0, dw!.Length).Clear();
+                var col = Pool.Rent(rows * nb * ohw);
+                var gyb = Pool.Rent(p.Mg * nb * ohw);
+                var xp = Pool.Rent(p.Cg * g.PaddedSize);
+                for (int n0 = lo; n0 < hi; n0 += nb)
                 {
-                    for (int m = 0; m < p.Mg; m++)
-                        for (int j = 0; j < cnt; j++)
-                            gy.AsSpan(((n0 + j) * p.M + gi * p.Mg + m) * ohw, ohw).CopyTo(gyb.AsSpan(m * len
-                                + j * ohw));
-                    var gyg = Mat<T>.Dense(gyb, 0, p.Mg, len);
-                    if (dw is not null)
+                    int cnt = Math.Min(nb, hi - n0), len = cnt * ohw;
+                    for (int gi = 0; gi < p.Groups; gi++)
                     {
-                        for (int j = 0; j < cnt; j++)
-                            g.Im2ColPadded(x.R, ((n0 + j) * p.C + gi * p.Cg) * hw, p.Cg, col, len, j * ohw, xp);
-                        Mat<T>.Multiply(gyg, Mat<T>.Dense(col, 0, rows, len).T_, dw, gi * p.Mg * rows, true);
-                    }
-                    if (dx is not null)
-                    {
-                        Mat<T>.Multiply(Mat<T>.Dense(w.R, gi * p.Mg * rows, p.Mg, rows).T_, gyg, col, 0, false);
-                        for (int j = 0; j < cnt; j++)
-                            g.Col2ImPadded(col, dx, ((n0 + j) * p.C + gi * p.Cg) * hw, p.Cg, len, j * ohw, xp);
+                        for (int m = 0; m < p.Mg; m++)
+                            for (int j = 0; j < cnt; j++)
+                                gy.AsSpan(((n0 + j) * p.M + gi * p.Mg + m) * ohw, ohw).CopyTo(gyb.AsSpan(m * len
+                                    + j * ohw));
+                        var gyg = Mat<T>.Dense(gyb, 0, p.Mg, len);
+                        if (part is not null)
+                        {
+                            Mat<T> colM;
+                            if (kept is not null) colM = new Mat<T>(kept.Col, gi * rows * kept.Ld + n0 * ohw, rows, len,
+                                kept.Ld, 1);
+                            else
+                            {
+                                for (int j = 0; j < cnt; j++)
+                                    g.Im2ColPadded(x.R, ((n0 + j) * p.C + gi * p.Cg) * hw, p.Cg, col, len, j * ohw,
+                                        xp);
+                                colM = Mat<T>.Dense(col, 0, rows, len);
+                            }
+                            Mat<T>.Multiply(gyg, colM.T_, part, gi * p.Mg * rows, true, gemmThreads);
+                        }
+                        if (dx is not null)
+                        {
+                            Mat<T>.Multiply(Mat<T>.Dense(w.R, gi * p.Mg * rows, p.Mg, rows).T_, gyg, col, 0, false,
+                                gemmThreads);
+                            for (int j = 0; j < cnt; j++)
+                                g.Col2ImPadded(col, dx, ((n0 + j) * p.C + gi * p.Cg) * hw, p.Cg, len, j * ohw, xp);
+                        }
                     }
                 }
-            }
-            Pool.Return(col);
-            Pool.Return(gyb);
-            Pool.Return(xp);
+                Pool.Return(col);
+                Pool.Return(gyb);
+                Pool.Return(xp);
+            });
+            if (dw is not null)
+                for (int s = 1; s < parts.Length; s++)
+                {
+                    var part = parts[s]!;
+                    for (int i = 0; i < dw.Length; i++) dw[i] += part[i];
+                    Pool.Return(part);
+                }
         }
         if (dx is not null) r[0] = new NdArray<T>(x.Shape, dx);
         if (dw is not null) r[1] = new NdArray<T>(w.Shape, dw);
