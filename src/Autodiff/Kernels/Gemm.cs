@@ -21,6 +21,17 @@ public static class Parallelism
 {
     /// <summary>Threads the kernels may use (default: all cores).</summary>
     public static int Threads { get; set; } = Environment.ProcessorCount;
+
+    /// <summary>body(lo, hi) over a few contiguous ranges of [0, count) run in parallel (for many tiny items,
+    /// such as the planes of a depthwise conv or a pooling, where one task each would cost more than the
+    /// work).</summary>
+    internal static void ForRanges(int count, Action<int, int> body)
+    {
+        int threads = Math.Max(1, Threads), ranges = Math.Min(count, 4 * threads);
+        if (threads == 1 || ranges <= 1) { body(0, count); return; }
+        Parallel.For(0, ranges, new ParallelOptions { MaxDegreeOfParallelism = threads },
+            r => body((int)((long)count * r / ranges), (int)((long)count * (r + 1) / ranges)));
+    }
 }
 
 internal static class Gemm<T> where T : unmanaged, IFloatingPointIeee754<T>

@@ -156,16 +156,6 @@ internal sealed class ConvOp<T> : IOp<T> where T : unmanaged, IFloatingPointIeee
         return db;
     }
 
-    /// <summary>body(lo, hi) over a few contiguous ranges of [0, count) run in parallel (the planes of a
-    /// depthwise conv are many and tiny: one task each would cost more than the work).</summary>
-    private static void ForRanges(int count, Action<int, int> body)
-    {
-        int threads = Math.Max(1, Parallelism.Threads), ranges = Math.Min(count, 4 * threads);
-        if (threads == 1 || ranges <= 1) { body(0, count); return; }
-        Parallel.For(0, ranges, new ParallelOptions { MaxDegreeOfParallelism = threads },
-            r => body((int)((long)count * r / ranges), (int)((long)count * (r + 1) / ranges)));
-    }
-
     /// <summary>The geometry of Conv's input gradient as a unit-stride conv of gy with the flipped kernel
     /// (padding (k-1)*d - pad at the begin, whatever makes the output the input's size at the end), or null when
     /// that padding would be negative.</summary>
@@ -187,7 +177,7 @@ internal sealed class ConvOp<T> : IOp<T> where T : unmanaged, IFloatingPointIeee
         var g = p.G;
         int hw = g.InSize, ohw = g.OutSize, k = g.KernelSize;
         var taps = Depthwise<T>.Taps(g);
-        ForRanges(p.N * p.M, (lo, hi) =>
+        Parallelism.ForRanges(p.N * p.M, (lo, hi) =>
         {
             var xq = Pool.Rent(Depthwise<T>.ScratchSize(g));
             for (int nm = lo; nm < hi; nm++)
@@ -212,7 +202,7 @@ internal sealed class ConvOp<T> : IOp<T> where T : unmanaged, IFloatingPointIeee
         if (dx is not null && flip is not null)
         {
             var flipTaps = Depthwise<T>.Taps(flip);
-            ForRanges(p.N * p.C, (lo, hi) =>
+            Parallelism.ForRanges(p.N * p.C, (lo, hi) =>
             {
                 var q = Pool.Rent(Depthwise<T>.ScratchSize(flip));
                 var wf = new T[k];
@@ -233,7 +223,7 @@ internal sealed class ConvOp<T> : IOp<T> where T : unmanaged, IFloatingPointIeee
             });
         }
         else if (dx is not null)
-            ForRanges(p.N * p.C, (lo, hi) =>
+            Parallelism.ForRanges(p.N * p.C, (lo, hi) =>
             {
                 var dq = Pool.Rent(Depthwise<T>.ScratchSize(g));
                 for (int nc = lo; nc < hi; nc++)
@@ -249,7 +239,7 @@ internal sealed class ConvOp<T> : IOp<T> where T : unmanaged, IFloatingPointIeee
                 Pool.Return(dq);
             });
         if (dw is not null)
-            ForRanges(p.M, (lo, hi) =>
+            Parallelism.ForRanges(p.M, (lo, hi) =>
             {
                 var xq = Pool.Rent(Depthwise<T>.ScratchSize(g));
                 for (int m = lo; m < hi; m++)

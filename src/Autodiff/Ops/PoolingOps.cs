@@ -34,46 +34,68 @@ internal sealed class MaxPoolOp<T> : WindowPoolOp<T> where T : unmanaged, IFloat
     {
         var (g, outShape, planes) = Prepare(c);
         var x = c.In(0).R;
+        var y = Buffers<T>.New(planes * g.Out[0] * g.Out[1]);
+        // The argmax as its tap in the window (i * kw + j, -1 for a window wholly in the padding), stored as T
+        // in a recycled array (a training step makes one per pooling); the Indices output, when asked for, as
+        // the flat index.
+        var arg = Buffers<T>.New(y.Length);
+        bool wantIndices = c.Node.Outputs.Count > 1 && c.Node.Outputs[1] is not null;
+        var indices = wantIndices ? new long[y.Length] : null;
+        Parallelism.ForRanges(planes, (lo, hi) => Planes(g, x, y, arg, indices, lo, hi));
+        c.Saved = arg;
+        return indices is null ? [new(outShape, y)] : [new(outShape, y), new NdArray<T>(outShape, indices)];
+    }
+
+    /// <summary>MaxPool of planes [lo, hi): the window's maximum (padding never wins) and its tap.</summary>
+    private static void Planes(ConvGeometry g, T[] x, T[] y, T[] arg, long[]? indices, int lo, int hi)
+    {
         int H = g.In[0], W = g.In[1], Ho = g.Out[0], Wo = g.Out[1];
-        var y = Buffers<T>.New(planes * Ho * Wo);
-        var arg = new int[y.Length];
-        Parallel.For(0, planes, new ParallelOptions { MaxDegreeOfParallelism = Parallelism.Threads }, p =>
-        {
+        int kh = g.Kernel[0], kw = g.Kernel[1], sh = g.Stride[0], sw = g.Stride[1], ph = g.PadBegin[0];
+        int pw = g.PadBegin[1], dh = g.Dilation[0], dw = g.Dilation[1];
+        for (int p = lo; p < hi; p++)
             for (int oh = 0; oh < Ho; oh++)
                 for (int ow = 0; ow < Wo; ow++)
                 {
-                    T best = T.NegativeInfinity; int at = -1;
-                    for (int i = 0; i < g.Kernel[0]; i++)
+                    T best = T.NegativeInfinity; int at = -1, tap = -1;
+                    for (int i = 0; i < kh; i++)
                     {
-                        int ih = oh * g.Stride[0] - g.PadBegin[0] + i * g.Dilation[0];
+                        int ih = oh * sh - ph + i * dh;
                         if ((uint)ih >= (uint)H) continue;
-                        for (int j = 0; j < g.Kernel[1]; j++)
+                        for (int j = 0; j < kw; j++)
                         {
-                            int iw = ow * g.Stride[1] - g.PadBegin[1] + j * g.Dilation[1];
+                            int iw = ow * sw - pw + j * dw;
                             if ((uint)iw >= (uint)W) continue;
                             int k = (p * H + ih) * W + iw;
-                            if (at < 0 || x[k] > best) { best = x[k]; at = k; }
+                            if (at < 0 || x[k] > best) { best = x[k]; at = k; tap = i * kw + j; }
                         }
                     }
                     int o = (p * Ho + oh) * Wo + ow;
-                    y[o] = best; arg[o] = at;
+                    y[o] = best; arg[o] = T.CreateTruncating(tap);
+                    if (indices is not null) indices[o] = at;
                 }
-        });
-        c.Saved = arg;
-        var outs = new List<NdArray<T>> { new(outShape, y) };
-        if (c.Node.Outputs.Count > 1 && c.Node.Outputs[1] is not null)
-            outs.Add(new NdArray<T>(outShape, arg.Select(v => (long)v).ToArray()));
-        return outs.ToArray();
     }
 
     public override NdArray<T>?[] Backward(OpCall<T> c, NdArray<T>?[] gradOutputs, bool[] needed)
     {
         var r = new NdArray<T>?[1];
         if (gradOutputs[0] is not { } gy || !needed[0]) return r;
-        var arg = (int[])c.Saved!;
+        var arg = (T[])c.Saved!;
+        var (geo, _, planes) = Prepare(c);
+        int H = geo.In[0], W = geo.In[1], Ho = geo.Out[0], Wo = geo.Out[1], kw = geo.Kernel[1];
+        var offset = new int[geo.KernelSize];
+        for (int t = 0; t < offset.Length; t++) offset[t] = t / kw * geo.Dilation[0] * W + t % kw * geo.Dilation[1];
         var d = Buffers<T>.New(c.In(0).Length);
         var g = gy.R;
-        for (int i = 0; i < g.Length; i++) if (arg[i] >= 0) d[arg[i]] += g[i];
+        for (int p = 0, o = 0; p < planes; p++)
+            for (int oh = 0; oh < Ho; oh++)
+            {
+                int row = (p * H + oh * geo.Stride[0] - geo.PadBegin[0]) * W - geo.PadBegin[1];
+                for (int ow = 0; ow < Wo; ow++, o++)
+                {
+                    int tap = int.CreateTruncating(arg[o]);
+                    if (tap >= 0) d[row + ow * geo.Stride[1] + offset[tap]] += g[o];
+                }
+            }
         r[0] = new NdArray<T>(c.In(0).Shape, d);
         return r;
     }
