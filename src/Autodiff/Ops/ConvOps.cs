@@ -26,8 +26,7 @@ namespace OnnxOpt.Autodiff.Ops;
 
 internal sealed class ConvOp<T> : IOp<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
-    private sealed record Plan(ConvGeometry G, int N, int C, int M, int Groups, int Cg, int Mg, bool Direct1x1,
-        bool Depthwise);
+    private sealed record Plan(ConvGeometry G, int N, int C, int M, int Groups, int Cg, int Mg, bool Depthwise);
 
     private static Plan Prepare(OpCall<T> c)
     {
@@ -38,10 +37,8 @@ internal sealed class ConvOp<T> : IOp<T> where T : unmanaged, IFloatingPointIeee
         if (groups <= 0 || ch % groups != 0 || m % groups != 0 || w.Shape[1] != ch / groups)
             throw c.Error($"Conv with {ch} input channels, weight {w} and group {groups} do not fit");
         var g = ConvGeometry.Of(c.Node, x.Shape[2..], w.Shape[2..]);
-        bool direct = g.KernelSize == 1 && g.Stride.All(s => s == 1) && g.PadBegin.All(p => p == 0)
-            && g.PadEnd.All(p => p == 0);
         bool depthwise = ch / groups == 1 && groups > 1;
-        return new Plan(g, n, ch, m, groups, ch / groups, m / groups, direct, depthwise);
+        return new Plan(g, n, ch, m, groups, ch / groups, m / groups, depthwise);
     }
 
     // Column buffers are kept between calls (training runs the same shapes every step).
@@ -276,7 +273,8 @@ internal sealed class ConvOp<T> : IOp<T> where T : unmanaged, IFloatingPointIeee
                 int nb = kept is not null ? hi - lo : ChunkImages(p, rows, ohw);
                 var part = dw is null ? null : s == 0 ? dw : parts[s] = Pool.Rent(dw.Length);
                 if (part is not null && s > 0) part.AsSpan(0, dw!.Length).Clear();
-                var col = Pool.Rent(rows * nb * ohw);
+                // The column buffer: im2col for dW unless it was kept, and W^T * dY for dX.
+                var col = kept is null || dx is not null ? Pool.Rent(rows * nb * ohw) : null;
                 var gyb = Pool.Rent(p.Mg * nb * ohw);
                 var xp = Pool.Rent(p.Cg * g.PaddedSize);
                 for (int n0 = lo; n0 < hi; n0 += nb)
@@ -297,22 +295,22 @@ internal sealed class ConvOp<T> : IOp<T> where T : unmanaged, IFloatingPointIeee
                             else
                             {
                                 for (int j = 0; j < cnt; j++)
-                                    g.Im2ColPadded(x.R, ((n0 + j) * p.C + gi * p.Cg) * hw, p.Cg, col, len, j * ohw,
+                                    g.Im2ColPadded(x.R, ((n0 + j) * p.C + gi * p.Cg) * hw, p.Cg, col!, len, j * ohw,
                                         xp);
-                                colM = Mat<T>.Dense(col, 0, rows, len);
+                                colM = Mat<T>.Dense(col!, 0, rows, len);
                             }
                             Mat<T>.Multiply(gyg, colM.T_, part, gi * p.Mg * rows, true, gemmThreads);
                         }
                         if (dx is not null)
                         {
-                            Mat<T>.Multiply(Mat<T>.Dense(w.R, gi * p.Mg * rows, p.Mg, rows).T_, gyg, col, 0, false,
+                            Mat<T>.Multiply(Mat<T>.Dense(w.R, gi * p.Mg * rows, p.Mg, rows).T_, gyg, col!, 0, false,
                                 gemmThreads);
                             for (int j = 0; j < cnt; j++)
-                                g.Col2ImPadded(col, dx, ((n0 + j) * p.C + gi * p.Cg) * hw, p.Cg, len, j * ohw, xp);
+                                g.Col2ImPadded(col!, dx, ((n0 + j) * p.C + gi * p.Cg) * hw, p.Cg, len, j * ohw, xp);
                         }
                     }
                 }
-                Pool.Return(col);
+                if (col is not null) Pool.Return(col);
                 Pool.Return(gyb);
                 Pool.Return(xp);
             });
