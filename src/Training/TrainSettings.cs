@@ -47,6 +47,8 @@ public sealed record TrainSettings
     public bool Flip { get; init; }
     /// <summary>Random shifts of image inputs by up to this many pixels (zero fill).</summary>
     public int Shift { get; init; }
+    /// <summary>Mixup of float inputs with another sample of the batch, lam ~ Beta(Mixup, Mixup) (0: off).</summary>
+    public double Mixup { get; init; }
     /// <summary>Evaluate on the held-out set every this many steps (0: only at the end).</summary>
     public int EvalEvery { get; init; } = 100;
     /// <summary>Stop after this many evaluations without improvement (0: never stop early).</summary>
@@ -64,5 +66,7 @@ public sealed record TrainSettings
         if (Temperature <= 0) throw new OnnxOpt.GraphIR.OnnxModelException($"temperature = {Temperature}: give a "
             + $"positive value");
         if (Shift < 0) throw new OnnxOpt.GraphIR.OnnxModelException($"shift = {Shift}: give 0 or more pixels");
+        if (!(Mixup >= 0)) throw new OnnxOpt.GraphIR.OnnxModelException($"mixup = {Mixup}: give 0 (off) or a "
+            + "positive Beta parameter");
     }
 }

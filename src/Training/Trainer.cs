@@ -74,7 +74,7 @@ public sealed class Trainer
             throw new OnnxModelException("training: loss=ce needs labels (labels.npy) in the training data");
         var rng = new SplitMix64(_s.Seed);
         var sampler = new BatchSampler(train.Count, _s.Batch, rng);
-        bool augment = _s.Flip || _s.Shift > 0;
+        bool augment = _s.Flip || _s.Shift > 0 || _s.Mixup > 0;
         bool cached = !augment && teacher.TryCache(train, _s.CacheBytes);
         var evalTargets = eval is null ? null : new EvalSet(eval, evalTeacher ?? teacher);
 
@@ -97,7 +97,7 @@ public sealed class Trainer
         for (; step < _s.Steps; step++)
         {
             var idx = sampler.Next();
-            var batch = train.Gather(idx, augment ? rng : null, _s.Flip, _s.Shift);
+            var batch = train.Gather(idx, augment ? rng : null, _s.Flip, _s.Shift, _s.Mixup);
             var targets = teacher.For(train, idx, batch);
             long[]? labels = train.Labels is { } l ? idx.Select(i => l[i]).ToArray() : null;
             double loss = LossAndGradients(batch, targets, labels, seedNames, wrt, grads);

@@ -2,6 +2,10 @@
 // minibatches: each epoch is a fresh permutation from the run's SplitMix64 stream, so a seed fixes every
 // batch. Optional augmentations for image inputs [N, C, H, W]: horizontal flip (p = 1/2) and a shift by
 // up to `shift` pixels in each direction (vacated pixels are zero), drawn per sample from the same stream.
+// Mixup (Zhang et al. 2018) for any float input: sample i becomes lam x_i + (1 - lam) x_j, j another sample
+// of the batch, lam ~ Beta(alpha, alpha) per sample (the same lam for every input of the sample). With a
+// teacher this needs no labels: the teacher answers the mixed image, so a few hundred samples give the
+// student an unbounded set of points between them to match (a distillation regulariser, not a label trick).
 using OnnxOpt.Autodiff;
 using OnnxOpt.Data;
 using OnnxOpt.GraphIR;
@@ -75,9 +79,11 @@ public sealed class TrainingData
 
     /// <summary>The batch of the given samples, as evaluator inputs, optionally augmented.</summary>
     public Dictionary<string, NdArray<float>> Gather(ReadOnlySpan<int> samples, SplitMix64? augment = null,
-        bool flip = false, int shift = 0)
+        bool flip = false, int shift = 0, double mixup = 0)
     {
         var r = new Dictionary<string, NdArray<float>>(StringComparer.Ordinal);
+        var (partner, lam) = augment is not null && mixup > 0 && samples.Length > 1
+            ? MixPairs(samples.Length, mixup, augment) : (null, null);
         for (int k = 0; k < _names.Count; k++)
         {
             int per = SampleSize(k);
@@ -85,6 +91,7 @@ public sealed class TrainingData
             var a = new float[samples.Length * per];
             for (int i = 0; i < samples.Length; i++)
                 Array.Copy(_data[k], (long)samples[i] * per, a, (long)i * per, per);
+            if (partner is not null && _types[k] == DataType.Float) Mix(a, per, samples, partner, lam!, _data[k]);
             if (augment is not null && _sampleShapes[k].Length == 3 && _types[k] == DataType.Float)
                 Augment(a, samples.Length, _sampleShapes[k], augment, flip, shift);
             r[_names[k]] = _types[k] == DataType.Float ? new NdArray<float>(shape, a)
@@ -97,6 +104,47 @@ public sealed class TrainingData
     public Dictionary<string, Tensor> AsTensors(IReadOnlyDictionary<string, NdArray<float>> batch) =>
         batch.ToDictionary(kv => kv.Key, kv => kv.Value.ToTensor(kv.Key,
             _types[_names.IndexOf(kv.Key)] == DataType.Float ? DataType.Float : _types[_names.IndexOf(kv.Key)]));
+
+    /// <summary>For each sample of a batch, another sample of it (never itself) and lam ~ Beta(alpha, alpha).</summary>
+    private static (int[], float[]) MixPairs(int n, double alpha, SplitMix64 rng)
+    {
+        var partner = new int[n];
+        var lam = new float[n];
+        for (int i = 0; i < n; i++)
+        {
+            int j = (int)(rng.Next() % (ulong)(n - 1));
+            partner[i] = j >= i ? j + 1 : j;
+            double a = Gamma(alpha, rng), b = Gamma(alpha, rng);
+            lam[i] = (float)(a + b > 0 ? a / (a + b) : 0.5);
+        }
+        return (partner, lam);
+    }
+
+    private static void Mix(float[] a, int per, ReadOnlySpan<int> samples, int[] partner, float[] lam, float[] data)
+    {
+        for (int i = 0; i < samples.Length; i++)
+        {
+            var dst = a.AsSpan(i * per, per);
+            var other = data.AsSpan(checked((int)((long)samples[partner[i]] * per)), per);
+            float l = lam[i], m = 1 - l;
+            for (int e = 0; e < per; e++) dst[e] = l * dst[e] + m * other[e];
+        }
+    }
+
+    /// <summary>Gamma(shape, 1) by Marsaglia and Tsang (shape &lt; 1 through Gamma(shape + 1) U^(1/shape)).</summary>
+    internal static double Gamma(double shape, SplitMix64 rng)
+    {
+        if (shape < 1) return Gamma(shape + 1, rng) * Math.Pow(1.0 - rng.NextDouble(), 1 / shape);
+        double d = shape - 1.0 / 3, c = 1 / Math.Sqrt(9 * d);
+        while (true)
+        {
+            double x = rng.NextGaussian(), v = 1 + c * x;
+            if (v <= 0) continue;
+            v = v * v * v;
+            double u = 1.0 - rng.NextDouble();
+            if (Math.Log(u) < 0.5 * x * x + d - d * v + d * Math.Log(v)) return d * v;
+        }
+    }
 
     private static void Augment(float[] a, int n, int[] chw, SplitMix64 rng, bool flip, int shift)
     {

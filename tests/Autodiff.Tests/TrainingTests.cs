@@ -238,6 +238,37 @@ public class TrainingTests
     }
 
     [Fact]
+    public void MixupBlendsEachSampleWithAnotherOfItsBatchAndIsSeeded()
+    {
+        // Sample i is the constant image i + 1, so a mixed image is constant too, between two of the values.
+        const int n = 8, per = 2 * 3 * 3;
+        var img = Enumerable.Range(0, n * per).Select(i => (float)(i / per + 1)).ToArray();
+        var data = TrainingData.FromArrays(new Dictionary<string, NdArray<float>> { ["x"] = new([n, 2, 3, 3], img) });
+        int[] idx = [0, 1, 2, 3, 4, 5, 6, 7];
+        var a = data.Gather(idx, new SplitMix64(5), mixup: 0.4)["x"].R;
+        Assert.Equal(a, data.Gather(idx, new SplitMix64(5), mixup: 0.4)["x"].R);
+        Assert.Equal(img, data.Gather(idx, new SplitMix64(5))["x"].R);
+        int moved = 0;
+        for (int i = 0; i < n; i++)
+        {
+            var s = a.AsSpan(i * per, per).ToArray();
+            Assert.All(s, v => Assert.Equal(s[0], v, 5));
+            Assert.InRange(s[0], 1f, n);
+            if (Math.Abs(s[0] - (i + 1)) > 1e-3) moved++;
+        }
+        Assert.True(moved >= n / 2, $"only {moved} of {n} samples were mixed");
+        // lam ~ Beta(alpha, alpha): symmetric about 1/2, and mostly near 0 or 1 for alpha < 1.
+        var rng = new SplitMix64(9);
+        var lams = Enumerable.Range(0, 4000).Select(_ =>
+        {
+            double x = TrainingData.Gamma(0.4, rng), y = TrainingData.Gamma(0.4, rng);
+            return x / (x + y);
+        }).ToArray();
+        Assert.InRange(lams.Average(), 0.47, 0.53);
+        Assert.InRange(lams.Count(l => l < 0.1 || l > 0.9) / 4000.0, 0.4, 0.65);
+    }
+
+    [Fact]
     public void ArenaRecyclesArraysAndChangesNoResult()
     {
         var m = Mlp(3);

@@ -31,6 +31,8 @@ internal static class TrainingOptions
         PassOption.String("params", "all", "what trains: all, biases, codebooks, or initializer names (';'-separated)"),
         PassOption.Bool("flip", false, "augment image inputs by random horizontal flips"),
         PassOption.Int("shift", 0, "augment image inputs by random shifts of up to this many pixels"),
+        PassOption.Double("mixup", 0, "mix each sample with another of its batch, lam ~ Beta(mixup, mixup); the "
+            + "teacher answers the mix (0: off)"),
         PassOption.Int("eval-every", 100, "with --eval: score the student every this many steps and keep the best "
             + "(0: train to the end, no selection)"),
         PassOption.Int("patience", 0, "with --eval: stop after this many scores without improvement (0: never)"),
@@ -73,6 +75,7 @@ internal static class TrainingOptions
         FeatureWeight = o.Double("feature-weight"),
         Flip = o.Bool("flip"),
         Shift = checked((int)o.Int("shift")),
+        Mixup = o.Double("mixup"),
         EvalEvery = checked((int)o.Int("eval-every")),
         Patience = checked((int)o.Int("patience")),
         Seed = (ulong)o.Int("seed"),
