@@ -52,6 +52,12 @@ internal sealed class MaxPoolOp<T> : WindowPoolOp<T> where T : unmanaged, IFloat
         int H = g.In[0], W = g.In[1], Ho = g.Out[0], Wo = g.Out[1];
         int kh = g.Kernel[0], kw = g.Kernel[1], sh = g.Stride[0], sw = g.Stride[1], ph = g.PadBegin[0];
         int pw = g.PadBegin[1], dh = g.Dilation[0], dw = g.Dilation[1];
+        if (kh == 2 && kw == 2 && sh == 2 && sw == 2 && ph == 0 && pw == 0 && dh == 1 && dw == 1 && 2 * Ho <= H
+            && 2 * Wo <= W)
+        {
+            Planes2x2(H, W, Ho, Wo, x, y, arg, indices, lo, hi);
+            return;
+        }
         for (int p = lo; p < hi; p++)
             for (int oh = 0; oh < Ho; oh++)
                 for (int ow = 0; ow < Wo; ow++)
@@ -75,6 +81,35 @@ internal sealed class MaxPoolOp<T> : WindowPoolOp<T> where T : unmanaged, IFloat
                 }
     }
 
+    /// <summary>The common 2x2 stride-2 unpadded window: no bounds to test, ties to the first tap as above.</summary>
+    private static void Planes2x2(int H, int W, int Ho, int Wo, T[] x, T[] y, T[] arg, long[]? indices, int lo, int hi)
+    {
+        T t1 = T.One, t2 = T.CreateTruncating(2), t3 = T.CreateTruncating(3);
+        for (int p = lo; p < hi; p++)
+            for (int oh = 0; oh < Ho; oh++)
+            {
+                var r0 = x.AsSpan((p * H + 2 * oh) * W, W);
+                var r1 = x.AsSpan((p * H + 2 * oh + 1) * W, W);
+                int o0 = (p * Ho + oh) * Wo;
+                var yr = y.AsSpan(o0, Wo); var ar = arg.AsSpan(o0, Wo);
+                for (int ow = 0; ow < yr.Length; ow++)
+                {
+                    int j = 2 * ow;
+                    T best = r0[j], tap = T.Zero;
+                    if (r0[j + 1] > best) { best = r0[j + 1]; tap = t1; }
+                    if (r1[j] > best) { best = r1[j]; tap = t2; }
+                    if (r1[j + 1] > best) { best = r1[j + 1]; tap = t3; }
+                    yr[ow] = best; ar[ow] = tap;
+                }
+                if (indices is not null)
+                    for (int ow = 0; ow < Wo; ow++)
+                    {
+                        int t = int.CreateTruncating(ar[ow]);
+                        indices[o0 + ow] = (long)(p * H + 2 * oh + t / 2) * W + 2 * ow + t % 2;
+                    }
+            }
+    }
+
     public override NdArray<T>?[] Backward(OpCall<T> c, NdArray<T>?[] gradOutputs, bool[] needed)
     {
         var r = new NdArray<T>?[1];
@@ -86,16 +121,20 @@ internal sealed class MaxPoolOp<T> : WindowPoolOp<T> where T : unmanaged, IFloat
         for (int t = 0; t < offset.Length; t++) offset[t] = t / kw * geo.Dilation[0] * W + t % kw * geo.Dilation[1];
         var d = Buffers<T>.New(c.In(0).Length);
         var g = gy.R;
-        for (int p = 0, o = 0; p < planes; p++)
-            for (int oh = 0; oh < Ho; oh++)
-            {
-                int row = (p * H + oh * geo.Stride[0] - geo.PadBegin[0]) * W - geo.PadBegin[1];
-                for (int ow = 0; ow < Wo; ow++, o++)
+        // Windows of different planes never overlap: planes run in ranges.
+        Parallelism.ForRanges(planes, (lo, hi) =>
+        {
+            for (int p = lo; p < hi; p++)
+                for (int oh = 0; oh < Ho; oh++)
                 {
-                    int tap = int.CreateTruncating(arg[o]);
-                    if (tap >= 0) d[row + ow * geo.Stride[1] + offset[tap]] += g[o];
+                    int row = (p * H + oh * geo.Stride[0] - geo.PadBegin[0]) * W - geo.PadBegin[1];
+                    for (int ow = 0, o = (p * Ho + oh) * Wo; ow < Wo; ow++, o++)
+                    {
+                        int tap = int.CreateTruncating(arg[o]);
+                        if (tap >= 0) d[row + ow * geo.Stride[1] + offset[tap]] += g[o];
+                    }
                 }
-            }
+        });
         r[0] = new NdArray<T>(c.In(0).Shape, d);
         return r;
     }
