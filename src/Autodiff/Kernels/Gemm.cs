@@ -6,8 +6,8 @@
 //
 // Strides make transposed operands free. Blocked as in BLIS/GotoBLAS: a KC x NC panel of B and an
 // MC x KC block of A are packed into contiguous micro-panels (zero-padded at the edges), and an
-// MR x NR register-tiled micro-kernel (MR = 6 rows, NR = 2 SIMD vectors) runs fused multiply-adds
-// over them (512-bit vectors where AVX-512 runs at full speed). Work is split over the wider of M and N
+// MR x NR register-tiled micro-kernel (NR = 2 SIMD vectors; MR = 6 rows with 256-bit vectors, 8 with
+// 512-bit ones where AVX-512 runs at full speed) runs fused multiply-adds over them. Work is split over the wider of M and N
 // across threads, each packing its own panels.
 using System.Numerics;
 using System.Runtime.CompilerServices;
@@ -36,9 +36,11 @@ public static class Parallelism
 
 internal static class Gemm<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
-    private const int MR = 6;
     // 512-bit micro-kernel where the hardware runs it at full speed (AVX-512), else Vector<T> (256-bit on AVX2).
     private static readonly bool Wide = Vector512.IsHardwareAccelerated && Vector512<T>.Count > Vector<T>.Count;
+    // Rows per micro-tile: 8 with 512-bit vectors (16 of the 32 registers accumulate; conv products have 16, 32,
+    // 64 or 9 * 16k rows, so no tile is partial), 6 with 16 registers.
+    private static readonly int MR = Wide ? 8 : 6;
     private static readonly int NR = 2 * (Wide ? Vector512<T>.Count : Vector<T>.Count);
     private const int KC = 256;
     private const int MC = 96;
@@ -263,13 +265,14 @@ internal static class Gemm<T> where T : unmanaged, IFloatingPointIeee754<T>
         Store(ref cr, 5 * ldc, v, c50, c51, overwrite);
     }
 
-    /// <summary>Micro with 512-bit vectors: C[0..MR, 0..NR] (+)= Apanel * Bpanel, 12 accumulators of 16
+    /// <summary>Micro with 512-bit vectors: C[0..8, 0..NR] (+)= Apanel * Bpanel, 16 accumulators of 16
     /// floats.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Micro512(int kc, ReadOnlySpan<T> ap, ReadOnlySpan<T> bp, Span<T> c, int ldc, bool overwrite)
     {
         Vector512<T> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default,
-                     c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
+                     c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default,
+                     c60 = default, c61 = default, c70 = default, c71 = default;
         ref T a = ref MemoryMarshal.GetReference(ap);
         ref T b = ref MemoryMarshal.GetReference(bp);
         int v = Vector512<T>.Count, nr = 2 * v;
@@ -284,6 +287,8 @@ internal static class Gemm<T> where T : unmanaged, IFloatingPointIeee754<T>
             x = Vector512.Create(Unsafe.Add(ref ak, 3)); c30 = Fma(x, b0, c30); c31 = Fma(x, b1, c31);
             x = Vector512.Create(Unsafe.Add(ref ak, 4)); c40 = Fma(x, b0, c40); c41 = Fma(x, b1, c41);
             x = Vector512.Create(Unsafe.Add(ref ak, 5)); c50 = Fma(x, b0, c50); c51 = Fma(x, b1, c51);
+            x = Vector512.Create(Unsafe.Add(ref ak, 6)); c60 = Fma(x, b0, c60); c61 = Fma(x, b1, c61);
+            x = Vector512.Create(Unsafe.Add(ref ak, 7)); c70 = Fma(x, b0, c70); c71 = Fma(x, b1, c71);
         }
         ref T cr = ref MemoryMarshal.GetReference(c);
         Store(ref cr, 0, v, c00, c01, overwrite);
@@ -292,6 +297,8 @@ internal static class Gemm<T> where T : unmanaged, IFloatingPointIeee754<T>
         Store(ref cr, 3 * ldc, v, c30, c31, overwrite);
         Store(ref cr, 4 * ldc, v, c40, c41, overwrite);
         Store(ref cr, 5 * ldc, v, c50, c51, overwrite);
+        Store(ref cr, 6 * ldc, v, c60, c61, overwrite);
+        Store(ref cr, 7 * ldc, v, c70, c71, overwrite);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
