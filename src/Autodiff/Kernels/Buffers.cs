@@ -34,10 +34,10 @@ public sealed class BufferArena<T> where T : unmanaged, IFloatingPointIeee754<T>
         _taken.Clear();
     }
 
-    internal T[] Take(int n)
+    internal T[] Take(int n, bool clear = true)
     {
         T[] a;
-        if (_free.TryGetValue(n, out var s) && s.Count > 0) { a = s.Pop(); Array.Clear(a); }
+        if (_free.TryGetValue(n, out var s) && s.Count > 0) { a = s.Pop(); if (clear) Array.Clear(a); }
         else a = new T[n];
         _taken.Add(a);
         return a;
@@ -48,6 +48,9 @@ public sealed class BufferArena<T> where T : unmanaged, IFloatingPointIeee754<T>
     internal static bool Active => _current is not null;
 
     internal static T[] New(int n) => n >= MinPooled && _current is { } arena ? arena.Take(n) : new T[n];
+
+    internal static T[] NewUninitialized(int n) => n >= MinPooled && _current is { } arena ? arena.Take(n, false)
+        : GC.AllocateUninitializedArray<T>(n);
 
     public readonly struct Scope : IDisposable
     {
@@ -67,4 +70,8 @@ public sealed class BufferArena<T> where T : unmanaged, IFloatingPointIeee754<T>
 internal static class Buffers<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
     public static T[] New(int n) => BufferArena<T>.New(n);
+
+    /// <summary>An array of n elements whose contents are left as found: only for outputs the caller writes
+    /// whole.</summary>
+    public static T[] NewUninitialized(int n) => BufferArena<T>.NewUninitialized(n);
 }

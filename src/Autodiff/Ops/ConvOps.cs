@@ -85,14 +85,15 @@ internal sealed class ConvOp<T> : IOp<T> where T : unmanaged, IFloatingPointIeee
         var x = c.In(0).R; var w = c.In(1).R;
         var g = p.G;
         var outShape = new[] { p.N, p.M }.Concat(c.In(0).Rank == 3 ? [g.Out[1]] : g.Out).ToArray();
-        var y = Buffers<T>.New(NdArray<T>.Size(outShape));
+        // Every element of y (and of the kept columns) is written below.
+        var y = Buffers<T>.NewUninitialized(NdArray<T>.Size(outShape));
         int k = g.KernelSize, hw = g.InSize, ohw = g.OutSize;
         if (p.Depthwise) DepthwiseForward(p, x, w, y);
         else
         {
             int rows = p.Cg * k, ld = p.N * ohw;
             long all = (long)p.Groups * rows * ld;
-            var kept = BufferArena<T>.Active && all <= KeepElements ? new KeptColumns(Buffers<T>.New((int)all), ld)
+            var kept = BufferArena<T>.Active && all <= KeepElements ? new KeptColumns(Buffers<T>.NewUninitialized((int)all), ld)
                 : null;
             c.Saved = kept;
             ForSlices(p.N, (_, lo, hi, gemmThreads) =>

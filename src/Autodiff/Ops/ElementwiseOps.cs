@@ -34,7 +34,7 @@ internal sealed class BinaryOp<T>(BinaryKind kind) : IOp<T> where T : unmanaged,
             }
             return [new NdArray<T>(shape, o, a.ElementType)];
         }
-        var xr = Real(a); var yr = Real(b); var r = Buffers<T>.New(n);
+        var xr = Real(a); var yr = Real(b); var r = Buffers<T>.NewUninitialized(n);
         var plan = new BroadcastBlocks(shape, a.Shape, b.Shape);
         bool af = plan.Full[0], bf = plan.Full[1];
         int op = (int)kind, inner = plan.Inner;
