@@ -94,6 +94,21 @@ public class RecoveryTrainingTests
     }
 
     [Fact]
+    public void SnappedSlopesStayAtOneAndFreeSlopesDoNot()
+    {
+        // A low threshold: slopes cross it early. Snapped, each one that did is exactly 1 from then on; free, they
+        // are left wherever training took them.
+        List<SlopeDecision> Slopes(string snap) => Optimize("digits/resnet.onnx", "canonicalize,fold-bn,linearize{"
+            + $"mode=train,steps=60,slope-lr=0.05,finetune-steps=0,threshold=0.3,max-agreement-drop=100,snap={snap}}}")
+            .Report.Passes.Single(p => p.Step.StartsWith("linearize", StringComparison.Ordinal))
+            .Stats.Decisions.OfType<SlopeDecision>().ToList();
+        var snapped = Slopes("true");
+        Assert.Contains(snapped, d => d.Slope >= 0.3);
+        Assert.All(snapped.Where(d => d.Slope >= 0.3), d => Assert.Equal(1.0, d.Slope));
+        Assert.Contains(Slopes("false"), d => d.Slope is >= 0.3 and < 1);
+    }
+
+    [Fact]
     public void TrainedCentroidsBeatUntrainedOnesAndEveryFormatStoresThem()
     {
         const string bits = "canonicalize,fold-bn,cluster{bits=2";

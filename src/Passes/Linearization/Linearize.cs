@@ -39,6 +39,8 @@ public sealed class Linearize : Pass
         PassOption.Double("lambda", 2, "mode=train: weight of the penalty lambda * sum |1 - a^2| on the slopes (the "
             + "paper's 0.25 is for cross-entropy; our KL carries T^2)"),
         PassOption.Double("threshold", 0.9, "mode=train: slopes at or above this become the identity"),
+        PassOption.Bool("snap", true, "mode=train: a slope that reaches the threshold is set to 1 and stays there, "
+            + "so the weights train on without that activation (false: slopes move freely, the choice comes after)"),
         PassOption.Double("slope-init", 0.1, "mode=train: starting slope a (at 0 the penalty has no gradient)"),
         PassOption.Double("slope-lr", 0.01, "mode=train: learning rate of the slopes (the weights use lr)"),
         PassOption.Enum("others", "restore", ["restore", "slope"],

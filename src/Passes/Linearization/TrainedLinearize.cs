@@ -6,10 +6,14 @@
 // The penalty pulls every a toward 1 (the identity) and the distillation term holds back the activations the
 // network needs. a starts at slope-init: at a = 0 the penalty's gradient -2 lambda a vanishes and, the
 // student being the teacher, so does the distillation's, so training would never leave the start.
-// Then, most linear first, the activations with a >= threshold become the identity; the others keep their
-// learned slope (others=slope: Relu/LeakyRelu as LeakyRelu(alpha = a + (1 - a) alpha), Clip and PRelu as
-// the act + a (z - act) form) or get their original form back (others=restore), a distillation fine-tune of the
-// weights follows (finetune-steps), and the drop
+// With snap (the default), a slope that reaches the threshold is set to 1 there and stays 1: the weights train
+// on without that activation, so its removal is already paid for when the choice is made (without it, the
+// weights learn to lean on the last 10% of each activation, and removing them all at once costs points).
+// Then, most linear first (snapped ones in the order they snapped), the activations with a >= threshold
+// become the identity; the others keep their learned slope (others=slope: Relu/LeakyRelu as
+// LeakyRelu(alpha = a + (1 - a) alpha), Clip and PRelu as the act + a (z - act) form; a snapped one given
+// back gets its original form) or get their original form back (others=restore), a distillation fine-tune
+// of the weights follows (finetune-steps), and the drop
 // is measured in ORT on --eval (else the calibration set). Over budget (max-agreement-drop), the least
 // linear quarter of the chosen activations is given back and the fine-tune redone, down to none; nothing
 // is written into the model unless a set meets the budget. Run `canonicalize,fold-conv` next to fold the
@@ -52,7 +56,13 @@ internal static class TrainedLinearize
         }
         wctx.Rewriter.Finish();
         var parameters = ParameterSelection.Select(work, o.String("params"));
-        foreach (var (_, _, s) in slopes)
+        // snap: the step at which each slope reached the threshold (then it is 1 for good); -1 while it has not.
+        bool snap = o.Bool("snap");
+        var snappedAt = slopes.Select(_ => -1).ToArray();
+        for (int si = 0; si < slopes.Count; si++)
+        {
+            var s = slopes[si].Slope;
+            int me = si, calls = 0;
             parameters.Add(new DirectParameter(s)
             {
                 LearningRateScale = o.Double("slope-lr") / settings.LearningRate,
@@ -67,12 +77,25 @@ internal static class TrainedLinearize
                     }
                     return pen;
                 },
-                Constrain = v => { for (int i = 0; i < v.Length; i++) v[i] = Math.Clamp(v[i], 0f, 1f); },
+                Constrain = v =>
+                {
+                    calls++;
+                    for (int i = 0; i < v.Length; i++)
+                    {
+                        v[i] = Math.Clamp(v[i], 0f, 1f);
+                        if (snap && snappedAt[me] < 0 && v[i] >= threshold) snappedAt[me] = calls;
+                        if (snappedAt[me] >= 0) v[i] = 1f;
+                    }
+                },
             });
+        }
         Recovery.Train(wctx, "linearize: slopes", parameters, settings);
-        var learned = slopes.Select(s => (s.Act, s.Op,
-            A: (double)work.Graph.Find(s.Slope.Name)!.Initializer!.ToFloatArray()[0]))
-            .OrderByDescending(s => s.A).ThenBy(s => s.Act, StringComparer.Ordinal).ToList();
+        // Most linear first: snapped slopes by when they snapped, then by the learned value.
+        var learned = slopes.Select((s, i) => (s.Act, s.Op,
+            A: (double)work.Graph.Find(s.Slope.Name)!.Initializer!.ToFloatArray()[0], At: snappedAt[i]))
+            .OrderBy(s => s.At < 0 ? int.MaxValue : s.At).ThenByDescending(s => s.A)
+            .ThenBy(s => s.Act, StringComparer.Ordinal).ToList();
+        if (snap) ctx.Log.WriteLine($"linearize: {snappedAt.Count(t => t >= 0)} of {slopes.Count} slopes snapped to 1");
         var above = learned.Where(s => s.A >= threshold).Select(s => s.Act).ToList();
 
         // 2. The most linear activations become the identity, within the budget on held-out data.
@@ -104,7 +127,7 @@ internal static class TrainedLinearize
             if (k == 0) break;
             k = k * 3 / 4;
         }
-        foreach (var (act, op, a) in learned)
+        foreach (var (act, op, a, _) in learned)
         {
             var what = chosen.Contains(act) ? "linearized" : accepted is null ? "kept (no set within budget)"
                 : !keepSlopes || a < 1e-6 ? "kept" : a >= threshold ? "learned slope (over budget)" : "learned slope";
@@ -157,7 +180,7 @@ internal static class TrainedLinearize
                 rw.Replace(act.Output(), act.Input(0)!);
                 rw.Erase(act);
             }
-            else if (a < 1e-6) continue;
+            else if (a < 1e-6 || a >= 1) continue; // a snapped slope given back: its original form
             else if (act.OpType is "Relu" or "LeakyRelu")
             {
                 double alpha = act.OpType == "Relu" ? 0 : act.GetFloat("alpha", 0.01f);
