@@ -46,7 +46,9 @@ public class RecoveryTrainingTests
         Assert.True(summary.FinalLoss < summary.FirstLoss);
         Assert.Equal("accuracy", summary.Metric);
         Assert.True(summary.ScoreBest >= summary.ScoreBefore);
-        Assert.True(summary.TeacherCached);
+        Assert.False(summary.TeacherCached); // mixup (the default): the teacher answers every mixed batch
+        var plain = Optimize("digits/vgg.onnx", prune + ",distill{steps=10,mixup=0}");
+        Assert.True(plain.Report.Passes[^1].Stats.Decisions.OfType<TrainingSummary>().Single().TeacherCached);
         // Same seed, same bytes.
         var again = Optimize("digits/vgg.onnx", prune + ",distill{steps=80,eval-every=40,lr=0.002}");
         Assert.Equal(distilled.Bytes, again.Bytes);

@@ -7,8 +7,8 @@
 // Strides make transposed operands free. Blocked as in BLIS/GotoBLAS: a KC x NC panel of B and an
 // MC x KC block of A are packed into contiguous micro-panels (zero-padded at the edges), and an
 // MR x NR register-tiled micro-kernel (NR = 2 SIMD vectors; MR = 6 rows with 256-bit vectors, 8 with
-// 512-bit ones where AVX-512 runs at full speed) runs fused multiply-adds over them. Work is split over the wider of M and N
-// across threads, each packing its own panels.
+// 512-bit ones where AVX-512 runs at full speed) runs fused multiply-adds over them. Work is split over the
+// wider of M and N across threads, each packing its own panels.
 using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;

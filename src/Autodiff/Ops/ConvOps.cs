@@ -93,8 +93,8 @@ internal sealed class ConvOp<T> : IOp<T> where T : unmanaged, IFloatingPointIeee
         {
             int rows = p.Cg * k, ld = p.N * ohw;
             long all = (long)p.Groups * rows * ld;
-            var kept = BufferArena<T>.Active && all <= KeepElements ? new KeptColumns(Buffers<T>.NewUninitialized((int)all), ld)
-                : null;
+            var kept = BufferArena<T>.Active && all <= KeepElements
+                ? new KeptColumns(Buffers<T>.NewUninitialized((int)all), ld) : null;
             c.Saved = kept;
             ForSlices(p.N, (_, lo, hi, gemmThreads) =>
             {

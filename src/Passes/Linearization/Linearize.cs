@@ -46,8 +46,8 @@ public sealed class Linearize : Pass
         PassOption.Enum("others", "restore", ["restore", "slope"],
             "mode=train: activations not made the identity get their original form back, or keep the learned slope"),
         PassOption.Int("finetune-steps", 500, "mode=train: distillation steps of the weights after the choice"),
-        .. TrainingOptions.Declare(steps: 1000, lr: 1e-3).Where(t => t.Name != "eval-every").Append(PassOption.Int(
-            "eval-every", 0,
+        .. TrainingOptions.Declare(steps: 1000, lr: 1e-3, mixup: 0.4).Where(t => t.Name != "eval-every")
+            .Append(PassOption.Int("eval-every", 0,
                 "with --eval: score the student every this many steps and keep the best (0: no selection)")),
     ];
 

@@ -27,7 +27,8 @@ public sealed class Distill : Pass
     public override DataNeeds Needs(PassOptions options) => DataNeeds.Calibration;
     public override bool NeedsTeacher(PassOptions options) => true;
 
-    public override IReadOnlyList<PassOption> Options { get; } = TrainingOptions.Declare(steps: 1000, lr: 1e-3);
+    public override IReadOnlyList<PassOption> Options { get; } =
+        TrainingOptions.Declare(steps: 1000, lr: 1e-3, mixup: 0.4);
 
     public override void Run(PassContext ctx, PassOptions o)
     {

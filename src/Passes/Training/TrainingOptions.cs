@@ -6,7 +6,7 @@ namespace OnnxOpt.Passes;
 
 internal static class TrainingOptions
 {
-    public static PassOption[] Declare(long steps, double lr, string prefix = "") =>
+    public static PassOption[] Declare(long steps, double lr, string prefix = "", double mixup = 0) =>
     [
         PassOption.Int(prefix + "steps", steps, "training steps (minibatches)"),
         PassOption.Int("batch", 64, "samples per step"),
@@ -31,7 +31,7 @@ internal static class TrainingOptions
         PassOption.String("params", "all", "what trains: all, biases, codebooks, or initializer names (';'-separated)"),
         PassOption.Bool("flip", false, "augment image inputs by random horizontal flips"),
         PassOption.Int("shift", 0, "augment image inputs by random shifts of up to this many pixels"),
-        PassOption.Double("mixup", 0, "mix each sample with another of its batch, lam ~ Beta(mixup, mixup); the "
+        PassOption.Double("mixup", mixup, "mix each sample with another of its batch, lam ~ Beta(mixup, mixup); the "
             + "teacher answers the mix (0: off)"),
         PassOption.Int("eval-every", 100, "with --eval: score the student every this many steps and keep the best "
             + "(0: train to the end, no selection)"),
