@@ -44,6 +44,9 @@ internal static class Gemm<T> where T : unmanaged, IFloatingPointIeee754<T>
     private static readonly int NR = 2 * (Wide ? Vector512<T>.Count : Vector<T>.Count);
     private const int KC = 256;
     private const int MC = 96;
+    // Products with at most this many rows (convs' forward and weight gradient, and the input gradient of
+    // narrow ones) read full B panels in place (see Block): measured faster on the digits nets than packing.
+    private const int DirectRows = 192;
     private static readonly int NC = typeof(T) == typeof(double) ? 512 : 1024;
     // Packing buffers, one pair per thread, kept between products (a training step makes hundreds).
     [ThreadStatic] private static T[]? _bPanel;
@@ -96,7 +99,15 @@ internal static class Gemm<T> where T : unmanaged, IFloatingPointIeee754<T>
             {
                 int kc = Math.Min(KC, k - pc);
                 bool overwrite = pc == 0 && !accumulate;
-                PackB(b, bOff + pc * bRow + jc * bCol, bRow, bCol, kc, nc, bp);
+                // Few rows of A reuse each B panel only a few times: full panels of a row-major B are then read in
+                // place (ldb = bRow) instead of being copied first; only the ragged last panel is packed.
+                bool direct = bCol == 1 && i1 - i0 <= DirectRows;
+                if (direct)
+                {
+                    int full = nc / NR * NR;
+                    if (full < nc) PackB(b, bOff + pc * bRow + jc + full, bRow, 1, kc, nc - full, bp.AsSpan(full * kc));
+                }
+                else PackB(b, bOff + pc * bRow + jc * bCol, bRow, bCol, kc, nc, bp);
                 for (int ic = i0; ic < i1; ic += MC)
                 {
                     int mc = Math.Min(MC, i1 - ic);
@@ -109,17 +120,20 @@ internal static class Gemm<T> where T : unmanaged, IFloatingPointIeee754<T>
                         {
                             int mr = Math.Min(MR, mc - ip * MR);
                             var apan = ap.AsSpan(ip * MR * kc, MR * kc);
-                            var bpan = bp.AsSpan(jp * NR * kc, NR * kc);
+                            bool inPlace = direct && nr == NR;
+                            var bpan = inPlace ? b.AsSpan(bOff + pc * bRow + jc + jp * NR)
+                                : bp.AsSpan(jp * NR * kc, NR * kc);
+                            int ldb = inPlace ? bRow : NR;
                             int cAt = cOff + (ic + ip * MR) * ldc + jc + jp * NR;
                             if (mr == MR && nr == NR)
                             {
-                                if (Wide) Micro512(kc, apan, bpan, c.AsSpan(cAt), ldc, overwrite);
-                                else Micro(kc, apan, bpan, c.AsSpan(cAt), ldc, overwrite);
+                                if (Wide) Micro512(kc, apan, bpan, ldb, c.AsSpan(cAt), ldc, overwrite);
+                                else Micro(kc, apan, bpan, ldb, c.AsSpan(cAt), ldc, overwrite);
                             }
                             else
                             {
-                                if (Wide) Micro512(kc, apan, bpan, tile, NR, true);
-                                else Micro(kc, apan, bpan, tile, NR, true);
+                                if (Wide) Micro512(kc, apan, bpan, ldb, tile, NR, true);
+                                else Micro(kc, apan, bpan, ldb, tile, NR, true);
                                 for (int r = 0; r < mr; r++)
                                 {
                                     var dst = c.AsSpan(cAt + r * ldc, nr);
@@ -137,13 +151,13 @@ internal static class Gemm<T> where T : unmanaged, IFloatingPointIeee754<T>
 
     /// <summary>B[k, j] for k &lt; kc, j &lt; nc into panels of NR columns: bp[(panel*kc + k)*NR + jj].</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void PackB(T[] b, int off, int bRow, int bCol, int kc, int nc, T[] bp)
+    private static void PackB(T[] b, int off, int bRow, int bCol, int kc, int nc, Span<T> bp)
     {
         int panels = (nc + NR - 1) / NR;
         for (int p = 0; p < panels; p++)
         {
             int j0 = p * NR, w = Math.Min(NR, nc - j0);
-            var dst = bp.AsSpan(p * NR * kc, NR * kc);
+            var dst = bp.Slice(p * NR * kc, NR * kc);
             if (bCol == 1 && w == NR)
                 for (int kk = 0; kk < kc; kk++) b.AsSpan(off + kk * bRow + j0, NR).CopyTo(dst.Slice(kk * NR, NR));
             else if (bRow == 1 && w == NR && typeof(T) == typeof(float) && Avx.IsSupported)
@@ -237,17 +251,18 @@ internal static class Gemm<T> where T : unmanaged, IFloatingPointIeee754<T>
 
     /// <summary>C[0..MR, 0..NR] (+)= Apanel * Bpanel over kc steps, 12 vector accumulators.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Micro(int kc, ReadOnlySpan<T> ap, ReadOnlySpan<T> bp, Span<T> c, int ldc, bool overwrite)
+    private static void Micro(int kc, ReadOnlySpan<T> ap, ReadOnlySpan<T> bp, int ldb, Span<T> c, int ldc,
+        bool overwrite)
     {
         Vector<T> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default,
                   c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
         ref T a = ref MemoryMarshal.GetReference(ap);
         ref T b = ref MemoryMarshal.GetReference(bp);
-        int v = Vector<T>.Count, nr = 2 * v;
+        int v = Vector<T>.Count;
         for (int kk = 0; kk < kc; kk++)
         {
-            var b0 = Vector.LoadUnsafe(ref b, (nuint)(kk * nr));
-            var b1 = Vector.LoadUnsafe(ref b, (nuint)(kk * nr + v));
+            var b0 = Vector.LoadUnsafe(ref b, (nuint)(kk * ldb));
+            var b1 = Vector.LoadUnsafe(ref b, (nuint)(kk * ldb + v));
             ref T ak = ref Unsafe.Add(ref a, kk * MR);
             var x = new Vector<T>(ak); c00 = Fma(x, b0, c00); c01 = Fma(x, b1, c01);
             x = new Vector<T>(Unsafe.Add(ref ak, 1)); c10 = Fma(x, b0, c10); c11 = Fma(x, b1, c11);
@@ -268,18 +283,19 @@ internal static class Gemm<T> where T : unmanaged, IFloatingPointIeee754<T>
     /// <summary>Micro with 512-bit vectors: C[0..8, 0..NR] (+)= Apanel * Bpanel, 16 accumulators of 16
     /// floats.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Micro512(int kc, ReadOnlySpan<T> ap, ReadOnlySpan<T> bp, Span<T> c, int ldc, bool overwrite)
+    private static void Micro512(int kc, ReadOnlySpan<T> ap, ReadOnlySpan<T> bp, int ldb, Span<T> c, int ldc,
+        bool overwrite)
     {
         Vector512<T> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default,
                      c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default,
                      c60 = default, c61 = default, c70 = default, c71 = default;
         ref T a = ref MemoryMarshal.GetReference(ap);
         ref T b = ref MemoryMarshal.GetReference(bp);
-        int v = Vector512<T>.Count, nr = 2 * v;
+        int v = Vector512<T>.Count;
         for (int kk = 0; kk < kc; kk++)
         {
-            var b0 = Vector512.LoadUnsafe(ref b, (nuint)(kk * nr));
-            var b1 = Vector512.LoadUnsafe(ref b, (nuint)(kk * nr + v));
+            var b0 = Vector512.LoadUnsafe(ref b, (nuint)(kk * ldb));
+            var b1 = Vector512.LoadUnsafe(ref b, (nuint)(kk * ldb + v));
             ref T ak = ref Unsafe.Add(ref a, kk * MR);
             var x = Vector512.Create(ak); c00 = Fma(x, b0, c00); c01 = Fma(x, b1, c01);
             x = Vector512.Create(Unsafe.Add(ref ak, 1)); c10 = Fma(x, b0, c10); c11 = Fma(x, b1, c11);

@@ -1,0 +1,43 @@
+// The blocked product against a plain triple loop: shapes on both sides of the micro-tile, KC and in-place-B
+// limits, ragged edges, transposed operands, accumulation, one thread and several.
+using OnnxOpt.Autodiff.Kernels;
+using OnnxOpt.Data;
+
+namespace OnnxOpt.Tests;
+
+public class GemmTests
+{
+    public static TheoryData<int, int, int, bool, bool, bool> Shapes() => new()
+    {
+        { 16, 1000, 144, false, false, false },  // few rows: B read in place, ragged last panel
+        { 9, 64, 9, false, false, true },        // fewer rows than a micro-tile
+        { 64, 333, 600, false, false, true },    // k over two KC blocks
+        { 192, 96, 40, false, true, false },     // the in-place limit, transposed B (packed)
+        { 200, 257, 31, true, false, true },     // over the limit, transposed A
+        { 13, 2100, 7, true, true, false },      // n over NC, both transposed
+    };
+
+    [Theory]
+    [MemberData(nameof(Shapes))]
+    public void BlockedProductMatchesTheTripleLoop(int m, int n, int k, bool ta, bool tb, bool accumulate)
+    {
+        var rng = new SplitMix64((ulong)(m * 7919 + n * 31 + k));
+        float[] R(int len) => Enumerable.Range(0, len).Select(_ => (float)rng.NextGaussian()).ToArray();
+        var a = R(m * k); var b = R(k * n); var c0 = R(m * n);
+        // A(i,p) = a[i*aRow + p*aCol]; B(p,j) = b[p*bRow + j*bCol].
+        int aRow = ta ? 1 : k, aCol = ta ? m : 1, bRow = tb ? 1 : n, bCol = tb ? k : 1;
+        foreach (int threads in new[] { 1, 2 })
+        {
+            var c = (float[])c0.Clone();
+            Gemm<float>.Multiply(m, n, k, a, 0, aRow, aCol, b, 0, bRow, bCol, c, 0, n, accumulate, threads);
+            for (int i = 0; i < m; i++)
+                for (int j = 0; j < n; j++)
+                {
+                    double s = accumulate ? c0[i * n + j] : 0;
+                    for (int p = 0; p < k; p++) s += (double)a[i * aRow + p * aCol] * b[p * bRow + j * bCol];
+                    Assert.True(Math.Abs(c[i * n + j] - s) <= 1e-4 * (1 + Math.Sqrt(k)),
+                        $"C[{i},{j}] = {c[i * n + j]}, expected {s} ({threads} threads)");
+                }
+        }
+    }
+}
