@@ -124,7 +124,7 @@ internal static class Runs<T> where T : unmanaged, IFloatingPointIeee754<T>
         _ => a / b,
     };
 
-    /// <summary>d += s * g (a run), or returns the sum of s * g to add to a value.</summary>
+    /// <summary>d += s * g over a run.</summary>
     public static void AddScaled(Span<T> d, ReadOnlySpan<T> g, T s)
     {
         int v = Vector<T>.Count, i = 0;
@@ -133,6 +133,7 @@ internal static class Runs<T> where T : unmanaged, IFloatingPointIeee754<T>
         for (; i < d.Length; i++) d[i] += s * g[i];
     }
 
+    /// <summary>The sum of a run (what a value broadcast over it receives).</summary>
     public static T Sum(ReadOnlySpan<T> g)
     {
         int v = Vector<T>.Count, i = 0;
