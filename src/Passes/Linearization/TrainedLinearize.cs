@@ -130,7 +130,8 @@ internal static class TrainedLinearize
         foreach (var (act, op, a, _) in learned)
         {
             var what = chosen.Contains(act) ? "linearized" : accepted is null ? "kept (no set within budget)"
-                : !keepSlopes || a < 1e-6 ? "kept" : a >= threshold ? "learned slope (over budget)" : "learned slope";
+                : !keepSlopes || a < 1e-6 || a >= 1 ? "kept" : a >= threshold ? "learned slope (over budget)"
+                : "learned slope";
             ctx.Stats.Decide(new SlopeDecision(act, op, Math.Round(a, 6), what));
         }
         ctx.Stats.Decide(new TrainedLinearizeSummary(eligible.Count, above.Count, chosen.Count, attempts,
