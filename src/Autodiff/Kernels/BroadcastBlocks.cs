@@ -33,7 +33,7 @@ internal sealed class BroadcastBlocks
         // Per operand, the kind of the suffix so far: 0 undecided (only size-1 axes), 1 full, 2 constant.
         var kind = new int[operands.Length];
         int split = rank;
-        for (int ax = rank - 1; ax >= 0 && split == ax + 1; ax--)
+        for (int ax = rank - 1; ax >= 0; ax--)
         {
             if (outShape[ax] == 1) { split = ax; continue; }
             bool fits = true;

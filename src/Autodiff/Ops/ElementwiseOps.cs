@@ -76,6 +76,7 @@ internal sealed class BinaryOp<T>(BinaryKind kind) : IOp<T> where T : unmanaged,
         }
         var plan = new BroadcastBlocks(shape, a.Shape, b.Shape);
         int inner = plan.Inner;
+        var x = a.Real!; var y = b.Real!; // ONNX gives both operands one type: both are real here
         for (int side = 0; side < 2; side++)
         {
             if (!needed[side]) continue;
@@ -84,7 +85,6 @@ internal sealed class BinaryOp<T>(BinaryKind kind) : IOp<T> where T : unmanaged,
             var d = Buffers<T>.New(target.Length);
             bool full = plan.Full[side], otherFull = plan.Full[1 - side];
             var offs = plan.Offsets[side]; var otherOffs = plan.Offsets[1 - side];
-            var x = a.Real!; var y = b.Real!;
             var other = side == 0 ? y : x;
             int sd = side;
             // A run of dY, and the other operand over it (a run or one value).
