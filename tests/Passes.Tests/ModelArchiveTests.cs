@@ -1,6 +1,7 @@
 // pack/unpack (ModelArchive, Huffman): canonical Huffman round trips; a clustered model's archive unpacks
 // to the same bytes (dense and sparse, float and lut formats); a model with nothing clustered still packs;
-// a truncated, tampered or foreign file is refused with one line.
+// a version 1 archive (testmodels/archive) still unpacks to the bytes it was made from; a truncated, tampered
+// or foreign file is refused with one line.
 using OnnxOpt.GraphIR;
 using OnnxOpt.Passes;
 using static OnnxOpt.Tests.PassTestKit;
@@ -54,6 +55,23 @@ public class ModelArchiveTests
         AssertEquivalent(OnnxImporter.Parse(raw), OnnxImporter.Parse(back));
         Assert.Equal(back, ModelArchive.Unpack(ModelArchive.Pack(back, out var again)));
         Assert.True(again.BytesRestored);
+    }
+
+    [Fact]
+    public void AVersionOneArchiveStillUnpacksToItsBytes()
+    {
+        // Made by the version 1 writer (a8f6069) from mlp.onnx with
+        // canonicalize,sparsify{method=magnitude,density=0.05},cluster{bits=4}: two sparse tensors, one dense.
+        var v1 = File.ReadAllBytes(Path.Combine(Paths.TestModels, "archive", "mlp_sparse_c4.v1.onnxz"));
+        Assert.Equal(1, BitConverter.ToUInt16(v1, 6));
+        var model = ModelArchive.Unpack(v1, "mlp_sparse_c4.v1.onnxz");
+        Assert.Equal("e49e9aa31732e8b77aae6b2abe74a3b543124378d34549391c6776f83222d663",
+            Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(model)));
+        var v2 = ModelArchive.Pack(model, out var report);
+        Assert.Equal(ModelArchive.Version, BitConverter.ToUInt16(v2, 6));
+        Assert.True(report.BytesRestored);
+        Assert.Equal(3, report.TensorsSparse);
+        Assert.True(v2.Length < v1.Length * 0.8, $"version 2 {v2.Length} B, version 1 {v1.Length} B");
     }
 
     [Fact]

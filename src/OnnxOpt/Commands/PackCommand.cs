@@ -36,15 +36,15 @@ public static class PackCommand
             if (r.GetValue(json))
                 ctx.Out.WriteLine(string.Format(c, "{{\"input_bytes\": {0}, \"zipped_bytes\": {1}, "
                     + "\"packed_bytes\": {2}, \"tensors_coded\": {3}, \"tensors_sparse\": {4}, "
-                    + "\"coded_elements\": {5}, \"bytes_restored\": {6}}}",
+                    + "\"coded_elements\": {5}, \"tensors_half\": {7}, \"bytes_restored\": {6}}}",
                     rep.InputBytes, rep.ZippedBytes, rep.PackedBytes, rep.TensorsCoded, rep.TensorsSparse,
-                    rep.CodedElements, restored));
+                    rep.CodedElements, restored, rep.TensorsHalf));
             else
                 ctx.Out.WriteLine(string.Format(c, "{0}: {1:N0} bytes, zipped {2:N0}, packed {3:N0} ({4:F1}x smaller); "
-                    + "{5} tensors Huffman-coded ({6} as zero runs); unpack restores {7}", inPath, rep.InputBytes,
+                    + "{5} tensors Huffman-coded ({6} as zero runs), {8} as fp16; unpack restores {7}", inPath, rep.InputBytes,
                     rep.ZippedBytes, rep.PackedBytes, (double)rep.InputBytes / rep.PackedBytes, rep.TensorsCoded,
                     rep.TensorsSparse, rep.BytesRestored ? "the same bytes"
-                        : "the same model as onnxopt writes it (other bytes)"));
+                        : "the same model as onnxopt writes it (other bytes)", rep.TensorsHalf));
             ctx.Err.WriteLine($"wrote {outPath}");
             return 0;
         });
