@@ -1,6 +1,7 @@
 // pack/unpack (ModelArchive, Huffman): canonical Huffman round trips; a clustered model's archive unpacks
 // to the same bytes (dense and sparse, float and lut formats); a model with nothing clustered still packs;
-// a version 1 archive (testmodels/archive) still unpacks to the bytes it was made from; a truncated, tampered
+// fp16-exact floats (round-fp16) and small clustered tensors are stored compactly and restored exactly; a
+// version 1 archive (testmodels/archive) still unpacks to the bytes it was made from; a truncated, tampered
 // or foreign file is refused with one line.
 using OnnxOpt.GraphIR;
 using OnnxOpt.Passes;
@@ -72,6 +73,24 @@ public class ModelArchiveTests
         Assert.True(report.BytesRestored);
         Assert.Equal(3, report.TensorsSparse);
         Assert.True(v2.Length < v1.Length * 0.8, $"version 2 {v2.Length} B, version 1 {v1.Length} B");
+    }
+
+    [Fact]
+    public void HalfExactFloatsAndSmallClustersAreStoredCompactlyAndRestored()
+    {
+        var m = OnnxImporter.Load(Paths.Model("digits/mobilenetv2.onnx"));
+        var clustered = Run(m, "canonicalize,fold-bn,cluster{bits=4,min-elements=16}").After;
+        var rounded = Run(clustered, "round-fp16").After;
+        var plain = ModelArchive.Pack(OnnxExporter.ToBytes(clustered), out var before);
+        var bytes = OnnxExporter.ToBytes(rounded);
+        var half = ModelArchive.Pack(bytes, out var after);
+        Assert.True(before.BytesRestored && after.BytesRestored);
+        Assert.Equal(bytes, ModelArchive.Unpack(half));
+        // Every weight from 16 elements is coded (the 16-element kernels too), the biases are held as fp16.
+        Assert.Equal(0, before.TensorsHalf);
+        Assert.True(before.TensorsCoded >= 17, $"{before.TensorsCoded} coded");
+        Assert.True(after.TensorsHalf >= 17, $"{after.TensorsHalf} as fp16");
+        Assert.True(half.Length < plain.Length - 1500, $"fp16 {half.Length} B, float {plain.Length} B");
     }
 
     [Fact]

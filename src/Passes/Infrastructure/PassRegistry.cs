@@ -21,6 +21,7 @@ public static class PassRegistry
         new Quantize(),
         new Prune(),
         new Cluster(),
+        new RoundFp16(),
         new Distill(),
         new UpgradeOpset(),
     ];
