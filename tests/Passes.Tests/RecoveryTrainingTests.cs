@@ -124,4 +124,22 @@ public class RecoveryTrainingTests
         Assert.Equal(Outputs(trained.Bytes), Outputs(lut.Bytes));
         Assert.True(lut.Bytes.Length < trained.Bytes.Length);
     }
+
+    [Fact]
+    public void TrainRestTrainsTheBiasesWithTheCentroidsAndOnlyThen()
+    {
+        const string pipeline = "canonicalize,fold-bn,cluster{bits=3,min-elements=64,train-steps=30,train-lr=0.001,";
+        var folded = Run(OnnxImporter.Load(Paths.Model("digits/mobilenetv2.onnx")), "canonicalize,fold-bn").After;
+        var with = Optimize("digits/mobilenetv2.onnx", pipeline + "train-rest=true}");
+        var without = Optimize("digits/mobilenetv2.onnx", pipeline + "train-rest=false}");
+        List<float[]> Biases(Model m) => m.Graph.Nodes.Where(n => n.OpType == "Conv" && n.Inputs.Count > 2)
+            .Select(n => n.Inputs[2]!.Initializer!.ToFloatArray()).ToList();
+        Assert.Equal(Biases(folded), Biases(without.Model));
+        Assert.All(Biases(folded).Zip(Biases(with.Model)), p => Assert.NotEqual(p.First, p.Second));
+        static TrainingSummary Summary(OptimizeResult r) => r.Report.Passes[^1].Stats.Decisions
+            .OfType<TrainingSummary>().Single();
+        Assert.True(Summary(with).Parameters > Summary(without).Parameters);
+        Assert.All(with.Report.Passes[^1].Stats.Decisions.OfType<WeightClustered>(),
+            w => Assert.True(w.DistinctAfter <= 8, w.Weight));
+    }
 }

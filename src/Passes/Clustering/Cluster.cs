@@ -8,6 +8,8 @@
 //       output distance to the original (SqueezeLLM's weighting, without labels); synflow: |w dR/dw|;
 //   zero stays an exact centroid of its own when at least 5% of a tensor is zero (sparse, after pruning
 //   or sparsify; keep-zero=auto), so sparsity survives;
+//   train-steps: the centroids train by distillation, assignments fixed (train-rest: with the biases and the
+//   weights left unclustered);
 //   storage (format=): float weights with K distinct values, or codes and codebooks ORT decodes at load
 //   (ClusterStorage: lut, lut4), or for MatMul/Gemm weights a 4-bit grid per block run by MatMulNBits
 //   (BlockGrid4: int4; the other weights are then stored as float).
@@ -50,6 +52,8 @@ public sealed class Cluster : Pass
         PassOption.Int("train-steps", 0, "train the centroids (int4: the block scales) this many distillation steps on "
             + "the calibration data, assignments fixed (Deep Compression's trained quantization; 0: off)"),
         PassOption.Double("train-lr", 1e-4, "learning rate of the centroid training (Adam)"),
+        PassOption.Bool("train-rest", true, "with train-steps: the float parameters left unclustered (biases, "
+            + "small or excluded weights) train with the centroids"),
         PassOption.Enum("format", "float", ClusterStorage.Formats,
             "float: K distinct float values; lut: uint8 codes -> Cast -> Gather(codebook); "
             + "lut4: two 4-bit codes per byte (K <= 16), unpacked with Div/Mod; int4: MatMul/Gemm weights on an "
@@ -170,7 +174,8 @@ public sealed class Cluster : Pass
     }
 
     /// <summary>train-steps: Deep Compression's trained centroids. Assignments stay; every codebook entry (or int4
-    /// block scale) trains by distillation toward the pipeline's input, its gradient the sum of its members'.</summary>
+    /// block scale) trains by distillation toward the pipeline's input, its gradient the sum of its members';
+    /// with train-rest the unclustered float parameters (biases, small weights) train with them.</summary>
     private static void TrainCentroids(PassContext ctx, PassOptions o, List<Plan> plans)
     {
         var parameters = new List<OnnxOpt.Training.Parameter>();
@@ -193,6 +198,10 @@ public sealed class Cluster : Pass
             parameters.Add(new OnnxOpt.Training.CodebookParameter(v,
                 r.Books.SelectMany(b => b.Select(x => (float)x)).ToArray(), index));
         }
+        // The rest (biases, weights too small to cluster) trains alongside and is written back as it ends.
+        var rest = o.Bool("train-rest") ? OnnxOpt.Training.ParameterSelection.Select(ctx.Model, "all",
+            plans.Select(p => p.Weight.Weight.Name).ToHashSet(StringComparer.Ordinal)) : [];
+        parameters.AddRange(rest);
         var settings = new OnnxOpt.Training.TrainSettings
         {
             Steps = checked((int)o.Int("train-steps")),
@@ -200,6 +209,7 @@ public sealed class Cluster : Pass
             EvalEvery = 0,
         };
         Recovery.Train(ctx, "cluster: centroids", parameters, settings, writeBack: false);
+        OnnxOpt.Training.Trainer.WriteBack(ctx.Model, rest, ctx.Rewriter.SetInitializer);
         for (int k = 0; k < plans.Count; k++)
         {
             var plan = plans[k];
