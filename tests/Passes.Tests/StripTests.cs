@@ -1,5 +1,6 @@
 // strip: golden text before/after, ORT equivalence, the interface keeps its names, short names never meet
-// old ones, models with subgraphs keep their names, each option alone, and the digits ResNet gets smaller.
+// old ones, equal initializers merge (not the interface's), models with subgraphs keep their names, each
+// option alone, and the digits ResNet gets smaller.
 using OnnxOpt.GraphIR;
 using static OnnxOpt.Tests.PassTestKit;
 
@@ -74,6 +75,30 @@ public class StripTests
         Assert.Equal("exported by hand", onlyNames.DocString);
         Assert.Single(onlyNames.Graph.ValueInfos);
         Assert.Null(onlyNames.Graph.Find("/layer1/Mul_output_0"));
+    }
+
+    [Fact]
+    public void EqualInitializersMergeButTheInterfaceAndOtherBytesStay()
+    {
+        // Two ReLU6 with their own 0 and 6, a graph-input initializer equal to them, and a 6 of another shape.
+        var m = TextParser.ParseModel("""
+            <ir_version: 8, opset_import: ["" : 13]>
+            g (float[N,2] x, float lo) => (float[N,2] y)
+               <float lo0 = {0}, float hi0 = {6}, float lo1 = {0}, float hi1 = {6}, float lo = {0},
+                float[1] hi2 = {6}>
+            {
+               a = Clip (x, lo0, hi0)
+               b = Clip (a, lo1, hi1)
+               c = Clip (b, lo, hi0)
+               y = Min (c, hi2)
+            }
+            """);
+        var (after, runs) = Run(m, "strip{names=false}");
+        Assert.Equal(2, Counter(runs, "initializers merged"));
+        Assert.Equal(["hi0", "hi2", "lo", "lo0"], after.Graph.Initializers.Select(v => v.Name).Order());
+        Assert.Equal(["a", "lo0", "hi0"], after.Graph.Nodes[1].Inputs.Select(v => v!.Name));
+        AssertEquivalent(m, after);
+        Assert.Equal(6, Run(m, "strip{names=false,dedupe=false}").After.Graph.Initializers.Count);
     }
 
     [Fact]

@@ -8,6 +8,9 @@
 //                    ->
 //                      %3 = Conv(%input, %0, %1)
 //                    A model with subgraphs keeps its names (a subgraph may capture an outer name), with a note.
+//   dedupe=true      initializers of the same type, shape and bytes become one (exporters write a Clip's 0 and 6
+//                    once per activation), e.g. %a = Clip(%x, %min0, %max0); %b = Clip(%a, %min1, %max1) ->
+//                    %b = Clip(%a, %min0, %max0); graph inputs and outputs are never merged (not with subgraphs).
 // Exporters name values after the source code, so in a small net the names are a large part of the file:
 // the digits ResNet's 398 KB hold 9.8 KB that are not weights. compress --target size runs strip last.
 // Graph inputs and outputs, metadata, opsets and producer keep what they had.
@@ -19,13 +22,15 @@ namespace OnnxOpt.Passes;
 public sealed class Strip : Pass
 {
     public override string Name => "strip";
-    public override string Summary => "remove doc strings, intermediate value_info and long internal names (exact)";
+    public override string Summary =>
+        "remove doc strings, intermediate value_info and long internal names, merge equal initializers (exact)";
 
     public override IReadOnlyList<PassOption> Options { get; } =
     [
         PassOption.Bool("docs", true, "remove doc strings"),
         PassOption.Bool("value-info", true, "remove the value_info of intermediate values"),
         PassOption.Bool("names", true, "empty node names and short names for internal values (not with subgraphs)"),
+        PassOption.Bool("dedupe", true, "merge initializers of the same type, shape and bytes (not with subgraphs)"),
     ];
 
     public override void Run(PassContext ctx, PassOptions o)
@@ -35,13 +40,16 @@ public sealed class Strip : Pass
         if (o.Bool("docs")) ctx.Stats.Counters["doc strings"] = rw.ClearDocStrings(ctx.Model);
         if (o.Bool("value-info"))
             ctx.Stats.Counters["value infos"] = graphs.Sum(rw.ClearValueInfos);
-        if (!o.Bool("names")) return;
+        if (!o.Bool("names") && !o.Bool("dedupe")) return;
         if (graphs.Count > 1)
         {
-            ctx.Stats.Notes.Add("names kept: the model has subgraphs, which may refer to outer values by name");
+            ctx.Stats.Notes.Add("names kept and initializers not merged: the model has subgraphs, which may refer "
+                + "to outer values by name");
             return;
         }
         var g = ctx.Model.Graph;
+        if (o.Bool("dedupe")) ctx.Stats.Counters["initializers merged"] = Dedupe(g, rw);
+        if (!o.Bool("names")) return;
         var reserved = g.Inputs.Concat(g.Outputs).Select(v => v.Name).ToHashSet(StringComparer.Ordinal);
         // Initializers first, then node outputs in graph order: the same model always gets the same names.
         var values = g.Initializers.Where(v => !v.IsGraphInput && !v.IsGraphOutput)
@@ -65,5 +73,27 @@ public sealed class Strip : Pass
         }
         ctx.Stats.Counters["values renamed"] = renamed;
         ctx.Stats.Counters["node names removed"] = nodes;
+    }
+
+    /// <summary>Uses of every initializer equal to an earlier one move to the earlier one; returns how many
+    /// were merged (and removed).</summary>
+    private static int Dedupe(Graph g, Rewriter rw)
+    {
+        var first = new Dictionary<string, List<Value>>(StringComparer.Ordinal);
+        int merged = 0;
+        foreach (var v in g.Initializers.ToList())
+        {
+            if (v.IsGraphInput || v.IsGraphOutput || v.Initializer is not { } t) continue;
+            var key = $"{(int)t.ElementType}:{string.Join(",", t.Dims)}:{t.ContentHash()}";
+            if (!first.TryGetValue(key, out var seen)) first[key] = seen = new List<Value>();
+            if (seen.FirstOrDefault(s => s.Initializer!.ContentEquals(t)) is { } same)
+            {
+                rw.Replace(v, same);
+                merged++;
+            }
+            else seen.Add(v);
+        }
+        rw.RemoveUnusedInitializers(g);
+        return merged;
     }
 }
