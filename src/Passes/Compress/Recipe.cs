@@ -98,7 +98,8 @@ public sealed record Recipe
 
     /// <summary>The built-in search for a target: exact clean-up, Layer Folding (post-training or trained),
     /// pruning with repair and distillation, then int8 (latency) or clustering with trained centroids (size,
-    /// then strip: names and annotations the deployed model does not need).</summary>
+    /// then strip: names and annotations the deployed model does not need, with or without the weights rounded
+    /// to fp16 values, which the archive stores in half the bytes).</summary>
     public static Recipe Auto(string target, double maxDrop)
     {
         var half = (maxDrop / 2).ToString("R", CultureInfo.InvariantCulture);
@@ -110,7 +111,12 @@ public sealed record Recipe
             "size" => ["cluster{bits=4,min-elements=64,train-steps=200}", "cluster{bits=3,train-steps=200}",
                 "cluster{bits=3,min-elements=64,train-steps=200}", "cluster{bits=4,per-channel=true,train-steps=200}",
                 "cluster{bits=3,min-elements=4096,train-steps=200},cluster{bits=4,min-elements=64,train-steps=200}",
-                "cluster{bits=3,min-elements=2048,train-steps=200},cluster{bits=4,min-elements=64,train-steps=200}"],
+                "cluster{bits=3,min-elements=2048,train-steps=200},cluster{bits=4,min-elements=64,train-steps=200}",
+                // Fisher-weighted k-means keeps the compact nets' sensitive weights (MobileNetV2-style: 3 bits on the
+                // 1x1 convs of 1024+ weights, 4 on the rest at 1.0 against 1.2 points unweighted).
+                "cluster{bits=3,min-elements=1024,weighting=fisher,train-steps=200},"
+                    + "cluster{bits=4,min-elements=64,weighting=fisher,train-steps=200}",
+                "cluster{bits=3,min-elements=64,weighting=fisher,train-steps=200}"],
             _ => [""],
         };
         return new Recipe
@@ -130,13 +136,14 @@ public sealed record Recipe
                 new()
                 {
                     Name = "pruning",
-                    Candidates = ["", "prune{macs=0.7,criterion=taylor,min-speedup=0},distill{steps=400,eval-every=0}",
-                        "prune{macs=0.5,criterion=taylor,min-speedup=0},distill{steps=400,eval-every=0}",
-                        "prune{macs=0.5,criterion=l2,min-speedup=0},distill{steps=400,eval-every=0}"],
+                    Candidates = ["", "prune{macs=0.7,criterion=taylor,min-speedup=0},distill{steps=1000,eval-every=0}",
+                        "prune{macs=0.5,criterion=taylor,min-speedup=0},distill{steps=1000,eval-every=0}",
+                        "prune{macs=0.5,criterion=l2,min-speedup=0},distill{steps=1000,eval-every=0}"],
                 },
                 new() { Name = target == "latency" ? "int8" : target == "size" ? "clustering" : "finish",
                     Candidates = finish },
-                .. (target == "size" ? new[] { new RecipeStage { Name = "strip", Candidates = ["strip"] } } : []),
+                .. (target == "size"
+                    ? new[] { new RecipeStage { Name = "strip", Candidates = ["strip", "round-fp16,strip"] } } : []),
             ],
         }.Normalize();
     }
