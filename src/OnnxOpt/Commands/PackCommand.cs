@@ -41,7 +41,8 @@ public static class PackCommand
                     rep.CodedElements, restored, rep.TensorsHalf));
             else
                 ctx.Out.WriteLine(string.Format(c, "{0}: {1:N0} bytes, zipped {2:N0}, packed {3:N0} ({4:F1}x smaller); "
-                    + "{5} tensors Huffman-coded ({6} as zero runs), {8} as fp16; unpack restores {7}", inPath, rep.InputBytes,
+                    + "{5} tensors Huffman-coded ({6} as zero runs), {8} as fp16; unpack restores {7}", inPath,
+                    rep.InputBytes,
                     rep.ZippedBytes, rep.PackedBytes, (double)rep.InputBytes / rep.PackedBytes, rep.TensorsCoded,
                     rep.TensorsSparse, rep.BytesRestored ? "the same bytes"
                         : "the same model as onnxopt writes it (other bytes)", rep.TensorsHalf));
