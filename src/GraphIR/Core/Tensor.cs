@@ -167,6 +167,14 @@ public sealed class Tensor
         return t;
     }
 
+    /// <summary>The same tensor (name, doc string, metadata, unknown fields) holding other data.</summary>
+    public Tensor WithData(DataType type, long[] dims, ReadOnlyMemory<byte> raw)
+    {
+        var t = new Tensor(Name, type, dims, raw) { DocString = DocString, UnknownFields = UnknownFields };
+        t.MetadataProps.AddRange(MetadataProps);
+        return t;
+    }
+
     public Tensor WithName(string name)
     {
         var t = Strings is not null ? new Tensor(name, Dims, Strings) : new Tensor(name, ElementType, Dims, RawData);

@@ -67,22 +67,14 @@ public static class ModelArchive
                 if (block.Length < t.RawData.Length * (halfExact ? 0.45 : 0.9))
                 {
                     coded.Add((v.Name, block, sparse, t.ElementCount));
-                    var empty = new Tensor(t.Name, t.ElementType, [0], ReadOnlyMemory<byte>.Empty)
-                    { DocString = t.DocString };
-                    empty.MetadataProps.AddRange(t.MetadataProps);
-                    empty.UnknownFields = t.UnknownFields;
-                    rw.SetInitializer(v, empty);
+                    rw.SetInitializer(v, t.WithData(t.ElementType, [0], ReadOnlyMemory<byte>.Empty));
                     continue;
                 }
             }
             // fp16-exact floats: half the bytes in the skeleton, widened back exactly.
             if (halfExact)
             {
-                var narrow = new Tensor(t.Name, DataType.Float16, t.Dims, ToHalves(t.RawData.Span))
-                { DocString = t.DocString };
-                narrow.MetadataProps.AddRange(t.MetadataProps);
-                narrow.UnknownFields = t.UnknownFields;
-                rw.SetInitializer(v, narrow);
+                rw.SetInitializer(v, t.WithData(DataType.Float16, t.Dims, ToHalves(t.RawData.Span)));
                 widened.Add(v.Name);
             }
         }
@@ -210,10 +202,7 @@ public static class ModelArchive
                 }
                 else if (kind == Coded) (dims, raw) = ReadCoded(r, name, v1, Bad);
                 else throw Bad($"tensor '{name}': unknown record kind {kind}");
-                var t = new Tensor(old.Name, type, dims, raw) { DocString = old.DocString };
-                t.MetadataProps.AddRange(old.MetadataProps);
-                t.UnknownFields = old.UnknownFields;
-                rw.SetInitializer(v, t);
+                rw.SetInitializer(v, old.WithData(type, dims, raw));
             }
             if (r.BaseStream.Position != r.BaseStream.Length) throw Bad("trailing bytes in the payload");
             return OnnxExporter.ToBytes(model);

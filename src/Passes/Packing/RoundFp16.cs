@@ -78,11 +78,8 @@ public sealed class RoundFp16 : Pass
                 continue;
             }
             if (n == 0) continue;
-            var next = Tensor.FromFloats(t.Name, t.Dims, r);
-            next.DocString = t.DocString;
-            next.MetadataProps.AddRange(t.MetadataProps);
-            next.UnknownFields = t.UnknownFields;
-            ctx.Rewriter.SetInitializer(v, next);
+            var bytes = MemoryMarshal.AsBytes(r.AsSpan()).ToArray();
+            ctx.Rewriter.SetInitializer(v, t.WithData(DataType.Float, t.Dims, bytes));
             rounded++;
             changed += n;
             worst = Math.Max(worst, err);
