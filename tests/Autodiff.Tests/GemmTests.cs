@@ -1,5 +1,5 @@
 // The blocked product against a plain triple loop: shapes on both sides of the micro-tile, KC and in-place-B
-// limits, ragged edges, transposed operands, accumulation, one thread and several.
+// limits, ragged edges, transposed operands, the dot-product tiles, accumulation, one thread and several.
 using OnnxOpt.Autodiff.Kernels;
 using OnnxOpt.Data;
 
@@ -15,6 +15,8 @@ public class GemmTests
         { 192, 96, 40, false, true, false },     // the in-place limit, transposed B (packed)
         { 200, 257, 31, true, false, true },     // over the limit, transposed A
         { 13, 2100, 7, true, true, false },      // n over NC, both transposed
+        { 16, 150, 1030, false, true, false },   // dot-product tiles (A and B^T rows along k): k over a block, tail
+        { 7, 5, 300, false, true, true },        // dot-product tiles, ragged both ways, accumulating
     };
 
     [Theory]

@@ -8,7 +8,8 @@
 // MC x KC block of A are packed into contiguous micro-panels (zero-padded at the edges), and an
 // MR x NR register-tiled micro-kernel (NR = 2 SIMD vectors; MR = 6 rows with 256-bit vectors, 8 with
 // 512-bit ones where AVX-512 runs at full speed) runs fused multiply-adds over them. Work is split over the
-// wider of M and N across threads, each packing its own panels.
+// wider of M and N across threads, each packing its own panels. A product with both operands contiguous along
+// k and few rows (C = A * B^T: a conv's weight gradient) runs 4 x 4 tiles of dot products instead, unpacked.
 using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
@@ -66,6 +67,11 @@ internal static class Gemm<T> where T : unmanaged, IFloatingPointIeee754<T>
         }
         long work = (long)m * n * k;
         int threads = work < 1 << 18 ? 1 : Math.Max(1, maxThreads > 0 ? maxThreads : Parallelism.Threads);
+        if (aCol == 1 && bRow == 1 && k >= NtMinDepth && m <= NtMaxRows)
+        {
+            MultiplyNT(m, n, k, a, aOff, aRow, b, bOff, bCol, c, cOff, ldc, accumulate, threads);
+            return;
+        }
         if (threads == 1)
         {
             Block(0, m, 0, n, k, a, aOff, aRow, aCol, b, bOff, bRow, bCol, c, cOff, ldc,
@@ -149,6 +155,153 @@ internal static class Gemm<T> where T : unmanaged, IFloatingPointIeee754<T>
                 }
             }
         }
+    }
+
+    // C = A * B^T with both operands contiguous along k (a conv's weight gradient dY * col^T, a Gemm with
+    // transB): 4 x 4 tiles of dot products, vectors along k, reduced once per k-block, with no packing (packing
+    // transposes B, a cost only many rows of A amortize). Used for long k (the reduction is amortized) and few
+    // rows of A. Single-threaded GFLOPS on the conv weight-gradient shapes (m x n x k, Zen 5, 512-bit), packed
+    // against these tiles: 16x144x4096 61 -> 117, 16x144x1024 71 -> 156, 32x288x1024 112 -> 126,
+    // 32x288x512 146 -> 141, 64x576x512 182 -> 123 (so not past 32 rows).
+    private const int NtMinDepth = 256;
+    private const int NtMaxRows = 32;
+    private const int NtDepth = 1024;
+
+    private static void MultiplyNT(int m, int n, int k, T[] a, int aOff, int lda, T[] b, int bOff, int ldb, T[] c,
+        int cOff, int ldc, bool accumulate, int threads)
+    {
+        // Split over columns (each C element is summed in the same order whatever the split).
+        int chunks = Math.Min(threads, (n + 3) / 4);
+        if (chunks <= 1) { BlockNT(0, m, 0, n, k, a, aOff, lda, b, bOff, ldb, c, cOff, ldc, accumulate); return; }
+        int per = ((n + chunks - 1) / chunks + 3) / 4 * 4;
+        Parallel.For(0, chunks, new ParallelOptions { MaxDegreeOfParallelism = threads }, t =>
+        {
+            int lo = t * per, hi = Math.Min(n, lo + per);
+            if (lo < hi) BlockNT(0, m, lo, hi, k, a, aOff, lda, b, bOff, ldb, c, cOff, ldc, accumulate);
+        });
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void BlockNT(int i0, int i1, int j0, int j1, int k, T[] a, int aOff, int lda, T[] b, int bOff,
+        int ldb, T[] c, int cOff, int ldc, bool accumulate)
+    {
+        Span<T> sums = stackalloc T[16];
+        for (int p0 = 0; p0 < k; p0 += NtDepth)
+        {
+            int kc = Math.Min(NtDepth, k - p0);
+            bool overwrite = p0 == 0 && !accumulate;
+            for (int j = j0; j < j1; j += 4)
+            {
+                int nr = Math.Min(4, j1 - j);
+                for (int i = i0; i < i1; i += 4)
+                {
+                    int mr = Math.Min(4, i1 - i);
+                    // Rows past a ragged edge repeat the last one; their sums are dropped.
+                    DotTile(kc, a, aOff + p0, lda, i, mr, b, bOff + p0, ldb, j, nr, sums);
+                    for (int ii = 0; ii < mr; ii++)
+                    {
+                        ref T row = ref c[cOff + (i + ii) * ldc + j];
+                        for (int jj = 0; jj < nr; jj++)
+                        {
+                            T sum = sums[ii * 4 + jj];
+                            Unsafe.Add(ref row, jj) = overwrite ? sum : Unsafe.Add(ref row, jj) + sum;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// <summary>sums[ii*4 + jj] = sum_{p &lt; kc} A[i+ii, p] * B[j+jj, p] for a 4 x 4 tile (rows past mr, nr repeat
+    /// the last).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void DotTile(int kc, T[] a, int aOff, int lda, int i, int mr, T[] b, int bOff, int ldb, int j,
+        int nr, Span<T> sums)
+    {
+        ref T a0 = ref a[aOff + i * lda];
+        ref T a1 = ref Unsafe.Add(ref a0, Math.Min(1, mr - 1) * lda);
+        ref T a2 = ref Unsafe.Add(ref a0, Math.Min(2, mr - 1) * lda);
+        ref T a3 = ref Unsafe.Add(ref a0, Math.Min(3, mr - 1) * lda);
+        ref T b0 = ref b[bOff + j * ldb];
+        ref T b1 = ref Unsafe.Add(ref b0, Math.Min(1, nr - 1) * ldb);
+        ref T b2 = ref Unsafe.Add(ref b0, Math.Min(2, nr - 1) * ldb);
+        ref T b3 = ref Unsafe.Add(ref b0, Math.Min(3, nr - 1) * ldb);
+        int p = Wide ? Dots512(kc, ref a0, ref a1, ref a2, ref a3, ref b0, ref b1, ref b2, ref b3, sums)
+            : Dots(kc, ref a0, ref a1, ref a2, ref a3, ref b0, ref b1, ref b2, ref b3, sums);
+        for (; p < kc; p++)
+        {
+            T x0 = Unsafe.Add(ref a0, p), x1 = Unsafe.Add(ref a1, p), x2 = Unsafe.Add(ref a2, p),
+              x3 = Unsafe.Add(ref a3, p);
+            T y0 = Unsafe.Add(ref b0, p), y1 = Unsafe.Add(ref b1, p), y2 = Unsafe.Add(ref b2, p),
+              y3 = Unsafe.Add(ref b3, p);
+            sums[0] += x0 * y0; sums[1] += x0 * y1; sums[2] += x0 * y2; sums[3] += x0 * y3;
+            sums[4] += x1 * y0; sums[5] += x1 * y1; sums[6] += x1 * y2; sums[7] += x1 * y3;
+            sums[8] += x2 * y0; sums[9] += x2 * y1; sums[10] += x2 * y2; sums[11] += x2 * y3;
+            sums[12] += x3 * y0; sums[13] += x3 * y1; sums[14] += x3 * y2; sums[15] += x3 * y3;
+        }
+    }
+
+    /// <summary>The 16 dot products of DotTile over whole vectors of k (Vector&lt;T&gt;); returns where the scalar
+    /// tail starts.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static int Dots(int kc, ref T a0, ref T a1, ref T a2, ref T a3, ref T b0, ref T b1, ref T b2, ref T b3,
+        Span<T> sums)
+    {
+        Vector<T> c00 = default, c01 = default, c02 = default, c03 = default, c10 = default, c11 = default,
+                  c12 = default, c13 = default, c20 = default, c21 = default, c22 = default, c23 = default,
+                  c30 = default, c31 = default, c32 = default, c33 = default;
+        int v = Vector<T>.Count, p = 0;
+        for (; p + v <= kc; p += v)
+        {
+            var y0 = Vector.LoadUnsafe(ref b0, (nuint)p); var y1 = Vector.LoadUnsafe(ref b1, (nuint)p);
+            var y2 = Vector.LoadUnsafe(ref b2, (nuint)p); var y3 = Vector.LoadUnsafe(ref b3, (nuint)p);
+            var x = Vector.LoadUnsafe(ref a0, (nuint)p);
+            c00 = Fma(x, y0, c00); c01 = Fma(x, y1, c01); c02 = Fma(x, y2, c02); c03 = Fma(x, y3, c03);
+            x = Vector.LoadUnsafe(ref a1, (nuint)p);
+            c10 = Fma(x, y0, c10); c11 = Fma(x, y1, c11); c12 = Fma(x, y2, c12); c13 = Fma(x, y3, c13);
+            x = Vector.LoadUnsafe(ref a2, (nuint)p);
+            c20 = Fma(x, y0, c20); c21 = Fma(x, y1, c21); c22 = Fma(x, y2, c22); c23 = Fma(x, y3, c23);
+            x = Vector.LoadUnsafe(ref a3, (nuint)p);
+            c30 = Fma(x, y0, c30); c31 = Fma(x, y1, c31); c32 = Fma(x, y2, c32); c33 = Fma(x, y3, c33);
+        }
+        sums[0] = Vector.Sum(c00); sums[1] = Vector.Sum(c01); sums[2] = Vector.Sum(c02); sums[3] = Vector.Sum(c03);
+        sums[4] = Vector.Sum(c10); sums[5] = Vector.Sum(c11); sums[6] = Vector.Sum(c12); sums[7] = Vector.Sum(c13);
+        sums[8] = Vector.Sum(c20); sums[9] = Vector.Sum(c21); sums[10] = Vector.Sum(c22); sums[11] = Vector.Sum(c23);
+        sums[12] = Vector.Sum(c30); sums[13] = Vector.Sum(c31); sums[14] = Vector.Sum(c32); sums[15] = Vector.Sum(c33);
+        return p;
+    }
+
+    /// <summary>Dots with 512-bit vectors.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static int Dots512(int kc, ref T a0, ref T a1, ref T a2, ref T a3, ref T b0, ref T b1, ref T b2, ref T b3,
+        Span<T> sums)
+    {
+        Vector512<T> c00 = default, c01 = default, c02 = default, c03 = default, c10 = default, c11 = default,
+                  c12 = default, c13 = default, c20 = default, c21 = default, c22 = default, c23 = default,
+                  c30 = default, c31 = default, c32 = default, c33 = default;
+        int v = Vector512<T>.Count, p = 0;
+        for (; p + v <= kc; p += v)
+        {
+            var y0 = Vector512.LoadUnsafe(ref b0, (nuint)p); var y1 = Vector512.LoadUnsafe(ref b1, (nuint)p);
+            var y2 = Vector512.LoadUnsafe(ref b2, (nuint)p); var y3 = Vector512.LoadUnsafe(ref b3, (nuint)p);
+            var x = Vector512.LoadUnsafe(ref a0, (nuint)p);
+            c00 = Fma(x, y0, c00); c01 = Fma(x, y1, c01); c02 = Fma(x, y2, c02); c03 = Fma(x, y3, c03);
+            x = Vector512.LoadUnsafe(ref a1, (nuint)p);
+            c10 = Fma(x, y0, c10); c11 = Fma(x, y1, c11); c12 = Fma(x, y2, c12); c13 = Fma(x, y3, c13);
+            x = Vector512.LoadUnsafe(ref a2, (nuint)p);
+            c20 = Fma(x, y0, c20); c21 = Fma(x, y1, c21); c22 = Fma(x, y2, c22); c23 = Fma(x, y3, c23);
+            x = Vector512.LoadUnsafe(ref a3, (nuint)p);
+            c30 = Fma(x, y0, c30); c31 = Fma(x, y1, c31); c32 = Fma(x, y2, c32); c33 = Fma(x, y3, c33);
+        }
+        sums[0] = Vector512.Sum(c00); sums[1] = Vector512.Sum(c01);
+        sums[2] = Vector512.Sum(c02); sums[3] = Vector512.Sum(c03);
+        sums[4] = Vector512.Sum(c10); sums[5] = Vector512.Sum(c11);
+        sums[6] = Vector512.Sum(c12); sums[7] = Vector512.Sum(c13);
+        sums[8] = Vector512.Sum(c20); sums[9] = Vector512.Sum(c21);
+        sums[10] = Vector512.Sum(c22); sums[11] = Vector512.Sum(c23);
+        sums[12] = Vector512.Sum(c30); sums[13] = Vector512.Sum(c31);
+        sums[14] = Vector512.Sum(c32); sums[15] = Vector512.Sum(c33);
+        return p;
     }
 
     /// <summary>B[k, j] for k &lt; kc, j &lt; nc into panels of NR columns: bp[(panel*kc + k)*NR + jj].</summary>
