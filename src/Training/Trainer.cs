@@ -11,10 +11,18 @@
 // set: accuracy with labels, else top-1 agreement with the teacher (cosine x 100 for non-classifiers);
 // the best parameters are kept (the starting point included, so training never returns a worse model
 // than it was given on that set) and Patience evaluations without improvement stop the run.
-// Deterministic: one seeded stream draws batches and augmentations; kernels split work by output, so
-// the same seed gives the same bytes on any thread count.
+// Data parallel: when the model treats the samples of a batch independently (checked once, on the first
+// batch: the second half's outputs alone equal the whole batch's rows), each step splits the batch into two
+// halves, each run forward and backward on its own thread with its own evaluator and arena and the kernels
+// limited to their share of the threads (no fork and join per op, and the small ops run in parallel too);
+//   L = (n0 * L(half 0) + n1 * L(half 1)) / n,  dL/dp = the same weighted sum of the halves' gradients.
+// Deterministic: one seeded stream draws batches and augmentations; kernels split work by output, and the
+// halves are summed in order whether they ran in parallel or not, so the same seed gives the same bytes on
+// any thread count.
 using System.Diagnostics;
+using System.Runtime.ExceptionServices;
 using OnnxOpt.Autodiff;
+using OnnxOpt.Autodiff.Kernels;
 using OnnxOpt.Data;
 using OnnxOpt.GraphIR;
 
@@ -35,16 +43,21 @@ public sealed class Trainer
     private readonly Model _student;
     private readonly IReadOnlyList<Parameter> _params;
     private readonly TrainSettings _s;
-    private readonly Evaluator<float> _ev;
-    // Every step makes the same arrays: they come from here and go back after the step.
-    private readonly OnnxOpt.Autodiff.Kernels.BufferArena<float> _arena = new();
+    // One evaluator and arena per half of a batch (the first also runs whole batches). Every step makes the same
+    // arrays: they come from the arenas and go back after the step.
+    private const int Parts = 2;
+    private readonly Evaluator<float>[] _evs;
+    private readonly BufferArena<float>[] _arenas;
+    // Whether batches are split into halves (decided on the first batch).
+    private bool? _split;
 
     public Trainer(Model student, IReadOnlyList<Parameter> parameters, TrainSettings settings)
     {
         settings.Check();
         if (parameters.Count == 0) throw new OnnxModelException("training: no trainable parameters were selected");
         _student = student; _params = parameters; _s = settings;
-        _ev = new Evaluator<float>(student) { Arena = _arena };
+        _arenas = Enumerable.Range(0, Parts).Select(_ => new BufferArena<float>()).ToArray();
+        _evs = _arenas.Select(a => new Evaluator<float>(student) { Arena = a }).ToArray();
         var g = student.Graph;
         foreach (var f in settings.Features)
             if (g.Find(f) is null) throw new OnnxModelException($"training: feature '{f}' is not a value of the model");
@@ -53,8 +66,12 @@ public sealed class Trainer
     /// <summary>Called with a short line of progress every few steps (the passes send it to their log).</summary>
     public ProgressSink? Progress { get; init; }
 
-    /// <summary>When set, milliseconds per op (forward "Op", backward "Op'") of every step are added here.</summary>
-    public Dictionary<string, double>? Profile { get => _ev.Profile; set => _ev.Profile = value; }
+    /// <summary>When set, milliseconds per op (forward "Op", backward "Op'") of every step are added here (of the
+    /// first half of each batch when batches are split).</summary>
+    public Dictionary<string, double>? Profile { get => _evs[0].Profile; set => _evs[0].Profile = value; }
+
+    /// <summary>Whether steps split their batch into halves run in parallel (known after the first step).</summary>
+    internal bool SplitsBatches => _split == true;
 
     /// <summary>The targets the teacher must give, in order: the outputs the loss uses, then the features.</summary>
     public IReadOnlyList<string> TeacherTargets => LossOutputs().Concat(_s.Features).ToList();
@@ -137,9 +154,55 @@ public sealed class Trainer
     internal double LossAndGradients(IReadOnlyDictionary<string, NdArray<float>> batch, NdArray<float>[] targets,
         long[]? labels, IReadOnlyList<string> seedNames, IReadOnlyList<string> wrt, float[][] grads)
     {
-        _arena.Recycle();
         var overrides = Overrides();
-        var trace = _ev.Forward(batch, overrides);
+        int n = batch.Values.First().Shape[0];
+        _split ??= n >= Parts && Separable(batch, overrides, seedNames);
+        foreach (var a in _arenas) a.Recycle();
+        int count = _split == true && n >= Parts ? Parts : 1;
+        var parts = new (double Loss, Dictionary<string, NdArray<float>> Grads)[count];
+        if (parts.Length == 1) parts[0] = HalfLoss(_evs[0], batch, targets, labels, 1, overrides, wrt);
+        else
+        {
+            int per = Math.Max(1, Parallelism.Threads / Parts);
+            void Run(int p)
+            {
+                using var limit = Parallelism.Limit(per);
+                int lo = p * n / Parts, hi = (p + 1) * n / Parts;
+                parts[p] = HalfLoss(_evs[p], batch.ToDictionary(kv => kv.Key, kv => Rows(kv.Value, lo, hi)),
+                    targets.Select(t => Rows(t, lo, hi)).ToArray(), labels?[lo..hi], (double)(hi - lo) / n,
+                    overrides, wrt);
+            }
+            if (Parallelism.Threads < 2) for (int p = 0; p < Parts; p++) Run(p);
+            else
+            {
+                var others = Enumerable.Range(1, Parts - 1).Select(p => Task.Run(() => Run(p))).ToArray();
+                Exception? first = null;
+                try { Run(0); }
+                catch (Exception e) { first = e; }
+                foreach (var t in others)
+                    try { t.GetAwaiter().GetResult(); }
+                    catch (Exception e) { first ??= e; }
+                if (first is not null) ExceptionDispatchInfo.Throw(first);
+            }
+        }
+        double loss = 0;
+        foreach (var part in parts) loss += part.Loss;
+        for (int k = 0; k < _params.Count; k++)
+        {
+            Array.Clear(grads[k]);
+            foreach (var part in parts) _params[k].Gradient(part.Grads, grads[k]);
+            if (_params[k].Penalty is { } pen) loss += pen(_params[k].Values, grads[k]);
+        }
+        return loss;
+    }
+
+    /// <summary>The loss of (a part of) a batch times <paramref name="weight"/> and the gradients of the initializers
+    /// in <paramref name="wrt"/> (arrays of the evaluator's arena, valid until its next recycle).</summary>
+    private (double Loss, Dictionary<string, NdArray<float>> Grads) HalfLoss(Evaluator<float> ev,
+        IReadOnlyDictionary<string, NdArray<float>> batch, NdArray<float>[] targets, long[]? labels, double weight,
+        IReadOnlyDictionary<string, NdArray<float>> overrides, IReadOnlyList<string> wrt)
+    {
+        var trace = ev.Forward(batch, overrides);
         var seeds = new Dictionary<string, NdArray<float>>(StringComparer.Ordinal);
         NdArray<float> Seed(string name)
         {
@@ -153,30 +216,61 @@ public sealed class Trainer
             var s = trace[lossOutputs[k]]; var t = targets[k];
             CheckShape(lossOutputs[k], s, t);
             loss += _s.Loss == LossKind.Kl
-                ? Losses.KlDivergence(s.R, t.R, s.Shape[^1], _s.Temperature, Seed(lossOutputs[k]).R)
-                : Losses.MeanSquared(s.R, t.R, Seed(lossOutputs[k]).R);
+                ? Losses.KlDivergence(s.R, t.R, s.Shape[^1], _s.Temperature, Seed(lossOutputs[k]).R, weight)
+                : Losses.MeanSquared(s.R, t.R, Seed(lossOutputs[k]).R, weight);
         }
         for (int f = 0; f < _s.Features.Count; f++)
         {
             var s = trace[_s.Features[f]]; var t = targets[lossOutputs.Count + f];
             CheckShape(_s.Features[f], s, t);
-            loss += Losses.MeanSquared(s.R, t.R, Seed(_s.Features[f]).R, _s.FeatureWeight);
+            loss += Losses.MeanSquared(s.R, t.R, Seed(_s.Features[f]).R, _s.FeatureWeight * weight);
         }
         double ceWeight = _s.Loss == LossKind.CrossEntropy ? 1 : _s.LabelWeight;
         if (ceWeight > 0 && labels is not null)
         {
             var name = _student.Graph.Outputs[0].Name;
             var s = trace[name];
-            loss += Losses.CrossEntropy(s.R, labels, s.Shape[^1], Seed(name).R, ceWeight);
+            loss += Losses.CrossEntropy(s.R, labels, s.Shape[^1], Seed(name).R, ceWeight * weight);
         }
-        var g = _ev.Backward(trace, seeds, wrt);
-        for (int k = 0; k < _params.Count; k++)
+        return (loss, ev.Backward(trace, seeds, wrt));
+    }
+
+    /// <summary>Whether the second half of the batch alone gives the same rows of the loss's values as the whole
+    /// batch (the model treats samples independently, so batches may be split).</summary>
+    private bool Separable(IReadOnlyDictionary<string, NdArray<float>> batch,
+        IReadOnlyDictionary<string, NdArray<float>> overrides, IReadOnlyList<string> names)
+    {
+        int n = batch.Values.First().Shape[0], lo = n / Parts;
+        if (batch.Values.Any(v => v.Rank == 0 || v.Shape[0] != n)) return false;
+        try
         {
-            Array.Clear(grads[k]);
-            _params[k].Gradient(g, grads[k]);
-            if (_params[k].Penalty is { } pen) loss += pen(_params[k].Values, grads[k]);
+            var whole = _evs[0].Forward(batch, overrides);
+            var half = _evs[1].Forward(batch.ToDictionary(kv => kv.Key, kv => Rows(kv.Value, lo, n)), overrides);
+            foreach (var name in names)
+            {
+                var w = whole[name]; var h = half[name];
+                if (w.Rank == 0 || w.Shape[0] != n || !h.Shape.AsSpan(1).SequenceEqual(w.Shape.AsSpan(1))
+                    || h.Shape[0] != n - lo) return false;
+                int inner = w.Length / n;
+                var wr = w.R.AsSpan(lo * inner, (n - lo) * inner); var hr = h.R.AsSpan(0, (n - lo) * inner);
+                double scale = 0;
+                foreach (var v in wr) scale = Math.Max(scale, Math.Abs(v));
+                for (int i = 0; i < wr.Length; i++)
+                    if (!(Math.Abs(wr[i] - hr[i]) <= 1e-4 * (1 + scale))) return false;
+            }
+            return true;
         }
-        return loss;
+        catch (OnnxModelException) { return false; }
+        finally { foreach (var a in _arenas) a.Recycle(); }
+    }
+
+    /// <summary>Rows [lo, hi) of an array along its first axis (a copy).</summary>
+    private static NdArray<float> Rows(NdArray<float> a, int lo, int hi)
+    {
+        int inner = a.Length / a.Shape[0];
+        var shape = (int[])a.Shape.Clone();
+        shape[0] = hi - lo;
+        return new NdArray<float>(shape, a.R.AsSpan(lo * inner, (hi - lo) * inner).ToArray());
     }
 
     private static void CheckShape(string name, NdArray<float> s, NdArray<float> t)
@@ -196,8 +290,8 @@ public sealed class Trainer
     /// <summary>The student's first output on a batch with the current parameters.</summary>
     internal float[] Predict(IReadOnlyDictionary<string, NdArray<float>> batch)
     {
-        _arena.Recycle();
-        return _ev.Forward(batch, Overrides())[_student.Graph.Outputs[0].Name].R.ToArray();
+        _arenas[0].Recycle();
+        return _evs[0].Forward(batch, Overrides())[_student.Graph.Outputs[0].Name].R.ToArray();
     }
 
     /// <summary>Writes the parameters' current values into the model's initializers.</summary>

@@ -164,6 +164,71 @@ public class TrainingTests
     }
 
     [Fact]
+    public void SplitRunsGiveTheSameBytesOnOneThreadAsOnAll()
+    {
+        var s = new TrainSettings { Steps = 40, Batch = 15, LearningRate = 0.01, EvalEvery = 0, Seed = 8 };
+        var all = OnnxExporter.ToBytes(Distill(s).Student);
+        byte[] one;
+        using (Parallelism.Limit(1)) one = OnnxExporter.ToBytes(Distill(s).Student);
+        Assert.Equal(all, one);
+    }
+
+    /// <summary>The KL distillation loss and its gradients of one whole batch, on one evaluator.</summary>
+    private static (double Loss, float[][] Grads) WholeBatch(Model student, List<Parameter> ps, NdArray<float> x,
+        NdArray<float> teacher)
+    {
+        var ev = new Evaluator<float>(student);
+        var o = new Dictionary<string, NdArray<float>>();
+        foreach (var p in ps) p.Materialize(o);
+        var trace = ev.Forward(new Dictionary<string, NdArray<float>> { ["x"] = x }, o);
+        var y = trace.Outputs[0];
+        var seed = NdArray<float>.Zeros(y.Shape);
+        double loss = Losses.KlDivergence(y.R, teacher.R, y.Shape[^1], 4, seed.R);
+        var g = ev.Backward(trace, new Dictionary<string, NdArray<float>> { [student.Graph.Outputs[0].Name] = seed },
+            ps.SelectMany(p => p.Initializers).Distinct().ToList());
+        var grads = ps.Select(p => new float[p.Values.Length]).ToArray();
+        for (int k = 0; k < ps.Count; k++) ps[k].Gradient(g, grads[k]);
+        return (loss, grads);
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void SplitBatchesGiveTheWholeBatchsLossAndGradient(bool mixesTheBatch)
+    {
+        // An MLP treats samples independently (its batches are split in halves); subtracting the batch mean of its
+        // logits couples them (not split: the halves' means differ). Either way the trainer's loss and gradient are
+        // the whole batch's.
+        var m = Mlp(21);
+        if (mixesTheBatch)
+        {
+            var b = new GraphBuilder();
+            var x = b.Input("x", DataType.Float, "N", 6);
+            var h = b.Node("Relu", [b.Node("Gemm", [x, b.Initializer("w1", Rand(21, 48, 0.5), 6, 8),
+                b.Initializer("b1", Rand(22, 8, 0.1), 8)])]);
+            var z = b.Node("Gemm", [h, b.Initializer("w2", Rand(23, 32, 0.5), 8, 4),
+                b.Initializer("b2", Rand(24, 4, 0.1), 4)]);
+            b.Output(b.Node("Sub", [z, b.Node("ReduceMean", [z], OnnxAttribute.IntList("axes", 0),
+                OnnxAttribute.Int("keepdims", 1))]));
+            m = b.Build();
+        }
+        var ps = ParameterSelection.Select(m, "all");
+        var x0 = new NdArray<float>([13, 6], Rand(31, 78));
+        var t0 = new NdArray<float>([13, 4], Rand(32, 52, 2));
+        var (loss, grads) = WholeBatch(m, ps, x0, t0);
+        var trainer = new Trainer(m, ps, new TrainSettings { Steps = 1, Batch = 13, EvalEvery = 0 });
+        var got = ps.Select(p => new float[p.Values.Length]).ToArray();
+        double l = trainer.LossAndGradients(new Dictionary<string, NdArray<float>> { ["x"] = x0 }, [t0], null,
+            [m.Graph.Outputs[0].Name], ps.SelectMany(p => p.Initializers).Distinct().ToList(), got);
+        Assert.Equal(loss, l, 5);
+        for (int k = 0; k < ps.Count; k++)
+            for (int i = 0; i < got[k].Length; i++)
+                Assert.True(Math.Abs(grads[k][i] - got[k][i]) <= 1e-5 * (1 + Math.Abs(grads[k][i])),
+                    $"{ps[k].Name}[{i}]: {got[k][i]}, whole batch {grads[k][i]}");
+        Assert.Equal(!mixesTheBatch, trainer.SplitsBatches);
+    }
+
+    [Fact]
     public void CodebookAndGridGradientsAreSumsOfTheirMembers()
     {
         var b = new GraphBuilder();

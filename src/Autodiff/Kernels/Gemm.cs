@@ -20,8 +20,29 @@ namespace OnnxOpt.Autodiff.Kernels;
 
 public static class Parallelism
 {
-    /// <summary>Threads the kernels may use (default: all cores).</summary>
-    public static int Threads { get; set; } = Environment.ProcessorCount;
+    private static int _threads = Environment.ProcessorCount;
+    [ThreadStatic] private static int _local;
+
+    /// <summary>Threads the kernels may use (default: all cores; less on a thread inside <see cref="Limit"/>).
+    /// </summary>
+    public static int Threads { get => _local > 0 ? Math.Min(_local, _threads) : _threads; set => _threads = value; }
+
+    /// <summary>Until disposed, kernels called from this thread use at most <paramref name="threads"/> threads (work
+    /// that already runs in parallel at a coarser grain, such as the halves of a training batch).</summary>
+    public static Scope Limit(int threads) => new(threads);
+
+    public readonly struct Scope : IDisposable
+    {
+        private readonly int _previous;
+
+        internal Scope(int threads)
+        {
+            _previous = _local;
+            _local = Math.Max(1, threads);
+        }
+
+        public void Dispose() => _local = _previous;
+    }
 
     /// <summary>body(lo, hi) over a few contiguous ranges of [0, count) run in parallel (for many tiny items,
     /// such as the planes of a depthwise conv or a pooling, where one task each would cost more than the
