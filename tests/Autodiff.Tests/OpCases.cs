@@ -41,6 +41,11 @@ public static class OpCases
         ["conv-depthwise-mult2-pad1"] = () => One("Conv", [[3, 2, 5, 5], [4, 1, 3, 3]], [Int("group", 2), Ints("pads", 1, 1, 1, 1)]),
         ["conv-batch5-pad1"] = () => One("Conv", [[5, 3, 6, 6], [4, 3, 3, 3], [4]], [Ints("pads", 1, 1, 1, 1)]),
         ["conv-1x1"] = () => One("Conv", [[2, 5, 4, 4], [3, 5, 1, 1]], []),
+        // Outputs of 64 and 32 columns: written straight into y (and dX) one image at a time.
+        ["conv-dil2-8x8"] = () => One("Conv", [[2, 3, 8, 8], [4, 3, 3, 3], [4]], [Ints("dilations", 2, 2), Ints("pads", 2, 2, 2, 2)]),
+        ["conv-grouped-8x8"] = () => One("Conv", [[2, 4, 8, 8], [6, 2, 3, 3], [6]], [Int("group", 2), Ints("pads", 1, 1, 1, 1)]),
+        ["conv-1d-32"] = () => One("Conv", [[2, 3, 32], [4, 3, 3], [4]], [Ints("pads", 1, 1)]),
+        ["conv-asym-pad"] = () => One("Conv", [[1, 2, 6, 6], [3, 2, 3, 3]], [Ints("pads", 0, 1, 2, 1)]),
         ["conv-1d"] = () => One("Conv", [[2, 3, 10], [4, 3, 3], [4]], [Ints("pads", 1, 1), Ints("strides", 2)]),
         ["conv-same-upper"] = () => One("Conv", [[1, 2, 7, 7], [3, 2, 4, 4]], [OnnxAttribute.String("auto_pad", "SAME_UPPER"), Ints("strides", 2, 2)]),
         ["convtranspose-stride2-outpad"] = () => One("ConvTranspose", [[1, 3, 4, 4], [3, 2, 3, 3], [2]], [Ints("strides", 2, 2), Ints("pads", 1, 1, 1, 1), Ints("output_padding", 1, 1)]),

@@ -350,15 +350,18 @@ public class TrainingTests
         }
     }
 
-    [Fact]
-    public void ConvKernelsInATrainingStepMatchFloat64()
+    [Theory]
+    [InlineData(9)]
+    [InlineData(8)]
+    public void ConvKernelsInATrainingStepMatchFloat64(int size)
     {
         // Conv 3x3, depthwise 3x3 stride 1 (the flipped input gradient) and stride 2 (phased planes), and a 1x1
-        // conv, over 5 images (uneven slices): float32 in an arena, where the forward im2col is kept for the weight
+        // conv, over 5 images (uneven slices) of 9 x 9 and of 8 x 8 (outputs of 64 columns, written straight into
+        // y and dX image by image): float32 in an arena, where the forward im2col is kept for the weight
         // gradient, against float64 without one, where it is recomputed (the kernels' own gradients are checked
         // against finite differences in EvaluatorTests).
         var b = new GraphBuilder("convs");
-        var x = b.Input("x", DataType.Float, 5, 3, 9, 9);
+        var x = b.Input("x", DataType.Float, 5, 3, size, size);
         var h = b.Node("Conv", [x, b.Initializer("w1", Rand(11, 6 * 3 * 9, 0.3), 6, 3, 3, 3)],
             OnnxAttribute.IntList("pads", 1, 1, 1, 1));
         h = b.Node("Conv", [h, b.Initializer("w2", Rand(12, 6 * 9, 0.3), 6, 1, 3, 3)], OnnxAttribute.Int("group", 6),
@@ -367,11 +370,11 @@ public class TrainingTests
             OnnxAttribute.IntList("pads", 1, 1, 1, 1), OnnxAttribute.IntList("strides", 2, 2));
         b.Output(b.Node("Conv", [h, b.Initializer("w4", Rand(14, 4 * 6, 0.3), 4, 6, 1, 1)]));
         var m = b.Build();
-        var xs = Rand(15, 5 * 3 * 81);
+        var xs = Rand(15, 5 * 3 * size * size);
         var wrt = new[] { "x", "w1", "w2", "w3", "w4" };
         var ev32 = new Evaluator<float>(m) { Arena = new BufferArena<float>() };
         var ev64 = new Evaluator<double>(m);
-        var t64 = ev64.Forward(new Dictionary<string, NdArray<double>> { ["x"] = new([5, 3, 9, 9], xs.Select(v => (double)v).ToArray()) });
+        var t64 = ev64.Forward(new Dictionary<string, NdArray<double>> { ["x"] = new([5, 3, size, size], xs.Select(v => (double)v).ToArray()) });
         var y64 = t64.Outputs[0];
         var g64 = ev64.Backward(t64, new Dictionary<string, NdArray<double>>
         {
@@ -381,7 +384,7 @@ public class TrainingTests
         for (int step = 0; step < 2; step++)
         {
             ev32.Arena!.Recycle();
-            var t32 = ev32.Forward(new Dictionary<string, NdArray<float>> { ["x"] = new([5, 3, 9, 9], xs) });
+            var t32 = ev32.Forward(new Dictionary<string, NdArray<float>> { ["x"] = new([5, 3, size, size], xs) });
             var y32 = t32.Outputs[0];
             for (int i = 0; i < y32.Length; i++) Assert.Equal(y64.R[i], y32.R[i], 1e-4);
             var g32 = ev32.Backward(t32, new Dictionary<string, NdArray<float>>

@@ -64,6 +64,9 @@ internal static class Gemm<T> where T : unmanaged, IFloatingPointIeee754<T>
     // 64 or 9 * 16k rows, so no tile is partial), 6 with 16 registers.
     private static readonly int MR = Wide ? 8 : 6;
     private static readonly int NR = 2 * (Wide ? Vector512<T>.Count : Vector<T>.Count);
+
+    /// <summary>Columns of a micro-tile: products whose column count is a multiple have no ragged tiles.</summary>
+    public static int TileColumns => NR;
     private const int KC = 256;
     private const int MC = 96;
     // Products with at most this many rows (convs' forward and weight gradient, and the input gradient of

@@ -8,8 +8,12 @@
 // batch into at most 4 slices, one task each (im2col, product and col2im all inside the task), and put a
 // chunk of a slice's images side by side in one im2col buffer (columns image-major), so each group is one
 // product over the chunk, Y[g] (Mg x n*Ho*Wo) = W[g] * col, and dW one product over the chunk too, summed
-// over the slices in order (the same bytes on any number of cores). In a training step (an arena is active)
-// the forward's im2col is kept in the trace for dW instead of being rebuilt.
+// over the slices in order (the same bytes on any number of cores). When Ho*Wo is a whole number of GEMM
+// tiles each image's product is written straight into Y (no copy out of a chunk buffer). In a training
+// step (an arena is active) the forward's im2col is kept in the trace for dW instead of being rebuilt.
+// With unit strides dX is itself a conv, of dY with the kernel flipped and its in/out channels swapped,
+//   dX[n, g] = conv(dY[n, g], flip(W[g])^T), pads (k-1)*d - pad_begin and In - Out - that + (k-1)*d,
+// so it runs the forward's direct-write products instead of a product into columns and a col2im scatter.
 //
 // ConvTranspose is Conv's input gradient: with W [C, M/group, kh, kw],
 //   Y[n, g] = col2im(W[g]^T * X[n, g]) + b,  dX[n, g] = W[g] * im2col(dY[n, g]),
@@ -53,8 +57,8 @@ internal sealed class ConvOp<T> : IOp<T> where T : unmanaged, IFloatingPointIeee
     private const int KeepElements = 1 << 23;
 
     /// <summary>Images per product: as many as keep the im2col buffer within ChunkElements (at least one).</summary>
-    private static int ChunkImages(Plan p, int rows, int ohw) =>
-        Math.Clamp(ChunkElements / Math.Max(1, rows * ohw), 1, Math.Max(1, p.N));
+    private static int ChunkImages(int n, int rows, int ohw) =>
+        Math.Clamp(ChunkElements / Math.Max(1, rows * ohw), 1, Math.Max(1, n));
 
     /// <summary>Non-empty slices of n images: min(n, MaxSlices) of ceil(n / that) images, fewer at the end.</summary>
     private static (int Count, int Per) Slicing(int n)
@@ -96,37 +100,52 @@ internal sealed class ConvOp<T> : IOp<T> where T : unmanaged, IFloatingPointIeee
             var kept = BufferArena<T>.Active && all <= KeepElements
                 ? new KeptColumns(Buffers<T>.NewUninitialized((int)all), ld) : null;
             c.Saved = kept;
-            ForSlices(p.N, (_, lo, hi, gemmThreads) =>
-            {
-                int nb = kept is not null ? hi - lo : ChunkImages(p, rows, ohw);
-                var col = kept is null ? Pool.Rent(rows * nb * ohw) : null;
-                var yb = Pool.Rent(p.Mg * nb * ohw);
-                var xp = Pool.Rent(p.Cg * g.PaddedSize);
-                for (int n0 = lo; n0 < hi; n0 += nb)
-                {
-                    int cnt = Math.Min(nb, hi - n0), len = cnt * ohw;
-                    for (int gi = 0; gi < p.Groups; gi++)
-                    {
-                        var (colArr, colOff, colLd) = kept is not null ? (kept.Col, gi * rows * ld + n0 * ohw, ld)
-                            : (col!, 0, len);
-                        for (int j = 0; j < cnt; j++)
-                            g.Im2ColPadded(x, ((n0 + j) * p.C + gi * p.Cg) * hw, p.Cg, colArr, colLd, colOff + j * ohw,
-                                xp);
-                        Mat<T>.Multiply(Mat<T>.Dense(w, gi * p.Mg * rows, p.Mg, rows),
-                            new Mat<T>(colArr, colOff, rows, len, colLd, 1), yb, 0, false, gemmThreads);
-                        for (int m = 0; m < p.Mg; m++)
-                            for (int j = 0; j < cnt; j++)
-                                yb.AsSpan(m * len + j * ohw, ohw).CopyTo(y.AsSpan(((n0 + j) * p.M + gi * p.Mg + m)
-                                    * ohw));
-                    }
-                }
-                if (col is not null) Pool.Return(col);
-                Pool.Return(yb);
-                Pool.Return(xp);
-            });
+            ForSlices(p.N, (_, lo, hi, gemmThreads) => ConvImages(g, p.C, p.M, p.Groups, x, w, y, lo, hi, kept,
+                gemmThreads));
         }
         if (c.Optional(2) is { } bias) AddBias(y, bias.R, p.N, p.M, ohw);
         return [new NdArray<T>(outShape, y)];
+    }
+
+    /// <summary>y[n, gi*Mg + m] = W[gi] * im2col(x[n, gi]) for images [lo, hi): c input and m output channels in
+    /// groups, w row-major [m][c/groups * kernel]. Wide outputs (a multiple of a micro-tile's columns) are written
+    /// straight into y one image at a time; narrower ones a chunk of images side by side, then copied. With
+    /// <paramref name="kept"/> the im2col goes there (for the weight gradient).</summary>
+    private static void ConvImages(ConvGeometry g, int c, int m, int groups, T[] x, T[] w, T[] y, int lo, int hi,
+        KeptColumns? kept, int gemmThreads)
+    {
+        int cg = c / groups, mg = m / groups, k = g.KernelSize, hw = g.InSize, ohw = g.OutSize, rows = cg * k;
+        bool direct = ohw % Gemm<T>.TileColumns == 0;
+        int nb = kept is not null ? hi - lo : direct ? 1 : ChunkImages(hi - lo, rows, ohw);
+        var col = kept is null ? Pool.Rent(rows * nb * ohw) : null;
+        var yb = direct ? null : Pool.Rent(mg * nb * ohw);
+        var xp = Pool.Rent(cg * g.PaddedSize);
+        for (int n0 = lo; n0 < hi; n0 += nb)
+        {
+            int cnt = Math.Min(nb, hi - n0), len = cnt * ohw;
+            for (int gi = 0; gi < groups; gi++)
+            {
+                var (colArr, colOff, colLd) = kept is not null ? (kept.Col, gi * rows * kept.Ld + n0 * ohw, kept.Ld)
+                    : (col!, 0, len);
+                for (int j = 0; j < cnt; j++)
+                    g.Im2ColPadded(x, ((n0 + j) * c + gi * cg) * hw, cg, colArr, colLd, colOff + j * ohw, xp);
+                var wg = Mat<T>.Dense(w, gi * mg * rows, mg, rows);
+                if (direct)
+                    for (int j = 0; j < cnt; j++)
+                        Mat<T>.Multiply(wg, new Mat<T>(colArr, colOff + j * ohw, rows, ohw, colLd, 1), y,
+                            ((n0 + j) * m + gi * mg) * ohw, false, gemmThreads);
+                else
+                {
+                    Mat<T>.Multiply(wg, new Mat<T>(colArr, colOff, rows, len, colLd, 1), yb!, 0, false, gemmThreads);
+                    for (int o = 0; o < mg; o++)
+                        for (int j = 0; j < cnt; j++)
+                            yb.AsSpan(o * len + j * ohw, ohw).CopyTo(y.AsSpan(((n0 + j) * m + gi * mg + o) * ohw));
+                }
+            }
+        }
+        if (col is not null) Pool.Return(col);
+        if (yb is not null) Pool.Return(yb);
+        Pool.Return(xp);
     }
 
     internal static void AddBias(T[] y, T[] b, int n, int m, int inner)
@@ -168,6 +187,21 @@ internal sealed class ConvOp<T> : IOp<T> where T : unmanaged, IFloatingPointIeee
             if (pb[a] < 0 || pe[a] < 0) return null;
         }
         return new ConvGeometry(g.Kernel, [1, 1], g.Dilation, pb, pe, g.Out, g.In);
+    }
+
+    /// <summary>The weights of the input gradient's conv: per group, [Cg][Mg * kernel] with
+    /// W'[gi*Cg + c][m*k + t] = W[gi*Mg + m][c][k - 1 - t].</summary>
+    private static T[] FlippedWeights(T[] w, Plan p, int k)
+    {
+        var wf = Buffers<T>.NewUninitialized(w.Length);
+        for (int gi = 0; gi < p.Groups; gi++)
+            for (int m = 0; m < p.Mg; m++)
+                for (int ci = 0; ci < p.Cg; ci++)
+                {
+                    int from = ((gi * p.Mg + m) * p.Cg + ci) * k, to = ((gi * p.Cg + ci) * p.Mg + m) * k;
+                    for (int t = 0; t < k; t++) wf[to + t] = w[from + k - 1 - t];
+                }
+        return wf;
     }
 
     private static void DepthwiseForward(Plan p, T[] x, T[] w, T[] y)
@@ -267,18 +301,22 @@ internal sealed class ConvOp<T> : IOp<T> where T : unmanaged, IFloatingPointIeee
         {
             int rows = p.Cg * k;
             var kept = c.Saved as KeptColumns;
+            // With unit strides dX is the conv of dY with the flipped, transposed kernel (a gather into dX's own
+            // rows) rather than col2im of W^T * dY (a scatter of a 9x larger buffer).
+            var flip = dx is not null && g.Stride[0] == 1 && g.Stride[1] == 1 ? FlippedGeometry(g) : null;
+            var wf = flip is null ? null : FlippedWeights(w.R, p, k);
             // One weight-gradient partial per slice (the first is dw itself), summed in slice order.
             var parts = new T[]?[Slicing(p.N).Count];
             ForSlices(p.N, (s, lo, hi, gemmThreads) =>
             {
-                int nb = kept is not null ? hi - lo : ChunkImages(p, rows, ohw);
+                int nb = kept is not null ? hi - lo : ChunkImages(p.N, rows, ohw);
                 var part = dw is null ? null : s == 0 ? dw : parts[s] = Pool.Rent(dw.Length);
                 if (part is not null && s > 0) part.AsSpan(0, dw!.Length).Clear();
                 // The column buffer: im2col for dW unless it was kept, and W^T * dY for dX.
-                var col = kept is null || dx is not null ? Pool.Rent(rows * nb * ohw) : null;
+                var col = kept is null || (dx is not null && flip is null) ? Pool.Rent(rows * nb * ohw) : null;
                 var gyb = Pool.Rent(p.Mg * nb * ohw);
                 var xp = Pool.Rent(p.Cg * g.PaddedSize);
-                for (int n0 = lo; n0 < hi; n0 += nb)
+                for (int n0 = lo; n0 < hi && (part is not null || flip is null); n0 += nb)
                 {
                     int cnt = Math.Min(nb, hi - n0), len = cnt * ohw;
                     for (int gi = 0; gi < p.Groups; gi++)
@@ -302,7 +340,7 @@ internal sealed class ConvOp<T> : IOp<T> where T : unmanaged, IFloatingPointIeee
                             }
                             Mat<T>.Multiply(gyg, colM.T_, part, gi * p.Mg * rows, true, gemmThreads);
                         }
-                        if (dx is not null)
+                        if (dx is not null && flip is null)
                         {
                             Mat<T>.Multiply(Mat<T>.Dense(w.R, gi * p.Mg * rows, p.Mg, rows).T_, gyg, col!, 0, false,
                                 gemmThreads);
@@ -314,6 +352,7 @@ internal sealed class ConvOp<T> : IOp<T> where T : unmanaged, IFloatingPointIeee
                 if (col is not null) Pool.Return(col);
                 Pool.Return(gyb);
                 Pool.Return(xp);
+                if (flip is not null) ConvImages(flip, p.M, p.C, p.Groups, gy, wf!, dx!, lo, hi, null, gemmThreads);
             });
             if (dw is not null)
                 for (int s = 1; s < parts.Length; s++)
