@@ -42,4 +42,43 @@ public class GemmTests
                 }
         }
     }
+
+    [Theory]
+    [InlineData(16, 3, 2, false)]   // rows over a micro-tile, two tiles per image
+    [InlineData(5, 4, 1, true)]     // ragged rows, one tile per image, accumulating
+    [InlineData(70, 6, 3, false)]   // k ragged against KC, several threads split the images
+    public void BlockedOutputPutsEachImageInItsOwnBlock(int m, int images, int tilesPerImage, bool accumulate)
+    {
+        // C (m x images*ohw) written as [image][m + 2 spare channels][ohw]: the spare rows stay untouched.
+        int ohw = tilesPerImage * Gemm<float>.TileColumns, n = images * ohw, k = 37 + m, stride = (m + 2) * ohw;
+        var rng = new SplitMix64((ulong)(m * 31 + images));
+        float[] R(int len) => Enumerable.Range(0, len).Select(_ => (float)rng.NextGaussian()).ToArray();
+        var a = R(m * k); var b = R(k * n); var c0 = R(images * stride);
+        foreach (int threads in new[] { 1, 2 })
+        {
+            var c = (float[])c0.Clone();
+            Mat<float>.MultiplyBlocked(Mat<float>.Dense(a, 0, m, k), Mat<float>.Dense(b, 0, k, n), c, ohw, ohw, ohw,
+                stride, accumulate, threads);
+            for (int img = 0; img < images; img++)
+                for (int row = 0; row < m + 2; row++)
+                    for (int q = 0; q < ohw; q++)
+                    {
+                        int at = img * stride + row * ohw + q;
+                        // Rows 1..m of each block hold C (offset ohw); row 0 and row m+1 are the spare ones.
+                        if (row == 0 || row == m + 1) { Assert.Equal(c0[at], c[at]); continue; }
+                        int i = row - 1, j = img * ohw + q;
+                        double s = accumulate ? c0[at] : 0;
+                        for (int p = 0; p < k; p++) s += (double)a[i * k + p] * b[p * n + j];
+                        Assert.True(Math.Abs(c[at] - s) <= 1e-4 * (1 + Math.Sqrt(k)), $"C[{i},{j}] = {c[at]}, expected {s}");
+                    }
+        }
+    }
+
+    [Fact]
+    public void BlocksThatSplitATileAreRefused()
+    {
+        var x = new float[64];
+        Assert.Throws<ArgumentException>(() => Mat<float>.MultiplyBlocked(Mat<float>.Dense(x, 0, 2, 2),
+            Mat<float>.Dense(x, 0, 2, Gemm<float>.TileColumns + 1), x, 0, 4, 3, 8, false));
+    }
 }

@@ -3,6 +3,8 @@
 //
 //   C[i,j] = (accumulate ? C[i,j] : 0) + sum_k A(i,k) * B(k,j)
 //   A(i,k) = a[aOff + i*aRow + k*aCol],  B(k,j) = b[bOff + k*bRow + j*bCol],  C row-major (ldc)
+//   or, in column blocks of cBlock (a multiple of TileColumns), C(i,j) = c[cOff + i*ldc + (j / cBlock)*cBlockStride
+//   + j % cBlock]: a conv's products over a chunk of images then write [image][channel][pixel] directly.
 //
 // Strides make transposed operands free. Blocked as in BLIS/GotoBLAS: a KC x NC panel of B and an
 // MC x KC block of A are packed into contiguous micro-panels (zero-padded at the edges), and an
@@ -81,25 +83,32 @@ internal static class Gemm<T> where T : unmanaged, IFloatingPointIeee754<T>
 
     public static void Multiply(int m, int n, int k, T[] a, int aOff, int aRow, int aCol, T[] b, int bOff, int bRow,
         int bCol,
-        T[] c, int cOff, int ldc, bool accumulate, int maxThreads = 0)
+        T[] c, int cOff, int ldc, bool accumulate, int maxThreads = 0, int cBlock = 0, int cBlockStride = 0)
     {
         if (m == 0 || n == 0) return;
+        if (cBlock > 0 && cBlock % NR != 0)
+            throw new ArgumentException($"column blocks of {cBlock} are not a whole number of {NR}-column tiles");
         if (k == 0)
         {
-            if (!accumulate) for (int i = 0; i < m; i++) c.AsSpan(cOff + i * ldc, n).Clear();
+            if (!accumulate)
+                for (int i = 0; i < m; i++)
+                    for (int j = 0; j < n; j += cBlock > 0 ? cBlock : n)
+                        c.AsSpan(CAt(cOff, i, j, ldc, cBlock, cBlockStride), Math.Min(n - j, cBlock > 0 ? cBlock : n))
+                            .Clear();
             return;
         }
         long work = (long)m * n * k;
         int threads = work < 1 << 18 ? 1 : Math.Max(1, maxThreads > 0 ? maxThreads : Parallelism.Threads);
-        if (aCol == 1 && bRow == 1 && k >= NtMinDepth && m <= NtMaxRows)
+        if (aCol == 1 && bRow == 1 && k >= NtMinDepth && m <= NtMaxRows && cBlock == 0)
         {
             MultiplyNT(m, n, k, a, aOff, aRow, b, bOff, bCol, c, cOff, ldc, accumulate, threads);
             return;
         }
         if (threads == 1)
         {
-            Block(0, m, 0, n, k, a, aOff, aRow, aCol, b, bOff, bRow, bCol, c, cOff, ldc,
-            accumulate); return;
+            Block(0, m, 0, n, k, a, aOff, aRow, aCol, b, bOff, bRow, bCol, c, cOff, ldc, accumulate, cBlock,
+                cBlockStride);
+            return;
         }
         bool splitN = n >= m;
         int extent = splitN ? n : m;
@@ -110,15 +119,19 @@ internal static class Gemm<T> where T : unmanaged, IFloatingPointIeee754<T>
         {
             int lo = t * per, hi = Math.Min(extent, lo + per);
             if (lo >= hi) return;
-            if (splitN) Block(0, m, lo, hi, k, a, aOff, aRow, aCol, b, bOff, bRow, bCol, c, cOff, ldc, accumulate);
-            else Block(lo, hi, 0, n, k, a, aOff, aRow, aCol, b, bOff, bRow, bCol, c, cOff, ldc, accumulate);
+            if (splitN)
+                Block(0, m, lo, hi, k, a, aOff, aRow, aCol, b, bOff, bRow, bCol, c, cOff, ldc, accumulate, cBlock,
+                    cBlockStride);
+            else
+                Block(lo, hi, 0, n, k, a, aOff, aRow, aCol, b, bOff, bRow, bCol, c, cOff, ldc, accumulate, cBlock,
+                    cBlockStride);
         });
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Block(int i0, int i1, int j0, int j1, int k, T[] a, int aOff, int aRow, int aCol, T[] b,
         int bOff, int bRow, int bCol,
-        T[] c, int cOff, int ldc, bool accumulate)
+        T[] c, int cOff, int ldc, bool accumulate, int cBlock, int cBlockStride)
     {
         var bp = _bPanel ??= new T[KC * (NC + NR)];
         var ap = _aBlock ??= new T[(MC + MR) * KC];
@@ -156,7 +169,7 @@ internal static class Gemm<T> where T : unmanaged, IFloatingPointIeee754<T>
                             var bpan = inPlace ? b.AsSpan(bOff + pc * bRow + jc + jp * NR)
                                 : bp.AsSpan(jp * NR * kc, NR * kc);
                             int ldb = inPlace ? bRow : NR;
-                            int cAt = cOff + (ic + ip * MR) * ldc + jc + jp * NR;
+                            int cAt = CAt(cOff, ic + ip * MR, jc + jp * NR, ldc, cBlock, cBlockStride);
                             if (mr == MR && nr == NR)
                             {
                                 if (Wide) Micro512(kc, apan, bpan, ldb, c.AsSpan(cAt), ldc, overwrite);
@@ -180,6 +193,11 @@ internal static class Gemm<T> where T : unmanaged, IFloatingPointIeee754<T>
             }
         }
     }
+
+    /// <summary>Where C(i, j) is: row-major, or in column blocks (a tile never straddles two).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int CAt(int cOff, int i, int j, int ldc, int cBlock, int cBlockStride) =>
+        cBlock == 0 ? cOff + i * ldc + j : cOff + i * ldc + j / cBlock * cBlockStride + j % cBlock;
 
     // C = A * B^T with both operands contiguous along k (a conv's weight gradient dY * col^T, a Gemm with
     // transB): 4 x 4 tiles of dot products, vectors along k, reduced once per k-block, with no packing (packing

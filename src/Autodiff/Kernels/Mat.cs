@@ -22,4 +22,16 @@ internal readonly record struct Mat<T>(T[] Data, int Offset, int Rows, int Cols,
             b.RowStride, b.ColStride,
             c, cOffset, b.Cols, accumulate, maxThreads);
     }
+
+    /// <summary>C = A * B into column blocks: C(i, j) at c[cOffset + i*ldc + (j / block)*blockStride + j % block]
+    /// (block a multiple of Gemm's TileColumns); a conv's product over a chunk of images into
+    /// [n][channel][pixel].</summary>
+    public static void MultiplyBlocked(Mat<T> a, Mat<T> b, T[] c, int cOffset, int ldc, int block, int blockStride,
+        bool accumulate, int maxThreads = 0)
+    {
+        if (a.Cols != b.Rows)
+            throw new InvalidOperationException($"matrix product of {a.Rows}x{a.Cols} and {b.Rows}x{b.Cols}");
+        Gemm<T>.Multiply(a.Rows, b.Cols, a.Cols, a.Data, a.Offset, a.RowStride, a.ColStride, b.Data, b.Offset,
+            b.RowStride, b.ColStride, c, cOffset, ldc, accumulate, maxThreads, block, blockStride);
+    }
 }

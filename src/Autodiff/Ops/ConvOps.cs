@@ -9,7 +9,7 @@
 // chunk of a slice's images side by side in one im2col buffer (columns image-major), so each group is one
 // product over the chunk, Y[g] (Mg x n*Ho*Wo) = W[g] * col, and dW one product over the chunk too, summed
 // over the slices in order (the same bytes on any number of cores). When Ho*Wo is a whole number of GEMM
-// tiles each image's product is written straight into Y (no copy out of a chunk buffer). In a training
+// tiles the chunk's product is written straight into Y in column blocks of one image (no copy). In a training
 // step (an arena is active) the forward's im2col is kept in the trace for dW instead of being rebuilt.
 // With unit strides dX is itself a conv, of dY with the kernel flipped and its in/out channels swapped,
 //   dX[n, g] = conv(dY[n, g], flip(W[g])^T), pads (k-1)*d - pad_begin and In - Out - that + (k-1)*d,
@@ -107,21 +107,20 @@ internal sealed class ConvOp<T> : IOp<T> where T : unmanaged, IFloatingPointIeee
         return [new NdArray<T>(outShape, y)];
     }
 
-    /// <summary>Whether a product per image goes straight into the output: it packs W again for every image (rows
-    /// floats per output row) where a chunk of images copies its output out once (ohw floats per output row),
-    /// so it pays when the image is a whole number of tiles at least as wide as W.</summary>
-    private static bool WritesDirectly(int ohw, int rows) => ohw % Gemm<T>.TileColumns == 0 && ohw >= rows;
+    /// <summary>Whether a chunk's product goes straight into the output, [image][channel][pixel], in column blocks
+    /// of one image each: when an image is a whole number of GEMM tiles (no tile straddles two images).</summary>
+    private static bool WritesDirectly(int ohw) => ohw % Gemm<T>.TileColumns == 0;
 
     /// <summary>y[n, gi*Mg + m] = W[gi] * im2col(x[n, gi]) for images [lo, hi): c input and m output channels in
-    /// groups, w row-major [m][c/groups * kernel]. Wide outputs (a multiple of a micro-tile's columns, at least as
-    /// many as W's columns) are written straight into y one image at a time; others a chunk of images side by
-    /// side, then copied. With <paramref name="kept"/> the im2col goes there (for the weight gradient).</summary>
+    /// groups, w row-major [m][c/groups * kernel]. A chunk of images side by side is one product per group, written
+    /// straight into y in column blocks of one image where an image is a whole number of tiles, else into a
+    /// buffer and copied. With <paramref name="kept"/> the im2col goes there (for the weight gradient).</summary>
     private static void ConvImages(ConvGeometry g, int c, int m, int groups, T[] x, T[] w, T[] y, int lo, int hi,
         KeptColumns? kept, int gemmThreads)
     {
         int cg = c / groups, mg = m / groups, k = g.KernelSize, hw = g.InSize, ohw = g.OutSize, rows = cg * k;
-        bool direct = WritesDirectly(ohw, rows);
-        int nb = kept is not null ? hi - lo : direct ? 1 : ChunkImages(hi - lo, rows, ohw);
+        bool direct = WritesDirectly(ohw);
+        int nb = kept is not null ? hi - lo : ChunkImages(hi - lo, rows, ohw);
         var col = kept is null ? Pool.Rent(rows * nb * ohw) : null;
         var yb = direct ? null : Pool.Rent(mg * nb * ohw);
         var xp = Pool.Rent(cg * g.PaddedSize);
@@ -135,13 +134,13 @@ internal sealed class ConvOp<T> : IOp<T> where T : unmanaged, IFloatingPointIeee
                 for (int j = 0; j < cnt; j++)
                     g.Im2ColPadded(x, ((n0 + j) * c + gi * cg) * hw, cg, colArr, colLd, colOff + j * ohw, xp);
                 var wg = Mat<T>.Dense(w, gi * mg * rows, mg, rows);
+                var cols = new Mat<T>(colArr, colOff, rows, len, colLd, 1);
                 if (direct)
-                    for (int j = 0; j < cnt; j++)
-                        Mat<T>.Multiply(wg, new Mat<T>(colArr, colOff + j * ohw, rows, ohw, colLd, 1), y,
-                            ((n0 + j) * m + gi * mg) * ohw, false, gemmThreads);
+                    Mat<T>.MultiplyBlocked(wg, cols, y, (n0 * m + gi * mg) * ohw, ohw, ohw, m * ohw, false,
+                        gemmThreads);
                 else
                 {
-                    Mat<T>.Multiply(wg, new Mat<T>(colArr, colOff, rows, len, colLd, 1), yb!, 0, false, gemmThreads);
+                    Mat<T>.Multiply(wg, cols, yb!, 0, false, gemmThreads);
                     for (int o = 0; o < mg; o++)
                         for (int j = 0; j < cnt; j++)
                             yb.AsSpan(o * len + j * ohw, ohw).CopyTo(y.AsSpan(((n0 + j) * m + gi * mg + o) * ohw));
@@ -307,10 +306,12 @@ internal sealed class ConvOp<T> : IOp<T> where T : unmanaged, IFloatingPointIeee
             int rows = p.Cg * k;
             var kept = c.Saved as KeptColumns;
             // With unit strides dX is the conv of dY with the flipped, transposed kernel (a gather into dX's own
-            // rows) rather than col2im of W^T * dY (a scatter of a 9x larger buffer). Measured on an AVX2 machine
-            // it is faster only where its products write dX directly (16x16 images: 7.6 vs 9.0 ms for 64 images
-            // of 16 channels; on 8x8 and 4x4 ones 10-25% slower).
-            var flip = dx is not null && g.Stride[0] == 1 && g.Stride[1] == 1 && WritesDirectly(hw, p.Mg * k)
+            // rows) rather than col2im of W^T * dY (a scatter of a 9x larger buffer), where its products write dX
+            // directly and the image is at least as wide as the flipped W (Mg * kernel): measured on an AVX2
+            // machine (64 images, the best of 250 steps), even on 16x16 images of 16 channels (7.5-9.6 against
+            // 8.7-9.1 ms), 10-25% slower on 8x8 and 4x4 images of 16-64 channels, where the im2col of dY is the
+            // larger.
+            var flip = dx is not null && g.Stride[0] == 1 && g.Stride[1] == 1 && WritesDirectly(hw) && hw >= p.Mg * k
                 ? FlippedGeometry(g) : null;
             var wf = flip is null ? null : FlippedWeights(w.R, p, k);
             // One weight-gradient partial per slice (the first is dw itself), summed in slice order.
