@@ -10,6 +10,7 @@ public class GemmTests
     public static TheoryData<int, int, int, bool, bool, bool> Shapes() => new()
     {
         { 16, 1000, 144, false, false, false },  // few rows: B read in place, ragged last panel
+        { 16, 1024, 40, false, false, true },    // few rows, but B's rows 4 KiB apart: packed
         { 9, 64, 9, false, false, true },        // fewer rows than a micro-tile
         { 64, 333, 600, false, false, true },    // k over two KC blocks
         { 192, 96, 40, false, true, false },     // the in-place limit, transposed B (packed)
