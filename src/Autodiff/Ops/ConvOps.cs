@@ -13,7 +13,8 @@
 // step (an arena is active) the forward's im2col is kept in the trace for dW instead of being rebuilt.
 // With unit strides dX is itself a conv, of dY with the kernel flipped and its in/out channels swapped,
 //   dX[n, g] = conv(dY[n, g], flip(W[g])^T), pads (k-1)*d - pad_begin and In - Out - that + (k-1)*d,
-// which runs where its products write dX directly, instead of a product into columns and a col2im scatter.
+// which runs where its products write dX directly and an image is at least as wide as the flipped W (Mg * kernel
+// columns), instead of a product into columns and a col2im scatter.
 //
 // ConvTranspose is Conv's input gradient: with W [C, M/group, kh, kw],
 //   Y[n, g] = col2im(W[g]^T * X[n, g]) + b,  dX[n, g] = W[g] * im2col(dY[n, g]),
