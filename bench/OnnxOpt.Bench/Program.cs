@@ -30,6 +30,8 @@
 //   train-speed [--steps 50] [--batch 64]      distillation steps/s of our trainer on the digits nets and the
 //               [--big-batch 8] [--profile]   ResNet-18-sized model (bench/train_speed.py: the same in PyTorch);
 //                                             --profile: milliseconds per op and step
+//   conv-kernels [--images 64] [--steps 250]  one 3x3 conv (the digits nets' layers) forward and backward in a
+//                                             training arena: best milliseconds and GFLOPS (taskset -c 1: one core)
 //   block-vs-filter [--iters 300]               unit=block vs filter pruning at the MACs the block drop leaves:
 //                                               digits ResNet (accuracy, latency), ResNet-18-sized (latency)
 using System.Diagnostics;
@@ -601,6 +603,45 @@ switch (args.FirstOrDefault())
             Console.WriteLine(string.Create(c, $"synflow {n,3} round(s): {sw.Elapsed.TotalSeconds,8:F2} s total, {r.MsPerRound,8:F0} ms per round (forward + backward + threshold), R = {r.R:G4}, density {(double)r.Kept / r.Weights:G3}, layer collapse: {(r.LayerCollapse ? "yes" : "none")}"));
         }
         Console.WriteLine(string.Create(c, $"peak working set: {Process.GetCurrentProcess().PeakWorkingSet64 / (1 << 20):N0} MB"));
+        return 0;
+    }
+    case "conv-kernels":
+    {
+        // One conv at a time, the layers of the digits nets (16x16 input): forward, then the backward for x, W
+        // and b, in an arena as in training; the best of --steps after 10 warm-up steps (the best, not the mean,
+        // filters a noisy VM's stalls out). 2 * N * M * C * 9 * H * W floating-point operations per product.
+        int images = int.Parse(Opt("--images", "64"), c), steps = int.Parse(Opt("--steps", "250"), c);
+        var rng = new SplitMix64(1);
+        float[] R(int len) { var a = new float[len]; for (int i = 0; i < len; i++) a[i] = (float)rng.NextGaussian(); return a; }
+        Console.WriteLine(string.Create(c, $"conv 3x3 pad 1, {images} images, {OnnxOpt.Autodiff.Kernels.Parallelism.Threads} threads, best of {steps} steps"));
+        foreach (var (ci, co, sz) in new[] { (16, 16, 16), (16, 32, 8), (32, 32, 8), (32, 64, 4), (64, 64, 4) })
+        {
+            var b = new GraphBuilder("conv");
+            var x = b.Input("x", DataType.Float, images, ci, sz, sz);
+            b.Output(b.Node("Conv", [x, b.Initializer("w", R(co * ci * 9), co, ci, 3, 3), b.Initializer("b", R(co), co)],
+                OnnxAttribute.IntList("pads", 1, 1, 1, 1)));
+            var m = b.Build();
+            var ev = new OnnxOpt.Autodiff.Evaluator<float>(m) { Arena = new OnnxOpt.Autodiff.Kernels.BufferArena<float>() };
+            var inputs = new Dictionary<string, OnnxOpt.Autodiff.NdArray<float>> { ["x"] = new([images, ci, sz, sz], R(images * ci * sz * sz)) };
+            var seed = new Dictionary<string, OnnxOpt.Autodiff.NdArray<float>>
+            { [m.Graph.Outputs[0].Name] = new([images, co, sz, sz], R(images * co * sz * sz)) };
+            double fwd = double.MaxValue, bwd = double.MaxValue;
+            for (int it = 0; it < steps + 10; it++)
+            {
+                ev.Arena.Recycle();
+                long t0 = Stopwatch.GetTimestamp();
+                var t = ev.Forward(inputs);
+                long t1 = Stopwatch.GetTimestamp();
+                ev.Backward(t, seed, ["x", "w", "b"]);
+                long t2 = Stopwatch.GetTimestamp();
+                if (it < 10) continue;
+                fwd = Math.Min(fwd, Stopwatch.GetElapsedTime(t0, t1).TotalMilliseconds);
+                bwd = Math.Min(bwd, Stopwatch.GetElapsedTime(t1, t2).TotalMilliseconds);
+            }
+            double flops = 2.0 * images * co * ci * 9 * sz * sz;
+            Console.WriteLine(string.Create(c, $"{ci,3} -> {co,3} at {sz,2}x{sz,-2}: forward {fwd,7:F3} ms ({flops / fwd / 1e6,5:F1} GFLOPS), "
+                + $"backward {bwd,7:F3} ms ({2 * flops / bwd / 1e6,5:F1} GFLOPS)"));
+        }
         return 0;
     }
     default:

@@ -76,8 +76,8 @@ internal static class Gemm<T> where T : unmanaged, IFloatingPointIeee754<T>
     // in alternated train-speed runs on the digits nets (VGG-style 37-40 against 25-33 steps/s without), but the
     // noise of that machine was as large as the gain. Rows a multiple of 4 KiB apart are never read in place: they
     // all fall in the same L1 sets (a conv's kept im2col has N * Ho*Wo columns, 64 KiB apart for 64 images of
-    // 16x16), and packing them was 15-28% faster on every conv forward of the digits nets (AVX2, one core,
-    // best of 250 steps: 16 channels at 16x16 9.9 -> 7.4 ms, 64 at 4x4 5.2 -> 3.7 ms).
+    // 16x16), and packing them made every conv forward of the digits nets 9-28% faster (`taskset -c 1
+    // onnxopt-bench conv-kernels`, AVX2: 16 channels at 16x16 9.7-10.8 -> 7.3 ms, 64 at 4x4 4.9 -> 3.5 ms).
     private const int DirectRows = 192;
     private static readonly int NC = typeof(T) == typeof(double) ? 512 : 1024;
     // Packing buffers, one pair per thread, kept between products (a training step makes hundreds).

@@ -308,8 +308,8 @@ internal sealed class ConvOp<T> : IOp<T> where T : unmanaged, IFloatingPointIeee
             var kept = c.Saved as KeptColumns;
             // With unit strides dX is the conv of dY with the flipped, transposed kernel (a gather into dX's own
             // rows) rather than col2im of W^T * dY (a scatter of a 9x larger buffer), where its products write dX
-            // directly and the image is at least as wide as the flipped W (Mg * kernel): measured on an AVX2
-            // machine (64 images, the best of 250 steps), even on 16x16 images of 16 channels (7.5-9.6 against
+            // directly and the image is at least as wide as the flipped W (Mg * kernel): measured on one AVX2
+            // core (the layers of `onnxopt-bench conv-kernels`), even on 16x16 images of 16 channels (7.5-9.6 against
             // 8.7-9.1 ms), 10-25% slower on 8x8 and 4x4 images of 16-64 channels, where the im2col of dY is the
             // larger.
             var flip = dx is not null && g.Stride[0] == 1 && g.Stride[1] == 1 && WritesDirectly(hw) && hw >= p.Mg * k
