@@ -369,7 +369,7 @@ internal static class Gemm<T> where T : unmanaged, IFloatingPointIeee754<T>
                 int kk = 0;
                 for (; kk + 8 <= kc; kk += 8)
                     for (int jb = 0; jb < NR; jb += 8)
-                        Transpose8x8(ref Unsafe.Add(ref src, jb * bCol + kk), bCol,
+                        Transpose.Block8x8(ref Unsafe.Add(ref src, jb * bCol + kk), bCol,
                             ref Unsafe.Add(ref to, kk * NR + jb), NR);
                 for (; kk < kc; kk++)
                     for (int j = 0; j < NR; j++) dst[kk * NR + j] = b[off + (j0 + j) * bCol + kk];
@@ -383,35 +383,6 @@ internal static class Gemm<T> where T : unmanaged, IFloatingPointIeee754<T>
                     row[w..].Clear();
                 }
         }
-    }
-
-    /// <summary>dst[c * dstStride + r] = src[r * srcStride + c] for an 8 x 8 block of floats.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Transpose8x8(ref float src, int srcStride, ref float dst, int dstStride)
-    {
-        var r0 = Vector256.LoadUnsafe(ref src); var r1 = Vector256.LoadUnsafe(ref src, (nuint)srcStride);
-        var r2 = Vector256.LoadUnsafe(ref src, (nuint)(2 * srcStride));
-        var r3 = Vector256.LoadUnsafe(ref src, (nuint)(3 * srcStride));
-        var r4 = Vector256.LoadUnsafe(ref src, (nuint)(4 * srcStride));
-        var r5 = Vector256.LoadUnsafe(ref src, (nuint)(5 * srcStride));
-        var r6 = Vector256.LoadUnsafe(ref src, (nuint)(6 * srcStride));
-        var r7 = Vector256.LoadUnsafe(ref src, (nuint)(7 * srcStride));
-        var t0 = Avx.UnpackLow(r0, r1); var t1 = Avx.UnpackHigh(r0, r1);
-        var t2 = Avx.UnpackLow(r2, r3); var t3 = Avx.UnpackHigh(r2, r3);
-        var t4 = Avx.UnpackLow(r4, r5); var t5 = Avx.UnpackHigh(r4, r5);
-        var t6 = Avx.UnpackLow(r6, r7); var t7 = Avx.UnpackHigh(r6, r7);
-        var s0 = Avx.Shuffle(t0, t2, 0x44); var s1 = Avx.Shuffle(t0, t2, 0xEE);
-        var s2 = Avx.Shuffle(t1, t3, 0x44); var s3 = Avx.Shuffle(t1, t3, 0xEE);
-        var s4 = Avx.Shuffle(t4, t6, 0x44); var s5 = Avx.Shuffle(t4, t6, 0xEE);
-        var s6 = Avx.Shuffle(t5, t7, 0x44); var s7 = Avx.Shuffle(t5, t7, 0xEE);
-        Avx.Permute2x128(s0, s4, 0x20).StoreUnsafe(ref dst);
-        Avx.Permute2x128(s1, s5, 0x20).StoreUnsafe(ref dst, (nuint)dstStride);
-        Avx.Permute2x128(s2, s6, 0x20).StoreUnsafe(ref dst, (nuint)(2 * dstStride));
-        Avx.Permute2x128(s3, s7, 0x20).StoreUnsafe(ref dst, (nuint)(3 * dstStride));
-        Avx.Permute2x128(s0, s4, 0x31).StoreUnsafe(ref dst, (nuint)(4 * dstStride));
-        Avx.Permute2x128(s1, s5, 0x31).StoreUnsafe(ref dst, (nuint)(5 * dstStride));
-        Avx.Permute2x128(s2, s6, 0x31).StoreUnsafe(ref dst, (nuint)(6 * dstStride));
-        Avx.Permute2x128(s3, s7, 0x31).StoreUnsafe(ref dst, (nuint)(7 * dstStride));
     }
 
     /// <summary>A[i, k] for i &lt; mc, k &lt; kc into panels of MR rows: ap[(panel*kc + k)*MR + ii].</summary>
@@ -440,7 +411,7 @@ internal static class Gemm<T> where T : unmanaged, IFloatingPointIeee754<T>
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector<T> Fma(Vector<T> x, Vector<T> y, Vector<T> acc)
+    internal static Vector<T> Fma(Vector<T> x, Vector<T> y, Vector<T> acc)
     {
         if (typeof(T) == typeof(double)) return Vector.FusedMultiplyAdd(x.As<T, double>(), y.As<T, double>(),
             acc.As<T, double>()).As<double, T>();
