@@ -167,12 +167,16 @@ internal sealed class ConvOp<T> : IOp<T> where T : unmanaged, IFloatingPointIeee
     internal static T[] BiasGrad(T[] gy, int n, int m, int inner)
     {
         var db = Buffers<T>.New(m);
+        int vc = Vector<T>.Count;
         for (int i = 0; i < n; i++)
             for (int o = 0; o < m; o++)
             {
                 var s = gy.AsSpan((i * m + o) * inner, inner);
-                T acc = T.Zero;
-                foreach (var v in s) acc += v;
+                var sum = Vector<T>.Zero;
+                int j = 0;
+                for (; j + vc <= s.Length; j += vc) sum += Vector.LoadUnsafe(ref s[j]);
+                T acc = Vector.Sum(sum);
+                for (; j < s.Length; j++) acc += s[j];
                 db[o] += acc;
             }
         return db;
