@@ -11,10 +11,13 @@
 // over the slices in order (the same bytes on any number of cores). When Ho*Wo is a whole number of GEMM
 // tiles the chunk's product is written straight into Y in column blocks of one image (no copy). In a training
 // step (an arena is active) the forward's im2col is kept in the trace for dW instead of being rebuilt.
+// Where the output rows are whole vectors (DirectConv.Applies: 8x8 and 16x16 float images on AVX2) the product
+// skips im2col altogether: the forward (bias included) and dW read the padded input through an offset table, one
+// image (dW: a few) at a time, and nothing is kept.
 // With unit strides dX is itself a conv, of dY with the kernel flipped and its in/out channels swapped,
 //   dX[n, g] = conv(dY[n, g], flip(W[g])^T), pads (k-1)*d - pad_begin and In - Out - that + (k-1)*d,
-// which runs where its products write dX directly and an image is at least as wide as the flipped W (Mg * kernel
-// columns), instead of a product into columns and a col2im scatter.
+// which runs where the direct kernel applies to it, or where its products write dX directly and an image is at
+// least as wide as the flipped W (Mg * kernel columns), instead of a product into columns and a col2im scatter.
 //
 // ConvTranspose is Conv's input gradient: with W [C, M/group, kh, kw],
 //   Y[n, g] = col2im(W[g]^T * X[n, g]) + b,  dX[n, g] = W[g] * im2col(dY[n, g]),
@@ -93,18 +96,21 @@ internal sealed class ConvOp<T> : IOp<T> where T : unmanaged, IFloatingPointIeee
         // Every element of y (and of the kept columns) is written below.
         var y = Buffers<T>.NewUninitialized(NdArray<T>.Size(outShape));
         int k = g.KernelSize, hw = g.InSize, ohw = g.OutSize;
+        // The direct kernel adds the bias itself and needs no im2col for the weight gradient.
+        bool direct = !p.Depthwise && DirectConv<T>.Applies(g);
+        var b = c.Optional(2)?.R;
         if (p.Depthwise) DepthwiseForward(p, x, w, y);
         else
         {
             int rows = p.Cg * k, ld = p.N * ohw;
             long all = (long)p.Groups * rows * ld;
-            var kept = BufferArena<T>.Active && all <= KeepElements
+            var kept = !direct && BufferArena<T>.Active && all <= KeepElements
                 ? new KeptColumns(Buffers<T>.NewUninitialized((int)all), ld) : null;
             c.Saved = kept;
             ForSlices(p.N, (_, lo, hi, gemmThreads) => ConvImages(g, p.C, p.M, p.Groups, x, w, y, lo, hi, kept,
-                gemmThreads));
+                gemmThreads, direct ? b : null));
         }
-        if (c.Optional(2) is { } bias) AddBias(y, bias.R, p.N, p.M, ohw);
+        if (b is not null && !direct) AddBias(y, b, p.N, p.M, ohw);
         return [new NdArray<T>(outShape, y)];
     }
 
@@ -113,13 +119,31 @@ internal sealed class ConvOp<T> : IOp<T> where T : unmanaged, IFloatingPointIeee
     private static bool WritesDirectly(int ohw) => ohw % Gemm<T>.TileColumns == 0;
 
     /// <summary>y[n, gi*Mg + m] = W[gi] * im2col(x[n, gi]) for images [lo, hi): c input and m output channels in
-    /// groups, w row-major [m][c/groups * kernel]. A chunk of images side by side is one product per group, written
-    /// straight into y in column blocks of one image where an image is a whole number of tiles, else into a
-    /// buffer and copied. With <paramref name="kept"/> the im2col goes there (for the weight gradient).</summary>
+    /// groups, w row-major [m][c/groups * kernel]. Where the direct kernel applies (and nothing is to be kept) it
+    /// runs image by image, adding <paramref name="bias"/> if given. Otherwise a chunk of images side by side is
+    /// one product per group, written straight into y in column blocks of one image where an image is a whole
+    /// number of tiles, else into a buffer and copied; with <paramref name="kept"/> the im2col goes there (for the
+    /// weight gradient).</summary>
     private static void ConvImages(ConvGeometry g, int c, int m, int groups, T[] x, T[] w, T[] y, int lo, int hi,
-        KeptColumns? kept, int gemmThreads)
+        KeptColumns? kept, int gemmThreads, T[]? bias = null)
     {
         int cg = c / groups, mg = m / groups, k = g.KernelSize, hw = g.InSize, ohw = g.OutSize, rows = cg * k;
+        if (kept is null && DirectConv<T>.Applies(g))
+        {
+            var dc = new DirectConv<T>(g, cg);
+            var xq = Pool.Rent(dc.ImageSize);
+            for (int gi = 0; gi < groups; gi++)
+            {
+                var packed = dc.Pack(w, gi * mg * rows, mg);
+                for (int n = lo; n < hi; n++)
+                {
+                    dc.Pad(x, (n * c + gi * cg) * hw, xq, 0);
+                    dc.Forward(xq, 0, packed, y, (n * m + gi * mg) * ohw, bias, gi * mg);
+                }
+            }
+            Pool.Return(xq);
+            return;
+        }
         bool direct = WritesDirectly(ohw);
         int nb = kept is not null ? hi - lo : ChunkImages(hi - lo, rows, ohw);
         var col = kept is null ? Pool.Rent(rows * nb * ohw) : null;
@@ -294,6 +318,38 @@ internal sealed class ConvOp<T> : IOp<T> where T : unmanaged, IFloatingPointIeee
             });
     }
 
+    /// <summary>part[gi*Mg*rows..] = dW of images [lo, hi) by the direct kernel: a few images at a time (at least
+    /// 256 pixels) padded and their gradients made pixel-major, summed over in order into the tiles'
+    /// accumulators.</summary>
+    private static void DirectWeightGradient(ConvGeometry g, Plan p, T[] x, T[] gy, int lo, int hi, T[] part)
+    {
+        var dc = new DirectConv<T>(g, p.Cg);
+        int hw = g.InSize, ohw = g.OutSize, per = Math.Clamp(256 / ohw, 1, Math.Max(1, hi - lo));
+        int mp = DirectConv<T>.PaddedChannels(p.Mg);
+        var xq = Pool.Rent(per * dc.ImageSize);
+        var gt = Pool.Rent(per * ohw * mp);
+        int accLen = dc.AccumulatorCount(p.Mg);
+        var acc = ArrayPool<Vector<T>>.Shared.Rent(accLen);
+        for (int gi = 0; gi < p.Groups; gi++)
+        {
+            acc.AsSpan(0, accLen).Clear();
+            for (int n0 = lo; n0 < hi; n0 += per)
+            {
+                int cnt = Math.Min(per, hi - n0);
+                for (int j = 0; j < cnt; j++)
+                {
+                    dc.Pad(x, ((n0 + j) * p.C + gi * p.Cg) * hw, xq, j * dc.ImageSize);
+                    dc.Transpose(gy, ((n0 + j) * p.M + gi * p.Mg) * ohw, p.Mg, gt, j * ohw * mp);
+                }
+                dc.WeightGradient(xq, gt, cnt, p.Mg, acc.AsSpan(0, accLen));
+            }
+            dc.Reduce(acc.AsSpan(0, accLen), p.Mg, part, gi * p.Mg * dc.Rows);
+        }
+        ArrayPool<Vector<T>>.Shared.Return(acc);
+        Pool.Return(gt);
+        Pool.Return(xq);
+    }
+
     public NdArray<T>?[] Backward(OpCall<T> c, NdArray<T>?[] gradOutputs, bool[] needed)
     {
         var r = new NdArray<T>?[c.Inputs.Length];
@@ -315,10 +371,14 @@ internal sealed class ConvOp<T> : IOp<T> where T : unmanaged, IFloatingPointIeee
             // directly and the image is at least as wide as the flipped W (Mg * kernel): measured on one AVX2
             // core (the layers of `onnxopt-bench conv-kernels`), even on 16x16 images of 16 channels (7.5-9.6 against
             // 8.7-9.1 ms), 10-25% slower on 8x8 and 4x4 images of 16-64 channels, where the im2col of dY is the
-            // larger.
-            var flip = dx is not null && g.Stride[0] == 1 && g.Stride[1] == 1 && WritesDirectly(hw) && hw >= p.Mg * k
-                ? FlippedGeometry(g) : null;
+            // larger. Where the direct kernel runs the flipped conv there is no im2col of dY at all, and it is
+            // 2-3x faster than either (16->16 channels at 16x16, 64 images: 2.2 ms for dX and dW against 5.2).
+            var flip = dx is not null && g.Stride[0] == 1 && g.Stride[1] == 1 ? FlippedGeometry(g) : null;
+            if (flip is not null && !DirectConv<T>.Applies(flip) && !(WritesDirectly(hw) && hw >= p.Mg * k))
+                flip = null;
             var wf = flip is null ? null : FlippedWeights(w.R, p, k);
+            // The weight gradient reads the padded input through the direct kernel's offsets, no im2col either.
+            bool directW = dw is not null && DirectConv<T>.Applies(g);
             // One weight-gradient partial per slice (the first is dw itself), summed in slice order.
             var parts = new T[]?[Slicing(p.N).Count];
             ForSlices(p.N, (s, lo, hi, gemmThreads) =>
@@ -326,11 +386,14 @@ internal sealed class ConvOp<T> : IOp<T> where T : unmanaged, IFloatingPointIeee
                 int nb = kept is not null ? hi - lo : ChunkImages(p.N, rows, ohw);
                 var part = dw is null ? null : s == 0 ? dw : parts[s] = Pool.Rent(dw.Length);
                 if (part is not null && s > 0) part.AsSpan(0, dw!.Length).Clear();
+                if (directW) DirectWeightGradient(g, p, x.R, gy, lo, hi, part!);
+                var gemmPart = directW ? null : part;
                 // The column buffer: im2col for dW unless it was kept, and W^T * dY for dX.
-                var col = kept is null || (dx is not null && flip is null) ? Pool.Rent(rows * nb * ohw) : null;
+                var col = (gemmPart is not null && kept is null) || (dx is not null && flip is null)
+                    ? Pool.Rent(rows * nb * ohw) : null;
                 var gyb = Pool.Rent(p.Mg * nb * ohw);
                 var xp = Pool.Rent(p.Cg * g.PaddedSize);
-                for (int n0 = lo; n0 < hi && (part is not null || flip is null); n0 += nb)
+                for (int n0 = lo; n0 < hi && (gemmPart is not null || flip is null); n0 += nb)
                 {
                     int cnt = Math.Min(nb, hi - n0), len = cnt * ohw;
                     for (int gi = 0; gi < p.Groups; gi++)
@@ -340,7 +403,7 @@ internal sealed class ConvOp<T> : IOp<T> where T : unmanaged, IFloatingPointIeee
                                 gy.AsSpan(((n0 + j) * p.M + gi * p.Mg + m) * ohw, ohw).CopyTo(gyb.AsSpan(m * len
                                     + j * ohw));
                         var gyg = Mat<T>.Dense(gyb, 0, p.Mg, len);
-                        if (part is not null)
+                        if (gemmPart is not null)
                         {
                             Mat<T> colM;
                             if (kept is not null) colM = new Mat<T>(kept.Col, gi * rows * kept.Ld + n0 * ohw, rows, len,
@@ -352,7 +415,7 @@ internal sealed class ConvOp<T> : IOp<T> where T : unmanaged, IFloatingPointIeee
                                         xp);
                                 colM = Mat<T>.Dense(col!, 0, rows, len);
                             }
-                            Mat<T>.Multiply(gyg, colM.T_, part, gi * p.Mg * rows, true, gemmThreads);
+                            Mat<T>.Multiply(gyg, colM.T_, gemmPart, gi * p.Mg * rows, true, gemmThreads);
                         }
                         if (dx is not null && flip is null)
                         {
