@@ -30,8 +30,10 @@
 //   train-speed [--steps 50] [--batch 64]      distillation steps/s of our trainer on the digits nets and the
 //               [--big-batch 8] [--profile]   ResNet-18-sized model (bench/train_speed.py: the same in PyTorch);
 //                                             --profile: milliseconds per op and step
-//   conv-kernels [--images 64] [--steps 250]  one 3x3 conv (the digits nets' layers) forward and backward in a
-//                                             training arena: best milliseconds and GFLOPS (taskset -c 1: one core)
+//   conv-kernels [--images 64] [--steps 250]  one conv at a time (the VGG- and ResNet-style nets' layers) forward
+//                [--grads x,w,b]              and backward in a training arena: best milliseconds and GFLOPS
+//                                             (taskset -c 1: one core); --grads: the gradients the backward
+//                                             computes (x: input, w, b)
 //   block-vs-filter [--iters 300]               unit=block vs filter pruning at the MACs the block drop leaves:
 //                                               digits ResNet (accuracy, latency), ResNet-18-sized (latency)
 using System.Diagnostics;
@@ -607,24 +609,30 @@ switch (args.FirstOrDefault())
     }
     case "conv-kernels":
     {
-        // One conv at a time, the layers of the digits nets (16x16 input): forward, then the backward for x, W
-        // and b, in an arena as in training; the best of --steps after 10 warm-up steps (the best, not the mean,
-        // filters a noisy VM's stalls out). 2 * N * M * C * 9 * H * W floating-point operations per product.
+        // One conv at a time, the layers of the digits nets (16x16 input): forward, then the backward for the
+        // gradients in --grads (of x, w, b), in an arena as in training; the best of --steps after 10 warm-up steps
+        // (the best, not the mean, filters a noisy VM's stalls out). 2 * N * M * C * kh * kw * Ho * Wo
+        // floating-point operations per product (the forward's, and one per gradient of x or w asked).
         int images = int.Parse(Opt("--images", "64"), c), steps = int.Parse(Opt("--steps", "250"), c);
+        var grads = Opt("--grads", "x,w,b").Split(',');
         var rng = new SplitMix64(1);
         float[] R(int len) { var a = new float[len]; for (int i = 0; i < len; i++) a[i] = (float)rng.NextGaussian(); return a; }
-        Console.WriteLine(string.Create(c, $"conv 3x3 pad 1, {images} images, {OnnxOpt.Autodiff.Kernels.Parallelism.Threads} threads, best of {steps} steps"));
-        foreach (var (ci, co, sz) in new[] { (16, 16, 16), (16, 32, 8), (32, 32, 8), (32, 64, 4), (64, 64, 4) })
+        Console.WriteLine(string.Create(c, $"conv, {images} images, {OnnxOpt.Autodiff.Kernels.Parallelism.Threads} threads, best of {steps} steps"));
+        // (input channels, output channels, input size, kernel, stride): the convs of the VGG- and ResNet-style nets.
+        var layers = new[] { (1, 16, 16, 3, 1), (16, 16, 16, 3, 1), (16, 32, 16, 3, 2), (16, 32, 16, 1, 2), (16, 32, 8, 3, 1),
+            (32, 32, 8, 3, 1), (32, 64, 8, 3, 2), (32, 64, 8, 1, 2), (32, 64, 4, 3, 1), (64, 64, 4, 3, 1) };
+        foreach (var (ci, co, sz, kk, st) in layers)
         {
+            int pad = kk / 2, osz = (sz + 2 * pad - kk) / st + 1;
             var b = new GraphBuilder("conv");
             var x = b.Input("x", DataType.Float, images, ci, sz, sz);
-            b.Output(b.Node("Conv", [x, b.Initializer("w", R(co * ci * 9), co, ci, 3, 3), b.Initializer("b", R(co), co)],
-                OnnxAttribute.IntList("pads", 1, 1, 1, 1)));
+            b.Output(b.Node("Conv", [x, b.Initializer("w", R(co * ci * kk * kk), co, ci, kk, kk), b.Initializer("b", R(co), co)],
+                OnnxAttribute.IntList("pads", pad, pad, pad, pad), OnnxAttribute.IntList("strides", st, st)));
             var m = b.Build();
             var ev = new OnnxOpt.Autodiff.Evaluator<float>(m) { Arena = new OnnxOpt.Autodiff.Kernels.BufferArena<float>() };
             var inputs = new Dictionary<string, OnnxOpt.Autodiff.NdArray<float>> { ["x"] = new([images, ci, sz, sz], R(images * ci * sz * sz)) };
             var seed = new Dictionary<string, OnnxOpt.Autodiff.NdArray<float>>
-            { [m.Graph.Outputs[0].Name] = new([images, co, sz, sz], R(images * co * sz * sz)) };
+            { [m.Graph.Outputs[0].Name] = new([images, co, osz, osz], R(images * co * osz * osz)) };
             double fwd = double.MaxValue, bwd = double.MaxValue;
             for (int it = 0; it < steps + 10; it++)
             {
@@ -632,15 +640,17 @@ switch (args.FirstOrDefault())
                 long t0 = Stopwatch.GetTimestamp();
                 var t = ev.Forward(inputs);
                 long t1 = Stopwatch.GetTimestamp();
-                ev.Backward(t, seed, ["x", "w", "b"]);
+                ev.Backward(t, seed, grads);
                 long t2 = Stopwatch.GetTimestamp();
                 if (it < 10) continue;
                 fwd = Math.Min(fwd, Stopwatch.GetElapsedTime(t0, t1).TotalMilliseconds);
                 bwd = Math.Min(bwd, Stopwatch.GetElapsedTime(t1, t2).TotalMilliseconds);
             }
-            double flops = 2.0 * images * co * ci * 9 * sz * sz;
-            Console.WriteLine(string.Create(c, $"{ci,3} -> {co,3} at {sz,2}x{sz,-2}: forward {fwd,7:F3} ms ({flops / fwd / 1e6,5:F1} GFLOPS), "
-                + $"backward {bwd,7:F3} ms ({2 * flops / bwd / 1e6,5:F1} GFLOPS)"));
+            // The backward's products: one per gradient of x and W asked for (the bias's is a sum).
+            double flops = 2.0 * images * co * ci * kk * kk * osz * osz;
+            int products = grads.Count(g => g is "x" or "w");
+            Console.WriteLine(string.Create(c, $"{ci,3} -> {co,3} {kk}x{kk}/{st} at {sz,2}x{sz,-2}: forward {fwd,7:F3} ms ({flops / fwd / 1e6,5:F1} GFLOPS), "
+                + $"backward {bwd,7:F3} ms ({products * flops / bwd / 1e6,5:F1} GFLOPS)"));
         }
         return 0;
     }
