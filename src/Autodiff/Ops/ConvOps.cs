@@ -341,7 +341,7 @@ internal sealed class ConvOp<T> : IOp<T> where T : unmanaged, IFloatingPointIeee
                     dc.Pad(x, ((n0 + j) * p.C + gi * p.Cg) * hw, xq, j * dc.ImageSize);
                     dc.Transpose(gy, ((n0 + j) * p.M + gi * p.Mg) * ohw, p.Mg, gt, j * ohw * mp);
                 }
-                dc.WeightGradient(xq, gt, cnt, p.Mg, acc.AsSpan(0, accLen));
+                dc.WeightGradient(xq, gt, cnt, p.Mg, acc.AsSpan(0, accLen), 0, dc.TileCount(p.Mg));
             }
             dc.Reduce(acc.AsSpan(0, accLen), p.Mg, part, gi * p.Mg * dc.Rows);
         }
