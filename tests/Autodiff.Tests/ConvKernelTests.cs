@@ -2,7 +2,8 @@
 // the direct kernel (output rows whole vectors: 16x16, 8x8, stride-2 and stride-3 column phases, dilation,
 // asymmetric pads, groups, output channels that are not whole tiles, 1-D), the flipped conv for dX, the GEMM over
 // im2col (4x4 outputs, a 1x1 window of stride 2), with and without an arena (kept columns), in float32 and
-// float64. The VJP check in EvaluatorTests samples 12 elements per tensor; this one compares every element.
+// float64, on one thread and on all (the same bytes). The VJP check in EvaluatorTests samples 12 elements per
+// tensor; this one compares every element.
 using System.Numerics;
 using OnnxOpt.Autodiff;
 using OnnxOpt.Autodiff.Kernels;
@@ -57,13 +58,17 @@ public class ConvKernelTests
         var (dx, dw, db) = ReferenceGradients(c, x, w, gy, outShape);
         foreach (bool arena in new[] { false, true })
         {
-            Check<float>(model, c, x, w, b, gy, y, dx, dw, db, arena, 2e-5);
+            var f32 = Check<float>(model, c, x, w, b, gy, y, dx, dw, db, arena, 2e-5);
             Check<double>(model, c, x, w, b, gy, y, dx, dw, db, arena, 1e-12);
+            // The same bytes on one thread as on all of them (slices and tile splits change, sums must not).
+            using (Parallelism.Limit(1))
+                Assert.Equal(f32, Check<float>(model, c, x, w, b, gy, y, dx, dw, db, arena, 2e-5));
         }
         Assert.Equal(r + 2, outShape.Length);
     }
 
-    private static void Check<T>(Model model, Case c, double[] x, double[] w, double[] b, double[] gy, double[] y,
+    /// <summary>Checks y, dx, dw and db of the evaluator in T against the sums; returns them concatenated.</summary>
+    private static T[] Check<T>(Model model, Case c, double[] x, double[] w, double[] b, double[] gy, double[] y,
         double[] dx, double[] dw, double[] db, bool arena, double tol) where T : unmanaged, IFloatingPointIeee754<T>
     {
         var ev = new Evaluator<T>(model) { Arena = arena ? new BufferArena<T>() : null };
@@ -78,6 +83,7 @@ public class ConvKernelTests
         Near(dx, grads["x"], "dx", label, tol);
         Near(dw, grads["w"], "dw", label, tol);
         Near(db, grads["b"], "db", label, tol);
+        return [.. yv.R, .. grads["x"].R, .. grads["w"].R, .. grads["b"].R];
     }
 
     private static void Near<T>(double[] expected, NdArray<T> got, string what, string label, double tol)

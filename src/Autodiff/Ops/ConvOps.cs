@@ -11,9 +11,11 @@
 // over the slices in order (the same bytes on any number of cores). When Ho*Wo is a whole number of GEMM
 // tiles the chunk's product is written straight into Y in column blocks of one image (no copy). In a training
 // step (an arena is active) the forward's im2col is kept in the trace for dW instead of being rebuilt.
-// Where the output rows are whole vectors (DirectConv.Applies: 8x8 and 16x16 float images on AVX2) the product
-// skips im2col altogether: the forward (bias included) and dW read the padded input through an offset table, one
-// image (dW: a few) at a time, and nothing is kept.
+// Where the output rows are whole vectors (DirectConv.Applies: 8x8 and 16x16 float images on AVX2), or images are
+// small (at most 64 pixels: the channels-last form), the product skips im2col altogether: the forward (bias
+// included) and dW read the padded input through an offset table, a few images at a time, and nothing is kept.
+// Those run over all images at once, weights packed once, the forward in one slice per thread and dW with its tiles
+// split over the threads: no per-slice packing or partial sums, the same bytes on any number of threads.
 // With unit strides dX is itself a conv, of dY with the kernel flipped and its in/out channels swapped,
 //   dX[n, g] = conv(dY[n, g], flip(W[g])^T), pads (k-1)*d - pad_begin and In - Out - that + (k-1)*d,
 // which runs where the direct kernel applies to it, or where its products write dX directly and an image is at
@@ -97,7 +99,7 @@ internal sealed class ConvOp<T> : IOp<T> where T : unmanaged, IFloatingPointIeee
         var y = Buffers<T>.NewUninitialized(NdArray<T>.Size(outShape));
         int k = g.KernelSize, hw = g.InSize, ohw = g.OutSize;
         // The direct kernel adds the bias itself and needs no im2col for the weight gradient.
-        bool direct = !p.Depthwise && DirectConv<T>.Applies(g);
+        bool direct = !p.Depthwise && Direct(g);
         var b = c.Optional(2)?.R;
         if (p.Depthwise) DepthwiseForward(p, x, w, y);
         else
@@ -107,8 +109,9 @@ internal sealed class ConvOp<T> : IOp<T> where T : unmanaged, IFloatingPointIeee
             var kept = !direct && BufferArena<T>.Active && all <= KeepElements
                 ? new KeptColumns(Buffers<T>.NewUninitialized((int)all), ld) : null;
             c.Saved = kept;
-            ForSlices(p.N, (_, lo, hi, gemmThreads) => ConvImages(g, p.C, p.M, p.Groups, x, w, y, lo, hi, kept,
-                gemmThreads, direct ? b : null));
+            if (direct) DirectImages(g, p.C, p.M, p.Groups, x, w, y, p.N, b);
+            else ForSlices(p.N, (_, lo, hi, gemmThreads) => ConvImages(g, p.C, p.M, p.Groups, x, w, y, lo, hi, kept,
+                gemmThreads));
         }
         if (b is not null && !direct) AddBias(y, b, p.N, p.M, ohw);
         return [new NdArray<T>(outShape, y)];
@@ -118,32 +121,64 @@ internal sealed class ConvOp<T> : IOp<T> where T : unmanaged, IFloatingPointIeee
     /// of one image each: when an image is a whole number of GEMM tiles (no tile straddles two images).</summary>
     private static bool WritesDirectly(int ohw) => ohw % Gemm<T>.TileColumns == 0;
 
+    /// <summary>Whether one of the direct kernels runs a conv of this geometry.</summary>
+    private static bool Direct(ConvGeometry g) => DirectConv<T>.Applies(g) || DirectConv<T>.AppliesChannelsLast(g);
+
+    /// <summary>y[n, gi*Mg + m] = bias[gi*Mg + m] + W[gi] * im2col(x[n, gi]) for all n images by a direct kernel:
+    /// the weights packed once per group, the images in one slice per thread, each padded on its own (a few at a
+    /// time, at least 256 pixels, for the channels-last form, whose outputs are then transposed into y). Every
+    /// image is computed alone, so the bytes do not depend on the slices.</summary>
+    private static void DirectImages(ConvGeometry g, int c, int m, int groups, T[] x, T[] w, T[] y, int n,
+        T[]? bias)
+    {
+        int cg = c / groups, mg = m / groups, hw = g.InSize, ohw = g.OutSize;
+        var dc = new DirectConv<T>(g, cg);
+        bool rows = DirectConv<T>.Applies(g);
+        int mp = DirectConv<T>.PaddedChannels(mg), per = rows ? 1 : Math.Clamp(256 / ohw, 1, Math.Max(1, n));
+        var tiles = rows ? Enumerable.Range(0, groups).Select(gi => dc.Pack(w, gi * mg * dc.Rows, mg)).ToArray() : null;
+        var last = rows ? null : Enumerable.Range(0, groups).Select(gi =>
+        {
+            var a = Pool.Rent(mp * dc.Rows);
+            dc.PackChannelsLast(w, gi * mg * dc.Rows, mg, a);
+            return a;
+        }).ToArray();
+        int slices = Math.Clamp(Parallelism.Threads, 1, Math.Max(1, (n + per - 1) / per));
+        void Slice(int s)
+        {
+            int lo = s * n / slices, hi = (s + 1) * n / slices;
+            var xq = Pool.Rent(per * dc.ImageSize);
+            var yt = rows ? null : Pool.Rent(dc.ChannelsLastRows(per) * mp);
+            for (int gi = 0; gi < groups; gi++)
+                for (int n0 = lo; n0 < hi; n0 += per)
+                {
+                    int cnt = Math.Min(per, hi - n0);
+                    for (int j = 0; j < cnt; j++) dc.Pad(x, ((n0 + j) * c + gi * cg) * hw, xq, j * dc.ImageSize);
+                    if (rows)
+                    {
+                        dc.Forward(xq, 0, tiles![gi], y, (n0 * m + gi * mg) * ohw, bias, gi * mg);
+                        continue;
+                    }
+                    dc.ForwardChannelsLast(xq, cnt, last![gi], mg, bias, gi * mg, yt!);
+                    for (int j = 0; j < cnt; j++)
+                        Kernels.Transpose.Matrix(yt!, j * ohw * mp, mp, ohw, mg, y, ((n0 + j) * m + gi * mg) * ohw,
+                            ohw);
+                }
+            if (yt is not null) Pool.Return(yt);
+            Pool.Return(xq);
+        }
+        if (slices == 1) Slice(0);
+        else Parallel.For(0, slices, new ParallelOptions { MaxDegreeOfParallelism = slices }, Slice);
+        if (last is not null) foreach (var a in last) Pool.Return(a);
+    }
+
     /// <summary>y[n, gi*Mg + m] = W[gi] * im2col(x[n, gi]) for images [lo, hi): c input and m output channels in
-    /// groups, w row-major [m][c/groups * kernel]. Where the direct kernel applies (and nothing is to be kept) it
-    /// runs image by image, adding <paramref name="bias"/> if given. Otherwise a chunk of images side by side is
-    /// one product per group, written straight into y in column blocks of one image where an image is a whole
-    /// number of tiles, else into a buffer and copied; with <paramref name="kept"/> the im2col goes there (for the
-    /// weight gradient).</summary>
+    /// groups, w row-major [m][c/groups * kernel]. A chunk of images side by side is one product per group,
+    /// written straight into y in column blocks of one image where an image is a whole number of tiles, else into
+    /// a buffer and copied. With <paramref name="kept"/> the im2col goes there (for the weight gradient).</summary>
     private static void ConvImages(ConvGeometry g, int c, int m, int groups, T[] x, T[] w, T[] y, int lo, int hi,
-        KeptColumns? kept, int gemmThreads, T[]? bias = null)
+        KeptColumns? kept, int gemmThreads)
     {
         int cg = c / groups, mg = m / groups, k = g.KernelSize, hw = g.InSize, ohw = g.OutSize, rows = cg * k;
-        if (kept is null && DirectConv<T>.Applies(g))
-        {
-            var dc = new DirectConv<T>(g, cg);
-            var xq = Pool.Rent(dc.ImageSize);
-            for (int gi = 0; gi < groups; gi++)
-            {
-                var packed = dc.Pack(w, gi * mg * rows, mg);
-                for (int n = lo; n < hi; n++)
-                {
-                    dc.Pad(x, (n * c + gi * cg) * hw, xq, 0);
-                    dc.Forward(xq, 0, packed, y, (n * m + gi * mg) * ohw, bias, gi * mg);
-                }
-            }
-            Pool.Return(xq);
-            return;
-        }
         bool direct = WritesDirectly(ohw);
         int nb = kept is not null ? hi - lo : ChunkImages(hi - lo, rows, ohw);
         var col = kept is null ? Pool.Rent(rows * nb * ohw) : null;
@@ -318,13 +353,17 @@ internal sealed class ConvOp<T> : IOp<T> where T : unmanaged, IFloatingPointIeee
             });
     }
 
-    /// <summary>part[gi*Mg*rows..] = dW of images [lo, hi) by the direct kernel: a few images at a time (at least
-    /// 256 pixels) padded and their gradients made pixel-major, summed over in order into the tiles'
-    /// accumulators.</summary>
-    private static void DirectWeightGradient(ConvGeometry g, Plan p, T[] x, T[] gy, int lo, int hi, T[] part)
+    /// <summary>dw[gi*Mg*rows..] = dW of all images by the direct kernel: a few images at a time (at least 256
+    /// pixels) padded and their gradients made pixel-major, summed over in order into the tiles' accumulators, the
+    /// tiles split over the threads (each tile sums all images in the same order, so the bytes do not depend on the
+    /// split).</summary>
+    private static void DirectWeightGradient(ConvGeometry g, Plan p, T[] x, T[] gy, T[] dw)
     {
         var dc = new DirectConv<T>(g, p.Cg);
-        int hw = g.InSize, ohw = g.OutSize, per = Math.Clamp(256 / ohw, 1, Math.Max(1, hi - lo));
+        int hw = g.InSize, ohw = g.OutSize, tiles = dc.TileCount(p.Mg);
+        int threads = Math.Clamp(Parallelism.Threads, 1, tiles);
+        // With several threads a pass (one fork and join) covers more pixels.
+        int per = Math.Clamp((threads > 1 ? 1024 : 256) / ohw, 1, Math.Max(1, p.N));
         int mp = DirectConv<T>.PaddedChannels(p.Mg);
         var xq = Pool.Rent(per * dc.ImageSize);
         var gt = Pool.Rent(per * ohw * mp);
@@ -333,17 +372,21 @@ internal sealed class ConvOp<T> : IOp<T> where T : unmanaged, IFloatingPointIeee
         for (int gi = 0; gi < p.Groups; gi++)
         {
             acc.AsSpan(0, accLen).Clear();
-            for (int n0 = lo; n0 < hi; n0 += per)
+            for (int n0 = 0; n0 < p.N; n0 += per)
             {
-                int cnt = Math.Min(per, hi - n0);
+                int cnt = Math.Min(per, p.N - n0);
                 for (int j = 0; j < cnt; j++)
                 {
                     dc.Pad(x, ((n0 + j) * p.C + gi * p.Cg) * hw, xq, j * dc.ImageSize);
                     dc.Transpose(gy, ((n0 + j) * p.M + gi * p.Mg) * ohw, p.Mg, gt, j * ohw * mp);
                 }
-                dc.WeightGradient(xq, gt, cnt, p.Mg, acc.AsSpan(0, accLen), 0, dc.TileCount(p.Mg));
+                if (threads == 1) dc.WeightGradient(xq, gt, cnt, p.Mg, acc.AsSpan(0, accLen), 0, tiles);
+                else
+                    Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, t =>
+                        dc.WeightGradient(xq, gt, cnt, p.Mg, acc.AsSpan(0, accLen), t * tiles / threads,
+                            (t + 1) * tiles / threads));
             }
-            dc.Reduce(acc.AsSpan(0, accLen), p.Mg, part, gi * p.Mg * dc.Rows);
+            dc.Reduce(acc.AsSpan(0, accLen), p.Mg, dw, gi * p.Mg * dc.Rows);
         }
         ArrayPool<Vector<T>>.Shared.Return(acc);
         Pool.Return(gt);
@@ -374,20 +417,21 @@ internal sealed class ConvOp<T> : IOp<T> where T : unmanaged, IFloatingPointIeee
             // larger. Where the direct kernel runs the flipped conv there is no im2col of dY at all, and it is
             // 2-3x faster than either (16->16 channels at 16x16, 64 images: 2.2 ms for dX and dW against 5.2).
             var flip = dx is not null && g.Stride[0] == 1 && g.Stride[1] == 1 ? FlippedGeometry(g) : null;
-            if (flip is not null && !DirectConv<T>.Applies(flip) && !(WritesDirectly(hw) && hw >= p.Mg * k))
-                flip = null;
+            if (flip is not null && !Direct(flip) && !(WritesDirectly(hw) && hw >= p.Mg * k)) flip = null;
             var wf = flip is null ? null : FlippedWeights(w.R, p, k);
+            bool directFlip = flip is not null && Direct(flip);
+            if (directFlip) DirectImages(flip!, p.M, p.C, p.Groups, gy, wf!, dx!, p.N, null);
             // The weight gradient reads the padded input through the direct kernel's offsets, no im2col either.
-            bool directW = dw is not null && DirectConv<T>.Applies(g);
+            bool directW = dw is not null && Direct(g);
+            if (directW) DirectWeightGradient(g, p, x.R, gy, dw!);
+            var gemmDw = directW ? null : dw;
             // One weight-gradient partial per slice (the first is dw itself), summed in slice order.
             var parts = new T[]?[Slicing(p.N).Count];
-            ForSlices(p.N, (s, lo, hi, gemmThreads) =>
+            if (gemmDw is not null || (dx is not null && !directFlip)) ForSlices(p.N, (s, lo, hi, gemmThreads) =>
             {
                 int nb = kept is not null ? hi - lo : ChunkImages(p.N, rows, ohw);
-                var part = dw is null ? null : s == 0 ? dw : parts[s] = Pool.Rent(dw.Length);
-                if (part is not null && s > 0) part.AsSpan(0, dw!.Length).Clear();
-                if (directW) DirectWeightGradient(g, p, x.R, gy, lo, hi, part!);
-                var gemmPart = directW ? null : part;
+                var gemmPart = gemmDw is null ? null : s == 0 ? gemmDw : parts[s] = Pool.Rent(gemmDw.Length);
+                if (gemmPart is not null && s > 0) gemmPart.AsSpan(0, gemmDw!.Length).Clear();
                 // The column buffer: im2col for dW unless it was kept, and W^T * dY for dX.
                 var col = (gemmPart is not null && kept is null) || (dx is not null && flip is null)
                     ? Pool.Rent(rows * nb * ohw) : null;
@@ -429,13 +473,14 @@ internal sealed class ConvOp<T> : IOp<T> where T : unmanaged, IFloatingPointIeee
                 if (col is not null) Pool.Return(col);
                 Pool.Return(gyb);
                 Pool.Return(xp);
-                if (flip is not null) ConvImages(flip, p.M, p.C, p.Groups, gy, wf!, dx!, lo, hi, null, gemmThreads);
+                if (flip is not null && !directFlip)
+                    ConvImages(flip, p.M, p.C, p.Groups, gy, wf!, dx!, lo, hi, null, gemmThreads);
             });
-            if (dw is not null)
+            if (gemmDw is not null)
                 for (int s = 1; s < parts.Length; s++)
                 {
                     var part = parts[s]!;
-                    for (int i = 0; i < dw.Length; i++) dw[i] += part[i];
+                    for (int i = 0; i < gemmDw.Length; i++) gemmDw[i] += part[i];
                     Pool.Return(part);
                 }
         }
