@@ -68,7 +68,7 @@ internal static class Clamped
 {
     public static NdArray<T> Forward<T>(NdArray<T> xa, T lo, T hi) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        var x = xa.R; var y = Buffers<T>.New(x.Length);
+        var x = xa.R; var y = Buffers<T>.NewUninitialized(x.Length);
         int v = Vector<T>.Count, i = 0;
         Vector<T> l = new(lo), h = new(hi);
         for (; i + v <= x.Length; i += v) Vector.Min(Vector.Max(new Vector<T>(x, i), l), h).CopyTo(y, i);
@@ -79,7 +79,7 @@ internal static class Clamped
     public static NdArray<T> Backward<T>(NdArray<T> xa, NdArray<T> ga, T lo, T hi, bool strictLow)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        var x = xa.R; var g = ga.R; var d = Buffers<T>.New(x.Length);
+        var x = xa.R; var g = ga.R; var d = Buffers<T>.NewUninitialized(x.Length);
         int v = Vector<T>.Count, i = 0;
         Vector<T> l = new(lo), h = new(hi);
         for (; i + v <= x.Length; i += v)
