@@ -155,6 +155,10 @@ public static class OpCases
         ["maxpool-pad-stride"] = () => One("MaxPool", [[2, 3, 7, 7]], [Ints("kernel_shape", 3, 3), Ints("strides", 2, 2), Ints("pads", 1, 1, 1, 1)]),
         ["maxpool-2x2-odd"] = () => One("MaxPool", [[2, 3, 7, 9]], [Ints("kernel_shape", 2, 2), Ints("strides", 2, 2)]),
         ["maxpool-2x2-indices"] = () => One("MaxPool", [[2, 3, 6, 8]], [Ints("kernel_shape", 2, 2), Ints("strides", 2, 2)], outputs: 2),
+        // 20 outputs a row: 16 in 256-bit vectors, 4 in a 128-bit one; after a Clip to [-0.3, 0.3], ties (between
+        // any two taps) pick the first of them.
+        ["maxpool-2x2-wide-ties-indices"] = () => One("MaxPool", [[2, 3, 4, 40]], [Ints("kernel_shape", 2, 2), Ints("strides", 2, 2)], outputs: 2,
+            extra: (b, x) => [b.Node("Clip", [x[0], b.Initializer("lo", [-0.3f]), b.Initializer("hi", [0.3f])])]),
         ["maxpool-ceil-dilated"] = () => One("MaxPool", [[1, 2, 8, 8]], [Ints("kernel_shape", 2, 2), Ints("strides", 2, 2), Ints("dilations", 2, 2), Int("ceil_mode", 1)]),
         ["averagepool-include-pad"] = () => One("AveragePool", [[2, 3, 6, 6]], [Ints("kernel_shape", 3, 3), Ints("strides", 2, 2), Ints("pads", 1, 1, 1, 1), Int("count_include_pad", 1)]),
         ["averagepool-exclude-pad-ceil"] = () => One("AveragePool", [[1, 2, 7, 7]], [Ints("kernel_shape", 3, 3), Ints("strides", 2, 2), Ints("pads", 1, 1, 0, 0), Int("ceil_mode", 1)]),

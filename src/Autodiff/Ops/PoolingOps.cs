@@ -8,6 +8,9 @@
 //     dx = g s / sqrt(v+eps), ds = sum g (x-m)/sqrt(v+eps), db = sum g, dm = -sum g s / sqrt(v+eps),
 //     dv = -1/2 sum g s (x-m) (v+eps)^-3/2.
 using System.Numerics;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using OnnxOpt.Autodiff.Kernels;
 
 namespace OnnxOpt.Autodiff.Ops;
@@ -34,11 +37,11 @@ internal sealed class MaxPoolOp<T> : WindowPoolOp<T> where T : unmanaged, IFloat
     {
         var (g, outShape, planes) = Prepare(c);
         var x = c.In(0).R;
-        var y = Buffers<T>.New(planes * g.Out[0] * g.Out[1]);
+        var y = Buffers<T>.NewUninitialized(planes * g.Out[0] * g.Out[1]);
         // The argmax as its tap in the window (i * kw + j, -1 for a window wholly in the padding), stored as T
         // in a recycled array (a training step makes one per pooling); the Indices output, when asked for, as
         // the flat index.
-        var arg = Buffers<T>.New(y.Length);
+        var arg = Buffers<T>.NewUninitialized(y.Length);
         bool wantIndices = c.Node.Outputs.Count > 1 && c.Node.Outputs[1] is not null;
         var indices = wantIndices ? new long[y.Length] : null;
         Parallelism.ForRanges(planes, (lo, hi) => Planes(g, x, y, arg, indices, lo, hi));
@@ -92,7 +95,10 @@ internal sealed class MaxPoolOp<T> : WindowPoolOp<T> where T : unmanaged, IFloat
                 var r1 = x.AsSpan((p * H + 2 * oh + 1) * W, W);
                 int o0 = (p * Ho + oh) * Wo;
                 var yr = y.AsSpan(o0, Wo); var ar = arg.AsSpan(o0, Wo);
-                for (int ow = 0; ow < yr.Length; ow++)
+                int done = typeof(T) == typeof(float) ? Rows2x2(MemoryMarshal.Cast<T, float>(r0),
+                    MemoryMarshal.Cast<T, float>(r1), MemoryMarshal.Cast<T, float>(yr),
+                    MemoryMarshal.Cast<T, float>(ar)) : 0;
+                for (int ow = done; ow < yr.Length; ow++)
                 {
                     int j = 2 * ow;
                     T best = r0[j], tap = T.Zero;
@@ -108,6 +114,53 @@ internal sealed class MaxPoolOp<T> : WindowPoolOp<T> where T : unmanaged, IFloat
                         indices[o0 + ow] = (long)(p * H + 2 * oh + t / 2) * W + 2 * ow + t % 2;
                     }
             }
+    }
+
+    /// <summary>The 2x2 windows over rows r0 and r1 in vectors of 8 (then 4) outputs, ties to the first tap as the
+    /// scalar loop: even and odd columns split by shuffles (the 256-bit one's lanes put back in order). Returns
+    /// how many outputs it wrote.</summary>
+    private static int Rows2x2(ReadOnlySpan<float> r0, ReadOnlySpan<float> r1, Span<float> y, Span<float> tap)
+    {
+        int ow = 0;
+        if (Avx2.IsSupported)
+            for (; ow + 8 <= y.Length; ow += 8)
+            {
+                var (a, b) = Split(Vector256.Create(r0.Slice(2 * ow, 8)), Vector256.Create(r0.Slice(2 * ow + 8, 8)));
+                var (c, d) = Split(Vector256.Create(r1.Slice(2 * ow, 8)), Vector256.Create(r1.Slice(2 * ow + 8, 8)));
+                var (best, t) = Take(d, 3, Take(c, 2, Take(b, 1, (a, Vector256<float>.Zero))));
+                best.CopyTo(y.Slice(ow, 8)); t.CopyTo(tap.Slice(ow, 8));
+            }
+        if (Avx2.IsSupported)
+            for (; ow + 4 <= y.Length; ow += 4)
+            {
+                Vector128<float> x0 = Vector128.Create(r0.Slice(2 * ow, 4)), x1 = Vector128.Create(r0[(2 * ow + 4)..]);
+                Vector128<float> x2 = Vector128.Create(r1.Slice(2 * ow, 4)), x3 = Vector128.Create(r1[(2 * ow + 4)..]);
+                // As above, in one lane: (a, b, c, d) = (x0 even, x0 odd, x2 even, x2 odd), lane order kept.
+                var first = (Sse.Shuffle(x0, x1, 0b10_00_10_00).ToVector256(), Vector256<float>.Zero);
+                var (best, t) = Take(Sse.Shuffle(x2, x3, 0b11_01_11_01).ToVector256(), 3, Take(
+                    Sse.Shuffle(x2, x3, 0b10_00_10_00).ToVector256(), 2, Take(Sse.Shuffle(x0, x1, 0b11_01_11_01)
+                        .ToVector256(), 1, first)));
+                best.GetLower().CopyTo(y.Slice(ow, 4)); t.GetLower().CopyTo(tap.Slice(ow, 4));
+            }
+        return ow;
+    }
+
+    /// <summary>Tap k's values v where they beat the best so far (strictly: an earlier tap keeps a tie).</summary>
+    private static (Vector256<float> Best, Vector256<float> Tap) Take(Vector256<float> v, float k,
+        (Vector256<float> Best, Vector256<float> Tap) so)
+    {
+        var m = Vector256.GreaterThan(v, so.Best);
+        return (Vector256.ConditionalSelect(m, v, so.Best),
+            Vector256.ConditionalSelect(m, Vector256.Create(k), so.Tap));
+    }
+
+    /// <summary>The even and the odd elements of (v0, v1), in order.</summary>
+    private static (Vector256<float> Even, Vector256<float> Odd) Split(Vector256<float> v0, Vector256<float> v1)
+    {
+        // Within each 128-bit lane: v0's pair then v1's pair; the 64-bit permute puts the lanes' halves in order.
+        var even = Avx.Shuffle(v0, v1, 0b10_00_10_00).AsDouble();
+        var odd = Avx.Shuffle(v0, v1, 0b11_01_11_01).AsDouble();
+        return (Avx2.Permute4x64(even, 0b11_01_10_00).AsSingle(), Avx2.Permute4x64(odd, 0b11_01_10_00).AsSingle());
     }
 
     public override NdArray<T>?[] Backward(OpCall<T> c, NdArray<T>?[] gradOutputs, bool[] needed)
