@@ -32,8 +32,8 @@
 //                                             --profile: milliseconds per op and step
 //   conv-kernels [--images 64] [--steps 250]  one conv at a time (the VGG- and ResNet-style nets' layers) forward
 //                [--grads x,w,b]              and backward in a training arena: best milliseconds and GFLOPS
-//                                             (taskset -c 1: one core); --grads: the gradients the backward
-//                                             computes (x: input, w, b)
+//                [--layers "ci,co,size,k,s;.."] (taskset -c 1: one core); --grads: the gradients the backward
+//                                             computes (x: input, w, b); --layers: other convs than the nets
 //   block-vs-filter [--iters 300]               unit=block vs filter pruning at the MACs the block drop leaves:
 //                                               digits ResNet (accuracy, latency), ResNet-18-sized (latency)
 using System.Diagnostics;
@@ -619,8 +619,12 @@ switch (args.FirstOrDefault())
         float[] R(int len) { var a = new float[len]; for (int i = 0; i < len; i++) a[i] = (float)rng.NextGaussian(); return a; }
         Console.WriteLine(string.Create(c, $"conv, {images} images, {OnnxOpt.Autodiff.Kernels.Parallelism.Threads} threads, best of {steps} steps"));
         // (input channels, output channels, input size, kernel, stride): the convs of the VGG- and ResNet-style nets.
-        var layers = new[] { (1, 16, 16, 3, 1), (16, 16, 16, 3, 1), (16, 32, 16, 3, 2), (16, 32, 16, 1, 2), (16, 32, 8, 3, 1),
-            (32, 32, 8, 3, 1), (32, 64, 8, 3, 2), (32, 64, 8, 1, 2), (32, 64, 4, 3, 1), (64, 64, 4, 3, 1) };
+        // --layers "cin,cout,size,kernel,stride;...": others (ResNet-18's: "64,64,56,3,1;128,128,28,3,1").
+        var layers = Opt("--layers", "") is { Length: > 0 } spec
+            ? spec.Split(';').Select(l => l.Split(',').Select(v => int.Parse(v, c)).ToArray())
+                .Select(v => (v[0], v[1], v[2], v[3], v[4])).ToArray()
+            : [(1, 16, 16, 3, 1), (16, 16, 16, 3, 1), (16, 32, 16, 3, 2), (16, 32, 16, 1, 2), (16, 32, 8, 3, 1),
+                (32, 32, 8, 3, 1), (32, 64, 8, 3, 2), (32, 64, 8, 1, 2), (32, 64, 4, 3, 1), (64, 64, 4, 3, 1)];
         foreach (var (ci, co, sz, kk, st) in layers)
         {
             int pad = kk / 2, osz = (sz + 2 * pad - kk) / st + 1;
