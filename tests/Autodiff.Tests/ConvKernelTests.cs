@@ -37,6 +37,10 @@ public class ConvKernelTests
         ["5x5 window"] = new(2, 3, [16, 16], 5, [5, 5], [1, 1], [1, 1], [2, 2, 2, 2]),
         ["1-D"] = new(2, 3, [32], 5, [3], [1], [1], [1, 1]),
         ["1-D stride 2"] = new(2, 3, [32], 7, [3], [2], [1], [1, 0]),
+        // Stride-2 rows split 16 and 8 columns at a time then one by one, even and odd left pads.
+        ["stride 2 pad 2 ragged"] = new(2, 3, [8, 24], 5, [3, 3], [2, 2], [1, 1], [0, 2, 1, 2]),
+        ["1-D stride 2 pad 2"] = new(2, 3, [40], 6, [3], [2], [1], [2, 2]),
+        ["stride 2 pad 3 ragged"] = new(1, 2, [6, 27], 4, [5, 5], [2, 2], [1, 1], [2, 3, 2, 0]),
         ["4x4 (im2col)"] = new(3, 16, [4, 4], 16, [3, 3], [1, 1], [1, 1], [1, 1, 1, 1]),
         ["1x1 stride 2 (im2col)"] = new(2, 16, [16, 16], 32, [1, 1], [2, 2], [1, 1], [0, 0, 0, 0]),
     };

@@ -1,7 +1,7 @@
 // Transposes for the conv kernels: a plane-major block [rows][cols] into a pixel-major one [cols][rows].
 //   dst[c * dstStride + r] = src[r * srcStride + c]
 // Floats go in 8 x 8 blocks through registers (AVX: unpack, shuffle and 128-bit lane swaps), the rest
-// element by element.
+// element by element. And the 2 x n case of a row: its even and odd elements apart (stride-2 windows).
 using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
@@ -39,6 +39,16 @@ internal static class Transpose
         Avx.Permute2x128(s1, s5, 0x31).StoreUnsafe(ref dst, (nuint)(5 * dstStride));
         Avx.Permute2x128(s2, s6, 0x31).StoreUnsafe(ref dst, (nuint)(6 * dstStride));
         Avx.Permute2x128(s3, s7, 0x31).StoreUnsafe(ref dst, (nuint)(7 * dstStride));
+    }
+
+    /// <summary>The even and the odd elements of (v0, v1), in order (AVX2).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static (Vector256<float> Even, Vector256<float> Odd) Deinterleave(Vector256<float> v0, Vector256<float> v1)
+    {
+        // Within each 128-bit lane: v0's pair then v1's pair; the 64-bit permute puts the lanes' halves in order.
+        var even = Avx.Shuffle(v0, v1, 0b10_00_10_00).AsDouble();
+        var odd = Avx.Shuffle(v0, v1, 0b11_01_11_01).AsDouble();
+        return (Avx2.Permute4x64(even, 0b11_01_10_00).AsSingle(), Avx2.Permute4x64(odd, 0b11_01_10_00).AsSingle());
     }
 
     /// <summary>dst[dstOff + c*dstStride + r] = src[srcOff + r*srcStride + c] for r &lt; rows, c &lt; cols.

@@ -125,8 +125,10 @@ internal sealed class MaxPoolOp<T> : WindowPoolOp<T> where T : unmanaged, IFloat
         if (Avx2.IsSupported)
             for (; ow + 8 <= y.Length; ow += 8)
             {
-                var (a, b) = Split(Vector256.Create(r0.Slice(2 * ow, 8)), Vector256.Create(r0.Slice(2 * ow + 8, 8)));
-                var (c, d) = Split(Vector256.Create(r1.Slice(2 * ow, 8)), Vector256.Create(r1.Slice(2 * ow + 8, 8)));
+                var (a, b) = Transpose.Deinterleave(Vector256.Create(r0.Slice(2 * ow, 8)),
+                    Vector256.Create(r0.Slice(2 * ow + 8, 8)));
+                var (c, d) = Transpose.Deinterleave(Vector256.Create(r1.Slice(2 * ow, 8)),
+                    Vector256.Create(r1.Slice(2 * ow + 8, 8)));
                 var (best, t) = Take(d, 3, Take(c, 2, Take(b, 1, (a, Vector256<float>.Zero))));
                 best.CopyTo(y.Slice(ow, 8)); t.CopyTo(tap.Slice(ow, 8));
             }
@@ -152,15 +154,6 @@ internal sealed class MaxPoolOp<T> : WindowPoolOp<T> where T : unmanaged, IFloat
         var m = Vector256.GreaterThan(v, so.Best);
         return (Vector256.ConditionalSelect(m, v, so.Best),
             Vector256.ConditionalSelect(m, Vector256.Create(k), so.Tap));
-    }
-
-    /// <summary>The even and the odd elements of (v0, v1), in order.</summary>
-    private static (Vector256<float> Even, Vector256<float> Odd) Split(Vector256<float> v0, Vector256<float> v1)
-    {
-        // Within each 128-bit lane: v0's pair then v1's pair; the 64-bit permute puts the lanes' halves in order.
-        var even = Avx.Shuffle(v0, v1, 0b10_00_10_00).AsDouble();
-        var odd = Avx.Shuffle(v0, v1, 0b11_01_11_01).AsDouble();
-        return (Avx2.Permute4x64(even, 0b11_01_10_00).AsSingle(), Avx2.Permute4x64(odd, 0b11_01_10_00).AsSingle());
     }
 
     public override NdArray<T>?[] Backward(OpCall<T> c, NdArray<T>?[] gradOutputs, bool[] needed)
