@@ -4,7 +4,7 @@
 """PyTorch float32 reference for `onnxopt-bench train-speed`: distillation steps per second (KL on logits
 against cached teacher logits, Adam, all weights) on the same nets with BatchNorm folded (convs with bias),
 the same batches, 2 threads. Run with Debian's python3-torch (and python3-torchvision for ResNet-18):
-    /usr/bin/python3 bench/train_speed.py [--steps 50] [--batch 64] [--big-batch 8] [--big-steps 5]
+    /usr/bin/python3 bench/train_speed.py [--steps 50] [--batch 64] [--big-batch 8] [--big-steps 5] [--warmup 100]
 """
 import argparse, time
 import torch
@@ -103,6 +103,7 @@ if __name__ == "__main__":
     ap.add_argument("--steps", type=int, default=50); ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--big-batch", type=int, default=8); ap.add_argument("--big-steps", type=int, default=5)
     ap.add_argument("--models", default="vgg,resnet,mobilenetv2,mlp,resnet18")
+    ap.add_argument("--warmup", type=int, default=100)
     a = ap.parse_args()
     torch.set_num_threads(2)
     print(f"PyTorch {torch.__version__} float32, {torch.get_num_threads()} threads")
@@ -111,4 +112,4 @@ if __name__ == "__main__":
     for n in a.models.split(","):
         ctor, shape = nets[n]
         big = n == "resnet18"
-        bench(n, ctor(), shape, a.big_batch if big else a.batch, a.big_steps if big else a.steps, 1 if big else 30)
+        bench(n, ctor(), shape, a.big_batch if big else a.batch, a.big_steps if big else a.steps, 1 if big else a.warmup)

@@ -29,7 +29,8 @@
 //                                               224x224 ResNet-18/MobileNetV2-sized models
 //   train-speed [--steps 50] [--batch 64]      distillation steps/s of our trainer on the digits nets and the
 //               [--big-batch 8] [--profile]   ResNet-18-sized model (bench/train_speed.py: the same in PyTorch);
-//                                             --profile: milliseconds per op and step
+//               [--warmup 100]                --profile: milliseconds per op and step; --warmup: untimed steps
+//                                             first (the big model: one)
 //   conv-kernels [--images 64] [--steps 250]  one conv at a time (the VGG- and ResNet-style nets' layers) forward
 //                [--grads x,w,b]              and backward in a training arena: best milliseconds and GFLOPS
 //                [--layers "ci,co,size,k,s;.."] (taskset -c 1: one core); --grads: the gradients the backward
@@ -547,6 +548,7 @@ switch (args.FirstOrDefault())
         // same nets and batches in PyTorch.
         int steps = int.Parse(Opt("--steps", "50"), c), batch = int.Parse(Opt("--batch", "64"), c);
         int bigBatch = int.Parse(Opt("--big-batch", "8"), c), bigSteps = int.Parse(Opt("--big-steps", "5"), c);
+        int warmup = int.Parse(Opt("--warmup", "100"), c);
         var digits = Path.Combine(Repo.Root, "testmodels", "digits");
         Console.WriteLine(string.Create(c, $"training steps per second, float32, {OnnxOpt.Autodiff.Kernels.Parallelism.Threads} threads"));
         var runs = Opt("--models", "vgg,resnet,mobilenetv2,mlp,resnet18").Split(',');
@@ -578,9 +580,10 @@ switch (args.FirstOrDefault())
             var trainer = new OnnxOpt.Training.Trainer(student, OnnxOpt.Training.ParameterSelection.Select(student, "all"), settings);
             using var teacher = new OnnxOpt.Training.Teacher(InferenceSession.FromModel(model, new SessionSettings(), []),
                 trainer.TeacherTargets);
-            // Warm-up steps (the JIT's tiers, first allocations; bench/train_speed.py warms PyTorch up as long),
-            // then the timed run.
-            new OnnxOpt.Training.Trainer(model.Clone(), ps, settings with { Steps = big ? 1 : 30 }).Fit(train, teacher);
+            // Warm-up steps (first allocations, and the JIT's tiers: at 30 steps some hot loops still ran unoptimized
+            // code, 15-30% slower); bench/train_speed.py warms PyTorch up as long. Then the timed run.
+            new OnnxOpt.Training.Trainer(model.Clone(), ps, settings with { Steps = big ? 1 : warmup }).Fit(train,
+                teacher);
             if (args.Contains("--profile")) trainer.Profile = new();
             var r = trainer.Fit(train, teacher);
             Console.WriteLine(string.Create(c, $"{n,-12} batch {b,3}: {r.StepsPerSecond,8:F2} steps/s  "
