@@ -1,9 +1,9 @@
 // Conv's forward and all three gradients through the evaluator against the plain sums, over every kernel path:
-// the direct kernel (output rows whole vectors: 16x16, 8x8, stride-2 and stride-3 column phases, dilation,
-// asymmetric pads, groups, output channels that are not whole tiles, 1-D), the flipped conv for dX, the GEMM over
-// im2col (4x4 outputs, a 1x1 window of stride 2), with and without an arena (kept columns), in float32 and
-// float64, on one thread and on all (the same bytes). The VJP check in EvaluatorTests samples 12 elements per
-// tensor; this one compares every element.
+// the direct kernel, row-major (output rows whole vectors: 16x16, 8x8) and channels-last (4x4, ragged widths),
+// with stride-2 and stride-3 column phases, dilation, asymmetric pads, groups, output channels that are not whole
+// tiles, 1-D; the flipped conv for dX; the GEMM over im2col (a 1x1 window of stride 2), with and without an arena
+// (kept columns), in float32 and float64, on one thread and on all (the same bytes). The VJP check in
+// EvaluatorTests samples 12 elements per tensor; this one compares every element.
 using System.Numerics;
 using OnnxOpt.Autodiff;
 using OnnxOpt.Autodiff.Kernels;
@@ -41,7 +41,8 @@ public class ConvKernelTests
         ["stride 2 pad 2 ragged"] = new(2, 3, [8, 24], 5, [3, 3], [2, 2], [1, 1], [0, 2, 1, 2]),
         ["1-D stride 2 pad 2"] = new(2, 3, [40], 6, [3], [2], [1], [2, 2]),
         ["stride 2 pad 3 ragged"] = new(1, 2, [6, 27], 4, [5, 5], [2, 2], [1, 1], [2, 3, 2, 0]),
-        ["4x4 (im2col)"] = new(3, 16, [4, 4], 16, [3, 3], [1, 1], [1, 1], [1, 1, 1, 1]),
+        ["4x4 (channels-last)"] = new(3, 16, [4, 4], 16, [3, 3], [1, 1], [1, 1], [1, 1, 1, 1]),
+        ["12x12 (channels-last, 144 pixels)"] = new(2, 5, [12, 12], 9, [3, 3], [1, 1], [1, 1], [1, 1, 1, 1]),
         ["1x1 stride 2 (im2col)"] = new(2, 16, [16, 16], 32, [1, 1], [2, 2], [1, 1], [0, 0, 0, 0]),
     };
 

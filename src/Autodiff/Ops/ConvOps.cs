@@ -11,9 +11,10 @@
 // over the slices in order (the same bytes on any number of cores). When Ho*Wo is a whole number of GEMM
 // tiles the chunk's product is written straight into Y in column blocks of one image (no copy). In a training
 // step (an arena is active) the forward's im2col is kept in the trace for dW instead of being rebuilt.
-// Where the output rows are whole vectors (DirectConv.Applies: 8x8 and 16x16 float images on AVX2), or images are
-// small (at most 64 pixels: the channels-last form), the product skips im2col altogether: the forward (bias
-// included) and dW read the padded input through an offset table, a few images at a time, and nothing is kept.
+// Wherever the windows cover the input (all but strides wider than the window, such as a 1x1 of stride 2) the
+// product skips im2col: by DirectConv, row-major where output rows are whole vectors (8x8 and 16x16 float images on
+// AVX2), channels-last otherwise. The forward (bias included) and dW read the padded input through an offset
+// table, a few images at a time, and nothing is kept.
 // Those run over all images at once, weights packed once, the forward in one slice per thread and dW with its tiles
 // split over the threads: no per-slice packing or partial sums, the same bytes on any number of threads.
 // With unit strides dX is itself a conv, of dY with the kernel flipped and its in/out channels swapped,
