@@ -580,8 +580,8 @@ switch (args.FirstOrDefault())
             var trainer = new OnnxOpt.Training.Trainer(student, OnnxOpt.Training.ParameterSelection.Select(student, "all"), settings);
             using var teacher = new OnnxOpt.Training.Teacher(InferenceSession.FromModel(model, new SessionSettings(), []),
                 trainer.TeacherTargets);
-            // Warm-up steps (first allocations, and the JIT's tiers: at 30 steps some hot loops still ran unoptimized
-            // code, 15-30% slower); bench/train_speed.py warms PyTorch up as long. Then the timed run.
+            // Warm-up steps (first allocations, and the JIT's tiers: after 30, ResNet- and MobileNetV2-style steps
+            // ran 15-35% slower than with tiering off, alternated); bench/train_speed.py warms PyTorch up as long.
             new OnnxOpt.Training.Trainer(model.Clone(), ps, settings with { Steps = big ? 1 : warmup }).Fit(train,
                 teacher);
             if (args.Contains("--profile")) trainer.Profile = new();

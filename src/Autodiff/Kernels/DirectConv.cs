@@ -281,31 +281,36 @@ internal sealed class DirectConv<T> where T : unmanaged, IFloatingPointIeee754<T
             for (int r = 0; r < k; r++) data[(mm / MW * k + r) * MW + mm % MW] = w[wOff + mm * k + r];
     }
 
-    /// <summary>yt[P*PaddedChannels(m) + mm] = bias[mm] + sum_r W[mm, r] * B[r, P] for the pixels P of
-    /// <paramref name="count"/> padded images at xq[i * ImageSize..] taken in order (image-major): tiles of 6 pixels
-    /// x 2 vectors of output channels, one load of W and six broadcasts of B per row r. yt has
-    /// ChannelsLastRows(count) rows; those past the last pixel repeat it.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public void ForwardChannelsLast(T[] xq, int count, T[] wt, int m, T[]? bias, int bOff, T[] yt)
+    /// <summary>Each pixel's place in xq for <paramref name="count"/> padded images taken in order (image-major),
+    /// ChannelsLastRows(count) of them: those past the last pixel repeat it.</summary>
+    public nint[] PixelPlaces(int count)
     {
-        int k = Rows, ohw = _g.OutSize, mp = PaddedChannels(m), total = count * ohw, v = V;
-        var bp = new T[mp];
-        if (bias is not null) bias.AsSpan(bOff, m).CopyTo(bp);
-        ref T x = ref MemoryMarshal.GetArrayDataReference(xq);
-        ref int off = ref MemoryMarshal.GetArrayDataReference(_off);
-        // Each pixel's place in xq (past the last pixel, the last one's).
+        int ohw = _g.OutSize, total = count * ohw;
         var at = new nint[ChannelsLastRows(count)];
         for (int n = 0, pix = 0; n < count; n++)
             for (int p = 0; p < ohw; p++, pix++) at[pix] = n * ImageSize + _pixel[p];
         for (int pix = total; pix < at.Length; pix++) at[pix] = at[total - 1];
+        return at;
+    }
+
+    /// <summary>yt[P*PaddedChannels(m) + mm] = bias[mm] + sum_r W[mm, r] * B[r, P] for the pixels P of the padded
+    /// images in xq at <paramref name="places"/> (PixelPlaces): tiles of 6 pixels x 2 vectors of output channels, one
+    /// load of W and six broadcasts of B per row r. bias holds PaddedChannels(m) values (or is null: zero); yt has
+    /// places.Length rows.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public void ForwardChannelsLast(T[] xq, nint[] places, T[] wt, int m, T[]? bias, T[] yt)
+    {
+        int k = Rows, mp = PaddedChannels(m), v = V;
+        ref T x = ref MemoryMarshal.GetArrayDataReference(xq);
+        ref int off = ref MemoryMarshal.GetArrayDataReference(_off);
         for (int m0 = 0; m0 < mp; m0 += MW)
         {
             ref T a = ref wt[m0 * k];
-            var bias0 = Vector.LoadUnsafe(ref bp[m0]);
-            var bias1 = Vector.LoadUnsafe(ref bp[m0 + v]);
-            for (int p0 = 0; p0 < total; p0 += 6)
-                PixelTile(k, ref a, ref x, ref off, at[p0], at[p0 + 1], at[p0 + 2], at[p0 + 3], at[p0 + 4], at[p0 + 5],
-                    ref yt[p0 * mp + m0], mp, bias0, bias1);
+            var bias0 = bias is null ? Vector<T>.Zero : Vector.LoadUnsafe(ref bias[m0]);
+            var bias1 = bias is null ? Vector<T>.Zero : Vector.LoadUnsafe(ref bias[m0 + v]);
+            for (int p0 = 0; p0 < places.Length; p0 += 6)
+                PixelTile(k, ref a, ref x, ref off, places[p0], places[p0 + 1], places[p0 + 2], places[p0 + 3],
+                    places[p0 + 4], places[p0 + 5], ref yt[p0 * mp + m0], mp, bias0, bias1);
         }
     }
 

@@ -121,29 +121,28 @@ internal sealed class MaxPoolOp<T> : WindowPoolOp<T> where T : unmanaged, IFloat
     /// how many outputs it wrote.</summary>
     private static int Rows2x2(ReadOnlySpan<float> r0, ReadOnlySpan<float> r1, Span<float> y, Span<float> tap)
     {
+        if (!Avx2.IsSupported) return 0;
         int ow = 0;
-        if (Avx2.IsSupported)
-            for (; ow + 8 <= y.Length; ow += 8)
-            {
-                var (a, b) = Transpose.Deinterleave(Vector256.Create(r0.Slice(2 * ow, 8)),
-                    Vector256.Create(r0.Slice(2 * ow + 8, 8)));
-                var (c, d) = Transpose.Deinterleave(Vector256.Create(r1.Slice(2 * ow, 8)),
-                    Vector256.Create(r1.Slice(2 * ow + 8, 8)));
-                var (best, t) = Take(d, 3, Take(c, 2, Take(b, 1, (a, Vector256<float>.Zero))));
-                best.CopyTo(y.Slice(ow, 8)); t.CopyTo(tap.Slice(ow, 8));
-            }
-        if (Avx2.IsSupported)
-            for (; ow + 4 <= y.Length; ow += 4)
-            {
-                Vector128<float> x0 = Vector128.Create(r0.Slice(2 * ow, 4)), x1 = Vector128.Create(r0[(2 * ow + 4)..]);
-                Vector128<float> x2 = Vector128.Create(r1.Slice(2 * ow, 4)), x3 = Vector128.Create(r1[(2 * ow + 4)..]);
-                // As above, in one lane: (a, b, c, d) = (x0 even, x0 odd, x2 even, x2 odd), lane order kept.
-                var first = (Sse.Shuffle(x0, x1, 0b10_00_10_00).ToVector256(), Vector256<float>.Zero);
-                var (best, t) = Take(Sse.Shuffle(x2, x3, 0b11_01_11_01).ToVector256(), 3, Take(
-                    Sse.Shuffle(x2, x3, 0b10_00_10_00).ToVector256(), 2, Take(Sse.Shuffle(x0, x1, 0b11_01_11_01)
-                        .ToVector256(), 1, first)));
-                best.GetLower().CopyTo(y.Slice(ow, 4)); t.GetLower().CopyTo(tap.Slice(ow, 4));
-            }
+        for (; ow + 8 <= y.Length; ow += 8)
+        {
+            var (a, b) = Transpose.Deinterleave(Vector256.Create(r0.Slice(2 * ow, 8)),
+                Vector256.Create(r0.Slice(2 * ow + 8, 8)));
+            var (c, d) = Transpose.Deinterleave(Vector256.Create(r1.Slice(2 * ow, 8)),
+                Vector256.Create(r1.Slice(2 * ow + 8, 8)));
+            var (best, t) = Take(d, 3, Take(c, 2, Take(b, 1, (a, Vector256<float>.Zero))));
+            best.CopyTo(y.Slice(ow, 8)); t.CopyTo(tap.Slice(ow, 8));
+        }
+        for (; ow + 4 <= y.Length; ow += 4)
+        {
+            Vector128<float> x0 = Vector128.Create(r0.Slice(2 * ow, 4)), x1 = Vector128.Create(r0[(2 * ow + 4)..]);
+            Vector128<float> x2 = Vector128.Create(r1.Slice(2 * ow, 4)), x3 = Vector128.Create(r1[(2 * ow + 4)..]);
+            // As above, in one lane: (a, b, c, d) = (x0 even, x0 odd, x2 even, x2 odd), lane order kept.
+            var first = (Sse.Shuffle(x0, x1, 0b10_00_10_00).ToVector256(), Vector256<float>.Zero);
+            var (best, t) = Take(Sse.Shuffle(x2, x3, 0b11_01_11_01).ToVector256(), 3, Take(
+                Sse.Shuffle(x2, x3, 0b10_00_10_00).ToVector256(), 2, Take(Sse.Shuffle(x0, x1, 0b11_01_11_01)
+                    .ToVector256(), 1, first)));
+            best.GetLower().CopyTo(y.Slice(ow, 4)); t.GetLower().CopyTo(tap.Slice(ow, 4));
+        }
         return ow;
     }
 
