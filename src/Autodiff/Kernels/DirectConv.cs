@@ -19,9 +19,10 @@
 // window of stride 2), where padding every column costs more than im2col's quarter.
 // Where output rows are not whole vectors (4x4, 7x7, 14x14, 28x28 images) the forward runs channels-last instead,
 // the weight gradient's tile turned around: Y^T[P, m] = bias[m] + sum_r B[r, P] * W^T[r, m] over the pixels P of a
-// few images in a row, 6 pixels x 2 vectors of channels per tile, and the result transposed back. On one core it
-// ran 1.3x the GEMM over im2col at 64->64 channels on 4x4 images, 1.4-1.9x on ResNet-18's 28x28 and 14x14 layers,
-// and 1.6-2x on 60x60 and 100x100 images (`conv-kernels --layers`).
+// few images in a row, 6 pixels x 2 vectors of channels per tile, and the result transposed back. Against the GEMM
+// over im2col on one core (`conv-kernels --layers`, two alternated runs on a noisy VM), the forward ran 1.3x at
+// 64->64 channels on 4x4 images, 1.0-1.8x on ResNet-18's 28x28 and 14x14 layers and 1.1-3.1x on 60x60 and 100x100
+// images; those layers' backward 1.1-1.4x and 0.7-2.1x.
 using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
