@@ -23,7 +23,7 @@ public class VerifierTests
     public void NodeOrderBrokenIsReportedWithBothNodes()
     {
         var m = Small();
-        m.Graph.NodeList.Reverse();
+        m.Graph.SetNodeOrder(m.Graph.Nodes.Reverse().ToList());
         var e = Assert.Single(Verifier.Check(m));
         Assert.Contains("'n2'", e);
         Assert.Contains("before node 'n1'", e);

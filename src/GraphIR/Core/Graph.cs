@@ -6,6 +6,19 @@
 // passes make their changes through the Rewriter built on top of them. Its lists are read-only to
 // everyone else; graph input/output membership and node names are indexed, so IsGraphInput,
 // IsGraphOutput and FreshNodeName cost O(1) on large graphs.
+//
+// Node order is kept valid by construction, in time that does not grow with the graph:
+//   - the nodes form a doubly linked list whose labels (Node.Order) increase along it, spaced 2^32 apart,
+//     so inserting or erasing anywhere is O(1) and "a before b" is one comparison; an insertion that finds
+//     no gap between two labels relabels the whole list (O(N), after at least 32 insertions at one place);
+//   - SetInput(n, i, v), when v's producer p comes after n, moves n and every node that depends on n and
+//     sits before p (the only nodes that can be out of order) to just after p, keeping their relative
+//     order (the forward half of Pearce and Kelly's dynamic topological sort); reaching p is a cycle,
+//     maybe one a later edit undoes, so the graph is marked for the sort, which names a cycle that stays;
+//   - edges whose order this graph cannot repair locally (a reader inside a subgraph, a node that gains an
+//     input through AppendInput) mark the graph for a full sort, which SortIfNeeded (Rewriter.Finish) runs.
+// Nodes, the read-only list, is materialized on demand and cached until the next edit, so iterating it
+// while editing sees the list as it was.
 namespace OnnxOpt.GraphIR;
 
 public sealed record QuantAnnotation(string TensorName, IReadOnlyList<KeyValuePair<string, string>> Parameters);
@@ -27,27 +40,101 @@ public sealed class Graph
 
     private readonly List<Value> _inputs = new();
     private readonly List<Value> _outputs = new();
-    private readonly List<Node> _nodes = new();
+    private const long LabelGap = 1L << 32;
+    private Node? _first, _last;
+    private int _nodeCount;
+    private Node[]? _nodeArray;
     private readonly List<Value> _initializers = new();
     private readonly List<Value> _sparseInitializers = new();
     private readonly List<Value> _valueInfos = new();
+    private readonly HashSet<Value> _valueInfoSet = new();
+    private bool _valueInfosStale;
     private readonly Dictionary<Value, int> _inputCount = new();
     private readonly Dictionary<Value, int> _outputCount = new();
     private readonly Dictionary<string, int> _nodeNames = new(StringComparer.Ordinal);
 
     public IReadOnlyList<Value> Inputs => _inputs;
     public IReadOnlyList<Value> Outputs => _outputs;
-    public IReadOnlyList<Node> Nodes => _nodes;
-    /// <summary>The mutable node list, for tests that corrupt a graph on purpose (the verifier's tests).</summary>
-    internal List<Node> NodeList => _nodes;
+    /// <summary>The nodes in topological order (a snapshot: editing the graph while iterating it is safe).</summary>
+    public IReadOnlyList<Node> Nodes => _nodeArray ??= MaterializeNodes();
+    public int NodeCount => _nodeCount;
+    /// <summary>Whether an edit left an order this graph could not repair locally (see SortIfNeeded).</summary>
+    public bool OrderMayBeBroken { get; private set; }
     /// <summary>Initializers in file order.</summary>
     public IReadOnlyList<Value> Initializers => _initializers;
     public IReadOnlyList<Value> SparseInitializers => _sparseInitializers;
     /// <summary>Values listed in value_info, in file order.</summary>
-    public IReadOnlyList<Value> ValueInfos => _valueInfos;
+    public IReadOnlyList<Value> ValueInfos
+    {
+        get
+        {
+            if (_valueInfosStale) { _valueInfos.RemoveAll(v => !_valueInfoSet.Contains(v)); _valueInfosStale = false; }
+            return _valueInfos;
+        }
+    }
 
     /// <summary>The node's position in the (topological) node order, -1 if it is not in this graph.</summary>
-    public int PositionOf(Node n) => _nodes.IndexOf(n);
+    public int PositionOf(Node n)
+    {
+        if (!n.InGraph || n.Graph != this) return -1;
+        _ = Nodes;
+        return n.Index;
+    }
+
+    /// <summary>Whether <paramref name="a"/> comes before <paramref name="b"/> (both nodes of this graph), O(1).</summary>
+    public static bool Precedes(Node a, Node b) => a.Order < b.Order;
+
+    private Node[] MaterializeNodes()
+    {
+        var a = new Node[_nodeCount];
+        int i = 0;
+        for (var n = _first; n is not null; n = n.Next) { n.Index = i; a[i++] = n; }
+        return a;
+    }
+
+    /// <summary>Links n between prev and next (either may be null: the ends) and labels it.</summary>
+    private void Link(Node n, Node? prev, Node? next)
+    {
+        n.Prev = prev;
+        n.Next = next;
+        if (prev is null) _first = n; else prev.Next = n;
+        if (next is null) _last = n; else next.Prev = n;
+        _nodeCount++;
+        _nodeArray = null;
+        if (prev is null && next is null) n.Order = 0;
+        else if (prev is null) n.Order = next!.Order - LabelGap;
+        else if (next is null) n.Order = prev.Order + LabelGap;
+        else if (next.Order - prev.Order >= 2) n.Order = prev.Order + (next.Order - prev.Order) / 2;
+        else Relabel();
+        if (n.Order is > long.MaxValue / 2 or < long.MinValue / 2) Relabel();
+    }
+
+    private void Unlink(Node n)
+    {
+        if (n.Prev is null) _first = n.Next; else n.Prev.Next = n.Next;
+        if (n.Next is null) _last = n.Prev; else n.Next.Prev = n.Prev;
+        n.Prev = n.Next = null;
+        _nodeCount--;
+        _nodeArray = null;
+    }
+
+    private void Relabel()
+    {
+        long k = 0;
+        for (var n = _first; n is not null; n = n.Next, k += LabelGap) n.Order = k;
+    }
+
+    /// <summary>Puts the nodes in exactly this order (for the topological sort, and for tests that break the
+    /// order on purpose).</summary>
+    internal void SetNodeOrder(IReadOnlyList<Node> order)
+    {
+        if (order.Count != _nodeCount) throw new InvalidOperationException("a node order must list every node once");
+        _first = _last = null;
+        _nodeCount = 0;
+        foreach (var n in order) Link(n, _last, null);
+        Relabel();
+        OrderMayBeBroken = false;
+    }
 
     public bool IsInput(Value v) => _inputCount.ContainsKey(v);
     public bool IsOutput(Value v) => _outputCount.ContainsKey(v);
@@ -88,20 +175,35 @@ public sealed class Graph
     }
 
     /// <summary>Adds a value_info entry (a value of this graph, or a detached one kept for export).</summary>
-    public void AddValueInfo(Value v) => _valueInfos.Add(v);
+    public void AddValueInfo(Value v)
+    {
+        _ = ValueInfos;
+        _valueInfos.Add(v);
+        _valueInfoSet.Add(v);
+    }
 
     /// <summary>Drops every value_info entry (the values stay); returns how many there were.</summary>
     public int ClearValueInfos()
     {
-        var n = _valueInfos.Count;
+        var n = ValueInfos.Count;
         _valueInfos.Clear();
+        _valueInfoSet.Clear();
         return n;
     }
 
-    /// <summary>Appends a node built with NewDetachedNode (importers and the cloner).</summary>
-    internal void AppendNode(Node n)
+    private void ForgetValueInfo(Value v)
     {
-        _nodes.Add(n);
+        if (_valueInfoSet.Remove(v)) _valueInfosStale = true;
+    }
+
+    /// <summary>Appends a node built with NewDetachedNode (importers and the cloner).</summary>
+    internal void AppendNode(Node n) => AddToOrder(n, null);
+
+    /// <summary>Puts a new node into the order: just before <paramref name="before"/>, or at the end.</summary>
+    private void AddToOrder(Node n, Node? before)
+    {
+        if (before is { InGraph: true } b && b.Graph == this) Link(n, b.Prev, b);
+        else Link(n, _last, null);
         n.InGraph = true;
         NameIndex(n.Name, 1);
     }
@@ -205,12 +307,21 @@ public sealed class Graph
 
     /// <summary>Appends a node; output names "" are omitted optional outputs.</summary>
     public Node AddNode(string opType, IEnumerable<Value?> inputs, IEnumerable<string> outputNames,
-        string domain = "", string? name = null)
+        string domain = "", string? name = null) => AddNode(opType, inputs, outputNames, domain, name, null);
+
+    /// <summary>Adds a node just before <paramref name="before"/> (null: at the end); the caller makes sure
+    /// its inputs are produced earlier (the Rewriter's insertion point does).</summary>
+    internal Node AddNode(string opType, IEnumerable<Value?> inputs, IEnumerable<string> outputNames,
+        string domain, string? name, Node? before)
     {
         var n = new Node(this, opType, domain) { Name = name };
         foreach (var o in outputNames) n.OutputList.Add(o.Length == 0 ? null : DefineOutput(n, o, n.OutputList.Count));
-        foreach (var i in inputs) AppendInput(n, i);
-        AppendNode(n);
+        foreach (var i in inputs)
+        {
+            n.InputList.Add(i);
+            AddUse(i, new Use(n, n.InputList.Count - 1));
+        }
+        AddToOrder(n, before);
         return n;
     }
 
@@ -227,19 +338,67 @@ public sealed class Graph
     internal void AddOutputTo(Node n, string name) =>
         n.OutputList.Add(name.Length == 0 ? null : DefineOutput(n, name, n.OutputList.Count));
 
+    /// <summary>Records a use; a value's first use list holds one (most values have one reader; a List's
+    /// default first growth to four costs 48 bytes per value on million-node graphs).</summary>
+    private static void AddUse(Value? v, Use u)
+    {
+        if (v is null) return;
+        if (v.UseList.Capacity == 0) v.UseList.Capacity = 1;
+        v.UseList.Add(u);
+    }
+
+    /// <summary>Adds an input to a node. The order is not repaired here (importers add every edge before
+    /// sorting): an edge against the order marks the graph for SortIfNeeded.</summary>
     public void AppendInput(Node n, Value? v)
     {
         n.InputList.Add(v);
-        v?.UseList.Add(new Use(n, n.InputList.Count - 1));
+        AddUse(v, new Use(n, n.InputList.Count - 1));
+        if (v?.Producer is { InGraph: true } p && n.InGraph && (p.Graph != n.Graph || p.Order >= n.Order))
+            p.Graph.OrderMayBeBroken = true;
     }
 
+    /// <summary>Points input <paramref name="index"/> of n at v, restoring topological order if v is produced
+    /// after n (see the header).</summary>
     public void SetInput(Node n, int index, Value? v)
     {
         while (n.InputList.Count <= index) n.InputList.Add(null);
         var old = n.InputList[index];
         old?.UseList.Remove(new Use(n, index));
         n.InputList[index] = v;
-        v?.UseList.Add(new Use(n, index));
+        AddUse(v, new Use(n, index));
+        if (v?.Producer is { InGraph: true } p && n.InGraph) p.Graph.KeepBefore(p, n);
+    }
+
+    /// <summary>n reads an output of p: moves n and its dependents that sit before p to just after p.</summary>
+    private void KeepBefore(Node p, Node n)
+    {
+        if (n.Graph != this) { OrderMayBeBroken = true; return; }
+        if (p.Order < n.Order) return;
+        if (p == n) throw new InvalidOperationException($"node {n} cannot read its own output");
+        var moved = new List<Node>();
+        var seen = new HashSet<Node> { n };
+        var stack = new Stack<Node>();
+        stack.Push(n);
+        while (stack.TryPop(out var x))
+        {
+            moved.Add(x);
+            foreach (var o in x.OutputList)
+            {
+                if (o is null) continue;
+                foreach (var u in o.UseList)
+                {
+                    var y = u.Node;
+                    if (y.Graph != this) { OrderMayBeBroken = true; continue; }
+                    // A cycle, maybe a passing one (an edit that a later one undoes): leave it to the sort.
+                    if (y == p) { OrderMayBeBroken = true; return; }
+                    if (y.Order < p.Order && seen.Add(y)) stack.Push(y);
+                }
+            }
+        }
+        moved.Sort((a, b) => a.Order.CompareTo(b.Order));
+        var after = p;
+        foreach (var m in moved) Unlink(m);
+        foreach (var m in moved) { Link(m, after, after.Next); after = m; }
     }
 
     /// <summary>Points every use of <paramref name="from"/> (also in subgraphs) at <paramref name="to"/>;
@@ -259,8 +418,8 @@ public sealed class Graph
                 throw new InvalidOperationException($"cannot remove node {n}: output '{o.Name}' is still used");
         }
         for (int i = 0; i < n.InputList.Count; i++) n.InputList[i]?.UseList.Remove(new Use(n, i));
-        foreach (var o in n.OutputList) if (o is not null) { _values.Remove(o.Name); _valueInfos.Remove(o); }
-        _nodes.Remove(n);
+        foreach (var o in n.OutputList) if (o is not null) { _values.Remove(o.Name); ForgetValueInfo(o); }
+        Unlink(n);
         NameIndex(n.Name, -1);
         n.InGraph = false;
         n.IsErased = true;
@@ -283,8 +442,25 @@ public sealed class Graph
         _initializers.Remove(v);
         _sparseInitializers.Remove(v);
         while (_inputs.Remove(v)) Count(_inputCount, v, -1);
-        _valueInfos.Remove(v);
+        ForgetValueInfo(v);
         _values.Remove(v.Name);
+    }
+
+    /// <summary>Removes initializers that nothing reads and that are not graph outputs, in one pass over the
+    /// lists (removing them one by one costs O(initializers) each); returns how many.</summary>
+    public int RemoveInitializers(IReadOnlyCollection<Value> dead)
+    {
+        var set = new HashSet<Value>(dead);
+        foreach (var v in set)
+            if (v.UseList.Count > 0 || v.IsGraphOutput || v.Graph != this || !v.IsInitializer)
+                throw new InvalidOperationException($"initializer '{v.Name}' is still used");
+        _initializers.RemoveAll(set.Contains);
+        _sparseInitializers.RemoveAll(set.Contains);
+        if (set.Any(_inputCount.ContainsKey))
+            for (int i = _inputs.Count - 1; i >= 0; i--)
+                if (set.Contains(_inputs[i])) { Count(_inputCount, _inputs[i], -1); _inputs.RemoveAt(i); }
+        foreach (var v in set) { ForgetValueInfo(v); _values.Remove(v.Name); }
+        return set.Count;
     }
 
     /// <summary>Renames a value that is not a graph input or output.</summary>
@@ -300,8 +476,15 @@ public sealed class Graph
 
     /// <summary>Reorders nodes topologically, keeping the current order wherever it is already valid
     /// (Kahn's algorithm taking the earliest ready node). Throws naming a node on a cycle.</summary>
+    /// <summary>Sorts if an edit marked the order as possibly broken (see the header); O(1) otherwise.</summary>
+    public void SortIfNeeded()
+    {
+        if (OrderMayBeBroken) SortTopologically();
+    }
+
     public void SortTopologically()
     {
+        var Nodes = this.Nodes;
         var index = new Dictionary<Node, int>();
         for (int i = 0; i < Nodes.Count; i++) index[Nodes[i]] = i;
         var pending = new int[Nodes.Count];
@@ -329,8 +512,7 @@ public sealed class Graph
             var stuck = Nodes.Where((n, i) => pending[i] > 0).First();
             throw new OnnxModelException($"graph '{Name}' has a cycle through node {stuck}");
         }
-        _nodes.Clear();
-        _nodes.AddRange(order);
+        SetNodeOrder(order);
     }
 
     /// <summary>Nodes of this graph that <paramref name="n"/> reads, directly or from within its subgraphs.</summary>

@@ -23,14 +23,27 @@ public sealed class Node
         }
     }
 
-    internal bool InGraph { get; set; }
+    /// <summary>Whether the node is in its graph's node list (false once erased).</summary>
+    public bool InGraph { get; internal set; }
+    // The graph's node order: a doubly linked list with increasing labels (Graph keeps them).
+    internal Node? Prev, Next;
+    internal long Order;
+    /// <summary>The node's label in its graph's order: increasing along the node list (compare, never store).</summary>
+    public long OrderLabel => Order;
+    /// <summary>Position in the graph's last materialized node list (valid while that list is current).</summary>
+    internal int Index;
     public string OpType { get; set; }
     /// <summary>"" for the default ai.onnx domain.</summary>
     public string Domain { get; set; }
     public string? Overload { get; set; }
     public string? DocString { get; set; }
     public List<OnnxAttribute> Attributes { get; } = new();
-    public List<KeyValuePair<string, string>> MetadataProps { get; } = new();
+    private List<KeyValuePair<string, string>>? _metadataProps;
+    /// <summary>metadata_props (allocated on first use: most nodes and values have none).</summary>
+    public List<KeyValuePair<string, string>> MetadataProps => _metadataProps ??= new();
+    /// <summary>metadata_props without allocating a list for the many that have none.</summary>
+    public IReadOnlyList<KeyValuePair<string, string>> MetadataPropsOrEmpty =>
+        (IReadOnlyList<KeyValuePair<string, string>>?)_metadataProps ?? [];
     public byte[]? UnknownFields { get; set; }
     /// <summary>Whether the domain field was present in the file (kept for lossless export).</summary>
     public bool HasDomainField { get; set; }

@@ -1,10 +1,12 @@
 // Runs rules to a fixed point, as MLIR's greedy pattern driver does:
 //   worklist := every node of the graph (and of its subgraphs when asked), in topological order;
-//   pop the earliest node; try the rules rooted at its op type (highest benefit first); when one
-//   applies, restore topological order (and, when asked, remove dead nodes and unused initializers) and
-//   push the nodes the
-//   rewriter's journal names: inserted nodes, rewired nodes, users of replaced values and producers
-//   of erased nodes' inputs (whose fan-out changed) - the places a new match can appear.
+//   pop the earliest node; try the rules rooted at its op type (highest benefit first), with the
+//   rewriter's insertion point at that node; when one applies, (when asked) erase what the rewrite left
+//   dead, and push the nodes the rewriter's journal names: inserted nodes, rewired nodes, users of
+//   replaced values and producers of erased nodes' inputs (whose fan-out changed) - the places a new
+//   match can appear. The order stays valid by construction (the Rewriter keeps it), so a rewrite costs
+//   what it touches: no re-sort, no re-index, no whole-graph clean-up (unused initializers go once at
+//   the end of the pass over a graph).
 //   An iteration ends when the worklist is empty; the driver iterates until one applies nothing
 //   (converged) or MaxIterations is reached (not converged), and never applies more than
 //   MaxRewrites rewrites in all (a guard against rules that undo each other).
@@ -69,63 +71,56 @@ public sealed class GreedyRewriteDriver(IReadOnlyList<RewriteRule> rules)
     {
         var rw = ctx.Rewriter;
         rw.TakeTouched();
-        // The worklist, ordered by the node's position in the (re-sorted) graph.
-        var position = new Dictionary<Node, int>();
-        void Index() { position.Clear(); for (int i = 0; i < g.Nodes.Count; i++) position[g.Nodes[i]] = i; }
-        Index();
-        var work = new SortedSet<(int Pos, long Seq)>();
-        var byKey = new Dictionary<(int, long), Node>();
+        // The worklist, earliest node first by its order label when pushed (labels only guide the visiting
+        // order, so one that moved since is harmless), then by push order: deterministic.
+        var work = new PriorityQueue<Node, (long Order, long Seq)>();
         long seq = 0;
         var queued = new HashSet<Node>();
         void Push(Node n)
         {
-            if (n.IsErased || n.Graph != g || !queued.Add(n) || !position.TryGetValue(n, out var p)) return;
-            var key = (p, seq++);
-            work.Add(key);
-            byKey[key] = n;
+            if (n.IsErased || !n.InGraph || n.Graph != g || !queued.Add(n)) return;
+            work.Enqueue(n, (n.OrderLabel, seq++));
         }
         foreach (var n in g.Nodes) Push(n);
         long applied = 0;
         var opset = ctx.Opset;
-        while (work.Count > 0 && done + applied < MaxRewrites)
+        try
         {
-            var key = work.Min;
-            work.Remove(key);
-            var node = byKey[key];
-            byKey.Remove(key);
-            queued.Remove(node);
-            if (node.IsErased) continue;
-            foreach (var (rule, st, order) in ordered)
+            while (done + applied < MaxRewrites && work.TryDequeue(out var node, out _))
             {
-                if (!rule.AppliesTo(node, opset)) continue;
-                var why = rule.TryRewrite(node, ctx);
-                if (why is not null)
+                queued.Remove(node);
+                if (node.IsErased) continue;
+                foreach (var (rule, st, order) in ordered)
                 {
-                    lastFailure[(order, node)] = why;
-                    continue;
+                    if (!rule.AppliesTo(node, opset)) continue;
+                    rw.InsertionPoint = node;
+                    var why = rule.TryRewrite(node, ctx);
+                    rw.InsertionPoint = null;
+                    if (why is not null)
+                    {
+                        lastFailure[(order, node)] = why;
+                        continue;
+                    }
+                    lastFailure.Remove((order, node));
+                    st.Applied++;
+                    applied++;
+                    var touched = rw.TakeTouched();
+                    if (CleanupAfterRewrite) rw.EraseIfDead(touched);
+                    AfterRewrite?.Invoke();
+                    foreach (var n in touched)
+                    {
+                        Push(n);
+                        if (n.IsErased) continue;
+                        foreach (var o in n.Outputs)
+                            if (o is not null) foreach (var u in o.Uses) Push(u.Node);
+                    }
+                    break;
                 }
-                lastFailure.Remove((order, node));
-                st.Applied++;
-                applied++;
-                var touched = rw.TakeTouched();
-                if (CleanupAfterRewrite) rw.Cleanup();
-                else rw.Finish();
-                AfterRewrite?.Invoke();
-                Index();
-                // Positions changed: rebuild the worklist from what is still queued plus what was touched.
-                var pending = byKey.Values.ToList();
-                work.Clear(); byKey.Clear(); queued.Clear();
-                foreach (var n in pending) Push(n);
-                foreach (var n in touched)
-                {
-                    Push(n);
-                    if (n.IsErased) continue;
-                    foreach (var o in n.Outputs)
-                        if (o is not null) foreach (var u in o.Uses) Push(u.Node);
-                }
-                break;
             }
         }
+        finally { rw.InsertionPoint = null; }
+        if (CleanupAfterRewrite && applied > 0) rw.RemoveUnusedInitializers(g);
+        rw.Finish();
         return applied;
     }
 }

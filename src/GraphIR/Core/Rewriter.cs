@@ -3,15 +3,21 @@
 // graph output is replaced by another value, that value takes the output's name. It also keeps a
 // journal of the nodes each mutation touched (inserted, rewired, re-typed, or reading a replaced
 // value), which the greedy rule driver turns into its worklist.
-using OnnxOpt.GraphIR;
+// Topological order holds after every call, without re-sorting (Graph's header says how): a node is
+// inserted just before the insertion point (the root the driver is rewriting, as in MLIR) when all its
+// inputs are produced before it, else at the end; moving a use to a later-produced value moves the reader.
 
-namespace OnnxOpt.Passes;
+
+namespace OnnxOpt.GraphIR;
 
 public sealed class Rewriter(Model model)
 {
     private readonly List<Node> _touched = new();
 
     public Model Model { get; } = model;
+    /// <summary>Where Insert puts new nodes: just before this node when their inputs allow (the greedy driver
+    /// sets it to the root it rewrites); null, or when they do not: at the end of the graph.</summary>
+    public Node? InsertionPoint { get; set; }
     /// <summary>Mutations made so far (the pipeline runner uses it to detect a fixed point).</summary>
     public long Changes { get; private set; }
 
@@ -46,10 +52,19 @@ public sealed class Rewriter(Model model)
         Changes++;
         var names = Enumerable.Range(0,
             outputs).Select(i => g.FreshName(outputs == 1 ? baseName : $"{baseName}_{i}")).ToList();
-        var node = g.AddNode(opType, inputs, names, domain, name: g.FreshNodeName(baseName));
+        var node = g.AddNode(opType, inputs, names, domain, g.FreshNodeName(baseName), PlaceBefore(g, inputs, attrs));
         node.Attributes.AddRange(attrs);
         _touched.Add(node);
         return node;
+    }
+
+    private Node? PlaceBefore(Graph g, IReadOnlyList<Value?> inputs, OnnxAttribute[] attrs)
+    {
+        if (InsertionPoint is not { InGraph: true } ip || ip.Graph != g || attrs.Any(a => a.Subgraphs().Any()))
+            return null;
+        foreach (var v in inputs)
+            if (v?.Producer is { InGraph: true } p && p.Graph == g && !Graph.Precedes(p, ip)) return null;
+        return ip;
     }
 
     /// <summary>Changes a node's op type in place (e.g. MatMul + bias -> Gemm); inputs and outputs stay.</summary>
@@ -165,6 +180,8 @@ public sealed class Rewriter(Model model)
         Graph.ReplaceUses(old, replacement);
         TouchUsers(replacement);
         if (replacement.Producer is { } p) _touched.Add(p);
+        // The old producer may be dead now: the driver's clean-up looks there.
+        if (old.Producer is { IsErased: false } op) _touched.Add(op);
         if (!old.IsGraphOutput) return;
         var g = old.Graph;
         var name = old.Name;
@@ -201,12 +218,32 @@ public sealed class Rewriter(Model model)
     public int RemoveDeadNodes(Graph g)
     {
         int removed = 0;
-        for (int i = g.Nodes.Count - 1; i >= 0; i--)
+        var nodes = g.Nodes;
+        for (int i = nodes.Count - 1; i >= 0; i--)
         {
-            var n = g.Nodes[i];
-            if (n.Outputs.Any(o => o is not null && (o.Uses.Count > 0 || o.IsGraphOutput))) continue;
+            var n = nodes[i];
+            if (n.IsErased || !IsDead(n)) continue;
             Erase(n);
             removed++;
+        }
+        return removed;
+    }
+
+    /// <summary>Whether none of the node's outputs is read or a graph output.</summary>
+    public static bool IsDead(Node n) => !n.Outputs.Any(o => o is not null && (o.Uses.Count > 0 || o.IsGraphOutput));
+
+    /// <summary>Erases <paramref name="candidates"/> that are dead, then the producers they leave dead, and so
+    /// on: dead-code removal limited to the region a rewrite touched. Returns how many were erased.</summary>
+    public int EraseIfDead(IEnumerable<Node> candidates)
+    {
+        int removed = 0;
+        var stack = new Stack<Node>(candidates);
+        while (stack.TryPop(out var n))
+        {
+            if (n.IsErased || !n.InGraph || !IsDead(n)) continue;
+            Erase(n);
+            removed++;
+            foreach (var i in n.Inputs) if (i?.Producer is { IsErased: false } p) stack.Push(p);
         }
         return removed;
     }
@@ -217,8 +254,9 @@ public sealed class Rewriter(Model model)
     {
         var dead = g.Initializers.Concat(g.SparseInitializers).Where(v => v.Uses.Count == 0 && !v.IsGraphOutput
             && !v.IsGraphInput).ToList();
-        foreach (var v in dead) { Changes++; g.RemoveInitializer(v); }
-        return dead.Count;
+        if (dead.Count == 0) return 0;
+        Changes += dead.Count;
+        return g.RemoveInitializers(dead);
     }
 
     /// <summary>onnx-graphsurgeon's cleanup().toposort() in one call: dead nodes and unused initializers
@@ -235,10 +273,11 @@ public sealed class Rewriter(Model model)
         return (nodes, inits);
     }
 
-    /// <summary>Restores topological order in every graph after insertions.</summary>
+    /// <summary>Sorts the graphs whose order an edit could not repair locally (an outer value newly read from a
+    /// subgraph, an input appended against the order); the others are in order already.</summary>
     public void Finish()
     {
-        foreach (var g in Model.Graph.SelfAndSubgraphs().ToList()) g.SortTopologically();
+        foreach (var g in Model.Graph.SelfAndSubgraphs().ToList()) g.SortIfNeeded();
     }
 
     /// <summary>The constant data a value holds (an initializer, or a Constant node's tensor), or null.</summary>
