@@ -33,14 +33,15 @@ public sealed record ModelStats
     /// <summary>Ops counted by the non-linear depth (OpTraits: NonLinear).</summary>
     public static IEnumerable<string> NonLinearOps => OpTraits.With(OpTrait.NonLinear);
 
-    /// <summary>Computes the figures (shape inference runs on a copy; the model is not changed).</summary>
+    /// <summary>Computes the figures (types that shape inference fills in are taken back afterwards: the model is
+    /// not changed).</summary>
     /// <param name="countZeros">Count zero weights (reads every weight; inspect skips it for weights not
     /// loaded yet).</param>
-    public static ModelStats Compute(Model model, long? fileBytes = null, bool countZeros = true)
+    public static ModelStats Compute(Model model, long? fileBytes = null, bool countZeros = true) =>
+        ShapeInference.WhileInferred(model, () => ComputeTyped(model, fileBytes, countZeros));
+
+    private static ModelStats ComputeTyped(Model m, long? fileBytes, bool countZeros)
     {
-        // Shapes are inferred on a copy: computing statistics never changes the model.
-        var m = model.Clone();
-        ShapeInference.Run(m);
         var g = m.Graph;
         var hist = new SortedDictionary<string, int>(StringComparer.Ordinal);
         var macs = new SortedDictionary<string, long>(StringComparer.Ordinal);
@@ -64,7 +65,7 @@ public sealed record ModelStats
                 .OfType<Tensor>()).ToList();
         return new ModelStats
         {
-            Opsets = m.OpsetImports,
+            Opsets = m.OpsetImports.ToList(),
             Inputs = g.Inputs.Where(v => !v.IsInitializer).Select(Summary).ToList(),
             Outputs = g.Outputs.Select(Summary).ToList(),
             OpHistogram = hist,

@@ -11,7 +11,23 @@ public static class ShapeInference
     public static void Run(Model m)
     {
         var opset = m.OpsetVersion("") ?? 13;
-        foreach (var g in new[] { m.Graph }) new Inferrer(opset).Graph(g);
+        new Inferrer(opset).Graph(m.Graph);
+    }
+
+    /// <summary>Infers as Run does, runs <paramref name="body"/> on the typed model, then puts every type it
+    /// filled in back as it was: statistics over inferred shapes without copying the model.</summary>
+    public static T WhileInferred<T>(Model m, Func<T> body)
+    {
+        var journal = new List<(Value Value, OnnxType? Old)>();
+        try
+        {
+            new Inferrer(m.OpsetVersion("") ?? 13, journal).Graph(m.Graph);
+            return body();
+        }
+        finally
+        {
+            for (int i = journal.Count - 1; i >= 0; i--) journal[i].Value.Type = journal[i].Old;
+        }
     }
 
     /// <summary>After rewrites that change shapes (pruned channels, folded kernels): forgets the types of
@@ -29,7 +45,7 @@ public static class ShapeInference
     /// <summary>Inferred output types for one node (null where unknown); used by tests and passes.</summary>
     public static OnnxType?[] InferNode(Node n, long opset) => new Inferrer(opset).Node(n);
 
-    private sealed class Inferrer(long opset)
+    private sealed class Inferrer(long opset, List<(Value Value, OnnxType? Old)>? journal = null)
     {
         // Known small integer vectors; elements may be symbols (from Shape of a symbolic shape).
         private readonly Dictionary<Value, Dim[]> _consts = new();
@@ -50,7 +66,10 @@ public static class ShapeInference
                     if (o is null || outs[i] is null) continue;
                     if (o.Type is null || (o.Type.IsTensor && o.Type.Shape is null && outs[i]!.Shape is not null)
                         || (o.Type.IsTensor && o.Type.ElementType == DataType.Undefined))
+                    {
+                        journal?.Add((o, o.Type));
                         o.Type = outs[i];
+                    }
                 }
                 foreach (var sg in n.Subgraphs()) Graph(sg);
             }

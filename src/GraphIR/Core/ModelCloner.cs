@@ -72,7 +72,7 @@ internal static class ModelCloner
             nn.Overload = n.Overload;
             nn.DocString = n.DocString;
             nn.UnknownFields = n.UnknownFields?.ToArray();
-            nn.MetadataProps.AddRange(n.MetadataProps);
+            if (n.MetadataPropsOrEmpty.Count > 0) nn.MetadataProps.AddRange(n.MetadataPropsOrEmpty);
             foreach (var o in n.Outputs)
             {
                 ng.AddOutputTo(nn, o?.Name ?? "");
@@ -100,7 +100,7 @@ internal static class ModelCloner
     {
         to.Type = from.Type;
         to.DocString = from.DocString;
-        to.MetadataProps.AddRange(from.MetadataProps);
+        if (from.MetadataPropsOrEmpty.Count > 0) to.MetadataProps.AddRange(from.MetadataPropsOrEmpty);
         to.UnknownFields = from.UnknownFields?.ToArray();
         return to;
     }

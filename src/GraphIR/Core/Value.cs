@@ -14,7 +14,12 @@ public sealed class Value
     public string Name { get; internal set; }
     public OnnxType? Type { get; set; }
     public string? DocString { get; set; }
-    public List<KeyValuePair<string, string>> MetadataProps { get; } = new();
+    private List<KeyValuePair<string, string>>? _metadataProps;
+    /// <summary>metadata_props (allocated on first use: most nodes and values have none).</summary>
+    public List<KeyValuePair<string, string>> MetadataProps => _metadataProps ??= new();
+    /// <summary>metadata_props without allocating a list for the many that have none.</summary>
+    public IReadOnlyList<KeyValuePair<string, string>> MetadataPropsOrEmpty =>
+        (IReadOnlyList<KeyValuePair<string, string>>?)_metadataProps ?? [];
     public byte[]? UnknownFields { get; set; }
 
     /// <summary>The node computing this value (null for graph inputs, initializers, outer-scope values).</summary>

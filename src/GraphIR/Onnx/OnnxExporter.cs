@@ -225,7 +225,7 @@ public static class OnnxExporter
             np.Input.Add(n.Inputs.Select(v => v?.Name ?? ""));
             np.Output.Add(n.Outputs.Select(v => v?.Name ?? ""));
             foreach (var a in n.Attributes) np.Attribute.Add(OnnxAttribute(a));
-            np.MetadataProps.Add(Props(n.MetadataProps));
+            np.MetadataProps.Add(Props(n.MetadataPropsOrEmpty));
             UnknownFieldBytes.Put(np, n.UnknownFields);
             return np;
         }
@@ -262,7 +262,7 @@ public static class OnnxExporter
             var vi = new ValueInfoProto { Name = v.Name };
             if (v.Type is not null) vi.Type = Type(v.Type);
             if (v.DocString is not null) vi.DocString = v.DocString;
-            vi.MetadataProps.Add(Props(v.MetadataProps));
+            vi.MetadataProps.Add(Props(v.MetadataPropsOrEmpty));
             UnknownFieldBytes.Put(vi, v.UnknownFields);
             return vi;
         }

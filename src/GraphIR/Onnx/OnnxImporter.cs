@@ -183,7 +183,7 @@ public static class OnnxImporter
                 n.HasDomainField = np.HasDomain;
                 n.Overload = np.HasOverload ? np.Overload : null;
                 n.DocString = np.HasDocString ? np.DocString : null;
-                n.MetadataProps.AddRange(Props(np.MetadataProps));
+                if (np.MetadataProps.Count > 0) n.MetadataProps.AddRange(Props(np.MetadataProps));
                 n.UnknownFields = UnknownFieldBytes.Get(np);
                 if (np.DeviceConfigurations.Count > 0)
                 {
@@ -192,6 +192,8 @@ public static class OnnxImporter
                     extra.DeviceConfigurations.Add(np.DeviceConfigurations);
                     n.UnknownFields = Concat(n.UnknownFields, extra.ToByteArray());
                 }
+                n.OutputList.Capacity = np.Output.Count;
+                n.InputList.Capacity = np.Input.Count;
                 foreach (var o in np.Output)
                 {
                     if (o.Length > 0 && g.Defines(o))
@@ -246,7 +248,7 @@ public static class OnnxImporter
         {
             if (vi.Type is not null) v.Type = Type(vi.Type);
             if (vi.HasDocString) v.DocString = vi.DocString;
-            v.MetadataProps.AddRange(Props(vi.MetadataProps));
+            if (vi.MetadataProps.Count > 0) v.MetadataProps.AddRange(Props(vi.MetadataProps));
             v.UnknownFields = UnknownFieldBytes.Get(vi);
         }
 
