@@ -35,6 +35,10 @@
 //                [--grads x,w,b]              and backward in a training arena: best milliseconds and GFLOPS
 //                [--layers "ci,co,size,k,s;.."] (taskset -c 1: one core); --grads: the gradients the backward
 //                                             computes (x: input, w, b); --layers: other convs than the nets
+//   chain N OUT.onnx                            write a chain of N Relu nodes (for timing the CLI on it)
+//   rewrite-scale [--load 8000,...] [--rules 1000,...]
+//                                               load/inspect/dump/convert of Relu chains up to 1M nodes and the
+//                                               rule driver on chains up to 64,000 nodes (RewriteScale.cs)
 //   block-vs-filter [--iters 300]               unit=block vs filter pruning at the MACs the block drop leaves:
 //                                               digits ResNet (accuracy, latency), ResNet-18-sized (latency)
 using System.Diagnostics;
@@ -609,6 +613,18 @@ switch (args.FirstOrDefault())
         }
         Console.WriteLine(string.Create(c, $"peak working set: {Process.GetCurrentProcess().PeakWorkingSet64 / (1 << 20):N0} MB"));
         return 0;
+    }
+    case "chain":
+    {
+        // chain N OUT.onnx: a chain of N Relu nodes, to time the CLI itself on it (/usr/bin/time -v).
+        OnnxExporter.Save(RewriteScale.Chain(int.Parse(args[1], c), _ => "Relu"), args[2]);
+        return 0;
+    }
+    case "rewrite-scale":
+    {
+        int[] Sizes(string name, string dflt) => Opt(name, dflt).Split(',').Select(v => int.Parse(v, c)).ToArray();
+        return RewriteScale.Run(Sizes("--load", "8000,16000,32000,64000,125000,250000,500000,1000000"),
+            Sizes("--rules", "1000,2000,4000,8000,16000,32000,64000"));
     }
     case "conv-kernels":
     {
