@@ -10,8 +10,12 @@ public static class Program
 {
     public static int Main(string[] args)
     {
-        // ORT's own warnings and errors (the libraries never write to the console themselves).
-        OnnxOpt.Runtime.OrtEnvironment.Log = (level, msg) => Console.Error.WriteLine($"onnxruntime [{level}]: {msg}");
+        // ORT's own warnings (the libraries never write to the console themselves). Its errors are not
+        // printed: each one reaches us as an exception too, which the command reports in its one line.
+        OnnxOpt.Runtime.OrtEnvironment.Log = (level, msg) =>
+        {
+            if (level < OnnxOpt.Runtime.OrtLogLevel.Error) Console.Error.WriteLine($"onnxruntime [{level}]: {msg}");
+        };
         return Run(args, Console.Out, Console.Error);
     }
 

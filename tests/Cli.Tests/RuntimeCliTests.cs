@@ -70,6 +70,40 @@ public class RuntimeCliTests
     }
 
     [Fact]
+    public void AnOrtFailureIsOneLineOnStderrInTheRealProcess()
+    {
+        // ORT logs the failed run itself; only our one line may reach the user.
+        var dir = Paths.TempDir();
+        var path = Path.Combine(dir, "reshape.onnx");
+        OnnxExporter.Save(TextParser.ParseModel("""
+            <ir_version: 8, opset_import: ["" : 13]>
+            g (float[N,8] x) => (float[3,5] y)
+               <int64[2] s = {3,5}>
+            {
+               y = Reshape (x, s)
+            }
+            """), path);
+        var (code, _, err) = Cli.RunProcess("bench", path, "--iters", "2", "--warmup", "0");
+        var lines = err.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.True(code == 2, err);
+        var line = Assert.Single(lines);
+        Assert.StartsWith("onnxopt: error:", line);
+        Assert.Contains("Reshape", line);
+    }
+
+    [Fact]
+    public void BenchJsonRoundsItsNumbers()
+    {
+        var r = Cli.Run("bench", Resnet, "--iters", "7", "--warmup", "1", "--json");
+        Assert.True(r.ExitCode == 0, r.Err);
+        // Every number is written with at most 10 significant digits (no 0.16052000000000002).
+        foreach (System.Text.RegularExpressions.Match m in
+                 System.Text.RegularExpressions.Regex.Matches(r.Out, @"-?\d+\.\d+(?:[eE][-+]?\d+)?"))
+            Assert.True(m.Value.TrimStart('-').Replace(".", "").TrimStart('0').Split('e', 'E')[0].Length <= 10,
+                m.Value);
+    }
+
+    [Fact]
     public void BenchVsPrintsBothLatenciesTheRatioAndTheSettings()
     {
         var r = Cli.Run("bench", Resnet, "--vs", Cli.Model("digits/mobilenetv2.onnx"), "--iters", "20", "--warmup", "3", "--json");

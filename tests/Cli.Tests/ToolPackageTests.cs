@@ -9,31 +9,13 @@ namespace OnnxOpt.Tests;
 
 public class ToolPackageTests
 {
-    private static (int Code, string Out, string Err) Exec(string file, string workDir, params string[] args)
-    {
-        var psi = new ProcessStartInfo(file)
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            WorkingDirectory = workDir,
-        };
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        psi.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
-        psi.Environment["DOTNET_NOLOGO"] = "1";
-        using var p = Process.Start(psi)!;
-        var err = p.StandardError.ReadToEndAsync();
-        var output = p.StandardOutput.ReadToEnd();
-        if (!p.WaitForExit(TimeSpan.FromMinutes(10))) { p.Kill(true); throw new TimeoutException($"{file} {args[0]}"); }
-        return (p.ExitCode, output, err.Result);
-    }
-
     [Fact]
     public void TheToolPackageInstallsAndRuns()
     {
         var root = Paths.RepoRoot();
         var tmp = Paths.TempDir();
         var feed = Path.Combine(tmp, "feed");
-        var pack = Exec("dotnet", root, "pack", "OnnxOpt.sln", "-c", "Release", "-o", feed,
+        var pack = Cli.Exec("dotnet", root, "pack", "OnnxOpt.sln", "-c", "Release", "-o", feed,
             "--artifacts-path", Path.Combine(tmp, "artifacts"));
         Assert.True(pack.Code == 0, pack.Out + pack.Err);
         // The tool carries the native library; every library package has its XML docs and README.
@@ -48,18 +30,18 @@ public class ToolPackageTests
         Assert.False(File.Exists(Path.Combine(feed, "onnxopt-bench.1.0.0.nupkg")));
 
         var tools = Path.Combine(tmp, "tools");
-        var install = Exec("dotnet", tmp, "tool", "install", "onnxopt", "--tool-path", tools, "--add-source", feed,
+        var install = Cli.Exec("dotnet", tmp, "tool", "install", "onnxopt", "--tool-path", tools, "--add-source", feed,
             "--version", "0.15.0");
         Assert.True(install.Code == 0, install.Out + install.Err);
         var exe = Path.Combine(tools, "onnxopt");
-        var version = Exec(exe, tmp, "--version");
+        var version = Cli.Exec(exe, tmp, "--version");
         Assert.Equal(0, version.Code);
         Assert.Matches(@"^onnxopt 0\.15\.0\S*, ONNX Runtime 1\.30\.\d+", version.Out.Trim());
         var model = Path.Combine(Paths.TestModels, "digits", "vgg.onnx");
-        var inspect = Exec(exe, tmp, "inspect", model);
+        var inspect = Cli.Exec(exe, tmp, "inspect", model);
         Assert.True(inspect.Code == 0, inspect.Err);
         Assert.Contains("parameters:", inspect.Out);
-        var q = Exec(exe, tmp, "quantize", model, "-o", Path.Combine(tmp, "q.onnx"), "--calib",
+        var q = Cli.Exec(exe, tmp, "quantize", model, "-o", Path.Combine(tmp, "q.onnx"), "--calib",
             Path.Combine(Paths.TestModels, "digits", "data", "calib"));
         Assert.True(q.Code == 0, q.Err);
         Assert.True(File.Exists(Path.Combine(tmp, "q.onnx")));

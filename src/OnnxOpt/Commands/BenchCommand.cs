@@ -74,7 +74,7 @@ public static class BenchCommand
             w.WriteString("graph_optimization", r.Options.Optimization.ToString().ToLowerInvariant());
             Stats(w, "model", model, r.Model);
             if (r.Other is not null) Stats(w, "vs", other!, r.Other);
-            if (r.Speedup is double sp) w.WriteNumber("speedup", sp);
+            if (r.Speedup is double sp) JsonNumbers.Write(w, "speedup", sp);
             w.WriteEndObject();
         }
         return System.Text.Encoding.UTF8.GetString(ms.ToArray()) + "\n";
@@ -84,10 +84,10 @@ public static class BenchCommand
     {
         w.WriteStartObject(key);
         w.WriteString("file", file);
-        w.WriteNumber("median_ms", s.MedianMs);
-        w.WriteNumber("p90_ms", s.P90Ms);
-        w.WriteNumber("mean_ms", s.MeanMs);
-        w.WriteNumber("min_ms", s.MinMs);
+        JsonNumbers.Write(w, "median_ms", s.MedianMs);
+        JsonNumbers.Write(w, "p90_ms", s.P90Ms);
+        JsonNumbers.Write(w, "mean_ms", s.MeanMs);
+        JsonNumbers.Write(w, "min_ms", s.MinMs);
         w.WriteEndObject();
     }
 }
