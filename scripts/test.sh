@@ -2,8 +2,28 @@
 # Runs the whole onnxopt test suite from a fresh clone: installs the ONNX backend test data
 # (Debian's libonnx-testdata) and a headless browser (chromium) when missing and apt is usable, checks
 # style (scripts/check-style.sh), builds, runs every test project, and prints one closing line "N passed, N failed, N skipped".
+#   scripts/test.sh          the whole suite (what CI runs)
+#   scripts/test.sh --fast   the fast lane: unit, rule, lit and golden tests (every project but the CLI's end-to-end
+#                            tests), no installs; about a minute after the build
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+if [ "${1:-}" = "--fast" ]; then
+  dotnet build OnnxOpt.sln -c Release -v quiet -nologo
+  log=$(mktemp)
+  rc=0
+  for p in GraphIR Autodiff Runtime Passes; do
+    dotnet test "tests/$p.Tests" -c Release --no-build >"$log.$p" 2>&1 || rc=1
+    grep -E '^(Passed|Failed)!|^ +Failed |Error Message' -A2 "$log.$p" || true
+    cat "$log.$p" >>"$log" && rm -f "$log.$p"
+  done
+  awk '/(Passed|Failed)! +- +Failed:/ {
+         for (i = 1; i <= NF; i++) { gsub(",", "", $(i+1));
+           if ($i == "Failed:") f += $(i+1); if ($i == "Passed:") p += $(i+1); if ($i == "Skipped:") s += $(i+1) } }
+       END { printf "fast: %d passed, %d failed, %d skipped\n", p, f, s }' "$log"
+  rm -f "$log"
+  exit "$rc"
+fi
 
 if [ ! -d /usr/share/libonnx-testdata/data ] && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
   echo "installing libonnx-testdata (ONNX backend test models) ..."
