@@ -16,11 +16,18 @@ public static class ShapeInference
 
     /// <summary>Infers as Run does, runs <paramref name="body"/> on the typed model, then puts every type it
     /// filled in back as it was: statistics over inferred shapes without copying the model.</summary>
-    public static T WhileInferred<T>(Model m, Func<T> body)
+    /// <remarks>With <paramref name="dims"/>, symbolic dims of those names are first given their values in every
+    /// declared type (taken back too), so shape arithmetic over them (Shape -> Gather -> Mul -> Concat -> Reshape)
+    /// folds to sizes and the statistics are those of that specialization.</remarks>
+    public static T WhileInferred<T>(Model m, Func<T> body, IReadOnlyDictionary<string, long>? dims = null)
     {
         var journal = new List<(Value Value, OnnxType? Old)>();
         try
         {
+            if (dims is { Count: > 0 })
+                foreach (var g in m.Graph.SelfAndSubgraphs())
+                    foreach (var v in g.Values)
+                        if (Specialize(v.Type, dims) is { } fixedType) { journal.Add((v, v.Type)); v.Type = fixedType; }
             new Inferrer(m.OpsetVersion("") ?? 13, journal).Graph(m.Graph);
             return body();
         }
@@ -28,6 +35,15 @@ public static class ShapeInference
         {
             for (int i = journal.Count - 1; i >= 0; i--) journal[i].Value.Type = journal[i].Old;
         }
+    }
+
+    /// <summary>The type with the named symbolic dims given their values, or null when it names none of them.</summary>
+    public static OnnxType? Specialize(OnnxType? t, IReadOnlyDictionary<string, long> dims)
+    {
+        if (t is not { IsTensor: true, Shape: { } s } || !s.Dims.Any(d => d.Param is { } p && dims.ContainsKey(p)))
+            return null;
+        return OnnxType.Tensor(t.ElementType, new Shape(s.Dims.Select(d =>
+            d.Param is { } p && dims.TryGetValue(p, out var v) ? Dim.Of(v) : d)));
     }
 
     /// <summary>After rewrites that change shapes (pruned channels, folded kernels): forgets the types of
@@ -196,7 +212,40 @@ public static class ShapeInference
                 case "Xor":
                     return [T(DataType.Bool, Broadcast(n.Inputs.Select(ShapeOf)))];
                 case "Where":
-                    return [T(TypeOf(n.Input(1)), Broadcast(n.Inputs.Select(ShapeOf)))];
+                    return [T(FirstType([n.Input(1), n.Input(2)]), Broadcast(n.Inputs.Select(ShapeOf)))];
+                case "Not":
+                    return [T(DataType.Bool, xs)];
+                case "Expand":
+                    return [Expand(n, xs, xt)];
+                case "Tile":
+                    return [Tile(n, xs, xt)];
+                case "Range":
+                    return [Range(n)];
+                case "LayerNormalization":
+                {
+                    // Y, then (training outputs) Mean and InvStdDev: the reduced axes kept as 1, in stash_type.
+                    if (n.Outputs.Count == 1) return [T(xt, xs)];
+                    var axis = (int)n.GetInt("axis", -1);
+                    var stats = xs is null ? null : new Shape(xs.Dims.Select((d, i) =>
+                        i < (axis < 0 ? axis + xs.Rank : axis) ? d : Dim.Of(1)));
+                    var stash = (DataType)n.GetInt("stash_type", (long)DataType.Float);
+                    return [T(xt, xs), .. Enumerable.Repeat(T(stash, stats), n.Outputs.Count - 1)];
+                }
+                case "InstanceNormalization":
+                case "GroupNormalization":
+                    return [T(xt, xs)];
+                case "ArgMax":
+                case "ArgMin":
+                {
+                    if (xs is null) return [T(DataType.Int64, null)];
+                    var axis = (int)n.GetInt("axis", 0);
+                    if (axis < 0) axis += xs.Rank;
+                    var keep = n.GetInt("keepdims", 1) != 0;
+                    return [TD(DataType.Int64, xs.Dims.Select((d, i) => (d, i)).Where(p => keep || p.i != axis)
+                        .Select(p => p.i == axis ? Dim.Of(1) : p.d))];
+                }
+                case "If":
+                    return IfOutputs(n);
                 case "Conv":
                 case "ConvInteger":
                 case "QLinearConv":
@@ -233,7 +282,7 @@ public static class ShapeInference
                             (o, i) => { for (int a = 0; a < perm.Length; a++) i[perm[a]] = o[a]; }));
                     return [TD(xt, perm.Select(p => xs[(int)p]))];
                 }
-                case "Concat": return [Concat(n, xt)];
+                case "Concat": return [Concat(n, FirstType(n.Inputs))];
                 case "Split": return Split(n, xs, xt);
                 case "Slice": return [Slice(n, xs, xt)];
                 case "Squeeze": return [Squeeze(n, xs, xt)];
@@ -535,6 +584,7 @@ public static class ShapeInference
             if (shapes.Any(s => s is null)) return T(xt, null);
             var axis = (int)n.GetInt("axis", 0);
             var rank = shapes[0]!.Rank;
+            if (shapes.Any(s => s!.Rank != rank)) return T(xt, null); // invalid: ORT names it; no guess here
             if (axis < 0) axis += rank;
             var dims = shapes[0]!.Dims.ToArray();
             dims[axis] = shapes.Aggregate((Dim?)Dim.Of(0), (acc, s) => acc?.Value is long a
@@ -543,6 +593,69 @@ public static class ShapeInference
                 if (i != axis && !dims[i].IsKnown)
                     foreach (var s in shapes) if (s![i].IsKnown) { dims[i] = s[i]; break; }
             return TD(xt, dims);
+        }
+
+        /// <summary>The element type of the first input whose type is known (Concat, Where: every operand has
+        /// it).</summary>
+        private static DataType FirstType(IEnumerable<Value?> inputs)
+        {
+            foreach (var v in inputs) if (TypeOf(v) is var t && t != DataType.Undefined) return t;
+            return DataType.Undefined;
+        }
+
+        /// <summary>Expand: the input broadcast with the constant target shape.</summary>
+        private OnnxType? Expand(Node n, Shape? xs, DataType xt)
+        {
+            if (SymConst(n.Input(1)) is not { } target) return T(xt, null);
+            var ts = new Shape(target.Select(d => d.Value == 1 ? Dim.Of(1) : d));
+            if (xs is null) return T(xt, null);
+            // A target dim of 1 keeps the input's dim (broadcasting); Broadcast already does exactly that.
+            return T(xt, Broadcast([xs, ts]));
+        }
+
+        /// <summary>Tile: each dim times its constant repeat.</summary>
+        private OnnxType? Tile(Node n, Shape? xs, DataType xt)
+        {
+            if (xs is null) return T(xt, null);
+            if (Const(n.Input(1)) is not { } reps || reps.Length != xs.Rank)
+                return T(xt, new Shape(xs.Dims.Select(_ => Dim.Unknown)));
+            return TD(xt, xs.Dims.Select((d, i) => reps[i] == 1 ? d : d.Value is long v ? Dim.Of(v * reps[i])
+                : Dim.Unknown));
+        }
+
+        /// <summary>Range: 1-D, max(ceil((limit - start) / delta), 0) elements when all three are constant.</summary>
+        private OnnxType? Range(Node n)
+        {
+            var t = TypeOf(n.Input(0));
+            var a = Const(n.Input(0)); var b = Const(n.Input(1)); var d = Const(n.Input(2));
+            if (a is [var start] && b is [var limit] && d is [var delta] && delta != 0)
+            {
+                var count = Math.Max((long)Math.Ceiling((limit - start) / (double)delta), 0);
+                if (count <= 1024) SetConst(n.Output(), Enumerable.Range(0, (int)count).Select(i => start + i * delta));
+                return T(t, Shape.Of(count));
+            }
+            // range(0, n) with n a symbolic dim (position ids) has n elements.
+            if (a is [0] && SymConst(n.Input(1)) is [var sym] && d is [1]) return TD(t, [sym]);
+            return T(t, new Shape([Dim.Unknown]));
+        }
+
+        /// <summary>If: each output typed as the branches declare it (dims they disagree on unknown).</summary>
+        private static OnnxType?[] IfOutputs(Node n)
+        {
+            var outs = new OnnxType?[n.Outputs.Count];
+            var branches = new[] { n.Attr("then_branch")?.G, n.Attr("else_branch")?.G };
+            for (int i = 0; i < outs.Length; i++)
+            {
+                foreach (var g in branches)
+                {
+                    if (g is null || i >= g.Outputs.Count || g.Outputs[i].Type is not { IsTensor: true } bt) continue;
+                    if (outs[i] is null) outs[i] = bt;
+                    else if (outs[i]!.Shape is { } s1 && bt.Shape is { } s2 && !s1.Equals(s2))
+                        outs[i] = OnnxType.Tensor(outs[i]!.ElementType, s1.Rank == s2.Rank
+                            ? new Shape(s1.Dims.Zip(s2.Dims, (a, b) => a == b ? a : Dim.Unknown)) : null);
+                }
+            }
+            return outs;
         }
 
         private OnnxType?[] Split(Node n, Shape? xs, DataType xt)
