@@ -40,6 +40,26 @@ public class InspectDumpConvertTests
     }
 
     [Fact]
+    public void InspectDimGivesTransformerMacsAtThatSequence()
+    {
+        var path = Path.Combine(Paths.TempDir(), "bert.onnx");
+        OnnxExporter.Save(TransformerGraphs.Bert(), path);
+        var plain = Cli.Run("inspect", path);
+        Assert.True(plain.ExitCode == 0, plain.Err);
+        Assert.Contains("--dim sequence=128", plain.Out);
+        var r = Cli.Run("inspect", path, "--dim", "sequence=16", "--json");
+        Assert.True(r.ExitCode == 0, r.Err);
+        var j = JsonDocument.Parse(r.Out).RootElement;
+        Assert.Equal(16, j.GetProperty("dims").GetProperty("sequence").GetInt64());
+        Assert.Equal(0, j.GetProperty("nodes_with_unknown_macs").GetArrayLength());
+        long s = 16, h = 32, i = 64;
+        Assert.Equal(2 * (4 * s * h * h + 2 * s * s * h + 2 * s * h * i) + h * h, j.GetProperty("total_macs").GetInt64());
+        var bad = Cli.Run("inspect", path, "--dim", "sequence=x");
+        Assert.Equal(2, bad.ExitCode);
+        Assert.Contains("--dim 'sequence=x'", bad.Err);
+    }
+
+    [Fact]
     public void InspectReportsNonLinearDepthOfTrainedNets()
     {
         // VGG-style: 6 conv+ReLU; ResNet-style: stem + 4 blocks x 2 ReLUs; MLP: 2 ReLUs.

@@ -28,6 +28,11 @@ public sealed record ModelStats
     public required SortedDictionary<string, long> MacsByOp { get; init; }
     public long TotalMacs { get; init; }
     public required IReadOnlyList<string> UnknownMacNodes { get; init; }
+    /// <summary>Symbolic dims given values for these figures (inspect --dim).</summary>
+    public IReadOnlyDictionary<string, long> Dims { get; init; } = new SortedDictionary<string, long>();
+    /// <summary>Symbolic dims of the inputs, other than leading (batch) ones, left symbolic: they leave the MACs of
+    /// the MatMuls they reach unknown until given with --dim (a leading batch dim counts as 1).</summary>
+    public IReadOnlyList<string> SymbolicDims { get; init; } = [];
     public int NonLinearDepth { get; init; }
 
     /// <summary>Ops counted by the non-linear depth (OpTraits: NonLinear).</summary>
@@ -37,8 +42,22 @@ public sealed record ModelStats
     /// not changed).</summary>
     /// <param name="countZeros">Count zero weights (reads every weight; inspect skips it for weights not
     /// loaded yet).</param>
-    public static ModelStats Compute(Model model, long? fileBytes = null, bool countZeros = true) =>
-        ShapeInference.WhileInferred(model, () => ComputeTyped(model, fileBytes, countZeros));
+    /// <param name="dims">Values of symbolic dims (e.g. S = 128): MACs are those of that specialization.</param>
+    public static ModelStats Compute(Model model, long? fileBytes = null, bool countZeros = true,
+        IReadOnlyDictionary<string, long>? dims = null)
+    {
+        // The symbols a user can give (inputs' symbolic dims), named before any is specialized.
+        // A symbol that only ever leads a shape is a batch and counts as 1.
+        var symbols = model.Graph.Inputs.Where(v => !v.IsInitializer).SelectMany(v => v.Shape?.Dims.Skip(1) ?? [])
+            .Select(d => d.Param).OfType<string>().Distinct().Order(StringComparer.Ordinal).ToList();
+        var stats = ShapeInference.WhileInferred(model, () => ComputeTyped(model, fileBytes, countZeros), dims);
+        return stats with
+        {
+            Dims = new SortedDictionary<string, long>(dims?.ToDictionary() ?? new Dictionary<string, long>(),
+                StringComparer.Ordinal),
+            SymbolicDims = symbols.Where(d => dims?.ContainsKey(d) != true).ToList(),
+        };
+    }
 
     private static ModelStats ComputeTyped(Model m, long? fileBytes, bool countZeros)
     {
@@ -104,7 +123,7 @@ public sealed record ModelStats
     }
 
     /// <summary>Per-sample dims: a symbolic leading (batch) dim counts as 1.</summary>
-    private static long[]? Dims(Value? v)
+    private static long[]? SampleDims(Value? v)
     {
         var s = v?.Shape;
         if (s is null) return null;
@@ -128,23 +147,23 @@ public sealed record ModelStats
             case "ConvInteger":
             case "QLinearConv":
             {
-                var w = Dims(n.Input(n.OpType == "QLinearConv" ? 3 : 1));
-                var y = Dims(n.Output());
+                var w = SampleDims(n.Input(n.OpType == "QLinearConv" ? 3 : 1));
+                var y = SampleDims(n.Output());
                 if (w is null || y is null || y.Length < 2) return null;
                 return y[0] * y[1] * y.Skip(2).Aggregate(1L, (a, b) => a * b) * w.Skip(1).Aggregate(1L, (a,
                     b) => a * b);
             }
             case "ConvTranspose":
             {
-                var x = Dims(n.Input(0));
-                var w = Dims(n.Input(1));
+                var x = SampleDims(n.Input(0));
+                var w = SampleDims(n.Input(1));
                 if (x is null || w is null) return null;
                 return x.Aggregate(1L, (a, b) => a * b) * w.Skip(1).Aggregate(1L, (a, b) => a * b);
             }
             case "Gemm":
             {
-                var a = Dims(n.Input(0));
-                var y = Dims(n.Output());
+                var a = SampleDims(n.Input(0));
+                var y = SampleDims(n.Output());
                 if (a is null || y is null || a.Length != 2 || y.Length != 2) return null;
                 var k = n.GetInt("transA", 0) != 0 ? a[0] : a[1];
                 return y[0] * y[1] * k;
@@ -153,8 +172,8 @@ public sealed record ModelStats
             case "MatMulInteger":
             case "QLinearMatMul":
             {
-                var a = Dims(n.Input(0));
-                var y = Dims(n.Output());
+                var a = SampleDims(n.Input(0));
+                var y = SampleDims(n.Output());
                 if (a is null || y is null || a.Length == 0) return null;
                 return y.Aggregate(1L, (p, b) => p * b) * a[^1];
             }

@@ -44,6 +44,12 @@ public static class ModelStatsWriter
         }
         Tensors("inputs", s.Inputs);
         Tensors("outputs", s.Outputs);
+        if (s.Dims.Count > 0)
+        {
+            w.WriteStartObject("dims");
+            foreach (var (k, v) in s.Dims) w.WriteNumber(k, v);
+            w.WriteEndObject();
+        }
         w.WriteNumber("nodes", s.NodeCount);
         w.WriteStartObject("op_histogram");
         foreach (var (k, v) in s.OpHistogram) w.WriteNumber(k, v);
@@ -59,6 +65,12 @@ public static class ModelStatsWriter
         w.WriteStartArray("nodes_with_unknown_macs");
         foreach (var n in s.UnknownMacNodes) w.WriteStringValue(n);
         w.WriteEndArray();
+        if (s.UnknownMacNodes.Count > 0 && s.SymbolicDims.Count > 0)
+        {
+            w.WriteStartArray("symbolic_dims");
+            foreach (var d in s.SymbolicDims) w.WriteStringValue(d);
+            w.WriteEndArray();
+        }
         w.WriteNumber("non_linear_depth", s.NonLinearDepth);
         w.WriteEndObject();
     }
@@ -70,6 +82,8 @@ public static class ModelStatsWriter
         sb.AppendLine("opsets:      " + string.Join(", ", s.Opsets.Select(o => $"{(o.Domain.Length == 0 ? "ai.onnx" : o.Domain)} {o.Version}")));
         foreach (var t in s.Inputs) sb.AppendLine($"input:       {t.Name} {t.Type}");
         foreach (var t in s.Outputs) sb.AppendLine($"output:      {t.Name} {t.Type}");
+        if (s.Dims.Count > 0)
+            sb.AppendLine("dims:        " + string.Join(", ", s.Dims.Select(d => $"{d.Key}={d.Value}")));
         sb.AppendLine(c, $"nodes:       {s.NodeCount}");
         var zeros = s.ZeroParameterCount > 0 ? string.Create(c,
             $" ({s.ZeroParameterCount:N0} zero, sparsity {100.0 * s.ZeroParameterCount / s.ParameterCount:F1}%)") : "";
@@ -78,8 +92,12 @@ public static class ModelStatsWriter
         if (s.FileBytes is long fb) sb.AppendLine(c, $"file:        {fb:N0} bytes");
         sb.AppendLine(c, $"MACs:        {s.TotalMacs:N0} per sample");
         foreach (var (k, v) in s.MacsByOp) sb.AppendLine(c, $"  {k,-22} {v,16:N0}");
-        if (s.UnknownMacNodes.Count > 0) sb.AppendLine(c,
-            $"  (MACs unknown for {s.UnknownMacNodes.Count} nodes with dynamic shapes)");
+        if (s.UnknownMacNodes.Count > 0)
+        {
+            var hint = s.SymbolicDims.Count == 0 ? ""
+                : "; give the symbolic dims, e.g. " + string.Join(" ", s.SymbolicDims.Select(d => $"--dim {d}=128"));
+            sb.AppendLine(c, $"  (MACs unknown for {s.UnknownMacNodes.Count} nodes with dynamic shapes{hint})");
+        }
         sb.AppendLine(c, $"non-linear depth: {s.NonLinearDepth}");
         sb.AppendLine("op histogram:");
         foreach (var (k, v) in s.OpHistogram) sb.AppendLine(c, $"  {k,-22} {v,6}");

@@ -72,7 +72,8 @@ public static class Verifier
         void Define(Value v, string what)
         {
             if (!names.Add(v.Name)) errors.Add($"value '{v.Name}' is defined more than once{where}");
-            else if (outer?.Contains(v.Name) == true) errors.Add($"value '{v.Name}'{where} shadows a value of an enclosing graph");
+            else if (outer?.Contains(v.Name) == true)
+                errors.Add($"value '{v.Name}'{where} shadows a value of an enclosing graph");
             if (!ReferenceEquals(g.Find(v.Name),
                 v)) errors.Add($"{what} '{v.Name}'{where} is not registered in its graph");
             available.Add(v);

@@ -81,7 +81,7 @@ public sealed class Graph
         return n.Index;
     }
 
-    /// <summary>Whether <paramref name="a"/> comes before <paramref name="b"/> (both nodes of this graph), O(1).</summary>
+    /// <summary>Whether <paramref name="a"/> comes before <paramref name="b"/> (nodes of one graph), O(1).</summary>
     public static bool Precedes(Node a, Node b) => a.Order < b.Order;
 
     private Node[] MaterializeNodes()

@@ -16,9 +16,13 @@ public static class InspectCommand
         {
             Description = "per weight: distinct values, bits per weight, zeros; and the packed size",
         };
+        var dims = new Option<string[]>("--dim")
+        {
+            Description = "value of a symbolic dimension for shapes and MACs, e.g. --dim sequence=128 (repeatable)",
+        };
         var cmd = new Command("inspect", "Summarize a model: I/O, op histogram, parameters, MACs, non-linear depth")
         {
-            model, json, weights,
+            model, json, weights, dims,
         };
         cmd.SetAction(r =>
         {
@@ -26,7 +30,8 @@ public static class InspectCommand
             var m = CliContext.LoadModel(path);
             // A large model's weights are not read unless asked for (--weights): zeros are then not counted.
             var lazy = m.Graph.Initializers.Any(v => !v.Initializer!.IsLoaded);
-            var stats = ModelStats.Compute(m, new FileInfo(path).Length, countZeros: !lazy || r.GetValue(weights));
+            var stats = ModelStats.Compute(m, new FileInfo(path).Length, countZeros: !lazy || r.GetValue(weights),
+                CliContext.ParseDims(r.GetValue(dims)));
             if (lazy && !r.GetValue(weights))
                 ctx.Err.WriteLine("note: zero weights not counted: a large model's weights are not read (--weights "
                     + "reads them)");

@@ -1,0 +1,62 @@
+// inspect --dim against an independent count: the MACs ModelStats computes from inferred shapes at given
+// symbolic dims, and the same formula over the shapes ONNX Runtime actually produces when it runs the model
+// at those dims (every MatMul/Gemm input and output made a graph output). Within 1% (they should agree exactly).
+using OnnxOpt.GraphIR;
+using OnnxOpt.Runtime;
+
+namespace OnnxOpt.Tests;
+
+public class TransformerMacsTests
+{
+    private static long OrtMacs(Model model, Dictionary<string, Tensor> inputs)
+    {
+        var m = model.Clone();
+        var probes = m.Graph.Nodes.Where(n => n.OpType is "MatMul" or "Gemm").ToList();
+        var names = new List<string>();
+        foreach (var n in probes)
+            foreach (var v in new[] { n.Input(0)!, n.Output() })
+                if (!m.Graph.IsOutput(v) && !v.IsGraphInput) { v.Type = null; m.Graph.AddOutput(v); }
+        using var s = InferenceSession.FromModel(m, new SessionSettings { Optimization = GraphOptimization.Disabled });
+        var outs = s.Run(inputs, s.Outputs.Select(o => o.Name).ToList());
+        var shapes = s.Outputs.Select((o, i) => (o.Name, outs[i].Dims)).ToDictionary(p => p.Name, p => p.Dims);
+        long total = 0;
+        foreach (var n in probes)
+        {
+            var a = shapes[n.Input(0)!.Name];
+            var y = shapes[n.Output().Name];
+            long k = n.OpType == "Gemm" && n.GetInt("transA", 0) != 0 ? a[0] : a[^1];
+            total += y.Aggregate(1L, (p, d) => p * d) * k;
+        }
+        return total;
+    }
+
+    [Theory]
+    [InlineData(24)]
+    [InlineData(7)]
+    public void BertMacsAtAGivenSequenceMatchOrtsRuntimeShapes(long sequence)
+    {
+        var m = TransformerGraphs.Bert();
+        var ids = Enumerable.Range(0, (int)sequence).Select(i => (long)(i * 7 % TransformerGraphs.BertVocab)).ToArray();
+        var inputs = new Dictionary<string, Tensor>
+        {
+            ["input_ids"] = Tensor.FromInt64s("input_ids", [1, sequence], ids),
+            ["attention_mask"] = Tensor.FromInt64s("attention_mask", [1, sequence], ids.Select(_ => 1L).ToArray()),
+            ["token_type_ids"] = Tensor.FromInt64s("token_type_ids", [1, sequence], ids.Select(_ => 0L).ToArray()),
+        };
+        var expected = OrtMacs(m, inputs);
+        var stats = ModelStats.Compute(m, dims: new Dictionary<string, long> { ["sequence"] = sequence, ["batch"] = 1 });
+        Assert.Empty(stats.UnknownMacNodes);
+        Assert.InRange(stats.TotalMacs, expected * 0.99, expected * 1.01);
+    }
+
+    [Fact]
+    public void VitMacsMatchOrtsRuntimeShapes()
+    {
+        var m = TransformerGraphs.Vit();
+        var px = Tensor.FromFloats("pixel_values", [1, 1, 16, 16], Enumerable.Range(0, 256).Select(i => i / 256f).ToArray());
+        var expected = OrtMacs(m, new Dictionary<string, Tensor> { ["pixel_values"] = px });
+        var conv = 32L * 16 * 16; // the patch Conv: 32 outputs x 16 patches x 16 taps, which OrtMacs does not probe
+        var stats = ModelStats.Compute(m);
+        Assert.InRange(stats.TotalMacs - conv, expected * 0.99, expected * 1.01);
+    }
+}
