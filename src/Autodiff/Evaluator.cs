@@ -40,7 +40,7 @@ public sealed class Evaluator<T> where T : unmanaged, IFloatingPointIeee754<T>
         foreach (var n in model.Graph.Nodes)
         {
             if (n.Subgraphs().Any()) throw new OnnxModelException($"node {n}: control flow (subgraphs) is not supported by the reference evaluator");
-            if (OpRegistry<T>.Find(n) is null)
+            if (Kernels<T>.Find(n) is null)
                 throw new OnnxModelException($"node {n}: op '{(n.IsStandard ? "" : n.Domain + ".")}{n.OpType}' is not supported by the reference evaluator");
         }
     }
@@ -92,7 +92,7 @@ public sealed class Evaluator<T> where T : unmanaged, IFloatingPointIeee754<T>
                     : throw new OnnxModelException($"node {n}: input '{v.Name}' has no value")).ToArray(),
             };
             var t0 = Tick();
-            var outs = OpRegistry<T>.Find(n)!.Forward(call);
+            var outs = Kernels<T>.Find(n)!.Forward(call);
             Tock(t0, n.OpType);
             call.Outputs = outs;
             t.Calls[n] = call;
@@ -135,7 +135,7 @@ public sealed class Evaluator<T> where T : unmanaged, IFloatingPointIeee754<T>
             {
                 var call = trace.Calls[n];
                 var t0 = Tick();
-                var gin = OpRegistry<T>.Find(n)!.Backward(call, gout, needed);
+                var gin = Kernels<T>.Find(n)!.Backward(call, gout, needed);
                 Tock(t0, n.OpType + "'");
                 for (int k = 0; k < n.Inputs.Count; k++)
                     if (needed[k] && k < gin.Length && gin[k] is { } d)

@@ -192,5 +192,23 @@ public static class OpCases
             return b.Build();
         },
         ["dropout-identity"] = () => One("Dropout", [[2, 3]], []),
+        ["identity"] = () => One("Identity", [[2, 3]], []),
+        ["argmin-as-float"] = () => One("Add", [[2, 3, 4]], [], extra: (b, x) => [x[0],
+            b.Node("Cast", [b.Node("ArgMin", [x[0]], Int("axis", 1), Int("keepdims", 1))], Int("to", 1))]),
+        ["where-equal-greater-lessorequal"] = () => One("Where", [[2, 3], [2, 3]], [], extra: (b, x) =>
+        {
+            // Equal of a value with itself (true) and of two random values (false): both outcomes.
+            var eq = b.Node("Cast", [b.Node("Equal", [x[0], b.Node("Mul", [x[0], b.Node("Cast",
+                [b.Node("Equal", [x[0], x[1]])], Int("to", 1))])])], Int("to", 1));
+            var gt = b.Node("Cast", [b.Node("Greater", [x[0], x[1]])], Int("to", 1));
+            return [b.Node("LessOrEqual", [x[0], b.Node("Add", [eq, gt])]), x[0], x[1]];
+        }),
+        ["constant-and-constantofshape"] = () => One("Add", [[2, 3]], [], extra: (b, x) =>
+        {
+            var c = b.Node("Constant", [], OnnxAttribute.FromTensor("value", Tensor.FromFloats("", [3], [0.5f, -1f, 2f])));
+            var shape = b.Node("Constant", [], OnnxAttribute.FromTensor("value", Tensor.FromInt64s("", [2], [2L, 3L])));
+            var fill = b.Node("ConstantOfShape", [shape], OnnxAttribute.FromTensor("value", Tensor.FromFloats("", [1], [0.25f])));
+            return [b.Node("Mul", [x[0], c]), fill];
+        }),
     };
 }

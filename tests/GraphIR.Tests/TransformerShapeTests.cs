@@ -54,7 +54,8 @@ public class TransformerShapeTests
     {
         var m = TextParser.ParseModel("""
             <ir_version: 8, opset_import: ["" : 13]>
-            g (float[N,1,4] x, bool c) => (float[N,3,4] e, float[N,2,8] t, int64[5] r, float[N,1,4] w, float[N,1,4] i)
+            g (float[N,1,4] x, bool c, float[N,4,5] k) => (float[N,3,4] e, float[N,2,8] t, int64[5] r, float[N,1,4] w,
+                float[N,1,4] i, float[N,1,5] s)
                <int64[3] shape = {1,3,1}, int64[3] reps = {1,2,2}, int64 a = {2}, int64 b = {7}, int64 d = {1}>
             {
                e = Expand (x, shape)
@@ -64,11 +65,15 @@ public class TransformerShapeTests
                w = Where (c, x, z)
                i = If (c) <then_branch: graph = g1 () => (float[N,1,4] o1) { o1 = Identity (x) },
                            else_branch: graph = g2 () => (float[N,1,4] o2) { o2 = Identity (z) }>
+               s = Einsum <equation: string = "bij,bjk->bik"> (x, k)
             }
             """);
         foreach (var v in m.Graph.Outputs) v.Type = null;
         ShapeInference.Run(m);
-        Assert.Equal(["float[N,3,4]", "float[N,2,8]", "int64[5]", "float[N,1,4]", "float[N,1,4]"],
+        Assert.Equal(["float[N,3,4]", "float[N,2,8]", "int64[5]", "float[N,1,4]", "float[N,1,4]", "float[N,1,5]"],
             m.Graph.Outputs.Select(o => ModelStats.TypeText(o.Type)));
+        var einsum = m.Graph.Nodes.Single(n => n.OpType == "Einsum");
+        Assert.Equal(1L * 4 * 5, ModelStats.Macs(einsum, out var applies)); // b symbolic (1) x i x j x k
+        Assert.True(applies);
     }
 }

@@ -41,8 +41,13 @@ public abstract class ConstantOp<T> : IOp<T> where T : unmanaged, IFloatingPoint
         new NdArray<T>?[c.Inputs.Length];
 }
 
-/// <summary>Every op the evaluator knows, by op type (default ONNX domain).</summary>
-public static class OpRegistry<T> where T : unmanaged, IFloatingPointIeee754<T>
+/// <summary>The evaluator's kernel for an op, attached to the op's OpRegistry entry (one per element type).</summary>
+public sealed record EvaluatorKernel<T>(IOp<T> Op) where T : unmanaged, IFloatingPointIeee754<T>;
+
+/// <summary>The evaluator's kernels (default ONNX domain), attached to the ops' OpRegistry entries on first use
+/// (an op the registry does not list yet is registered with no shape function, which the completeness test
+/// refuses).</summary>
+public static class Kernels<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
     private static readonly Dictionary<string, IOp<T>> All = new(StringComparer.Ordinal)
     {
@@ -128,9 +133,20 @@ public static class OpRegistry<T> where T : unmanaged, IFloatingPointIeee754<T>
         ["Einsum"] = new EinsumOp<T>(),
     };
 
+    static Kernels()
+    {
+        foreach (var (op, kernel) in All)
+        {
+            var info = OpRegistry.Find("", op);
+            if (info is null) OpRegistry.Register(info = new OpInfo(op));
+            info.Attach(new EvaluatorKernel<T>(kernel));
+        }
+    }
+
     public static IReadOnlyCollection<string> OpTypes => All.Keys;
 
-    public static IOp<T>? Find(Node n) => n.IsStandard && All.TryGetValue(n.OpType, out var op) ? op : null;
+    /// <summary>The kernel attached to the node's registry entry, or null.</summary>
+    public static IOp<T>? Find(Node n) => OpRegistry.Find(n)?.Get<EvaluatorKernel<T>>()?.Op;
 }
 
 internal static class Attr

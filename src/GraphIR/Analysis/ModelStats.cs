@@ -122,65 +122,13 @@ public sealed record ModelStats
         return t.ElementType.Name() + (t.Shape is null ? "[]" : t.Shape.ToString());
     }
 
-    /// <summary>Per-sample dims: a symbolic leading (batch) dim counts as 1.</summary>
-    private static long[]? SampleDims(Value? v)
-    {
-        var s = v?.Shape;
-        if (s is null) return null;
-        var r = new long[s.Rank];
-        for (int i = 0; i < s.Rank; i++)
-        {
-            if (s[i].Value is long d) r[i] = d;
-            else if (i == 0) r[i] = 1;
-            else return null;
-        }
-        return r;
-    }
-
+    /// <summary>Multiply-accumulates per sample by the op's registry entry; <paramref name="applies"/> is false
+    /// for ops that have no MAC count (element-wise, layout, ...).</summary>
     public static long? Macs(Node n, out bool applies)
     {
-        applies = true;
-        if (!n.IsStandard) { applies = false; return null; }
-        switch (n.OpType)
-        {
-            case "Conv":
-            case "ConvInteger":
-            case "QLinearConv":
-            {
-                var w = SampleDims(n.Input(n.OpType == "QLinearConv" ? 3 : 1));
-                var y = SampleDims(n.Output());
-                if (w is null || y is null || y.Length < 2) return null;
-                return y[0] * y[1] * y.Skip(2).Aggregate(1L, (a, b) => a * b) * w.Skip(1).Aggregate(1L, (a,
-                    b) => a * b);
-            }
-            case "ConvTranspose":
-            {
-                var x = SampleDims(n.Input(0));
-                var w = SampleDims(n.Input(1));
-                if (x is null || w is null) return null;
-                return x.Aggregate(1L, (a, b) => a * b) * w.Skip(1).Aggregate(1L, (a, b) => a * b);
-            }
-            case "Gemm":
-            {
-                var a = SampleDims(n.Input(0));
-                var y = SampleDims(n.Output());
-                if (a is null || y is null || a.Length != 2 || y.Length != 2) return null;
-                var k = n.GetInt("transA", 0) != 0 ? a[0] : a[1];
-                return y[0] * y[1] * k;
-            }
-            case "MatMul":
-            case "MatMulInteger":
-            case "QLinearMatMul":
-            {
-                var a = SampleDims(n.Input(0));
-                var y = SampleDims(n.Output());
-                if (a is null || y is null || a.Length == 0) return null;
-                return y.Aggregate(1L, (p, b) => p * b) * a[^1];
-            }
-            default:
-                applies = false;
-                return null;
-        }
+        var macs = OpRegistry.Find(n)?.Macs;
+        applies = macs is not null;
+        return macs?.Invoke(n);
     }
 
     /// <summary>Longest path counting non-linear activations, over a topologically ordered graph.</summary>

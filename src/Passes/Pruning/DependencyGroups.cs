@@ -49,15 +49,6 @@ public sealed class DependencyGroup(int id, int channels)
 
 public sealed class DependencyGroups
 {
-    // Ops computing each output channel from the same input channel alone.
-    private static readonly HashSet<string> ChannelWise = new(StringComparer.Ordinal)
-    {
-        "Relu", "LeakyRelu", "Clip", "Sigmoid", "HardSigmoid", "HardSwish", "Tanh", "Elu", "Selu", "Celu", "Gelu",
-        "Mish", "Softplus", "Softsign", "ThresholdedRelu", "Erf", "Identity", "Dropout", "MaxPool", "AveragePool",
-        "GlobalAveragePool", "GlobalMaxPool", "LpPool", "Neg", "Abs", "Exp", "Sqrt", "Reciprocal", "Floor", "Ceil",
-        "Round", "Cast",
-    };
-
     private readonly List<DependencyGroup> _spaces = new();
     private readonly List<int> _parent = new();
     private readonly Dictionary<Value, List<ChannelSegment>> _segments = new();
@@ -156,45 +147,46 @@ public sealed class DependencyGroups
             return;
         }
         if (y is null) { Refuse(fed, $"read by {n} (no output)"); return; }
-        switch (n.OpType)
+        // How channels flow through the op: its OpRegistry entry says (ChannelMapping).
+        switch (OpRegistry.Find(n)?.Channels ?? ChannelMapping.Unknown)
         {
-            case "BatchNormalization" or "PRelu":
+            case ChannelMapping.Tied:
                 Through(n, inputs[0], y, tied: true);
                 // Their per-channel parameters are sliced with the group: they must be constants.
                 if (n.Inputs.Skip(1).Any(v => v is not null && Rewriter.ConstantOf(v) is null) && inputs[0] is { } ps)
                     Refuse(ps, $"{n} has a parameter that is not a constant (canonicalize first)");
                 return;
-            case var op when ChannelWise.Contains(op):
+            case ChannelMapping.ElementWise:
                 Through(n, inputs[0], y, tied: false);
                 return;
-            case "Pad":
+            case ChannelMapping.Pad:
                 if (Rewriter.ConstantOf(n.Input(1))?.ToInt64Array() is { } pads && pads.Length % 2 == 0
                     && pads.Length / 2 > 1 && pads[1] == 0 && pads[pads.Length / 2 + 1] == 0)
                     Through(n, inputs[0], y, tied: false);
                 else Unknown(n, fed, "pads not constant or padding the channel axis");
                 return;
-            case "Resize" or "Upsample":
+            case ChannelMapping.Resize:
                 Through(n, inputs[0], y, tied: false);
                 return;
-            case "Add" or "Sub" or "Mul" or "Div":
+            case ChannelMapping.Binary:
                 Binary(n, inputs, y);
                 return;
-            case "Concat":
+            case ChannelMapping.Concat:
                 var ax = n.GetInt("axis", 0);
                 if ((ax == 1 || (y.Shape is { } ys && ax == 1 - ys.Rank)) && inputs.All(s => s is not null))
                     _segments[y] = inputs.SelectMany(s => s!).ToList();
                 else Unknown(n, fed, "concatenates on another axis than channels, or a non-feature-map input");
                 return;
-            case "Split" or "Slice":
+            case ChannelMapping.SplitOrSlice:
                 SplitOrSlice(n, inputs[0], fed);
                 return;
-            case "Flatten":
+            case ChannelMapping.Flatten:
                 if (n.GetInt("axis", 1) == 1 && inputs[0] is { } fs && n.Input(0)!.Shape is { } xs
                     && xs.Dims.Skip(2).All(d => d.IsKnown))
                     _segments[y] = Repeated(fs, xs.Dims.Skip(2).Aggregate(1L, (a, d) => a * d.Value!.Value));
                 else Unknown(n, fed, "Flatten not on axis 1 of a static feature map");
                 return;
-            case "Reshape" or "Squeeze":
+            case ChannelMapping.DropUnitAxes:
                 if (inputs[0] is { } rs && n.Input(0)!.Shape is { Rank: > 2 } rx && y.Shape is { Rank: 2 } ry
                     && rx[0].Equals(ry[0]) && rx.Dims.Skip(2).All(d => d.Value == 1) && ry[1].Value == rx[1].Value)
                     _segments[y] = rs.ToList();

@@ -29,8 +29,10 @@ namespace OnnxOpt.Passes;
 
 internal static class AccuracyAwareSearch
 {
-    private static readonly HashSet<string> MatMuls = new(StringComparer.Ordinal)
-        { "Conv", "ConvTranspose", "Gemm", "MatMul" };
+    // Ops whose weights are quantized too (QuantClass.WeightedCompute): Conv, ConvTranspose, Gemm, MatMul.
+    private static readonly HashSet<string> MatMuls = OpRegistry.All
+        .Where(o => o.Domain.Length == 0 && o.Quant == QuantClass.WeightedCompute).Select(o => o.OpType)
+        .ToHashSet(StringComparer.Ordinal);
 
     public static (HashSet<string> Fallback, Dictionary<string, RangeCalibrator> Ranges) Run(PassContext ctx,
         Model model, Dictionary<string, RangeCalibrator> ranges, QuantizeOptions qo,

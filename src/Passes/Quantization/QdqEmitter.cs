@@ -40,8 +40,10 @@ public sealed record QdqResult(List<(string Key, string Op, string? Absorbed)> Q
 
 public static class QdqEmitter
 {
-    public static readonly HashSet<string> ComputeOps = new(StringComparer.Ordinal)
-        { "Conv", "ConvTranspose", "Gemm", "MatMul", "Add", "Mul", "Concat", "AveragePool", "GlobalAveragePool" };
+    /// <summary>Ops that run as int8 kernels (their OpRegistry entry's QuantClass).</summary>
+    public static readonly HashSet<string> ComputeOps = OpRegistry.All
+        .Where(o => o.Domain.Length == 0 && o.Quant != QuantClass.None).Select(o => o.OpType)
+        .ToHashSet(StringComparer.Ordinal);
     /// <summary>Ops that take their input's scale (OpTraits: SharesScale).</summary>
     public static readonly HashSet<string> SharedOps = OpTraits.With(OpTrait.SharesScale).ToHashSet(StringComparer.Ordinal);
 
