@@ -113,7 +113,7 @@ public class TrainingTests
         using var teacher = new Teacher(new EvaluatorRunner<float>(teacherModel), trainer.TeacherTargets);
         using var evalTeacher = new Teacher(new EvaluatorRunner<float>(teacherModel), [teacherModel.Graph.Outputs[0].Name]);
         var r = trainer.Fit(Samples(96, 7), teacher, eval, eval is null ? null : evalTeacher);
-        Trainer.WriteBack(student, parameters, (v, t) => student.Graph.SetInitializerData(v, t));
+        Trainer.WriteBack(student, parameters, new Rewriter(student).SetInitializer);
         return (r, student);
     }
 

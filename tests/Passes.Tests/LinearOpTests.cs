@@ -47,8 +47,9 @@ public class LinearOpTests
         var z = after(b, y);
         var outName = y.Name;
         g.ClearOutputs();
-        g.Rename(y, g.FreshName(outName + "_inner"));
-        g.Rename(z, outName);
+        var rw = new Rewriter(copy);
+        rw.Rename(y, outName + "_inner");
+        rw.Rename(z, outName);
         g.AddOutput(z);
         z.Type = null;
         ShapeInference.Run(copy);

@@ -63,7 +63,7 @@ public class RecoveryTrainingTests
         // A perturbed bias the distillation must pull back.
         var fc = student.Graph.Nodes.Last(n => n.OpType == "Gemm");
         var b = fc.Input(2)!;
-        student.Graph.SetInitializerData(b, Tensor.FromFloats(b.Name, b.Initializer!.Dims,
+        new Rewriter(student).SetInitializer(b, Tensor.FromFloats(b.Name, b.Initializer!.Dims,
             b.Initializer.ToFloatArray().Select((v, i) => v + (i % 3) * 0.7f).ToArray()));
         var ctx = new PassContext(student, calib) { Original = m };
         var biases = student.Graph.Nodes.SelectMany(ParameterSelection.Trainable).Where(t => t.Bias)

@@ -102,7 +102,7 @@ public class SaliencyTests
         var r = Score(m);
         var positive = OnnxImporter.Parse(OnnxExporter.ToBytes(m));
         foreach (var v in positive.Graph.Initializers.ToList())
-            positive.Graph.SetInitializerData(v, Tensor.FromFloats(v.Name, v.Initializer!.Dims, v.Initializer.ToFloatArray().Select(Math.Abs).ToArray()));
+            new Rewriter(positive).SetInitializer(v, Tensor.FromFloats(v.Name, v.Initializer!.Dims, v.Initializer.ToFloatArray().Select(Math.Abs).ToArray()));
         var ones = new Dictionary<string, Tensor> { ["x"] = Tensor.FromFloats("x", [1, 2, 5, 5], Enumerable.Repeat(1f, 50).ToArray()) };
         double R(Model mm)
         {
@@ -122,7 +122,7 @@ public class SaliencyTests
                 {
                     var copy = OnnxImporter.Parse(OnnxExporter.ToBytes(positive));
                     var d = (float[])w.Clone(); d[i] += delta;
-                    copy.Graph.SetInitializerData(copy.Graph.Find(name)!, Tensor.FromFloats(name, v.Initializer.Dims, d));
+                    new Rewriter(copy).SetInitializer(copy.Graph.Find(name)!, Tensor.FromFloats(name, v.Initializer.Dims, d));
                     return R(copy);
                 }
                 var numeric = (At(hstep) - At(-hstep)) / (2 * hstep) * w[i];

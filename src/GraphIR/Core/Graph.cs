@@ -2,10 +2,13 @@
 // name is defined once in a graph; subgraphs (If/Loop/Scan bodies) may read outer-scope values,
 // whose use lists then name the subgraph's node.
 //
-// This class holds the primitive, use-list-preserving edits (add, set input, replace uses, remove);
-// passes make their changes through the Rewriter built on top of them. Its lists are read-only to
-// everyone else; graph input/output membership and node names are indexed, so IsGraphInput,
-// IsGraphOutput and FreshNodeName cost O(1) on large graphs.
+// This class holds the primitive, use-list-preserving edits (add, set input, replace uses, remove). Building
+// a graph (AddInput, AddInitializer, AddNode, AddOutput, AddValueInfo: importers, GraphBuilder, a scratch model)
+// is public; every edit of a graph that exists goes through the Rewriter, which journals it for the rule driver:
+// the editing primitives (SetInput, ReplaceUses, RemoveNode, RemoveInitializer(s), Rename, SetInitializerData,
+// FreezeInput, SortTopologically) are internal to GraphIR. Its lists are read-only to everyone else; graph
+// input/output membership and node names are indexed, so IsGraphInput, IsGraphOutput and FreshNodeName cost
+// O(1) on large graphs.
 //
 // Node order is kept valid by construction, in time that does not grow with the graph:
 //   - the nodes form a doubly linked list whose labels (Node.Order) increase along it, spaced 2^32 apart,
@@ -280,7 +283,7 @@ public sealed class Graph
     }
 
     /// <summary>Replaces an initializer's data (same name, same uses); dims may change.</summary>
-    public void SetInitializerData(Value v, Tensor data)
+    internal void SetInitializerData(Value v, Tensor data)
     {
         if (v.Initializer is null || v.Graph != this)
             throw new InvalidOperationException($"'{v.Name}' is not an initializer of graph '{Name}'");
@@ -288,7 +291,7 @@ public sealed class Graph
     }
 
     /// <summary>Turns a graph input into a constant (e.g. to freeze a shape input); the value keeps its name and uses.</summary>
-    public void FreezeInput(Value input, Tensor data)
+    internal void FreezeInput(Value input, Tensor data)
     {
         if (!_inputs.Remove(input)) throw new InvalidOperationException($"'{input.Name}' is not a graph input");
         Count(_inputCount, input, -1);
@@ -349,8 +352,9 @@ public sealed class Graph
 
     /// <summary>Adds an input to a node. The order is not repaired here (importers add every edge before
     /// sorting): an edge against the order marks the graph for SortIfNeeded.</summary>
-    public void AppendInput(Node n, Value? v)
+    internal void AppendInput(Node n, Value? v)
     {
+        OwnNode(n);
         n.InputList.Add(v);
         AddUse(v, new Use(n, n.InputList.Count - 1));
         if (v?.Producer is { InGraph: true } p && n.InGraph && (p.Graph != n.Graph || p.Order >= n.Order))
@@ -359,14 +363,20 @@ public sealed class Graph
 
     /// <summary>Points input <paramref name="index"/> of n at v, restoring topological order if v is produced
     /// after n (see the header).</summary>
-    public void SetInput(Node n, int index, Value? v)
+    internal void SetInput(Node n, int index, Value? v)
     {
+        OwnNode(n);
         while (n.InputList.Count <= index) n.InputList.Add(null);
         var old = n.InputList[index];
         old?.UseList.Remove(new Use(n, index));
         n.InputList[index] = v;
         AddUse(v, new Use(n, index));
         if (v?.Producer is { InGraph: true } p && n.InGraph) p.Graph.KeepBefore(p, n);
+    }
+
+    private void OwnNode(Node n)
+    {
+        if (n.Graph != this) throw new InvalidOperationException($"node {n} belongs to graph '{n.Graph.Name}'");
     }
 
     /// <summary>n reads an output of p: moves n and its dependents that sit before p to just after p.</summary>
@@ -403,13 +413,13 @@ public sealed class Graph
 
     /// <summary>Points every use of <paramref name="from"/> (also in subgraphs) at <paramref name="to"/>;
     /// graph outputs are not touched (the rewriter decides about those).</summary>
-    public static void ReplaceUses(Value from, Value to)
+    internal static void ReplaceUses(Value from, Value to)
     {
         foreach (var u in from.UseList.ToArray()) u.Node.Graph.SetInput(u.Node, u.InputIndex, to);
     }
 
     /// <summary>Removes a node whose outputs are unused (detaching its inputs).</summary>
-    public void RemoveNode(Node n)
+    internal void RemoveNode(Node n)
     {
         foreach (var o in n.OutputList)
         {
@@ -435,7 +445,7 @@ public sealed class Graph
         }
     }
 
-    public void RemoveInitializer(Value v)
+    internal void RemoveInitializer(Value v)
     {
         if (v.UseList.Count > 0
             || v.IsGraphOutput) throw new InvalidOperationException($"initializer '{v.Name}' is still used");
@@ -448,7 +458,7 @@ public sealed class Graph
 
     /// <summary>Removes initializers that nothing reads and that are not graph outputs, in one pass over the
     /// lists (removing them one by one costs O(initializers) each); returns how many.</summary>
-    public int RemoveInitializers(IReadOnlyCollection<Value> dead)
+    internal int RemoveInitializers(IReadOnlyCollection<Value> dead)
     {
         var set = new HashSet<Value>(dead);
         foreach (var v in set)
@@ -464,7 +474,7 @@ public sealed class Graph
     }
 
     /// <summary>Renames a value that is not a graph input or output.</summary>
-    public void Rename(Value v, string newName)
+    internal void Rename(Value v, string newName)
     {
         if (v.Name == newName) return;
         if (_values.ContainsKey(newName)) throw new InvalidOperationException($"name '{newName}' already exists");
@@ -482,7 +492,7 @@ public sealed class Graph
         if (OrderMayBeBroken) SortTopologically();
     }
 
-    public void SortTopologically()
+    internal void SortTopologically()
     {
         var Nodes = this.Nodes;
         var index = new Dictionary<Node, int>();

@@ -32,9 +32,10 @@ public sealed class Node
     public long OrderLabel => Order;
     /// <summary>Position in the graph's last materialized node list (valid while that list is current).</summary>
     internal int Index;
-    public string OpType { get; set; }
+    /// <summary>Changed through Rewriter.SetOpType.</summary>
+    public string OpType { get; internal set; }
     /// <summary>"" for the default ai.onnx domain.</summary>
-    public string Domain { get; set; }
+    public string Domain { get; internal set; }
     public string? Overload { get; set; }
     public string? DocString { get; set; }
     public List<OnnxAttribute> Attributes { get; } = new();

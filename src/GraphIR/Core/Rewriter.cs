@@ -75,6 +75,16 @@ public sealed class Rewriter(Model model)
         _touched.Add(n);
     }
 
+    /// <summary>Sets (or clears) a value's type, e.g. the declared type of a value a rewrite created; its
+    /// readers are journaled (a rule may match on types).</summary>
+    public void SetType(Value v, OnnxType? type)
+    {
+        if (Equals(v.Type, type)) return;
+        Changes++;
+        v.Type = type;
+        TouchUsers(v);
+    }
+
     /// <summary>Renames a value that is not a graph input or output (a fresh name when taken).</summary>
     public string Rename(Value v, string newName)
     {

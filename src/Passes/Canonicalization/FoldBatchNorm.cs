@@ -150,7 +150,7 @@ public sealed class FoldBatchNormRule : RewriteRule<FoldBatchNormMatch>
             y.Name + "_shift", Tensor.FromFloats("", dims, m.Shift.Select(v => (float)v).ToArray()));
         var mul = rw.Insert(g, "Mul", [x, sv], y.Name + "_scaled").Output();
         var add = rw.Insert(g, "Add", [mul, tv], y.Name + "_affine").Output();
-        add.Type = y.Type;
+        rw.SetType(add, y.Type);
         rw.Replace(y, add);
         rw.Erase(bn);
         ctx.Stats.Count("standalone BN to Mul+Add");

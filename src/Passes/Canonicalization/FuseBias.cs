@@ -122,7 +122,7 @@ public sealed class FuseBiasRule : RewriteRule<FuseBiasMatch>
         else FoldBatchNorm.SetWeight(rw, p, 2, m.BiasDims, m.Bias, lin.Name + "_bias");
         if (m.ResetBeta) rw.SetAttr(p, OnnxAttribute.Float("beta", 1f));
         var y = add.Output();
-        lin.Type = y.Type ?? lin.Type;
+        rw.SetType(lin, y.Type ?? lin.Type);
         rw.Replace(y, lin);
         rw.Erase(add);
         ctx.Stats.Count($"fused into {op}");

@@ -204,7 +204,7 @@ public sealed class FoldConv : Pass
                 var mv = rw.Constant(g, y.Name + "_border_bias", Tensor.FromFloats("", [outC, yh, yw], map));
                 result = rw.Insert(g, "Add", [result, mv], y.Name + "_folded_exact").Output();
             }
-            result.Type = ty.Type;
+            rw.SetType(result, ty.Type);
             rw.Replace(ty, result);
             return node;
         }
@@ -340,7 +340,7 @@ public sealed class FoldConv : Pass
             w[((c * perGroup + local) * kh + centre[0]) * kw + centre[1]] += 1f;
         }
         FoldBatchNorm.SetWeight(ctx.Rewriter, conv, 1, wt.Dims, w, convOut.Name + "_W");
-        result.Type = y.Type ?? result.Type;
+        ctx.Rewriter.SetType(result, y.Type ?? result.Type);
         ctx.Rewriter.Replace(y, result);
         ctx.Rewriter.Erase(add);
         ctx.Stats.Count("residual folded (Dirac)");
@@ -396,7 +396,7 @@ public sealed class FoldConv : Pass
                 "Gemm", [g1.Input(0), rw.Constant(gr, y.Name + "_folded_B", Tensor.FromFloats("", [p1.K, p2.N], b)),
                 rw.Constant(gr, y.Name + "_folded_C", Tensor.FromFloats("", [p2.N], c))], y.Name + "_folded", 1,
                 OnnxAttribute.Float("alpha", p1.Alpha * p2.Alpha), OnnxAttribute.Int("transA", g1.GetInt("transA", 0)));
-            node.Output().Type = y.Type;
+            rw.SetType(node.Output(), y.Type);
             rw.Replace(y, node.Output());
             ctx.Stats.Count("gemm-gemm folded");
             ctx.Stats.Decide(new FoldDecision($"{g1} -> {g2}", "gemm-gemm", "folded")
@@ -429,7 +429,7 @@ public sealed class FoldConv : Pass
             var folded = ConvAlgebra.MatMul(p1.B, p2.B, p1.K, p1.N, p2.N);
             var weight = rw.Constant(gr, y.Name + "_folded_B", Tensor.FromFloats("", [p1.K, p2.N], folded));
             var node = rw.Insert(gr, "MatMul", [m1.Input(0), weight], y.Name + "_folded");
-            node.Output().Type = y.Type;
+            rw.SetType(node.Output(), y.Type);
             rw.Replace(y, node.Output());
             ctx.Stats.Count("matmul-matmul folded");
             ctx.Stats.Decide(new FoldDecision($"{m1} -> {m2}", "matmul-matmul", "folded")

@@ -200,7 +200,7 @@ public sealed class Linearize : Pass
                         y.Name + "_lin_b", Tensor.FromFloats("", dims, fit.Select(f => (float)f.B).ToArray()));
                     var mul = rw.Insert(g, "Mul", [z, a], y.Name + "_lin_scaled").Output();
                     var add = rw.Insert(g, "Add", [mul, b], y.Name + "_lin").Output();
-                    add.Type = y.Type;
+                    rw.SetType(add, y.Type);
                     rw.Replace(y, add);
                     rw.Erase(act);
                     continue;

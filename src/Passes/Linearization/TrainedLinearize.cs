@@ -163,7 +163,7 @@ internal static class TrainedLinearize
         var d = rw.Insert(g, "Sub", [z, y], y.Name + "_neg").Output();
         var m = rw.Insert(g, "Mul", [d, a], y.Name + "_neg_scaled").Output();
         var o = rw.Insert(g, "Add", [y, m], y.Name + "_param").Output();
-        d.Type = y.Type; m.Type = y.Type; o.Type = y.Type;
+        foreach (var v in new[] { d, m, o }) rw.SetType(v, y.Type);
         foreach (var u in uses) rw.SetInput(u.Node, u.InputIndex, o);
         return a;
     }

@@ -117,7 +117,7 @@ public static class QOperatorLowering
         for (int k = 0; k < outs.Count; k++)
         {
             var q = outs[k].Q!;
-            node.Output(k).Type = q.Output().Type;
+            rw.SetType(node.Output(k), q.Output().Type);
             rw.Replace(q.Output(), node.Output(k));
             rw.Erase(q);
         }
@@ -130,7 +130,7 @@ public static class QOperatorLowering
     {
         var g = n.Graph;
         var node = rw.Insert(g, domain, op, ins, n.Output().Name + "_int", 1, attrs);
-        node.Output().Type = q.Output().Type;
+        rw.SetType(node.Output(), q.Output().Type);
         rw.Replace(q.Output(), node.Output());
         rw.Erase(q);
         rw.Erase(n);

@@ -210,9 +210,9 @@ public static class QdqEmitter
             var (p, scale, zero) = ParamsOf(t);
             var uses = t.Uses.ToList();
             var qn = rw.Insert(g, "QuantizeLinear", [t, scale, zero], t.Name + "_quantized");
-            qn.Output().Type = OnnxType.Tensor(p.Type, t.Shape);
+            rw.SetType(qn.Output(), OnnxType.Tensor(p.Type, t.Shape));
             var dq = rw.Insert(g, "DequantizeLinear", [qn.Output(), scale, zero], t.Name + "_dequantized");
-            dq.Output().Type = OnnxType.Tensor(DataType.Float, t.Shape);
+            rw.SetType(dq.Output(), OnnxType.Tensor(DataType.Float, t.Shape));
             if (t.IsGraphOutput)
             {
                 rw.Replace(t, dq.Output());
@@ -248,7 +248,7 @@ public static class QdqEmitter
         var zv = rw.Constant(g, baseName + "_zero_point", zero);
         var attrs = scales.Length > 1 ? new[] { OnnxAttribute.Int("axis", axis) } : [];
         var dq = rw.Insert(g, "DequantizeLinear", [qv, sv, zv], baseName + "_dequantized", 1, attrs);
-        dq.Output().Type = OnnxType.Tensor(DataType.Float, Shape.Of(q.Dims));
+        rw.SetType(dq.Output(), OnnxType.Tensor(DataType.Float, Shape.Of(q.Dims)));
         return dq.Output();
     }
 
