@@ -41,4 +41,58 @@ public class PipelineTests
         File.WriteAllText(path, """{"passes": ["fold-bn", {"name": "linearize", "options": {"mode": "affine", "max-agreement-drop": 0.25}}]}""");
         Assert.Equal(Pipeline.Parse("fold-bn,linearize{mode=affine,max-agreement-drop=0.25}").ToString(), Pipeline.FromArgument("@" + path).ToString());
     }
+
+    private sealed record DemoOptions
+    {
+        [Option("count", "how many", Min = 1, Max = 8)]
+        public long Count { get; init; } = 2;
+        [Option("scale", "a factor", Min = 0)]
+        public double Scale { get; init; } = 0.5;
+        [Option("mode", "which way", Choices = ["up", "down"])]
+        public string Mode { get; init; } = "up";
+        [Option("dry", "change nothing")]
+        public bool Dry { get; init; }
+        public string NotAnOption { get; init; } = "x";
+    }
+
+    private sealed class DemoPass : Pass<DemoOptions>
+    {
+        public DemoOptions? Seen { get; private set; }
+        public override string Name => "demo";
+        public override string Summary => "typed options";
+        public override void Run(PassContext ctx, DemoOptions options) => Seen = options;
+    }
+
+    [Fact]
+    public void TypedOptionsGenerateTheDeclarationsAndBindTheRecord()
+    {
+        var pass = new DemoPass();
+        Assert.Equal(["count", "scale", "mode", "dry"], pass.Options.Select(o => o.Name));
+        Assert.Equal([OptionKind.Int, OptionKind.Double, OptionKind.Enum, OptionKind.Bool], pass.Options.Select(o => o.Kind));
+        Assert.Equal(2L, pass.Options[0].Default);
+        Assert.Equal(["up", "down"], pass.Options[2].Choices);
+        Assert.Equal("a factor", pass.Options[1].Description);
+
+        var given = new PassOptions(pass, [new("count", "5"), new("mode", "down")]);
+        pass.Run(new PassContext(new Model()), given);
+        Assert.Equal(new DemoOptions { Count = 5, Mode = "down" }, pass.Seen);
+        Assert.Equal("count=5,mode=down", given.Brief());
+
+        var e = Assert.Throws<OnnxModelException>(() => new PassOptions(pass, [new("count", "9")]));
+        Assert.Equal("pass 'demo': option 'count' = '9' is not within 1..8", e.Message);
+        e = Assert.Throws<OnnxModelException>(() => new PassOptions(pass, [new("scale", "-1")]));
+        Assert.Contains("is not at least 0", e.Message);
+    }
+
+    [Fact]
+    public void ConvertedPassesKeepTheirOptionsAndRanges()
+    {
+        Assert.Equal("canonicalize{max-iterations=10,fold-constants=true,max-growth=4}",
+            Pipeline.Parse("canonicalize").ToString());
+        Assert.Equal("strip{docs=true,value-info=true,names=true,dedupe=true}", Pipeline.Parse("strip").ToString());
+        var e = Assert.Throws<OnnxModelException>(() => Pipeline.Parse("canonicalize{max-iterations=0}"));
+        Assert.Contains("at least 1", e.Message);
+        e = Assert.Throws<OnnxModelException>(() => Pipeline.Parse("fold-conv{max-kernel=0}"));
+        Assert.Contains("at least 1", e.Message);
+    }
 }

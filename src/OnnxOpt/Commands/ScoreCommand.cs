@@ -16,12 +16,28 @@ public static class ScoreCommand
     public static Command Create(CliContext ctx)
     {
         var model = new Argument<string>("MODEL") { Description = "ONNX model file" };
-        var method = new Option<string>("--method") { Description = "synflow (iterative, data-free) or magnitude (one-shot |w|)", DefaultValueFactory = _ => "synflow" };
-        var iterations = new Option<int>("--iterations") { Description = "SynFlow rounds", DefaultValueFactory = _ => 100 };
-        var density = new Option<double>("--density") { Description = "fraction of prunable weights kept", DefaultValueFactory = _ => 0.1 };
-        var scope = new Option<string>("--scope") { Description = "global or local (per-layer) threshold", DefaultValueFactory = _ => "global" };
-        var precision = new Option<string>("--precision") { Description = "float64 or float32", DefaultValueFactory = _ => "float64" };
-        var shapes = new Option<string[]>("--input-shape") { Description = "NAME=1x3x224x224 for inputs with symbolic dims beyond the batch axis", AllowMultipleArgumentsPerToken = false };
+        // The flags are sparsify's options: descriptions and defaults come from its declaration (SparsifyOptions).
+        var declared = new Sparsify().Options.ToDictionary(o => o.Name);
+        var d = new SparsifyOptions();
+        string Help(string name) => declared[name].Description;
+        var method = new Option<string>("--method") { Description = Help("method"), DefaultValueFactory = _ => d.Method };
+        var iterations = new Option<int>("--iterations")
+        {
+            Description = Help("iterations"),
+            DefaultValueFactory = _ => (int)d.Iterations,
+        };
+        var density = new Option<double>("--density") { Description = Help("density"), DefaultValueFactory = _ => d.Density };
+        var scope = new Option<string>("--scope") { Description = Help("scope"), DefaultValueFactory = _ => d.Scope };
+        var precision = new Option<string>("--precision")
+        {
+            Description = Help("precision"),
+            DefaultValueFactory = _ => d.Precision,
+        };
+        var shapes = new Option<string[]>("--input-shape")
+        {
+            Description = "NAME=1x3x224x224 for inputs with symbolic dims beyond the batch axis (repeatable)",
+            AllowMultipleArgumentsPerToken = false,
+        };
         var json = new Option<string?>("--json") { Description = "write the full report (per-filter scores) as JSON here" };
         var cmd = new Command("score", "Score weights without data (SynFlow through onnxopt's own autodiff, or magnitude): per-layer totals, per-filter scores, densities, layer collapse")
             { model, method, iterations, density, scope, precision, shapes, json };
@@ -29,16 +45,15 @@ public static class ScoreCommand
         {
             var path = r.GetValue(model)!;
             var m = CliContext.LoadModel(path);
-            var o = new SaliencyOptions
+            var o = new SparsifyOptions
             {
                 Method = r.GetValue(method)!,
                 Iterations = r.GetValue(iterations),
                 Density = r.GetValue(density),
                 Scope = r.GetValue(scope)!,
                 Precision = r.GetValue(precision)!,
-                InputShapes = SaliencyOptions.ParseShapes(r.GetValue(shapes) ?? []),
-                Progress = ctx.Progress,
-            };
+                InputShape = string.Join(";", r.GetValue(shapes) ?? []),
+            }.ToSaliency(ctx.Progress);
             var result = Saliency.Score(m, o);
             ctx.Out.Write(ToText(path, result));
             if (r.GetValue(json) is { } jp) GraphIR.AtomicFile.WriteAllText(jp, ToJson(path, result));

@@ -14,22 +14,26 @@ using OnnxOpt.Runtime;
 
 namespace OnnxOpt.Passes;
 
-public sealed class Canonicalize : Pass
+public sealed record CanonicalizeOptions
+{
+    [Option("max-iterations", "bound on rounds of the fixed-point loop", Min = 1)]
+    public long MaxIterations { get; init; } = 10;
+    [Option("fold-constants", "evaluate nodes whose inputs are all constant")]
+    public bool FoldConstants { get; init; } = true;
+    [Option("max-growth", "skip folding a node whose output is larger than this many times its inputs (+1 KB)",
+        Min = 0)]
+    public double MaxGrowth { get; init; } = 4.0;
+}
+
+public sealed class Canonicalize : Pass<CanonicalizeOptions>
 {
     public override string Name => "canonicalize";
     public override string Summary =>
         "remove no-ops (Identity, Dropout, same-type Cast, ...), fold constants in ORT, remove dead code";
-    public override IReadOnlyList<PassOption> Options { get; } =
-    [
-        PassOption.Int("max-iterations", 10, "bound on rounds of the fixed-point loop"),
-        PassOption.Bool("fold-constants", true, "evaluate nodes whose inputs are all constant"),
-        PassOption.Double("max-growth", 4.0, "skip folding a node whose output is larger than this many times its inputs (+1 KB)"),
-    ];
-
-    public override void Run(PassContext ctx, PassOptions o)
+    public override void Run(PassContext ctx, CanonicalizeOptions o)
     {
         var rw = ctx.Rewriter;
-        var max = o.Int("max-iterations");
+        var max = o.MaxIterations;
         bool converged = false;
         int rounds = 0;
         while (rounds < max)
@@ -41,12 +45,12 @@ public sealed class Canonicalize : Pass
             {
                 VisitSubgraphs = true,
                 MaxIterations = 1
-            }.Run(new RuleContext(ctx, o));
+            }.Run(new RuleContext(ctx));
             ctx.Stats.Count("no-ops removed", noOps.Rewrites);
             foreach (var g in ctx.Model.Graph.SelfAndSubgraphs().ToList())
             {
                 ctx.Stats.Count("constants to initializers", ConstantsToInitializers(g, rw));
-                if (o.Bool("fold-constants")) ctx.Stats.Count("nodes folded", FoldConstants(ctx.Model, g, rw, o.Double("max-growth")));
+                if (o.FoldConstants) ctx.Stats.Count("nodes folded", FoldConstants(ctx.Model, g, rw, o.MaxGrowth));
                 ctx.Stats.Count("dead nodes removed", rw.RemoveDeadNodes(g));
                 ctx.Stats.Count("unused initializers removed", rw.RemoveUnusedInitializers(g));
             }
@@ -89,7 +93,7 @@ public sealed class Canonicalize : Pass
     private static void Swap(Graph g, Rewriter rw, Value y, Tensor t)
     {
         var name = y.Name;
-        g.Rename(y, g.FreshName(name + "_folded"));
+        rw.Rename(y, name + "_folded");
         var c = rw.Constant(g, name, t);
         rw.Replace(y, c);
     }

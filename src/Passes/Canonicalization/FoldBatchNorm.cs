@@ -31,7 +31,7 @@ public sealed class FoldBatchNorm : Pass
         {
             VisitSubgraphs = true,
             MaxIterations = 2
-        }.Run(new RuleContext(ctx, o));
+        }.Run(new RuleContext(ctx));
         foreach (var (why, n) in r.Rules[0].Failures) ctx.Stats.Count("skipped: " + why, n);
         ctx.Rewriter.RemoveUnusedInitializers(ctx.Model.Graph);
     }

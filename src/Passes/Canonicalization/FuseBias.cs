@@ -22,7 +22,7 @@ public sealed class FuseBias : Pass
         {
             VisitSubgraphs = true,
             MaxIterations = 2
-        }.Run(new RuleContext(ctx, o));
+        }.Run(new RuleContext(ctx));
         ctx.Rewriter.RemoveUnusedInitializers(ctx.Model.Graph);
     }
 }

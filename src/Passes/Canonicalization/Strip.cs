@@ -19,28 +19,32 @@ using OnnxOpt.GraphIR;
 
 namespace OnnxOpt.Passes;
 
-public sealed class Strip : Pass
+public sealed record StripOptions
+{
+    [Option("docs", "remove doc strings")]
+    public bool Docs { get; init; } = true;
+    [Option("value-info", "remove the value_info of intermediate values")]
+    public bool ValueInfo { get; init; } = true;
+    [Option("names", "empty node names and short names for internal values (not with subgraphs)")]
+    public bool Names { get; init; } = true;
+    [Option("dedupe", "merge initializers of the same type, shape and bytes (not with subgraphs)")]
+    public bool Dedupe { get; init; } = true;
+}
+
+public sealed class Strip : Pass<StripOptions>
 {
     public override string Name => "strip";
     public override string Summary =>
         "remove doc strings, intermediate value_info and long internal names, merge equal initializers (exact)";
 
-    public override IReadOnlyList<PassOption> Options { get; } =
-    [
-        PassOption.Bool("docs", true, "remove doc strings"),
-        PassOption.Bool("value-info", true, "remove the value_info of intermediate values"),
-        PassOption.Bool("names", true, "empty node names and short names for internal values (not with subgraphs)"),
-        PassOption.Bool("dedupe", true, "merge initializers of the same type, shape and bytes (not with subgraphs)"),
-    ];
-
-    public override void Run(PassContext ctx, PassOptions o)
+    public override void Run(PassContext ctx, StripOptions o)
     {
         var rw = ctx.Rewriter;
         var graphs = ctx.Model.Graph.SelfAndSubgraphs().ToList();
-        if (o.Bool("docs")) ctx.Stats.Counters["doc strings"] = rw.ClearDocStrings(ctx.Model);
-        if (o.Bool("value-info"))
+        if (o.Docs) ctx.Stats.Counters["doc strings"] = rw.ClearDocStrings(ctx.Model);
+        if (o.ValueInfo)
             ctx.Stats.Counters["value infos"] = graphs.Sum(rw.ClearValueInfos);
-        if (!o.Bool("names") && !o.Bool("dedupe")) return;
+        if (!o.Names && !o.Dedupe) return;
         if (graphs.Count > 1)
         {
             ctx.Stats.Notes.Add("names kept and initializers not merged: the model has subgraphs, which may refer "
@@ -48,8 +52,8 @@ public sealed class Strip : Pass
             return;
         }
         var g = ctx.Model.Graph;
-        if (o.Bool("dedupe")) ctx.Stats.Counters["initializers merged"] = Dedupe(g, rw);
-        if (!o.Bool("names")) return;
+        if (o.Dedupe) ctx.Stats.Counters["initializers merged"] = Dedupe(g, rw);
+        if (!o.Names) return;
         var reserved = g.Inputs.Concat(g.Outputs).Select(v => v.Name).ToHashSet(StringComparer.Ordinal);
         // Initializers first, then node outputs in graph order: the same model always gets the same names.
         var values = g.Initializers.Where(v => !v.IsGraphInput && !v.IsGraphOutput)

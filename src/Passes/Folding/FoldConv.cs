@@ -17,29 +17,34 @@ using OnnxOpt.Runtime.Validation;
 
 namespace OnnxOpt.Passes;
 
-public sealed class FoldConv : Pass
+public sealed record FoldConvOptions
+{
+    [Option("objective", "what a fold must not make worse: MACs, weight count, ORT latency (measured), or "
+        + "nothing (depth: fold wherever allowed)", Choices = ["macs", "params", "latency", "depth"])]
+    public string Objective { get; init; } = "macs";
+    [Option("allow-border-error", "also fold Conv->Conv where conv2's zero padding makes the fold approximate")]
+    public bool AllowBorderError { get; init; }
+    [Option("max-kernel", "largest folded kernel side to produce", Min = 1)]
+    public long MaxKernel { get; init; } = 15;
+}
+
+public sealed class FoldConv : Pass<FoldConvOptions>
 {
     public override string Name => "fold-conv";
     public override string Summary =>
         "merge Conv->Conv (exact border handling), residual x+conv(x), Gemm->Gemm and MatMul->MatMul chains "
         + "where the cost model says it pays";
-    public override IReadOnlyList<PassOption> Options { get; } =
-    [
-        PassOption.Enum("objective", "macs", ["macs", "params", "latency", "depth"], "what a fold must not make worse: MACs, weight count, ORT latency (measured), or nothing (depth: fold wherever allowed)"),
-        PassOption.Bool("allow-border-error", false, "also fold Conv->Conv where conv2's zero padding makes the fold approximate"),
-        PassOption.Int("max-kernel", 15, "largest folded kernel side to produce"),
-    ];
 
     /// <summary>Border folds of padded convs are approximate: allowed only by allow-border-error.</summary>
-    public override bool IsExact(PassOptions options) => !options.Bool("allow-border-error");
+    public override bool IsExact(FoldConvOptions options) => !options.AllowBorderError;
 
-    public override void Run(PassContext ctx, PassOptions o)
+    public override void Run(PassContext ctx, FoldConvOptions o)
     {
-        var before = o.Bool("allow-border-error") ? OnnxExporter.ToBytes(ctx.Model) : null;
+        var before = o.AllowBorderError ? OnnxExporter.ToBytes(ctx.Model) : null;
         var state = new FoldState();
         RewriteRule[] rules =
         [
-            new FoldRule("fold-conv-conv", "Conv", (n, c) => MatchConvConv(c.Pass, n, c.Options!, state)),
+            new FoldRule("fold-conv-conv", "Conv", (n, c) => MatchConvConv(c.Pass, n, o, state)),
             new FoldRule("fold-residual-dirac", "Add", (n, c) => MatchDirac(c.Pass, n)),
             new FoldRule("fold-gemm-gemm", "Gemm", (n, c) => MatchGemmGemm(c.Pass, n)),
             new FoldRule("fold-matmul-matmul", "MatMul", (n, c) => MatchMatMulMatMul(c.Pass, n)),
@@ -50,7 +55,7 @@ public sealed class FoldConv : Pass
             CleanupAfterRewrite = true,
             AfterRewrite = () => ShapeInference.Run(ctx.Model),
             MaxIterations = 100,
-        }.Run(new RuleContext(ctx, o));
+        }.Run(new RuleContext(ctx));
         if (state.Approximate && before is not null) MeasureError(ctx, before);
     }
 
@@ -75,10 +80,10 @@ public sealed class FoldConv : Pass
         public override void Apply(Node n, FoldPlan m, RuleContext c) => m.Apply(c);
     }
 
-    private static bool Pays(PassContext ctx, PassOptions o, long macsBefore, long macsAfter, long paramsBefore,
+    private static bool Pays(PassContext ctx, FoldConvOptions o, long macsBefore, long macsAfter, long paramsBefore,
         long paramsAfter, Func<Model> trial, string what)
     {
-        switch (o.Enum("objective"))
+        switch (o.Objective)
         {
             case "params": return paramsAfter <= paramsBefore;
             case "depth": return true;
@@ -95,7 +100,8 @@ public sealed class FoldConv : Pass
 
     private static Model Clone(Model m) => m.Clone();
 
-    private static RuleMatch<FoldPlan> MatchConvConv(PassContext ctx, Node conv2, PassOptions o, FoldState state)
+    private static RuleMatch<FoldPlan> MatchConvConv(PassContext ctx, Node conv2, FoldConvOptions o,
+        FoldState state)
     {
         var h = conv2.Input(0);
         if (h is null || h.Uses.Count != 1 || h.IsGraphOutput)
@@ -141,7 +147,7 @@ public sealed class FoldConv : Pass
         bool exact = c2.Unpadded;
         bool biasMap = carriedMap is not null;
         if (!exact && c1.Kernel.All(k => k == 1) && c1.Unpadded) { exact = true; biasMap = b1.Any(v => v != 0); }
-        if (!exact && !o.Bool("allow-border-error"))
+        if (!exact && !o.AllowBorderError)
             return Refuse(ctx, label, Refusals.PaddedBorder, "conv2 pads its input and conv1 is not 1x1: "
                 + "the fold would be wrong at the border (allow-border-error=true accepts it)");
 
@@ -151,7 +157,7 @@ public sealed class FoldConv : Pass
         var pe = new[] { c1.PadsEnd[0] + c1.Strides[0] * c2.PadsEnd[0], c1.PadsEnd[1] + c1.Strides[1] * c2.PadsEnd[1] };
         var kh = ConvAlgebra.FoldedKernel(c1.Kernel[0], c1.Dilations[0], c1.Strides[0], c2.Kernel[0], c2.Dilations[0]);
         var kw = ConvAlgebra.FoldedKernel(c1.Kernel[1], c1.Dilations[1], c1.Strides[1], c2.Kernel[1], c2.Dilations[1]);
-        if (Math.Max(kh, kw) > o.Int("max-kernel"))
+        if (Math.Max(kh, kw) > o.MaxKernel)
             return Refuse(ctx, label, Refusals.KernelTooLarge, $"folded kernel {kh}x{kw} exceeds max-kernel");
         // The folded conv must produce exactly conv2's output size; trim end padding if floor() dropped rows.
         var (yh, yw) = ((int)ys[2].Value!.Value, (int)ys[3].Value!.Value);
@@ -212,7 +218,7 @@ public sealed class FoldConv : Pass
         var what = $"{conv1} + {conv2}";
         // A pair that does not pay on its own may be the first step of a chain that does (the
         // expand -> depthwise -> project block): look one conv ahead.
-        if (o.Enum("objective") is "macs" or "params" && macsAfter > macsBefore && y.Uses.Count == 1 && !y.IsGraphOutput &&
+        if (o.Objective is "macs" or "params" && macsAfter > macsBefore && y.Uses.Count == 1 && !y.IsGraphOutput &&
             y.Uses[0].Node is { OpType: "Conv", IsStandard: true } conv3 && conv3.Input(0) == y && Rewriter.ConstantOf(conv3.Input(1)) is { Dims.Length: 4 } w3t &&
             ConvSpec.Of(conv3, w3t.Dims) is { Unpadded: true } c3 && conv3.Output().Shape is { Rank: 4 } zs
                 && zs.Dims.Skip(2).All(d => d.IsKnown))

@@ -11,6 +11,10 @@ public enum OptionKind { Int, Double, Bool, Enum, String }
 public sealed record PassOption(string Name, OptionKind Kind, object Default, string Description,
     IReadOnlyList<string>? Choices = null)
 {
+    /// <summary>Inclusive bounds of a numeric option (NaN: none), checked when a value is parsed.</summary>
+    public double Min { get; init; } = double.NaN;
+    public double Max { get; init; } = double.NaN;
+
     public static PassOption Int(string name, long dflt, string description) => new(name, OptionKind.Int, dflt,
         description);
     public static PassOption Double(string name, double dflt, string description) => new(name, OptionKind.Double,
@@ -22,7 +26,21 @@ public sealed record PassOption(string Name, OptionKind Kind, object Default, st
     public static PassOption String(string name, string dflt, string description) => new(name, OptionKind.String,
         dflt, description);
 
-    public object Parse(string pass, string text) => Kind switch
+    public object Parse(string pass, string text)
+    {
+        var v = ParseKind(pass, text);
+        if (v is long or double && Convert.ToDouble(v, CultureInfo.InvariantCulture) is var x
+            && ((!double.IsNaN(Min) && x < Min) || (!double.IsNaN(Max) && x > Max)))
+            throw Bad(pass, text, (double.IsNaN(Min), double.IsNaN(Max)) switch
+            {
+                (false, false) => string.Create(CultureInfo.InvariantCulture, $"within {Min}..{Max}"),
+                (false, true) => string.Create(CultureInfo.InvariantCulture, $"at least {Min}"),
+                _ => string.Create(CultureInfo.InvariantCulture, $"at most {Max}"),
+            });
+        return v;
+    }
+
+    private object ParseKind(string pass, string text) => Kind switch
     {
         OptionKind.Int => long.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture,
             out var i) ? i : throw Bad(pass, text, "an integer"),
@@ -69,6 +87,8 @@ public sealed class PassOptions
     }
 
     public Pass Pass { get; }
+    /// <summary>An option's value as parsed (long, double, bool or string).</summary>
+    public object Value(string name) => _values[name];
     public long Int(string name) => (long)_values[name];
     public double Double(string name) => (double)_values[name];
     public bool Bool(string name) => (bool)_values[name];

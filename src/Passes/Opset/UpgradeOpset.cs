@@ -10,18 +10,19 @@ using OnnxOpt.GraphIR;
 
 namespace OnnxOpt.Passes;
 
-public sealed class UpgradeOpset : Pass
+public sealed record UpgradeOpsetOptions
+{
+    [Option("version", "the ai.onnx opset to reach (7..21); a model already there is left alone")]
+    public long Version { get; init; } = 13;
+}
+
+public sealed class UpgradeOpset : Pass<UpgradeOpsetOptions>
 {
     public const long Oldest = 7, Newest = 21;
 
     public override string Name => "upgrade-opset";
     public override string Summary => $"move the ai.onnx opset up to version N ({Oldest}..{Newest}), op by op";
     public override bool VisitsSubgraphs => true;
-    public override IReadOnlyList<PassOption> Options { get; } =
-    [
-        PassOption.Int("version", 13,
-            $"the ai.onnx opset to reach ({Oldest}..{Newest}); a model already there is left alone"),
-    ];
 
     private static readonly Dictionary<(string Op, long Version), OpsetAdapter> Table =
         AttributesToInputs.Adapters().Concat(ResizeAdapters.Adapters()).Concat(SoftmaxAxis.Adapters())
@@ -40,9 +41,9 @@ public sealed class UpgradeOpset : Pass
         _ => 10,
     };
 
-    public override void Run(PassContext ctx, PassOptions o)
+    public override void Run(PassContext ctx, UpgradeOpsetOptions o)
     {
-        var to = o.Int("version");
+        var to = o.Version;
         if (Upgrade(ctx, to) is var from && from != to) ctx.Stats.Notes.Add($"ai.onnx opset {from} -> {to}");
     }
 

@@ -14,18 +14,20 @@ using OnnxOpt.GraphIR;
 
 namespace OnnxOpt.Passes;
 
-public sealed class RoundFp16 : Pass
+public sealed record RoundFp16Options
+{
+    [Option("min-elements", "tensors with fewer elements are left alone", Min = 0)]
+    public long MinElements { get; init; } = 1;
+    [Option("exclude", "initializer names never rounded (';'-separated)")]
+    public string Exclude { get; init; } = "";
+}
+
+public sealed class RoundFp16 : Pass<RoundFp16Options>
 {
     public override string Name => "round-fp16";
     public override string Summary =>
         "round float initializers to fp16 values, kept float32: pack stores them (and codebooks) in half the bytes";
-    public override IReadOnlyList<PassOption> Options { get; } =
-    [
-        PassOption.Int("min-elements", 1, "tensors with fewer elements are left alone"),
-        PassOption.String("exclude", "", "initializer names never rounded (';'-separated)"),
-    ];
-
-    public override bool IsExact(PassOptions options) => false;
+    public override bool IsExact(RoundFp16Options options) => false;
 
     private const float MinNormal = 6.1035156e-5f; // 2^-14
 
@@ -33,10 +35,10 @@ public sealed class RoundFp16 : Pass
     private static readonly HashSet<(string, int)> ShapeDeciding =
         [("Resize", 1), ("Resize", 2), ("Upsample", 1), ("Range", 0), ("Range", 1), ("Range", 2)];
 
-    public override void Run(PassContext ctx, PassOptions o)
+    public override void Run(PassContext ctx, RoundFp16Options o)
     {
         var g = ctx.Model.Graph;
-        var exclude = o.String("exclude").Split(';', StringSplitOptions.RemoveEmptyEntries
+        var exclude = o.Exclude.Split(';', StringSplitOptions.RemoveEmptyEntries
             | StringSplitOptions.TrimEntries).ToHashSet(StringComparer.Ordinal);
         var shaping = g.SelfAndSubgraphs().SelectMany(s => s.Nodes)
             .SelectMany(n => n.Inputs.Select((v, i) => (v, i, n.OpType)))
@@ -47,7 +49,7 @@ public sealed class RoundFp16 : Pass
         double worst = 0;
         foreach (var v in g.Initializers.ToList())
         {
-            if (v.Initializer is not { ElementType: DataType.Float } t || t.ElementCount < o.Int("min-elements")
+            if (v.Initializer is not { ElementType: DataType.Float } t || t.ElementCount < o.MinElements
                 || exclude.Contains(v.Name)) continue;
             if (shaping.Contains(v.Name))
             {

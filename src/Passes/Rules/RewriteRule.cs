@@ -27,11 +27,11 @@ public readonly struct RuleMatch<T> where T : class
 /// <summary>A failed match and its reason: <c>return new NoMatch("intermediate value is read elsewhere")</c>.</summary>
 public readonly record struct NoMatch(string Reason);
 
-/// <summary>What a rule sees: the pass context (model, rewriter, statistics, data) and the pass's options.</summary>
-public sealed class RuleContext(PassContext pass, PassOptions? options = null)
+/// <summary>What a rule sees: the pass context (model, rewriter, statistics, data). A rule that depends on its
+/// pass's options takes the typed options record when the pass builds it.</summary>
+public sealed class RuleContext(PassContext pass)
 {
     public PassContext Pass { get; } = pass;
-    public PassOptions? Options { get; } = options;
     public Rewriter Rewriter => Pass.Rewriter;
     public Model Model => Pass.Model;
     public PassStats Stats => Pass.Stats;

@@ -8,24 +8,45 @@ using OnnxOpt.GraphIR;
 
 namespace OnnxOpt.Passes;
 
-public sealed class Sparsify : Pass
+public sealed record SparsifyOptions
+{
+    [Option("method", "saliency: synflow (iterative, data-free) or magnitude (one shot |w|)",
+        Choices = ["synflow", "magnitude"])]
+    public string Method { get; init; } = "synflow";
+    [Option("density", "fraction of prunable weights kept", Min = 0, Max = 1)]
+    public double Density { get; init; } = 0.1;
+    [Option("iterations", "SynFlow rounds (exponential density schedule)", Min = 1)]
+    public long Iterations { get; init; } = 100;
+    [Option("scope", "one threshold over all layers, or one per layer", Choices = ["global", "local"])]
+    public string Scope { get; init; } = "global";
+    [Option("precision", "SynFlow arithmetic (float32 overflows on deep nets)", Choices = ["float64", "float32"])]
+    public string Precision { get; init; } = "float64";
+    [Option("input-shape", "SynFlow input shapes where the model's are symbolic beyond the batch axis: "
+        + "name:1x3x224x224;other:1x8")]
+    public string InputShape { get; init; } = "";
+
+    /// <summary>What Saliency.Score runs (the `score` command builds its options here too).</summary>
+    public SaliencyOptions ToSaliency(Data.ProgressSink? progress = null) => new()
+    {
+        Method = Method,
+        Density = Density,
+        Iterations = (int)Math.Min(Iterations, int.MaxValue),
+        Scope = Scope,
+        Precision = Precision,
+        InputShapes = SaliencyOptions.ParseShapes([InputShape]),
+        Progress = progress,
+    };
+}
+
+public sealed class Sparsify : Pass<SparsifyOptions>
 {
     public override string Name => "sparsify";
     public override string Summary =>
         "set the lowest-saliency weights of Conv/ConvTranspose/Gemm/MatMul to zero (SynFlow through our "
         + "autodiff, or magnitude)";
-    public override bool IsExact(PassOptions options) => false;
-    public override IReadOnlyList<PassOption> Options { get; } =
-    [
-        PassOption.Enum("method", "synflow", Saliency.Methods, "saliency: synflow (iterative, data-free) or magnitude (one shot |w|)"),
-        PassOption.Double("density", 0.1, "fraction of prunable weights kept"),
-        PassOption.Int("iterations", 100, "SynFlow rounds (exponential density schedule)"),
-        PassOption.Enum("scope", "global", ["global", "local"], "one threshold over all layers, or one per layer"),
-        PassOption.Enum("precision", "float64", ["float64", "float32"], "SynFlow arithmetic (float32 overflows on deep nets)"),
-        PassOption.String("input-shape", "", "SynFlow input shapes where the model's are symbolic beyond the batch axis: name:1x3x224x224;other:1x8"),
-    ];
+    public override bool IsExact(SparsifyOptions options) => false;
 
-    public override void Run(PassContext ctx, PassOptions o)
+    public override void Run(PassContext ctx, SparsifyOptions o)
     {
         // Weights must be initializers to be zeroed: an old export's Constant-held weights are moved first.
         UpgradeOpset.Require(ctx, Name, 13, "the opset onnxopt's compression passes share");
@@ -35,15 +56,7 @@ public sealed class Sparsify : Pass
             canonicalize.Run(ctx, canonicalize.Defaults());
             ctx.Stats.Notes.Add("canonicalized first: weights held in Constant nodes became initializers");
         }
-        var result = Saliency.Score(ctx.Model, new SaliencyOptions
-        {
-            Method = o.Enum("method"),
-            Density = o.Double("density"),
-            Iterations = (int)o.Int("iterations"),
-            Scope = o.Enum("scope"),
-            Precision = o.Enum("precision"),
-            InputShapes = SaliencyOptions.ParseShapes([o.String("input-shape")]),
-        });
+        var result = Saliency.Score(ctx.Model, o.ToSaliency());
         var g = ctx.Model.Graph;
         foreach (var layer in result.Layers)
         {
@@ -61,7 +74,7 @@ public sealed class Sparsify : Pass
         }
         ctx.Stats.Count("layers", result.Layers.Count);
         ctx.Stats.Count("layers collapsed", result.Layers.Count(l => l.Collapsed));
-        ctx.Stats.Decide(new SparsifySummary(o.Enum("method"), result.Rounds, result.R, result.Weights, result.Kept,
+        ctx.Stats.Decide(new SparsifySummary(o.Method, result.Rounds, result.R, result.Weights, result.Kept,
             (double)result.Kept / result.Weights, result.LayerCollapse));
         if (result.LayerCollapse)
             ctx.Log.WriteLine($"sparsify: layer collapse: {string.Join(", ", result.Layers.Where(l => l.Collapsed).Select(l => l.Layer))} kept no weight");

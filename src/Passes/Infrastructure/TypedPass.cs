@@ -1,0 +1,83 @@
+// A pass whose options are a typed record, declared once: each property with an [Option] attribute is an
+// option (its name, help and range from the attribute, its default from the record's initializer, its kind
+// from the property's type: long/int -> int, double -> double, bool -> bool, string with Choices -> enum,
+// string -> string). The PassOption list that pipeline strings, `onnxopt passes`, reports and JSON configs
+// use is generated from the record, and Run receives the record, bound and range-checked: no string lookups.
+//   public sealed record StripOptions
+//   {
+//       [Option("docs", "remove doc strings")] public bool Docs { get; init; } = true;
+//   }
+//   public sealed class Strip : Pass<StripOptions> { ... public override void Run(PassContext c, StripOptions o) }
+using System.Reflection;
+
+namespace OnnxOpt.Passes;
+
+/// <summary>Declares a pass option on a property of the pass's options record.</summary>
+[AttributeUsage(AttributeTargets.Property)]
+public sealed class OptionAttribute(string name, string description) : Attribute
+{
+    public string Name { get; } = name;
+    public string Description { get; } = description;
+    /// <summary>The allowed values of a string option (makes it an enum).</summary>
+    public string[]? Choices { get; init; }
+    /// <summary>Inclusive bounds of a numeric option (NaN: none).</summary>
+    public double Min { get; init; } = double.NaN;
+    public double Max { get; init; } = double.NaN;
+}
+
+public abstract class Pass<TOptions> : Pass where TOptions : class, new()
+{
+    private static readonly (PropertyInfo Property, PassOption Option)[] Declared = Declare();
+
+    public sealed override IReadOnlyList<PassOption> Options { get; } = Declared.Select(d => d.Option).ToList();
+
+    public sealed override void Run(PassContext ctx, PassOptions options) => Run(ctx, Bind(options));
+    public abstract void Run(PassContext ctx, TOptions options);
+
+    public sealed override bool IsExact(PassOptions options) => IsExact(Bind(options));
+    public virtual bool IsExact(TOptions options) => true;
+
+    public sealed override DataNeeds Needs(PassOptions options) => Needs(Bind(options));
+    public virtual DataNeeds Needs(TOptions options) => DataNeeds.None;
+
+    public sealed override bool NeedsTeacher(PassOptions options) => NeedsTeacher(Bind(options));
+    public virtual bool NeedsTeacher(TOptions options) => false;
+
+    /// <summary>The typed record of a pipeline step's (parsed, range-checked) options.</summary>
+    public static TOptions Bind(PassOptions options)
+    {
+        var record = new TOptions();
+        foreach (var (p, o) in Declared)
+        {
+            var v = options.Value(o.Name);
+            p.SetValue(record, p.PropertyType == typeof(int) ? Convert.ToInt32(v, System.Globalization.CultureInfo
+                .InvariantCulture) : v);
+        }
+        return record;
+    }
+
+    private static (PropertyInfo, PassOption)[] Declare()
+    {
+        var defaults = new TOptions();
+        var list = new List<(PropertyInfo, PassOption)>();
+        foreach (var p in typeof(TOptions).GetProperties(BindingFlags.Public | BindingFlags.Instance))
+        {
+            if (p.GetCustomAttribute<OptionAttribute>() is not { } a) continue;
+            var d = p.GetValue(defaults);
+            var option = p.PropertyType switch
+            {
+                var t when t == typeof(long) || t == typeof(int) => PassOption.Int(a.Name, Convert.ToInt64(d,
+                    System.Globalization.CultureInfo.InvariantCulture), a.Description),
+                var t when t == typeof(double) => PassOption.Double(a.Name, (double)d!, a.Description),
+                var t when t == typeof(bool) => PassOption.Bool(a.Name, (bool)d!, a.Description),
+                var t when t == typeof(string) && a.Choices is { } c => PassOption.Enum(a.Name, (string)d!, c,
+                    a.Description),
+                var t when t == typeof(string) => PassOption.String(a.Name, (string)d!, a.Description),
+                _ => throw new InvalidOperationException(
+                    $"{typeof(TOptions).Name}.{p.Name}: option type {p.PropertyType.Name} is not supported"),
+            };
+            list.Add((p, option with { Min = a.Min, Max = a.Max }));
+        }
+        return [.. list];
+    }
+}
