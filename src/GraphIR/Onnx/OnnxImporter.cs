@@ -235,7 +235,7 @@ public static class OnnxImporter
                 g.AddOutput(v);
                 ApplyInfo(v, vi);
             }
-            g.SortTopologically();
+            g.SortIfNeeded(); // files are usually in order already: no sort then (AppendInput noted any edge against it)
             return g;
         }
 

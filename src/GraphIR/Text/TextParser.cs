@@ -725,7 +725,7 @@ public static class TextParser
                     if (type is not null) v.Type = type;
                     g.AddOutput(v);
                 }
-                g.SortTopologically();
+                g.SortIfNeeded(); // files are usually in order already: no sort then (AppendInput noted any edge against it)
             }
             catch (OnnxModelException) { throw; }
             return g;
