@@ -58,6 +58,16 @@ public static class ShapeInference
         Run(m);
     }
 
+    /// <summary>Fills in missing types of the given nodes' outputs, in topological order (what a rewrite
+    /// inserted: inference per affected region instead of the whole model). Constants tracked by shape
+    /// arithmetic are those of initializers and of the nodes given.</summary>
+    public static void InferNodes(Model m, IEnumerable<Node> nodes)
+    {
+        var inferrer = new Inferrer(m.OpsetVersion("") ?? 13);
+        foreach (var n in nodes.Where(n => n.InGraph).Distinct().OrderBy(n => n.OrderLabel))
+            inferrer.Fill(n);
+    }
+
     /// <summary>Inferred output types for one node (null where unknown); used by tests and passes.</summary>
     public static OnnxType?[] InferNode(Node n, long opset) => new Inferrer(opset).Node(n);
 
@@ -69,24 +79,30 @@ public static class ShapeInference
         {
             foreach (var n in g.Nodes)
             {
-                OnnxType?[] outs;
-                try { outs = Node(n); }
-                catch (Exception e) when (e is ArgumentException or InvalidOperationException or IndexOutOfRangeException or OverflowException)
-                {
-                    throw new OnnxModelException($"shape inference failed at node {n}: {e.Message}");
-                }
-                for (int i = 0; i < outs.Length && i < n.Outputs.Count; i++)
-                {
-                    var o = n.Outputs[i];
-                    if (o is null || outs[i] is null) continue;
-                    if (o.Type is null || (o.Type.IsTensor && o.Type.Shape is null && outs[i]!.Shape is not null)
-                        || (o.Type.IsTensor && o.Type.ElementType == DataType.Undefined))
-                    {
-                        journal?.Add((o, o.Type));
-                        o.Type = outs[i];
-                    }
-                }
+                Fill(n);
                 foreach (var sg in n.Subgraphs()) Graph(sg);
+            }
+        }
+
+        /// <summary>Infers one node and fills in its outputs' missing types.</summary>
+        public void Fill(Node n)
+        {
+            OnnxType?[] outs;
+            try { outs = Node(n); }
+            catch (Exception e) when (e is ArgumentException or InvalidOperationException or IndexOutOfRangeException or OverflowException)
+            {
+                throw new OnnxModelException($"shape inference failed at node {n}: {e.Message}");
+            }
+            for (int i = 0; i < outs.Length && i < n.Outputs.Count; i++)
+            {
+                var o = n.Outputs[i];
+                if (o is null || outs[i] is null) continue;
+                if (o.Type is null || (o.Type.IsTensor && o.Type.Shape is null && outs[i]!.Shape is not null)
+                    || (o.Type.IsTensor && o.Type.ElementType == DataType.Undefined))
+                {
+                    journal?.Add((o, o.Type));
+                    o.Type = outs[i];
+                }
             }
         }
 

@@ -10,6 +10,11 @@
 // objective=macs (MACs per sample must not grow), params (weights must not grow), latency (the model
 // with and without the fold is timed in ONNX Runtime, 1 thread) or depth (fold wherever allowed).
 // Main graph only (the rules are not run inside If/Loop/Scan bodies).
+// Structure: each fold kind is a rule whose match is pure (it only looks and computes): it returns a FoldPlan
+// (the fold's figures, the report it will make, and the edit as a function of a model and a rewriter) or a
+// Refusal. The pass decides (FoldSession): refusals are recorded once per pair, the cost model (the latency
+// objective's ORT timing included) judges every plan, Gemm/MatMul folds as much as Conv ones, and only then is
+// the edit applied and reported. Shapes are re-inferred for the nodes a fold inserted, not the whole model.
 using OnnxOpt.GraphIR;
 using OnnxOpt.Runtime;
 using OnnxOpt.Data;
@@ -41,73 +46,133 @@ public sealed class FoldConv : Pass<FoldConvOptions>
     public override void Run(PassContext ctx, FoldConvOptions o)
     {
         var before = o.AllowBorderError ? OnnxExporter.ToBytes(ctx.Model) : null;
-        var state = new FoldState();
+        var session = new FoldSession(ctx, o);
         RewriteRule[] rules =
         [
-            new FoldRule("fold-conv-conv", "Conv", (n, c) => MatchConvConv(c.Pass, n, o, state)),
-            new FoldRule("fold-residual-dirac", "Add", (n, c) => MatchDirac(c.Pass, n)),
-            new FoldRule("fold-gemm-gemm", "Gemm", (n, c) => MatchGemmGemm(c.Pass, n)),
-            new FoldRule("fold-matmul-matmul", "MatMul", (n, c) => MatchMatMulMatMul(c.Pass, n)),
+            new FoldRule("fold-conv-conv", "Conv", n => MatchConvConv(n, o, session.Kept), session),
+            new FoldRule("fold-residual-dirac", "Add", MatchDirac, session),
+            new FoldRule("fold-gemm-gemm", "Gemm", MatchGemmGemm, session),
+            new FoldRule("fold-matmul-matmul", "MatMul", MatchMatMulMatMul, session),
         ];
         ShapeInference.Run(ctx.Model);
         new GreedyRewriteDriver(rules)
         {
             CleanupAfterRewrite = true,
-            AfterRewrite = () => ShapeInference.Run(ctx.Model),
+            AfterRewrite = touched => ShapeInference.InferNodes(ctx.Model, touched),
             MaxIterations = 100,
         }.Run(new RuleContext(ctx));
-        if (state.Approximate && before is not null) MeasureError(ctx, before);
+        if (session.Approximate && before is not null) MeasureError(ctx, before);
     }
 
-    /// <summary>What the rules share in one run: pairs the cost model refused (not offered again; a new
-    /// producer is a new pair) and whether an approximate fold was made.</summary>
-    private sealed class FoldState
+    /// <summary>What a match found: a fold to judge and apply, or a refusal to record.</summary>
+    private abstract record Candidate;
+
+    /// <summary>A fold planned by a pure match: its figures, what it reports once applied, and the edit (on
+    /// the pass's model, or on a trial copy for the latency objective; it returns the new node, or null).</summary>
+    private sealed record FoldPlan(string Label, string Kind, long MacsBefore, long MacsAfter, long ParamsBefore,
+        long ParamsAfter, Func<Model, Rewriter, Node?> Edit) : Candidate
+    {
+        /// <summary>The producer/consumer pair a refusal by the cost model is remembered by (null: not remembered).</summary>
+        public (Node, Node)? Pair { get; init; }
+        /// <summary>Folds that never add work (the Dirac term): the cost model is not asked.</summary>
+        public bool AlwaysPays { get; init; }
+        public bool Exact { get; init; } = true;
+        /// <summary>Counters the fold adds when applied.</summary>
+        public IReadOnlyList<string> Counters { get; init; } = [];
+        public required FoldDecision Folded { get; init; }
+    }
+
+    /// <summary>A pair the match refused: a counter ("refused: " + Key) and a decision, once per pair.</summary>
+    private sealed record Refusal(string Label, string Key, string? Detail = null) : Candidate;
+
+    /// <summary>The pass's side of the rules in one run: it records refusals, runs the cost model and applies.
+    /// Pairs the cost model refused are not offered again (a new producer is a new pair).</summary>
+    private sealed class FoldSession(PassContext ctx, FoldConvOptions o)
     {
         public HashSet<(Node, Node)> Kept { get; } = new();
-        public bool Approximate { get; set; }
-    }
+        public bool Approximate { get; private set; }
 
-    /// <summary>A fold ready to apply (everything computed by the match).</summary>
-    private sealed record FoldPlan(Action<RuleContext> Apply);
-
-    /// <summary>One fold kind as a rule: its name, its root op and the match that plans the fold.</summary>
-    private sealed class FoldRule(string name, string root, Func<Node, RuleContext, RuleMatch<FoldPlan>> match)
-        : RewriteRule<FoldPlan>
-    {
-        public override string Name => name;
-        public override IReadOnlyList<string> RootOps { get; } = [root];
-        public override RuleMatch<FoldPlan> Match(Node n, RuleContext c) => match(n, c);
-        public override void Apply(Node n, FoldPlan m, RuleContext c) => m.Apply(c);
-    }
-
-    private static bool Pays(PassContext ctx, FoldConvOptions o, long macsBefore, long macsAfter, long paramsBefore,
-        long paramsAfter, Func<Model> trial, string what)
-    {
-        switch (o.Objective)
+        /// <summary>Null when the fold was applied, else the reason it was not.</summary>
+        public string? Decide(Candidate candidate)
         {
-            case "params": return paramsAfter <= paramsBefore;
-            case "depth": return true;
-            case "latency":
+            if (candidate is Refusal r)
             {
-                var bench = Benchmark.Run(OnnxExporter.ToBytes(ctx.Model), OnnxExporter.ToBytes(trial()),
-                    new BenchOptions { Warmup = 5, Iterations = 40 });
-                ctx.Stats.Decide(new FoldTiming(what, bench.Model.MedianMs, bench.Other!.MedianMs));
-                return bench.Other.MedianMs < bench.Model.MedianMs;
+                if (ctx.Stats.Once(r.Label))
+                {
+                    ctx.Stats.Count("refused: " + r.Key);
+                    ctx.Stats.Decide(new FoldDecision(r.Label, null, "refused") { Reason = r.Detail ?? r.Key });
+                }
+                return r.Key;
             }
-            default: return macsAfter <= macsBefore;
+            var p = (FoldPlan)candidate;
+            if (!p.AlwaysPays && !Pays(p))
+            {
+                if (ctx.Stats.Once(p.Label))
+                    ctx.Stats.Decide(new FoldDecision(p.Label, p.Kind, "kept")
+                    {
+                        Reason = "cost model",
+                        MacsBefore = p.MacsBefore,
+                        MacsAfter = p.MacsAfter,
+                        ParamsBefore = p.ParamsBefore,
+                        ParamsAfter = p.ParamsAfter,
+                    });
+                ctx.Stats.Count("refused: does not pay");
+                if (p.Pair is { } pair) Kept.Add(pair);
+                return "cost model";
+            }
+            p.Edit(ctx.Model, ctx.Rewriter);
+            if (!p.Exact) Approximate = true;
+            foreach (var c in p.Counters) ctx.Stats.Count(c);
+            ctx.Stats.Decide(p.Folded);
+            return null;
+        }
+
+        private bool Pays(FoldPlan p) => o.Objective switch
+        {
+            "params" => p.ParamsAfter <= p.ParamsBefore,
+            "depth" => true,
+            "latency" => FasterInOrt(p),
+            _ => p.MacsAfter <= p.MacsBefore,
+        };
+
+        /// <summary>The model with and without the fold, timed in ORT (1 thread); the timing is reported.</summary>
+        private bool FasterInOrt(FoldPlan p)
+        {
+            var trial = ctx.Model.Clone();
+            var rw = new Rewriter(trial);
+            p.Edit(trial, rw);
+            rw.RemoveDeadNodes(trial.Graph);
+            rw.RemoveUnusedInitializers(trial.Graph);
+            rw.Finish();
+            var bench = Benchmark.Run(OnnxExporter.ToBytes(ctx.Model), OnnxExporter.ToBytes(trial),
+                new BenchOptions { Warmup = 5, Iterations = 40 });
+            ctx.Stats.Decide(new FoldTiming(p.Label, bench.Model.MedianMs, bench.Other!.MedianMs));
+            return bench.Other.MedianMs < bench.Model.MedianMs;
         }
     }
 
-    private static Model Clone(Model m) => m.Clone();
+    /// <summary>One fold kind as a rule: its name, its root op, its pure match, and the session that decides.</summary>
+    private sealed class FoldRule(string name, string root, Func<Node, RuleMatch<Candidate>> match,
+        FoldSession session) : RewriteRule
+    {
+        public override string Name => name;
+        public override IReadOnlyList<string> RootOps { get; } = [root];
 
-    private static RuleMatch<FoldPlan> MatchConvConv(PassContext ctx, Node conv2, FoldConvOptions o,
-        FoldState state)
+        internal override string? TryRewrite(Node n, RuleContext c)
+        {
+            var m = match(n);
+            return m.Succeeded ? session.Decide(m.Value!) : m.Reason ?? "no match";
+        }
+    }
+
+    /// <summary>Plans a Conv -> Conv fold (pure: reads the graph and <paramref name="kept"/>, writes nothing).</summary>
+    private static RuleMatch<Candidate> MatchConvConv(Node conv2, FoldConvOptions o, HashSet<(Node, Node)> kept)
     {
         var h = conv2.Input(0);
         if (h is null || h.Uses.Count != 1 || h.IsGraphOutput)
         {
             if (h?.Producer is { OpType: "Conv" } p0)
-                return Refuse(ctx, $"{p0} -> {conv2}", Refusals.FanOut,
+                return new Refusal($"{p0} -> {conv2}", Refusals.FanOut,
                     "intermediate value is read elsewhere (fan-out)");
             return new NoMatch("input not produced by a conv read only here");
         }
@@ -125,30 +190,30 @@ public sealed class FoldConv : Pass<FoldConvOptions>
         }
         if (conv1 is null) return new NoMatch("input not produced by a conv");
         var label = $"{conv1} -> {conv2}";
-        if (state.Kept.Contains((conv1, conv2))) return new NoMatch("cost model");
+        if (kept.Contains((conv1, conv2))) return new NoMatch("cost model");
         var w1t = Rewriter.ConstantOf(conv1.Input(1)); var w2t = Rewriter.ConstantOf(conv2.Input(1));
         if (w1t is not { ElementType: DataType.Float }
-            || w2t is not { ElementType: DataType.Float }) return Refuse(ctx, label, Refusals.WeightsNotConstant);
+            || w2t is not { ElementType: DataType.Float }) return new Refusal(label, Refusals.WeightsNotConstant);
         var c1 = ConvSpec.Of(conv1, w1t.Dims); var c2 = ConvSpec.Of(conv2, w2t.Dims);
-        if (c1 is null || c2 is null) return Refuse(ctx, label, Refusals.NotConv2D);
-        if (carriedMap is not null && !(c2.Kernel.All(k => k == 1) && c2.Unpadded)) return Refuse(ctx, label,
+        if (c1 is null || c2 is null) return new Refusal(label, Refusals.NotConv2D);
+        if (carriedMap is not null && !(c2.Kernel.All(k => k == 1) && c2.Unpadded)) return new Refusal(label,
             Refusals.BiasMapNotCarried);
         var b1 = conv1.Input(2) is null ? new float[w1t.Dims[0]] : FoldBatchNorm.Floats(conv1.Input(2));
         var b2 = conv2.Input(2) is null ? new float[w2t.Dims[0]] : FoldBatchNorm.Floats(conv2.Input(2));
-        if (b1 is null || b2 is null) return Refuse(ctx, label, Refusals.BiasNotConstant);
+        if (b1 is null || b2 is null) return new Refusal(label, Refusals.BiasNotConstant);
         var x = conv1.Input(0)!;
         var y = conv2.Output();
         if (x.Shape is not { Rank: 4 } xs || h.Shape is not { Rank: 4 } hs || y.Shape is not { Rank: 4 } ys ||
             !xs.Dims.Skip(2).All(d => d.IsKnown) || !hs.Dims.Skip(2).All(d => d.IsKnown)
                 || !ys.Dims.Skip(2).All(d => d.IsKnown))
-            return Refuse(ctx, label, Refusals.DynamicSpatial);
+            return new Refusal(label, Refusals.DynamicSpatial);
 
         int m = (int)w1t.Dims[0], cin = (int)(w1t.Dims[1] * c1.Groups), outC = (int)w2t.Dims[0];
         bool exact = c2.Unpadded;
         bool biasMap = carriedMap is not null;
         if (!exact && c1.Kernel.All(k => k == 1) && c1.Unpadded) { exact = true; biasMap = b1.Any(v => v != 0); }
         if (!exact && !o.AllowBorderError)
-            return Refuse(ctx, label, Refusals.PaddedBorder, "conv2 pads its input and conv1 is not 1x1: "
+            return new Refusal(label, Refusals.PaddedBorder, "conv2 pads its input and conv1 is not 1x1: "
                 + "the fold would be wrong at the border (allow-border-error=true accepts it)");
 
         var s = new[] { c1.Strides[0] * c2.Strides[0], c1.Strides[1] * c2.Strides[1] };
@@ -158,7 +223,7 @@ public sealed class FoldConv : Pass<FoldConvOptions>
         var kh = ConvAlgebra.FoldedKernel(c1.Kernel[0], c1.Dilations[0], c1.Strides[0], c2.Kernel[0], c2.Dilations[0]);
         var kw = ConvAlgebra.FoldedKernel(c1.Kernel[1], c1.Dilations[1], c1.Strides[1], c2.Kernel[1], c2.Dilations[1]);
         if (Math.Max(kh, kw) > o.MaxKernel)
-            return Refuse(ctx, label, Refusals.KernelTooLarge, $"folded kernel {kh}x{kw} exceeds max-kernel");
+            return new Refusal(label, Refusals.KernelTooLarge, $"folded kernel {kh}x{kw} exceeds max-kernel");
         // The folded conv must produce exactly conv2's output size; trim end padding if floor() dropped rows.
         var (yh, yw) = ((int)ys[2].Value!.Value, (int)ys[3].Value!.Value);
         var (xh, xw) = ((int)xs[2].Value!.Value, (int)xs[3].Value!.Value);
@@ -167,7 +232,7 @@ public sealed class FoldConv : Pass<FoldConvOptions>
             var size = ax == 0 ? xh : xw; var k = ax == 0 ? kh : kw; var want = ax == 0 ? yh : yw;
             var got = (size + pb[ax] + pe[ax] - k) / s[ax] + 1;
             while (got > want && pe[ax] > 0) { pe[ax]--; got = (size + pb[ax] + pe[ax] - k) / s[ax] + 1; }
-            if (got != want) return Refuse(ctx, label, Refusals.OutputSize);
+            if (got != want) return new Refusal(label, Refusals.OutputSize);
         }
 
         bool depthwise = c1.Groups == m && m == cin && w1t.Dims[1] == 1 && c2.Groups == outC && outC == m
@@ -218,43 +283,35 @@ public sealed class FoldConv : Pass<FoldConvOptions>
         var what = $"{conv1} + {conv2}";
         // A pair that does not pay on its own may be the first step of a chain that does (the
         // expand -> depthwise -> project block): look one conv ahead.
-        if (o.Objective is "macs" or "params" && macsAfter > macsBefore && y.Uses.Count == 1 && !y.IsGraphOutput &&
-            y.Uses[0].Node is { OpType: "Conv", IsStandard: true } conv3 && conv3.Input(0) == y && Rewriter.ConstantOf(conv3.Input(1)) is { Dims.Length: 4 } w3t &&
-            ConvSpec.Of(conv3, w3t.Dims) is { Unpadded: true } c3 && conv3.Output().Shape is { Rank: 4 } zs
-                && zs.Dims.Skip(2).All(d => d.IsKnown))
+        var counters = new List<string>
+        {
+            exact ? (biasMap ? "conv-conv folded (exact, border bias map)" : "conv-conv folded (exact)")
+                : "conv-conv folded (approximate border)",
+        };
+        if (o.Objective is "macs" or "params" && macsAfter > macsBefore && y.Uses.Count == 1 && !y.IsGraphOutput
+            && y.Uses[0].Node is { OpType: "Conv", IsStandard: true } conv3 && conv3.Input(0) == y
+            && Rewriter.ConstantOf(conv3.Input(1)) is { Dims.Length: 4 } w3t
+            && ConvSpec.Of(conv3, w3t.Dims) is { Unpadded: true } c3 && conv3.Output().Shape is { Rank: 4 } zs
+            && zs.Dims.Skip(2).All(d => d.IsKnown))
         {
             var k3h = ConvAlgebra.FoldedKernel(kh, 1, s[0], c3.Kernel[0], c3.Dilations[0]);
             var k3w = ConvAlgebra.FoldedKernel(kw, 1, s[1], c3.Kernel[1], c3.Dilations[1]);
-            var chainAfter = w3t.Dims[0] * zs[2].Value!.Value * zs[3].Value!.Value * cin * k3h * k3w + (biasMap ? w3t.Dims[0] * zs[2].Value!.Value * zs[3].Value!.Value : 0);
+            var plane = zs[2].Value!.Value * zs[3].Value!.Value;
+            var chainAfter = w3t.Dims[0] * plane * cin * k3h * k3w + (biasMap ? w3t.Dims[0] * plane : 0);
             var chainBefore = macsBefore + (ModelStats.Macs(conv3, out _) ?? 0);
-            if (chainAfter <= chainBefore) { macsAfter = macsBefore; paramsAfter = paramsBefore; ctx.Stats.Count("folded as first step of a paying chain"); }
-        }
-        if (!Pays(ctx, o, macsBefore, macsAfter, paramsBefore, paramsAfter,
-            () =>
+            if (chainAfter <= chainBefore)
             {
-                var t = Clone(ctx.Model); var r = new Rewriter(t); Apply(t,
-                r); r.RemoveDeadNodes(t.Graph); r.RemoveUnusedInitializers(t.Graph); r.Finish(); return t;
-            }, what))
-        {
-            if (ctx.Stats.Once(label))
-                ctx.Stats.Decide(new FoldDecision(what, "conv-conv", "kept")
-                {
-                    Reason = "cost model",
-                    MacsBefore = macsBefore,
-                    MacsAfter = macsAfter,
-                    ParamsBefore = paramsBefore,
-                    ParamsAfter = paramsAfter,
-                });
-            ctx.Stats.Count("refused: does not pay");
-            state.Kept.Add((conv1, conv2));
-            return new NoMatch("cost model");
+                macsAfter = macsBefore;
+                paramsAfter = paramsBefore;
+                counters.Add("folded as first step of a paying chain");
+            }
         }
-        return new FoldPlan(rc =>
+        return new FoldPlan(what, "conv-conv", macsBefore, macsAfter, paramsBefore, paramsAfter, Apply)
         {
-            Apply(rc.Model, rc.Rewriter);
-            if (!exact) state.Approximate = true;
-            ctx.Stats.Count(exact ? (biasMap ? "conv-conv folded (exact, border bias map)" : "conv-conv folded (exact)") : "conv-conv folded (approximate border)");
-            ctx.Stats.Decide(new FoldDecision(what, "conv-conv", "folded")
+            Pair = (conv1, conv2),
+            Exact = exact,
+            Counters = counters,
+            Folded = new FoldDecision(what, "conv-conv", "folded")
             {
                 Exact = exact,
                 BorderBiasMap = biasMap,
@@ -265,8 +322,8 @@ public sealed class FoldConv : Pass<FoldConvOptions>
                 MacsAfter = macsAfter,
                 ParamsBefore = paramsBefore,
                 ParamsAfter = paramsAfter,
-            });
-        });
+            },
+        };
     }
 
     /// <summary>Why a conv pair is refused: the counter ("refused: " + key) and the rule's failure reason.</summary>
@@ -283,19 +340,7 @@ public sealed class FoldConv : Pass<FoldConvOptions>
         public const string OutputSize = "folded output size does not match";
     }
 
-    /// <summary>A refusal, recorded once per pair as a decision (with the detailed reason) and a counter
-    /// keyed by the constant; the key is also the rule's failure reason.</summary>
-    private static NoMatch Refuse(PassContext ctx, string label, string key, string? detail = null)
-    {
-        if (ctx.Stats.Once(label))
-        {
-            ctx.Stats.Count("refused: " + key);
-            ctx.Stats.Decide(new FoldDecision(label, null, "refused") { Reason = detail ?? key });
-        }
-        return new NoMatch(key);
-    }
-
-    private static RuleMatch<FoldPlan> MatchDirac(PassContext ctx, Node add)
+    private static RuleMatch<Candidate> MatchDirac(Node add)
     {
         for (int side = 0; side < 2; side++)
         {
@@ -327,14 +372,30 @@ public sealed class FoldConv : Pass<FoldConvOptions>
             var y = add.Output();
             var result = constAdd?.Output() ?? convOut;
             if (!ok || !Rewriter.CanReplace(y, result)) continue;
-            return new FoldPlan(_ => ApplyDirac(ctx, add, conv, wt, spec, centre, convOut, result));
+            var label = $"{add}: x + {conv}";
+            return new FoldPlan(label, "residual-dirac", 0, 0, 0, 0,
+                (m, rw) => ApplyDirac(m, rw, add, conv, wt, spec, centre, convOut, result))
+            {
+                AlwaysPays = true,
+                Counters = ["residual folded (Dirac)"],
+                Folded = new FoldDecision(label, "residual-dirac", "folded") { Exact = true },
+            };
         }
         return new NoMatch("not x + conv(x) with a same-size, stride-1 conv");
     }
 
-    private static void ApplyDirac(PassContext ctx, Node add, Node conv, Tensor wt, ConvSpec spec, int[] centre,
-        Value convOut, Value result)
+    private static Node? ApplyDirac(Model target, Rewriter rw, Node add, Node conv, Tensor wt, ConvSpec spec,
+        int[] centre, Value convOut, Value result)
     {
+        // On a trial copy, the same nodes and values by name.
+        if (target.Graph != add.Graph)
+        {
+            var g = target.Graph;
+            add = g.Nodes.First(n => n.Outputs.Count > 0 && n.Outputs[0]?.Name == add.Output().Name);
+            conv = g.Lookup(conv.Output().Name)!.Producer!;
+            convOut = g.Lookup(convOut.Name)!;
+            result = g.Lookup(result.Name)!;
+        }
         var y = add.Output();
         var cout = (int)wt.Dims[0]; var perGroup = (int)wt.Dims[1];
         var w = wt.ToFloatArray();
@@ -345,12 +406,11 @@ public sealed class FoldConv : Pass<FoldConvOptions>
             var local = c - (c / outPerGroup) * perGroup;
             w[((c * perGroup + local) * kh + centre[0]) * kw + centre[1]] += 1f;
         }
-        FoldBatchNorm.SetWeight(ctx.Rewriter, conv, 1, wt.Dims, w, convOut.Name + "_W");
-        ctx.Rewriter.SetType(result, y.Type ?? result.Type);
-        ctx.Rewriter.Replace(y, result);
-        ctx.Rewriter.Erase(add);
-        ctx.Stats.Count("residual folded (Dirac)");
-        ctx.Stats.Decide(new FoldDecision($"{add}: x + {conv}", "residual-dirac", "folded") { Exact = true });
+        FoldBatchNorm.SetWeight(rw, conv, 1, wt.Dims, w, convOut.Name + "_W");
+        rw.SetType(result, y.Type ?? result.Type);
+        rw.Replace(y, result);
+        rw.Erase(add);
+        return null;
     }
 
     /// <summary>y = alpha op(A) op(B) + beta C as (B as [K,N], c as [N] incl. beta) when constant.</summary>
@@ -373,7 +433,31 @@ public sealed class FoldConv : Pass<FoldConvOptions>
         return (b, k, n, c, g.OpType == "Gemm" ? g.GetFloat("alpha", 1f) : 1f);
     }
 
-    private static RuleMatch<FoldPlan> MatchGemmGemm(PassContext ctx, Node g2)
+    /// <summary>A fold of two matrix products with the same rows: MACs are rows * (K N1 + N1 N2) before and
+    /// rows * K N2 after (rows per sample from the first product's MACs, 1 when its shapes are unknown), weights
+    /// K N1 + N1 N2 and K N2.</summary>
+    private static FoldPlan MatrixPlan(string kind, Node first, Node second, int k, int n1, int n2,
+        Func<Model, Rewriter, Node?> edit)
+    {
+        var label = $"{first} -> {second}";
+        long rows = ModelStats.Macs(first, out _) is long m1 && m1 > 0 ? m1 / ((long)k * n1) : 1;
+        long paramsBefore = (long)k * n1 + (long)n1 * n2, paramsAfter = (long)k * n2;
+        return new FoldPlan(label, kind, rows * paramsBefore, rows * paramsAfter, paramsBefore, paramsAfter, edit)
+        {
+            Pair = (first, second),
+            Counters = [kind + " folded"],
+            Folded = new FoldDecision(label, kind, "folded")
+            {
+                Exact = true,
+                MacsBefore = rows * paramsBefore,
+                MacsAfter = rows * paramsAfter,
+                ParamsBefore = paramsBefore,
+                ParamsAfter = paramsAfter,
+            },
+        };
+    }
+
+    private static RuleMatch<Candidate> MatchGemmGemm(Node g2)
     {
         var h = g2.Input(0);
         if (h?.Producer is not { OpType: "Gemm", IsStandard: true } g1 || h.Uses.Count != 1 || h.IsGraphOutput)
@@ -383,67 +467,44 @@ public sealed class FoldConv : Pass<FoldConvOptions>
             || p1.N != p2.K) return new NoMatch("weights not constant float matrices");
         // y may be a graph output: the folded Gemm's fresh output takes it over (Rewriter.Replace), so no
         // CanReplace check is needed before the node exists.
-        var y = g2.Output();
+        var (x, y) = (g1.Input(0)!.Name, g2.Output().Name);
         // y = a2 (a1 A B1 + c1) B2 + c2 = (a1 a2) A (B1 B2) + (a2 c1 B2 + c2)
         var b = ConvAlgebra.MatMul(p1.B, p2.B, p1.K, p1.N, p2.N);
         var cb = ConvAlgebra.MatMul(p1.C, p2.B, 1, p1.N, p2.N);
         var c = Enumerable.Range(0, p2.N).Select(j => p2.Alpha * cb[j] + p2.C[j]).ToArray();
-        long before = (long)p1.K * p1.N + (long)p2.K * p2.N, after = (long)p1.K * p2.N;
-        if (after > before)
+        var (alpha, transA) = (p1.Alpha * p2.Alpha, g1.GetInt("transA", 0));
+        return MatrixPlan("gemm-gemm", g1, g2, p1.K, p1.N, p2.N, (target, rw) =>
         {
-            if (ctx.Stats.Once($"{g1} -> {g2}"))
-                ctx.Stats.Decide(new FoldDecision($"{g1} -> {g2}", "gemm-gemm", "kept") { Reason = "cost model" });
-            return new NoMatch("cost model");
-        }
-        return new FoldPlan(_ =>
-        {
-            var rw = ctx.Rewriter; var gr = g2.Graph;
-            var node = rw.Insert(gr,
-                "Gemm", [g1.Input(0), rw.Constant(gr, y.Name + "_folded_B", Tensor.FromFloats("", [p1.K, p2.N], b)),
-                rw.Constant(gr, y.Name + "_folded_C", Tensor.FromFloats("", [p2.N], c))], y.Name + "_folded", 1,
-                OnnxAttribute.Float("alpha", p1.Alpha * p2.Alpha), OnnxAttribute.Int("transA", g1.GetInt("transA", 0)));
-            rw.SetType(node.Output(), y.Type);
-            rw.Replace(y, node.Output());
-            ctx.Stats.Count("gemm-gemm folded");
-            ctx.Stats.Decide(new FoldDecision($"{g1} -> {g2}", "gemm-gemm", "folded")
-            {
-                Exact = true,
-                ParamsBefore = before,
-                ParamsAfter = after,
-            });
+            var gr = target.Graph;
+            var ty = gr.Lookup(y)!;
+            var node = rw.Insert(gr, "Gemm", [gr.Lookup(x),
+                    rw.Constant(gr, y + "_folded_B", Tensor.FromFloats("", [p1.K, p2.N], b)),
+                    rw.Constant(gr, y + "_folded_C", Tensor.FromFloats("", [p2.N], c))], y + "_folded", 1,
+                OnnxAttribute.Float("alpha", alpha), OnnxAttribute.Int("transA", transA));
+            rw.SetType(node.Output(), ty.Type);
+            rw.Replace(ty, node.Output());
+            return node;
         });
     }
 
-    private static RuleMatch<FoldPlan> MatchMatMulMatMul(PassContext ctx, Node m2)
+    private static RuleMatch<Candidate> MatchMatMulMatMul(Node m2)
     {
         var h = m2.Input(0);
         if (h?.Producer is not { OpType: "MatMul", IsStandard: true } m1 || h.Uses.Count != 1 || h.IsGraphOutput)
             return new NoMatch("input not produced by a MatMul read only here");
         if (GemmParts(m1) is not { } p1 || GemmParts(m2) is not { } p2
             || p1.N != p2.K) return new NoMatch("weights not constant float matrices");
-        long before = (long)p1.K * p1.N + (long)p2.K * p2.N, after = (long)p1.K * p2.N;
-        if (after > before)
+        var (x, y) = (m1.Input(0)!.Name, m2.Output().Name);
+        var folded = ConvAlgebra.MatMul(p1.B, p2.B, p1.K, p1.N, p2.N);
+        return MatrixPlan("matmul-matmul", m1, m2, p1.K, p1.N, p2.N, (target, rw) =>
         {
-            if (ctx.Stats.Once($"{m1} -> {m2}"))
-                ctx.Stats.Decide(new FoldDecision($"{m1} -> {m2}", "matmul-matmul", "kept") { Reason = "cost model" });
-            return new NoMatch("cost model");
-        }
-        return new FoldPlan(_ =>
-        {
-            var y = m2.Output();
-            var rw = ctx.Rewriter; var gr = m2.Graph;
-            var folded = ConvAlgebra.MatMul(p1.B, p2.B, p1.K, p1.N, p2.N);
-            var weight = rw.Constant(gr, y.Name + "_folded_B", Tensor.FromFloats("", [p1.K, p2.N], folded));
-            var node = rw.Insert(gr, "MatMul", [m1.Input(0), weight], y.Name + "_folded");
-            rw.SetType(node.Output(), y.Type);
-            rw.Replace(y, node.Output());
-            ctx.Stats.Count("matmul-matmul folded");
-            ctx.Stats.Decide(new FoldDecision($"{m1} -> {m2}", "matmul-matmul", "folded")
-            {
-                Exact = true,
-                ParamsBefore = before,
-                ParamsAfter = after,
-            });
+            var gr = target.Graph;
+            var ty = gr.Lookup(y)!;
+            var weight = rw.Constant(gr, y + "_folded_B", Tensor.FromFloats("", [p1.K, p2.N], folded));
+            var node = rw.Insert(gr, "MatMul", [gr.Lookup(x), weight], y + "_folded");
+            rw.SetType(node.Output(), ty.Type);
+            rw.Replace(ty, node.Output());
+            return node;
         });
     }
 

@@ -35,8 +35,9 @@ public sealed class GreedyRewriteDriver(IReadOnlyList<RewriteRule> rules)
     public bool VisitSubgraphs { get; init; }
     /// <summary>After each rewrite, also remove dead nodes and unused initializers (else only re-sort).</summary>
     public bool CleanupAfterRewrite { get; init; }
-    /// <summary>Called after each rewrite and its cleanup (e.g. shape inference for rules that read shapes).</summary>
-    public Action? AfterRewrite { get; init; }
+    /// <summary>Called after each rewrite and its cleanup with the nodes it touched (e.g. shape inference of
+    /// that region, for rules that read shapes).</summary>
+    public Action<IReadOnlyList<Node>>? AfterRewrite { get; init; }
     /// <summary>Called before each iteration (e.g. shape inference for rules that read shapes).</summary>
     public Action? BeforeIteration { get; init; }
 
@@ -106,7 +107,7 @@ public sealed class GreedyRewriteDriver(IReadOnlyList<RewriteRule> rules)
                     applied++;
                     var touched = rw.TakeTouched();
                     if (CleanupAfterRewrite) rw.EraseIfDead(touched);
-                    AfterRewrite?.Invoke();
+                    AfterRewrite?.Invoke(touched);
                     foreach (var n in touched)
                     {
                         Push(n);
