@@ -12,7 +12,7 @@ if [ "${1:-}" = "--fast" ]; then
   dotnet build OnnxOpt.sln -c Release -v quiet -nologo
   log=$(mktemp)
   rc=0
-  for p in GraphIR Autodiff Runtime Passes; do
+  for p in GraphIR Data Calibration Autodiff Training Runtime Passes; do
     dotnet test "tests/$p.Tests" -c Release --no-build >"$log.$p" 2>&1 || rc=1
     grep -E '^(Passed|Failed)!|^ +Failed |Error Message' -A2 "$log.$p" || true
     cat "$log.$p" >>"$log" && rm -f "$log.$p"
