@@ -94,5 +94,12 @@ public class PipelineTests
         Assert.Contains("at least 1", e.Message);
         e = Assert.Throws<OnnxModelException>(() => Pipeline.Parse("fold-conv{max-kernel=0}"));
         Assert.Contains("at least 1", e.Message);
+        // Choices written in attributes agree with the libraries' own lists.
+        Assert.Equal(OnnxOpt.Calibration.RangeCalibrator.Methods,
+            new Quantize().Options.Single(o => o.Name == "calibrate").Choices);
+        Assert.Equal(Saliency.Methods, new Sparsify().Options.Single(o => o.Name == "method").Choices);
+        Assert.Equal(ChannelImportance.Criteria, new Prune().Options.Single(o => o.Name == "criterion").Choices);
+        e = Assert.Throws<OnnxModelException>(() => Pipeline.Parse("quantize{percentile=120}"));
+        Assert.Contains("within 0..100", e.Message);
     }
 }

@@ -17,70 +17,79 @@ using OnnxOpt.GraphIR;
 
 namespace OnnxOpt.Passes;
 
-public sealed class Prune : Pass
+public sealed record PruneOptions
+{
+    [Option("criterion", "channel importance (ChannelImportance): group L2/L1 norm of its weights, distance to the "
+        + "filters' geometric median, BatchNorm |gamma|, per-filter SynFlow, mean |a| or first-order Taylor "
+        + "|a dy/da| on calibration data", Choices = ["l2", "l1", "fpgm", "bn-scale", "synflow", "activation", "taylor"])]
+    public string Criterion { get; init; } = "l2";
+    [Option("ratio", "fraction of channels to remove (ignored when macs >= 0)", Min = 0, Max = 1)]
+    public double Ratio { get; init; } = 0.5;
+    [Option("macs", "fraction of MACs to keep, reached by bisection on the ratio (-1: use ratio)", Max = 1)]
+    public double Macs { get; init; } = -1;
+    [Option("scope", "one threshold over all groups, or the same ratio in every group", Choices = ["global", "local"])]
+    public string Scope { get; init; } = "global";
+    [Option("unit", "filter: channels of dependency groups; block: whole residual blocks y = x + f(x) -> y = x "
+        + "(BlockDropping; ratio = fraction of the blocks)", Choices = ["filter", "block"])]
+    public string Unit { get; init; } = "filter";
+    [Option("allocate", "uniform: rank by importance (scope); sensitivity: per-group ratios from each group's "
+        + "measured damage on calibration data (SensitivityAllocation)", Choices = ["uniform", "sensitivity"])]
+    public string Allocate { get; init; } = "uniform";
+    [Option("sensitivity-samples",
+        "allocate=sensitivity and unit=block: most calibration samples per damage measurement", Min = 1)]
+    public long SensitivitySamples { get; init; } = 256;
+    [Option("round-to", "kept channel counts rounded up to a multiple of this (1: no rounding)", Min = 1)]
+    public long RoundTo { get; init; } = 8;
+    [Option("min-channels", "never keep fewer channels in a group", Min = 1)]
+    public long MinChannels { get; init; } = 1;
+    [Option("max-ratio", "never remove more than this fraction of one group", Min = 0, Max = 1)]
+    public double MaxRatio { get; init; } = 0.9;
+    [Option("exclude", "node names, output names or op types never to prune (';'-separated)")]
+    public string Exclude { get; init; } = "";
+    [Option("recover", "repair without labels: refit each consumer by ridge least squares, or move the removed "
+        + "channels' mean into its bias", Choices = ["lstsq", "bias", "none"])]
+    public string Recover { get; init; } = "lstsq";
+    [Option("min-speedup", "keep the pruned model only if ORT runs it at least this many times faster than the "
+        + "input (0: do not measure)", Min = 0)]
+    public double MinSpeedup { get; init; } = 1.0;
+    [Option("max-rows", "recover=lstsq: most sampled output positions per layer", Min = 1)]
+    public long MaxRows { get; init; } = 4096;
+    [Option("ridge", "recover=lstsq: ridge strength, relative to the mean diagonal of X'X", Min = 0)]
+    public double Ridge { get; init; } = 1e-3;
+}
+
+public sealed class Prune : Pass<PruneOptions>
 {
     public override string Name => "prune";
     public override string Summary =>
         "structured filter pruning over channel dependency groups (weights physically removed)";
-    public override IReadOnlyList<PassOption> Options { get; } =
-    [
-        PassOption.Enum("criterion", "l2", ChannelImportance.Criteria,
-            "channel importance (ChannelImportance): group L2/L1 norm of its weights, distance to the filters' "
-            + "geometric median, BatchNorm |gamma|, per-filter SynFlow, mean |a| or first-order Taylor "
-            + "|a dy/da| on calibration data"),
-        PassOption.Double("ratio", 0.5, "fraction of channels to remove (ignored when macs >= 0)"),
-        PassOption.Double("macs", -1, "fraction of MACs to keep, reached by bisection on the ratio (-1: use ratio)"),
-        PassOption.Enum("scope", "global", ["global", "local"],
-            "one threshold over all groups, or the same ratio in every group"),
-        PassOption.Enum("unit", "filter", ["filter", "block"],
-            "filter: channels of dependency groups; block: whole residual blocks y = x + f(x) -> y = x "
-            + "(BlockDropping; ratio = fraction of the blocks)"),
-        PassOption.Enum("allocate", "uniform", ["uniform", "sensitivity"],
-            "uniform: rank by importance (scope); sensitivity: per-group ratios from each group's measured damage "
-            + "on calibration data (SensitivityAllocation)"),
-        PassOption.Int("sensitivity-samples", 256,
-            "allocate=sensitivity and unit=block: most calibration samples per damage measurement"),
-        PassOption.Int("round-to", 8, "kept channel counts rounded up to a multiple of this (1: no rounding)"),
-        PassOption.Int("min-channels", 1, "never keep fewer channels in a group"),
-        PassOption.Double("max-ratio", 0.9, "never remove more than this fraction of one group"),
-        PassOption.String("exclude", "", "node names, output names or op types never to prune (';'-separated)"),
-        PassOption.Enum("recover", "lstsq", ["lstsq", "bias", "none"],
-            "repair without labels: refit each consumer by ridge least squares, "
-            + "or move the removed channels' mean into its bias"),
-        PassOption.Double("min-speedup", 1.0,
-            "keep the pruned model only if ORT runs it at least this many times faster than the input "
-            + "(0: do not measure)"),
-        PassOption.Int("max-rows", 4096, "recover=lstsq: most sampled output positions per layer"),
-        PassOption.Double("ridge", 1e-3, "recover=lstsq: ridge strength, relative to the mean diagonal of X'X"),
-    ];
+    public override bool IsExact(PruneOptions options) => false;
 
-    public override bool IsExact(PassOptions options) => false;
-
-    public override DataNeeds Needs(PassOptions options) =>
-        options.Enum("recover") is "lstsq" or "bias" || ChannelImportance.NeedsData(options.Enum("criterion"))
-        || options.Enum("allocate") == "sensitivity" || options.Enum("unit") == "block"
+    public override DataNeeds Needs(PruneOptions options) =>
+        options.Recover is "lstsq" or "bias" || ChannelImportance.NeedsData(options.Criterion)
+        || options.Allocate == "sensitivity" || options.Unit == "block"
             ? DataNeeds.Calibration : DataNeeds.None;
 
-    public override void Run(PassContext ctx, PassOptions o)
+    public override void Run(PassContext ctx, PruneOptions o)
     {
         UpgradeOpset.Require(ctx, Name, 13, "the opset onnxopt's compression passes share");
-        var exclude = o.String("exclude").Split(';', StringSplitOptions.RemoveEmptyEntries
+        var exclude = o.Exclude.Split(';', StringSplitOptions.RemoveEmptyEntries
             | StringSplitOptions.TrimEntries);
-        var plan = new PrunePlan(o.Enum("criterion"), o.Enum("scope") == "global", (int)o.Int("round-to"),
-            (int)o.Int("min-channels"), o.Double("max-ratio"), exclude.ToHashSet(StringComparer.Ordinal));
-        var repair = new Repair(o.Enum("recover"), o.Enum("recover") == "none" ? null : ctx.RequireCalibration(Name),
-            (int)o.Int("max-rows"), o.Double("ridge"));
-        if (o.Enum("unit") == "block") { DropBlocks(ctx, o, repair); return; }
+        var plan = new PrunePlan(o.Criterion, o.Scope == "global", (int)o.RoundTo,
+            (int)o.MinChannels, o.MaxRatio, exclude.ToHashSet(StringComparer.Ordinal));
+        var repair = new Repair(o.Recover, o.Recover == "none" ? null : ctx.RequireCalibration(Name),
+            (int)o.MaxRows, o.Ridge);
+        if (o.Unit == "block") { DropBlocks(ctx, o, repair); return; }
         var d = DependencyGroups.Analyze(ctx.Model, plan.Exclude);
         var importance = ChannelImportance.Compute(plan.Criterion, d, ctx.Model,
             ChannelImportance.NeedsData(plan.Criterion) ? ctx.RequireCalibration(Name) : null, ctx.Stats.Notes);
-        double ratio = o.Double("ratio");
+        double ratio = o.Ratio;
         Dictionary<int, int[]> keep;
-        if (o.Enum("allocate") == "sensitivity")
+        if (o.Allocate == "sensitivity")
         {
             var calib = ctx.RequireCalibration(Name);
             var (counts, table) = SensitivityAllocation.Allocate(ctx.Model, d, plan, importance, calib, ratio,
-                o.Double("macs"), (int)o.Int("sensitivity-samples"),
+                o.Macs, (int)o.SensitivitySamples,
                 (trial, td, k) => CutAndRepair(trial, new Rewriter(trial), td, k, ctx.Model, repair), calib.Progress);
             foreach (var row in table) ctx.Stats.Decide(row);
             keep = counts.Where(kv => kv.Value < importance[kv.Key].Length)
@@ -89,16 +98,16 @@ public sealed class Prune : Pass
         }
         else
         {
-            if (o.Double("macs") >= 0) ratio = FindRatio(ctx.Model, plan, importance, o.Double("macs"), ctx);
+            if (o.Macs >= 0) ratio = FindRatio(ctx.Model, plan, importance, o.Macs, ctx);
             keep = plan.Keep(d, importance, ratio);
         }
-        var minSpeedup = o.Double("min-speedup");
-        var original = o.Enum("recover") == "lstsq" || minSpeedup > 0 ? ctx.Model.Clone() : null;
+        var minSpeedup = o.MinSpeedup;
+        var original = o.Recover == "lstsq" || minSpeedup > 0 ? ctx.Model.Clone() : null;
         var paramsBefore = d.Groups.ToDictionary(g => g.Id, g => ParamsOf(Members(g)));
         var (biases, refits) = CutAndRepair(ctx.Model, ctx.Rewriter, d, keep, original, repair);
-        if (o.Enum("recover") == "bias") ctx.Stats.Count("biases repaired", biases);
+        if (o.Recover == "bias") ctx.Stats.Count("biases repaired", biases);
         foreach (var r in refits) ctx.Stats.Decide(r);
-        if (o.Enum("recover") == "lstsq") ctx.Stats.Count("layers refitted", refits.Count);
+        if (o.Recover == "lstsq") ctx.Stats.Count("layers refitted", refits.Count);
         foreach (var g in d.Groups)
         {
             var after = keep.TryGetValue(g.Id, out var k) ? k.Length : g.Channels;
@@ -138,13 +147,13 @@ public sealed class Prune : Pass
         .Where(v => v is not null && (v.IsInitializer || v.Producer is { OpType: "Constant" })).Distinct()
         .Sum(v => Rewriter.ConstantOf(v)?.ElementCount ?? 0);
 
-    private void DropBlocks(PassContext ctx, PassOptions o, Repair repair)
+    private void DropBlocks(PassContext ctx, PruneOptions o, Repair repair)
     {
-        var minSpeedup = o.Double("min-speedup");
+        var minSpeedup = o.MinSpeedup;
         var before = minSpeedup > 0 ? ctx.Model.Clone() : null;
         var calib = ctx.RequireCalibration(Name);
-        var decisions = BlockDropping.Run(ctx.Model, ctx.Rewriter, repair, calib, o.Double("ratio"), o.Double("macs"),
-            (int)o.Int("sensitivity-samples"), calib.Progress);
+        var decisions = BlockDropping.Run(ctx.Model, ctx.Rewriter, repair, calib, o.Ratio, o.Macs,
+            (int)o.SensitivitySamples, calib.Progress);
         foreach (var dec in decisions) ctx.Stats.Decide(dec);
         ctx.Stats.Count("blocks", decisions.Count);
         ctx.Stats.Count("blocks dropped", decisions.Count(x => x.Dropped));

@@ -11,47 +11,53 @@ using OnnxOpt.GraphIR;
 
 namespace OnnxOpt.Passes;
 
-public sealed class Quantize : Pass
+public sealed record QuantizePassOptions
 {
-    public override string Name => "quantize";
-    public override string Summary =>
-        "post-training int8 quantization (QDQ or QOperator) from calibration data, with an optional accuracy "
-        + "budget that keeps the worst ops in float";
-    public override bool IsExact(PassOptions options) => false;
-    public override string BudgetOption => "max-drop";
-    public override DataNeeds Needs(PassOptions options) =>
-        DataNeeds.Calibration | (options.Double("max-drop") >= 0 ? DataNeeds.Evaluation : DataNeeds.None);
-    public override IReadOnlyList<PassOption> Options { get; } =
-    [
-        PassOption.Enum("format", "qdq", ["qdq", "qoperator"], "QuantizeLinear/DequantizeLinear pairs ORT fuses, or QLinearConv/QLinearMatMul/... ops"),
-        PassOption.Enum("calibrate", "minmax", RangeCalibrator.Methods, "how activation ranges are chosen"),
-        PassOption.Double("percentile", 99.999, "percentile kept by calibrate=percentile"),
-        PassOption.Bool("moving-average", false, "calibrate=minmax: moving average (0.01) of batch extremes instead of the global min/max"),
-        PassOption.Bool("per-channel", true, "int8 weights with one scale per output channel (opset 13+), else one per tensor"),
-        PassOption.Enum("activation-type", "uint8", ["uint8", "int8"], "activations uint8 asymmetric or int8 symmetric"),
-        PassOption.String("include", "", "only these nodes (names, output names or op types; ';'-separated); empty: all supported"),
-        PassOption.String("exclude", "", "keep these nodes in float (names, output names or op types; ';'-separated)"),
-        PassOption.Enum("reduce-range", "auto", ["auto", "true", "false"],
-            "7-bit weights ([-63, 63]) so ORT's uint8 x int8 kernels cannot saturate; auto: on x86 CPUs without VNNI"),
-        PassOption.Double("max-drop", -1, "accuracy-aware: largest accuracy drop in points on --eval data (agreement without labels; -1: off)"),
-        PassOption.Int("max-trials", 24, "accuracy-aware: most fallback trials"),
-        PassOption.Bool("tune-calibration", true,
-            "accuracy-aware: try the other calibration methods, for all tensors and for the worst ops' outputs"),
-        PassOption.Enum("search", "class", ["class", "op"],
-            "accuracy-aware: try whole op classes in float first (fastest within the budget), or one op at a time"),
-    ];
+    [Option("format", "QuantizeLinear/DequantizeLinear pairs ORT fuses, or QLinearConv/QLinearMatMul/... ops",
+        Choices = ["qdq", "qoperator"])]
+    public string Format { get; init; } = "qdq";
+    [Option("calibrate", "how activation ranges are chosen", Choices = ["minmax", "percentile", "entropy", "mse"])]
+    public string Calibrate { get; init; } = "minmax";
+    [Option("percentile", "percentile kept by calibrate=percentile", Min = 0, Max = 100)]
+    public double Percentile { get; init; } = 99.999;
+    [Option("moving-average",
+        "calibrate=minmax: moving average (0.01) of batch extremes instead of the global min/max")]
+    public bool MovingAverage { get; init; }
+    [Option("per-channel", "int8 weights with one scale per output channel (opset 13+), else one per tensor")]
+    public bool PerChannel { get; init; } = true;
+    [Option("activation-type", "activations uint8 asymmetric or int8 symmetric", Choices = ["uint8", "int8"])]
+    public string ActivationType { get; init; } = "uint8";
+    [Option("include", "only these nodes (names, output names or op types; ';'-separated); empty: all supported")]
+    public string Include { get; init; } = "";
+    [Option("exclude", "keep these nodes in float (names, output names or op types; ';'-separated)")]
+    public string Exclude { get; init; } = "";
+    [Option("reduce-range", "7-bit weights ([-63, 63]) so ORT's uint8 x int8 kernels cannot saturate; auto: on "
+        + "x86 CPUs without VNNI", Choices = ["auto", "true", "false"])]
+    public string ReduceRange { get; init; } = "auto";
+    [Option("max-drop",
+        "accuracy-aware: largest accuracy drop in points on --eval data (agreement without labels; -1: off)")]
+    public double MaxDrop { get; init; } = -1;
+    [Option("max-trials", "accuracy-aware: most fallback trials", Min = 0)]
+    public long MaxTrials { get; init; } = 24;
+    [Option("tune-calibration",
+        "accuracy-aware: try the other calibration methods, for all tensors and for the worst ops' outputs")]
+    public bool TuneCalibration { get; init; } = true;
+    [Option("search", "accuracy-aware: try whole op classes in float first (fastest within the budget), or one "
+        + "op at a time", Choices = ["class", "op"])]
+    public string Search { get; init; } = "class";
 
-    public static QuantizeOptions ReadOptions(PassOptions o) => new()
+    /// <summary>What the emitter and the accuracy search read.</summary>
+    public QuantizeOptions ToEmitter() => new()
     {
-        PerChannel = o.Bool("per-channel"),
-        ActivationType = o.Enum("activation-type") == "int8" ? DataType.Int8 : DataType.UInt8,
-        Include = Split(o.String("include")),
-        Exclude = Split(o.String("exclude")),
-        WeightMax = ReduceRange(o) ? 63 : 127,
+        PerChannel = PerChannel,
+        ActivationType = ActivationType == "int8" ? DataType.Int8 : DataType.UInt8,
+        Include = Split(Include),
+        Exclude = Split(Exclude),
+        WeightMax = ReducesRange ? 63 : 127,
     };
 
     /// <summary>reduce-range resolved: auto follows this CPU (Int8Hardware.U8S8Saturates).</summary>
-    public static bool ReduceRange(PassOptions o) => o.Enum("reduce-range") switch
+    public bool ReducesRange => ReduceRange switch
     {
         "true" => true,
         "false" => false,
@@ -60,30 +66,40 @@ public sealed class Quantize : Pass
 
     private static HashSet<string> Split(string s) => s.Split(';', StringSplitOptions.RemoveEmptyEntries
         | StringSplitOptions.TrimEntries).ToHashSet(StringComparer.Ordinal);
+}
 
-    public override void Run(PassContext ctx, PassOptions o)
+public sealed class Quantize : Pass<QuantizePassOptions>
+{
+    public override string Name => "quantize";
+    public override string Summary =>
+        "post-training int8 quantization (QDQ or QOperator) from calibration data, with an optional accuracy "
+        + "budget that keeps the worst ops in float";
+    public override bool IsExact(QuantizePassOptions options) => false;
+    public override string BudgetOption => "max-drop";
+    public override DataNeeds Needs(QuantizePassOptions options) =>
+        DataNeeds.Calibration | (options.MaxDrop >= 0 ? DataNeeds.Evaluation : DataNeeds.None);
+    public override void Run(PassContext ctx, QuantizePassOptions o)
     {
         var calib = ctx.RequireCalibration(Name);
         var model = ctx.Model;
         // Cheap preconditions before the (possibly long) calibration.
         UpgradeOpset.Require(ctx, Name, 13, "per-channel int8 weights");
         ShapeInference.Run(model);
-        var qo = ReadOptions(o);
-        var factory = RangeCalibrator.Factory(o.Enum("calibrate"), o.Double("percentile"), o.Bool("moving-average"));
+        var qo = o.ToEmitter();
+        var factory = RangeCalibrator.Factory(o.Calibrate, o.Percentile, o.MovingAverage);
         // Accuracy-aware: every method in the same pass, so the search can choose one per tensor.
-        if (o.Double("max-drop") >= 0 && o.Bool("tune-calibration"))
-            factory = () => new EveryMethodCalibrator(o.Enum("calibrate"), o.Double("percentile"),
-                o.Bool("moving-average"));
+        if (o.MaxDrop >= 0 && o.TuneCalibration)
+            factory = () => new EveryMethodCalibrator(o.Calibrate, o.Percentile, o.MovingAverage);
         var tensors = QdqEmitter.CalibrationTensors(model);
         var ranges = ActivationRanges.Collect(calib, model, tensors, factory, "quantize: calibration");
         ctx.Stats.Count("tensors calibrated", ranges.Count);
-        bool qoperator = o.Enum("format") == "qoperator";
+        bool qoperator = o.Format == "qoperator";
         var fallback = new HashSet<string>(StringComparer.Ordinal);
-        if (o.Double("max-drop") >= 0)
+        if (o.MaxDrop >= 0)
         {
             var eval = ctx.RequireEvaluation("quantize{max-drop=...}");
             (fallback, ranges) = AccuracyAwareSearch.Run(ctx, model, ranges, qo, qoperator, eval,
-                o.Double("max-drop"), (int)o.Int("max-trials"), o.Enum("search") == "class");
+                o.MaxDrop, (int)Math.Min(o.MaxTrials, int.MaxValue), o.Search == "class");
         }
         var result = QdqEmitter.Emit(model, ctx.Rewriter, ranges, qo, fallback);
         if (qoperator) QOperatorLowering.Run(model, ctx.Rewriter, ctx.Stats);
