@@ -4,6 +4,7 @@
 using System.Security.Cryptography;
 using System.Text.Json;
 using System.Text.RegularExpressions;
+using OnnxOpt.GraphIR;
 
 namespace OnnxOpt.Tests;
 
@@ -38,6 +39,34 @@ public class OptimizeCliTests
         Assert.Equal(0.996, v.GetProperty("accuracy").GetProperty("candidate").GetDouble(), 3);
         Assert.True(v.GetProperty("outputs")[0].GetProperty("sqnr_db").GetDouble() > 80);
         Assert.Equal(0, Cli.Run("validate", Resnet, outPath, "--data", Test).ExitCode);
+    }
+
+    [Fact]
+    public void DimsGiveTheReportsMacsAtThatSpecialization()
+    {
+        // [batch, sequence, 8] x [8, 4]: MACs unknown until the sequence is given; --dim also sizes the random
+        // validation inputs.
+        var dir = Paths.TempDir();
+        var path = Path.Combine(dir, "seq.onnx");
+        OnnxExporter.Save(TextParser.ParseModel("""
+            <ir_version: 8, opset_import: ["" : 13]>
+            g (float[batch,sequence,8] x) => (float[batch,sequence,4] y)
+               <float[8,4] w = {1,2,3,4,5,6,7,8,1,2,3,4,5,6,7,8,1,2,3,4,5,6,7,8,1,2,3,4,5,6,7,8}>
+            {
+               h = Identity (x)
+               y = MatMul (h, w)
+            }
+            """), path);
+        var report = Path.Combine(dir, "r.json");
+        var r = Cli.Run("optimize", path, "-o", Path.Combine(dir, "out.onnx"), "--passes", "canonicalize",
+            "--dim", "sequence=10", "--report", report);
+        Assert.True(r.ExitCode == 0, r.Err);
+        var j = JsonDocument.Parse(File.ReadAllText(report)).RootElement;
+        foreach (var side in new[] { "before", "after" })
+        {
+            Assert.Equal(10 * 8 * 4, j.GetProperty(side).GetProperty("total_macs").GetInt64());
+            Assert.Equal(10, j.GetProperty(side).GetProperty("dims").GetProperty("sequence").GetInt64());
+        }
     }
 
     [Fact]

@@ -38,12 +38,12 @@ public static class Optimizer
         CheckDataNeeds(o);
         // No serialized copy is kept: sizes come from protobuf's size computation, exact validation hands the
         // weights to ORT over the IR's memory, and the rest serialize each model only while its session is made.
-        var before = ModelStats.Compute(input, inputBytes ?? OnnxExporter.SizeOf(input));
+        var before = ModelStats.Compute(input, inputBytes ?? OnnxExporter.SizeOf(input), dims: o.Dims);
         var model = input.Clone();
         var ctx = new PassContext(model, o.Calibration, o.Log, o.Evaluation) { Original = input };
         var runs = PipelineRunner.Run(model, o.Pipeline, ctx, o.VerifyEach);
         Verifier.Verify(model);
-        var after = ModelStats.Compute(model, OnnxExporter.SizeOf(model));
+        var after = ModelStats.Compute(model, OnnxExporter.SizeOf(model), dims: o.Dims);
         bool exact = IsExact(o.Pipeline);
         var validation = o.Validate || o.Evaluation is not null ? Validate(input, model, exact, o) : null;
         var latency = o.Bench is { } bench
