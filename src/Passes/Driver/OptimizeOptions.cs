@@ -21,7 +21,7 @@ public sealed record OptimizeOptions
     /// <summary>
     /// How many seeded random samples validate when there is neither evaluation nor calibration data.</summary>
     public int RandomValidationSamples { get; init; } = 10;
-    /// <summary>Values of symbolic dims in random validation inputs (others are 1), and for the report's MACs.</summary>
+    /// <summary>Values of symbolic dims: for random validation inputs (others are 1) and the report's MACs.</summary>
     public IReadOnlyDictionary<string, long>? Dims { get; init; }
     /// <summary>Tolerance of exact pipelines.</summary>
     public double Rtol { get; init; } = 1e-4;
