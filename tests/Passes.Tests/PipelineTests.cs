@@ -99,6 +99,7 @@ public class PipelineTests
             new Quantize().Options.Single(o => o.Name == "calibrate").Choices);
         Assert.Equal(Saliency.Methods, new Sparsify().Options.Single(o => o.Name == "method").Choices);
         Assert.Equal(ChannelImportance.Criteria, new Prune().Options.Single(o => o.Name == "criterion").Choices);
+        Assert.Equal(ClusterStorage.Formats, new Cluster().Options.Single(o => o.Name == "format").Choices);
         e = Assert.Throws<OnnxModelException>(() => Pipeline.Parse("quantize{percentile=120}"));
         Assert.Contains("within 0..100", e.Message);
     }

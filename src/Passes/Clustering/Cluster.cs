@@ -28,64 +28,76 @@ public sealed record WeightClustered(string Weight, string Layer, long Elements,
     long DistinctBefore, long DistinctAfter, double SqnrDb, bool PerChannel, bool ZeroKept, string Format)
     : Decision;
 
-public sealed class Cluster : Pass
+public sealed record ClusterOptions
+{
+    [Option("bits", "codes of this many bits: 2^bits clusters (1..8; ignored with clusters or min-sqnr)", Min = 1,
+        Max = 8)]
+    public long Bits { get; init; } = 4;
+    [Option("clusters", "number of clusters per tensor or channel (-1: from bits)", Min = -1)]
+    public long Clusters { get; init; } = -1;
+    [Option("min-sqnr", "per layer, the fewest bits (1..8) whose weight SQNR reaches this many dB (-1: off)")]
+    public double MinSqnr { get; init; } = -1;
+    [Option("per-channel", "one codebook per output channel instead of per tensor")]
+    public bool PerChannel { get; init; }
+    [Option("weighting", "k-means weights: none, |w|, Fisher diagonal of the outputs on calibration data, or "
+        + "SynFlow |w dR/dw|", Choices = ["none", "magnitude", "fisher", "synflow"])]
+    public string Weighting { get; init; } = "none";
+    [Option("keep-zero", "zero as its own exact centroid: auto when at least 5% of the tensor is zero",
+        Choices = ["auto", "true", "false"])]
+    public string KeepZero { get; init; } = "auto";
+    [Option("min-elements", "tensors with fewer elements are left alone", Min = 0)]
+    public long MinElements { get; init; } = 256;
+    [Option("int4-accuracy-level", "format=int4: MatMulNBits accuracy_level (0: float compute from the grid; 4: "
+        + "int8 compute, fastest)", Min = 0, Max = 4)]
+    public long Int4AccuracyLevel { get; init; } = 4;
+    [Option("exclude", "node names, weight names or op types never clustered (';'-separated)")]
+    public string Exclude { get; init; } = "";
+    [Option("train-steps", "train the centroids (int4: the block scales) this many distillation steps on the "
+        + "calibration data, assignments fixed (Deep Compression's trained quantization; 0: off)", Min = 0)]
+    public long TrainSteps { get; init; }
+    [Option("train-lr", "learning rate of the centroid training (Adam)", Min = 0)]
+    public double TrainLr { get; init; } = 1e-4;
+    [Option("train-rest", "with train-steps: the float parameters left unclustered (biases, small or excluded "
+        + "weights) train with the centroids")]
+    public bool TrainRest { get; init; } = true;
+    [Option("format", "float: K distinct float values; lut: uint8 codes -> Cast -> Gather(codebook); lut4: two "
+        + "4-bit codes per byte (K <= 16), unpacked with Div/Mod; int4: MatMul/Gemm weights on an evenly spaced "
+        + "16-level grid per block of 32, run as com.microsoft MatMulNBits (others as float)",
+        Choices = ["float", "lut", "lut4", "int4"])]
+    public string Format { get; init; } = "float";
+}
+
+public sealed class Cluster : Pass<ClusterOptions>
 {
     public override string Name => "cluster";
     public override string Summary =>
         "weight sharing by exact 1-D k-means (per tensor or channel, optional saliency weighting), stored as "
         + "float, or codes + codebook that ORT decodes at load";
-    public override IReadOnlyList<PassOption> Options { get; } =
-    [
-        PassOption.Int("bits", 4, "codes of this many bits: 2^bits clusters (1..8; ignored with clusters or min-sqnr)"),
-        PassOption.Int("clusters", -1, "number of clusters per tensor or channel (-1: from bits)"),
-        PassOption.Double("min-sqnr", -1,
-            "per layer, the fewest bits (1..8) whose weight SQNR reaches this many dB (-1: off)"),
-        PassOption.Bool("per-channel", false, "one codebook per output channel instead of per tensor"),
-        PassOption.Enum("weighting", "none", ["none", "magnitude", "fisher", "synflow"],
-            "k-means weights: none, |w|, Fisher diagonal of the outputs on calibration data, or SynFlow |w dR/dw|"),
-        PassOption.Enum("keep-zero", "auto", ["auto", "true", "false"],
-            "zero as its own exact centroid: auto when at least 5% of the tensor is zero"),
-        PassOption.Int("min-elements", 256, "tensors with fewer elements are left alone"),
-        PassOption.Int("int4-accuracy-level", 4,
-            "format=int4: MatMulNBits accuracy_level (0: float compute from the grid; 4: int8 compute, fastest)"),
-        PassOption.String("exclude", "", "node names, weight names or op types never clustered (';'-separated)"),
-        PassOption.Int("train-steps", 0, "train the centroids (int4: the block scales) this many distillation steps on "
-            + "the calibration data, assignments fixed (Deep Compression's trained quantization; 0: off)"),
-        PassOption.Double("train-lr", 1e-4, "learning rate of the centroid training (Adam)"),
-        PassOption.Bool("train-rest", true, "with train-steps: the float parameters left unclustered (biases, "
-            + "small or excluded weights) train with the centroids"),
-        PassOption.Enum("format", "float", ClusterStorage.Formats,
-            "float: K distinct float values; lut: uint8 codes -> Cast -> Gather(codebook); "
-            + "lut4: two 4-bit codes per byte (K <= 16), unpacked with Div/Mod; int4: MatMul/Gemm weights on an "
-            + "evenly spaced 16-level grid per block of 32, run as com.microsoft MatMulNBits (others as float)"),
-    ];
+    public override bool IsExact(ClusterOptions options) => false;
 
-    public override bool IsExact(PassOptions options) => false;
+    public override DataNeeds Needs(ClusterOptions options) =>
+        options.Weighting == "fisher" || options.TrainSteps > 0 ? DataNeeds.Calibration : DataNeeds.None;
+    public override bool NeedsTeacher(ClusterOptions options) => options.TrainSteps > 0;
 
-    public override DataNeeds Needs(PassOptions options) =>
-        options.Enum("weighting") == "fisher"
-            || options.Int("train-steps") > 0 ? DataNeeds.Calibration : DataNeeds.None;
-    public override bool NeedsTeacher(PassOptions options) => options.Int("train-steps") > 0;
-
-    public override void Run(PassContext ctx, PassOptions o)
+    public override void Run(PassContext ctx, ClusterOptions o)
     {
         UpgradeOpset.Require(ctx, Name, 13, "the opset onnxopt's compression passes share");
-        var bits = (int)o.Int("bits");
-        var clusters = (int)o.Int("clusters");
-        var minSqnr = o.Double("min-sqnr");
+        var bits = (int)o.Bits;
+        var clusters = (int)o.Clusters;
+        var minSqnr = o.MinSqnr;
         if (clusters < 0 && minSqnr < 0 && bits is < 1 or > 8)
             throw new OnnxModelException($"cluster: bits={bits} must be in 1..8");
         if (clusters == 0 || clusters > 65_536)
             throw new OnnxModelException($"cluster: clusters={clusters} must be in 1..65536");
-        var format = o.Enum("format");
-        var exclude = o.String("exclude").Split(';', StringSplitOptions.RemoveEmptyEntries
+        var format = o.Format;
+        var exclude = o.Exclude.Split(';', StringSplitOptions.RemoveEmptyEntries
             | StringSplitOptions.TrimEntries).ToHashSet(StringComparer.Ordinal);
         var weights = PrunableWeight.Find(ctx.Model.Graph)
-            .Where(p => p.Weight.Initializer!.ElementCount >= o.Int("min-elements"))
+            .Where(p => p.Weight.Initializer!.ElementCount >= o.MinElements)
             .Where(p => !exclude.Contains(p.Node.Name ?? "") && !exclude.Contains(p.Node.OpType)
                 && !exclude.Contains(p.Weight.Name))
             .ToList();
-        var saliency = o.Enum("weighting") switch
+        var saliency = o.Weighting switch
         {
             "fisher" => Fisher(ctx.Model, weights, ctx.RequireCalibration(Name)),
             "synflow" => Saliency.Score(ctx.Model, new SaliencyOptions { Iterations = 1, Density = 1 }).Scores,
@@ -100,20 +112,20 @@ public sealed class Cluster : Pass
                 plans.Add(new Plan(p, w, 16, false, Grid: BlockGrid4.Fit(p)));
                 continue;
             }
-            double[]? weighting = o.Enum("weighting") switch
+            double[]? weighting = o.Weighting switch
             {
                 "magnitude" => w.Select(v => (double)Math.Abs(v)).ToArray(),
                 "fisher" or "synflow" => saliency!.GetValueOrDefault(p.Weight.Name),
                 _ => null,
             };
             var zeros = w.Count(v => v == 0);
-            var keepZero = o.Enum("keep-zero") switch
+            var keepZero = o.KeepZero switch
             {
                 "true" => true,
                 "false" => false,
                 _ => zeros >= 0.05 * w.Length,
             };
-            var slices = o.Bool("per-channel") ? p.FilterOf() : new int[w.Length];
+            var slices = o.PerChannel ? p.FilterOf() : new int[w.Length];
             (float[] Values, int[] Codes, double[][] Books) result;
             if (clusters > 0) result = Apply(w, weighting, slices, clusters, keepZero);
             else if (minSqnr < 0) result = Apply(w, weighting, slices, 1 << bits, keepZero);
@@ -136,7 +148,7 @@ public sealed class Cluster : Pass
             }
             plans.Add(new Plan(p, w, result.Books.Max(b => b.Length), keepZero, result, Slices: slices));
         }
-        if (o.Int("train-steps") > 0 && plans.Count > 0) TrainCentroids(ctx, o, plans);
+        if (o.TrainSteps > 0 && plans.Count > 0) TrainCentroids(ctx, o, plans);
         var storage = new ClusterStorage(ctx.Rewriter, ctx.Model.Graph);
         foreach (var plan in plans)
         {
@@ -144,7 +156,7 @@ public sealed class Cluster : Pass
             if (plan.Grid is { } grid)
             {
                 BlockGrid4.Store(ctx.Rewriter, ctx.Model.Graph, p, grid.B, grid.Scales, grid.Zeros, grid.K, grid.N,
-                    (int)o.Int("int4-accuracy-level"));
+                    (int)o.Int4AccuracyLevel);
                 ctx.Stats.Decide(new WeightClustered(p.Weight.Name, p.Layer, w.Length, 16, 4, w.Distinct().LongCount(),
                     grid.Values.Distinct().LongCount(), Sqnr(w, grid.Values), false, false, "int4"));
                 ctx.Stats.Count("weights clustered");
@@ -157,7 +169,7 @@ public sealed class Cluster : Pass
                 format == "int4" ? "float" : format);
             ctx.Stats.Decide(new WeightClustered(p.Weight.Name, p.Layer, w.Length, used, codeBits,
                 w.Distinct().LongCount(), result.Values.Distinct().LongCount(), Sqnr(w, result.Values),
-                o.Bool("per-channel"), plan.KeepZero, stored));
+                o.PerChannel, plan.KeepZero, stored));
             ctx.Stats.Count("weights clustered");
         }
         if (weights.Count == 0) ctx.Stats.Notes.Add("cluster: no weight tensor to cluster");
@@ -176,7 +188,7 @@ public sealed class Cluster : Pass
     /// <summary>train-steps: Deep Compression's trained centroids. Assignments stay; every codebook entry (or int4
     /// block scale) trains by distillation toward the pipeline's input, its gradient the sum of its members';
     /// with train-rest the unclustered float parameters (biases, small weights) train with them.</summary>
-    private static void TrainCentroids(PassContext ctx, PassOptions o, List<Plan> plans)
+    private static void TrainCentroids(PassContext ctx, ClusterOptions o, List<Plan> plans)
     {
         var parameters = new List<OnnxOpt.Training.Parameter>();
         foreach (var plan in plans)
@@ -199,13 +211,13 @@ public sealed class Cluster : Pass
                 r.Books.SelectMany(b => b.Select(x => (float)x)).ToArray(), index));
         }
         // The rest (biases, weights too small to cluster) trains alongside and is written back as it ends.
-        var rest = o.Bool("train-rest") ? OnnxOpt.Training.ParameterSelection.Select(ctx.Model, "all",
+        var rest = o.TrainRest ? OnnxOpt.Training.ParameterSelection.Select(ctx.Model, "all",
             plans.Select(p => p.Weight.Weight.Name).ToHashSet(StringComparer.Ordinal)) : [];
         parameters.AddRange(rest);
         var settings = new OnnxOpt.Training.TrainSettings
         {
-            Steps = checked((int)o.Int("train-steps")),
-            LearningRate = o.Double("train-lr"),
+            Steps = checked((int)o.TrainSteps),
+            LearningRate = o.TrainLr,
             EvalEvery = 0,
         };
         Recovery.Train(ctx, "cluster: centroids", parameters, settings, writeBack: false);
