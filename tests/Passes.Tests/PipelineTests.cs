@@ -103,4 +103,27 @@ public class PipelineTests
         e = Assert.Throws<OnnxModelException>(() => Pipeline.Parse("quantize{percentile=120}"));
         Assert.Contains("within 0..100", e.Message);
     }
+
+    [Fact]
+    public void OptionGroupsAreDeclaredInPlaceWithThePassesDefaultsAndBound()
+    {
+        var distill = new Distill();
+        Assert.Equal(new TrainingOptions().Steps, distill.Options.Single(o => o.Name == "steps").Default);
+        Assert.Equal(100L, distill.Options.Single(o => o.Name == "eval-every").Default);
+        var linearize = new Linearize();
+        // linearize omits the group's eval-every and declares its own, last, with default 0.
+        Assert.Equal("eval-every", linearize.Options[^1].Name);
+        Assert.Equal(0L, linearize.Options[^1].Default);
+        Assert.Single(linearize.Options, o => o.Name == "eval-every");
+
+        var bound = Pass<LinearizeOptions>.Bind(new PassOptions(linearize,
+            [new("steps", "20"), new("optimizer", "sgd"), new("eval-every", "5"), new("mode", "train")]));
+        Assert.Equal(20, bound.Training.Steps);
+        Assert.Equal("sgd", bound.Training.Optimizer);
+        Assert.Equal(5, bound.EvalEvery);
+        Assert.Equal(100, bound.Training.EvalEvery); // omitted from the group: its default stays
+        Assert.Equal(1000, Pass<LinearizeOptions>.Bind(linearize.Defaults()).Training.Steps); // fresh per bind
+        var e = Assert.Throws<OnnxModelException>(() => Pipeline.Parse("distill{batch=0}"));
+        Assert.Contains("at least 1", e.Message);
+    }
 }

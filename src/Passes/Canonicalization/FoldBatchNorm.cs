@@ -15,7 +15,7 @@ using OnnxOpt.GraphIR;
 
 namespace OnnxOpt.Passes;
 
-public sealed class FoldBatchNorm : Pass
+public sealed class FoldBatchNorm : Pass<NoOptions>
 {
     public override string Name => "fold-bn";
     public override string Summary =>
@@ -24,7 +24,7 @@ public sealed class FoldBatchNorm : Pass
 
     public override bool VisitsSubgraphs => true;
 
-    public override void Run(PassContext ctx, PassOptions o)
+    public override void Run(PassContext ctx, NoOptions o)
     {
         ShapeInference.Run(ctx.Model);
         var r = new GreedyRewriteDriver([new FoldBatchNormRule()])

@@ -8,14 +8,14 @@ using OnnxOpt.GraphIR;
 
 namespace OnnxOpt.Passes;
 
-public sealed class FuseBias : Pass
+public sealed class FuseBias : Pass<NoOptions>
 {
     public override string Name => "fuse-bias";
     public override string Summary =>
         "fold a per-channel constant Add into the preceding Conv/Gemm bias (MatMul+Add becomes Gemm)";
     public override bool VisitsSubgraphs => true;
 
-    public override void Run(PassContext ctx, PassOptions o)
+    public override void Run(PassContext ctx, NoOptions o)
     {
         ShapeInference.Run(ctx.Model);
         new GreedyRewriteDriver([new FuseBiasRule()])

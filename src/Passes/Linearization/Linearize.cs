@@ -18,39 +18,54 @@ using OnnxOpt.Runtime.Validation;
 
 namespace OnnxOpt.Passes;
 
-public sealed class Linearize : Pass
+public sealed record LinearizeOptions
+{
+    [Option("max-agreement-drop", "largest drop in top-1 agreement with the original, in points (cosine x 100 for "
+        + "non-classifiers); 0 = only activations exactly linear on the data", Min = 0)]
+    public double MaxAgreementDrop { get; init; } = 0.5;
+    [Option("max-count", "most activations to linearize (-1: no limit)", Min = -1)]
+    public long MaxCount { get; init; } = -1;
+    [Option("mode", "replace act(z) by z, or by a per-channel least-squares a*z+b, or train Layer Folding's slopes "
+        + "(TrainedLinearize)", Choices = ["identity", "affine", "train"])]
+    public string Mode { get; init; } = "identity";
+    [Option("min-sqnr", "also keep the first output's SQNR against the original at or above this many dB (0: no "
+        + "SQNR limit)")]
+    public double MinSqnr { get; init; }
+    [Option("lambda", "mode=train: weight of the penalty lambda * sum |1 - a^2| on the slopes (the paper's 0.25 is "
+        + "for cross-entropy; our KL carries T^2)", Min = 0)]
+    public double Lambda { get; init; } = 2;
+    [Option("threshold", "mode=train: slopes at or above this become the identity")]
+    public double Threshold { get; init; } = 0.9;
+    [Option("snap", "mode=train: a slope that reaches the threshold is set to 1 and stays there, so the weights "
+        + "train on without that activation (false: slopes move freely, the choice comes after)")]
+    public bool Snap { get; init; } = true;
+    [Option("slope-init", "mode=train: starting slope a (at 0 the penalty has no gradient)")]
+    public double SlopeInit { get; init; } = 0.1;
+    [Option("slope-lr", "mode=train: learning rate of the slopes (the weights use lr)", Min = 0)]
+    public double SlopeLr { get; init; } = 0.01;
+    [Option("others", "mode=train: activations not made the identity get their original form back, or keep the "
+        + "learned slope", Choices = ["restore", "slope"])]
+    public string Others { get; init; } = "restore";
+    [Option("finetune-steps", "mode=train: distillation steps of the weights after the choice", Min = 0)]
+    public long FinetuneSteps { get; init; } = 500;
+    /// <summary>mode=train's training (its eval-every is the one below).</summary>
+    [OptionGroup(Omit = ["eval-every"])]
+    public TrainingOptions Training { get; init; } = new();
+    [Option("eval-every", "with --eval: score the student every this many steps and keep the best (0: no "
+        + "selection)", Min = 0)]
+    public long EvalEvery { get; init; }
+}
+
+public sealed class Linearize : Pass<LinearizeOptions>
 {
     public override string Name => "linearize";
     public override string Summary =>
         "replace (nearly) linear ReLU/LeakyReLU/PReLU/Clip activations by identity or a per-channel affine map, "
         + "within an agreement budget measured in ORT";
-    public override bool IsExact(PassOptions options) => false;
+    public override bool IsExact(LinearizeOptions options) => false;
     public override string BudgetOption => "max-agreement-drop";
-    public override DataNeeds Needs(PassOptions options) => DataNeeds.Calibration;
-    public override bool NeedsTeacher(PassOptions options) => options.Enum("mode") == "train";
-    public override IReadOnlyList<PassOption> Options { get; } =
-    [
-        PassOption.Double("max-agreement-drop", 0.5, "largest drop in top-1 agreement with the original, in points (cosine x 100 for non-classifiers); 0 = only activations exactly linear on the data"),
-        PassOption.Int("max-count", -1, "most activations to linearize (-1: no limit)"),
-        PassOption.Enum("mode", "identity", ["identity", "affine", "train"],
-            "replace act(z) by z, or by a per-channel least-squares a*z+b, or train Layer Folding's slopes "
-                + "(TrainedLinearize)"),
-        PassOption.Double("min-sqnr", 0, "also keep the first output's SQNR against the original at or above this many dB (0: no SQNR limit)"),
-        PassOption.Double("lambda", 2, "mode=train: weight of the penalty lambda * sum |1 - a^2| on the slopes (the "
-            + "paper's 0.25 is for cross-entropy; our KL carries T^2)"),
-        PassOption.Double("threshold", 0.9, "mode=train: slopes at or above this become the identity"),
-        PassOption.Bool("snap", true, "mode=train: a slope that reaches the threshold is set to 1 and stays there, "
-            + "so the weights train on without that activation (false: slopes move freely, the choice comes after)"),
-        PassOption.Double("slope-init", 0.1, "mode=train: starting slope a (at 0 the penalty has no gradient)"),
-        PassOption.Double("slope-lr", 0.01, "mode=train: learning rate of the slopes (the weights use lr)"),
-        PassOption.Enum("others", "restore", ["restore", "slope"],
-            "mode=train: activations not made the identity get their original form back, or keep the learned slope"),
-        PassOption.Int("finetune-steps", 500, "mode=train: distillation steps of the weights after the choice"),
-        .. TrainingOptions.Declare(steps: 1000, lr: 1e-3, mixup: 0.4).Where(t => t.Name != "eval-every")
-            .Append(PassOption.Int("eval-every", 0,
-                "with --eval: score the student every this many steps and keep the best (0: no selection)")),
-    ];
-
+    public override DataNeeds Needs(LinearizeOptions options) => DataNeeds.Calibration;
+    public override bool NeedsTeacher(LinearizeOptions options) => options.Mode == "train";
     // Activations linearize can take (piecewise linear), the ops whose output may feed one (linear or
     // affine: the activation then sits between two foldable ops) and the ops that may read it.
     private static bool IsActivation(Node n) => OpTraits.Has(n, OpTrait.PiecewiseLinear);
@@ -61,16 +76,16 @@ public sealed class Linearize : Pass
     private sealed record Candidate(Node Act, TensorStatistics Stats, bool Exact, double Score, double ClipMin,
         double ClipMax);
 
-    public override void Run(PassContext ctx, PassOptions o)
+    public override void Run(PassContext ctx, LinearizeOptions o)
     {
         var calib = ctx.RequireCalibration(Name);
         var model = ctx.Model;
         ShapeInference.Run(model);
         var g = model.Graph;
-        var budget = o.Double("max-agreement-drop");
-        var maxCount = o.Int("max-count") < 0 ? int.MaxValue : o.Int("max-count");
-        var mode = o.Enum("mode");
-        var minSqnr = o.Double("min-sqnr");
+        var budget = o.MaxAgreementDrop;
+        var maxCount = o.MaxCount < 0 ? int.MaxValue : o.MaxCount;
+        var mode = o.Mode;
+        var minSqnr = o.MinSqnr;
 
         var acts = g.Nodes.Where(IsActivation).ToList();
         var eligible = new List<Node>();

@@ -35,15 +35,15 @@ public sealed record TrainedLinearizeSummary(int Candidates, int AboveThreshold,
 
 internal static class TrainedLinearize
 {
-    public static void Run(PassContext ctx, PassOptions o, IReadOnlyList<Node> eligible)
+    public static void Run(PassContext ctx, LinearizeOptions o, IReadOnlyList<Node> eligible)
     {
         var calib = ctx.RequireCalibration("linearize");
         var teacher = Recovery.TeacherModel(ctx);
-        double lambda = o.Double("lambda"), threshold = o.Double("threshold"), init = o.Double("slope-init");
-        double budget = o.Double("max-agreement-drop");
+        double lambda = o.Lambda, threshold = o.Threshold, init = o.SlopeInit;
+        double budget = o.MaxAgreementDrop;
         if (init is < 0 or > 1) throw new OnnxModelException($"linearize: slope-init = {init} is not in [0, 1]");
-        var features = Distill.Features(ctx, teacher, o.String("features"));
-        var settings = TrainingOptions.Settings(o, features);
+        var features = Distill.Features(ctx, teacher, o.Training.Features);
+        var settings = (o.Training with { EvalEvery = o.EvalEvery }).Settings(features);
 
         // 1. Slopes and weights train together on a copy.
         var work = ctx.Model.Clone();
@@ -55,9 +55,9 @@ internal static class TrainedLinearize
             slopes.Add((a.Output().Name, a.OpType, InsertSlope(wctx.Rewriter, a, init)));
         }
         wctx.Rewriter.Finish();
-        var parameters = ParameterSelection.Select(work, o.String("params"));
+        var parameters = ParameterSelection.Select(work, o.Training.Params);
         // snap: the step at which each slope reached the threshold (then it is 1 for good); -1 while it has not.
-        bool snap = o.Bool("snap");
+        bool snap = o.Snap;
         var snappedAt = slopes.Select(_ => -1).ToArray();
         for (int si = 0; si < slopes.Count; si++)
         {
@@ -65,7 +65,7 @@ internal static class TrainedLinearize
             int me = si, calls = 0;
             parameters.Add(new DirectParameter(s)
             {
-                LearningRateScale = o.Double("slope-lr") / settings.LearningRate,
+                LearningRateScale = o.SlopeLr / settings.LearningRate,
                 Penalty = (v, g) =>
                 {
                     double pen = 0;
@@ -106,8 +106,8 @@ internal static class TrainedLinearize
         Model? accepted = null;
         HashSet<string> chosen = [];
         double? drop = null;
-        bool keepSlopes = o.Enum("others") == "slope";
-        var ft = settings with { Steps = checked((int)o.Int("finetune-steps")) };
+        bool keepSlopes = o.Others == "slope";
+        var ft = settings with { Steps = checked((int)o.FinetuneSteps) };
         while (true)
         {
             attempts++;
@@ -118,7 +118,7 @@ internal static class TrainedLinearize
             Apply(tctx.Rewriter, trial, eligible, set, keepSlopes ? slopeOf : Restored(slopeOf));
             if (ft.Steps > 0)
                 Recovery.Train(tctx, $"linearize: fine-tune ({k} linearized)",
-                    ParameterSelection.Select(trial, o.String("params")), ft);
+                    ParameterSelection.Select(trial, o.Training.Params), ft);
             var d = reference.Drop(reference.Measure(data, trial));
             ctx.Log.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"linearize: {k} of {eligible.Count} linearized: {reference.DropMetric} drop {d:F2} points (budget "

@@ -17,27 +17,30 @@ using OnnxOpt.Training;
 
 namespace OnnxOpt.Passes;
 
-public sealed class Distill : Pass
+public sealed record DistillOptions
+{
+    [OptionGroup]
+    public TrainingOptions Training { get; init; } = new();
+}
+
+public sealed class Distill : Pass<DistillOptions>
 {
     public override string Name => "distill";
     public override string Summary =>
         "recovery training toward the pipeline's input model (knowledge distillation on calibration data, our "
             + "autodiff)";
-    public override bool IsExact(PassOptions options) => false;
-    public override DataNeeds Needs(PassOptions options) => DataNeeds.Calibration;
-    public override bool NeedsTeacher(PassOptions options) => true;
+    public override bool IsExact(DistillOptions options) => false;
+    public override DataNeeds Needs(DistillOptions options) => DataNeeds.Calibration;
+    public override bool NeedsTeacher(DistillOptions options) => true;
 
-    public override IReadOnlyList<PassOption> Options { get; } =
-        TrainingOptions.Declare(steps: 1000, lr: 1e-3, mixup: 0.4);
-
-    public override void Run(PassContext ctx, PassOptions o)
+    public override void Run(PassContext ctx, DistillOptions o)
     {
+        var t = o.Training;
         var teacher = Recovery.TeacherModel(ctx);
-        var settings = TrainingOptions.Settings(o, Features(ctx, teacher, o.String("features")));
-        var parameters = ParameterSelection.Select(ctx.Model, o.String("params"));
+        var settings = t.Settings(Features(ctx, teacher, t.Features));
+        var parameters = ParameterSelection.Select(ctx.Model, t.Params);
         if (parameters.Count == 0)
-            throw new OnnxModelException($"distill: params={o.String("params")} selects no float initializer of the "
-                + $"model");
+            throw new OnnxModelException($"distill: params={t.Params} selects no float initializer of the model");
         Recovery.Train(ctx, Name, parameters, settings, teacher);
     }
 

@@ -1,83 +1,98 @@
-// The training options, declared once for every pass that trains (distill; linearize mode=train and
-// cluster train-steps take theirs from here with their own defaults), and their reading into TrainSettings.
+// The training options, declared once for every pass that trains (distill, linearize mode=train): an option
+// group ([OptionGroup] on the pass's options record) whose defaults the pass's initializer may change, and its
+// reading into the trainer's TrainSettings. cluster's centroid training takes only train-steps and train-lr.
 using OnnxOpt.Training;
 
 namespace OnnxOpt.Passes;
 
-internal static class TrainingOptions
+public sealed record TrainingOptions
 {
-    public static PassOption[] Declare(long steps, double lr, string prefix = "", double mixup = 0) =>
-    [
-        PassOption.Int(prefix + "steps", steps, "training steps (minibatches)"),
-        PassOption.Int("batch", 64, "samples per step"),
-        PassOption.Double(prefix + "lr", lr, "peak learning rate"),
-        PassOption.Enum("optimizer", "adam", ["adam", "adamw", "sgd"],
-            "Adam, AdamW (decoupled decay) or SGD with momentum"),
-        PassOption.Double("momentum", 0.9, "SGD momentum, or Adam's beta1"),
-        PassOption.Double("weight-decay", 0, "weight decay of the weights (not biases, slopes or codebooks)"),
-        PassOption.Enum("schedule", "cosine", ["cosine", "step", "constant"],
-            "learning-rate schedule after warm-up: cosine to 0, x0.1 at 40% and 80%, or constant"),
-        PassOption.Int("warmup", 0, "linear learning-rate warm-up steps"),
-        PassOption.Double("clip-norm", 0, "clip the global gradient norm to this (0: off)"),
-        PassOption.Enum("loss", "kl", ["kl", "mse", "ce", "none"],
-            "kl: T^2 KL on the first output (logits); mse: every output; ce: labels only; none: features only"),
-        PassOption.Double("temperature", 4, "distillation temperature T (loss=kl)"),
-        PassOption.Double("label-weight", 0,
-            "add this times the cross-entropy with the data's labels (0: labels unused)"),
-        PassOption.String("features", "",
-            "intermediate values also matched by MSE (';'-separated, or auto: the input of "
-            + "the last global pool)"),
-        PassOption.Double("feature-weight", 1, "weight of each feature MSE"),
-        PassOption.String("params", "all", "what trains: all, biases, codebooks, or initializer names (';'-separated)"),
-        PassOption.Bool("flip", false, "augment image inputs by random horizontal flips"),
-        PassOption.Int("shift", 0, "augment image inputs by random shifts of up to this many pixels"),
-        PassOption.Double("mixup", mixup, "mix each sample with another of its batch, lam ~ Beta(mixup, mixup); the "
-            + "teacher answers the mix (0: off)"),
-        PassOption.Int("eval-every", 100, "with --eval: score the student every this many steps and keep the best "
-            + "(0: train to the end, no selection)"),
-        PassOption.Int("patience", 0, "with --eval: stop after this many scores without improvement (0: never)"),
-        PassOption.Int("seed", 1, "seed of the batch order and augmentations"),
-    ];
+    [Option("steps", "training steps (minibatches)", Min = 0)]
+    public long Steps { get; init; } = 1000;
+    [Option("batch", "samples per step", Min = 1)]
+    public long Batch { get; init; } = 64;
+    [Option("lr", "peak learning rate", Min = 0)]
+    public double Lr { get; init; } = 1e-3;
+    [Option("optimizer", "Adam, AdamW (decoupled decay) or SGD with momentum", Choices = ["adam", "adamw", "sgd"])]
+    public string Optimizer { get; init; } = "adam";
+    [Option("momentum", "SGD momentum, or Adam's beta1", Min = 0, Max = 1)]
+    public double Momentum { get; init; } = 0.9;
+    [Option("weight-decay", "weight decay of the weights (not biases, slopes or codebooks)", Min = 0)]
+    public double WeightDecay { get; init; }
+    [Option("schedule", "learning-rate schedule after warm-up: cosine to 0, x0.1 at 40% and 80%, or constant",
+        Choices = ["cosine", "step", "constant"])]
+    public string Schedule { get; init; } = "cosine";
+    [Option("warmup", "linear learning-rate warm-up steps", Min = 0)]
+    public long Warmup { get; init; }
+    [Option("clip-norm", "clip the global gradient norm to this (0: off)", Min = 0)]
+    public double ClipNorm { get; init; }
+    [Option("loss", "kl: T^2 KL on the first output (logits); mse: every output; ce: labels only; none: features "
+        + "only", Choices = ["kl", "mse", "ce", "none"])]
+    public string Loss { get; init; } = "kl";
+    [Option("temperature", "distillation temperature T (loss=kl)", Min = 0)]
+    public double Temperature { get; init; } = 4;
+    [Option("label-weight", "add this times the cross-entropy with the data's labels (0: labels unused)", Min = 0)]
+    public double LabelWeight { get; init; }
+    [Option("features", "intermediate values also matched by MSE (';'-separated, or auto: the input of the last "
+        + "global pool)")]
+    public string Features { get; init; } = "";
+    [Option("feature-weight", "weight of each feature MSE", Min = 0)]
+    public double FeatureWeight { get; init; } = 1;
+    [Option("params", "what trains: all, biases, codebooks, or initializer names (';'-separated)")]
+    public string Params { get; init; } = "all";
+    [Option("flip", "augment image inputs by random horizontal flips")]
+    public bool Flip { get; init; }
+    [Option("shift", "augment image inputs by random shifts of up to this many pixels", Min = 0)]
+    public long Shift { get; init; }
+    [Option("mixup", "mix each sample with another of its batch, lam ~ Beta(mixup, mixup); the teacher answers the "
+        + "mix (0: off)", Min = 0)]
+    public double Mixup { get; init; } = 0.4;
+    [Option("eval-every", "with --eval: score the student every this many steps and keep the best (0: train to "
+        + "the end, no selection)", Min = 0)]
+    public long EvalEvery { get; init; } = 100;
+    [Option("patience", "with --eval: stop after this many scores without improvement (0: never)", Min = 0)]
+    public long Patience { get; init; }
+    [Option("seed", "seed of the batch order and augmentations")]
+    public long Seed { get; init; } = 1;
 
-    public static TrainSettings Settings(PassOptions o, IReadOnlyList<string> features, string prefix = "") => new()
+    /// <summary>The trainer's settings, with the feature values resolved by the caller.</summary>
+    public TrainSettings Settings(IReadOnlyList<string> features) => new()
     {
-        Steps = checked((int)o.Int(prefix + "steps")),
-        Batch = checked((int)o.Int("batch")),
-        LearningRate = o.Double(prefix + "lr"),
-        Optimizer = o.Enum("optimizer") switch
+        Steps = checked((int)Steps),
+        Batch = checked((int)Batch),
+        LearningRate = Lr,
+        Optimizer = Optimizer switch
         {
             "adamw" => OptimizerKind.AdamW,
             "sgd" => OptimizerKind.Sgd,
-            _ =>
-            OptimizerKind.Adam
+            _ => OptimizerKind.Adam,
         },
-        Momentum = o.Double("momentum"),
-        WeightDecay = o.Double("weight-decay"),
-        Schedule = o.Enum("schedule") switch
+        Momentum = Momentum,
+        WeightDecay = WeightDecay,
+        Schedule = Schedule switch
         {
             "step" => ScheduleKind.Step,
             "constant" => ScheduleKind.Constant,
-            _ =>
-            ScheduleKind.Cosine
+            _ => ScheduleKind.Cosine,
         },
-        WarmupSteps = checked((int)o.Int("warmup")),
-        ClipNorm = o.Double("clip-norm"),
-        Loss = o.Enum("loss") switch
+        WarmupSteps = checked((int)Warmup),
+        ClipNorm = ClipNorm,
+        Loss = Loss switch
         {
             "mse" => LossKind.Mse,
             "ce" => LossKind.CrossEntropy,
             "none" => LossKind.None,
-            _ => LossKind.Kl
+            _ => LossKind.Kl,
         },
-        Temperature = o.Double("temperature"),
-        LabelWeight = o.Double("label-weight"),
+        Temperature = Temperature,
+        LabelWeight = LabelWeight,
         Features = features,
-        FeatureWeight = o.Double("feature-weight"),
-        Flip = o.Bool("flip"),
-        Shift = checked((int)o.Int("shift")),
-        Mixup = o.Double("mixup"),
-        EvalEvery = checked((int)o.Int("eval-every")),
-        Patience = checked((int)o.Int("patience")),
-        Seed = (ulong)o.Int("seed"),
+        FeatureWeight = FeatureWeight,
+        Flip = Flip,
+        Shift = checked((int)Shift),
+        Mixup = Mixup,
+        EvalEvery = checked((int)EvalEvery),
+        Patience = checked((int)Patience),
+        Seed = (ulong)Seed,
     };
 }
