@@ -8,6 +8,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# The closing line from dotnet test's per-project summaries in log $1, prefixed by $2.
+summary() {
+  awk -v prefix="$2" '/(Passed|Failed)! +- +Failed:/ {
+         for (i = 1; i <= NF; i++) { gsub(",", "", $(i+1));
+           if ($i == "Failed:") f += $(i+1); if ($i == "Passed:") p += $(i+1); if ($i == "Skipped:") s += $(i+1) } }
+       END { printf "%s%d passed, %d failed, %d skipped\n", prefix, p, f, s }' "$1"
+}
+
 if [ "${1:-}" = "--fast" ]; then
   dotnet build OnnxOpt.sln -c Release -v quiet -nologo
   log=$(mktemp)
@@ -17,10 +25,7 @@ if [ "${1:-}" = "--fast" ]; then
     grep -E '^(Passed|Failed)!|^ +Failed |Error Message' -A2 "$log.$p" || true
     cat "$log.$p" >>"$log" && rm -f "$log.$p"
   done
-  awk '/(Passed|Failed)! +- +Failed:/ {
-         for (i = 1; i <= NF; i++) { gsub(",", "", $(i+1));
-           if ($i == "Failed:") f += $(i+1); if ($i == "Passed:") p += $(i+1); if ($i == "Skipped:") s += $(i+1) } }
-       END { printf "fast: %d passed, %d failed, %d skipped\n", p, f, s }' "$log"
+  summary "$log" "fast: "
   rm -f "$log"
   exit "$rc"
 fi
@@ -44,9 +49,6 @@ set +e
 dotnet test OnnxOpt.sln -c Release 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
 set -e
-awk '/(Passed|Failed)! +- +Failed:/ {
-       for (i = 1; i <= NF; i++) { gsub(",", "", $(i+1));
-         if ($i == "Failed:") f += $(i+1); if ($i == "Passed:") p += $(i+1); if ($i == "Skipped:") s += $(i+1) } }
-     END { printf "%d passed, %d failed, %d skipped\n", p, f, s }' "$log"
+summary "$log" ""
 rm -f "$log"
 exit "$rc"

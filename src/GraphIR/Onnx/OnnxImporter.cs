@@ -235,7 +235,8 @@ public static class OnnxImporter
                 g.AddOutput(v);
                 ApplyInfo(v, vi);
             }
-            g.SortIfNeeded(); // files are usually in order already: no sort then (AppendInput noted any edge against it)
+            // Files are usually in order already: no sort then (AppendInput noted any edge against it).
+            g.SortIfNeeded();
             return g;
         }
 

@@ -26,7 +26,7 @@ public enum ChannelMapping
     Unknown,
     /// <summary>Output channel c from input channel c alone (activations, pooling, casts).</summary>
     ElementWise,
-    /// <summary>Like ElementWise, with per-channel parameters sliced with the group (BatchNormalization, PRelu).</summary>
+    /// <summary>Like ElementWise, with per-channel parameters sliced with the group (BatchNorm, PRelu).</summary>
     Tied,
     /// <summary>y = W x (+ b): the weight maps input channels to output channels (LinearOp).</summary>
     Linear,

@@ -25,7 +25,8 @@ internal static class PoolingOps
     [
         new("MaxPool")
         {
-            Traits = Pooling | OpTrait.SharesScale, Infer = (n, c) => Windowed(n), Channels = ChannelMapping.ElementWise,
+            Traits = Pooling | OpTrait.SharesScale, Infer = (n, c) => Windowed(n),
+            Channels = ChannelMapping.ElementWise,
         },
         new("AveragePool")
         {

@@ -725,7 +725,8 @@ public static class TextParser
                     if (type is not null) v.Type = type;
                     g.AddOutput(v);
                 }
-                g.SortIfNeeded(); // files are usually in order already: no sort then (AppendInput noted any edge against it)
+                // Usually in order already: no sort then (AppendInput noted any edge against it).
+                g.SortIfNeeded();
             }
             catch (OnnxModelException) { throw; }
             return g;

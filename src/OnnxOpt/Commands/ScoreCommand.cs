@@ -20,13 +20,21 @@ public static class ScoreCommand
         var declared = new Sparsify().Options.ToDictionary(o => o.Name);
         var d = new SparsifyOptions();
         string Help(string name) => declared[name].Description;
-        var method = new Option<string>("--method") { Description = Help("method"), DefaultValueFactory = _ => d.Method };
+        var method = new Option<string>("--method")
+        {
+            Description = Help("method"),
+            DefaultValueFactory = _ => d.Method,
+        };
         var iterations = new Option<int>("--iterations")
         {
             Description = Help("iterations"),
             DefaultValueFactory = _ => (int)d.Iterations,
         };
-        var density = new Option<double>("--density") { Description = Help("density"), DefaultValueFactory = _ => d.Density };
+        var density = new Option<double>("--density")
+        {
+            Description = Help("density"),
+            DefaultValueFactory = _ => d.Density,
+        };
         var scope = new Option<string>("--scope") { Description = Help("scope"), DefaultValueFactory = _ => d.Scope };
         var precision = new Option<string>("--precision")
         {

@@ -72,7 +72,7 @@ public sealed class FoldConv : Pass<FoldConvOptions>
     private sealed record FoldPlan(string Label, string Kind, long MacsBefore, long MacsAfter, long ParamsBefore,
         long ParamsAfter, Func<Model, Rewriter, Node?> Edit) : Candidate
     {
-        /// <summary>The producer/consumer pair a refusal by the cost model is remembered by (null: not remembered).</summary>
+        /// <summary>The pair a refusal by the cost model is remembered by (null: not remembered).</summary>
         public (Node, Node)? Pair { get; init; }
         /// <summary>Folds that never add work (the Dirac term): the cost model is not asked.</summary>
         public bool AlwaysPays { get; init; }
@@ -165,7 +165,8 @@ public sealed class FoldConv : Pass<FoldConvOptions>
         }
     }
 
-    /// <summary>Plans a Conv -> Conv fold (pure: reads the graph and <paramref name="kept"/>, writes nothing).</summary>
+    /// <summary>Plans a Conv -> Conv fold (pure: reads the graph and <paramref name="kept"/>, writes
+    /// nothing).</summary>
     private static RuleMatch<Candidate> MatchConvConv(Node conv2, FoldConvOptions o, HashSet<(Node, Node)> kept)
     {
         var h = conv2.Input(0);

@@ -90,7 +90,8 @@ public abstract class Pass<TOptions> : Pass where TOptions : class, new()
                         list.Add((p, q, OptionOf(q, qa, q.GetValue(groupDefaults))));
                 continue;
             }
-            if (p.GetCustomAttribute<OptionAttribute>() is { } a) list.Add((null, p, OptionOf(p, a, p.GetValue(defaults))));
+            if (p.GetCustomAttribute<OptionAttribute>() is { } a)
+                list.Add((null, p, OptionOf(p, a, p.GetValue(defaults))));
         }
         var names = new HashSet<string>(StringComparer.Ordinal);
         foreach (var (_, p, o) in list)
