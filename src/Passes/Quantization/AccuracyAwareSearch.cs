@@ -36,184 +36,245 @@ internal static class AccuracyAwareSearch
 
     public static (HashSet<string> Fallback, Dictionary<string, RangeCalibrator> Ranges) Run(PassContext ctx,
         Model model, Dictionary<string, RangeCalibrator> ranges, QuantizeOptions qo,
-        bool qoperator, CalibrationSource eval, double maxDrop, int maxTrials, bool byClass = true)
+        bool qoperator, CalibrationSource eval, double maxDrop, int maxTrials, bool byClass = true) =>
+        new Search(ctx, model, ranges, qo, qoperator, eval, maxDrop, maxTrials).Run(byClass);
+
+    /// <summary>One search: the stages of the header in order, sharing the best model seen, the ranges in use,
+    /// the calibration method chosen per tensor and the trial count.</summary>
+    private sealed class Search
     {
-        var current = new Dictionary<string, RangeCalibrator>(ranges, StringComparer.Ordinal);
-        var fp32 = OnnxExporter.ToBytes(model);
-        var deployed = eval.With(new SessionSettings
+        private readonly PassContext _ctx;
+        private readonly Model _model;
+        private readonly Dictionary<string, RangeCalibrator> _ranges;
+        private readonly QuantizeOptions _qo;
+        private readonly bool _qoperator;
+        private readonly CalibrationSource _eval;
+        private readonly double _maxDrop;
+        private readonly int _maxTrials;
+        private readonly byte[] _fp32;
+        private readonly CalibrationSource _deployed;
+        private readonly Reference _reference;
+        // The speed of a candidate, deterministically: MACs left in float, then float<->int8 conversions
+        // (measured latency is reported with each class trial, but noise must not pick the model).
+        private readonly Dictionary<string, long> _macs;
+        // Whether every tensor was calibrated by all methods at once (the search may then choose per tensor).
+        private readonly bool _every;
+        private readonly Dictionary<string, string> _chosen;
+        private Dictionary<string, RangeCalibrator> _current;
+        private (double Drop, HashSet<string> Fallback) _best;
+        private int _trial;
+        private QdqResult _firstResult = null!;
+        private readonly Dictionary<string, double> _sqnr = new(StringComparer.Ordinal);
+        private List<string> _worstFirst = [];
+
+        public Search(PassContext ctx, Model model, Dictionary<string, RangeCalibrator> ranges, QuantizeOptions qo,
+            bool qoperator, CalibrationSource eval, double maxDrop, int maxTrials)
         {
-            Optimization = GraphOptimization.All,
-            IntraOpThreads = Environment.ProcessorCount
-        });
-        var reference = Reference.Capture(deployed, OnnxImporter.Parse(fp32));
-        (Model Model, QdqResult Result) Build(IReadOnlySet<string> fallback, bool lower,
+            (_ctx, _model, _ranges, _qo, _qoperator, _eval, _maxDrop, _maxTrials) =
+                (ctx, model, ranges, qo, qoperator, eval, maxDrop, maxTrials);
+            _current = new Dictionary<string, RangeCalibrator>(ranges, StringComparer.Ordinal);
+            _fp32 = OnnxExporter.ToBytes(model);
+            _deployed = eval.With(new SessionSettings
+            {
+                Optimization = GraphOptimization.All,
+                IntraOpThreads = Environment.ProcessorCount
+            });
+            _reference = Reference.Capture(_deployed, OnnxImporter.Parse(_fp32));
+            _macs = model.Graph.Nodes.ToDictionary(QdqEmitter.Key, n => ModelStats.Macs(n, out _) ?? 0,
+                StringComparer.Ordinal);
+            _every = ranges.Values.All(r => r is EveryMethodCalibrator) && ranges.Count > 0;
+            _chosen = ranges.Keys.ToDictionary(k => k, k => _every ? ((EveryMethodCalibrator)ranges[k]).Selected
+                : "", StringComparer.Ordinal);
+        }
+
+        public (HashSet<string>, Dictionary<string, RangeCalibrator>) Run(bool byClass)
+        {
+            var (first, firstResult) = Build(new HashSet<string>(), _qoperator);
+            _firstResult = firstResult;
+            var f0 = _reference.Measure(_deployed, first);
+            Trial(_ctx, _reference, 0, null, f0, [], null);
+            _best = (_reference.Drop(f0), new HashSet<string>(StringComparer.Ordinal));
+            if (Within(_best.Drop)) return (_best.Fallback, _current);
+
+            TraceWhereErrorEnters();
+            if (_every && TuneEveryTensor()) return (_best.Fallback, _current);
+            MeasureOwnErrors();
+            if (_every) TuneWorstOutputs();
+            if (Within(_best.Drop)) return (_best.Fallback, _current);
+            if (byClass && SearchClasses() is { } byClassResult) return (byClassResult, _current);
+            return (SearchOps(byClass), _current);
+        }
+
+        private bool Within(double drop) => drop <= _maxDrop + 1e-9;
+
+        private (Model Model, QdqResult Result) Build(IReadOnlySet<string> fallback, bool lower,
             Dictionary<string, RangeCalibrator>? with = null)
         {
-            var m = OnnxImporter.Parse(fp32);
+            var m = OnnxImporter.Parse(_fp32);
             var rw = new Rewriter(m);
-            var r = QdqEmitter.Emit(m, rw, with ?? current, qo, fallback);
+            var r = QdqEmitter.Emit(m, rw, with ?? _current, _qo, fallback);
             if (lower) QOperatorLowering.Run(m, rw, new PassStats());
             return (m, r);
         }
-        bool Within(double drop) => drop <= maxDrop + 1e-9;
-        int trial = 0;
-        // The speed of a candidate, deterministically: MACs left in float, then float<->int8 conversions
-        // (measured latency is reported with each class trial, but noise must not pick the model).
-        var macs = model.Graph.Nodes.ToDictionary(QdqEmitter.Key, n => ModelStats.Macs(n, out _) ?? 0,
-            StringComparer.Ordinal);
-        // qdq: the candidate in QDQ form (Build(fallback, false)).
-        (long FloatMacs, int Conversions) Cost(HashSet<string> fallback, Model qdq) =>
-            (fallback.Sum(k => macs.GetValueOrDefault(k)), qdq.Graph.Nodes.Count(n => n.OpType is "QuantizeLinear"
+
+        /// <summary>qdq: the candidate in QDQ form (Build(fallback, false)).</summary>
+        private (long FloatMacs, int Conversions) Cost(HashSet<string> fallback, Model qdq) =>
+            (fallback.Sum(k => _macs.GetValueOrDefault(k)), qdq.Graph.Nodes.Count(n => n.OpType is "QuantizeLinear"
                 or "DequantizeLinear" && Rewriter.ConstantOf(n.Input(0)) is null));
-        (double Drop, double? Ms) Try(HashSet<string> fallback, string? what, bool timed,
+
+        private (double Drop, double? Ms) Try(HashSet<string> fallback, string? what, bool timed,
             Dictionary<string, RangeCalibrator>? with = null, Model? built = null)
         {
-            eval.Progress?.Invoke("quantize: accuracy trials", Math.Min(trial, maxTrials), maxTrials);
-            var m = built ?? Build(fallback, qoperator, with).Model;
-            var f = reference.Measure(deployed, m);
+            _eval.Progress?.Invoke("quantize: accuracy trials", Math.Min(_trial, _maxTrials), _maxTrials);
+            var m = built ?? Build(fallback, _qoperator, with).Model;
+            var f = _reference.Measure(_deployed, m);
             double? ms = timed ? Benchmark.Run(OnnxExporter.ToBytes(m), null,
                 new BenchOptions { Iterations = 60, Warmup = 5 }).Model.MedianMs : null;
-            Trial(ctx, reference, trial, what, f, fallback, ms);
-            return (reference.Drop(f), ms);
+            Trial(_ctx, _reference, _trial, what, f, fallback, ms);
+            return (_reference.Drop(f), ms);
         }
 
-        var (first, firstResult) = Build(new HashSet<string>(), qoperator);
-        var f0 = reference.Measure(deployed, first);
-        Trial(ctx, reference, 0, null, f0, [], null);
-        var best = (Drop: reference.Drop(f0), Fallback: new HashSet<string>(StringComparer.Ordinal));
-        if (Within(best.Drop)) return (best.Fallback, current);
-
-        // Where the error enters: every quantized activation's SQNR in the all-int8 model, in graph order.
-        var trace = ErrorTrace.Run(OnnxImporter.Parse(fp32), Build(new HashSet<string>(), false).Model, eval);
-        foreach (var t in trace) ctx.Stats.Decide(t);
-        var entry = trace.Where(t => t.JumpDb is not null).OrderByDescending(t => t.JumpDb).Take(3).ToList();
-        if (entry.Count > 0)
-            ctx.Stats.Notes.Add("accuracy-aware: int8 error enters most at " + string.Join(", ", entry.Select(t =>
-                string.Create(CultureInfo.InvariantCulture,
-                    $"{t.Tensor} ({t.Op}, {t.SqnrDb:F1} dB, -{t.JumpDb:F1} dB)"))));
-
-        // The other calibration methods: for every tensor at once.
-        var every = ranges.Values.All(r => r is EveryMethodCalibrator) && ranges.Count > 0;
-        Dictionary<string, RangeCalibrator> View(Func<string, string> method) => ranges.ToDictionary(kv => kv.Key,
-            kv => ((EveryMethodCalibrator)kv.Value).Method(method(kv.Key)), StringComparer.Ordinal);
-        var chosen = ranges.Keys.ToDictionary(k => k, k => every ? ((EveryMethodCalibrator)ranges[k]).Selected
-            : "", StringComparer.Ordinal);
-        if (every)
+        /// <summary>Every quantized activation's SQNR in the all-int8 model, in graph order; the three largest
+        /// jumps are named in a note.</summary>
+        private void TraceWhereErrorEnters()
         {
-            var start = chosen.Values.First();
+            var trace = ErrorTrace.Run(OnnxImporter.Parse(_fp32), Build(new HashSet<string>(), false).Model, _eval);
+            foreach (var t in trace) _ctx.Stats.Decide(t);
+            var entry = trace.Where(t => t.JumpDb is not null).OrderByDescending(t => t.JumpDb).Take(3).ToList();
+            if (entry.Count > 0)
+                _ctx.Stats.Notes.Add("accuracy-aware: int8 error enters most at " + string.Join(", ", entry.Select(t =>
+                    string.Create(CultureInfo.InvariantCulture,
+                        $"{t.Tensor} ({t.Op}, {t.SqnrDb:F1} dB, -{t.JumpDb:F1} dB)"))));
+        }
+
+        private Dictionary<string, RangeCalibrator> View(Func<string, string> method) => _ranges.ToDictionary(
+            kv => kv.Key, kv => ((EveryMethodCalibrator)kv.Value).Method(method(kv.Key)), StringComparer.Ordinal);
+
+        /// <summary>The other calibration methods, for every tensor at once; true when one met the budget.</summary>
+        private bool TuneEveryTensor()
+        {
+            var start = _chosen.Values.First();
             foreach (var method in RangeCalibrator.Methods.Where(m => m != start))
             {
-                if (++trial > maxTrials) break;
+                if (++_trial > _maxTrials) break;
                 var view = View(_ => method);
                 var (drop, _) = Try([], $"calibrate={method} for every tensor", false, view);
-                if (drop >= best.Drop - 1e-9) continue;
-                best = (drop, []);
-                current = view;
-                foreach (var k in ranges.Keys) chosen[k] = method;
+                if (drop >= _best.Drop - 1e-9) continue;
+                _best = (drop, []);
+                _current = view;
+                foreach (var k in _ranges.Keys) _chosen[k] = method;
             }
-            if (Within(best.Drop))
-            {
-                ctx.Stats.Notes.Add(
-                    $"accuracy-aware: calibrate={chosen.Values.First()} for every tensor met the budget");
-                return (best.Fallback, current);
-            }
+            if (!Within(_best.Drop)) return false;
+            _ctx.Stats.Notes.Add(
+                $"accuracy-aware: calibrate={_chosen.Values.First()} for every tensor met the budget");
+            return true;
         }
 
-        // Each op's own error: the output SQNR with only that op in int8.
-        var computeKeys = firstResult.Quantized.Where(q => QdqEmitter.ComputeOps.Contains(q.Op)).Select(q => q.Key)
-            .ToList();
-        var sqnr = new Dictionary<string, double>(StringComparer.Ordinal);
-        foreach (var key in computeKeys)
+        /// <summary>Each op's own error: the output SQNR with only that op in int8; worst first.</summary>
+        private void MeasureOwnErrors()
         {
-            var others = computeKeys.Where(k => k != key).ToHashSet(StringComparer.Ordinal);
-            sqnr[key] = reference.Measure(deployed, Build(others, false).Model).SqnrDb;
-        }
-        var worstFirst = sqnr.OrderBy(kv => kv.Value).ThenBy(kv => kv.Key, StringComparer.Ordinal)
-            .Select(kv => kv.Key).ToList();
-        foreach (var key in worstFirst)
-            ctx.Stats.Decide(new OpSensitivity(key, double.IsFinite(sqnr[key]) ? Math.Round(sqnr[key], 3) : null));
-
-        // The calibration method per tensor, for the outputs of the ops with the largest own error.
-        if (every)
-            foreach (var key in worstFirst.Take(3))
+            var computeKeys = _firstResult.Quantized.Where(q => QdqEmitter.ComputeOps.Contains(q.Op))
+                .Select(q => q.Key).ToList();
+            foreach (var key in computeKeys)
             {
-                if (!firstResult.Outputs.TryGetValue(key, out var t) || !ranges.ContainsKey(t.Reference)) continue;
-                foreach (var method in RangeCalibrator.Methods.Where(m => m != chosen[t.Reference]))
-                {
-                    if (++trial > maxTrials) break;
-                    var view = View(k => k == t.Reference ? method : chosen[k]);
-                    var (drop, _) = Try([], $"calibrate={method} for {t.Reference}", false, view);
-                    if (drop >= best.Drop - 1e-9) continue;
-                    best = (drop, []);
-                    current = view;
-                    chosen[t.Reference] = method;
-                }
-                if (Within(best.Drop)) break;
+                var others = computeKeys.Where(k => k != key).ToHashSet(StringComparer.Ordinal);
+                _sqnr[key] = _reference.Measure(_deployed, Build(others, false).Model).SqnrDb;
             }
-        var retuned = chosen.Where(kv => every && kv.Value != ((EveryMethodCalibrator)ranges[kv.Key]).Selected)
-            .ToList();
-        if (retuned.Count > 0)
-            ctx.Stats.Notes.Add($"accuracy-aware: calibration method changed for {retuned.Count} tensors ("
-                + string.Join(", ", retuned.Take(6).Select(kv => $"{kv.Key}: {kv.Value}"))
-                + (retuned.Count > 6 ? ", ..." : "") + ")");
-        if (Within(best.Drop)) return (best.Fallback, current);
+            _worstFirst = _sqnr.OrderBy(kv => kv.Value).ThenBy(kv => kv.Key, StringComparer.Ordinal)
+                .Select(kv => kv.Key).ToList();
+            foreach (var key in _worstFirst)
+                _ctx.Stats.Decide(new OpSensitivity(key,
+                    double.IsFinite(_sqnr[key]) ? Math.Round(_sqnr[key], 3) : null));
+        }
 
-        var fallback = new HashSet<string>(StringComparer.Ordinal);
-        if (byClass)
+        /// <summary>The calibration method per tensor, for the outputs of the ops with the largest own error.</summary>
+        private void TuneWorstOutputs()
+        {
+            foreach (var key in _worstFirst.Take(3))
+            {
+                if (!_firstResult.Outputs.TryGetValue(key, out var t) || !_ranges.ContainsKey(t.Reference)) continue;
+                foreach (var method in RangeCalibrator.Methods.Where(m => m != _chosen[t.Reference]))
+                {
+                    if (++_trial > _maxTrials) break;
+                    var view = View(k => k == t.Reference ? method : _chosen[k]);
+                    var (drop, _) = Try([], $"calibrate={method} for {t.Reference}", false, view);
+                    if (drop >= _best.Drop - 1e-9) continue;
+                    _best = (drop, []);
+                    _current = view;
+                    _chosen[t.Reference] = method;
+                }
+                if (Within(_best.Drop)) break;
+            }
+            var retuned = _chosen.Where(kv => kv.Value != ((EveryMethodCalibrator)_ranges[kv.Key]).Selected).ToList();
+            if (retuned.Count > 0)
+                _ctx.Stats.Notes.Add($"accuracy-aware: calibration method changed for {retuned.Count} tensors ("
+                    + string.Join(", ", retuned.Take(6).Select(kv => $"{kv.Key}: {kv.Value}"))
+                    + (retuned.Count > 6 ? ", ..." : "") + ")");
+        }
+
+        /// <summary>Stage 1: whole classes in float; the fastest within the budget, then its ops back to int8 one
+        /// at a time while the budget holds. Null when no class meets the budget.</summary>
+        private HashSet<string>? SearchClasses()
         {
             var tried = new List<(string Name, HashSet<string> Keys, double Drop, (long, int) Cost)>();
-            foreach (var (name, keys) in Classes(model, firstResult))
+            foreach (var (name, keys) in Classes(_model, _firstResult))
             {
-                if (++trial > maxTrials) break;
+                if (++_trial > _maxTrials) break;
                 var qdq = Build(keys, false).Model;
-                var (drop, _) = Try(keys, $"class {name}", true, built: qoperator ? null : qdq);
+                var (drop, _) = Try(keys, $"class {name}", true, built: _qoperator ? null : qdq);
                 tried.Add((name, keys, drop, Cost(keys, qdq)));
-                if (drop < best.Drop - 1e-9) best = (drop, new HashSet<string>(keys));
+                if (drop < _best.Drop - 1e-9) _best = (drop, new HashSet<string>(keys));
             }
             var fits = tried.Where(t => Within(t.Drop)).OrderBy(t => t.Cost).ThenBy(t => t.Drop).ToList();
-            if (fits.Count > 0)
+            if (fits.Count == 0) return null;
+            var pick = fits[0];
+            var fallback = new HashSet<string>(pick.Keys, StringComparer.Ordinal);
+            var cost = pick.Cost;
+            // Back to int8, least harmful first (ops without an own SQNR, e.g. shared-scale ones, last).
+            var order = fallback.OrderByDescending(k => _sqnr.GetValueOrDefault(k, double.NegativeInfinity))
+                .ThenBy(k => k, StringComparer.Ordinal).ToList();
+            foreach (var key in order)
             {
-                var pick = fits[0];
-                fallback = new HashSet<string>(pick.Keys, StringComparer.Ordinal);
-                var cost = pick.Cost;
-                // Back to int8, least harmful first (ops without an own SQNR, e.g. shared-scale ones, last).
-                var order = fallback.OrderByDescending(k => sqnr.GetValueOrDefault(k, double.NegativeInfinity))
-                    .ThenBy(k => k, StringComparer.Ordinal).ToList();
-                foreach (var key in order)
-                {
-                    if (++trial > maxTrials) break;
-                    var fewer = new HashSet<string>(fallback, StringComparer.Ordinal);
-                    fewer.Remove(key);
-                    var qdq = Build(fewer, false).Model;
-                    var c = Cost(fewer, qdq);
-                    if (c.CompareTo(cost) > 0) continue;
-                    var (drop, _) = Try(fewer, $"back to int8 {key}", true, built: qoperator ? null : qdq);
-                    if (!Within(drop)) continue;
-                    fallback = fewer;
-                    cost = c;
-                }
-                Explain(ctx, fallback, $"class {pick.Name} kept in float: the fastest class within the budget");
-                return (fallback, current);
+                if (++_trial > _maxTrials) break;
+                var fewer = new HashSet<string>(fallback, StringComparer.Ordinal);
+                fewer.Remove(key);
+                var qdq = Build(fewer, false).Model;
+                var c = Cost(fewer, qdq);
+                if (c.CompareTo(cost) > 0) continue;
+                var (drop, _) = Try(fewer, $"back to int8 {key}", true, built: _qoperator ? null : qdq);
+                if (!Within(drop)) continue;
+                fallback = fewer;
+                cost = c;
             }
-            fallback = new HashSet<string>(best.Fallback, StringComparer.Ordinal);
+            Explain(_ctx, fallback, $"class {pick.Name} kept in float: the fastest class within the budget");
+            return fallback;
         }
-        foreach (var key in worstFirst.Where(k => !fallback.Contains(k)))
+
+        /// <summary>Stage 2: from the best class seen (or nothing), one op at a time, largest own error first;
+        /// the best model seen when the budget is not met within max-trials.</summary>
+        private HashSet<string> SearchOps(bool afterClasses)
         {
-            if (++trial > maxTrials) break;
-            fallback.Add(key);
-            var (drop, _) = Try(fallback, key, false);
-            if (drop < best.Drop - 1e-9) best = (drop, new HashSet<string>(fallback));
-            if (Within(drop))
+            var fallback = afterClasses ? new HashSet<string>(_best.Fallback, StringComparer.Ordinal)
+                : new HashSet<string>(StringComparer.Ordinal);
+            foreach (var key in _worstFirst.Where(k => !fallback.Contains(k)))
             {
-                Explain(ctx, fallback, "kept in float, largest own error first, until the budget held");
-                return (fallback, current);
+                if (++_trial > _maxTrials) break;
+                fallback.Add(key);
+                var (drop, _) = Try(fallback, key, false);
+                if (drop < _best.Drop - 1e-9) _best = (drop, new HashSet<string>(fallback));
+                if (Within(drop))
+                {
+                    Explain(_ctx, fallback, "kept in float, largest own error first, until the budget held");
+                    return fallback;
+                }
             }
+            var c = CultureInfo.InvariantCulture;
+            _ctx.Stats.Notes.Add($"accuracy budget {_maxDrop.ToString(c)} not met within {_maxTrials} fallbacks; kept "
+                + $"the best model seen ({_reference.DropMetric} drop {_best.Drop.ToString("F2", c)})");
+            _ctx.Stats.Count("accuracy budget not met");
+            Explain(_ctx, _best.Fallback, "kept in float: the best model seen");
+            return _best.Fallback;
         }
-        ctx.Stats.Notes.Add(string.Create(CultureInfo.InvariantCulture,
-            $"accuracy budget {maxDrop} not met within {maxTrials} fallbacks; kept the best model seen ({reference.DropMetric} drop {best.Drop:F2})"));
-        ctx.Stats.Count("accuracy budget not met");
-        Explain(ctx, best.Fallback, "kept in float: the best model seen");
-        return (best.Fallback, current);
     }
 
     /// <summary>The op classes the search tries to keep in float, each as the keys of its quantized ops
