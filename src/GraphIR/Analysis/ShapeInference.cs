@@ -89,7 +89,8 @@ public static class ShapeInference
         {
             OnnxType?[] outs;
             try { outs = Node(n); }
-            catch (Exception e) when (e is ArgumentException or InvalidOperationException or IndexOutOfRangeException or OverflowException)
+            catch (Exception e) when (e is ArgumentException or InvalidOperationException or IndexOutOfRangeException
+                                          or OverflowException)
             {
                 throw new OnnxModelException($"shape inference failed at node {n}: {e.Message}");
             }

@@ -210,7 +210,16 @@ public sealed partial class ShapeContext
     {
         long[]? starts, ends, axes, steps = null;
         if (opset < 10) { starts = n.GetInts("starts"); ends = n.GetInts("ends"); axes = n.GetInts("axes"); }
-        else { starts = Const(n.Input(1)); ends = Const(n.Input(2)); axes = n.Input(3) is null ? null : Const(n.Input(3)); steps = n.Input(4) is null ? null : Const(n.Input(4)); if (n.Input(3) is not null && axes is null) starts = null; if (n.Input(4) is not null && steps is null) starts = null; }
+        else
+        {
+            starts = Const(n.Input(1));
+            ends = Const(n.Input(2));
+            axes = n.Input(3) is null ? null : Const(n.Input(3));
+            steps = n.Input(4) is null ? null : Const(n.Input(4));
+            // Axes or steps given but not constant: the slice is unknown.
+            if (n.Input(3) is not null && axes is null) starts = null;
+            if (n.Input(4) is not null && steps is null) starts = null;
+        }
         if (xs is null) return T(xt, null);
         if (starts is null || ends is null) return T(xt, new Shape(Enumerable.Repeat(Dim.Unknown, xs.Rank)));
         axes ??= Enumerable.Range(0, starts.Length).Select(i => (long)i).ToArray();
@@ -300,7 +309,8 @@ public sealed partial class ShapeContext
         return TD(xt, xs.Dims.Take(axis).Concat(idx.Dims).Concat(xs.Dims.Skip(axis + 1)));
     }
 
-    /// <summary>Resize/Upsample: the 'sizes' input when constant, else floor(dim * scale) from constant scales.</summary>
+    /// <summary>Resize/Upsample: the 'sizes' input when constant, else floor(dim * scale) from constant
+    /// scales.</summary>
     internal Shape? Resize(Node n, Shape? xs)
     {
         if (xs is null) return null;

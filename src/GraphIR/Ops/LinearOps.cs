@@ -115,7 +115,12 @@ public sealed partial class ShapeContext
     {
         var xs = ShapeOf(n.Input(0));
         var ws = ShapeOf(n.Input(n.OpType == "QLinearConv" ? 3 : 1));
-        var outType = n.OpType switch { "ConvInteger" => DataType.Int32, "QLinearConv" => TypeOf(n.Input(7)), _ => TypeOf(n.Input(0)) };
+        var outType = n.OpType switch
+        {
+            "ConvInteger" => DataType.Int32,
+            "QLinearConv" => TypeOf(n.Input(7)),
+            _ => TypeOf(n.Input(0)),
+        };
         if (xs is null || ws is null) return T(outType, null);
         var spatial = xs.Rank - 2;
         var (k, s, d, p) = ConvParams(n, spatial, ws.IsFullyKnown ? ws.ToArray()[2..] : null);

@@ -75,7 +75,11 @@ public sealed partial class ShapeContext
             return T(t.ElementType, Shape.Of(t.Dims));
         }
         if (n.Attr("value_int") is { } vi) { SetConst(n.Output(), [vi.I]); return T(DataType.Int64, Shape.Scalar); }
-        if (n.Attr("value_ints") is { } vis) { SetConst(n.Output(), vis.Ints!); return T(DataType.Int64, Shape.Of(vis.Ints!.Length)); }
+        if (n.Attr("value_ints") is { } vis)
+        {
+            SetConst(n.Output(), vis.Ints!);
+            return T(DataType.Int64, Shape.Of(vis.Ints!.Length));
+        }
         if (n.Attr("value_float") is not null) return T(DataType.Float, Shape.Scalar);
         if (n.Attr("value_floats") is { } vfs) return T(DataType.Float, Shape.Of(vfs.Floats!.Length));
         return null;
