@@ -60,7 +60,8 @@ public enum QuantClass
 
 public sealed class OpInfo
 {
-    private readonly Dictionary<Type, object> _attached = new();
+    // Copy on write, like the registry's table: Get (per node, per evaluator step) takes no lock.
+    private Dictionary<Type, object> _attached = new();
 
     public OpInfo(string opType, string domain = "", int sinceVersion = 1)
     {
@@ -82,16 +83,17 @@ public sealed class OpInfo
     public QuantClass Quant { get; init; }
 
     /// <summary>What a library above GraphIR attached to this op (e.g. the evaluator's kernels), or null.</summary>
-    public T? Get<T>() where T : class
-    {
-        lock (_attached) return _attached.TryGetValue(typeof(T), out var v) ? (T)v : null;
-    }
+    public T? Get<T>() where T : class =>
+        Volatile.Read(ref _attached).TryGetValue(typeof(T), out var v) ? (T)v : null;
 
     /// <summary>Attaches (or replaces) one aspect of this op that GraphIR does not know about.</summary>
     public void Attach<T>(T value) where T : class
     {
-        lock (_attached) _attached[typeof(T)] = value;
+        lock (_gate)
+            Volatile.Write(ref _attached, new Dictionary<Type, object>(_attached) { [typeof(T)] = value });
     }
+
+    private readonly Lock _gate = new();
 
     public override string ToString() =>
         (Domain.Length == 0 ? "" : Domain + ".") + OpType + (SinceVersion > 1 ? $" (since {SinceVersion})" : "");

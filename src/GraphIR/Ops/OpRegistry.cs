@@ -12,47 +12,46 @@ namespace OnnxOpt.GraphIR;
 
 public static class OpRegistry
 {
+    // Read on every node by shape inference, statistics and the evaluator, so lookups take no lock: the table
+    // is replaced whole (copy on write) by the rare Register, and each entry's versions are an immutable array.
     private static readonly Lock Gate = new();
-    private static readonly Dictionary<(string Domain, string Op), List<OpInfo>> Table = new();
+    private static Dictionary<(string Domain, string Op), OpInfo[]> _table = Build([], Shipped());
 
-    static OpRegistry()
-    {
-        foreach (var family in new[]
-                 {
-                     ActivationOps.All, BinaryOps.All, LinearOps.All, PoolingOps.All, NormalizationOps.All,
-                     LayoutOps.All, ShapeOps.All, ReduceOps.All, QuantizationOps.All, ControlFlowOps.All,
-                     RandomOps.All,
-                 })
-            foreach (var info in family) Add(info);
-    }
+    private static IEnumerable<OpInfo> Shipped() =>
+    [
+        .. ActivationOps.All, .. BinaryOps.All, .. LinearOps.All, .. PoolingOps.All, .. NormalizationOps.All,
+        .. LayoutOps.All, .. ShapeOps.All, .. ReduceOps.All, .. QuantizationOps.All, .. ControlFlowOps.All,
+        .. RandomOps.All,
+    ];
 
     /// <summary>Adds an op (or a newer version of one: same domain and type, higher SinceVersion). Registering
     /// the same (domain, op, since-version) twice replaces the entry.</summary>
     public static void Register(OpInfo info)
     {
         ArgumentNullException.ThrowIfNull(info);
-        lock (Gate) Add(info);
+        lock (Gate) Volatile.Write(ref _table, Build(Volatile.Read(ref _table), [info]));
     }
 
-    private static void Add(OpInfo info)
+    private static Dictionary<(string Domain, string Op), OpInfo[]> Build(
+        Dictionary<(string Domain, string Op), OpInfo[]> from, IEnumerable<OpInfo> added)
     {
-        var key = (info.Domain, info.OpType);
-        if (!Table.TryGetValue(key, out var versions)) Table[key] = versions = new List<OpInfo>();
-        versions.RemoveAll(v => v.SinceVersion == info.SinceVersion);
-        versions.Add(info);
-        versions.Sort((a, b) => a.SinceVersion.CompareTo(b.SinceVersion));
+        var table = new Dictionary<(string Domain, string Op), OpInfo[]>(from);
+        foreach (var info in added)
+        {
+            var key = (info.Domain, info.OpType);
+            table[key] = [.. table.GetValueOrDefault(key, []).Where(v => v.SinceVersion != info.SinceVersion)
+                .Append(info).OrderBy(v => v.SinceVersion)];
+        }
+        return table;
     }
 
     /// <summary>The entry for an op at an opset (null: unknown op, or every version is newer).</summary>
     public static OpInfo? Find(string domain, string opType, long opset = long.MaxValue)
     {
         var d = Model.IsDefaultDomain(domain) ? "" : domain;
-        lock (Gate)
-        {
-            if (!Table.TryGetValue((d, opType), out var versions)) return null;
-            for (int i = versions.Count - 1; i >= 0; i--) if (versions[i].SinceVersion <= opset) return versions[i];
-            return null;
-        }
+        if (!Volatile.Read(ref _table).TryGetValue((d, opType), out var versions)) return null;
+        for (int i = versions.Length - 1; i >= 0; i--) if (versions[i].SinceVersion <= opset) return versions[i];
+        return null;
     }
 
     /// <summary>The entry for a node at its model's opset (long.MaxValue: the newest entry).</summary>
@@ -63,11 +62,8 @@ public static class OpRegistry
     {
         get
         {
-            lock (Gate)
-            {
-                return Table.OrderBy(kv => kv.Key.Domain, StringComparer.Ordinal)
-                    .ThenBy(kv => kv.Key.Op, StringComparer.Ordinal).SelectMany(kv => kv.Value).ToList();
-            }
+            return Volatile.Read(ref _table).OrderBy(kv => kv.Key.Domain, StringComparer.Ordinal)
+                .ThenBy(kv => kv.Key.Op, StringComparer.Ordinal).SelectMany(kv => kv.Value).ToList();
         }
     }
 }
