@@ -61,8 +61,9 @@ public sealed class CalibrationSource
     }
 
     public static CalibrationSource FromRandom(int count, ulong seed = 1, IReadOnlyDictionary<string,
-        long>? dims = null) =>
-        new($"{count} seeded random samples (seed {seed})", inputs => DataSet.Random(inputs, count, seed, dims));
+        long>? dims = null, IReadOnlyDictionary<string, ValueRange>? ranges = null) =>
+        new($"{count} seeded random samples (seed {seed})", inputs => DataSet.Random(inputs, count, seed, dims,
+            ranges));
 
     public DataSet DataFor(IReadOnlyList<IoInfo> inputs) => _factory(inputs);
 

@@ -257,13 +257,24 @@ public sealed class DataSet
     }
 
     /// <summary>Seeded random inputs: <paramref name="count"/> runs; symbolic dims take the value in
-    /// <paramref name="dims"/> or 1. Floats ~ N(0,1); integers uniform in [0,4); bools 0/1.</summary>
+    /// <paramref name="dims"/> or 1. Floats ~ N(0,1); bools 0/1; integers uniform in the input's range: the one
+    /// in <paramref name="ranges"/>, else the one the model's use gives it (<see cref="IoInfo.Range"/>, from
+    /// <see cref="InputRanges"/>), else [0,4). A mask is a prefix of ones along its last axis.</summary>
     public static DataSet Random(IReadOnlyList<IoInfo> inputs, int count, ulong seed, IReadOnlyDictionary<string,
-        long>? dims = null)
+        long>? dims = null, IReadOnlyDictionary<string, ValueRange>? ranges = null)
     {
         foreach (var i in inputs)
-            if (i.ElementType is not (DataType.Float or DataType.Double or DataType.Float16 or DataType.Int64 or DataType.Int32 or DataType.Bool or DataType.UInt8 or DataType.Int8))
-                throw new OnnxModelException($"input '{i.Name}': random {i.ElementType.Name()} data is not supported; give a data folder");
+            if (i.ElementType is not (DataType.Float or DataType.Double or DataType.Float16 or DataType.Int64
+                or DataType.Int32 or DataType.Bool or DataType.UInt8 or DataType.Int8))
+                throw new OnnxModelException($"input '{i.Name}': random {i.ElementType.Name()} data is not "
+                    + "supported; give a data folder");
+        if (ranges is not null)
+            foreach (var name in ranges.Keys.Where(n => inputs.All(i => i.Name != n)))
+                throw new OnnxModelException($"--int-range {name}: the model has no input '{name}' (inputs: "
+                    + string.Join(", ", inputs.Select(i => i.Name)) + ")");
+        var used = inputs.Where(i => i.ElementType is DataType.Int64 or DataType.Int32 or DataType.UInt8
+            or DataType.Int8).ToDictionary(i => i.Name, i => ranges?.GetValueOrDefault(i.Name) ?? i.Range
+            ?? ValueRange.Default);
         IEnumerable<Batch> Make()
         {
             var rng = new SplitMix64(seed);
@@ -274,7 +285,7 @@ public sealed class DataSet
                 {
                     var shape = (i.Shape?.Dims ?? []).Select(d => d.Value ?? (d.Param is not null
                         && dims?.TryGetValue(d.Param, out var v) == true ? v : 1)).ToArray();
-                    feed[i.Name] = RandomTensor(i.Name, i.ElementType, shape, rng);
+                    feed[i.Name] = RandomTensor(i.Name, i.ElementType, shape, rng, used.GetValueOrDefault(i.Name));
                 }
                 yield return new Batch(feed, null);
             }
@@ -284,26 +295,43 @@ public sealed class DataSet
         return new DataSet($"{count} seeded random input sets (seed {seed})", count, false, _ => Make())
         {
             DefaultedDims = defaulted,
+            IntegerRanges = used,
         };
     }
 
-    private static Tensor RandomTensor(string name, DataType t, long[] shape, SplitMix64 rng)
+    /// <summary>For random inputs, the range each integer input was drawn from (said when a run fails).</summary>
+    public IReadOnlyDictionary<string, ValueRange> IntegerRanges { get; private init; } =
+        new Dictionary<string, ValueRange>();
+
+    private static Tensor RandomTensor(string name, DataType t, long[] shape, SplitMix64 rng, ValueRange? range)
     {
         var n = (int)shape.Aggregate(1L, (a, b) => a * b);
         var bytes = new byte[t.ByteCount(n)];
         var span = bytes.AsSpan();
+        var r = range ?? ValueRange.Default;
+        var width = (ulong)(r.Hi - r.Lo);
+        var row = shape.Length == 0 ? 1 : (int)Math.Max(1, shape[^1]);
+        int ones = 0;
         for (int j = 0; j < n; j++)
         {
+            long Int()
+            {
+                if (!r.IsMask) return r.Lo + (long)(rng.Next() % width);
+                if (j % row == 0) ones = 1 + (int)(rng.Next() % (ulong)row);
+                return j % row < ones ? 1 : 0;
+            }
             switch (t)
             {
                 case DataType.Float: BitConverter.TryWriteBytes(span[(j * 4)..], (float)rng.NextGaussian()); break;
                 case DataType.Double: BitConverter.TryWriteBytes(span[(j * 8)..], rng.NextGaussian()); break;
                 case DataType.Float16: BitConverter.TryWriteBytes(span[(j * 2)..], (Half)rng.NextGaussian()); break;
-                case DataType.Int64: BitConverter.TryWriteBytes(span[(j * 8)..], (long)(rng.Next() % 4)); break;
-                case DataType.Int32: BitConverter.TryWriteBytes(span[(j * 4)..], (int)(rng.Next() % 4)); break;
+                case DataType.Int64: BitConverter.TryWriteBytes(span[(j * 8)..], Int()); break;
+                case DataType.Int32: BitConverter.TryWriteBytes(span[(j * 4)..], (int)Int()); break;
                 case DataType.Bool: span[j] = (byte)(rng.Next() & 1); break;
-                case DataType.UInt8: case DataType.Int8: span[j] = (byte)(rng.Next() % 4); break;
-                default: throw new OnnxModelException($"input '{name}': random {t.Name()} data is not supported; give a data folder");
+                case DataType.UInt8: case DataType.Int8: span[j] = (byte)Int(); break;
+                default:
+                    throw new OnnxModelException($"input '{name}': random {t.Name()} data is not supported; "
+                        + "give a data folder");
             }
         }
         return new Tensor(name, t, shape, bytes);

@@ -155,6 +155,27 @@ public sealed class CliContext(TextWriter stdout, TextWriter stderr)
         return d;
     }
 
+    /// <summary>The --int-range option every command that may draw random inputs takes.</summary>
+    public static Option<string[]> IntRangeOption() => new("--int-range")
+    {
+        Description = "values of a random integer input, NAME=LO:HI (HI excluded; default: the rows of the "
+            + "table it indexes, 0/1 for a mask, else 0:4)",
+    };
+
+    /// <summary>Ranges from repeated "--int-range NAME=LO:HI" options.</summary>
+    public static Dictionary<string, OnnxOpt.Data.ValueRange> ParseIntRanges(IEnumerable<string>? specs)
+    {
+        var d = new Dictionary<string, OnnxOpt.Data.ValueRange>(StringComparer.Ordinal);
+        foreach (var s in specs ?? [])
+        {
+            var parts = s.Split('=', 2);
+            if (parts.Length != 2 || parts[0].Length == 0)
+                throw new OnnxModelException($"--int-range '{s}': expected NAME=LO:HI, e.g. --int-range input_ids=0:30522");
+            d[parts[0]] = OnnxOpt.Data.ValueRange.Parse(parts[0], parts[1]);
+        }
+        return d;
+    }
+
     /// <summary>Loads and verifies a model, turning every problem into an OnnxModelException.</summary>
     public static Model LoadModel(string path)
     {

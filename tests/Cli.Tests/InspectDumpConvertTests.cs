@@ -272,7 +272,7 @@ public class InspectDumpConvertTests
         var outPath = Path.Combine(dir, "o.onnx");
         var r = Cli.Run("optimize", model, "-o", outPath, "--passes", "canonicalize", "--validate");
         Assert.Equal(2, r.ExitCode);
-        Assert.Contains("symbolic dims N set to 1; give their values with --dim N=V", r.Err);
+        Assert.Contains("symbolic dims N set to 1 (give their values with --dim N=V)", r.Err);
         Assert.Single(r.Err.Trim().Split('\n'));
         Assert.False(File.Exists(outPath));
         var ok = Cli.Run("optimize", model, "-o", outPath, "--passes", "canonicalize", "--validate", "--dim", "N=4");

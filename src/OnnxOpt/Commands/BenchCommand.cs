@@ -1,9 +1,12 @@
-// onnxopt bench MODEL [--vs OTHER] [--threads 1] [--warmup 10] [--iters 100] [--batch 1] [--json]:
-// latency in ONNX Runtime on seeded random inputs; with --vs both models interleaved in one run and
-// the speed-up (median MODEL / median OTHER).
+// onnxopt bench MODEL [--vs OTHER] [--threads 1] [--warmup 10] [--iters 100] [--batch 1] [--data DIR]
+//   [--dim NAME=V] [--int-range NAME=LO:HI] [--json]:
+// latency in ONNX Runtime on the first batch of a data folder, or on seeded random inputs (integer inputs in
+// the range the model takes: InputRanges); with --vs both models interleaved in one run and the speed-up
+// (median MODEL / median OTHER).
 using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
+using OnnxOpt.Data;
 using OnnxOpt.GraphIR;
 using OnnxOpt.Runtime.Validation;
 
@@ -21,7 +24,19 @@ public static class BenchCommand
         var batch = new Option<int>("--batch") { Description = "value of symbolic (batch) dims", DefaultValueFactory = _ => 1 };
         var opt = new Option<string>("--opt-level") { Description = "ORT graph optimization: disabled|basic|extended|all", DefaultValueFactory = _ => "all" };
         var json = new Option<bool>("--json") { Description = "print the report as JSON" };
-        var cmd = new Command("bench", "Measure latency in ONNX Runtime, optionally against a second model") { model, vs, threads, warmup, iters, batch, opt, json };
+        var data = new Option<string?>("--data")
+        {
+            Description = "time on the first batch of this data folder (<input>.npy per input) instead of random inputs",
+        };
+        var dims = new Option<string[]>("--dim")
+        {
+            Description = "value of a symbolic dimension, e.g. --dim sequence=128 (others take --batch)",
+        };
+        var ranges = CliContext.IntRangeOption();
+        var cmd = new Command("bench", "Measure latency in ONNX Runtime, optionally against a second model")
+        {
+            model, vs, threads, warmup, iters, batch, opt, data, dims, ranges, json,
+        };
         cmd.SetAction(r =>
         {
             var o = new BenchOptions
@@ -31,13 +46,22 @@ public static class BenchCommand
                 Iterations = r.GetValue(iters),
                 Batch = r.GetValue(batch),
                 Optimization = ValidateCommand.ParseLevel(r.GetValue(opt)!),
+                Dims = CliContext.ParseDims(r.GetValue(dims)),
+                IntRanges = CliContext.ParseIntRanges(r.GetValue(ranges)),
             };
             if (o.Threads < 1 || o.Warmup < 0 || o.Iterations < 1 || o.Batch < 1)
                 throw new OnnxModelException("--threads, --iters and --batch must be >= 1 and --warmup >= 0");
             var path = r.GetValue(model)!;
             var other = r.GetValue(vs);
-            var a = OnnxExporter.ToBytes(CliContext.LoadModel(path));
+            var ma = CliContext.LoadModel(path);
+            var a = OnnxExporter.ToBytes(ma);
             var b = other is null ? null : OnnxExporter.ToBytes(CliContext.LoadModel(other));
+            if (r.GetValue(data) is { } dir)
+                o = o with
+                {
+                    Inputs = DataSet.FromFolder(dir, IoInfo.InputsOf(ma.Graph)).Batches(o.Batch).FirstOrDefault()?.Inputs
+                        ?? throw new OnnxModelException($"{dir}: the data folder holds no samples"),
+                };
             var report = Benchmark.Run(a, b, o);
             ctx.Out.Write(r.GetValue(json) ? ToJson(report, path, other) : ToText(report, path, other));
             return 0;
@@ -50,8 +74,9 @@ public static class BenchCommand
         var c = CultureInfo.InvariantCulture;
         var sb = new System.Text.StringBuilder();
         var o = r.Options;
-        sb.AppendLine(c, $"threads {o.Threads}, warm-up {o.Warmup}, iterations {o.Iterations}, batch {o.Batch}, "
-            + $"graph optimization {o.Optimization}");
+        var dims = o.Dims is { Count: > 0 } d ? ", " + string.Join(", ", d.Select(kv => $"{kv.Key}={kv.Value}")) : "";
+        sb.AppendLine(c, $"threads {o.Threads}, warm-up {o.Warmup}, iterations {o.Iterations}, batch {o.Batch}{dims}, "
+            + $"graph optimization {o.Optimization}, inputs: {(o.Inputs is null ? "random" : "data")}");
         void Line(string label, LatencyStats s, string file) =>
             sb.AppendLine(c, $"{label,-6} median {s.MedianMs,9:F4} ms   p90 {s.P90Ms,9:F4} ms   "
                 + $"mean {s.MeanMs,9:F4} ms   min {s.MinMs,9:F4} ms   {file}");
@@ -71,6 +96,10 @@ public static class BenchCommand
             w.WriteNumber("warmup", r.Options.Warmup);
             w.WriteNumber("iterations", r.Options.Iterations);
             w.WriteNumber("batch", r.Options.Batch);
+            w.WriteStartObject("dims");
+            foreach (var (k, v) in r.Options.Dims ?? new Dictionary<string, long>()) w.WriteNumber(k, v);
+            w.WriteEndObject();
+            w.WriteString("inputs", r.Options.Inputs is null ? "random" : "data");
             w.WriteString("graph_optimization", r.Options.Optimization.ToString().ToLowerInvariant());
             Stats(w, "model", model, r.Model);
             if (r.Other is not null) Stats(w, "vs", other!, r.Other);

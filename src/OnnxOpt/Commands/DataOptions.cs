@@ -12,11 +12,12 @@ public sealed class DataOptions
     public Option<int?> Random { get; } = new("--random") { Description = "use N seeded random input sets instead of a data folder" };
     public Option<ulong> Seed { get; } = new("--seed") { Description = "seed for random inputs", DefaultValueFactory = _ => 1UL };
     public Option<string[]> Dims { get; } = new("--dim") { Description = "value of a symbolic dimension for random inputs, e.g. --dim N=8 (default 1)", AllowMultipleArgumentsPerToken = false };
+    public Option<string[]> IntRanges { get; } = CliContext.IntRangeOption();
     public Option<int> Batch { get; } = new("--batch") { Description = "samples per run for a data folder when the batch dim is symbolic", DefaultValueFactory = _ => 32 };
 
     public void AddTo(Command c)
     {
-        c.Add(Data); c.Add(Random); c.Add(Seed); c.Add(Dims); c.Add(Batch);
+        c.Add(Data); c.Add(Random); c.Add(Seed); c.Add(Dims); c.Add(IntRanges); c.Add(Batch);
     }
 
     public DataSet Load(ParseResult r, IReadOnlyList<IoInfo> inputs, int defaultRandom)
@@ -26,6 +27,7 @@ public sealed class DataOptions
         if (dir is not null && n is not null) throw new OnnxModelException("give either --data or --random, not both");
         if (n is <= 0) throw new OnnxModelException("--random must be a positive count");
         if (dir is not null) return DataSet.FromFolder(dir, inputs);
-        return DataSet.Random(inputs, n ?? defaultRandom, r.GetValue(Seed), CliContext.ParseDims(r.GetValue(Dims)));
+        return DataSet.Random(inputs, n ?? defaultRandom, r.GetValue(Seed), CliContext.ParseDims(r.GetValue(Dims)),
+            CliContext.ParseIntRanges(r.GetValue(IntRanges)));
     }
 }

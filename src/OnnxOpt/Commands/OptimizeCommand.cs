@@ -6,6 +6,7 @@
 // output is written and the exit code is still 1).
 using System.CommandLine;
 using OnnxOpt.Calibration;
+using OnnxOpt.Data;
 using OnnxOpt.GraphIR;
 using OnnxOpt.Passes;
 using OnnxOpt.Runtime.Validation;
@@ -31,6 +32,8 @@ public sealed record OptimizeRequest(string Input, string Output, Pipeline Pipel
     public double? MaxDrop { get; init; }
     /// <summary>Values of symbolic dims for random validation inputs (--dim NAME=V).</summary>
     public IReadOnlyDictionary<string, long>? Dims { get; init; }
+    /// <summary>Ranges of random integer inputs (--int-range NAME=LO:HI), over the ones the model's use gives.</summary>
+    public IReadOnlyDictionary<string, ValueRange>? IntRanges { get; init; }
     /// <summary>How the output is written (external data); null: everything inline.</summary>
     public ExportOptions? Export { get; init; }
 }
@@ -60,6 +63,7 @@ public static class OptimizeCommand
         {
             Description = "value of a symbolic dimension in random validation inputs, e.g. --dim N=8 (default 1)",
         };
+        public readonly Option<string[]> IntRanges = CliContext.IntRangeOption();
         public readonly Option<bool> Validate = new("--validate") { Description = "compare the output with the input in ORT before writing" };
         public readonly Option<bool> Force = new("--force") { Description = "write the output even if validation fails" };
         public readonly Option<bool> VerifyEach = new("--verify-each") { Description = "run the IR verifier after every pass" };
@@ -71,7 +75,8 @@ public static class OptimizeCommand
         public void AddTo(Command c)
         {
             c.Add(Input);
-            foreach (var o in new Option[] { Output, Calib, CalibRandom, SkipNonFinite, Eval, Seed, Dims, Report, Html,
+            foreach (var o in new Option[] { Output, Calib, CalibRandom, SkipNonFinite, Eval, Seed, Dims, IntRanges,
+                Report, Html,
                 Validate,
                 Force, VerifyEach, Bench, Rtol, Atol, MaxDrop }) c.Add(o);
         }
@@ -85,6 +90,7 @@ public static class OptimizeCommand
             Eval = r.GetValue(Eval),
             Seed = r.GetValue(Seed),
             Dims = CliContext.ParseDims(r.GetValue(Dims)),
+            IntRanges = CliContext.ParseIntRanges(r.GetValue(IntRanges)),
             Report = r.GetValue(Report),
             Html = r.GetValue(Html),
             Validate = r.GetValue(Validate),
@@ -118,7 +124,7 @@ public static class OptimizeCommand
             throw new OnnxModelException("give either --calib or --calib-random, not both");
         CalibrationSource? source = q.Calib is not null ? CalibrationSource.FromFolder(q.Calib, q.SkipNonFinite)
             : q.CalibRandom is int n ? (n > 0 ? CalibrationSource.FromRandom(n,
-                q.Seed) : throw new OnnxModelException("--calib-random must be positive")) : null;
+                q.Seed, q.Dims, q.IntRanges) : throw new OnnxModelException("--calib-random must be positive")) : null;
         source = source?.WithProgress(ctx.Progress);
         var options = new OptimizeOptions
         {
@@ -129,11 +135,12 @@ public static class OptimizeCommand
             Validate = q.Validate,
             Seed = q.Seed,
             Dims = q.Dims,
+            IntRanges = q.IntRanges,
             Rtol = q.Rtol,
             Atol = q.Atol,
             MaxDrop = q.MaxDrop,
             VerifyEach = q.VerifyEach,
-            Bench = q.Bench ? new BenchOptions() : null,
+            Bench = q.Bench ? new BenchOptions { Dims = q.Dims, IntRanges = q.IntRanges } : null,
             Log = ctx.Err,
         };
         Optimizer.CheckDataNeeds(options);

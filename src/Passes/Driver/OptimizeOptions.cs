@@ -1,6 +1,7 @@
 // What one optimize run is asked to do, and what it answers. The library's optimize driver
 // (Optimizer.Run) takes these; the CLI's optimize and quantize commands only build them from flags.
 using OnnxOpt.Calibration;
+using OnnxOpt.Data;
 using OnnxOpt.GraphIR;
 using OnnxOpt.Runtime.Validation;
 
@@ -23,6 +24,8 @@ public sealed record OptimizeOptions
     public int RandomValidationSamples { get; init; } = 10;
     /// <summary>Values of symbolic dims: for random validation inputs (others are 1) and the report's MACs.</summary>
     public IReadOnlyDictionary<string, long>? Dims { get; init; }
+    /// <summary>Ranges of random integer inputs, over the ones read from the model (InputRanges).</summary>
+    public IReadOnlyDictionary<string, ValueRange>? IntRanges { get; init; }
     /// <summary>Tolerance of exact pipelines.</summary>
     public double Rtol { get; init; } = 1e-4;
     public double Atol { get; init; } = 1e-5;
@@ -31,7 +34,8 @@ public sealed record OptimizeOptions
     public double? MaxDrop { get; init; }
     /// <summary>Run the IR verifier after every pass.</summary>
     public bool VerifyEach { get; init; }
-    /// <summary>Time the model in ORT before and after (null: no latency in the report).</summary>
+    /// <summary>Time the model in ORT before and after (null: no latency in the report); on the first batch of
+    /// the evaluation (else calibration) data when there is some.</summary>
     public BenchOptions? Bench { get; init; }
     /// <summary>Where passes write progress lines (default: nowhere).</summary>
     public TextWriter? Log { get; init; }

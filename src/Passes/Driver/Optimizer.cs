@@ -47,7 +47,10 @@ public static class Optimizer
         bool exact = IsExact(o.Pipeline);
         var validation = o.Validate || o.Evaluation is not null ? Validate(input, model, exact, o) : null;
         var latency = o.Bench is { } bench
-            ? Benchmark.Run(OnnxExporter.ToBytes(input), OnnxExporter.ToBytes(model), bench) : null;
+            ? Benchmark.Run(OnnxExporter.ToBytes(input), OnnxExporter.ToBytes(model), bench with
+            {
+                Inputs = bench.Inputs ?? BenchInputs(o.Evaluation ?? o.Calibration, input, bench.Batch),
+            }) : null;
         var report = new OptimizeReport
         {
             Input = inputPath,
@@ -104,7 +107,7 @@ public static class Optimizer
         using var a = InferenceSession.FromModel(original, settings);
         using var b = InferenceSession.FromModel(candidate, settings);
         var data = (o.Evaluation ?? o.Calibration)?.DataFor(a.Inputs) ?? DataSet.Random(a.Inputs,
-            o.RandomValidationSamples, o.Seed, o.Dims);
+            o.RandomValidationSamples, o.Seed, o.Dims, o.IntRanges);
         var report = Validator.Compare(a, b, data, new ValidationOptions { Rtol = o.Rtol, Atol = o.Atol });
         if (exact)
             return new ValidationOutcome(ValidationMode.Tolerance, report.Passed,
@@ -117,4 +120,8 @@ public static class Optimizer
             $"{what} dropped {drop.Points:F2} points (limit {limit:G3})");
         return new ValidationOutcome(ValidationMode.Agreement, ok, reason, limit, drop, report);
     }
+
+    /// <summary>The first batch of the user's data (the inputs latency is timed on), or null without data.</summary>
+    public static IReadOnlyDictionary<string, Tensor>? BenchInputs(CalibrationSource? data, Model model, int batch) =>
+        data?.DataFor(IoInfo.InputsOf(model.Graph)).Batches(batch).FirstOrDefault()?.Inputs;
 }

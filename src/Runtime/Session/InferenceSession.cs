@@ -89,24 +89,30 @@ public sealed class InferenceSession : IModelRunner
     private readonly List<IDisposable> _keepAlive;
 
     private InferenceSession(Ort.InferenceSession session, SessionSettings settings,
-        List<IDisposable>? keepAlive = null)
+        List<IDisposable>? keepAlive = null, IReadOnlyDictionary<string, ValueRange>? ranges = null)
     {
         _session = session;
         _keepAlive = keepAlive ?? [];
         Settings = settings;
-        Inputs = session.InputNames.Select(n => Info(n, session.InputMetadata[n])).ToList();
+        Inputs = session.InputNames.Select(n => Info(n, session.InputMetadata[n]) with
+        {
+            Range = ranges?.GetValueOrDefault(n),
+        }).ToList();
         Outputs = session.OutputNames.Select(n => Info(n, session.OutputMetadata[n])).ToList();
         _inputsByName = Inputs.ToDictionary(i => i.Name);
     }
 
-    public static InferenceSession FromBytes(byte[] model, SessionSettings? settings = null)
+    /// <param name="ranges">The integer inputs' value ranges (InputRanges.Of the model's graph), given to
+    /// <see cref="Inputs"/> so that random inputs fit the model.</param>
+    public static InferenceSession FromBytes(byte[] model, SessionSettings? settings = null,
+        IReadOnlyDictionary<string, ValueRange>? ranges = null)
     {
         settings ??= new SessionSettings();
         OrtEnvironment.EnsureLoaded();
         try
         {
             using var options = settings.ToOrt();
-            return new InferenceSession(new Ort.InferenceSession(model, options), settings);
+            return new InferenceSession(new Ort.InferenceSession(model, options), settings, null, ranges);
         }
         catch (Ort.OnnxRuntimeException e) { throw OrtException.From(e, "CreateSession"); }
     }
@@ -117,6 +123,7 @@ public sealed class InferenceSession : IModelRunner
         IEnumerable<string>? extraOutputs = null)
     {
         settings ??= new SessionSettings();
+        var ranges = InputRanges.Of(model.Graph);
         var extra = extraOutputs?.ToList();
         if (extra is { Count: > 0 })
         {
@@ -129,19 +136,20 @@ public sealed class InferenceSession : IModelRunner
             }
         }
         if (settings.ShareInitializersFrom is not long min || settings.Optimization != GraphOptimization.Disabled)
-            return FromBytes(OnnxExporter.ToBytes(model), settings);
+            return FromBytes(OnnxExporter.ToBytes(model), settings, ranges);
         // ORT asks for at least 128 bytes of data in a tensor over user memory.
         var shared = model.Graph.Initializers.Where(v => !v.IsGraphInput).Select(v => v.Initializer!)
             .Where(t => t.Strings is null && t.ByteSize >= Math.Max(min, 128)).ToList();
-        if (shared.Count == 0) return FromBytes(OnnxExporter.ToBytes(model), settings);
-        return WithSharedInitializers(model, settings, shared);
+        if (shared.Count == 0) return FromBytes(OnnxExporter.ToBytes(model), settings, ranges);
+        return WithSharedInitializers(model, settings, shared, ranges);
     }
 
     // ORT checks that an external data file exists even when a shared initializer replaces its data, so the
     // references point at an empty file in a temporary folder that only lives while the session is created.
     private const string Placeholder = "onnxopt-shared-initializer";
 
-    private static InferenceSession WithSharedInitializers(Model model, SessionSettings settings, List<Tensor> shared)
+    private static InferenceSession WithSharedInitializers(Model model, SessionSettings settings, List<Tensor> shared,
+        IReadOnlyDictionary<string, ValueRange> ranges)
     {
         OrtEnvironment.EnsureLoaded();
         var set = shared.ToHashSet(ReferenceEqualityComparer.Instance);
@@ -169,7 +177,7 @@ public sealed class InferenceSession : IModelRunner
                 keep.Add(value);
                 options.AddInitializer(t.Name, value);
             }
-            return new InferenceSession(new Ort.InferenceSession(bytes, options), settings, keep);
+            return new InferenceSession(new Ort.InferenceSession(bytes, options), settings, keep, ranges);
         }
         catch (Exception e)
         {

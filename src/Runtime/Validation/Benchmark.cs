@@ -15,6 +15,13 @@ public sealed record BenchOptions
     public int Batch { get; init; } = 1;
     public ulong Seed { get; init; } = 1;
     public GraphOptimization Optimization { get; init; } = GraphOptimization.All;
+    /// <summary>Values of symbolic dims (others take <see cref="Batch"/>).</summary>
+    public IReadOnlyDictionary<string, long>? Dims { get; init; }
+    /// <summary>Ranges for random integer inputs, over the ones read from the model (InputRanges).</summary>
+    public IReadOnlyDictionary<string, ValueRange>? IntRanges { get; init; }
+    /// <summary>The inputs to time on (a batch of the user's data); random inputs when null. An input the
+    /// second model has and these lack is drawn at random.</summary>
+    public IReadOnlyDictionary<string, Tensor>? Inputs { get; init; }
 }
 
 public sealed record LatencyStats(double MedianMs, double P90Ms, double MeanMs, double MinMs)
@@ -44,12 +51,17 @@ public static class Benchmark
             InterOpThreads = 1,
             Optimization = o.Optimization
         };
-        using var a = InferenceSession.FromBytes(model, settings);
-        using var b = other is null ? null : InferenceSession.FromBytes(other, settings);
+        using var a = InferenceSession.FromBytes(model, settings, RangesOf(model));
+        using var b = other is null ? null : InferenceSession.FromBytes(other, settings, RangesOf(other));
         var dims = new Dictionary<string, long>();
-        foreach (var d in a.Inputs.SelectMany(i => i.Shape?.Dims ?? []).Where(d => d.Param is not null)) dims[d.Param!] = o.Batch;
-        var feedA = DataSet.Random(a.Inputs, 1, o.Seed, dims).Batches().First().Inputs;
-        var feedB = b is null ? null : DataSet.Random(b.Inputs, 1, o.Seed, dims).Batches().First().Inputs;
+        foreach (var d in a.Inputs.Concat(b?.Inputs ?? []).SelectMany(i => i.Shape?.Dims ?? [])
+            .Where(d => d.Param is not null))
+            dims[d.Param!] = o.Dims is not null && o.Dims.TryGetValue(d.Param!, out var v) ? v : o.Batch;
+        foreach (var name in (o.Dims?.Keys ?? []).Where(n => !dims.ContainsKey(n)))
+            throw new OnnxModelException($"--dim {name}: the model has no symbolic dim '{name}' (its dims: "
+                + (dims.Count == 0 ? "none" : string.Join(", ", dims.Keys)) + ")");
+        var feedA = Feed(a, o, dims);
+        var feedB = b is null ? null : Feed(b, o, dims);
         for (int i = 0; i < o.Warmup; i++)
         {
             a.Run(feedA);
@@ -66,5 +78,17 @@ public static class Benchmark
             else { TimeB(); TimeA(); }
         }
         return new BenchReport(o, LatencyStats.Of(ta), b is null ? null : LatencyStats.Of(tb));
+    }
+
+    private static IReadOnlyDictionary<string, ValueRange> RangesOf(byte[] model) =>
+        InputRanges.Of(OnnxImporter.Parse(model).Graph);
+
+    /// <summary>The user's inputs where given (by name), random ones (seeded, in the model's ranges) for the
+    /// rest.</summary>
+    private static Dictionary<string, Tensor> Feed(InferenceSession s, BenchOptions o,
+        IReadOnlyDictionary<string, long> dims)
+    {
+        var random = DataSet.Random(s.Inputs, 1, o.Seed, dims, o.IntRanges).Batches().First().Inputs;
+        return s.Inputs.ToDictionary(i => i.Name, i => o.Inputs?.GetValueOrDefault(i.Name) ?? random[i.Name]);
     }
 }

@@ -1,0 +1,70 @@
+// Every command that runs a model works on the BERT-style exports: random integer inputs fit the tables they
+// index, bench takes --data and --dim, and a failure on generated inputs says which ranges were used.
+namespace OnnxOpt.Tests;
+
+public class TransformerCliTests
+{
+    private static readonly string Bert = Cli.Model("transformers/bert_op13.onnx");
+    private static readonly string BertData = Cli.Model("transformers/bert_data");
+
+    [Fact]
+    public void BenchRunsABertStyleModelOnRandomInputsAtAGivenSequence()
+    {
+        var r = Cli.Run("bench", Bert, "--iters", "3", "--warmup", "1", "--dim", "sequence=16");
+        Assert.True(r.ExitCode == 0, r.Err);
+        Assert.Contains("sequence=16", r.Out);
+        Assert.Contains("inputs: random", r.Out);
+    }
+
+    [Fact]
+    public void BenchTimesTheFirstBatchOfADataFolder()
+    {
+        var r = Cli.Run("bench", Bert, "--vs", Cli.Model("transformers/bert_op11.onnx"), "--iters", "3",
+            "--warmup", "1", "--data", BertData, "--json");
+        Assert.True(r.ExitCode == 0, r.Err);
+        Assert.Contains("\"inputs\": \"data\"", r.Out);
+        Assert.Contains("speedup", r.Out);
+    }
+
+    [Fact]
+    public void BenchRefusesADimTheModelDoesNotHave()
+    {
+        var r = Cli.Run("bench", Bert, "--dim", "seq=8");
+        Assert.Equal(2, r.ExitCode);
+        Assert.Contains("no symbolic dim 'seq' (its dims: batch, sequence)", r.Err);
+    }
+
+    [Fact]
+    public void ValidateAndRunDrawIdsTheModelTakes()
+    {
+        var r = Cli.Run("validate", Bert, Bert, "--random", "3", "--dim", "sequence=12", "--dim", "batch=2");
+        Assert.True(r.ExitCode == 0, r.Err);
+        var dir = Paths.TempDir();
+        r = Cli.Run("run", Bert, "--random", "1", "--dim", "sequence=5", "-o", dir);
+        Assert.True(r.ExitCode == 0, r.Err);
+        Assert.True(File.Exists(Path.Combine(dir, "last_hidden_state.npy")));
+    }
+
+    [Fact]
+    public void AFailureOnGeneratedInputsNamesTheRangesUsed()
+    {
+        var r = Cli.Run("validate", Bert, Bert, "--random", "2", "--dim", "sequence=8",
+            "--int-range", "token_type_ids=0:5");
+        Assert.Equal(2, r.ExitCode);
+        Assert.Contains("token_type_ids [0, 5) (given)", r.Err);
+        Assert.Contains("input_ids [0, 1000) (rows of", r.Err);
+        Assert.Single(r.Err.Trim().Split('\n'));
+    }
+
+    [Fact]
+    public void OptimizeValidatesAndBenchesOnTheUsersData()
+    {
+        var dir = Paths.TempDir();
+        var o = Path.Combine(dir, "o.onnx");
+        var report = Path.Combine(dir, "r.json");
+        var r = Cli.Run("optimize", Bert, "-o", o, "--passes", "canonicalize", "--eval", BertData, "--bench",
+            "--report", report);
+        Assert.True(r.ExitCode == 0, r.Err);
+        Assert.Contains("latency", File.ReadAllText(report));
+    }
+}
