@@ -158,6 +158,8 @@ public sealed class FoldConv : Pass<FoldConvOptions>
         public override string Name => name;
         public override IReadOnlyList<string> RootOps { get; } = [root];
 
+        public override bool Matches(Node n, RuleContext c) => match(n).Succeeded;
+
         internal override string? TryRewrite(Node n, RuleContext c)
         {
             var m = match(n);

@@ -55,6 +55,10 @@ public abstract class RewriteRule
     /// Matches and, on success, applies; returns null when applied, else the reason it did not match.</summary>
     internal abstract string? TryRewrite(Node root, RuleContext ctx);
 
+    /// <summary>Whether the rule's (pure) match succeeds on <paramref name="root"/>, whatever the opset: what a
+    /// pass reports as found but not rewritten.</summary>
+    public abstract bool Matches(Node root, RuleContext ctx);
+
     public bool AppliesTo(Node n, long opset) =>
         (n.Domain == Domain || (Model.IsDefaultDomain(n.Domain) && Model.IsDefaultDomain(Domain)))
         && RootOps.Contains(n.OpType) && opset >= MinOpset && opset <= MaxOpset;
@@ -67,6 +71,8 @@ public abstract class RewriteRule<TMatch> : RewriteRule where TMatch : class
 {
     public abstract RuleMatch<TMatch> Match(Node root, RuleContext ctx);
     public abstract void Apply(Node root, TMatch match, RuleContext ctx);
+
+    public sealed override bool Matches(Node root, RuleContext ctx) => Match(root, ctx).Succeeded;
 
     internal sealed override string? TryRewrite(Node root, RuleContext ctx)
     {
