@@ -67,4 +67,33 @@ public class TransformerCliTests
         Assert.True(r.ExitCode == 0, r.Err);
         Assert.Contains("latency", File.ReadAllText(report));
     }
+
+    [Fact]
+    public void OptimizeWithoutPassesSpecializesToTheGivenDimsAndFusesValidated()
+    {
+        var dir = Paths.TempDir();
+        var o = Path.Combine(dir, "o.onnx");
+        var r = Cli.Run("optimize", Bert, "-o", o, "--dim", "batch=1", "--dim", "sequence=32", "--opset", "20");
+        Assert.True(r.ExitCode == 0, r.Err);
+        Assert.Contains("fix-dims{dims=batch:1;sequence:32}", r.Err);
+        Assert.Contains("nodes 266 -> ", r.Err);
+        Assert.Contains("validation on 10 seeded random input sets", r.Err);
+        var m = OnnxOpt.GraphIR.OnnxImporter.Load(o);
+        Assert.Equal("[1,32]", m.Graph.Inputs[0].Shape!.ToString().Replace(" ", ""));
+        Assert.Contains(m.Graph.Nodes, n => n.OpType == "LayerNormalization");
+        Assert.DoesNotContain(m.Graph.Nodes, n => n.OpType == "Shape");
+    }
+
+    [Fact]
+    public void OptimizeWithoutDimsKeepsTheSymbolicDims()
+    {
+        var dir = Paths.TempDir();
+        var o = Path.Combine(dir, "o.onnx");
+        var r = Cli.Run("optimize", Bert, "-o", o);
+        Assert.True(r.ExitCode == 0, r.Err);
+        Assert.Contains("matches of fuse-layernorm not fused", r.Err);
+        var m = OnnxOpt.GraphIR.OnnxImporter.Load(o);
+        Assert.Equal("sequence", m.Graph.Inputs[0].Shape!.Dims[1].Param);
+        Assert.Equal(2, Cli.Run("optimize", Bert, "-o", o, "--opset", "99").ExitCode);
+    }
 }

@@ -1,5 +1,6 @@
-// onnxopt optimize IN -o OUT --passes PIPELINE [--calib DIR | --calib-random N] [--eval DIR]
-//                  [--report R.json] [--html R.html] [--validate] [--force] [--verify-each] [--bench]
+// onnxopt optimize IN -o OUT [--passes PIPELINE] [--opset N] [--dim NAME=V] [--calib DIR | --calib-random N]
+//                  [--eval DIR] [--report R.json] [--html R.html] [--validate] [--force] [--verify-each] [--bench]
+// Without --passes: Presets.Exact (clean-up and fusions; with --dim, fix-dims first), always validated.
 // Parses flags into OptimizeOptions, runs the library's driver (Optimizer.Run: passes, verification,
 // validation in ORT, latency), then renders: the summary on stderr, the JSON report (OptimizeReportWriter),
 // and the model written atomically. A refused result writes nothing (exit 1) unless --force (then the
@@ -106,11 +107,34 @@ public static class OptimizeCommand
     public static Command Create(CliContext ctx)
     {
         var common = new CommonOptions();
-        var passes = new Option<string>("--passes") { Description = "pipeline, e.g. \"canonicalize,fold-bn,linearize{max-agreement-drop=0.5},fold-conv\" (or @file.json)", Required = true };
+        var passes = new Option<string?>("--passes")
+        {
+            Description = "pipeline, e.g. \"canonicalize,fold-bn,linearize{max-agreement-drop=0.5},fold-conv\" (or "
+                + "@file.json); default: the exact clean-up with fusions, specialized to --dim when given, validated",
+        };
+        var opset = new Option<long?>("--opset")
+        {
+            Description = "raise the ai.onnx opset to N first (17 lets LayerNorm fuse, 20 GELU)",
+        };
         var cmd = new Command("optimize", "Run a pass pipeline on a model, verify, validate in ORT and write the result");
         common.AddTo(cmd);
         cmd.Add(passes);
-        cmd.SetAction(r => Execute(ctx, common.Read(r, Pipeline.FromArgument(r.GetValue(passes)!))));
+        cmd.Add(opset);
+        cmd.SetAction(r =>
+        {
+            var to = r.GetValue(opset);
+            if (to is long v && (v < UpgradeOpset.Oldest || v > UpgradeOpset.Newest))
+                throw new OnnxModelException($"--opset {v}: give {UpgradeOpset.Oldest}..{UpgradeOpset.Newest}");
+            if (r.GetValue(passes) is not { } text)
+            {
+                var q = common.Read(r, Presets.Exact(CliContext.ParseDims(r.GetValue(common.Dims)), to));
+                return Execute(ctx, q with { Validate = true });
+            }
+            var pipeline = Pipeline.FromArgument(text);
+            if (to is long version)
+                pipeline = Pipeline.Parse($"upgrade-opset{{version={version}}},{pipeline}");
+            return Execute(ctx, common.Read(r, pipeline));
+        });
         return cmd;
     }
 

@@ -54,4 +54,17 @@ public static class Presets
         "canonicalize,fold-bn", "cluster");
 
     public static IReadOnlyList<Preset> All { get; } = [Quantize, Prune, Cluster];
+
+    /// <summary>What optimize runs without --passes: the exact clean-up with the transformer fusions
+    /// ("canonicalize,fold-bn,fuse,canonicalize"), after the opset upgrade when <paramref name="opset"/> is given
+    /// and the shape specialization when <paramref name="dims"/> are (symbolic dims are never frozen
+    /// otherwise).</summary>
+    public static Pipeline Exact(IReadOnlyDictionary<string, long>? dims = null, long? opset = null)
+    {
+        var steps = new List<string>();
+        if (opset is long v) steps.Add($"upgrade-opset{{version={v}}}");
+        if (dims is { Count: > 0 }) steps.Add($"fix-dims{{dims={FixDims.Format(dims)}}}");
+        steps.Add("canonicalize,fold-bn,fuse,canonicalize");
+        return Pipeline.Parse(string.Join(",", steps));
+    }
 }

@@ -12,6 +12,8 @@ public static class PassRegistry
     private static Pass[] _all =
     [
         new Canonicalize(),
+        new FixDims(),
+        new Fuse(),
         new FoldBatchNorm(),
         new FuseBias(),
         new Strip(),
