@@ -209,11 +209,18 @@ public sealed partial class ShapeContext
     internal OnnxType? Slice(Node n, Shape? xs, DataType xt)
     {
         long[]? starts, ends, axes, steps = null;
+        Dim[]? symEnds = null;
         if (opset < 10) { starts = n.GetInts("starts"); ends = n.GetInts("ends"); axes = n.GetInts("axes"); }
         else
         {
             starts = Const(n.Input(1));
             ends = Const(n.Input(2));
+            // buffer[:, :sequence] (a position-ids buffer cut to the input's length): a symbolic end.
+            if (ends is null && SymConst(n.Input(2)) is { } se)
+            {
+                symEnds = se;
+                ends = se.Select(d => d.Value ?? long.MaxValue).ToArray();
+            }
             axes = n.Input(3) is null ? null : Const(n.Input(3));
             steps = n.Input(4) is null ? null : Const(n.Input(4));
             // Axes or steps given but not constant: the slice is unknown.
@@ -231,6 +238,12 @@ public sealed partial class ShapeContext
         for (int i = 0; i < axes.Length; i++)
         {
             var a = (int)(axes[i] < 0 ? axes[i] + xs.Rank : axes[i]);
+            if (symEnds is not null && !symEnds[i].IsKnown)
+            {
+                // [0 : S] with step 1 is S long (S no longer than the axis, as exporters mean it).
+                dims[a] = starts[i] == 0 && steps[i] == 1 ? symEnds[i] : Dim.Unknown;
+                continue;
+            }
             if (dims[a].Value is not long len) { dims[a] = Dim.Unknown; continue; }
             var (s, e, st) = (starts[i], ends[i], steps[i]);
             if (s < 0) s += len; if (e < 0) e += len;
