@@ -96,4 +96,20 @@ public class TransformerCliTests
         Assert.Equal("sequence", m.Graph.Inputs[0].Shape!.Dims[1].Param);
         Assert.Equal(2, Cli.Run("optimize", Bert, "-o", o, "--opset", "99").ExitCode);
     }
+
+    [Fact]
+    public void ValidateJudgesByTheMeasureAskedFor()
+    {
+        var eval = Cli.Model("transformers/bert_eval");
+        var r = Cli.Run("validate", Bert, Cli.Model("transformers/bert_op11.onnx"), "--data", eval, "--metric",
+            "agreement", "--max-drop", "0.5");
+        Assert.True(r.ExitCode == 0, r.Err);
+        Assert.Contains("measure: neighbour agreement of the mean-pooled last_hidden_state (masked by attention_mask)",
+            r.Out);
+        r = Cli.Run("validate", Bert, Bert, "--data", eval, "--metric-output", "pooler_output", "--json");
+        Assert.Contains("\"description\": \"top-1 agreement of pooler_output\"", r.Out);
+        r = Cli.Run("validate", Bert, Bert, "--data", eval, "--pool", "mean", "--metric", "accuracy");
+        Assert.Equal(2, r.ExitCode);
+        Assert.Contains("--metric accuracy needs labels", r.Err);
+    }
 }

@@ -71,6 +71,8 @@ public static class CompressCommand
         cmd.Add(input);
         foreach (var o in new Option[] { output, calib, calibRandom, eval, evalRandom, maxDrop, target, recipe, time,
             report, html, iters }) cmd.Add(o);
+        var metric = new MetricOptions();
+        metric.AddTo(cmd);
         cmd.SetAction(r =>
         {
             string inPath = r.GetValue(input)!, outPath = r.GetValue(output)!;
@@ -91,6 +93,7 @@ public static class CompressCommand
                 Recipe = rec.Normalize(),
                 TimeBudgetMinutes = r.GetValue(time),
                 Bench = new Runtime.Validation.BenchOptions { Iterations = r.GetValue(iters), Warmup = 10 },
+                Metric = metric.Read(r),
                 Log = ctx.Err,
             };
             var result = Compressor.Run(model, options, inPath, outPath);

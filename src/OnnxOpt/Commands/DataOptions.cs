@@ -31,3 +31,31 @@ public sealed class DataOptions
             CliContext.ParseIntRanges(r.GetValue(IntRanges)));
     }
 }
+
+/// <summary>--metric, --metric-output and --pool: the measure a budget is judged on (FidelityMetric), declared once
+/// for every command with a budget. (--metric-output, since -o/--output names the written model.)</summary>
+public sealed class MetricOptions
+{
+    public Option<string?> Metric { get; } = new("--metric")
+    {
+        Description = "what a budget is measured in: accuracy|agreement|cosine|sqnr (default: from the output's shape)",
+    };
+    public Option<string?> Output { get; } = new("--metric-output")
+    {
+        Description = "the model output the measure is taken on (default: the first)",
+    };
+    public Option<string?> Pool { get; } = new("--pool")
+    {
+        Description = "mean: score a [batch, sequence, hidden] output as its mean over the attention mask (default "
+            + "for such an output when the model has a mask input); none: every element",
+    };
+
+    public void AddTo(Command c)
+    {
+        c.Add(Metric); c.Add(Output); c.Add(Pool);
+    }
+
+    public OnnxOpt.Runtime.Validation.MetricSpec Read(ParseResult r) => new(
+        OnnxOpt.Runtime.Validation.MetricSpec.ParseKind(r.GetValue(Metric)), r.GetValue(Output),
+        OnnxOpt.Runtime.Validation.MetricSpec.ParsePool(r.GetValue(Pool)));
+}

@@ -35,6 +35,8 @@ public sealed record OptimizeRequest(string Input, string Output, Pipeline Pipel
     public IReadOnlyDictionary<string, long>? Dims { get; init; }
     /// <summary>Ranges of random integer inputs (--int-range NAME=LO:HI), over the ones the model's use gives.</summary>
     public IReadOnlyDictionary<string, ValueRange>? IntRanges { get; init; }
+    /// <summary>The measure approximate pipelines are judged on (--metric, --metric-output, --pool).</summary>
+    public MetricSpec Metric { get; init; } = MetricSpec.Default;
     /// <summary>How the output is written (external data); null: everything inline.</summary>
     public ExportOptions? Export { get; init; }
 }
@@ -65,6 +67,7 @@ public static class OptimizeCommand
             Description = "value of a symbolic dimension in random validation inputs, e.g. --dim N=8 (default 1)",
         };
         public readonly Option<string[]> IntRanges = CliContext.IntRangeOption();
+        public readonly MetricOptions Metric = new();
         public readonly Option<bool> Validate = new("--validate") { Description = "compare the output with the input in ORT before writing" };
         public readonly Option<bool> Force = new("--force") { Description = "write the output even if validation fails" };
         public readonly Option<bool> VerifyEach = new("--verify-each") { Description = "run the IR verifier after every pass" };
@@ -80,6 +83,7 @@ public static class OptimizeCommand
                 Report, Html,
                 Validate,
                 Force, VerifyEach, Bench, Rtol, Atol, MaxDrop }) c.Add(o);
+            Metric.AddTo(c);
         }
 
         public OptimizeRequest Read(ParseResult r, Pipeline pipeline) => new(r.GetValue(Input)!, r.GetValue(Output)!,
@@ -92,6 +96,7 @@ public static class OptimizeCommand
             Seed = r.GetValue(Seed),
             Dims = CliContext.ParseDims(r.GetValue(Dims)),
             IntRanges = CliContext.ParseIntRanges(r.GetValue(IntRanges)),
+            Metric = Metric.Read(r),
             Report = r.GetValue(Report),
             Html = r.GetValue(Html),
             Validate = r.GetValue(Validate),
@@ -160,6 +165,7 @@ public static class OptimizeCommand
             Seed = q.Seed,
             Dims = q.Dims,
             IntRanges = q.IntRanges,
+            Metric = q.Metric,
             Rtol = q.Rtol,
             Atol = q.Atol,
             MaxDrop = q.MaxDrop,

@@ -18,9 +18,19 @@ public static class ValidateCommand
         var atol = new Option<double>("--atol") { Description = "absolute tolerance (an element fails only if it exceeds both)", DefaultValueFactory = _ => 1e-5 };
         var json = new Option<bool>("--json") { Description = "print the report as JSON" };
         var opt = new Option<string>("--opt-level") { Description = "ORT graph optimization: disabled|basic|extended|all", DefaultValueFactory = _ => "disabled" };
+        var maxDrop = new Option<double?>("--max-drop")
+        {
+            Description = "judge by the measure (--metric) instead of element tolerance: pass while it drops at most "
+                + "this many points (for approximate models: int8, pruned, distilled)",
+        };
         var data = new DataOptions();
-        var cmd = new Command("validate", "Compare two models' outputs in ONNX Runtime on the same inputs") { reference, candidate, rtol, atol, json, opt };
+        var metric = new MetricOptions();
+        var cmd = new Command("validate", "Compare two models' outputs in ONNX Runtime on the same inputs")
+        {
+            reference, candidate, rtol, atol, maxDrop, json, opt,
+        };
         data.AddTo(cmd);
+        metric.AddTo(cmd);
         cmd.SetAction(r =>
         {
             var refPath = r.GetValue(reference)!;
@@ -35,9 +45,19 @@ public static class ValidateCommand
                 Atol = r.GetValue(atol),
                 BatchSize = r.GetValue(data.Batch),
                 Settings = settings,
+                Metric = metric.Read(r),
             });
             if (r.GetValue(json)) ctx.Out.Write(ValidationReportWriter.Json(report, refPath, candPath));
             else ctx.Out.Write(ValidationReportWriter.Text(report));
+            if (r.GetValue(maxDrop) is double limit)
+            {
+                var p = report.Primary!;
+                if (p.DropPoints <= limit + 1e-9) return 0;
+                ctx.Err.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"onnxopt: validation failed: {p.Metric.Description} dropped {p.DropPoints:F3} points "
+                    + $"(limit {limit:G3})"));
+                return 1;
+            }
             foreach (var o in report.Outputs.Where(o => !o.Passed))
                 ctx.Err.WriteLine($"onnxopt: validation failed: output '{o.Name}': {Describe(o, report)}");
             return report.Passed ? 0 : 1;

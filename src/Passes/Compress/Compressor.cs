@@ -29,6 +29,8 @@ public sealed record CompressOptions
     /// <summary>Stop starting candidates after this many minutes (null: no limit).</summary>
     public double? TimeBudgetMinutes { get; init; }
     public BenchOptions Bench { get; init; } = new() { Iterations = 100, Warmup = 10 };
+    /// <summary>What the budget is measured in (default: chosen from the first output's shape).</summary>
+    public MetricSpec Metric { get; init; } = MetricSpec.Default;
     public TextWriter? Log { get; init; }
 }
 
@@ -107,14 +109,10 @@ public static class Compressor
             double seconds)
         {
             using var cand = InferenceSession.FromBytes(bytes, evalSettings);
-            var v = Validator.Compare(reference, cand, o.Evaluation.DataFor(reference.Inputs), new ValidationOptions());
+            var v = Validator.Compare(reference, cand, o.Evaluation.DataFor(reference.Inputs),
+                new ValidationOptions { Metric = o.Metric });
             var drop = Fidelity.DropOf(v);
-            dropMetric = drop.Metric switch
-            {
-                DropMetric.Accuracy => "accuracy",
-                DropMetric.Top1Agreement => "top1_agreement",
-                _ => "cosine_x100",
-            };
+            dropMetric = drop.MetricName;
             referenceAccuracy = v.ReferenceAccuracy * 100;
             var bench = Benchmark.Run(originalBytes, bytes, o.Bench);
             var stats = ModelStats.Compute(m, bytes.LongLength);

@@ -26,6 +26,9 @@ public sealed record OptimizeOptions
     public IReadOnlyDictionary<string, long>? Dims { get; init; }
     /// <summary>Ranges of random integer inputs, over the ones read from the model (InputRanges).</summary>
     public IReadOnlyDictionary<string, ValueRange>? IntRanges { get; init; }
+    /// <summary>The measure approximate pipelines are judged on (default: chosen from the first output's shape;
+    /// a sentence encoder's [batch, sequence, hidden] output is mean-pooled over its attention mask).</summary>
+    public MetricSpec Metric { get; init; } = MetricSpec.Default;
     /// <summary>Tolerance of exact pipelines.</summary>
     public double Rtol { get; init; } = 1e-4;
     public double Atol { get; init; } = 1e-5;

@@ -108,14 +108,20 @@ public static class Optimizer
         using var b = InferenceSession.FromModel(candidate, settings);
         var data = (o.Evaluation ?? o.Calibration)?.DataFor(a.Inputs) ?? DataSet.Random(a.Inputs,
             o.RandomValidationSamples, o.Seed, o.Dims, o.IntRanges);
-        var report = Validator.Compare(a, b, data, new ValidationOptions { Rtol = o.Rtol, Atol = o.Atol });
+        var report = Validator.Compare(a, b, data, new ValidationOptions
+        {
+            Rtol = o.Rtol,
+            Atol = o.Atol,
+            Metric = o.Metric,
+        });
         if (exact)
             return new ValidationOutcome(ValidationMode.Tolerance, report.Passed,
                 report.Passed ? null : "outputs differ beyond tolerance", null, null, report);
         var limit = o.MaxDrop ?? DefaultLimit(o.Pipeline);
         var drop = Fidelity.DropOf(report);
         bool ok = drop.Points <= limit + 1e-9;
-        var what = drop.Metric == DropMetric.Accuracy ? "accuracy" : "agreement";
+        var what = report.Primary?.Metric.Description
+            ?? (drop.Metric == DropMetric.Accuracy ? "accuracy" : "agreement");
         var reason = ok ? null : string.Create(CultureInfo.InvariantCulture,
             $"{what} dropped {drop.Points:F2} points (limit {limit:G3})");
         return new ValidationOutcome(ValidationMode.Agreement, ok, reason, limit, drop, report);

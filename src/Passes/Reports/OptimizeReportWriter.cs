@@ -134,6 +134,7 @@ public static class OptimizeReportWriter
             if (o.Top1Agreement is double t) s += string.Create(c, $", top-1 agreement {t * 100:F2}%");
             if (v.Report.ReferenceAccuracy is double ra)
                 s += string.Create(c, $", accuracy {ra * 100:F2}% -> {v.Report.CandidateAccuracy!.Value * 100:F2}%");
+            if (v.Mode == ValidationMode.Agreement && v.Report.Primary is { } p) s += $"\nbudget measure: {p}";
         }
         if (r.Latency is { } lat)
             s += string.Create(c,

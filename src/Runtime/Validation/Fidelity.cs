@@ -36,7 +36,7 @@ public sealed class SignalComparison
 }
 
 /// <summary>What a drop is measured in.</summary>
-public enum DropMetric { Accuracy, Top1Agreement, Cosine }
+public enum DropMetric { Accuracy, Top1Agreement, Cosine, NeighbourAgreement, Sqnr }
 
 /// <summary>A drop in points and what it measures.</summary>
 public readonly record struct Drop(double Points, DropMetric Metric)
@@ -45,6 +45,8 @@ public readonly record struct Drop(double Points, DropMetric Metric)
     {
         DropMetric.Accuracy => "accuracy",
         DropMetric.Top1Agreement => "top1_agreement",
+        DropMetric.NeighbourAgreement => "neighbour_agreement",
+        DropMetric.Sqnr => "noise_pct",
         _ => "cosine_x100",
     };
 }
@@ -68,8 +70,16 @@ public static class Fidelity
         : agreement is double ag ? new Drop(100 - ag, DropMetric.Top1Agreement)
         : new Drop(100 * (1 - cosine), DropMetric.Cosine);
 
-    /// <summary>The drop of a validation report (fractions there are turned into points).</summary>
-    public static Drop DropOf(ValidationReport r) =>
-        DropOf(r.ReferenceAccuracy * 100, r.CandidateAccuracy * 100,
+    /// <summary>The drop of a validation report: its primary measure's (ValidationOptions.Metric), else as the
+    /// first outputs give it (fractions there are turned into points).</summary>
+    public static Drop DropOf(ValidationReport r) => r.Primary is { } p
+        ? new Drop(p.DropPoints, p.Metric.Kind switch
+        {
+            MetricKind.Accuracy => DropMetric.Accuracy,
+            MetricKind.Agreement => p.Metric.Pooled ? DropMetric.NeighbourAgreement : DropMetric.Top1Agreement,
+            MetricKind.Sqnr => DropMetric.Sqnr,
+            _ => DropMetric.Cosine,
+        })
+        : DropOf(r.ReferenceAccuracy * 100, r.CandidateAccuracy * 100,
             r.Outputs.Select(o => o.Top1Agreement).FirstOrDefault(x => x is not null) * 100, r.Outputs[0].Cosine);
 }

@@ -25,6 +25,7 @@ public static class ValidationReportWriter
         }
         if (r.ReferenceAccuracy is double ra) sb.AppendLine(c,
             $"accuracy: reference {ra * 100:F2}%, candidate {r.CandidateAccuracy!.Value * 100:F2}%");
+        if (r.Primary is { } p) sb.AppendLine(c, $"measure: {p}");
         sb.AppendLine(r.Passed ? "PASS" : "FAIL");
         return sb.ToString();
     }
@@ -73,6 +74,18 @@ public static class ValidationReportWriter
             w.WriteStartObject("accuracy");
             w.WriteNumber("reference", ra);
             w.WriteNumber("candidate", r.CandidateAccuracy!.Value);
+            w.WriteEndObject();
+        }
+        if (r.Primary is { } p)
+        {
+            w.WriteStartObject("metric");
+            w.WriteString("name", p.Metric.Kind.ToString().ToLowerInvariant());
+            w.WriteString("output", p.Metric.Output);
+            if (p.Metric.MaskInput is { } mask) w.WriteString("pooled_by", mask);
+            w.WriteString("description", p.Metric.Description);
+            JsonNumbers.Write(w, "value", p.Value);
+            if (p.ReferenceValue is double rv) JsonNumbers.Write(w, "reference_value", rv);
+            JsonNumbers.Write(w, "drop_points", p.DropPoints);
             w.WriteEndObject();
         }
     }

@@ -16,6 +16,9 @@ public sealed record ValidationOptions
     public double Atol { get; init; } = 1e-5;
     public int BatchSize { get; init; } = 32;
     public SessionSettings Settings { get; init; } = new();
+    /// <summary>The measure budgets are judged on (FidelityMetric); by default chosen from the first
+    /// output.</summary>
+    public MetricSpec Metric { get; init; } = MetricSpec.Default;
 }
 
 public sealed record OutputComparison(
@@ -30,6 +33,8 @@ public sealed record ValidationReport(
     double? ReferenceAccuracy, double? CandidateAccuracy)
 {
     public bool Passed => Outputs.All(o => o.Passed);
+    /// <summary>The budget's measure (ValidationOptions.Metric resolved) and its drop.</summary>
+    public MetricResult? Primary { get; init; }
 }
 
 public static class Validator
@@ -45,6 +50,8 @@ public static class Validator
         var stats = refOutputs.ToDictionary(n => n, n => new Accumulator(n, options));
         long refCorrect = 0, candCorrect = 0, labelled = 0;
         int samples = 0;
+        var metric = ResolvedMetric.Resolve(options.Metric, reference.Outputs, reference.Inputs, data.HasLabels);
+        var pooled = metric.Pooled ? new PooledComparison() : null;
         foreach (var batch in data.Batches(options.BatchSize))
         {
             var candFeed = batch.Inputs.Where(kv => candInputs.Contains(kv.Key)).ToDictionary();
@@ -54,6 +61,9 @@ public static class Validator
             samples += (int)(batch.Inputs.Values.FirstOrDefault()?.Dims.FirstOrDefault() ?? 1);
             for (int i = 0; i < present.Count; i++)
                 stats[present[i]].Add(r[refOutputs.IndexOf(present[i])], c[i]);
+            if (pooled is not null && present.IndexOf(metric.Output) is var pi && pi >= 0
+                && batch.Inputs.TryGetValue(metric.MaskInput!, out var mask))
+                pooled.Add(r[refOutputs.IndexOf(metric.Output)], c[pi], mask);
             if (batch.Labels is { } labels)
             {
                 var ri = Array.FindIndex(r, t => t.Dims.Length == 2 && t.Dims[0] == labels.Length);
@@ -80,8 +90,31 @@ public static class Validator
             ? new OutputComparison(n, 0, 0, double.NaN, double.NaN, double.NaN, null,
                 "the candidate model has no such output")
             : stats[n].Result()).ToList();
-        return new ValidationReport(data.Description, samples, options.Rtol, options.Atol, outputs,
-            labelled > 0 ? (double)refCorrect / labelled : null, labelled > 0 ? (double)candCorrect / labelled : null);
+        double? refAcc = labelled > 0 ? (double)refCorrect / labelled : null;
+        double? candAcc = labelled > 0 ? (double)candCorrect / labelled : null;
+        return new ValidationReport(data.Description, samples, options.Rtol, options.Atol, outputs, refAcc, candAcc)
+        {
+            Primary = Measure(metric, outputs.First(o => o.Name == metric.Output), pooled, refAcc, candAcc),
+        };
+    }
+
+    private static MetricResult Measure(ResolvedMetric m, OutputComparison o, PooledComparison? pooled,
+        double? refAcc, double? candAcc)
+    {
+        switch (m.Kind)
+        {
+            case MetricKind.Accuracy when refAcc is double ra && candAcc is double ca:
+                return new MetricResult(m, 100 * ca, 100 * (ra - ca), 100 * ra);
+            case MetricKind.Agreement:
+                var agree = pooled?.NeighbourAgreement ?? 100 * (o.Top1Agreement ?? 1);
+                return new MetricResult(m, agree, 100 - agree);
+            case MetricKind.Sqnr:
+                var noise = double.IsPositiveInfinity(o.SqnrDb) ? 0 : 100 * Math.Pow(10, -o.SqnrDb / 10);
+                return new MetricResult(m, o.SqnrDb, double.IsNaN(noise) ? 100 : noise);
+            default:
+                var cos = pooled?.MeanCosine ?? o.Cosine;
+                return new MetricResult(m, cos, double.IsNaN(cos) ? 100 : 100 * (1 - cos));
+        }
     }
 
     /// <summary>Row-wise argmax of a [batch, classes] float tensor.</summary>
