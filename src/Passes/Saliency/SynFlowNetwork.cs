@@ -66,7 +66,11 @@ internal sealed class SynFlowNetwork
         {
             if (shapes.TryGetValue(i.Name, out var given)) { inputShapes[i.Name] = given; continue; }
             if (i.ElementType is not (DataType.Float or DataType.Double or DataType.Float16))
-                throw new OnnxModelException($"input '{i.Name}' is {i.ElementType.Name()}: SynFlow feeds all-ones float inputs");
+                throw new OnnxModelException($"input '{i.Name}' is {i.ElementType.Name()}"
+                    + (i.Uses.Any(u => u.Node.OpType == "Gather" && u.InputIndex == 1)
+                        ? " (token ids into an embedding)" : "")
+                    + ": SynFlow feeds all-ones float inputs, which a token model has none of; score it with "
+                    + "method=magnitude (score --method magnitude, sparsify{method=magnitude})");
             var s = i.Shape ?? throw new OnnxModelException($"input '{i.Name}' has no shape: give it (--input-shape {i.Name}=1x...)");
             inputShapes[i.Name] = s.Dims.Select((d, k) => d.Value is long v ? (int)v : k == 0 ? 1
                 : throw new OnnxModelException($"input '{i.Name}' has symbolic dimension '{d}' at axis {k}: give its shape (--input-shape {i.Name}=1x...)")).ToArray();
