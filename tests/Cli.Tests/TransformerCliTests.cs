@@ -112,4 +112,16 @@ public class TransformerCliTests
         Assert.Equal(2, r.ExitCode);
         Assert.Contains("--metric accuracy needs labels", r.Err);
     }
+
+    [Fact]
+    public void InspectShowsLayersHeadsHiddenAndEmbeddingShares()
+    {
+        var r = Cli.Run("inspect", Bert);
+        Assert.True(r.ExitCode == 0, r.Err);
+        Assert.Contains("transformer: 2 attention layers, 4 heads, hidden 64, sequence dims sequence", r.Out);
+        Assert.Contains("embedding word.weight: 1,000 x 64, 256,000 bytes (35.5% of the file)", r.Out);
+        Assert.Contains("MACs:        at least 4,096 per sample", r.Out);
+        r = Cli.Run("inspect", Bert, "--dim", "sequence=32");
+        Assert.DoesNotContain("at least", r.Out);
+    }
 }

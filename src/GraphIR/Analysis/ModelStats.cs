@@ -34,6 +34,9 @@ public sealed record ModelStats
     /// the MatMuls they reach unknown until given with --dim (a leading batch dim counts as 1).</summary>
     public IReadOnlyList<string> SymbolicDims { get; init; } = [];
     public int NonLinearDepth { get; init; }
+    /// <summary>Attention layers, heads, hidden size, sequence dims and embedding tables (null: no attention and no
+    /// embedding table).</summary>
+    public TransformerSummary? Transformer { get; init; }
 
     /// <summary>Ops counted by the non-linear depth (OpTraits: NonLinear).</summary>
     public static IEnumerable<string> NonLinearOps => OpTraits.With(OpTrait.NonLinear);
@@ -97,6 +100,7 @@ public sealed record ModelStats
             TotalMacs = macs.Values.Sum(),
             UnknownMacNodes = unknown,
             NonLinearDepth = NonLinearDepthOf(g),
+            Transformer = TransformerSummary.Of(g),
         };
     }
 

@@ -72,6 +72,28 @@ public static class ModelStatsWriter
             w.WriteEndArray();
         }
         w.WriteNumber("non_linear_depth", s.NonLinearDepth);
+        if (s.Transformer is { } t)
+        {
+            w.WriteStartObject("transformer");
+            w.WriteNumber("layers", t.Layers);
+            if (t.Heads is long h) w.WriteNumber("heads", h);
+            if (t.Hidden is long hd) w.WriteNumber("hidden", hd);
+            w.WriteStartArray("sequence_dims");
+            foreach (var d in t.SequenceDims) w.WriteStringValue(d);
+            w.WriteEndArray();
+            w.WriteStartArray("embeddings");
+            foreach (var e in t.Embeddings)
+            {
+                w.WriteStartObject();
+                w.WriteString("name", e.Name);
+                w.WriteNumber("rows", e.Rows);
+                w.WriteNumber("width", e.Width);
+                w.WriteNumber("bytes", e.Bytes);
+                w.WriteEndObject();
+            }
+            w.WriteEndArray();
+            w.WriteEndObject();
+        }
         w.WriteEndObject();
     }
 
@@ -90,7 +112,9 @@ public static class ModelStatsWriter
         sb.AppendLine(c, $"parameters:  {s.ParameterCount:N0}{zeros}");
         sb.AppendLine(c, $"initializers: {s.InitializerBytes:N0} bytes");
         if (s.FileBytes is long fb) sb.AppendLine(c, $"file:        {fb:N0} bytes");
-        sb.AppendLine(c, $"MACs:        {s.TotalMacs:N0} per sample");
+        sb.AppendLine(s.UnknownMacNodes.Count > 0 && s.TotalMacs == 0 ? "MACs:        unknown"
+            : string.Create(c,
+                $"MACs:        {(s.UnknownMacNodes.Count > 0 ? "at least " : "")}{s.TotalMacs:N0} per sample"));
         foreach (var (k, v) in s.MacsByOp) sb.AppendLine(c, $"  {k,-22} {v,16:N0}");
         if (s.UnknownMacNodes.Count > 0)
         {
@@ -99,8 +123,22 @@ public static class ModelStatsWriter
             sb.AppendLine(c, $"  (MACs unknown for {s.UnknownMacNodes.Count} nodes with dynamic shapes{hint})");
         }
         sb.AppendLine(c, $"non-linear depth: {s.NonLinearDepth}");
+        if (s.Transformer is { } tr) Transformer(sb, tr, s.FileBytes ?? s.InitializerBytes);
         sb.AppendLine("op histogram:");
         foreach (var (k, v) in s.OpHistogram) sb.AppendLine(c, $"  {k,-22} {v,6}");
         return sb.ToString();
+    }
+
+    private static void Transformer(System.Text.StringBuilder sb, TransformerSummary t, long fileBytes)
+    {
+        var c = CultureInfo.InvariantCulture;
+        var parts = new List<string> { $"{t.Layers} attention layer{(t.Layers == 1 ? "" : "s")}" };
+        if (t.Heads is long h) parts.Add($"{h} heads");
+        if (t.Hidden is long hd) parts.Add($"hidden {hd}");
+        if (t.SequenceDims.Count > 0) parts.Add("sequence dims " + string.Join(", ", t.SequenceDims));
+        sb.AppendLine("transformer: " + string.Join(", ", parts));
+        foreach (var e in t.Embeddings)
+            sb.AppendLine(c, $"  embedding {e.Name}: {e.Rows:N0} x {e.Width:N0}, {e.Bytes:N0} bytes "
+                + $"({100.0 * e.Bytes / Math.Max(1, fileBytes):F1}% of the file)");
     }
 }
