@@ -21,6 +21,9 @@ public enum ScheduleKind { Constant, Cosine, Step }
 public sealed record TrainSettings
 {
     public int Steps { get; init; } = 1000;
+    /// <summary>Stop at this time (UTC) with the best weights so far, whatever Steps says (compress --time-budget).
+    /// </summary>
+    public DateTime? Deadline { get; init; }
     public int Batch { get; init; } = 64;
     public double LearningRate { get; init; } = 1e-3;
     public OptimizerKind Optimizer { get; init; } = OptimizerKind.Adam;

@@ -36,6 +36,8 @@ public sealed record TrainResult(int Steps, int BestStep, string ScoreMetric, do
     IReadOnlyList<TrainPoint> History)
 {
     public double StepsPerSecond => Seconds > 0 ? Steps / Seconds : 0;
+    /// <summary>Training stopped at TrainSettings.Deadline before its steps were done.</summary>
+    public bool StoppedAtDeadline { get; init; }
 }
 
 public sealed class Trainer
@@ -111,8 +113,21 @@ public sealed class Trainer
         double first = double.NaN, last = double.NaN, running = 0;
         bool early = false;
         int step = 0;
+        bool deadline = false;
         for (; step < _s.Steps; step++)
         {
+            if (step > 0 && _s.Deadline is { } end && DateTime.UtcNow >= end)
+            {
+                deadline = true;
+                // The weights reached count like a last evaluation.
+                if (evalTargets is not null && evalTargets.Score(this) is var s && s > best + 1e-9)
+                {
+                    best = s; bestStep = step;
+                    for (int k = 0; k < _params.Count; k++) Array.Copy(_params[k].Values, bestValues[k],
+                        bestValues[k].Length);
+                }
+                break;
+            }
             var idx = sampler.Next();
             var batch = train.Gather(idx, augment ? rng : null, _s.Flip, _s.Shift, _s.Mixup);
             var targets = teacher.For(train, idx, batch);
@@ -147,7 +162,8 @@ public sealed class Trainer
             for (int k = 0; k < _params.Count; k++) Array.Copy(bestValues[k], _params[k].Values, bestValues[k].Length);
         else bestStep = step;
         return new TrainResult(step, bestStep, metric, initial, best, first, last, clock.Elapsed.TotalSeconds, early,
-            cached, history);
+            cached, history)
+        { StoppedAtDeadline = deadline };
     }
 
     /// <summary>The loss of one batch; the parameters' gradients are written to <paramref name="grads"/>.</summary>

@@ -26,6 +26,7 @@ internal static class Recovery
     {
         var calib = ctx.RequireCalibration(stage);
         var model = ctx.Model;
+        if (ctx.Deadline is { } end) settings = settings with { Deadline = end };
         var teacherSource = teacherModel ?? TeacherModel(ctx);
         var trainer = new Trainer(model, parameters, settings)
         {
@@ -49,6 +50,9 @@ internal static class Recovery
         var r = trainer.Fit(train, teacher, eval, evalTeacher);
         if (writeBack) Trainer.WriteBack(model, parameters, ctx.Rewriter.SetInitializer);
         ctx.Stats.Count("training steps", r.Steps);
+        if (r.StoppedAtDeadline)
+            ctx.Stats.Notes.Add($"{stage}: stopped at the deadline after {r.Steps} of {settings.Steps} steps, with the "
+                + "best weights so far");
         ctx.Stats.Decide(new TrainingSummary(stage, r.Steps, parameters.Count, parameters.Sum(p =>
             (long)p.Values.Length),
             eval is null ? null : r.ScoreMetric, Round(r.InitialScore), Round(r.BestScore), r.BestStep, r.FirstLoss,
