@@ -82,7 +82,13 @@ public static class BenchCommand
                 + $"mean {s.MeanMs,9:F4} ms   min {s.MinMs,9:F4} ms   {file}");
         Line("model", r.Model, model);
         if (r.Other is not null) Line("vs", r.Other, other!);
-        if (r.Speedup is double sp) sb.AppendLine(c, $"speed-up {sp:F3}x (median model / median vs)");
+        if (r.Speedup is double sp)
+        {
+            sb.AppendLine(c, $"speed-up {sp:F3}x (median model / median vs)");
+            if (r.SpeedupInterval is { } i)
+                sb.AppendLine(string.Create(c, $"95% interval {i.Low:F3}-{i.High:F3}x: ")
+                    + (r.Measurable ? "beyond the timing noise" : "no measurable change"));
+        }
         return sb.ToString();
     }
 
@@ -104,6 +110,12 @@ public static class BenchCommand
             Stats(w, "model", model, r.Model);
             if (r.Other is not null) Stats(w, "vs", other!, r.Other);
             if (r.Speedup is double sp) JsonNumbers.Write(w, "speedup", sp);
+            if (r.SpeedupInterval is { } iv)
+            {
+                JsonNumbers.Write(w, "speedup_low", iv.Low);
+                JsonNumbers.Write(w, "speedup_high", iv.High);
+                w.WriteBoolean("measurable", r.Measurable);
+            }
             w.WriteEndObject();
         }
         return System.Text.Encoding.UTF8.GetString(ms.ToArray()) + "\n";

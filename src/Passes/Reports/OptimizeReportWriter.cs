@@ -60,6 +60,12 @@ public static class OptimizeReportWriter
         JsonNumbers.Write(w, "before_median_ms", lat.Model.MedianMs);
         JsonNumbers.Write(w, "after_median_ms", lat.Other!.MedianMs);
         JsonNumbers.Write(w, "speedup", lat.Speedup!.Value);
+        if (lat.SpeedupInterval is { } iv)
+        {
+            JsonNumbers.Write(w, "speedup_low", iv.Low);
+            JsonNumbers.Write(w, "speedup_high", iv.High);
+            w.WriteBoolean("measurable", lat.Measurable);
+        }
         w.WriteEndObject();
     }
 
@@ -139,7 +145,7 @@ public static class OptimizeReportWriter
         if (r.Latency is { } lat)
             s += string.Create(c,
                 $"\nlatency (ORT, {lat.Options.Threads} thread{(lat.Options.Threads == 1 ? "" : "s")}): "
-                + $"{lat.Model.MedianMs:F4} ms -> {lat.Other!.MedianMs:F4} ms ({lat.Speedup:F2}x)");
+                + $"{lat.Model.MedianMs:F4} ms -> {lat.Other!.MedianMs:F4} ms ({lat.SpeedupText()})");
         return s;
     }
 }

@@ -39,6 +39,30 @@ public sealed record BenchReport(BenchOptions Options, LatencyStats Model, Laten
 {
     /// <summary>How many times faster the other model is (median of model / median of other).</summary>
     public double? Speedup => Other is null ? null : Model.MedianMs / Other.MedianMs;
+
+    /// <summary>A 95% interval of the speed-up: the distribution-free interval of the median of the paired
+    /// ratios model_i / other_i over the interleaved iterations (order statistics n/2 -+ 0.98 sqrt n).</summary>
+    public (double Low, double High)? SpeedupInterval { get; init; }
+
+    /// <summary>Whether the interval excludes 1: the speed-up (or slow-down) is beyond the timing noise.</summary>
+    public bool Measurable => SpeedupInterval is { } i && (i.Low > 1 || i.High < 1);
+
+    /// <summary>"1.42x (95% interval 1.38-1.47x)" or "no measurable change (0.97-1.03x)".</summary>
+    public string SpeedupText() => Speedup is not double sp ? ""
+        : SpeedupInterval is not { } i ? FormattableString.Invariant($"{sp:F2}x")
+        : Measurable ? FormattableString.Invariant($"{sp:F2}x (95% interval {i.Low:F2}-{i.High:F2}x)")
+        : FormattableString.Invariant($"no measurable change ({sp:F2}x, 95% interval {i.Low:F2}-{i.High:F2}x)");
+
+    public static (double, double)? MedianInterval(IReadOnlyList<double> a, IReadOnlyList<double> b)
+    {
+        var n = Math.Min(a.Count, b.Count);
+        if (n < 6) return null;
+        var r = Enumerable.Range(0, n).Select(i => a[i] / b[i]).Order().ToArray();
+        var half = 0.98 * Math.Sqrt(n);
+        var lo = Math.Clamp((int)Math.Floor(n / 2.0 - half), 0, n - 1);
+        var hi = Math.Clamp((int)Math.Ceiling(n / 2.0 + half), 0, n - 1);
+        return (r[lo], r[hi]);
+    }
 }
 
 public static class Benchmark
@@ -77,7 +101,10 @@ public static class Benchmark
             if (b is null || i % 2 == 0) { TimeA(); if (b is not null) TimeB(); }
             else { TimeB(); TimeA(); }
         }
-        return new BenchReport(o, LatencyStats.Of(ta), b is null ? null : LatencyStats.Of(tb));
+        return new BenchReport(o, LatencyStats.Of(ta), b is null ? null : LatencyStats.Of(tb))
+        {
+            SpeedupInterval = b is null ? null : BenchReport.MedianInterval(ta, tb),
+        };
     }
 
     private static IReadOnlyDictionary<string, ValueRange> RangesOf(byte[] model) =>
