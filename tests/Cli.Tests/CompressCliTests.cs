@@ -59,4 +59,45 @@ public class CompressCliTests
         Assert.Contains("--eval", m.Err);
         Assert.False(File.Exists(output));
     }
+
+    [Fact]
+    public void TheTimeBudgetIsADeadlineAndTheCutWorkIsReported()
+    {
+        var dir = Paths.TempDir();
+        var recipe = Path.Combine(dir, "r.yaml");
+        File.WriteAllText(recipe, """
+            target: size
+            max_drop: 5
+            beam: 1
+            stages:
+              - name: pruning
+                candidates: ["prune{macs=0.7},distill{steps=100000,eval-every=0}"]
+              - name: clustering
+                candidates: ["cluster{bits=4}", "cluster{bits=3}"]
+            """);
+        var data = Path.Combine(Paths.TestModels, "digits", "data");
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        var r = Cli.Run("compress", Cli.Model("digits/resnet.onnx"), "-o", Path.Combine(dir, "o.onnxz"), "--calib",
+            Path.Combine(data, "calib"), "--eval", Path.Combine(data, "test"), "--recipe", recipe,
+            "--bench-iterations", "5", "--time-budget", "0.25", "--report", Path.Combine(dir, "r.json"));
+        Assert.True(r.ExitCode == 0, r.Err);
+        // 15 s of budget: training stops at it, the clustering stage is cut (the pruning candidate took longer
+        // than what is left), and the whole run ends within half a budget more.
+        Assert.True(sw.Elapsed.TotalSeconds < 22.5, $"{sw.Elapsed.TotalSeconds:F1} s");
+        Assert.Contains("distill: stopped at the deadline after", r.Err);
+        Assert.Contains("cut [clustering]", r.Err);
+    }
+
+    [Fact]
+    public void AStageThatCannotChangeTheModelIsSkippedWithItsReason()
+    {
+        var dir = Paths.TempDir();
+        var data = Path.Combine(Paths.TestModels, "digits", "data");
+        var r = Cli.Run("compress", Cli.Model("transformers/vit_op13.onnx"), "-o", Path.Combine(dir, "o.onnx"),
+            "--calib", Path.Combine(data, "calib"), "--eval", Path.Combine(data, "test"), "--target", "latency",
+            "--bench-iterations", "5");
+        Assert.True(r.ExitCode == 0, r.Err);
+        Assert.Contains("cut [layer-folding] 2 candidates: cannot change the model: linearize: no eligible activation", r.Err);
+        Assert.Contains("cut [pruning] 3 candidates: cannot change the model: prune: no prunable channel group", r.Err);
+    }
 }

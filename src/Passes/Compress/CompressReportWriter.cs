@@ -90,13 +90,17 @@ public static class CompressReportWriter
         s += string.Create(c, $"\n  {metric} drop {x.Drop:F2} points");
         if (x.Accuracy is { } a && r.ReferenceAccuracy is { } ra) s += string.Create(c, $" ({ra:F2}% -> {a:F2}%)");
         s += string.Create(c,
-            $"; latency {input.LatencyMs:F4} -> {x.LatencyMs:F4} ms ({input.LatencyMs / x.LatencyMs:F2}x); "
+            $"; latency {r.Latency.Model.MedianMs:F4} -> {r.Latency.Other!.MedianMs:F4} ms "
+            + $"({r.Latency.SpeedupText()}); "
             + $"file {input.Bytes:N0} -> {x.Bytes:N0} B, packed {x.PackedBytes:N0} B "
                 + $"({(double)input.Bytes / x.PackedBytes:F1}x "
             + $"smaller than the input); MACs {input.Macs:N0} -> {x.Macs:N0}; non-linear depth "
                 + $"{input.NonLinearDepth} -> "
             + $"{x.NonLinearDepth}");
-        if (r.Skipped.Count > 0) s += $"\n  skipped {r.Skipped.Count} candidates: time budget spent";
+        // "[stage] step: reason" lines, one per stage and reason.
+        foreach (var g in r.Skipped.GroupBy(k => (Stage: k[..(k.IndexOf(']') + 1)], Reason: k[(k.IndexOf(": ",
+            StringComparison.Ordinal) + 2)..])))
+            s += $"\n  cut {g.Key.Stage} {g.Count()} candidate{(g.Count() == 1 ? "" : "s")}: {g.Key.Reason}";
         return s;
     }
 }

@@ -8,9 +8,12 @@
 //     drop with labels, else top-1 agreement), timed in ORT (1 thread, interleaved with the input), sized as
 //     .onnx and as the packed archive; the `beam` best within the budget, by the target, go on.
 // The best candidate within the budget over the whole search is the result, and no candidate over it ever is;
-// the (drop, latency, packed size) Pareto set is marked. --time-budget stops starting candidates once spent
-// and records what it skipped. Deterministic for a fixed seed when the target is size or macs (latency
-// targets follow the timings measured).
+// the (drop, latency, packed size) Pareto set is marked. --time-budget is a deadline: training stops at it with its
+// best weights, no candidate starts that the last one of its stage says cannot finish in the time left, and a step
+// whose pass cannot change the model (prune without a prunable group, linearize without an eligible activation) is
+// skipped with the reason; the report lists what was cut. Latency is a claim only beyond the timing noise (the 95%
+// interval of the interleaved speed-up excludes 1). Deterministic for a fixed seed when the target is size or
+// macs (latency targets follow the timings measured).
 using System.Diagnostics;
 using System.Globalization;
 using OnnxOpt.Calibration;
@@ -93,6 +96,8 @@ public static class Compressor
         string? outputPath = null)
     {
         var clock = Stopwatch.StartNew();
+        DateTime? deadline = o.TimeBudgetMinutes is { } minutes ? DateTime.UtcNow.AddMinutes(minutes) : null;
+        var stageSeconds = new Dictionary<string, double>(StringComparer.Ordinal);
         var recipe = (o.Recipe ?? Recipe.Auto("size", 1)).Normalize();
         var log = o.Log ?? TextWriter.Null;
         var originalBytes = OnnxExporter.ToBytes(input);
@@ -155,8 +160,23 @@ public static class Compressor
                     if (step.Length == 0) { next.Add(sid); continue; }
                     if (o.TimeBudgetMinutes is { } tb && clock.Elapsed.TotalMinutes >= tb)
                     {
-                        skipped.Add($"[{stage.Name}] {step} after #{sid} (time budget of "
-                            + $"{tb.ToString(CultureInfo.InvariantCulture)} min spent)");
+                        skipped.Add($"[{stage.Name}] {Pipeline.Brief(step)} after #{sid}: time budget of "
+                            + $"{tb.ToString(CultureInfo.InvariantCulture)} min spent");
+                        continue;
+                    }
+                    if (deadline is { } end && stageSeconds.TryGetValue(stage.Name, out var took)
+                        && (end - DateTime.UtcNow).TotalSeconds < took)
+                    {
+                        skipped.Add(string.Create(CultureInfo.InvariantCulture, $"[{stage.Name}] "
+                            + $"{Pipeline.Brief(step)} after #{sid}: would not finish (the last one took {took:F0} s, "
+                            + $"{(end - DateTime.UtcNow).TotalSeconds:F0} s left)"));
+                        continue;
+                    }
+                    if (WhyNoChange(step, parent.Model) is { } why)
+                    {
+                        var line = $"[{stage.Name}] {Pipeline.Brief(step)}: cannot change the model: {why}";
+                        if (!skipped.Contains(line)) skipped.Add(line);
+                        log.WriteLine($"compress: {line}");
                         continue;
                     }
                     var sw = Stopwatch.StartNew();
@@ -165,11 +185,19 @@ public static class Compressor
                     try
                     {
                         var model = parent.Model.Clone();
-                        var ctx = new PassContext(model, o.Calibration, log, o.Evaluation) { Original = input };
+                        var ctx = new PassContext(model, o.Calibration, log, o.Evaluation)
+                        {
+                            Original = input,
+                            Deadline = deadline,
+                        };
                         var runs = PipelineRunner.Run(model, Pipeline.Parse(step), ctx);
                         Verifier.Verify(model);
                         var bytes = OnnxExporter.ToBytes(model);
                         var c = Evaluate(sid, stage.Name, step, pipeline, model, bytes, sw.Elapsed.TotalSeconds);
+                        stageSeconds[stage.Name] = sw.Elapsed.TotalSeconds;
+                        foreach (var note in runs.SelectMany(r => r.Stats.Notes)
+                            .Where(n => n.Contains("stopped at the deadline", StringComparison.Ordinal)))
+                            skipped.Add($"[{stage.Name}] #{c.Id}: {note}");
                         states[c.Id] = new State(c, model, bytes, [.. parent.Runs, .. runs]);
                         if (c.WithinBudget) next.Add(c.Id);
                     }
@@ -215,6 +243,14 @@ public static class Compressor
             Latency = latency,
         };
         return new CompressResult(best.Model, best.Bytes, ModelArchive.Pack(best.Bytes, out _), report);
+    }
+
+    /// <summary>Why a candidate step cannot change the model (its first pass that says so), or null.</summary>
+    private static string? WhyNoChange(string step, Model model)
+    {
+        foreach (var s in Pipeline.Parse(step).Steps)
+            if (s.Pass.WhyNoChange(model, s.Options) is { } why) return $"{s.Pass.Name}: {why}";
+        return null;
     }
 
     /// <summary>What the target minimizes.</summary>

@@ -33,6 +33,10 @@ public abstract class Pass
     public virtual bool NeedsTeacher(PassOptions options) => false;
     /// <summary>Whether the pass also rewrites subgraphs (If/Loop/Scan bodies); most see the main graph only.</summary>
     public virtual bool VisitsSubgraphs => false;
+    /// <summary>Why this pass cannot change <paramref name="model"/> at all (no prunable group, no eligible
+    /// activation), checked before spending time on it (compress skips such a stage with the reason); null when
+    /// it may change it.</summary>
+    public virtual string? WhyNoChange(Model model, PassOptions options) => null;
 
     /// <summary>The options with every default, e.g. for listings.</summary>
     public PassOptions Defaults() => new(this);
@@ -61,6 +65,8 @@ public sealed class PassContext
     /// <summary>Held-out data for passes that search under an accuracy budget (optimize --eval).</summary>
     public Calibration.CalibrationSource? Evaluation { get; }
     public TextWriter Log { get; }
+    /// <summary>When training passes must stop (with their best weights so far); null: no deadline.</summary>
+    public DateTime? Deadline { get; init; }
     public PassStats Stats { get; internal set; } = new();
 
     public Calibration.CalibrationSource RequireCalibration(string pass) =>

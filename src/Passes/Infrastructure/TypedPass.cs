@@ -58,6 +58,10 @@ public abstract class Pass<TOptions> : Pass where TOptions : class, new()
     public sealed override bool NeedsTeacher(PassOptions options) => NeedsTeacher(Bind(options));
     public virtual bool NeedsTeacher(TOptions options) => false;
 
+    public sealed override string? WhyNoChange(GraphIR.Model model, PassOptions options) =>
+        WhyNoChange(model, Bind(options));
+    public virtual string? WhyNoChange(GraphIR.Model model, TOptions options) => null;
+
     /// <summary>The typed record of a pipeline step's (parsed, range-checked) options.</summary>
     public static TOptions Bind(PassOptions options)
     {

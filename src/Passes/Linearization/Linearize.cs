@@ -65,6 +65,14 @@ public sealed class Linearize : Pass<LinearizeOptions>
     public override bool IsExact(LinearizeOptions options) => false;
     public override string BudgetOption => "max-agreement-drop";
     public override DataNeeds Needs(LinearizeOptions options) => DataNeeds.Calibration;
+
+    public override string? WhyNoChange(Model model, LinearizeOptions options)
+    {
+        var copy = model.Clone();
+        ShapeInference.Run(copy);
+        return copy.Graph.Nodes.Any(a => IsActivation(a) && a.Input(0)?.Producer is { } p && IsLinearProducer(p)
+            && !a.Output().IsGraphOutput) ? null : "no eligible activation (the ReLU family after a linear op)";
+    }
     public override bool NeedsTeacher(LinearizeOptions options) => options.Mode == "train";
     // Activations linearize can take (piecewise linear), the ops whose output may feed one (linear or
     // affine: the activation then sits between two foldable ops) and the ops that may read it.

@@ -71,6 +71,16 @@ public sealed class Prune : Pass<PruneOptions>
         || options.Allocate == "sensitivity" || options.Unit == "block"
             ? DataNeeds.Calibration : DataNeeds.None;
 
+    public override string? WhyNoChange(Model model, PruneOptions options)
+    {
+        if (options.Unit == "block") return null;
+        var exclude = options.Exclude.Split(';',
+            StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        var d = DependencyGroups.Analyze(model.Clone(), exclude.ToHashSet(StringComparer.Ordinal));
+        return d.Groups.Any(g => g.Prunable) ? null
+            : $"no prunable channel group ({d.Groups.Count} groups, all refused; see `onnxopt groups`)";
+    }
+
     public override void Run(PassContext ctx, PruneOptions o)
     {
         UpgradeOpset.Require(ctx, Name, 13, "the opset onnxopt's compression passes share");
