@@ -286,6 +286,9 @@ public sealed class Trainer
         int inner = a.Length / a.Shape[0];
         var shape = (int[])a.Shape.Clone();
         shape[0] = hi - lo;
+        // Token ids and masks are integer arrays.
+        if (a.IsInt)
+            return new NdArray<float>(shape, a.I.AsSpan(lo * inner, (hi - lo) * inner).ToArray(), a.ElementType);
         return new NdArray<float>(shape, a.R.AsSpan(lo * inner, (hi - lo) * inner).ToArray());
     }
 
