@@ -101,6 +101,14 @@ public static class Compressor
         var recipe = (o.Recipe ?? Recipe.Auto("size", 1)).Normalize();
         var log = o.Log ?? TextWriter.Null;
         var originalBytes = OnnxExporter.ToBytes(input);
+        // Latency is timed on the user's held-out inputs (their first batch), not on random ones.
+        o = o with
+        {
+            Bench = o.Bench with
+            {
+                Inputs = o.Bench.Inputs ?? Optimizer.BenchInputs(o.Evaluation, input, o.Bench.Batch),
+            },
+        };
         var evalSettings = new SessionSettings { Optimization = GraphOptimization.All };
         using var reference = InferenceSession.FromBytes(originalBytes, evalSettings);
         var all = new List<CompressCandidate>();
@@ -201,11 +209,15 @@ public static class Compressor
                         states[c.Id] = new State(c, model, bytes, [.. parent.Runs, .. runs]);
                         if (c.WithinBudget) next.Add(c.Id);
                     }
-                    catch (Exception e) when (e is OnnxModelException or OrtException)
+                    // A defect in one candidate's passes (InvalidOperation, NotSupported, ...) fails that candidate,
+                    // with its message in the report, instead of the whole search.
+                    catch (Exception e) when (e is OnnxModelException or OrtException or InvalidOperationException
+                        or NotSupportedException or ArgumentException or IndexOutOfRangeException)
                     {
                         var c = new CompressCandidate(all.Count, sid, stage.Name, step, pipeline)
                         {
-                            Error = e.Message.ReplaceLineEndings(" "),
+                            Error = (e is OnnxModelException or OrtException ? ""
+                                : $"internal error ({e.GetType().Name}): ") + e.Message.ReplaceLineEndings(" "),
                             Seconds = Math.Round(sw.Elapsed.TotalSeconds, 3),
                             Drop = double.PositiveInfinity,
                         };
