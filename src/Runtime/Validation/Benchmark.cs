@@ -47,11 +47,27 @@ public sealed record BenchReport(BenchOptions Options, LatencyStats Model, Laten
     /// <summary>Whether the interval excludes 1: the speed-up (or slow-down) is beyond the timing noise.</summary>
     public bool Measurable => SpeedupInterval is { } i && (i.Low > 1 || i.High < 1);
 
-    /// <summary>"1.42x (95% interval 1.38-1.47x)" or "no measurable change (0.97-1.03x)".</summary>
-    public string SpeedupText() => Speedup is not double sp ? ""
-        : SpeedupInterval is not { } i ? FormattableString.Invariant($"{sp:F2}x")
-        : Measurable ? FormattableString.Invariant($"{sp:F2}x (95% interval {i.Low:F2}-{i.High:F2}x)")
-        : FormattableString.Invariant($"no measurable change ({sp:F2}x, 95% interval {i.Low:F2}-{i.High:F2}x)");
+    /// <summary>"1.42x (95% interval 1.38-1.47x)" or "no measurable change (1.01x, 95% interval 0.97-1.03x)"; with
+    /// an interval the point is the median of the paired ratios it is the interval of.</summary>
+    public string SpeedupText()
+    {
+        if (Speedup is not double sp) return "";
+        if (SpeedupInterval is not { } i) return FormattableString.Invariant($"{sp:F2}x");
+        var p = PairedSpeedup ?? sp;
+        return Measurable ? FormattableString.Invariant($"{p:F2}x (95% interval {i.Low:F2}-{i.High:F2}x)")
+            : FormattableString.Invariant($"no measurable change ({p:F2}x, 95% interval {i.Low:F2}-{i.High:F2}x)");
+    }
+
+    /// <summary>The median of the paired per-iteration ratios model_i / other_i.</summary>
+    public double? PairedSpeedup { get; init; }
+
+    public static double? MedianRatio(IReadOnlyList<double> a, IReadOnlyList<double> b)
+    {
+        var n = Math.Min(a.Count, b.Count);
+        if (n == 0) return null;
+        var r = Enumerable.Range(0, n).Select(i => a[i] / b[i]).Order().ToArray();
+        return n % 2 == 1 ? r[n / 2] : (r[n / 2 - 1] + r[n / 2]) / 2;
+    }
 
     public static (double, double)? MedianInterval(IReadOnlyList<double> a, IReadOnlyList<double> b)
     {
@@ -104,6 +120,7 @@ public static class Benchmark
         return new BenchReport(o, LatencyStats.Of(ta), b is null ? null : LatencyStats.Of(tb))
         {
             SpeedupInterval = b is null ? null : BenchReport.MedianInterval(ta, tb),
+            PairedSpeedup = b is null ? null : BenchReport.MedianRatio(ta, tb),
         };
     }
 
