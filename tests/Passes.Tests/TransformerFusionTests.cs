@@ -132,3 +132,41 @@ public class TransformerFusionTests
         AssertSame("bert_op13", m, after);
     }
 }
+
+public class LatencyWarningTests
+{
+    private static OptimizeReport Report(string pipeline, double a, double b, string model)
+    {
+        var m = OnnxImporter.Load(Paths.Model(model));
+        var stats = ModelStats.Compute(m);
+        var ta = Enumerable.Range(0, 50).Select(i => a + 0.001 * (i % 5)).ToArray();
+        var tb = Enumerable.Range(0, 50).Select(i => b + 0.001 * (i % 3)).ToArray();
+        var l = new LatencyStats(a, a, a, a);
+        var lat = new BenchReport(new BenchOptions(), l, new LatencyStats(b, b, b, b))
+        {
+            SpeedupInterval = BenchReport.MedianInterval(ta, tb),
+            PairedSpeedup = BenchReport.MedianRatio(ta, tb),
+        };
+        return new OptimizeReport
+        {
+            Pipeline = pipeline,
+            Exact = true,
+            Before = stats,
+            After = stats,
+            Passes = [],
+            Latency = lat,
+        };
+    }
+
+    [Fact]
+    public void AMeasurablySlowerResultIsSaidAndASpecializedTransformerGetsTheReason()
+    {
+        var slow = Report("fix-dims{dims=batch:1},fuse", 1.0, 1.3, "transformers/vit_op17.onnx");
+        Assert.Contains("runs the result slower than the input", slow.LatencyWarning);
+        Assert.Contains("SkipLayerNormalization", slow.LatencyWarning);
+        Assert.Contains(slow.LatencyWarning!, slow.Notes);
+        Assert.DoesNotContain("SkipLayerNormalization", Report("canonicalize", 1.0, 1.3, "digits/resnet.onnx")
+            .LatencyWarning);
+        Assert.Null(Report("fix-dims{dims=batch:1}", 1.3, 1.0, "transformers/vit_op17.onnx").LatencyWarning);
+    }
+}

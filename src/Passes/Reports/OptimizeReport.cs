@@ -28,5 +28,18 @@ public sealed record OptimizeReport
     public ValidationOutcome? Validation { get; init; }
     public BenchReport? Latency { get; init; }
 
-    public IEnumerable<string> Notes => Passes.SelectMany(p => p.Stats.Notes);
+    public IEnumerable<string> Notes =>
+        Passes.SelectMany(p => p.Stats.Notes).Concat(LatencyWarning is { } w ? [w] : []);
+
+    /// <summary>When ORT measurably runs the result slower than the input, says so (and, after shape
+    /// specialization, the measured reason: static shapes let ORT fuse SkipLayerNormalization, slower on CPU).
+    /// </summary>
+    public string? LatencyWarning => Latency is { Measurable: true, PairedSpeedup: < 1 } lat
+        ? "ONNX Runtime runs the result slower than the input: " + lat.SpeedupText()
+            + (Pipeline.Contains("fix-dims", StringComparison.Ordinal)
+                && After.OpHistogram.ContainsKey("LayerNormalization")
+                ? "; with static shapes ORT's own optimizer fuses residual Add + LayerNorm into SkipLayerNormalization,"
+                    + " slower on this CPU: without --dim (fix-dims) the dims stay symbolic"
+                : "")
+        : null;
 }
