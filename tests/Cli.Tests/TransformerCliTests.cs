@@ -125,4 +125,15 @@ public class TransformerCliTests
         r = Cli.Run("inspect", Bert, "--dim", "sequence=32");
         Assert.DoesNotContain("at least", r.Out);
     }
+
+    [Fact]
+    public void ScoreRunsSynFlowFromTheEmbeddingsOfATokenModelAndExplainsTheAttentionCollapse()
+    {
+        var r = Cli.Run("score", Bert, "--iterations", "5", "--input-shape", "input_ids=1x8",
+            "--input-shape", "attention_mask=1x8", "--input-shape", "token_type_ids=1x8");
+        Assert.True(r.ExitCode == 0, r.Err);
+        Assert.Contains("'/layers.0/inter/MatMul' (MatMul)", r.Out);
+        Assert.Contains("note: 4 attention query/key projections collapse under SynFlow", r.Err);
+        Assert.Equal(0, Cli.Run("score", Bert, "--method", "magnitude").ExitCode);
+    }
 }

@@ -209,6 +209,15 @@ public sealed class Rewriter(Model model)
         _touched.Add(n);
     }
 
+    /// <summary>Turns a graph input into a constant holding <paramref name="data"/> (its name and uses stay).
+    /// </summary>
+    public void FreezeInput(Value input, Tensor data)
+    {
+        Changes++;
+        input.Graph.FreezeInput(input, data);
+        TouchUsers(input);
+    }
+
     public void SetInitializer(Value v, Tensor data)
     {
         Changes++;

@@ -64,6 +64,7 @@ public static class ScoreCommand
             }.ToSaliency(ctx.Progress);
             var result = Saliency.Score(m, o);
             ctx.Out.Write(ToText(path, result));
+            foreach (var note in result.Notes) ctx.Err.WriteLine("note: " + note);
             if (r.GetValue(json) is { } jp) GraphIR.AtomicFile.WriteAllText(jp, ToJson(path, result));
             ctx.Err.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"{result.Rounds} round(s) in {result.Seconds:F2} s ({result.MsPerRound:F1} ms per round)"));

@@ -52,6 +52,9 @@ public sealed record SaliencyResult(SaliencyOptions Options, double R, int Round
     public bool LayerCollapse => Layers.Any(l => l.Collapsed);
     public long Weights => Layers.Sum(l => l.Weights);
     public long Kept => Layers.Sum(l => l.Kept);
+    /// <summary>Why some of the result is what it is (attention query/key projections collapsing under SynFlow).
+    /// </summary>
+    public IReadOnlyList<string> Notes { get; init; } = [];
 }
 
 public static class Saliency
@@ -120,7 +123,10 @@ public static class Saliency
                 o.Method == "synflow" && r != 0 ? Math.Abs(total - r) / r : double.NaN, kept, (double)kept / s.Length, kept == 0, filters);
         }).ToList();
         return new SaliencyResult(o, r, rounds, layers, masks, first, sw.Elapsed.TotalSeconds,
-            sw.Elapsed.TotalMilliseconds / rounds);
+            sw.Elapsed.TotalMilliseconds / rounds)
+        {
+            Notes = o.Method == "synflow" ? AttentionNotes(model, layers) : [],
+        };
     }
 
     public static List<PrunableWeight> PrunableWeights(Model model)
@@ -178,5 +184,21 @@ public static class Saliency
             prefix |= (ulong)bucket << shift;
         }
         return BitConverter.Int64BitsToDouble((long)prefix);
+    }
+
+    /// <summary>SynFlow gives an attention block's query and key projections no saliency: with the all-ones input
+    /// every key is the same, so the Softmax's gradient to its scores vanishes. Said rather than left as an
+    /// unexplained collapse.</summary>
+    private static List<string> AttentionNotes(Model model, IReadOnlyList<LayerSaliency> layers)
+    {
+        var collapsed = layers.Where(l => l.Collapsed).Select(l => l.Layer).ToHashSet(StringComparer.Ordinal);
+        if (collapsed.Count == 0) return [];
+        var copy = model.Clone();
+        ShapeInference.Run(copy);
+        var qk = AttentionView.All(copy.Graph).SelectMany(a => new[] { a.Query.MatMul, a.Key.MatMul })
+            .Select(n => n.ToString()).Where(collapsed.Contains).Distinct().ToList();
+        return qk.Count == 0 ? [] : [$"{qk.Count} attention query/key projections collapse under SynFlow: with an "
+            + "all-ones input every key is the same, so the attention Softmax passes them no gradient; their scores "
+            + "say nothing about them (score them with method=magnitude, or prune heads as units)"];
     }
 }

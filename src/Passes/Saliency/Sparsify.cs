@@ -74,6 +74,7 @@ public sealed class Sparsify : Pass<SparsifyOptions>
         }
         ctx.Stats.Count("layers", result.Layers.Count);
         ctx.Stats.Count("layers collapsed", result.Layers.Count(l => l.Collapsed));
+        ctx.Stats.Notes.AddRange(result.Notes);
         ctx.Stats.Decide(new SparsifySummary(o.Method, result.Rounds, result.R, result.Weights, result.Kept,
             (double)result.Kept / result.Weights, result.LayerCollapse));
         if (result.LayerCollapse)

@@ -6,7 +6,10 @@
 //      signals it is the identity anyway);
 //   3. every float parameter replaced by |p|; the prunable weights also multiplied by their mask;
 //   4. input all ones, batch 1; R = sum of all outputs, a trailing Softmax/LogSoftmax cut (sum(softmax)
-//      is constant, its gradient 0).
+//      is constant, its gradient 0). A token model has no float input: its integer inputs become constants (ids
+//      0, masks 1, batch 1 and other symbolic dims 16 unless --input-shape gives them) and every embedding lookup
+//      (a Gather of a float [rows, width] table) becomes a float input, so the all-ones signal starts at the
+//      embeddings; the tables themselves are not scored.
 // One round: forward, then backward with seed 1 on each output, and score(w) = |dR/dw * w|.
 using System.Numerics;
 using OnnxOpt.Autodiff;
@@ -25,6 +28,46 @@ internal sealed class SynFlowNetwork
 
     private static readonly HashSet<string> ToIdentity = new(StringComparer.Ordinal) { "Clip", "HardSwish", "Tanh", "LeakyRelu", "PRelu" };
     private static readonly HashSet<string> ToOne = new(StringComparer.Ordinal) { "Sigmoid", "HardSigmoid" };
+
+    /// <summary>Integer inputs frozen to constants, embedding lookups turned into float inputs (see the header).
+    /// </summary>
+    private static List<string> EmbeddingsAsInputs(Model m, Rewriter rw, IReadOnlyDictionary<string, int[]> shapes)
+    {
+        var g = m.Graph;
+        var tokens = g.Inputs.Where(i => !i.IsInitializer && !i.ElementType.IsFloatingPoint()
+            && i.ElementType is not DataType.Undefined).ToList();
+        if (tokens.Count == 0) return [];
+        var ranges = Data.InputRanges.Of(g);
+        foreach (var t in tokens)
+        {
+            var dims = shapes.TryGetValue(t.Name, out var given) ? given.Select(v => (long)v).ToArray()
+                : (t.Shape?.Dims ?? []).Select((d, k) => d.Value ?? (k == 0 ? 1 : 16)).ToArray();
+            var n = dims.Aggregate(1L, (a, b) => a * b);
+            long value = ranges.TryGetValue(t.Name, out var r) && r.IsMask ? 1 : 0;
+            var data = t.ElementType == DataType.Int32
+                ? Tensor.FromValues(t.Name, DataType.Int32, dims, Enumerable.Repeat((int)value, (int)n).ToArray())
+                : Tensor.FromInt64s(t.Name, dims, Enumerable.Repeat(value, (int)n).ToArray());
+            rw.FreezeInput(t, data);
+        }
+        ShapeInference.Refresh(m);   // the symbolic types inferred before are now static
+        int lookups = 0;
+        foreach (var gather in g.Nodes.Where(x => x is { OpType: "Gather", IsStandard: true }).ToList())
+        {
+            if (gather.Input(0) is not { Initializer: { Dims.Length: 2 } table } || !table.ElementType.IsFloatingPoint()
+                || gather.Output() is not { Shape: { IsFullyKnown: true } shape } y) continue;
+            var input = g.AddInput(g.FreshName(y.Name + "_embedding"), OnnxType.Tensor(table.ElementType, shape));
+            rw.Replace(y, input);
+            rw.Erase(gather);
+            lookups++;
+        }
+        if (lookups == 0)
+            throw new OnnxModelException($"input '{tokens[0].Name}' is {tokens[0].ElementType.Name()} and no embedding "
+                + "lookup follows it: SynFlow feeds all-ones float inputs; score it with method=magnitude (score "
+                + "--method magnitude, sparsify{method=magnitude})");
+        rw.RemoveDeadNodes(g);
+        rw.Finish();
+        return tokens.Select(t => t.Name).ToList();
+    }
 
     public static SynFlowNetwork Build(Model original, IReadOnlyList<PrunableWeight> prunables,
         IReadOnlyDictionary<string, int[]> shapes)
@@ -60,6 +103,7 @@ internal sealed class SynFlowNetwork
         }
         rw.Finish();
 
+        var frozen = EmbeddingsAsInputs(clone, rw, shapes);
         var outputs = g.Outputs.Select(o => o.Producer is { OpType: "Softmax" or "LogSoftmax", IsStandard: true } sm ? sm.Input(0)!.Name : o.Name).ToList();
         var inputShapes = new Dictionary<string, int[]>(StringComparer.Ordinal);
         foreach (var i in g.Inputs.Where(i => !i.IsInitializer))
@@ -75,7 +119,7 @@ internal sealed class SynFlowNetwork
             inputShapes[i.Name] = s.Dims.Select((d, k) => d.Value is long v ? (int)v : k == 0 ? 1
                 : throw new OnnxModelException($"input '{i.Name}' has symbolic dimension '{d}' at axis {k}: give its shape (--input-shape {i.Name}=1x...)")).ToArray();
         }
-        foreach (var name in shapes.Keys)
+        foreach (var name in shapes.Keys.Except(frozen))
             if (!inputShapes.ContainsKey(name)) throw new OnnxModelException($"--input-shape names '{name}', which is not an input of the model");
         return new SynFlowNetwork { Model = clone, WeightNames = names, Outputs = outputs, InputShapes = inputShapes };
     }
