@@ -136,4 +136,15 @@ public class TransformerCliTests
         Assert.Contains("note: 4 attention query/key projections collapse under SynFlow", r.Err);
         Assert.Equal(0, Cli.Run("score", Bert, "--method", "magnitude").ExitCode);
     }
+
+    [Fact]
+    public void QuantizeDynamicNeedsNoCalibrationAndIsJudgedOnThePooledEmbedding()
+    {
+        var dir = Paths.TempDir();
+        var o = Path.Combine(dir, "q.onnx");
+        var r = Cli.Run("quantize", Bert, "-o", o, "--mode", "dynamic", "--eval", Cli.Model("transformers/bert_eval"));
+        Assert.True(r.ExitCode == 0, r.Err);
+        Assert.Contains("budget measure: cosine of the mean-pooled last_hidden_state", r.Err);
+        Assert.Contains(OnnxOpt.GraphIR.OnnxImporter.Load(o).Graph.Nodes, n => n.OpType == "DynamicQuantizeMatMul");
+    }
 }

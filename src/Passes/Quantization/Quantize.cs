@@ -1,4 +1,5 @@
-// quantize: post-training int8 quantization from calibration data (main graph only; subgraphs stay float).
+// quantize: post-training int8 quantization from calibration data (main graph only; subgraphs stay float);
+// mode=dynamic: DynamicQuantize (no calibration, activations quantized at run time).
 //   1. calibrate every activation a quantization may touch, in one streaming pass (Calibration:
 //      minmax | percentile | entropy | mse);
 //   2. emit QDQ (QdqEmitter), or lower it to QOperator ops (format=qoperator, QOperatorLowering);
@@ -13,6 +14,9 @@ namespace OnnxOpt.Passes;
 
 public sealed record QuantizePassOptions
 {
+    [Option("mode", "static: calibrated QDQ/QOperator; dynamic: int8 MatMul/Gemm weights, activations quantized at "
+        + "run time (no calibration data)", Choices = ["static", "dynamic"])]
+    public string Mode { get; init; } = "static";
     [Option("format", "QuantizeLinear/DequantizeLinear pairs ORT fuses, or QLinearConv/QLinearMatMul/... ops",
         Choices = ["qdq", "qoperator"])]
     public string Format { get; init; } = "qdq";
@@ -77,9 +81,18 @@ public sealed class Quantize : Pass<QuantizePassOptions>
     public override bool IsExact(QuantizePassOptions options) => false;
     public override string BudgetOption => "max-drop";
     public override DataNeeds Needs(QuantizePassOptions options) =>
-        DataNeeds.Calibration | (options.MaxDrop >= 0 ? DataNeeds.Evaluation : DataNeeds.None);
+        (options.Mode == "dynamic" ? DataNeeds.None : DataNeeds.Calibration)
+        | (options.MaxDrop >= 0 ? DataNeeds.Evaluation : DataNeeds.None);
     public override void Run(PassContext ctx, QuantizePassOptions o)
     {
+        if (o.Mode == "dynamic")
+        {
+            if (o.MaxDrop >= 0 || o.Format != "qdq")
+                throw new OnnxModelException("quantize{mode=dynamic}: max-drop and format apply to static int8 only "
+                    + "(a dynamic model is validated by optimize --eval)");
+            DynamicQuantize.Run(ctx, o);
+            return;
+        }
         var calib = ctx.RequireCalibration(Name);
         var model = ctx.Model;
         // Cheap preconditions before the (possibly long) calibration.

@@ -1,0 +1,72 @@
+// quantize{mode=dynamic}: every MatMul/Gemm with a constant weight becomes DynamicQuantizeMatMul with per-column
+// int8 weights and its bias folded in, with no calibration data; the BERT-style model keeps its pooled embedding.
+using OnnxOpt.Data;
+using OnnxOpt.GraphIR;
+using OnnxOpt.Passes;
+using OnnxOpt.Runtime;
+using OnnxOpt.Runtime.Validation;
+using static OnnxOpt.Tests.PassTestKit;
+
+namespace OnnxOpt.Tests.Passes;
+
+public class DynamicQuantizeTests
+{
+    [Fact]
+    public void EveryWeightedMatMulOfTheBertBecomesDynamicInt8AndTheEmbeddingHolds()
+    {
+        var m = OnnxImporter.Load(Paths.Model("transformers/bert_op13.onnx"));
+        var matmuls = m.Graph.Nodes.Count(n => n.OpType is "MatMul" or "Gemm" && Rewriter.ConstantOf(n.Input(1)) is not null);
+        var (q, runs) = Run(m, "quantize{mode=dynamic}");
+        var dq = q.Graph.Nodes.Where(n => n.OpType == "DynamicQuantizeMatMul").ToList();
+        Assert.Equal(matmuls, dq.Count);
+        Assert.All(dq, n => Assert.Equal("com.microsoft", n.Domain));
+        Assert.All(dq, n => Assert.NotNull(n.Input(4)));              // the bias Add folded in
+        Assert.All(dq, n => Assert.Equal(DataType.Int8, Rewriter.ConstantOf(n.Input(1))!.ElementType));
+        Assert.Equal(matmuls, Counter(runs, "quantized MatMul") + Counter(runs, "quantized Gemm"));
+        using var a = InferenceSession.FromModel(m);
+        using var b = InferenceSession.FromModel(q);
+        var data = DataSet.FromFolder(Paths.Model("transformers/bert_eval"), a.Inputs);
+        var r = Validator.Compare(a, b, data);
+        Assert.True(r.Primary!.Value > 0.999, r.Primary.ToString());
+    }
+
+    [Fact]
+    public void PerColumnScalesReproduceTheWeightWithinHalfAStep()
+    {
+        var m = TextParser.ParseModel("""
+            <ir_version: 8, opset_import: ["" : 13]>
+            g (float[N,3] x) => (float[N,2] y) <float[3,2] w = {1.0, -0.01, -2.0, 0.02, 0.5, 0.0}, float[2] b = {1, 2}>
+            {
+               t = MatMul (x, w)
+               y = Add (t, b)
+            }
+            """);
+        var (q, _) = Run(m, "quantize{mode=dynamic,reduce-range=false}");
+        var n = q.Graph.Nodes.Single();
+        var wq = Rewriter.ConstantOf(n.Input(1))!.Span<sbyte>().ToArray();
+        var s = Rewriter.ConstantOf(n.Input(2))!.ToFloatArray();
+        Assert.Equal([2f / 127, 0.02f / 127], s);
+        float[] w = [1.0f, -0.01f, -2.0f, 0.02f, 0.5f, 0.0f];
+        for (int i = 0; i < 6; i++) Assert.True(Math.Abs(wq[i] * s[i % 2] - w[i]) <= s[i % 2] / 2 + 1e-7);
+        Assert.Equal([1f, 2f], Rewriter.ConstantOf(n.Input(4))!.ToFloatArray());
+        AssertEquivalentWithin(m, q, 0.05);
+    }
+
+    [Fact]
+    public void DynamicModeTakesNoCalibrationAndRefusesStaticOnlyOptions()
+    {
+        var p = PassRegistry.Get("quantize");
+        Assert.Equal(DataNeeds.None, p.Needs(Pipeline.Parse("quantize{mode=dynamic}").Steps[0].Options));
+        var m = OnnxImporter.Load(Paths.Model("transformers/bert_op13.onnx"));
+        Assert.Throws<OnnxModelException>(() => Run(m, "quantize{mode=dynamic,max-drop=1}"));
+    }
+
+    private static void AssertEquivalentWithin(Model a, Model b, double atol)
+    {
+        using var sa = InferenceSession.FromModel(a);
+        using var sb = InferenceSession.FromModel(b);
+        var r = Validator.Compare(sa, sb, DataSet.Random(sa.Inputs, 4, 3, new Dictionary<string, long> { ["N"] = 2 }),
+            new ValidationOptions { Atol = atol, Rtol = 1 });
+        Assert.True(r.Passed, string.Join("; ", r.Outputs.Select(o => $"{o.Name}: max abs {o.MaxAbsError}")));
+    }
+}
