@@ -7,8 +7,9 @@
 // An input is followed forward through ops that move or re-type its values without changing them (Cast to an
 // integer, Unsqueeze, Squeeze, Reshape, Flatten, Expand, Slice, Transpose, Identity, Concat, Tile, the data of a
 // Gather). Where it reaches the indices of a Gather, GatherElements or the depth of OneHot, the table's row count
-// bounds it (the smallest bound over all uses wins). An input that reaches 1 - m, a Cast to bool or float, Where's
-// condition, Not/And/Or, or whose name says "mask", is a mask: 0/1. Anything else keeps the default range [0, 4).
+// bounds it (the smallest bound over all uses wins; ONNX Runtime's GatherBlockQuantized counts as a Gather).
+// An input that reaches 1 - m, a Cast to bool or float, Where's condition, Not/And/Or, or whose name says "mask",
+// is a mask: 0/1. Anything else keeps the default range [0, 4).
 using OnnxOpt.GraphIR;
 
 namespace OnnxOpt.Data;
@@ -72,6 +73,13 @@ public static class InputRanges
             if (!seen.Add(v) || seen.Count > 256) continue;
             foreach (var (n, k) in v.Uses)
             {
+                // ONNX Runtime's quantized embedding lookup indexes rows as Gather does.
+                if (n is { Domain: "com.microsoft", OpType: "GatherBlockQuantized" } && k == 1)
+                {
+                    if (RowsOf(n, (int)n.GetInt("gather_axis", 0)) is long q && (rows is null || q < rows))
+                        (rows, table) = (q, n.Inputs[0]?.Name);
+                    continue;
+                }
                 if (n.Domain is not ("" or "ai.onnx")) continue;
                 switch (n.OpType)
                 {
@@ -115,11 +123,11 @@ public static class InputRanges
         return ValueRange.Default;
     }
 
-    private static long? RowsOf(Node gather)
+    private static long? RowsOf(Node gather, int? gatherAxis = null)
     {
         var data = gather.Inputs[0];
         if (data is null) return null;
-        var axis = gather.GetInt("axis", 0);
+        var axis = gatherAxis ?? gather.GetInt("axis", 0);
         long[]? dims = data.Initializer?.Dims
             ?? (data.Producer is { OpType: "Constant" } c ? c.GetTensor("value")?.Dims : null)
             ?? data.Shape?.Dims.Select(d => d.Value ?? -1).ToArray();
