@@ -70,3 +70,39 @@ public class DynamicQuantizeTests
         Assert.True(r.Passed, string.Join("; ", r.Outputs.Select(o => $"{o.Name}: max abs {o.MaxAbsError}")));
     }
 }
+
+public class EmbeddingQuantizeTests
+{
+    [Fact]
+    public void BlocksReproduceEveryValueWithinHalfAStepAndZerosExactly()
+    {
+        var rng = new Random(5);
+        var v = Enumerable.Range(0, 3 * 40).Select(i => i < 40 ? 0f : (float)(rng.NextDouble() * 4 - 1)).ToArray();
+        var (codes, scales, zeros) = EmbeddingQuantize.Quantize(Tensor.FromFloats("e", [3, 40], v));
+        Assert.Equal(3 * 2, scales.Length);   // 40 values: blocks of 32 and 8
+        for (int i = 0; i < v.Length; i++)
+        {
+            int r = i / 40, b = i % 40 / 32;
+            var s = scales[r * 2 + b];
+            var back = (codes[i] - zeros[r * 2 + b]) * s;
+            Assert.True(Math.Abs(back - v[i]) <= s / 2 + 1e-6, $"{i}: {v[i]} -> {back}");
+            if (v[i] == 0) Assert.Equal(0f, back);
+        }
+    }
+
+    [Fact]
+    public void TheBertsThreeTablesBecomeGatherBlockQuantizedAndTheEmbeddingHolds()
+    {
+        var m = OnnxImporter.Load(Paths.Model("transformers/bert_op13.onnx"));
+        var (q, runs) = Run(m, "quantize{mode=dynamic,embeddings=true}");
+        Assert.Equal(3, Counter(runs, "embedding tables quantized"));
+        var g = q.Graph.Nodes.Where(n => n.OpType == "GatherBlockQuantized").ToList();
+        Assert.Equal(3, g.Count);
+        Assert.All(g, n => Assert.Equal(DataType.UInt8, Rewriter.ConstantOf(n.Input(0))!.ElementType));
+        Assert.DoesNotContain(q.Graph.Initializers, v => v.Name == "word.weight");
+        using var a = InferenceSession.FromModel(m);
+        using var b = InferenceSession.FromModel(q);
+        var r = Validator.Compare(a, b, DataSet.FromFolder(Paths.Model("transformers/bert_eval"), a.Inputs));
+        Assert.True(r.Primary!.Value > 0.999, r.Primary.ToString());
+    }
+}

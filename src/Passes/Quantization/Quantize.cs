@@ -14,9 +14,7 @@ namespace OnnxOpt.Passes;
 
 public sealed record QuantizePassOptions
 {
-    [Option("mode", "static: calibrated QDQ/QOperator; dynamic: int8 MatMul/Gemm weights, activations quantized at "
-        + "run time (no calibration data)", Choices = ["static", "dynamic"])]
-    public string Mode { get; init; } = "static";
+
     [Option("format", "QuantizeLinear/DequantizeLinear pairs ORT fuses, or QLinearConv/QLinearMatMul/... ops",
         Choices = ["qdq", "qoperator"])]
     public string Format { get; init; } = "qdq";
@@ -49,6 +47,12 @@ public sealed record QuantizePassOptions
     [Option("search", "accuracy-aware: try whole op classes in float first (fastest within the budget), or one "
         + "op at a time", Choices = ["class", "op"])]
     public string Search { get; init; } = "class";
+    [Option("mode", "static: calibrated QDQ/QOperator; dynamic: int8 MatMul/Gemm weights, activations quantized at "
+        + "run time (no calibration data)", Choices = ["static", "dynamic"])]
+    public string Mode { get; init; } = "static";
+    [Option("embeddings", "also store embedding tables (Gather of a float [rows, width] constant) as 8-bit blocks "
+        + "(GatherBlockQuantized)")]
+    public bool Embeddings { get; init; }
 
     /// <summary>What the emitter and the accuracy search read.</summary>
     public QuantizeOptions ToEmitter() => new()
@@ -91,6 +95,7 @@ public sealed class Quantize : Pass<QuantizePassOptions>
                 throw new OnnxModelException("quantize{mode=dynamic}: max-drop and format apply to static int8 only "
                     + "(a dynamic model is validated by optimize --eval)");
             DynamicQuantize.Run(ctx, o);
+            if (o.Embeddings) EmbeddingQuantize.Run(ctx, o);
             return;
         }
         var calib = ctx.RequireCalibration(Name);
@@ -117,6 +122,7 @@ public sealed class Quantize : Pass<QuantizePassOptions>
         var result = QdqEmitter.Emit(model, ctx.Rewriter, ranges, qo, fallback);
         if (qoperator) QOperatorLowering.Run(model, ctx.Rewriter, ctx.Stats);
         Report(ctx, result, ranges, qo);
+        if (o.Embeddings) EmbeddingQuantize.Run(ctx, o);
     }
 
     private static void Report(PassContext ctx, QdqResult r, Dictionary<string, RangeCalibrator> ranges,
