@@ -17,11 +17,15 @@ public class DynamicQuantizeTests
         var m = OnnxImporter.Load(Paths.Model("transformers/bert_op13.onnx"));
         var matmuls = m.Graph.Nodes.Count(n => n.OpType is "MatMul" or "Gemm" && Rewriter.ConstantOf(n.Input(1)) is not null);
         var (q, runs) = Run(m, "quantize{mode=dynamic}");
-        var dq = q.Graph.Nodes.Where(n => n.OpType == "DynamicQuantizeMatMul").ToList();
+        var dq = q.Graph.Nodes.Where(n => n.OpType is "DynamicQuantizeMatMul" or "MatMulIntegerToFloat").ToList();
         Assert.Equal(matmuls, dq.Count);
         Assert.All(dq, n => Assert.Equal("com.microsoft", n.Domain));
-        Assert.All(dq, n => Assert.NotNull(n.Input(4)));              // the bias Add folded in
+        // The bias Add folded in (input 4 of DynamicQuantizeMatMul, 6 of MatMulIntegerToFloat).
+        Assert.All(dq, n => Assert.NotNull(n.Input(n.OpType == "DynamicQuantizeMatMul" ? 4 : 6)));
         Assert.All(dq, n => Assert.Equal(DataType.Int8, Rewriter.ConstantOf(n.Input(1))!.ElementType));
+        // q, k and v read one quantized copy of their input: one DynamicQuantizeLinear per block.
+        Assert.Equal(2, q.Graph.Nodes.Count(n => n.OpType == "DynamicQuantizeLinear"));
+        Assert.Equal(6, q.Graph.Nodes.Count(n => n.OpType == "MatMulIntegerToFloat"));
         Assert.Equal(matmuls, Counter(runs, "quantized MatMul") + Counter(runs, "quantized Gemm"));
         using var a = InferenceSession.FromModel(m);
         using var b = InferenceSession.FromModel(q);

@@ -6,6 +6,9 @@
 //   s_j = max_k |B[k, j]| / 127 (per output column j; 63 with reduce-range), B_q = round(B / s) in [-127, 127],
 //   zp = 0 (symmetric weights), bias: the constant [N] Add that followed, folded in.
 //
+// An input that several of them read (a block's q, k and v projections) is quantized once, by DynamicQuantizeLinear,
+// and each reads the shared uint8 copy through MatMulIntegerToFloat(A_q, B_q, s_A, s, zp_A, zp, bias) (measured on
+// arctic-embed-xs against DynamicQuantizeMatMul everywhere: 1.01x at sequence 128, no change at 32).
 // What ONNX Runtime's quantize_dynamic does, with per-column weight scales. The activations keep their dynamic
 // range per call, which is why transformers hold up where static int8 of the attention mask arithmetic does not.
 // The accuracy is validated like any approximate pass (optimize --eval, the measure of the output).
@@ -25,6 +28,12 @@ internal static class DynamicQuantize
         var qo = o.ToEmitter();
         ShapeInference.Run(model);
         int done = 0;
+        // An input several MatMuls read (a block's q, k and v projections) is quantized once, by DynamicQuantizeLinear,
+        // and each of them becomes MatMulIntegerToFloat over the shared uint8 copy.
+        var eligible = g.Nodes.Where(n => n.IsStandard && n.OpType is "MatMul" or "Gemm" && WhyNot(n) is null
+            && !(qo.Include.Count > 0 && !Named(n, qo.Include) || Named(n, qo.Exclude))).ToList();
+        var sharedInputs = eligible.GroupBy(n => n.Input(0)!).Where(x => x.Count() >= 2).Select(x => x.Key).ToHashSet();
+        var quantizedInputs = new Dictionary<Value, Node>();
         foreach (var n in g.Nodes.Where(n => n.IsStandard && n.OpType is "MatMul" or "Gemm").ToList())
         {
             var key = n.Name is { Length: > 0 } name ? name : n.Output().Name;
@@ -70,8 +79,22 @@ internal static class DynamicQuantize
             var bq = rw.Constant(g, w.Name + "_int8", new Tensor("", DataType.Int8, [k, cols], q));
             var scale = rw.Constant(g, w.Name + "_scale", Tensor.FromFloats("", [cols], scales));
             var zp = rw.Constant(g, w.Name + "_zero_point", new Tensor("", DataType.Int8, [cols], new byte[cols]));
-            var dq = rw.Insert(g, Domain, "DynamicQuantizeMatMul", [n.Input(0), bq, scale, zp, bias],
-                key + "_dynamic_int8");
+            Node dq;
+            if (sharedInputs.Contains(n.Input(0)!))
+            {
+                var a = n.Input(0)!;
+                if (!quantizedInputs.TryGetValue(a, out var dql))
+                {
+                    rw.InsertionPoint = a.Producer is { } p0 && p0.Graph == g ? null : rw.InsertionPoint;
+                    dql = quantizedInputs[a] = rw.Insert(g, "DynamicQuantizeLinear", [a], a.Name + "_uint8", 3);
+                    rw.InsertionPoint = n;
+                }
+                dq = rw.Insert(g, Domain, "MatMulIntegerToFloat", [dql.Outputs[0], bq, dql.Outputs[1], scale,
+                    dql.Outputs[2], zp, bias], key + "_dynamic_int8");
+            }
+            else
+                dq = rw.Insert(g, Domain, "DynamicQuantizeMatMul", [n.Input(0), bq, scale, zp, bias],
+                    key + "_dynamic_int8");
             rw.SetType(dq.Output(), output.Type);
             rw.Replace(output, dq.Output());
             rw.EraseIfDead([output.Producer!, n]);
