@@ -72,6 +72,30 @@ public class ClusterTests
         Assert.True(k >= 32);
     }
 
+    [Theory]
+    [InlineData(96)]    // 3 blocks of 32: each row's zero points end on half a byte
+    [InlineData(160)]   // 5 blocks
+    [InlineData(64)]
+    [InlineData(40)]    // a partial block
+    public void Int4ZeroPointsArePaddedPerRowSoAnyKLoadsAndRuns(int k)
+    {
+        var rng = new Random(k);
+        var w = Enumerable.Range(0, k * 24).Select(_ => (float)(rng.NextDouble() - 0.5)).ToArray();
+        var b = new GraphBuilder("odd-k");
+        var x = b.Input("x", DataType.Float, "N", k);
+        b.Output(b.Node("MatMul", [x, b.Initializer("w", w, k, 24)]));
+        var m = b.Build();
+        var (q, _) = Run(m, "cluster{format=int4,int4-accuracy-level=0,min-elements=16}");
+        var nbits = q.Graph.Nodes.Single(n => n.OpType == "MatMulNBits");
+        int blocks = (k + 31) / 32;
+        Assert.Equal(24 * ((blocks + 1) / 2), Rewriter.ConstantOf(nbits.Input(3))!.ElementCount);
+        var reference = m.Clone();
+        var rw = new Rewriter(reference);
+        foreach (var p in PrunableWeight.Find(reference.Graph))
+            rw.SetInitializer(p.Weight, Tensor.FromFloats(p.Weight.Name, p.Dims, BlockGrid4.Fit(p).Values));
+        AssertEquivalent(reference, q);
+    }
+
     [Fact]
     public void PerChannelClustersEachOutputChannelSeparately()
     {

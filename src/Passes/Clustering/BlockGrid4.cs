@@ -4,7 +4,8 @@
 //   Fit (k-means with the centroids tied to a grid): start from min/max, then alternate
 //     q = clamp(round(w / s) + z)   and the least-squares line  w ~ a q + c  (s = a, z = round(-c / a)),
 //   keeping the best SSE. Storage: B uint8 [N, ceil(K / bs), bs / 2] (low nibble first along K), scales
-//   [N * blocks], zero points packed two per byte (low first), attributes K, N, bits=4, block_size.
+//   [N * blocks], zero points [N, ceil(blocks / 2)]: two per byte (low first), each row padded to whole bytes (an
+//   odd block count leaves a row's last high nibble empty), attributes K, N, bits=4, block_size.
 //   before: Y = Gemm(A, W[N,K], bias, transB=1)    after: Y = Add(MatMulNBits(A, B, scales, zp), bias)
 //   accuracy_level 0 computes in float from the grid values (outputs as the float model holding them);
 //   4 quantizes A to int8 per block on the fly and is the fast path (measured: int4-latency bench).
@@ -47,7 +48,8 @@ internal static class BlockGrid4
         int blocks = (kDim + BlockSize - 1) / BlockSize;
         var b = new byte[nDim * blocks * BlockSize / 2];
         var scales = new float[nDim * blocks];
-        var zeros = new byte[(nDim * blocks + 1) / 2];
+        int zpRow = (blocks + 1) / 2;   // MatMulNBits reads each row's zero points from whole bytes
+        var zeros = new byte[nDim * zpRow];
         var dq = new float[w.Length];
         var x = new double[BlockSize];
         var q = new int[BlockSize];
@@ -59,7 +61,7 @@ internal static class BlockGrid4
                 var (s, z) = Grid(x.AsSpan(0, len), q);
                 int idx = n * blocks + blk;
                 scales[idx] = (float)s;
-                zeros[idx / 2] |= (byte)(idx % 2 == 0 ? z : z << 4);
+                zeros[n * zpRow + blk / 2] |= (byte)(blk % 2 == 0 ? z : z << 4);
                 for (int i = 0; i < len; i++)
                 {
                     int qi = Quant(x[i], (float)s, z);
