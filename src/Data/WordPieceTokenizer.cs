@@ -5,7 +5,8 @@
 //                                                       token_type_ids [0, 0, ...]
 //
 // Basic tokenization (Devlin et al. 2019; Hugging Face's BasicTokenizer): clean control characters, put spaces
-// around CJK ideographs, lower-case and strip accents (to the base letter, combining marks dropped) when uncased, split on white space
+// around CJK ideographs, lower-case and strip accents (to the base letter, combining marks dropped) when uncased,
+// split on white space
 // and punctuation. Each word is then split greedily into the longest vocabulary pieces from the left, continuation
 // pieces prefixed "##"; a word with no split (or longer than 100 characters) becomes [UNK].
 using System.Text;

@@ -170,7 +170,8 @@ public sealed class CliContext(TextWriter stdout, TextWriter stderr)
         {
             var parts = s.Split('=', 2);
             if (parts.Length != 2 || parts[0].Length == 0)
-                throw new OnnxModelException($"--int-range '{s}': expected NAME=LO:HI, e.g. --int-range input_ids=0:30522");
+                throw new OnnxModelException(
+                    $"--int-range '{s}': expected NAME=LO:HI, e.g. --int-range input_ids=0:30522");
             d[parts[0]] = OnnxOpt.Data.ValueRange.Parse(parts[0], parts[1]);
         }
         return d;

@@ -26,7 +26,8 @@ public static class BenchCommand
         var json = new Option<bool>("--json") { Description = "print the report as JSON" };
         var data = new Option<string?>("--data")
         {
-            Description = "time on the first batch of this data folder (<input>.npy per input) instead of random inputs",
+            Description = "time on the first batch of this data folder (<input>.npy per input) instead of random "
+                + "inputs",
         };
         var dims = new Option<string[]>("--dim")
         {
@@ -59,7 +60,8 @@ public static class BenchCommand
             if (r.GetValue(data) is { } dir)
                 o = o with
                 {
-                    Inputs = DataSet.FromFolder(dir, IoInfo.InputsOf(ma.Graph)).Batches(o.Batch).FirstOrDefault()?.Inputs
+                    Inputs = DataSet.FromFolder(dir, IoInfo.InputsOf(ma.Graph)).Batches(o.Batch)
+                        .FirstOrDefault()?.Inputs
                         ?? throw new OnnxModelException($"{dir}: the data folder holds no samples"),
                 };
             var report = Benchmark.Run(a, b, o);

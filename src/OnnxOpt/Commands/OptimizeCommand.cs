@@ -33,7 +33,8 @@ public sealed record OptimizeRequest(string Input, string Output, Pipeline Pipel
     public double? MaxDrop { get; init; }
     /// <summary>Values of symbolic dims for random validation inputs (--dim NAME=V).</summary>
     public IReadOnlyDictionary<string, long>? Dims { get; init; }
-    /// <summary>Ranges of random integer inputs (--int-range NAME=LO:HI), over the ones the model's use gives.</summary>
+    /// <summary>Ranges of random integer inputs (--int-range NAME=LO:HI), over the ones the model's use
+    /// gives.</summary>
     public IReadOnlyDictionary<string, ValueRange>? IntRanges { get; init; }
     /// <summary>The measure approximate pipelines are judged on (--metric, --metric-output, --pool).</summary>
     public MetricSpec Metric { get; init; } = MetricSpec.Default;
