@@ -91,8 +91,8 @@ public static class Benchmark
             InterOpThreads = 1,
             Optimization = o.Optimization
         };
-        using var a = InferenceSession.FromBytes(model, settings, RangesOf(model));
-        using var b = other is null ? null : InferenceSession.FromBytes(other, settings, RangesOf(other));
+        using var a = InferenceSession.FromBytes(model, settings);
+        using var b = other is null ? null : InferenceSession.FromBytes(other, settings);
         var dims = new Dictionary<string, long>();
         foreach (var d in a.Inputs.Concat(b?.Inputs ?? []).SelectMany(i => i.Shape?.Dims ?? [])
             .Where(d => d.Param is not null))
@@ -100,8 +100,8 @@ public static class Benchmark
         foreach (var name in (o.Dims?.Keys ?? []).Where(n => !dims.ContainsKey(n)))
             throw new OnnxModelException($"--dim {name}: the model has no symbolic dim '{name}' (its dims: "
                 + (dims.Count == 0 ? "none" : string.Join(", ", dims.Keys)) + ")");
-        var feedA = Feed(a, o, dims);
-        var feedB = b is null ? null : Feed(b, o, dims);
+        var feedA = Feed(a, model, o, dims);
+        var feedB = b is null ? null : Feed(b, other!, o, dims);
         for (int i = 0; i < o.Warmup; i++)
         {
             a.Run(feedA);
@@ -124,15 +124,19 @@ public static class Benchmark
         };
     }
 
-    private static IReadOnlyDictionary<string, ValueRange> RangesOf(byte[] model) =>
-        InputRanges.Of(OnnxImporter.Parse(model).Graph);
-
     /// <summary>The user's inputs where given (by name), random ones (seeded, in the model's ranges) for the
-    /// rest.</summary>
-    private static Dictionary<string, Tensor> Feed(InferenceSession s, BenchOptions o,
+    /// rest. The model is parsed for its integer inputs' ranges only when one of them is drawn at random (a
+    /// compress search benches every candidate against the same input).</summary>
+    private static Dictionary<string, Tensor> Feed(InferenceSession s, byte[] model, BenchOptions o,
         IReadOnlyDictionary<string, long> dims)
     {
-        var random = DataSet.Random(s.Inputs, 1, o.Seed, dims, o.IntRanges).Batches().First().Inputs;
+        var inputs = s.Inputs;
+        if (inputs.Any(i => !i.ElementType.IsFloatingPoint() && o.Inputs?.ContainsKey(i.Name) != true))
+        {
+            var ranges = InputRanges.Of(OnnxImporter.Parse(model).Graph);
+            inputs = inputs.Select(i => i with { Range = ranges.GetValueOrDefault(i.Name) }).ToList();
+        }
+        var random = DataSet.Random(inputs, 1, o.Seed, dims, o.IntRanges).Batches().First().Inputs;
         return s.Inputs.ToDictionary(i => i.Name, i => o.Inputs?.GetValueOrDefault(i.Name) ?? random[i.Name]);
     }
 }
