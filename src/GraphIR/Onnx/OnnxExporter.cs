@@ -44,11 +44,19 @@ public static class OnnxExporter
     public static void Save(Model m, string path, ExportOptions? options = null)
     {
         options ??= new ExportOptions();
-        var full = Path.GetFullPath(path);
-        var dir = Path.GetDirectoryName(full)!;
+        var target = AtomicFile.Resolve(path);
+        var full = target.Path;
+        var dir = Path.GetDirectoryName(Path.GetFullPath(full))!;
         var threshold = options.ExternalDataThreshold;
         if (threshold is null && InlineSize(m) >= options.ProtobufLimit)
             threshold = 1024; // too large for one protobuf message: move large tensors out
+        if (target.Direct)
+        {
+            if (threshold is not null)
+                throw new OnnxModelException($"{path}: a model with external data cannot be written to a device or FIFO");
+            AtomicFile.Write(path, s => WriteMessage(new Exporter(null).Model(m), s));
+            return;
+        }
         ExternalWriter? ext = null;
         string? dataName = null, dataTemp = null;
         if (threshold is long th)
@@ -56,10 +64,13 @@ public static class OnnxExporter
             dataName = options.ExternalDataFile ?? Path.GetFileName(full) + ".data";
             if (Path.IsPathRooted(dataName) || dataName.Contains(".."))
                 throw new OnnxModelException($"external data file name '{dataName}' must be a plain relative name");
-            dataTemp = Path.Combine(dir, $".{Path.GetFileName(dataName)}.{Environment.ProcessId}.tmp");
+            var dataTarget = AtomicFile.Resolve(Path.Combine(dir, dataName));
+            if (dataTarget.Direct)
+                throw new OnnxModelException($"{dataTarget.Path}: the external data file is a device or FIFO");
+            dataTemp = TempFiles.Create(dir, Path.GetFileName(dataName));
             ext = new ExternalWriter(dataTemp, dataName, th);
         }
-        var temp = Path.Combine(dir, $".{Path.GetFileName(full)}.{Environment.ProcessId}.tmp");
+        var temp = TempFiles.Create(dir, Path.GetFileName(full));
         try
         {
             ModelProto mp;
@@ -67,24 +78,29 @@ public static class OnnxExporter
                 mp = new Exporter(ext).Model(m);
             using (var fs = new DurableFileStream(temp))
             {
-                // Protobuf's own buffer is 4 KB, which made 135,000 write calls of a 528 MB model.
-                using (var coded = new CodedOutputStream(fs, WriteBuffer, leaveOpen: true))
-                {
-                    mp.WriteTo(coded);
-                    coded.Flush();
-                }
+                WriteMessage(mp, fs);
                 fs.Commit();
             }
             if (ext is not null && ext.Written > 0) File.Move(dataTemp!, Path.Combine(dir, dataName!), overwrite: true);
             else if (dataTemp is not null) File.Delete(dataTemp);
             File.Move(temp, full, overwrite: true);
+            TempFiles.Release(temp);
+            if (dataTemp is not null) TempFiles.Release(dataTemp);
         }
         catch
         {
-            if (File.Exists(temp)) File.Delete(temp);
-            if (dataTemp is not null && File.Exists(dataTemp)) File.Delete(dataTemp);
+            TempFiles.Discard(temp);
+            if (dataTemp is not null) TempFiles.Discard(dataTemp);
             throw;
         }
+    }
+
+    private static void WriteMessage(ModelProto mp, Stream fs)
+    {
+        // Protobuf's own buffer is 4 KB, which made 135,000 write calls of a 528 MB model.
+        using var coded = new CodedOutputStream(fs, WriteBuffer, leaveOpen: true);
+        mp.WriteTo(coded);
+        coded.Flush();
     }
 
     private static long InlineSize(Model m) =>
