@@ -85,7 +85,14 @@ public sealed class NdArray<T> where T : unmanaged, IFloatingPointIeee754<T>
     /// <summary>Converts an IR tensor (any numeric element type) into an array.</summary>
     public static NdArray<T> FromTensor(Tensor t)
     {
-        var shape = t.Dims.Select(d => checked((int)d)).ToArray();
+        var count = t.Dims.Aggregate(1.0, (a, b) => a * b);
+        if (t.Dims.Any(d => d is < 0 or > int.MaxValue) || count > Array.MaxLength)
+            throw new OnnxModelException($"tensor '{t.Name}' [{string.Join(",", t.Dims)}] is too large to evaluate");
+        var bytes = t.ElementType.ByteCount(t.ElementCount);
+        if (t.ElementType.BitWidth() > 0 && t.RawData.Length != bytes)
+            throw new OnnxModelException(
+                $"tensor '{t.Name}' [{string.Join(",", t.Dims)}] holds {t.RawData.Length} bytes of data, not {bytes}");
+        var shape = t.Dims.Select(d => (int)d).ToArray();
         if (t.ElementType.IsFloatingPoint())
         {
             var src = t.ToDoubleArray();

@@ -81,11 +81,14 @@ public sealed class DataSet
                 var p = Path.Combine(set, $"input_{k}.pb");
                 if (!File.Exists(p))
                     throw new OnnxModelException($"{set}: input_{k}.pb missing for model input '{inputs[k].Name}'");
-                feed[inputs[k].Name] = OnnxImporter.ParseTensor(File.ReadAllBytes(p), p).WithName(inputs[k].Name);
+                feed[inputs[k].Name] = OnnxImporter.ParseTensor(FileKinds.ReadAllBytes(p, "tensor file"), p).WithName(inputs[k].Name);
             }
             var expected = new List<Tensor>();
             for (int k = 0; File.Exists(Path.Combine(set, $"output_{k}.pb")); k++)
-                expected.Add(OnnxImporter.ParseTensor(File.ReadAllBytes(Path.Combine(set, $"output_{k}.pb"))));
+            {
+                var op = Path.Combine(set, $"output_{k}.pb");
+                expected.Add(OnnxImporter.ParseTensor(FileKinds.ReadAllBytes(op, "tensor file"), op));
+            }
             batches.Add(new Batch(feed, null, expected));
         }
         return new DataSet($"{dir} ({batches.Count} ONNX test data sets)", batches.Count, false, _ => batches);

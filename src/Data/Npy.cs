@@ -20,8 +20,16 @@ public static partial class Npy
         ("<u4", DataType.UInt32), ("<i8", DataType.Int64), ("<u8", DataType.UInt64), ("|b1", DataType.Bool),
     ];
 
+    /// <summary>At most 60 printable characters of header text for a message.</summary>
+    private static string Shown(string text)
+    {
+        var clean = new string(text.Take(60).Select(c => char.IsControl(c) ? '?' : c).ToArray());
+        return text.Length > 60 ? clean + "..." : clean;
+    }
+
     public static Tensor Read(string path, string? name = null)
     {
+        FileKinds.RequireRegular(path, "data file");
         byte[] bytes;
         try { bytes = File.ReadAllBytes(path); }
         catch (FileNotFoundException) { throw new OnnxModelException($"{path}: file not found"); }
@@ -41,7 +49,7 @@ public static partial class Npy
     /// so data sets larger than memory stream batch by batch.</summary>
     public static NpyFile Open(string path, string? name = null)
     {
-        if (!File.Exists(path)) throw new OnnxModelException($"{path}: file not found");
+        FileKinds.RequireRegular(path, "data file");
         // The length of what the path opens (through symbolic links), not of a link itself.
         long length;
         byte[] head;
@@ -70,7 +78,9 @@ public static partial class Npy
             case 2:
             case 3:
                 if (bytes.Length < 12) throw new OnnxModelException($"{source}: truncated .npy header");
-                headerLen = (int)BitConverter.ToUInt32(bytes, 8); offset = 12; break;
+                var declared = BitConverter.ToUInt32(bytes, 8);
+                if (declared > int.MaxValue - 12) throw new OnnxModelException($"{source}: truncated .npy header");
+                headerLen = (int)declared; offset = 12; break;
             default: throw new OnnxModelException($"{source}: unsupported .npy format version {major}");
         }
         if (offset + headerLen > bytes.Length) throw new OnnxModelException($"{source}: truncated .npy header");
@@ -79,7 +89,7 @@ public static partial class Npy
         var fortran = FortranRe().Match(header);
         var shapeM = ShapeRe().Match(header);
         if (!descr.Success || !shapeM.Success)
-            throw new OnnxModelException($"{source}: cannot read the .npy header '{header.Trim()}'");
+            throw new OnnxModelException($"{source}: cannot read the .npy header '{Shown(header.Trim())}'");
         if (fortran.Success && fortran.Groups[1].Value == "True")
             throw new OnnxModelException($"{source}: Fortran-order arrays are not supported; save with np.ascontiguousarray");
         var d = descr.Groups[1].Value;
@@ -88,8 +98,24 @@ public static partial class Npy
         var match = Types.FirstOrDefault(t => t.Descr == d);
         if (match.Descr is null)
             throw new OnnxModelException($"{source}: dtype '{descr.Groups[1].Value}' is not supported{(d.StartsWith('>') ? " (big-endian)" : "")}");
-        var dims = shapeM.Groups[1].Value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
-            .Select(s => long.Parse(s.TrimEnd('L'), CultureInfo.InvariantCulture)).ToArray();
+        var dimTexts = shapeM.Groups[1].Value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        var dims = new long[dimTexts.Length];
+        for (int i = 0; i < dims.Length; i++)
+        {
+            var text = dimTexts[i].TrimEnd('L');
+            if (!long.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out dims[i]) || dims[i] < 0)
+                throw new OnnxModelException($"{source}: shape ({Shown(shapeM.Groups[1].Value)}) has dimension "
+                    + $"'{Shown(text)}', not a non-negative 64-bit integer");
+        }
+        try
+        {
+            var count = dims.Aggregate(1L, (a, b) => checked(a * b));
+            _ = checked(count * Math.Max(1, match.Type.BitWidth() / 8));
+        }
+        catch (OverflowException)
+        {
+            throw new OnnxModelException($"{source}: shape ({Shown(shapeM.Groups[1].Value)}) holds more bytes than 64 bits count");
+        }
         return (match.Type, dims, offset + headerLen);
     }
 

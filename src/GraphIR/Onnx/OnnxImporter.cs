@@ -17,11 +17,9 @@ public static class OnnxImporter
 
     public static Model Load(string path)
     {
-        if (!File.Exists(path)) throw new OnnxModelException($"{path}: file not found");
+        FileKinds.RequireRegular(path, "model file");
         if (new FileInfo(path).Length >= LazyModelReader.Threshold) return LoadLazily(path);
-        byte[] bytes;
-        try { bytes = File.ReadAllBytes(path); }
-        catch (IOException e) { throw new OnnxModelException($"{path}: cannot read: {e.Message}"); }
+        var bytes = FileKinds.ReadAllBytes(path, "model file");
         var dir = Path.GetDirectoryName(Path.GetFullPath(path)) ?? ".";
         return Parse(bytes, dir, path);
     }
@@ -66,7 +64,9 @@ public static class OnnxImporter
         return m;
     }
 
-    /// <summary>Parses model bytes; <paramref name="baseDirectory"/> resolves external data.</summary>
+    /// <summary>Parses model bytes; <paramref name="baseDirectory"/> resolves external data (without one, bytes
+    /// that come from no folder, such as an archive's, a tensor stored in external data is refused rather than
+    /// looked for wherever the process runs).</summary>
     public static Model Parse(ReadOnlyMemory<byte> bytes, string? baseDirectory = null, string source = "model")
     {
         ModelProto mp;
@@ -85,7 +85,7 @@ public static class OnnxImporter
         if (!mp.HasIrVersion && mp.Graph is null)
             throw new OnnxModelException($"{source}: not an ONNX model (no ir_version and no graph)");
         if (mp.Graph is null) throw new OnnxModelException($"{source}: model has no graph");
-        return new Importer(baseDirectory ?? Directory.GetCurrentDirectory(), source).Model(mp);
+        return new Importer(baseDirectory, source).Model(mp);
     }
 
     /// <summary>Reads a serialized TensorProto (the ONNX backend test .pb format).</summary>
@@ -97,10 +97,10 @@ public static class OnnxImporter
         {
             throw new OnnxModelException($"{source}: not a valid TensorProto (protobuf parse failed: {e.Message.TrimEnd('.')})");
         }
-        return new Importer(Directory.GetCurrentDirectory(), source).Tensor(tp, $"tensor '{tp.Name}'");
+        return new Importer(null, source).Tensor(tp, $"tensor '{tp.Name}'");
     }
 
-    private sealed class Importer(string baseDir, string source)
+    private sealed class Importer(string? baseDir, string source)
     {
         public Model Model(ModelProto mp)
         {
@@ -417,7 +417,7 @@ public static class OnnxImporter
             else
             {
                 var raw = tp.HasRawData ? tp.RawData.Memory : TypedData(tp, type);
-                var expected = type.ByteCount(dims.Aggregate(1L, (a, b) => a * b));
+                var expected = ExpectedBytes(type, dims, where, source);
                 if (type.BitWidth() > 0 && raw.Length != expected && !(raw.Length == 0 && !tp.HasRawData
                     && NoTypedData(tp)))
                     throw new OnnxModelException($"{source}: {where} holds {raw.Length} bytes but its type {type.Name()}[{string.Join(",", dims)}] needs {expected}");
@@ -471,11 +471,14 @@ public static class OnnxImporter
                 switch (k)
                 {
                     case "location": location = v; break;
-                    case "offset": offset = long.Parse(v, System.Globalization.CultureInfo.InvariantCulture); break;
-                    case "length": length = long.Parse(v, System.Globalization.CultureInfo.InvariantCulture); break;
+                    case "offset": offset = ExternalNumber(k, v, where, source); break;
+                    case "length": length = ExternalNumber(k, v, where, source); break;
                 }
             }
             if (string.IsNullOrEmpty(location)) throw new OnnxModelException($"{source}: {where} is external but has no location");
+            if (baseDir is null)
+                throw new OnnxModelException($"{source}: {where} is stored in external data ('{location}'), which "
+                    + "bytes read from no folder cannot have");
             var full = ResolveExternalPath(baseDir, location, where, source);
             var ext = new ExternalDataRef
             {
@@ -485,7 +488,7 @@ public static class OnnxImporter
                 Entries = entries,
                 BaseDirectory = baseDir
             };
-            var expected = type == DataType.String ? (long?)null : type.ByteCount(dims.Aggregate(1L, (a, b) => a * b));
+            var expected = type == DataType.String ? (long?)null : ExpectedBytes(type, dims, where, source);
             if (length is long l && expected is long e && l != e)
                 throw new OnnxModelException($"{source}: {where} declares external length {l} but its type needs {e} bytes");
             var src = source;
@@ -494,11 +497,34 @@ public static class OnnxImporter
             {
                 using var fs = new FileStream(full, FileMode.Open, FileAccess.Read, FileShare.Read);
                 var n = length ?? expected ?? fs.Length - offset;
-                if (offset < 0 || offset + n > fs.Length)
-                    throw new OnnxModelException($"{src}: {where}: external file '{location}' is too short (needs bytes {offset}..{offset + n}, has {fs.Length})");
+                if (offset > fs.Length - n)
+                    throw new OnnxModelException($"{src}: {where}: external file '{location}' is too short (needs {n} bytes at offset {offset}, has {fs.Length})");
                 return ReadRange(fs, offset, n);
             });
             return new Tensor(tp.Name, type, dims, ext, () => data.Value);
+        }
+    }
+
+    /// <summary>An external-data offset or length: a non-negative integer, else refused naming the tensor.</summary>
+    private static long ExternalNumber(string key, string value, string where, string source)
+    {
+        if (long.TryParse(value, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture,
+            out var v)) return v;
+        var shown = value.Length > 40 ? value[..40] + "..." : value;
+        throw new OnnxModelException($"{source}: {where}: external data {key} '{shown}' is not a non-negative integer");
+    }
+
+    /// <summary>The bytes a tensor of <paramref name="dims"/> needs; refuses dims whose size overflows.</summary>
+    private static long ExpectedBytes(DataType type, long[] dims, string where, string source)
+    {
+        try
+        {
+            var n = dims.Aggregate(1L, (a, b) => checked(a * b));
+            return checked((n * Math.Max(type.BitWidth(), 0) + 7) / 8);
+        }
+        catch (OverflowException)
+        {
+            throw new OnnxModelException($"{source}: {where} declares dims [{string.Join(",", dims)}] whose size overflows 64 bits");
         }
     }
 
@@ -520,21 +546,20 @@ public static class OnnxImporter
     {
         if (Path.IsPathRooted(location) || location.Contains('\\') && location.Contains(':'))
             throw new OnnxModelException($"{source}: {where}: external data location '{location}' is absolute; it must be relative to the model's folder");
-        var root = Path.GetFullPath(baseDir);
-        var full = Path.GetFullPath(Path.Combine(root, location));
+        // Every component resolved (a folder inside the model's folder may be a link to /etc), then contained.
+        var root = FileKinds.RealPath(baseDir);
         var rootWithSep = root.EndsWith(Path.DirectorySeparatorChar) ? root : root + Path.DirectorySeparatorChar;
-        if (!full.StartsWith(rootWithSep, StringComparison.Ordinal))
+        var lexical = Path.GetFullPath(Path.Combine(root, location));
+        if (!lexical.StartsWith(rootWithSep, StringComparison.Ordinal))
             throw new OnnxModelException($"{source}: {where}: external data location '{location}' escapes the model's folder");
-        if (!File.Exists(full))
+        var full = FileKinds.RealPath(lexical);
+        if (!full.StartsWith(rootWithSep, StringComparison.Ordinal))
+            throw new OnnxModelException($"{source}: {where}: external data location '{location}' is a link that escapes the model's folder");
+        var kind = FileKinds.Of(full);
+        if (kind == FileKind.Missing)
             throw new OnnxModelException($"{source}: {where}: external data file '{location}' not found beside the model");
-        // A link inside the folder may still point outside it.
-        var info = new FileInfo(full);
-        if (info.LinkTarget is not null)
-        {
-            var target = info.ResolveLinkTarget(true)?.FullName ?? full;
-            if (!target.StartsWith(rootWithSep, StringComparison.Ordinal))
-                throw new OnnxModelException($"{source}: {where}: external data location '{location}' is a link that escapes the model's folder");
-        }
+        if (kind != FileKind.Regular)
+            throw new OnnxModelException($"{source}: {where}: external data file '{location}' is {FileKinds.Describe(kind)}; only regular files are read");
         return full;
     }
 }
