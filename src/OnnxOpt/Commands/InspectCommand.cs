@@ -41,7 +41,10 @@ public static class InspectCommand
                 return 0;
             }
             var ws = Passes.WeightStats.Of(m);
-            Passes.ModelArchive.Pack(File.ReadAllBytes(path), out var pack, path);
+            var hasExternal = m.Graph.SelfAndSubgraphs().SelectMany(g => g.Initializers)
+                .Any(v => v.Initializer!.External is not null);
+            Passes.ModelArchive.Pack(hasExternal ? OnnxExporter.ToBytes(m) : FileKinds.ReadAllBytes(path, "model file"),
+                out var pack, path);
             var c = System.Globalization.CultureInfo.InvariantCulture;
             if (r.GetValue(json))
             {

@@ -23,13 +23,34 @@
 //   before (MobileNetV2-style digits net, taylor prune 0.5, 4-bit clusters from 64 elements, strip): 17,362 B
 //   as version 1 (256 code lengths and int64 dims per tensor; tensors under 256 elements deflated as floats)
 //   after: 12,662 B as version 2; 10,726 B after round-fp16 (biases and codebooks in half the bytes).
-// A truncated or tampered archive fails the checksum (or the structure checks) with one line.
+// A truncated or corrupted archive fails the checksum (or the structure checks) with one line. The SHA-256
+// catches accidents, not an attacker, who can recompute it: `pack --sign KEY` appends "ONNXZSIG" and an
+// HMAC-SHA256 of everything before it under a secret key, and `unpack --verify KEY` refuses an archive without a
+// matching one.
+// Unpacking is bounded before anything is allocated: the model it restores (the inflated skeleton plus every
+// coded tensor's declared bytes) may not pass ArchiveLimits.MaxBytes (default: 100x the archive, at least
+// 256 MiB), every count is checked against the bits that can hold it, and a skeleton naming external data is
+// refused (an archive carries its weights; external data would be read from wherever unpack runs).
 using System.IO.Compression;
 using System.Security.Cryptography;
 using System.Text;
 using OnnxOpt.GraphIR;
 
 namespace OnnxOpt.Passes;
+
+/// <summary>Bounds on an unpack: the bytes it may restore (null: 100x the archive, at least 256 MiB) and the
+/// key whose HMAC signature it requires (null: any archive, signed or not).</summary>
+public sealed record ArchiveLimits
+{
+    public const long DefaultRatio = 100, DefaultFloor = 256L << 20;
+
+    public long? MaxBytes { get; init; }
+    public byte[]? VerifyKey { get; init; }
+
+    public long Resolve(long archiveBytes) =>
+        MaxBytes ?? Math.Max(DefaultFloor, archiveBytes > long.MaxValue / DefaultRatio ? long.MaxValue
+            : archiveBytes * DefaultRatio);
+}
 
 /// <summary>What pack did: sizes, tensors coded (and how), float tensors held as fp16, and whether unpacking
 /// gives the input's bytes.</summary>
@@ -47,7 +68,13 @@ public static class ModelArchive
     private const byte Coded = 0, Widened = 1;
     private const byte RawBook = 0, HalfBook = 1;
 
-    public static byte[] Pack(byte[] onnx, out PackReport report, string source = "model")
+    private static readonly byte[] SignatureTag = "ONNXZSIG"u8.ToArray();
+    private const int HashBytes = 32;
+
+    /// <summary>The smallest key <c>--sign</c>/<c>--verify</c> take.</summary>
+    public const int MinKeyBytes = 16;
+
+    public static byte[] Pack(byte[] onnx, out PackReport report, string source = "model", byte[]? signKey = null)
     {
         var model = OnnxImporter.Parse(onnx, source: source);
         var coded = new List<(string Name, byte[] Block, bool Sparse, long Elements)>();
@@ -98,7 +125,8 @@ public static class ModelArchive
             }
         }
         var archive = Frame(payload.ToArray());
-        var restored = Unpack(archive, "packed " + source);
+        var restored = Unpack(archive, "packed " + source, new ArchiveLimits { MaxBytes = long.MaxValue });
+        if (signKey is not null) archive = [.. archive, .. SignatureTag, .. Sign(archive, signKey)];
         report = new PackReport(onnx.Length, Deflate(onnx).Length, archive.Length, coded.Count,
             coded.Count(c => c.Sparse), coded.Sum(c => c.Elements), restored.AsSpan().SequenceEqual(onnx))
         { TensorsHalf = widened.Count };
@@ -162,34 +190,61 @@ public static class ModelArchive
         return (ms.ToArray(), useSparse);
     }
 
-    /// <summary>The ONNX model an archive holds; throws OnnxModelException (naming <paramref name="source"/>) when
-    /// it is truncated, tampered with or not an archive.</summary>
-    public static byte[] Unpack(byte[] archive, string source = "archive")
+    /// <summary>Whether <paramref name="archive"/> ends with an HMAC signature (pack --sign).</summary>
+    public static bool IsSigned(byte[] archive) => archive.Length > SignatureTag.Length + HashBytes
+        && archive.AsSpan(archive.Length - HashBytes - SignatureTag.Length, SignatureTag.Length).SequenceEqual(SignatureTag);
+
+    private static byte[] Sign(ReadOnlySpan<byte> signed, byte[] key)
     {
+        if (key.Length < MinKeyBytes)
+            throw new OnnxModelException($"the signing key holds {key.Length} bytes; use at least {MinKeyBytes} random "
+                + "bytes (head -c 32 /dev/urandom > key)");
+        return HMACSHA256.HashData(key, signed);
+    }
+
+    /// <summary>The ONNX model an archive holds; throws OnnxModelException (naming <paramref name="source"/>) when
+    /// it is truncated, corrupted, not an archive, larger than its limits allow, or (with a key to verify) not
+    /// signed with that key.</summary>
+    public static byte[] Unpack(byte[] archive, string source = "archive", ArchiveLimits? limits = null)
+    {
+        limits ??= new ArchiveLimits();
         OnnxModelException Bad(string why) => new($"{source}: not a valid .onnxz archive ({why})");
-        if (archive.Length < Magic.Length + 2 + 8 + 32 || !archive.AsSpan(0, Magic.Length).SequenceEqual(Magic))
+        var signed = IsSigned(archive);
+        var body = signed ? archive.AsSpan(0, archive.Length - SignatureTag.Length - HashBytes) : archive.AsSpan();
+        if (limits.VerifyKey is { } key)
+        {
+            if (!signed) throw new OnnxModelException($"{source}: the archive is not signed (pack --sign); refused");
+            var mac = archive.AsSpan(archive.Length - HashBytes);
+            if (!CryptographicOperations.FixedTimeEquals(Sign(body, key), mac))
+                throw new OnnxModelException($"{source}: the archive's signature does not match the key; refused");
+        }
+        if (body.Length < Magic.Length + 2 + 8 + 32 || !body[..Magic.Length].SequenceEqual(Magic))
             throw Bad("no ONNXZ header");
-        var version = BitConverter.ToUInt16(archive, Magic.Length);
+        var version = BitConverter.ToUInt16(body[Magic.Length..]);
         if (version is < 1 or > Version)
             throw Bad($"version {version}; this onnxopt reads versions 1 to {Version}");
-        var length = BitConverter.ToInt64(archive, Magic.Length + 2);
+        var length = BitConverter.ToInt64(body[(Magic.Length + 2)..]);
         var start = Magic.Length + 2 + 8;
-        if (length < 0 || start + length + 32 != archive.Length) throw Bad("truncated or extended");
-        var hash = SHA256.HashData(archive.AsSpan(0, (int)(start + length)));
-        if (!hash.AsSpan().SequenceEqual(archive.AsSpan((int)(start + length), 32))) throw Bad("checksum mismatch");
+        if (length < 0 || length > body.Length || start + length + 32 != body.Length) throw Bad("truncated or extended");
+        var hash = SHA256.HashData(body[..(int)(start + length)]);
+        if (!hash.AsSpan().SequenceEqual(body.Slice((int)(start + length), 32))) throw Bad("checksum mismatch");
         bool v1 = version == 1;
+        var budget = new Budget(limits.Resolve(archive.Length), source);
         try
         {
             using var r = new BinaryReader(new MemoryStream(archive, start, (int)length), Encoding.UTF8);
-            var skeleton = Inflate(r.ReadBytes(checked((int)(v1 ? r.ReadInt64() : r.Read7BitEncodedInt64()))));
+            var skeletonLength = v1 ? r.ReadInt64() : r.Read7BitEncodedInt64();
+            if (skeletonLength < 0 || skeletonLength > length) throw Bad("skeleton longer than the archive");
+            var skeleton = Inflate(r.ReadBytes((int)skeletonLength), budget);
             var model = OnnxImporter.Parse(skeleton, source: source);
             var rw = new Rewriter(model);
             int count = v1 ? r.ReadInt32() : r.Read7BitEncodedInt();
+            if (count < 0 || count > length) throw Bad($"{count} records in {length} bytes");
             for (int i = 0; i < count; i++)
             {
                 var name = r.ReadString();
                 var v = model.Graph.Find(name) is { IsInitializer: true } found ? found
-                    : throw Bad($"tensor '{name}' is not an initializer of the model");
+                    : throw Bad($"tensor '{Recipe.Shown(name)}' is not an initializer of the model");
                 var old = v.Initializer!;
                 var kind = v1 ? Coded : r.ReadByte();
                 long[] dims;
@@ -198,9 +253,10 @@ public static class ModelArchive
                 if (kind == Widened)
                 {
                     if (old.ElementType != DataType.Float16) throw Bad($"tensor '{name}': widened but not float16");
+                    budget.Take(2L * old.RawData.Length, name);
                     (dims, raw, type) = (old.Dims, FromHalves(old.RawData.Span), DataType.Float);
                 }
-                else if (kind == Coded) (dims, raw) = ReadCoded(r, name, v1, Bad);
+                else if (kind == Coded) (dims, raw) = ReadCoded(r, name, v1, Bad, budget);
                 else throw Bad($"tensor '{name}': unknown record kind {kind}");
                 rw.SetInitializer(v, old.WithData(type, dims, raw));
             }
@@ -214,9 +270,23 @@ public static class ModelArchive
         }
     }
 
+    /// <summary>The bytes an unpack may still produce.</summary>
+    private sealed class Budget(long max, string source)
+    {
+        private long _used;
+
+        public void Take(long bytes, string what)
+        {
+            if (bytes < 0 || bytes > max - _used)
+                throw new OnnxModelException($"{source}: unpacking '{Recipe.Shown(what)}' would pass {max:N0} bytes "
+                    + "(the archive's limit; --max-size raises it)");
+            _used += bytes;
+        }
+    }
+
     /// <summary>A coded tensor's dims and raw bytes.</summary>
     private static (long[] Dims, byte[] Raw) ReadCoded(BinaryReader r, string name, bool v1,
-        Func<string, OnnxModelException> bad)
+        Func<string, OnnxModelException> bad, Budget budget)
     {
         var rank = v1 ? r.ReadByte() : r.Read7BitEncodedInt();
         if (rank is < 0 or > 64) throw bad($"tensor '{name}': bad rank");
@@ -225,6 +295,7 @@ public static class ModelArchive
         int size = r.ReadByte();
         if (dims.Any(d => d < 0)) throw bad($"tensor '{name}': negative dimension");
         var n = checked((int)dims.Aggregate(1L, (a, b) => checked(a * b)));
+        budget.Take(checked((long)n * Math.Max(size, 1) + 4L * n), name);
         var layout = r.ReadByte();
         if (layout > 2 || size is < 1 or > 8 || (dims.Length == 0 && layout != 0))
             throw bad($"tensor '{name}': bad layout");
@@ -330,6 +401,7 @@ public static class ModelArchive
 
     private static int[] ReadStream(BinaryReader r, int count)
     {
+        if (count < 0) throw new InvalidDataException($"a stream of {count} symbols");
         var alphabet = r.Read7BitEncodedInt();
         if (alphabet is < 0 or > 256) throw new InvalidDataException($"alphabet of {alphabet} symbols");
         var width = r.ReadByte();
@@ -345,6 +417,10 @@ public static class ModelArchive
         else r.Read(lengths);
         var bits = r.Read7BitEncodedInt64();
         if (bits < 0 || bits > 8L * int.MaxValue) throw new InvalidDataException("bad bit count");
+        if (bits > 8L * (r.BaseStream.Length - r.BaseStream.Position))
+            throw new EndOfStreamException("the bit stream ends early");
+        // Every symbol takes at least one bit: a count beyond the bits is refused before it is allocated.
+        if (count > bits) throw new InvalidDataException($"{count} symbols in {bits} bits");
         var data = r.ReadBytes((int)((bits + 7) / 8));
         if (data.Length * 8L < bits) throw new EndOfStreamException("the bit stream ends early");
         return Huffman.Decode(data, bits, count, lengths);
@@ -357,6 +433,7 @@ public static class ModelArchive
         var bits = r.ReadInt64();
         var data = r.ReadBytes(r.ReadInt32());
         if (bits < 0 || bits > (long)data.Length * 8) throw new InvalidDataException("bit count beyond the data");
+        if (count < 0 || count > bits) throw new InvalidDataException($"{count} symbols in {bits} bits");
         return Huffman.Decode(data, bits, count, lengths);
     }
 
@@ -389,13 +466,17 @@ public static class ModelArchive
     private static int[] ReadSparse(BinaryReader r, int count, int zero)
     {
         int nonZero = r.Read7BitEncodedInt(), runCount = r.Read7BitEncodedInt();
+        // Runs of 255 continue; the others each precede a value (or end the tensor): at most count + 1.
+        if (nonZero < 0 || nonZero > count || runCount < 0 || runCount > count + 1L)
+            throw new InvalidDataException("bad sparse counts");
         return FromRuns(ReadStream(r, runCount), ReadStream(r, nonZero), count, zero, nonZero, runCount);
     }
 
     private static int[] ReadSparseV1(BinaryReader r, int count, int zero)
     {
         int nonZero = r.ReadInt32(), runCount = r.ReadInt32();
-        if (nonZero < 0 || nonZero > count || runCount < 0) throw new InvalidDataException("bad sparse counts");
+        if (nonZero < 0 || nonZero > count || runCount < 0 || runCount > count + 1L)
+            throw new InvalidDataException("bad sparse counts");
         return FromRuns(ReadStreamV1(r, runCount), ReadStreamV1(r, nonZero), count, zero, nonZero, runCount);
     }
 
@@ -438,11 +519,18 @@ public static class ModelArchive
         return ms.ToArray();
     }
 
-    private static byte[] Inflate(byte[] data)
+    /// <summary>Inflates, stopping as soon as the output would pass the budget.</summary>
+    private static byte[] Inflate(byte[] data, Budget budget)
     {
         using var z = new DeflateStream(new MemoryStream(data), CompressionMode.Decompress);
         using var ms = new MemoryStream();
-        z.CopyTo(ms);
+        var buf = new byte[1 << 16];
+        int read;
+        while ((read = z.Read(buf)) > 0)
+        {
+            budget.Take(read, "the model skeleton");
+            ms.Write(buf, 0, read);
+        }
         return ms.ToArray();
     }
 }
