@@ -139,7 +139,12 @@ public sealed class CliContext(TextWriter stdout, TextWriter stderr)
     public static bool IsUserError(Exception e) =>
         e is OnnxModelException or OnnxOpt.Runtime.OrtException or OnnxOpt.Runtime.OrtNotFoundException or IOException or UnauthorizedAccessException or NotSupportedException or FormatException or ArgumentException;
 
-    public static string OneLine(string s) => s.ReplaceLineEndings(" ").Trim();
+    /// <summary>A message on one line, at most 1,000 characters (a value echoed from a hostile file is cut).</summary>
+    public static string OneLine(string s)
+    {
+        var line = s.ReplaceLineEndings(" ").Trim();
+        return line.Length <= 1000 ? line : line[..1000] + "... (cut)";
+    }
 
     /// <summary>Symbol values from repeated "--dim NAME=VALUE" options.</summary>
     public static Dictionary<string, long> ParseDims(IEnumerable<string>? specs)

@@ -41,37 +41,58 @@ public sealed record Recipe
         DefaultIgnoreCondition = JsonIgnoreCondition.Never,
     };
 
+    /// <summary>A recipe file is a few hundred bytes; larger files (and YAML whose aliases expand past it) are
+    /// refused before they are deserialized.</summary>
+    public const int MaxBytes = 1 << 20;
+
     /// <summary>Reads a recipe file (.json, else YAML), naming the file in any error.</summary>
     public static Recipe Load(string path)
     {
-        if (!File.Exists(path)) throw new OnnxModelException($"recipe '{path}' not found");
-        try { return Parse(File.ReadAllText(path), path.EndsWith(".json", StringComparison.OrdinalIgnoreCase)); }
+        var text = FileKinds.ReadAllText(path, "recipe", MaxBytes);
+        try { return Parse(text, path.EndsWith(".json", StringComparison.OrdinalIgnoreCase)); }
         catch (OnnxModelException e) { throw new OnnxModelException($"{path}: {e.Message}"); }
     }
 
     public static Recipe Parse(string text, bool json)
     {
+        if (text.Length > MaxBytes) throw new OnnxModelException($"recipe of {text.Length:N0} characters is larger than "
+            + $"{MaxBytes:N0}");
         Recipe? r;
         try
         {
+            if (!json) RecipeYamlBounds.Check(text, MaxBytes);
             r = json ? JsonSerializer.Deserialize<Recipe>(text, Json)
                 : new DeserializerBuilder().WithNamingConvention(UnderscoredNamingConvention.Instance).Build()
                     .Deserialize<Recipe>(text);
         }
-        catch (Exception e) when (e is JsonException or YamlDotNet.Core.YamlException)
+        catch (JsonException e)
         {
-            throw new OnnxModelException($"recipe is not valid {(json ? "JSON" : "YAML")}: "
-                + $"{e.Message.ReplaceLineEndings(" ")}");
+            var at = e.Path is { Length: > 0 } p ? $"key '{Shown(p.TrimStart('$', '.'))}'" : $"line {e.LineNumber + 1}";
+            throw new OnnxModelException($"recipe is not valid JSON at {at}: {Shown(FirstSentence(e.Message), 160)}");
+        }
+        catch (YamlDotNet.Core.YamlException e)
+        {
+            var line = text.Split('\n').ElementAtOrDefault((int)e.Start.Line - 1)?.Trim() ?? "";
+            var why = e.InnerException?.Message ?? e.Message;
+            throw new OnnxModelException($"recipe is not valid YAML at line {e.Start.Line} ('{Shown(line)}'): "
+                + Shown(FirstSentence(why), 160));
         }
         return (r ?? throw new OnnxModelException("recipe is empty")).Normalize();
     }
 
+    private static string FirstSentence(string message) => message.ReplaceLineEndings(" ").Split(". ")[0].TrimEnd('.');
+
+    /// <summary>At most <paramref name="max"/> characters of a value echoed in a message.</summary>
+    internal static string Shown(string value, int max = 60) => value.Length <= max ? value : value[..max] + "...";
+
     /// <summary>Checked, with every pipeline spelled out.</summary>
     public Recipe Normalize()
     {
-        if (!Targets.Contains(Target)) throw new OnnxModelException($"recipe target '{Target}' is not latency, size "
-            + $"or macs");
-        if (!(MaxDrop >= 0)) throw new OnnxModelException($"recipe max_drop {MaxDrop} must be 0 or more");
+        if (!Targets.Contains(Target)) throw new OnnxModelException($"recipe target '{Shown(Target)}' is not latency, "
+            + $"size or macs");
+        if (!(MaxDrop >= 0) || !double.IsFinite(MaxDrop))
+            throw new OnnxModelException($"recipe max_drop {MaxDrop.ToString(CultureInfo.InvariantCulture)} must be a "
+                + "finite number of points, 0 or more");
         if (Beam < 1) throw new OnnxModelException($"recipe beam {Beam} must be 1 or more");
         if (Stages.Count == 0) throw new OnnxModelException("recipe has no stages");
         return this with
@@ -79,12 +100,21 @@ public sealed record Recipe
             Stages = Stages.Select((s, i) => new RecipeStage
             {
                 Name = string.IsNullOrWhiteSpace(s.Name) ? $"stage-{i + 1}" : s.Name,
-                Candidates = s.Candidates.Count == 0 ? throw new OnnxModelException($"recipe stage '{s.Name}' has no "
-                    + $"candidates")
-                    : s.Candidates.Select(c =>
-                        string.IsNullOrWhiteSpace(c) ? "" : Pipeline.Parse(c).ToString()).ToList(),
+                Candidates = s.Candidates.Count == 0 ? throw new OnnxModelException($"recipe stage '{Shown(s.Name)}' has "
+                    + $"no candidates")
+                    : s.Candidates.Select(c => string.IsNullOrWhiteSpace(c) ? "" : Candidate(s.Name, c)).ToList(),
             }).ToList(),
         };
+    }
+
+    private static string Candidate(string stage, string pipeline)
+    {
+        try { return Pipeline.Parse(pipeline).ToString(); }
+        catch (OnnxModelException e)
+        {
+            throw new OnnxModelException($"recipe stage '{Shown(stage)}', candidate '{Shown(pipeline)}': "
+                + Shown(e.Message, 200));
+        }
     }
 
     public string ToJson() => JsonSerializer.Serialize(this, Json);

@@ -83,7 +83,7 @@ public sealed class Pipeline(IReadOnlyList<PipelineStep> steps)
         if (!arg.StartsWith('@')) return Parse(arg);
         var path = arg[1..];
         if (!File.Exists(path)) throw new OnnxModelException($"pipeline file '{path}' not found");
-        var text = File.ReadAllText(path).Trim();
+        var text = FileKinds.ReadAllText(path, "pipeline file", 1 << 20).Trim();
         if (!text.StartsWith('{') && !text.StartsWith('[')) return Parse(text);
         try
         {
