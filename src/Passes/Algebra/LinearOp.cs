@@ -54,6 +54,7 @@ public sealed class LinearOp
             {
                 if (dims.Length < 3) { why = "weight rank below 3"; return false; }
                 var g = (int)n.GetInt("group", 1);
+                if (!PrunableWeight.ValidGroups(n, dims)) { why = $"group={g} does not divide the weight's channels"; return false; }
                 bool conv = n.OpType == "Conv";
                 int cout = conv ? (int)dims[0] : (int)dims[1] * g;
                 if (!TryBias(n.Input(2), cout, out var b)) { why = "bias not a constant [C] vector"; return false; }

@@ -65,9 +65,18 @@ public sealed record PrunableWeight(Node Node, int InputIndex, Value Weight)
             };
             if (index < 0 || !IsWeight(n.Input(index))) continue;
             if (n.Input(index)!.Uses.Count != 1) continue;
+            if (n.OpType is "Conv" or "ConvTranspose" && !ValidGroups(n, n.Input(index)!.Initializer!.Dims)) continue;
             r.Add(new PrunableWeight(n, index, n.Input(index)!));
         }
         return r;
+    }
+
+    /// <summary>A (transposed) conv's group divides its weight's channels (a malformed group=0 would divide by 0).
+    /// </summary>
+    internal static bool ValidGroups(Node n, long[] dims)
+    {
+        var g = n.GetInt("group", 1);
+        return g >= 1 && dims.Length >= 3 && dims[0] % g == 0;
     }
 
     private static bool IsWeight(Value? v) =>
