@@ -92,7 +92,10 @@ public sealed class Evaluator<T> where T : unmanaged, IFloatingPointIeee754<T>
                     : throw new OnnxModelException($"node {n}: input '{v.Name}' has no value")).ToArray(),
             };
             var t0 = Tick();
-            var outs = Kernels<T>.Find(n)!.Forward(call);
+            NdArray<T>[] outs;
+            // A kernel given an input of a type it cannot take (an integer weight of a Conv) names the node.
+            try { outs = Kernels<T>.Find(n)!.Forward(call); }
+            catch (InvalidOperationException e) { throw new OnnxModelException($"node {n}: {e.Message}"); }
             Tock(t0, n.OpType);
             call.Outputs = outs;
             t.Calls[n] = call;

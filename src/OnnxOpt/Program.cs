@@ -139,6 +139,15 @@ public sealed class CliContext(TextWriter stdout, TextWriter stderr)
     public static bool IsUserError(Exception e) =>
         e is OnnxModelException or OnnxOpt.Runtime.OrtException or OnnxOpt.Runtime.OrtNotFoundException or IOException or UnauthorizedAccessException or NotSupportedException or FormatException or ArgumentException;
 
+    /// <summary>Refuses, before any work, an output that would overwrite the input (also through a link) or that
+    /// cannot be written (a folder, a block device, a socket, a missing folder).</summary>
+    public static void CheckOutput(string input, string output)
+    {
+        var target = AtomicFile.Resolve(output);
+        if (!target.Direct && File.Exists(input) && FileKinds.RealPath(input) == FileKinds.RealPath(target.Path))
+            throw new OnnxModelException($"{output}: output would overwrite the input model; choose another path");
+    }
+
     /// <summary>A message on one line, at most 1,000 characters (a value echoed from a hostile file is cut).</summary>
     public static string OneLine(string s)
     {

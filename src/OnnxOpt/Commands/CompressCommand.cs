@@ -76,8 +76,7 @@ public static class CompressCommand
         cmd.SetAction(r =>
         {
             string inPath = r.GetValue(input)!, outPath = r.GetValue(output)!;
-            if (Path.GetFullPath(inPath) == Path.GetFullPath(outPath))
-                throw new OnnxModelException($"{outPath}: output would overwrite the input model; choose another path");
+            CliContext.CheckOutput(inPath, outPath);
             var model = OnnxImporter.Load(inPath);
             var errors = Verifier.Check(model);
             if (errors.Count > 0) throw new OnnxModelException($"{inPath}: {errors[0]}");

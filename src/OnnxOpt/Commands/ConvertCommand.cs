@@ -50,8 +50,7 @@ public static class ConvertCommand
         {
             var inPath = r.GetValue(input)!;
             var outPath = r.GetValue(output)!;
-            if (Path.GetFullPath(inPath) == Path.GetFullPath(outPath))
-                throw new OnnxModelException($"{outPath}: output would overwrite the input model; choose another path");
+            CliContext.CheckOutput(inPath, outPath);
             var threshold = r.GetValue(ext);
             if (threshold is < 0) throw new OnnxModelException("--external-data must be a byte count >= 0");
             var export = new ExportOptions

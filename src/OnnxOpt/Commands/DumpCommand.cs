@@ -15,6 +15,7 @@ public static class DumpCommand
         var cmd = new Command("dump", "Print a model in the ONNX text syntax") { model, output, full };
         cmd.SetAction(r =>
         {
+            if (r.GetValue(output) is { } target) CliContext.CheckOutput(r.GetValue(model)!, target);
             var m = CliContext.LoadModel(r.GetValue(model)!);
             var text = TextPrinter.Print(m, r.GetValue(full) ? TextOptions.Full : new TextOptions());
             var o = r.GetValue(output);

@@ -150,8 +150,7 @@ public static class OptimizeCommand
     /// (when accepted, or forced) the model, and prints the summary.</summary>
     public static int Execute(CliContext ctx, OptimizeRequest q)
     {
-        if (Path.GetFullPath(q.Input) == Path.GetFullPath(q.Output))
-            throw new OnnxModelException($"{q.Output}: output would overwrite the input model; choose another path");
+        CliContext.CheckOutput(q.Input, q.Output);
         if (q.Calib is not null && q.CalibRandom is not null)
             throw new OnnxModelException("give either --calib or --calib-random, not both");
         CalibrationSource? source = q.Calib is not null ? CalibrationSource.FromFolder(q.Calib, q.SkipNonFinite)

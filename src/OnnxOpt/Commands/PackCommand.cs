@@ -94,11 +94,7 @@ public static class PackCommand
         return cmd;
     }
 
-    private static void Distinct(string input, string output)
-    {
-        if (Path.GetFullPath(input) == Path.GetFullPath(output))
-            throw new OnnxModelException($"{output}: output would overwrite the input; choose another path");
-    }
+    private static void Distinct(string input, string output) => CliContext.CheckOutput(input, output);
 
     private static byte[] Read(string path) => FileKinds.ReadAllBytes(path, "file");
 

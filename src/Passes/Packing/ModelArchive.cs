@@ -275,12 +275,12 @@ public static class ModelArchive
     {
         private long _used;
 
-        public void Take(long bytes, string what)
+        public void Take(double bytes, string what)
         {
-            if (bytes < 0 || bytes > max - _used)
+            if (!(bytes >= 0) || bytes > max - _used)
                 throw new OnnxModelException($"{source}: unpacking '{Recipe.Shown(what)}' would pass {max:N0} bytes "
                     + "(the archive's limit; --max-size raises it)");
-            _used += bytes;
+            _used += (long)bytes;
         }
     }
 
@@ -294,8 +294,11 @@ public static class ModelArchive
         for (int d = 0; d < dims.Length; d++) dims[d] = v1 ? r.ReadInt64() : r.Read7BitEncodedInt64();
         int size = r.ReadByte();
         if (dims.Any(d => d < 0)) throw bad($"tensor '{name}': negative dimension");
-        var n = checked((int)dims.Aggregate(1L, (a, b) => checked(a * b)));
-        budget.Take(checked((long)n * Math.Max(size, 1) + 4L * n), name);
+        // The bytes it restores (and its codes), checked before the element count is trusted.
+        var elements = dims.Aggregate(1.0, (a, b) => a * b);
+        budget.Take(elements * (Math.Max(size, 1) + 4), name);
+        if (elements > Array.MaxLength) throw bad($"tensor '{name}': {elements:G3} elements, more than one array holds");
+        var n = (int)elements;
         var layout = r.ReadByte();
         if (layout > 2 || size is < 1 or > 8 || (dims.Length == 0 && layout != 0))
             throw bad($"tensor '{name}': bad layout");
