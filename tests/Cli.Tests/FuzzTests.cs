@@ -1,5 +1,7 @@
 // The fuzzing lane (see Fuzzing): ONNXOPT_FUZZ_RUNS runs (default 2,000) within ONNXOPT_FUZZ_SECONDS
-// (default 300), seeded by ONNXOPT_FUZZ_SEED (default 1); scripts/fuzz.sh runs a longer lane locally.
+// (default 300), seeded by ONNXOPT_FUZZ_SEED (default 1); scripts/fuzz.sh runs a longer lane locally. Every
+// command is in it (pack then unpack as one run), with its output sometimes /dev/null, a FIFO, a folder or a link.
+using OnnxOpt.GraphIR;
 using OnnxOpt.Runtime;
 
 namespace OnnxOpt.Tests;
@@ -16,7 +18,24 @@ public class FuzzTests
         ["score", "IN", "--iterations", "1"], ["groups", "IN"],
         ["prune", "IN", "-o", "OUT", "--calib-random", "4", "--ratio", "0.25"],
         ["cluster", "IN", "-o", "OUT", "--bits", "4"], ["validate", "IN", "IN", "--data", "DATA"],
+        ["prune", "IN", "-o", "OUT", "--calib-random", "4", "--macs", "0.7", "--criterion", "taylor"],
+        ["cluster", "IN", "-o", "OUT", "--bits", "3", "--per-channel"], ["inspect", "IN", "--weights"],
+        ["PACKUNPACK"], ["unpack", "ARCHIVE", "-o", "OUT"],
+        ["compress", "IN", "-o", "OUT", "--recipe", "RECIPE", "--calib-random", "4", "--eval-random", "4",
+            "--bench-iterations", "2", "--time-budget", "0.05"],
+        ["optimize", "IN", "-o", "OUT", "--dim", "N=2"], ["quantize", "IN", "-o", "OUT", "--mode", "dynamic"],
+        ["bench", "IN", "--iters", "2", "--warmup", "0"], ["dump", "IN", "-o", "OUT"],
+        ["optimize", "IN", "-o", "OUT", "--passes", "fix-dims{dims=N:1},fuse", "--validate"],
     ];
+
+    /// <summary>Unblocks a reader still waiting on the FIFO (the command failed before opening it).</summary>
+    private static void Drain(string fifo, Task<byte[]> reader)
+    {
+        if (reader.IsCompleted) return;
+        var open = Task.Run(() => new FileStream(fifo, FileMode.Open, FileAccess.Write).Dispose());
+        open.Wait(TimeSpan.FromSeconds(5));
+        reader.Wait(TimeSpan.FromSeconds(5));
+    }
 
     private static int Env(string name, int dflt) =>
         int.TryParse(Environment.GetEnvironmentVariable(name), out var v) ? v : dflt;
@@ -56,14 +75,26 @@ public class FuzzTests
             var outDir = Path.Combine(tmp, "out");
             Directory.CreateDirectory(outDir);
             var output = Path.Combine(outDir, "out.onnx");
+            var what = new List<string>();
+            var archive = cmd.Contains("ARCHIVE") ? Fuzzing.Archive(rng, tmp, what) : null;
+            var recipe = cmd.Contains("RECIPE") ? Fuzzing.Recipe(rng, tmp, what) : null;
+            var attack = cmd.Contains("OUT") ? Fuzzing.OutputAttack(rng, outDir, tmp) : null;
+            if (attack is { } at) { output = at.Path; what.Add($"-o {at.Kind}"); }
+            Task<byte[]>? fifoReader = attack?.Kind == "fifo" ? Task.Run(() => File.ReadAllBytes(output)) : null;
+            var packed = Path.Combine(outDir, "p.onnxz");
             var args = cmd.Select(a => a switch
             {
                 "IN" => input,
                 "OUT" => output,
                 "DIR" => Path.Combine(outDir, "outs"),
                 "DATA" => c.DataDir!,
+                "ARCHIVE" => archive!,
+                "RECIPE" => recipe!,
                 _ => a,
             }).ToArray();
+            var before = Directory.EnumerateFileSystemEntries(outDir, "*", SearchOption.AllDirectories).ToHashSet();
+            var inputHash = Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(c.Model));
+            if (what.Count > 0) c = c with { Description = c.Description + ", " + string.Join(", ", what) };
             var label = $"run {done}: {string.Join(" ", cmd)} on {c.Description}";
             // ONNXOPT_FUZZ_ONLY=N replays the seed up to run N and runs only that one (its files stay in tmp).
             if (only >= 0 && done != only) continue;
@@ -74,7 +105,11 @@ public class FuzzTests
                 var e = new StringWriter();
                 try
                 {
-                    return (Code: OnnxOpt.Cli.Program.Run(args, o, e), Err: e.ToString(), Crash: (string?)null);
+                    if (args[0] != "PACKUNPACK")
+                        return (Code: OnnxOpt.Cli.Program.Run(args, o, e), Err: e.ToString(), Crash: (string?)null);
+                    var code = OnnxOpt.Cli.Program.Run(["pack", input, "-o", packed], o, e);
+                    if (code == 0) code = OnnxOpt.Cli.Program.Run(["unpack", packed, "-o", output], o, e);
+                    return (Code: code, Err: e.ToString(), Crash: (string?)null);
                 }
                 catch (Exception ex)
                 {
@@ -82,17 +117,33 @@ public class FuzzTests
                 }
             });
             if (!task.Wait(TimeSpan.FromSeconds(60))) { failures.Add($"{label}: no answer within 60 s"); break; }
+            if (fifoReader is not null) Drain(output, fifoReader);
             var (code, err, crash) = task.Result;
+            if (Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(input))) != inputHash)
+                failures.Add($"{label}: the input model changed");
             if (crash is not null) { failures.Add($"{label}: unhandled {crash}"); continue; }
             if (code is < 0 or > 2) failures.Add($"{label}: exit code {code}");
             else exits[code]++;
             if (log is not null) File.AppendAllText(log, $"{code}\t{label}\t{err.Split('\n')[0]}\n");
             if (err.Contains("   at ", StringComparison.Ordinal)) failures.Add($"{label}: stack trace on stderr");
             if (code == 2 && err.Trim().Split('\n').Length != 1) failures.Add($"{label}: error is not one line: {err.Trim()}");
-            var written = Directory.EnumerateFiles(outDir, "*", SearchOption.AllDirectories).ToList();
+            var written = Directory.EnumerateFileSystemEntries(outDir, "*", SearchOption.AllDirectories)
+                .Where(f => !before.Contains(f) && f != packed).ToList();
             if (code != 0 && written.Count > 0)
                 failures.Add($"{label}: exit {code} left {string.Join(", ", written.Select(Path.GetFileName))}");
-            if (code == 0 && File.Exists(output) && OrtLoads(c.Model) && !OrtLoads(File.ReadAllBytes(output)))
+            if (attack is { Kind: "/dev/null" } && FileKinds.Of("/dev/null") != FileKind.CharDevice)
+                failures.Add($"{label}: /dev/null is no longer a device");
+            if (attack is { Kind: "fifo" } && FileKinds.Of(output) != FileKind.Fifo)
+                failures.Add($"{label}: the FIFO output was replaced");
+            if (attack is { Kind: "folder" } && (code != 2 || !Directory.Exists(output)))
+                failures.Add($"{label}: a folder output was not refused (exit {code})");
+            if (attack is { Kind: "link" } && FileKinds.Of(output, followLinks: false) != FileKind.Link)
+                failures.Add($"{label}: the link output was replaced by a file");
+            var modelOut = cmd[0] is "dump" ? null : attack is { Kind: "link" } ? Path.Combine(outDir, "target.onnx")
+                : attack is null ? output : null;
+            var source = cmd[0] == "unpack" ? null : c.Model;
+            if (code == 0 && modelOut is not null && File.Exists(modelOut) && source is not null && OrtLoads(source)
+                && !OrtLoads(File.ReadAllBytes(modelOut)))
                 failures.Add($"{label}: ORT loads the input but not the output");
             if (written.Any(f => f.EndsWith(".tmp", StringComparison.Ordinal)))
                 failures.Add($"{label}: a temporary file was left behind");

@@ -5,13 +5,29 @@
 // non-finite, empty, wrong type), run through every command in process. Each run must end with exit code
 // 0, 1 or 2, print no stack trace, finish within its time limit, leave no output behind when it fails,
 // and never turn a model ORT loads into an output ORT cannot load.
+// The attack classes of issue 34 are generators too: external data through a linked folder, inside the folder
+// through a link, or from a FIFO; FIFOs and impossible shapes in data folders; outputs that are /dev/null, a
+// FIFO, a folder or a link (OutputAttack); archives bit-flipped with their checksum recomputed, truncated, or
+// declaring gigabytes (Archive); recipes that are alias bombs, huge, or hold values that cannot be (Recipe).
+using System.IO.Compression;
+using System.Runtime.InteropServices;
+using System.Security.Cryptography;
+using System.Text;
 using Google.Protobuf;
 using OnnxOpt.GraphIR.Protobuf;
 
 namespace OnnxOpt.Tests;
 
-public static class Fuzzing
+public static partial class Fuzzing
 {
+    [LibraryImport("libc", EntryPoint = "mkfifo", StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int MkFifo(string path, uint mode);
+
+    public static void Fifo(string path)
+    {
+        if (MkFifo(path, Convert.ToUInt32("644", 8)) != 0) throw new IOException($"mkfifo {path} failed");
+    }
+
     public sealed record Case(string Description, byte[] Model, string? DataDir);
 
     public static readonly string[] Seeds =
@@ -42,6 +58,7 @@ public static class Fuzzing
         {
             var m = ModelProto.Parser.ParseFrom(bytes);
             for (int i = 0, n = 1 + rng.Next(3); i < n; i++) what.Add(Mutate(m, rng));
+            if (rng.Next(8) == 0) what.Add(ExternalAttack(m, rng, tmp));
             bytes = m.ToByteArray();
             if (rng.Next(6) == 0)
             {
@@ -174,18 +191,252 @@ public static class Fuzzing
         return "no edit";
     }
 
+    /// <summary>An initializer moved to external data that a link leads out of the folder to, that a link inside
+    /// the folder leads to (valid), or that is a FIFO.</summary>
+    private static string ExternalAttack(ModelProto m, Random rng, string tmp)
+    {
+        var t = m.Graph.Initializer.Where(i => i.RawData.Length > 0).ToList() is { Count: > 0 } l ? Pick(rng, l) : null;
+        if (t is null) return "no external attack";
+        var raw = t.RawData.ToByteArray();
+        t.ClearRawData();
+        t.DataLocation = TensorProto.Types.DataLocation.External;
+        t.ExternalData.Clear();
+        string location;
+        switch (rng.Next(3))
+        {
+            case 0:
+            {
+                var outside = Path.Combine(Path.GetDirectoryName(tmp)!, "outside" + rng.Next(1 << 30));
+                Directory.CreateDirectory(outside);
+                File.WriteAllBytes(Path.Combine(outside, "w.bin"), raw);
+                Directory.CreateSymbolicLink(Path.Combine(tmp, "lnk"), outside);
+                location = "lnk/w.bin";
+                break;
+            }
+            case 1:
+                Directory.CreateDirectory(Path.Combine(tmp, "weights"));
+                File.WriteAllBytes(Path.Combine(tmp, "weights", "w.bin"), raw);
+                if (!Directory.Exists(Path.Combine(tmp, "cur")))
+                    Directory.CreateSymbolicLink(Path.Combine(tmp, "cur"), Path.Combine(tmp, "weights"));
+                location = "cur/w.bin";
+                break;
+            default:
+                if (!File.Exists(Path.Combine(tmp, "fifo.bin"))) Fifo(Path.Combine(tmp, "fifo.bin"));
+                location = "fifo.bin";
+                break;
+        }
+        t.ExternalData.Add(new StringStringEntryProto { Key = "location", Value = location });
+        return $"external data {t.Name} -> {location}";
+    }
+
+    /// <summary>Where OUT points instead of a plain file: "/dev/null", a FIFO (drained by the caller), a folder,
+    /// or a link to a file beside it; null: the plain file.</summary>
+    public static (string Path, string Kind)? OutputAttack(Random rng, string outDir, string tmp)
+    {
+        if (rng.Next(8) != 0) return null;
+        switch (rng.Next(4))
+        {
+            case 0: return ("/dev/null", "/dev/null");
+            case 1:
+            {
+                var f = Path.Combine(tmp, "out.fifo");
+                Fifo(f);
+                return (f, "fifo");
+            }
+            case 2:
+            {
+                var d = Path.Combine(outDir, "sub.onnx");
+                Directory.CreateDirectory(d);
+                return (d, "folder");
+            }
+            default:
+            {
+                var link = Path.Combine(outDir, "link.onnx");
+                File.CreateSymbolicLink(link, "target.onnx");
+                return (link, "link");
+            }
+        }
+    }
+
+    private static byte[]? _packed, _bomb;
+
+    private static byte[] Frame(byte[] payload)
+    {
+        using var ms = new MemoryStream();
+        ms.Write("ONNXZ\0"u8);
+        ms.Write(BitConverter.GetBytes((ushort)2));
+        ms.Write(BitConverter.GetBytes((long)payload.Length));
+        ms.Write(payload);
+        ms.Write(SHA256.HashData(ms.ToArray()));
+        return ms.ToArray();
+    }
+
+    private static byte[] Payload(byte[] skeleton, bool deflated, int records, Action<BinaryWriter> write)
+    {
+        byte[] body = skeleton;
+        if (!deflated)
+        {
+            using var z = new MemoryStream();
+            using (var d = new DeflateStream(z, CompressionLevel.Fastest, leaveOpen: true)) d.Write(skeleton);
+            body = z.ToArray();
+        }
+        using var ms = new MemoryStream();
+        using (var w = new BinaryWriter(ms, Encoding.UTF8, leaveOpen: true))
+        {
+            w.Write7BitEncodedInt64(body.Length);
+            w.Write(body);
+            w.Write7BitEncodedInt(records);
+            write(w);
+        }
+        return Frame(ms.ToArray());
+    }
+
+    /// <summary>An archive to unpack: valid (the sparse 4-bit digits MLP), bit-flipped with its checksum
+    /// recomputed (so the structure checks are what refuse it), truncated, or a bomb.</summary>
+    public static string Archive(Random rng, string tmp, List<string> what)
+    {
+        _packed ??= OnnxOpt.Passes.ModelArchive.Pack(OnnxOpt.Passes.ModelArchive.Unpack(
+            File.ReadAllBytes(Paths.Model("archive/mlp_sparse_c4.v1.onnxz"))), out _);
+        var bytes = (byte[])_packed.Clone();
+        var skeleton = File.ReadAllBytes(Paths.Model("ops/conv.onnx"));
+        switch (rng.Next(7))
+        {
+            case 0 or 1:
+            {
+                var end = bytes.Length - 32;
+                for (int i = 0, n = 1 + rng.Next(6); i < n; i++) bytes[16 + rng.Next(end - 16)] ^= (byte)(1 << rng.Next(8));
+                SHA256.HashData(bytes.AsSpan(0, end)).CopyTo(bytes, end);
+                what.Add("archive bit flips, checksum recomputed");
+                break;
+            }
+            case 2:
+                bytes = bytes[..rng.Next(bytes.Length)];
+                what.Add($"archive truncated to {bytes.Length}");
+                break;
+            case 3:
+                bytes = Payload(skeleton, false, 1, w =>
+                {
+                    w.Write("w1");
+                    w.Write((byte)0);
+                    w.Write7BitEncodedInt(1);
+                    w.Write7BitEncodedInt64(1L << rng.Next(28, 62));
+                    w.Write((byte)4);
+                    w.Write(new byte[16]);
+                });
+                what.Add("archive declaring a huge tensor");
+                break;
+            case 4:
+                bytes = Payload(skeleton, false, 1, w =>
+                {
+                    w.Write("b1");
+                    w.Write([0, 1, 8, 4, 0, 0, 1, 0, 0, 0, 0, 1, 0]);
+                    w.Write7BitEncodedInt(rng.Next(9, int.MaxValue));
+                });
+                what.Add("archive with a huge run count");
+                break;
+            case 5:
+            {
+                // 300 MB of zeros deflated to 300 KB as the skeleton: past the 256 MiB floor.
+                if (_bomb is null)
+                {
+                    using var z = new MemoryStream();
+                    using (var d = new DeflateStream(z, CompressionLevel.Fastest, leaveOpen: true))
+                    {
+                        var zeros = new byte[1 << 20];
+                        for (int i = 0; i < 300; i++) d.Write(zeros);
+                    }
+                    _bomb = z.ToArray();
+                }
+                bytes = Payload(_bomb, true, 0, _ => { });
+                what.Add("archive whose skeleton inflates to 300 MB");
+                break;
+            }
+            default:
+                what.Add("archive");
+                break;
+        }
+        var path = Path.Combine(tmp, "in.onnxz");
+        File.WriteAllBytes(path, bytes);
+        return path;
+    }
+
+    /// <summary>A compress recipe: a tiny valid search, or an alias bomb, a huge value, a value that cannot be,
+    /// or the valid one with bytes flipped.</summary>
+    public static string Recipe(Random rng, string tmp, List<string> what)
+    {
+        const string valid = "target: size\nmax_drop: 5\nbeam: 1\nstages:\n  - name: clean\n"
+            + "    candidates: [\"\", \"canonicalize,fold-bn\"]\n";
+        string text;
+        switch (rng.Next(7))
+        {
+            case 0:
+            {
+                var sb = new StringBuilder("a: &a \"" + new string('z', 2000) + "\"\nb: &b [");
+                sb.Append(string.Join(",", Enumerable.Repeat("*a", 200))).Append("]\nstages:\n  - candidates: [");
+                sb.Append(string.Join(",", Enumerable.Repeat("*b", 200))).Append("]\n");
+                text = sb.ToString();
+                what.Add("recipe alias bomb");
+                break;
+            }
+            case 1:
+                text = "target: " + new string('q', 1 << 21) + "\n";
+                what.Add("recipe of 2 MB");
+                break;
+            case 2:
+                text = Pick(rng, new[] { "beam: 1e20\n", "max_drop: 1e400\n", "max_drop: -1\n", "beam: 0\n",
+                    "target: " + new string('w', 5000) + "\n", "stages: 7\n" }) + valid;
+                what.Add("recipe with a value that cannot be");
+                break;
+            case 3:
+            {
+                var b = Encoding.UTF8.GetBytes(valid);
+                for (int i = 0, n = 1 + rng.Next(4); i < n; i++) b[rng.Next(b.Length)] ^= (byte)(1 << rng.Next(8));
+                text = Encoding.UTF8.GetString(b);
+                what.Add("recipe with bytes flipped");
+                break;
+            }
+            default:
+                text = valid;
+                what.Add("recipe");
+                break;
+        }
+        var path = Path.Combine(tmp, "recipe.yaml");
+        File.WriteAllText(path, text);
+        return path;
+    }
+
     /// <summary>A data folder with something wrong in it (or, sometimes, nothing wrong).</summary>
     private static string BadData(Random rng, string tmp, List<string> what)
     {
         var dir = Path.Combine(tmp, "data" + rng.Next(1 << 30));
         Directory.CreateDirectory(dir);
-        var kind = rng.Next(6);
+        var kind = rng.Next(8);
         var shape = Pick(rng, new[] { new long[] { 4, 3 }, new long[] { 2, 1, 16, 16 }, new long[] { 3, 64 }, new long[] { 0, 4 } });
         var n = shape.Aggregate(1L, (a, b) => a * b);
         var values = Enumerable.Range(0, (int)n).Select(i => kind == 2 && i == n / 2 ? float.NaN : (float)rng.NextDouble())
             .ToArray();
         var path = Path.Combine(dir, Pick(rng, new[] { "input.npy", "x.npy", "wrong.npy" }));
+        if (kind == 6)
+        {
+            Fifo(path);
+            what.Add($"data {Path.GetFileName(path)} is a FIFO");
+            return dir;
+        }
         if (kind != 4) OnnxOpt.Data.Npy.Write(path, OnnxOpt.GraphIR.Tensor.FromFloats("x", shape, values));
+        if (kind == 7)
+        {
+            // An impossible shape in the header: negative, past int64, or overflowing.
+            var bad = Pick(rng, new[] { "-1", "99999999999999999999", "4611686018427387904, 4611686018427387904" });
+            var bytes = File.ReadAllBytes(path);
+            int length = BitConverter.ToUInt16(bytes, 8);
+            var header = Encoding.Latin1.GetString(bytes, 10, length);
+            var at = header.IndexOf("'shape': (", StringComparison.Ordinal) + 10;
+            var end = header.IndexOf(')', at);
+            header = header[..at] + bad + "," + header[end..];
+            File.WriteAllBytes(path, [.. bytes[..8], .. BitConverter.GetBytes((ushort)header.Length),
+                .. Encoding.Latin1.GetBytes(header), .. bytes[(10 + length)..]]);
+            what.Add($"data shape ({bad})");
+        }
         if (kind == 1 && File.Exists(path)) File.WriteAllBytes(path, File.ReadAllBytes(path)[..rng.Next(1, 60)]);
         if (kind == 3) OnnxOpt.Data.Npy.Write(Path.Combine(dir, "labels.npy"),
             OnnxOpt.GraphIR.Tensor.FromInt64s("l", [shape[0]], Enumerable.Repeat(-3L, (int)shape[0]).ToArray()));
