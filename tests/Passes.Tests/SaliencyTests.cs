@@ -1,5 +1,6 @@
 // SynFlow through our autodiff: the conservation law, scores against a hand formula and against
-// finite differences of R computed in ONNX Runtime, the float32 overflow that makes float64 necessary,
+// finite differences of R computed in ONNX Runtime, the rescaling that keeps deep nets in range (float32 at 50
+// layers, float64 at 60) with the reference ranking,
 // layer collapse (magnitude) versus none (iterative SynFlow), the linearization rules (Softmax cut,
 // SE gate = 1), the sparsify pass and the score command.
 using System.Text.Json;
@@ -131,19 +132,59 @@ public class SaliencyTests
         }
     }
 
-    [Fact]
-    public void AFiftyLayerPlainNetOverflowsFloat32ButNotFloat64()
+    /// <summary>Every score over their sum, in one array (layer after layer).</summary>
+    private static double[] Normalized(SaliencyResult r)
+    {
+        var all = r.Layers.SelectMany(l => r.Scores[l.Weight]).ToArray();
+        var sum = all.Sum();
+        return all.Select(v => v / sum).ToArray();
+    }
+
+    private static Model DeepChain(int layers, float scale)
     {
         var b = new GraphBuilder("deep");
         Value h = b.Input("x", DataType.Float, 1, 8, 6, 6);
-        for (int i = 0; i < 50; i++) h = b.Node("Relu", [Conv(b, h, $"c{i}", 100 + i, 8, 8, 3, pad: 1, bias: false)]);
+        for (int i = 0; i < layers; i++) h = b.Node("Relu", [Conv(b, h, $"c{i}", 100 + i, 8, 8, 3, pad: 1, bias: false)]);
         b.Output(h);
         var m = b.Build();
-        var e = Assert.Throws<OnnxModelException>(() => Score(m, precision: "float32"));
-        Assert.Contains("overflowed in float32", e.Message);
-        var r = Score(m);
-        Assert.True(double.IsFinite(r.R) && r.R > float.MaxValue, $"R = {r.R}");
-        Assert.All(r.Layers, l => Assert.True(l.ConservationDeviation < 1e-9));
+        var rw = new Rewriter(m);
+        foreach (var v in m.Graph.Initializers.ToList())
+            rw.SetInitializer(v, Tensor.FromFloats(v.Name, v.Initializer!.Dims,
+                v.Initializer.ToFloatArray().Select(x => x * scale).ToArray()));
+        return m;
+    }
+
+    [Fact]
+    public void AFiftyLayerPlainNetLeavesFloat32UnscaledAndIsRescaledToTheSameRanking()
+    {
+        var m = DeepChain(50, 1);
+        var r64 = Score(m);
+        Assert.True(double.IsFinite(r64.R) && r64.R > float.MaxValue, $"R = {r64.R}");
+        Assert.Empty(r64.Notes);
+        Assert.All(r64.Layers, l => Assert.True(l.ConservationDeviation < 1e-9));
+        var r32 = Score(m, precision: "float32");
+        Assert.Contains(r32.Notes, n => n.Contains("unit mean row sum", StringComparison.Ordinal));
+        var (a, b) = (Normalized(r64), Normalized(r32));
+        for (int i = 0; i < a.Length; i++) Assert.Equal(a[i], b[i], 1e-4 * a.Max());
+    }
+
+    [Fact]
+    public void ASixtyLayerNetPastFloat64KeepsTheReferenceRanking()
+    {
+        // The same chain twice: weights as drawn (R about 1e100, the float64 reference) and times 1e6 per layer
+        // (R about 1e460: past float64). Scaling a layer multiplies every score by one factor, so the rankings agree.
+        var reference = Score(DeepChain(60, 1));
+        Assert.Empty(reference.Notes);
+        var big = Score(DeepChain(60, 1e6f));
+        Assert.True(double.IsFinite(big.R));
+        Assert.Contains(big.Notes, n => n.Contains("unit mean row sum", StringComparison.Ordinal));
+        var (a, b) = (Normalized(reference), Normalized(big));
+        // Within float32 rounding of the scaled weights.
+        for (int i = 0; i < a.Length; i++) Assert.Equal(a[i], b[i], 1e-6 * a[i]);
+        // Iterative rounds on the rescaled net keep the same weights as on the reference.
+        var masksA = Score(DeepChain(60, 1), iterations: 5, density: 0.2).Masks;
+        var masksB = Score(DeepChain(60, 1e6f), iterations: 5, density: 0.2).Masks;
+        Assert.All(masksA, kv => Assert.Equal(kv.Value, masksB[kv.Key]));
     }
 
     [Fact]

@@ -84,6 +84,7 @@ public static class Saliency
         Dictionary<string, double[]> first;
         double r = double.NaN;
         int rounds;
+        bool rescaled = false;
         if (o.Method == "magnitude")
         {
             first = prunables.ToDictionary(p => p.Weight.Name,
@@ -94,15 +95,21 @@ public static class Saliency
         else
         {
             var net = SynFlowNetwork.Build(model, prunables, o.InputShapes);
-            Func<IReadOnlyDictionary<string, bool[]>, (double, Dictionary<string,
-                double[]>)> round = o.Precision == "float32"
-                ? new SynFlowRunner<float>(net).Round : new SynFlowRunner<double>(net).Round;
+            ISynFlowRunner runner = o.Precision == "float32" ? new SynFlowRunner<float>(net) : new SynFlowRunner<double>(net);
             first = null!;
             for (int k = 1; k <= o.Iterations; k++)
             {
-                var (rk, scores) = round(masks);
+                var (rk, scores) = runner.Round(masks);
+                if (k == 1 && OutOfRange(rk, scores, o.Precision))
+                {
+                    // The signal left the precision's range with depth: unit mean row sums (SynFlowNetwork header).
+                    runner.Rescale();
+                    rescaled = true;
+                    (rk, scores) = runner.Round(masks);
+                }
                 if (!double.IsFinite(rk) || scores.Values.Any(s => s.Any(v => !double.IsFinite(v))))
-                    throw new OnnxModelException($"SynFlow overflowed in {o.Precision} (R = {rk:G4} in round {k}): the signal grows geometrically with depth; use precision=float64");
+                    throw new OnnxModelException($"SynFlow overflowed in {o.Precision} (R = {rk:G4} in round {k}) even "
+                        + "with every layer rescaled to unit mean row sum");
                 if (k == 1) { first = scores; r = rk; }
                 Prune(prunables, scores, masks, Math.Pow(o.Density, (double)k / o.Iterations), o.Scope);
                 o.Progress?.Invoke("synflow rounds", k, o.Iterations);
@@ -125,8 +132,21 @@ public static class Saliency
         return new SaliencyResult(o, r, rounds, layers, masks, first, sw.Elapsed.TotalSeconds,
             sw.Elapsed.TotalMilliseconds / rounds)
         {
-            Notes = o.Method == "synflow" ? AttentionNotes(model, layers) : [],
+            Notes = o.Method == "synflow" ? [.. AttentionNotes(model, layers), .. rescaled ? new[] { RescaledNote } : []]
+                : [],
         };
+    }
+
+    private const string RescaledNote = "SynFlow's signal left the number range unscaled (it grows geometrically with "
+        + "depth): every layer's |W| was scaled to unit mean row sum, which multiplies all scores of a bias-free chain "
+        + "by one factor (the ranking is unchanged) and reweighs biases and skip paths";
+
+    /// <summary>R or a score overflowed, or R underflowed towards 0 where ties would decide the ranking.</summary>
+    private static bool OutOfRange(double r, Dictionary<string, double[]> scores, string precision)
+    {
+        double limit = precision == "float32" ? 1e30 : 1e250;
+        return !double.IsFinite(r) || Math.Abs(r) > limit || (r != 0 && Math.Abs(r) < 1 / limit)
+            || scores.Values.Any(s => s.Any(v => !double.IsFinite(v)));
     }
 
     public static List<PrunableWeight> PrunableWeights(Model model)

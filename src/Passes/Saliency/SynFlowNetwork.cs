@@ -11,6 +11,13 @@
 //      (a Gather of a float [rows, width] table) becomes a float input, so the all-ones signal starts at the
 //      embeddings; the tables themselves are not scored.
 // One round: forward, then backward with seed 1 on each output, and score(w) = |dR/dw * w|.
+// Deep nets: R is a sum over input-output paths of products of |w|, so it grows (or shrinks) geometrically with
+// depth and leaves float64 past about 40 layers (a 60-layer chain of mean row sum 1e6 gives R = 1e360).
+// Rescale() then multiplies each scored layer's |W| (and its bias) by c_l = rows / sum|W| (unit mean row sum).
+// R is multilinear in the layers' weights, so in a bias-free chain every score is multiplied by the same
+// prod_l c_l and the ranking is unchanged; a bias's paths start at its layer and miss the factors of the layers
+// before it, and a residual branch misses those of the layers it skips, so there the rescaled scores weigh
+// biases and skip paths differently (only when the unscaled score could not be computed at all).
 using System.Numerics;
 using OnnxOpt.Autodiff;
 using OnnxOpt.GraphIR;
@@ -125,8 +132,17 @@ internal sealed class SynFlowNetwork
     }
 }
 
+/// <summary>SynFlow rounds in some precision, with the per-layer rescaling deep nets need.</summary>
+internal interface ISynFlowRunner
+{
+    (double R, Dictionary<string, double[]> Scores) Round(IReadOnlyDictionary<string, bool[]> masks);
+
+    /// <summary>Scales each scored layer's |W| and bias by rows / sum|W| (see the header).</summary>
+    void Rescale();
+}
+
 /// <summary>SynFlow rounds on a <see cref="SynFlowNetwork"/> in precision T.</summary>
-internal sealed class SynFlowRunner<T> where T : unmanaged, IFloatingPointIeee754<T>
+internal sealed class SynFlowRunner<T> : ISynFlowRunner where T : unmanaged, IFloatingPointIeee754<T>
 {
     private readonly SynFlowNetwork _net;
     private readonly Evaluator<T> _ev;
@@ -144,6 +160,31 @@ internal sealed class SynFlowRunner<T> where T : unmanaged, IFloatingPointIeee75
             _abs[v.Name] = new NdArray<T>(a.Shape, a.R.Select(T.Abs).ToArray());
         }
         _ones = net.InputShapes.ToDictionary(kv => kv.Key, kv => NdArray<T>.Full(kv.Value, T.One));
+    }
+
+    public void Rescale()
+    {
+        foreach (var clone in _net.WeightNames.Values)
+        {
+            var w = _abs[clone];
+            var node = _net.Model.Graph.Find(clone)!.Uses[0].Node;
+            var dims = w.Shape;
+            long rows = node.OpType switch
+            {
+                "Conv" => dims[0],
+                "ConvTranspose" => dims[1] * node.GetInt("group", 1),
+                "Gemm" => node.GetInt("transB", 0) != 0 ? dims[0] : dims[1],
+                _ => dims[^1],
+            };
+            double sum = 0;
+            foreach (var x in w.R) sum += double.CreateChecked(x);
+            if (!(sum > 0) || rows <= 0) continue;
+            var c = T.CreateChecked(rows / sum);
+            _abs[clone] = new NdArray<T>(w.Shape, w.R.Select(x => x * c).ToArray());
+            if (node.OpType is "Conv" or "ConvTranspose" or "Gemm" && node.Input(2) is { IsInitializer: true } b
+                && _abs.TryGetValue(b.Name, out var bias) && b.Uses.Count == 1)
+                _abs[b.Name] = new NdArray<T>(bias.Shape, bias.R.Select(x => x * c).ToArray());
+        }
     }
 
     /// <summary>R and the scores |dR/dw * w| of each prunable weight (by original name) under the masks.</summary>
