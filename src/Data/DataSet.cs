@@ -308,7 +308,11 @@ public sealed class DataSet
 
     private static Tensor RandomTensor(string name, DataType t, long[] shape, SplitMix64 rng, ValueRange? range)
     {
-        var n = (int)shape.Aggregate(1L, (a, b) => a * b);
+        var count = shape.Aggregate(1.0, (a, b) => a * b);
+        if (count * Math.Max(1, t.BitWidth() / 8) > Array.MaxLength)
+            throw new OnnxModelException($"input '{name}': a random sample of shape [{string.Join(",", shape)}] is "
+                + "larger than one array can hold; give its dims (--dim) or a data folder");
+        var n = (int)count;
         var bytes = new byte[t.ByteCount(n)];
         var span = bytes.AsSpan();
         var r = range ?? ValueRange.Default;

@@ -156,7 +156,8 @@ public class FuzzTests
     }
 }
 
-/// <summary>What longer fuzzing runs found (scripts/fuzz.sh, seeds 7 and 11), kept as regression tests.</summary>
+/// <summary>What longer fuzzing runs found (scripts/fuzz.sh, seeds 7, 11 and 101), kept as regression tests.
+/// </summary>
 public class FuzzFindingTests
 {
     private static string Save(Action<OnnxOpt.GraphIR.Protobuf.ModelProto> edit, string model = "ops/conv.onnx")
@@ -193,6 +194,18 @@ public class FuzzFindingTests
             Assert.Contains(message, r.Err);
             Assert.Single(r.Err.Trim().Split('\n'));
         }
+    }
+
+    [Fact]
+    public void AHugeDeclaredInputDimIsRefusedWhenRandomInputsAreDrawn()
+    {
+        // Seed 101, runs 7611/14827/17918: x of dim 2^63-1 overflowed the random sample's element count.
+        var path = Save(m => m.Graph.Input[0].Type.TensorType.Shape.Dim[0].DimValue = long.MaxValue,
+            "ops/gemm_matmul.onnx");
+        var r = Cli.Run("prune", path, "-o", Path.Combine(Path.GetDirectoryName(path)!, "o.onnx"), "--calib-random",
+            "4", "--macs", "0.7", "--criterion", "taylor");
+        Assert.Equal(2, r.ExitCode);
+        Assert.Contains("input 'x': a random sample of shape [9223372036854775807,", r.Err);
     }
 
     [Fact]
