@@ -110,6 +110,20 @@ public sealed class LinearOp
         return row / ((int)WeightDims[0] / Groups) * (int)WeightDims[1] + j;
     }
 
+    /// <summary>The input channel each weight element reads.</summary>
+    public int InputChannelOf(long index)
+    {
+        if (Node.OpType == "Conv" && Groups != 1)
+        {
+            int perIn = (int)WeightDims[1], perOut = OutChannels / Groups;
+            var inner = WeightDims.Skip(2).Aggregate(1L, (a, d) => a * d);
+            var o = (int)(index / (perIn * inner));
+            return o / perOut * perIn + (int)(index / inner % perIn);
+        }
+        var innerIn = WeightDims.Skip(InAxis + 1).Aggregate(1L, (a, d) => a * d);
+        return (int)(index / innerIn % WeightDims[InAxis]);
+    }
+
     /// <summary>y' = s_c y_c + t_c: the weight and bias that compute it (t optional).</summary>
     public (float[] Weight, float[] Bias) Scaled(IReadOnlyList<double> s, IReadOnlyList<double>? t = null)
     {
@@ -185,6 +199,13 @@ public sealed class LinearOp
         var dims = WeightDims.ToArray();
         dims[axis] = keep.Count;
         return (dims, data);
+    }
+
+    /// <summary>Writes an effective weight of the same dims back, leaving the bias as it is (Gemm's alpha 1).</summary>
+    public void WriteWeight(Rewriter rw, float[] weight)
+    {
+        FoldBatchNorm.SetWeight(rw, Node, 1, WeightDims, weight, Node.Output().Name + "_W");
+        if (Node.OpType == "Gemm" && Node.GetFloat("alpha", 1f) != 1f) rw.SetAttr(Node, OnnxAttribute.Float("alpha", 1f));
     }
 
     /// <summary>Writes an effective weight and bias back to the node (alpha/beta 1; MatMul becomes Gemm

@@ -20,6 +20,7 @@ public static class PassRegistry
         new Linearize(),
         new FoldConv(),
         new Sparsify(),
+        new Equalize(),
         new Quantize(),
         new Prune(),
         new Cluster(),

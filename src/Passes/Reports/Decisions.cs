@@ -126,6 +126,7 @@ public sealed record PruneLatency(double BeforeMs, double AfterMs, double Speedu
 [JsonSerializable(typeof(FoldTiming))]
 [JsonSerializable(typeof(BorderError))]
 [JsonSerializable(typeof(QuantizedOp))]
+[JsonSerializable(typeof(EqualizedPair))]
 [JsonSerializable(typeof(OpSensitivity))]
 [JsonSerializable(typeof(QuantizeTrial))]
 [JsonSerializable(typeof(LayerSparsity))]

@@ -1,0 +1,256 @@
+// equalize{max-sweeps=20,absorb-bias=false}: cross-layer equalization (Nagel, van Baalen, Blankevoort, Welling,
+// ICCV 2019, "Data-Free Quantization Through Weight Equalization and Bias Correction"), exact in float.
+//   before: y = W2 f(W1 x + b1) + b2, channel i of W1 spanning r1_i = max|W1[i,...]| and its input column
+//           of W2 r2_i = max|W2[:,i,...]|; after BatchNorm folding these ranges differ by orders of magnitude
+//           between channels (a depthwise conv's most of all), and one per-tensor int8 grid fits none of them.
+//   after:  W1[i] / s_i, b1_i / s_i, W2[:,i] * s_i with s_i = sqrt(r1_i / r2_i), so both ranges become
+//           sqrt(r1_i r2_i): the same output for any f with f(x / s) = f(x) / s for s > 0 (positively
+//           homogeneous, per channel).
+// Pairs: a Conv (group 1 or depthwise), Gemm or MatMul with a constant weight, then any chain of single-use,
+// channel-wise homogeneous ops (Relu, LeakyRelu, PRelu, MaxPool, AveragePool, GlobalAveragePool,
+// GlobalMaxPool, Identity; Flatten of a [N, C, 1, 1] map, which keeps channel i at i), then a second such op
+// reading those channels on the same axis. A chain of three
+// layers (conv -> depthwise -> conv) is two pairs sharing the middle one; sweeps repeat over all pairs until
+// no scale moves by more than 1e-4 (or max-sweeps). Refused, with the reason (report and WhyNoChange): Clip/
+// ReLU6, HardSwish, Sigmoid, Tanh and other ops whose bounds or shape do not scale; a value with several
+// readers (a residual); a channel axis that changes (Flatten, Reshape); grouped (not depthwise) convs.
+using OnnxOpt.GraphIR;
+
+namespace OnnxOpt.Passes;
+
+public sealed record EqualizeOptions
+{
+    [Option("max-sweeps", "passes over all pairs before stopping (each pass moves every scale toward its fixed point)")]
+    public int MaxSweeps { get; init; } = 20;
+}
+
+/// <summary>A pair equalize scaled, or a layer it could not pair, with the reason.</summary>
+public sealed record EqualizedPair(string First, string Second, string Decision) : Decision
+{
+    public string? Through { get; init; }
+    public string? Reason { get; init; }
+    /// <summary>Per-tensor int8 SQNR of the first and second weight before and after (dB, the mean over output
+    /// channels).</summary>
+    public double? FirstSqnrDbBefore { get; init; }
+    public double? FirstSqnrDbAfter { get; init; }
+    public double? SecondSqnrDbBefore { get; init; }
+    public double? SecondSqnrDbAfter { get; init; }
+}
+
+public sealed class Equalize : Pass<EqualizeOptions>
+{
+    public override string Name => "equalize";
+    public override string Summary =>
+        "cross-layer equalization: per-channel weight ranges of consecutive layers balanced (exact; before int8)";
+
+    /// <summary>Ops between two layers that commute with a positive per-channel scale.</summary>
+    private static readonly HashSet<string> Homogeneous = new(StringComparer.Ordinal)
+    {
+        "Relu", "LeakyRelu", "PRelu", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "Identity",
+    };
+
+    /// <summary>Ops a user might expect to pass, and why they do not.</summary>
+    private static string? WhyNot(Node n) => n.OpType switch
+    {
+        "Clip" => "Clip (ReLU6) between them: its bounds do not scale with the channel",
+        "HardSwish" or "HardSigmoid" or "Sigmoid" or "Tanh" or "Gelu" or "Elu" or "Selu" or "Softplus" =>
+            $"{n.OpType} between them is not positively homogeneous",
+        "Flatten" or "Reshape" or "Transpose" => $"{n.OpType} between them moves the channel axis",
+        _ => null,
+    };
+
+    /// <summary>A scored pair: the first layer, the ops between, the second layer.</summary>
+    private sealed record Pair(Node First, List<Node> Through, Node Second);
+
+    public override string? WhyNoChange(Model model, EqualizeOptions options)
+    {
+        var (pairs, refused) = FindPairs(model.Graph);
+        if (pairs.Count > 0) return null;
+        return refused.Count == 0 ? "no two consecutive linear layers with constant weights"
+            : $"no pair of layers can be equalized ({refused[0].Reason}{(refused.Count > 1 ? ", ..." : "")})";
+    }
+
+    public override void Run(PassContext ctx, EqualizeOptions o)
+    {
+        if (o.MaxSweeps < 1) throw new OnnxModelException("equalize: max-sweeps must be at least 1");
+        var (pairs, refused) = FindPairs(ctx.Model.Graph);
+        foreach (var r in refused) ctx.Stats.Decide(r);
+        ctx.Stats.Count("pairs refused", refused.Count);
+        if (pairs.Count == 0) return;
+        // Every layer's weight and bias as arrays, updated in place over the sweeps, written once at the end.
+        var ops = pairs.SelectMany(p => new[] { p.First, p.Second }).Distinct()
+            .ToDictionary(n => n, n => LinearOp.Of(n)!);
+        var weights = ops.ToDictionary(kv => kv.Key, kv => kv.Value.Weight.ToArray());
+        var biases = ops.ToDictionary(kv => kv.Key, kv => kv.Value.Bias.ToArray());
+        var before = weights.ToDictionary(kv => kv.Key, kv => PerTensorSqnrDb(ops[kv.Key], kv.Value));
+        int sweeps = 0;
+        for (; sweeps < o.MaxSweeps; sweeps++)
+        {
+            double moved = 0;
+            foreach (var p in pairs)
+            {
+                var (a, b) = (ops[p.First], ops[p.Second]);
+                var r1 = OutRanges(a, weights[p.First]);
+                var r2 = InRanges(b, weights[p.Second]);
+                var s = new double[r1.Length];
+                for (int i = 0; i < s.Length; i++)
+                {
+                    s[i] = r1[i] > 0 && r2[i] > 0 ? Math.Sqrt(r1[i] / r2[i]) : 1;
+                    moved = Math.Max(moved, Math.Abs(Math.Log(s[i])));
+                }
+                ScaleOut(a, weights[p.First], biases[p.First], s);
+                ScaleIn(b, weights[p.Second], s);
+            }
+            if (moved < 1e-4) { sweeps++; break; }
+        }
+        var rw = ctx.Rewriter;
+        foreach (var (n, op) in ops)
+        {
+            var hadBias = n.OpType != "MatMul" && n.Input(2) is not null;
+            if (hadBias || op.Bias.Length == 0 || biases[n].Any(v => v != 0))
+                op.Write(rw, op.WeightDims, weights[n], biases[n]);
+            else op.WriteWeight(rw, weights[n]);
+        }
+        foreach (var p in pairs)
+        {
+            ctx.Stats.Decide(new EqualizedPair(Label(p.First), Label(p.Second), "equalized")
+            {
+                Through = p.Through.Count == 0 ? null : string.Join(",", p.Through.Select(t => t.OpType)),
+                FirstSqnrDbBefore = before[p.First],
+                FirstSqnrDbAfter = PerTensorSqnrDb(ops[p.First], weights[p.First]),
+                SecondSqnrDbBefore = before[p.Second],
+                SecondSqnrDbAfter = PerTensorSqnrDb(ops[p.Second], weights[p.Second]),
+            });
+        }
+        ctx.Stats.Count("pairs equalized", pairs.Count);
+        ctx.Stats.Count("sweeps", sweeps);
+        var gain = ops.Keys.Average(n => PerTensorSqnrDb(ops[n], weights[n]) - before[n]);
+        ctx.Stats.Notes.Add($"{pairs.Count} pairs over {ops.Count} layers in {sweeps} sweeps: per-tensor int8 weight "
+            + $"SQNR per channel {gain:+0.0;-0.0} dB on average");
+    }
+
+    private static (List<Pair> Pairs, List<EqualizedPair> Refused) FindPairs(Graph g)
+    {
+        var pairs = new List<Pair>();
+        var refused = new List<EqualizedPair>();
+        foreach (var n in g.Nodes)
+        {
+            if (!Pairable(n, out _)) continue;
+            var (second, through, why) = Follow(n);
+            if (second is not null) pairs.Add(new Pair(n, through, second));
+            else if (why is not null) refused.Add(new EqualizedPair(Label(n), "", "refused") { Reason = why });
+        }
+        return (pairs, refused);
+    }
+
+    /// <summary>From a layer's output through homogeneous ops to the next layer; else why not (null when the
+    /// chain simply ends: a graph output, a Softmax, an op that is no layer).</summary>
+    private static (Node? Second, List<Node> Through, string? Why) Follow(Node first)
+    {
+        var through = new List<Node>();
+        var v = first.Output();
+        bool convAxis = first.OpType == "Conv";
+        while (true)
+        {
+            if (v.IsGraphOutput) return (null, through, null);
+            if (v.Uses.Count != 1)
+                return (null, through, v.Uses.Count == 0 ? null : $"'{v.Name}' has {v.Uses.Count} readers (a residual or a branch)");
+            var (next, index) = (v.Uses[0].Node, v.Uses[0].InputIndex);
+            if (!next.IsStandard || index != 0) return (null, through, null);
+            if (Homogeneous.Contains(next.OpType))
+            {
+                if (!PReluPerChannel(next, first)) return (null, through, $"{next} has a slope per element, not per channel");
+            }
+            else if (next.OpType == "Flatten" && convAxis && FlattensChannelsOnly(next)) convAxis = false;
+            else if (Pairable(next, out var notPairable))
+                return convAxis == (next.OpType == "Conv") ? (next, through, null)
+                    : (null, through, $"{next} reads the channels on another axis");
+            else if (next.OpType is "Conv" or "Gemm" or "MatMul") return (null, through, notPairable);
+            else return (null, through, WhyNot(next));
+            through.Add(next);
+            v = next.Output();
+        }
+    }
+
+    /// <summary>Flatten(axis 1) of a [N, C, 1, ...] map: channel i stays at index i.</summary>
+    private static bool FlattensChannelsOnly(Node flatten) =>
+        flatten.GetInt("axis", 1) == 1 && flatten.Input(0)?.Shape is { } s && s.Rank >= 2
+        && Enumerable.Range(2, s.Rank - 2).All(k => s[k].Value == 1);
+
+    private static string Label(Node n) => n.Name ?? n.Output().Name;
+
+    /// <summary>A linear op with a constant weight whose channels equalize can scale.</summary>
+    private static bool Pairable(Node n, out string? why)
+    {
+        why = null;
+        if (!n.IsStandard || n.OpType is not ("Conv" or "Gemm" or "MatMul")) { why = $"{n} is not a layer"; return false; }
+        if (n.OpType == "Gemm" && n.GetInt("transA", 0) != 0) { why = $"{n} has transA"; return false; }
+        if (!LinearOp.TryOf(n, out var op, out var reason)) { why = $"{n}: {reason}"; return false; }
+        if (op!.Groups != 1 && !op.IsDepthwise) { why = $"{n} is a grouped conv (group {op.Groups})"; return false; }
+        return true;
+    }
+
+    /// <summary>PRelu commutes with the scale when its slope is a scalar or one per channel; the rest always.</summary>
+    private static bool PReluPerChannel(Node n, Node layer) =>
+        n.OpType != "PRelu" || Rewriter.ConstantOf(n.Input(1)) is { } slope
+            && (slope.ElementCount == 1 || slope.ElementCount == LinearOp.Of(layer)!.OutChannels);
+
+    /// <summary>max |W| over each output channel's weights.</summary>
+    private static double[] OutRanges(LinearOp op, float[] w)
+    {
+        var r = new double[op.OutChannels];
+        for (long i = 0; i < w.Length; i++)
+        {
+            var c = op.OutputChannelOf(i);
+            r[c] = Math.Max(r[c], Math.Abs(w[i]));
+        }
+        return r;
+    }
+
+    /// <summary>max |W| over the weights that read each input channel.</summary>
+    private static double[] InRanges(LinearOp op, float[] w)
+    {
+        var r = new double[op.InChannels];
+        for (long i = 0; i < w.Length; i++)
+        {
+            var c = op.InputChannelOf(i);
+            r[c] = Math.Max(r[c], Math.Abs(w[i]));
+        }
+        return r;
+    }
+
+    private static void ScaleOut(LinearOp op, float[] w, float[] b, double[] s)
+    {
+        for (long i = 0; i < w.Length; i++) w[i] = (float)(w[i] / s[op.OutputChannelOf(i)]);
+        for (int c = 0; c < b.Length; c++) b[c] = (float)(b[c] / s[c]);
+    }
+
+    private static void ScaleIn(LinearOp op, float[] w, double[] s)
+    {
+        for (long i = 0; i < w.Length; i++) w[i] = (float)(w[i] * s[op.InputChannelOf(i)]);
+    }
+
+    /// <summary>The mean over output channels of each channel's SQNR when the whole tensor shares one symmetric
+    /// int8 grid (per-tensor int8): a channel far below the largest keeps few of the 255 levels, which the
+    /// tensor's own SQNR (dominated by the largest channels) does not show. Each channel's figure is capped at
+    /// 100 dB (exact).</summary>
+    internal static double PerTensorSqnrDb(LinearOp op, float[] w)
+    {
+        double max = 0;
+        foreach (var x in w) max = Math.Max(max, Math.Abs(x));
+        if (max == 0) return 100;
+        var step = max / 127;
+        var signal = new double[op.OutChannels];
+        var noise = new double[op.OutChannels];
+        for (long i = 0; i < w.Length; i++)
+        {
+            var c = op.OutputChannelOf(i);
+            var e = w[i] - Math.Round(w[i] / step) * step;
+            signal[c] += (double)w[i] * w[i];
+            noise[c] += e * e;
+        }
+        var db = Enumerable.Range(0, signal.Length).Where(c => signal[c] > 0)
+            .Select(c => noise[c] == 0 ? 100 : Math.Min(100, 10 * Math.Log10(signal[c] / noise[c]))).ToList();
+        return db.Count == 0 ? 100 : db.Average();
+    }
+}
