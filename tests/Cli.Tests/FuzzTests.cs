@@ -156,7 +156,7 @@ public class FuzzTests
     }
 }
 
-/// <summary>What longer fuzzing runs found (scripts/fuzz.sh, seeds 7, 11 and 101), kept as regression tests.
+/// <summary>What longer fuzzing runs found (scripts/fuzz.sh, seeds 7, 11, 101 and 303), kept as regression tests.
 /// </summary>
 public class FuzzFindingTests
 {
@@ -206,6 +206,18 @@ public class FuzzFindingTests
             "4", "--macs", "0.7", "--criterion", "taylor");
         Assert.Equal(2, r.ExitCode);
         Assert.Contains("input 'x': a random sample of shape [9223372036854775807,", r.Err);
+    }
+
+    [Fact]
+    public void TaylorPruningOfAModelWhoseOutputLostItsBatchAxisDoesNotIndexPastItsSums()
+    {
+        // Seed 303, run 15808: an "axes" attribute retyped INT made a Squeeze drop the batch axis of the output.
+        var path = Save(m => m.Graph.Node.SelectMany(n => n.Attribute).First(a => a.Name == "axes").Type =
+            OnnxOpt.GraphIR.Protobuf.AttributeProto.Types.AttributeType.Int, "old_opset/digits_opset9.onnx");
+        var r = Cli.Run("prune", path, "-o", Path.Combine(Path.GetDirectoryName(path)!, "o.onnx"), "--calib-random",
+            "4", "--macs", "0.7", "--criterion", "taylor");
+        Assert.InRange(r.ExitCode, 0, 2);
+        Assert.DoesNotContain("   at ", r.Err);
     }
 
     [Fact]

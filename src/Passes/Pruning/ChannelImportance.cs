@@ -238,7 +238,10 @@ public static class ChannelImportance
             if (seen >= RandomProbes.Samples) break;
             var inputs = batch.Inputs.ToDictionary(kv => kv.Key, kv => NdArray<float>.FromTensor(kv.Value));
             var trace = ev.Forward(inputs);
-            int n = trace[outputs[0]].Shape[0];
+            // Samples: the batch axis of the output and of every read activation (a malformed model whose output
+            // lost its batch axis must not index past the per-sample sums).
+            int n = reads.Select(r => trace[r.Value].Shape.FirstOrDefault(1))
+                .Append(trace[outputs[0]].Shape.FirstOrDefault(1)).Max();
             for (int probe = 0; probe < RandomProbes.Probes; probe++)
             {
                 var seeds = RandomProbes.Seeds(trace, outputs, rng);
