@@ -77,11 +77,15 @@ public sealed class CalibrationSource
     /// <summary>The same samples, reporting progress to <paramref name="sink"/>.</summary>
     public CalibrationSource WithProgress(ProgressSink? sink) => Copy(Settings, Runner, sink);
 
-    private CalibrationSource Copy(SessionSettings settings, RunnerFactory? runner, ProgressSink? progress) =>
+    /// <summary>The same samples, in batches of at most <paramref name="bytes"/> of requested values.</summary>
+    public CalibrationSource WithMaxBatchBytes(long bytes) => Copy(Settings, Runner, Progress, bytes);
+
+    private CalibrationSource Copy(SessionSettings settings, RunnerFactory? runner, ProgressSink? progress,
+        long? maxBatchBytes = null) =>
         new(Description, _factory)
         {
             BatchSize = BatchSize,
-            MaxBatchBytes = MaxBatchBytes,
+            MaxBatchBytes = maxBatchBytes ?? MaxBatchBytes,
             Settings = settings,
             Runner = runner,
             Progress = progress,
@@ -107,6 +111,22 @@ public sealed class CalibrationSource
         return perSample == 0 ? BatchSize : (int)Math.Clamp(MaxBatchBytes / perSample, 1, BatchSize);
     }
 
+    /// <summary>Samples per batch for values whose per-sample size shape inference cannot tell (a detector's
+    /// dynamic height and width): one sample is run through <paramref name="session"/> and its values measured.
+    /// Without that, 32 pages of 640x480 with every activation requested held 22 GB.</summary>
+    public int BatchFor(Model model, IReadOnlyList<string> values, IModelRunner session, DataSet data)
+    {
+        if (PerSampleKnown(model, values)) return BatchFor(model, values);
+        var first = data.Batches(1).FirstOrDefault();
+        if (first is null) return 1;
+        long perSample = session.Run(first.Inputs, values).Sum(t => Math.Max(1, t.ByteSize));
+        return (int)Math.Clamp(MaxBatchBytes / Math.Max(1, perSample), 1, BatchSize);
+    }
+
+    private static bool PerSampleKnown(Model model, IReadOnlyList<string> values) =>
+        values.Distinct().All(name => model.Graph.Find(name) is { Shape: { Rank: > 0 } s } && s.Dims.Skip(1)
+            .All(d => d.IsKnown));
+
     /// <summary>Runs the model over every calibration batch, handing the requested values (graph
     /// outputs or intermediates) of each batch to <paramref name="visit"/>; nothing is kept.</summary>
     public int Stream(Model model, IReadOnlyList<string> values, Action<Batch, IReadOnlyList<Tensor>> visit,
@@ -118,7 +138,7 @@ public sealed class CalibrationSource
         var progress = progressLabel is not null ? Progress : null;
         int seen = 0;
         ShapeInference.Run(model);
-        foreach (var batch in data.Batches(BatchFor(model, values)))
+        foreach (var batch in data.Batches(BatchFor(model, values, session, data)))
         {
             var outs = session.Run(batch.Inputs, values);
             visit(batch, outs);

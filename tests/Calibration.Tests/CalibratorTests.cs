@@ -114,3 +114,29 @@ public class CalibratorTests
         Assert.Contains("unknown calibration method 'kl'", e.Message);
     }
 }
+
+/// <summary>Batches sized by what one sample's requested values really weigh when shapes cannot tell.</summary>
+public class CalibrationBatchTests
+{
+    [Fact]
+    public void DynamicHeightAndWidthAreMeasuredOnOneSampleBeforeBatching()
+    {
+        // A model whose input is [N, 3, H, W] with H and W unknown: shape inference knows no per-sample size.
+        var b = new OnnxOpt.GraphIR.GraphBuilder("dyn");
+        var x = b.Input("x", OnnxOpt.GraphIR.DataType.Float, "N", 3, "H", "W");
+        var y = b.Node("Relu", [x]);
+        y = b.Node("Neg", [y]);
+        b.Output(y);
+        var model = b.Build();
+        var dir = Path.Combine(Path.GetTempPath(), "onnxopt-tests", Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(dir);
+        Npy.Write(Path.Combine(dir, "x.npy"), OnnxOpt.GraphIR.Tensor.FromFloats("x", [6, 3, 128, 128],
+            new float[6 * 3 * 128 * 128]));
+        // Two values of 192 KB per sample: at most 1 MB per batch is 2 samples, not the default 32.
+        var calib = CalibrationSource.FromFolder(dir).WithMaxBatchBytes(1L << 20);
+        var sizes = new List<long>();
+        calib.Stream(model, [model.Graph.Nodes[0].Output().Name, y.Name], (batch, _) =>
+            sizes.Add(batch.Inputs["x"].Dims[0]));
+        Assert.Equal([2L, 2, 2], sizes);
+    }
+}

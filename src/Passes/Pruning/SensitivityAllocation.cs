@@ -111,7 +111,7 @@ public static class SensitivityAllocation
         var data = calib.DataFor(session.Inputs);
         var result = new List<double[]>();
         int seen = 0;
-        foreach (var batch in data.Batches(Math.Min(calib.BatchFor(model, names), Math.Max(1, samples))))
+        foreach (var batch in data.Batches(Math.Min(calib.BatchFor(model, names, session, data), Math.Max(1, samples))))
         {
             if (seen >= samples) break;
             foreach (var t in session.Run(batch.Inputs, names)) result.Add(t.ToDoubleArray());

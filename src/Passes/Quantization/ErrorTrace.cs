@@ -40,7 +40,10 @@ internal static class ErrorTrace
         var int8Outputs = int8.Graph.Outputs.Select(o => o.Name).ToHashSet();
         using var a = data.RunnerFor(fp32, refNames.Where(n => !outputs.Contains(n)));
         using var b = data.RunnerFor(int8, dqNames.Where(n => !int8Outputs.Contains(n)));
-        foreach (var batch in data.DataFor(a.Inputs).Batches(data.BatchFor(fp32, refNames)))
+        var set = data.DataFor(a.Inputs);
+        // Both models' traced values are held at once: the batch is sized for twice the reference's.
+        var batchSize = Math.Max(1, data.BatchFor(fp32, refNames, a, set) / 2);
+        foreach (var batch in set.Batches(batchSize))
         {
             var ra = a.Run(batch.Inputs, refNames);
             var rb = b.Run(batch.Inputs, dqNames);
