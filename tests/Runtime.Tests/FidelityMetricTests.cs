@@ -9,6 +9,51 @@ namespace OnnxOpt.Tests;
 
 public class FidelityMetricTests
 {
+    /// <summary>A runner that answers every input with a fixed output.</summary>
+    private sealed class Fixed(Tensor output) : IModelRunner
+    {
+        public IReadOnlyList<IoInfo> Inputs { get; } = [new("x", DataType.Float, new Shape([Dim.Of(1)]))];
+        public IReadOnlyList<IoInfo> Outputs { get; } =
+            [new(output.Name, output.ElementType, new Shape(output.Dims.Select(Dim.Of)))];
+        public Tensor[] Run(IReadOnlyDictionary<string, Tensor> inputs, IReadOnlyList<string>? outputNames = null) =>
+            [output];
+        public void Dispose() { }
+    }
+
+    private static ValidationReport Compare(Tensor a, Tensor b, MetricSpec spec) => Validator.Compare(new Fixed(a),
+        new Fixed(b), DataSet.FromTensors(new Dictionary<string, Tensor> { ["x"] = Tensor.FromFloats("x", [1], [0f]) }),
+        new ValidationOptions { Metric = spec });
+
+    [Fact]
+    public void AScoreMapIsJudgedByTheIouOfItsElementsAboveTheThreshold()
+    {
+        Assert.Equal((MetricKind.Iou, 0.3), MetricSpec.Parse("iou:0.3"));
+        Assert.Equal((MetricKind.Iou, 0.5), MetricSpec.Parse("IoU"));
+        Assert.Contains("iou:THRESHOLD", Assert.Throws<OnnxModelException>(() => MetricSpec.Parse("iou:x")).Message);
+        // Above 0.3: reference {0, 1, 2}, candidate {1, 2, 3}: IoU 2 / 4.
+        var a = Tensor.FromFloats("map", [1, 1, 2, 3], [0.9f, 0.8f, 0.31f, 0.1f, 0.2f, 0f]);
+        var b = Tensor.FromFloats("map", [1, 1, 2, 3], [0.2f, 0.7f, 0.5f, 0.4f, 0.29f, 0f]);
+        var r = Compare(a, b, new MetricSpec(MetricKind.Iou) { Threshold = 0.3 });
+        Assert.Equal(0.5, r.Primary!.Value, 1e-12);
+        Assert.Equal(50, r.Primary.DropPoints, 1e-9);
+        Assert.Equal("IoU above 0.3 of map", r.Primary.Metric.Description);
+        Assert.Equal(DropMetric.Iou, Fidelity.DropOf(r).Metric);
+        // Two maps empty at the threshold are the same map.
+        Assert.Equal(1, Compare(a, b, new MetricSpec(MetricKind.Iou) { Threshold = 0.95 }).Primary!.Value);
+    }
+
+    [Fact]
+    public void ASequenceOutputIsJudgedByItsPerPositionArgmaxAgreement()
+    {
+        // [batch 1, positions 4, classes 3]: positions 0, 1 and 3 agree.
+        var a = Tensor.FromFloats("probs", [1, 4, 3], [1, 0, 0, 0, 1, 0, 0, 0, 1, 0.5f, 0.4f, 0.1f]);
+        var b = Tensor.FromFloats("probs", [1, 4, 3], [0.9f, 0, 0, 0, 0.8f, 0.1f, 0.7f, 0, 0.2f, 0.6f, 0.3f, 0.1f]);
+        var r = Compare(a, b, new MetricSpec(MetricKind.Agreement));
+        Assert.Equal(75, r.Primary!.Value, 1e-9);
+        Assert.Equal("per-position agreement of probs", r.Primary.Metric.Description);
+        Assert.Equal(DropMetric.PositionAgreement, Fidelity.DropOf(r).Metric);
+    }
+
     private static (IReadOnlyList<IoInfo> Outputs, IReadOnlyList<IoInfo> Inputs) Io(string rel)
     {
         var g = OnnxImporter.Load(Paths.Model(rel)).Graph;

@@ -38,7 +38,9 @@ public sealed class MetricOptions
 {
     public Option<string?> Metric { get; } = new("--metric")
     {
-        Description = "what a budget is measured in: accuracy|agreement|cosine|sqnr (default: from the output's shape)",
+        Description = "what a budget is measured in: accuracy|agreement|cosine|sqnr|iou:T (IoU of the elements above "
+            + "T, for score maps; agreement on [batch, positions, classes] is per position; default: from the output's "
+            + "shape)",
     };
     public Option<string?> Output { get; } = new("--metric-output")
     {
@@ -55,7 +57,12 @@ public sealed class MetricOptions
         c.Add(Metric); c.Add(Output); c.Add(Pool);
     }
 
-    public OnnxOpt.Runtime.Validation.MetricSpec Read(ParseResult r) => new(
-        OnnxOpt.Runtime.Validation.MetricSpec.ParseKind(r.GetValue(Metric)), r.GetValue(Output),
-        OnnxOpt.Runtime.Validation.MetricSpec.ParsePool(r.GetValue(Pool)));
+    public OnnxOpt.Runtime.Validation.MetricSpec Read(ParseResult r)
+    {
+        var (kind, threshold) = OnnxOpt.Runtime.Validation.MetricSpec.Parse(r.GetValue(Metric));
+        return new(kind, r.GetValue(Output), OnnxOpt.Runtime.Validation.MetricSpec.ParsePool(r.GetValue(Pool)))
+        {
+            Threshold = threshold,
+        };
+    }
 }

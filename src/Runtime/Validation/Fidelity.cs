@@ -36,7 +36,7 @@ public sealed class SignalComparison
 }
 
 /// <summary>What a drop is measured in.</summary>
-public enum DropMetric { Accuracy, Top1Agreement, Cosine, NeighbourAgreement, Sqnr }
+public enum DropMetric { Accuracy, Top1Agreement, Cosine, NeighbourAgreement, Sqnr, Iou, PositionAgreement }
 
 /// <summary>A drop in points and what it measures.</summary>
 public readonly record struct Drop(double Points, DropMetric Metric)
@@ -47,6 +47,8 @@ public readonly record struct Drop(double Points, DropMetric Metric)
         DropMetric.Top1Agreement => "top1_agreement",
         DropMetric.NeighbourAgreement => "neighbour_agreement",
         DropMetric.Sqnr => "noise_pct",
+        DropMetric.Iou => "iou_x100",
+        DropMetric.PositionAgreement => "position_agreement",
         _ => "cosine_x100",
     };
 }
@@ -76,8 +78,10 @@ public static class Fidelity
         ? new Drop(p.DropPoints, p.Metric.Kind switch
         {
             MetricKind.Accuracy => DropMetric.Accuracy,
-            MetricKind.Agreement => p.Metric.Pooled ? DropMetric.NeighbourAgreement : DropMetric.Top1Agreement,
+            MetricKind.Agreement => p.Metric.Pooled ? DropMetric.NeighbourAgreement
+                : p.Metric.PerPosition ? DropMetric.PositionAgreement : DropMetric.Top1Agreement,
             MetricKind.Sqnr => DropMetric.Sqnr,
+            MetricKind.Iou => DropMetric.Iou,
             _ => DropMetric.Cosine,
         })
         : DropOf(r.ReferenceAccuracy * 100, r.CandidateAccuracy * 100,

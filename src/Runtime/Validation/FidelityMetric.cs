@@ -4,6 +4,10 @@
 //              (the share of samples whose most similar other sample, by cosine, is the same for both models)
 //   cosine     100 x (1 - cosine); on pooled embeddings the mean over samples of each sample's cosine
 //   sqnr       the noise power as a share of the signal power, in %: 100 x 10^(-SQNR/10) (20 dB -> 1 point)
+//   iou:T      a probability or score map (a text detector's): the elements above T in each model, compared as
+//              sets, IoU = |A and B| / |A or B| over every sample; the drop is 100 x (1 - IoU)
+//   agreement on a [batch, positions, classes] output (a recognizer's per-position softmax): the share of
+//              positions whose argmax over the last axis is the same, 100 - that %
 // Pooling: a [batch, sequence, hidden] output of a model with an attention_mask input is, by default, scored as
 // the masked mean over the sequence, e(i) = sum_t m(i,t) h(i,t) / sum_t m(i,t): the sentence embedding a sentence
 // encoder is used for. Default metric: accuracy with labels on a classifier, agreement on a classifier, cosine
@@ -13,7 +17,7 @@ using OnnxOpt.GraphIR;
 
 namespace OnnxOpt.Runtime.Validation;
 
-public enum MetricKind { Auto, Accuracy, Agreement, Cosine, Sqnr }
+public enum MetricKind { Auto, Accuracy, Agreement, Cosine, Sqnr, Iou }
 
 public enum Pooling { Auto, None, Mean }
 
@@ -22,15 +26,33 @@ public sealed record MetricSpec(MetricKind Kind = MetricKind.Auto, string? Outpu
 {
     public static readonly MetricSpec Default = new();
 
-    public static MetricKind ParseKind(string? s) => s?.ToLowerInvariant() switch
+    /// <summary>iou: the score above which an element counts as on (iou:0.3).</summary>
+    public double Threshold { get; init; } = 0.5;
+
+    public static MetricKind ParseKind(string? s) => Parse(s).Kind;
+
+    /// <summary>"--metric" text: a kind, and for iou its threshold ("iou:0.3", default 0.5).</summary>
+    public static (MetricKind Kind, double Threshold) Parse(string? s)
     {
-        null or "" or "auto" => MetricKind.Auto,
-        "accuracy" => MetricKind.Accuracy,
-        "agreement" => MetricKind.Agreement,
-        "cosine" => MetricKind.Cosine,
-        "sqnr" => MetricKind.Sqnr,
-        _ => throw new OnnxModelException($"--metric {s}: expected accuracy, agreement, cosine, sqnr or auto"),
-    };
+        var text = s?.ToLowerInvariant();
+        if (text is not null && text.StartsWith("iou", StringComparison.Ordinal))
+        {
+            if (text == "iou") return (MetricKind.Iou, 0.5);
+            if (text[3] == ':' && double.TryParse(text[4..], System.Globalization.NumberStyles.Float,
+                System.Globalization.CultureInfo.InvariantCulture, out var t) && double.IsFinite(t))
+                return (MetricKind.Iou, t);
+            throw new OnnxModelException($"--metric {s}: expected iou:THRESHOLD, e.g. iou:0.3");
+        }
+        return (text switch
+        {
+            null or "" or "auto" => MetricKind.Auto,
+            "accuracy" => MetricKind.Accuracy,
+            "agreement" => MetricKind.Agreement,
+            "cosine" => MetricKind.Cosine,
+            "sqnr" => MetricKind.Sqnr,
+            _ => throw new OnnxModelException($"--metric {s}: expected accuracy, agreement, cosine, sqnr, iou:T or auto"),
+        }, 0.5);
+    }
 
     public static Pooling ParsePool(string? s) => s?.ToLowerInvariant() switch
     {
@@ -46,11 +68,17 @@ public sealed record ResolvedMetric(MetricKind Kind, string Output, string? Mask
 {
     public bool Pooled => MaskInput is not null;
 
+    /// <summary>iou: the threshold; agreement on a [batch, positions, classes] output: per position.</summary>
+    public double Threshold { get; init; } = 0.5;
+    public bool PerPosition { get; init; }
+
     public string Name => Kind switch
     {
         MetricKind.Accuracy => "accuracy",
-        MetricKind.Agreement => Pooled ? "neighbour agreement" : "top-1 agreement",
+        MetricKind.Agreement => Pooled ? "neighbour agreement" : PerPosition ? "per-position agreement"
+            : "top-1 agreement",
         MetricKind.Cosine => "cosine",
+        MetricKind.Iou => FormattableString.Invariant($"IoU above {Threshold:G4}"),
         _ => "SQNR",
     };
 
@@ -84,10 +112,11 @@ public sealed record ResolvedMetric(MetricKind Kind, string Output, string? Mask
         if (kind == MetricKind.Accuracy && (!hasLabels || !classifier))
             throw new OnnxModelException($"--metric accuracy needs labels (labels.npy) and a [batch, classes] "
                 + $"output; '{output.Name}' " + (classifier ? "has no labels" : "is not one"));
-        if (kind == MetricKind.Agreement && !classifier && pooledBy is null)
-            throw new OnnxModelException($"--metric agreement: '{output.Name}' is neither [batch, classes] nor a "
-                + "pooled embedding (--pool mean)");
-        return new ResolvedMetric(kind, output.Name, pooledBy);
+        bool perPosition = kind == MetricKind.Agreement && !classifier && pooledBy is null && rank >= 3;
+        if (kind == MetricKind.Agreement && !classifier && pooledBy is null && !perPosition)
+            throw new OnnxModelException($"--metric agreement: '{output.Name}' is neither [batch, classes], "
+                + "[batch, positions, classes] nor a pooled embedding (--pool mean)");
+        return new ResolvedMetric(kind, output.Name, pooledBy) { Threshold = spec.Threshold, PerPosition = perPosition };
     }
 }
 
@@ -188,6 +217,8 @@ public sealed record MetricResult(ResolvedMetric Metric, double Value, double Dr
             $"{Metric.Description}: {Value:F2}% (drop {DropPoints:F2} points)"),
         MetricKind.Cosine => FormattableString.Invariant(
             $"{Metric.Description}: {Value:F6} (drop {DropPoints:F3} points)"),
+        MetricKind.Iou => FormattableString.Invariant(
+            $"{Metric.Description}: {Value:F4} (drop {DropPoints:F2} points)"),
         _ => FormattableString.Invariant($"{Metric.Description}: {Value:F1} dB (drop {DropPoints:F3} points)"),
     };
 }

@@ -26,6 +26,10 @@ public sealed record OutputComparison(
     double? Top1Agreement, string? Problem, double SqnrDb = double.NaN)
 {
     public bool Passed => Failures == 0 && Problem is null;
+    /// <summary>The measure's output under --metric iou:T: IoU of the elements above T.</summary>
+    public double? Iou { get; init; }
+    /// <summary>The measure's output under --metric agreement, rank >= 3: argmax agreement per position.</summary>
+    public double? PositionAgreement { get; init; }
 }
 
 public sealed record ValidationReport(
@@ -47,10 +51,10 @@ public static class Validator
         var candNames = candidate.Outputs.Select(o => o.Name).ToHashSet();
         var missing = refOutputs.Where(n => !candNames.Contains(n)).ToList();
         var candInputs = candidate.Inputs.Select(i => i.Name).ToHashSet();
-        var stats = refOutputs.ToDictionary(n => n, n => new Accumulator(n, options));
         long refCorrect = 0, candCorrect = 0, labelled = 0;
         int samples = 0;
         var metric = ResolvedMetric.Resolve(options.Metric, reference.Outputs, reference.Inputs, data.HasLabels);
+        var stats = refOutputs.ToDictionary(n => n, n => new Accumulator(n, options, n == metric.Output ? metric : null));
         var pooled = metric.Pooled ? new PooledComparison() : null;
         foreach (var batch in data.Batches(options.BatchSize))
         {
@@ -106,8 +110,11 @@ public static class Validator
             case MetricKind.Accuracy when refAcc is double ra && candAcc is double ca:
                 return new MetricResult(m, 100 * ca, 100 * (ra - ca), 100 * ra);
             case MetricKind.Agreement:
-                var agree = pooled?.NeighbourAgreement ?? 100 * (o.Top1Agreement ?? 1);
+                var agree = pooled?.NeighbourAgreement ?? 100 * (o.PositionAgreement ?? o.Top1Agreement ?? 1);
                 return new MetricResult(m, agree, 100 - agree);
+            case MetricKind.Iou:
+                var iou = o.Iou ?? 1;
+                return new MetricResult(m, iou, 100 * (1 - iou));
             case MetricKind.Sqnr:
                 var noise = double.IsPositiveInfinity(o.SqnrDb) ? 0 : 100 * Math.Pow(10, -o.SqnrDb / 10);
                 return new MetricResult(m, o.SqnrDb, double.IsNaN(noise) ? 100 : noise);
@@ -133,9 +140,9 @@ public static class Validator
         return r;
     }
 
-    private sealed class Accumulator(string name, ValidationOptions o)
+    private sealed class Accumulator(string name, ValidationOptions o, ResolvedMetric? metric)
     {
-        private long _n, _fail, _rows, _agree;
+        private long _n, _fail, _rows, _agree, _inter, _union, _positions, _samePositions;
         private double _maxAbs, _maxRel;
         private readonly SignalComparison _signal = new();
         private string? _problem;
@@ -170,12 +177,41 @@ public static class Validator
                 var ra = ArgMax(a); var rb = ArgMax(b);
                 for (int i = 0; i < ra.Length; i++) { _rows++; if (ra[i] == rb[i]) _agree++; }
             }
+            if (metric is { Kind: MetricKind.Iou })
+                for (int i = 0; i < x.Length; i++)
+                {
+                    bool p = x[i] > metric.Threshold, q = y[i] > metric.Threshold;
+                    if (p && q) _inter++;
+                    if (p || q) _union++;
+                }
+            if (metric is { PerPosition: true } && a.Dims[^1] > 0)
+            {
+                var classes = (int)a.Dims[^1];
+                for (int at = 0; at + classes <= x.Length; at += classes)
+                {
+                    _positions++;
+                    if (ArgMaxOf(x, at, classes) == ArgMaxOf(y, at, classes)) _samePositions++;
+                }
+            }
+        }
+
+        private static int ArgMaxOf(double[] v, int at, int n)
+        {
+            int best = 0;
+            for (int k = 1; k < n; k++) if (v[at + k] > v[at + best]) best = k;
+            return best;
         }
 
         public OutputComparison Result()
         {
             return new OutputComparison(name, _n, _fail, _maxAbs, _maxRel, _signal.Cosine,
-                _rows > 0 ? (double)_agree / _rows : null, _problem, _signal.SqnrDb);
+                _rows > 0 ? (double)_agree / _rows : null, _problem, _signal.SqnrDb)
+            {
+                // Nothing above the threshold in either model: the same (empty) map.
+                Iou = metric is { Kind: MetricKind.Iou } ? (_union == 0 ? 1 : (double)_inter / _union) : null,
+                PositionAgreement = metric is { PerPosition: true } && _positions > 0
+                    ? (double)_samePositions / _positions : null,
+            };
         }
     }
 }
