@@ -359,3 +359,21 @@ public class BadDataTests
         Assert.Single(m.Err.Trim().Split('\n'));
     }
 }
+
+public class EqualizeCommandTests
+{
+    [Fact]
+    public void OptimizeRunsEqualizeAsAnExactPassAndSaysWhatItRefused()
+    {
+        var dir = Paths.TempDir();
+        var out1 = Path.Combine(dir, "e.onnx");
+        // MobileNetV2-style digits net: its inverted residual blocks give pairs and refusals (ReLU6, residuals).
+        var r = Cli.Run("optimize", Paths.Model("digits/mobilenetv2.onnx"), "-o", out1, "--passes",
+            "canonicalize,fold-bn,equalize", "--validate", "--report", Path.Combine(dir, "r.json"), "-v");
+        Assert.True(r.ExitCode == 0, r.Err);
+        Assert.Contains("equalize", r.Err);
+        var report = File.ReadAllText(Path.Combine(dir, "r.json"));
+        Assert.Contains("\"decision\": \"refused\"", report);
+        Assert.Contains("Clip (ReLU6) between them", report);
+    }
+}
