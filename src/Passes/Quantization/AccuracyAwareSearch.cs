@@ -15,7 +15,9 @@
 //   2. when no class meets the budget, from the class with the least drop, one op at a time, the op whose
 //      own error is largest first (search=op does only this). An op's own error is the model output's
 //      SQNR, 10 log10(sum y^2 / sum (y - y')^2), with that op alone in int8: the SQNR of an activation
-//      inside the all-int8 model would mostly measure the ops before it.
+//      inside the all-int8 model would mostly measure the ops before it. With more than 32 such ops (a text
+//      detector has 200: an hour of model runs on 640x480 pages) the ops are ranked instead by the error
+//      trace's jump at their output (the SQNR lost across the op), which one run of both models gives.
 // Before searching, ErrorTrace says where the error enters (each quantized activation's SQNR along the
 // graph). Every trial (drop, latency), every op's own SQNR and what stays float and why are reported; the
 // best model seen is kept when the budget cannot be met within max-trials.
@@ -65,6 +67,9 @@ internal static class AccuracyAwareSearch
         private int _trial;
         private QdqResult _firstResult = null!;
         private readonly Dictionary<string, double> _sqnr = new(StringComparer.Ordinal);
+        private List<TensorError> _trace = [];
+        /// <summary>Most ops whose own error is measured by a model run each; beyond, the trace ranks them.</summary>
+        private const int OwnErrorLimit = 32;
         private List<string> _worstFirst = [];
 
         public Search(PassContext ctx, Model model, Dictionary<string, RangeCalibrator> ranges, QuantizeOptions qo,
@@ -79,7 +84,7 @@ internal static class AccuracyAwareSearch
                 Optimization = GraphOptimization.All,
                 IntraOpThreads = Environment.ProcessorCount
             });
-            _reference = Reference.Capture(_deployed, OnnxImporter.Parse(_fp32));
+            _reference = Reference.Capture(_deployed, OnnxImporter.Parse(_fp32), ctx.Metric);
             _macs = model.Graph.Nodes.ToDictionary(QdqEmitter.Key, n => ModelStats.Macs(n, out _) ?? 0,
                 StringComparer.Ordinal);
             _every = ranges.Values.All(r => r is EveryMethodCalibrator) && ranges.Count > 0;
@@ -139,6 +144,7 @@ internal static class AccuracyAwareSearch
         private void TraceWhereErrorEnters()
         {
             var trace = ErrorTrace.Run(OnnxImporter.Parse(_fp32), Build(new HashSet<string>(), false).Model, _eval);
+            _trace = trace;
             foreach (var t in trace) _ctx.Stats.Decide(t);
             var entry = trace.Where(t => t.JumpDb is not null).OrderByDescending(t => t.JumpDb).Take(3).ToList();
             if (entry.Count > 0)
@@ -175,6 +181,18 @@ internal static class AccuracyAwareSearch
         {
             var computeKeys = _firstResult.Quantized.Where(q => QdqEmitter.ComputeOps.Contains(q.Op))
                 .Select(q => q.Key).ToList();
+            if (computeKeys.Count > OwnErrorLimit)
+            {
+                // The SQNR lost across each op in the all-int8 model: the larger, the worse.
+                var jump = _trace.Where(t => t.JumpDb is not null).GroupBy(t => t.Tensor)
+                    .ToDictionary(g => g.Key, g => g.Max(t => t.JumpDb!.Value), StringComparer.Ordinal);
+                double JumpOf(string key) => _firstResult.Outputs.TryGetValue(key, out var o)
+                    && jump.TryGetValue(o.Reference, out var j) ? j : 0;
+                _worstFirst = computeKeys.OrderByDescending(JumpOf).ThenBy(k => k, StringComparer.Ordinal).ToList();
+                _ctx.Stats.Notes.Add($"accuracy-aware: {computeKeys.Count} ops ranked by where the error enters (the "
+                    + $"SQNR lost across each in the all-int8 model), not by {computeKeys.Count} model runs");
+                return;
+            }
             foreach (var key in computeKeys)
             {
                 var others = computeKeys.Where(k => k != key).ToHashSet(StringComparer.Ordinal);
