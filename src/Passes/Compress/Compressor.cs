@@ -195,6 +195,7 @@ public static class Compressor
                         var model = parent.Model.Clone();
                         var ctx = new PassContext(model, o.Calibration, log, o.Evaluation)
                         {
+                            Metric = o.Metric,
                             Original = input,
                             Deadline = deadline,
                         };

@@ -67,6 +67,8 @@ public sealed class PassContext
     public TextWriter Log { get; }
     /// <summary>When training passes must stop (with their best weights so far); null: no deadline.</summary>
     public DateTime? Deadline { get; init; }
+    /// <summary>The measure budgets are judged on (--metric); passes that search under a budget use it.</summary>
+    public Runtime.Validation.MetricSpec Metric { get; init; } = Runtime.Validation.MetricSpec.Default;
     public PassStats Stats { get; internal set; } = new();
 
     public Calibration.CalibrationSource RequireCalibration(string pass) =>

@@ -3,6 +3,8 @@
 //     also both models' accuracy in %;
 //   other models: cosine of the first output x 100;
 //   always: SQNR of the first output. Each measure as Runtime.Validation.Fidelity defines it.
+//   --metric iou:T (a score map) or agreement on a [batch, positions, classes] output (a sequence): that measure,
+//   on the output --metric-output names (the first by default), as validation computes it (FidelityMetric).
 // Used by linearize's budget and by quantize's accuracy-aware search.
 using OnnxOpt.Calibration;
 using OnnxOpt.GraphIR;
@@ -22,9 +24,24 @@ public sealed class Reference
     /// <summary>The original's accuracy in % when the data has labels.</summary>
     public double? Accuracy { get; private set; }
 
-    public static Reference Capture(CalibrationSource data, Model model)
+    private ResolvedMetric? _dense;
+
+    public static Reference Capture(CalibrationSource data, Model model, MetricSpec? spec = null)
     {
         var r = new Reference { _output = model.Graph.Outputs[0].Name };
+        if (spec is { Kind: MetricKind.Iou or MetricKind.Agreement })
+        {
+            var resolved = ResolvedMetric.Resolve(spec, Data.IoInfo.OutputsOf(model.Graph),
+                Data.IoInfo.InputsOf(model.Graph), hasLabels: false);
+            if (resolved.Kind == MetricKind.Iou || resolved.PerPosition)
+            {
+                r._dense = resolved;
+                r._output = resolved.Output;
+                r.Metric = resolved.Kind == MetricKind.Iou ? "iou_x100" : "position_agreement";
+                r.Samples = data.Stream(model, [r._output], (_, outs) => r._outputs.Add(outs[0].ToFloatArray()));
+                return r;
+            }
+        }
         long correct = 0, labelled = 0;
         r.Samples = data.Stream(model, [r._output], (batch, outs) =>
         {
@@ -44,6 +61,7 @@ public sealed class Reference
 
     public FidelityResult Measure(CalibrationSource data, Model candidate)
     {
+        if (_dense is not null) return DenseMeasure(data, candidate);
         long agree = 0, total = 0, correct = 0, labelled = 0;
         var signal = new SignalComparison();
         int k = 0;
@@ -64,9 +82,51 @@ public sealed class Reference
             labelled > 0 && Accuracy is not null ? Fidelity.Percent(correct, labelled) : null);
     }
 
-    /// <summary>The drop in points the budget is about: accuracy when labels exist, else agreement (or cosine x 100).</summary>
-    public double Drop(FidelityResult f) => Fidelity.DropOf(Accuracy, f.Accuracy,
-        Metric == "top1_agreement" ? f.Agreement : null, f.Agreement / 100).Points;
+    /// <summary>IoU x 100 or per-position agreement (%) of the candidate against the captured outputs.</summary>
+    private FidelityResult DenseMeasure(CalibrationSource data, Model candidate)
+    {
+        long inter = 0, union = 0, same = 0, positions = 0;
+        var signal = new SignalComparison();
+        int k = 0;
+        data.Stream(candidate, [_output], (_, outs) =>
+        {
+            var a = _outputs[k++];
+            var t = outs[0];
+            var b = t.ToFloatArray();
+            signal.Add(a, b);
+            if (_dense!.Kind == MetricKind.Iou)
+            {
+                for (int i = 0; i < Math.Min(a.Length, b.Length); i++)
+                {
+                    bool p = a[i] > _dense.Threshold, q = b[i] > _dense.Threshold;
+                    if (p && q) inter++;
+                    if (p || q) union++;
+                }
+                return;
+            }
+            var classes = (int)t.Dims[^1];
+            for (int at = 0; at + classes <= Math.Min(a.Length, b.Length); at += classes)
+            {
+                positions++;
+                if (ArgMax(a, at, classes) == ArgMax(b, at, classes)) same++;
+            }
+        });
+        var value = _dense!.Kind == MetricKind.Iou ? (union == 0 ? 100 : 100.0 * inter / union)
+            : Fidelity.Percent(same, positions);
+        return new FidelityResult(value, signal.SqnrDb);
+    }
+
+    private static int ArgMax(float[] v, int at, int n)
+    {
+        int best = 0;
+        for (int i = 1; i < n; i++) if (v[at + i] > v[at + best]) best = i;
+        return best;
+    }
+
+    /// <summary>The drop in points the budget is about: accuracy when labels exist, else agreement (or cosine x 100;
+    /// IoU x 100 or per-position agreement under those measures).</summary>
+    public double Drop(FidelityResult f) => _dense is not null ? 100 - f.Agreement : Fidelity.DropOf(Accuracy,
+        f.Accuracy, Metric == "top1_agreement" ? f.Agreement : null, f.Agreement / 100).Points;
 
     /// <summary>What <see cref="Drop"/> measures.</summary>
     public string DropMetric => Accuracy is not null ? "accuracy" : Metric;
