@@ -81,7 +81,8 @@ public sealed class DataSet
                 var p = Path.Combine(set, $"input_{k}.pb");
                 if (!File.Exists(p))
                     throw new OnnxModelException($"{set}: input_{k}.pb missing for model input '{inputs[k].Name}'");
-                feed[inputs[k].Name] = OnnxImporter.ParseTensor(FileKinds.ReadAllBytes(p, "tensor file"), p).WithName(inputs[k].Name);
+                feed[inputs[k].Name] = OnnxImporter.ParseTensor(FileKinds.ReadAllBytes(p, "tensor file"), p)
+                    .WithName(inputs[k].Name);
             }
             var expected = new List<Tensor>();
             for (int k = 0; File.Exists(Path.Combine(set, $"output_{k}.pb")); k++)

@@ -98,12 +98,14 @@ public static partial class Npy
         var match = Types.FirstOrDefault(t => t.Descr == d);
         if (match.Descr is null)
             throw new OnnxModelException($"{source}: dtype '{descr.Groups[1].Value}' is not supported{(d.StartsWith('>') ? " (big-endian)" : "")}");
-        var dimTexts = shapeM.Groups[1].Value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        var dimTexts = shapeM.Groups[1].Value.Split(',',
+            StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         var dims = new long[dimTexts.Length];
         for (int i = 0; i < dims.Length; i++)
         {
             var text = dimTexts[i].TrimEnd('L');
-            if (!long.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out dims[i]) || dims[i] < 0)
+            if (!long.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out dims[i])
+                || dims[i] < 0)
                 throw new OnnxModelException($"{source}: shape ({Shown(shapeM.Groups[1].Value)}) has dimension "
                     + $"'{Shown(text)}', not a non-negative 64-bit integer");
         }
@@ -114,7 +116,8 @@ public static partial class Npy
         }
         catch (OverflowException)
         {
-            throw new OnnxModelException($"{source}: shape ({Shown(shapeM.Groups[1].Value)}) holds more bytes than 64 bits count");
+            throw new OnnxModelException(
+                $"{source}: shape ({Shown(shapeM.Groups[1].Value)}) holds more bytes than 64 bits count");
         }
         return (match.Type, dims, offset + headerLen);
     }

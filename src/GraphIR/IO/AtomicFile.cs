@@ -21,7 +21,8 @@ public static class AtomicFile
             case FileKind.Directory: throw new OnnxModelException($"{path}: is a folder; name a file to write");
             case FileKind.BlockDevice or FileKind.Socket:
                 throw new OnnxModelException(
-                    $"{path}: is {FileKinds.Describe(kind)}; onnxopt writes regular files, character devices and FIFOs");
+                    $"{path}: is {FileKinds.Describe(kind)}; onnxopt writes regular files, character devices and "
+                    + "FIFOs");
         }
         var full = Path.GetFullPath(path);
         if (FileKinds.Of(full, followLinks: false) == FileKind.Link)
@@ -62,5 +63,6 @@ public static class AtomicFile
         Write(path, s => s.Write(new UTF8Encoding(false).GetBytes(text)));
 }
 
-/// <summary>An output's resolved path; <paramref name="Direct"/> when it is a device or FIFO written in place.</summary>
+/// <summary>An output's resolved path; <paramref name="Direct"/> when it is a device or FIFO written in place.
+/// </summary>
 public sealed record OutputTarget(string Path, bool Direct);

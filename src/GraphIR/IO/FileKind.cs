@@ -23,7 +23,8 @@ public static partial class FileKinds
             var buf = new byte[256];
             try
             {
-                if (Statx(AtFdCwd, path, followLinks ? 0 : AtSymlinkNoFollow, StatxType, buf) != 0) return FileKind.Missing;
+                if (Statx(AtFdCwd, path, followLinks ? 0 : AtSymlinkNoFollow, StatxType, buf) != 0)
+                    return FileKind.Missing;
                 return (BitConverter.ToUInt16(buf, 28) & 0xF000) switch
                 {
                     0x8000 => FileKind.Regular,
@@ -73,7 +74,8 @@ public static partial class FileKinds
         RequireRegular(path, what);
         var length = new FileInfo(path).Length;
         if (length > maxBytes)
-            throw new OnnxModelException($"{path}: {what} of {length:N0} bytes is larger than the {maxBytes:N0} this reads");
+            throw new OnnxModelException(
+                $"{path}: {what} of {length:N0} bytes is larger than the {maxBytes:N0} this reads");
         if (length > Array.MaxLength)
             throw new OnnxModelException($"{path}: {what} of {length:N0} bytes is larger than one array can hold");
         try { return File.ReadAllBytes(path); }

@@ -79,7 +79,8 @@ public static partial class TempFiles
         lock (Gate)
         {
             if (Handlers.Count > 0 || OperatingSystem.IsWindows() || OperatingSystem.IsBrowser()) return;
-            foreach (var signal in new[] { PosixSignal.SIGTERM, PosixSignal.SIGINT, PosixSignal.SIGHUP, PosixSignal.SIGQUIT })
+            PosixSignal[] signals = [PosixSignal.SIGTERM, PosixSignal.SIGINT, PosixSignal.SIGHUP, PosixSignal.SIGQUIT];
+            foreach (var signal in signals)
                 Handlers.Add(PosixSignalRegistration.Create(signal, _ => RemoveAll()));
         }
     }

@@ -53,7 +53,8 @@ public static class OnnxExporter
         if (target.Direct)
         {
             if (threshold is not null)
-                throw new OnnxModelException($"{path}: a model with external data cannot be written to a device or FIFO");
+                throw new OnnxModelException(
+                    $"{path}: a model with external data cannot be written to a device or FIFO");
             AtomicFile.Write(path, s => WriteMessage(new Exporter(null).Model(m), s));
             return;
         }

@@ -498,7 +498,8 @@ public static class OnnxImporter
                 using var fs = new FileStream(full, FileMode.Open, FileAccess.Read, FileShare.Read);
                 var n = length ?? expected ?? fs.Length - offset;
                 if (offset > fs.Length - n)
-                    throw new OnnxModelException($"{src}: {where}: external file '{location}' is too short (needs {n} bytes at offset {offset}, has {fs.Length})");
+                    throw new OnnxModelException($"{src}: {where}: external file '{location}' is too short (needs "
+                        + $"{n} bytes at offset {offset}, has {fs.Length})");
                 return ReadRange(fs, offset, n);
             });
             return new Tensor(tp.Name, type, dims, ext, () => data.Value);
@@ -508,8 +509,8 @@ public static class OnnxImporter
     /// <summary>An external-data offset or length: a non-negative integer, else refused naming the tensor.</summary>
     private static long ExternalNumber(string key, string value, string where, string source)
     {
-        if (long.TryParse(value, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture,
-            out var v)) return v;
+        if (long.TryParse(value, System.Globalization.NumberStyles.None,
+            System.Globalization.CultureInfo.InvariantCulture, out var v)) return v;
         var shown = value.Length > 40 ? value[..40] + "..." : value;
         throw new OnnxModelException($"{source}: {where}: external data {key} '{shown}' is not a non-negative integer");
     }
@@ -524,7 +525,8 @@ public static class OnnxImporter
         }
         catch (OverflowException)
         {
-            throw new OnnxModelException($"{source}: {where} declares dims [{string.Join(",", dims)}] whose size overflows 64 bits");
+            throw new OnnxModelException(
+                $"{source}: {where} declares dims [{string.Join(",", dims)}] whose size overflows 64 bits");
         }
     }
 
@@ -554,12 +556,14 @@ public static class OnnxImporter
             throw new OnnxModelException($"{source}: {where}: external data location '{location}' escapes the model's folder");
         var full = FileKinds.RealPath(lexical);
         if (!full.StartsWith(rootWithSep, StringComparison.Ordinal))
-            throw new OnnxModelException($"{source}: {where}: external data location '{location}' is a link that escapes the model's folder");
+            throw new OnnxModelException(
+                $"{source}: {where}: external data location '{location}' is a link that escapes the model's folder");
         var kind = FileKinds.Of(full);
         if (kind == FileKind.Missing)
             throw new OnnxModelException($"{source}: {where}: external data file '{location}' not found beside the model");
         if (kind != FileKind.Regular)
-            throw new OnnxModelException($"{source}: {where}: external data file '{location}' is {FileKinds.Describe(kind)}; only regular files are read");
+            throw new OnnxModelException($"{source}: {where}: external data file '{location}' is "
+                + $"{FileKinds.Describe(kind)}; only regular files are read");
         return full;
     }
 }

@@ -54,7 +54,11 @@ public sealed class LinearOp
             {
                 if (dims.Length < 3) { why = "weight rank below 3"; return false; }
                 var g = (int)n.GetInt("group", 1);
-                if (!PrunableWeight.ValidGroups(n, dims)) { why = $"group={g} does not divide the weight's channels"; return false; }
+                if (!PrunableWeight.ValidGroups(n, dims))
+                {
+                    why = $"group={g} does not divide the weight's channels";
+                    return false;
+                }
                 bool conv = n.OpType == "Conv";
                 int cout = conv ? (int)dims[0] : (int)dims[1] * g;
                 if (!TryBias(n.Input(2), cout, out var b)) { why = "bias not a constant [C] vector"; return false; }
@@ -205,7 +209,8 @@ public sealed class LinearOp
     public void WriteWeight(Rewriter rw, float[] weight)
     {
         FoldBatchNorm.SetWeight(rw, Node, 1, WeightDims, weight, Node.Output().Name + "_W");
-        if (Node.OpType == "Gemm" && Node.GetFloat("alpha", 1f) != 1f) rw.SetAttr(Node, OnnxAttribute.Float("alpha", 1f));
+        if (Node.OpType == "Gemm" && Node.GetFloat("alpha", 1f) != 1f)
+            rw.SetAttr(Node, OnnxAttribute.Float("alpha", 1f));
     }
 
     /// <summary>Writes an effective weight and bias back to the node (alpha/beta 1; MatMul becomes Gemm

@@ -55,8 +55,8 @@ public sealed record Recipe
 
     public static Recipe Parse(string text, bool json)
     {
-        if (text.Length > MaxBytes) throw new OnnxModelException($"recipe of {text.Length:N0} characters is larger than "
-            + $"{MaxBytes:N0}");
+        if (text.Length > MaxBytes)
+            throw new OnnxModelException($"recipe of {text.Length:N0} characters is larger than {MaxBytes:N0}");
         Recipe? r;
         try
         {
@@ -100,8 +100,8 @@ public sealed record Recipe
             Stages = Stages.Select((s, i) => new RecipeStage
             {
                 Name = string.IsNullOrWhiteSpace(s.Name) ? $"stage-{i + 1}" : s.Name,
-                Candidates = s.Candidates.Count == 0 ? throw new OnnxModelException($"recipe stage '{Shown(s.Name)}' has "
-                    + $"no candidates")
+                Candidates = s.Candidates.Count == 0
+                    ? throw new OnnxModelException($"recipe stage '{Shown(s.Name)}' has no candidates")
                     : s.Candidates.Select(c => string.IsNullOrWhiteSpace(c) ? "" : Candidate(s.Name, c)).ToList(),
             }).ToList(),
         };

@@ -192,7 +192,8 @@ public static class ModelArchive
 
     /// <summary>Whether <paramref name="archive"/> ends with an HMAC signature (pack --sign).</summary>
     public static bool IsSigned(byte[] archive) => archive.Length > SignatureTag.Length + HashBytes
-        && archive.AsSpan(archive.Length - HashBytes - SignatureTag.Length, SignatureTag.Length).SequenceEqual(SignatureTag);
+        && archive.AsSpan(archive.Length - HashBytes - SignatureTag.Length, SignatureTag.Length)
+            .SequenceEqual(SignatureTag);
 
     private static byte[] Sign(ReadOnlySpan<byte> signed, byte[] key)
     {
@@ -225,7 +226,8 @@ public static class ModelArchive
             throw Bad($"version {version}; this onnxopt reads versions 1 to {Version}");
         var length = BitConverter.ToInt64(body[(Magic.Length + 2)..]);
         var start = Magic.Length + 2 + 8;
-        if (length < 0 || length > body.Length || start + length + 32 != body.Length) throw Bad("truncated or extended");
+        if (length < 0 || length > body.Length || start + length + 32 != body.Length)
+            throw Bad("truncated or extended");
         var hash = SHA256.HashData(body[..(int)(start + length)]);
         if (!hash.AsSpan().SequenceEqual(body.Slice((int)(start + length), 32))) throw Bad("checksum mismatch");
         bool v1 = version == 1;
@@ -297,7 +299,8 @@ public static class ModelArchive
         // The bytes it restores (and its codes), checked before the element count is trusted.
         var elements = dims.Aggregate(1.0, (a, b) => a * b);
         budget.Take(elements * (Math.Max(size, 1) + 4), name);
-        if (elements > Array.MaxLength) throw bad($"tensor '{name}': {elements:G3} elements, more than one array holds");
+        if (elements > Array.MaxLength)
+            throw bad($"tensor '{name}': {elements:G3} elements, more than one array holds");
         var n = (int)elements;
         var layout = r.ReadByte();
         if (layout > 2 || size is < 1 or > 8 || (dims.Length == 0 && layout != 0))

@@ -154,12 +154,14 @@ public sealed class Equalize : Pass<EqualizeOptions>
         {
             if (v.IsGraphOutput) return (null, through, null);
             if (v.Uses.Count != 1)
-                return (null, through, v.Uses.Count == 0 ? null : $"'{v.Name}' has {v.Uses.Count} readers (a residual or a branch)");
+                return (null, through, v.Uses.Count == 0 ? null
+                    : $"'{v.Name}' has {v.Uses.Count} readers (a residual or a branch)");
             var (next, index) = (v.Uses[0].Node, v.Uses[0].InputIndex);
             if (!next.IsStandard || index != 0) return (null, through, null);
             if (Homogeneous.Contains(next.OpType))
             {
-                if (!PReluPerChannel(next, first)) return (null, through, $"{next} has a slope per element, not per channel");
+                if (!PReluPerChannel(next, first))
+                    return (null, through, $"{next} has a slope per element, not per channel");
             }
             else if (next.OpType == "Flatten" && convAxis && FlattensChannelsOnly(next)) convAxis = false;
             else if (Pairable(next, out var notPairable))
@@ -183,7 +185,11 @@ public sealed class Equalize : Pass<EqualizeOptions>
     private static bool Pairable(Node n, out string? why)
     {
         why = null;
-        if (!n.IsStandard || n.OpType is not ("Conv" or "Gemm" or "MatMul")) { why = $"{n} is not a layer"; return false; }
+        if (!n.IsStandard || n.OpType is not ("Conv" or "Gemm" or "MatMul"))
+        {
+            why = $"{n} is not a layer";
+            return false;
+        }
         if (n.OpType == "Gemm" && n.GetInt("transA", 0) != 0) { why = $"{n} has transA"; return false; }
         if (!LinearOp.TryOf(n, out var op, out var reason)) { why = $"{n}: {reason}"; return false; }
         if (op!.Groups != 1 && !op.IsDepthwise) { why = $"{n} is a grouped conv (group {op.Groups})"; return false; }

@@ -95,7 +95,8 @@ public static class Saliency
         else
         {
             var net = SynFlowNetwork.Build(model, prunables, o.InputShapes);
-            ISynFlowRunner runner = o.Precision == "float32" ? new SynFlowRunner<float>(net) : new SynFlowRunner<double>(net);
+            ISynFlowRunner runner = o.Precision == "float32" ? new SynFlowRunner<float>(net)
+                : new SynFlowRunner<double>(net);
             first = null!;
             for (int k = 1; k <= o.Iterations; k++)
             {
@@ -132,8 +133,8 @@ public static class Saliency
         return new SaliencyResult(o, r, rounds, layers, masks, first, sw.Elapsed.TotalSeconds,
             sw.Elapsed.TotalMilliseconds / rounds)
         {
-            Notes = o.Method == "synflow" ? [.. AttentionNotes(model, layers), .. rescaled ? new[] { RescaledNote } : []]
-                : [],
+            Notes = o.Method == "synflow"
+                ? [.. AttentionNotes(model, layers), .. rescaled ? new[] { RescaledNote } : []] : [],
         };
     }
 

@@ -50,7 +50,8 @@ public sealed record MetricSpec(MetricKind Kind = MetricKind.Auto, string? Outpu
             "agreement" => MetricKind.Agreement,
             "cosine" => MetricKind.Cosine,
             "sqnr" => MetricKind.Sqnr,
-            _ => throw new OnnxModelException($"--metric {s}: expected accuracy, agreement, cosine, sqnr, iou:T or auto"),
+            _ => throw new OnnxModelException(
+                $"--metric {s}: expected accuracy, agreement, cosine, sqnr, iou:T or auto"),
         }, 0.5);
     }
 
@@ -116,7 +117,11 @@ public sealed record ResolvedMetric(MetricKind Kind, string Output, string? Mask
         if (kind == MetricKind.Agreement && !classifier && pooledBy is null && !perPosition)
             throw new OnnxModelException($"--metric agreement: '{output.Name}' is neither [batch, classes], "
                 + "[batch, positions, classes] nor a pooled embedding (--pool mean)");
-        return new ResolvedMetric(kind, output.Name, pooledBy) { Threshold = spec.Threshold, PerPosition = perPosition };
+        return new ResolvedMetric(kind, output.Name, pooledBy)
+        {
+            Threshold = spec.Threshold,
+            PerPosition = perPosition,
+        };
     }
 }
 

@@ -54,7 +54,8 @@ public static class Validator
         long refCorrect = 0, candCorrect = 0, labelled = 0;
         int samples = 0;
         var metric = ResolvedMetric.Resolve(options.Metric, reference.Outputs, reference.Inputs, data.HasLabels);
-        var stats = refOutputs.ToDictionary(n => n, n => new Accumulator(n, options, n == metric.Output ? metric : null));
+        var stats = refOutputs.ToDictionary(n => n,
+            n => new Accumulator(n, options, n == metric.Output ? metric : null));
         var pooled = metric.Pooled ? new PooledComparison() : null;
         foreach (var batch in data.Batches(options.BatchSize))
         {
