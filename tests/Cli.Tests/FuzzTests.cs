@@ -156,7 +156,7 @@ public class FuzzTests
     }
 }
 
-/// <summary>What longer fuzzing runs found (scripts/fuzz.sh, seeds 7, 11, 101 and 303), kept as regression tests.
+/// <summary>What longer fuzzing runs found (scripts/fuzz.sh, seeds 7, 11, 101, 303 and 404), kept as regression tests.
 /// </summary>
 public class FuzzFindingTests
 {
@@ -218,6 +218,25 @@ public class FuzzFindingTests
             "4", "--macs", "0.7", "--criterion", "taylor");
         Assert.InRange(r.ExitCode, 0, 2);
         Assert.DoesNotContain("   at ", r.Err);
+    }
+
+    [Fact]
+    public void CompressOnAModelWhoseOutputsAreNaNSaysSoInsteadOfCrashing()
+    {
+        // Seed 404, run 1863: byte flips made a weight NaN; no candidate, not even the input, met the budget.
+        var path = Save(m =>
+        {
+            var w = m.Graph.Initializer.First(t => t.Name == "w1");
+            var raw = w.RawData.ToByteArray();
+            BitConverter.GetBytes(float.NaN).CopyTo(raw, 0);
+            w.RawData = Google.Protobuf.ByteString.CopyFrom(raw);
+        });
+        var recipe = Path.Combine(Path.GetDirectoryName(path)!, "r.yaml");
+        File.WriteAllText(recipe, "max_drop: 5\nbeam: 1\nstages:\n  - candidates: [\"\", canonicalize]\n");
+        var r = Cli.Run("compress", path, "-o", Path.Combine(Path.GetDirectoryName(path)!, "o.onnx"), "--recipe", recipe,
+            "--calib-random", "4", "--eval-random", "4", "--bench-iterations", "2");
+        Assert.Equal(2, r.ExitCode);
+        Assert.Contains("not even the input model", r.Err);
     }
 
     [Fact]

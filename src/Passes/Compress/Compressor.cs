@@ -231,8 +231,13 @@ public static class Compressor
                 .ThenBy(id => id).Take(recipe.Beam).ToList();
         }
         MarkPareto(all);
+        // The input itself is candidate 0 and normally within any budget; a model whose own outputs do not
+        // compare with themselves (NaN) leaves nothing to choose.
         var chosen = all.Where(c => c.WithinBudget && c.Error is null).OrderBy(c => Objective(recipe.Target, c))
-            .ThenBy(c => c.Drop).ThenBy(c => c.Id).First();
+            .ThenBy(c => c.Drop).ThenBy(c => c.Id).FirstOrDefault() ?? throw new OnnxModelException(
+                $"compress: no candidate met the budget, not even the input model (its drop against itself: "
+                + $"{all[0].Drop.ToString(System.Globalization.CultureInfo.InvariantCulture)}; NaN or infinite "
+                + "outputs?)");
         chosen.Chosen = true;
         var best = states[chosen.Id];
         var (validation, latency) = validations[chosen.Id];
