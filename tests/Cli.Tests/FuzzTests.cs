@@ -156,7 +156,8 @@ public class FuzzTests
     }
 }
 
-/// <summary>What longer fuzzing runs found (scripts/fuzz.sh, seeds 7, 11, 101, 303 and 404), kept as regression tests.
+/// <summary>What longer fuzzing runs found (scripts/fuzz.sh, seeds 7, 11, 101, 303, 404 and 505;
+/// the models of FuzzFindings/ are the lane's own mutations), kept as regression tests.
 /// </summary>
 public class FuzzFindingTests
 {
@@ -237,6 +238,21 @@ public class FuzzFindingTests
             "--calib-random", "4", "--eval-random", "4", "--bench-iterations", "2");
         Assert.Equal(2, r.ExitCode);
         Assert.Contains("not even the input model", r.Err);
+    }
+
+    [Theory]
+    // Seed 505, run 5488: a per-channel constant test indexed the dims of an output of unknown rank.
+    [InlineData("seed505_run5488.onnx", "--macs", "0.7", "--criterion", "taylor")]
+    // Seed 505, run 7553: a conv output declared 2^63-1 wide overflowed the sum of MACs (one node's count past 2^44
+    // is now unknown).
+    [InlineData("seed505_run7553.onnx", "--ratio", "0.25")]
+    public void PruneOnModelsTheLaneMutatedDoesNotCrash(string file, params string[] options)
+    {
+        var dir = Paths.TempDir();
+        var r = Cli.Run(["prune", Path.Combine(Paths.RepoRoot(), "tests", "Cli.Tests", "FuzzFindings", file), "-o",
+            Path.Combine(dir, "o.onnx"), "--calib-random", "4", .. options]);
+        Assert.InRange(r.ExitCode, 0, 2);
+        Assert.DoesNotContain("   at ", r.Err);
     }
 
     [Fact]

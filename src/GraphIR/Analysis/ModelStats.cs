@@ -132,8 +132,14 @@ public sealed record ModelStats
     {
         var macs = OpRegistry.Find(n)?.Macs;
         applies = macs is not null;
-        return macs?.Invoke(n);
+        var count = macs?.Invoke(n);
+        // A count past 2^44 (1.8e13 for one node) comes from declared dims no real tensor has (2^63 - 1 from a
+        // malformed file); it is unknown, so that sums over a graph cannot overflow.
+        return count is > MaxNodeMacs or < 0 ? null : count;
     }
+
+    /// <summary>The largest MAC count of one node taken as real (see Macs).</summary>
+    public const long MaxNodeMacs = 1L << 44;
 
     /// <summary>Longest path counting non-linear activations, over a topologically ordered graph.</summary>
     public static int NonLinearDepthOf(Graph g)

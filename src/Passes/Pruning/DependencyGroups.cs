@@ -283,8 +283,12 @@ public sealed class DependencyGroups
     }
 
     private static bool PerChannel(Tensor t, int c, int rank) =>
-        t.ElementCount == c && t.Dims.Length >= rank - 1 && t.Dims.Length <= rank
+        rank >= 2 && t.ElementCount == c && t.Dims.Length >= rank - 1 && t.Dims.Length <= rank
         && t.Dims[t.Dims.Length - (rank - 1)] == c;
+
+    /// <summary>A sum of MAC counts that stops at long.MaxValue (a malformed model's dims can overflow it).</summary>
+    private static long SaturatingSum(IEnumerable<long> values) =>
+        values.Aggregate(0L, (a, b) => b > 0 && a > long.MaxValue - b ? long.MaxValue : a + b);
 
     private void SplitOrSlice(Node n, List<ChannelSegment>? input, List<ChannelSegment> fed)
     {
@@ -370,7 +374,7 @@ public sealed class DependencyGroups
         var roots = Enumerable.Range(0, _spaces.Count).Where(i => Find(i) == i).ToList();
         var macsOf = new Dictionary<Node, long>();
         foreach (var n in g.Nodes) macsOf[n] = ModelStats.Macs(n, out _) ?? 0;
-        TotalMacs = macsOf.Values.Sum();
+        TotalMacs = SaturatingSum(macsOf.Values);
         var groups = new List<DependencyGroup>();
         foreach (var s in _spaces) s.Id = -1;
         foreach (var r in roots)
@@ -379,7 +383,7 @@ public sealed class DependencyGroups
             // Only spaces some op could shrink are groups (a graph input feeding only a conv is not).
             if (grp.Producers.Count == 0 && grp.Consumers.Count == 0 && grp.Tied.Count == 0) continue;
             var members = grp.Producers.Concat(grp.Consumers.Select(c => c.Node)).Concat(grp.Tied).Distinct();
-            grp.Macs = members.Sum(n => macsOf.GetValueOrDefault(n));
+            grp.Macs = SaturatingSum(members.Select(n => macsOf.GetValueOrDefault(n)));
             if (grp.Producers.Count == 0 && grp.Prunable) grp.Reasons.Add("no linear op produces these channels");
             if (grp.Channels % grp.Blocks != 0)
                 grp.Reasons.Add($"grouped convs split its {grp.Channels} channels into {grp.Blocks} unequal blocks");
