@@ -156,7 +156,7 @@ public class FuzzTests
     }
 }
 
-/// <summary>What longer fuzzing runs found (scripts/fuzz.sh, seeds 7, 11, 101, 303, 404 and 505;
+/// <summary>What longer fuzzing runs found (scripts/fuzz.sh, seeds 7, 11, 101, 303, 404, 505 and 707;
 /// the models of FuzzFindings/ are the lane's own mutations), kept as regression tests.
 /// </summary>
 public class FuzzFindingTests
@@ -253,6 +253,17 @@ public class FuzzFindingTests
             Path.Combine(dir, "o.onnx"), "--calib-random", "4", .. options]);
         Assert.InRange(r.ExitCode, 0, 2);
         Assert.DoesNotContain("   at ", r.Err);
+    }
+
+    [Fact]
+    public void UpgradingAClipWithoutBoundsOfUnknownTypeDoesNotCrash()
+    {
+        // Seed 707, run 19348: an opset-7 Clip with neither min nor max, its input's type unknown, asked for its type.
+        var r = Cli.Run("convert", Path.Combine(Paths.RepoRoot(), "tests", "Cli.Tests", "FuzzFindings",
+            "seed707_run19348.onnx"), "-o", Path.Combine(Paths.TempDir(), "o.onnx"), "--opset", "18");
+        Assert.InRange(r.ExitCode, 0, 2);
+        Assert.DoesNotContain("   at ", r.Err);
+        Assert.DoesNotContain("Nullable object", r.Err);
     }
 
     [Fact]

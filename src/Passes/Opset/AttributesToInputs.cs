@@ -39,9 +39,10 @@ public static class AttributesToInputs
         }, (n, _) => n.Attr("k") is null ? "TopK before opset 10 needs its k attribute" : null);
         yield return new("Clip", 11, (n, s) =>
         {
-            var type = OpsetStep.ElementType(n.Input(0))!.Value;
-            if (n.Attr("min") is { } lo) s.Rewriter.SetInput(n, 1, s.Scalar(n, "min", type, lo.F));
-            if (n.Attr("max") is { } hi) s.Rewriter.SetInput(n, 2, s.Scalar(n, "max", type, hi.F));
+            // The type is needed (and known: the check below) only when a bound is given.
+            DataType Type() => OpsetStep.ElementType(n.Input(0))!.Value;
+            if (n.Attr("min") is { } lo) s.Rewriter.SetInput(n, 1, s.Scalar(n, "min", Type(), lo.F));
+            if (n.Attr("max") is { } hi) s.Rewriter.SetInput(n, 2, s.Scalar(n, "max", Type(), hi.F));
             s.Rewriter.RemoveAttr(n, "min");
             s.Rewriter.RemoveAttr(n, "max");
         }, (n, _) => n.Attr("min") is null && n.Attr("max") is null ? null : OpsetStep.NeedsType(n, "min and max"));
