@@ -125,6 +125,12 @@ public static class Compressor
             var v = Validator.Compare(reference, cand, o.Evaluation.DataFor(reference.Inputs),
                 new ValidationOptions { Metric = o.Metric });
             var drop = Fidelity.DropOf(v);
+            // The input against itself is a drop of 0; anything else (NaN or infinite outputs) leaves no budget to
+            // judge candidates by, so the search stops before it starts.
+            if (parent is null && !(drop.Points <= recipe.MaxDrop + 1e-9))
+                throw new OnnxModelException($"compress: the input model does not meet the budget against itself "
+                    + $"({drop.MetricName} drop {drop.Points.ToString(CultureInfo.InvariantCulture)}; NaN or infinite "
+                    + "outputs?)");
             dropMetric = drop.MetricName;
             referenceAccuracy = v.ReferenceAccuracy * 100;
             var bench = Benchmark.Run(originalBytes, bytes, o.Bench);
