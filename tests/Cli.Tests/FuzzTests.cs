@@ -156,7 +156,8 @@ public class FuzzTests
     }
 }
 
-/// <summary>What longer fuzzing runs found (scripts/fuzz.sh, seeds 7, 11, 101, 303, 404, 505, 707 and 808;
+/// <summary>What longer fuzzing runs found (scripts/fuzz.sh, seeds 7, 11, 101, 303, 404, 505, 707, 808
+/// and 1111;
 /// the models of FuzzFindings/ are the lane's own mutations), kept as regression tests.
 /// </summary>
 public class FuzzFindingTests
@@ -248,6 +249,8 @@ public class FuzzFindingTests
     // Seed 505, run 7553: a conv output declared 2^63-1 wide overflowed the sum of MACs (one node's count past 2^44
     // is now unknown).
     [InlineData("seed505_run7553.onnx", "--ratio", "0.25")]
+    // Seed 1111, run 4350: a Sub left with one input had no second operand to test as a per-channel constant.
+    [InlineData("seed1111_run4350.onnx", "--macs", "0.7", "--criterion", "taylor")]
     public void PruneOnModelsTheLaneMutatedDoesNotCrash(string file, params string[] options)
     {
         var dir = Paths.TempDir();

@@ -271,7 +271,8 @@ public sealed class DependencyGroups
         // One feature map and a constant: a scalar, or one value per channel ([C,1,...] / [1,C,1,...]), is sliced
         // along.
         var map = maps[0];
-        var other = n.Inputs.First(v => Seg(v) is null);
+        // (A malformed node may have no other operand at all: then it is an op whose mapping is unknown.)
+        var other = n.Inputs.FirstOrDefault(v => Seg(v) is null);
         var c = map.Sum(s => s.Channels);
         if (other is not null && Rewriter.ConstantOf(other) is { } t && (t.ElementCount == 1 || PerChannel(t, c,
             y.Shape?.Rank ?? 0)))
