@@ -260,7 +260,9 @@ public static partial class Fuzzing
 
     private static byte[]? _packed, _bomb;
 
-    private static byte[] Frame(byte[] payload)
+    /// <summary>A version-2 .onnxz frame around <paramref name="payload"/> (magic, version, length, SHA-256).
+    /// </summary>
+    internal static byte[] Frame(byte[] payload)
     {
         using var ms = new MemoryStream();
         ms.Write("ONNXZ\0"u8);
@@ -271,7 +273,9 @@ public static partial class Fuzzing
         return ms.ToArray();
     }
 
-    private static byte[] Payload(byte[] skeleton, bool deflated, int records, Action<BinaryWriter> write)
+    /// <summary>A version-2 archive of a skeleton (deflated here unless it already is) and raw record bytes.
+    /// </summary>
+    internal static byte[] Payload(byte[] skeleton, bool deflated, int records, Action<BinaryWriter> write)
     {
         byte[] body = skeleton;
         if (!deflated)

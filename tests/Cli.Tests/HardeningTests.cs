@@ -160,32 +160,10 @@ public class HardeningTests
 
     // ---- 3. and 4. archives: external data, bombs
 
-    private static byte[] Frame(byte[] payload)
-    {
-        using var ms = new MemoryStream();
-        ms.Write("ONNXZ\0"u8);
-        ms.Write(BitConverter.GetBytes((ushort)2));
-        ms.Write(BitConverter.GetBytes((long)payload.Length));
-        ms.Write(payload);
-        ms.Write(SHA256.HashData(ms.ToArray()));
-        return ms.ToArray();
-    }
-
-    /// <summary>A version-2 archive of <paramref name="skeleton"/> and raw record bytes.</summary>
-    private static byte[] Archive(byte[] skeleton, int records, Action<BinaryWriter> writeRecords)
-    {
-        using var deflated = new MemoryStream();
-        using (var z = new DeflateStream(deflated, CompressionLevel.Fastest, leaveOpen: true)) z.Write(skeleton);
-        using var payload = new MemoryStream();
-        using (var w = new BinaryWriter(payload, Encoding.UTF8, leaveOpen: true))
-        {
-            w.Write7BitEncodedInt64(deflated.Length);
-            w.Write(deflated.ToArray());
-            w.Write7BitEncodedInt(records);
-            writeRecords(w);
-        }
-        return Frame(payload.ToArray());
-    }
+    /// <summary>A version-2 archive of <paramref name="skeleton"/> and raw record bytes (the fuzz lane's builder).
+    /// </summary>
+    private static byte[] Archive(byte[] skeleton, int records, Action<BinaryWriter> writeRecords) =>
+        Fuzzing.Payload(skeleton, false, records, writeRecords);
 
     [Fact]
     public void AnArchiveNamingExternalDataIsRefusedWhereverUnpackRuns()
