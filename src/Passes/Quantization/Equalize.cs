@@ -202,24 +202,17 @@ public sealed class Equalize : Pass<EqualizeOptions>
             && (slope.ElementCount == 1 || slope.ElementCount == LinearOp.Of(layer)!.OutChannels);
 
     /// <summary>max |W| over each output channel's weights.</summary>
-    private static double[] OutRanges(LinearOp op, float[] w)
-    {
-        var r = new double[op.OutChannels];
-        for (long i = 0; i < w.Length; i++)
-        {
-            var c = op.OutputChannelOf(i);
-            r[c] = Math.Max(r[c], Math.Abs(w[i]));
-        }
-        return r;
-    }
+    private static double[] OutRanges(LinearOp op, float[] w) => Ranges(w, op.OutChannels, op.OutputChannelOf);
 
     /// <summary>max |W| over the weights that read each input channel.</summary>
-    private static double[] InRanges(LinearOp op, float[] w)
+    private static double[] InRanges(LinearOp op, float[] w) => Ranges(w, op.InChannels, op.InputChannelOf);
+
+    private static double[] Ranges(float[] w, int channels, Func<long, int> channelOf)
     {
-        var r = new double[op.InChannels];
+        var r = new double[channels];
         for (long i = 0; i < w.Length; i++)
         {
-            var c = op.InputChannelOf(i);
+            var c = channelOf(i);
             r[c] = Math.Max(r[c], Math.Abs(w[i]));
         }
         return r;
