@@ -21,6 +21,7 @@ public static class PassRegistry
         new FoldConv(),
         new Sparsify(),
         new Equalize(),
+        new BiasCorrect(),
         new Quantize(),
         new Prune(),
         new Cluster(),

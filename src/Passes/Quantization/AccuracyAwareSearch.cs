@@ -18,6 +18,9 @@
 //      inside the all-int8 model would mostly measure the ops before it. With more than 32 such ops (a text
 //      detector has 200: an hour of model runs on 640x480 pages) the ops are ranked instead by the error
 //      trace's jump at their output (the SQNR lost across the op), which one run of both models gives.
+// Before keeping anything in float, the preparations the pass allows are tried on the all-int8 model and kept
+// when they lower the drop: bias correction (BiasCorrection), cross-layer equalization (Equalize, with the
+// ranges calibrated again on the equalized model) and both.
 // Before searching, ErrorTrace says where the error enters (each quantized activation's SQNR along the
 // graph). Every trial (drop, latency), every op's own SQNR and what stays float and why are reported; the
 // best model seen is kept when the budget cannot be met within max-trials.
@@ -38,22 +41,49 @@ internal static class AccuracyAwareSearch
 
     public static (HashSet<string> Fallback, Dictionary<string, RangeCalibrator> Ranges) Run(PassContext ctx,
         Model model, Dictionary<string, RangeCalibrator> ranges, QuantizeOptions qo,
-        bool qoperator, CalibrationSource eval, double maxDrop, int maxTrials, bool byClass = true) =>
-        new Search(ctx, model, ranges, qo, qoperator, eval, maxDrop, maxTrials).Run(byClass);
+        bool qoperator, CalibrationSource eval, double maxDrop, int maxTrials, bool byClass = true)
+    {
+        var r = Run(ctx, model, ranges, qo, qoperator, eval, maxDrop, maxTrials, new Preparations(), byClass);
+        return (r.Fallback, r.Ranges);
+    }
+
+    public static SearchResult Run(PassContext ctx, Model model, Dictionary<string, RangeCalibrator> ranges,
+        QuantizeOptions qo, bool qoperator, CalibrationSource eval, double maxDrop, int maxTrials,
+        Preparations prep, bool byClass = true) =>
+        new Search(ctx, model, ranges, qo, qoperator, eval, maxDrop, maxTrials, prep).Run(byClass);
+
+    /// <summary>What the search may do to the float model before keeping ops in float: bias corrections measured
+    /// on a model (null: never; Always: from the first trial), and the model equalized with its ranges (null:
+    /// never; built only when the all-int8 model misses the budget).</summary>
+    public sealed record Preparations
+    {
+        public Func<Model, Dictionary<string, float[]>>? MeasureCorrections { get; init; }
+        public bool AlwaysCorrect { get; init; }
+        public Func<(Model Model, Dictionary<string, RangeCalibrator> Ranges)>? Equalized { get; init; }
+    }
+
+    /// <summary>What the search chose: ops in float, ranges, whether the float model is to be equalized first and
+    /// which bias corrections (by layer key, measured on that model) the quantized layers take.</summary>
+    public sealed record SearchResult(HashSet<string> Fallback, Dictionary<string, RangeCalibrator> Ranges,
+        bool Equalized, Dictionary<string, float[]>? Corrections);
 
     /// <summary>One search: the stages of the header in order, sharing the best model seen, the ranges in use,
     /// the calibration method chosen per tensor and the trial count.</summary>
     private sealed class Search
     {
         private readonly PassContext _ctx;
-        private readonly Model _model;
-        private readonly Dictionary<string, RangeCalibrator> _ranges;
         private readonly QuantizeOptions _qo;
         private readonly bool _qoperator;
         private readonly CalibrationSource _eval;
         private readonly double _maxDrop;
         private readonly int _maxTrials;
-        private readonly byte[] _fp32;
+        private byte[] _fp32;
+        private Model _model;
+        private Dictionary<string, RangeCalibrator> _ranges;
+        private readonly Preparations _prep;
+        private bool _equalized;
+        // The bias corrections in use (applied to the quantized layers of every build), or null.
+        private Dictionary<string, float[]>? _corrections;
         private readonly CalibrationSource _deployed;
         private readonly Reference _reference;
         // The speed of a candidate, deterministically: MACs left in float, then float<->int8 conversions
@@ -73,10 +103,11 @@ internal static class AccuracyAwareSearch
         private List<string> _worstFirst = [];
 
         public Search(PassContext ctx, Model model, Dictionary<string, RangeCalibrator> ranges, QuantizeOptions qo,
-            bool qoperator, CalibrationSource eval, double maxDrop, int maxTrials)
+            bool qoperator, CalibrationSource eval, double maxDrop, int maxTrials, Preparations prep)
         {
-            (_ctx, _model, _ranges, _qo, _qoperator, _eval, _maxDrop, _maxTrials) =
-                (ctx, model, ranges, qo, qoperator, eval, maxDrop, maxTrials);
+            (_ctx, _model, _ranges, _qo, _qoperator, _eval, _maxDrop, _maxTrials, _prep) =
+                (ctx, model, ranges, qo, qoperator, eval, maxDrop, maxTrials, prep);
+            if (prep.AlwaysCorrect && prep.MeasureCorrections is { } measure) _corrections = measure(model);
             _current = new Dictionary<string, RangeCalibrator>(ranges, StringComparer.Ordinal);
             _fp32 = OnnxExporter.ToBytes(model);
             _deployed = eval.With(new SessionSettings
@@ -92,22 +123,86 @@ internal static class AccuracyAwareSearch
                 : "", StringComparer.Ordinal);
         }
 
-        public (HashSet<string>, Dictionary<string, RangeCalibrator>) Run(bool byClass)
+        public SearchResult Run(bool byClass)
         {
             var (first, firstResult) = Build(new HashSet<string>(), _qoperator);
             _firstResult = firstResult;
             var f0 = _reference.Measure(_deployed, first);
-            Trial(_ctx, _reference, 0, null, f0, [], null);
+            Trial(_ctx, _reference, 0, _corrections is null ? null : "bias-correct", f0, [], null);
             _best = (_reference.Drop(f0), new HashSet<string>(StringComparer.Ordinal));
-            if (Within(_best.Drop)) return (_best.Fallback, _current);
+            if (Within(_best.Drop)) return Result(_best.Fallback);
+            if (Prepare()) return Result(_best.Fallback);
 
             TraceWhereErrorEnters();
-            if (_every && TuneEveryTensor()) return (_best.Fallback, _current);
+            if (_every && TuneEveryTensor()) return Result(_best.Fallback);
             MeasureOwnErrors();
             if (_every) TuneWorstOutputs();
-            if (Within(_best.Drop)) return (_best.Fallback, _current);
-            if (byClass && SearchClasses() is { } byClassResult) return (byClassResult, _current);
-            return (SearchOps(byClass), _current);
+            if (Within(_best.Drop)) return Result(_best.Fallback);
+            if (byClass && SearchClasses() is { } byClassResult) return Result(byClassResult);
+            return Result(SearchOps(byClass));
+        }
+
+        private SearchResult Result(HashSet<string> fallback) => new(fallback, _current, _equalized, _corrections);
+
+        /// <summary>Bias correction, equalization and both, each on the all-int8 model; the best kept when it
+        /// lowers the drop. True when the budget is met.</summary>
+        private bool Prepare()
+        {
+            var (fp32, model, ranges, current, chosen) = (_fp32, _model, _ranges, _current,
+                new Dictionary<string, string>(_chosen, StringComparer.Ordinal));
+            var options = new List<(string What, bool Equalized, bool Correct)>();
+            if (_prep.MeasureCorrections is not null && _corrections is null)
+                options.Add(("bias-correct", false, true));
+            if (_prep.Equalized is not null)
+            {
+                options.Add(("equalize", true, _corrections is not null));
+                if (_prep.MeasureCorrections is not null && _corrections is null)
+                    options.Add(("equalize+bias-correct", true, true));
+            }
+            var bias = (Plain: _corrections, Equalized: (Dictionary<string, float[]>?)null);
+            (byte[] Fp32, Model Model, Dictionary<string, RangeCalibrator> Ranges)? eq = null;
+            (string What, bool Equalized, bool Correct)? kept = null;
+            foreach (var (what, equalize, correct) in options)
+            {
+                if (++_trial > _maxTrials) break;
+                if (equalize && eq is null)
+                {
+                    var (m, r) = _prep.Equalized!();
+                    eq = (OnnxExporter.ToBytes(m), m, r);
+                }
+                (_fp32, _model, _ranges) = equalize ? eq!.Value : (fp32, model, ranges);
+                _current = equalize ? new Dictionary<string, RangeCalibrator>(_ranges, StringComparer.Ordinal)
+                    : current;
+                if (equalize && _every)
+                {
+                    // The method chosen per tensor so far carries over to the equalized model's calibrators.
+                    _current = View(k => chosen.GetValueOrDefault(k, ((EveryMethodCalibrator)_ranges[k]).Selected));
+                }
+                if (correct && equalize) bias.Equalized ??= _prep.MeasureCorrections!(OnnxImporter.Parse(_fp32));
+                if (correct && !equalize) bias.Plain ??= _prep.MeasureCorrections!(OnnxImporter.Parse(_fp32));
+                _corrections = !correct ? null : equalize ? bias.Equalized : bias.Plain;
+                var (drop, _) = Try([], what, false);
+                if (drop < _best.Drop - 1e-9)
+                {
+                    _best = (drop, []);
+                    kept = (what, equalize, correct);
+                    (fp32, model, ranges, current) = (_fp32, _model, _ranges, _current);
+                    if (equalize) _equalized = true;
+                    if (Within(drop)) break;
+                }
+            }
+            // The best preparation (or none) stays in use for the rest of the search.
+            (_fp32, _model, _ranges, _current) = (fp32, model, ranges, current);
+            _equalized = kept?.Equalized ?? false;
+            _corrections = kept is { } k ? (k.Correct ? (k.Equalized ? bias.Equalized : bias.Plain) : null)
+                : _prep.AlwaysCorrect ? bias.Plain : null;
+            if (kept is { } chosenPrep)
+            {
+                _firstResult = Build(new HashSet<string>(), false).Result;
+                _ctx.Stats.Notes.Add($"accuracy-aware: {chosenPrep.What} lowered the all-int8 drop to "
+                    + _best.Drop.ToString("F2", CultureInfo.InvariantCulture));
+            }
+            return Within(_best.Drop);
         }
 
         private bool Within(double drop) => drop <= _maxDrop + 1e-9;
@@ -117,6 +212,8 @@ internal static class AccuracyAwareSearch
         {
             var m = OnnxImporter.Parse(_fp32);
             var rw = new Rewriter(m);
+            if (_corrections is { } c)
+                BiasCorrection.Apply(m, rw, c, n => QdqEmitter.Selected(n, _qo, fallback));
             var r = QdqEmitter.Emit(m, rw, with ?? _current, _qo, fallback);
             if (lower) QOperatorLowering.Run(m, rw, new PassStats());
             return (m, r);

@@ -50,7 +50,8 @@ public static class QdqEmitter
     /// <summary>The key a node is known by in reports and fallback lists: its first output's name.</summary>
     public static string Key(Node n) => n.Outputs.FirstOrDefault(o => o is not null)?.Name ?? n.Name ?? n.OpType;
 
-    private static bool Selected(Node n, QuantizeOptions o, IReadOnlySet<string> fallback)
+    /// <summary>Whether the options and the fallback list leave a node to quantize (eligibility aside).</summary>
+    public static bool Selected(Node n, QuantizeOptions o, IReadOnlySet<string> fallback)
     {
         bool Named(IReadOnlySet<string> s) => s.Contains(n.OpType) || s.Contains(Key(n)) || (n.Name is { } nm
             && s.Contains(nm));
@@ -233,6 +234,17 @@ public static class QdqEmitter
         return result;
     }
 
+    /// <summary>The axis of a layer's int8 weight scales: its output channels (Conv 0, Gemm 0 with transB else 1,
+    /// 2-D MatMul 1, ConvTranspose 1 when not grouped), -1 for one scale (per-tensor, or a grouped
+    /// ConvTranspose whose output channels are not one axis).</summary>
+    public static int WeightAxis(Node c, bool perChannel) => !perChannel ? -1 : c.OpType switch
+    {
+        "Conv" => 0,
+        "ConvTranspose" => c.GetInt("group", 1) == 1 ? 1 : -1,
+        "Gemm" => c.GetInt("transB", 0) != 0 ? 0 : 1,
+        _ => 1,
+    };
+
     private static bool ClipFromZero(Node clip, long opset)
     {
         double? lo = opset < 11 ? (clip.Attr("min") is { } a ? a.F : null) : Rewriter.ConstantOf(clip.Input(1)) is { } t ? t.ToDoubleArray()[0] : null;
@@ -274,10 +286,8 @@ public static class QdqEmitter
                     }
                     if (b is not null && beta != 1f) { for (int i = 0; i < b.Length; i++) b[i] *= beta; }
                     rw.SetAttr(c, OnnxAttribute.Float("beta", 1f));
-                    axis = c.GetInt("transB", 0) != 0 ? 0 : 1;
                 }
-                else axis = c.OpType == "Conv" ? 0 : c.GetInt("group", 1) == 1 ? 1 : -1;
-                if (!perChannel) axis = -1;
+                axis = WeightAxis(c, perChannel);
                 var qw = QuantizedWeight.Of(w, wt.Dims, axis, o.WeightMax);
                 var wName = c.Input(1)!.Name;
                 var zeros = Tensor.FromValues("", DataType.Int8, qw.Scales.Length == 1 ? [] : [qw.Scales.Length], new sbyte[qw.Scales.Length].AsSpan());
@@ -304,7 +314,7 @@ public static class QdqEmitter
                     var name = c.Input(i)!.Name;
                     if (c.OpType == "MatMul" && i == 1 && t.Dims.Length == 2)
                     {
-                        var qw = QuantizedWeight.Of(data, t.Dims, perChannel ? 1 : -1, o.WeightMax);
+                        var qw = QuantizedWeight.Of(data, t.Dims, WeightAxis(c, perChannel), o.WeightMax);
                         var zeros = Tensor.FromValues("", DataType.Int8, qw.Scales.Length == 1 ? [] : [qw.Scales.Length], new sbyte[qw.Scales.Length].AsSpan());
                         rw.SetInput(c, i, Dq(rw, g, name,
                             Tensor.FromValues("", DataType.Int8, t.Dims, qw.Values.AsSpan()), qw.Scales, zeros, 1));

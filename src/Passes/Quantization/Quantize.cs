@@ -4,9 +4,10 @@
 //      minmax | percentile | entropy | mse);
 //   2. emit QDQ (QdqEmitter), or lower it to QOperator ops (format=qoperator, QOperatorLowering);
 //   3. with max-drop >= 0 (accuracy-aware, needs --eval): measure the int8 model on the evaluation data
-//      (accuracy with labels, else top-1 agreement with fp32, else output cosine), and while the drop
-//      exceeds max-drop, fall back to float the quantized op whose own output is worst (lowest SQNR of
-//      its int8 activation against fp32), one at a time, keeping the best model seen (AccuracyAwareSearch).
+//      (accuracy with labels, else top-1 agreement with fp32, else output cosine); when the drop exceeds
+//      max-drop, try bias correction and cross-layer equalization (bias-correct, equalize: auto), then fall
+//      back to float the quantized op whose own output is worst (lowest SQNR of its int8 activation against
+//      fp32), one at a time, keeping the best model seen (AccuracyAwareSearch).
 using OnnxOpt.Calibration;
 using OnnxOpt.GraphIR;
 
@@ -50,6 +51,13 @@ public sealed record QuantizePassOptions
     [Option("mode", "static: calibrated QDQ/QOperator; dynamic: int8 MatMul/Gemm weights, activations quantized at "
         + "run time (no calibration data)", Choices = ["static", "dynamic"])]
     public string Mode { get; init; } = "static";
+    [Option("bias-correct", "remove the mean output error of the int8 weights from each Conv/Gemm bias (auto: tried "
+        + "by the accuracy-aware search before ops are kept in float, kept when it lowers the drop; off without "
+        + "max-drop)", Choices = ["auto", "true", "false"])]
+    public string BiasCorrect { get; init; } = "auto";
+    [Option("equalize", "cross-layer equalization of the float model first (auto: tried by the accuracy-aware "
+        + "search, kept when it lowers the drop; off without max-drop)", Choices = ["auto", "true", "false"])]
+    public string Equalize { get; init; } = "auto";
     [Option("embeddings", "also store embedding tables (Gather of a float [rows, width] constant) as 8-bit blocks "
         + "(GatherBlockQuantized)")]
     public bool Embeddings { get; init; }
@@ -108,16 +116,43 @@ public sealed class Quantize : Pass<QuantizePassOptions>
         // Accuracy-aware: every method in the same pass, so the search can choose one per tensor.
         if (o.MaxDrop >= 0 && o.TuneCalibration)
             factory = () => new EveryMethodCalibrator(o.Calibrate, o.Percentile, o.MovingAverage);
+        var equalizer = new Equalize();
+        bool canEqualize = equalizer.WhyNoChange(model, new EqualizeOptions()) is null;
+        if (o.Equalize == "true" && canEqualize) equalizer.Run(ctx, new EqualizeOptions());
         var tensors = QdqEmitter.CalibrationTensors(model);
         var ranges = ActivationRanges.Collect(calib, model, tensors, factory, "quantize: calibration");
         ctx.Stats.Count("tensors calibrated", ranges.Count);
         bool qoperator = o.Format == "qoperator";
         var fallback = new HashSet<string>(StringComparer.Ordinal);
+        Dictionary<string, float[]>? corrections = null;
+        Dictionary<string, float[]> Measure(Model m) => BiasCorrection.Measure(m, calib, qo).Corrections;
         if (o.MaxDrop >= 0)
         {
             var eval = ctx.RequireEvaluation("quantize{max-drop=...}");
-            (fallback, ranges) = AccuracyAwareSearch.Run(ctx, model, ranges, qo, qoperator, eval,
-                o.MaxDrop, (int)Math.Min(o.MaxTrials, int.MaxValue), o.Search == "class");
+            var prep = new AccuracyAwareSearch.Preparations
+            {
+                MeasureCorrections = o.BiasCorrect == "false" ? null : Measure,
+                AlwaysCorrect = o.BiasCorrect == "true",
+                Equalized = o.Equalize != "auto" || !canEqualize ? null : () =>
+                {
+                    var m = OnnxImporter.Parse(OnnxExporter.ToBytes(model));
+                    equalizer.Run(new PassContext(m), new EqualizeOptions());
+                    return (m, ActivationRanges.Collect(calib, m, QdqEmitter.CalibrationTensors(m), factory,
+                        "quantize: calibration (equalized)"));
+                },
+            };
+            var found = AccuracyAwareSearch.Run(ctx, model, ranges, qo, qoperator, eval,
+                o.MaxDrop, (int)Math.Min(o.MaxTrials, int.MaxValue), prep, o.Search == "class");
+            (fallback, ranges, corrections) = (found.Fallback, found.Ranges, found.Corrections);
+            if (found.Equalized) equalizer.Run(ctx, new EqualizeOptions());
+        }
+        else if (o.BiasCorrect == "true") corrections = Measure(model);
+        if (corrections is not null)
+        {
+            var done = BiasCorrection.Apply(model, ctx.Rewriter, corrections,
+                n => QdqEmitter.Selected(n, qo, fallback));
+            foreach (var d in done) ctx.Stats.Decide(d);
+            ctx.Stats.Count("biases corrected", done.Count);
         }
         var result = QdqEmitter.Emit(model, ctx.Rewriter, ranges, qo, fallback);
         if (qoperator) QOperatorLowering.Run(model, ctx.Rewriter, ctx.Stats);
