@@ -14,6 +14,16 @@
 // no scale moves by more than 1e-4 (or max-sweeps). Refused, with the reason (report and WhyNoChange): Clip/
 // ReLU6, HardSwish, Sigmoid, Tanh and other ops whose bounds or shape do not scale; a value with several
 // readers (a residual); a channel axis that changes (Flatten, Reshape); grouped (not depthwise) convs.
+// absorb-bias=true (high-bias absorption, section 4.1 of the paper; needs calibration data): equalizing scales a
+// channel's bias with it, and a large bias widens the activation range int8 must cover. Where the first layer's
+// output z_i never falls below c_i = max(0, min z_i) on the calibration data and the ops between commute with
+// subtracting a constant for z >= c (Relu, LeakyRelu, PRelu, max/average pooling without counted padding,
+// Identity, Flatten):
+//   before: y = W2 f(z) + b2            after: z' = z - c (b1 - c),  y = W2 f(z') + (b2 + W2 c)
+// with W2 c summed over the second layer's kernel, so the second layer must read every tap (a Conv without
+// padding, a Gemm, a 2-D MatMul). Exact wherever z >= c, i.e. on the calibration data; elsewhere the output
+// moves by W2 (f(z) - f(z') - c), at most W2 c.
+using OnnxOpt.Calibration;
 using OnnxOpt.GraphIR;
 
 namespace OnnxOpt.Passes;
@@ -22,6 +32,9 @@ public sealed record EqualizeOptions
 {
     [Option("max-sweeps", "passes over all pairs before stopping (each pass moves every scale toward its fixed point)")]
     public int MaxSweeps { get; init; } = 20;
+    [Option("absorb-bias", "high-bias absorption: each channel's smallest output on the calibration data moved "
+        + "into the next layer's bias (needs --calib; exact on those samples)")]
+    public bool AbsorbBias { get; init; }
 }
 
 /// <summary>A pair equalize scaled, or a layer it could not pair, with the reason.</summary>
@@ -35,6 +48,10 @@ public sealed record EqualizedPair(string First, string Second, string Decision)
     public double? FirstSqnrDbAfter { get; init; }
     public double? SecondSqnrDbBefore { get; init; }
     public double? SecondSqnrDbAfter { get; init; }
+    /// <summary>absorb-bias: channels whose constant moved to the second layer, and the mean share of the channel's
+    /// largest output it removed (the activation range int8 covers shrinks by that share).</summary>
+    public int? AbsorbedChannels { get; init; }
+    public double? AbsorbedRangeShare { get; init; }
 }
 
 public sealed class Equalize : Pass<EqualizeOptions>
@@ -42,6 +59,9 @@ public sealed class Equalize : Pass<EqualizeOptions>
     public override string Name => "equalize";
     public override string Summary =>
         "cross-layer equalization: per-channel weight ranges of consecutive layers balanced (exact; before int8)";
+    public override bool IsExact(EqualizeOptions options) => !options.AbsorbBias;
+    public override DataNeeds Needs(EqualizeOptions options) =>
+        options.AbsorbBias ? DataNeeds.Calibration : DataNeeds.None;
 
     /// <summary>Ops between two layers that commute with a positive per-channel scale.</summary>
     private static readonly HashSet<string> Homogeneous = new(StringComparer.Ordinal)
@@ -111,10 +131,14 @@ public sealed class Equalize : Pass<EqualizeOptions>
                 op.Write(rw, op.WeightDims, weights[n], biases[n]);
             else op.WriteWeight(rw, weights[n]);
         }
+        var absorbed = o.AbsorbBias ? AbsorbBias(ctx, pairs) : [];
         foreach (var p in pairs)
         {
+            var a = absorbed.GetValueOrDefault(p);
             ctx.Stats.Decide(new EqualizedPair(Label(p.First), Label(p.Second), "equalized")
             {
+                AbsorbedChannels = o.AbsorbBias ? a.Channels : null,
+                AbsorbedRangeShare = o.AbsorbBias ? Math.Round(a.Share, 6) : null,
                 Through = p.Through.Count == 0 ? null : string.Join(",", p.Through.Select(t => t.OpType)),
                 FirstSqnrDbBefore = before[p.First],
                 FirstSqnrDbAfter = PerTensorSqnrDb(ops[p.First], weights[p.First]),
@@ -127,6 +151,72 @@ public sealed class Equalize : Pass<EqualizeOptions>
         var gain = ops.Keys.Average(n => PerTensorSqnrDb(ops[n], weights[n]) - before[n]);
         ctx.Stats.Notes.Add($"{pairs.Count} pairs over {ops.Count} layers in {sweeps} sweeps: per-tensor int8 weight "
             + $"SQNR per channel {gain:+0.0;-0.0} dB on average");
+    }
+
+    /// <summary>Ops between the layers that commute with z -> z - c where z >= c >= 0.</summary>
+    private static bool ShiftCommutes(Node n) => n.OpType switch
+    {
+        "Relu" or "LeakyRelu" or "PRelu" or "MaxPool" or "GlobalMaxPool" or "GlobalAveragePool" or "Identity"
+            or "Flatten" => true,
+        "AveragePool" => n.GetInt("count_include_pad", 0) == 0 || NoPads(n),
+        _ => false,
+    };
+
+    private static bool NoPads(Node n) => (n.Attr("pads")?.Ints ?? []).All(p => p == 0)
+        && (n.GetString("auto_pad") ?? "NOTSET") is "NOTSET" or "VALID";
+
+    /// <summary>High-bias absorption on the equalized model (see the header): per pair, the channels moved and the
+    /// mean share of their range removed.</summary>
+    private static Dictionary<Pair, (int Channels, double Share)> AbsorbBias(PassContext ctx, List<Pair> pairs)
+    {
+        var calib = ctx.RequireCalibration("equalize{absorb-bias=true}");
+        var usable = new List<Pair>();
+        foreach (var p in pairs)
+        {
+            string? why = !p.Through.All(ShiftCommutes) ? "an op between them does not commute with a shift"
+                : p.Second.OpType == "Conv" && !NoPads(p.Second) ? $"{p.Second} pads its input"
+                : p.Second.OpType == "MatMul" && p.Second.Input(0)?.Shape is not { Rank: 2 }
+                    ? $"{p.Second} has no bias input" : p.First.OpType == "MatMul"
+                    && p.First.Input(0)?.Shape is not { Rank: 2 } ? $"{p.First} has no bias input" : null;
+            if (why is null) usable.Add(p);
+            else ctx.Stats.Notes.Add($"absorb-bias: {Label(p.First)} -> {Label(p.Second)} left: {why}");
+        }
+        var result = new Dictionary<Pair, (int, double)>();
+        if (usable.Count == 0) return result;
+        var names = usable.Select(p => p.First.Output().Name).Distinct().ToList();
+        var stats = names.ToDictionary(n => n, n => new TensorStatistics(n), StringComparer.Ordinal);
+        calib.Stream(ctx.Model, names, (_, outs) =>
+        {
+            for (int i = 0; i < names.Count; i++) stats[names[i]].Add(outs[i]);
+        }, "equalize: output minima");
+        // Bias shifts per layer, summed over the pairs it is first (-c) or second (+W2 c) in.
+        var shift = new Dictionary<Node, double[]>();
+        double[] ShiftOf(LinearOp op) => shift.TryGetValue(op.Node, out var d) ? d
+            : shift[op.Node] = new double[op.OutChannels];
+        foreach (var p in usable)
+        {
+            var (a, b) = (LinearOp.Of(p.First)!, LinearOp.Of(p.Second)!);
+            var channels = stats[p.First.Output().Name].Channels;
+            if (channels.Length != a.OutChannels) continue;
+            var c = channels.Select(s => s.Count > 0 ? Math.Max(0, s.Min) : 0).ToArray();
+            var first = ShiftOf(a);
+            for (int i = 0; i < c.Length; i++) first[i] -= c[i];
+            var second = ShiftOf(b);
+            for (long k = 0; k < b.Weight.Length; k++)
+                second[b.OutputChannelOf(k)] += b.Weight[k] * c[b.InputChannelOf(k)];
+            var moved = Enumerable.Range(0, c.Length).Where(i => c[i] > 0).ToList();
+            result[p] = (moved.Count, moved.Count == 0 ? 0 : moved.Average(i => c[i] / channels[i].Max));
+        }
+        foreach (var (node, d) in shift)
+        {
+            var op = LinearOp.Of(node)!;
+            op.Write(ctx.Rewriter, op.WeightDims, op.Weight, op.Bias.Select((v, i) => (float)(v + d[i])).ToArray());
+        }
+        var total = result.Values.Sum(r => r.Item1);
+        ctx.Stats.Count("channels absorbed", total);
+        ctx.Stats.Notes.Add($"absorb-bias: {total} channels' smallest outputs moved into the next layer's bias over "
+            + $"{result.Count} pairs (exact on the calibration samples)");
+        return result;
     }
 
     private static (List<Pair> Pairs, List<EqualizedPair> Refused) FindPairs(Graph g)

@@ -137,6 +137,7 @@ public sealed class Quantize : Pass<QuantizePassOptions>
                 {
                     var m = OnnxImporter.Parse(OnnxExporter.ToBytes(model));
                     equalizer.Run(new PassContext(m), new EqualizeOptions());
+                    ShapeInference.Run(m);
                     return (m, ActivationRanges.Collect(calib, m, QdqEmitter.CalibrationTensors(m), factory,
                         "quantize: calibration (equalized)"));
                 },
