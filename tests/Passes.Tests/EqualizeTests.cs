@@ -169,8 +169,8 @@ public class EqualizeTests
         Assert.Equal(10, pair.AbsorbedChannels);
         Assert.True(pair.AbsorbedRangeShare > 0.3, $"range share {pair.AbsorbedRangeShare}");
         Assert.Equal(10, Counter(runs, "channels absorbed"));
-        // Every first-layer bias came down by the channel's smallest output (against equalize alone); the model answers the same on the
-        // calibration samples (exact there, up to float rounding).
+        // Every first-layer bias came down by the channel's smallest output (against equalize alone); the model
+        // answers the same on the calibration samples (exact there, up to float rounding).
         var b1 = Rewriter.ConstantOf(after.Graph.Nodes.First(n => n.OpType == "Gemm").Input(2))!.ToFloatArray();
         var settings = new SessionSettings { Optimization = GraphOptimization.Disabled };
         using var s0 = InferenceSession.FromModel(m, settings);
