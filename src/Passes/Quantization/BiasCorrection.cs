@@ -9,7 +9,8 @@
 // output channel o sums (W_q - W)[o, i, k] E[x_i] over its kernel window; at the borders, where padding reads zeros,
 // the window sees fewer inputs and the correction overshoots by the missing taps' share (ignored, as in the paper).
 // Layers: Conv (any group), Gemm (transA 0) and 2-D MatMul (which becomes a Gemm with the bias) with constant float
-// weights, quantized as the quantize pass does (QdqEmitter.WeightAxis, the same scales and rounding).
+// weights, quantized as the quantize pass does (QdqEmitter.WeightAxis, the same scales and rounding, AdaRound's
+// when it ran).
 // ConvTranspose (the number of taps per output pixel varies with the stride) and MatMuls over [.., K] (no bias
 // input) are left with the reason.
 // As a pass it runs right before quantize with the same weight options; quantize{bias-correct=true} applies it to
@@ -73,15 +74,15 @@ public static class BiasCorrection
                 continue;
             }
             corrections[QdqEmitter.Key(op.Node)] = Correction(op, means, QdqEmitter.WeightAxis(op.Node, perChannel),
-                qo.WeightMax);
+                qo);
         }
         return (corrections, refused);
     }
 
     /// <summary>-(W_q - W) E[x] per output channel, W_q the int8 weight quantize stores.</summary>
-    public static float[] Correction(LinearOp op, IReadOnlyList<double> inputMeans, int axis, int weightMax)
+    public static float[] Correction(LinearOp op, IReadOnlyList<double> inputMeans, int axis, QuantizeOptions qo)
     {
-        var q = QuantizedWeight.Of(op.Weight, op.WeightDims, axis, weightMax);
+        var q = qo.Weight(op.Node, op.Weight, op.WeightDims, axis);
         long inner = axis < 0 ? 1 : op.WeightDims.Skip(axis + 1).Aggregate(1L, (a, b) => a * b);
         var e = new double[op.OutChannels];
         for (long i = 0; i < op.Weight.Length; i++)

@@ -30,6 +30,24 @@ public sealed record QuantizeOptions
     public IReadOnlySet<string> Exclude { get; init; } = new HashSet<string>();
     /// <summary>Largest |q| of int8 weights: 127, or 63 where ORT's u8s8 kernels saturate (Int8Hardware).</summary>
     public int WeightMax { get; init; } = 127;
+    /// <summary>int8 weights chosen by another rounding (AdaRound), by layer key, in the weight's layout; layers
+    /// not here round to nearest.</summary>
+    public IReadOnlyDictionary<string, sbyte[]> Rounded { get; init; } = new Dictionary<string, sbyte[]>();
+
+    /// <summary>The int8 weight of a layer: its learned rounding when there is one, else round-to-nearest.</summary>
+    public QuantizedWeight Weight(Node layer, float[] w, long[] dims, int axis)
+    {
+        var q = QuantizedWeight.Of(w, dims, axis, WeightMax);
+        if (!Rounded.TryGetValue(QdqEmitter.Key(layer), out var r) || r.Length != w.Length) return q;
+        // Learned for these very weights: every integer is the floor or the ceiling of w / s.
+        long inner = axis < 0 ? w.Length : dims.Skip(axis + 1).Aggregate(1L, (a, b) => a * b);
+        for (long i = 0; i < w.Length; i++)
+        {
+            var x = w[i] / (double)q.Scales[axis < 0 ? 0 : (int)(i / inner % q.Scales.Length)];
+            if (r[i] < Math.Floor(x) - 1e-6 || r[i] > Math.Ceiling(x) + 1e-6) return q;
+        }
+        return q with { Values = r };
+    }
 }
 
 /// <summary>What one emission did: quantized nodes (by key), skipped candidates with the reason,
@@ -288,7 +306,7 @@ public static class QdqEmitter
                     rw.SetAttr(c, OnnxAttribute.Float("beta", 1f));
                 }
                 axis = WeightAxis(c, perChannel);
-                var qw = QuantizedWeight.Of(w, wt.Dims, axis, o.WeightMax);
+                var qw = o.Weight(c, w, wt.Dims, axis);
                 var wName = c.Input(1)!.Name;
                 var zeros = Tensor.FromValues("", DataType.Int8, qw.Scales.Length == 1 ? [] : [qw.Scales.Length], new sbyte[qw.Scales.Length].AsSpan());
                 rw.SetInput(c, 1, Dq(rw, g, wName,
@@ -314,7 +332,7 @@ public static class QdqEmitter
                     var name = c.Input(i)!.Name;
                     if (c.OpType == "MatMul" && i == 1 && t.Dims.Length == 2)
                     {
-                        var qw = QuantizedWeight.Of(data, t.Dims, WeightAxis(c, perChannel), o.WeightMax);
+                        var qw = o.Weight(c, data, t.Dims, WeightAxis(c, perChannel));
                         var zeros = Tensor.FromValues("", DataType.Int8, qw.Scales.Length == 1 ? [] : [qw.Scales.Length], new sbyte[qw.Scales.Length].AsSpan());
                         rw.SetInput(c, i, Dq(rw, g, name,
                             Tensor.FromValues("", DataType.Int8, t.Dims, qw.Values.AsSpan()), qw.Scales, zeros, 1));

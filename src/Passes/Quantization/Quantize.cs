@@ -58,6 +58,14 @@ public sealed record QuantizePassOptions
     [Option("equalize", "cross-layer equalization of the float model first (auto: tried by the accuracy-aware "
         + "search, kept when it lowers the drop; off without max-drop)", Choices = ["auto", "true", "false"])]
     public string Equalize { get; init; } = "auto";
+    [Option("rounding", "int8 weights rounded to nearest, or each up or down as the layer's output on the "
+        + "calibration data needs (AdaRound)", Choices = ["nearest", "adaround"])]
+    public string Rounding { get; init; } = "nearest";
+    [Option("adaround-iterations", "rounding=adaround: optimizer steps per layer", Min = 1, Max = 100000)]
+    public long AdaRoundIterations { get; init; } = 500;
+    [Option("adaround-rows", "rounding=adaround: input rows (conv patches) sampled per layer", Min = 16,
+        Max = 1 << 24)]
+    public long AdaRoundRows { get; init; } = 4096;
     [Option("embeddings", "also store embedding tables (Gather of a float [rows, width] constant) as 8-bit blocks "
         + "(GatherBlockQuantized)")]
     public bool Embeddings { get; init; }
@@ -119,6 +127,19 @@ public sealed class Quantize : Pass<QuantizePassOptions>
         var equalizer = new Equalize();
         bool canEqualize = equalizer.WhyNoChange(model, new EqualizeOptions()) is null;
         if (o.Equalize == "true" && canEqualize) equalizer.Run(ctx, new EqualizeOptions());
+        if (o.Rounding == "adaround")
+        {
+            qo = qo with
+            {
+                Rounded = AdaRoundLayers.Run(model, calib, qo, new AdaRoundSettings
+                {
+                    Iterations = (int)o.AdaRoundIterations,
+                }, (int)o.AdaRoundRows, ctx.Stats),
+            };
+            if (o.Equalize == "auto" && canEqualize)
+                ctx.Stats.Notes.Add("equalize=auto is not tried with rounding=adaround (the rounding is learned for "
+                    + "these weights; give equalize=true to equalize first)");
+        }
         var tensors = QdqEmitter.CalibrationTensors(model);
         var ranges = ActivationRanges.Collect(calib, model, tensors, factory, "quantize: calibration");
         ctx.Stats.Count("tensors calibrated", ranges.Count);
@@ -133,7 +154,7 @@ public sealed class Quantize : Pass<QuantizePassOptions>
             {
                 MeasureCorrections = o.BiasCorrect == "false" ? null : Measure,
                 AlwaysCorrect = o.BiasCorrect == "true",
-                Equalized = o.Equalize != "auto" || !canEqualize ? null : () =>
+                Equalized = o.Equalize != "auto" || !canEqualize || o.Rounding == "adaround" ? null : () =>
                 {
                     var m = OnnxImporter.Parse(OnnxExporter.ToBytes(model));
                     equalizer.Run(new PassContext(m), new EqualizeOptions());
