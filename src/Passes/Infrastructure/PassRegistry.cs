@@ -16,6 +16,7 @@ public static class PassRegistry
         new Fuse(),
         new FoldBatchNorm(),
         new FuseBias(),
+        new FoldAffine(),
         new Strip(),
         new Linearize(),
         new FoldConv(),
