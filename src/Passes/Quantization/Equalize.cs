@@ -1,4 +1,4 @@
-// equalize{max-sweeps=20,absorb-bias=false}: cross-layer equalization (Nagel, van Baalen, Blankevoort, Welling,
+// equalize{max-sweeps=20,ranges=weights,absorb-bias=false}: cross-layer equalization (Nagel, van Baalen, Blankevoort, Welling,
 // ICCV 2019, "Data-Free Quantization Through Weight Equalization and Bias Correction"), exact in float.
 //   before: y = W2 f(W1 x + b1) + b2, channel i of W1 spanning r1_i = max|W1[i,...]| and its input column
 //           of W2 r2_i = max|W2[:,i,...]|; after BatchNorm folding these ranges differ by orders of magnitude
@@ -14,6 +14,10 @@
 // no scale moves by more than 1e-4 (or max-sweeps). Refused, with the reason (report and WhyNoChange): Clip/
 // ReLU6, HardSwish, Sigmoid, Tanh and other ops whose bounds or shape do not scale; a value with several
 // readers (a residual); a channel axis that changes (Flatten, Reshape); grouped (not depthwise) convs.
+// ranges=activations (needs calibration data): with per-channel int8 weights the weight ranges no longer matter and
+// the per-tensor activation between the layers is what loses the small channels; s_i = sqrt(a_i / r2_i) then balances
+// channel i's activation range a_i (measured where the second layer reads it) against the second layer's weight
+// range, both becoming sqrt(a_i r2_i) (SmoothQuant's migration, alpha = 0.5). One pass, still exact in float.
 // absorb-bias=true (high-bias absorption, section 4.1 of the paper; needs calibration data): equalizing scales a
 // channel's bias with it, and a large bias widens the activation range int8 must cover. Where the first layer's
 // output z_i never falls below c_i = max(0, min z_i) on the calibration data and the ops between commute with
@@ -32,6 +36,10 @@ public sealed record EqualizeOptions
 {
     [Option("max-sweeps", "passes over all pairs before stopping (each pass moves every scale toward its fixed point)")]
     public int MaxSweeps { get; init; } = 20;
+    [Option("ranges", "what each channel's scale balances: the two layers' weight ranges (data-free, for per-tensor "
+        + "weights), or the activation range between them against the second layer's weights (needs --calib; for "
+        + "per-channel weights, whose int8 error is then in the activations)", Choices = ["weights", "activations"])]
+    public string Ranges { get; init; } = "weights";
     [Option("absorb-bias", "high-bias absorption: each channel's smallest output on the calibration data moved "
         + "into the next layer's bias (needs --calib; exact on those samples)")]
     public bool AbsorbBias { get; init; }
@@ -61,7 +69,7 @@ public sealed class Equalize : Pass<EqualizeOptions>
         "cross-layer equalization: per-channel weight ranges of consecutive layers balanced (exact; before int8)";
     public override bool IsExact(EqualizeOptions options) => !options.AbsorbBias;
     public override DataNeeds Needs(EqualizeOptions options) =>
-        options.AbsorbBias ? DataNeeds.Calibration : DataNeeds.None;
+        options.AbsorbBias || options.Ranges == "activations" ? DataNeeds.Calibration : DataNeeds.None;
 
     /// <summary>Ops between two layers that commute with a positive per-channel scale.</summary>
     private static readonly HashSet<string> Homogeneous = new(StringComparer.Ordinal)
@@ -104,7 +112,12 @@ public sealed class Equalize : Pass<EqualizeOptions>
         var biases = ops.ToDictionary(kv => kv.Key, kv => kv.Value.Bias.ToArray());
         var before = weights.ToDictionary(kv => kv.Key, kv => PerTensorSqnrDb(ops[kv.Key], kv.Value));
         int sweeps = 0;
-        for (; sweeps < o.MaxSweeps; sweeps++)
+        if (o.Ranges == "activations")
+        {
+            BalanceActivations(ctx, pairs, ops, weights, biases);
+            sweeps = 1;
+        }
+        else for (; sweeps < o.MaxSweeps; sweeps++)
         {
             double moved = 0;
             foreach (var p in pairs)
@@ -151,6 +164,43 @@ public sealed class Equalize : Pass<EqualizeOptions>
         var gain = ops.Keys.Average(n => PerTensorSqnrDb(ops[n], weights[n]) - before[n]);
         ctx.Stats.Notes.Add($"{pairs.Count} pairs over {ops.Count} layers in {sweeps} sweeps: per-tensor int8 weight "
             + $"SQNR per channel {gain:+0.0;-0.0} dB on average");
+    }
+
+    /// <summary>ranges=activations: s_i = sqrt(a_i / r2_i), a_i the largest |value| of channel i where the second
+    /// layer reads it (calibration data), r2_i the second layer's input-channel weight range, so both become
+    /// sqrt(a_i r2_i) (SmoothQuant's migration at alpha 0.5, through the homogeneous ops CLE allows). One pass over
+    /// the pairs from the last: a pair changes only its first layer's output scale and its second layer's input
+    /// columns, so the ranges measured on the original model stay right for the pairs before it.</summary>
+    private static void BalanceActivations(PassContext ctx, List<Pair> pairs, Dictionary<Node, LinearOp> ops,
+        Dictionary<Node, float[]> weights, Dictionary<Node, float[]> biases)
+    {
+        var calib = ctx.RequireCalibration("equalize{ranges=activations}");
+        Value Read(Pair p) => p.Through.Count == 0 ? p.First.Output() : p.Through[^1].Output();
+        var names = pairs.Select(p => Read(p).Name).Distinct().ToList();
+        var stats = names.ToDictionary(n => n, n => new TensorStatistics(n), StringComparer.Ordinal);
+        calib.Stream(ctx.Model, names, (_, outs) =>
+        {
+            for (int i = 0; i < names.Count; i++) stats[names[i]].Add(outs[i]);
+        }, "equalize: activation ranges");
+        foreach (var p in Enumerable.Reverse(pairs))
+        {
+            var (a, b) = (ops[p.First], ops[p.Second]);
+            var channels = stats[Read(p).Name].Channels;
+            if (channels.Length != a.OutChannels)
+            {
+                ctx.Stats.Notes.Add($"equalize: {Label(p.First)} -> {Label(p.Second)} kept: its channels are not on "
+                    + "axis 1 where the second layer reads them");
+                continue;
+            }
+            var r2 = InRanges(b, weights[p.Second]);
+            var s = channels.Select((c, i) =>
+            {
+                var act = Math.Max(Math.Abs(c.Min), Math.Abs(c.Max));
+                return act > 0 && r2[i] > 0 && double.IsFinite(act) ? Math.Sqrt(act / r2[i]) : 1;
+            }).ToArray();
+            ScaleOut(a, weights[p.First], biases[p.First], s);
+            ScaleIn(b, weights[p.Second], s);
+        }
     }
 
     /// <summary>Ops between the layers that commute with z -> z - c where z >= c >= 0.</summary>

@@ -125,8 +125,10 @@ public sealed class Quantize : Pass<QuantizePassOptions>
         if (o.MaxDrop >= 0 && o.TuneCalibration)
             factory = () => new EveryMethodCalibrator(o.Calibrate, o.Percentile, o.MovingAverage);
         var equalizer = new Equalize();
-        bool canEqualize = equalizer.WhyNoChange(model, new EqualizeOptions()) is null;
-        if (o.Equalize == "true" && canEqualize) equalizer.Run(ctx, new EqualizeOptions());
+        // Per-channel weights: balance the activations between the layers (their weight ranges no longer matter).
+        var eqOptions = new EqualizeOptions { Ranges = o.PerChannel ? "activations" : "weights" };
+        bool canEqualize = equalizer.WhyNoChange(model, eqOptions) is null;
+        if (o.Equalize == "true" && canEqualize) equalizer.Run(ctx, eqOptions);
         if (o.Rounding == "adaround")
         {
             qo = qo with
@@ -157,7 +159,7 @@ public sealed class Quantize : Pass<QuantizePassOptions>
                 Equalized = o.Equalize != "auto" || !canEqualize || o.Rounding == "adaround" ? null : () =>
                 {
                     var m = OnnxImporter.Parse(OnnxExporter.ToBytes(model));
-                    equalizer.Run(new PassContext(m), new EqualizeOptions());
+                    equalizer.Run(new PassContext(m, calib), eqOptions);
                     ShapeInference.Run(m);
                     return (m, ActivationRanges.Collect(calib, m, QdqEmitter.CalibrationTensors(m), factory,
                         "quantize: calibration (equalized)"));
@@ -166,7 +168,7 @@ public sealed class Quantize : Pass<QuantizePassOptions>
             var found = AccuracyAwareSearch.Run(ctx, model, ranges, qo, qoperator, eval,
                 o.MaxDrop, (int)Math.Min(o.MaxTrials, int.MaxValue), prep, o.Search == "class");
             (fallback, ranges, corrections) = (found.Fallback, found.Ranges, found.Corrections);
-            if (found.Equalized) equalizer.Run(ctx, new EqualizeOptions());
+            if (found.Equalized) equalizer.Run(ctx, eqOptions);
         }
         else if (o.BiasCorrect == "true") corrections = Measure(model);
         if (corrections is not null)
