@@ -1,5 +1,6 @@
 // equalize{max-sweeps=20,ranges=weights,absorb-bias=false}: cross-layer equalization (Nagel, van Baalen,
-// Blankevoort, Welling, ICCV 2019, "Data-Free Quantization Through Weight Equalization and Bias Correction"), exact in float.
+// Blankevoort, Welling, ICCV 2019, "Data-Free Quantization Through Weight Equalization and Bias Correction"),
+// exact in float.
 //   before: y = W2 f(W1 x + b1) + b2, channel i of W1 spanning r1_i = max|W1[i,...]| and its input column
 //           of W2 r2_i = max|W2[:,i,...]|; after BatchNorm folding these ranges differ by orders of magnitude
 //           between channels (a depthwise conv's most of all), and one per-tensor int8 grid fits none of them.
