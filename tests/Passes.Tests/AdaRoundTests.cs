@@ -117,7 +117,7 @@ public class AdaRoundTests
         var calib = CalibrationSource.FromRandom(32, 5);
         var (nearest, _) = Run(m, "quantize{reduce-range=false}", calib);
         var (learned, runs) = Run(m, "quantize{reduce-range=false,rounding=adaround}", calib);
-        var decisions = runs.SelectMany(r => r.Stats.Decisions).OfType<AdaRounded>().ToList();
+        var decisions = runs.SelectMany(r => r.Stats.Decisions).OfType<RoundedLayer>().ToList();
         Assert.Equal(2, decisions.Count);
         var decision = decisions.Last();
         Assert.Equal("learned", decision.Decision);

@@ -153,30 +153,7 @@ internal static class BlockGrid4
 
     /// <summary>Replaces the op by MatMulNBits (plus Add of the bias, times beta, for Gemm).</summary>
     public static void Store(Rewriter rw, Graph g, PrunableWeight p, byte[] b, float[] scales, byte[] zeros, int k,
-        int n, int accuracyLevel)
-    {
-        var node = p.Node;
-        var name = p.Weight.Name;
-        int blocks = (k + BlockSize - 1) / BlockSize;
-        var bq = rw.Constant(g, name + "_q4", Tensor.FromValues("", DataType.UInt8, [n, blocks, BlockSize / 2], b));
-        var sc = rw.Constant(g, name + "_scales", Tensor.FromFloats("", [n * blocks], scales));
-        var zp = rw.Constant(g, name + "_zero_points", Tensor.FromValues("", DataType.UInt8, [zeros.Length], zeros));
-        var mm = rw.Insert(g, "com.microsoft", "MatMulNBits", [node.Input(0), bq, sc, zp], node.Output().Name + "_q4",
-            1, OnnxAttribute.Int("K", k), OnnxAttribute.Int("N", n), OnnxAttribute.Int("bits", 4),
-            OnnxAttribute.Int("block_size", BlockSize), OnnxAttribute.Int("accuracy_level", accuracyLevel)).Output();
-        Value result = mm;
-        if (node.OpType == "Gemm" && node.Input(2) is { } bias)
-        {
-            var beta = node.GetFloat("beta", 1f);
-            Value c = bias;
-            if (beta != 1f)
-                c = rw.Insert(g, "Mul", [bias, rw.Constant(g, name + "_beta", Tensor.FromFloats("", [], [beta]))],
-                    name + "_bias").Output();
-            result = rw.Insert(g, "Add", [mm, c], node.Output().Name + "_biased").Output();
-        }
-        if (!rw.Model.OpsetImports.Any(o => o.Domain == "com.microsoft"))
-            rw.Model.OpsetImports.Add(new OpsetImport("com.microsoft", 1));
-        rw.Replace(node.Output(), result);
-        rw.Erase(node);
-    }
+        int n, int accuracyLevel) =>
+        MatMulNBitsWriter.Replace(rw, g, p.Node, p.Weight.Name, new MatMulNBitsWeight(b, scales, zeros, k, n, 4,
+            BlockSize), accuracyLevel);
 }

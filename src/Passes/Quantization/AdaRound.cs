@@ -105,22 +105,23 @@ public static class AdaRound
     private static double Soft(double v) => Math.Clamp(1 / (1 + Math.Exp(-v)) * (Zeta - Gamma) + Gamma, 0, 1);
 }
 
-/// <summary>A layer AdaRound rounded: its output error on the sampled rows with round-to-nearest and learned
-/// rounding, and the share of weights rounded the other way.</summary>
-public sealed record AdaRounded(string Node, string Op, string Decision) : Decision
+/// <summary>A layer whose int8 weights AdaRound or GPTQ rounded: its output error on the sampled rows with
+/// round-to-nearest and with the learned rounding, and the share of weights rounded the other way.</summary>
+public sealed record RoundedLayer(string Node, string Op, string Decision) : Decision
 {
+    public string? Method { get; init; }
     public double? ErrorNearest { get; init; }
     public double? ErrorLearned { get; init; }
     public double? FlippedShare { get; init; }
     public string? Reason { get; init; }
 }
 
-public static class AdaRoundLayers
+public static class LearnedRounding
 {
-    /// <summary>Learned int8 weights (weight layout, by QdqEmitter.Key) for every layer quantize would quantize,
-    /// with a decision per layer.</summary>
+    /// <summary>Int8 weights rounded by <paramref name="method"/> (adaround or gptq; weight layout, by
+    /// QdqEmitter.Key) for every layer quantize would quantize, with a decision per layer.</summary>
     public static Dictionary<string, sbyte[]> Run(Model model, CalibrationSource calib, QuantizeOptions qo,
-        AdaRoundSettings settings, int maxRows, PassStats stats)
+        string method, AdaRoundSettings settings, int maxRows, PassStats stats)
     {
         ShapeInference.Run(model);
         bool perChannel = qo.PerChannel && (model.OpsetVersion("") ?? 1) >= 13;
@@ -128,9 +129,9 @@ public static class AdaRoundLayers
         var ops = model.Graph.Nodes.Where(n => n.IsStandard && n.OpType is "Conv" or "Gemm" or "MatMul"
                 && QdqEmitter.Selected(n, qo, none) && n.Input(0) is { } x && Rewriter.ConstantOf(x) is null)
             .Select(LinearOp.Of).OfType<LinearOp>().ToList();
-        var (layers, refused) = LayerHessian.Collect(model, calib, ops, maxRows, "quantize: adaround statistics");
+        var (layers, refused) = LayerHessian.Collect(model, calib, ops, maxRows, $"quantize: {method} statistics");
         foreach (var (n, why) in refused)
-            stats.Decide(new AdaRounded(QdqEmitter.Key(n), n.OpType, "nearest") { Reason = why });
+            stats.Decide(new RoundedLayer(QdqEmitter.Key(n), n.OpType, "nearest") { Reason = why });
         var result = new Dictionary<string, sbyte[]>(StringComparer.Ordinal);
         foreach (var (node, h) in layers)
         {
@@ -138,27 +139,48 @@ public static class AdaRoundLayers
             var q = QuantizedWeight.Of(op.Weight, op.WeightDims, QdqEmitter.WeightAxis(node, perChannel), qo.WeightMax);
             var scales = Enumerable.Range(0, op.OutChannels).Select(o => q.Scales[q.Scales.Length == 1 ? 0 : o])
                 .ToArray();
-            var (ints, before, after) = AdaRound.Round(h, h.Rows(), scales, qo.WeightMax, settings);
+            var (ints, before, after) = method == "gptq" ? GptqRows(h, scales, qo.WeightMax)
+                : AdaRound.Round(h, h.Rows(), scales, qo.WeightMax, settings);
             var layout = h.FromRows(ints.Select(v => (double)v).ToArray());
             var values = layout.Select(v => (sbyte)v).ToArray();
             int flipped = values.Where((v, i) => v != q.Values[i]).Count();
             var key = QdqEmitter.Key(node);
-            stats.Decide(new AdaRounded(key, node.OpType, after < before ? "learned" : "nearest")
+            stats.Decide(new RoundedLayer(key, node.OpType, after < before ? "learned" : "nearest")
             {
+                Method = method,
                 ErrorNearest = before,
                 ErrorLearned = after,
                 FlippedShare = Math.Round((double)flipped / values.Length, 6),
             });
             if (after < before) result[key] = values;
         }
-        stats.Count("layers adarounded", result.Count);
+        stats.Count($"layers rounded by {method}", result.Count);
         if (layers.Count > 0)
         {
-            var gain = layers.Values.Count == 0 ? 0 : stats.Decisions.OfType<AdaRounded>()
+            var gain = layers.Values.Count == 0 ? 0 : stats.Decisions.OfType<RoundedLayer>()
                 .Where(d => d.ErrorNearest > 0).Average(d => d.ErrorLearned!.Value / d.ErrorNearest!.Value);
-            stats.Notes.Add($"adaround: {result.Count} of {layers.Count} layers rounded by learning; layer output error "
+            stats.Notes.Add($"{method}: {result.Count} of {layers.Count} layers rounded by it; layer output error "
                 + $"{gain:P0} of round-to-nearest's on average ({layers.Values.First().SampledRows} sampled rows each)");
         }
         return result;
+    }
+
+    /// <summary>GPTQ with each row's fixed int8 scale, group by group; the integers and the layer's error with
+    /// round-to-nearest and GPTQ (round-to-nearest kept when GPTQ is not better).</summary>
+    private static (int[] Q, double ErrorNearest, double ErrorLearned) GptqRows(LayerHessian h, float[] scales, int qmax)
+    {
+        var w = h.Rows();
+        int k = h.K, per = h.RowsPerGroup;
+        var nearest = w.Select((v, i) => (int)Math.Clamp(Math.Round(v / scales[i / k], MidpointRounding.ToEven), -qmax,
+            qmax)).ToArray();
+        double Err(int[] q) => h.Error(q.Select((v, i) => scales[i / k] * v - w[i]).ToArray());
+        var grid = new RowScaleGrid(scales, qmax, k); // records the integers; each group's rows are updated in a copy
+        for (int g = 0; g < h.Groups; g++)
+        {
+            var rows = w.AsSpan(g * per * k, per * k).ToArray();
+            if (!Gptq.Run(rows, per, g * per, k, h.H[g], grid)) return (nearest, Err(nearest), Err(nearest));
+        }
+        var (e0, e1) = (Err(nearest), Err(grid.Values));
+        return e1 < e0 ? (grid.Values, e0, e1) : (nearest, e0, e0);
     }
 }

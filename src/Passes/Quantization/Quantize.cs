@@ -49,7 +49,8 @@ public sealed record QuantizePassOptions
         + "op at a time", Choices = ["class", "op"])]
     public string Search { get; init; } = "class";
     [Option("mode", "static: calibrated QDQ/QOperator; dynamic: int8 MatMul/Gemm weights, activations quantized at "
-        + "run time (no calibration data)", Choices = ["static", "dynamic"])]
+        + "run time (no calibration data); weight-only: MatMul/Gemm weights in 4 or 8 bits per block (MatMulNBits), "
+        + "activations float", Choices = ["static", "dynamic", "weight-only"])]
     public string Mode { get; init; } = "static";
     [Option("bias-correct", "remove the mean output error of the int8 weights from each Conv/Gemm bias (auto: tried "
         + "by the accuracy-aware search before ops are kept in float, kept when it lowers the drop; off without "
@@ -58,9 +59,20 @@ public sealed record QuantizePassOptions
     [Option("equalize", "cross-layer equalization of the float model first (auto: tried by the accuracy-aware "
         + "search, kept when it lowers the drop; off without max-drop)", Choices = ["auto", "true", "false"])]
     public string Equalize { get; init; } = "auto";
-    [Option("rounding", "int8 weights rounded to nearest, or each up or down as the layer's output on the "
-        + "calibration data needs (AdaRound)", Choices = ["nearest", "adaround"])]
+    [Option("rounding", "weights rounded to nearest (rtn), each up or down as the layer's output on the calibration "
+        + "data needs (adaround), or column by column with the error spread onto the rest (gptq)",
+        Choices = ["nearest", "rtn", "adaround", "gptq"])]
     public string Rounding { get; init; } = "nearest";
+    [Option("bits", "mode=weight-only: bits per weight", Choices = ["4", "8"])]
+    public string BitsText { get; init; } = "4";
+    public long Bits => BitsText == "8" ? 8 : 4;
+    [Option("block", "mode=weight-only: weights per scale along K (a power of 2, 16 to 256)", Min = 16, Max = 256)]
+    public long Block { get; init; } = 32;
+    [Option("symmetric", "mode=weight-only: no zero points (each block centred on 2^(bits-1))")]
+    public bool Symmetric { get; init; }
+    [Option("accuracy-level", "mode=weight-only: MatMulNBits accuracy_level (0: float compute; 4: A quantized to "
+        + "int8 per block, the fast path on x86)", Min = 0, Max = 4)]
+    public long AccuracyLevel { get; init; } = 4;
     [Option("adaround-iterations", "rounding=adaround: optimizer steps per layer", Min = 1, Max = 100000)]
     public long AdaRoundIterations { get; init; } = 500;
     [Option("adaround-rows", "rounding=adaround: input rows (conv patches) sampled per layer", Min = 16,
@@ -101,7 +113,8 @@ public sealed class Quantize : Pass<QuantizePassOptions>
     public override bool IsExact(QuantizePassOptions options) => false;
     public override string BudgetOption => "max-drop";
     public override DataNeeds Needs(QuantizePassOptions options) =>
-        (options.Mode == "dynamic" ? DataNeeds.None : DataNeeds.Calibration)
+        (options.Mode == "dynamic" || options.Mode == "weight-only" && options.Rounding != "gptq" ? DataNeeds.None
+            : DataNeeds.Calibration)
         | (options.MaxDrop >= 0 ? DataNeeds.Evaluation : DataNeeds.None);
     public override void Run(PassContext ctx, QuantizePassOptions o)
     {
@@ -111,6 +124,17 @@ public sealed class Quantize : Pass<QuantizePassOptions>
                 throw new OnnxModelException("quantize{mode=dynamic}: max-drop and format apply to static int8 only "
                     + "(a dynamic model is validated by optimize --eval)");
             DynamicQuantize.Run(ctx, o);
+            if (o.Embeddings) EmbeddingQuantize.Run(ctx, o);
+            return;
+        }
+        if (o.Mode == "weight-only")
+        {
+            if (o.MaxDrop >= 0 || o.Format != "qdq")
+                throw new OnnxModelException("quantize{mode=weight-only}: max-drop and format apply to static int8 "
+                    + "only (a weight-only model is validated by optimize --eval)");
+            if ((o.Block & (o.Block - 1)) != 0)
+                throw new OnnxModelException($"quantize: block {o.Block} is not a power of 2 (16 to 256)");
+            WeightOnlyQuantize.Run(ctx, o);
             if (o.Embeddings) EmbeddingQuantize.Run(ctx, o);
             return;
         }
@@ -129,17 +153,17 @@ public sealed class Quantize : Pass<QuantizePassOptions>
         var eqOptions = new EqualizeOptions { Ranges = o.PerChannel ? "activations" : "weights" };
         bool canEqualize = equalizer.WhyNoChange(model, eqOptions) is null;
         if (o.Equalize == "true" && canEqualize) equalizer.Run(ctx, eqOptions);
-        if (o.Rounding == "adaround")
+        if (o.Rounding is "adaround" or "gptq")
         {
             qo = qo with
             {
-                Rounded = AdaRoundLayers.Run(model, calib, qo, new AdaRoundSettings
+                Rounded = LearnedRounding.Run(model, calib, qo, o.Rounding, new AdaRoundSettings
                 {
                     Iterations = (int)o.AdaRoundIterations,
                 }, (int)o.AdaRoundRows, ctx.Stats),
             };
             if (o.Equalize == "auto" && canEqualize)
-                ctx.Stats.Notes.Add("equalize=auto is not tried with rounding=adaround (the rounding is learned for "
+                ctx.Stats.Notes.Add($"equalize=auto is not tried with rounding={o.Rounding} (the rounding is learned for "
                     + "these weights; give equalize=true to equalize first)");
         }
         var tensors = QdqEmitter.CalibrationTensors(model);
@@ -156,7 +180,7 @@ public sealed class Quantize : Pass<QuantizePassOptions>
             {
                 MeasureCorrections = o.BiasCorrect == "false" ? null : Measure,
                 AlwaysCorrect = o.BiasCorrect == "true",
-                Equalized = o.Equalize != "auto" || !canEqualize || o.Rounding == "adaround" ? null : () =>
+                Equalized = o.Equalize != "auto" || !canEqualize || o.Rounding is "adaround" or "gptq" ? null : () =>
                 {
                     var m = OnnxImporter.Parse(OnnxExporter.ToBytes(model));
                     equalizer.Run(new PassContext(m, calib), eqOptions);
