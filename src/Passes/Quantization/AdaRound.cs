@@ -167,7 +167,8 @@ public static class LearnedRounding
 
     /// <summary>GPTQ with each row's fixed int8 scale, group by group; the integers and the layer's error with
     /// round-to-nearest and GPTQ (round-to-nearest kept when GPTQ is not better).</summary>
-    private static (int[] Q, double ErrorNearest, double ErrorLearned) GptqRows(LayerHessian h, float[] scales, int qmax)
+    private static (int[] Q, double ErrorNearest, double ErrorLearned) GptqRows(LayerHessian h, float[] scales,
+        int qmax)
     {
         var w = h.Rows();
         int k = h.K, per = h.RowsPerGroup;

@@ -163,8 +163,8 @@ public sealed class Quantize : Pass<QuantizePassOptions>
                 }, (int)o.AdaRoundRows, ctx.Stats),
             };
             if (o.Equalize == "auto" && canEqualize)
-                ctx.Stats.Notes.Add($"equalize=auto is not tried with rounding={o.Rounding} (the rounding is learned for "
-                    + "these weights; give equalize=true to equalize first)");
+                ctx.Stats.Notes.Add($"equalize=auto is not tried with rounding={o.Rounding} (the rounding is learned "
+                    + "for these weights; give equalize=true to equalize first)");
         }
         var tensors = QdqEmitter.CalibrationTensors(model);
         var ranges = ActivationRanges.Collect(calib, model, tensors, factory, "quantize: calibration");
