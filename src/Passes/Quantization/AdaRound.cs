@@ -160,7 +160,8 @@ public static class LearnedRounding
             var gain = layers.Values.Count == 0 ? 0 : stats.Decisions.OfType<RoundedLayer>()
                 .Where(d => d.ErrorNearest > 0).Average(d => d.ErrorLearned!.Value / d.ErrorNearest!.Value);
             stats.Notes.Add($"{method}: {result.Count} of {layers.Count} layers rounded by it; layer output error "
-                + $"{gain:P0} of round-to-nearest's on average ({layers.Values.First().SampledRows} sampled rows each)");
+                + $"{gain:P0} of round-to-nearest's on average "
+                + $"({layers.Values.First().SampledRows} sampled rows each)");
         }
         return result;
     }

@@ -73,8 +73,8 @@ internal static class WeightOnlyQuantize
             double? eNearest = null, eGptq = null;
             if (h is not null)
             {
-                eNearest = h.Error(Difference(Nearest((double[])original.Clone(), n, k, new BlockGrid(n, k, bits, block, o.Symmetric)),
-                    original));
+                var rtn = Nearest((double[])original.Clone(), n, k, new BlockGrid(n, k, bits, block, o.Symmetric));
+                eNearest = h.Error(Difference(rtn, original));
                 if (!Gptq.Run(rows, n, 0, k, h.H[0], grid)) Nearest(rows, n, k, grid);
                 eGptq = h.Error(Difference(rows, original));
             }
@@ -98,14 +98,15 @@ internal static class WeightOnlyQuantize
         }
         ctx.Rewriter.RemoveUnusedInitializers(model.Graph);
         if (layers.Count == 0) return;
-        ctx.Stats.Notes.Add($"weight-only int{bits}: {layers.Count} MatMul/Gemm weights, {before:N0} -> {after:N0} bytes"
-            + $" (blocks of {block}, {(o.Symmetric ? "symmetric" : "with zero points")}, "
+        ctx.Stats.Notes.Add($"weight-only int{bits}: {layers.Count} MatMul/Gemm weights, {before:N0} -> {after:N0} "
+            + $"bytes (blocks of {block}, {(o.Symmetric ? "symmetric" : "with zero points")}, "
             + $"{(gptq ? "GPTQ" : "round-to-nearest")}, accuracy_level {o.AccuracyLevel})");
         var measured = ctx.Stats.Decisions.OfType<WeightOnlyLayer>().Where(d => d.ErrorNearest > 0).ToList();
         if (measured.Count > 0)
         {
             var ratio = measured.Average(d => d.ErrorGptq!.Value / d.ErrorNearest!.Value);
-            ctx.Stats.Notes.Add($"gptq: layer output error {ratio:P0} of round-to-nearest's on average (calibration rows)");
+            ctx.Stats.Notes.Add($"gptq: layer output error {ratio:P0} of round-to-nearest's on average "
+                + "(calibration rows)");
         }
     }
 
