@@ -35,8 +35,8 @@ public class WeightOnlyQuantizeTests
     public void MatMulNBitsDecodesInOrtToTheWeightsItClaims(int k, int bits, int block, bool symmetric)
     {
         var m = MatMul(k, 10);
-        var (q, runs) = Run(m, $"quantize{{mode=weight-only,bits={bits},block={block},symmetric={(symmetric ? "true" : "false")},"
-            + "accuracy-level=0}");
+        var sym = symmetric ? "true" : "false";
+        var (q, runs) = Run(m, $"quantize{{mode=weight-only,bits={bits},block={block},symmetric={sym},accuracy-level=0}}");
         var mm = q.Graph.Nodes.Single(n => n.OpType == "MatMulNBits");
         Assert.Equal(symmetric ? 3 : 4, mm.Inputs.Count);
         // The weight the op claims: decode its tensors as the spec says, then a float MatMul over them must agree.
@@ -99,8 +99,9 @@ public class WeightOnlyQuantizeTests
         var h = new double[k * k];
         for (int r = 0; r < 40; r++)
             for (int a = 0; a < k; a++)
-                for (int b = 0; b < k; b++) h[a * k + b] += (x[r * k + a] + 0.6 * x[r * k + (a + 1) % k]) * (x[r * k + b]
-                    + 0.6 * x[r * k + (b + 1) % k]);
+                for (int b = 0; b < k; b++)
+                    h[a * k + b] += (x[r * k + a] + 0.6 * x[r * k + (a + 1) % k]) * (x[r * k + b]
+                        + 0.6 * x[r * k + (b + 1) % k]);
         var w = Rand(4, 2 * k, 1f).Select(v => (double)v).ToArray();
         var scales = new[] { 0.13f, 0.11f };
         // GPTQ dampens H by 1% of its mean diagonal: give the brute force the same H.

@@ -12,16 +12,19 @@
 //   blocks     columns in blocks of 128: inside a block updates are applied at once per column, the rest of the
 //              matrix gets the block's errors in one product (lazy batch updates); the result is the same
 // Damping: H + 0.01 * mean(diag H) * I; an input never seen (H_ii = 0) has its weights quantized with H_ii = 1.
-// The grid (IQuantGrid) is chosen by the caller: one fixed scale per row (static int8, per output channel), or a
+// The grid (IQuantGrid) is chosen by the caller: one fixed scale per row (static int8, per output channel), a
 // scale and zero point per block of the row computed from the row's current (already updated) values when the
-// block starts (weight-only int4/int8, as GPTQ's groupsize).
+// block starts (weight-only int4/int8, as GPTQ's groupsize), or a mask (SparseGrid: SparseGPT, Frantar & Alistarh,
+// ICML 2023: the same sweep with "quantize" meaning "set to 0 when pruned", the mask chosen per group of columns by
+// the OBS cost w_j^2 / [H_F^-1]_jj).
 namespace OnnxOpt.Passes;
 
-/// <summary>Where a weight value lands: Begin is called at the start of each block of a row with the row's current
-/// values from there on; Quantize returns the dequantized value and remembers the integer.</summary>
+/// <summary>Where a weight value lands: Begin is called before each column of a row with the row's current values
+/// from there on and the matching [H_F^-1]_jj = U_jj^2 (what an OBS removal of weight j costs: w_j^2 / U_jj^2);
+/// Quantize returns the new value (dequantized, or 0 when pruned) and remembers it.</summary>
 public interface IQuantGrid
 {
-    void Begin(int row, int k, ReadOnlySpan<double> rest);
+    void Begin(int row, int k, ReadOnlySpan<double> rest, ReadOnlySpan<double> inverseDiagonal);
     double Quantize(int row, int k, double w);
 }
 
@@ -39,11 +42,12 @@ public static class Gptq
         for (int i = 0; i < k; i++) hd[i * k + i] = hd[i * k + i] <= 0 ? 1 : hd[i * k + i] + damp * mean;
         var u = UpperCholeskyOfInverse(hd, k);
         if (u is null) return false;
-        Parallel.For(0, rows, r => Row(w.AsSpan(r * k, k), firstRow + r, k, u, grid, block));
+        var diag = Enumerable.Range(0, k).Select(i => u[i * k + i] * u[i * k + i]).ToArray();
+        Parallel.For(0, rows, r => Row(w.AsSpan(r * k, k), firstRow + r, k, u, diag, grid, block));
         return true;
     }
 
-    private static void Row(Span<double> w, int row, int k, double[] u, IQuantGrid grid, int block)
+    private static void Row(Span<double> w, int row, int k, double[] u, double[] diag, IQuantGrid grid, int block)
     {
         var err = new double[Math.Min(block, k)];
         for (int b0 = 0; b0 < k; b0 += block)
@@ -51,7 +55,7 @@ public static class Gptq
             int b1 = Math.Min(b0 + block, k);
             for (int i = b0; i < b1; i++)
             {
-                grid.Begin(row, i, w[i..]);
+                grid.Begin(row, i, w[i..], diag.AsSpan(i));
                 var q = grid.Quantize(row, i, w[i]);
                 var e = (w[i] - q) / u[i * k + i];
                 w[i] = q;
@@ -88,7 +92,7 @@ public sealed class RowScaleGrid(IReadOnlyList<float> scales, int qmax, int k) :
 {
     public int[] Values { get; } = new int[scales.Count * k];
 
-    public void Begin(int row, int k0, ReadOnlySpan<double> rest) { }
+    public void Begin(int row, int k0, ReadOnlySpan<double> rest, ReadOnlySpan<double> inverseDiagonal) { }
 
     public double Quantize(int row, int col, double w)
     {
@@ -110,7 +114,7 @@ public sealed class BlockGrid(int rows, int k, int bits, int block, bool symmetr
     public byte[] Zeros { get; } = new byte[rows * ((k + block - 1) / block)];
     private int Max => (1 << bits) - 1;
 
-    public void Begin(int row, int col, ReadOnlySpan<double> rest)
+    public void Begin(int row, int col, ReadOnlySpan<double> rest, ReadOnlySpan<double> inverseDiagonal = default)
     {
         if (col % block != 0) return;
         var values = rest[..Math.Min(block, rest.Length)];

@@ -125,7 +125,7 @@ internal static class WeightOnlyQuantize
         for (int r = 0; r < n; r++)
             for (int c = 0; c < k; c++)
             {
-                grid.Begin(r, c, rows.AsSpan(r * k + c, k - c));
+                grid.Begin(r, c, rows.AsSpan(r * k + c, k - c), default);
                 rows[r * k + c] = grid.Quantize(r, c, rows[r * k + c]);
             }
         return rows;
