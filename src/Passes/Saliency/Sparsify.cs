@@ -1,5 +1,6 @@
 // sparsify: unstructured pruning. Scores every prunable weight (Conv, ConvTranspose, Gemm, MatMul) with
-// SynFlow (iterative, data-free) or magnitude (one shot) and sets the weights outside the mask to zero.
+// SynFlow (iterative, data-free) or magnitude (one shot) and sets the weights outside the mask to zero; method=obs
+// (ObsSparsity) prunes layer by layer on calibration data with the Optimal Brain Surgeon update, unstructured or N:M.
 //   before: W = [[0.3, -0.01], [0.2, 0.05]]   after (density 0.5): W = [[0.3, 0], [0.2, 0]]
 // Shapes and ops do not change; the model gets sparser, not smaller or faster by itself (clustering or
 // structured pruning turn sparsity into bytes and time). Approximate: validate by agreement.
@@ -10,9 +11,12 @@ namespace OnnxOpt.Passes;
 
 public sealed record SparsifyOptions
 {
-    [Option("method", "saliency: synflow (iterative, data-free) or magnitude (one shot |w|)",
-        Choices = ["synflow", "magnitude"])]
+    [Option("method", "saliency: synflow (iterative, data-free), magnitude (one shot |w|) or obs (layer-wise Optimal "
+        + "Brain Surgeon on calibration data, SparseGPT-style: the others absorb each removal)",
+        Choices = ["synflow", "magnitude", "obs"])]
     public string Method { get; init; } = "synflow";
+    [Option("pattern", "method=obs: unstructured, or N:M (every M consecutive inputs of a row keep N, e.g. 2:4)")]
+    public string Pattern { get; init; } = "unstructured";
     [Option("density", "fraction of prunable weights kept", Min = 0, Max = 1)]
     public double Density { get; init; } = 0.1;
     [Option("iterations", "SynFlow rounds (exponential density schedule)", Min = 1)]
@@ -45,6 +49,8 @@ public sealed class Sparsify : Pass<SparsifyOptions>
         "set the lowest-saliency weights of Conv/ConvTranspose/Gemm/MatMul to zero (SynFlow through our "
         + "autodiff, or magnitude)";
     public override bool IsExact(SparsifyOptions options) => false;
+    public override DataNeeds Needs(SparsifyOptions options) =>
+        options.Method == "obs" ? DataNeeds.Calibration : DataNeeds.None;
 
     public override void Run(PassContext ctx, SparsifyOptions o)
     {
@@ -56,6 +62,13 @@ public sealed class Sparsify : Pass<SparsifyOptions>
             canonicalize.Run(ctx, canonicalize.Defaults());
             ctx.Stats.Notes.Add("canonicalized first: weights held in Constant nodes became initializers");
         }
+        if (o.Method == "obs")
+        {
+            ObsSparsity.Run(ctx, o);
+            return;
+        }
+        if (o.Pattern != "unstructured")
+            throw new OnnxModelException($"sparsify: pattern {o.Pattern} needs method=obs");
         var result = Saliency.Score(ctx.Model, o.ToSaliency());
         var g = ctx.Model.Graph;
         foreach (var layer in result.Layers)
