@@ -15,13 +15,21 @@ public static class ParameterSelection
     public static readonly string[] Kinds = ["all", "biases", "codebooks"];
 
     /// <summary>Parameters for a spec: "all", "biases", "codebooks", or initializer names separated by ';'.</summary>
-    public static List<Parameter> Select(Model model, string spec, ISet<string>? exclude = null)
+    /// <param name="keepZeros">true: every weight's exact zeros are held at zero after each step (the mask of a
+    /// sparsified model survives training); auto: in weights at least 5% zero; false: none.</param>
+    public static List<Parameter> Select(Model model, string spec, ISet<string>? exclude = null,
+        string keepZeros = "false")
     {
         var g = model.Graph;
         var found = new List<Parameter>();
         var seen = new HashSet<string>(StringComparer.Ordinal);
         bool Take(Value v) => v.Initializer is { ElementType: DataType.Float } && v.Initializer.ElementCount > 0
             && !(exclude?.Contains(v.Name) ?? false) && seen.Add(v.Name);
+        DirectParameter Direct(Value v, bool decays, bool weight)
+        {
+            var mask = weight ? ZeroMask(v, keepZeros) : null;
+            return new DirectParameter(v) { Decays = decays, Constrain = mask, HeldZeros = mask?.Count ?? 0 };
+        }
         switch (spec)
         {
             case "all":
@@ -29,7 +37,7 @@ public static class ParameterSelection
                 foreach (var n in g.Nodes)
                     foreach (var (v, bias) in Trainable(n))
                         if ((spec == "all" || bias) && Take(v))
-                            found.Add(new DirectParameter(v) { Decays = !bias && v.Initializer!.Dims.Length > 1 });
+                            found.Add(Direct(v, !bias && v.Initializer!.Dims.Length > 1, !bias));
                 break;
             case "codebooks":
                 foreach (var n in g.Nodes)
@@ -49,11 +57,22 @@ public static class ParameterSelection
                         throw new OnnxModelException($"params: initializer '{name}' is "
                             + $"{v.Initializer.ElementType.Name()}, "
                             + "only float initializers train");
-                    if (Take(v)) found.Add(new DirectParameter(v) { Decays = v.Initializer.Dims.Length > 1 });
+                    if (Take(v)) found.Add(Direct(v, v.Initializer.Dims.Length > 1, v.Initializer.Dims.Length > 1));
                 }
                 break;
         }
         return found;
+    }
+
+    /// <summary>The projection that puts a weight's exact zeros back after each step, or null (none to keep).
+    /// </summary>
+    public static ZeroMask? ZeroMask(Value v, string mode)
+    {
+        if (mode == "false" || v.Initializer!.Dims.Length < 2) return null;
+        var w = v.Initializer.ToFloatArray();
+        var zeros = Enumerable.Range(0, w.Length).Where(i => w[i] == 0).ToArray();
+        if (zeros.Length == 0 || mode == "auto" && zeros.Length < 0.05 * w.Length) return null;
+        return new ZeroMask(zeros);
     }
 
     /// <summary>The float initializer inputs of a node that are learned tensors, and whether each is a bias.</summary>
@@ -116,4 +135,17 @@ public static class ParameterSelection
         }
         return null;
     }
+}
+
+/// <summary>The positions of a weight that stay zero through training (a constraint after each step).</summary>
+public sealed class ZeroMask(int[] zeros)
+{
+    public int Count => zeros.Length;
+
+    public void Apply(float[] values)
+    {
+        foreach (var i in zeros) values[i] = 0;
+    }
+
+    public static implicit operator Action<float[]>?(ZeroMask? m) => m is null ? null : m.Apply;
 }

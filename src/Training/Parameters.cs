@@ -30,6 +30,8 @@ public abstract class Parameter
     public Func<float[], float[], double>? Penalty { get; init; }
     /// <summary>Projects the values back into their domain after each step.</summary>
     public Action<float[]>? Constrain { get; init; }
+    /// <summary>Values the constraint holds at zero (a sparsified weight's mask, keep-zeros).</summary>
+    public int HeldZeros { get; init; }
 
     public abstract IEnumerable<string> Initializers { get; }
 

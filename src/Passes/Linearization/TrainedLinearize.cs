@@ -55,7 +55,7 @@ internal static class TrainedLinearize
             slopes.Add((a.Output().Name, a.OpType, InsertSlope(wctx.Rewriter, a, init)));
         }
         wctx.Rewriter.Finish();
-        var parameters = ParameterSelection.Select(work, o.Training.Params);
+        var parameters = ParameterSelection.Select(work, o.Training.Params, keepZeros: o.Training.KeepZeros);
         // snap: the step at which each slope reached the threshold (then it is 1 for good); -1 while it has not.
         bool snap = o.Snap;
         var snappedAt = slopes.Select(_ => -1).ToArray();
@@ -118,7 +118,7 @@ internal static class TrainedLinearize
             Apply(tctx.Rewriter, trial, eligible, set, keepSlopes ? slopeOf : Restored(slopeOf));
             if (ft.Steps > 0)
                 Recovery.Train(tctx, $"linearize: fine-tune ({k} linearized)",
-                    ParameterSelection.Select(trial, o.Training.Params), ft);
+                    ParameterSelection.Select(trial, o.Training.Params, keepZeros: o.Training.KeepZeros), ft);
             var d = reference.Drop(reference.Measure(data, trial));
             ctx.Log.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"linearize: {k} of {eligible.Count} linearized: {reference.DropMetric} drop {d:F2} points (budget "

@@ -11,7 +11,9 @@
 //   after:  prune{macs=0.5},distill   -> 99.4% (the pruned structure, retrained weights)
 // With --eval, the student is scored every eval-every steps and the best weights are kept (the starting
 // ones included); patience stops a run that no longer improves. BatchNorm should be folded first
-// (canonicalize,fold-bn), so the folded convs train. Approximate: validated as optimize validates.
+// (canonicalize,fold-bn), so the folded convs train. keep-zeros (auto: weights at least 5% zero, as sparsify
+// leaves them) holds every exactly-zero weight at zero after each step, so sparsify -> distill stays sparse (Deep
+// Compression's and the lottery ticket's masked retraining). Approximate: validated as optimize validates.
 using OnnxOpt.GraphIR;
 using OnnxOpt.Training;
 
@@ -38,9 +40,10 @@ public sealed class Distill : Pass<DistillOptions>
         var t = o.Training;
         var teacher = Recovery.TeacherModel(ctx);
         var settings = t.Settings(Features(ctx, teacher, t.Features));
-        var parameters = ParameterSelection.Select(ctx.Model, t.Params);
+        var parameters = ParameterSelection.Select(ctx.Model, t.Params, keepZeros: t.KeepZeros);
         if (parameters.Count == 0)
             throw new OnnxModelException($"distill: params={t.Params} selects no float initializer of the model");
+        Recovery.ReportHeldZeros(ctx, parameters);
         Recovery.Train(ctx, Name, parameters, settings, teacher);
     }
 

@@ -21,6 +21,17 @@ internal static class Recovery
 
     /// <summary>Trains the parameters of ctx.Model toward the teacher and writes the result back into the
     /// model.</summary>
+    /// <summary>Says how many zero weights keep-zeros holds (counter and note), if any.</summary>
+    public static void ReportHeldZeros(PassContext ctx, IReadOnlyList<Parameter> parameters)
+    {
+        var held = parameters.Where(p => p.HeldZeros > 0).ToList();
+        if (held.Count == 0) return;
+        long zeros = held.Sum(p => (long)p.HeldZeros);
+        ctx.Stats.Count("weights held at zero", zeros);
+        ctx.Stats.Notes.Add($"keep-zeros: {zeros:N0} zero weights in {held.Count} tensors held at zero (the sparse "
+            + "mask survives training)");
+    }
+
     public static TrainResult Train(PassContext ctx, string stage, IReadOnlyList<Parameter> parameters,
         TrainSettings settings, Model? teacherModel = null, bool writeBack = true)
     {

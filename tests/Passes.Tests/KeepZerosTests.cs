@@ -1,0 +1,41 @@
+// Masks that survive retraining: after sparsify, distill holds every exactly-zero weight at zero (keep-zeros=auto sees
+// the sparse tensors), so the retrained model is exactly as sparse, at the same positions; keep-zeros=false lets the
+// zeros grow back.
+using OnnxOpt.Calibration;
+using OnnxOpt.GraphIR;
+using OnnxOpt.Passes;
+using static OnnxOpt.Tests.PassTestKit;
+
+namespace OnnxOpt.Tests;
+
+public class KeepZerosTests
+{
+    private static Dictionary<string, float[]> Weights(Model m) => m.Graph.Nodes
+        .Where(n => n.OpType is "Conv" or "Gemm").Select(n => n.Input(1)!)
+        .ToDictionary(v => v.Name, v => Rewriter.ConstantOf(v)!.ToFloatArray());
+
+    [Fact]
+    public void DistillAfterSparsifyKeepsTheZerosWhereTheyAre()
+    {
+        var m = OnnxImporter.Load(Paths.Model(Path.Combine("digits", "vgg.onnx")));
+        var calib = CalibrationSource.FromFolder(Paths.Model(Path.Combine("digits", "data", "calib")));
+        const string sparse = "canonicalize,fold-bn,sparsify{method=magnitude,density=0.5,scope=local}";
+        var (sparsified, _) = Run(m, sparse, calib);
+        var (kept, runs) = Run(m, sparse + ",distill{steps=30,eval-every=0}", calib);
+        var (grown, _) = Run(m, sparse + ",distill{steps=30,eval-every=0,keep-zeros=false}", calib);
+        var (before, after, free) = (Weights(sparsified), Weights(kept), Weights(grown));
+        long zeros = 0, regrown = 0, moved = 0;
+        foreach (var (name, w) in before)
+            for (int i = 0; i < w.Length; i++)
+            {
+                if (w[i] != 0) { if (after[name][i] != w[i]) moved++; continue; }
+                zeros++;
+                Assert.Equal(0f, after[name][i]);
+                if (free[name][i] != 0) regrown++;
+            }
+        Assert.True(zeros > 30000, $"{zeros} zeros after sparsify");
+        Assert.True(moved > 10000, $"only {moved} kept weights trained");
+        Assert.True(regrown > zeros / 2, $"without keep-zeros only {regrown} of {zeros} zeros grew back");
+        Assert.Equal(zeros, Counter(runs, "weights held at zero"));
+    }
+}
