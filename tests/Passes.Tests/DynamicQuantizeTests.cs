@@ -109,4 +109,40 @@ public class EmbeddingQuantizeTests
         var r = Validator.Compare(a, b, DataSet.FromFolder(Paths.Model("transformers/bert_eval"), a.Inputs));
         Assert.True(r.Primary!.Value > 0.999, r.Primary.ToString());
     }
+
+    [Theory]
+    [InlineData(40)]   // blocks of 32 and 8: a row's two zero points share one byte
+    [InlineData(96)]   // three blocks: the row's last zero point byte is half empty
+    public void FourBitTablesDecodeInOrtToTheirBlocksValues(int width)
+    {
+        var rng = new Random(7);
+        var table = Enumerable.Range(0, 10 * width).Select(_ => (float)(rng.NextDouble() * 2 - 0.5)).ToArray();
+        var b = new GraphBuilder("emb");
+        var ids = b.Input("ids", DataType.Int64, "N", 5);
+        b.Output(b.Node("Gather", [b.Initializer("table", table, 10, width), ids]));
+        var m = b.Build();
+        var (q, _) = Run(m, "quantize{mode=dynamic,embeddings=true,embedding-bits=4}");
+        var gq = Assert.Single(q.Graph.Nodes, n => n.OpType == "GatherBlockQuantized");
+        Assert.Equal(4, gq.GetInt("bits", 0));
+        Assert.Equal([10L, width / 2], Rewriter.ConstantOf(gq.Input(0))!.Dims);
+        // The values the blocks claim, decoded here from the unpacked codes.
+        var (codes, scales, zeros) = EmbeddingQuantize.Quantize(Tensor.FromFloats("t", [10, width], table), 4);
+        int blocks = (width + 31) / 32;
+        var decoded = codes.Select((c, i) => (c - zeros[i / width * blocks + i % width / 32])
+            * scales[i / width * blocks + i % width / 32]).ToArray();
+        var rows = new long[] { 3, 0, 9, 3, 7 };
+        using var s = InferenceSession.FromModel(q);
+        var y = s.Run(new Dictionary<string, Tensor>
+        {
+            ["ids"] = Tensor.FromValues("ids", DataType.Int64, [1, 5],
+            rows.AsSpan())
+        })[0].ToFloatArray();
+        for (int r = 0; r < 5; r++)
+            for (int j = 0; j < width; j++)
+            {
+                Assert.Equal(decoded[rows[r] * width + j], y[r * width + j], 1e-6);
+                var step = scales[rows[r] * blocks + j / 32];
+                Assert.True(Math.Abs(y[r * width + j] - table[rows[r] * width + j]) <= step / 2 + 1e-6);
+            }
+    }
 }

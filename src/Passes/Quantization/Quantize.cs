@@ -78,6 +78,8 @@ public sealed record QuantizePassOptions
     [Option("adaround-rows", "rounding=adaround: input rows (conv patches) sampled per layer", Min = 16,
         Max = 1 << 24)]
     public long AdaRoundRows { get; init; } = 4096;
+    [Option("embedding-bits", "embeddings=true: bits per embedding value", Choices = ["8", "4"])]
+    public string EmbeddingBits { get; init; } = "8";
     [Option("embeddings", "also store embedding tables (Gather of a float [rows, width] constant) as 8-bit blocks "
         + "(GatherBlockQuantized)")]
     public bool Embeddings { get; init; }
