@@ -1,6 +1,6 @@
-// quantize{embeddings=true,embedding-bits=8|4}: embedding tables to 8 (or 4) bits. A Gather reading rows of a constant float table
-// [rows, width] (word, position and token-type embeddings) becomes ONNX Runtime's contrib GatherBlockQuantized
-// over uint8 codes, asymmetric per block of `block` consecutive values of a row:
+// quantize{embeddings=true,embedding-bits=8|4}: embedding tables to 8 (or 4) bits. A Gather reading rows of a
+// constant float table [rows, width] (word, position and token-type embeddings) becomes ONNX Runtime's contrib
+// GatherBlockQuantized over uint8 codes, asymmetric per block of `block` consecutive values of a row:
 //
 //   y = Gather(E, ids)  ->  y = com.microsoft.GatherBlockQuantized(Q, ids, s, zp){gather_axis=0,
 //                                quantize_axis=1, block_size=B, bits=8}
