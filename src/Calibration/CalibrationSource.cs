@@ -67,6 +67,43 @@ public sealed class CalibrationSource
 
     public DataSet DataFor(IReadOnlyList<IoInfo> inputs) => _factory(inputs);
 
+    /// <summary>Splits the samples in two, seeded: <paramref name="heldOut"/> of them (a seeded choice, each kept
+    /// in its place in the order) for budgets and validation, the rest to fit on. Both halves stream from the same
+    /// folder (nothing is copied).</summary>
+    public (CalibrationSource Fit, CalibrationSource HeldOut) Split(int heldOut, ulong seed = 7)
+    {
+        bool[] Held(int n)
+        {
+            var order = Enumerable.Range(0, n).ToArray();
+            var rng = new SplitMix64(seed);
+            for (int i = n - 1; i > 0; i--)
+            {
+                int j = (int)(rng.Next() % (ulong)(i + 1));
+                (order[i], order[j]) = (order[j], order[i]);
+            }
+            var held = new bool[n];
+            foreach (var i in order.Take(Math.Min(heldOut, n))) held[i] = true;
+            return held;
+        }
+        CalibrationSource Part(bool wanted, string what) => Copy(new($"{Description} ({what})", inputs =>
+        {
+            var all = _factory(inputs);
+            var held = Held(all.SampleCount);
+            return all.Where(i => held[i] == wanted, $"{all.Description}, {what}");
+        }));
+        return (Part(false, "the samples not held out"), Part(true, $"{heldOut} held out"));
+    }
+
+    private CalibrationSource Copy(CalibrationSource like) => new(like.Description, like._factory)
+    {
+        BatchSize = BatchSize,
+        MaxBatchBytes = MaxBatchBytes,
+        Settings = Settings,
+        Runner = Runner,
+        Progress = Progress,
+        _sets = _sets,
+    };
+
     /// <summary>The same samples, run with other session settings (e.g. ORT's optimizations on, to
     /// measure a quantized model as it will be deployed), by ORT.</summary>
     public CalibrationSource With(SessionSettings settings) => Copy(settings, null, Progress);

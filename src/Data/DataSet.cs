@@ -206,6 +206,31 @@ public sealed class DataSet
             labels is not null, Make);
     }
 
+    /// <summary>The samples whose index (in this set's order) <paramref name="keep"/> accepts, in order: each
+    /// batch of this set yields the rows it keeps (batches may be smaller than asked).</summary>
+    public DataSet Where(Func<int, bool> keep, string description)
+    {
+        int count = Enumerable.Range(0, SampleCount).Count(keep);
+        IEnumerable<Batch> Make(int batchSize)
+        {
+            int index = 0;
+            foreach (var b in _batches(batchSize))
+            {
+                int n = (int)(b.Inputs.Values.FirstOrDefault()?.Dims.FirstOrDefault(1) ?? 1);
+                var rows = Enumerable.Range(0, n).Where(i => keep(index + i)).ToList();
+                index += n;
+                if (rows.Count == 0) continue;
+                if (rows.Count == n) { yield return b; continue; }
+                Tensor Take(Tensor t) => t.Dims.Length > 0 && t.Dims[0] == n
+                    ? Stack(rows.Select(r => Rows(t, r, 1)).ToList()) : t;
+                yield return new Batch(b.Inputs.ToDictionary(kv => kv.Key, kv => Take(kv.Value)),
+                    b.Labels is null ? null : rows.Select(r => b.Labels[r]).ToArray(),
+                    b.ExpectedOutputs?.Select(Take).ToList());
+            }
+        }
+        return new DataSet(description, count, HasLabels, Make);
+    }
+
     /// <summary>Samples already in memory: one tensor per input, N samples stacked on axis 0, optional
     /// labels (length N). Batches are slices along axis 0, in order.</summary>
     public static DataSet FromTensors(IReadOnlyDictionary<string, Tensor> inputs, long[]? labels = null,

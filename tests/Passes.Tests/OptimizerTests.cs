@@ -119,4 +119,46 @@ public class OptimizerTests
         // A library user's own decision record serializes by reflection with the same conventions.
         Assert.Equal("""{"thing":"x","value":0.40626}""", Json(new MyDecision("x", 0.4062600000000001)));
     }
+
+    /// <summary>distill for 20 steps on the digits VGG after pruning, without --eval.</summary>
+    private static OptimizeResult Trained(CalibrationSource calib, double holdOut = 0.2) =>
+        Optimizer.Run(OnnxImporter.Load(Model("digits/vgg.onnx")), new OptimizeOptions
+        {
+            Pipeline = Pipeline.Parse("canonicalize,fold-bn,prune{ratio=0.25},distill{steps=20,eval-every=10}"),
+            Calibration = calib,
+            HoldOut = holdOut,
+        });
+
+    [Fact]
+    public void ATrainingPipelineWithoutEvalIsJudgedOnCalibrationSamplesItDidNotTrainOn()
+    {
+        var r = Trained(Calib);
+        Assert.Contains("held out 50 of the 200 calibration samples", r.Report.DataNote);
+        Assert.Contains("distill trained on the other 150", r.Report.DataNote);
+        Assert.Contains(r.Report.DataNote!, r.Report.Notes);
+        // Validation ran on the 50 held-out samples only.
+        Assert.NotNull(r.Report.Validation);
+        Assert.Contains("50 held out", r.Report.Validation!.Report.Data);
+        Assert.Equal(50, r.Report.Validation.Report.Samples);
+        Assert.Contains("\"data\": \"held out 50", OptimizeReportWriter.Json(r.Report));
+    }
+
+    [Fact]
+    public void TooFewSamplesToHoldOutAndTrainIsRefusedWithOneLine()
+    {
+        var eighty = Calib.Split(80).HeldOut; // 80 of the 200 samples: 50 held out would leave 30 to train on
+        var e = Assert.Throws<OnnxModelException>(() => Trained(eighty));
+        Assert.Contains("too few to hold out 50", e.Message);
+        Assert.Contains("--eval DIR", e.Message);
+        Assert.DoesNotContain('\n', e.Message);
+    }
+
+    [Fact]
+    public void HoldOutZeroTrainsOnAllAndRefusesTheUncheckedResult()
+    {
+        var r = Trained(Calib, holdOut: 0);
+        Assert.False(r.Accepted);
+        Assert.Contains("budget was not checked", r.Verdict);
+        Assert.Contains("trained on all 200 calibration samples", r.Report.DataNote);
+    }
 }

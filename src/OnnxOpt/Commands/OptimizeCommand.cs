@@ -21,6 +21,8 @@ public sealed record OptimizeRequest(string Input, string Output, Pipeline Pipel
     public int? CalibRandom { get; init; }
     public bool SkipNonFinite { get; init; }
     public string? Eval { get; init; }
+    /// <summary>Without --eval, the share of --calib held out for budgets when a pass trains (--hold-out).</summary>
+    public double HoldOut { get; init; } = 0.2;
     public ulong Seed { get; init; } = 1;
     public string? Report { get; init; }
     public string? Html { get; init; }
@@ -56,6 +58,12 @@ public static class OptimizeCommand
             Description = "drop calibration and evaluation samples holding NaN or infinity (default: refuse the data)",
         };
         public readonly Option<string?> Eval = new("--eval") { Description = "held-out data folder: validation runs on it (implies --validate) and accuracy budgets are measured on it" };
+        public readonly Option<double> HoldOut = new("--hold-out")
+        {
+            Description = "without --eval, the share of --calib held out (seeded, at least 50 samples) for the budget "
+                + "and the validation when a pass trains on it; 0: none (the result is then refused unless --force)",
+            DefaultValueFactory = _ => 0.2,
+        };
         public readonly Option<ulong> Seed = new("--seed") { Description = "seed for random calibration/validation inputs", DefaultValueFactory = _ => 1UL };
         public readonly Option<string?> Report = new("--report") { Description = "write a JSON report here" };
         public readonly Option<string?> Html = new("--html")
@@ -80,7 +88,8 @@ public static class OptimizeCommand
         public void AddTo(Command c)
         {
             c.Add(Input);
-            foreach (var o in new Option[] { Output, Calib, CalibRandom, SkipNonFinite, Eval, Seed, Dims, IntRanges,
+            foreach (var o in new Option[] { Output, Calib, CalibRandom, SkipNonFinite, Eval, HoldOut, Seed, Dims,
+                IntRanges,
                 Report, Html,
                 Validate,
                 Force, VerifyEach, Bench, Rtol, Atol, MaxDrop }) c.Add(o);
@@ -94,6 +103,7 @@ public static class OptimizeCommand
             CalibRandom = r.GetValue(CalibRandom),
             SkipNonFinite = r.GetValue(SkipNonFinite),
             Eval = r.GetValue(Eval),
+            HoldOut = r.GetValue(HoldOut),
             Seed = r.GetValue(Seed),
             Dims = CliContext.ParseDims(r.GetValue(Dims)),
             IntRanges = CliContext.ParseIntRanges(r.GetValue(IntRanges)),
@@ -164,6 +174,8 @@ public static class OptimizeCommand
             Evaluation = q.Eval is not null ? CalibrationSource.FromFolder(q.Eval, q.SkipNonFinite)
                 .WithProgress(ctx.Progress) : null,
             Validate = q.Validate,
+            HoldOut = q.HoldOut is >= 0 and < 1 ? q.HoldOut
+                : throw new OnnxModelException($"--hold-out {q.HoldOut}: give a share in [0, 1)"),
             Seed = q.Seed,
             Dims = q.Dims,
             IntRanges = q.IntRanges,

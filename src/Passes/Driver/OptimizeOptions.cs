@@ -40,6 +40,11 @@ public sealed record OptimizeOptions
     /// <summary>Time the model in ORT before and after (null: no latency in the report); on the first batch of
     /// the evaluation (else calibration) data when there is some.</summary>
     public BenchOptions? Bench { get; init; }
+    /// <summary>Without Evaluation, the share of the calibration samples held out (seeded) when a pass trains on
+    /// them, for its budget and the validation (at least MinHeldOut samples); 0: none, the budget is then not
+    /// checked and the result is refused unless forced.</summary>
+    public double HoldOut { get; init; } = 0.2;
+    public const int MinHeldOut = 50;
     /// <summary>Where passes write progress lines (default: nowhere).</summary>
     public TextWriter? Log { get; init; }
 }

@@ -8,6 +8,11 @@
 //      (optimizations on: an int8 model runs the int8 kernels), accepted while the drop (Fidelity.DropOf:
 //      accuracy, else top-1 agreement, else cosine x 100) stays within MaxDrop, by default the
 //      pipeline's largest budget option and at least 0.5 points;
+//      A pipeline that trains on the calibration data (distill, linearize{mode=train}, cluster{train-steps}) is
+//      never judged on the samples it trained on: without --eval, a seeded HoldOut share of the calibration
+//      samples (at least 50) is held out for the passes' budgets and the validation, and the report says so; with
+//      too few samples for both the run is refused, and with HoldOut 0 it trains on all and the result is refused
+//      (unless forced) because no budget could be checked;
 //   4. time before/after in ORT when asked; 5. return the model, its bytes and the report.
 // Writing files and printing are the caller's.
 using System.Globalization;
@@ -36,6 +41,8 @@ public static class Optimizer
         string? outputPath)
     {
         CheckDataNeeds(o);
+        var (held, dataNote, unchecked_) = HoldOutForBudgets(o, input);
+        o = held;
         // No serialized copy is kept: sizes come from protobuf's size computation, exact validation hands the
         // weights to ORT over the IR's memory, and the rest serialize each model only while its session is made.
         var before = ModelStats.Compute(input, inputBytes ?? OnnxExporter.SizeOf(input), dims: o.Dims);
@@ -46,6 +53,13 @@ public static class Optimizer
         var after = ModelStats.Compute(model, OnnxExporter.SizeOf(model), dims: o.Dims);
         bool exact = IsExact(o.Pipeline);
         var validation = o.Validate || o.Evaluation is not null ? Validate(input, model, exact, o) : null;
+        if (unchecked_ && validation is not null)
+            validation = validation with
+            {
+                Accepted = false,
+                Reason = "no held-out samples (hold-out 0): the budget was not checked on data the passes did not "
+                    + "train on",
+            };
         var latency = o.Bench is { } bench
             ? Benchmark.Run(OnnxExporter.ToBytes(input), OnnxExporter.ToBytes(model), bench with
             {
@@ -62,8 +76,33 @@ public static class Optimizer
             Passes = runs,
             Validation = validation,
             Latency = latency,
+            DataNote = dataNote,
         };
         return new OptimizeResult(model, report);
+    }
+
+    /// <summary>The options with the calibration data split for a training pipeline without evaluation data (see
+    /// the header), the note that says so, and whether no budget can be checked (hold-out 0).</summary>
+    public static (OptimizeOptions Options, string? Note, bool Unchecked) HoldOutForBudgets(OptimizeOptions o,
+        Model input)
+    {
+        var trains = o.Pipeline.Steps.Where(s => s.Pass.NeedsTeacher(s.Options)).Select(s => s.Pass.Name).ToList();
+        if (o.Evaluation is not null || o.Calibration is not { } calib || trains.Count == 0) return (o, null, false);
+        var n = calib.DataFor(IoInfo.InputsOf(input.Graph)).SampleCount;
+        var what = string.Join(", ", trains.Distinct());
+        if (o.HoldOut <= 0)
+            return (o with { Validate = true }, $"{what} trained on all {n} calibration samples and nothing is held "
+                + "out (hold-out 0): the budget and the validation use the samples it trained on", true);
+        var heldOut = Math.Max(OptimizeOptions.MinHeldOut, (int)Math.Round(o.HoldOut * n));
+        if (n - heldOut < OptimizeOptions.MinHeldOut)
+            throw new OnnxModelException($"{what} trains on the calibration data and its budget needs samples it did "
+                + $"not train on: --calib has {n}, too few to hold out {heldOut} and train on the rest (at least "
+                + $"{OptimizeOptions.MinHeldOut} each); give --eval DIR, more calibration samples, or --hold-out 0 to "
+                + "train on all (the result is then not accepted without --force)");
+        var (fit, heldSet) = calib.Split(heldOut);
+        return (o with { Calibration = fit, Evaluation = heldSet },
+            $"held out {heldOut} of the {n} calibration samples (seeded) for the budgets and the validation; {what} "
+            + $"trained on the other {n - heldOut} (give --eval DIR to judge on your own held-out data)", false);
     }
 
     // Weights this large go to exact validation's sessions over the IR's memory (small ones are serialized).

@@ -27,9 +27,12 @@ public sealed record OptimizeReport
     public required IReadOnlyList<PassRun> Passes { get; init; }
     public ValidationOutcome? Validation { get; init; }
     public BenchReport? Latency { get; init; }
+    /// <summary>What data the budgets and the validation used when the driver held calibration samples out (or
+    /// could not).</summary>
+    public string? DataNote { get; init; }
 
-    public IEnumerable<string> Notes =>
-        Passes.SelectMany(p => p.Stats.Notes).Concat(LatencyWarning is { } w ? [w] : []);
+    public IEnumerable<string> Notes => (DataNote is { } d ? [d] : Array.Empty<string>())
+        .Concat(Passes.SelectMany(p => p.Stats.Notes)).Concat(LatencyWarning is { } w ? [w] : []);
 
     /// <summary>When ORT measurably runs the result slower than the input, says so (and, after shape
     /// specialization, the measured reason: static shapes let ORT fuse SkipLayerNormalization, slower on CPU).

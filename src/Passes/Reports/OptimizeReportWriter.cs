@@ -29,6 +29,7 @@ public static class OptimizeReportWriter
             if (r.Input is not null) w.WriteString("input", r.Input);
             if (r.Output is not null) w.WriteString("output", r.Output);
             w.WriteString("pipeline", r.Pipeline);
+            if (r.DataNote is not null) w.WriteString("data", r.DataNote);
             w.WritePropertyName("before");
             ModelStatsWriter.Write(w, r.Before);
             w.WritePropertyName("after");
