@@ -23,26 +23,13 @@ public class ObsSparsityTests
         for (int i = 0; i < k; i++)
         {
             int f = k - i;
-            var sub = new double[f * f];
-            for (int a = 0; a < f; a++) for (int b = 0; b < f; b++) sub[a * f + b] = h[(i + a) * k + i + b];
-            var inv = new double[f * f];
-            for (int a = 0; a < f; a++) inv[a * f + a] = 1;
-            Assert.True(DenseKernels.CholeskySolve(sub, inv, f, f));
+            var inv = ObsReference.RestrictedInverse(h, k, i);
             if (i % m == 0)
             {
                 // [H_F^-1]_jj for the group's columns j, each with its own F (= columns from j on).
                 var cost = new double[Math.Min(m, k - i)];
                 for (int j = 0; j < cost.Length; j++)
-                {
-                    int fj = k - i - j;
-                    var sj = new double[fj * fj];
-                    for (int a = 0; a < fj; a++)
-                        for (int b = 0; b < fj; b++) sj[a * fj + b] = h[(i + j + a) * k + i + j + b];
-                    var e0 = new double[fj];
-                    e0[0] = 1;
-                    Assert.True(DenseKernels.CholeskySolve(sj, e0, fj, 1));
-                    cost[j] = w[i + j] * w[i + j] / e0[0];
-                }
+                    cost[j] = w[i + j] * w[i + j] / ObsReference.RestrictedInverse(h, k, i + j)[0];
                 foreach (var j in Enumerable.Range(0, cost.Length).OrderBy(j => cost[j]).ThenBy(j => j)
                              .Take(Math.Max(0, cost.Length - n))) pruned[i + j] = true;
             }

@@ -79,11 +79,7 @@ public class WeightOnlyQuantizeTests
         for (int i = 0; i < k; i++)
         {
             int f = k - i;
-            var sub = new double[f * f];
-            for (int a = 0; a < f; a++) for (int b = 0; b < f; b++) sub[a * f + b] = h[(i + a) * k + i + b];
-            var inv = new double[f * f];
-            for (int a = 0; a < f; a++) inv[a * f + a] = 1;
-            Assert.True(DenseKernels.CholeskySolve(sub, inv, f, f));
+            var inv = ObsReference.RestrictedInverse(h, k, i);
             q[i] = (int)Math.Clamp(Math.Round(w[i] / scale, MidpointRounding.ToEven), -qmax, qmax);
             var e = w[i] - q[i] * scale;
             for (int j = 1; j < f; j++) w[i + j] -= e / inv[0] * inv[j];
