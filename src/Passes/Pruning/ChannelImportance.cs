@@ -23,10 +23,11 @@ namespace OnnxOpt.Passes;
 
 public static class ChannelImportance
 {
-    public static readonly string[] Criteria = ["l2", "l1", "fpgm", "bn-scale", "synflow", "activation", "taylor"];
+    public static readonly string[] Criteria =
+        ["l2", "l1", "fpgm", "bn-scale", "synflow", "activation", "taylor", "obd", "fisher"];
 
     /// <summary>Criteria that run the model on calibration data.</summary>
-    public static bool NeedsData(string criterion) => criterion is "activation" or "taylor";
+    public static bool NeedsData(string criterion) => criterion is "activation" or "taylor" or "obd" or "fisher";
 
     /// <summary>Per prunable group, each channel's importance over the group's mean.</summary>
     public static Dictionary<int, double[]> Compute(string criterion, DependencyGroups d, Model model,
@@ -38,6 +39,7 @@ public static class ChannelImportance
             "synflow" => SynFlow(d, model),
             "activation" => Activation(d, model, Require(calib, criterion)),
             "taylor" => Taylor(d, model, Require(calib, criterion)),
+            "obd" or "fisher" => SecondOrder(d, model, Require(calib, criterion), criterion),
             _ => throw new OnnxModelException(
                 $"unknown prune criterion '{criterion}' (criteria: {string.Join(", ", Criteria)})"),
         };
@@ -165,6 +167,20 @@ public static class ChannelImportance
     private static Dictionary<int, double[]> SynFlow(DependencyGroups d, Model model)
     {
         var scores = Saliency.Score(model, new SaliencyOptions { Iterations = 1, Density = 1 }).Scores;
+        return PerGroup(d, g => SumOverMembers(g, op =>
+            scores.TryGetValue(op.Node.Input(1)!.Name, out var s) ? s : new double[op.Weight.Length]));
+    }
+
+    /// <summary>obd / fisher: Optimal Brain Damage's 1/2 H_ii w_i^2 (SecondOrderSaliency) summed over each channel's
+    /// weights in the group's members.</summary>
+    private static Dictionary<int, double[]> SecondOrder(DependencyGroups d, Model model, CalibrationSource calib,
+        string method)
+    {
+        var weights = d.Groups.Where(g => g.Prunable)
+            .SelectMany(g => g.Producers.Concat(g.Consumers.Select(u => u.Node)))
+            .Select(n => n.Input(1)).OfType<Value>().Where(v => v.Initializer is { ElementType: DataType.Float })
+            .Select(v => v.Name).Distinct().ToList();
+        var scores = SecondOrderSaliency.Compute(model, weights, calib, method).Saliency;
         return PerGroup(d, g => SumOverMembers(g, op =>
             scores.TryGetValue(op.Node.Input(1)!.Name, out var s) ? s : new double[op.Weight.Length]));
     }

@@ -22,7 +22,7 @@ public sealed record PruneOptions
     [Option("criterion", "channel importance (ChannelImportance): group L2/L1 norm of its weights, distance to the "
         + "filters' geometric median, BatchNorm |gamma|, per-filter SynFlow, mean |a| or first-order Taylor "
         + "|a dy/da| on calibration data",
-        Choices = ["l2", "l1", "fpgm", "bn-scale", "synflow", "activation", "taylor"])]
+        Choices = ["l2", "l1", "fpgm", "bn-scale", "synflow", "activation", "taylor", "obd", "fisher"])]
     public string Criterion { get; init; } = "l2";
     [Option("ratio", "fraction of channels to remove (ignored when macs >= 0)", Min = 0, Max = 1)]
     public double Ratio { get; init; } = 0.5;

@@ -6,6 +6,8 @@
 //   (scope=global) or per layer (scope=local). As in the reference code, with m weights the
 //   floor((1 - d_k) m) lowest scores (and ties with the highest of them) are pruned.
 // magnitude: one shot, score |w|, the same threshold at density d (the baseline that collapses layers).
+// obd / fisher (need calibration data): one shot, Optimal Brain Damage's 1/2 H_ii w^2 with the Hessian diagonal of
+//   the distillation loss (SecondOrderSaliency), the same threshold.
 // Reported per layer (from the first round, on the unpruned network): the total score, its
 // conservation deviation |total - R| / R (0 in bias-free homogeneous nets, where every layer's total is
 // R), and per-filter scores; from the final masks: kept weights, density, and layer collapse (a layer
@@ -24,6 +26,8 @@ public sealed record SaliencyOptions
     public string Precision { get; init; } = "float64";
     public IReadOnlyDictionary<string, int[]> InputShapes { get; init; } = new Dictionary<string, int[]>();
     public OnnxOpt.Data.ProgressSink? Progress { get; init; }
+    /// <summary>The samples obd and fisher estimate the Hessian diagonal on.</summary>
+    public OnnxOpt.Calibration.CalibrationSource? Calibration { get; init; }
 
     /// <summary>"x:1x3x224x224;y:1x8" or "x=1x3x224x224" entries into input shapes.</summary>
     public static Dictionary<string, int[]> ParseShapes(IEnumerable<string> specs)
@@ -59,7 +63,7 @@ public sealed record SaliencyResult(SaliencyOptions Options, double R, int Round
 
 public static class Saliency
 {
-    public static readonly string[] Methods = ["synflow", "magnitude"];
+    public static readonly string[] Methods = ["synflow", "magnitude", "obd", "fisher"];
 
     public static SaliencyResult Score(Model model, SaliencyOptions o)
     {
@@ -89,6 +93,15 @@ public static class Saliency
         {
             first = prunables.ToDictionary(p => p.Weight.Name,
                 p => p.Weight.Initializer!.ToDoubleArray().Select(Math.Abs).ToArray(), StringComparer.Ordinal);
+            Prune(prunables, first, masks, o.Density, o.Scope);
+            rounds = 1;
+        }
+        else if (o.Method is "obd" or "fisher")
+        {
+            var calib = o.Calibration ?? throw new OnnxModelException(
+                $"saliency method '{o.Method}' needs calibration data (--calib DIR): it measures the loss's Hessian");
+            first = SecondOrderSaliency.Compute(model, prunables.Select(p => p.Weight.Name).Distinct().ToList(), calib,
+                o.Method).Saliency;
             Prune(prunables, first, masks, o.Density, o.Scope);
             rounds = 1;
         }

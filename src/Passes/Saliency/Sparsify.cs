@@ -11,9 +11,10 @@ namespace OnnxOpt.Passes;
 
 public sealed record SparsifyOptions
 {
-    [Option("method", "saliency: synflow (iterative, data-free), magnitude (one shot |w|) or obs (layer-wise Optimal "
-        + "Brain Surgeon on calibration data, SparseGPT-style: the others absorb each removal)",
-        Choices = ["synflow", "magnitude", "obs"])]
+    [Option("method", "saliency: synflow (iterative, data-free), magnitude (one shot |w|), obd or fisher (Optimal "
+        + "Brain Damage's 1/2 H_ii w^2, the Hessian diagonal of the distillation loss on calibration data, or the "
+        + "empirical Fisher), or obs (layer-wise Optimal Brain Surgeon on calibration data, SparseGPT-style: the "
+        + "others absorb each removal)", Choices = ["synflow", "magnitude", "obd", "fisher", "obs"])]
     public string Method { get; init; } = "synflow";
     [Option("pattern", "method=obs: unstructured, or N:M (every M consecutive inputs of a row keep N, e.g. 2:4)")]
     public string Pattern { get; init; } = "unstructured";
@@ -50,7 +51,7 @@ public sealed class Sparsify : Pass<SparsifyOptions>
         + "autodiff, or magnitude)";
     public override bool IsExact(SparsifyOptions options) => false;
     public override DataNeeds Needs(SparsifyOptions options) =>
-        options.Method == "obs" ? DataNeeds.Calibration : DataNeeds.None;
+        options.Method is "obs" or "obd" or "fisher" ? DataNeeds.Calibration : DataNeeds.None;
 
     public override void Run(PassContext ctx, SparsifyOptions o)
     {
@@ -69,7 +70,11 @@ public sealed class Sparsify : Pass<SparsifyOptions>
         }
         if (o.Pattern != "unstructured")
             throw new OnnxModelException($"sparsify: pattern {o.Pattern} needs method=obs");
-        var result = Saliency.Score(ctx.Model, o.ToSaliency());
+        var result = Saliency.Score(ctx.Model, o.ToSaliency() with
+        {
+            Calibration = o.Method is "obd" or "fisher"
+                ? ctx.RequireCalibration($"sparsify{{method={o.Method}}}") : null,
+        });
         var g = ctx.Model.Graph;
         foreach (var layer in result.Layers)
         {
