@@ -13,7 +13,8 @@
 //      float, then fewest float<->int8 conversions), and its ops are then put back in int8 one at a time,
 //      least harmful first, while the budget holds and the estimate does not get worse;
 //   2. when no class meets the budget, from the class with the least drop, one op at a time, the op whose
-//      own error is largest first (search=op does only this). An op's own error is the model output's
+//      own error is largest first (search=op does only this), together with the quantized ops that read its
+//      output (else that output is still quantized, as their input). An op's own error is the model output's
 //      SQNR, 10 log10(sum y^2 / sum (y - y')^2), with that op alone in int8: the SQNR of an activation
 //      inside the all-int8 model would mostly measure the ops before it. With more than 32 such ops (a text
 //      detector has 200: an hour of model runs on 640x480 pages) the ops are ranked instead by the error
@@ -367,6 +368,32 @@ internal static class AccuracyAwareSearch
 
         /// <summary>Stage 2: from the best class seen (or nothing), one op at a time, largest own error first;
         /// the best model seen when the budget is not met within max-trials.</summary>
+        /// <summary>An op and the quantized compute ops that read its output (directly or through ops that share
+        /// its scale): keeping only the op in float would leave its output quantized as their input, the very
+        /// tensor whose error put it first.</summary>
+        private HashSet<string> WithReaders(string key)
+        {
+            var unit = new HashSet<string>(StringComparer.Ordinal) { key };
+            var quantized = _firstResult.Quantized.Where(q => QdqEmitter.ComputeOps.Contains(q.Op)).Select(q => q.Key)
+                .ToHashSet(StringComparer.Ordinal);
+            var node = _model.Graph.Nodes.FirstOrDefault(n => QdqEmitter.Key(n) == key);
+            var stack = new Stack<Value>(node?.Outputs.OfType<Value>() ?? []);
+            var seen = new HashSet<Value>();
+            while (stack.Count > 0)
+            {
+                var v = stack.Pop();
+                if (!seen.Add(v)) continue;
+                foreach (var u in v.Uses.Select(u => u.Node))
+                {
+                    var k = QdqEmitter.Key(u);
+                    if (quantized.Contains(k)) unit.Add(k);
+                    else if (u.IsStandard && QdqEmitter.SharedOps.Contains(u.OpType))
+                        foreach (var o in u.Outputs.OfType<Value>()) stack.Push(o);
+                }
+            }
+            return unit;
+        }
+
         private HashSet<string> SearchOps(bool afterClasses)
         {
             var fallback = afterClasses ? new HashSet<string>(_best.Fallback, StringComparer.Ordinal)
@@ -374,8 +401,9 @@ internal static class AccuracyAwareSearch
             foreach (var key in _worstFirst.Where(k => !fallback.Contains(k)))
             {
                 if (++_trial > _maxTrials) break;
-                fallback.Add(key);
-                var (drop, _) = Try(fallback, key, false);
+                var unit = WithReaders(key);
+                fallback.UnionWith(unit);
+                var (drop, _) = Try(fallback, unit.Count > 1 ? $"{key} with its readers" : key, false);
                 if (drop < _best.Drop - 1e-9) _best = (drop, new HashSet<string>(fallback));
                 if (Within(drop))
                 {
