@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Unstructured and 2:4 sparsity on the trained digits nets (issue 33's table): one shot with magnitude, SynFlow,
+# Optimal Brain Damage (obd) and layer-wise Optimal Brain Surgeon (obs) at densities 0.5 / 0.2 / 0.1 (per layer,
+# scope=local for magnitude, synflow and obd), then with distillation on the 200 unlabeled calibration images
+# (zeros kept, no selection on the test images: eval-every=0). Accuracy on the 500 held-out test images.
+#   bash bench/sparsity/run.sh
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+dotnet build src/OnnxOpt -c Release -v q -nologo > /dev/null
+O="dotnet src/OnnxOpt/bin/Release/net10.0/onnxopt.dll"
+D=testmodels/digits/data
+acc() { # model, pipeline -> accuracy on the test images after the pipeline
+  $O optimize "testmodels/digits/$1.onnx" -o /tmp/onnxopt-sparsity.onnx --passes "canonicalize,fold-bn,$2" \
+    --calib $D/calib --eval $D/test --force 2>&1 | grep -o "accuracy [0-9.]*% -> [0-9.]*%" | sed 's/.*-> //'
+}
+for net in vgg resnet mobilenetv2; do
+  echo "== $net: fp32 $(acc $net canonicalize) (one shot below)"
+  for d in 0.5 0.2 0.1; do
+    row="density $d:"
+    for m in magnitude synflow obd; do row="$row $m $(acc $net "sparsify{method=$m,density=$d,scope=local}")"; done
+    row="$row obs $(acc $net "sparsify{method=obs,density=$d}")"
+    echo "$row"
+  done
+  echo "== $net (with distillation, 1000 steps)"
+  for d in 0.1; do
+    echo "density $d: magnitude $(acc $net "sparsify{method=magnitude,density=$d,scope=local},distill{eval-every=0}")" \
+      "obs $(acc $net "sparsify{method=obs,density=$d},distill{eval-every=0}")"
+  done
+  echo "2:4: obs $(acc $net "sparsify{method=obs,pattern=2:4}")" \
+    "obs+distill $(acc $net "sparsify{method=obs,pattern=2:4},distill{eval-every=0}")"
+done
