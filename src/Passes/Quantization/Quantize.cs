@@ -164,7 +164,7 @@ public sealed class Quantize : Pass<QuantizePassOptions>
                     Iterations = (int)o.AdaRoundIterations,
                 }, (int)o.AdaRoundRows, ctx.Stats),
             };
-            if (o.Equalize == "auto" && canEqualize)
+            if (o.Equalize == "auto" && canEqualize && o.MaxDrop >= 0)
                 ctx.Stats.Notes.Add($"equalize=auto is not tried with rounding={o.Rounding} (the rounding is learned "
                     + "for these weights; give equalize=true to equalize first)");
         }
