@@ -1,6 +1,6 @@
-// Masks that survive retraining: after sparsify, distill holds every exactly-zero weight at zero (keep-zeros=auto sees
-// the sparse tensors), so the retrained model is exactly as sparse, at the same positions; keep-zeros=false lets the
-// zeros grow back.
+// Masks that survive retraining: after sparsify, distill holds every exactly-zero weight at zero (keep-zeros=auto
+// sees the sparse tensors), so the retrained model is exactly as sparse, at the same positions; keep-zeros=false lets
+// the zeros grow back. Iterative pruning's rounds retrain with the mask held, to a density that falls every round.
 using OnnxOpt.Calibration;
 using OnnxOpt.GraphIR;
 using OnnxOpt.Passes;
@@ -37,5 +37,30 @@ public class KeepZerosTests
         Assert.True(moved > 10000, $"only {moved} kept weights trained");
         Assert.True(regrown > zeros / 2, $"without keep-zeros only {regrown} of {zeros} zeros grew back");
         Assert.Equal(zeros, Counter(runs, "weights held at zero"));
+    }
+}
+
+public class IterativePruningTests
+{
+    [Theory]
+    [InlineData("magnitude,scope=local,rewind=original")]
+    [InlineData("obs")]
+    public void RoundsReachTheDensityStepByStepEachRetrained(string method)
+    {
+        var m = OnnxImporter.Load(Paths.Model(Path.Combine("digits", "vgg.onnx")));
+        var calib = CalibrationSource.FromFolder(Paths.Model(Path.Combine("digits", "data", "calib")));
+        var (after, runs) = Run(m, $"canonicalize,fold-bn,sparsify{{method={method},density=0.3,rounds=3,"
+            + "round-steps=20}", calib);
+        var rounds = runs.SelectMany(r => r.Stats.Decisions).OfType<SparsifyRound>().ToList();
+        Assert.Equal([1, 2, 3], rounds.Select(r => r.Round));
+        for (int i = 0; i < 3; i++)
+        {
+            Assert.Equal(Math.Pow(0.3, (i + 1) / 3.0), rounds[i].Target, 1e-6);
+            Assert.InRange(rounds[i].Density, rounds[i].Target - 0.02, rounds[i].Target + 0.02);
+        }
+        Assert.True(rounds.Zip(rounds.Skip(1)).All(p => p.Second.Density < p.First.Density));
+        Assert.Equal(3, runs.SelectMany(r => r.Stats.Decisions).OfType<TrainingSummary>().Count());
+        Assert.True(PassRegistry.Get("sparsify").NeedsTeacher(new PassOptions(PassRegistry.Get("sparsify"),
+            [new("rounds", "2")])));
     }
 }

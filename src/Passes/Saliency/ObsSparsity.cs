@@ -23,11 +23,12 @@ public sealed record ObsLayer(string Layer, long Weights, long Kept, double Erro
 
 /// <summary>The mask rule of the OBS sweep: per row, groups of columns pruned by the lowest w^2 / [H^-1]_jj (or |w|,
 /// for the magnitude baseline) when the sweep reaches them.</summary>
-public sealed class SparseGrid(int rows, int k, double density, int keepN, int groupM, bool magnitude = false)
-    : IQuantGrid
+public sealed class SparseGrid(int rows, int k, double density, int keepN, int groupM, bool magnitude = false,
+    bool[]? zero = null) : IQuantGrid
 {
     private const int Block = 128;
     public bool[] Pruned { get; } = new bool[rows * k];
+    // Weights that are zero already (an earlier round's): pruned first, whatever their current value.
 
     public void Begin(int row, int col, ReadOnlySpan<double> rest, ReadOnlySpan<double> inverseDiagonal)
     {
@@ -35,11 +36,15 @@ public sealed class SparseGrid(int rows, int k, double density, int keepN, int g
         if (col % group != 0) return;
         int len = Math.Min(group, rest.Length);
         int prune = groupM > 0 ? Math.Max(0, len - keepN) : (int)Math.Round((1 - density) * len);
-        if (prune == 0) return;
         var cost = new double[len];
+        int forced = 0;
         for (int j = 0; j < len; j++)
+        {
             cost[j] = magnitude || inverseDiagonal.IsEmpty ? Math.Abs(rest[j])
                 : rest[j] * rest[j] / Math.Max(inverseDiagonal[j], 1e-300);
+            if (zero?[row * k + col + j] == true) { cost[j] = -1; forced++; }
+        }
+        prune = Math.Max(prune, forced);
         var order = Enumerable.Range(0, len).OrderBy(j => cost[j]).ThenBy(j => j).Take(prune);
         foreach (var j in order) Pruned[row * k + col + j] = true;
     }
@@ -67,7 +72,8 @@ internal static class ObsSparsity
             var original = h.Rows();
             var rows = (double[])original.Clone();
             int k = h.K, per = h.RowsPerGroup, count = h.Op.OutChannels;
-            var grid = new SparseGrid(count, k, o.Density, keepN, groupM);
+            var zero = original.Select(v => v == 0).ToArray();
+            var grid = new SparseGrid(count, k, o.Density, keepN, groupM, zero: zero);
             bool ok = true;
             for (int g = 0; g < h.Groups && ok; g++)
             {
@@ -76,7 +82,7 @@ internal static class ObsSparsity
                 slice.CopyTo(rows.AsSpan(g * per * k));
             }
             // Magnitude with the same pattern, no update: the baseline (and the fallback when H is singular).
-            var mag = new SparseGrid(count, k, o.Density, keepN, groupM, magnitude: true);
+            var mag = new SparseGrid(count, k, o.Density, keepN, groupM, magnitude: true, zero: zero);
             var magRows = (double[])original.Clone();
             for (int r = 0; r < count; r++)
                 for (int c = 0; c < k; c++)

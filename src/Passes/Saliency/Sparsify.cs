@@ -4,8 +4,12 @@
 //   before: W = [[0.3, -0.01], [0.2, 0.05]]   after (density 0.5): W = [[0.3, 0], [0.2, 0]]
 // Shapes and ops do not change; the model gets sparser, not smaller or faster by itself (clustering or
 // structured pruning turn sparsity into bytes and time). Approximate: validate by agreement.
+// rounds=R (iterative pruning, Han et al. 2015; Frankle & Carbin 2019 with "rewinding to the trained weights"): round
+// r prunes to density d^(r/R) (weights already zero stay zero), rewind=original resets the survivors to the values
+// sparsify received, and distill (round-steps, zeros held) retrains; the held-out score of every round is reported.
 // Main graph only (weights inside If/Loop/Scan bodies are not scored).
 using OnnxOpt.GraphIR;
+using OnnxOpt.Training;
 
 namespace OnnxOpt.Passes;
 
@@ -18,6 +22,14 @@ public sealed record SparsifyOptions
     public string Method { get; init; } = "synflow";
     [Option("pattern", "method=obs: unstructured, or N:M (every M consecutive inputs of a row keep N, e.g. 2:4)")]
     public string Pattern { get; init; } = "unstructured";
+    [Option("rounds", "iterative pruning: reach the density in this many rounds (d^(r/rounds) after round r), "
+        + "retraining by distillation (zeros held) after each", Min = 1, Max = 100)]
+    public long Rounds { get; init; } = 1;
+    [Option("rewind", "rounds > 1: before each retraining, reset the surviving weights to the values sparsify "
+        + "received (lottery-ticket rewinding to the trained weights), or keep them", Choices = ["none", "original"])]
+    public string Rewind { get; init; } = "none";
+    [Option("round-steps", "rounds > 1: distillation steps after each round", Min = 1)]
+    public long RoundSteps { get; init; } = 300;
     [Option("density", "fraction of prunable weights kept", Min = 0, Max = 1)]
     public double Density { get; init; } = 0.1;
     [Option("iterations", "SynFlow rounds (exponential density schedule)", Min = 1)]
@@ -51,7 +63,8 @@ public sealed class Sparsify : Pass<SparsifyOptions>
         + "autodiff, or magnitude)";
     public override bool IsExact(SparsifyOptions options) => false;
     public override DataNeeds Needs(SparsifyOptions options) =>
-        options.Method is "obs" or "obd" or "fisher" ? DataNeeds.Calibration : DataNeeds.None;
+        options.Method is "obs" or "obd" or "fisher" || options.Rounds > 1 ? DataNeeds.Calibration : DataNeeds.None;
+    public override bool NeedsTeacher(SparsifyOptions options) => options.Rounds > 1;
 
     public override void Run(PassContext ctx, SparsifyOptions o)
     {
@@ -63,6 +76,58 @@ public sealed class Sparsify : Pass<SparsifyOptions>
             canonicalize.Run(ctx, canonicalize.Defaults());
             ctx.Stats.Notes.Add("canonicalized first: weights held in Constant nodes became initializers");
         }
+        if (o.Rounds > 1) Iterate(ctx, o);
+        else Once(ctx, o);
+    }
+
+    /// <summary>Iterative pruning (see the header): prune to d^(r/R), rewind the survivors if asked, distill with
+    /// the zeros held, R times; one SparsifyRound decision per round with the held-out score when there is
+    /// evaluation data.</summary>
+    private static void Iterate(PassContext ctx, SparsifyOptions o)
+    {
+        var teacher = Recovery.TeacherModel(ctx);
+        var g = ctx.Model.Graph;
+        var received = g.Nodes.Where(n => n.IsStandard && n.OpType is "Conv" or "ConvTranspose" or "Gemm" or "MatMul")
+            .Select(n => n.Input(1)).OfType<Value>().Where(v => v.Initializer is { ElementType: DataType.Float })
+            .Distinct().ToDictionary(v => v.Name, v => v.Initializer!.ToFloatArray(), StringComparer.Ordinal);
+        for (int r = 1; r <= o.Rounds; r++)
+        {
+            var density = Math.Pow(o.Density, (double)r / o.Rounds);
+            Once(ctx, o with { Density = density });
+            if (o.Rewind == "original")
+                foreach (var (name, values) in received)
+                {
+                    if (g.Find(name) is not { Initializer: { } t } v) continue;
+                    var now = t.ToFloatArray();
+                    if (now.Length != values.Length) continue;
+                    for (int i = 0; i < now.Length; i++) if (now[i] != 0) now[i] = values[i];
+                    ctx.Rewriter.SetInitializer(v, Tensor.FromFloats(name, t.Dims, now));
+                }
+            var training = new TrainingOptions { Steps = o.RoundSteps, KeepZeros = "true" };
+            var parameters = ParameterSelection.Select(ctx.Model, "all", keepZeros: "true");
+            var result = Recovery.Train(ctx, $"sparsify round {r}", parameters, training.Settings([]), teacher);
+            long kept = 0, total = 0;
+            foreach (var name in received.Keys)
+                if (g.Find(name)?.Initializer is { } t)
+                {
+                    var w = t.ToFloatArray();
+                    kept += w.LongCount(x => x != 0);
+                    total += w.Length;
+                }
+            var left = total == 0 ? 0 : Math.Round((double)kept / total, 6);
+            ctx.Stats.Decide(new SparsifyRound(r, Math.Round(density, 6), left, o.Rewind,
+                result.BestScore is null ? null : result.ScoreMetric, result.BestScore));
+        }
+        var rounds = ctx.Stats.Decisions.OfType<SparsifyRound>().ToList();
+        ctx.Stats.Notes.Add($"sparsify: {o.Rounds} rounds to density {o.Density} (rewind={o.Rewind}, {o.RoundSteps} "
+            + "distillation steps each)" + (rounds.Any(x => x.Score is not null)
+                ? "; held-out " + rounds[0].Metric + " by round: " + string.Join(", ", rounds.Select(x =>
+                    string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{x.Score:F2}")))
+                : ""));
+    }
+
+    private static void Once(PassContext ctx, SparsifyOptions o)
+    {
         if (o.Method == "obs")
         {
             ObsSparsity.Run(ctx, o);
@@ -99,3 +164,8 @@ public sealed class Sparsify : Pass<SparsifyOptions>
             ctx.Log.WriteLine($"sparsify: layer collapse: {string.Join(", ", result.Layers.Where(l => l.Collapsed).Select(l => l.Layer))} kept no weight");
     }
 }
+
+/// <summary>One round of iterative pruning: the density it pruned to, the density left, and the held-out score after
+/// its retraining (null without evaluation data).</summary>
+public sealed record SparsifyRound(int Round, double Target, double Density, string Rewind, string? Metric,
+    double? Score) : Decision;

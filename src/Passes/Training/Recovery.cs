@@ -19,8 +19,6 @@ internal static class Recovery
     /// <summary>The teacher model: the pipeline's input (or, run outside a driver, the model now).</summary>
     public static Model TeacherModel(PassContext ctx) => ctx.Original ?? ctx.Model.Clone();
 
-    /// <summary>Trains the parameters of ctx.Model toward the teacher and writes the result back into the
-    /// model.</summary>
     /// <summary>Says how many zero weights keep-zeros holds (counter and note), if any.</summary>
     public static void ReportHeldZeros(PassContext ctx, IReadOnlyList<Parameter> parameters)
     {
@@ -32,6 +30,8 @@ internal static class Recovery
             + "mask survives training)");
     }
 
+    /// <summary>Trains the parameters of ctx.Model toward the teacher and writes the result back into the
+    /// model.</summary>
     public static TrainResult Train(PassContext ctx, string stage, IReadOnlyList<Parameter> parameters,
         TrainSettings settings, Model? teacherModel = null, bool writeBack = true)
     {
