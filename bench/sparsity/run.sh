@@ -13,7 +13,7 @@ acc() { # model, pipeline -> accuracy on the test images after the pipeline
   $O optimize "testmodels/digits/$1.onnx" -o /tmp/onnxopt-sparsity.onnx --passes "canonicalize,fold-bn,$2" \
     --calib $D/calib --eval $D/test --force 2>&1 | grep -o "accuracy [0-9.]*% -> [0-9.]*%" | sed 's/.*-> //' || true
 }
-for net in vgg resnet mobilenetv2; do
+[ "${1:-}" = "--iterative" ] || for net in vgg resnet mobilenetv2; do
   echo "== $net: fp32 $(acc $net canonicalize) (one shot below)"
   for d in 0.5 0.2 0.1; do
     row="density $d:"
@@ -28,4 +28,21 @@ for net in vgg resnet mobilenetv2; do
   done
   echo "2:4: obs $(acc $net "sparsify{method=obs,pattern=2:4}")" \
     "obs+distill $(acc $net "sparsify{method=obs,pattern=2:4},distill{eval-every=0}")"
+done
+
+# Iterative pruning (3 rounds, 300 distillation steps each) against one shot + 900 steps, at density 0.2. Without
+# --eval the driver holds 50 of the calibration images out for the rounds' selection; accuracy on the test images.
+held() { # model, pipeline -> test accuracy, no selection on the test images
+  $O optimize "testmodels/digits/$1.onnx" -o /tmp/onnxopt-sparsity.onnx --passes "canonicalize,fold-bn,$2" \
+    --calib $D/calib --force > /dev/null 2>&1 || true
+  $O validate "testmodels/digits/$1.onnx" /tmp/onnxopt-sparsity.onnx --data $D/test 2>&1 \
+    | grep -o "accuracy [0-9.]*% -> [0-9.]*%" | sed 's/.*-> //' || true
+}
+for net in vgg resnet; do
+  echo "== $net, density 0.2: one shot + distill{steps=900} / 3 rounds / 3 rounds, rewind=original"
+  for m in "magnitude,scope=local" obs; do
+    echo "$m: $(held $net "sparsify{method=$m,density=0.2},distill{steps=900}")" \
+      "$(held $net "sparsify{method=$m,density=0.2,rounds=3}")" \
+      "$(held $net "sparsify{method=$m,density=0.2,rounds=3,rewind=original}")"
+  done
 done
