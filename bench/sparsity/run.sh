@@ -35,8 +35,8 @@ done
 held() { # model, pipeline -> test accuracy, no selection on the test images
   $O optimize "testmodels/digits/$1.onnx" -o /tmp/onnxopt-sparsity.onnx --passes "canonicalize,fold-bn,$2" \
     --calib $D/calib --force > /dev/null 2>&1 || true
-  $O validate "testmodels/digits/$1.onnx" /tmp/onnxopt-sparsity.onnx --data $D/test 2>&1 \
-    | grep -o "accuracy [0-9.]*% -> [0-9.]*%" | sed 's/.*-> //' || true
+  $O validate "testmodels/digits/$1.onnx" /tmp/onnxopt-sparsity.onnx --data $D/test 2>&1 | grep "^measure" \
+    | grep -o "[0-9.]*% -> [0-9.]*%" | sed 's/.*-> //' || true
 }
 for net in vgg resnet; do
   echo "== $net, density 0.2: one shot + distill{steps=900} / 3 rounds / 3 rounds, rewind=original"
