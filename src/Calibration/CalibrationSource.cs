@@ -85,24 +85,16 @@ public sealed class CalibrationSource
             foreach (var i in order.Take(Math.Min(heldOut, n))) held[i] = true;
             return held;
         }
-        CalibrationSource Part(bool wanted, string what) => Copy(new($"{Description} ({what})", inputs =>
-        {
-            var all = _factory(inputs);
-            var held = Held(all.SampleCount);
-            return all.Where(i => held[i] == wanted, $"{all.Description}, {what}");
-        }));
+        CalibrationSource Part(bool wanted, string what) => Copy(Settings, Runner, Progress, source: (
+            $"{Description} ({what})", inputs =>
+            {
+                var all = _factory(inputs);
+                var held = Held(all.SampleCount);
+                return all.Where(i => held[i] == wanted, $"{all.Description}, {what}");
+            }
+        ));
         return (Part(false, "the samples not held out"), Part(true, $"{heldOut} held out"));
     }
-
-    private CalibrationSource Copy(CalibrationSource like) => new(like.Description, like._factory)
-    {
-        BatchSize = BatchSize,
-        MaxBatchBytes = MaxBatchBytes,
-        Settings = Settings,
-        Runner = Runner,
-        Progress = Progress,
-        _sets = _sets,
-    };
 
     /// <summary>The same samples, run with other session settings (e.g. ORT's optimizations on, to
     /// measure a quantized model as it will be deployed), by ORT.</summary>
@@ -117,9 +109,12 @@ public sealed class CalibrationSource
     /// <summary>The same samples, in batches of at most <paramref name="bytes"/> of requested values.</summary>
     public CalibrationSource WithMaxBatchBytes(long bytes) => Copy(Settings, Runner, Progress, bytes);
 
+    /// <summary>This source's settings with the ones given changed (and, with <paramref name="source"/>, other
+    /// samples).</summary>
     private CalibrationSource Copy(SessionSettings settings, RunnerFactory? runner, ProgressSink? progress,
-        long? maxBatchBytes = null) =>
-        new(Description, _factory)
+        long? maxBatchBytes = null,
+        (string Description, Func<IReadOnlyList<IoInfo>, DataSet> Factory)? source = null) =>
+        new(source?.Description ?? Description, source?.Factory ?? _factory)
         {
             BatchSize = BatchSize,
             MaxBatchBytes = maxBatchBytes ?? MaxBatchBytes,

@@ -40,7 +40,7 @@ public sealed record TrainingOptions
     public double FeatureWeight { get; init; } = 1;
     [Option("params", "what trains: all, biases, codebooks, or initializer names (';'-separated)")]
     public string Params { get; init; } = "all";
-    [Option("keep-zeros", "weights that are exactly zero stay zero (the mask survives training); auto: in every weight "
+    [Option("keep-zeros", "weights that are exactly zero stay zero (the mask survives training); auto: in each weight "
         + "tensor at least 5% zero, as a sparsified model's", Choices = ["auto", "true", "false"])]
     public string KeepZeros { get; init; } = "auto";
     [Option("flip", "augment image inputs by random horizontal flips")]
