@@ -31,6 +31,21 @@ public sealed class TensorStatistics(string name, double clipMax = double.Positi
     public ChannelStats Total { get; } = new();
     public ChannelStats[] Channels { get; private set; } = [];
 
+    /// <summary>Per-channel statistics of each named value over the calibration data, in one streaming pass (no
+    /// activation kept).</summary>
+    public static Dictionary<string, TensorStatistics> Collect(CalibrationSource source, Model model,
+        IReadOnlyList<string> names, string? progressLabel = null)
+    {
+        var distinct = names.Distinct().ToList();
+        var stats = distinct.ToDictionary(n => n, n => new TensorStatistics(n), StringComparer.Ordinal);
+        if (distinct.Count > 0)
+            source.Stream(model, distinct, (_, outs) =>
+            {
+                for (int i = 0; i < distinct.Count; i++) stats[distinct[i]].Add(outs[i]);
+            }, progressLabel);
+        return stats;
+    }
+
     /// <summary>Adds a batch. <paramref name="activated"/>, when given, is act(z) for the same elements
     /// (used to fit per-channel affine replacements).</summary>
     public void Add(Tensor z, Tensor? activated = null)

@@ -56,13 +56,8 @@ public static class BiasCorrection
                 refused.Add(new BiasCorrected(QdqEmitter.Key(n), n.OpType, "left") { Reason = why });
             else layers.Add(op!);
         }
-        var inputs = layers.Select(l => l.Node.Input(0)!.Name).Distinct().ToList();
-        var stats = inputs.ToDictionary(t => t, t => new TensorStatistics(t), StringComparer.Ordinal);
-        if (inputs.Count > 0)
-            calib.Stream(model, inputs, (_, outs) =>
-            {
-                for (int i = 0; i < inputs.Count; i++) stats[inputs[i]].Add(outs[i]);
-            }, "bias-correct: input means");
+        var stats = TensorStatistics.Collect(calib, model, layers.Select(l => l.Node.Input(0)!.Name).ToList(),
+            "bias-correct: input means");
         var corrections = new Dictionary<string, float[]>(StringComparer.Ordinal);
         foreach (var op in layers)
         {

@@ -177,12 +177,8 @@ public sealed class Equalize : Pass<EqualizeOptions>
     {
         var calib = ctx.RequireCalibration("equalize{ranges=activations}");
         Value Read(Pair p) => p.Through.Count == 0 ? p.First.Output() : p.Through[^1].Output();
-        var names = pairs.Select(p => Read(p).Name).Distinct().ToList();
-        var stats = names.ToDictionary(n => n, n => new TensorStatistics(n), StringComparer.Ordinal);
-        calib.Stream(ctx.Model, names, (_, outs) =>
-        {
-            for (int i = 0; i < names.Count; i++) stats[names[i]].Add(outs[i]);
-        }, "equalize: activation ranges");
+        var stats = TensorStatistics.Collect(calib, ctx.Model, pairs.Select(p => Read(p).Name).ToList(),
+            "equalize: activation ranges");
         foreach (var p in Enumerable.Reverse(pairs))
         {
             var (a, b) = (ops[p.First], ops[p.Second]);
@@ -234,12 +230,8 @@ public sealed class Equalize : Pass<EqualizeOptions>
         }
         var result = new Dictionary<Pair, (int, double)>();
         if (usable.Count == 0) return result;
-        var names = usable.Select(p => p.First.Output().Name).Distinct().ToList();
-        var stats = names.ToDictionary(n => n, n => new TensorStatistics(n), StringComparer.Ordinal);
-        calib.Stream(ctx.Model, names, (_, outs) =>
-        {
-            for (int i = 0; i < names.Count; i++) stats[names[i]].Add(outs[i]);
-        }, "equalize: output minima");
+        var stats = TensorStatistics.Collect(calib, ctx.Model, usable.Select(p => p.First.Output().Name).ToList(),
+            "equalize: output minima");
         // Bias shifts per layer, summed over the pairs it is first (-c) or second (+W2 c) in.
         var shift = new Dictionary<Node, double[]>();
         double[] ShiftOf(LinearOp op) => shift.TryGetValue(op.Node, out var d) ? d
