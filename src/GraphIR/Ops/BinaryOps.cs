@@ -21,11 +21,13 @@ internal static class BinaryOps
         },
     };
 
-    private static OpInfo Broadcasting(string op, DataType? result = null) => new(op)
-    {
-        Infer = (n, c) => [T(result ?? TypeOf(n.Input(0)),
+    private static OpInfo Broadcasting(string op, DataType? result = null,
+        ChannelMapping channels = ChannelMapping.Unknown) => new(op)
+        {
+            Channels = channels,
+            Infer = (n, c) => [T(result ?? TypeOf(n.Input(0)),
             Broadcast(n.Inputs.Select(ShapeOf)))],
-    };
+        };
 
     public static IEnumerable<OpInfo> All =>
     [
@@ -33,9 +35,9 @@ internal static class BinaryOps
         Arithmetic("Sub", OpTrait.AffineArithmetic | OpTrait.ElementWise),
         Arithmetic("Mul", OpTrait.ElementWise, QuantClass.Compute),
         Arithmetic("Div", OpTrait.ElementWise),
-        Broadcasting("Pow"),
-        Broadcasting("Max"),
-        Broadcasting("Min"),
+        Broadcasting("Pow", channels: ChannelMapping.Binary),
+        Broadcasting("Max", channels: ChannelMapping.Binary),
+        Broadcasting("Min", channels: ChannelMapping.Binary),
         Broadcasting("Sum"),
         Broadcasting("Mean"),
         new("Equal")

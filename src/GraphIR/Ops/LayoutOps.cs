@@ -33,7 +33,8 @@ internal static class LayoutOps
         },
         new("Transpose")
         {
-            Traits = Move | OpTrait.SharesScale, Infer = (n, c) => In0(n, (xs, xt) => c.Transpose(n, xs, xt)),
+            Traits = Move | OpTrait.SharesScale, Channels = ChannelMapping.Transpose,
+            Infer = (n, c) => In0(n, (xs, xt) => c.Transpose(n, xs, xt)),
         },
         new("Squeeze")
         {

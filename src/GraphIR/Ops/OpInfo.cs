@@ -42,8 +42,11 @@ public enum ChannelMapping
     Resize,
     /// <summary>Flattens [N, C, spatial...] to [N, C * spatial].</summary>
     Flatten,
-    /// <summary>Reshape or Squeeze that only drops unit spatial axes ([N, C, 1, 1] -> [N, C]).</summary>
+    /// <summary>Reshape or Squeeze that keeps the channel axis whole: unit axes dropped ([N, C, 1, 1] -> [N, C]) or
+    /// axes merged or split around it ([N, C, H, W] -> [N, C, H*W]).</summary>
     DropUnitAxes,
+    /// <summary>Moves the channel axis where the permutation says.</summary>
+    Transpose,
 }
 
 /// <summary>How static int8 quantization treats an op (ops that only move elements take their input's scale:

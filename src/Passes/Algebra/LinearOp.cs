@@ -214,7 +214,8 @@ public sealed class LinearOp
     }
 
     /// <summary>Writes an effective weight and bias back to the node (alpha/beta 1; MatMul becomes Gemm
-    /// when it gains a non-zero bias and A is 2-D).</summary>
+    /// when it gains a non-zero bias and A is 2-D; over [batch, tokens.., K] the bias is added to the bias Add
+    /// that follows, or a new Add is inserted after it).</summary>
     public void Write(Rewriter rw, long[] dims, float[] weight, float[] bias)
     {
         var n = Node;
@@ -222,7 +223,11 @@ public sealed class LinearOp
         if (n.OpType == "MatMul" && bias.Any(v => v != 0))
         {
             if (n.Input(0)?.Shape is not { Rank: 2 })
-                throw new InvalidOperationException($"{n}: a MatMul over rank != 2 has no bias to write");
+            {
+                FoldBatchNorm.SetWeight(rw, n, 1, dims, weight, name + "_W");
+                AddBiasAfter(rw, bias);
+                return;
+            }
             rw.SetOpType(n, "Gemm");
         }
         FoldBatchNorm.SetWeight(rw, n, 1, dims, weight, name + "_W");
@@ -234,5 +239,28 @@ public sealed class LinearOp
         }
         // A depthwise weight [C, 1, k...] keeps one group per channel it keeps.
         if (IsDepthwise && dims[0] != Groups) rw.SetAttr(n, OnnxAttribute.Int("group", dims[0]));
+    }
+
+    /// <summary>y = x W over [batch, tokens.., K] gains b: into the [N] constant of the one bias Add reading y, or
+    /// through a new Add.</summary>
+    private void AddBiasAfter(Rewriter rw, float[] bias)
+    {
+        var y = Node.Output();
+        if (y.Uses.Count == 1 && y.Uses[0].Node is { OpType: "Add", IsStandard: true } add
+            && add.Inputs.Select((v, i) => (v, i)).FirstOrDefault(p => p.v != y) is var (other, index)
+            && Rewriter.ConstantOf(other) is { ElementType: DataType.Float, ElementCount: var count } t
+            && count == bias.Length && t.Dims[^1] == bias.Length)
+        {
+            var b = t.ToFloatArray();
+            for (int i = 0; i < b.Length; i++) b[i] += bias[i];
+            FoldBatchNorm.SetWeight(rw, add, index, t.Dims.ToArray(), b, add.Output().Name + "_B");
+            return;
+        }
+        if (y.IsGraphOutput) throw new InvalidOperationException($"{Node}: no bias Add to write a bias to");
+        var g = Node.Graph;
+        var uses = y.Uses.ToList();
+        var bv = rw.Constant(g, y.Name + "_B", Tensor.FromFloats("", [bias.Length], bias));
+        var sum = rw.Insert(g, "Add", [y, bv], y.Name + "_biased");
+        foreach (var u in uses) rw.SetInput(u.Node, u.InputIndex, sum.Output());
     }
 }

@@ -18,6 +18,9 @@ public sealed class BiasRepair
     {
         var r = new BiasRepair();
         var names = consumers.Select(u => u.Input(0)!.Name).Distinct().ToList();
+        // The axis each input's channels are on: the one its consumers reduce over (a Conv's axis 1, a MatMul's or
+        // Gemm's last).
+        var lastAxis = consumers.Where(u => u.OpType is "MatMul" or "Gemm").Select(u => u.Input(0)!.Name).ToHashSet();
         var means = names.ToDictionary(n => n, _ => (double[]?)null);
         long samples = 0;
         calib.Stream(model, names, (_, outs) =>
@@ -26,11 +29,14 @@ public sealed class BiasRepair
             for (int i = 0; i < names.Count; i++)
             {
                 var t = outs[i];
-                var width = (int)t.Dims[1];
-                var inner = t.Dims.Skip(2).Aggregate(1L, (a, b) => a * b);
+                var axis = lastAxis.Contains(names[i]) ? t.Dims.Length - 1 : 1;
+                var width = (int)t.Dims[axis];
+                var inner = t.Dims.Skip(axis + 1).Aggregate(1L, (a, b) => a * b);
+                // Positions per sample and channel: the mean is over them, then over samples.
+                var per = (double)t.ElementCount / Math.Max(1, t.Dims[0] * width);
                 var acc = means[names[i]] ??= new double[width];
                 var data = t.ToFloatArray();
-                for (long e = 0; e < data.Length; e++) acc[(int)(e / inner % width)] += data[e] / inner;
+                for (long e = 0; e < data.Length; e++) acc[(int)(e / inner % width)] += data[e] / per;
             }
         }, "prune: input means");
         foreach (var u in consumers)
@@ -46,6 +52,24 @@ public sealed class BiasRepair
             r._plan[u] = (m.Select(v => v / samples).ToArray(), sums, cout, cin);
         }
         return r;
+    }
+
+    /// <summary>After a surgery that left <paramref name="u"/> reading only the input positions
+    /// <paramref name="kept"/> (of the original's): adds the removed positions' mean contribution to its bias.
+    /// False when the consumer was not prepared.</summary>
+    public bool ApplyRemoved(Rewriter rw, Node u, IReadOnlySet<long> kept)
+    {
+        if (!_plan.TryGetValue(u, out var plan)) return false;
+        var (means, sums, cout, cin) = plan;
+        var delta = new double[cout];
+        for (int p = 0; p < cin; p++)
+        {
+            if (kept.Contains(p)) continue;
+            for (int o = 0; o < cout; o++) delta[o] += means[p] * sums[o * cin + p];
+        }
+        var op = LinearOp.Of(u)!;
+        op.Write(rw, op.WeightDims, op.Weight, op.Bias.Select((b, j) => (float)(b + delta[j])).ToArray());
+        return true;
     }
 
     /// <summary>After the surgery: adds the removed positions' mean contribution to each consumer's bias.</summary>

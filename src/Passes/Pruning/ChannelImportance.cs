@@ -186,26 +186,33 @@ public static class ChannelImportance
     }
 
     /// <summary>Where each prunable group's channels are read by a linear op (distinct values).</summary>
-    private static List<(DependencyGroup Group, string Value, long Offset, long Repeat)> Reads(DependencyGroups d) =>
+    /// <summary>Where each prunable group's channels are read by a linear op (distinct values), and on which axis (a
+    /// Conv's 1, a MatMul's or Gemm's last: -1).</summary>
+    private static List<(DependencyGroup Group, string Value, long Offset, long Repeat, int Axis)> Reads(
+        DependencyGroups d) =>
         d.Groups.Where(g => g.Prunable)
-            .SelectMany(g => g.Consumers.Select(u => (Group: g, Value: u.Node.Input(0)!.Name, u.Offset, u.Repeat)))
+            .SelectMany(g => g.Consumers.Select(u => (Group: g, Value: u.Node.Input(0)!.Name, u.Offset, u.Repeat,
+                Axis: u.Node.OpType is "Conv" or "ConvTranspose" ? 1 : -1)))
             .Distinct().ToList(); // consumers of a residual stream read the same value
 
-    /// <summary>Calls <paramref name="visit"/>(sample, group channel, offset of its plane) for every (sample,
-    /// channel) plane of a read value that belongs to the group's channels, on an NCHW-like [N, C, ...] array.
-    /// </summary>
-    private static void ForChannels(ReadOnlySpan<long> dims, long offset, long repeat, int channels,
+    /// <summary>Calls <paramref name="visit"/>(sample, group channel, offset of its run) for every run of a read
+    /// value along its channel axis that belongs to the group's channels: [N, C, H, W] (axis 1: one run of H*W
+    /// per sample and channel) or [N, tokens.., C] (axis -1: one element per sample, token and channel).</summary>
+    private static void ForChannels(ReadOnlySpan<long> dims, int axis, long offset, long repeat, int channels,
         Action<long, int, long> visit)
     {
-        var width = dims[1];
-        var inner = 1L;
-        for (int i = 2; i < dims.Length; i++) inner *= dims[i];
-        for (long n = 0; n < dims[0]; n++)
+        if (axis < 0) axis += dims.Length;
+        var width = dims[axis];
+        long inner = 1, outer = 1;
+        for (int i = axis + 1; i < dims.Length; i++) inner *= dims[i];
+        for (int i = 0; i < axis; i++) outer *= dims[i];
+        var perSample = Math.Max(1, outer / Math.Max(1, dims[0]));
+        for (long o = 0; o < outer; o++)
             for (long ch = 0; ch < width; ch++)
             {
                 var pos = ch - offset;
                 if (pos < 0 || pos >= channels * repeat) continue;
-                visit(n, (int)(pos / repeat), (n * width + ch) * inner);
+                visit(o / perSample, (int)(pos / repeat), (o * width + ch) * inner);
             }
     }
 
@@ -221,9 +228,10 @@ public static class ChannelImportance
             {
                 var t = byName[r.Value];
                 var data = t.ToFloatArray();
-                var inner = t.Dims.Skip(2).Aggregate(1L, (a, b) => a * b);
+                var axis = r.Axis < 0 ? t.Dims.Length + r.Axis : r.Axis;
+                var inner = t.Dims.Skip(axis + 1).Aggregate(1L, (a, b) => a * b);
                 var s = sums[r];
-                ForChannels(t.Dims, r.Offset, r.Repeat, r.Group.Channels, (_, c, at) =>
+                ForChannels(t.Dims, r.Axis, r.Offset, r.Repeat, r.Group.Channels, (_, c, at) =>
                 {
                     for (long i = 0; i < inner; i++) s[c] += Math.Abs(data[at + i]);
                 });
@@ -270,10 +278,11 @@ public static class ChannelImportance
                     var ga = grads[rd.Value].R;
                     var ar = a.R;
                     var dims = a.Shape.Select(x => (long)x).ToArray();
-                    var inner = dims.Skip(2).Aggregate(1L, (p, q) => p * q);
+                    var axis = rd.Axis < 0 ? dims.Length + rd.Axis : rd.Axis;
+                    var inner = dims.Skip(axis + 1).Aggregate(1L, (p, q) => p * q);
                     var dot = dots[rd.Group.Id];
                     var channels = rd.Group.Channels;
-                    ForChannels(dims, rd.Offset, rd.Repeat, channels, (sample, c, at) =>
+                    ForChannels(dims, rd.Axis, rd.Offset, rd.Repeat, channels, (sample, c, at) =>
                     {
                         double s = 0;
                         for (long i = 0; i < inner; i++) s += (double)ar[at + i] * ga[at + i];

@@ -72,7 +72,7 @@ public static class ChannelSurgery
                 case "PRelu":
                     SliceVector(rw, n, 1, ints);
                     break;
-                case "Add" or "Sub" or "Mul" or "Div":
+                case "Add" or "Sub" or "Mul" or "Div" or "Pow" or "Max" or "Min":
                     for (int i = 0; i < 2; i++)
                         if (Rewriter.ConstantOf(n.Input(i)) is { } t && t.ElementCount > 1) SliceVector(rw, n, i, ints);
                     break;
@@ -80,10 +80,10 @@ public static class ChannelSurgery
                     SplitSizes(rw, n, segs, Kept);
                     break;
                 case "Slice":
-                    SliceBounds(rw, n, segs, Kept);
+                    SliceBounds(rw, n, segs, Kept, d.ChannelAxis(x) ?? 1);
                     break;
                 case "Reshape":
-                    ReshapeChannels(rw, n, pos.Length);
+                    if (d.ChannelAxis(n.Output()) is int axis) ReshapeChannels(rw, n, axis, pos.Length);
                     break;
             }
         }
@@ -146,7 +146,7 @@ public static class ChannelSurgery
         else rw.SetInput(n, 1, rw.Constant(n.Graph, n.Input(1)!.Name, Tensor.FromInt64s("", [sizes.Length], sizes)));
     }
 
-    private static void SliceBounds(Rewriter rw, Node n, List<ChannelSegment> segs, Func<int, int[]> kept)
+    private static void SliceBounds(Rewriter rw, Node n, List<ChannelSegment> segs, Func<int, int[]> kept, int axis)
     {
         if (Rewriter.ConstantOf(n.Input(1)) is not { } st || Rewriter.ConstantOf(n.Input(2)) is not { } en
             || (n.Input(3) is not null && Rewriter.ConstantOf(n.Input(3)) is null))
@@ -160,7 +160,7 @@ public static class ChannelSurgery
         var total = segs.Sum(s => s.Channels * s.Repeat);
         for (int i = 0; i < axes.Length; i++)
         {
-            if (axes[i] != 1 && axes[i] != 1 - rank) continue;
+            if (axes[i] != axis && axes[i] != axis - rank) continue;
             var lo = Math.Clamp(starts[i] < 0 ? starts[i] + total : starts[i], 0, total);
             var hi = Math.Clamp(ends[i] < 0 ? ends[i] + total : ends[i], lo, total);
             starts[i] = KeptBefore(segs, kept, lo);
@@ -170,10 +170,12 @@ public static class ChannelSurgery
         rw.SetInput(n, 2, rw.Constant(n.Graph, n.Input(2)!.Name, Tensor.FromInt64s("", [ends.Length], ends)));
     }
 
-    private static void ReshapeChannels(Rewriter rw, Node n, long channels)
+    /// <summary>A Reshape's constant target gets the new channel count at the channel axis (0 and -1 stay).</summary>
+    private static void ReshapeChannels(Rewriter rw, Node n, int axis, long channels)
     {
-        if (Rewriter.ConstantOf(n.Input(1))?.ToInt64Array() is not { Length: 2 } shape || shape[1] <= 0) return;
-        shape[1] = channels;
-        rw.SetInput(n, 1, rw.Constant(n.Graph, n.Input(1)!.Name, Tensor.FromInt64s("", [2], shape)));
+        if (Rewriter.ConstantOf(n.Input(1))?.ToInt64Array() is not { } shape || axis >= shape.Length
+            || shape[axis] <= 0) return;
+        shape[axis] = channels;
+        rw.SetInput(n, 1, rw.Constant(n.Graph, n.Input(1)!.Name, Tensor.FromInt64s("", [shape.Length], shape)));
     }
 }

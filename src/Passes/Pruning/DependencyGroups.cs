@@ -2,21 +2,30 @@
 // channels that must be removed together, and who must change when they are.
 //   A linear op's output (Conv, ConvTranspose, Gemm, MatMul) opens a channel space of Cout channels;
 //   a graph input opens one that may not be pruned. Every feature map is a list of segments of such
-//   spaces along its channel axis (axis 1), each segment possibly repeated (Flatten of [N,C,H,W] maps
-//   channel c to features [c*H*W, (c+1)*H*W)).
+//   spaces along its channel axis, each segment possibly repeated (Flatten of [N,C,H,W] maps channel c to
+//   features [c*H*W, (c+1)*H*W)). The channel axis is kept per feature map, counted from the end so that
+//   broadcasting lines maps up: a Conv's output has its channels on axis 1 ([N,C,H,W]: -3), a MatMul's or
+//   Gemm's on the last axis ([batch, sequence, C]: -1, a transformer's hidden or MLP channels).
 //   - channel-preserving ops (activations, BatchNormalization, PRelu, pooling, GlobalAveragePool, Pad
 //     and Resize that leave axis 1 alone, Identity, Dropout) pass their input's segments through; their
 //     per-channel parameters (BN, PRelu slopes, a [C,1,1] constant) are sliced with the group;
 //   - a depthwise conv (group == Cin == Cout > 1) ties its input and output channels;
 //   - a grouped Conv (group G, not depthwise) reading or producing a group splits it into G equal blocks,
 //     each kept in the same count (the conv stays G groups of Cin'/G -> Cout'/G channels);
-//   - Add/Sub/Mul/Div of two feature maps unify their segments (residual streams, SE gates x * s(x));
-//   - Concat on axis 1 concatenates segments; Split/Slice on axis 1 take whole segments;
-//   - Flatten(axis 1) and a Reshape [N,C,1,1] -> [N,C] repeat each channel H*W times;
-//   - a linear op reading a feature map consumes its segments (its input channels are sliced).
+//   - Add/Sub/Mul/Div/Pow/Max/Min of two feature maps unify their segments (residual streams, SE gates
+//     x * s(x), GELU's x * Phi(x)); with a constant, a scalar or one value per channel on the channel axis
+//     ([C] after a MatMul, [C,1,1] after a Conv) is sliced along (a MatMul's bias Add);
+//   - Concat on the channel axis concatenates segments; Split/Slice on it take whole segments;
+//   - Flatten(axis 1) repeats each channel H*W times; a Transpose moves the channel axis where its perm
+//     says ([N,C,L] -> [N,L,C]); a Reshape keeps the channels when the dims before the channel axis keep
+//     their product (symbols matched by name) and the channel dim stays whole ([N,C,1,1] -> [N,C],
+//     [N,C,H,W] -> [N,C,H*W]);
+//   - a linear op reading a feature map consumes its segments when they lie on the axis it reduces over
+//     (a Conv's axis 1, a MatMul's or Gemm's last axis): its input channels are sliced.
 // A space reaching a graph output, a grouped ConvTranspose, an op whose channel mapping is not known, a
-// Reshape/Transpose that moves axis 1, or a Split/Slice cutting a segment becomes unprunable, with the
-// reason; nothing is guessed. Main graph only.
+// Reshape that splits or merges the channel axis (attention heads: prune{unit=head}), a LayerNormalization
+// over the channels (removing channels changes its mean and variance, so the cut would not be exact), or a
+// Split/Slice cutting a segment becomes unprunable, with the reason; nothing is guessed. Main graph only.
 using OnnxOpt.GraphIR;
 
 namespace OnnxOpt.Passes;
@@ -52,11 +61,17 @@ public sealed class DependencyGroups
     private readonly List<DependencyGroup> _spaces = new();
     private readonly List<int> _parent = new();
     private readonly Dictionary<Value, List<ChannelSegment>> _segments = new();
+    private readonly Dictionary<Value, int> _axes = new();
 
     public IReadOnlyList<DependencyGroup> Groups { get; private set; } = [];
     /// <summary>The channel segments of each feature map (by value), after grouping.</summary>
     public IReadOnlyDictionary<Value, List<ChannelSegment>> Segments => _segments;
     public long TotalMacs { get; private set; }
+
+    /// <summary>The channel axis of a feature map (non-negative), or null when the value carries no channels.
+    /// </summary>
+    public int? ChannelAxis(Value v) =>
+        _axes.TryGetValue(v, out var a) && v.Shape is { } s && s.Rank + a >= 0 ? s.Rank + a : null;
 
     /// <summary>The groups of a model's main graph (shapes are inferred where missing).</summary>
     public static DependencyGroups Analyze(Model model, IReadOnlySet<string>? exclude = null)
@@ -115,10 +130,24 @@ public sealed class DependencyGroups
 
     private List<ChannelSegment>? Seg(Value? v) => v is not null && _segments.TryGetValue(v, out var s) ? s : null;
 
+    /// <summary>The channel axis of a feature map counted from the end (-1: last), 0 when unknown.</summary>
+    private int AxisOf(Value? v) => v is not null && _axes.TryGetValue(v, out var a) ? a : 0;
+
+    /// <summary>Records a feature map's segments on its channel axis (<paramref name="axis"/> counted from the end).
+    /// </summary>
+    private void Set(Value y, List<ChannelSegment> segs, int axis)
+    {
+        _segments[y] = segs;
+        _axes[y] = axis;
+    }
+
+    /// <summary>Channels on axis 1 of a value of known rank (graph inputs, Conv outputs, unknown ops).</summary>
+    private void SetOnAxis1(Value y, List<ChannelSegment> segs) => Set(y, segs, 1 - (y.Shape?.Rank ?? 2));
+
     private void Build(Graph g, IReadOnlySet<string> exclude)
     {
         foreach (var x in g.Inputs.Where(v => !v.IsInitializer))
-            if (Channels(x) is int c) _segments[x] = [new(NewSpace(c, $"channels of graph input '{x.Name}'"), c)];
+            if (Channels(x) is int c) SetOnAxis1(x, [new(NewSpace(c, $"channels of graph input '{x.Name}'"), c)]);
         foreach (var n in g.Nodes) Visit(n, exclude);
         foreach (var o in g.Outputs)
             if (Seg(o) is { } s) Refuse(s, $"reaches graph output '{o.Name}'");
@@ -147,10 +176,26 @@ public sealed class DependencyGroups
             return;
         }
         if (y is null) { Refuse(fed, $"read by {n} (no output)"); return; }
+        if (n.OpType == "LayerNormalization" && inputs[0] is { } ln)
+        {
+            // Normalized over the channel axis: removing channels changes the statistics (not exact).
+            var rank = n.Input(0)!.Shape?.Rank ?? 0;
+            var first = n.GetInt("axis", -1);
+            if (first < 0) first += rank;
+            var axis = rank + AxisOf(n.Input(0));
+            Unknown(n, fed, axis >= first ? "LayerNormalization normalizes over these channels (removing some "
+                + "changes its mean and variance)" : "LayerNormalization's channel mapping unknown");
+            return;
+        }
         // How channels flow through the op: its OpRegistry entry says (ChannelMapping).
         switch (OpRegistry.Find(n)?.Channels ?? ChannelMapping.Unknown)
         {
             case ChannelMapping.Tied:
+                if (inputs[0] is { } ts && AxisOf(n.Input(0)) != 1 - (n.Input(0)!.Shape?.Rank ?? 0))
+                {
+                    Unknown(n, fed, $"{n.OpType}'s channels are on axis 1, the feature map's are not");
+                    return;
+                }
                 Through(n, inputs[0], y, tied: true);
                 // Their per-channel parameters are sliced with the group: they must be constants.
                 if (n.Inputs.Skip(1).Any(v => v is not null && Rewriter.ConstantOf(v) is null) && inputs[0] is { } ps)
@@ -160,8 +205,10 @@ public sealed class DependencyGroups
                 Through(n, inputs[0], y, tied: false);
                 return;
             case ChannelMapping.Pad:
+                var padAxis = (n.Input(0)?.Shape?.Rank ?? 0) + AxisOf(n.Input(0));
                 if (Rewriter.ConstantOf(n.Input(1))?.ToInt64Array() is { } pads && pads.Length % 2 == 0
-                    && pads.Length / 2 > 1 && pads[1] == 0 && pads[pads.Length / 2 + 1] == 0)
+                    && pads.Length / 2 > padAxis && padAxis >= 0 && pads[padAxis] == 0
+                    && pads[pads.Length / 2 + padAxis] == 0)
                     Through(n, inputs[0], y, tied: false);
                 else Unknown(n, fed, "pads not constant or padding the channel axis");
                 return;
@@ -173,8 +220,10 @@ public sealed class DependencyGroups
                 return;
             case ChannelMapping.Concat:
                 var ax = n.GetInt("axis", 0);
-                if ((ax == 1 || (y.Shape is { } ys && ax == 1 - ys.Rank)) && inputs.All(s => s is not null))
-                    _segments[y] = inputs.SelectMany(s => s!).ToList();
+                var cat = AxisOf(n.Input(0));
+                if (y.Shape is { } ys && (ax == cat || ax == ys.Rank + cat) && inputs.All(s => s is not null)
+                    && n.Inputs.All(i => AxisOf(i) == cat))
+                    Set(y, inputs.SelectMany(s => s!).ToList(), cat);
                 else Unknown(n, fed, "concatenates on another axis than channels, or a non-feature-map input");
                 return;
             case ChannelMapping.SplitOrSlice:
@@ -182,15 +231,27 @@ public sealed class DependencyGroups
                 return;
             case ChannelMapping.Flatten:
                 if (n.GetInt("axis", 1) == 1 && inputs[0] is { } fs && n.Input(0)!.Shape is { } xs
-                    && xs.Dims.Skip(2).All(d => d.IsKnown))
-                    _segments[y] = Repeated(fs, xs.Dims.Skip(2).Aggregate(1L, (a, d) => a * d.Value!.Value));
+                    && AxisOf(n.Input(0)) == 1 - xs.Rank && xs.Dims.Skip(2).All(d => d.IsKnown))
+                    Set(y, Repeated(fs, xs.Dims.Skip(2).Aggregate(1L, (a, d) => a * d.Value!.Value)), -1);
                 else Unknown(n, fed, "Flatten not on axis 1 of a static feature map");
                 return;
             case ChannelMapping.DropUnitAxes:
-                if (inputs[0] is { } rs && n.Input(0)!.Shape is { Rank: > 2 } rx && y.Shape is { Rank: 2 } ry
-                    && rx[0].Equals(ry[0]) && rx.Dims.Skip(2).All(d => d.Value == 1) && ry[1].Value == rx[1].Value)
-                    _segments[y] = rs.ToList();
-                else Unknown(n, fed, $"{n.OpType} moves the channel axis");
+                // A Reshape's target must be a constant: the surgery rewrites its channel entry.
+                if (inputs[0] is { } rs && KeptAxis(n.Input(0)!, y) is int kept
+                    && (n.OpType != "Reshape" || Rewriter.ConstantOf(n.Input(1)) is not null))
+                    Set(y, rs.ToList(), kept);
+                else Unknown(n, fed, $"{n.OpType} splits, merges or moves the channel axis");
+                return;
+            case ChannelMapping.Transpose:
+                var perm = n.GetInts("perm");
+                var tr = n.Input(0)?.Shape?.Rank ?? 0;
+                if (inputs[0] is { } tsegs && tr > 0)
+                {
+                    var from = tr + AxisOf(n.Input(0));
+                    var to = perm is null ? tr - 1 - from : Array.IndexOf(perm, (long)from);
+                    if (to >= 0) { Set(y, tsegs.ToList(), to - tr); return; }
+                }
+                Unknown(n, fed, "Transpose's perm unknown");
                 return;
             default:
                 Unknown(n, fed, $"channel mapping of {n.OpType} unknown");
@@ -209,12 +270,22 @@ public sealed class DependencyGroups
             return;
         }
         bool excluded = Excluded(n, exclude);
+        // The axis the op reduces over: a Conv's axis 1, a MatMul's or Gemm's last; its output's channels likewise.
+        bool conv = n.OpType is "Conv" or "ConvTranspose";
+        var xRank = n.Input(0)?.Shape?.Rank ?? 2;
+        int reads = conv ? 1 - xRank : -1;
+        int writes = conv ? 1 - (y.Shape?.Rank ?? xRank) : -1;
+        if (input is not null && AxisOf(n.Input(0)) != reads)
+        {
+            Refuse(input, $"read by {n} on another axis than its channels");
+            input = null;
+        }
         if (op.IsDepthwise && n.OpType == "Conv")
         {
             if (input is null) { OpenUnknown(n); return; }
             foreach (var s in input) Space(s.Group).Tied.Add(n);
             if (excluded) Refuse(input, $"{n} is excluded");
-            _segments[y] = input.ToList();
+            Set(y, input.ToList(), writes);
             return;
         }
         bool grouped = op.Groups != 1;
@@ -239,14 +310,14 @@ public sealed class DependencyGroups
         if (grouped && n.OpType != "Conv") Space(space).Reasons.Add($"produced by grouped {n} (group={op.Groups})");
         else if (grouped) Space(space).Blocks = op.Groups;
         if (excluded) Space(space).Reasons.Add($"{n} is excluded");
-        _segments[y] = [new(space, op.OutChannels)];
+        Set(y, [new(space, op.OutChannels)], writes);
     }
 
     private void Through(Node n, List<ChannelSegment>? input, Value y, bool tied)
     {
         if (input is null) { OpenUnknown(n); return; }
         if (tied) foreach (var s in input) Space(s.Group).Tied.Add(n);
-        _segments[y] = input.ToList();
+        Set(y, input.ToList(), AxisOf(n.Input(0)));
         foreach (var o in n.Outputs.Skip(1))
             if (o is not null && (o.Uses.Count > 0 || o.IsGraphOutput)) Refuse(input, $"{n} has a used second output");
     }
@@ -255,17 +326,24 @@ public sealed class DependencyGroups
     {
         var maps = inputs.Where(s => s is not null).Select(s => s!).ToList();
         if (maps.Count == 0) { OpenUnknown(n); return; }
+        if (n.Inputs.Count != 2)
+        {
+            Unknown(n, maps.SelectMany(m => m).ToList(), $"{n.OpType} of more than two operands");
+            return;
+        }
+        var mapped = n.Inputs.Where(v => Seg(v) is not null).ToList();
+        var axis = AxisOf(mapped[0]);
         if (maps.Count == 2)
         {
             var (a, b) = (maps[0], maps[1]);
-            if (a.Count != b.Count || a.Zip(b).Any(p => p.First.Channels != p.Second.Channels
-                || p.First.Repeat != p.Second.Repeat))
+            if (a.Count != b.Count || AxisOf(mapped[1]) != axis || a.Zip(b).Any(p => p.First.Channels
+                != p.Second.Channels || p.First.Repeat != p.Second.Repeat))
             {
                 Unknown(n, a.Concat(b).ToList(), "combines feature maps whose channel groups do not line up");
                 return;
             }
             for (int i = 0; i < a.Count; i++) Union(a[i].Group, b[i].Group);
-            _segments[y] = a.ToList();
+            Set(y, a.ToList(), axis);
             return;
         }
         // One feature map and a constant: a scalar, or one value per channel ([C,1,...] / [1,C,1,...]), is sliced
@@ -275,17 +353,50 @@ public sealed class DependencyGroups
         var other = n.Inputs.FirstOrDefault(v => Seg(v) is null);
         var c = map.Sum(s => s.Channels);
         if (other is not null && Rewriter.ConstantOf(other) is { } t && (t.ElementCount == 1 || PerChannel(t, c,
-            y.Shape?.Rank ?? 0)))
+            axis)))
         {
             if (t.ElementCount != 1) foreach (var s in map) Space(s.Group).Tied.Add(n);
-            _segments[y] = map.ToList();
+            Set(y, map.ToList(), axis);
         }
         else Unknown(n, map, $"{n.OpType} with a non-constant or spatial second operand");
     }
 
-    private static bool PerChannel(Tensor t, int c, int rank) =>
-        rank >= 2 && t.ElementCount == c && t.Dims.Length >= rank - 1 && t.Dims.Length <= rank
-        && t.Dims[t.Dims.Length - (rank - 1)] == c;
+    /// <summary>One value per channel on the channel axis (<paramref name="axis"/> counted from the end), ones
+    /// elsewhere.</summary>
+    private static bool PerChannel(Tensor t, int c, int axis) =>
+        axis < 0 && t.ElementCount == c && t.Dims.Length >= -axis && t.Dims[t.Dims.Length + axis] == c;
+
+    /// <summary>Where a Reshape or Squeeze puts the channel axis of <paramref name="x"/> in <paramref name="y"/>
+    /// (counted from the end): the dims before it keep their product and the channel dim stays whole; else null.
+    /// </summary>
+    private int? KeptAxis(Value x, Value y)
+    {
+        if (x.Shape is not { } xs || y.Shape is not { } ys || xs.Rank == 0) return null;
+        var a = xs.Rank + AxisOf(x);
+        if (a < 0 || a >= xs.Rank || xs[a].Value is not long c) return null;
+        var before = Product(xs.Dims.Take(a));
+        if (before is null) return null;
+        for (int b = 0; b < ys.Rank; b++)
+            if (ys[b].Value == c && Product(ys.Dims.Take(b)) is { } p && p.Known == before.Value.Known
+                && p.Symbols.SequenceEqual(before.Value.Symbols))
+                return b - ys.Rank;
+        return null;
+    }
+
+    /// <summary>A product of dims: its known factor and its symbols, sorted; null when a dim is neither.</summary>
+    private static (long Known, List<string> Symbols)? Product(IEnumerable<Dim> dims)
+    {
+        long known = 1;
+        var symbols = new List<string>();
+        foreach (var d in dims)
+        {
+            if (d.Value is long v) known *= v;
+            else if (d.Param is string p) symbols.Add(p);
+            else return null;
+        }
+        symbols.Sort(StringComparer.Ordinal);
+        return (known, symbols);
+    }
 
     /// <summary>A sum of MAC counts that stops at long.MaxValue (a malformed model's dims can overflow it).</summary>
     private static long SaturatingSum(IEnumerable<long> values) =>
@@ -296,12 +407,13 @@ public sealed class DependencyGroups
         if (input is null) { OpenUnknown(n); return; }
         var x = n.Input(0)!;
         var rank = x.Shape?.Rank ?? 0;
+        var axis0 = rank + AxisOf(x);
         var ranges = new List<(long Start, long Count, Value Out)>();
         if (n.OpType == "Split")
         {
             var axis = n.GetInt("axis", 0);
             var split = n.GetInts("split") ?? Rewriter.ConstantOf(n.Input(1))?.ToInt64Array();
-            if ((axis != 1 && axis != 1 - rank) || split is null)
+            if ((axis != axis0 && axis != axis0 - rank) || split is null)
             {
                 Unknown(n, fed,
                 "Split not on channels with constant sizes"); return;
@@ -329,11 +441,11 @@ public sealed class DependencyGroups
             long lo = 0, hi = total;
             for (int i = 0; i < axes.Length; i++)
             {
-                if (axes[i] != 1 && axes[i] != 1 - rank) continue;
+                if (axes[i] != axis0 && axes[i] != axis0 - rank) continue;
                 lo = Math.Clamp(starts[i] < 0 ? starts[i] + total : starts[i], 0, total);
                 hi = Math.Clamp(ends[i] < 0 ? ends[i] + total : ends[i], lo, total);
             }
-            if (lo == 0 && hi == total) { _segments[n.Output()] = input.ToList(); return; }
+            if (lo == 0 && hi == total) { Set(n.Output(), input.ToList(), AxisOf(x)); return; }
             ranges.Add((lo, hi - lo, n.Output()));
         }
         foreach (var (start, count, o) in ranges)
@@ -349,7 +461,7 @@ public sealed class DependencyGroups
                 else if (overlaps) { Unknown(n, fed, $"{n.OpType} cuts a channel group"); return; }
                 at += len;
             }
-            _segments[o] = taken;
+            Set(o, taken, AxisOf(x));
         }
     }
 
@@ -362,12 +474,21 @@ public sealed class DependencyGroups
         OpenUnknown(n);
     }
 
-    /// <summary>Outputs of an op whose mapping is unknown open unprunable spaces.</summary>
+    /// <summary>Outputs of an op whose mapping is unknown open unprunable spaces: on the channel axis of the widest
+    /// feature map it reads when the rank is the same (a residual stream stays on its hidden axis, a cls token
+    /// Concat follows the patches), else on axis 1.</summary>
     private void OpenUnknown(Node n)
     {
+        var from = n.Inputs.Where(v => Seg(v) is not null).MaxBy(v => Seg(v)!.Sum(x => x.Channels * x.Repeat));
         foreach (var o in n.Outputs)
-            if (o is not null && Channels(o) is int c) _segments[o] = [new(NewSpace(c,
-                $"produced by {n} (mapping unknown)"), c)];
+        {
+            if (o?.Shape is not { } os) continue;
+            var reason = $"produced by {n} (mapping unknown)";
+            if (from?.Shape is { } fs && fs.Rank == os.Rank && os.Rank + AxisOf(from) is var a && a >= 0
+                && os[a].Value is long c && c > 0 && c <= int.MaxValue)
+                Set(o, [new(NewSpace((int)c, reason), (int)c)], AxisOf(from));
+            else if (Channels(o) is int c1) SetOnAxis1(o, [new(NewSpace(c1, reason), c1)]);
+        }
     }
 
     private void Finish(Graph g)

@@ -4,6 +4,7 @@
 // PRUNED model (with the layers before it already refitted) feeds it:
 //   rows   x = [patch of the pruned input at an output position (Conv: Cin' * kh * kw values), 1]
 //          y = the original layer's output at that position, at the output channels the layer kept
+//          (a MatMul on [batch, sequence.., C]: every (sample, token) is a position, channels on the last axis)
 //   fit    [W | b] = argmin sum ||W x - y||^2 + lambda ||W||^2,  lambda = ridge * trace(X'X) / K,
 //          solved from the normal equations (X'X + lambda I) w = X'y by a blocked Cholesky, in float64
 //          (DenseKernels: X'X and X'y accumulated 64 rows at a time, vectorized, on every core).
@@ -79,8 +80,10 @@ public static class LeastSquaresRepair
         {
             var y = outs[0];
             var n = (int)y.Dims[0];
-            var origCout = (int)y.Dims[1];
+            // Conv: [N, C, H, W]; Gemm/MatMul: [N, tokens.., C] (positions = the tokens, channels last).
+            var origCout = (int)(conv ? y.Dims[1] : y.Dims[^1]);
             if (conv) { outH = (int)y.Dims[2]; outW = (int)y.Dims[3]; }
+            else outW = (int)(y.ElementCount / Math.Max(1, (long)n * origCout));
             var plane = outH * outW;
             if (perSample == 0) perSample = Math.Max(1, maxRows / Math.Max(1, CalibCount(calib, original)));
             var data = y.ToFloatArray();
@@ -92,7 +95,9 @@ public static class LeastSquaresRepair
                     var p = (int)(rng.Next() % (ulong)plane);
                     positions.Add((samples, p));
                     var row = new float[cout];
-                    for (int o = 0; o < cout; o++) row[o] = data[((long)s * origCout + kept[o]) * plane + p];
+                    for (int o = 0; o < cout; o++)
+                        row[o] = conv ? data[((long)s * origCout + kept[o]) * plane + p]
+                            : data[((long)s * plane + p) * origCout + kept[o]];
                     ys.Add(row);
                 }
             }
@@ -135,15 +140,20 @@ public static class LeastSquaresRepair
                     var p = positions[next].Pos;
                     var row = new double[K];
                     int oy = p / outW, ox = p % outW, k = 0;
-                    for (int c = 0; c < cin; c++)
-                        for (int i = 0; i < kh; i++)
-                            for (int j = 0; j < kw; j++, k++)
-                            {
-                                int iy = (int)(oy * strides[0] - pads[0] + i * dil[0]);
-                                int ix = (int)(ox * strides[1] - pads[1] + j * dil[1]);
-                                row[k] = iy < 0 || iy >= h || ix < 0
-                                    || ix >= wdt ? 0 : data[(((long)s * cin + c) * h + iy) * wdt + ix];
-                            }
+                    if (!conv)
+                        for (int c = 0; c < cin; c++) row[c] = data[((long)s * outW + p) * cin + c];
+                    else
+                    {
+                        for (int c = 0; c < cin; c++)
+                            for (int i = 0; i < kh; i++)
+                                for (int j = 0; j < kw; j++, k++)
+                                {
+                                    int iy = (int)(oy * strides[0] - pads[0] + i * dil[0]);
+                                    int ix = (int)(ox * strides[1] - pads[1] + j * dil[1]);
+                                    row[k] = iy < 0 || iy >= h || ix < 0
+                                        || ix >= wdt ? 0 : data[(((long)s * cin + c) * h + iy) * wdt + ix];
+                                }
+                    }
                     row[K - 1] = 1;
                     rows.Add(row);
                     pending.Add(next);

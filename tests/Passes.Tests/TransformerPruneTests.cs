@@ -1,0 +1,120 @@
+// Structured pruning on the exported transformers (testmodels/transformers): channels on the last axis of
+// [batch, sequence, C] MatMul outputs, followed through bias Adds and GELU (Erf or Tanh form) into the second
+// MLP projection. Exactness: the pruned model equals the original with the removed channels zeroed at the
+// consumer's input, in ORT. The residual stream stays unprunable with a reason (LayerNorm statistics).
+using OnnxOpt.Calibration;
+using OnnxOpt.GraphIR;
+using OnnxOpt.Passes;
+using static OnnxOpt.Tests.PassTestKit;
+
+namespace OnnxOpt.Tests;
+
+public class TransformerPruneTests
+{
+    private static Model Load(string name) => OnnxImporter.Load(Paths.Model($"transformers/{name}.onnx"));
+
+    [Theory]
+    [InlineData("vit_op13", 3)]
+    [InlineData("vit_op17", 3)]
+    [InlineData("bert_op11", 2)]
+    [InlineData("bert_op13", 2)]
+    public void MlpNeuronsAreGroupsOnTheLastAxis(string name, int blocks)
+    {
+        var d = DependencyGroups.Analyze(Run(Load(name), "canonicalize").After);
+        var prunable = d.Groups.Where(g => g.Prunable).ToList();
+        Assert.Equal(blocks, prunable.Count);
+        foreach (var g in prunable)
+        {
+            // fc1 (with its bias Add) produces, fc2 reads, on the last axis.
+            var producer = Assert.Single(g.Producers);
+            Assert.Equal("MatMul", producer.OpType);
+            var consumer = Assert.Single(g.Consumers);
+            Assert.Equal("MatMul", consumer.Node.OpType);
+            Assert.Equal(consumer.Node.Input(0)!.Shape!.Rank - 1, d.ChannelAxis(consumer.Node.Input(0)!));
+            Assert.Contains(g.Tied, n => n.OpType == "Add");
+        }
+        Assert.All(d.Groups.Where(g => !g.Prunable), g => Assert.NotEmpty(g.Reasons));
+    }
+
+    [Fact]
+    public void LayerNormOverTheChannelsIsTheReasonTheHiddenStreamStays()
+    {
+        var d = DependencyGroups.Analyze(Run(Load("vit_op17"), "canonicalize").After);
+        Assert.Contains(d.Groups.SelectMany(g => g.Reasons), r => r.Contains("LayerNormalization normalizes"));
+    }
+
+    [Theory]
+    [InlineData("vit_op13")]
+    [InlineData("vit_op17")]
+    [InlineData("bert_op11")]
+    [InlineData("bert_op13")]
+    public void PrunedTransformersEqualTheOriginalWithTheRemovedNeuronsZeroed(string name)
+    {
+        var m = Run(Load(name), "canonicalize").After;
+        var (pruned, _) = Run(m, "prune{ratio=0.5,round-to=1,recover=none,min-speedup=0}");
+        Assert.True(ModelStats.Compute(pruned).ParameterCount < ModelStats.Compute(m).ParameterCount);
+        // The reference: fc2 reads its input times the keep mask of fc1's channels.
+        var reference = m.Clone();
+        var d = DependencyGroups.Analyze(reference);
+        var plan = new PrunePlan("l2", true, 1, 1, 0.9, new HashSet<string>());
+        var keep = plan.Keep(d, ChannelImportance.Compute("l2", d, reference, null), 0.5);
+        Assert.NotEmpty(keep);
+        var rw = new Rewriter(reference);
+        foreach (var (id, kept) in keep)
+        {
+            var g = d.Groups[id];
+            var mask = Enumerable.Range(0, g.Channels).Select(c => kept.Contains(c) ? 1f : 0f).ToArray();
+            foreach (var u in g.Consumers)
+            {
+                var x = u.Node.Input(0)!;
+                var mv = rw.Constant(reference.Graph, x.Name + "_mask", Tensor.FromFloats("", [mask.Length], mask));
+                rw.SetInput(u.Node, 0, rw.Insert(reference.Graph, "Mul", [x, mv], x.Name + "_masked").Output());
+            }
+        }
+        rw.Cleanup();
+        ShapeInference.Refresh(reference);
+        AssertEquivalent(reference, pruned);
+    }
+
+    [Fact]
+    public void LeastSquaresRepairRefitsTheSecondProjectionOnEveryToken()
+    {
+        var m = Run(Load("vit_op17"), "canonicalize").After;
+        var calib = CalibrationSource.FromFolder(Paths.Model("digits/data/calib"));
+        var (_, runs) = Run(m, "prune{ratio=0.6,round-to=1,recover=lstsq,min-speedup=0}", calib);
+        var refits = runs.SelectMany(r => r.Stats.Decisions).OfType<LayerRefit>().ToList();
+        Assert.Equal(3, refits.Count);
+        Assert.All(refits, r => Assert.True(r.SqnrDbAfter > r.SqnrDbBefore + 1, $"{r.Layer}: {r.SqnrDbBefore} -> {r.SqnrDbAfter}"));
+    }
+
+    [Fact]
+    public void BiasRepairAveragesOverTokensOnTheLastAxis()
+    {
+        var m = Run(Load("bert_op13"), "canonicalize").After;
+        var calib = CalibrationSource.FromFolder(Paths.Model("transformers/bert_data"));
+        var (none, _) = Run(m, "prune{ratio=0.5,round-to=1,recover=none,min-speedup=0}");
+        var (bias, runs) = Run(m, "prune{ratio=0.5,round-to=1,recover=bias,min-speedup=0}", calib);
+        Assert.Equal(2, Counter(runs, "biases repaired"));
+        var eval = CalibrationSource.FromFolder(Paths.Model("transformers/bert_eval"));
+        double Error(Model candidate) => Fidelity(m, candidate, eval);
+        Assert.True(Error(bias) < Error(none), $"bias repair {Error(bias)} vs none {Error(none)}");
+    }
+
+    /// <summary>Mean squared error of the first output against the reference's on the data.</summary>
+    private static double Fidelity(Model reference, Model candidate, CalibrationSource data)
+    {
+        var outputs = new List<float[]>[2];
+        var models = new[] { reference, candidate };
+        for (int i = 0; i < 2; i++)
+        {
+            var list = outputs[i] = new List<float[]>();
+            data.Stream(models[i], [models[i].Graph.Outputs[0].Name], (_, outs) => list.Add(outs[0].ToFloatArray()));
+        }
+        double sum = 0;
+        long count = 0;
+        for (int b = 0; b < outputs[0].Count; b++)
+            for (int j = 0; j < outputs[0][b].Length; j++, count++)
+                sum += Math.Pow(outputs[0][b][j] - outputs[1][b][j], 2);
+        return sum / count;
+    }
+}
