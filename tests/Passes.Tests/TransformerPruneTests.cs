@@ -100,6 +100,90 @@ public class TransformerPruneTests
         Assert.True(Error(bias) < Error(none), $"bias repair {Error(bias)} vs none {Error(none)}");
     }
 
+    [Theory]
+    [InlineData("vit_op13")]
+    [InlineData("vit_op17")]
+    [InlineData("bert_op11")]
+    [InlineData("bert_op13")]
+    public void EveryAttentionBlockHasPrunableHeads(string name)
+    {
+        var groups = AttentionHeads.Analyze(Run(Load(name), "canonicalize").After);
+        Assert.Equal(name.StartsWith("vit") ? 3 : 2, groups.Count);
+        Assert.All(groups, g => Assert.True(g.Prunable, string.Join("; ", g.Reasons)));
+        Assert.All(groups, g => Assert.Equal((4, 16), (g.Heads, g.HeadSize)));
+        // Split reshapes (one fused, or three) and the merge.
+        Assert.All(groups, g => Assert.Equal(name.StartsWith("vit") ? 2 : 4, g.ShapeEdits.Count));
+    }
+
+    [Theory]
+    [InlineData("vit_op13")]
+    [InlineData("vit_op17")]
+    [InlineData("bert_op11")]
+    [InlineData("bert_op13")]
+    public void PrunedHeadsEqualTheOriginalWithTheirOutputRowsZeroed(string name)
+    {
+        var m = Run(Load(name), "canonicalize").After;
+        var (pruned, runs) = Run(m, "prune{unit=head,ratio=0.5,recover=none,min-speedup=0}");
+        var decisions = runs.SelectMany(r => r.Stats.Decisions).OfType<HeadsPruned>().ToList();
+        Assert.Equal(decisions.Sum(d => d.HeadsBefore - d.HeadsAfter), Counter(runs, "heads removed"));
+        Assert.True(Counter(runs, "heads removed") >= 4);
+        // The reference: each removed head's rows of the output projection zeroed.
+        var reference = m.Clone();
+        var groups = AttentionHeads.Analyze(reference);
+        var rw = new Rewriter(reference);
+        foreach (var d in decisions.Where(d => d.Kept is not null))
+        {
+            var g = groups.Single(x => x.Name == d.Attention);
+            var kept = d.Kept!.Split(',').Select(int.Parse).ToHashSet();
+            var o = LinearOp.Of(g.View.Output!.MatMul)!;
+            var w = o.Weight.ToArray();
+            var cols = (int)o.WeightDims[1];
+            for (int h = 0; h < g.Heads; h++)
+                if (!kept.Contains(h))
+                    for (int r = h * g.HeadSize; r < (h + 1) * g.HeadSize; r++) Array.Clear(w, r * cols, cols);
+            o.Write(rw, o.WeightDims, w, o.Bias);
+        }
+        AssertEquivalent(reference, pruned);
+        // Every split Reshape now says how many heads are left, wherever its target comes from.
+        Assert.Equal(decisions.Select(d => d.HeadsAfter), AttentionHeads.Analyze(pruned).Select(g => g.Heads));
+    }
+
+    [Fact]
+    public void TaylorRanksHeadsByTheirMeasuredEffect()
+    {
+        // Michel et al.'s criterion: removing the half it ranks lowest hurts less than removing the half l2 ranks
+        // lowest, on held-out digits.
+        var m = Run(Load("vit_op17"), "canonicalize").After;
+        var calib = CalibrationSource.FromFolder(Paths.Model("digits/data/calib"));
+        var test = CalibrationSource.FromFolder(Paths.Model("digits/data/test"));
+        var (taylor, _) = Run(m, "prune{unit=head,ratio=0.5,criterion=taylor,recover=none,min-speedup=0}", calib);
+        var (l2, _) = Run(m, "prune{unit=head,ratio=0.5,criterion=l2,recover=none,min-speedup=0}", calib);
+        Assert.True(Fidelity(m, taylor, test) < Fidelity(m, l2, test));
+    }
+
+    [Fact]
+    public void LeastSquaresRepairsTheOutputProjectionsAfterHeadPruning()
+    {
+        var m = Run(Load("bert_op13"), "canonicalize").After;
+        var calib = CalibrationSource.FromFolder(Paths.Model("transformers/bert_data"));
+        var eval = CalibrationSource.FromFolder(Paths.Model("transformers/bert_eval"));
+        var (none, _) = Run(m, "prune{unit=head,ratio=0.5,recover=none,min-speedup=0}", calib);
+        var (lstsq, runs) = Run(m, "prune{unit=head,ratio=0.5,recover=lstsq,min-speedup=0}", calib);
+        var (bias, biasRuns) = Run(m, "prune{unit=head,ratio=0.5,recover=bias,min-speedup=0}", calib);
+        Assert.Equal(2, Counter(runs, "layers refitted"));
+        Assert.Equal(2, Counter(biasRuns, "biases repaired"));
+        Assert.True(Fidelity(m, lstsq, eval) < Fidelity(m, none, eval));
+        Assert.True(Fidelity(m, bias, eval) < Fidelity(m, none, eval));
+    }
+
+    [Fact]
+    public void HeadPruningOfAModelWithoutAttentionSaysSo()
+    {
+        var m = OnnxImporter.Load(Paths.Model("digits/vgg.onnx"));
+        var why = new Prune().WhyNoChange(m, new PruneOptions { Unit = "head" });
+        Assert.Equal("no attention block (Softmax over Q K^T)", why);
+    }
+
     /// <summary>Mean squared error of the first output against the reference's on the data.</summary>
     private static double Fidelity(Model reference, Model candidate, CalibrationSource data)
     {

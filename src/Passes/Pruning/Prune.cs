@@ -30,8 +30,9 @@ public sealed record PruneOptions
     public double Macs { get; init; } = -1;
     [Option("scope", "one threshold over all groups, or the same ratio in every group", Choices = ["global", "local"])]
     public string Scope { get; init; } = "global";
-    [Option("unit", "filter: channels of dependency groups; block: whole residual blocks y = x + f(x) -> y = x "
-        + "(BlockDropping; ratio = fraction of the blocks)", Choices = ["filter", "block"])]
+    [Option("unit", "filter: channels of dependency groups; head: attention heads (AttentionHeads; ratio = fraction "
+        + "of the heads; criterion l2 or taylor); block: whole residual blocks y = x + f(x) -> y = x "
+        + "(BlockDropping; ratio = fraction of the blocks)", Choices = ["filter", "head", "block"])]
     public string Unit { get; init; } = "filter";
     [Option("allocate", "uniform: rank by importance (scope); sensitivity: per-group ratios from each group's "
         + "measured damage on calibration data (SensitivityAllocation)", Choices = ["uniform", "sensitivity"])]
@@ -74,6 +75,12 @@ public sealed class Prune : Pass<PruneOptions>
     public override string? WhyNoChange(Model model, PruneOptions options)
     {
         if (options.Unit == "block") return null;
+        if (options.Unit == "head")
+        {
+            var heads = AttentionHeads.Analyze(model.Clone());
+            return heads.Any(g => g.Prunable) ? null : heads.Count == 0 ? "no attention block (Softmax over Q K^T)"
+                : $"no attention block whose heads can be removed ({heads.Count} found: {heads[0].Reasons[0]})";
+        }
         var exclude = options.Exclude.Split(';',
             StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         var d = DependencyGroups.Analyze(model.Clone(), exclude.ToHashSet(StringComparer.Ordinal));
@@ -91,6 +98,7 @@ public sealed class Prune : Pass<PruneOptions>
         var repair = new Repair(o.Recover, o.Recover == "none" ? null : ctx.RequireCalibration(Name),
             (int)o.MaxRows, o.Ridge);
         if (o.Unit == "block") { DropBlocks(ctx, o, repair); return; }
+        if (o.Unit == "head") { PruneHeads(ctx, o, plan, repair); return; }
         var d = DependencyGroups.Analyze(ctx.Model, plan.Exclude);
         var importance = ChannelImportance.Compute(plan.Criterion, d, ctx.Model,
             ChannelImportance.NeedsData(plan.Criterion) ? ctx.RequireCalibration(Name) : null, ctx.Stats.Notes);
@@ -172,6 +180,75 @@ public sealed class Prune : Pass<PruneOptions>
         if (before is not null && decisions.Any(x => x.Dropped)) Guard(ctx, before, minSpeedup);
     }
 
+    /// <summary>unit=head: whole attention heads (AttentionHeads), ranked by l2 or taylor, kept per layer by one
+    /// global threshold (scope=global) or the same ratio (local), at least one head and at most max-ratio removed
+    /// per layer; the output projections are repaired.</summary>
+    private void PruneHeads(PassContext ctx, PruneOptions o, PrunePlan plan, Repair repair)
+    {
+        var groups = AttentionHeads.Analyze(ctx.Model);
+        var calib = plan.Criterion == "taylor" ? ctx.RequireCalibration(Name) : null;
+        var importance = AttentionHeads.Importance(plan.Criterion, groups, ctx.Model, calib);
+        foreach (var g in groups.Where(g => g.Prunable && plan.Exclude.Any(e => g.Name.Contains(e))))
+            importance.Remove(g.Id);
+        var dims = ctx.Calibration is { } c ? SequenceDims(ctx.Model, c) : null;
+        var ratio = o.Macs >= 0 ? Bisect(plan, o.Macs, ctx, r =>
+        {
+            var trial = ctx.Model.Clone();
+            var tg = AttentionHeads.Analyze(trial);
+            foreach (var (id, k) in plan.KeepHeads(tg, importance, r))
+                AttentionHeads.Apply(trial, new Rewriter(trial), tg[id], k);
+            return ModelStats.Compute(trial, dims: dims).TotalMacs;
+        }, ModelStats.Compute(ctx.Model, dims: dims).TotalMacs) : o.Ratio;
+        var keep = plan.KeepHeads(groups, importance, ratio);
+        var original = ctx.Model.Clone();
+        var outputs = keep.Keys.Select(id => groups[id].View.Output!.MatMul).ToList();
+        var bias = o.Recover == "bias" ? BiasRepair.Prepare(ctx.Model, outputs, repair.Calib!) : null;
+        foreach (var (id, k) in keep) AttentionHeads.Apply(ctx.Model, ctx.Rewriter, groups[id], k);
+        foreach (var (id, k) in keep)
+        {
+            var g = groups[id];
+            var rows = AttentionHeads.Columns(g, g.View.Output! with { Slot = null }, k).Select(c => (long)c);
+            if (bias is not null && bias.ApplyRemoved(ctx.Rewriter, g.View.Output!.MatMul, rows.ToHashSet()))
+                ctx.Stats.Count("biases repaired");
+        }
+        ctx.Rewriter.Cleanup();
+        if (o.Recover == "lstsq")
+        {
+            var refits = LeastSquaresRepair.Run(original, ctx.Model, ctx.Rewriter, outputs,
+                new Dictionary<Node, int[]>(), repair.Calib!, repair.MaxRows, repair.Ridge);
+            foreach (var r in refits) ctx.Stats.Decide(r);
+            ctx.Stats.Count("layers refitted", refits.Count);
+        }
+        foreach (var g in groups)
+        {
+            var imp = importance.GetValueOrDefault(g.Id);
+            var k = keep.GetValueOrDefault(g.Id);
+            ctx.Stats.Decide(new HeadsPruned(g.Name, g.Heads, k?.Length ?? g.Heads, g.HeadSize,
+                g.Prunable ? null : g.Reasons[0])
+            {
+                Kept = k is null ? null : string.Join(",", k),
+                Importance = imp,
+            });
+            ctx.Stats.Count("heads removed", g.Heads - (k?.Length ?? g.Heads));
+        }
+        ctx.Stats.Count("attention blocks", groups.Count);
+        ctx.Stats.Count("attention blocks pruned", keep.Count);
+        if (o.MinSpeedup > 0 && keep.Count > 0) Guard(ctx, original, o.MinSpeedup);
+    }
+
+    /// <summary>Symbolic dims other than the batch taken from the calibration data's first sample (a sequence
+    /// length), so MAC targets count the attention products; null when there are none.</summary>
+    private static Dictionary<string, long>? SequenceDims(Model model, Calibration.CalibrationSource calib)
+    {
+        var first = calib.DataFor(Data.IoInfo.InputsOf(model.Graph)).Batches(1).FirstOrDefault();
+        var dims = new Dictionary<string, long>();
+        foreach (var x in model.Graph.Inputs.Where(v => !v.IsInitializer))
+            if (x.Shape is { } s && first?.Inputs.GetValueOrDefault(x.Name) is { } t && t.Dims.Length == s.Rank)
+                for (int i = 1; i < s.Rank; i++)
+                    if (s[i].Param is string p) dims[p] = t.Dims[i];
+        return dims.Count == 0 ? null : dims;
+    }
+
     /// <summary>How the cut is repaired (recover=none|bias|lstsq) and with what data.</summary>
     internal sealed record Repair(string Mode, Calibration.CalibrationSource? Calib, int MaxRows, double Ridge);
 
@@ -224,16 +301,23 @@ public sealed class Prune : Pass<PruneOptions>
     private static double FindRatio(Model model, PrunePlan plan, Dictionary<int, double[]> importance, double macs,
         PassContext ctx)
     {
-        long total = ModelStats.Compute(model).TotalMacs;
-        double lo = 0, hi = plan.MaxRatio;
-        long MacsAt(double r)
+        var dims = ctx.Calibration is { } c ? SequenceDims(model, c) : null;
+        return Bisect(plan, macs, ctx, r =>
         {
             var trial = model.Clone();
             var d = DependencyGroups.Analyze(trial, plan.Exclude);
             // The analysis is deterministic: a clone's groups have the same ids as the model's.
             ChannelSurgery.Apply(trial, new Rewriter(trial), d, plan.Keep(d, importance, r));
-            return ModelStats.Compute(trial).TotalMacs;
-        }
+            return ModelStats.Compute(trial, dims: dims).TotalMacs;
+        }, ModelStats.Compute(model, dims: dims).TotalMacs);
+    }
+
+    /// <summary>The smallest ratio in [0, max-ratio] whose MACs (<paramref name="macsAt"/>) are at most
+    /// <paramref name="macs"/> of <paramref name="total"/>, by bisection.</summary>
+    private static double Bisect(PrunePlan plan, double macs, PassContext ctx, Func<double, long> macsAt, long total)
+    {
+        double lo = 0, hi = plan.MaxRatio;
+        long MacsAt(double r) => macsAt(r);
         if (MacsAt(hi) > macs * total)
         {
             var most = MacsAt(hi) / (double)total;
@@ -277,6 +361,25 @@ public sealed record PrunePlan(string Criterion, bool Global, int RoundTo, int M
             var blocks = d.Groups[id].Blocks;
             var n = Rounded(keepCount[id], imp.Length, blocks);
             if (n < imp.Length) keep[id] = TopK(imp, n, blocks);
+        }
+        return keep;
+    }
+
+    /// <summary>unit=head: the heads each attention block keeps (ascending) for a removal ratio, by one threshold
+    /// over the normalized importances (global) or per block (local); at least one head, at most max-ratio removed.
+    /// </summary>
+    public Dictionary<int, int[]> KeepHeads(IReadOnlyList<HeadGroup> groups, Dictionary<int, double[]> importance,
+        double ratio)
+    {
+        var all = importance.Values.SelectMany(v => v).Order().ToArray();
+        var cut = all.Length == 0 ? 0 : all[Math.Clamp((int)Math.Floor(ratio * all.Length), 0, all.Length - 1)];
+        var keep = new Dictionary<int, int[]>();
+        foreach (var (id, imp) in importance)
+        {
+            var most = (int)Math.Floor(MaxRatio * imp.Length);
+            var removed = Global ? (ratio <= 0 ? 0 : imp.Count(v => v < cut)) : (int)Math.Floor(ratio * imp.Length);
+            var n = Math.Max(1, imp.Length - Math.Min(removed, most));
+            if (n < imp.Length) keep[id] = TopK(imp, n);
         }
         return keep;
     }
