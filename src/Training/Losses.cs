@@ -48,6 +48,54 @@ public static class Losses
         return weight * total / n;
     }
 
+    /// <summary>Mean over samples of 1 - cos(mean_t s_t, mean_t y_t), the means over the tokens t with mask 1 (every
+    /// token without a mask), for [batch, tokens, hidden] outputs; the gradient of that mean is added.</summary>
+    public static double PooledCosine(ReadOnlySpan<float> student, ReadOnlySpan<float> teacher, int[] shape,
+        ReadOnlySpan<float> mask, Span<float> grad, double weight = 1)
+    {
+        int batch = shape[0], hidden = shape[^1];
+        int tokens = student.Length / Math.Max(1, batch * hidden);
+        double total = 0;
+        var ps = new double[hidden];
+        var pt = new double[hidden];
+        for (int b = 0; b < batch; b++)
+        {
+            Array.Clear(ps);
+            Array.Clear(pt);
+            double count = 0;
+            for (int t = 0; t < tokens; t++)
+            {
+                var m = mask.IsEmpty ? 1 : mask[b * tokens + t];
+                if (m == 0) continue;
+                count += m;
+                var at = ((long)b * tokens + t) * hidden;
+                for (int h = 0; h < hidden; h++)
+                {
+                    ps[h] += m * student[(int)(at + h)];
+                    pt[h] += m * teacher[(int)(at + h)];
+                }
+            }
+            if (count == 0) continue;
+            double dot = 0, ns = 0, nt = 0;
+            for (int h = 0; h < hidden; h++) { dot += ps[h] * pt[h]; ns += ps[h] * ps[h]; nt += pt[h] * pt[h]; }
+            ns = Math.Sqrt(ns) + 1e-12;
+            nt = Math.Sqrt(nt) + 1e-12;
+            var cos = dot / (ns * nt);
+            total += 1 - cos;
+            // d(1 - cos)/d ps_h = -(pt_h / (|ps| |pt|) - cos ps_h / |ps|^2); ps = sum_t m_t s_t (the 1/count of
+            // the means cancels in the cosine).
+            for (int t = 0; t < tokens; t++)
+            {
+                var m = mask.IsEmpty ? 1 : mask[b * tokens + t];
+                if (m == 0) continue;
+                var at = ((long)b * tokens + t) * hidden;
+                for (int h = 0; h < hidden; h++)
+                    grad[(int)(at + h)] += (float)(-weight / batch * m * (pt[h] / (ns * nt) - cos * ps[h] / (ns * ns)));
+            }
+        }
+        return weight * total / batch;
+    }
+
     public static double CrossEntropy(ReadOnlySpan<float> student, ReadOnlySpan<long> labels, int classes,
         Span<float> grad, double weight = 1)
     {

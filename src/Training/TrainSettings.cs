@@ -10,6 +10,9 @@ public enum LossKind
     Mse,
     /// <summary>Cross-entropy with the data's labels on the first output (no teacher term).</summary>
     CrossEntropy,
+    /// <summary>1 - cosine of the first output's mean over the tokens (a [batch, sequence, hidden] encoder output,
+    /// masked by the attention mask input when the model has one), per sample: a sentence embedding's loss.</summary>
+    Cosine,
     /// <summary>Only the feature terms (MSE on named intermediate values).</summary>
     None,
 }

@@ -42,6 +42,7 @@ public sealed record TrainResult(int Steps, int BestStep, string ScoreMetric, do
 
 public sealed class Trainer
 {
+    private readonly string? _mask;
     private readonly Model _student;
     private readonly IReadOnlyList<Parameter> _params;
     private readonly TrainSettings _s;
@@ -61,6 +62,12 @@ public sealed class Trainer
         _arenas = Enumerable.Range(0, Parts).Select(_ => new BufferArena<float>()).ToArray();
         _evs = _arenas.Select(a => new Evaluator<float>(student) { Arena = a }).ToArray();
         var g = student.Graph;
+        // loss=cosine pools over the attention mask: an integer [batch, sequence] input named like one.
+        _mask = g.Inputs.FirstOrDefault(i => !i.IsInitializer && !i.ElementType.IsFloatingPoint()
+            && i.Shape?.Rank == 2 && i.Name.Contains("mask", StringComparison.OrdinalIgnoreCase))?.Name;
+        if (settings.Loss == LossKind.Cosine && g.Outputs[0].Shape?.Rank is not (3 or null))
+            throw new OnnxModelException($"training: loss=cosine needs a [batch, sequence, hidden] first output; "
+                + $"'{g.Outputs[0].Name}' is not one");
         foreach (var f in settings.Features)
             if (g.Find(f) is null) throw new OnnxModelException($"training: feature '{f}' is not a value of the model");
     }
@@ -80,7 +87,7 @@ public sealed class Trainer
 
     private IEnumerable<string> LossOutputs() => _s.Loss switch
     {
-        LossKind.Kl => [_student.Graph.Outputs[0].Name],
+        LossKind.Kl or LossKind.Cosine => [_student.Graph.Outputs[0].Name],
         LossKind.Mse => _student.Graph.Outputs.Select(o => o.Name),
         _ => [],
     };
@@ -93,7 +100,7 @@ public sealed class Trainer
             throw new OnnxModelException("training: loss=ce needs labels (labels.npy) in the training data");
         var rng = new SplitMix64(_s.Seed);
         var sampler = new BatchSampler(train.Count, _s.Batch, rng);
-        bool augment = _s.Flip || _s.Shift > 0 || _s.Mixup > 0;
+        bool augment = (_s.Flip || _s.Shift > 0 || _s.Mixup > 0) && train.HasFloatInputs;
         bool cached = !augment && teacher.TryCache(train, _s.CacheBytes);
         var evalTargets = eval is null ? null : new EvalSet(eval, evalTeacher ?? teacher);
 
@@ -231,9 +238,14 @@ public sealed class Trainer
         {
             var s = trace[lossOutputs[k]]; var t = targets[k];
             CheckShape(lossOutputs[k], s, t);
-            loss += _s.Loss == LossKind.Kl
-                ? Losses.KlDivergence(s.R, t.R, s.Shape[^1], _s.Temperature, Seed(lossOutputs[k]).R, weight)
-                : Losses.MeanSquared(s.R, t.R, Seed(lossOutputs[k]).R, weight);
+            loss += _s.Loss switch
+            {
+                LossKind.Kl => Losses.KlDivergence(s.R, t.R, s.Shape[^1], _s.Temperature, Seed(lossOutputs[k]).R,
+                    weight),
+                LossKind.Cosine => Losses.PooledCosine(s.R, t.R, s.Shape, MaskOf(batch), Seed(lossOutputs[k]).R,
+                    weight),
+                _ => Losses.MeanSquared(s.R, t.R, Seed(lossOutputs[k]).R, weight),
+            };
         }
         for (int f = 0; f < _s.Features.Count; f++)
         {
@@ -250,6 +262,11 @@ public sealed class Trainer
         }
         return (loss, ev.Backward(trace, seeds, wrt));
     }
+
+    /// <summary>loss=cosine: the attention mask of the batch as floats (empty: pool over every token).</summary>
+    private float[]? MaskOf(IReadOnlyDictionary<string, NdArray<float>> batch) =>
+        _mask is null || !batch.TryGetValue(_mask, out var m) ? null
+            : m.IsInt ? m.I.Select(v => (float)v).ToArray() : m.R;
 
     /// <summary>Whether the second half of the batch alone gives the same rows of the loss's values as the whole
     /// batch (the model treats samples independently, so batches may be split).</summary>

@@ -22,6 +22,8 @@ public sealed class TrainingData
     public int Count { get; private set; }
     public long[]? Labels { get; private set; }
     public IReadOnlyList<string> InputNames => _names;
+    /// <summary>Whether some input is float (the only kind flips, shifts and mixup change).</summary>
+    public bool HasFloatInputs => _types.Any(t => t.IsFloatingPoint());
 
     /// <summary>Reads every sample of the data set (float inputs; integer inputs are kept as their values).</summary>
     public static TrainingData Load(DataSet set, long maxBytes = 4L << 30)

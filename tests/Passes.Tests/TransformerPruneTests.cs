@@ -184,6 +184,29 @@ public class TransformerPruneTests
         Assert.Equal("no attention block (Softmax over Q K^T)", why);
     }
 
+    [Fact]
+    public void DistillationAfterPruningRecoversTheEncoderAndIsDeterministic()
+    {
+        // Heads and MLP neurons removed, then the pooled-cosine distillation toward the original trains through
+        // LayerNorm, Softmax, the Tanh GELU, the attention MatMuls and the frozen embeddings.
+        var m = Run(Load("bert_op13"), "canonicalize").After;
+        var calib = CalibrationSource.FromFolder(Paths.Model("transformers/bert_data"));
+        var eval = CalibrationSource.FromFolder(Paths.Model("transformers/bert_eval"));
+        const string cut = "prune{unit=head,ratio=0.5,recover=none,min-speedup=0},"
+            + "prune{ratio=0.5,round-to=1,recover=none,min-speedup=0}";
+        const string train = ",distill{steps=40,batch=16,lr=0.002,loss=cosine,eval-every=0}";
+        var (pruned, _) = Run(m, cut, calib);
+        var (a, runs) = Run(m, cut + train, calib);
+        var (b, _) = Run(m, cut + train, calib);
+        Assert.Equal(OnnxExporter.ToBytes(a), OnnxExporter.ToBytes(b));
+        var summary = runs.SelectMany(r => r.Stats.Decisions).OfType<TrainingSummary>().Single();
+        Assert.True(summary.FinalLoss < summary.FirstLoss / 2, $"{summary.FirstLoss} -> {summary.FinalLoss}");
+        // The embedding tables (Gather) stay as they were.
+        var table = m.Graph.Nodes.First(n => n.OpType == "Gather" && n.Input(0)!.IsInitializer).Input(0)!.Name;
+        Assert.Equal(m.Graph.Find(table)!.Initializer!.ToFloatArray(), a.Graph.Find(table)!.Initializer!.ToFloatArray());
+        Assert.True(Fidelity(m, a, eval) < Fidelity(m, pruned, eval));
+    }
+
     /// <summary>Mean squared error of the first output against the reference's on the data.</summary>
     private static double Fidelity(Model reference, Model candidate, CalibrationSource data)
     {

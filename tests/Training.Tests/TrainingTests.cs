@@ -53,6 +53,22 @@ public class TrainingTests
         Assert.Throws<OnnxModelException>(() => Losses.CrossEntropy(Rand(6, 5), [7], 5, new float[5]));
     }
 
+    [Fact]
+    public void PooledCosineGradientMatchesFiniteDifferencesAndIgnoresMaskedTokens()
+    {
+        // [2 samples, 3 tokens, 4 hidden]; the second sample's last token is padding.
+        int[] shape = [2, 3, 4];
+        var t = Rand(7, 24);
+        float[] mask = [1, 1, 1, 1, 1, 0];
+        CheckGradient((s, g) => Losses.PooledCosine(s, t, shape, mask, g, 0.7), Rand(8, 24));
+        CheckGradient((s, g) => Losses.PooledCosine(s, t, shape, ReadOnlySpan<float>.Empty, g), Rand(8, 24));
+        var grad = new float[24];
+        Losses.PooledCosine(Rand(8, 24), t, shape, mask, grad);
+        Assert.All(grad[20..24], v => Assert.Equal(0f, v));
+        // The same embedding, scaled: no loss.
+        Assert.Equal(0, Losses.PooledCosine(t.Select(v => 3 * v).ToArray(), t, shape, mask, new float[24]), 9);
+    }
+
     /// <summary>y = relu(x) + a (x - relu(x)) (Layer Folding's parametric activation), then a Gemm.</summary>
     private static Model SlopeNet(float a)
     {

@@ -26,8 +26,9 @@ public sealed record TrainingOptions
     public long Warmup { get; init; }
     [Option("clip-norm", "clip the global gradient norm to this (0: off)", Min = 0)]
     public double ClipNorm { get; init; }
-    [Option("loss", "kl: T^2 KL on the first output (logits); mse: every output; ce: labels only; none: features "
-        + "only", Choices = ["kl", "mse", "ce", "none"])]
+    [Option("loss", "kl: T^2 KL on the first output (logits); mse: every output; cosine: 1 - cosine of the first "
+        + "output's mean over the attention mask (sentence encoders); ce: labels only; none: features only",
+        Choices = ["kl", "mse", "cosine", "ce", "none"])]
     public string Loss { get; init; } = "kl";
     [Option("temperature", "distillation temperature T (loss=kl)", Min = 0)]
     public double Temperature { get; init; } = 4;
@@ -83,6 +84,7 @@ public sealed record TrainingOptions
         Loss = Loss switch
         {
             "mse" => LossKind.Mse,
+            "cosine" => LossKind.Cosine,
             "ce" => LossKind.CrossEntropy,
             "none" => LossKind.None,
             _ => LossKind.Kl,
