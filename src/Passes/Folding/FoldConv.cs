@@ -493,12 +493,26 @@ public sealed class FoldConv : Pass<FoldConvOptions>
     private static RuleMatch<Candidate> MatchMatMulMatMul(Node m2)
     {
         var h = m2.Input(0);
+        // A bias Add between the two (a transformer's fc1 + b1 after its activation became the identity):
+        //   (x W1 + b1) W2 = x (W1 W2) + b1 W2
+        float[]? b1 = null;
+        if (h?.Producer is { OpType: "Add", IsStandard: true } add && h.Uses.Count == 1 && !h.IsGraphOutput
+            && add.Inputs.FirstOrDefault(i => Rewriter.ConstantOf(i) is null) is { } inner
+            && add.Inputs.FirstOrDefault(i => Rewriter.ConstantOf(i) is not null) is { } bv
+            && Rewriter.ConstantOf(bv) is { ElementType: DataType.Float } bt && inner.Producer?.OpType == "MatMul"
+            && bt.Dims.Take(bt.Dims.Length - 1).All(d => d == 1))
+        {
+            b1 = bt.ToFloatArray();
+            h = inner;
+        }
         if (h?.Producer is not { OpType: "MatMul", IsStandard: true } m1 || h.Uses.Count != 1 || h.IsGraphOutput)
             return new NoMatch("input not produced by a MatMul read only here");
         if (GemmParts(m1) is not { } p1 || GemmParts(m2) is not { } p2
             || p1.N != p2.K) return new NoMatch("weights not constant float matrices");
+        if (b1 is not null && b1.Length != p1.N) return new NoMatch("the bias between them is not one per column");
         var (x, y) = (m1.Input(0)!.Name, m2.Output().Name);
         var folded = ConvAlgebra.MatMul(p1.B, p2.B, p1.K, p1.N, p2.N);
+        var bias = b1 is null ? null : ConvAlgebra.MatMul(b1, p2.B, 1, p1.N, p2.N);
         return MatrixPlan("matmul-matmul", m1, m2, p1.K, p1.N, p2.N, (target, rw) =>
         {
             var gr = target.Graph;
@@ -506,8 +520,15 @@ public sealed class FoldConv : Pass<FoldConvOptions>
             var weight = rw.Constant(gr, y + "_folded_B", Tensor.FromFloats("", [p1.K, p2.N], folded));
             var node = rw.Insert(gr, "MatMul", [gr.Lookup(x), weight], y + "_folded");
             rw.SetType(node.Output(), ty.Type);
-            rw.Replace(ty, node.Output());
-            return node;
+            var result = node;
+            if (bias is not null)
+            {
+                var c = rw.Constant(gr, y + "_folded_C", Tensor.FromFloats("", [p2.N], bias));
+                result = rw.Insert(gr, "Add", [node.Output(), c], y + "_folded_biased");
+                rw.SetType(result.Output(), ty.Type);
+            }
+            rw.Replace(ty, result.Output());
+            return result;
         });
     }
 
