@@ -70,13 +70,15 @@ public sealed class Linearize : Pass<LinearizeOptions>
     {
         var copy = model.Clone();
         ShapeInference.Run(copy);
-        return copy.Graph.Nodes.Any(a => IsActivation(a) && a.Input(0)?.Producer is { } p && IsLinearProducer(p)
-            && !a.Output().IsGraphOutput) ? null : "no eligible activation (the ReLU family after a linear op)";
+        var train = options.Mode == "train";
+        return ActivationSite.Find(copy.Graph, train, new PassContext(copy)).Any(a => a.Z.Producer is { } p
+            && IsLinearProducer(p) && !a.Y.IsGraphOutput) ? null
+            : train ? "no eligible activation (the ReLU family, GELU, SiLU or HardSwish after a linear op)"
+            : "no eligible activation (the ReLU family after a linear op)";
     }
     public override bool NeedsTeacher(LinearizeOptions options) => options.Mode == "train";
-    // Activations linearize can take (piecewise linear), the ops whose output may feed one (linear or
-    // affine: the activation then sits between two foldable ops) and the ops that may read it.
-    private static bool IsActivation(Node n) => OpTraits.Has(n, OpTrait.PiecewiseLinear);
+    // The ops whose output may feed an activation (linear or affine: the activation then sits between two
+    // foldable ops) and the ops that may read it. Which activations: ActivationSite.
     private static bool IsLinearProducer(Node n) => OpTraits.HasAny(n, OpTrait.Linear | OpTrait.AffineArithmetic);
     private static bool IsLinearConsumer(Node n) =>
         OpTraits.HasAny(n, OpTrait.Linear | OpTrait.AffineArithmetic | OpTrait.LinearReduce | OpTrait.Layout);
@@ -95,25 +97,33 @@ public sealed class Linearize : Pass<LinearizeOptions>
         var mode = o.Mode;
         var minSqnr = o.MinSqnr;
 
-        var acts = g.Nodes.Where(IsActivation).ToList();
+        // mode=train also takes smooth activations (GELU, SiLU, HardSwish): a trained slope can make any of them
+        // the identity; the other modes judge piecewise linear ones from their statistics.
+        var sites = ActivationSite.Find(g, mode == "train", ctx);
         var eligible = new List<Node>();
-        foreach (var a in acts)
+        var zOf = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var site in sites)
         {
-            var z = a.Input(0); var y = a.Output();
+            var a = site.Act;
+            var z = site.Z; var y = a.Output();
             string? why = null;
-            if (z?.Producer is not { } p || !IsLinearProducer(p)) why = "input not produced by a linear op";
+            if (z.Producer is not { } p || !IsLinearProducer(p)) why = "input not produced by a linear op";
             else if (y.IsGraphOutput) why = "graph output";
             else if (y.Uses.Any(u => !IsLinearConsumer(u.Node))) why = "read by a non-linear op";
             else if (a.OpType == "Clip" && ClipBounds(a) is null) why = "clip bounds not constant";
-            if (why is null) eligible.Add(a);
+            if (why is null) { eligible.Add(a); zOf[y.Name] = z.Name; }
             else
             {
                 ctx.Stats.Count("not eligible");
-                ctx.Stats.Decide(new ActivationSkipped(a.ToString(), a.OpType, why));
+                ctx.Stats.Decide(new ActivationSkipped(a.ToString(), site.Kind, why));
             }
         }
         if (eligible.Count == 0) return;
-        if (mode == "train") { TrainedLinearize.Run(ctx, o, eligible); return; }
+        if (mode == "train")
+        {
+            TrainedLinearize.Run(ctx, o, eligible, zOf, sites.ToDictionary(s => s.Y.Name, s => s.Kind));
+            return;
+        }
 
         // 1. Statistics of every eligible activation's input (and output, for the affine fit), streamed.
         var stats = eligible.ToDictionary(a => a, a => new TensorStatistics(a.Input(0)!.Name, ClipBounds(a)?.Max

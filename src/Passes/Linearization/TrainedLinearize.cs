@@ -1,5 +1,6 @@
 // linearize{mode=train}: Layer Folding as its authors train it (Ben Dror et al. 2021), with distillation
-// instead of labels. Every eligible activation (between foldable linear ops, as linearize decides) becomes
+// instead of labels. Every eligible activation (between foldable linear ops, as linearize decides: the ReLU
+// family, and GELU, SiLU and HardSwish in one node or as exported, ActivationSite) becomes
 //   y = act(z) + a * (z - act(z))          (= a z + (1 - a) act(z); one learnable scalar a per activation)
 // and the weights and slopes train together toward the teacher (the pipeline's input) under
 //   loss = distillation + lambda * sum_a (1 - a^2),   a clipped to [0, 1] after each step.
@@ -35,7 +36,10 @@ public sealed record TrainedLinearizeSummary(int Candidates, int AboveThreshold,
 
 internal static class TrainedLinearize
 {
-    public static void Run(PassContext ctx, LinearizeOptions o, IReadOnlyList<Node> eligible)
+    /// <param name="zOf">Each activation's output name -> its input's (a decomposed GELU's x).</param>
+    /// <param name="kindOf">Each activation's output name -> what it is, for the report.</param>
+    public static void Run(PassContext ctx, LinearizeOptions o, IReadOnlyList<Node> eligible,
+        IReadOnlyDictionary<string, string> zOf, IReadOnlyDictionary<string, string> kindOf)
     {
         var calib = ctx.RequireCalibration("linearize");
         var teacher = Recovery.TeacherModel(ctx);
@@ -52,7 +56,8 @@ internal static class TrainedLinearize
         foreach (var act in eligible)
         {
             var a = work.Graph.Find(act.Output().Name)!.Producer!;
-            slopes.Add((a.Output().Name, a.OpType, InsertSlope(wctx.Rewriter, a, init)));
+            var z = work.Graph.Find(zOf[a.Output().Name])!;
+            slopes.Add((a.Output().Name, kindOf[a.Output().Name], InsertSlope(wctx.Rewriter, a, z, init)));
         }
         wctx.Rewriter.Finish();
         var parameters = ParameterSelection.Select(work, o.Training.Params, keepZeros: o.Training.KeepZeros);
@@ -115,7 +120,7 @@ internal static class TrainedLinearize
             var trial = ctx.Model.Clone();
             var tctx = new PassContext(trial, calib, ctx.Log, ctx.Evaluation) { Original = teacher, Stats = ctx.Stats };
             CopyWeights(work, trial, tctx.Rewriter);
-            Apply(tctx.Rewriter, trial, eligible, set, keepSlopes ? slopeOf : Restored(slopeOf));
+            Apply(tctx.Rewriter, trial, eligible, zOf, set, keepSlopes ? slopeOf : Restored(slopeOf));
             if (ft.Steps > 0)
                 Recovery.Train(tctx, $"linearize: fine-tune ({k} linearized)",
                     ParameterSelection.Select(trial, o.Training.Params, keepZeros: o.Training.KeepZeros), ft);
@@ -143,7 +148,7 @@ internal static class TrainedLinearize
             ctx.Stats.Notes.Add("linearize{mode=train}: no set of activations met the budget; the model is unchanged");
             return;
         }
-        Apply(ctx.Rewriter, ctx.Model, eligible, chosen, keepSlopes ? slopeOf : Restored(slopeOf));
+        Apply(ctx.Rewriter, ctx.Model, eligible, zOf, chosen, keepSlopes ? slopeOf : Restored(slopeOf));
         CopyWeights(accepted, ctx.Model, ctx.Rewriter);
         ctx.Rewriter.RemoveUnusedInitializers(ctx.Model.Graph);
         ctx.Rewriter.Finish();
@@ -154,10 +159,10 @@ internal static class TrainedLinearize
         slopes.ToDictionary(kv => kv.Key, _ => 0.0, StringComparer.Ordinal);
 
     /// <summary>y = act(z) + a (z - act(z)) in place of act's output; returns the slope initializer.</summary>
-    private static Value InsertSlope(Rewriter rw, Node act, double init)
+    private static Value InsertSlope(Rewriter rw, Node act, Value z, double init)
     {
         var g = act.Graph;
-        var z = act.Input(0)!; var y = act.Output();
+        var y = act.Output();
         var uses = y.Uses.ToList();
         var a = rw.Constant(g, y.Name + "_slope", Tensor.FromFloats("", [], [(float)init]));
         var d = rw.Insert(g, "Sub", [z, y], y.Name + "_neg").Output();
@@ -169,16 +174,17 @@ internal static class TrainedLinearize
     }
 
     /// <summary>The chosen activations become the identity, the others their learned slope.</summary>
-    private static void Apply(Rewriter rw, Model m, IReadOnlyList<Node> eligible, HashSet<string> identity,
-        Dictionary<string, double> slope)
+    private static void Apply(Rewriter rw, Model m, IReadOnlyList<Node> eligible,
+        IReadOnlyDictionary<string, string> zOf, HashSet<string> identity, Dictionary<string, double> slope)
     {
         foreach (var orig in eligible)
         {
             var act = m.Graph.Find(orig.Output().Name)!.Producer!;
+            var z = m.Graph.Find(zOf[orig.Output().Name])!;
             var a = slope[orig.Output().Name];
             if (identity.Contains(orig.Output().Name))
             {
-                rw.Replace(act.Output(), act.Input(0)!);
+                rw.Replace(act.Output(), z);
                 rw.Erase(act);
             }
             else if (a < 1e-6 || a >= 1) continue; // a snapped slope given back: its original form
@@ -188,8 +194,10 @@ internal static class TrainedLinearize
                 if (act.OpType == "Relu") rw.SetOpType(act, "LeakyRelu");
                 rw.SetAttr(act, OnnxAttribute.Float("alpha", (float)(alpha + a * (1 - alpha))));
             }
-            else InsertSlope(rw, act, a);
+            else InsertSlope(rw, act, z, a);
         }
+        // A decomposed activation's other nodes are dead once its product is gone.
+        rw.RemoveDeadNodes(m.Graph);
         rw.RemoveUnusedInitializers(m.Graph);
         rw.Finish();
     }
