@@ -11,7 +11,8 @@
 // each head's softmax reads only its own q and k columns. Importance per head, normalized by its layer's mean:
 //   l2      the norm of the head's weights (q, k, v columns, their biases, Wo rows);
 //   taylor  Michel's head importance E_x |sum_(tokens, j in head) c_j dL/dc_j| (c = the merged context, the
-//           output projection's input), with L = r . y for random signs r (RandomProbes), squared per sample.
+//           output projection's input), with L = r . y for random signs r (RandomProbes), squared per sample;
+//   damage  measured: ||y(head removed) - y||^2 / ||y||^2 on calibration samples in ORT, one head at a time.
 // Refused, with the reason: heads or head size unknown, a projection whose weight does not match H*D, a Reshape
 // target that is neither a constant nor a Concat of 1-element parts, a Shape read of the head axis.
 using OnnxOpt.Autodiff;
@@ -230,8 +231,9 @@ public static class AttentionHeads
     }
 
     /// <summary>Importance of each head of each prunable group, normalized by the group's mean.</summary>
+    /// <param name="samples">criterion=damage: most calibration samples per measurement.</param>
     public static Dictionary<int, double[]> Importance(string criterion, IReadOnlyList<HeadGroup> groups, Model model,
-        CalibrationSource? calib)
+        CalibrationSource? calib, int samples = 64)
     {
         var prunable = groups.Where(g => g.Prunable).ToList();
         var raw = criterion switch
@@ -239,6 +241,8 @@ public static class AttentionHeads
             "l2" => prunable.ToDictionary(g => g.Id, L2),
             "taylor" => Taylor(prunable, model, calib ?? throw new OnnxModelException(
                 "prune unit=head criterion=taylor needs calibration data (--calib)")),
+            "damage" => Damage(prunable, model, calib ?? throw new OnnxModelException(
+                "prune unit=head criterion=damage needs calibration data (--calib)"), samples),
             _ => throw new OnnxModelException(
                 $"prune unit=head: criterion '{criterion}' does not rank heads (l2 or taylor)"),
         };
@@ -247,6 +251,37 @@ public static class AttentionHeads
             var mean = kv.Value.Average();
             return kv.Value.Select(x => mean > 0 ? x / mean : 1).ToArray();
         });
+    }
+
+    /// <summary>Each head's measured damage: its output-projection rows zeroed (the head removed, exactly), the
+    /// graph outputs' relative squared error against the model's on calibration samples.</summary>
+    private static Dictionary<int, double[]> Damage(List<HeadGroup> groups, Model model, CalibrationSource calib,
+        int samples)
+    {
+        var reference = SensitivityAllocation.Outputs(model, calib, samples);
+        var trial = model.Clone();
+        var rw = new Rewriter(trial);
+        var result = new Dictionary<int, double[]>();
+        int done = 0, total = groups.Sum(g => g.Heads);
+        foreach (var g in groups)
+        {
+            var wo = trial.Graph.Find(g.View.Output!.Weight.Name)!;
+            var original = Rewriter.ConstantOf(wo)!;
+            var cols = (int)original.Dims[1];
+            var damage = new double[g.Heads];
+            for (int h = 0; h < g.Heads; h++)
+            {
+                var w = original.ToFloatArray();
+                Array.Clear(w, h * g.HeadSize * cols, g.HeadSize * cols);
+                rw.SetInitializer(wo, Tensor.FromFloats(wo.Name, original.Dims.ToArray(), w));
+                damage[h] = SensitivityAllocation.Damage(reference, SensitivityAllocation.Outputs(trial, calib,
+                    samples));
+                calib.Progress?.Invoke("prune: head damage", ++done, total);
+            }
+            rw.SetInitializer(wo, original);
+            result[g.Id] = damage;
+        }
+        return result;
     }
 
     private static double[] L2(HeadGroup g)

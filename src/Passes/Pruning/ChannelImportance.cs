@@ -27,7 +27,8 @@ public static class ChannelImportance
         ["l2", "l1", "fpgm", "bn-scale", "synflow", "activation", "taylor", "obd", "fisher"];
 
     /// <summary>Criteria that run the model on calibration data.</summary>
-    public static bool NeedsData(string criterion) => criterion is "activation" or "taylor" or "obd" or "fisher";
+    public static bool NeedsData(string criterion) =>
+        criterion is "activation" or "taylor" or "obd" or "fisher" or "damage";
 
     /// <summary>Per prunable group, each channel's importance over the group's mean.</summary>
     public static Dictionary<int, double[]> Compute(string criterion, DependencyGroups d, Model model,
@@ -40,6 +41,8 @@ public static class ChannelImportance
             "activation" => Activation(d, model, Require(calib, criterion)),
             "taylor" => Taylor(d, model, Require(calib, criterion)),
             "obd" or "fisher" => SecondOrder(d, model, Require(calib, criterion), criterion),
+            "damage" => throw new OnnxModelException("prune criterion 'damage' ranks attention heads (unit=head); "
+                + "for channels use allocate=sensitivity"),
             _ => throw new OnnxModelException(
                 $"unknown prune criterion '{criterion}' (criteria: {string.Join(", ", Criteria)})"),
         };

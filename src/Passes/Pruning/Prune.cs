@@ -22,7 +22,7 @@ public sealed record PruneOptions
     [Option("criterion", "channel importance (ChannelImportance): group L2/L1 norm of its weights, distance to the "
         + "filters' geometric median, BatchNorm |gamma|, per-filter SynFlow, mean |a| or first-order Taylor "
         + "|a dy/da| on calibration data",
-        Choices = ["l2", "l1", "fpgm", "bn-scale", "synflow", "activation", "taylor", "obd", "fisher"])]
+        Choices = ["l2", "l1", "fpgm", "bn-scale", "synflow", "activation", "taylor", "obd", "fisher", "damage"])]
     public string Criterion { get; init; } = "l2";
     [Option("ratio", "fraction of channels to remove (ignored when macs >= 0)", Min = 0, Max = 1)]
     public double Ratio { get; init; } = 0.5;
@@ -38,7 +38,8 @@ public sealed record PruneOptions
         + "measured damage on calibration data (SensitivityAllocation)", Choices = ["uniform", "sensitivity"])]
     public string Allocate { get; init; } = "uniform";
     [Option("sensitivity-samples",
-        "allocate=sensitivity and unit=block: most calibration samples per damage measurement", Min = 1)]
+        "allocate=sensitivity, unit=block and criterion=damage: most calibration samples per damage measurement",
+        Min = 1)]
     public long SensitivitySamples { get; init; } = 256;
     [Option("round-to", "kept channel counts rounded up to a multiple of this (1: no rounding)", Min = 1)]
     public long RoundTo { get; init; } = 8;
@@ -186,8 +187,9 @@ public sealed class Prune : Pass<PruneOptions>
     private void PruneHeads(PassContext ctx, PruneOptions o, PrunePlan plan, Repair repair)
     {
         var groups = AttentionHeads.Analyze(ctx.Model);
-        var calib = plan.Criterion == "taylor" ? ctx.RequireCalibration(Name) : null;
-        var importance = AttentionHeads.Importance(plan.Criterion, groups, ctx.Model, calib);
+        var calib = ChannelImportance.NeedsData(plan.Criterion) ? ctx.RequireCalibration(Name) : null;
+        var importance = AttentionHeads.Importance(plan.Criterion, groups, ctx.Model, calib,
+            (int)o.SensitivitySamples);
         foreach (var g in groups.Where(g => g.Prunable && plan.Exclude.Any(e => g.Name.Contains(e))))
             importance.Remove(g.Id);
         var dims = ctx.Calibration is { } c ? SequenceDims(ctx.Model, c) : null;
