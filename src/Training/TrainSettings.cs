@@ -55,6 +55,9 @@ public sealed record TrainSettings
     public int Shift { get; init; }
     /// <summary>Mixup of float inputs with another sample of the batch, lam ~ Beta(Mixup, Mixup) (0: off).</summary>
     public double Mixup { get; init; }
+    /// <summary>Token models: each token (mask 1, not the first) is replaced, with this probability, by a token drawn
+    /// from the batch's (0: off); the teacher answers the changed sentence.</summary>
+    public double TokenSwap { get; init; }
     /// <summary>Evaluate on the held-out set every this many steps (0: only at the end).</summary>
     public int EvalEvery { get; init; } = 100;
     /// <summary>Stop after this many evaluations without improvement (0: never stop early).</summary>

@@ -100,7 +100,8 @@ public sealed class Trainer
             throw new OnnxModelException("training: loss=ce needs labels (labels.npy) in the training data");
         var rng = new SplitMix64(_s.Seed);
         var sampler = new BatchSampler(train.Count, _s.Batch, rng);
-        bool augment = (_s.Flip || _s.Shift > 0 || _s.Mixup > 0) && train.HasFloatInputs;
+        bool augment = (_s.Flip || _s.Shift > 0 || _s.Mixup > 0) && train.HasFloatInputs
+            || _s.TokenSwap > 0 && train.TokenInput is not null;
         bool cached = !augment && teacher.TryCache(train, _s.CacheBytes);
         var evalTargets = eval is null ? null : new EvalSet(eval, evalTeacher ?? teacher);
 
@@ -136,7 +137,7 @@ public sealed class Trainer
                 break;
             }
             var idx = sampler.Next();
-            var batch = train.Gather(idx, augment ? rng : null, _s.Flip, _s.Shift, _s.Mixup);
+            var batch = train.Gather(idx, augment ? rng : null, _s.Flip, _s.Shift, _s.Mixup, _s.TokenSwap);
             var targets = teacher.For(train, idx, batch);
             long[]? labels = train.Labels is { } l ? idx.Select(i => l[i]).ToArray() : null;
             double loss = LossAndGradients(batch, targets, labels, seedNames, wrt, grads);

@@ -6,6 +6,9 @@
 // of the batch, lam ~ Beta(alpha, alpha) per sample (the same lam for every input of the sample). With a
 // teacher this needs no labels: the teacher answers the mixed image, so a few hundred samples give the
 // student an unbounded set of points between them to match (a distillation regulariser, not a label trick).
+// Token swap, its counterpart for token models (the token-id input: integer [N, S], the largest ids): each token
+// under the attention mask but the first ([CLS]) becomes, with probability p, a token drawn from the batch's
+// (TinyBERT's data augmentation, without a language model: the teacher labels whatever sentence results).
 using OnnxOpt.Autodiff;
 using OnnxOpt.Data;
 using OnnxOpt.GraphIR;
@@ -24,6 +27,14 @@ public sealed class TrainingData
     public IReadOnlyList<string> InputNames => _names;
     /// <summary>Whether some input is float (the only kind flips, shifts and mixup change).</summary>
     public bool HasFloatInputs => _types.Any(t => t.IsFloatingPoint());
+
+    /// <summary>The token-id input token swap changes: integer [N, S], not a mask, the largest values; or null.
+    /// </summary>
+    public string? TokenInput => Enumerable.Range(0, _names.Count)
+        .Where(k => !_types[k].IsFloatingPoint() && _sampleShapes[k].Length == 1 && !IsMask(k))
+        .OrderByDescending(k => _data[k].DefaultIfEmpty().Max()).Select(k => _names[k]).FirstOrDefault();
+
+    private bool IsMask(int k) => _names[k].Contains("mask", StringComparison.OrdinalIgnoreCase);
 
     /// <summary>Reads every sample of the data set (float inputs; integer inputs are kept as their values).</summary>
     public static TrainingData Load(DataSet set, long maxBytes = 4L << 30)
@@ -81,9 +92,10 @@ public sealed class TrainingData
 
     /// <summary>The batch of the given samples, as evaluator inputs, optionally augmented.</summary>
     public Dictionary<string, NdArray<float>> Gather(ReadOnlySpan<int> samples, SplitMix64? augment = null,
-        bool flip = false, int shift = 0, double mixup = 0)
+        bool flip = false, int shift = 0, double mixup = 0, double tokenSwap = 0)
     {
         var r = new Dictionary<string, NdArray<float>>(StringComparer.Ordinal);
+        var tokens = augment is not null && tokenSwap > 0 ? TokenInput : null;
         var (partner, lam) = augment is not null && mixup > 0 && samples.Length > 1
             ? MixPairs(samples.Length, mixup, augment) : (null, null);
         for (int k = 0; k < _names.Count; k++)
@@ -96,6 +108,7 @@ public sealed class TrainingData
             if (partner is not null && _types[k] == DataType.Float) Mix(a, per, samples, partner, lam!, _data[k]);
             if (augment is not null && _sampleShapes[k].Length == 3 && _types[k] == DataType.Float)
                 Augment(a, samples.Length, _sampleShapes[k], augment, flip, shift);
+            if (_names[k] == tokens) SwapTokens(a, samples, per, augment!, tokenSwap);
             r[_names[k]] = _types[k] == DataType.Float ? new NdArray<float>(shape, a)
                 : new NdArray<float>(shape, a.Select(v => (long)v).ToArray(), _types[k]);
         }
@@ -106,6 +119,23 @@ public sealed class TrainingData
     public Dictionary<string, Tensor> AsTensors(IReadOnlyDictionary<string, NdArray<float>> batch) =>
         batch.ToDictionary(kv => kv.Key, kv => kv.Value.ToTensor(kv.Key,
             _types[_names.IndexOf(kv.Key)] == DataType.Float ? DataType.Float : _types[_names.IndexOf(kv.Key)]));
+
+    /// <summary>Token swap on a batch of token ids [n, per]: positions under the mask (all without one) but the
+    /// first take, with probability p, the token at a random such position of the batch.</summary>
+    private void SwapTokens(float[] a, ReadOnlySpan<int> samples, int per, SplitMix64 rng, double p)
+    {
+        var maskInput = Enumerable.Range(0, _names.Count).FirstOrDefault(k => IsMask(k) && SampleSize(k) == per, -1);
+        var idx = samples.ToArray();
+        bool Live(int i, int t) => t > 0 && (maskInput < 0 || _data[maskInput][(long)idx[i] * per + t] != 0);
+        var pool = new List<float>();
+        for (int i = 0; i < samples.Length; i++)
+            for (int t = 0; t < per; t++)
+                if (Live(i, t)) pool.Add(a[i * per + t]);
+        if (pool.Count == 0) return;
+        for (int i = 0; i < samples.Length; i++)
+            for (int t = 0; t < per; t++)
+                if (Live(i, t) && rng.NextDouble() < p) a[i * per + t] = pool[(int)(rng.Next() % (ulong)pool.Count)];
+    }
 
     /// <summary>For each sample of a batch, another sample of it (never itself) and lam ~ Beta(alpha, alpha).</summary>
     private static (int[], float[]) MixPairs(int n, double alpha, SplitMix64 rng)

@@ -69,6 +69,29 @@ public class TrainingTests
         Assert.Equal(0, Losses.PooledCosine(t.Select(v => 3 * v).ToArray(), t, shape, mask, new float[24]), 9);
     }
 
+    [Fact]
+    public void TokenSwapChangesOnlyMaskedTokensAfterTheFirstAndIsSeeded()
+    {
+        // 3 sentences of 6 tokens; ids 100+ (the largest values: the token input), mask 1 on the first 4 or 5.
+        long[] ids = [1, 101, 102, 103, 2, 0, 1, 111, 112, 113, 114, 2, 1, 121, 122, 2, 0, 0];
+        long[] mask = [1, 1, 1, 1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0];
+        var data = TrainingData.Load(OnnxOpt.Data.DataSet.FromTensors(new Dictionary<string, Tensor>
+        {
+            ["input_ids"] = Tensor.FromInt64s("input_ids", [3, 6], ids),
+            ["attention_mask"] = Tensor.FromInt64s("attention_mask", [3, 6], mask),
+        }));
+        Assert.Equal("input_ids", data.TokenInput);
+        var a = data.Gather([0, 1, 2], new SplitMix64(5), tokenSwap: 0.5)["input_ids"].I;
+        var b = data.Gather([0, 1, 2], new SplitMix64(5), tokenSwap: 0.5)["input_ids"].I;
+        Assert.Equal(a, b);
+        Assert.NotEqual(ids, a);
+        var live = ids.Where((_, i) => i % 6 > 0 && mask[i] == 1).ToHashSet();
+        for (int i = 0; i < ids.Length; i++)
+            if (i % 6 == 0 || mask[i] == 0) Assert.Equal(ids[i], a[i]);
+            else Assert.Contains(a[i], live);
+        Assert.Equal(ids, data.Gather([0, 1, 2], new SplitMix64(5))["input_ids"].I);
+    }
+
     /// <summary>y = relu(x) + a (x - relu(x)) (Layer Folding's parametric activation), then a Gemm.</summary>
     private static Model SlopeNet(float a)
     {

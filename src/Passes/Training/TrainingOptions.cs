@@ -51,6 +51,10 @@ public sealed record TrainingOptions
     [Option("mixup", "mix each sample with another of its batch, lam ~ Beta(mixup, mixup); the teacher answers the "
         + "mix (0: off)", Min = 0)]
     public double Mixup { get; init; } = 0.4;
+    [Option("token-swap", "token models: replace each token (attention mask 1, not the first) with this "
+        + "probability by another token of the batch; the teacher answers the changed sentence (0: off)",
+        Min = 0, Max = 1)]
+    public double TokenSwap { get; init; }
     [Option("eval-every", "with --eval: score the student every this many steps and keep the best (0: train to "
         + "the end, no selection)", Min = 0)]
     public long EvalEvery { get; init; } = 100;
@@ -96,6 +100,7 @@ public sealed record TrainingOptions
         Flip = Flip,
         Shift = checked((int)Shift),
         Mixup = Mixup,
+        TokenSwap = TokenSwap,
         EvalEvery = checked((int)EvalEvery),
         Patience = checked((int)Patience),
         Seed = (ulong)Seed,
