@@ -4,6 +4,9 @@ namespace OnnxOpt.Training;
 
 public enum LossKind
 {
+    /// <summary>Cosine for a [batch, sequence, hidden] first output of a model with an attention mask input, else
+    /// Kl (the Trainer decides).</summary>
+    Auto,
     /// <summary>T^2 * KL(softmax(t/T) || softmax(s/T)) on the first output (logits), Hinton's distillation.</summary>
     Kl,
     /// <summary>Mean squared error against the teacher on every graph output (regression, detection maps).</summary>

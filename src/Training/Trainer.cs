@@ -43,6 +43,7 @@ public sealed record TrainResult(int Steps, int BestStep, string ScoreMetric, do
 public sealed class Trainer
 {
     private readonly string? _mask;
+    private readonly LossKind _loss;
     private readonly Model _student;
     private readonly IReadOnlyList<Parameter> _params;
     private readonly TrainSettings _s;
@@ -65,7 +66,11 @@ public sealed class Trainer
         // loss=cosine pools over the attention mask: an integer [batch, sequence] input named like one.
         _mask = g.Inputs.FirstOrDefault(i => !i.IsInitializer && !i.ElementType.IsFloatingPoint()
             && i.Shape?.Rank == 2 && i.Name.Contains("mask", StringComparison.OrdinalIgnoreCase))?.Name;
-        if (settings.Loss == LossKind.Cosine && g.Outputs[0].Shape?.Rank is not (3 or null))
+        // auto: a sentence encoder's pooled cosine when the first output is [batch, sequence, hidden] and an attention
+        // mask exists, else Hinton's KL on the logits.
+        _loss = settings.Loss != LossKind.Auto ? settings.Loss
+            : _mask is not null && g.Outputs[0].Shape?.Rank == 3 ? LossKind.Cosine : LossKind.Kl;
+        if (_loss == LossKind.Cosine && g.Outputs[0].Shape?.Rank is not (3 or null))
             throw new OnnxModelException($"training: loss=cosine needs a [batch, sequence, hidden] first output; "
                 + $"'{g.Outputs[0].Name}' is not one");
         foreach (var f in settings.Features)
@@ -85,7 +90,7 @@ public sealed class Trainer
     /// <summary>The targets the teacher must give, in order: the outputs the loss uses, then the features.</summary>
     public IReadOnlyList<string> TeacherTargets => LossOutputs().Concat(_s.Features).ToList();
 
-    private IEnumerable<string> LossOutputs() => _s.Loss switch
+    private IEnumerable<string> LossOutputs() => _loss switch
     {
         LossKind.Kl or LossKind.Cosine => [_student.Graph.Outputs[0].Name],
         LossKind.Mse => _student.Graph.Outputs.Select(o => o.Name),
@@ -96,7 +101,7 @@ public sealed class Trainer
     public TrainResult Fit(TrainingData train, Teacher teacher, TrainingData? eval = null, Teacher? evalTeacher = null)
     {
         var clock = Stopwatch.StartNew();
-        if (_s.Loss == LossKind.CrossEntropy && train.Labels is null)
+        if (_loss == LossKind.CrossEntropy && train.Labels is null)
             throw new OnnxModelException("training: loss=ce needs labels (labels.npy) in the training data");
         var rng = new SplitMix64(_s.Seed);
         var sampler = new BatchSampler(train.Count, _s.Batch, rng);
@@ -107,7 +112,7 @@ public sealed class Trainer
 
         var lossOutputs = LossOutputs().ToList();
         var seedNames = lossOutputs.Concat(_s.Features).Distinct().ToList();
-        if (_s.Loss == LossKind.CrossEntropy && !seedNames.Contains(_student.Graph.Outputs[0].Name))
+        if (_loss == LossKind.CrossEntropy && !seedNames.Contains(_student.Graph.Outputs[0].Name))
             seedNames.Insert(0, _student.Graph.Outputs[0].Name);
         var wrt = _params.SelectMany(p => p.Initializers).Distinct().ToList();
         var grads = _params.Select(p => new float[p.Values.Length]).ToArray();
@@ -239,7 +244,7 @@ public sealed class Trainer
         {
             var s = trace[lossOutputs[k]]; var t = targets[k];
             CheckShape(lossOutputs[k], s, t);
-            loss += _s.Loss switch
+            loss += _loss switch
             {
                 LossKind.Kl => Losses.KlDivergence(s.R, t.R, s.Shape[^1], _s.Temperature, Seed(lossOutputs[k]).R,
                     weight),
@@ -254,7 +259,7 @@ public sealed class Trainer
             CheckShape(_s.Features[f], s, t);
             loss += Losses.MeanSquared(s.R, t.R, Seed(_s.Features[f]).R, _s.FeatureWeight * weight);
         }
-        double ceWeight = _s.Loss == LossKind.CrossEntropy ? 1 : _s.LabelWeight;
+        double ceWeight = _loss == LossKind.CrossEntropy ? 1 : _s.LabelWeight;
         if (ceWeight > 0 && labels is not null)
         {
             var name = _student.Graph.Outputs[0].Name;

@@ -2,7 +2,9 @@
 // linearize, ...): the model as the pipeline received it is the teacher, the calibration samples (no
 // labels needed) the training set, and the chosen parameters move to make the student answer as the
 // teacher does:
-//   loss = T^2 KL(softmax(t/T) || softmax(s/T)) on the logits (loss=kl), or MSE on every output (mse),
+//   loss = T^2 KL(softmax(t/T) || softmax(s/T)) on the logits (loss=kl), or MSE on every output (mse), or for a
+//          sentence encoder 1 - cos(mean-pooled s, mean-pooled t) over the attention mask (cosine; auto picks it for
+//          a [batch, sequence, hidden] output of a model with a mask input, kl otherwise),
 //          + feature-weight * MSE on named intermediate values (features=a;b, or auto: the input of the last
 //          global pool, MiR's choice), + label-weight * cross-entropy when the data has labels (loss=ce: only it)
 //   params = all float weights and biases, biases only, codebooks (a clustered model's shared values, the

@@ -27,9 +27,10 @@ public sealed record TrainingOptions
     [Option("clip-norm", "clip the global gradient norm to this (0: off)", Min = 0)]
     public double ClipNorm { get; init; }
     [Option("loss", "kl: T^2 KL on the first output (logits); mse: every output; cosine: 1 - cosine of the first "
-        + "output's mean over the attention mask (sentence encoders); ce: labels only; none: features only",
-        Choices = ["kl", "mse", "cosine", "ce", "none"])]
-    public string Loss { get; init; } = "kl";
+        + "output's mean over the attention mask (sentence encoders); ce: labels only; none: features only; auto: "
+        + "cosine for a [batch, sequence, hidden] output of a model with an attention mask input, else kl",
+        Choices = ["auto", "kl", "mse", "cosine", "ce", "none"])]
+    public string Loss { get; init; } = "auto";
     [Option("temperature", "distillation temperature T (loss=kl)", Min = 0)]
     public double Temperature { get; init; } = 4;
     [Option("label-weight", "add this times the cross-entropy with the data's labels (0: labels unused)", Min = 0)]
@@ -91,7 +92,8 @@ public sealed record TrainingOptions
             "cosine" => LossKind.Cosine,
             "ce" => LossKind.CrossEntropy,
             "none" => LossKind.None,
-            _ => LossKind.Kl,
+            "kl" => LossKind.Kl,
+            _ => LossKind.Auto,
         },
         Temperature = Temperature,
         LabelWeight = LabelWeight,
