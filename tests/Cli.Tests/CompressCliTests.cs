@@ -91,13 +91,46 @@ public class CompressCliTests
     [Fact]
     public void AStageThatCannotChangeTheModelIsSkippedWithItsReason()
     {
+        // The ViT's GELUs are not piecewise linear (only linearize{mode=train} takes them), and with its MatMuls
+        // excluded no channel group is left; a CNN has no attention heads.
         var dir = Paths.TempDir();
+        var recipe = Path.Combine(dir, "r.yaml");
+        File.WriteAllText(recipe, """
+            target: latency
+            max_drop: 1
+            stages:
+              - name: clean-up
+                candidates: ["canonicalize"]
+              - name: layer-folding
+                candidates: ["", "linearize{max-agreement-drop=0.5},fold-conv", "linearize{mode=affine},fold-conv"]
+              - name: pruning
+                candidates: ["", "prune{exclude=MatMul,min-speedup=0}"]
+            """);
         var data = Path.Combine(Paths.TestModels, "digits", "data");
         var r = Cli.Run("compress", Cli.Model("transformers/vit_op13.onnx"), "-o", Path.Combine(dir, "o.onnx"),
-            "--calib", Path.Combine(data, "calib"), "--eval", Path.Combine(data, "test"), "--target", "latency",
+            "--calib", Path.Combine(data, "calib"), "--eval", Path.Combine(data, "test"), "--recipe", recipe,
             "--bench-iterations", "5");
         Assert.True(r.ExitCode == 0, r.Err);
         Assert.Contains("cut [layer-folding] 2 candidates: cannot change the model: linearize: no eligible activation", r.Err);
-        Assert.Contains("cut [pruning] 3 candidates: cannot change the model: prune: no prunable channel group", r.Err);
+        Assert.Contains("cut [pruning] 1 candidate: cannot change the model: prune: no prunable channel group", r.Err);
+        var cnn = Cli.Run("compress", Cli.Model("digits/mlp.onnx"), "-o", Path.Combine(dir, "c.onnx"),
+            "--calib", Path.Combine(Paths.TestModels, "digits", "data_mlp", "calib"), "--eval",
+            Path.Combine(Paths.TestModels, "digits", "data_mlp", "test"), "--recipe", WriteHeadsRecipe(dir),
+            "--bench-iterations", "5");
+        Assert.True(cnn.ExitCode == 0, cnn.Err);
+        Assert.Contains("cut [heads] 1 candidate: cannot change the model: prune: no attention block", cnn.Err);
+    }
+
+    private static string WriteHeadsRecipe(string dir)
+    {
+        var path = Path.Combine(dir, "heads.yaml");
+        File.WriteAllText(path, """
+            target: latency
+            max_drop: 1
+            stages:
+              - name: heads
+                candidates: ["", "prune{unit=head,min-speedup=0}"]
+            """);
+        return path;
     }
 }

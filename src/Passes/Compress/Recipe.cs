@@ -127,7 +127,8 @@ public sealed record Recipe
             && p.First.Candidates.SequenceEqual(p.Second.Candidates));
 
     /// <summary>The built-in search for a target: exact clean-up, Layer Folding (post-training or trained),
-    /// pruning with repair and distillation, then int8 (latency) or clustering with trained centroids (size,
+    /// pruning with repair and distillation (channels; for transformers also attention heads, MLP neurons and residual
+    /// branches), then int8 (latency) or clustering with trained centroids (size,
     /// then strip: names and annotations the deployed model does not need, with or without the weights rounded
     /// to fp16 values, which the archive stores in half the bytes).</summary>
     public static Recipe Auto(string target, double maxDrop)
@@ -168,7 +169,14 @@ public sealed record Recipe
                     Name = "pruning",
                     Candidates = ["", "prune{macs=0.7,criterion=taylor,min-speedup=0},distill{steps=1000,eval-every=0}",
                         "prune{macs=0.5,criterion=taylor,min-speedup=0},distill{steps=1000,eval-every=0}",
-                        "prune{macs=0.5,criterion=l2,min-speedup=0},distill{steps=1000,eval-every=0}"],
+                        "prune{macs=0.5,criterion=l2,min-speedup=0},distill{steps=1000,eval-every=0}",
+                        // Transformers (skipped without attention): heads, then MLP neurons, and whole residual
+                        // branches; distillation's loss follows the output (auto).
+                        "prune{unit=head,ratio=0.5,criterion=damage,sensitivity-samples=64,min-speedup=0},"
+                            + "prune{ratio=0.5,criterion=taylor,min-speedup=0},distill{steps=1000,eval-every=0}",
+                        "prune{unit=block,ratio=0.34,min-speedup=0},"
+                            + "prune{unit=head,ratio=0.4,criterion=damage,sensitivity-samples=64,min-speedup=0},"
+                            + "prune{ratio=0.4,criterion=taylor,min-speedup=0},distill{steps=1000,eval-every=0}"],
                 },
                 new() { Name = target == "latency" ? "int8" : target == "size" ? "clustering" : "finish",
                     Candidates = finish },

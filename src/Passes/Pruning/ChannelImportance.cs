@@ -23,8 +23,9 @@ namespace OnnxOpt.Passes;
 
 public static class ChannelImportance
 {
+    /// <summary>prune's criteria (damage ranks attention heads only: AttentionHeads).</summary>
     public static readonly string[] Criteria =
-        ["l2", "l1", "fpgm", "bn-scale", "synflow", "activation", "taylor", "obd", "fisher"];
+        ["l2", "l1", "fpgm", "bn-scale", "synflow", "activation", "taylor", "obd", "fisher", "damage"];
 
     /// <summary>Criteria that run the model on calibration data.</summary>
     public static bool NeedsData(string criterion) =>
