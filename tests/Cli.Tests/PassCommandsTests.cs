@@ -156,6 +156,28 @@ public class PruneCommandTests
         Assert.Contains("calib", noData.Err);
         Assert.False(File.Exists(Path.Combine(dir, "x.onnx")) || File.Exists(Path.Combine(dir, "y.onnx")));
     }
+
+    [Fact]
+    public void PruneThatRemovesNothingSaysSoAndWritesNothingUnlessForced()
+    {
+        var dir = Paths.TempDir();
+        var model = Cli.Model("digits/vgg.onnx");
+        var output = Path.Combine(dir, "x.onnx");
+        var r = Cli.Run("prune", model, "-o", output, "--unit", "head", "--recover", "none", "--min-speedup", "0");
+        Assert.True(r.ExitCode == 1, r.Err);
+        Assert.Contains("prune changes nothing: no attention block", r.Err);
+        Assert.Contains("not written", r.Err);
+        Assert.False(File.Exists(output));
+        var forced = Cli.Run("prune", model, "-o", output, "--unit", "head", "--recover", "none", "--min-speedup",
+            "0", "--force");
+        Assert.Equal(1, forced.ExitCode);
+        Assert.True(File.Exists(output));
+        // A transformer's heads do go.
+        var vit = Cli.Run("prune", Cli.Model("transformers/vit_op17.onnx"), "-o", Path.Combine(dir, "v.onnx"),
+            "--unit", "head", "--recover", "none", "--min-speedup", "0", "--force", "-v");
+        Assert.Contains("heads removed 6", vit.Err);
+        Assert.True(File.Exists(Path.Combine(dir, "v.onnx")), vit.Err);
+    }
 }
 
 public class ClusterCommandTests

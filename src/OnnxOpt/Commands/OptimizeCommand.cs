@@ -202,15 +202,16 @@ public static class OptimizeCommand
         foreach (var (what, s) in new[] { ("calibration", options.Calibration), ("evaluation", options.Evaluation) })
             if (s?.SkippedNonFinite is > 0 and var k)
                 ctx.Err.WriteLine($"note: skipped {k} {what} samples holding NaN or infinity (--skip-nonfinite)");
+        var failed = result.Idle is { } idle ? idle : $"validation failed ({result.Verdict})";
         if (!result.Accepted && !q.Force)
         {
-            ctx.Err.WriteLine($"onnxopt: validation failed ({result.Verdict}); {q.Output} not written (use --force to write it anyway)");
+            ctx.Err.WriteLine($"onnxopt: {failed}; {q.Output} not written (use --force to write it anyway)");
             return 1;
         }
         OnnxExporter.Save(result.Model, q.Output, q.Export);
         if (!result.Accepted)
         {
-            ctx.Err.WriteLine($"onnxopt: validation failed ({result.Verdict}); {q.Output} written anyway (--force)");
+            ctx.Err.WriteLine($"onnxopt: {failed}; {q.Output} written anyway (--force)");
             return 1;
         }
         ctx.Err.WriteLine($"wrote {q.Output}");

@@ -58,8 +58,14 @@ public sealed record OptimizeResult(Model Model, OptimizeReport Report)
     /// OnnxExporter.Save, which streams).</summary>
     public byte[] Bytes => _bytes ??= OnnxExporter.ToBytes(Model);
 
-    /// <summary>False when validation ran and refused the result.</summary>
-    public bool Accepted => Report.Validation?.Accepted ?? true;
-    /// <summary>Why validation refused the result (null when accepted).</summary>
-    public string? Verdict => Report.Validation?.Reason;
+    /// <summary>False when validation ran and refused the result, or an approximate step could not change the
+    /// model (prune with nothing prunable: the user asked for a change that did not happen).</summary>
+    public bool Accepted => Idle is null && (Report.Validation?.Accepted ?? true);
+    /// <summary>Why the result is refused (null when accepted).</summary>
+    public string? Verdict => Idle ?? Report.Validation?.Reason;
+
+    /// <summary>The first approximate step that could not change the model, and why.</summary>
+    public string? Idle => Report.Passes.Zip(Pipeline.Parse(Report.Pipeline).Steps)
+        .Where(p => p.First.Stats.Unchanged is not null && !p.Second.Pass.IsExact(p.Second.Options))
+        .Select(p => $"{p.Second.Pass.Name} changes nothing: {p.First.Stats.Unchanged}").FirstOrDefault();
 }

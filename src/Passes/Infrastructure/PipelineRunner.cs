@@ -19,6 +19,12 @@ public static class PipelineRunner
         foreach (var step in pipeline.Steps)
         {
             ctx.Stats = new PassStats();
+            // A step that cannot change the model says so (an approximate one refuses the driver's result).
+            if (step.Pass.WhyNoChange(model, step.Options) is { } why)
+            {
+                ctx.Stats.Unchanged = why;
+                ctx.Stats.Notes.Add($"{step.Pass.Name} changes nothing: {why}");
+            }
             var sw = Stopwatch.StartNew();
             step.Pass.Run(ctx, step.Options);
             ctx.Rewriter.Finish();
