@@ -309,22 +309,9 @@ public static class AttentionHeads
     {
         var reads = groups.ToDictionary(g => g.Id, g => g.View.Output!.MatMul.Input(0)!.Name);
         var sums = groups.ToDictionary(g => g.Id, g => new double[g.Heads]);
-        var ev = new Evaluator<float>(model);
-        var outputs = model.Graph.Outputs.Where(o => o.ElementType.IsFloatingPoint()).Select(o => o.Name).ToList();
-        if (outputs.Count == 0) throw new OnnxModelException("prune criterion 'taylor' needs a float graph output");
-        var data = calib.DataFor(IoInfo.InputsOf(model.Graph));
-        var rng = new Random(17);
-        int seen = 0;
-        foreach (var batch in data.Batches(8))
-        {
-            if (seen >= RandomProbes.Samples) break;
-            var inputs = batch.Inputs.ToDictionary(kv => kv.Key, kv => NdArray<float>.FromTensor(kv.Value));
-            var trace = ev.Forward(inputs);
-            int n = trace[outputs[0]].Shape.FirstOrDefault(1);
-            for (int probe = 0; probe < RandomProbes.Probes; probe++)
+        RandomProbes.Run(model, calib, reads.Values.Distinct().ToList(), "prune: head taylor", "taylor",
+            (trace, output) => trace[output].Shape.FirstOrDefault(1), (trace, grads, n) =>
             {
-                var seeds = RandomProbes.Seeds(trace, outputs, rng);
-                var grads = ev.Backward(trace, seeds, reads.Values.Distinct().ToList());
                 foreach (var g in groups)
                 {
                     var a = trace[reads[g.Id]];
@@ -344,11 +331,7 @@ public static class AttentionHeads
                             sums[g.Id][h] += dot * dot;
                         }
                 }
-            }
-            seen += n;
-            calib.Progress?.Invoke("prune: head taylor", Math.Min(seen, RandomProbes.Samples),
-                Math.Min(data.SampleCount, RandomProbes.Samples));
-        }
+            });
         return sums.ToDictionary(kv => kv.Key, kv => kv.Value.Select(Math.Sqrt).ToArray());
     }
 }

@@ -255,25 +255,12 @@ public static class ChannelImportance
         var reads = Reads(d);
         var names = reads.Select(r => r.Value).Distinct().ToList();
         var sums = d.Groups.Where(g => g.Prunable).ToDictionary(g => g.Id, g => new double[g.Channels]);
-        var ev = new Evaluator<float>(model);
-        var outputs = model.Graph.Outputs.Where(o => o.ElementType.IsFloatingPoint()).Select(o => o.Name).ToList();
-        if (outputs.Count == 0) throw new OnnxModelException("prune criterion 'taylor' needs a float graph output");
-        var data = calib.DataFor(IoInfo.InputsOf(model.Graph));
-        var rng = new Random(17);
-        int seen = 0;
-        foreach (var batch in data.Batches(8))
-        {
-            if (seen >= RandomProbes.Samples) break;
-            var inputs = batch.Inputs.ToDictionary(kv => kv.Key, kv => NdArray<float>.FromTensor(kv.Value));
-            var trace = ev.Forward(inputs);
-            // Samples: the batch axis of the output and of every read activation (a malformed model whose output
-            // lost its batch axis must not index past the per-sample sums).
-            int n = reads.Select(r => trace[r.Value].Shape.FirstOrDefault(1))
-                .Append(trace[outputs[0]].Shape.FirstOrDefault(1)).Max();
-            for (int probe = 0; probe < RandomProbes.Probes; probe++)
+        // Samples: the batch axis of the output and of every read activation (a malformed model whose output lost
+        // its batch axis must not index past the per-sample sums).
+        RandomProbes.Run(model, calib, names, "prune: taylor", "taylor", (trace, output) =>
+            reads.Select(r => trace[r.Value].Shape.FirstOrDefault(1)).Append(trace[output].Shape.FirstOrDefault(1))
+                .Max(), (trace, grads, n) =>
             {
-                var seeds = RandomProbes.Seeds(trace, outputs, rng);
-                var grads = ev.Backward(trace, seeds, names);
                 // Per sample and group channel: sum over every read and position of a * g, then squared.
                 var dots = sums.ToDictionary(kv => kv.Key, kv => new double[n * kv.Value.Length]);
                 foreach (var rd in reads)
@@ -298,11 +285,7 @@ public static class ChannelImportance
                     var s = sums[id];
                     for (int i = 0; i < dot.Length; i++) s[i % s.Length] += dot[i] * dot[i];
                 }
-            }
-            seen += n;
-            calib.Progress?.Invoke("prune: taylor", Math.Min(seen, RandomProbes.Samples), Math.Min(data.SampleCount,
-                RandomProbes.Samples));
-        }
+            });
         return sums.ToDictionary(kv => kv.Key, kv => Normalized(kv.Value));
     }
 }
