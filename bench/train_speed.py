@@ -3,7 +3,8 @@
 # onnxopt trains after fold-bn; that script trains on import, so they are restated here.
 """PyTorch float32 reference for `onnxopt-bench train-speed`: distillation steps per second (KL on logits
 against cached teacher logits, Adam, all weights) on the same nets with BatchNorm folded (convs with bias),
-the same batches, 2 threads. Run with Debian's python3-torch (and python3-torchvision for ResNet-18):
+the same batches, 2 threads; `vit` is the test ViT of testmodels/transformers/make_transformers.py. Run with
+Debian's python3-torch (and python3-torchvision for ResNet-18):
     /usr/bin/python3 bench/train_speed.py [--steps 50] [--batch 64] [--big-batch 8] [--big-steps 5] [--warmup 100]
 """
 import argparse, time
@@ -80,6 +81,15 @@ def resnet18():
     strip(m)
     return m
 
+def vit():
+    # The test ViT (testmodels/transformers/make_transformers.py: 3 pre-norm blocks, 64 wide, 4 heads, Erf GELU).
+    import os, sys
+    here = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "testmodels")
+    sys.path[:0] = [here, os.path.join(here, "transformers")]
+    from make_transformers import ViT
+    torch.set_num_threads(2)
+    return ViT()
+
 def bench(name, model, shape, batch, steps, warmup, T=4.0):
     torch.manual_seed(0)
     x = torch.randn(batch * 2, *shape)
@@ -108,7 +118,7 @@ if __name__ == "__main__":
     torch.set_num_threads(2)
     print(f"PyTorch {torch.__version__} float32, {torch.get_num_threads()} threads")
     nets = {"vgg": (Vgg, (1, 16, 16)), "resnet": (ResNet, (1, 16, 16)), "mobilenetv2": (MobileNetV2, (1, 16, 16)),
-            "mlp": (mlp, (64,)), "resnet18": (resnet18, (3, 224, 224))}
+            "mlp": (mlp, (64,)), "resnet18": (resnet18, (3, 224, 224)), "vit": (vit, (1, 16, 16))}
     for n in a.models.split(","):
         ctor, shape = nets[n]
         big = n == "resnet18"

@@ -553,8 +553,8 @@ switch (args.FirstOrDefault())
     case "train-speed":
     {
         // Distillation steps per second of our trainer (float32, all weights, KL on logits, Adam) on the
-        // trained digits nets (BatchNorm folded) and the ResNet-18-sized model; bench/train_speed.py does the
-        // same nets and batches in PyTorch.
+        // trained digits nets (BatchNorm folded), the test ViT (--models vit) and the ResNet-18-sized model;
+        // bench/train_speed.py does the same nets and batches in PyTorch.
         int steps = int.Parse(Opt("--steps", "50"), c), batch = int.Parse(Opt("--batch", "64"), c);
         int bigBatch = int.Parse(Opt("--big-batch", "8"), c), bigSteps = int.Parse(Opt("--big-steps", "5"), c);
         int warmup = int.Parse(Opt("--warmup", "100"), c);
@@ -564,7 +564,9 @@ switch (args.FirstOrDefault())
         foreach (var n in runs)
         {
             bool big = n == "resnet18";
-            var model = big ? ResNet18.Build(224) : OnnxImporter.Load(Path.Combine(digits, n + ".onnx"));
+            var model = big ? ResNet18.Build(224) : n == "vit"
+                ? OnnxImporter.Load(Path.Combine(Repo.Root, "testmodels", "transformers", "vit_op17.onnx"))
+                : OnnxImporter.Load(Path.Combine(digits, n + ".onnx"));
             PipelineRunner.Run(model, Pipeline.Parse("canonicalize,fold-bn"), new PassContext(model));
             int b = big ? bigBatch : batch, st = big ? bigSteps : steps;
             OnnxOpt.Training.TrainingData train;
