@@ -84,6 +84,17 @@ public class PassCommandsTests
 public class GroupsCommandTests
 {
     [Fact]
+    public void GroupsListsTheAttentionHeadsOfATransformer()
+    {
+        var vit = Cli.Run("groups", Cli.Model("transformers/vit_op17.onnx"));
+        Assert.Equal(0, vit.ExitCode);
+        Assert.Contains("3 attention blocks, 3 with prunable heads (prune --unit head)", vit.Out);
+        Assert.Contains("attention 0: '/blocks.0/Softmax' (Softmax), 4 heads of 16, prunable", vit.Out);
+        Assert.Contains("\"head_size\": 16", Cli.Run("groups", Cli.Model("transformers/bert_op13.onnx"), "--json").Out);
+        Assert.DoesNotContain("attention", Cli.Run("groups", Cli.Model("digits/vgg.onnx"), "--json").Out);
+    }
+
+    [Fact]
     public void GroupsListsEveryGroupAsTextAndDeterministicJson()
     {
         var model = Cli.Model("digits/resnet.onnx");

@@ -1,5 +1,6 @@
 // onnxopt groups MODEL [--json] [--exclude A;B]: the dependency groups structured pruning works on
-// (DependencyGroups), each with its members and either "prunable" or why not.
+// (DependencyGroups), each with its members and either "prunable" or why not, and the attention blocks whose heads
+// prune --unit head removes (AttentionHeads).
 using System.CommandLine;
 using OnnxOpt.Passes;
 
@@ -26,7 +27,9 @@ public static class GroupsCommand
                     | StringSplitOptions.TrimEntries)
                 .ToHashSet(StringComparer.Ordinal);
             var d = DependencyGroups.Analyze(m, ex);
-            ctx.Out.Write(r.GetValue(json) ? DependencyGroupsWriter.Json(d) : DependencyGroupsWriter.Text(d));
+            var heads = AttentionHeads.Analyze(m);
+            ctx.Out.Write(r.GetValue(json) ? DependencyGroupsWriter.Json(d, heads)
+                : DependencyGroupsWriter.Text(d, heads));
             return 0;
         });
         return cmd;

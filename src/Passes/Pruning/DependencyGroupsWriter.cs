@@ -1,7 +1,9 @@
 // `onnxopt groups` output: every dependency group with its channel count, share of the model's MACs,
 // blocks (grouped convs: equal blocks kept in equal counts), members (producers, consumers with their
 // input offset, tied ops) and either "prunable" or the reasons
-// it is not; as text or JSON (keys in a fixed order, byte-identical across runs).
+// it is not; then, in a model with attention, each attention block's heads (AttentionHeads: the units of
+// prune{unit=head}); as text or JSON (keys in a fixed order, byte-identical across runs; "attention" only when the
+// model has attention blocks).
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
@@ -11,7 +13,7 @@ namespace OnnxOpt.Passes;
 
 public static class DependencyGroupsWriter
 {
-    public static string Text(DependencyGroups d)
+    public static string Text(DependencyGroups d, IReadOnlyList<HeadGroup>? heads = null)
     {
         var c = CultureInfo.InvariantCulture;
         var sb = new StringBuilder();
@@ -30,6 +32,18 @@ public static class DependencyGroupsWriter
             foreach (var t in g.Tied.Distinct()) sb.AppendLine(c, $"  tied {t}");
             foreach (var r in g.Reasons) sb.AppendLine(c, $"  not prunable: {r}");
         }
+        if (heads is not { Count: > 0 }) return sb.ToString();
+        var withHeads = heads.Count(h => h.Prunable);
+        sb.AppendLine(c, $"{heads.Count} attention blocks, {withHeads} with prunable heads (prune --unit head)");
+        foreach (var h in heads)
+        {
+            var state = h.Prunable ? "prunable" : "not prunable";
+            sb.AppendLine(c, $"attention {h.Id}: {h.Name}, {h.Heads} heads of {h.HeadSize}, {state}");
+            foreach (var p in h.Projections)
+                sb.AppendLine(c, $"  {(p.Slot is null ? "projection" : "q/k/v projection")} {p.MatMul}");
+            if (h.View.Output is { } o) sb.AppendLine(c, $"  output projection {o.MatMul}");
+            foreach (var r in h.Reasons) sb.AppendLine(c, $"  not prunable: {r}");
+        }
         return sb.ToString();
     }
 
@@ -37,7 +51,7 @@ public static class DependencyGroupsWriter
 
     private static string Each(long repeat) => repeat > 1 ? $", {repeat} features each" : "";
 
-    public static string Json(DependencyGroups d)
+    public static string Json(DependencyGroups d, IReadOnlyList<HeadGroup>? heads = null)
     {
         using var ms = new MemoryStream();
         using (var w = new Utf8JsonWriter(ms, OptimizeReportWriter.Options))
@@ -70,6 +84,24 @@ public static class DependencyGroupsWriter
                 w.WriteEndObject();
             }
             w.WriteEndArray();
+            if (heads is { Count: > 0 })
+            {
+                w.WriteStartArray("attention");
+                foreach (var h in heads)
+                {
+                    w.WriteStartObject();
+                    w.WriteNumber("id", h.Id);
+                    w.WriteString("softmax", h.Name);
+                    w.WriteNumber("heads", h.Heads);
+                    w.WriteNumber("head_size", h.HeadSize);
+                    w.WriteBoolean("prunable", h.Prunable);
+                    Strings(w, "projections", h.Projections.Select(p => p.MatMul.ToString()));
+                    if (h.View.Output is { } o) w.WriteString("output_projection", o.MatMul.ToString());
+                    Strings(w, "reasons", h.Reasons);
+                    w.WriteEndObject();
+                }
+                w.WriteEndArray();
+            }
             w.WriteEndObject();
         }
         return Encoding.UTF8.GetString(ms.ToArray()) + "\n";
