@@ -201,6 +201,16 @@ public class TransformerPruneTests
     }
 
     [Fact]
+    public void AnExcludedProjectionKeepsItsBlocksHeads()
+    {
+        var m = Run(Load("vit_op17"), "canonicalize").After;
+        var (_, runs) = Run(m, "prune{unit=head,ratio=0.5,recover=none,min-speedup=0,exclude=/blocks.0/qkv/MatMul}");
+        var decisions = runs.SelectMany(r => r.Stats.Decisions).OfType<HeadsPruned>().ToList();
+        Assert.Equal(4, decisions.Single(d => d.Attention.Contains("/blocks.0/")).HeadsAfter);
+        Assert.True(decisions.Sum(d => d.HeadsBefore - d.HeadsAfter) > 0);
+    }
+
+    [Fact]
     public void HeadPruningOfAModelWithoutAttentionSaysSo()
     {
         var m = OnnxImporter.Load(Paths.Model("digits/vgg.onnx"));

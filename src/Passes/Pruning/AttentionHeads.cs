@@ -14,7 +14,9 @@
 //           output projection's input), with L = r . y for random signs r (RandomProbes), squared per sample;
 //   damage  measured: ||y(head removed) - y||^2 / ||y||^2 on calibration samples in ORT, one head at a time.
 // Refused, with the reason: heads or head size unknown, a projection whose weight does not match H*D, a Reshape
-// target that is neither a constant nor a Concat of 1-element parts, a Shape read of the head axis.
+// target that is neither a constant nor a Concat of 1-element parts, a Shape of a projection's output or of the
+// merged heads read at the axis that changes (Shape reads between the split and the merge are not checked: the
+// exactness tests run the exports in ORT).
 using OnnxOpt.Autodiff;
 using OnnxOpt.Calibration;
 using OnnxOpt.Data;
@@ -35,8 +37,6 @@ public sealed class HeadGroup(int id, AttentionView view)
     public List<(Node Reshape, int Index, bool Merge)> ShapeEdits { get; } = new();
     public List<string> Reasons { get; } = new();
     public bool Prunable => Reasons.Count == 0;
-    /// <summary>MACs per sample of the projections (the attention products scale with the tokens).</summary>
-    public long Macs { get; internal set; }
     public string Name => View.Softmax.ToString();
 }
 
@@ -116,8 +116,6 @@ public static class AttentionHeads
         foreach (var (r, index, _) in g.ShapeEdits)
             if (!EditableTarget(r.Input(1), index))
                 g.Reasons.Add($"{r}: target shape entry {index} cannot be rewritten");
-        g.Macs = g.Projections.Concat(v.Output is { } o ? [o] : [])
-            .Sum(p => Rewriter.ConstantOf(p.Weight)?.ElementCount ?? 0);
         return g;
     }
 

@@ -176,7 +176,7 @@ public sealed class DependencyGroups
             return;
         }
         if (y is null) { Refuse(fed, $"read by {n} (no output)"); return; }
-        if (n.OpType == "LayerNormalization" && inputs[0] is { } ln)
+        if (n.OpType == "LayerNormalization" && inputs[0] is not null)
         {
             // Normalized over the channel axis: removing channels changes the statistics (not exact).
             var rank = n.Input(0)!.Shape?.Rank ?? 0;
@@ -191,7 +191,7 @@ public sealed class DependencyGroups
         switch (OpRegistry.Find(n)?.Channels ?? ChannelMapping.Unknown)
         {
             case ChannelMapping.Tied:
-                if (inputs[0] is { } ts && AxisOf(n.Input(0)) != 1 - (n.Input(0)!.Shape?.Rank ?? 0))
+                if (inputs[0] is not null && AxisOf(n.Input(0)) != 1 - (n.Input(0)!.Shape?.Rank ?? 0))
                 {
                     Unknown(n, fed, $"{n.OpType}'s channels are on axis 1, the feature map's are not");
                     return;

@@ -31,7 +31,7 @@ public sealed record PruneOptions
     [Option("scope", "one threshold over all groups, or the same ratio in every group", Choices = ["global", "local"])]
     public string Scope { get; init; } = "global";
     [Option("unit", "filter: channels of dependency groups; head: attention heads (AttentionHeads; ratio = fraction "
-        + "of the heads; criterion l2 or taylor); block: whole residual blocks y = x + f(x) -> y = x "
+        + "of the heads; criterion l2, taylor or damage); block: whole residual blocks y = x + f(x) -> y = x "
         + "(BlockDropping; ratio = fraction of the blocks)", Choices = ["filter", "head", "block"])]
     public string Unit { get; init; } = "filter";
     [Option("allocate", "uniform: rank by importance (scope); sensitivity: per-group ratios from each group's "
@@ -181,27 +181,30 @@ public sealed class Prune : Pass<PruneOptions>
         if (before is not null && decisions.Any(x => x.Dropped)) Guard(ctx, before, minSpeedup);
     }
 
-    /// <summary>unit=head: whole attention heads (AttentionHeads), ranked by l2 or taylor, kept per layer by one
-    /// global threshold (scope=global) or the same ratio (local), at least one head and at most max-ratio removed
-    /// per layer; the output projections are repaired.</summary>
+    /// <summary>unit=head: whole attention heads (AttentionHeads), ranked by l2, taylor or damage, kept per layer by
+    /// one global threshold (scope=global) or the same ratio (local), at least one head and at most max-ratio
+    /// removed per layer; the output projections are repaired.</summary>
     private void PruneHeads(PassContext ctx, PruneOptions o, PrunePlan plan, Repair repair)
     {
         var groups = AttentionHeads.Analyze(ctx.Model);
         var calib = ChannelImportance.NeedsData(plan.Criterion) ? ctx.RequireCalibration(Name) : null;
         var importance = AttentionHeads.Importance(plan.Criterion, groups, ctx.Model, calib,
             (int)o.SensitivitySamples);
-        foreach (var g in groups.Where(g => g.Prunable && plan.Exclude.Any(e => g.Name.Contains(e))))
+        // An excluded Softmax or projection (node or output name) keeps its block's heads.
+        foreach (var g in groups.Where(g => g.Prunable && g.Projections.Select(p => p.MatMul)
+            .Append(g.View.Softmax).Concat(g.View.Output is { } op ? [op.MatMul] : [])
+            .Any(n => plan.Exclude.Contains(n.Name ?? "") || plan.Exclude.Contains(n.Output().Name))))
             importance.Remove(g.Id);
         var dims = ctx.Calibration is { } c ? SequenceDims(ctx.Model, c) : null;
         var ratio = o.Macs >= 0 ? Bisect(plan, o.Macs, ctx, r =>
         {
             var trial = ctx.Model.Clone();
             var tg = AttentionHeads.Analyze(trial);
-            foreach (var (id, k) in plan.KeepHeads(tg, importance, r))
+            foreach (var (id, k) in plan.KeepHeads(importance, r))
                 AttentionHeads.Apply(trial, new Rewriter(trial), tg[id], k);
             return ModelStats.Compute(trial, dims: dims).TotalMacs;
         }, ModelStats.Compute(ctx.Model, dims: dims).TotalMacs) : o.Ratio;
-        var keep = plan.KeepHeads(groups, importance, ratio);
+        var keep = plan.KeepHeads(importance, ratio);
         var original = ctx.Model.Clone();
         var outputs = keep.Keys.Select(id => groups[id].View.Output!.MatMul).ToList();
         var bias = o.Recover == "bias" ? BiasRepair.Prepare(ctx.Model, outputs, repair.Calib!) : null;
@@ -370,8 +373,7 @@ public sealed record PrunePlan(string Criterion, bool Global, int RoundTo, int M
     /// <summary>unit=head: the heads each attention block keeps (ascending) for a removal ratio, by one threshold
     /// over the normalized importances (global) or per block (local); at least one head, at most max-ratio removed.
     /// </summary>
-    public Dictionary<int, int[]> KeepHeads(IReadOnlyList<HeadGroup> groups, Dictionary<int, double[]> importance,
-        double ratio)
+    public Dictionary<int, int[]> KeepHeads(Dictionary<int, double[]> importance, double ratio)
     {
         var all = importance.Values.SelectMany(v => v).Order().ToArray();
         var cut = all.Length == 0 ? 0 : all[Math.Clamp((int)Math.Floor(ratio * all.Length), 0, all.Length - 1)];
