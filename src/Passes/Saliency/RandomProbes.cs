@@ -33,7 +33,8 @@ internal static class RandomProbes
     {
         var ev = new Evaluator<float>(model);
         var outputs = model.Graph.Outputs.Where(o => o.ElementType.IsFloatingPoint()).Select(o => o.Name).ToList();
-        if (outputs.Count == 0) throw new OnnxModelException($"prune criterion '{criterion}' needs a float graph output");
+        if (outputs.Count == 0)
+            throw new OnnxModelException($"prune criterion '{criterion}' needs a float graph output");
         var data = calib.DataFor(IoInfo.InputsOf(model.Graph));
         var rng = new Random(17);
         int seen = 0;
