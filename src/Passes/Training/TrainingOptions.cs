@@ -53,9 +53,9 @@ public sealed record TrainingOptions
         + "mix (0: off)", Min = 0)]
     public double Mixup { get; init; } = 0.4;
     [Option("token-swap", "token models: replace each token (attention mask 1, not the first) with this "
-        + "probability by another token of the batch; the teacher answers the changed sentence (0: off)",
-        Min = 0, Max = 1)]
-    public double TokenSwap { get; init; }
+        + "probability by another token of the batch; the teacher answers the changed sentence (0: off; models "
+        + "without a token-id input are not affected)", Min = 0, Max = 1)]
+    public double TokenSwap { get; init; } = 0.15;
     [Option("eval-every", "with --eval: score the student every this many steps and keep the best (0: train to "
         + "the end, no selection)", Min = 0)]
     public long EvalEvery { get; init; } = 100;
