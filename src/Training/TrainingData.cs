@@ -30,9 +30,12 @@ public sealed class TrainingData
 
     /// <summary>The token-id input token swap changes: integer [N, S], not a mask, the largest values; or null.
     /// </summary>
-    public string? TokenInput => Enumerable.Range(0, _names.Count)
+    public string? TokenInput => (_tokenInput ??= new(() => Enumerable.Range(0, _names.Count)
         .Where(k => !_types[k].IsFloatingPoint() && _sampleShapes[k].Length == 1 && !IsMask(k))
-        .OrderByDescending(k => _data[k].DefaultIfEmpty().Max()).Select(k => _names[k]).FirstOrDefault();
+        .OrderByDescending(k => _data[k].DefaultIfEmpty().Max()).Select(k => _names[k]).FirstOrDefault())).Value;
+
+    // Found once: the data does not change after loading (Gather asks every step).
+    private Lazy<string?>? _tokenInput;
 
     private bool IsMask(int k) => _names[k].Contains("mask", StringComparison.OrdinalIgnoreCase);
 

@@ -65,7 +65,5 @@ public sealed record OptimizeResult(Model Model, OptimizeReport Report)
     public string? Verdict => Idle ?? Report.Validation?.Reason;
 
     /// <summary>The first approximate step that could not change the model, and why.</summary>
-    public string? Idle => Report.Passes.Zip(Pipeline.Parse(Report.Pipeline).Steps)
-        .Where(p => p.First.Stats.Unchanged is not null && !p.Second.Pass.IsExact(p.Second.Options))
-        .Select(p => $"{p.Second.Pass.Name} changes nothing: {p.First.Stats.Unchanged}").FirstOrDefault();
+    public string? Idle => Report.Passes.Select(p => p.Stats.Unchanged).FirstOrDefault(u => u is not null);
 }

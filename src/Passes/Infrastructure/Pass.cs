@@ -86,7 +86,8 @@ public sealed class PassStats
     /// <summary>One typed record per decision (each activation considered, fold, quantized op, trial, ...).</summary>
     public List<Decision> Decisions { get; } = new();
     public List<string> Notes { get; } = new();
-    /// <summary>Why the pass could not change the model it was given (its WhyNoChange), or null.</summary>
+    /// <summary>An approximate pass that could not change the model it was given: "prune changes nothing: why"
+    /// (its WhyNoChange); the driver refuses such a result. Null otherwise.</summary>
     public string? Unchanged { get; set; }
     /// <summary>Per rule: applications and match failures by reason (passes built on the rule driver).</summary>
     public List<RuleStats> Rules { get; } = new();

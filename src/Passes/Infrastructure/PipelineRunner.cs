@@ -22,8 +22,9 @@ public static class PipelineRunner
             // A step that cannot change the model says so (an approximate one refuses the driver's result).
             if (step.Pass.WhyNoChange(model, step.Options) is { } why)
             {
-                ctx.Stats.Unchanged = why;
-                ctx.Stats.Notes.Add($"{step.Pass.Name} changes nothing: {why}");
+                var said = $"{step.Pass.Name} changes nothing: {why}";
+                ctx.Stats.Notes.Add(said);
+                if (!step.Pass.IsExact(step.Options)) ctx.Stats.Unchanged = said;
             }
             var sw = Stopwatch.StartNew();
             step.Pass.Run(ctx, step.Options);
