@@ -57,6 +57,11 @@ public class CompressCliTests
         var m = Cli.Run("compress", Cli.Model("digits/vgg.onnx"), "-o", output, "--calib", Path.Combine(data, "calib"));
         Assert.Equal(2, m.ExitCode);
         Assert.Contains("--eval", m.Err);
+        var c = Cli.Run("compress", Cli.Model("digits/vgg.onnx"), "-o", output, "--calib", Path.Combine(data, "calib"),
+            "--eval", Path.Combine(data, "test"), "--confidence", "0.3");
+        Assert.Equal(2, c.ExitCode);
+        Assert.Contains("--confidence must be 0", c.Err);
+        Assert.Single(c.Err.Trim().Split('\n'));
         Assert.False(File.Exists(output));
     }
 

@@ -60,8 +60,15 @@ public class CompressTests
         var a = Compress(Small);
         var r = a.Report;
         Assert.True(r.ChosenCandidate.WithinBudget);
-        Assert.True(r.ChosenCandidate.Drop <= 0.5 + 1e-9);
-        Assert.All(r.Candidates.Where(c => c.Error is null), c => Assert.Equal(c.Drop <= 0.5 + 1e-9, c.WithinBudget));
+        Assert.True(r.ChosenCandidate.DropUpper <= 0.5 + 1e-9);
+        // Judged by the drop's upper bound at 90% (binomial on the 500 held-out images), never below the drop.
+        Assert.Equal(0.9, r.Confidence);
+        Assert.All(r.Candidates.Where(c => c.Error is null), c =>
+        {
+            Assert.Equal(c.DropUpper <= 0.5 + 1e-9, c.WithinBudget);
+            Assert.True(c.DropUpper >= c.Drop - 1e-9);
+        });
+        Assert.Contains(r.Candidates, c => c.Error is null && c.DropUpper > c.Drop + 0.1);
         // bits=1 destroys the model: evaluated, over the budget, never chosen.
         Assert.Contains(r.Candidates, c => c.Step.StartsWith("cluster{bits=1,", StringComparison.Ordinal) && !c.WithinBudget);
         // Within the budget, nothing smaller than the chosen one.
@@ -76,6 +83,8 @@ public class CompressTests
         // Reports.
         var json = CompressReportWriter.Json(r);
         Assert.Contains("\"chosen\": " + r.Chosen, json);
+        Assert.Contains("\"drop_upper\": ", json);
+        Assert.Contains("at 90% confidence", CompressReportWriter.Summary(r));
         var recipe = System.Text.Json.JsonDocument.Parse(json).RootElement.GetProperty("recipe").GetRawText();
         Assert.True(Small.SameAs(Recipe.Parse(recipe, json: true)));
         var html = HtmlReport.Compress(r);

@@ -263,6 +263,10 @@ public class QuantizeTests
         Assert.True(trials.Count >= 2, "the all-int8 model should have needed fallbacks");
         Assert.True(trials[0].Drop > 0);
         Assert.True(trials[^1].Drop <= 0);
+        // Each trial is judged by its drop's upper bound at 90% (paired binomial on the 500 images).
+        Assert.All(trials, t => Assert.True(t.DropUpper >= t.Drop - 1e-9, $"{t.DropUpper} < {t.Drop}"));
+        Assert.True(trials[0].DropUpper > trials[0].Drop);
+        Assert.True(trials[^1].DropUpper <= 0);
         Assert.Contains(runs[2].Stats.Decisions.OfType<QuantizedOp>(), d => d.Reason == "kept in float (accuracy)");
         Assert.NotEmpty(runs[2].Stats.Decisions.OfType<OpSensitivity>());
         // The model the pass leaves is the one the search accepted: its held-out accuracy is within budget,

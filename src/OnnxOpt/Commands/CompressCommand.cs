@@ -1,5 +1,5 @@
 // onnxopt compress IN -o OUT (--calib DIR | --calib-random N) (--eval DIR | --eval-random N) [--max-drop X]
-//                  [--target latency|size|macs]
+//                  [--confidence 0.9] [--target latency|size|macs]
 //                  [--recipe auto|FILE] [--time-budget MINUTES] [--html R.html] [--report R.json] [--force]
 // The library's Compressor: a search over clean-up, Layer Folding, pruning with distillation, and int8 or
 // clustering, every candidate validated in ORT on --eval; the best one within the budget is written
@@ -43,6 +43,12 @@ public static class CompressCommand
             Description = "accuracy budget in points (labels) or of top-1 agreement (default: the recipe's, 1 for "
                 + "auto)",
         };
+        var confidence = new Option<double>("--confidence")
+        {
+            Description = "judge each candidate by the upper bound of its drop at this confidence (binomial for "
+                + "accuracy, bootstrap otherwise; 0: the measured drop)",
+            DefaultValueFactory = _ => 0.9,
+        };
         var target = new Option<string>("--target")
         {
             Description = "what to minimize within the budget",
@@ -69,8 +75,8 @@ public static class CompressCommand
             "Search clean-up, Layer Folding, pruning + distillation and int8 or clustering for the "
             + "smallest or fastest model within an accuracy budget, validated in ORT");
         cmd.Add(input);
-        foreach (var o in new Option[] { output, calib, calibRandom, eval, evalRandom, maxDrop, target, recipe, time,
-            report, html, iters }) cmd.Add(o);
+        foreach (var o in new Option[] { output, calib, calibRandom, eval, evalRandom, maxDrop, confidence, target, recipe,
+            time, report, html, iters }) cmd.Add(o);
         var metric = new MetricOptions();
         metric.AddTo(cmd);
         cmd.SetAction(r =>
@@ -80,6 +86,8 @@ public static class CompressCommand
             var model = OnnxImporter.Load(inPath);
             var errors = Verifier.Check(model);
             if (errors.Count > 0) throw new OnnxModelException($"{inPath}: {errors[0]}");
+            if (r.GetValue(confidence) is var conf && (conf < 0 || conf >= 1 || (conf > 0 && conf < 0.5)))
+                throw new OnnxModelException("--confidence must be 0 (judge the measured drop) or in [0.5, 1)");
             var spec = r.GetValue(recipe)!;
             var rec = spec == "auto" ? Recipe.Auto(r.GetValue(target)!, r.GetValue(maxDrop) ?? 1) : Recipe.Load(spec);
             if (spec != "auto" && r.GetValue(maxDrop) is { } md) rec = rec with { MaxDrop = md };
@@ -93,6 +101,7 @@ public static class CompressCommand
                 TimeBudgetMinutes = r.GetValue(time),
                 Bench = new Runtime.Validation.BenchOptions { Iterations = r.GetValue(iters), Warmup = 10 },
                 Metric = metric.Read(r),
+                Confidence = r.GetValue(confidence),
                 Log = ctx.Err,
             };
             var result = Compressor.Run(model, options, inPath, outPath);

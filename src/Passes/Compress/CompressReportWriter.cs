@@ -20,6 +20,7 @@ public static class CompressReportWriter
             if (r.Output is not null) w.WriteString("output", r.Output);
             w.WriteString("target", r.Target);
             JsonNumbers.Write(w, "max_drop", r.MaxDrop);
+            JsonNumbers.Write(w, "confidence", r.Confidence);
             w.WritePropertyName("recipe");
             using (var doc = JsonDocument.Parse(r.Recipe.ToJson())) doc.WriteTo(w);
             w.WriteString("drop_metric", r.DropMetric);
@@ -61,6 +62,7 @@ public static class CompressReportWriter
         {
             if (c.Accuracy is { } a) JsonNumbers.Write(w, "accuracy", a);
             JsonNumbers.Write(w, "drop", c.Drop);
+            JsonNumbers.Write(w, "drop_upper", c.DropUpper);
             JsonNumbers.Write(w, "latency_ms", c.LatencyMs);
             JsonNumbers.Write(w, "input_latency_ms", c.ReferenceLatencyMs);
             w.WriteNumber("bytes", c.Bytes);
@@ -89,6 +91,9 @@ public static class CompressReportWriter
             + $"{(x.Pipeline.Length == 0 ? "(the input)" : Pipeline.Brief(x.Pipeline))}");
         s += string.Create(c, $"\n  {metric} drop {x.Drop:F2} points");
         if (x.Accuracy is { } a && r.ReferenceAccuracy is { } ra) s += string.Create(c, $" ({ra:F2}% -> {a:F2}%)");
+        if (r.Confidence > 0)
+            s += string.Create(c,
+                $", at most {x.DropUpper:F2} at {r.Confidence * 100:G3}% confidence (what the budget judged)");
         s += string.Create(c,
             $"; latency {r.Latency.Model.MedianMs:F4} -> {r.Latency.Other!.MedianMs:F4} ms "
             + $"({r.Latency.SpeedupText()}); "

@@ -34,6 +34,9 @@ public sealed record CompressOptions
     public BenchOptions Bench { get; init; } = new() { Iterations = 100, Warmup = 10 };
     /// <summary>What the budget is measured in (default: chosen from the first output's shape).</summary>
     public MetricSpec Metric { get; init; } = MetricSpec.Default;
+    /// <summary>A candidate is within the budget when the upper bound of its drop at this confidence is
+    /// (SampleTally: binomial for accuracy, bootstrap otherwise); 0 judges the measured drop.</summary>
+    public double Confidence { get; init; } = 0.9;
     public TextWriter? Log { get; init; }
 }
 
@@ -42,6 +45,8 @@ public sealed record CompressCandidate(int Id, int? Parent, string Stage, string
 {
     public double? Accuracy { get; init; }
     public double Drop { get; init; }
+    /// <summary>The drop's upper confidence bound (CompressOptions.Confidence), what the budget judges.</summary>
+    public double DropUpper { get; init; }
     public double LatencyMs { get; init; }
     public double ReferenceLatencyMs { get; init; }
     public long Bytes { get; init; }
@@ -62,6 +67,8 @@ public sealed record CompressReport
     public string? Output { get; init; }
     public required string Target { get; init; }
     public required double MaxDrop { get; init; }
+    /// <summary>The confidence of the drops' upper bounds the budget judged (0: the measured drops).</summary>
+    public double Confidence { get; init; }
     public required Recipe Recipe { get; init; }
     /// <summary>What the drop is measured in: accuracy (labels) or top1_agreement / cosine_x100.</summary>
     public required string DropMetric { get; init; }
@@ -125,6 +132,7 @@ public static class Compressor
             var v = Validator.Compare(reference, cand, o.Evaluation.DataFor(reference.Inputs),
                 new ValidationOptions { Metric = o.Metric });
             var drop = Fidelity.DropOf(v);
+            var upper = v.Primary?.UpperDrop(o.Confidence) ?? drop.Points;
             // The input against itself is a drop of 0; anything else (NaN or infinite outputs) leaves no budget to
             // judge candidates by, so the search stops before it starts.
             if (parent is null && !(drop.Points <= recipe.MaxDrop + 1e-9))
@@ -140,6 +148,7 @@ public static class Compressor
             {
                 Accuracy = v.CandidateAccuracy * 100,
                 Drop = Math.Round(drop.Points, 6),
+                DropUpper = Math.Round(upper, 6),
                 LatencyMs = bench.Other!.MedianMs,
                 ReferenceLatencyMs = bench.Model.MedianMs,
                 Bytes = bytes.LongLength,
@@ -147,14 +156,16 @@ public static class Compressor
                 Macs = stats.TotalMacs,
                 Parameters = stats.ParameterCount,
                 NonLinearDepth = stats.NonLinearDepth,
-                WithinBudget = drop.Points <= recipe.MaxDrop + 1e-9,
+                WithinBudget = upper <= recipe.MaxDrop + 1e-9,
                 Seconds = Math.Round(seconds, 3),
             };
             validations[c.Id] = (v, bench);
             all.Add(c);
+            var bound = o.Confidence > 0
+                ? FormattableString.Invariant($" (<= {c.DropUpper:F2} at {o.Confidence * 100:G3}%)") : "";
             log.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"compress: #{c.Id} [{stage}] {(step.Length == 0 ? "input" : Pipeline.Brief(step))}: {dropMetric} "
-                    + $"drop {c.Drop:F2}, "
+                    + $"drop {c.Drop:F2}{bound}, "
                 + $"{c.LatencyMs:F3} ms (input {c.ReferenceLatencyMs:F3}), {c.PackedBytes:N0} B packed, "
                 + $"{c.Macs:N0} MACs{(c.WithinBudget ? "" : " - over budget")} ({seconds:F1} s)"));
             return c;
@@ -253,6 +264,7 @@ public static class Compressor
             Output = outputPath,
             Target = recipe.Target,
             MaxDrop = recipe.MaxDrop,
+            Confidence = o.Confidence,
             Recipe = recipe,
             DropMetric = dropMetric,
             ReferenceAccuracy = referenceAccuracy,

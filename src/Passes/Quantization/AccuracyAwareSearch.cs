@@ -50,8 +50,9 @@ internal static class AccuracyAwareSearch
 
     public static SearchResult Run(PassContext ctx, Model model, Dictionary<string, RangeCalibrator> ranges,
         QuantizeOptions qo, bool qoperator, CalibrationSource eval, double maxDrop, int maxTrials,
-        Preparations prep, bool byClass = true) =>
-        new Search(ctx, model, ranges, qo, qoperator, eval, maxDrop, maxTrials, prep).Run(byClass);
+        Preparations prep, bool byClass = true, double confidence = 0) =>
+        new Search(ctx, model, ranges, qo, qoperator, eval, maxDrop, maxTrials, prep) { Confidence = confidence }
+            .Run(byClass);
 
     /// <summary>What the search may do to the float model before keeping ops in float: bias corrections measured
     /// on a model (null: never; Always: from the first trial), and the model equalized with its ranges (null:
@@ -77,6 +78,8 @@ internal static class AccuracyAwareSearch
         private readonly bool _qoperator;
         private readonly CalibrationSource _eval;
         private readonly double _maxDrop;
+        /// <summary>Candidates are judged by the upper bound of their drop at this confidence (0: the drop).</summary>
+        public double Confidence { get; init; }
         private readonly int _maxTrials;
         private byte[] _fp32;
         private Model _model;
@@ -129,8 +132,8 @@ internal static class AccuracyAwareSearch
             var (first, firstResult) = Build(new HashSet<string>(), _qoperator);
             _firstResult = firstResult;
             var f0 = _reference.Measure(_deployed, first);
-            Trial(_ctx, _reference, 0, _corrections is null ? null : "bias-correct", f0, [], null);
-            _best = (_reference.Drop(f0), new HashSet<string>(StringComparer.Ordinal));
+            Trial(_ctx, _reference, 0, _corrections is null ? null : "bias-correct", f0, [], null, Confidence);
+            _best = (_reference.UpperDrop(f0, Confidence), new HashSet<string>(StringComparer.Ordinal));
             if (Within(_best.Drop)) return Result(_best.Fallback);
             if (Prepare()) return Result(_best.Fallback);
 
@@ -233,8 +236,8 @@ internal static class AccuracyAwareSearch
             var f = _reference.Measure(_deployed, m);
             double? ms = timed ? Benchmark.Run(OnnxExporter.ToBytes(m), null,
                 new BenchOptions { Iterations = 60, Warmup = 5 }).Model.MedianMs : null;
-            Trial(_ctx, _reference, _trial, what, f, fallback, ms);
-            return (_reference.Drop(f), ms);
+            Trial(_ctx, _reference, _trial, what, f, fallback, ms, Confidence);
+            return (_reference.UpperDrop(f, Confidence), ms);
         }
 
         /// <summary>Every quantized activation's SQNR in the all-int8 model, in graph order; the three largest
@@ -413,7 +416,8 @@ internal static class AccuracyAwareSearch
             }
             var c = CultureInfo.InvariantCulture;
             _ctx.Stats.Notes.Add($"accuracy budget {_maxDrop.ToString(c)} not met within {_maxTrials} fallbacks; kept "
-                + $"the best model seen ({_reference.DropMetric} drop {_best.Drop.ToString("F2", c)})");
+                + $"the best model seen ({_reference.DropMetric} drop {(Confidence > 0 ? "upper bound at "
+                    + (Confidence * 100).ToString("G3", c) + "% " : "")}{_best.Drop.ToString("F2", c)})");
             _ctx.Stats.Count("accuracy budget not met");
             Explain(_ctx, _best.Fallback, "kept in float: the best model seen");
             return _best.Fallback;
@@ -475,7 +479,7 @@ internal static class AccuracyAwareSearch
     }
 
     private static void Trial(PassContext ctx, Reference reference, int trial, string? fellBack, FidelityResult f,
-        HashSet<string> fallback, double? ms)
+        HashSet<string> fallback, double? ms, double confidence)
     {
         ctx.Stats.Count("accuracy trials");
         ctx.Stats.Decide(new QuantizeTrial(trial, fellBack, string.Join(";", fallback.Order(StringComparer.Ordinal)),
@@ -483,6 +487,7 @@ internal static class AccuracyAwareSearch
                 ?? f.Agreement, Math.Round(reference.Drop(f), 6), f.Agreement)
         {
             LatencyMs = ms is double v ? Math.Round(v, 4) : null,
+            DropUpper = confidence > 0 ? Math.Round(reference.UpperDrop(f, confidence), 6) : null,
         });
     }
 }

@@ -40,6 +40,9 @@ public sealed record QuantizePassOptions
     [Option("max-drop",
         "accuracy-aware: largest accuracy drop in points on --eval data (agreement without labels; -1: off)")]
     public double MaxDrop { get; init; } = -1;
+    [Option("confidence", "accuracy-aware: judge each trial by the upper bound of its drop at this confidence "
+        + "(binomial for accuracy, bootstrap otherwise; 0: the measured drop)", Min = 0, Max = 0.999)]
+    public double Confidence { get; init; } = 0.9;
     [Option("max-trials", "accuracy-aware: most fallback trials", Min = 0)]
     public long MaxTrials { get; init; } = 24;
     [Option("tune-calibration",
@@ -177,6 +180,8 @@ public sealed class Quantize : Pass<QuantizePassOptions>
         Dictionary<string, float[]> Measure(Model m) => BiasCorrection.Measure(m, calib, qo).Corrections;
         if (o.MaxDrop >= 0)
         {
+            if (o.Confidence is > 0 and < 0.5)
+                throw new OnnxModelException("quantize{confidence}: 0 (judge the measured drop) or in [0.5, 1)");
             var eval = ctx.RequireEvaluation("quantize{max-drop=...}");
             var prep = new AccuracyAwareSearch.Preparations
             {
@@ -192,7 +197,7 @@ public sealed class Quantize : Pass<QuantizePassOptions>
                 },
             };
             var found = AccuracyAwareSearch.Run(ctx, model, ranges, qo, qoperator, eval,
-                o.MaxDrop, (int)Math.Min(o.MaxTrials, int.MaxValue), prep, o.Search == "class");
+                o.MaxDrop, (int)Math.Min(o.MaxTrials, int.MaxValue), prep, o.Search == "class", o.Confidence);
             (fallback, ranges, corrections) = (found.Fallback, found.Ranges, found.Corrections);
             if (found.Equalized) equalizer.Run(ctx, eqOptions);
         }

@@ -78,6 +78,8 @@ public sealed record QuantizeTrial(long Trial, string? FellBack, string InFloat,
 {
     /// <summary>search=class: the candidate's median ORT latency (1 thread), ms.</summary>
     public double? LatencyMs { get; init; }
+    /// <summary>The drop's upper confidence bound, what the budget judged (null: the drop itself).</summary>
+    public double? DropUpper { get; init; }
 }
 
 // ---- sparsify

@@ -167,6 +167,9 @@ public sealed class PooledComparison
         return result;
     }
 
+    /// <summary>Each sample's cosine between the two models' embeddings.</summary>
+    public IEnumerable<double> SampleCosines() => _ref.Zip(_cand, CosineOf);
+
     /// <summary>Mean over samples of the cosine between the two models' embeddings.</summary>
     public double MeanCosine => _ref.Count == 0 ? 1 : _ref.Zip(_cand, CosineOf).Average();
 
@@ -214,6 +217,15 @@ public sealed class PooledComparison
 /// (accuracy), the candidate's agreement or similarity otherwise, and the drop in points.</summary>
 public sealed record MetricResult(ResolvedMetric Metric, double Value, double DropPoints, double? ReferenceValue = null)
 {
+    /// <summary>The measure's per-sample sums, for the drop's confidence bound (null: not a sum over
+    /// samples).</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    public SampleTally? Tally { get; init; }
+
+    /// <summary>The drop's one-sided upper bound at this confidence (SampleTally); the drop itself for confidence 0
+    /// or a measure without per-sample sums.</summary>
+    public double UpperDrop(double confidence) => Tally?.Upper(confidence) ?? DropPoints;
+
     public override string ToString() => Metric.Kind switch
     {
         MetricKind.Accuracy => FormattableString.Invariant(

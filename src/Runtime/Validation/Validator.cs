@@ -57,6 +57,7 @@ public static class Validator
         var stats = refOutputs.ToDictionary(n => n,
             n => new Accumulator(n, options, n == metric.Output ? metric : null));
         var pooled = metric.Pooled ? new PooledComparison() : null;
+        var tally = TallyFor(metric);
         foreach (var batch in data.Batches(options.BatchSize))
         {
             var candFeed = batch.Inputs.Where(kv => candInputs.Contains(kv.Key)).ToDictionary();
@@ -69,6 +70,9 @@ public static class Validator
             if (pooled is not null && present.IndexOf(metric.Output) is var pi && pi >= 0
                 && batch.Inputs.TryGetValue(metric.MaskInput!, out var mask))
                 pooled.Add(r[refOutputs.IndexOf(metric.Output)], c[pi], mask);
+            if (tally is not null && metric.Kind != MetricKind.Accuracy && !metric.Pooled
+                && present.IndexOf(metric.Output) is var mi && mi >= 0)
+                AddSamples(tally, metric, r[refOutputs.IndexOf(metric.Output)], c[mi]);
             if (batch.Labels is { } labels)
             {
                 var ri = Array.FindIndex(r, t => t.Dims.Length == 2 && t.Dims[0] == labels.Length);
@@ -87,6 +91,8 @@ public static class Validator
                         labelled++;
                         if (ra[k] == labels[k]) refCorrect++;
                         if (ca is not null && ca[k] == labels[k]) candCorrect++;
+                        if (metric.Kind == MetricKind.Accuracy)
+                            tally?.Add(ra[k] == labels[k] ? 1 : 0, ca is not null && ca[k] == labels[k] ? 1 : 0);
                     }
                 }
             }
@@ -97,10 +103,79 @@ public static class Validator
             : stats[n].Result()).ToList();
         double? refAcc = labelled > 0 ? (double)refCorrect / labelled : null;
         double? candAcc = labelled > 0 ? (double)candCorrect / labelled : null;
+        if (pooled is not null && metric.Kind == MetricKind.Cosine && tally is not null)
+            foreach (var cos in pooled.SampleCosines()) tally.Add(cos, 1);
         return new ValidationReport(data.Description, samples, options.Rtol, options.Atol, outputs, refAcc, candAcc)
         {
-            Primary = Measure(metric, outputs.First(o => o.Name == metric.Output), pooled, refAcc, candAcc),
+            Primary = Measure(metric, outputs.First(o => o.Name == metric.Output), pooled, refAcc, candAcc) with
+            {
+                // A tally that does not add up to the reported measure (a missing output, a shape mismatch) bounds
+                // nothing.
+                Tally = tally is { Count: > 0 } && (metric.Kind != MetricKind.Accuracy || tally.Count == labelled)
+                    ? tally : null,
+            },
         };
+    }
+
+    /// <summary>The per-sample sums of the budget's measure (SampleTally); none for neighbour agreement, which
+    /// is not a sum over samples.</summary>
+    private static SampleTally? TallyFor(ResolvedMetric m) => m.Kind switch
+    {
+        MetricKind.Accuracy => new SampleTally(SampleTally.Form.Accuracy),
+        MetricKind.Agreement when m.Pooled => null,
+        MetricKind.Agreement or MetricKind.Iou => new SampleTally(SampleTally.Form.Ratio),
+        MetricKind.Cosine => new SampleTally(m.Pooled ? SampleTally.Form.Ratio : SampleTally.Form.Cosine),
+        _ => new SampleTally(SampleTally.Form.Noise),
+    };
+
+    /// <summary>Each sample's (dim 0's) sums of the measure.</summary>
+    private static void AddSamples(SampleTally tally, ResolvedMetric m, Tensor a, Tensor b)
+    {
+        if (!a.Dims.SequenceEqual(b.Dims) || a.Dims.Length == 0 || a.Dims[0] == 0) return;
+        var x = a.ToDoubleArray();
+        var y = b.ToDoubleArray();
+        int rows = (int)a.Dims[0], per = x.Length / rows;
+        int classes = a.Dims.Length > 1 ? (int)a.Dims[^1] : 1;
+        for (int i = 0; i < rows; i++)
+        {
+            int at = i * per;
+            switch (m.Kind)
+            {
+                case MetricKind.Agreement:
+                    long same = 0, positions = 0;
+                    for (int p = at; classes > 0 && p + classes <= at + per; p += classes)
+                    {
+                        positions++;
+                        if (ArgMaxOf(x, p, classes) == ArgMaxOf(y, p, classes)) same++;
+                    }
+                    tally.Add(same, positions);
+                    break;
+                case MetricKind.Iou:
+                    long inter = 0, union = 0;
+                    for (int k = at; k < at + per; k++)
+                    {
+                        bool p = x[k] > m.Threshold, q = y[k] > m.Threshold;
+                        if (p && q) inter++;
+                        if (p || q) union++;
+                    }
+                    // An empty map in both models is the same map.
+                    tally.Add(union == 0 ? 1 : inter, union == 0 ? 1 : union);
+                    break;
+                default:
+                    var s = new SignalComparison();
+                    for (int k = at; k < at + per; k++) s.Add(x[k], y[k]);
+                    if (m.Kind == MetricKind.Cosine) tally.Add(s.Dot, s.ReferenceEnergy, s.CandidateEnergy);
+                    else tally.Add(s.ReferenceEnergy, s.ErrorEnergy);
+                    break;
+            }
+        }
+    }
+
+    private static int ArgMaxOf(double[] v, int at, int n)
+    {
+        int best = 0;
+        for (int k = 1; k < n; k++) if (v[at + k] > v[at + best]) best = k;
+        return best;
     }
 
     private static MetricResult Measure(ResolvedMetric m, OutputComparison o, PooledComparison? pooled,
@@ -194,13 +269,6 @@ public static class Validator
                     if (ArgMaxOf(x, at, classes) == ArgMaxOf(y, at, classes)) _samePositions++;
                 }
             }
-        }
-
-        private static int ArgMaxOf(double[] v, int at, int n)
-        {
-            int best = 0;
-            for (int k = 1; k < n; k++) if (v[at + k] > v[at + best]) best = k;
-            return best;
         }
 
         public OutputComparison Result()
