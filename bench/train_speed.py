@@ -1,69 +1,17 @@
 #!/usr/bin/python3
-# The nets mirror testmodels/train_digits.py with BatchNorm folded away (convs with bias), which is what
-# onnxopt trains after fold-bn; that script trains on import, so they are restated here.
+# The nets are testmodels/cnn_nets.py's with bn=False (convs with bias), which is what onnxopt trains after fold-bn.
 """PyTorch float32 reference for `onnxopt-bench train-speed`: distillation steps per second (KL on logits
 against cached teacher logits, Adam, all weights) on the same nets with BatchNorm folded (convs with bias),
 the same batches, 2 threads; `vit` is the test ViT of testmodels/transformers/make_transformers.py. Run with
 Debian's python3-torch (and python3-torchvision for ResNet-18):
     /usr/bin/python3 bench/train_speed.py [--steps 50] [--batch 64] [--big-batch 8] [--big-steps 5] [--warmup 100]
 """
-import argparse, time
+import argparse, os, sys, time
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-
-def conv(cin, cout, k=3, s=1, groups=1, act="relu"):
-    layers = [nn.Conv2d(cin, cout, k, s, k // 2, groups=groups, bias=True)]
-    if act == "relu": layers.append(nn.ReLU())
-    elif act == "relu6": layers.append(nn.ReLU6())
-    return nn.Sequential(*layers)
-
-class Vgg(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.features = nn.Sequential(conv(1, 16), conv(16, 16), nn.MaxPool2d(2), conv(16, 32), conv(32, 32),
-                                      nn.MaxPool2d(2), conv(32, 64), conv(64, 64))
-        self.fc = nn.Linear(64, 10)
-    def forward(self, x):
-        return self.fc(torch.flatten(F.adaptive_avg_pool2d(self.features(x), 1), 1))
-
-class Block(nn.Module):
-    def __init__(self, cin, cout, stride):
-        super().__init__()
-        self.c1 = conv(cin, cout, 3, stride); self.c2 = conv(cout, cout, 3, 1, act=None)
-        self.short = None if stride == 1 and cin == cout else conv(cin, cout, 1, stride, act=None)
-    def forward(self, x):
-        return F.relu(self.c2(self.c1(x)) + (x if self.short is None else self.short(x)))
-
-class ResNet(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.stem = conv(1, 16)
-        self.blocks = nn.Sequential(Block(16, 16, 1), Block(16, 32, 2), Block(32, 32, 1), Block(32, 64, 2))
-        self.fc = nn.Linear(64, 10)
-    def forward(self, x):
-        return self.fc(torch.flatten(F.adaptive_avg_pool2d(self.blocks(self.stem(x)), 1), 1))
-
-class Inverted(nn.Module):
-    def __init__(self, cin, cout, stride, expand):
-        super().__init__()
-        hid = cin * expand
-        self.res = stride == 1 and cin == cout
-        self.body = nn.Sequential(conv(cin, hid, 1, act="relu6"), conv(hid, hid, 3, stride, groups=hid, act="relu6"),
-                                  conv(hid, cout, 1, act=None))
-    def forward(self, x):
-        return x + self.body(x) if self.res else self.body(x)
-
-class MobileNetV2(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.stem = conv(1, 16, act="relu6")
-        self.blocks = nn.Sequential(Inverted(16, 16, 1, 1), Inverted(16, 24, 2, 6), Inverted(24, 24, 1, 6),
-                                    Inverted(24, 32, 2, 6), Inverted(32, 32, 1, 6))
-        self.head = conv(32, 64, 1, act="relu6")
-        self.fc = nn.Linear(64, 10)
-    def forward(self, x):
-        return self.fc(torch.flatten(F.adaptive_avg_pool2d(self.head(self.blocks(self.stem(x))), 1), 1))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "testmodels"))
+from cnn_nets import Vgg, ResNet, MobileNetV2
 
 def mlp():
     return nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 64), nn.ReLU(), nn.Linear(64, 10))
@@ -83,9 +31,8 @@ def resnet18():
 
 def vit():
     # The test ViT (testmodels/transformers/make_transformers.py: 3 pre-norm blocks, 64 wide, 4 heads, Erf GELU).
-    import os, sys
     here = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "testmodels")
-    sys.path[:0] = [here, os.path.join(here, "transformers")]
+    sys.path[:0] = [os.path.join(here, "transformers")]
     from make_transformers import ViT
     torch.set_num_threads(2)
     return ViT()
@@ -117,7 +64,8 @@ if __name__ == "__main__":
     a = ap.parse_args()
     torch.set_num_threads(2)
     print(f"PyTorch {torch.__version__} float32, {torch.get_num_threads()} threads")
-    nets = {"vgg": (Vgg, (1, 16, 16)), "resnet": (ResNet, (1, 16, 16)), "mobilenetv2": (MobileNetV2, (1, 16, 16)),
+    nets = {"vgg": (lambda: Vgg(bn=False), (1, 16, 16)), "resnet": (lambda: ResNet(bn=False), (1, 16, 16)),
+            "mobilenetv2": (lambda: MobileNetV2(bn=False), (1, 16, 16)),
             "mlp": (mlp, (64,)), "resnet18": (resnet18, (3, 224, 224)), "vit": (vit, (1, 16, 16))}
     for n in a.models.split(","):
         ctor, shape = nets[n]

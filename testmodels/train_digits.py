@@ -17,74 +17,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from digits_data import OUT, x_train, y_train, x_test, y_test, x_calib, y_calib, to_cnn, to_mlp, sha256, train
+from cnn_nets import Vgg, ResNet, MobileNetV2, Mlp
 
 torch.manual_seed(0)
 np.random.seed(0)
 torch.set_num_threads(1)
-
-def conv_bn(cin, cout, k=3, s=1, groups=1, act="relu"):
-    layers = [nn.Conv2d(cin, cout, k, s, k // 2, groups=groups, bias=False), nn.BatchNorm2d(cout)]
-    if act == "relu": layers.append(nn.ReLU())
-    elif act == "relu6": layers.append(nn.ReLU6())
-    return nn.Sequential(*layers)
-
-class Vgg(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.features = nn.Sequential(
-            conv_bn(1, 16), conv_bn(16, 16), nn.MaxPool2d(2),
-            conv_bn(16, 32), conv_bn(32, 32), nn.MaxPool2d(2),
-            conv_bn(32, 64), conv_bn(64, 64))
-        self.fc = nn.Linear(64, 10)
-    def forward(self, x):
-        return self.fc(torch.flatten(F.adaptive_avg_pool2d(self.features(x), 1), 1))
-
-class BasicBlock(nn.Module):
-    def __init__(self, cin, cout, stride):
-        super().__init__()
-        self.c1 = conv_bn(cin, cout, 3, stride)
-        self.c2 = conv_bn(cout, cout, 3, 1, act=None)
-        self.short = None if stride == 1 and cin == cout else conv_bn(cin, cout, 1, stride, act=None)
-    def forward(self, x):
-        s = x if self.short is None else self.short(x)
-        return F.relu(self.c2(self.c1(x)) + s)
-
-class ResNet(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.stem = conv_bn(1, 16)
-        self.blocks = nn.Sequential(BasicBlock(16, 16, 1), BasicBlock(16, 32, 2), BasicBlock(32, 32, 1), BasicBlock(32, 64, 2))
-        self.fc = nn.Linear(64, 10)
-    def forward(self, x):
-        return self.fc(torch.flatten(F.adaptive_avg_pool2d(self.blocks(self.stem(x)), 1), 1))
-
-class InvertedResidual(nn.Module):
-    def __init__(self, cin, cout, stride, expand):
-        super().__init__()
-        hid = cin * expand
-        self.use_res = stride == 1 and cin == cout
-        self.body = nn.Sequential(conv_bn(cin, hid, 1, act="relu6"), conv_bn(hid, hid, 3, stride, groups=hid, act="relu6"),
-                                  conv_bn(hid, cout, 1, act=None))
-    def forward(self, x):
-        return x + self.body(x) if self.use_res else self.body(x)
-
-class MobileNetV2(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.stem = conv_bn(1, 16, act="relu6")
-        self.blocks = nn.Sequential(InvertedResidual(16, 16, 1, 1), InvertedResidual(16, 24, 2, 6), InvertedResidual(24, 24, 1, 6),
-                                    InvertedResidual(24, 32, 2, 6), InvertedResidual(32, 32, 1, 6))
-        self.head = conv_bn(32, 64, 1, act="relu6")
-        self.fc = nn.Linear(64, 10)
-    def forward(self, x):
-        return self.fc(torch.flatten(F.adaptive_avg_pool2d(self.head(self.blocks(self.stem(x))), 1), 1))
-
-class Mlp(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.net = nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 64), nn.ReLU(), nn.Linear(64, 10))
-    def forward(self, x):
-        return self.net(x)
 
 def accuracy(model, xt, yt):
     with torch.no_grad():
