@@ -102,6 +102,40 @@ public class CompressTests
         Assert.Equal(0, r.ChosenCandidate.Drop);
     }
 
+    [Fact]
+    public void UnderATimeBudgetTheCheapCandidatesRunFirstAndAreNotRunTwice()
+    {
+        // Anytime: the clustering of the cleaned model (no training) runs before pruning + 450 distillation steps,
+        // and the full sweep after it reuses that candidate instead of evaluating it again.
+        var recipe = Recipe.Parse("""
+            target: size
+            max_drop: 1
+            beam: 2
+            stages:
+              - name: clean-up
+                candidates: ["canonicalize,fold-bn"]
+              - name: pruning
+                candidates: ["", "prune{macs=0.6,min-speedup=0},distill{steps=450,eval-every=0}"]
+              - name: clustering
+                candidates: ["cluster{bits=4}"]
+            """, json: false).Normalize();
+        Assert.Equal(450, Compressor.TrainingSteps(recipe.Stages[1].Candidates[1]));
+        Assert.Equal(0, Compressor.TrainingSteps(recipe.Stages[2].Candidates[0]));
+        var r = Compressor.Run(OnnxImporter.Load(Paths.Model("digits/vgg.onnx")), new CompressOptions
+        {
+            Calibration = CalibrationSource.FromFolder(Path.Combine(Data, "calib")),
+            Evaluation = CalibrationSource.FromFolder(Path.Combine(Data, "test")),
+            Recipe = recipe,
+            TimeBudgetMinutes = 30,
+            Bench = new Runtime.Validation.BenchOptions { Iterations = 5, Warmup = 1 },
+        }).Report;
+        Assert.Equal("clean-up", r.Candidates[1].Stage);
+        Assert.Equal(("clustering", 1), (r.Candidates[2].Stage, r.Candidates[2].Parent!.Value));
+        Assert.Equal("pruning", r.Candidates[3].Stage);
+        Assert.Equal(r.Candidates.Count, r.Candidates.Select(c => (c.Parent, c.Step)).Distinct().Count());
+        Assert.Contains(r.Candidates, c => c.Stage == "clustering" && c.Parent == 3);
+    }
+
     [BrowserFact]
     public void OptimizeReportRendersInTheBrowser()
     {

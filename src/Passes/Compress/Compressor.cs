@@ -8,8 +8,12 @@
 //     drop with labels, else top-1 agreement), timed in ORT (1 thread, interleaved with the input), sized as
 //     .onnx and as the packed archive; the `beam` best within the budget, by the target, go on.
 // The best candidate within the budget over the whole search is the result, and no candidate over it ever is;
-// the (drop, latency, packed size) Pareto set is marked. --time-budget is a deadline: training stops at it with its
-// best weights, no candidate starts that the last one of its stage says cannot finish in the time left, and a step
+// the (drop, latency, packed size) Pareto set is marked. --time-budget makes the search anytime: a first sweep
+// runs only the cheap candidates of every stage (at most CheapSteps training steps: clustering or int8 of the
+// cleaned model, post-training Layer Folding), cheapest first, so any budget returns the best model found so far;
+// the full search follows with the time left, reusing what the first sweep evaluated. The budget is a deadline:
+// training stops at it with its best weights, no candidate starts that the last one of its stage says cannot
+// finish in the time left, and a step
 // whose pass cannot change the model (prune without a prunable group, linearize without an eligible activation) is
 // skipped with the reason; the report lists what was cut. Latency is a claim only beyond the timing noise (the 95%
 // interval of the interleaved speed-up excludes 1). Deterministic for a fixed seed when the target is size or
@@ -173,80 +177,110 @@ public static class Compressor
 
         var c0 = Evaluate(null, "input", "", "", input, originalBytes, 0);
         states[c0.Id] = new State(c0, input, originalBytes, []);
-        var beam = new List<int> { c0.Id };
-        foreach (var stage in recipe.Stages)
+        // (parent state, step) -> the candidate it made (-1: failed or cut), so the second sweep reuses the first's.
+        var tried = new Dictionary<(int, string), int>();
+
+        void Sweep(bool cheapOnly)
         {
-            var next = new List<int>();
-            foreach (var sid in beam)
+            var beam = new List<int> { c0.Id };
+            foreach (var stage in recipe.Stages)
             {
-                var parent = states[sid];
-                foreach (var step in stage.Candidates)
-                {
-                    if (step.Length == 0) { next.Add(sid); continue; }
-                    if (o.TimeBudgetMinutes is { } tb && clock.Elapsed.TotalMinutes >= tb)
+                var next = new List<int>();
+                // Under a deadline the cheapest candidates of a stage run first (fewest training steps).
+                var steps = stage.Candidates.Where(st => !cheapOnly || TrainingSteps(st) <= CheapSteps).ToList();
+                if (deadline is not null) steps = [.. steps.OrderBy(TrainingSteps)];
+                foreach (var sid in beam)
+                    foreach (var step in steps)
                     {
-                        skipped.Add($"[{stage.Name}] {Pipeline.Brief(step)} after #{sid}: time budget of "
-                            + $"{tb.ToString(CultureInfo.InvariantCulture)} min spent");
-                        continue;
-                    }
-                    if (deadline is { } end && stageSeconds.TryGetValue(stage.Name, out var took)
-                        && (end - DateTime.UtcNow).TotalSeconds < took)
-                    {
-                        skipped.Add(string.Create(CultureInfo.InvariantCulture, $"[{stage.Name}] "
-                            + $"{Pipeline.Brief(step)} after #{sid}: would not finish (the last one took {took:F0} s, "
-                            + $"{(end - DateTime.UtcNow).TotalSeconds:F0} s left)"));
-                        continue;
-                    }
-                    if (WhyNoChange(step, parent.Model) is { } why)
-                    {
-                        var line = $"[{stage.Name}] {Pipeline.Brief(step)}: cannot change the model: {why}";
-                        if (!skipped.Contains(line)) skipped.Add(line);
-                        log.WriteLine($"compress: {line}");
-                        continue;
-                    }
-                    var sw = Stopwatch.StartNew();
-                    var pipeline = parent.Candidate.Pipeline.Length == 0 ? step : parent.Candidate.Pipeline + ","
-                        + step;
-                    try
-                    {
-                        var model = parent.Model.Clone();
-                        var ctx = new PassContext(model, o.Calibration, log, o.Evaluation)
+                        if (step.Length == 0) { next.Add(sid); continue; }
+                        if (tried.TryGetValue((sid, step), out var seen))
                         {
-                            Metric = o.Metric,
-                            Original = input,
-                            Deadline = deadline,
-                        };
-                        var runs = PipelineRunner.Run(model, Pipeline.Parse(step), ctx);
-                        Verifier.Verify(model);
-                        var bytes = OnnxExporter.ToBytes(model);
-                        var c = Evaluate(sid, stage.Name, step, pipeline, model, bytes, sw.Elapsed.TotalSeconds);
-                        stageSeconds[stage.Name] = sw.Elapsed.TotalSeconds;
-                        foreach (var note in runs.SelectMany(r => r.Stats.Notes)
-                            .Where(n => n.Contains("stopped at the deadline", StringComparison.Ordinal)))
-                            skipped.Add($"[{stage.Name}] #{c.Id}: {note}");
-                        states[c.Id] = new State(c, model, bytes, [.. parent.Runs, .. runs]);
-                        if (c.WithinBudget) next.Add(c.Id);
-                    }
-                    // A defect in one candidate's passes (InvalidOperation, NotSupported, ...) fails that candidate,
-                    // with its message in the report, instead of the whole search.
-                    catch (Exception e) when (e is OnnxModelException or OrtException or InvalidOperationException
-                        or NotSupportedException or ArgumentException or IndexOutOfRangeException)
-                    {
-                        var c = new CompressCandidate(all.Count, sid, stage.Name, step, pipeline)
+                            if (seen >= 0 && all[seen].WithinBudget) next.Add(seen);
+                            continue;
+                        }
+                        if (Try(stage, states[sid], step) is { } id)
                         {
-                            Error = (e is OnnxModelException or OrtException ? ""
-                                : $"internal error ({e.GetType().Name}): ") + e.Message.ReplaceLineEndings(" "),
-                            Seconds = Math.Round(sw.Elapsed.TotalSeconds, 3),
-                            Drop = double.PositiveInfinity,
-                        };
-                        all.Add(c);
-                        log.WriteLine($"compress: #{c.Id} [{stage.Name}] {Pipeline.Brief(step)}: failed: {c.Error}");
+                            tried[(sid, step)] = id;
+                            if (id >= 0 && all[id].WithinBudget) next.Add(id);
+                        }
                     }
-                }
+                beam = next.Distinct().OrderBy(id => Objective(recipe.Target, all[id])).ThenBy(id => all[id].Drop)
+                    .ThenBy(id => id).Take(recipe.Beam).ToList();
             }
-            beam = next.Distinct().OrderBy(id => Objective(recipe.Target, all[id])).ThenBy(id => all[id].Drop)
-                .ThenBy(id => id).Take(recipe.Beam).ToList();
         }
+
+        // One candidate step on a state: its candidate's id, -1 when it failed, null when it was cut (time, no
+        // change possible) and may be tried again.
+        int? Try(RecipeStage stage, State parent, string step)
+        {
+            var sid = parent.Candidate.Id;
+            if (o.TimeBudgetMinutes is { } tb && clock.Elapsed.TotalMinutes >= tb)
+            {
+                var line = $"[{stage.Name}] {Pipeline.Brief(step)} after #{sid}: time budget of "
+                    + $"{tb.ToString(CultureInfo.InvariantCulture)} min spent";
+                if (!skipped.Contains(line)) skipped.Add(line);
+                return null;
+            }
+            if (deadline is { } end && stageSeconds.TryGetValue(stage.Name, out var took)
+                && (end - DateTime.UtcNow).TotalSeconds < took)
+            {
+                skipped.Add(string.Create(CultureInfo.InvariantCulture, $"[{stage.Name}] "
+                    + $"{Pipeline.Brief(step)} after #{sid}: would not finish (the last one took {took:F0} s, "
+                    + $"{(end - DateTime.UtcNow).TotalSeconds:F0} s left)"));
+                return null;
+            }
+            if (WhyNoChange(step, parent.Model) is { } why)
+            {
+                var line = $"[{stage.Name}] {Pipeline.Brief(step)}: cannot change the model: {why}";
+                if (!skipped.Contains(line)) skipped.Add(line);
+                log.WriteLine($"compress: {line}");
+                return -1;
+            }
+            var sw = Stopwatch.StartNew();
+            var pipeline = parent.Candidate.Pipeline.Length == 0 ? step : parent.Candidate.Pipeline + "," + step;
+            try
+            {
+                var model = parent.Model.Clone();
+                var ctx = new PassContext(model, o.Calibration, log, o.Evaluation)
+                {
+                    Metric = o.Metric,
+                    Original = input,
+                    Deadline = deadline,
+                };
+                var runs = PipelineRunner.Run(model, Pipeline.Parse(step), ctx);
+                Verifier.Verify(model);
+                var bytes = OnnxExporter.ToBytes(model);
+                var c = Evaluate(sid, stage.Name, step, pipeline, model, bytes, sw.Elapsed.TotalSeconds);
+                stageSeconds[stage.Name] = sw.Elapsed.TotalSeconds;
+                foreach (var note in runs.SelectMany(r => r.Stats.Notes)
+                    .Where(n => n.Contains("stopped at the deadline", StringComparison.Ordinal)))
+                    skipped.Add($"[{stage.Name}] #{c.Id}: {note}");
+                states[c.Id] = new State(c, model, bytes, [.. parent.Runs, .. runs]);
+                return c.Id;
+            }
+            // A defect in one candidate's passes (InvalidOperation, NotSupported, ...) fails that candidate,
+            // with its message in the report, instead of the whole search.
+            catch (Exception e) when (e is OnnxModelException or OrtException or InvalidOperationException
+                or NotSupportedException or ArgumentException or IndexOutOfRangeException)
+            {
+                var c = new CompressCandidate(all.Count, sid, stage.Name, step, pipeline)
+                {
+                    Error = (e is OnnxModelException or OrtException ? ""
+                        : $"internal error ({e.GetType().Name}): ") + e.Message.ReplaceLineEndings(" "),
+                    Seconds = Math.Round(sw.Elapsed.TotalSeconds, 3),
+                    Drop = double.PositiveInfinity,
+                };
+                all.Add(c);
+                log.WriteLine($"compress: #{c.Id} [{stage.Name}] {Pipeline.Brief(step)}: failed: {c.Error}");
+                return -1;
+            }
+        }
+
+        // Anytime: under --time-budget a first sweep runs only the cheap candidates of every stage (at most
+        // CheapSteps training steps: clustering, int8, post-training Layer Folding of the cleaned model), so a
+        // good model exists within a minute or two; the full search follows with the time left, reusing them.
+        if (deadline is not null) Sweep(cheapOnly: true);
+        Sweep(cheapOnly: false);
         MarkPareto(all);
         // The input itself is candidate 0 and normally within any budget; a model whose own outputs do not
         // compare with themselves (NaN) leaves nothing to choose.
@@ -280,6 +314,16 @@ public static class Compressor
         };
         return new CompressResult(best.Model, best.Bytes, ModelArchive.Pack(best.Bytes, out _), report);
     }
+
+    /// <summary>The most training steps a candidate of the anytime search's first sweep may take.</summary>
+    public const long CheapSteps = 400;
+
+    /// <summary>The training steps a candidate step takes (each training pass's steps, finetune-steps and
+    /// train-steps), its cost estimate.</summary>
+    public static long TrainingSteps(string step) => step.Length == 0 ? 0 : Pipeline.Parse(step).Steps
+        .Where(s => s.Pass.NeedsTeacher(s.Options))
+        .Sum(s => s.Pass.Options.Where(opt => opt.Name is "steps" or "finetune-steps" or "train-steps")
+            .Sum(opt => Convert.ToInt64(s.Options.Value(opt.Name), CultureInfo.InvariantCulture)));
 
     /// <summary>Why a candidate step cannot change the model (its first pass that says so), or null.</summary>
     private static string? WhyNoChange(string step, Model model)
