@@ -69,9 +69,18 @@ public class RecoveryTrainingTests
         Assert.Contains(stats.Notes, n => n.StartsWith("distill: 50 held-out samples are too few", StringComparison.Ordinal));
         var summary = stats.Decisions.OfType<TrainingSummary>().Single();
         Assert.Contains(summary.BestStep, new[] { 0, 60 });
+        Assert.Equal(60, summary.Steps);
         // With the 500 test images the points every 20 steps are scored and the best kept: no such note.
         var chosen = Optimize("digits/vgg.onnx", "canonicalize,fold-bn,prune{macs=0.4,min-speedup=0},distill{steps=60,eval-every=20}");
         Assert.DoesNotContain(chosen.Report.Passes[^1].Stats.Notes, n => n.Contains("too few", StringComparison.Ordinal));
+        // Trained to the end: the same bytes as eval-every=0 when the end was kept (no point chosen in between).
+        var noSelection = Optimizer.Run(OnnxImporter.Load(Paths.Model("digits/vgg.onnx")), new OptimizeOptions
+        {
+            Pipeline = Pipeline.Parse("canonicalize,fold-bn,prune{macs=0.4,min-speedup=0},distill{steps=60,eval-every=0}"),
+            Calibration = CalibrationSource.FromFolder(Path.Combine(Data, "calib")),
+            MaxDrop = 100,
+        });
+        Assert.Equal(summary.BestStep == 60, noSelection.Bytes.AsSpan().SequenceEqual(r.Bytes));
     }
 
     [Fact]

@@ -42,6 +42,18 @@ internal static class Recovery
         var model = ctx.Model;
         if (ctx.Deadline is { } end) settings = settings with { Deadline = end };
         var teacherSource = teacherModel ?? TeacherModel(ctx);
+        var inputs = Data.IoInfo.InputsOf(model.Graph);
+        var eval = ctx.Evaluation is { } e && settings.EvalEvery > 0 ? TrainingData.Load(e.DataFor(inputs)) : null;
+        if (eval is not null && eval.Count < MinSelectionSamples)
+        {
+            // Choosing the best of ten points on a few samples picks noise: on the 50 a calibration split holds out,
+            // accuracy moves in steps of 2 points, and the point chosen was early and undertrained (Fashion-MNIST
+            // VGG at half the MACs: 89.8% and 90.2% on the test split against 90.6% and 91.1% trained to the end).
+            settings = settings with { EvalEvery = 0 };
+            ctx.Stats.Notes.Add($"{stage}: {eval.Count} held-out samples are too few to choose a training point by "
+                + $"(fewer than {MinSelectionSamples}); trained to the end and kept the better of the start and the "
+                + "end");
+        }
         var trainer = new Trainer(model, parameters, settings)
         {
             Progress = (_, done, total) => calib.Progress?.Invoke($"{stage}: training steps", done, total),
@@ -55,19 +67,7 @@ internal static class Recovery
         var outputs = teacherSource.Graph.Outputs.Select(o => o.Name).ToHashSet();
         using var runner = calib.RunnerFor(teacherSource, targets.Where(t => !outputs.Contains(t)));
         using var teacher = new Teacher(runner, targets);
-        var inputs = Data.IoInfo.InputsOf(model.Graph);
         var train = TrainingData.Load(calib.DataFor(inputs));
-        var eval = ctx.Evaluation is { } e && settings.EvalEvery > 0 ? TrainingData.Load(e.DataFor(inputs)) : null;
-        if (eval is not null && eval.Count < MinSelectionSamples)
-        {
-            // Choosing the best of ten points on a few samples picks noise: on the 50 a calibration split holds out,
-            // accuracy moves in steps of 2 points, and the point chosen was early and undertrained (Fashion-MNIST
-            // VGG at half the MACs: 89.8% and 90.2% on the test split against 90.6% and 91.1% trained to the end).
-            settings = settings with { EvalEvery = 0 };
-            ctx.Stats.Notes.Add($"{stage}: {eval.Count} held-out samples are too few to choose a training point by "
-                + $"(fewer than {MinSelectionSamples}); trained to the end and kept the better of the start and the "
-                + "end");
-        }
         using var evalRunner = eval is null ? null : calib.RunnerFor(teacherSource, []);
         using var evalTeacher = evalRunner is null ? null : new Teacher(evalRunner,
             [teacherSource.Graph.Outputs[0].Name]);
