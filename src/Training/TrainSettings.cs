@@ -54,8 +54,11 @@ public sealed record TrainSettings
     public double FeatureWeight { get; init; } = 1;
     /// <summary>Random horizontal flips of image inputs ([N,C,H,W]).</summary>
     public bool Flip { get; init; }
-    /// <summary>Random shifts of image inputs by up to this many pixels (zero fill).</summary>
+    /// <summary>Random shifts of image inputs by up to this many pixels (zero fill); AutoShift: 1/14 of each image
+    /// input's smaller side (at least 1).</summary>
     public int Shift { get; init; }
+    /// <summary>Shift's "auto".</summary>
+    public const int AutoShift = -1;
     /// <summary>Mixup of float inputs with another sample of the batch, lam ~ Beta(Mixup, Mixup) (0: off).</summary>
     public double Mixup { get; init; }
     /// <summary>Token models: each token (mask 1, not the first) is replaced, with this probability, by a token drawn
@@ -77,7 +80,7 @@ public sealed record TrainSettings
             + $"learning rate");
         if (Temperature <= 0) throw new OnnxOpt.GraphIR.OnnxModelException($"temperature = {Temperature}: give a "
             + $"positive value");
-        if (Shift < 0) throw new OnnxOpt.GraphIR.OnnxModelException($"shift = {Shift}: give 0 or more pixels");
+        if (Shift < AutoShift) throw new OnnxOpt.GraphIR.OnnxModelException($"shift = {Shift}: give 0 or more pixels");
         if (!(Mixup >= 0)) throw new OnnxOpt.GraphIR.OnnxModelException($"mixup = {Mixup}: give 0 (off) or a "
             + "positive Beta parameter");
     }

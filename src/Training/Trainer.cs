@@ -105,7 +105,7 @@ public sealed class Trainer
             throw new OnnxModelException("training: loss=ce needs labels (labels.npy) in the training data");
         var rng = new SplitMix64(_s.Seed);
         var sampler = new BatchSampler(train.Count, _s.Batch, rng);
-        bool augment = (_s.Flip || _s.Shift > 0 || _s.Mixup > 0) && train.HasFloatInputs
+        bool augment = (_s.Flip || _s.Shift != 0 || _s.Mixup > 0) && train.HasFloatInputs
             || _s.TokenSwap > 0 && train.TokenInput is not null;
         bool cached = !augment && teacher.TryCache(train, _s.CacheBytes);
         var evalTargets = eval is null ? null : new EvalSet(eval, evalTeacher ?? teacher);

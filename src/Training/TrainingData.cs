@@ -1,7 +1,8 @@
 // A training set held in memory as float samples (sample-major per input, labels if any), cut into seeded
 // minibatches: each epoch is a fresh permutation from the run's SplitMix64 stream, so a seed fixes every
 // batch. Optional augmentations for image inputs [N, C, H, W]: horizontal flip (p = 1/2) and a shift by
-// up to `shift` pixels in each direction (vacated pixels are zero), drawn per sample from the same stream.
+// up to `shift` pixels in each direction (vacated pixels are zero; negative: 1/14 of the smaller side, at least 1),
+// drawn per sample from the same stream.
 // Mixup (Zhang et al. 2018) for any float input: sample i becomes lam x_i + (1 - lam) x_j, j another sample
 // of the batch, lam ~ Beta(alpha, alpha) per sample (the same lam for every input of the sample). With a
 // teacher this needs no labels: the teacher answers the mixed image, so a few hundred samples give the
@@ -184,6 +185,7 @@ public sealed class TrainingData
     private static void Augment(float[] a, int n, int[] chw, SplitMix64 rng, bool flip, int shift)
     {
         int c = chw[0], h = chw[1], w = chw[2], per = c * h * w;
+        if (shift < 0) shift = Math.Max(1, (int)Math.Round(Math.Min(h, w) / 14.0));
         var tmp = new float[per];
         for (int s = 0; s < n; s++)
         {

@@ -46,8 +46,8 @@ public class RecoveryTrainingTests
         Assert.True(summary.FinalLoss < summary.FirstLoss);
         Assert.Equal("accuracy", summary.Metric);
         Assert.True(summary.ScoreBest >= summary.ScoreBefore);
-        Assert.False(summary.TeacherCached); // mixup (the default): the teacher answers every mixed batch
-        var plain = Optimize("digits/vgg.onnx", prune + ",distill{steps=10,mixup=0}");
+        Assert.False(summary.TeacherCached); // mixup and shifts (the defaults): the teacher answers every new batch
+        var plain = Optimize("digits/vgg.onnx", prune + ",distill{steps=10,mixup=0,shift=0}");
         Assert.True(plain.Report.Passes[^1].Stats.Decisions.OfType<TrainingSummary>().Single().TeacherCached);
         // Same seed, same bytes.
         var again = Optimize("digits/vgg.onnx", prune + ",distill{steps=80,eval-every=40,lr=0.002}");

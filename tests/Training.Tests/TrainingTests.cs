@@ -342,6 +342,26 @@ public class TrainingTests
     }
 
     [Fact]
+    public void AutoShiftMovesImagesByUpToOneFourteenthOfTheirSide()
+    {
+        // One bright pixel in the middle of a 28x28 image: shift=auto (TrainSettings.AutoShift) moves it by at most
+        // 2 pixels each way, and over 200 draws by exactly 2 somewhere.
+        var img = new float[28 * 28];
+        img[14 * 28 + 14] = 1;
+        var data = TrainingData.FromArrays(new Dictionary<string, NdArray<float>> { ["x"] = new([1, 1, 28, 28], img) });
+        var rng = new SplitMix64(5);
+        int widest = 0;
+        for (int i = 0; i < 200; i++)
+        {
+            var at = Array.IndexOf(data.Gather([0], rng, shift: TrainSettings.AutoShift)["x"].R, 1f);
+            int dy = Math.Abs(at / 28 - 14), dx = Math.Abs(at % 28 - 14);
+            Assert.InRange(Math.Max(dy, dx), 0, 2);
+            widest = Math.Max(widest, Math.Max(dy, dx));
+        }
+        Assert.Equal(2, widest);
+    }
+
+    [Fact]
     public void MixupBlendsEachSampleWithAnotherOfItsBatchAndIsSeeded()
     {
         // Sample i is the constant image i + 1, so a mixed image is constant too, between two of the values.

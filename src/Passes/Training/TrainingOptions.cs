@@ -47,8 +47,9 @@ public sealed record TrainingOptions
     public string KeepZeros { get; init; } = "auto";
     [Option("flip", "augment image inputs by random horizontal flips")]
     public bool Flip { get; init; }
-    [Option("shift", "augment image inputs by random shifts of up to this many pixels", Min = 0)]
-    public long Shift { get; init; }
+    [Option("shift", "augment image inputs by random shifts of up to this many pixels (auto: 1/14 of the image's "
+        + "smaller side, 2 pixels at 28x28; distill's default)")]
+    public string Shift { get; init; } = "0";
     [Option("mixup", "mix each sample with another of its batch, lam ~ Beta(mixup, mixup); the teacher answers the "
         + "mix (0: off)", Min = 0)]
     public double Mixup { get; init; } = 0.4;
@@ -100,7 +101,9 @@ public sealed record TrainingOptions
         Features = features,
         FeatureWeight = FeatureWeight,
         Flip = Flip,
-        Shift = checked((int)Shift),
+        Shift = Shift == "auto" ? TrainSettings.AutoShift : int.TryParse(Shift, System.Globalization.NumberStyles.None,
+            System.Globalization.CultureInfo.InvariantCulture, out var px) ? px
+            : throw new OnnxOpt.GraphIR.OnnxModelException($"shift={Shift}: give a number of pixels (0 or more) or auto"),
         Mixup = Mixup,
         TokenSwap = TokenSwap,
         EvalEvery = checked((int)EvalEvery),
