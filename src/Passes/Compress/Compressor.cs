@@ -195,19 +195,24 @@ public static class Compressor
                         if (step.Length == 0) { next.Add(sid); continue; }
                         if (tried.TryGetValue((sid, step), out var seen))
                         {
-                            if (seen >= 0 && all[seen].WithinBudget) next.Add(seen);
+                            if (seen >= 0 && all[seen].WithinBudget) next.Add(Successor(sid, seen));
                             continue;
                         }
                         if (Try(stage, states[sid], step) is { } id)
                         {
                             tried[(sid, step)] = id;
-                            if (id >= 0 && all[id].WithinBudget) next.Add(id);
+                            if (id >= 0 && all[id].WithinBudget) next.Add(Successor(sid, id));
                         }
                     }
                 beam = next.Distinct().OrderBy(id => Objective(recipe.Target, all[id])).ThenBy(id => all[id].Drop)
                     .ThenBy(id => id).Take(recipe.Beam).ToList();
             }
         }
+
+        // A step that left the model byte for byte as it was (linearize with nothing to linearize, a prune with
+        // nothing to cut) goes on as its parent, so the next stages do not run twice on the same model.
+        int Successor(int parent, int id) =>
+            states[id].Bytes.AsSpan().SequenceEqual(states[parent].Bytes) ? parent : id;
 
         // One candidate step on a state: its candidate's id, -1 when it failed, null when it was cut (time, no
         // change possible) and may be tried again.
