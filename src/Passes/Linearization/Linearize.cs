@@ -46,6 +46,9 @@ public sealed record LinearizeOptions
     [Option("others", "mode=train: activations not made the identity get their original form back, or keep the "
         + "learned slope", Choices = ["restore", "slope"])]
     public string Others { get; init; } = "restore";
+    [Option("confidence", "mode=train: the budget judges the upper bound of the held-out drop at this confidence "
+        + "(binomial for accuracy, bootstrap otherwise; 0: the measured drop)", Min = 0, Max = 0.999)]
+    public double Confidence { get; init; } = 0.9;
     [Option("finetune-steps", "mode=train: distillation steps of the weights after the choice", Min = 0)]
     public long FinetuneSteps { get; init; } = 500;
     /// <summary>mode=train's training (its eval-every is the one below).</summary>

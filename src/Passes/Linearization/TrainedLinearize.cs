@@ -124,11 +124,17 @@ internal static class TrainedLinearize
             if (ft.Steps > 0)
                 Recovery.Train(tctx, $"linearize: fine-tune ({k} linearized)",
                     ParameterSelection.Select(trial, o.Training.Params, keepZeros: o.Training.KeepZeros), ft);
-            var d = reference.Drop(reference.Measure(data, trial));
+            // Judged by the drop's upper bound: on 50 held-out samples an accuracy drop of 0 can hide six changed
+            // answers (Fashion-MNIST ResNet: 9 -> 4 non-linear layers passed a 1-point budget at 0 and lost 5.0
+            // points on the test split).
+            var f = reference.Measure(data, trial);
+            var d = reference.UpperDrop(f, o.Confidence);
+            var bound = o.Confidence > 0
+                ? FormattableString.Invariant($", at most {d:F2} at {o.Confidence * 100:G3}%") : "";
             ctx.Log.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"linearize: {k} of {eligible.Count} linearized: {reference.DropMetric} drop {d:F2} points (budget "
-                    + $"{budget:G3})"));
-            if (d <= budget + 1e-9) { accepted = trial; chosen = set; drop = d; break; }
+                $"linearize: {k} of {eligible.Count} linearized: {reference.DropMetric} drop {reference.Drop(f):F2} "
+                    + $"points{bound} (budget {budget:G3})"));
+            if (d <= budget + 1e-9) { accepted = trial; chosen = set; drop = reference.Drop(f); break; }
             if (k == 0) break;
             k = k * 3 / 4;
         }
