@@ -75,8 +75,8 @@ public static class CompressCommand
             "Search clean-up, Layer Folding, pruning + distillation and int8 or clustering for the "
             + "smallest or fastest model within an accuracy budget, validated in ORT");
         cmd.Add(input);
-        foreach (var o in new Option[] { output, calib, calibRandom, eval, evalRandom, maxDrop, confidence, target, recipe,
-            time, report, html, iters }) cmd.Add(o);
+        foreach (var o in new Option[] { output, calib, calibRandom, eval, evalRandom, maxDrop, confidence, target,
+            recipe, time, report, html, iters }) cmd.Add(o);
         var metric = new MetricOptions();
         metric.AddTo(cmd);
         cmd.SetAction(r =>

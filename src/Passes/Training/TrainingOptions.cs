@@ -103,7 +103,8 @@ public sealed record TrainingOptions
         Flip = Flip,
         Shift = Shift == "auto" ? TrainSettings.AutoShift : int.TryParse(Shift, System.Globalization.NumberStyles.None,
             System.Globalization.CultureInfo.InvariantCulture, out var px) ? px
-            : throw new OnnxOpt.GraphIR.OnnxModelException($"shift={Shift}: give a number of pixels (0 or more) or auto"),
+            : throw new OnnxOpt.GraphIR.OnnxModelException($"shift={Shift}: give a number of pixels (0 or more) or "
+                + "auto"),
         Mixup = Mixup,
         TokenSwap = TokenSwap,
         EvalEvery = checked((int)EvalEvery),
