@@ -83,6 +83,15 @@ public class RecoveryTrainingTests
     }
 
     [Fact]
+    public void ShiftTakesPixelsOrAutoAndNothingElse()
+    {
+        var e = Assert.Throws<OnnxModelException>(() => Optimize("digits/mlp.onnx", "distill{steps=1,shift=two}"));
+        Assert.Contains("shift=two: give a number of pixels (0 or more) or auto", e.Message);
+        var n = Assert.Throws<OnnxModelException>(() => Optimize("digits/mlp.onnx", "distill{steps=1,shift=-2}"));
+        Assert.Contains("shift=-2", n.Message);
+    }
+
+    [Fact]
     public void DistillFeaturesAutoMatchesThePooledFeaturesAndBiasesOnlyTouchesBiases()
     {
         var m = Run(OnnxImporter.Load(Paths.Model("digits/resnet.onnx")), "canonicalize,fold-bn").After;
