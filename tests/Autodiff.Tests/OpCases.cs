@@ -203,6 +203,19 @@ public static class OpCases
             var gt = b.Node("Cast", [b.Node("Greater", [x[0], x[1]])], Int("to", 1));
             return [b.Node("LessOrEqual", [x[0], b.Node("Add", [eq, gt])]), x[0], x[1]];
         }),
+        // Q then DQ (STE gradients: not finite differences of a staircase; QuantizationAwareTests checks them).
+        ["qdq-uint8-per-tensor-saturating"] = () => One("DequantizeLinear", [[2, 3, 4]], [], extra: (b, x) =>
+        {
+            var s = b.Initializer("s", [0.01f]);
+            var z = b.Initializer(Tensor.FromValues("z", DataType.UInt8, [], [(byte)120]));
+            return [b.Node("QuantizeLinear", [x[0], s, z]), s, z];
+        }),
+        ["qdq-int8-per-axis"] = () => One("DequantizeLinear", [[2, 3, 4]], [Int("axis", 1)], extra: (b, x) =>
+        {
+            var s = b.Initializer("s", [0.02f, 0.005f, 0.1f], 3);
+            var z = b.Initializer(Tensor.FromValues("z", DataType.Int8, [3], new sbyte[] { 0, 3, -2 }.AsSpan()));
+            return [b.Node("QuantizeLinear", [x[0], s, z], Int("axis", 1)), s, z];
+        }),
         ["constant-and-constantofshape"] = () => One("Add", [[2, 3]], [], extra: (b, x) =>
         {
             var c = b.Node("Constant", [], OnnxAttribute.FromTensor("value", Tensor.FromFloats("", [3], [0.5f, -1f, 2f])));

@@ -131,6 +131,8 @@ public static class Kernels<T> where T : unmanaged, IFloatingPointIeee754<T>
         ["Range"] = new RangeOp<T>(),
         ["Resize"] = new ResizeOp<T>(),
         ["Einsum"] = new EinsumOp<T>(),
+        ["QuantizeLinear"] = new QuantizeLinearOp<T>(),
+        ["DequantizeLinear"] = new DequantizeLinearOp<T>(),
     };
 
     static Kernels()
