@@ -294,6 +294,33 @@ public class TrainingTests
     }
 
     [Fact]
+    public void FakeQuantWeightsSitOnTheirGridAndTrainByTheStraightThroughEstimator()
+    {
+        // [2, 3] weights, one scale per row (axis 0), Q = 7: row 0 has 0.9 / 0.1 = 9 (clamped to 7); row 1 is inside
+        // its grid.
+        var v = new GraphBuilder().Initializer("w", [0.36f, -0.12f, 0.9f, 0.5f, -0.26f, 0.05f], 2, 3);
+        var p = new FakeQuantParameter(v, [0.1f, 0.25f], axis: 0, qmax: 7);
+        var o = new Dictionary<string, NdArray<float>>();
+        p.Materialize(o);
+        Assert.Equal([4, -1, 7, 2, -1, 0], p.Integers().Select(q => (int)q));
+        Assert.Equal(p.Integers().Select((q, i) => q * (i < 3 ? 0.1f : 0.25f)), o["w"].R);
+        var g = new NdArray<float>([2, 3], [1f, 2, 3, 4, 5, 6]);
+        var grad = new float[8];
+        p.Gradient(new Dictionary<string, NdArray<float>> { ["w"] = g }, grad);
+        // STE: the gradient passes where the weight is inside the grid, not where it is clamped (0.9).
+        Assert.Equal([1f, 2, 0, 4, 5, 6], grad.Take(6));
+        // LSQ, in units of the starting scale: s0 * sum g (round(w/s) - w/s) inside, g * Q outside.
+        double row0 = 0.1 * (1 * (4 - 3.6) + 2 * (-1 - -1.2) + 3 * 7.0);
+        double row1 = 0.25 * (4 * (2 - 2.0) + 5 * (-1 - -1.04) + 6 * (0 - 0.2));
+        Assert.Equal(row0, grad[6], 4);
+        Assert.Equal(row1, grad[7], 4);
+        // The scales are u = s / s0 and stay positive.
+        Array.Fill(p.Values, -1f, 6, 2);
+        p.Constrain!(p.Values);
+        Assert.All(p.Scales(), s => Assert.True(s > 0));
+    }
+
+    [Fact]
     public void ScheduleWarmsUpThenDecays()
     {
         var s = new TrainSettings { Steps = 100, LearningRate = 1, WarmupSteps = 10 };

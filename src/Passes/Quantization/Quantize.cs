@@ -81,6 +81,16 @@ public sealed record QuantizePassOptions
     [Option("adaround-rows", "rounding=adaround: input rows (conv patches) sampled per layer", Min = 16,
         Max = 1 << 24)]
     public long AdaRoundRows { get; init; } = 4096;
+    [Option("weight-bits", "static: weights on a grid of this many bits, symmetric per channel (4: [-7, 7] held in "
+        + "int8, W4A8; ORT runs the same int8 kernels)", Choices = ["8", "4"])]
+    public string WeightBitsText { get; init; } = "8";
+    [Option("train-steps", "static: quantization-aware training for this many distillation steps toward the float "
+        + "model on the calibration data (weights, scales and biases learned through the quantizers; 0: off)",
+        Min = 0)]
+    public long TrainSteps { get; init; }
+    [Option("train-lr", "train-steps: peak learning rate (Adam; scales move in units of their starting value)",
+        Min = 0)]
+    public double TrainLr { get; init; } = 1e-4;
     [Option("embedding-bits", "embeddings=true: bits per embedding value", Choices = ["8", "4"])]
     public string EmbeddingBits { get; init; } = "8";
     [Option("embeddings", "also store embedding tables (Gather of a float [rows, width] constant) as 8-bit blocks "
@@ -94,7 +104,7 @@ public sealed record QuantizePassOptions
         ActivationType = ActivationType == "int8" ? DataType.Int8 : DataType.UInt8,
         Include = Split(Include),
         Exclude = Split(Exclude),
-        WeightMax = ReducesRange ? 63 : 127,
+        WeightMax = WeightBitsText == "4" ? 7 : ReducesRange ? 63 : 127,
     };
 
     /// <summary>reduce-range resolved: auto follows this CPU (Int8Hardware.U8S8Saturates).</summary>
@@ -121,8 +131,12 @@ public sealed class Quantize : Pass<QuantizePassOptions>
         (options.Mode == "dynamic" || options.Mode == "weight-only" && options.Rounding != "gptq" ? DataNeeds.None
             : DataNeeds.Calibration)
         | (options.MaxDrop >= 0 ? DataNeeds.Evaluation : DataNeeds.None);
+    public override bool NeedsTeacher(QuantizePassOptions options) => options.TrainSteps > 0;
     public override void Run(PassContext ctx, QuantizePassOptions o)
     {
+        if (o.Mode != "static" && (o.TrainSteps > 0 || o.WeightBitsText != "8"))
+            throw new OnnxModelException($"quantize{{mode={o.Mode}}}: train-steps and weight-bits apply to static "
+                + "int8 only (weight-only has bits and rounding)");
         if (o.Mode == "dynamic")
         {
             if (o.MaxDrop >= 0 || o.Format != "qdq")
@@ -145,6 +159,8 @@ public sealed class Quantize : Pass<QuantizePassOptions>
         }
         var calib = ctx.RequireCalibration(Name);
         var model = ctx.Model;
+        // The float model QAT distils toward: the pipeline's input (or this model before it is quantized).
+        var teacher = o.TrainSteps > 0 ? Recovery.TeacherModel(ctx) : null;
         // Cheap preconditions before the (possibly long) calibration.
         UpgradeOpset.Require(ctx, Name, 13, "per-channel int8 weights");
         ShapeInference.Run(model);
@@ -210,6 +226,11 @@ public sealed class Quantize : Pass<QuantizePassOptions>
             ctx.Stats.Count("biases corrected", done.Count);
         }
         var result = QdqEmitter.Emit(model, ctx.Rewriter, ranges, qo, fallback);
+        if (o.TrainSteps > 0)
+        {
+            var settings = new TrainingOptions { Shift = "auto", Steps = o.TrainSteps, Lr = o.TrainLr }.Settings([]);
+            QuantizationAwareTraining.Run(ctx, "quantize: training", settings, qo.WeightMax, teacher);
+        }
         if (qoperator) QOperatorLowering.Run(model, ctx.Rewriter, ctx.Stats);
         Report(ctx, result, ranges, qo);
         if (o.Embeddings) EmbeddingQuantize.Run(ctx, o);

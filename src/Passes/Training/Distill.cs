@@ -15,7 +15,9 @@
 // ones included); patience stops a run that no longer improves. BatchNorm should be folded first
 // (canonicalize,fold-bn), so the folded convs train. keep-zeros (auto: weights at least 5% zero, as sparsify
 // leaves them) holds every exactly-zero weight at zero after each step, so sparsify -> distill stays sparse (Deep
-// Compression's and the lottery ticket's masked retraining). Approximate: validated as optimize validates.
+// Compression's and the lottery ticket's masked retraining). After quantize (a QDQ model) it is quantization-aware
+// training: QuantizationAwareTraining trains through the quantizers and writes the int8 model back.
+// Approximate: validated as optimize validates.
 using OnnxOpt.GraphIR;
 using OnnxOpt.Training;
 
@@ -44,6 +46,15 @@ public sealed class Distill : Pass<DistillOptions>
         var t = o.Training;
         var teacher = Recovery.TeacherModel(ctx);
         var settings = t.Settings(Features(ctx, teacher, t.Features));
+        if (QuantizationAwareTraining.Applies(ctx.Model))
+        {
+            // After quantize: train through the quantizers and write the QDQ model back (QAT).
+            if (t.Params != "all")
+                throw new OnnxModelException($"distill: params={t.Params} on a quantized (QDQ) model; it trains "
+                    + "params=all (weights on their int8 grid, scales, biases)");
+            QuantizationAwareTraining.Run(ctx, Name, settings, null, teacher);
+            return;
+        }
         var parameters = ParameterSelection.Select(ctx.Model, t.Params, keepZeros: t.KeepZeros);
         if (parameters.Count == 0)
             throw new OnnxModelException($"distill: params={t.Params} selects no float initializer of the model");

@@ -33,13 +33,13 @@ internal static class Recovery
             + "mask survives training)");
     }
 
-    /// <summary>Trains the parameters of ctx.Model toward the teacher and writes the result back into the
-    /// model.</summary>
+    /// <summary>Trains the parameters of ctx.Model (or of <paramref name="student"/>, a training form of it)
+    /// toward the teacher and writes the result back into the model.</summary>
     public static TrainResult Train(PassContext ctx, string stage, IReadOnlyList<Parameter> parameters,
-        TrainSettings settings, Model? teacherModel = null, bool writeBack = true)
+        TrainSettings settings, Model? teacherModel = null, bool writeBack = true, Model? student = null)
     {
         var calib = ctx.RequireCalibration(stage);
-        var model = ctx.Model;
+        var model = student ?? ctx.Model;
         if (ctx.Deadline is { } end) settings = settings with { Deadline = end };
         var teacherSource = teacherModel ?? TeacherModel(ctx);
         var inputs = Data.IoInfo.InputsOf(model.Graph);
