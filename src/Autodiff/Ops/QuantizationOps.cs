@@ -60,6 +60,7 @@ internal sealed class QuantizeLinearOp<T> : IOp<T> where T : unmanaged, IFloatin
     private static DataType OutputType(OpCall<T> c) => c.Optional(2) is { } z ? z.ElementType
         : c.Node.GetInt("output_dtype", 0) is var t and not 0 ? (DataType)t : DataType.UInt8;
 
+    // Every loop runs over blocks of `inner` elements that share one channel's scale and zero point.
     public NdArray<T>[] Forward(OpCall<T> c)
     {
         var x = c.In(0); var s = c.In(1); var z = c.Optional(2);
@@ -67,12 +68,13 @@ internal sealed class QuantizeLinearOp<T> : IOp<T> where T : unmanaged, IFloatin
         var (lo, hi) = QuantGrid.Range(type, c.Node.ToString());
         var (channels, inner) = QuantGrid.Layout(c, x, s);
         var xr = x.R; var y = Buffers<T>.New(xr.Length);
-        for (int i = 0; i < y.Length; i++)
+        T tlo = T.CreateChecked(lo), thi = T.CreateChecked(hi);
+        for (long start = 0; start < xr.Length; start += inner)
         {
-            int ch = (int)(i / inner % channels);
-            var q = Math.Round(double.CreateChecked(xr[i]) / s.ToDouble(ch), MidpointRounding.ToEven)
-                + QuantGrid.Zero(z, ch);
-            y[i] = T.CreateChecked(Math.Clamp(q, lo, hi));
+            int ch = (int)(start / inner % channels);
+            T sc = T.CreateChecked(s.ToDouble(ch)), zc = T.CreateChecked(QuantGrid.Zero(z, ch));
+            for (long i = start; i < start + inner; i++)
+                y[i] = T.Clamp(T.Round(xr[i] / sc, MidpointRounding.ToEven) + zc, tlo, thi);
         }
         return [new NdArray<T>(x.Shape, y, type)];
     }
@@ -87,14 +89,21 @@ internal sealed class QuantizeLinearOp<T> : IOp<T> where T : unmanaged, IFloatin
         var xr = x.R; var g = gy.R;
         var dx = needed[0] ? Buffers<T>.New(xr.Length) : null;
         var ds = needed.Length > 1 && needed[1] ? new double[channels] : null;
-        for (int i = 0; i < xr.Length; i++)
+        T tlo = T.CreateChecked(lo), thi = T.CreateChecked(hi);
+        for (long start = 0; start < xr.Length; start += inner)
         {
-            int ch = (int)(i / inner % channels);
-            double sc = s.ToDouble(ch), xv = double.CreateChecked(xr[i]);
-            var q = Math.Round(xv / sc, MidpointRounding.ToEven) + QuantGrid.Zero(z, ch);
-            bool inside = q >= lo && q <= hi;
-            if (dx is not null) dx[i] = inside ? T.CreateChecked(double.CreateChecked(g[i]) / sc) : T.Zero;
-            if (ds is not null && inside) ds[ch] -= double.CreateChecked(g[i]) * xv / (sc * sc);
+            int ch = (int)(start / inner % channels);
+            T sc = T.CreateChecked(s.ToDouble(ch)), zc = T.CreateChecked(QuantGrid.Zero(z, ch));
+            double dsum = 0;
+            for (long i = start; i < start + inner; i++)
+            {
+                var q = T.Round(xr[i] / sc, MidpointRounding.ToEven) + zc;
+                bool inside = q >= tlo && q <= thi;
+                if (dx is not null) dx[i] = inside ? g[i] / sc : T.Zero;
+                if (inside) dsum += double.CreateChecked(g[i] * xr[i]);
+            }
+            var sd = double.CreateChecked(sc);
+            if (ds is not null) ds[ch] -= dsum / (sd * sd);
         }
         if (dx is not null) r[0] = new NdArray<T>(x.Shape, dx);
         if (ds is not null) r[1] = new NdArray<T>(s.Shape, ds.Select(T.CreateChecked).ToArray());
@@ -109,10 +118,16 @@ internal sealed class DequantizeLinearOp<T> : IOp<T> where T : unmanaged, IFloat
         var q = c.In(0); var s = c.In(1); var z = c.Optional(2);
         var (channels, inner) = QuantGrid.Layout(c, q, s);
         var y = Buffers<T>.New(q.Length);
-        for (int i = 0; i < y.Length; i++)
+        for (long start = 0; start < y.Length; start += inner)
         {
-            int ch = (int)(i / inner % channels);
-            y[i] = T.CreateChecked((q.ToDouble(i) - QuantGrid.Zero(z, ch)) * s.ToDouble(ch));
+            int ch = (int)(start / inner % channels);
+            double sc = s.ToDouble(ch), zc = QuantGrid.Zero(z, ch);
+            if (q.Real is { } qr)
+            {
+                T ts = T.CreateChecked(sc), tz = T.CreateChecked(zc);
+                for (long i = start; i < start + inner; i++) y[i] = (qr[i] - tz) * ts;
+            }
+            else for (long i = start; i < start + inner; i++) y[i] = T.CreateChecked((q.Int![i] - zc) * sc);
         }
         return [new NdArray<T>(q.Shape, y)];
     }
@@ -124,23 +139,24 @@ internal sealed class DequantizeLinearOp<T> : IOp<T> where T : unmanaged, IFloat
         var q = c.In(0); var s = c.In(1); var z = c.Optional(2);
         var (channels, inner) = QuantGrid.Layout(c, q, s);
         var g = gy.R;
-        if (needed[0])
+        var dq = needed[0] ? Buffers<T>.New(q.Length) : null;
+        var ds = needed.Length > 1 && needed[1] ? new double[channels] : null;
+        for (long start = 0; start < q.Length; start += inner)
         {
-            var dq = Buffers<T>.New(q.Length);
-            for (int i = 0; i < dq.Length; i++)
-                dq[i] = T.CreateChecked(double.CreateChecked(g[i]) * s.ToDouble((int)(i / inner % channels)));
-            r[0] = new NdArray<T>(q.Shape, dq);
+            int ch = (int)(start / inner % channels);
+            T ts = T.CreateChecked(s.ToDouble(ch)), tz = T.CreateChecked(QuantGrid.Zero(z, ch));
+            if (dq is not null) for (long i = start; i < start + inner; i++) dq[i] = g[i] * ts;
+            if (ds is null) continue;
+            double sum = 0;
+            if (q.Real is { } qr)
+                for (long i = start; i < start + inner; i++) sum += double.CreateChecked(g[i] * (qr[i] - tz));
+            else
+                for (long i = start; i < start + inner; i++)
+                    sum += double.CreateChecked(g[i]) * (q.Int![i] - double.CreateChecked(tz));
+            ds[ch] += sum;
         }
-        if (needed.Length > 1 && needed[1])
-        {
-            var ds = new double[channels];
-            for (int i = 0; i < q.Length; i++)
-            {
-                int ch = (int)(i / inner % channels);
-                ds[ch] += double.CreateChecked(g[i]) * (q.ToDouble(i) - QuantGrid.Zero(z, ch));
-            }
-            r[1] = new NdArray<T>(s.Shape, ds.Select(T.CreateChecked).ToArray());
-        }
+        if (dq is not null) r[0] = new NdArray<T>(q.Shape, dq);
+        if (ds is not null) r[1] = new NdArray<T>(s.Shape, ds.Select(T.CreateChecked).ToArray());
         return r;
     }
 }
