@@ -5,7 +5,8 @@
 //   QDQ model:      x -> Q(s_x) -> DQ -> Conv(DQ(W_int8, s_w), DQ(b_int32, s_x s_w)) -> Q(s_y) -> DQ -> ...
 //   training form:  x -> Q(s_x) -> DQ -> Conv(W, b) -> Q(s_y) -> DQ -> ...     (a copy; the evaluator's Q/DQ
 //                   kernels pass gradients straight through and train s_x, s_y)
-//                   W = s_w clamp(round(w / s_w), -Q, Q)  (FakeQuantParameter: w from the dequantized weight, s_w)
+//                   W = s_w clamp(round(w / s_w), -Q, Q)  (FakeQuantParameter: w starts at the float weight the
+//                   integers were rounded from when the quantize pass passes it, else at the dequantized weight)
 //                   b  float, trained
 //   written back:   W_int8 = clamp(round(w / s_w), -Q, Q), s_w; b_int32 = round(b / (s_x s_w)) at the trained
 //                   scales; s_x, s_y; the float parameters of ops left in float (biases, weights) as they trained.
@@ -78,14 +79,15 @@ public static class QuantizationAwareTraining
 
     private static Tensor? Initializer(Value? v) => v is { Initializer: { } t, IsGraphInput: false } ? t : null;
 
-    /// <summary>The float weights of the layers a QDQ emission is about to quantize, by layer (capture before
-    /// Emit), and after it, by the int8 initializer each layer's weight became (for Run's latent).</summary>
+    /// <summary>The float weights of the layers a QDQ emission may quantize, by layer (taken before Emit).</summary>
     public static Dictionary<Node, float[]> FloatWeights(Model m) => m.Graph.Nodes
         .Where(n => n.IsStandard && n.OpType is "Conv" or "ConvTranspose" or "Gemm" or "MatMul"
             && (n.OpType != "Gemm" || n.GetFloat("alpha", 1f) == 1f)
             && Rewriter.ConstantOf(n.Input(1)) is { ElementType: DataType.Float })
         .ToDictionary(n => n, n => Rewriter.ConstantOf(n.Input(1))!.ToFloatArray());
 
+    /// <summary>After Emit: the float weights by the int8 initializer each layer's weight became (Run's latent).
+    /// </summary>
     public static Dictionary<string, float[]> ByInteger(Dictionary<Node, float[]> floats)
     {
         var r = new Dictionary<string, float[]>(StringComparer.Ordinal);
@@ -110,7 +112,7 @@ public static class QuantizationAwareTraining
             var scales = Initializer(dq.Input(1))!.ToFloatArray();
             var ints = q.ToInt64Array();
             int axis = scales.Length == 1 ? -1 : (int)dq.GetInt("axis", 1);
-            if (axis < -1) axis += q.Dims.Length;
+            if (scales.Length > 1 && axis < 0) axis += q.Dims.Length;
             int bound = weightMax ?? Bound(ints);
             long inner = axis < 0 ? ints.Length : q.Dims.Skip(axis + 1).Aggregate(1L, (a, b) => a * b);
             var (intName, scaleName) = (dq.Input(0)!.Name, dq.Input(1)!.Name);

@@ -7,7 +7,9 @@
 //      (accuracy with labels, else top-1 agreement with fp32, else output cosine); when the drop exceeds
 //      max-drop, try bias correction and cross-layer equalization (bias-correct, equalize: auto), then fall
 //      back to float the quantized op whose own output is worst (lowest SQNR of its int8 activation against
-//      fp32), one at a time, keeping the best model seen (AccuracyAwareSearch).
+//      fp32), one at a time, keeping the best model seen (AccuracyAwareSearch);
+//   4. with train-steps: quantization-aware training of the QDQ model (QuantizationAwareTraining), before any
+//      QOperator lowering. weight-bits=4 puts the weights on [-7, 7] (W4A8) in the same int8 graph.
 using OnnxOpt.Calibration;
 using OnnxOpt.GraphIR;
 
