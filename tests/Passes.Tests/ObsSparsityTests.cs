@@ -111,4 +111,48 @@ public class ObsSparsityTests
         var (o, g) = (Agreement(obs), Agreement(mag));
         Assert.True(o > g + 0.1, $"top-1 agreement on held-out digits: obs {o:P1}, magnitude {g:P1}");
     }
+
+    [Fact]
+    public void ErkKeepsTheDensityInTotalAndSmallLayersDenser()
+    {
+        long[][] shapes = [[16, 1, 3, 3], [64, 1, 3, 3], [64, 64, 3, 3], [128, 64, 3, 3], [10, 256]];
+        foreach (var density in new[] { 0.05, 0.1, 0.5, 0.9 })
+        {
+            var d = DensityAllocation.Densities(shapes, density, "erk");
+            var sizes = shapes.Select(s => (double)s.Aggregate(1L, (a, b) => a * b)).ToArray();
+            var mean = d.Select((x, i) => x * sizes[i]).Sum() / sizes.Sum();
+            Assert.Equal(density, mean, 9);
+            Assert.All(d, x => Assert.InRange(x, 0, 1));
+            // Fewer weights per fan (sum of dims / product): denser.
+            Assert.True(d[0] >= d[2] && d[1] >= d[2] && d[2] >= d[3], string.Join(", ", d));
+        }
+        var low = DensityAllocation.Densities(shapes, 0.1, "erk");
+        Assert.Equal(1, low[0]);
+        Assert.True(low[3] < 0.1, $"the largest layer keeps {low[3]:P1}");
+        Assert.All(DensityAllocation.Densities(shapes, 0.1, "uniform"), x => Assert.Equal(0.1, x));
+    }
+
+    [Fact]
+    public void ObsWithErkAllocationKeepsTheTotalDensity()
+    {
+        var m = OnnxImporter.Load(Paths.Model(Path.Combine("digits", "vgg.onnx")));
+        var calib = CalibrationSource.FromFolder(Path.Combine(Digits, "calib"));
+        var (after, runs) = Run(m, "canonicalize,fold-bn,sparsify{method=obs,density=0.1,allocation=erk}", calib);
+        var layers = runs.SelectMany(r => r.Stats.Decisions).OfType<ObsLayer>().ToList();
+        Assert.True(layers.Count >= 3);
+        var kept = (double)layers.Sum(l => l.Kept) / layers.Sum(l => l.Weights);
+        Assert.InRange(kept, 0.09, 0.11);
+        // The stem (fewest weights) keeps more than the largest layer.
+        var stem = layers.MinBy(l => l.Weights)!;
+        var largest = layers.MaxBy(l => l.Weights)!;
+        Assert.True((double)stem.Kept / stem.Weights > (double)largest.Kept / largest.Weights + 0.1);
+        Assert.Equal(layers.Sum(l => l.Weights - l.Kept), after.Graph.Nodes.Where(n => n.OpType is "Conv" or "Gemm")
+            .Sum(n => (long)LinearOp.Of(n)!.Weight.Count(w => w == 0)));
+        var two4 = Assert.Throws<OnnxModelException>(() =>
+            Run(m, "canonicalize,sparsify{method=obs,pattern=2:4,allocation=erk}", calib));
+        Assert.Contains("allocation=erk", two4.Message);
+        var global = Assert.Throws<OnnxModelException>(() =>
+            Run(m, "canonicalize,sparsify{method=magnitude,density=0.5,allocation=erk}", calib));
+        Assert.Contains("scope=local", global.Message);
+    }
 }

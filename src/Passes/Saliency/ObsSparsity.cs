@@ -8,6 +8,7 @@
 //              sweep as GPTQ with "quantize" meaning "set to 0 when pruned")
 //   mask       chosen per group of columns when the sweep reaches it, from the already updated weights:
 //              unstructured: in each block of 128 columns of a row, the (1 - density) share with the lowest cost;
+//              (allocation=erk: each layer's own density, DensityAllocation, the same total kept);
 //              N:M (pattern=2:4): in every M consecutive inputs of a row, the M - N with the lowest cost (the pattern
 //              sparse tensor cores run; a trailing partial group keeps min(N, its size))
 // The report has each layer's output error on the calibration rows for OBS and for magnitude pruning with the same
@@ -58,22 +59,30 @@ internal static class ObsSparsity
     {
         var calib = ctx.RequireCalibration("sparsify{method=obs}");
         var (keepN, groupM) = ParsePattern(o.Pattern);
+        if (groupM > 0 && o.Allocation != "uniform")
+            throw new OnnxModelException($"sparsify: pattern {o.Pattern} keeps {keepN} of every {groupM} in every "
+                + $"layer; allocation={o.Allocation} applies to unstructured densities");
         var model = ctx.Model;
         ShapeInference.Run(model);
         var layers = model.Graph.Nodes
             .Where(n => n.IsStandard && n.OpType is "Conv" or "Gemm" or "MatMul" && n.Input(0) is { } x
                 && Rewriter.ConstantOf(x) is null)
             .Select(LinearOp.Of).OfType<LinearOp>().ToList();
-        var (hessians, refused) = LayerHessian.Collect(model, calib, layers, 4096, "sparsify: layer statistics");
-        foreach (var (n, why) in refused) ctx.Stats.Notes.Add($"sparsify: {QdqEmitter.Key(n)} left dense: {why}");
+        var eligible = layers.Where(l => LayerHessian.WhyNot(l) is null).ToList();
+        var densities = DensityAllocation.Densities(eligible.Select(l => l.WeightDims).ToList(), o.Density,
+            o.Allocation);
+        var densityOf = eligible.Select((l, i) => (l.Node, densities[i])).ToDictionary(t => t.Node, t => t.Item2);
         long total = 0, kept = 0;
-        foreach (var (node, h) in hessians)
+        int done = 0;
+        void Sparsify(LayerHessian h)
         {
+            var node = h.Op.Node;
+            var density = densityOf.GetValueOrDefault(node, o.Density);
             var original = h.Rows();
             var rows = (double[])original.Clone();
             int k = h.K, per = h.RowsPerGroup, count = h.Op.OutChannels;
             var zero = original.Select(v => v == 0).ToArray();
-            var grid = new SparseGrid(count, k, o.Density, keepN, groupM, zero: zero);
+            var grid = new SparseGrid(count, k, density, keepN, groupM, zero: zero);
             bool ok = true;
             for (int g = 0; g < h.Groups && ok; g++)
             {
@@ -82,7 +91,7 @@ internal static class ObsSparsity
                 slice.CopyTo(rows.AsSpan(g * per * k));
             }
             // Magnitude with the same pattern, no update: the baseline (and the fallback when H is singular).
-            var mag = new SparseGrid(count, k, o.Density, keepN, groupM, magnitude: true, zero: zero);
+            var mag = new SparseGrid(count, k, density, keepN, groupM, magnitude: true, zero: zero);
             var magRows = (double[])original.Clone();
             for (int r = 0; r < count; r++)
                 for (int c = 0; c < k; c++)
@@ -99,14 +108,19 @@ internal static class ObsSparsity
             h.Op.WriteWeight(ctx.Rewriter, h.FromRows(rows));
             ctx.Stats.Decide(new ObsLayer(QdqEmitter.Key(node), rows.Length, nz, eMag, Math.Min(eObs, eMag)));
             ctx.Stats.Count("weights zeroed", rows.Length - nz);
+            done++;
         }
-        ctx.Stats.Count("layers", hessians.Count);
+        var (hessians, refused) = LayerHessian.Collect(model, calib, layers, 4096, "sparsify: layer statistics");
+        foreach (var h in hessians.Values) Sparsify(h);
+        foreach (var (n, why) in refused) ctx.Stats.Notes.Add($"sparsify: {QdqEmitter.Key(n)} left dense: {why}");
+        ctx.Stats.Count("layers", done);
         ctx.Rewriter.RemoveUnusedInitializers(model.Graph);
         if (total == 0) return;
         var measured = ctx.Stats.Decisions.OfType<ObsLayer>().Where(d => d.ErrorMagnitude > 0).ToList();
         var ratio = measured.Count == 0 ? 1 : measured.Average(d => d.ErrorObs / d.ErrorMagnitude);
-        var at = groupM > 0 ? $"{keepN}:{groupM}" : $"density {o.Density}";
-        ctx.Stats.Notes.Add($"obs: {hessians.Count} layers at {at} ({(double)kept / total:P1} of their weights kept); "
+        var at = groupM > 0 ? $"{keepN}:{groupM}"
+            : $"density {o.Density}" + (o.Allocation == "uniform" ? "" : $" ({o.Allocation} allocation)");
+        ctx.Stats.Notes.Add($"obs: {done} layers at {at} ({(double)kept / total:P1} of their weights kept); "
             + $"layer output error {ratio:P0} of magnitude "
             + "pruning's with the same pattern on average (calibration rows)");
     }

@@ -23,6 +23,8 @@ public sealed record SaliencyOptions
     public int Iterations { get; init; } = 100;
     public double Density { get; init; } = 0.1;
     public string Scope { get; init; } = "global";
+    /// <summary>scope=local: how the density is shared between layers (DensityAllocation).</summary>
+    public string Allocation { get; init; } = "uniform";
     public string Precision { get; init; } = "float64";
     public IReadOnlyDictionary<string, int[]> InputShapes { get; init; } = new Dictionary<string, int[]>();
     public OnnxOpt.Data.ProgressSink? Progress { get; init; }
@@ -71,6 +73,9 @@ public static class Saliency
         if (o.Density is <= 0 or > 1) throw new OnnxModelException($"density {o.Density} must be in (0, 1]");
         if (o.Iterations < 1) throw new OnnxModelException("iterations must be at least 1");
         if (o.Scope is not ("global" or "local")) throw new OnnxModelException($"scope '{o.Scope}' must be global or local");
+        if (o.Allocation != "uniform" && o.Scope != "local")
+            throw new OnnxModelException($"allocation={o.Allocation} shares the density between layers: it needs "
+                + "scope=local (scope=global already lets the scores choose)");
         if (o.Precision is not ("float64" or "float32")) throw new OnnxModelException($"precision '{o.Precision}' must be float64 or float32");
         // Weights held in Constant nodes (older exporters) become initializers of a copy, under the same
         // names; a model below opset 13 is upgraded in that copy (the evaluator knows the current ops).
@@ -93,7 +98,7 @@ public static class Saliency
         {
             first = prunables.ToDictionary(p => p.Weight.Name,
                 p => p.Weight.Initializer!.ToDoubleArray().Select(Math.Abs).ToArray(), StringComparer.Ordinal);
-            Prune(prunables, first, masks, o.Density, o.Scope);
+            Prune(prunables, first, masks, o.Density, o.Scope, o.Allocation);
             rounds = 1;
         }
         else if (o.Method is "obd" or "fisher")
@@ -102,7 +107,7 @@ public static class Saliency
                 $"saliency method '{o.Method}' needs calibration data (--calib DIR): it measures the loss's Hessian");
             first = SecondOrderSaliency.Compute(model, prunables.Select(p => p.Weight.Name).Distinct().ToList(), calib,
                 o.Method).Saliency;
-            Prune(prunables, first, masks, o.Density, o.Scope);
+            Prune(prunables, first, masks, o.Density, o.Scope, o.Allocation);
             rounds = 1;
         }
         else
@@ -125,7 +130,8 @@ public static class Saliency
                     throw new OnnxModelException($"SynFlow overflowed in {o.Precision} (R = {rk:G4} in round {k}) even "
                         + "with every layer rescaled to unit mean row sum");
                 if (k == 1) { first = scores; r = rk; }
-                Prune(prunables, scores, masks, Math.Pow(o.Density, (double)k / o.Iterations), o.Scope);
+                Prune(prunables, scores, masks, Math.Pow(o.Density, (double)k / o.Iterations), o.Scope,
+                    o.Allocation);
                 o.Progress?.Invoke("synflow rounds", k, o.Iterations);
             }
             rounds = o.Iterations;
@@ -172,14 +178,16 @@ public static class Saliency
 
     /// <summary>Keeps, globally or per layer, the weights scoring above the floor((1-d) m)-th lowest score.</summary>
     private static void Prune(List<PrunableWeight> prunables, Dictionary<string, double[]> scores, Dictionary<string,
-        bool[]> masks, double density, string scope)
+        bool[]> masks, double density, string scope, string allocation)
     {
         if (scope == "local")
         {
-            foreach (var p in prunables)
+            var densities = DensityAllocation.Densities(prunables.Select(p => p.Dims).ToList(), density, allocation);
+            for (int l = 0; l < prunables.Count; l++)
             {
+                var p = prunables[l];
                 var s = scores[p.Weight.Name];
-                var t = Threshold(s, (long)Math.Floor((1 - density) * s.Length));
+                var t = Threshold(s, (long)Math.Floor((1 - densities[l]) * s.Length));
                 var m = masks[p.Weight.Name];
                 for (int i = 0; i < s.Length; i++) m[i] = m[i] && s[i] > t;
             }

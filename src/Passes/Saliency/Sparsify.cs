@@ -36,6 +36,10 @@ public sealed record SparsifyOptions
     public long Iterations { get; init; } = 100;
     [Option("scope", "one threshold over all layers, or one per layer", Choices = ["global", "local"])]
     public string Scope { get; init; } = "global";
+    [Option("allocation", "how the density is shared between layers (scope=local and method=obs): uniform (every "
+        + "layer keeps the density) or erk (Erdos-Renyi-Kernel: small layers such as stems, depthwise kernels and "
+        + "classifiers denser, large ones sparser, the same weights kept in total)", Choices = ["uniform", "erk"])]
+    public string Allocation { get; init; } = "uniform";
     [Option("precision", "SynFlow arithmetic (float32 overflows on deep nets)", Choices = ["float64", "float32"])]
     public string Precision { get; init; } = "float64";
     [Option("input-shape", "SynFlow input shapes where the model's are symbolic beyond the batch axis: "
@@ -49,6 +53,7 @@ public sealed record SparsifyOptions
         Density = Density,
         Iterations = (int)Math.Min(Iterations, int.MaxValue),
         Scope = Scope,
+        Allocation = Allocation,
         Precision = Precision,
         InputShapes = SaliencyOptions.ParseShapes([InputShape]),
         Progress = progress,
