@@ -25,7 +25,8 @@ public sealed class FakeQuantParameter : Parameter
     /// <param name="initializer">The float weight the training graph reads (its values are the starting w).</param>
     /// <param name="scales">The starting scales s0: one, or one per index of <paramref name="axis"/>.</param>
     /// <param name="qmax">Q, the largest integer magnitude (127; 63 with reduce-range; 7 for 4-bit weights).</param>
-    public FakeQuantParameter(Value initializer, float[] scales, int axis, int qmax)
+    /// <param name="zeros">Positions of the weight held at zero after every step (a sparse mask), or null.</param>
+    public FakeQuantParameter(Value initializer, float[] scales, int axis, int qmax, ZeroMask? zeros = null)
         : base(initializer.Name + ":fake-quant", Start(initializer, scales.Length))
     {
         _initializer = initializer.Name;
@@ -38,7 +39,12 @@ public sealed class FakeQuantParameter : Parameter
         else _inner = _n;
         _s0 = scales.Select(s => (double)s).ToArray();
         QMax = qmax;
-        Constrain = u => { for (int c = 0; c < _s0.Length; c++) u[_n + c] = Math.Max(u[_n + c], 1e-3f); };
+        Constrain = u =>
+        {
+            for (int c = 0; c < _s0.Length; c++) u[_n + c] = Math.Max(u[_n + c], 1e-3f);
+            zeros?.Apply(u);
+        };
+        HeldZeros = zeros?.Count ?? 0;
     }
 
     private static float[] Start(Value v, int channels)

@@ -83,6 +83,36 @@ public class QuantizationAwareTrainingTests
         Assert.Contains("params=biases on a quantized (QDQ) model", e.Message);
     }
 
+    /// <summary>Per Conv/Gemm (by node name), which of its weights are zero: the float weight, or the integers of the
+    /// DequantizeLinear that feeds it.</summary>
+    private static Dictionary<string, bool[]> Zeros(Model m) => m.Graph.Nodes
+        .Where(n => n.OpType is "Conv" or "Gemm")
+        .ToDictionary(n => n.Name, n => (n.Input(1)!.Producer is { OpType: "DequantizeLinear" } dq
+                ? dq.Input(0)!.Initializer!.ToInt64Array().Select(x => x == 0)
+                : n.Input(1)!.Initializer!.ToFloatArray().Select(x => x == 0)).ToArray());
+
+    [Fact]
+    public void SparseWeightsKeepTheirZerosThroughQuantizationAwareTraining()
+    {
+        const string sparse = "canonicalize,fold-bn,sparsify{method=magnitude,density=0.5,scope=local},";
+        var (pruned, _) = Quantized(sparse.TrimEnd(','));
+        var (after, runs) = Quantized(sparse + "quantize{weight-bits=4,train-steps=30}");
+        Assert.True(Counter(runs, "weights held at zero") > 10_000);
+        var (z0, z1) = (Zeros(pruned), Zeros(after));
+        Assert.True(z0.Count >= 5);
+        foreach (var (name, zeros) in z0)
+        {
+            // Every pruned position is still 0 after training.
+            Assert.True(zeros.Count(z => z) >= zeros.Length / 2, name);
+            Assert.All(zeros.Select((z, i) => (z, i)).Where(t => t.z), t => Assert.True(z1[name][t.i], name));
+        }
+        // Distill after quantize starts on the grid: zeros are held only when asked (rounding makes zeros too).
+        var (_, held) = Quantized(sparse + "quantize,distill{steps=5,keep-zeros=true}");
+        Assert.True(Counter(held, "weights held at zero") > 10_000);
+        var (_, auto) = Quantized(sparse + "quantize,distill{steps=5}");
+        Assert.Equal(0, Counter(auto, "weights held at zero"));
+    }
+
     [Fact]
     public void TrainingAndFourBitWeightsAreForStaticInt8Only()
     {

@@ -12,7 +12,8 @@
 //                   scales; s_x, s_y; the float parameters of ops left in float (biases, weights) as they trained.
 // Q is the weight grid's bound: 127, 63 under reduce-range, 7 for 4-bit weights (weight-bits=4); after a quantize
 // pass in the same pipeline it is known, otherwise the smallest of 7, 63, 127 holding the tensor's integers.
-// Zero points stay. Only initializers the QDQ emitter's layout has are trained: a weight DQ read only by the
+// Zero points stay. keep-zeros: a weight's exact zeros (a sparsified model's mask) stay zero, so its integers stay 0.
+// Only initializers the QDQ emitter's layout has are trained: a weight DQ read only by the
 // weight input of Conv/ConvTranspose/Gemm/MatMul with its own scale; a bias DQ (int32) read by a bias input;
 // activation scales shared by a Q and its DQs. Anything else (quantized constants of Add/Mul, foreign layouts)
 // stays as it is.
@@ -44,10 +45,13 @@ public static class QuantizationAwareTraining
     /// <param name="weightMax">The weight grid's bound Q, or null to read it from each tensor.</param>
     /// <param name="latent">The float weights the int8 ones were rounded from, by int8 initializer name (training
     /// starts from them, so a weight's position between two grid points is kept); others start on the grid.</param>
+    /// <param name="keepZeros">Held zeros (the sparse mask survives QAT): auto/true/false on the float weights
+    /// training starts from; a weight that starts on its grid holds its zero integers only with true (rounding
+    /// makes zeros too, so auto does not read them as a mask).</param>
     public static TrainResult Run(PassContext ctx, string stage, TrainSettings settings, int? weightMax,
-        Model? teacher = null, IReadOnlyDictionary<string, float[]>? latent = null)
+        Model? teacher = null, IReadOnlyDictionary<string, float[]>? latent = null, string keepZeros = "auto")
     {
-        var form = Build(ctx.Model, weightMax, latent);
+        var form = Build(ctx.Model, weightMax, latent, keepZeros);
         if (form.Weights.Count == 0 && form.Scales.Count == 0)
             throw new OnnxModelException($"{stage}: the model has no QDQ weights or activation scales to train");
         ctx.Stats.Count("int8 weights trained", form.Weights.Count);
@@ -56,6 +60,7 @@ public static class QuantizationAwareTraining
         ctx.Stats.Notes.Add($"{stage}: quantization-aware training of {form.Weights.Count} weights (grid "
             + $"+-{string.Join("/", grids)}), {form.Biases.Count} biases, {form.Scales.Count} activation scales and "
             + $"{form.Rest.Count} float parameters (straight-through estimator, learned step sizes)");
+        Recovery.ReportHeldZeros(ctx, form.Parameters);
         var r = Recovery.Train(ctx, stage, form.Parameters, settings, teacher, writeBack: false, student: form.Model);
         WriteBack(ctx, form);
         return r;
@@ -97,7 +102,8 @@ public static class QuantizationAwareTraining
         return r;
     }
 
-    private static Form Build(Model model, int? weightMax, IReadOnlyDictionary<string, float[]>? latent)
+    private static Form Build(Model model, int? weightMax, IReadOnlyDictionary<string, float[]>? latent,
+        string keepZeros)
     {
         var m = model.Clone();
         var g = m.Graph;
@@ -119,10 +125,13 @@ public static class QuantizationAwareTraining
             var w = new float[ints.Length];
             for (int i = 0; i < w.Length; i++)
                 w[i] = ints[i] * scales[axis < 0 ? 0 : (int)(i / inner % scales.Length)];
-            if (latent is not null && latent.TryGetValue(intName, out var start)) w = start.ToArray();
+            float[]? start = null;
+            bool fromFloat = latent?.TryGetValue(intName, out start) == true;
+            if (fromFloat) w = start!.ToArray();
             var weight = rw.Constant(g, reader.Input(1)!.Name.Replace("_dequantized", ""),
                 Tensor.FromFloats("", q.Dims, w));
-            var p = new FakeQuantParameter(weight, scales, axis, bound);
+            var mask = ParameterSelection.ZeroMask(weight, fromFloat || keepZeros == "true" ? keepZeros : "false");
+            var p = new FakeQuantParameter(weight, scales, axis, bound, mask);
             weights.Add(new WeightSlot(intName, scaleName, p));
             trainedNames.Add(weight.Name);
             rw.Replace(dq.Output(), weight);

@@ -52,7 +52,7 @@ public sealed class Distill : Pass<DistillOptions>
             if (t.Params != "all")
                 throw new OnnxModelException($"distill: params={t.Params} on a quantized (QDQ) model; it trains "
                     + "params=all (weights on their int8 grid, scales, biases)");
-            QuantizationAwareTraining.Run(ctx, Name, settings, null, teacher);
+            QuantizationAwareTraining.Run(ctx, Name, settings, null, teacher, keepZeros: t.KeepZeros);
             return;
         }
         var parameters = ParameterSelection.Select(ctx.Model, t.Params, keepZeros: t.KeepZeros);
