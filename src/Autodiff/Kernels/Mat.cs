@@ -35,3 +35,18 @@ internal readonly record struct Mat<T>(T[] Data, int Offset, int Rows, int Cols,
             b.RowStride, b.ColStride, c, cOffset, ldc, accumulate, maxThreads, block, blockStride);
     }
 }
+
+/// <summary>The evaluator's blocked matrix product for other libraries (the quantizers' error simulations).
+/// </summary>
+public static class DenseProduct
+{
+    /// <summary>Row-major [m, k] x [k, n] -> [m, n] (float accumulation in the blocked kernel).</summary>
+    public static float[] Multiply(float[] a, float[] b, int m, int k, int n)
+    {
+        if (a.Length != (long)m * k || b.Length != (long)k * n)
+            throw new ArgumentException($"matrix product of {m}x{k} ({a.Length}) and {k}x{n} ({b.Length})");
+        var c = new float[m * n];
+        Mat<float>.Multiply(Mat<float>.Dense(a, 0, m, k), Mat<float>.Dense(b, 0, k, n), c, 0, false);
+        return c;
+    }
+}

@@ -22,6 +22,7 @@ public static class PassRegistry
         new FoldConv(),
         new Sparsify(),
         new Equalize(),
+        new Smooth(),
         new BiasCorrect(),
         new Quantize(),
         new Prune(),
