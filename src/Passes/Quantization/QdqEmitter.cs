@@ -28,6 +28,9 @@ public sealed record QuantizeOptions
     public IReadOnlySet<string> Include { get; init; } = new HashSet<string>();
     /// <summary>Node names, output names or op types to keep in float.</summary>
     public IReadOnlySet<string> Exclude { get; init; } = new HashSet<string>();
+    /// <summary>Op types whose outputs stay float unless a quantized op reads them (their int8 inputs are
+    /// dequantized into the op: ORT runs MatMul so as MatMulIntegerToFloat, with no output requantization).</summary>
+    public IReadOnlySet<string> FloatOutputs { get; init; } = new HashSet<string>();
     /// <summary>Largest |q| of int8 weights: 127, or 63 where ORT's u8s8 kernels saturate (Int8Hardware).</summary>
     public int WeightMax { get; init; } = 127;
     /// <summary>int8 weights chosen by another rounding (AdaRound), by layer key, in the weight's layout; layers
@@ -173,7 +176,7 @@ public static class QdqEmitter
         foreach (var c in compute)
         {
             foreach (var i in c.Inputs) if (Act(i)) q.Add(i!);
-            q.Add(c.Output());
+            if (!o.FloatOutputs.Contains(c.OpType)) q.Add(c.Output());
         }
         var inherit = new Dictionary<Value, Value>();
         var shared = new List<Node>();

@@ -1,5 +1,7 @@
 // quantize: post-training int8 quantization from calibration data (main graph only; subgraphs stay float);
 // mode=dynamic: DynamicQuantize (no calibration, activations quantized at run time).
+//   0. a model with attention blocks (transformer=auto): int8 MatMul/Gemm only, MatMul outputs float, and
+//      SmoothQuant first (smooth=auto, SmoothQuant.cs);
 //   1. calibrate every activation a quantization may touch, in one streaming pass (Calibration:
 //      minmax | percentile | entropy | mse);
 //   2. emit QDQ (QdqEmitter), or lower it to QOperator ops (format=qoperator, QOperatorLowering);
@@ -95,6 +97,13 @@ public sealed record QuantizePassOptions
     [Option("train-lr", "train-steps: peak learning rate (Adam; scales move in units of their starting value)",
         Min = 0)]
     public double TrainLr { get; init; } = 3e-4;
+    [Option("transformer", "static int8 of a model with attention blocks (when include is empty): auto quantizes "
+        + "MatMul/Gemm only (mask arithmetic, Softmax, LayerNorm, GELU and the residual Adds stay float) and leaves "
+        + "MatMul outputs float (no requantization); false: the CNN defaults", Choices = ["auto", "false"])]
+    public string Transformer { get; init; } = "auto";
+    [Option("smooth", "SmoothQuant before calibrating (static int8): auto (on for transformers, alpha searched per "
+        + "group of MatMuls), off, or an alpha in [0, 1] for every group")]
+    public string Smooth { get; init; } = "auto";
     [Option("embedding-bits", "embeddings=true: bits per embedding value", Choices = ["8", "4"])]
     public string EmbeddingBits { get; init; } = "8";
     [Option("embeddings", "also store embedding tables (Gather of a float [rows, width] constant) as 8-bit blocks "
@@ -169,6 +178,27 @@ public sealed class Quantize : Pass<QuantizePassOptions>
         UpgradeOpset.Require(ctx, Name, 13, "per-channel int8 weights");
         ShapeInference.Run(model);
         var qo = o.ToEmitter();
+        int attention = o.Transformer == "auto" && o.Include.Length == 0 ? AttentionView.All(model.Graph).Count : 0;
+        if (attention > 0)
+        {
+            qo = qo with
+            {
+                Include = new HashSet<string>(["MatMul", "Gemm"], StringComparer.Ordinal),
+                // QOperator has no float-output int8 MatMul among its ops: QLinearMatMul requantizes.
+                FloatOutputs = o.Format == "qdq" ? new HashSet<string>(["MatMul"], StringComparer.Ordinal)
+                    : new HashSet<string>(),
+            };
+            ctx.Stats.Notes.Add($"transformer ({attention} attention blocks): int8 MatMul/Gemm only"
+                + (o.Format == "qdq" ? ", MatMul outputs float" : "") + "; mask arithmetic, Softmax, LayerNorm, GELU and residual Adds stay float (include= quantizes "
+                + "others, transformer=false gives the CNN defaults)");
+        }
+        if (o.Smooth != "off" && (o.Smooth != "auto" || attention > 0))
+        {
+            var smooth = new Smooth();
+            var so = new SmoothOptions { Alpha = o.Smooth, WeightMax = qo.WeightMax };
+            if (smooth.WhyNoChange(model, so) is null) smooth.Run(ctx, so);
+            ShapeInference.Run(model);
+        }
         var factory = RangeCalibrator.Factory(o.Calibrate, o.Percentile, o.MovingAverage);
         // Accuracy-aware: every method in the same pass, so the search can choose one per tensor.
         if (o.MaxDrop >= 0 && o.TuneCalibration)
