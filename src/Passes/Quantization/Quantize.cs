@@ -189,7 +189,8 @@ public sealed class Quantize : Pass<QuantizePassOptions>
                     : new HashSet<string>(),
             };
             ctx.Stats.Notes.Add($"transformer ({attention} attention blocks): int8 MatMul/Gemm only"
-                + (o.Format == "qdq" ? ", MatMul outputs float" : "") + "; mask arithmetic, Softmax, LayerNorm, GELU and residual Adds stay float (include= quantizes "
+                + (o.Format == "qdq" ? ", MatMul outputs float" : "")
+                + "; mask arithmetic, Softmax, LayerNorm, GELU and residual Adds stay float (include= quantizes "
                 + "others, transformer=false gives the CNN defaults)");
         }
         if (o.Smooth != "off" && (o.Smooth != "auto" || attention > 0))
