@@ -158,6 +158,22 @@ public class CompressTests
         RenderInBrowser(html, "prune");
     }
 
+    [BrowserFact]
+    public void QuantizeReportChartsEveryQuantizedWeight()
+    {
+        var result = Optimizer.Run(Paths.Model("transformers/bert_op13.onnx"), new OptimizeOptions
+        {
+            Pipeline = Pipeline.Parse("quantize"),
+            Calibration = CalibrationSource.FromFolder(Paths.Model("transformers/bert_data")),
+            Evaluation = CalibrationSource.FromFolder(Paths.Model("transformers/bert_eval")),
+        });
+        var html = HtmlReport.Optimize(result.Report);
+        Assert.Contains("weight SQNR after quantization", html);
+        Assert.Contains("bits per quantized weight", html);
+        Assert.Contains("SmoothQuant: simulated int8 error", html);
+        RenderInBrowser(html, "quantize-transformer");
+    }
+
     /// <summary>Loads the page in headless chromium: no console errors, the charts and tables in the DOM, and a
     /// screenshot next to the test binaries (screenshots/NAME.png).</summary>
     private static void RenderInBrowser(string html, string name)

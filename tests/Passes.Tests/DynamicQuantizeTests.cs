@@ -27,6 +27,9 @@ public class DynamicQuantizeTests
         Assert.Equal(2, q.Graph.Nodes.Count(n => n.OpType == "DynamicQuantizeLinear"));
         Assert.Equal(6, q.Graph.Nodes.Count(n => n.OpType == "MatMulIntegerToFloat"));
         Assert.Equal(matmuls, Counter(runs, "quantized MatMul") + Counter(runs, "quantized Gemm"));
+        var reported = runs.SelectMany(r => r.Stats.Decisions).OfType<QuantizedOp>()
+            .Where(d => d.Decision == "int8 (dynamic)").ToList();
+        Assert.Equal(matmuls, reported.Count(d => d.WeightSqnrDb is > 25 and <= 200 && d.Bits is 7 or 8));
         using var a = InferenceSession.FromModel(m);
         using var b = InferenceSession.FromModel(q);
         var data = DataSet.FromFolder(Paths.Model("transformers/bert_eval"), a.Inputs);
@@ -100,6 +103,9 @@ public class EmbeddingQuantizeTests
         var m = OnnxImporter.Load(Paths.Model("transformers/bert_op13.onnx"));
         var (q, runs) = Run(m, "quantize{mode=dynamic,embeddings=true}");
         Assert.Equal(3, Counter(runs, "embedding tables quantized"));
+        // uint8 blocks of 32: each table at least ~35 dB against the float one.
+        Assert.Equal(3, runs.SelectMany(r => r.Stats.Decisions).OfType<QuantizedOp>()
+            .Count(d => d.Op == "Gather" && d is { Bits: 8, WeightSqnrDb: > 35 }));
         var g = q.Graph.Nodes.Where(n => n.OpType == "GatherBlockQuantized").ToList();
         Assert.Equal(3, g.Count);
         Assert.All(g, n => Assert.Equal(DataType.UInt8, Rewriter.ConstantOf(n.Input(0))!.ElementType));

@@ -65,6 +65,12 @@ public class SmoothQuantTests
                 foreach (var u in v.Uses)
                     if (u.Node.OpType is not ("MatMul" or "Softmax")) foreach (var o in u.Node.Outputs.OfType<Value>()) stack.Push(o);
         Assert.DoesNotContain(q.Graph.Nodes, n => n.OpType == "QuantizeLinear" && fromMask.Contains(n.Input(0)!));
+        // Every int8 weight is reported with its bits and SQNR against the float weight.
+        var weighted = quantized.Where(d => d.Op is "MatMul" or "Gemm" && d.WeightSqnrDb is not null).ToList();
+        Assert.Equal(Bert.Graph.Nodes.Count(n => n.OpType is "MatMul" or "Gemm"
+            && Rewriter.ConstantOf(n.Input(1)) is not null), weighted.Count);
+        Assert.All(weighted, d => Assert.InRange(d.WeightSqnrDb!.Value, 25, 200));
+        Assert.All(weighted, d => Assert.Contains(d.Bits, new int?[] { 7, 8 }));
         // MatMul outputs are not requantized (ORT runs DQ -> MatMul as MatMulIntegerToFloat).
         Assert.DoesNotContain(q.Graph.Nodes, n => n.OpType == "QuantizeLinear"
             && n.Input(0)!.Producer is { OpType: "MatMul" });

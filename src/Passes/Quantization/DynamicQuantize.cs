@@ -99,7 +99,15 @@ internal static class DynamicQuantize
             rw.Replace(output, dq.Output());
             rw.EraseIfDead([output.Producer!, n]);
             ctx.Stats.Count($"quantized {n.OpType}");
-            ctx.Stats.Decide(new QuantizedOp(key, n.OpType, "int8 (dynamic)"));
+            ctx.Stats.Decide(new QuantizedOp(key, n.OpType, "int8 (dynamic)")
+            {
+                Bits = QuantizedOp.BitsOf(qo.WeightMax),
+                WeightSqnrDb = QuantizedOp.SqnrDb(b, i =>
+                {
+                    var (r, c) = transB ? (i % k, i / k) : (i / cols, i % cols);
+                    return (sbyte)q[r * cols + c] * (double)scales[c];
+                }),
+            });
             done++;
         }
         if (done > 0 && model.OpsetVersion(Domain) is null) rw.SetOpset(Domain, 1);

@@ -40,6 +40,11 @@ internal static class EmbeddingQuantize
                 var (codes, scales, zeros) = Quantize(t, bits);
                 long rows = t.Dims[0], width = t.Dims[1];
                 var blocks = (width + Block - 1) / Block;
+                var sqnr = QuantizedOp.SqnrDb(t.ToFloatArray(), i =>
+                {
+                    long b = i / width * blocks + i % width / Block;
+                    return (codes[i] - zeros[b]) * (double)scales[b];
+                });
                 if (bits == 4) (codes, zeros) = (Pack(codes, rows, width), Pack(zeros, rows, blocks));
                 q = (rw.Constant(g, table.Name + $"_uint{bits}", new Tensor("", DataType.UInt8,
                         [rows, bits == 4 ? width / 2 : width], codes)),
@@ -49,7 +54,7 @@ internal static class EmbeddingQuantize
                 done[table] = q;
                 ctx.Stats.Count("embedding tables quantized");
                 ctx.Stats.Decide(new QuantizedOp(table.Name, "Gather",
-                    $"uint{bits} blocks of 32 (GatherBlockQuantized)"));
+                    $"uint{bits} blocks of 32 (GatherBlockQuantized)") { Bits = bits, WeightSqnrDb = sqnr });
                 if (o.EmbeddingBits == "4" && bits == 8)
                     ctx.Stats.Notes.Add($"embeddings: '{table.Name}' has an odd width ({width}); stored in 8 bits");
             }

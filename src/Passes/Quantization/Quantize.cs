@@ -262,6 +262,9 @@ public sealed class Quantize : Pass<QuantizePassOptions>
         }
         // QAT starts from the float weights (a learned rounding starts from its own integers).
         var floats = o.TrainSteps > 0 && qo.Rounded.Count == 0 ? QuantizationAwareTraining.FloatWeights(model) : null;
+        var floatWeights = model.Graph.Nodes.Where(n => n.IsStandard && QdqEmitter.ComputeOps.Contains(n.OpType)
+                && n.Outputs.Count > 0 && Rewriter.ConstantOf(n.Input(1)) is { ElementType: DataType.Float })
+            .GroupBy(QdqEmitter.Key).ToDictionary(x => x.Key, x => Rewriter.ConstantOf(x.First().Input(1))!.ToFloatArray());
         var result = QdqEmitter.Emit(model, ctx.Rewriter, ranges, qo, fallback);
         if (o.TrainSteps > 0)
         {
@@ -269,19 +272,44 @@ public sealed class Quantize : Pass<QuantizePassOptions>
             QuantizationAwareTraining.Run(ctx, "quantize: training", settings, qo.WeightMax, teacher,
                 floats is null ? null : QuantizationAwareTraining.ByInteger(floats));
         }
+        var weightSqnr = WeightSqnr(model, floatWeights);
         if (qoperator) QOperatorLowering.Run(model, ctx.Rewriter, ctx.Stats);
-        Report(ctx, result, ranges, qo);
+        Report(ctx, result, ranges, qo, weightSqnr);
         if (o.Embeddings) EmbeddingQuantize.Run(ctx, o);
     }
 
+    /// <summary>Per quantized op (by key): the SQNR of its int8 weight (behind a DequantizeLinear) against the float
+    /// weight it had before emission.</summary>
+    private static Dictionary<string, double> WeightSqnr(Model model, Dictionary<string, float[]> floats)
+    {
+        var r = new Dictionary<string, double>(StringComparer.Ordinal);
+        foreach (var n in model.Graph.Nodes)
+        {
+            if (n.Outputs.Count == 0 || !floats.TryGetValue(QdqEmitter.Key(n), out var w)
+                || n.Input(1)?.Producer is not { OpType: "DequantizeLinear" } dq
+                || Rewriter.ConstantOf(dq.Input(0)) is not { } q || Rewriter.ConstantOf(dq.Input(1)) is not { } s
+                || q.ElementCount != w.Length) continue;
+            var ints = q.ToInt64Array();
+            var scales = s.ToFloatArray();
+            int axis = scales.Length == 1 ? -1 : (int)dq.GetInt("axis", 1);
+            if (axis < 0 && scales.Length > 1) axis += q.Dims.Length;
+            long inner = axis < 0 ? ints.Length : q.Dims.Skip(axis + 1).Aggregate(1L, (a, b) => a * b);
+            r[QdqEmitter.Key(n)] = QuantizedOp.SqnrDb(w, i =>
+                ints[i] * (double)scales[axis < 0 ? 0 : (int)(i / inner % scales.Length)]);
+        }
+        return r;
+    }
+
     private static void Report(PassContext ctx, QdqResult r, Dictionary<string, RangeCalibrator> ranges,
-        QuantizeOptions o)
+        QuantizeOptions o, Dictionary<string, double> weightSqnr)
     {
         var kind = o.ActivationType == DataType.Int8 ? RangeKind.Symmetric : RangeKind.Asymmetric;
         foreach (var (key, op, absorbed) in r.Quantized)
         {
             ctx.Stats.Count($"quantized {op}");
             var d = new QuantizedOp(key, op, "int8") { Absorbed = absorbed };
+            if (weightSqnr.TryGetValue(key, out var sq))
+                d = d with { Bits = QuantizedOp.BitsOf(o.WeightMax), WeightSqnrDb = sq };
             if (r.Outputs.TryGetValue(key, out var t) && ranges.TryGetValue(t.Reference, out var cal))
             {
                 var (lo, hi) = cal.Range(kind);

@@ -66,6 +66,27 @@ public sealed record QuantizedOp(string Node, string Op, string Decision) : Deci
     public double? RangeMin { get; init; }
     public double? RangeMax { get; init; }
     public string? Reason { get; init; }
+    /// <summary>Bits of the stored weight grid (8; 7 with reduce-range; 4 for W4A8 or 4-bit tables).</summary>
+    public int? Bits { get; init; }
+    /// <summary>SQNR of the dequantized weight (or embedding table) against the float one, dB.</summary>
+    public double? WeightSqnrDb { get; init; }
+
+    /// <summary>10 log10(sum w^2 / sum (w - w')^2) of a weight and its dequantized form, at most 200 (exact; JSON
+    /// has no infinity).</summary>
+    public static double SqnrDb(float[] w, Func<int, double> dequantized)
+    {
+        double signal = 0, noise = 0;
+        for (int i = 0; i < w.Length; i++)
+        {
+            double d = w[i] - dequantized(i);
+            signal += (double)w[i] * w[i];
+            noise += d * d;
+        }
+        return noise == 0 || signal / noise > 1e20 ? 200 : Math.Round(10 * Math.Log10(signal / noise), 2);
+    }
+
+    /// <summary>Bits of a symmetric grid [-Q, Q]: 127 -> 8, 63 -> 7, 7 -> 4.</summary>
+    public static int BitsOf(int qmax) => (int)Math.Ceiling(Math.Log2(2.0 * qmax + 1));
 }
 
 /// <summary>Accuracy-aware search: an op's own error (the output's SQNR with only that op in int8).</summary>

@@ -195,6 +195,7 @@ public static class HtmlReport
                     x.Layer).ToList(),
                     refits.Select(x => Math.Max(0, x.SqnrDbAfter)).ToList(), refits.Select(x => Math.Max(0,
                         x.SqnrDbBefore)).ToList(), " dB"));
+            QuantizationCharts(charts, k, d);
             if (charts.Count > 0) sb.Append("<div class=\"charts\">").Append(string.Join("", charts)).Append("</div>");
             var training = d.OfType<TrainingSummary>().ToList();
             if (training.Count > 0)
@@ -214,6 +215,29 @@ public static class HtmlReport
             }
             foreach (var n in run.Stats.Notes) sb.Append(C, $"<p class=\"meta\">note: {Esc(n)}</p>");
         }
+    }
+
+    /// <summary>quantize's per-layer charts: bits and weight SQNR of every quantized weight (static, dynamic,
+    /// weight-only, embedding tables), and SmoothQuant's simulated int8 error per group of MatMuls.</summary>
+    private static void QuantizationCharts(List<string> charts, int k, IReadOnlyList<Decision> d)
+    {
+        var weights = d.OfType<QuantizedOp>().Where(q => q.WeightSqnrDb is not null)
+            .Select(q => (Label: $"{q.Node} ({q.Op})", Bits: q.Bits ?? 8, Sqnr: q.WeightSqnrDb!.Value))
+            .Concat(d.OfType<WeightOnlyLayer>().Where(x => x.WeightSqnrDb is not null)
+                .Select(x => (Label: $"{x.Node} ({x.Op})", Bits: x.Bits ?? 0, Sqnr: x.WeightSqnrDb!.Value)))
+            .ToList();
+        if (weights.Count > 0)
+        {
+            charts.Add(Bars($"pass{k}-qbits", "bits per quantized weight", weights.Select(w => w.Label).ToList(),
+                weights.Select(w => (double)w.Bits).ToList(), unit: " b"));
+            charts.Add(Bars($"pass{k}-qsqnr", "weight SQNR after quantization (200: exact)",
+                weights.Select(w => w.Label).ToList(), weights.Select(w => w.Sqnr).ToList(), unit: " dB"));
+        }
+        var smooth = d.OfType<SmoothedGroup>().ToList();
+        if (smooth.Count > 0)
+            charts.Add(Bars($"pass{k}-smooth", "SmoothQuant: simulated int8 error, share of the unsmoothed "
+                + "(line: 1)", smooth.Select(x => $"{x.Input} (alpha {(x.Alpha is { } a ? a.ToString(C) : "none")})")
+                    .ToList(), smooth.Select(x => x.ErrorRatio).ToList(), limit: 1));
     }
 
     private static void Validation(StringBuilder sb, ValidationReport v)
