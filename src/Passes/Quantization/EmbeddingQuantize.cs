@@ -53,8 +53,9 @@ internal static class EmbeddingQuantize
                         [rows, bits == 4 ? (blocks + 1) / 2 : blocks], zeros)));
                 done[table] = q;
                 ctx.Stats.Count("embedding tables quantized");
-                ctx.Stats.Decide(new QuantizedOp(table.Name, "Gather",
-                    $"uint{bits} blocks of 32 (GatherBlockQuantized)") { Bits = bits, WeightSqnrDb = sqnr });
+                var decision = new QuantizedOp(table.Name, "Gather",
+                    $"uint{bits} blocks of 32 (GatherBlockQuantized)");
+                ctx.Stats.Decide(decision with { Bits = bits, WeightSqnrDb = sqnr });
                 if (o.EmbeddingBits == "4" && bits == 8)
                     ctx.Stats.Notes.Add($"embeddings: '{table.Name}' has an odd width ({width}); stored in 8 bits");
             }

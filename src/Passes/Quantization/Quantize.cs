@@ -264,7 +264,8 @@ public sealed class Quantize : Pass<QuantizePassOptions>
         var floats = o.TrainSteps > 0 && qo.Rounded.Count == 0 ? QuantizationAwareTraining.FloatWeights(model) : null;
         var floatWeights = model.Graph.Nodes.Where(n => n.IsStandard && QdqEmitter.ComputeOps.Contains(n.OpType)
                 && n.Outputs.Count > 0 && Rewriter.ConstantOf(n.Input(1)) is { ElementType: DataType.Float })
-            .GroupBy(QdqEmitter.Key).ToDictionary(x => x.Key, x => Rewriter.ConstantOf(x.First().Input(1))!.ToFloatArray());
+            .GroupBy(QdqEmitter.Key)
+            .ToDictionary(x => x.Key, x => Rewriter.ConstantOf(x.First().Input(1))!.ToFloatArray());
         var result = QdqEmitter.Emit(model, ctx.Rewriter, ranges, qo, fallback);
         if (o.TrainSteps > 0)
         {
