@@ -3,6 +3,9 @@
 //   Adam:               g' = g + wd p (L2);  m = b1 m + (1-b1) g';  v = b2 v + (1-b2) g'^2
 //                       p -= lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
 //   AdamW:              as Adam on g, then p -= lr * wd * p (decoupled decay, Loshchilov & Hutter)
+//   LAMB:               u = AdamW's step (m-hat / (sqrt(v-hat) + eps) + wd p), per tensor p -= lr (||p|| / ||u||) u
+//                       (You et al., ICLR 2020): every tensor moves by lr times its own norm, so a tensor of tiny
+//                       weights (a BatchNorm-folded conv before a large scale) is not moved by Adam's unit steps
 // Weight decay applies only to parameters that say so (weights, not biases, slopes or codebooks).
 // Global-norm clipping scales every gradient by min(1, clip / ||g||) before the update.
 // Schedule: linear warm-up over the first W steps, then constant, cosine to 0 at the last step, or a step
@@ -71,6 +74,24 @@ public sealed class ParameterOptimizer
                         p[i] -= lrk * m[i];
                     }
                     break;
+                case OptimizerKind.Lamb:
+                {
+                    var vl = _v[k];
+                    var u = new float[p.Length];
+                    double pn = 0, un = 0;
+                    for (int i = 0; i < p.Length; i++)
+                    {
+                        float gi = g[i] * scale;
+                        m[i] = mu * m[i] + (1 - mu) * gi;
+                        vl[i] = b2 * vl[i] + (1 - b2) * gi * gi;
+                        u[i] = m[i] / c1 / (MathF.Sqrt(vl[i] / c2) + eps) + decay * p[i];
+                        pn += (double)p[i] * p[i];
+                        un += (double)u[i] * u[i];
+                    }
+                    float trust = pn > 0 && un > 0 ? (float)Math.Sqrt(pn / un) : 1f;
+                    for (int i = 0; i < p.Length; i++) p[i] -= lrk * trust * u[i];
+                    break;
+                }
                 default:
                     var v = _v[k];
                     bool decoupled = _s.Optimizer == OptimizerKind.AdamW;

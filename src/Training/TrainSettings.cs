@@ -20,7 +20,7 @@ public enum LossKind
     None,
 }
 
-public enum OptimizerKind { Adam, AdamW, Sgd }
+public enum OptimizerKind { Adam, AdamW, Sgd, Lamb }
 
 public enum ScheduleKind { Constant, Cosine, Step }
 

@@ -353,6 +353,33 @@ public class TrainingTests
     }
 
     [Fact]
+    public void LambMovesEveryTensorByTheLearningRateTimesItsNorm()
+    {
+        var b = new GraphBuilder();
+        var tiny = new DirectParameter(b.Initializer("tiny", [3e-5f, -4e-5f, 1e-5f], 3));
+        var large = new DirectParameter(b.Initializer("large", [3f, 4f], 2));
+        var opt = new ParameterOptimizer(new TrainSettings
+        {
+            Optimizer = OptimizerKind.Lamb,
+            LearningRate = 1e-2,
+            Schedule = ScheduleKind.Constant,
+        }, [tiny, large]);
+        float[][] before = [tiny.Values.ToArray(), large.Values.ToArray()];
+        opt.Step([[0.5f, -2f, 1e-3f], [7f, -0.1f]], 0);
+        foreach (var (p, b0) in new[] { tiny, large }.Zip(before))
+        {
+            double step = Math.Sqrt(p.Values.Zip(b0, (x, y) => (double)(x - y) * (x - y)).Sum());
+            double norm = Math.Sqrt(b0.Sum(x => (double)x * x));
+            Assert.Equal(1e-2 * norm, step, 1e-2 * norm * 1e-3);
+        }
+        // Adam would move the tiny tensor by about lr per element, 200 times its norm.
+        var adam = new DirectParameter(b.Initializer("tiny2", [3e-5f, -4e-5f, 1e-5f], 3));
+        new ParameterOptimizer(new TrainSettings { LearningRate = 1e-2, Schedule = ScheduleKind.Constant }, [adam])
+            .Step([[0.5f, -2f, 1e-3f]], 0);
+        Assert.True(Math.Abs(adam.Values[0] - 3e-5f) > 1e-3);
+    }
+
+    [Fact]
     public void SamplerCoversEveryEpochAndAugmentationIsSeeded()
     {
         var sampler = new BatchSampler(10, 5, new SplitMix64(1));

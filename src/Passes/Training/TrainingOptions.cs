@@ -13,7 +13,9 @@ public sealed record TrainingOptions
     public long Batch { get; init; } = 64;
     [Option("lr", "peak learning rate", Min = 0)]
     public double Lr { get; init; } = 1e-3;
-    [Option("optimizer", "Adam, AdamW (decoupled decay) or SGD with momentum", Choices = ["adam", "adamw", "sgd"])]
+    [Option("optimizer", "Adam, AdamW (decoupled decay), SGD with momentum, or LAMB (AdamW's step scaled per tensor "
+        + "to lr x the tensor's norm: for nets whose folded weights differ by orders of magnitude in scale)",
+        Choices = ["adam", "adamw", "sgd", "lamb"])]
     public string Optimizer { get; init; } = "adam";
     [Option("momentum", "SGD momentum, or Adam's beta1", Min = 0, Max = 1)]
     public double Momentum { get; init; } = 0.9;
@@ -74,6 +76,7 @@ public sealed record TrainingOptions
         Optimizer = Optimizer switch
         {
             "adamw" => OptimizerKind.AdamW,
+            "lamb" => OptimizerKind.Lamb,
             "sgd" => OptimizerKind.Sgd,
             _ => OptimizerKind.Adam,
         },
