@@ -17,12 +17,14 @@ public sealed class ParameterOptimizer
     private readonly TrainSettings _s;
     private readonly IReadOnlyList<Parameter> _params;
     private readonly float[][] _m, _v;
+    private readonly float[]?[] _u;
     private long _t;
 
     public ParameterOptimizer(TrainSettings settings, IReadOnlyList<Parameter> parameters)
     {
         _s = settings; _params = parameters;
         _m = parameters.Select(p => new float[p.Values.Length]).ToArray();
+        _u = new float[]?[parameters.Count];
         _v = settings.Optimizer == OptimizerKind.Sgd ? [] : parameters.Select(p =>
             new float[p.Values.Length]).ToArray();
     }
@@ -77,7 +79,7 @@ public sealed class ParameterOptimizer
                 case OptimizerKind.Lamb:
                 {
                     var vl = _v[k];
-                    var u = new float[p.Length];
+                    var u = _u[k] ??= new float[p.Length];
                     double pn = 0, un = 0;
                     for (int i = 0; i < p.Length; i++)
                     {

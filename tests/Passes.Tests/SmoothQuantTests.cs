@@ -82,6 +82,8 @@ public class SmoothQuantTests
         // transformer=false: the CNN defaults (Adds quantized too).
         var (_, cnn) = Run(Bert, "quantize{transformer=false,smooth=off}", BertCalib);
         Assert.Contains(cnn[^1].Stats.Decisions.OfType<QuantizedOp>(), d => d is { Op: "Add", Decision: "int8" });
+        // Deterministic: the same bytes twice.
+        Assert.Equal(OnnxExporter.ToBytes(q), OnnxExporter.ToBytes(Run(Bert, "quantize", BertCalib).After));
         var e = Assert.Throws<OnnxModelException>(() => Run(Bert, "quantize{smooth=2}", BertCalib));
         Assert.Contains("alpha '2'", e.Message);
     }
