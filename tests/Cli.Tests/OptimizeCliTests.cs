@@ -128,6 +128,7 @@ public class OptimizeCliTests
 
     [Theory]
     [InlineData("linearize", "needs calibration data")]
+    [InlineData("quantize", "needs calibration data: give --calib DIR or --calib-random N; or --mode dynamic")]
     [InlineData("fold-bn,nosuch", "unknown pass 'nosuch'")]
     [InlineData("fold-conv{objective=fast}", "one of macs|params|latency|depth")]
     public void UsageErrorsExitTwoWithOneLineAndWriteNothing(string pipeline, string message)

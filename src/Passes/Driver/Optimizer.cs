@@ -124,7 +124,8 @@ public static class Optimizer
         {
             var needs = step.Pass.Needs(step.Options);
             if (needs.HasFlag(DataNeeds.Calibration) && o.Calibration is null)
-                throw new OnnxModelException($"pass '{step.Pass.Name}' needs calibration data: give --calib DIR or --calib-random N");
+                throw new OnnxModelException($"pass '{step.Pass.Name}' needs calibration data: give --calib DIR or "
+                    + "--calib-random N" + (step.Pass.WithoutCalibration(step.Options) is { } alt ? $"; {alt}" : ""));
             if (needs.HasFlag(DataNeeds.Evaluation) && o.Evaluation is null)
                 throw new OnnxModelException($"pass '{step}' needs held-out evaluation data: give --eval DIR");
         }

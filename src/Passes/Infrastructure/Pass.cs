@@ -29,6 +29,9 @@ public abstract class Pass
     /// <summary>The option bounding this pass's accuracy cost in points, if it has one.</summary>
     public virtual string? BudgetOption => null;
     public virtual DataNeeds Needs(PassOptions options) => DataNeeds.None;
+    /// <summary>What else the user can do when calibration data is missing (appended to the one-line error).
+    /// </summary>
+    public virtual string? WithoutCalibration(PassOptions options) => null;
     /// <summary>Whether the pass trains toward the model as the pipeline received it (PassContext.Original).</summary>
     public virtual bool NeedsTeacher(PassOptions options) => false;
     /// <summary>Whether the pass also rewrites subgraphs (If/Loop/Scan bodies); most see the main graph only.</summary>

@@ -54,6 +54,8 @@ public abstract class Pass<TOptions> : Pass where TOptions : class, new()
 
     public sealed override DataNeeds Needs(PassOptions options) => Needs(Bind(options));
     public virtual DataNeeds Needs(TOptions options) => DataNeeds.None;
+    public sealed override string? WithoutCalibration(PassOptions options) => WithoutCalibration(Bind(options));
+    public virtual string? WithoutCalibration(TOptions options) => null;
 
     public sealed override bool NeedsTeacher(PassOptions options) => NeedsTeacher(Bind(options));
     public virtual bool NeedsTeacher(TOptions options) => false;

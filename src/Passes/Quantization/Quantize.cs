@@ -145,6 +145,8 @@ public sealed class Quantize : Pass<QuantizePassOptions>
             : DataNeeds.Calibration)
         | (options.MaxDrop >= 0 ? DataNeeds.Evaluation : DataNeeds.None);
     public override bool NeedsTeacher(QuantizePassOptions options) => options.TrainSteps > 0;
+    public override string? WithoutCalibration(QuantizePassOptions options) => options.Mode == "static"
+        ? "or --mode dynamic (int8 MatMul/Gemm, activations quantized at run time: no calibration data)" : null;
     public override void Run(PassContext ctx, QuantizePassOptions o)
     {
         if (o.Mode != "static" && (o.TrainSteps > 0 || o.WeightBitsText != "8"))
