@@ -55,6 +55,9 @@ public sealed class Trainer
     // Whether batches are split into halves (decided on the first batch).
     private bool? _split;
 
+    /// <summary>The loss trained on (loss=auto resolved for the student's first output).</summary>
+    public LossKind Loss => _loss;
+
     public Trainer(Model student, IReadOnlyList<Parameter> parameters, TrainSettings settings)
     {
         settings.Check();
@@ -67,9 +70,13 @@ public sealed class Trainer
         _mask = g.Inputs.FirstOrDefault(i => !i.IsInitializer && !i.ElementType.IsFloatingPoint()
             && i.Shape?.Rank == 2 && i.Name.Contains("mask", StringComparison.OrdinalIgnoreCase))?.Name;
         // auto: a sentence encoder's pooled cosine when the first output is [batch, sequence, hidden] and an attention
-        // mask exists, else Hinton's KL on the logits.
+        // mask exists; Hinton's KL over the last axis of [batch, classes] or [batch, positions, classes] logits; the
+        // MSE on a map of rank 4 or more (a detector's probability map, a segmentation: KL over its last axis would
+        // compare rows of pixels as if they were classes).
+        var rank = g.Outputs[0].Shape?.Rank;
         _loss = settings.Loss != LossKind.Auto ? settings.Loss
-            : _mask is not null && g.Outputs[0].Shape?.Rank == 3 ? LossKind.Cosine : LossKind.Kl;
+            : _mask is not null && rank == 3 ? LossKind.Cosine
+            : rank is null or <= 3 ? LossKind.Kl : LossKind.Mse;
         if (_loss == LossKind.Cosine && g.Outputs[0].Shape?.Rank is not (3 or null))
             throw new OnnxModelException($"training: loss=cosine needs a [batch, sequence, hidden] first output; "
                 + $"'{g.Outputs[0].Name}' is not one");

@@ -353,6 +353,18 @@ public class TrainingTests
     }
 
     [Fact]
+    public void AutoLossIsKlForLogitsAndMseForMaps()
+    {
+        var logits = Mlp(3);
+        Assert.Equal(LossKind.Kl, new Trainer(logits, ParameterSelection.Select(logits, "all"),
+            new TrainSettings { Steps = 1, Loss = LossKind.Auto }).Loss);
+        // The detection fixture's first output is a [N, 1, H, W] probability map.
+        var map = OnnxImporter.Load(Path.Combine(Paths.TestModels, "detection", "textdet.onnx"));
+        Assert.Equal(LossKind.Mse, new Trainer(map, ParameterSelection.Select(map, "all"),
+            new TrainSettings { Steps = 1, Loss = LossKind.Auto }).Loss);
+    }
+
+    [Fact]
     public void LambMovesEveryTensorByTheLearningRateTimesItsNorm()
     {
         var b = new GraphBuilder();
