@@ -311,8 +311,13 @@ public sealed class Quantize : Pass<QuantizePassOptions>
         {
             ctx.Stats.Count($"quantized {op}");
             var d = new QuantizedOp(key, op, "int8") { Absorbed = absorbed };
+            // Layer weights sit on the symmetric weight grid; other constants (an Add's or Mul's) on uint8/int8.
             if (weightSqnr.TryGetValue(key, out var sq))
-                d = d with { Bits = QuantizedOp.BitsOf(o.WeightMax), WeightSqnrDb = sq };
+                d = d with
+                {
+                    Bits = op is "Conv" or "ConvTranspose" or "Gemm" or "MatMul" ? QuantizedOp.BitsOf(o.WeightMax) : 8,
+                    WeightSqnrDb = sq,
+                };
             if (r.Outputs.TryGetValue(key, out var t) && ranges.TryGetValue(t.Reference, out var cal))
             {
                 var (lo, hi) = cal.Range(kind);
