@@ -143,7 +143,8 @@ public sealed class Smooth : Pass<SmoothOptions>
     private static double[] Scales(double[] act, double[] wmax, double alpha) => act.Select((a, j) =>
         a > 0 && wmax[j] > 0 ? Math.Clamp(Math.Pow(a, alpha) / Math.Pow(wmax[j], 1 - alpha), 1e-4, 1e4) : 1).ToArray();
 
-    /// <summary>sum_m ||X W_m - Qa(X / s) Qw(s W_m)||^2 on the sampled rows (s null: unsmoothed).</summary>
+    /// <summary>sum_m ||X W_m - Qa(X / s) Qw(s W_m)||^2 on the sampled rows (s null: unsmoothed), with the
+    /// emitter's own grids: QParams over X's calibrated range, QuantizedWeight per output column.</summary>
     private static double SimulatedError(float[] x, int r, int k, double[] min, double[] max, List<float[]> weights,
         List<int> ns, List<float[]> reference, double[]? s, int qmax)
     {
@@ -154,30 +155,21 @@ public sealed class Smooth : Pass<SmoothOptions>
             lo = Math.Min(lo, min[j] / sj);
             hi = Math.Max(hi, max[j] / sj);
         }
-        double scale = (hi - lo) / 255;
-        if (scale <= 0) scale = 1;
-        double zp = Math.Round(-lo / scale);
+        var qa = QParams.Activation(lo, hi, DataType.UInt8);
         var xq = new float[x.Length];
         for (int i = 0; i < x.Length; i++)
         {
             var v = x[i] / (s?[i % k] ?? 1);
-            xq[i] = (float)((Math.Clamp(Math.Round(v / scale) + zp, 0, 255) - zp) * scale);
+            xq[i] = (float)((Math.Clamp(Math.Round(v / qa.Scale, MidpointRounding.ToEven) + qa.ZeroPoint, qa.QMin,
+                qa.QMax) - qa.ZeroPoint) * qa.Scale);
         }
         double err = 0;
         for (int m = 0; m < weights.Count; m++)
         {
             int n = ns[m];
-            var w = weights[m];
-            var wq = new float[w.Length];
-            for (int c = 0; c < n; c++)
-            {
-                double cmax = 0;
-                for (int j = 0; j < k; j++) cmax = Math.Max(cmax, Math.Abs(w[j * n + c] * (s?[j] ?? 1)));
-                double step = cmax > 0 ? cmax / qmax : 1;
-                for (int j = 0; j < k; j++)
-                    wq[j * n + c] = (float)(Math.Clamp(Math.Round(w[j * n + c] * (s?[j] ?? 1) / step), -qmax, qmax)
-                        * step);
-            }
+            var scaled = weights[m].Select((w, i) => (float)(w * (s?[i / n] ?? 1))).ToArray();
+            var qw = QuantizedWeight.Of(scaled, [k, n], 1, qmax);
+            var wq = qw.Values.Select((q, i) => q * qw.Scales[i % n]).ToArray();
             var y = DenseProduct.Multiply(xq, wq, r, k, n);
             var refY = reference[m];
             for (int i = 0; i < y.Length; i++)

@@ -82,7 +82,8 @@ public sealed record QuantizedOp(string Node, string Op, string Decision) : Deci
             signal += (double)w[i] * w[i];
             noise += d * d;
         }
-        return noise == 0 || signal / noise > 1e20 ? 200 : Math.Round(10 * Math.Log10(signal / noise), 2);
+        return noise == 0 || signal / noise > 1e20 ? 200
+            : Math.Round(Runtime.Validation.Fidelity.SqnrDb(signal, noise), 2);
     }
 
     /// <summary>Bits of a symmetric grid [-Q, Q]: 127 -> 8, 63 -> 7, 7 -> 4.</summary>
