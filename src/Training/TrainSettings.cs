@@ -52,6 +52,13 @@ public sealed record TrainSettings
     /// <summary>Intermediate values whose MSE against the teacher's values of the same name is added.</summary>
     public IReadOnlyList<string> Features { get; init; } = [];
     public double FeatureWeight { get; init; } = 1;
+    /// <summary>Features of a pruned student: the teacher's value keeps only these channels on Axis (indices into
+    /// the teacher's channels) before the MSE. A feature not named here is compared whole.</summary>
+    public IReadOnlyDictionary<string, (int Axis, int[] Kept)> FeatureChannels { get; init; } =
+        new Dictionary<string, (int Axis, int[] Kept)>();
+    /// <summary>Each feature's MSE divided by the mean square of the teacher's value on the batch, so features of
+    /// different scales weigh alike (a relative error).</summary>
+    public bool NormalizeFeatures { get; init; }
     /// <summary>Random horizontal flips of image inputs ([N,C,H,W]).</summary>
     public bool Flip { get; init; }
     /// <summary>Random shifts of image inputs by up to this many pixels (zero fill); AutoShift: 1/14 of each image

@@ -263,8 +263,11 @@ public sealed class Trainer
         for (int f = 0; f < _s.Features.Count; f++)
         {
             var s = trace[_s.Features[f]]; var t = targets[lossOutputs.Count + f];
+            if (_s.FeatureChannels.TryGetValue(_s.Features[f], out var kept)) t = TakeChannels(t, kept.Axis, kept.Kept);
             CheckShape(_s.Features[f], s, t);
-            loss += Losses.MeanSquared(s.R, t.R, Seed(_s.Features[f]).R, _s.FeatureWeight * weight);
+            double w = _s.FeatureWeight * weight;
+            if (_s.NormalizeFeatures) w /= Math.Max(MeanSquare(t.R), 1e-12);
+            loss += Losses.MeanSquared(s.R, t.R, Seed(_s.Features[f]).R, w);
         }
         double ceWeight = _loss == LossKind.CrossEntropy ? 1 : _s.LabelWeight;
         if (ceWeight > 0 && labels is not null)
@@ -320,6 +323,32 @@ public sealed class Trainer
         if (a.IsInt)
             return new NdArray<float>(shape, a.I.AsSpan(lo * inner, (hi - lo) * inner).ToArray(), a.ElementType);
         return new NdArray<float>(shape, a.R.AsSpan(lo * inner, (hi - lo) * inner).ToArray());
+    }
+
+    /// <summary>The channels <paramref name="kept"/> of <paramref name="a"/> on <paramref name="axis"/> (a copy).
+    /// </summary>
+    internal static NdArray<float> TakeChannels(NdArray<float> a, int axis, int[] kept)
+    {
+        if (axis <= 0 || axis >= a.Rank || kept.Any(k => k < 0 || k >= a.Shape[axis]))
+            throw new OnnxModelException($"training: a kept-channel map on axis {axis} does not fit the teacher's {a}");
+        int outer = 1, inner = 1, c = a.Shape[axis];
+        for (int i = 0; i < axis; i++) outer *= a.Shape[i];
+        for (int i = axis + 1; i < a.Rank; i++) inner *= a.Shape[i];
+        var shape = (int[])a.Shape.Clone();
+        shape[axis] = kept.Length;
+        var r = new float[outer * kept.Length * inner];
+        var src = a.R;
+        for (int o = 0; o < outer; o++)
+            for (int j = 0; j < kept.Length; j++)
+                Array.Copy(src, ((long)o * c + kept[j]) * inner, r, ((long)o * kept.Length + j) * inner, inner);
+        return new NdArray<float>(shape, r);
+    }
+
+    private static double MeanSquare(ReadOnlySpan<float> v)
+    {
+        double sum = 0;
+        foreach (var x in v) sum += (double)x * x;
+        return v.Length == 0 ? 0 : sum / v.Length;
     }
 
     private static void CheckShape(string name, NdArray<float> s, NdArray<float> t)

@@ -10,10 +10,10 @@ namespace OnnxOpt.Tests;
 
 public class PruneTests
 {
-    private static readonly PrunePlan Plan = new("l2", Global: true, RoundTo: 1, MinChannels: 1, MaxRatio: 0.9, new HashSet<string>());
+    internal static readonly PrunePlan Plan = new("l2", Global: true, RoundTo: 1, MinChannels: 1, MaxRatio: 0.9, new HashSet<string>());
 
     /// <summary>The original with every consumer's input multiplied by the keep mask of its channels.</summary>
-    private static Model MaskedReference(Model original, PrunePlan plan, double ratio,
+    internal static Model MaskedReference(Model original, PrunePlan plan, double ratio,
         Calibration.CalibrationSource? calib = null)
     {
         var m = original.Clone();

@@ -73,6 +73,9 @@ public sealed class PassContext
     /// <summary>The measure budgets are judged on (--metric); passes that search under a budget use it.</summary>
     public Runtime.Validation.MetricSpec Metric { get; init; } = Runtime.Validation.MetricSpec.Default;
     public PassStats Stats { get; internal set; } = new();
+    /// <summary>The channels of the pipeline input each pruned value keeps (prune records, distill's features
+    /// read).</summary>
+    public ChannelLineage Lineage { get; } = new();
 
     public Calibration.CalibrationSource RequireCalibration(string pass) =>
         Calibration ?? throw new OnnxModelException(

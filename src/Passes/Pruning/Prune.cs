@@ -124,6 +124,7 @@ public sealed class Prune : Pass<PruneOptions>
         var minSpeedup = o.MinSpeedup;
         var original = o.Recover == "lstsq" || minSpeedup > 0 ? ctx.Model.Clone() : null;
         var paramsBefore = d.Groups.ToDictionary(g => g.Id, g => ParamsOf(Members(g)));
+        RecordLineage(ctx.Lineage, d, keep);
         var (biases, refits) = CutAndRepair(ctx.Model, ctx.Rewriter, d, keep, original, repair);
         if (o.Recover == "bias") ctx.Stats.Count("biases repaired", biases);
         foreach (var r in refits) ctx.Stats.Decide(r);
@@ -252,6 +253,15 @@ public sealed class Prune : Pass<PruneOptions>
                 for (int i = 1; i < s.Rank; i++)
                     if (s[i].Param is string p) dims[p] = t.Dims[i];
         return dims.Count == 0 ? null : dims;
+    }
+
+    /// <summary>Records which channels every feature map the cut touches keeps (before the cut: the axes come from
+    /// the shapes it changes).</summary>
+    internal static void RecordLineage(ChannelLineage lineage, DependencyGroups d, IReadOnlyDictionary<int, int[]> keep)
+    {
+        foreach (var (v, segs) in d.Segments)
+            if (segs.Any(s => s.Group >= 0 && keep.ContainsKey(s.Group)) && d.ChannelAxis(v) is { } axis)
+                lineage.Record(v.Name, axis, ChannelSurgery.KeptPositions(segs, d, keep));
     }
 
     /// <summary>How the cut is repaired (recover=none|bias|lstsq) and with what data.</summary>

@@ -38,7 +38,8 @@ public sealed record TrainingOptions
     [Option("label-weight", "add this times the cross-entropy with the data's labels (0: labels unused)", Min = 0)]
     public double LabelWeight { get; init; }
     [Option("features", "intermediate values also matched by MSE (';'-separated, or auto: the input of the last "
-        + "global pool)")]
+        + "global pool; blocks: the input of every linear layer and global pool, on the channels a pruned student "
+        + "kept, each MSE relative to the teacher value's mean square)")]
     public string Features { get; init; } = "";
     [Option("feature-weight", "weight of each feature MSE", Min = 0)]
     public double FeatureWeight { get; init; } = 1;
