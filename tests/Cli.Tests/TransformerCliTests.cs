@@ -146,5 +146,11 @@ public class TransformerCliTests
         Assert.True(r.ExitCode == 0, r.Err);
         Assert.Contains("budget measure: cosine of the mean-pooled last_hidden_state", r.Err);
         Assert.Contains(OnnxOpt.GraphIR.OnnxImporter.Load(o).Graph.Nodes, n => n.OpType == "DynamicQuantizeMatMul");
+        // No --mode and no --calib: the transformer goes dynamic by itself, and says so.
+        var plain = Path.Combine(dir, "plain.onnx");
+        r = Cli.Run("quantize", Bert, "-o", plain);
+        Assert.True(r.ExitCode == 0, r.Err);
+        Assert.Contains("note: no calibration data: dynamic int8 for this transformer", r.Err);
+        Assert.Equal(File.ReadAllBytes(o), File.ReadAllBytes(plain));
     }
 }

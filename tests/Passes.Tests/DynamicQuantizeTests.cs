@@ -60,6 +60,29 @@ public class DynamicQuantizeTests
     }
 
     [Fact]
+    public void WithoutCalibrationDataATransformerGoesDynamicAndACnnIsRefused()
+    {
+        // mode=auto (the default): a transformer with no calibration data gets dynamic int8, with a note.
+        var m = OnnxImporter.Load(Paths.Model("transformers/bert_op13.onnx"));
+        var (auto, runs) = Run(m, "quantize");
+        var (dynamic, _) = Run(m, "quantize{mode=dynamic}");
+        Assert.Equal(OnnxExporter.ToBytes(dynamic), OnnxExporter.ToBytes(auto));
+        Assert.Contains(runs[^1].Stats.Notes, n => n.StartsWith("no calibration data: dynamic int8", StringComparison.Ordinal));
+        // Static-only asks (a budget, QOperator) and an explicit mode=static still need the data.
+        foreach (var spec in new[] { "quantize{mode=static}", "quantize{format=qoperator}", "quantize{transformer=false}" })
+            Assert.Contains("needs calibration data: give --calib DIR", Assert.Throws<OnnxModelException>(() => Run(m, spec)).Message);
+        // A CNN has no dynamic default: refused with the hint.
+        var cnn = OnnxImporter.Load(Paths.Model("digits/vgg.onnx"));
+        var e = Assert.Throws<OnnxModelException>(() => Run(cnn, "quantize"));
+        Assert.Contains("needs calibration data: give --calib DIR or --calib-random N; or --mode dynamic", e.Message);
+        // With calibration data auto is static (QDQ pairs, no dynamic ops).
+        var calib = Calibration.CalibrationSource.FromFolder(Paths.Model("transformers/bert_data"));
+        var (q, _) = Run(m, "quantize", calib);
+        Assert.DoesNotContain(q.Graph.Nodes, n => n.OpType is "DynamicQuantizeMatMul" or "MatMulIntegerToFloat");
+        Assert.Contains(q.Graph.Nodes, n => n.OpType == "QuantizeLinear");
+    }
+
+    [Fact]
     public void DynamicModeTakesNoCalibrationAndRefusesStaticOnlyOptions()
     {
         var p = PassRegistry.Get("quantize");

@@ -57,8 +57,10 @@ public sealed record QuantizePassOptions
     public string Search { get; init; } = "class";
     [Option("mode", "static: calibrated QDQ/QOperator; dynamic: int8 MatMul/Gemm weights, activations quantized at "
         + "run time (no calibration data); weight-only: MatMul/Gemm weights in 4 or 8 bits per block (MatMulNBits), "
-        + "activations float", Choices = ["static", "dynamic", "weight-only"])]
-    public string Mode { get; init; } = "static";
+        + "activations float; auto: static with calibration data, without it dynamic for a transformer (a model "
+        + "with attention blocks) and a refusal for other models",
+        Choices = ["auto", "static", "dynamic", "weight-only"])]
+    public string Mode { get; init; } = "auto";
     [Option("bias-correct", "remove the mean output error of the int8 weights from each Conv/Gemm bias (auto: tried "
         + "by the accuracy-aware search before ops are kept in float, kept when it lowers the drop; off without "
         + "max-drop)", Choices = ["auto", "true", "false"])]
@@ -141,14 +143,35 @@ public sealed class Quantize : Pass<QuantizePassOptions>
     public override bool IsExact(QuantizePassOptions options) => false;
     public override string BudgetOption => "max-drop";
     public override DataNeeds Needs(QuantizePassOptions options) =>
-        (options.Mode == "dynamic" || options.Mode == "weight-only" && options.Rounding != "gptq" ? DataNeeds.None
-            : DataNeeds.Calibration)
+        // auto decides on the model: without calibration data a transformer goes dynamic, anything else is refused
+        // when the pass runs (Resolve).
+        (options.Mode is "dynamic" or "auto" || options.Mode == "weight-only" && options.Rounding != "gptq"
+            ? DataNeeds.None : DataNeeds.Calibration)
         | (options.MaxDrop >= 0 ? DataNeeds.Evaluation : DataNeeds.None);
     public override bool NeedsTeacher(QuantizePassOptions options) => options.TrainSteps > 0;
-    public override string? WithoutCalibration(QuantizePassOptions options) => options.Mode == "static"
+    public override string? WithoutCalibration(QuantizePassOptions options) => options.Mode is "static" or "auto"
         ? "or --mode dynamic (int8 MatMul/Gemm, activations quantized at run time: no calibration data)" : null;
+
+    /// <summary>mode=auto: static with calibration data; without it dynamic when the model has attention blocks and
+    /// nothing static-only was asked for (a note says so), else the missing-data refusal.</summary>
+    private QuantizePassOptions Resolve(PassContext ctx, QuantizePassOptions o)
+    {
+        if (o.Mode != "auto") return o;
+        if (ctx.Calibration is not null) return o with { Mode = "static" };
+        int attention = o.Transformer == "auto" && o.Include.Length == 0 ? AttentionView.All(ctx.Model.Graph).Count : 0;
+        if (attention > 0 && o.MaxDrop < 0 && o.Format == "qdq" && o.TrainSteps == 0 && o.WeightBitsText == "8")
+        {
+            ctx.Stats.Notes.Add($"no calibration data: dynamic int8 for this transformer ({attention} attention "
+                + "blocks; give --calib for static int8, or --mode to choose)");
+            return o with { Mode = "dynamic" };
+        }
+        throw new OnnxModelException($"pass '{Name}' needs calibration data: give --calib DIR or --calib-random N; "
+            + WithoutCalibration(o));
+    }
+
     public override void Run(PassContext ctx, QuantizePassOptions o)
     {
+        o = Resolve(ctx, o);
         if (o.Mode != "static" && (o.TrainSteps > 0 || o.WeightBitsText != "8"))
             throw new OnnxModelException($"quantize{{mode={o.Mode}}}: train-steps and weight-bits apply to static "
                 + "int8 only (weight-only has bits and rounding)");
