@@ -46,8 +46,7 @@ internal static class TrainedLinearize
         double lambda = o.Lambda, threshold = o.Threshold, init = o.SlopeInit;
         double budget = o.MaxAgreementDrop;
         if (init is < 0 or > 1) throw new OnnxModelException($"linearize: slope-init = {init} is not in [0, 1]");
-        var features = Distill.Features(ctx, teacher, o.Training.Features);
-        var settings = (o.Training with { EvalEvery = o.EvalEvery }).Settings(features);
+        var settings = Distill.Settings(ctx, teacher, o.Training with { EvalEvery = o.EvalEvery });
 
         // 1. Slopes and weights train together on a copy.
         var work = ctx.Model.Clone();

@@ -6,7 +6,12 @@
 //          sentence encoder 1 - cos(mean-pooled s, mean-pooled t) over the attention mask (cosine; auto picks it for
 //          a [batch, sequence, hidden] output of a model with a mask input, kl otherwise),
 //          + feature-weight * MSE on named intermediate values (features=a;b, or auto: the input of the last
-//          global pool, MiR's choice), + label-weight * cross-entropy when the data has labels (loss=ce: only it)
+//          global pool, MiR's choice; blocks: the input of every linear layer, each MSE divided by the teacher value's
+//          mean square, on the channels a pruned student kept: ChannelLineage), + label-weight * cross-entropy when
+//          the data has labels (loss=ce: only it)
+//   block-steps=k first reconstructs block by block (BRECQ, Li et al. ICLR 2021; Cross Distillation, Bai et al. AAAI
+//          2020): for each block value f_b in graph order, only the ops computing f_b and no earlier one train, k steps
+//          on ||f_b(student) - f_b(teacher)[kept]||^2 / ||f_b(teacher)||^2 with the student's own block input
 //   params = all float weights and biases, biases only, codebooks (a clustered model's shared values, the
 //          assignments fixed), or initializer names
 //   before: prune{macs=0.5}           -> 97.0% on held-out data
@@ -49,8 +54,7 @@ public sealed class Distill : Pass<DistillOptions>
     {
         var t = o.Training;
         var teacher = Recovery.TeacherModel(ctx);
-        var settings = t.Features == "blocks" ? Blocks(ctx, teacher, t) : t.Settings(Features(ctx, teacher,
-            t.Features));
+        var settings = Settings(ctx, teacher, t);
         if (QuantizationAwareTraining.Applies(ctx.Model))
         {
             // After quantize: train through the quantizers and write the QDQ model back (QAT).
@@ -150,9 +154,14 @@ public sealed class Distill : Pass<DistillOptions>
         return options.Settings(features) with { FeatureChannels = maps, NormalizeFeatures = true };
     }
 
+    /// <summary>The trainer's settings with the features resolved: blocks (the values the lineage explains), auto,
+    /// or names.</summary>
+    internal static TrainSettings Settings(PassContext ctx, Model teacher, TrainingOptions t) =>
+        t.Features == "blocks" ? Blocks(ctx, teacher, t) : t.Settings(Features(ctx, teacher, t.Features));
+
     /// <summary>The feature names: ';'-separated, or auto = the input of the last global pool (when the teacher
     /// has the same value and shape; the teacher, the pipeline's input, is read, never changed).</summary>
-    internal static IReadOnlyList<string> Features(PassContext ctx, Model teacher, string spec)
+    private static string[] Features(PassContext ctx, Model teacher, string spec)
     {
         if (spec != "auto") return spec.Split(';',
             StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
