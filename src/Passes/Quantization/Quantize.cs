@@ -175,34 +175,25 @@ public sealed class Quantize : Pass<QuantizePassOptions>
         if (o.Mode != "static" && (o.TrainSteps > 0 || o.WeightBitsText != "8"))
             throw new OnnxModelException($"quantize{{mode={o.Mode}}}: train-steps and weight-bits apply to static "
                 + "int8 only (weight-only has bits and rounding)");
-        if (o.Mode == "dynamic")
+        if (o.Mode is "dynamic" or "weight-only")
         {
             if (o.MaxDrop >= 0 || o.Format != "qdq")
-                throw new OnnxModelException("quantize{mode=dynamic}: max-drop and format apply to static int8 only "
-                    + "(a dynamic model is validated by optimize --eval)");
-            DynamicQuantize.Run(ctx, o);
-            if (o.Embeddings) EmbeddingQuantize.Run(ctx, o);
-            return;
-        }
-        if (o.Mode == "weight-only")
-        {
-            if (o.MaxDrop >= 0 || o.Format != "qdq")
-                throw new OnnxModelException("quantize{mode=weight-only}: max-drop and format apply to static int8 "
-                    + "only (a weight-only model is validated by optimize --eval)");
-            if ((o.Block & (o.Block - 1)) != 0)
+                throw new OnnxModelException($"quantize{{mode={o.Mode}}}: max-drop and format apply to static int8 "
+                    + $"only (a {o.Mode} model is validated by optimize --eval)");
+            if (o.Mode == "weight-only" && (o.Block & (o.Block - 1)) != 0)
                 throw new OnnxModelException($"quantize: block {o.Block} is not a power of 2 (16 to 256)");
-            WeightOnlyQuantize.Run(ctx, o);
-            if (o.Embeddings) EmbeddingQuantize.Run(ctx, o);
-            return;
+            if (o.Mode == "dynamic") DynamicQuantize.Run(ctx, o);
+            else WeightOnlyQuantize.Run(ctx, o);
         }
-        var calib = ctx.RequireCalibration(Name);
+        else RunStatic(ctx, o);
+        if (o.Embeddings) EmbeddingQuantize.Run(ctx, o);
+    }
+
+    /// <summary>A transformer's defaults (attention blocks, no include=): int8 MatMul/Gemm only, MatMul outputs float
+    /// in QDQ; SmoothQuant first when asked or by default on a transformer.</summary>
+    private static QuantizeOptions TransformerDefaults(PassContext ctx, QuantizePassOptions o, QuantizeOptions qo)
+    {
         var model = ctx.Model;
-        // The float model QAT distils toward: the pipeline's input (or this model before it is quantized).
-        var teacher = o.TrainSteps > 0 ? Recovery.TeacherModel(ctx) : null;
-        // Cheap preconditions before the (possibly long) calibration.
-        UpgradeOpset.Require(ctx, Name, 13, "per-channel int8 weights");
-        ShapeInference.Run(model);
-        var qo = o.ToEmitter();
         int attention = o.Transformer == "auto" && o.Include.Length == 0 ? AttentionView.All(model.Graph).Count : 0;
         if (attention > 0)
         {
@@ -225,6 +216,21 @@ public sealed class Quantize : Pass<QuantizePassOptions>
             if (smooth.WhyNoChange(model, so) is null) smooth.Run(ctx, so);
             ShapeInference.Run(model);
         }
+        return qo;
+    }
+
+    /// <summary>Static int8: calibration, the optional accuracy-aware search (equalization, bias correction, ops
+    /// given back to float), emission, QAT, QOperator lowering, the report.</summary>
+    private void RunStatic(PassContext ctx, QuantizePassOptions o)
+    {
+        var calib = ctx.RequireCalibration(Name);
+        var model = ctx.Model;
+        // The float model QAT distils toward: the pipeline's input (or this model before it is quantized).
+        var teacher = o.TrainSteps > 0 ? Recovery.TeacherModel(ctx) : null;
+        // Cheap preconditions before the (possibly long) calibration.
+        UpgradeOpset.Require(ctx, Name, 13, "per-channel int8 weights");
+        ShapeInference.Run(model);
+        var qo = TransformerDefaults(ctx, o, o.ToEmitter());
         var factory = RangeCalibrator.Factory(o.Calibrate, o.Percentile, o.MovingAverage);
         // Accuracy-aware: every method in the same pass, so the search can choose one per tensor.
         if (o.MaxDrop >= 0 && o.TuneCalibration)
@@ -301,7 +307,6 @@ public sealed class Quantize : Pass<QuantizePassOptions>
         var weightSqnr = WeightSqnr(model, floatWeights);
         if (qoperator) QOperatorLowering.Run(model, ctx.Rewriter, ctx.Stats);
         Report(ctx, result, ranges, qo, weightSqnr);
-        if (o.Embeddings) EmbeddingQuantize.Run(ctx, o);
     }
 
     /// <summary>Per quantized op (by key): the SQNR of its int8 weight (behind a DequantizeLinear) against the float
