@@ -5,7 +5,9 @@
 # Debian's dataset-fashion-mnist). Without --eval, optimize holds 50 of the 200 out for budgets, distillation's
 # selection and validation (never judged on the samples it trains on); compress needs --eval and gets the 500
 # held-out training-split images (testmodels/fashion/data/heldout), never the test split.
-#   bash bench/fashion/run.sh [prune] [fold] [cluster] [compress] [vgg] [resnet] [mobilenetv2]  (default: all)
+#   bash bench/fashion/run.sh [prune] [recover] [fold] [cluster] [compress] [vgg] [resnet] [mobilenetv2]
+# (default: all but recover, the slow comparison of distillation's feature terms, step counts and block-wise
+# reconstruction after the same prune)
 # (the CLI is copied first, so building while it runs does not change it)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -18,7 +20,8 @@ O="dotnet $W/cli/onnxopt.dll"
 T=$W/test
 dotnet bench/OnnxOpt.Bench/bin/Release/net10.0/onnxopt-bench.dll fashion-test $T > /dev/null
 JOBS="$*"
-[[ $JOBS == *prune* || $JOBS == *fold* || $JOBS == *cluster* || $JOBS == *compress* ]] || JOBS="$JOBS prune fold cluster compress"
+[[ $JOBS == *prune* || $JOBS == *recover* || $JOBS == *fold* || $JOBS == *cluster* || $JOBS == *compress* ]] \
+  || JOBS="$JOBS prune fold cluster compress"
 NETS=$(for n in vgg resnet mobilenetv2; do if [[ $JOBS == *$n* ]]; then echo $n; fi; done)
 [ -n "$NETS" ] || NETS="vgg resnet mobilenetv2"
 
@@ -48,6 +51,12 @@ for net in $NETS; do
     opt prune-distill $net "$P,distill"
     speed testmodels/fashion/$net.onnx $W/prune-distill.onnx
     opt prune-distill-flip $net "$P,distill{flip=true}"
+  fi
+  if [[ $JOBS == *recover* ]]; then
+    for d in "" "features=blocks" "steps=3000" "features=blocks,steps=3000" "features=blocks,block-steps=300" \
+      "features=blocks,steps=3000,flip=true,block-steps=300"; do
+      opt "distill{$d}" $net "$P,distill{$d}"
+    done
   fi
   if [[ $JOBS == *fold* ]]; then
     opt layer-folding $net "canonicalize,fold-bn,linearize{mode=train,max-agreement-drop=1},fold-conv,fuse-bias,canonicalize"
