@@ -53,36 +53,63 @@ public static class LeastSquaresRepair
         return t;
     }
 
-    private static (double[] W, float[] B, double Before, double After)? Fit(Model original, Model pruned, Node layer,
-        LinearOp op,
-        int[] kept, CalibrationSource calib, int maxRows, double ridge)
+    /// <summary>How a layer reads its input: a Conv's kernel, strides, dilations and pads (1x1 with no padding for
+    /// Gemm/MatMul); K = the regressor length (every input feature of an output position, plus 1 for the bias).
+    /// </summary>
+    private sealed record Geometry(bool Conv, int Cin, int Cout, int Kh, int Kw, long[] Strides, long[] Dil,
+        long[] Pads)
     {
-        var xName = layer.Input(0)!.Name;
-        var yName = layer.Output().Name;
-        if (original.Graph.Find(yName) is null) return null;
-        bool conv = layer.OpType == "Conv";
-        int cout = op.OutChannels;
-        int cin = op.InChannels;
-        int kh = conv ? (int)op.WeightDims[2] : 1, kw = conv ? (int)op.WeightDims[3] : 1;
-        int K = cin * kh * kw + 1;
-        var strides = conv ? layer.GetInts("strides") ?? [1, 1] : [1, 1];
-        var dil = conv ? layer.GetInts("dilations") ?? [1, 1] : [1, 1];
-        var pads = conv ? layer.GetInts("pads") ?? [0, 0, 0, 0] : [0, 0, 0, 0];
-        var autoPad = layer.GetString("auto_pad") ?? "NOTSET";
-        if (conv && (autoPad is not ("NOTSET" or "VALID") || op.WeightDims.Length != 4)) return null;
+        public int K => Cin * Kh * Kw + 1;
 
-        // Pass 1 (original): the target rows at seeded positions; remembers which positions.
+        public static Geometry? Of(Node layer, LinearOp op)
+        {
+            bool conv = layer.OpType == "Conv";
+            if (conv && (layer.GetString("auto_pad") ?? "NOTSET") is not ("NOTSET" or "VALID")) return null;
+            if (conv && op.WeightDims.Length != 4) return null;
+            return new Geometry(conv, op.InChannels, op.OutChannels, conv ? (int)op.WeightDims[2] : 1,
+                conv ? (int)op.WeightDims[3] : 1, conv ? layer.GetInts("strides") ?? [1, 1] : [1, 1],
+                conv ? layer.GetInts("dilations") ?? [1, 1] : [1, 1], conv ? layer.GetInts("pads") ?? [0, 0, 0, 0]
+                    : [0, 0, 0, 0]);
+        }
+
+        /// <summary>The regressor row of output position p (width outW) of sample s in x (the layer's input).
+        /// </summary>
+        public double[] Row(float[] data, int s, int p, int outW, int h, int wdt)
+        {
+            var row = new double[K];
+            int oy = p / outW, ox = p % outW, k = 0;
+            if (!Conv)
+                for (int c = 0; c < Cin; c++) row[c] = data[((long)s * outW + p) * Cin + c];
+            else
+                for (int c = 0; c < Cin; c++)
+                    for (int i = 0; i < Kh; i++)
+                        for (int j = 0; j < Kw; j++, k++)
+                        {
+                            int iy = (int)(oy * Strides[0] - Pads[0] + i * Dil[0]);
+                            int ix = (int)(ox * Strides[1] - Pads[1] + j * Dil[1]);
+                            row[k] = iy < 0 || iy >= h || ix < 0
+                                || ix >= wdt ? 0 : data[(((long)s * Cin + c) * h + iy) * wdt + ix];
+                        }
+            row[K - 1] = 1;
+            return row;
+        }
+    }
+
+    /// <summary>The original layer's output rows (kept channels) at seeded positions, the positions, and the output
+    /// width (positions are y * width + x).</summary>
+    private static (List<(int Sample, int Pos)> Positions, List<float[]> Ys, int OutW) TargetRows(Model original,
+        string yName, Geometry g, int[] kept, CalibrationSource calib, int maxRows)
+    {
         var positions = new List<(int Sample, int Pos)>();
         var ys = new List<float[]>();
-        int samples = 0, outH = 1, outW = 1;
-        int perSample = 0;
+        int samples = 0, outH = 1, outW = 1, perSample = 0;
         calib.Stream(original, [yName], (_, outs) =>
         {
             var y = outs[0];
             var n = (int)y.Dims[0];
             // Conv: [N, C, H, W]; Gemm/MatMul: [N, tokens.., C] (positions = the tokens, channels last).
-            var origCout = (int)(conv ? y.Dims[1] : y.Dims[^1]);
-            if (conv) { outH = (int)y.Dims[2]; outW = (int)y.Dims[3]; }
+            var origCout = (int)(g.Conv ? y.Dims[1] : y.Dims[^1]);
+            if (g.Conv) { outH = (int)y.Dims[2]; outW = (int)y.Dims[3]; }
             else outW = (int)(y.ElementCount / Math.Max(1, (long)n * origCout));
             var plane = outH * outW;
             if (perSample == 0) perSample = Math.Max(1, maxRows / Math.Max(1, CalibCount(calib, original)));
@@ -94,18 +121,24 @@ public static class LeastSquaresRepair
                 {
                     var p = (int)(rng.Next() % (ulong)plane);
                     positions.Add((samples, p));
-                    var row = new float[cout];
-                    for (int o = 0; o < cout; o++)
-                        row[o] = conv ? data[((long)s * origCout + kept[o]) * plane + p]
+                    var row = new float[g.Cout];
+                    for (int o = 0; o < g.Cout; o++)
+                        row[o] = g.Conv ? data[((long)s * origCout + kept[o]) * plane + p]
                             : data[((long)s * plane + p) * origCout + kept[o]];
                     ys.Add(row);
                 }
             }
         });
-        if (positions.Count == 0) return null;
+        return (positions, ys, outW);
+    }
 
-        // Pass 2 (pruned): the regressor rows at the same positions; normal equations in float64, accumulated
-        // a block of rows at a time (transposed, so each Gram entry is one contiguous dot product).
+    /// <summary>The pruned model's regressor rows at the same positions, and the normal equations X'X and X'Y in
+    /// float64, accumulated a block of rows at a time (transposed, so each Gram entry is one contiguous dot
+    /// product).</summary>
+    private static (List<double[]> Rows, double[] Ata, double[] Aty) NormalEquations(Model pruned, string xName,
+        Geometry g, List<(int Sample, int Pos)> positions, List<float[]> ys, int outW, CalibrationSource calib)
+    {
+        int K = g.K, cout = g.Cout;
         var ata = new double[K * K];
         var aty = new double[K * cout];
         var rows = new List<double[]>(positions.Count);
@@ -132,36 +165,51 @@ public static class LeastSquaresRepair
         {
             var x = outs[0];
             var n = (int)x.Dims[0];
-            int h = conv ? (int)x.Dims[2] : 1, wdt = conv ? (int)x.Dims[3] : 1;
+            int h = g.Conv ? (int)x.Dims[2] : 1, wdt = g.Conv ? (int)x.Dims[3] : 1;
             var data = x.ToFloatArray();
             for (int s = 0; s < n; s++, seen++)
                 while (next < positions.Count && positions[next].Sample == seen)
                 {
-                    var p = positions[next].Pos;
-                    var row = new double[K];
-                    int oy = p / outW, ox = p % outW, k = 0;
-                    if (!conv)
-                        for (int c = 0; c < cin; c++) row[c] = data[((long)s * outW + p) * cin + c];
-                    else
-                    {
-                        for (int c = 0; c < cin; c++)
-                            for (int i = 0; i < kh; i++)
-                                for (int j = 0; j < kw; j++, k++)
-                                {
-                                    int iy = (int)(oy * strides[0] - pads[0] + i * dil[0]);
-                                    int ix = (int)(ox * strides[1] - pads[1] + j * dil[1]);
-                                    row[k] = iy < 0 || iy >= h || ix < 0
-                                        || ix >= wdt ? 0 : data[(((long)s * cin + c) * h + iy) * wdt + ix];
-                                }
-                    }
-                    row[K - 1] = 1;
-                    rows.Add(row);
+                    rows.Add(g.Row(data, s, positions[next].Pos, outW, h, wdt));
                     pending.Add(next);
                     if (pending.Count == 64) Flush();
                     next++;
                 }
         });
         Flush();
+        return (rows, ata, aty);
+    }
+
+    /// <summary>The SQNR of the layer's output on the sampled rows with these weights ([cout, K-1]) and biases.
+    /// </summary>
+    private static double Sqnr(List<double[]> rows, List<float[]> ys, int K, int cout, double[] weights,
+        Func<int, double> b)
+    {
+        var sig = new double[rows.Count];
+        var err = new double[rows.Count];
+        Parallel.For(0, rows.Count, r =>
+        {
+            var x = rows[r].AsSpan(0, K - 1);
+            for (int o = 0; o < cout; o++)
+            {
+                double pred = b(o) + DenseKernels.Dot(weights.AsSpan(o * (K - 1), K - 1), x);
+                sig[r] += ys[r][o] * (double)ys[r][o];
+                err[r] += (pred - ys[r][o]) * (pred - ys[r][o]);
+            }
+        });
+        return Runtime.Validation.Fidelity.SqnrDb(sig.Sum(), err.Sum());
+    }
+
+    private static (double[] W, float[] B, double Before, double After)? Fit(Model original, Model pruned, Node layer,
+        LinearOp op, int[] kept, CalibrationSource calib, int maxRows, double ridge)
+    {
+        var yName = layer.Output().Name;
+        if (original.Graph.Find(yName) is null || Geometry.Of(layer, op) is not { } g) return null;
+        // Pass 1 (original): the target rows at seeded positions; pass 2 (pruned): the regressors there.
+        var (positions, ys, outW) = TargetRows(original, yName, g, kept, calib, maxRows);
+        if (positions.Count == 0) return null;
+        var (rows, ata, aty) = NormalEquations(pruned, layer.Input(0)!.Name, g, positions, ys, outW, calib);
+        int K = g.K, cout = g.Cout;
         double trace = 0;
         for (int a = 0; a < K; a++) trace += ata[a * K + a];
         var lambda = ridge * trace / K + 1e-12;
@@ -181,25 +229,7 @@ public static class LeastSquaresRepair
         for (int o = 0; o < cout; o++)
             for (int a = 0; a < K - 1; a++)
                 oldW[o * (K - 1) + a] = op.OutAxis == 0 ? old[o * (K - 1) + a] : old[a * cout + o];
-        double Sqnr(double[] weights, Func<int, double> b)
-        {
-            var sig = new double[rows.Count];
-            var err = new double[rows.Count];
-            Parallel.For(0, rows.Count, r =>
-            {
-                var x = rows[r].AsSpan(0, K - 1);
-                for (int o = 0; o < cout; o++)
-                {
-                    double pred = b(o) + DenseKernels.Dot(weights.AsSpan(o * (K - 1), K - 1), x);
-                    sig[r] += ys[r][o] * (double)ys[r][o];
-                    err[r] += (pred - ys[r][o]) * (pred - ys[r][o]);
-                }
-            });
-            return Runtime.Validation.Fidelity.SqnrDb(sig.Sum(), err.Sum());
-        }
-        var before = Sqnr(oldW, o => op.Bias[o]);
-        var after = Sqnr(w, o => bias[o]);
-        return (w, bias, before, after);
+        return (w, bias, Sqnr(rows, ys, K, cout, oldW, o => op.Bias[o]), Sqnr(rows, ys, K, cout, w, o => bias[o]));
     }
 
     private static int CalibCount(CalibrationSource calib, Model m) =>
