@@ -150,7 +150,7 @@ public sealed class Trainer
             }
             var idx = sampler.Next();
             var batch = train.Gather(idx, augment ? rng : null, _s.Flip, _s.Shift, _s.Mixup, _s.TokenSwap);
-            var targets = teacher.For(train, idx, batch);
+            var targets = NarrowFeatures(teacher.For(train, idx, batch), lossOutputs.Count);
             long[]? labels = train.Labels is { } l ? idx.Select(i => l[i]).ToArray() : null;
             double loss = LossAndGradients(batch, targets, labels, seedNames, wrt, grads);
             if (!double.IsFinite(loss))
@@ -263,7 +263,6 @@ public sealed class Trainer
         for (int f = 0; f < _s.Features.Count; f++)
         {
             var s = trace[_s.Features[f]]; var t = targets[lossOutputs.Count + f];
-            if (_s.FeatureChannels.TryGetValue(_s.Features[f], out var kept)) t = TakeChannels(t, kept.Axis, kept.Kept);
             CheckShape(_s.Features[f], s, t);
             double w = _s.FeatureWeight * weight;
             if (_s.NormalizeFeatures) w /= Math.Max(MeanSquare(t.R), 1e-12);
@@ -325,6 +324,17 @@ public sealed class Trainer
         return new NdArray<float>(shape, a.R.AsSpan(lo * inner, (hi - lo) * inner).ToArray());
     }
 
+    /// <summary>The teacher's features cut to the channels a pruned student kept (once per batch, before the batch
+    /// is split).</summary>
+    private NdArray<float>[] NarrowFeatures(NdArray<float>[] targets, int first)
+    {
+        if (_s.FeatureChannels.Count == 0) return targets;
+        for (int f = 0; f < _s.Features.Count; f++)
+            if (_s.FeatureChannels.TryGetValue(_s.Features[f], out var kept))
+                targets[first + f] = TakeChannels(targets[first + f], kept.Axis, kept.Kept);
+        return targets;
+    }
+
     /// <summary>The channels <paramref name="kept"/> of <paramref name="a"/> on <paramref name="axis"/> (a copy).
     /// </summary>
     internal static NdArray<float> TakeChannels(NdArray<float> a, int axis, int[] kept)
@@ -346,9 +356,21 @@ public sealed class Trainer
 
     private static double MeanSquare(ReadOnlySpan<float> v)
     {
+        if (v.Length == 0) return 0;
+        int width = System.Numerics.Vector<float>.Count, i = 0;
         double sum = 0;
-        foreach (var x in v) sum += (double)x * x;
-        return v.Length == 0 ? 0 : sum / v.Length;
+        while (i + width <= v.Length)
+        {
+            var acc = System.Numerics.Vector<float>.Zero;
+            for (int end = Math.Min(v.Length - width + 1, i + 256 * width); i < end; i += width)
+            {
+                var x = new System.Numerics.Vector<float>(v[i..]);
+                acc += x * x;
+            }
+            sum += System.Numerics.Vector.Sum(acc);
+        }
+        for (; i < v.Length; i++) sum += (double)v[i] * v[i];
+        return sum / v.Length;
     }
 
     private static void CheckShape(string name, NdArray<float> s, NdArray<float> t)

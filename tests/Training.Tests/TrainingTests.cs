@@ -48,6 +48,17 @@ public class TrainingTests
     {
         var t = Rand(5, 10);
         CheckGradient((s, g) => Losses.MeanSquared(s, t, g, 0.5), Rand(4, 10));
+        // The vectorized loop and its scalar tail against the plain sum, on lengths around the vector width and
+        // beyond one accumulation block; the gradient is added to what the buffer held.
+        foreach (int n in new[] { 1, 7, 16, 33, 4099, 70001 })
+        {
+            var (a, b) = (Rand(7, n), Rand(8, n));
+            var grad = Enumerable.Repeat(0.25f, n).ToArray();
+            double expected = 0;
+            for (int i = 0; i < n; i++) expected += (double)(a[i] - b[i]) * (a[i] - b[i]);
+            Assert.Equal(0.5 * expected / n, Losses.MeanSquared(a, b, grad, 0.5), 1e-6 * (1 + expected / n));
+            for (int i = 0; i < n; i++) Assert.Equal(0.25 + (a[i] - b[i]) / n, grad[i], 1e-6);
+        }
         long[] labels = [2, 0, 4];
         CheckGradient((s, g) => Losses.CrossEntropy(s, labels, 5, g), Rand(6, 15));
         Assert.Throws<OnnxModelException>(() => Losses.CrossEntropy(Rand(6, 5), [7], 5, new float[5]));
