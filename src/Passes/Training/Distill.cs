@@ -117,7 +117,7 @@ public sealed class Distill : Pass<DistillOptions>
     }
 
     /// <summary>features=blocks: what every linear layer reads (the input of each Conv, Gemm and MatMul whose input
-    /// is a feature map, and of the last global pool), matched on the channels the student kept (the pruning
+    /// is a feature map, and of every global pool), matched on the channels the student kept (the pruning
     /// lineage), each MSE relative to the teacher value's mean square; values the teacher lacks or whose shapes do not
     /// line up are left out (counted).</summary>
     internal static TrainSettings Blocks(PassContext ctx, Model teacher, TrainingOptions options)
