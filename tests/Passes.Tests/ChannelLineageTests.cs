@@ -24,6 +24,9 @@ public class ChannelLineageTests
     [InlineData("digits/vgg.onnx")]
     [InlineData("digits/resnet.onnx")]
     [InlineData("digits/mobilenetv2.onnx")]
+    [InlineData("torchvision/resnet18_small.onnx")]
+    [InlineData("torchvision/mobilenet_v2_small.onnx")]
+    [InlineData("torchvision/efficientnet_b0_small.onnx")]
     public void EveryRecordedValueIsTheMaskedReferenceOnItsKeptChannels(string path)
     {
         var m = Run(OnnxImporter.Load(Paths.Model(path)), "canonicalize,fold-bn").After;
