@@ -128,9 +128,15 @@ public static class OptimizeReportWriter
     {
         var c = CultureInfo.InvariantCulture;
         var (b, a) = (r.Before, r.After);
+        // MACs of nodes with symbolic dims (a transformer's sequence) are not guessed: unknown, or "at least", and
+        // the --dim that counts them.
+        string Macs(ModelStats m) => m.UnknownMacNodes.Count > 0 && m.TotalMacs == 0 ? "unknown"
+            : (m.UnknownMacNodes.Count > 0 ? "at least " : "") + m.TotalMacs.ToString("N0", c);
+        var dims = b.UnknownMacNodes.Count > 0 && b.SymbolicDims.Count > 0
+            ? " (" + string.Join(" ", b.SymbolicDims.Select(d => $"--dim {d}=128")) + " counts them)" : "";
         var s = string.Create(c,
-            $"pipeline {r.Pipeline}: nodes {b.NodeCount} -> {a.NodeCount}, MACs {b.TotalMacs:N0} -> "
-            + $"{a.TotalMacs:N0}, non-linear depth {b.NonLinearDepth} -> {a.NonLinearDepth}, parameters {b.ParameterCount:N0} -> "
+            $"pipeline {r.Pipeline}: nodes {b.NodeCount} -> {a.NodeCount}, MACs {Macs(b)} -> {Macs(a)}{dims}, "
+            + $"non-linear depth {b.NonLinearDepth} -> {a.NonLinearDepth}, parameters {b.ParameterCount:N0} -> "
             + $"{a.ParameterCount:N0} ({a.ZeroParameterCount:N0} zero), file {b.FileBytes:N0} -> {a.FileBytes:N0} bytes");
         if (r.Validation is { } v)
         {
