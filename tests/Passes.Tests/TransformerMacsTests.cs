@@ -49,6 +49,24 @@ public class TransformerMacsTests
         Assert.InRange(stats.TotalMacs, expected * 0.99, expected * 1.01);
     }
 
+    [Theory]
+    [InlineData("quantize{mode=dynamic}")]
+    [InlineData("quantize{mode=weight-only,bits=4}")]
+    [InlineData("quantize{mode=weight-only,bits=8,block=64}")]
+    public void QuantizedMatMulsKeepTheirShapesAndMacs(string pipeline)
+    {
+        // DynamicQuantizeMatMul, MatMulIntegerToFloat (behind DynamicQuantizeLinear) and MatMulNBits count as the
+        // float MatMul they replace, and their inferred shapes equal what the pass declared.
+        var m = OnnxImporter.Load(Paths.Model("transformers/bert_op13.onnx"));
+        var dims = new Dictionary<string, long> { ["sequence"] = 32, ["batch"] = 1 };
+        var (q, _) = PassTestKit.Run(m, pipeline);
+        Assert.Contains(q.Graph.Nodes, n => n.Domain == "com.microsoft");
+        Assert.Empty(Verifier.CheckShapes(q));
+        var (before, after) = (ModelStats.Compute(m, dims: dims), ModelStats.Compute(q, dims: dims));
+        Assert.Empty(after.UnknownMacNodes);
+        Assert.Equal(before.TotalMacs, after.TotalMacs);
+    }
+
     [Fact]
     public void VitMacsMatchOrtsRuntimeShapes()
     {

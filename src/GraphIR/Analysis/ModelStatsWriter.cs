@@ -115,7 +115,8 @@ public static class ModelStatsWriter
         sb.AppendLine(s.UnknownMacNodes.Count > 0 && s.TotalMacs == 0 ? "MACs:        unknown"
             : string.Create(c,
                 $"MACs:        {(s.UnknownMacNodes.Count > 0 ? "at least " : "")}{s.TotalMacs:N0} per sample"));
-        foreach (var (k, v) in s.MacsByOp) sb.AppendLine(c, $"  {k,-22} {v,16:N0}");
+        int width = Math.Max(22, s.MacsByOp.Keys.Select(k => k.Length).DefaultIfEmpty(0).Max());
+        foreach (var (k, v) in s.MacsByOp) sb.AppendLine(c, $"  {k.PadRight(width)} {v,16:N0}");
         if (s.UnknownMacNodes.Count > 0)
         {
             var hint = s.SymbolicDims.Count == 0 ? ""

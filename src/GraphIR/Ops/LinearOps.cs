@@ -39,7 +39,7 @@ internal static class LinearOps
         return y[0] * y[1] * k;
     }
 
-    private static long? MatMulMacs(Node n)
+    internal static long? MatMulMacs(Node n)
     {
         var a = SampleDims(n.Input(0));
         var y = SampleDims(n.Output());

@@ -21,7 +21,7 @@ public static class OpRegistry
     [
         .. ActivationOps.All, .. BinaryOps.All, .. LinearOps.All, .. PoolingOps.All, .. NormalizationOps.All,
         .. LayoutOps.All, .. ShapeOps.All, .. ReduceOps.All, .. QuantizationOps.All, .. ControlFlowOps.All,
-        .. RandomOps.All,
+        .. RandomOps.All, .. ContribOps.All,
     ];
 
     /// <summary>Adds an op (or a newer version of one: same domain and type, higher SinceVersion). Registering
