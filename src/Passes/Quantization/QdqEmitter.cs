@@ -140,63 +140,11 @@ public static class QdqEmitter
 
         // 1. Which compute ops (keys taken now: emitting may rename a graph output's producer).
         var keys = g.Nodes.ToDictionary(n => n, Key);
-        var compute = new List<Node>();
-        foreach (var n in g.Nodes.ToList())
-        {
-            if (!n.IsStandard || !ComputeOps.Contains(n.OpType)) continue;
-            if (!Selected(n, o, fallback))
-            {
-                result.Skipped.Add((Key(n), n.OpType,
-                fallback.Contains(Key(n)) ? "kept in float (accuracy)" : "excluded")); continue;
-            }
-            if (Ineligible(n) is { } why) { result.Skipped.Add((Key(n), n.OpType, why)); continue; }
-            compute.Add(n);
-        }
-
+        var compute = SelectCompute(g, o, fallback, result);
         // 2. Absorb Relu / Clip(0, max) into the producer's range (uint8 only).
-        var rangeName = new Dictionary<Value, string>();
-        var absorbed = new Dictionary<Node, string>();
-        foreach (var c in compute)
-        {
-            var y = c.Output();
-            rangeName[y] = y.Name;
-            if (o.ActivationType != DataType.UInt8 || y.IsGraphOutput || y.Uses.Count != 1) continue;
-            var a = y.Uses[0].Node;
-            if (!a.IsStandard || a.OpType is not ("Relu" or "Clip") || a.Output().IsGraphOutput
-                || !Selected(a, o, fallback)) continue;
-            if (a.OpType == "Clip" && !ClipFromZero(a, opset)) continue;
-            rangeName[y] = a.Output().Name;
-            absorbed[c] = a.OpType;
-            rw.Replace(a.Output(), y);
-            rw.Erase(a);
-        }
-
+        var (rangeName, absorbed) = AbsorbActivations(rw, compute, o, fallback, opset);
         // 3. Tensors to quantize: around compute ops, then spread through value-moving ops.
-        var q = new HashSet<Value>();
-        foreach (var c in compute)
-        {
-            foreach (var i in c.Inputs) if (Act(i)) q.Add(i!);
-            if (!o.FloatOutputs.Contains(c.OpType)) q.Add(c.Output());
-        }
-        var inherit = new Dictionary<Value, Value>();
-        var shared = new List<Node>();
-        for (bool changed = true; changed;)
-        {
-            changed = false;
-            foreach (var s in g.Nodes)
-            {
-                if (shared.Contains(s) || !s.IsStandard || !SharedOps.Contains(s.OpType) || !Act(s.Input(0))
-                    || !Selected(s, o, fallback)) continue;
-                if (s.OpType == "MaxPool" && s.Outputs.Count > 1 && s.Outputs[1] is not null) continue;
-                var outs = s.Outputs.Where(v => v is not null).Select(v => v!).ToList();
-                if (!outs.All(v => v.ElementType is DataType.Float or DataType.Undefined)) continue;
-                if (!q.Contains(s.Input(0)!) && !outs.Any(q.Contains)) continue;
-                shared.Add(s);
-                q.Add(s.Input(0)!);
-                foreach (var v in outs) { q.Add(v); inherit[v] = s.Input(0)!; }
-                changed = true;
-            }
-        }
+        var (q, inherit, shared) = TensorsToQuantize(g, compute, o, fallback);
 
         // 4. Parameters, in topological order so that inherited ones exist.
         var qp = new Dictionary<Value, (QParams P, Value Scale, Value Zero)>();
@@ -253,6 +201,84 @@ public static class QdqEmitter
         rw.RemoveUnusedInitializers(g);
         rw.Finish();
         return result;
+    }
+
+    /// <summary>The compute ops to quantize; the others recorded as skipped with the reason.</summary>
+    private static List<Node> SelectCompute(Graph g, QuantizeOptions o, IReadOnlySet<string> fallback,
+        QdqResult result)
+    {
+        var compute = new List<Node>();
+        foreach (var n in g.Nodes.ToList())
+        {
+            if (!n.IsStandard || !ComputeOps.Contains(n.OpType)) continue;
+            if (!Selected(n, o, fallback))
+            {
+                result.Skipped.Add((Key(n), n.OpType,
+                fallback.Contains(Key(n)) ? "kept in float (accuracy)" : "excluded")); continue;
+            }
+            if (Ineligible(n) is { } why) { result.Skipped.Add((Key(n), n.OpType, why)); continue; }
+            compute.Add(n);
+        }
+        return compute;
+    }
+
+    /// <summary>A Relu or Clip(0, max) alone after a compute op (uint8 activations) is erased: the op's output is
+    /// quantized on the activation's calibrated range instead. Returns each compute output's range name and what
+    /// was absorbed.</summary>
+    private static (Dictionary<Value, string> RangeName, Dictionary<Node, string> Absorbed) AbsorbActivations(
+        Rewriter rw, List<Node> compute, QuantizeOptions o, IReadOnlySet<string> fallback, long opset)
+    {
+        var rangeName = new Dictionary<Value, string>();
+        var absorbed = new Dictionary<Node, string>();
+        foreach (var c in compute)
+        {
+            var y = c.Output();
+            rangeName[y] = y.Name;
+            if (o.ActivationType != DataType.UInt8 || y.IsGraphOutput || y.Uses.Count != 1) continue;
+            var a = y.Uses[0].Node;
+            if (!a.IsStandard || a.OpType is not ("Relu" or "Clip") || a.Output().IsGraphOutput
+                || !Selected(a, o, fallback)) continue;
+            if (a.OpType == "Clip" && !ClipFromZero(a, opset)) continue;
+            rangeName[y] = a.Output().Name;
+            absorbed[c] = a.OpType;
+            rw.Replace(a.Output(), y);
+            rw.Erase(a);
+        }
+        return (rangeName, absorbed);
+    }
+
+    /// <summary>The activation tensors to quantize: the compute ops' float inputs and (unless kept float) outputs,
+    /// spread through value-moving ops (SharedOps) whose outputs then share their input's parameters (inherit).
+    /// </summary>
+    private static (HashSet<Value> Q, Dictionary<Value, Value> Inherit, List<Node> Shared) TensorsToQuantize(Graph g,
+        List<Node> compute, QuantizeOptions o, IReadOnlySet<string> fallback)
+    {
+        var q = new HashSet<Value>();
+        foreach (var c in compute)
+        {
+            foreach (var i in c.Inputs) if (Act(i)) q.Add(i!);
+            if (!o.FloatOutputs.Contains(c.OpType)) q.Add(c.Output());
+        }
+        var inherit = new Dictionary<Value, Value>();
+        var shared = new List<Node>();
+        for (bool changed = true; changed;)
+        {
+            changed = false;
+            foreach (var s in g.Nodes)
+            {
+                if (shared.Contains(s) || !s.IsStandard || !SharedOps.Contains(s.OpType) || !Act(s.Input(0))
+                    || !Selected(s, o, fallback)) continue;
+                if (s.OpType == "MaxPool" && s.Outputs.Count > 1 && s.Outputs[1] is not null) continue;
+                var outs = s.Outputs.Where(v => v is not null).Select(v => v!).ToList();
+                if (!outs.All(v => v.ElementType is DataType.Float or DataType.Undefined)) continue;
+                if (!q.Contains(s.Input(0)!) && !outs.Any(q.Contains)) continue;
+                shared.Add(s);
+                q.Add(s.Input(0)!);
+                foreach (var v in outs) { q.Add(v); inherit[v] = s.Input(0)!; }
+                changed = true;
+            }
+        }
+        return (q, inherit, shared);
     }
 
     /// <summary>The axis of a layer's int8 weight scales: its output channels (Conv 0, Gemm 0 with transB else 1,
