@@ -41,14 +41,49 @@ internal static class TrainedLinearize
     public static void Run(PassContext ctx, LinearizeOptions o, IReadOnlyList<Node> eligible,
         IReadOnlyDictionary<string, string> zOf, IReadOnlyDictionary<string, string> kindOf)
     {
-        var calib = ctx.RequireCalibration("linearize");
+        ctx.RequireCalibration("linearize");
         var teacher = Recovery.TeacherModel(ctx);
-        double lambda = o.Lambda, threshold = o.Threshold, init = o.SlopeInit;
-        double budget = o.MaxAgreementDrop;
-        if (init is < 0 or > 1) throw new OnnxModelException($"linearize: slope-init = {init} is not in [0, 1]");
+        if (o.SlopeInit is < 0 or > 1)
+            throw new OnnxModelException($"linearize: slope-init = {o.SlopeInit} is not in [0, 1]");
         var settings = Distill.Settings(ctx, teacher, o.Training with { EvalEvery = o.EvalEvery });
 
-        // 1. Slopes and weights train together on a copy.
+        var (work, learned) = TrainSlopes(ctx, o, eligible, zOf, kindOf, teacher, settings);
+        var above = learned.Where(s => s.A >= o.Threshold).Select(s => s.Act).ToList();
+        var slopeOf = learned.ToDictionary(s => s.Act, s => s.A);
+        bool keepSlopes = o.Others == "slope";
+        var (accepted, chosen, drop, attempts, metric) = LinearizeWithinBudget(ctx, o, eligible, zOf, teacher,
+            settings, work, above, keepSlopes ? slopeOf : Restored(slopeOf));
+        double threshold = o.Threshold, budget = o.MaxAgreementDrop;
+        foreach (var (act, op, a, _) in learned)
+        {
+            var what = chosen.Contains(act) ? "linearized" : accepted is null ? "kept (no set within budget)"
+                : !keepSlopes || a < 1e-6 || a >= 1 ? "kept" : a >= threshold ? "learned slope (over budget)"
+                : "learned slope";
+            ctx.Stats.Decide(new SlopeDecision(act, op, Math.Round(a, 6), what));
+        }
+        ctx.Stats.Decide(new TrainedLinearizeSummary(eligible.Count, above.Count, chosen.Count, attempts,
+            metric, drop is { } x ? Math.Round(x, 4) : null, budget));
+        ctx.Stats.Count("candidates", eligible.Count);
+        ctx.Stats.Count("linearized", chosen.Count);
+        if (accepted is null)
+        {
+            ctx.Stats.Notes.Add("linearize{mode=train}: no set of activations met the budget; the model is unchanged");
+            return;
+        }
+        Apply(ctx.Rewriter, ctx.Model, eligible, zOf, chosen, keepSlopes ? slopeOf : Restored(slopeOf));
+        CopyWeights(accepted, ctx.Model, ctx.Rewriter);
+        ctx.Rewriter.RemoveUnusedInitializers(ctx.Model.Graph);
+        ctx.Rewriter.Finish();
+    }
+
+    /// <summary>Step 1: slopes and weights train together on a copy of the model (each activation a + slope (z - a),
+    /// the slopes pushed toward 0 or 1 by lambda |1 - s^2|, snapped to 1 at the threshold). Returns the trained copy
+    /// and the slopes, most linear first (snapped ones by when they snapped, then by value).</summary>
+    private static (Model Work, List<(string Act, string Op, double A, int At)> Learned) TrainSlopes(PassContext ctx,
+        LinearizeOptions o, IReadOnlyList<Node> eligible, IReadOnlyDictionary<string, string> zOf,
+        IReadOnlyDictionary<string, string> kindOf, Model teacher, Training.TrainSettings settings)
+    {
+        var calib = ctx.RequireCalibration("linearize");
         var work = ctx.Model.Clone();
         var wctx = new PassContext(work, calib, ctx.Log, ctx.Evaluation) { Original = teacher, Stats = ctx.Stats };
         var slopes = new List<(string Act, string Op, Value Slope)>();
@@ -56,70 +91,80 @@ internal static class TrainedLinearize
         {
             var a = work.Graph.Find(act.Output().Name)!.Producer!;
             var z = work.Graph.Find(zOf[a.Output().Name])!;
-            slopes.Add((a.Output().Name, kindOf[a.Output().Name], InsertSlope(wctx.Rewriter, a, z, init)));
+            slopes.Add((a.Output().Name, kindOf[a.Output().Name], InsertSlope(wctx.Rewriter, a, z, o.SlopeInit)));
         }
         wctx.Rewriter.Finish();
         var parameters = ParameterSelection.Select(work, o.Training.Params, keepZeros: o.Training.KeepZeros);
         // snap: the step at which each slope reached the threshold (then it is 1 for good); -1 while it has not.
-        bool snap = o.Snap;
         var snappedAt = slopes.Select(_ => -1).ToArray();
         for (int si = 0; si < slopes.Count; si++)
-        {
-            var s = slopes[si].Slope;
-            int me = si, calls = 0;
-            parameters.Add(new DirectParameter(s)
-            {
-                LearningRateScale = o.SlopeLr / settings.LearningRate,
-                Penalty = (v, g) =>
-                {
-                    double pen = 0;
-                    for (int i = 0; i < v.Length; i++)
-                    {
-                        double a = v[i], r = 1 - a * a;
-                        pen += lambda * Math.Abs(r);
-                        g[i] += (float)(-2 * lambda * a * Math.Sign(r));
-                    }
-                    return pen;
-                },
-                Constrain = v =>
-                {
-                    calls++;
-                    for (int i = 0; i < v.Length; i++)
-                    {
-                        v[i] = Math.Clamp(v[i], 0f, 1f);
-                        if (snap && snappedAt[me] < 0 && v[i] >= threshold) snappedAt[me] = calls;
-                        if (snappedAt[me] >= 0) v[i] = 1f;
-                    }
-                },
-            });
-        }
+            parameters.Add(SlopeParameter(slopes[si].Slope, si, snappedAt, o, settings.LearningRate));
         Recovery.Train(wctx, "linearize: slopes", parameters, settings);
-        // Most linear first: snapped slopes by when they snapped, then by the learned value.
         var learned = slopes.Select((s, i) => (s.Act, s.Op,
             A: (double)work.Graph.Find(s.Slope.Name)!.Initializer!.ToFloatArray()[0], At: snappedAt[i]))
             .OrderBy(s => s.At < 0 ? int.MaxValue : s.At).ThenByDescending(s => s.A)
             .ThenBy(s => s.Act, StringComparer.Ordinal).ToList();
-        if (snap) ctx.Log.WriteLine($"linearize: {snappedAt.Count(t => t >= 0)} of {slopes.Count} slopes snapped to 1");
-        var above = learned.Where(s => s.A >= threshold).Select(s => s.Act).ToList();
+        if (o.Snap)
+            ctx.Log.WriteLine($"linearize: {snappedAt.Count(t => t >= 0)} of {slopes.Count} slopes snapped to 1");
+        return (work, learned);
+    }
 
-        // 2. The most linear activations become the identity, within the budget on held-out data.
+    /// <summary>A slope as a trained parameter: its own learning rate, the penalty lambda |1 - s^2|, clamped to
+    /// [0, 1], and with snap held at 1 from the step it reaches the threshold (recorded in snappedAt[index]).
+    /// </summary>
+    private static DirectParameter SlopeParameter(Value slope, int index, int[] snappedAt, LinearizeOptions o,
+        double learningRate)
+    {
+        double lambda = o.Lambda, threshold = o.Threshold;
+        bool snap = o.Snap;
+        int calls = 0;
+        return new DirectParameter(slope)
+        {
+            LearningRateScale = o.SlopeLr / learningRate,
+            Penalty = (v, g) =>
+            {
+                double pen = 0;
+                for (int i = 0; i < v.Length; i++)
+                {
+                    double a = v[i], r = 1 - a * a;
+                    pen += lambda * Math.Abs(r);
+                    g[i] += (float)(-2 * lambda * a * Math.Sign(r));
+                }
+                return pen;
+            },
+            Constrain = v =>
+            {
+                calls++;
+                for (int i = 0; i < v.Length; i++)
+                {
+                    v[i] = Math.Clamp(v[i], 0f, 1f);
+                    if (snap && snappedAt[index] < 0 && v[i] >= threshold) snappedAt[index] = calls;
+                    if (snappedAt[index] >= 0) v[i] = 1f;
+                }
+            },
+        };
+    }
+
+    /// <summary>Step 2: the k most linear activations become the identity (k = all above the threshold, then 3/4 of
+    /// it while over budget), each set fine-tuned and judged by the upper bound of its drop on held-out data.
+    /// Returns the first set within the budget (accepted null: none).</summary>
+    private static (Model? Accepted, HashSet<string> Chosen, double? Drop, int Attempts, string Metric)
+        LinearizeWithinBudget(PassContext ctx, LinearizeOptions o, IReadOnlyList<Node> eligible,
+        IReadOnlyDictionary<string, string> zOf, Model teacher, Training.TrainSettings settings, Model work,
+        List<string> above, Dictionary<string, double> slopes)
+    {
+        var calib = ctx.RequireCalibration("linearize");
         var data = ctx.Evaluation ?? calib;
         var reference = Reference.Capture(data, teacher.Clone()); // streaming infers shapes: not on the input
-        var slopeOf = learned.ToDictionary(s => s.Act, s => s.A);
-        int k = above.Count, attempts = 0;
-        Model? accepted = null;
-        HashSet<string> chosen = [];
-        double? drop = null;
-        bool keepSlopes = o.Others == "slope";
+        double budget = o.MaxAgreementDrop;
         var ft = settings with { Steps = checked((int)o.FinetuneSteps) };
-        while (true)
+        for (int k = above.Count, attempts = 1; ; attempts++)
         {
-            attempts++;
             var set = above.Take(k).ToHashSet(StringComparer.Ordinal);
             var trial = ctx.Model.Clone();
             var tctx = new PassContext(trial, calib, ctx.Log, ctx.Evaluation) { Original = teacher, Stats = ctx.Stats };
             CopyWeights(work, trial, tctx.Rewriter);
-            Apply(tctx.Rewriter, trial, eligible, zOf, set, keepSlopes ? slopeOf : Restored(slopeOf));
+            Apply(tctx.Rewriter, trial, eligible, zOf, set, slopes);
             if (ft.Steps > 0)
                 Recovery.Train(tctx, $"linearize: fine-tune ({k} linearized)",
                     ParameterSelection.Select(trial, o.Training.Params, keepZeros: o.Training.KeepZeros), ft);
@@ -133,30 +178,10 @@ internal static class TrainedLinearize
             ctx.Log.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"linearize: {k} of {eligible.Count} linearized: {reference.DropMetric} drop {reference.Drop(f):F2} "
                     + $"points{bound} (budget {budget:G3})"));
-            if (d <= budget + 1e-9) { accepted = trial; chosen = set; drop = reference.Drop(f); break; }
-            if (k == 0) break;
+            if (d <= budget + 1e-9) return (trial, set, reference.Drop(f), attempts, reference.DropMetric);
+            if (k == 0) return (null, [], null, attempts, reference.DropMetric);
             k = k * 3 / 4;
         }
-        foreach (var (act, op, a, _) in learned)
-        {
-            var what = chosen.Contains(act) ? "linearized" : accepted is null ? "kept (no set within budget)"
-                : !keepSlopes || a < 1e-6 || a >= 1 ? "kept" : a >= threshold ? "learned slope (over budget)"
-                : "learned slope";
-            ctx.Stats.Decide(new SlopeDecision(act, op, Math.Round(a, 6), what));
-        }
-        ctx.Stats.Decide(new TrainedLinearizeSummary(eligible.Count, above.Count, chosen.Count, attempts,
-            reference.DropMetric, drop is { } x ? Math.Round(x, 4) : null, budget));
-        ctx.Stats.Count("candidates", eligible.Count);
-        ctx.Stats.Count("linearized", chosen.Count);
-        if (accepted is null)
-        {
-            ctx.Stats.Notes.Add("linearize{mode=train}: no set of activations met the budget; the model is unchanged");
-            return;
-        }
-        Apply(ctx.Rewriter, ctx.Model, eligible, zOf, chosen, keepSlopes ? slopeOf : Restored(slopeOf));
-        CopyWeights(accepted, ctx.Model, ctx.Rewriter);
-        ctx.Rewriter.RemoveUnusedInitializers(ctx.Model.Graph);
-        ctx.Rewriter.Finish();
     }
 
     /// <summary>others=restore: every activation not made the identity gets its original form back (slope 0).</summary>
