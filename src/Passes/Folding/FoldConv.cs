@@ -179,18 +179,7 @@ public sealed class FoldConv : Pass<FoldConvOptions>
                     "intermediate value is read elsewhere (fan-out)");
             return new NoMatch("input not produced by a conv read only here");
         }
-        // conv1 directly, or conv1 followed by the constant border bias map of an earlier fold.
-        Node? conv1 = h.Producer is { OpType: "Conv", IsStandard: true } pc && pc.Graph == conv2.Graph ? pc : null;
-        float[]? carriedMap = null;
-        if (conv1 is null && h.Producer is { OpType: "Add", IsStandard: true } add)
-        {
-            for (int side = 0; side < 2 && conv1 is null; side++)
-                if (add.Input(side) is { Producer: { OpType: "Conv", IsStandard: true } pc2 } inner && inner.Uses.Count == 1 && !inner.IsGraphOutput &&
-                    Rewriter.ConstantOf(add.Input(1 - side)) is { ElementType: DataType.Float } mt
-                        && mt.Dims.Length == 3 && inner.Shape is { Rank: 4 } ishape &&
-                    mt.Dims[0] == ishape[1].Value && mt.Dims[1] == ishape[2].Value && mt.Dims[2] == ishape[3].Value)
-                { conv1 = pc2; carriedMap = mt.ToFloatArray(); }
-        }
+        var (conv1, carriedMap) = FirstConv(conv2, h);
         if (conv1 is null) return new NoMatch("input not produced by a conv");
         var label = $"{conv1} -> {conv2}";
         if (kept.Contains((conv1, conv2))) return new NoMatch("cost model");
@@ -227,16 +216,9 @@ public sealed class FoldConv : Pass<FoldConvOptions>
         var kw = ConvAlgebra.FoldedKernel(c1.Kernel[1], c1.Dilations[1], c1.Strides[1], c2.Kernel[1], c2.Dilations[1]);
         if (Math.Max(kh, kw) > o.MaxKernel)
             return new Refusal(label, Refusals.KernelTooLarge, $"folded kernel {kh}x{kw} exceeds max-kernel");
-        // The folded conv must produce exactly conv2's output size; trim end padding if floor() dropped rows.
         var (yh, yw) = ((int)ys[2].Value!.Value, (int)ys[3].Value!.Value);
-        var (xh, xw) = ((int)xs[2].Value!.Value, (int)xs[3].Value!.Value);
-        for (int ax = 0; ax < 2; ax++)
-        {
-            var size = ax == 0 ? xh : xw; var k = ax == 0 ? kh : kw; var want = ax == 0 ? yh : yw;
-            var got = (size + pb[ax] + pe[ax] - k) / s[ax] + 1;
-            while (got > want && pe[ax] > 0) { pe[ax]--; got = (size + pb[ax] + pe[ax] - k) / s[ax] + 1; }
-            if (got != want) return new Refusal(label, Refusals.OutputSize);
-        }
+        if (!FitsOutput([(int)xs[2].Value!.Value, (int)xs[3].Value!.Value], [kh, kw], s, pb, pe, [yh, yw]))
+            return new Refusal(label, Refusals.OutputSize);
 
         bool depthwise = c1.Groups == m && m == cin && w1t.Dims[1] == 1 && c2.Groups == outC && outC == m
             && w2t.Dims[1] == 1;
@@ -291,23 +273,12 @@ public sealed class FoldConv : Pass<FoldConvOptions>
             exact ? (biasMap ? "conv-conv folded (exact, border bias map)" : "conv-conv folded (exact)")
                 : "conv-conv folded (approximate border)",
         };
-        if (o.Objective is "macs" or "params" && macsAfter > macsBefore && y.Uses.Count == 1 && !y.IsGraphOutput
-            && y.Uses[0].Node is { OpType: "Conv", IsStandard: true } conv3 && conv3.Input(0) == y
-            && Rewriter.ConstantOf(conv3.Input(1)) is { Dims.Length: 4 } w3t
-            && ConvSpec.Of(conv3, w3t.Dims) is { Unpadded: true } c3 && conv3.Output().Shape is { Rank: 4 } zs
-            && zs.Dims.Skip(2).All(d => d.IsKnown))
+        if (o.Objective is "macs" or "params" && macsAfter > macsBefore
+            && ChainPays(y, kh, kw, s, cin, biasMap, macsBefore))
         {
-            var k3h = ConvAlgebra.FoldedKernel(kh, 1, s[0], c3.Kernel[0], c3.Dilations[0]);
-            var k3w = ConvAlgebra.FoldedKernel(kw, 1, s[1], c3.Kernel[1], c3.Dilations[1]);
-            var plane = zs[2].Value!.Value * zs[3].Value!.Value;
-            var chainAfter = w3t.Dims[0] * plane * cin * k3h * k3w + (biasMap ? w3t.Dims[0] * plane : 0);
-            var chainBefore = macsBefore + (ModelStats.Macs(conv3, out _) ?? 0);
-            if (chainAfter <= chainBefore)
-            {
-                macsAfter = macsBefore;
-                paramsAfter = paramsBefore;
-                counters.Add("folded as first step of a paying chain");
-            }
+            macsAfter = macsBefore;
+            paramsAfter = paramsBefore;
+            counters.Add("folded as first step of a paying chain");
         }
         return new FoldPlan(what, "conv-conv", macsBefore, macsAfter, paramsBefore, paramsAfter, Apply)
         {
@@ -327,6 +298,51 @@ public sealed class FoldConv : Pass<FoldConvOptions>
                 ParamsAfter = paramsAfter,
             },
         };
+    }
+
+    /// <summary>The first conv of a pair: conv2's input's producer, or a conv behind the constant border bias map an
+    /// earlier fold added (that map is carried through a 1x1 conv2); (null, null) when neither.</summary>
+    private static (Node? Conv1, float[]? CarriedMap) FirstConv(Node conv2, Value h)
+    {
+        if (h.Producer is { OpType: "Conv", IsStandard: true } pc && pc.Graph == conv2.Graph) return (pc, null);
+        if (h.Producer is not { OpType: "Add", IsStandard: true } add) return (null, null);
+        for (int side = 0; side < 2; side++)
+            if (add.Input(side) is { Producer: { OpType: "Conv", IsStandard: true } pc2 } inner && inner.Uses.Count == 1
+                && !inner.IsGraphOutput && Rewriter.ConstantOf(add.Input(1 - side)) is { ElementType: DataType.Float } mt
+                && mt.Dims.Length == 3 && inner.Shape is { Rank: 4 } ishape && mt.Dims[0] == ishape[1].Value
+                && mt.Dims[1] == ishape[2].Value && mt.Dims[2] == ishape[3].Value)
+                return (pc2, mt.ToFloatArray());
+        return (null, null);
+    }
+
+    /// <summary>Whether the folded conv produces exactly conv2's output size (input x, kernel k, strides s, pads
+    /// pb/pe, wanted y per spatial axis); end padding is trimmed in place where floor() would add rows.</summary>
+    private static bool FitsOutput(int[] x, int[] k, int[] s, int[] pb, int[] pe, int[] y)
+    {
+        for (int ax = 0; ax < 2; ax++)
+        {
+            var got = (x[ax] + pb[ax] + pe[ax] - k[ax]) / s[ax] + 1;
+            while (got > y[ax] && pe[ax] > 0) { pe[ax]--; got = (x[ax] + pb[ax] + pe[ax] - k[ax]) / s[ax] + 1; }
+            if (got != y[ax]) return false;
+        }
+        return true;
+    }
+
+    /// <summary>A pair that does not pay on its own may be the first step of a chain that does (the expand ->
+    /// depthwise -> project block): whether folding the unpadded conv that alone reads y too costs no more MACs
+    /// than the three convs.</summary>
+    private static bool ChainPays(Value y, int kh, int kw, int[] s, int cin, bool biasMap, long macsBefore)
+    {
+        if (y.Uses.Count != 1 || y.IsGraphOutput || y.Uses[0].Node is not { OpType: "Conv", IsStandard: true } conv3
+            || conv3.Input(0) != y || Rewriter.ConstantOf(conv3.Input(1)) is not { Dims.Length: 4 } w3t
+            || ConvSpec.Of(conv3, w3t.Dims) is not { Unpadded: true } c3 || conv3.Output().Shape is not { Rank: 4 } zs
+            || !zs.Dims.Skip(2).All(d => d.IsKnown))
+            return false;
+        var k3h = ConvAlgebra.FoldedKernel(kh, 1, s[0], c3.Kernel[0], c3.Dilations[0]);
+        var k3w = ConvAlgebra.FoldedKernel(kw, 1, s[1], c3.Kernel[1], c3.Dilations[1]);
+        var plane = zs[2].Value!.Value * zs[3].Value!.Value;
+        var chainAfter = w3t.Dims[0] * plane * cin * k3h * k3w + (biasMap ? w3t.Dims[0] * plane : 0);
+        return chainAfter <= macsBefore + (ModelStats.Macs(conv3, out _) ?? 0);
     }
 
     /// <summary>Why a conv pair is refused: the counter ("refused: " + key) and the rule's failure reason.</summary>
