@@ -308,7 +308,8 @@ public sealed class FoldConv : Pass<FoldConvOptions>
         if (h.Producer is not { OpType: "Add", IsStandard: true } add) return (null, null);
         for (int side = 0; side < 2; side++)
             if (add.Input(side) is { Producer: { OpType: "Conv", IsStandard: true } pc2 } inner && inner.Uses.Count == 1
-                && !inner.IsGraphOutput && Rewriter.ConstantOf(add.Input(1 - side)) is { ElementType: DataType.Float } mt
+                && !inner.IsGraphOutput
+                && Rewriter.ConstantOf(add.Input(1 - side)) is { ElementType: DataType.Float } mt
                 && mt.Dims.Length == 3 && inner.Shape is { Rank: 4 } ishape && mt.Dims[0] == ishape[1].Value
                 && mt.Dims[1] == ishape[2].Value && mt.Dims[2] == ishape[3].Value)
                 return (pc2, mt.ToFloatArray());
