@@ -48,31 +48,8 @@ internal static class DynamicQuantize
             bool transB = n.OpType == "Gemm" && n.GetInt("transB", 0) != 0;
             var (k, cols) = transB ? ((int)w.Dims[1], (int)w.Dims[0]) : ((int)w.Dims[0], (int)w.Dims[1]);
             var b = w.ToFloatArray();
-            float At(int r, int c) => transB ? b[c * k + r] : b[r * cols + c];
-            var scales = new float[cols];
-            var q = new byte[k * cols];
-            for (int c = 0; c < cols; c++)
-            {
-                float max = 0;
-                for (int r = 0; r < k; r++) max = Math.Max(max, Math.Abs(At(r, c)));
-                var s = max > 0 ? max / qo.WeightMax : 1f;
-                scales[c] = s;
-                for (int r = 0; r < k; r++)
-                    q[r * cols + c] = unchecked((byte)(sbyte)Math.Clamp(MathF.Round(At(r, c) / s), -qo.WeightMax,
-                        qo.WeightMax));
-            }
-            // The bias: Gemm's C, or a constant [N] Add read only here.
-            Value? bias = null;
-            Value output = n.Output();
-            if (n.OpType == "Gemm" && n.Input(2) is { } cIn) bias = cIn;
-            else if (output.Uses.Count == 1 && !output.IsGraphOutput && output.Uses[0].Node is
-            { OpType: "Add", IsStandard: true } add && add.Inputs.FirstOrDefault(i => i != output) is { } bv
-                && Rewriter.ConstantOf(bv) is { ElementType: DataType.Float } bt && bt.ElementCount == cols
-                && bt.Dims.Length == 1)
-            {
-                bias = bv;
-                output = add.Output();
-            }
+            var (q, scales) = PerColumn(b, k, cols, transB, qo.WeightMax);
+            var (bias, output) = BiasOf(n, cols);
             rw.InsertionPoint = n;
             if (bias is not null && Rewriter.ConstantOf(bias) is { Dims.Length: not 1 } bt2)
                 bias = rw.Constant(g, bias.Name + "_1d", bt2.WithData(bt2.ElementType, [cols], bt2.RawData));
@@ -116,6 +93,40 @@ internal static class DynamicQuantize
         if (o.ReducesRange)
             ctx.Stats.Notes.Add($"7-bit weights in [-{qo.WeightMax}, {qo.WeightMax}] (reduce-range; this CPU: "
                 + $"{Int8Hardware.Description})");
+    }
+
+    /// <summary>B [K, N] (or [N, K] with transB) as int8 [K, N] with one symmetric scale per column: s = max |B_col|
+    /// / weightMax, q = clamp(round(B / s)).</summary>
+    private static (byte[] Q, float[] Scales) PerColumn(float[] b, int k, int cols, bool transB, int weightMax)
+    {
+        float At(int r, int c) => transB ? b[c * k + r] : b[r * cols + c];
+        var scales = new float[cols];
+        var q = new byte[k * cols];
+        for (int c = 0; c < cols; c++)
+        {
+            float max = 0;
+            for (int r = 0; r < k; r++) max = Math.Max(max, Math.Abs(At(r, c)));
+            var s = max > 0 ? max / weightMax : 1f;
+            scales[c] = s;
+            for (int r = 0; r < k; r++)
+                q[r * cols + c] = unchecked((byte)(sbyte)Math.Clamp(MathF.Round(At(r, c) / s), -weightMax, weightMax));
+        }
+        return (q, scales);
+    }
+
+    /// <summary>The bias the dynamic op takes: Gemm's C, or a constant [N] Add read only here (then the Add's output
+    /// is what the op replaces); else none and the MatMul's own output.</summary>
+    private static (Value? Bias, Value Output) BiasOf(Node n, int cols)
+    {
+        var output = n.Output();
+        if (n.OpType == "Gemm" && n.Input(2) is { } cIn) return (cIn, output);
+        if (output.Uses.Count == 1 && !output.IsGraphOutput
+            && output.Uses[0].Node is { OpType: "Add", IsStandard: true } add
+            && add.Inputs.FirstOrDefault(i => i != output) is { } bv
+            && Rewriter.ConstantOf(bv) is { ElementType: DataType.Float } bt && bt.ElementCount == cols
+            && bt.Dims.Length == 1)
+            return (bv, add.Output());
+        return (null, output);
     }
 
     private static bool Named(Node n, IReadOnlySet<string> names) => n.Name is { } nm && names.Contains(nm)
