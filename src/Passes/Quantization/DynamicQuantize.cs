@@ -95,23 +95,17 @@ internal static class DynamicQuantize
                 + $"{Int8Hardware.Description})");
     }
 
-    /// <summary>B [K, N] (or [N, K] with transB) as int8 [K, N] with one symmetric scale per column: s = max |B_col|
-    /// / weightMax, q = clamp(round(B / s)).</summary>
+    /// <summary>B [K, N] (or [N, K] with transB) as int8 [K, N] with one symmetric scale per column: the weight grid
+    /// every static int8 weight uses (QuantizedWeight, per output channel), laid out as the dynamic ops read it.
+    /// </summary>
     private static (byte[] Q, float[] Scales) PerColumn(float[] b, int k, int cols, bool transB, int weightMax)
     {
-        float At(int r, int c) => transB ? b[c * k + r] : b[r * cols + c];
-        var scales = new float[cols];
+        var w = QuantizedWeight.Of(b, transB ? [cols, k] : [k, cols], transB ? 0 : 1, weightMax);
         var q = new byte[k * cols];
-        for (int c = 0; c < cols; c++)
-        {
-            float max = 0;
-            for (int r = 0; r < k; r++) max = Math.Max(max, Math.Abs(At(r, c)));
-            var s = max > 0 ? max / weightMax : 1f;
-            scales[c] = s;
-            for (int r = 0; r < k; r++)
-                q[r * cols + c] = unchecked((byte)(sbyte)Math.Clamp(MathF.Round(At(r, c) / s), -weightMax, weightMax));
-        }
-        return (q, scales);
+        for (int r = 0; r < k; r++)
+            for (int c = 0; c < cols; c++)
+                q[r * cols + c] = unchecked((byte)w.Values[transB ? c * k + r : r * cols + c]);
+        return (q, w.Scales);
     }
 
     /// <summary>The bias the dynamic op takes: Gemm's C, or a constant [N] Add read only here (then the Add's output
