@@ -178,6 +178,7 @@ public sealed class Trainer
             Progress?.Invoke("training", step + 1, _s.Steps);
             if (early) { step++; break; }
         }
+        _featureScale = null;
         if (evalTargets is not null)
             for (int k = 0; k < _params.Count; k++) Array.Copy(bestValues[k], _params[k].Values, bestValues[k].Length);
         else bestStep = step;
@@ -265,7 +266,7 @@ public sealed class Trainer
             var s = trace[_s.Features[f]]; var t = targets[lossOutputs.Count + f];
             CheckShape(_s.Features[f], s, t);
             double w = _s.FeatureWeight * weight;
-            if (_s.NormalizeFeatures) w /= Math.Max(MeanSquare(t.R), 1e-12);
+            if (_s.NormalizeFeatures) w /= _featureScale?[f] ?? Math.Max(MeanSquare(t.R), 1e-12);
             loss += Losses.MeanSquared(s.R, t.R, Seed(_s.Features[f]).R, w);
         }
         double ceWeight = _loss == LossKind.CrossEntropy ? 1 : _s.LabelWeight;
@@ -324,16 +325,23 @@ public sealed class Trainer
         return new NdArray<float>(shape, a.R.AsSpan(lo * inner, (hi - lo) * inner).ToArray());
     }
 
-    /// <summary>The teacher's features cut to the channels a pruned student kept (once per batch, before the batch
-    /// is split).</summary>
+    /// <summary>The teacher's features cut to the channels a pruned student kept, and (NormalizeFeatures) each
+    /// feature's mean square over the whole batch: once per batch, before it is split, so the halves share one
+    /// normalizer.</summary>
     private NdArray<float>[] NarrowFeatures(NdArray<float>[] targets, int first)
     {
-        if (_s.FeatureChannels.Count == 0) return targets;
         for (int f = 0; f < _s.Features.Count; f++)
             if (_s.FeatureChannels.TryGetValue(_s.Features[f], out var kept))
                 targets[first + f] = TakeChannels(targets[first + f], kept.Axis, kept.Kept);
+        _featureScale = _s.NormalizeFeatures
+            ? Enumerable.Range(0, _s.Features.Count).Select(f => Math.Max(MeanSquare(targets[first + f].R), 1e-12))
+                .ToArray()
+            : null;
         return targets;
     }
+
+    // NormalizeFeatures: this batch's mean square of each teacher feature (NarrowFeatures); null outside Fit.
+    private double[]? _featureScale;
 
     /// <summary>The channels <paramref name="kept"/> of <paramref name="a"/> on <paramref name="axis"/> (a copy).
     /// </summary>
