@@ -63,7 +63,7 @@ public class BiasCorrectionTests
     {
         var m = Block();
         var (corrected, runs) = Run(m, "bias-correct{per-channel=false,reduce-range=false}", Data(5));
-        Assert.Equal(1, Counter(runs, "biases corrected"));
+        Assert.Equal(1, Counter(runs, Counters.BiasCorrect.BiasesCorrected));
         var conv = corrected.Graph.Nodes.Single(n => n.OpType == "Conv");
         var bias = Rewriter.ConstantOf(conv.Input(2))!.ToFloatArray();
         // The weights int8 per tensor gives (dequantized), with the original and with the corrected bias.
@@ -80,7 +80,7 @@ public class BiasCorrectionTests
         var m = Block();
         var (plain, _) = Run(m, "quantize{per-channel=false,reduce-range=false,bias-correct=false}", Data(5));
         var (corrected, runs) = Run(m, "quantize{per-channel=false,reduce-range=false,bias-correct=true}", Data(5));
-        Assert.Equal(1, Counter(runs, "biases corrected"));
+        Assert.Equal(1, Counter(runs, Counters.BiasCorrect.BiasesCorrected));
         Assert.Equal(Count(plain, "DequantizeLinear"), Count(corrected, "DequantizeLinear"));
         var before = MeanChannelError(m, plain);
         var after = MeanChannelError(m, corrected);
@@ -99,7 +99,7 @@ public class BiasCorrectionTests
         var left = runs.SelectMany(r => r.Stats.Decisions).OfType<BiasCorrected>().ToList();
         Assert.Contains(left, d => d.Op == "MatMul" && d.Reason!.Contains("no bias input"));
         Assert.Contains(left, d => d.Op == "ConvTranspose" && d.Reason!.Contains("stride"));
-        Assert.Equal(0, Counter(runs, "biases corrected"));
+        Assert.Equal(0, Counter(runs, Counters.BiasCorrect.BiasesCorrected));
     }
 
     [Fact]

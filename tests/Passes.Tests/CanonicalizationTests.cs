@@ -1,6 +1,7 @@
 // canonicalize, fold-bn, fuse-bias: golden text before/after (in the ONNX text syntax) and ORT
 // equivalence of every rewrite, plus the cases each rule must leave alone.
 using OnnxOpt.GraphIR;
+using OnnxOpt.Passes;
 using static OnnxOpt.Tests.PassTestKit;
 
 namespace OnnxOpt.Tests;
@@ -32,7 +33,7 @@ public class CanonicalizationTests
         Golden.Assert("passes/canonicalize.txt", Print(after));
         Assert.Equal(0, Count(after, "Identity") - 1); // z = Identity(y) stays: an output may not alias another output
         Assert.Equal(0, Count(after, "Relu"));
-        Assert.Equal(1, Counter(runs, "converged"));
+        Assert.Equal(1, Counter(runs, Counters.Canonicalize.Converged));
         AssertEquivalent(m, after);
     }
 
@@ -50,7 +51,7 @@ public class CanonicalizationTests
         b.Output(b.Node("Clip", [h, b.Initializer("lo", [0f]), null]));
         var m = b.Build();
         var (after, runs) = Run(m, "canonicalize");
-        Assert.Equal(3, Counter(runs, "no-ops removed"));
+        Assert.Equal(3, Counter(runs, Counters.Canonicalize.NoOpsRemoved));
         Assert.Equal(["PRelu", "Clip"], after.Graph.Nodes.Select(n => n.OpType).ToArray());
         AssertEquivalent(m, after);
     }
@@ -103,7 +104,7 @@ public class CanonicalizationTests
         var m = ConvBn(producer, group);
         var (after, runs) = Run(m, "fold-bn");
         Assert.Equal(0, Count(after, "BatchNormalization"));
-        Assert.Equal(1, Counter(runs, $"folded into {producer}"));
+        Assert.Equal(1, Counter(runs, Counters.FoldBatchNorm.Into(producer)));
         Assert.Equal("batchnormalization0", after.Graph.Outputs[0].Name); // the output keeps its name
         AssertEquivalent(m, after);
     }
@@ -142,8 +143,8 @@ public class CanonicalizationTests
         var m = b.Build();
         var (after, runs) = Run(m, "fold-bn");
         Assert.Equal(0, Count(after, "BatchNormalization"));
-        Assert.Equal(1, Counter(runs, "folded into next Conv"));
-        Assert.Equal(1, Counter(runs, "standalone BN to Mul+Add"));
+        Assert.Equal(1, Counter(runs, Counters.FoldBatchNorm.IntoNextConv));
+        Assert.Equal(1, Counter(runs, Counters.FoldBatchNorm.StandaloneToMulAdd));
         AssertEquivalent(m, after);
     }
 
@@ -157,8 +158,8 @@ public class CanonicalizationTests
         b.Output(Conv(b, bn1, "c", 4, 4, 3, 3, pad: 1));
         var m = b.Build();
         var (after, runs) = Run(m, "fold-bn");
-        Assert.Equal(0, Counter(runs, "folded into next Conv"));
-        Assert.Equal(1, Counter(runs, "standalone BN to Mul+Add"));
+        Assert.Equal(0, Counter(runs, Counters.FoldBatchNorm.IntoNextConv));
+        Assert.Equal(1, Counter(runs, Counters.FoldBatchNorm.StandaloneToMulAdd));
         AssertEquivalent(m, after);
     }
 
@@ -176,7 +177,7 @@ public class CanonicalizationTests
         var (after, runs) = Run(m, "fuse-bias");
         Assert.Equal(0, Count(after, "Add"));
         Assert.Equal(1, Count(after, "Gemm"));
-        Assert.Equal(2, Counter(runs, "fused into Conv") + Counter(runs, "fused into MatMul"));
+        Assert.Equal(2, Counter(runs, Counters.FuseBias.Into("Conv")) + Counter(runs, Counters.FuseBias.Into("MatMul")));
         Golden.Assert("passes/fuse-bias.txt", Print(after));
         AssertEquivalent(m, after);
     }

@@ -94,11 +94,11 @@ public class ChannelLineageTests
         PipelineRunner.Run(student, Pipeline.Parse("prune{ratio=0.5,recover=none,min-speedup=0},"
             + "distill{steps=30,features=blocks,block-steps=20,lr=0.002}"), ctx, verifyEach: true);
         var stats = ctx.Stats;
-        Assert.True(stats.Counters["features on kept channels"] >= 3);
+        Assert.True(stats[Counters.Training.FeaturesOnKeptChannels] >= 3);
         // A block without parameters (a pool between two matched values) has nothing to train.
-        Assert.InRange(stats.Counters["blocks reconstructed"], 3, stats.Counters["features matched"]);
+        Assert.InRange(stats[Counters.Training.BlocksReconstructed], 3, stats[Counters.Training.FeaturesMatched]);
         var runs = stats.Decisions.OfType<TrainingSummary>().ToList();
-        Assert.Equal(stats.Counters["blocks reconstructed"] + 1, runs.Count);
+        Assert.Equal(stats[Counters.Training.BlocksReconstructed] + 1, runs.Count);
         Assert.All(runs.SkipLast(1), r => Assert.StartsWith("distill block '", r.Stage));
         // Blocks after the first pruned one start off their target and get closer to it.
         Assert.Contains(runs.SkipLast(1), r => r.FirstLoss > 0.01 && r.FinalLoss < 0.8 * r.FirstLoss);

@@ -26,7 +26,7 @@ public class DynamicQuantizeTests
         // q, k and v read one quantized copy of their input: one DynamicQuantizeLinear per block.
         Assert.Equal(2, q.Graph.Nodes.Count(n => n.OpType == "DynamicQuantizeLinear"));
         Assert.Equal(6, q.Graph.Nodes.Count(n => n.OpType == "MatMulIntegerToFloat"));
-        Assert.Equal(matmuls, Counter(runs, "quantized MatMul") + Counter(runs, "quantized Gemm"));
+        Assert.Equal(matmuls, Counter(runs, Counters.Quantize.Quantized("MatMul")) + Counter(runs, Counters.Quantize.Quantized("Gemm")));
         var reported = runs.SelectMany(r => r.Stats.Decisions).OfType<QuantizedOp>()
             .Where(d => d.Decision == "int8 (dynamic)").ToList();
         Assert.Equal(matmuls, reported.Count(d => d.WeightSqnrDb is > 25 and <= 200 && d.Bits is 7 or 8));
@@ -125,7 +125,7 @@ public class EmbeddingQuantizeTests
     {
         var m = OnnxImporter.Load(Paths.Model("transformers/bert_op13.onnx"));
         var (q, runs) = Run(m, "quantize{mode=dynamic,embeddings=true}");
-        Assert.Equal(3, Counter(runs, "embedding tables quantized"));
+        Assert.Equal(3, Counter(runs, Counters.Quantize.EmbeddingTables));
         // uint8 blocks of 32: each table at least ~35 dB against the float one.
         Assert.Equal(3, runs.SelectMany(r => r.Stats.Decisions).OfType<QuantizedOp>()
             .Count(d => d.Op == "Gather" && d is { Bits: 8, WeightSqnrDb: > 35 }));

@@ -47,7 +47,7 @@ public class EqualizeTests
         var first = pairs.Single(p => p.First == m.Graph.Nodes[0].Name);
         Assert.True(first.FirstSqnrDbAfter > first.FirstSqnrDbBefore + 10,
             $"{first.FirstSqnrDbBefore:F1} -> {first.FirstSqnrDbAfter:F1} dB");
-        Assert.Equal(2, Counter(runs, "pairs equalized"));
+        Assert.Equal(2, Counter(runs, Counters.Equalize.PairsEqualized));
     }
 
     [Fact]
@@ -168,7 +168,7 @@ public class EqualizeTests
         var pair = Assert.Single(Pairs(runs));
         Assert.Equal(10, pair.AbsorbedChannels);
         Assert.True(pair.AbsorbedRangeShare > 0.3, $"range share {pair.AbsorbedRangeShare}");
-        Assert.Equal(10, Counter(runs, "channels absorbed"));
+        Assert.Equal(10, Counter(runs, Counters.Equalize.ChannelsAbsorbed));
         // Every first-layer bias came down by the channel's smallest output (against equalize alone); the model
         // answers the same on the calibration samples (exact there, up to float rounding).
         var b1 = Rewriter.ConstantOf(after.Graph.Nodes.First(n => n.OpType == "Gemm").Input(2))!.ToFloatArray();

@@ -33,9 +33,9 @@ public class FoldAffineTests
         var (after, runs) = Run(m, "fold-affine");
         AssertEquivalent(m, after);
         Assert.Equal(0, Count(after, "Mul") + Count(after, "Add"));
-        Assert.Equal(2, Counter(runs, "scales folded into Conv"));
-        Assert.Equal(2, Counter(runs, "scales folded into the next Conv"));
-        Assert.Equal(1, Counter(runs, "shifts folded into the next Conv"));
+        Assert.Equal(2, Counter(runs, Counters.FoldAffine.ScalesInto("Conv")));
+        Assert.Equal(2, Counter(runs, Counters.FoldAffine.IntoNext(false, "Conv")));
+        Assert.Equal(1, Counter(runs, Counters.FoldAffine.IntoNext(true, "Conv")));
     }
 
     [Fact]

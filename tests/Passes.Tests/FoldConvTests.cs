@@ -44,7 +44,7 @@ public class FoldConvTests
         var (after, runs) = Run(m, "fold-conv{objective=depth}");
         Assert.Equal(1, Count(after, "Conv"));
         Assert.Equal("conv" + (name == "three-in-a-row" ? "2" : "1"), after.Graph.Outputs[0].Name);
-        if (name.Contains("bias-map")) Assert.Equal(1, Counter(runs, "conv-conv folded (exact, border bias map)"));
+        if (name.Contains("bias-map")) Assert.Equal(1, Counter(runs, Counters.FoldConv.ConvConvBiasMap));
         AssertEquivalent(m, after);
     }
 
@@ -90,7 +90,7 @@ public class FoldConvTests
         });
         var (after, runs) = Run(m, "fold-conv");
         Assert.Equal(1, Count(after, "Conv"));
-        Assert.Equal(1, Counter(runs, "residual folded (Dirac)"));
+        Assert.Equal(1, Counter(runs, Counters.FoldConv.Residual));
         var report = AssertEquivalent(m, after);
         Assert.True(report.Outputs[0].MaxAbsError < 1e-5, $"max abs error {report.Outputs[0].MaxAbsError}");
     }
@@ -101,7 +101,7 @@ public class FoldConvTests
         var m = Chain((b, x) => b.Node("Add", [Conv(b, x, "c", 1, 4, 4, 3, pad: 1), x]));
         var (after, runs) = Run(m, "fold-conv");
         Assert.Equal(0, Count(after, "Add"));
-        Assert.Equal(1, Counter(runs, "residual folded (Dirac)"));
+        Assert.Equal(1, Counter(runs, Counters.FoldConv.Residual));
         AssertEquivalent(m, after);
     }
 
@@ -116,8 +116,8 @@ public class FoldConvTests
         b.Output(b.Node("MatMul", [m1, W(b, "m2", 6, 3, 2)]));
         var m = b.Build();
         var (after, runs) = Run(m, "fold-conv");
-        Assert.Equal(1, Counter(runs, "gemm-gemm folded"));
-        Assert.Equal(1, Counter(runs, "matmul-matmul folded"));
+        Assert.Equal(1, Counter(runs, Counters.FoldConv.GemmGemm));
+        Assert.Equal(1, Counter(runs, Counters.FoldConv.MatMulMatMul));
         AssertEquivalent(m, after);
     }
 
@@ -134,7 +134,7 @@ public class FoldConvTests
         var m = b.Build();
         var name = m.Graph.Outputs[0].Name;
         var (after, runs) = Run(m, "fold-conv");
-        Assert.Equal(1, Counter(runs, op == "Gemm" ? "gemm-gemm folded" : "matmul-matmul folded"));
+        Assert.Equal(1, Counter(runs, op == "Gemm" ? Counters.FoldConv.GemmGemm : Counters.FoldConv.MatMulMatMul));
         Assert.Equal(op, Assert.Single(after.Graph.Nodes).OpType);
         Assert.Equal(name, after.Graph.Outputs[0].Name);
         AssertEquivalent(m, after);
@@ -150,7 +150,7 @@ public class FoldConvTests
         b.Output(b.Node("MatMul", [h, W(b, "w2", 2, 2, 6)]));
         var m = b.Build();
         var (after, runs) = Run(m, "fold-conv");
-        Assert.Equal(0, Counter(runs, "matmul-matmul folded"));
+        Assert.Equal(0, Counter(runs, Counters.FoldConv.MatMulMatMul));
         Assert.Equal(2, Count(after, "MatMul"));
         Assert.Equal(m.Graph.Nodes.Count, after.Graph.Nodes.Count);
         Assert.Equal(m.Graph.Initializers.Count, after.Graph.Initializers.Count);
@@ -192,7 +192,7 @@ public class FoldConvTests
         });
         var (after, runs) = Run(m, "fold-conv{objective=depth}");
         Assert.Equal(2, Count(after, "Conv"));
-        Assert.Equal(1, Counter(runs, "refused: " + FoldConv.Refusals.FanOut));
+        Assert.Equal(1, Counter(runs, Counters.FoldConv.Refused(FoldConv.Refusals.FanOut)));
     }
 
     [Fact]
@@ -202,7 +202,7 @@ public class FoldConvTests
         var m = Chain((b, x) => Conv(b, Conv(b, x, "c1", 1, 8, 8, 3), "c2", 2, 8, 8, 3), c: 8, hw: 32);
         var (after, runs) = Run(m, "fold-conv");
         Assert.Equal(2, Count(after, "Conv"));
-        Assert.Equal(1, Counter(runs, "refused: does not pay"));
+        Assert.Equal(1, Counter(runs, Counters.FoldConv.DoesNotPay));
         var (folded, _) = Run(m, "fold-conv{objective=depth}");
         Assert.Equal(1, Count(folded, "Conv"));
     }

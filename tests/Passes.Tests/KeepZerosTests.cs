@@ -36,7 +36,7 @@ public class KeepZerosTests
         Assert.True(zeros > 30000, $"{zeros} zeros after sparsify");
         Assert.True(moved > 10000, $"only {moved} kept weights trained");
         Assert.True(regrown > zeros / 2, $"without keep-zeros only {regrown} of {zeros} zeros grew back");
-        Assert.Equal(zeros, Counter(runs, "weights held at zero"));
+        Assert.Equal(zeros, Counter(runs, Counters.Training.WeightsHeldAtZero));
     }
 }
 

@@ -63,7 +63,7 @@ public class LinearizeTests
         var m = Net();
         var (after, runs) = Run(m, "linearize{max-agreement-drop=0}", Calib);
         Assert.Equal(1, Count(after, "Relu"));
-        Assert.Equal(1, Counter(runs, "linearized exactly"));
+        Assert.Equal(1, Counter(runs, Counters.Linearize.Exactly));
         var decisions = runs[0].Stats.Decisions.OfType<ActivationDecision>().ToList();
         Assert.Contains(decisions, d => d.Decision == "linearized (exact on data)");
         Assert.Contains(decisions, d => d.Decision == "kept (budget 0: not exact)");
@@ -120,7 +120,7 @@ public class LinearizeTests
         var (after, runs) = Run(Net(), "linearize{max-agreement-drop=100,mode=affine}", Calib);
         Assert.Equal(0, Count(after, "Relu"));
         Assert.Equal(1, Count(after, "Mul")); // relu(a)'s fit folds into its conv; relu(b) follows an Add: Mul+Add
-        Assert.Equal(2, Counter(runs, "linearized"));
+        Assert.Equal(2, Counter(runs, Counters.Linearize.Linearized));
     }
 
     [Fact]
@@ -145,7 +145,7 @@ public class LinearizeTests
         Assert.Equal(12, before.NonLinearDepth);
         Assert.Equal(2, stats.NonLinearDepth);
         Assert.True(stats.TotalMacs < 0.75 * before.TotalMacs, $"MACs {before.TotalMacs} -> {stats.TotalMacs}");
-        Assert.True(Counter(runs, "conv-conv folded (exact, border bias map)") >= 2);
+        Assert.True(Counter(runs, Counters.FoldConv.ConvConvBiasMap) >= 2);
         using var a = Runtime.InferenceSession.FromModel(m);
         using var b = Runtime.InferenceSession.FromModel(after);
         var v = Runtime.Validation.Validator.Compare(a, b, DataSet.FromFolder(Path.Combine(dir, "data", "test"), a.Inputs));

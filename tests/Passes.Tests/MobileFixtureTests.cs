@@ -36,7 +36,7 @@ public class MobileFixtureTests
         const string prefix = "canonicalize,fold-bn,fold-affine,quantize{reduce-range=true,bias-correct=false,";
         var (plain, _) = Run(m, prefix + "equalize=false}", Folder("calib"));
         var (equalized, runs) = Run(m, prefix + "equalize=true}", Folder("calib"));
-        Assert.True(Counter(runs, "pairs equalized") >= 2);
+        Assert.True(Counter(runs, Counters.Equalize.PairsEqualized) >= 2);
         var (bad, good) = (Drop(m, plain), Drop(m, equalized));
         Assert.True(bad > 20, $"all-int8 without equalization lost only {bad:F1} points");
         Assert.True(good <= 1, $"with equalization: {good:F1} points");

@@ -11,6 +11,7 @@ public sealed class DropNodesPass : Pass
 {
     public override string Name => "test-drop-identity";
     public override string Summary => "remove Identity nodes (an example of a user's pass)";
+    public static readonly CounterKey Removed = new("removed");
     public override IReadOnlyList<PassOption> Options { get; } = [PassOption.Int("max", -1, "most nodes to remove (-1: all)")];
 
     public override void Run(PassContext ctx, PassOptions o)
@@ -21,7 +22,7 @@ public sealed class DropNodesPass : Pass
             if (left == 0 || !Rewriter.CanReplace(n.Output(), n.Input(0)!)) continue;
             ctx.Rewriter.Replace(n.Output(), n.Input(0)!);
             ctx.Rewriter.Erase(n);
-            ctx.Stats.Count("removed");
+            ctx.Stats.Count(Removed);
             left--;
         }
     }
@@ -40,7 +41,7 @@ public class PassRegistryTests
         Assert.Equal(p.ToString(), Pipeline.Parse(p.ToString()).ToString());
         var m = OnnxImporter.Load(Path.Combine(Paths.TestModels, "digits/resnet.onnx"));
         var r = Optimizer.Run(m, new OptimizeOptions { Pipeline = Pipeline.Parse("test-drop-identity"), Validate = true });
-        Assert.Equal(2, r.Report.Passes[0].Stats.Counters["removed"]);
+        Assert.Equal(2, r.Report.Passes[0].Stats[DropNodesPass.Removed]);
         Assert.Equal(0, Count(r.Model, "Identity"));
         Assert.True(r.Accepted);
         Assert.Equal(ValidationMode.Tolerance, r.Report.Validation!.Mode);

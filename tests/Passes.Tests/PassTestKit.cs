@@ -49,5 +49,5 @@ public static class PassTestKit
             OnnxAttribute.IntList("pads", pad, pad, pad, pad), OnnxAttribute.IntList("dilations", dil, dil), OnnxAttribute.Int("group", group));
     }
 
-    public static long Counter(List<PassRun> runs, string key) => runs.Sum(r => r.Stats.Counters.GetValueOrDefault(key));
+    public static long Counter(List<PassRun> runs, CounterKey key) => runs.Sum(r => r.Stats[key]);
 }

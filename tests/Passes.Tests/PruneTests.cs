@@ -183,7 +183,7 @@ public class PruneTests
         m = Run(m, "canonicalize").After;
         var calib = Calibration.CalibrationSource.FromFolder(Paths.Model("digits/data/calib"));
         var (pruned, runs) = Run(m, $"prune{{ratio=0.4,round-to=1,recover=none,min-speedup=0,criterion={criterion}}}", calib);
-        Assert.True(Counter(runs, "channels removed") > 0);
+        Assert.True(Counter(runs, Counters.Prune.ChannelsRemoved) > 0);
         AssertEquivalent(MaskedReference(m, Plan with { Criterion = criterion }, 0.4, calib), pruned);
     }
 

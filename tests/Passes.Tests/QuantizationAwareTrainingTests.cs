@@ -54,8 +54,8 @@ public class QuantizationAwareTrainingTests
             weights++;
         }
         Assert.True(weights >= 5);
-        Assert.Equal(weights, Counter(runs, "int8 weights trained"));
-        Assert.True(Counter(runs, "activation scales trained") > 0);
+        Assert.Equal(weights, Counter(runs, Counters.Quantize.Int8WeightsTrained));
+        Assert.True(Counter(runs, Counters.Quantize.ActivationScalesTrained) > 0);
         // Scales moved: the trained model is not the plain one with new integers only.
         static float[] Scales(Model m) => m.Graph.Initializers.Where(v => v.Name.EndsWith("_scale"))
             .OrderBy(v => v.Name).SelectMany(v => v.Initializer!.ToFloatArray()).ToArray();
@@ -75,7 +75,7 @@ public class QuantizationAwareTrainingTests
     {
         var (m, runs) = Quantized("canonicalize,fold-bn,quantize{per-channel=false},distill{steps=20,lr=0.0001}");
         Assert.Equal(1, runs[^1].Stats.Decisions.OfType<TrainingSummary>().Count());
-        Assert.True(Counter(runs, "int8 weights trained") >= 5);
+        Assert.True(Counter(runs, Counters.Quantize.Int8WeightsTrained) >= 5);
         Assert.Contains(runs[^1].Stats.Notes, n => n.Contains("quantization-aware training") && n.Contains("+-127"));
         Assert.True(HeldOut(m).Top1Agreement >= 0.98);
         var e = Assert.Throws<OnnxModelException>(() =>
@@ -97,7 +97,7 @@ public class QuantizationAwareTrainingTests
         const string sparse = "canonicalize,fold-bn,sparsify{method=magnitude,density=0.5,scope=local},";
         var (pruned, _) = Quantized(sparse.TrimEnd(','));
         var (after, runs) = Quantized(sparse + "quantize{weight-bits=4,train-steps=30}");
-        Assert.True(Counter(runs, "weights held at zero") > 10_000);
+        Assert.True(Counter(runs, Counters.Training.WeightsHeldAtZero) > 10_000);
         var (z0, z1) = (Zeros(pruned), Zeros(after));
         Assert.True(z0.Count >= 5);
         foreach (var (name, zeros) in z0)
@@ -108,9 +108,9 @@ public class QuantizationAwareTrainingTests
         }
         // Distill after quantize starts on the grid: zeros are held only when asked (rounding makes zeros too).
         var (_, held) = Quantized(sparse + "quantize,distill{steps=5,keep-zeros=true}");
-        Assert.True(Counter(held, "weights held at zero") > 10_000);
+        Assert.True(Counter(held, Counters.Training.WeightsHeldAtZero) > 10_000);
         var (_, auto) = Quantized(sparse + "quantize,distill{steps=5}");
-        Assert.Equal(0, Counter(auto, "weights held at zero"));
+        Assert.Equal(0, Counter(auto, Counters.Training.WeightsHeldAtZero));
     }
 
     [Fact]

@@ -22,7 +22,7 @@ public class RoundFp16Tests
         var (after, runs) = Run(m, "round-fp16");
         var floats = after.Graph.Initializers.Where(v => v.Initializer!.ElementType == DataType.Float).ToList();
         Assert.All(floats, v => Assert.True(HalfExact(v.Initializer!), v.Name));
-        Assert.True(Counter(runs, "tensors rounded") >= 30);
+        Assert.True(Counter(runs, Counters.RoundFp16.TensorsRounded) >= 30);
         Assert.Equal(OnnxExporter.ToBytes(after), OnnxExporter.ToBytes(Run(after, "round-fp16").After));
         using var a = InferenceSession.FromModel(m);
         using var b = InferenceSession.FromModel(after);
@@ -57,7 +57,7 @@ public class RoundFp16Tests
         Assert.Contains(notes, n => n.Contains("eps") && n.Contains("would become 0"));
         Assert.Contains(notes, n => n.Contains("big") && n.Contains("beyond fp16's range"));
         Assert.Contains(notes, n => n.Contains("delta") && n.Contains("decides a shape or a count"));
-        Assert.Equal(1, Counter(runs, "tensors rounded"));
+        Assert.Equal(1, Counter(runs, Counters.RoundFp16.TensorsRounded));
         Assert.Equal(Of(m, "w"), Of(Run(m, "round-fp16{min-elements=3}").After, "w"));
     }
 }

@@ -243,7 +243,7 @@ public class SaliencyTests
         var weights = PrunableWeight.Find(after.Graph).Select(p => p.Weight.Initializer!.ToFloatArray()).ToList();
         long total = weights.Sum(w => w.Length), nonzero = weights.Sum(w => w.LongCount(v => v != 0));
         Assert.InRange((double)nonzero / total, 0.249, 0.251);
-        Assert.Equal(total - nonzero, Counter(runs, "weights zeroed"));
+        Assert.Equal(total - nonzero, Counter(runs, Counters.Sparsify.WeightsZeroed));
         Assert.Equal(total - nonzero, ModelStats.Compute(after).ZeroParameterCount);
         Assert.Equal(Count(mlp, "Gemm"), Count(after, "Gemm"));
         var (syn, runs2) = Run(mlp, "sparsify{iterations=10,density=0.05}");

@@ -87,7 +87,7 @@ public class SecondOrderSaliencyTests
         var m = OnnxImporter.Load(Paths.Model(Path.Combine("digits", "vgg.onnx")));
         var calib = CalibrationSource.FromFolder(Paths.Model(Path.Combine("digits", "data", "calib")));
         var (after, runs) = Run(m, "canonicalize,fold-bn," + pass, calib);
-        Assert.True(Counter(runs, "weights zeroed") > 0 || Counter(runs, "channels removed") > 0,
+        Assert.True(Counter(runs, Counters.Sparsify.WeightsZeroed) > 0 || Counter(runs, Counters.Prune.ChannelsRemoved) > 0,
             string.Join(", ", runs.SelectMany(r => r.Stats.Counters.Keys)));
         Assert.Throws<OnnxModelException>(() => Run(m, "canonicalize,fold-bn," + pass));
     }

@@ -2,6 +2,7 @@
 // old ones, equal initializers merge (not the interface's), models with subgraphs keep their names, each
 // option alone, and the digits ResNet gets smaller.
 using OnnxOpt.GraphIR;
+using OnnxOpt.Passes;
 using static OnnxOpt.Tests.PassTestKit;
 
 namespace OnnxOpt.Tests;
@@ -33,8 +34,8 @@ public class StripTests
         Assert.All(after.Graph.Nodes, n => Assert.True(string.IsNullOrEmpty(n.Name) && n.DocString is null));
         Assert.Empty(after.Graph.ValueInfos);
         Assert.Null(after.DocString);
-        Assert.Equal(2, Counter(runs, "doc strings"));
-        Assert.Equal(4, Counter(runs, "values renamed"));
+        Assert.Equal(2, Counter(runs, Counters.Strip.DocStrings));
+        Assert.Equal(4, Counter(runs, Counters.Strip.ValuesRenamed));
         AssertEquivalent(m, after);
         Assert.True(OnnxExporter.SizeOf(after) < OnnxExporter.SizeOf(m));
     }
@@ -94,7 +95,7 @@ public class StripTests
             }
             """);
         var (after, runs) = Run(m, "strip{names=false}");
-        Assert.Equal(2, Counter(runs, "initializers merged"));
+        Assert.Equal(2, Counter(runs, Counters.Strip.InitializersMerged));
         Assert.Equal(["hi0", "hi2", "lo", "lo0"], after.Graph.Initializers.Select(v => v.Name).Order());
         Assert.Equal(["a", "lo0", "hi0"], after.Graph.Nodes[1].Inputs.Select(v => v!.Name));
         AssertEquivalent(m, after);

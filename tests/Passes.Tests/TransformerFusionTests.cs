@@ -42,8 +42,8 @@ public class TransformerFusionTests
         Assert.Equal(gelus, Count(after, "Gelu"));
         Assert.Equal(0, Count(after, "Erf") + Count(after, "ReduceMean"));
         Assert.Equal(name.StartsWith("bert", StringComparison.Ordinal) ? 1 : 0, Count(after, "Tanh")); // the pooler
-        if (name != "vit_op17") Assert.Equal(layerNorms, Counter(runs, "layernorms fused"));
-        Assert.Equal(gelus, Counter(runs, "gelus fused"));
+        if (name != "vit_op17") Assert.Equal(layerNorms, Counter(runs, Counters.Fuse.LayerNorms));
+        Assert.Equal(gelus, Counter(runs, Counters.Fuse.Gelus));
         AssertSame(name, m, after);
     }
 
@@ -107,7 +107,7 @@ public class TransformerFusionTests
         Assert.Equal(0, Count(after, "Shape"));
         Assert.True(after.Graph.Nodes.Count < m.Graph.Nodes.Count * 2 / 3, $"{m.Graph.Nodes.Count} -> {after.Graph.Nodes.Count}");
         Assert.Equal("[4,32]", after.Graph.Inputs[0].Shape!.ToString().Replace(" ", ""));
-        Assert.True(Counter(runs, "nodes folded") > 0);
+        Assert.True(Counter(runs, Counters.Canonicalize.NodesFolded) > 0);
         // The folded Reshape targets copy their leading dims as 0, the exporters' form.
         Assert.Contains(after.Graph.Nodes.Where(n => n.OpType == "Reshape"),
             n => Rewriter.ConstantOf(n.Input(1))!.ToInt64Array() is [0, 0, 4, 16]);

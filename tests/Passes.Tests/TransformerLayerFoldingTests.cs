@@ -57,10 +57,10 @@ public class TransformerLayerFoldingTests
         // A budget no drop can exceed: the slopes train, the activation becomes the identity.
         var (linear, runs) = Run(m, "linearize{mode=train,max-agreement-drop=200,steps=60,finetune-steps=10,"
             + "batch=16,lambda=8,slope-init=0.5,slope-lr=0.05,mixup=0}", calib);
-        Assert.Equal(1, Counter(runs, "linearized"));
+        Assert.Equal(1, Counter(runs, Counters.Linearize.Linearized));
         Assert.Equal(4, linear.Graph.Nodes.Count);
         var (folded, foldRuns) = Run(linear, "fold-conv,canonicalize");
-        Assert.Equal(1, Counter(foldRuns, "matmul-matmul folded"));
+        Assert.Equal(1, Counter(foldRuns, Counters.FoldConv.MatMulMatMul));
         Assert.Equal(1, folded.Graph.Nodes.Count(n => n.OpType == "MatMul"));
         AssertEquivalent(linear, folded);
     }

@@ -94,7 +94,7 @@ public class TransformerPruneTests
         var calib = CalibrationSource.FromFolder(Paths.Model("transformers/bert_data"));
         var (none, _) = Run(m, "prune{ratio=0.5,round-to=1,recover=none,min-speedup=0}");
         var (bias, runs) = Run(m, "prune{ratio=0.5,round-to=1,recover=bias,min-speedup=0}", calib);
-        Assert.Equal(2, Counter(runs, "biases repaired"));
+        Assert.Equal(2, Counter(runs, Counters.Prune.BiasesRepaired));
         var eval = CalibrationSource.FromFolder(Paths.Model("transformers/bert_eval"));
         double Error(Model candidate) => Fidelity(m, candidate, eval);
         Assert.True(Error(bias) < Error(none), $"bias repair {Error(bias)} vs none {Error(none)}");
@@ -125,8 +125,8 @@ public class TransformerPruneTests
         var m = Run(Load(name), "canonicalize").After;
         var (pruned, runs) = Run(m, "prune{unit=head,ratio=0.5,recover=none,min-speedup=0}");
         var decisions = runs.SelectMany(r => r.Stats.Decisions).OfType<HeadsPruned>().ToList();
-        Assert.Equal(decisions.Sum(d => d.HeadsBefore - d.HeadsAfter), Counter(runs, "heads removed"));
-        Assert.True(Counter(runs, "heads removed") >= 4);
+        Assert.Equal(decisions.Sum(d => d.HeadsBefore - d.HeadsAfter), Counter(runs, Counters.Prune.HeadsRemoved));
+        Assert.True(Counter(runs, Counters.Prune.HeadsRemoved) >= 4);
         // The reference: each removed head's rows of the output projection zeroed.
         var reference = m.Clone();
         var groups = AttentionHeads.Analyze(reference);
@@ -194,8 +194,8 @@ public class TransformerPruneTests
         var (none, _) = Run(m, "prune{unit=head,ratio=0.5,recover=none,min-speedup=0}", calib);
         var (lstsq, runs) = Run(m, "prune{unit=head,ratio=0.5,recover=lstsq,min-speedup=0}", calib);
         var (bias, biasRuns) = Run(m, "prune{unit=head,ratio=0.5,recover=bias,min-speedup=0}", calib);
-        Assert.Equal(2, Counter(runs, "layers refitted"));
-        Assert.Equal(2, Counter(biasRuns, "biases repaired"));
+        Assert.Equal(2, Counter(runs, Counters.Prune.LayersRefitted));
+        Assert.Equal(2, Counter(biasRuns, Counters.Prune.BiasesRepaired));
         Assert.True(Fidelity(m, lstsq, eval) < Fidelity(m, none, eval));
         Assert.True(Fidelity(m, bias, eval) < Fidelity(m, none, eval));
     }

@@ -54,7 +54,7 @@ public class WeightOnlyQuantizeTests
         for (int i = 0; i < original.Length; i++)
             Assert.True(Math.Abs(original[i] - decoded[i]) <= w.Scales[i % 10 * blocks + i / 10 / block] * 0.5001,
                 $"element {i}");
-        Assert.Equal(1, Counter(runs, $"int{bits} MatMul"));
+        Assert.Equal(1, Counter(runs, Counters.Quantize.WeightOnly(bits, "MatMul")));
     }
 
     [Fact]

@@ -46,19 +46,20 @@ public sealed class Canonicalize : Pass<CanonicalizeOptions>
                 VisitSubgraphs = true,
                 MaxIterations = 1
             }.Run(new RuleContext(ctx));
-            ctx.Stats.Count("no-ops removed", noOps.Rewrites);
+            ctx.Stats.Count(Counters.Canonicalize.NoOpsRemoved, noOps.Rewrites);
             foreach (var g in ctx.Model.Graph.SelfAndSubgraphs().ToList())
             {
-                ctx.Stats.Count("constants to initializers", ConstantsToInitializers(g, rw));
-                if (o.FoldConstants) ctx.Stats.Count("nodes folded", FoldConstants(ctx.Model, g, rw, o.MaxGrowth));
-                ctx.Stats.Count("dead nodes removed", rw.RemoveDeadNodes(g));
-                ctx.Stats.Count("unused initializers removed", rw.RemoveUnusedInitializers(g));
+                ctx.Stats.Count(Counters.Canonicalize.ConstantsToInitializers, ConstantsToInitializers(g, rw));
+                if (o.FoldConstants)
+                    ctx.Stats.Count(Counters.Canonicalize.NodesFolded, FoldConstants(ctx.Model, g, rw, o.MaxGrowth));
+                ctx.Stats.Count(Counters.Canonicalize.DeadNodesRemoved, rw.RemoveDeadNodes(g));
+                ctx.Stats.Count(Counters.Canonicalize.UnusedInitializersRemoved, rw.RemoveUnusedInitializers(g));
             }
             rw.Finish();
             if (rw.Changes == before) { converged = true; break; }
         }
-        ctx.Stats.Count("iterations", rounds);
-        ctx.Stats.Count("converged", converged ? 1 : 0);
+        ctx.Stats.Count(Counters.Canonicalize.Iterations, rounds);
+        ctx.Stats.Count(Counters.Canonicalize.Converged, converged ? 1 : 0);
     }
 
     private static int ConstantsToInitializers(Graph g, Rewriter rw)

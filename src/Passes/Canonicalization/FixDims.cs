@@ -63,16 +63,17 @@ public sealed class FixDims : Pass<FixDimsOptions>
                     ctx.Rewriter.SetType(v, fixedType);
                     types++;
                 }
-        ctx.Stats.Count("types specialized", types);
+        ctx.Stats.Count(Counters.FixDims.TypesSpecialized, types);
         ctx.Stats.Notes.Add("fixed " + string.Join(", ", dims.Select(kv => $"{kv.Key}={kv.Value}")));
         // The shape arithmetic over the now static shapes folds as canonicalize folds any constant.
         var stats = ctx.Stats;
         ctx.Stats = new PassStats();
         try { new Canonicalize().Run(ctx, new CanonicalizeOptions()); }
         finally { (stats, ctx.Stats) = (ctx.Stats, stats); }
-        foreach (var (k, v) in stats.Counters)
-            if (k is "nodes folded" or "dead nodes removed" or "constants to initializers") ctx.Stats.Count(k, v);
-        ctx.Stats.Count("reshape dims kept as 0", CopyDimsAsZero(ctx));
+        foreach (var k in (CounterKey[])[Counters.Canonicalize.NodesFolded, Counters.Canonicalize.DeadNodesRemoved,
+                     Counters.Canonicalize.ConstantsToInitializers])
+            ctx.Stats.Count(k, stats[k]);
+        ctx.Stats.Count(Counters.FixDims.ReshapeDimsKeptAsZero, CopyDimsAsZero(ctx));
     }
 
     /// <summary>Folded Reshape targets write back the sizes they copied from their input as 0 ("copy this

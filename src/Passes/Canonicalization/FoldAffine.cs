@@ -103,7 +103,7 @@ public sealed class ScaleIntoLinearRule : RewriteRule<ScaleMatch>
         rw.SetType(lin, mul.Output().Type ?? lin.Type);
         rw.Replace(mul.Output(), lin);
         rw.Erase(mul);
-        ctx.Stats.Count($"scales folded into {m.Op.Node.OpType}");
+        ctx.Stats.Count(Counters.FoldAffine.ScalesInto(m.Op.Node.OpType));
     }
 }
 
@@ -157,6 +157,6 @@ public sealed class AffineIntoNextLinearRule : RewriteRule<InputAffineMatch>
         var x = FoldAffine.Operands(n).Act!;
         rw.SetInput(op.Node, 0, x);
         rw.Erase(n);
-        ctx.Stats.Count($"{(m.IsShift ? "shifts" : "scales")} folded into the next {op.Node.OpType}");
+        ctx.Stats.Count(Counters.FoldAffine.IntoNext(m.IsShift, op.Node.OpType));
     }
 }

@@ -32,7 +32,7 @@ public sealed class FoldBatchNorm : Pass<NoOptions>
             VisitSubgraphs = true,
             MaxIterations = 2
         }.Run(new RuleContext(ctx));
-        foreach (var (why, n) in r.Rules[0].Failures) ctx.Stats.Count("skipped: " + why, n);
+        foreach (var (why, n) in r.Rules[0].Failures) ctx.Stats.Count(Counters.FoldBatchNorm.Skipped(why), n);
         ctx.Rewriter.RemoveUnusedInitializers(ctx.Model.Graph);
     }
 
@@ -138,7 +138,8 @@ public sealed class FoldBatchNormRule : RewriteRule<FoldBatchNormMatch>
             foreach (var w in m.Writes) FoldBatchNorm.SetWeight(rw, target, w.Index, w.Dims, w.Data, w.BaseName);
             rw.Replace(y, x);
             rw.Erase(bn);
-            ctx.Stats.Count(m.Kind == "producer" ? $"folded into {target.OpType}" : "folded into next Conv");
+            ctx.Stats.Count(m.Kind == "producer"
+                ? Counters.FoldBatchNorm.Into(target.OpType) : Counters.FoldBatchNorm.IntoNextConv);
             return;
         }
         var dims = new long[x.Shape!.Rank - 1];
@@ -153,6 +154,6 @@ public sealed class FoldBatchNormRule : RewriteRule<FoldBatchNormMatch>
         rw.SetType(add, y.Type);
         rw.Replace(y, add);
         rw.Erase(bn);
-        ctx.Stats.Count("standalone BN to Mul+Add");
+        ctx.Stats.Count(Counters.FoldBatchNorm.StandaloneToMulAdd);
     }
 }

@@ -125,6 +125,6 @@ public sealed class FuseBiasRule : RewriteRule<FuseBiasMatch>
         rw.SetType(lin, y.Type ?? lin.Type);
         rw.Replace(y, lin);
         rw.Erase(add);
-        ctx.Stats.Count($"fused into {op}");
+        ctx.Stats.Count(Counters.FuseBias.Into(op));
     }
 }

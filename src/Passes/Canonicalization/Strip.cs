@@ -41,9 +41,9 @@ public sealed class Strip : Pass<StripOptions>
     {
         var rw = ctx.Rewriter;
         var graphs = ctx.Model.Graph.SelfAndSubgraphs().ToList();
-        if (o.Docs) ctx.Stats.Counters["doc strings"] = rw.ClearDocStrings(ctx.Model);
+        if (o.Docs) ctx.Stats.Count(Counters.Strip.DocStrings, rw.ClearDocStrings(ctx.Model));
         if (o.ValueInfo)
-            ctx.Stats.Counters["value infos"] = graphs.Sum(rw.ClearValueInfos);
+            ctx.Stats.Count(Counters.Strip.ValueInfos, graphs.Sum(rw.ClearValueInfos));
         if (!o.Names && !o.Dedupe) return;
         if (graphs.Count > 1)
         {
@@ -52,7 +52,7 @@ public sealed class Strip : Pass<StripOptions>
             return;
         }
         var g = ctx.Model.Graph;
-        if (o.Dedupe) ctx.Stats.Counters["initializers merged"] = Dedupe(g, rw);
+        if (o.Dedupe) ctx.Stats.Count(Counters.Strip.InitializersMerged, Dedupe(g, rw));
         if (!o.Names) return;
         var reserved = g.Inputs.Concat(g.Outputs).Select(v => v.Name).ToHashSet(StringComparer.Ordinal);
         // Initializers first, then node outputs in graph order: the same model always gets the same names.
@@ -75,8 +75,8 @@ public sealed class Strip : Pass<StripOptions>
             rw.RenameNode(n, null);
             nodes++;
         }
-        ctx.Stats.Counters["values renamed"] = renamed;
-        ctx.Stats.Counters["node names removed"] = nodes;
+        ctx.Stats.Count(Counters.Strip.ValuesRenamed, renamed);
+        ctx.Stats.Count(Counters.Strip.NodeNamesRemoved, nodes);
     }
 
     /// <summary>Uses of every initializer equal to an earlier one move to the earlier one; returns how many

@@ -159,7 +159,7 @@ public sealed class Cluster : Pass<ClusterOptions>
                     (int)o.Int4AccuracyLevel);
                 ctx.Stats.Decide(new WeightClustered(p.Weight.Name, p.Layer, w.Length, 16, 4, w.Distinct().LongCount(),
                     grid.Values.Distinct().LongCount(), Sqnr(w, grid.Values), false, false, "int4"));
-                ctx.Stats.Count("weights clustered");
+                ctx.Stats.Count(Counters.Cluster.WeightsClustered);
                 continue;
             }
             var result = plan.Result!.Value;
@@ -170,7 +170,7 @@ public sealed class Cluster : Pass<ClusterOptions>
             ctx.Stats.Decide(new WeightClustered(p.Weight.Name, p.Layer, w.Length, used, codeBits,
                 w.Distinct().LongCount(), result.Values.Distinct().LongCount(), Sqnr(w, result.Values),
                 o.PerChannel, plan.KeepZero, stored));
-            ctx.Stats.Count("weights clustered");
+            ctx.Stats.Count(Counters.Cluster.WeightsClustered);
         }
         if (weights.Count == 0) ctx.Stats.Notes.Add("cluster: no weight tensor to cluster");
         ctx.Rewriter.Cleanup();

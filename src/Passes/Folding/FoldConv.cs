@@ -78,7 +78,7 @@ public sealed class FoldConv : Pass<FoldConvOptions>
         public bool AlwaysPays { get; init; }
         public bool Exact { get; init; } = true;
         /// <summary>Counters the fold adds when applied.</summary>
-        public IReadOnlyList<string> Counters { get; init; } = [];
+        public IReadOnlyList<CounterKey> Counters { get; init; } = [];
         public required FoldDecision Folded { get; init; }
     }
 
@@ -99,7 +99,7 @@ public sealed class FoldConv : Pass<FoldConvOptions>
             {
                 if (ctx.Stats.Once(r.Label))
                 {
-                    ctx.Stats.Count("refused: " + r.Key);
+                    ctx.Stats.Count(Counters.FoldConv.Refused(r.Key));
                     ctx.Stats.Decide(new FoldDecision(r.Label, null, "refused") { Reason = r.Detail ?? r.Key });
                 }
                 return r.Key;
@@ -116,7 +116,7 @@ public sealed class FoldConv : Pass<FoldConvOptions>
                         ParamsBefore = p.ParamsBefore,
                         ParamsAfter = p.ParamsAfter,
                     });
-                ctx.Stats.Count("refused: does not pay");
+                ctx.Stats.Count(Counters.FoldConv.DoesNotPay);
                 if (p.Pair is { } pair) Kept.Add(pair);
                 return "cost model";
             }
@@ -268,17 +268,17 @@ public sealed class FoldConv : Pass<FoldConvOptions>
         var what = $"{conv1} + {conv2}";
         // A pair that does not pay on its own may be the first step of a chain that does (the
         // expand -> depthwise -> project block): look one conv ahead.
-        var counters = new List<string>
+        var counters = new List<CounterKey>
         {
-            exact ? (biasMap ? "conv-conv folded (exact, border bias map)" : "conv-conv folded (exact)")
-                : "conv-conv folded (approximate border)",
+            exact ? (biasMap ? Counters.FoldConv.ConvConvBiasMap : Counters.FoldConv.ConvConvExact)
+                : Counters.FoldConv.ConvConvApproximate,
         };
         if (o.Objective is "macs" or "params" && macsAfter > macsBefore
             && ChainPays(y, kh, kw, s, cin, biasMap, macsBefore))
         {
             macsAfter = macsBefore;
             paramsAfter = paramsBefore;
-            counters.Add("folded as first step of a paying chain");
+            counters.Add(Counters.FoldConv.FirstOfPayingChain);
         }
         return new FoldPlan(what, "conv-conv", macsBefore, macsAfter, paramsBefore, paramsAfter, Apply)
         {
@@ -397,7 +397,7 @@ public sealed class FoldConv : Pass<FoldConvOptions>
                 (m, rw) => ApplyDirac(m, rw, add, conv, wt, spec, centre, convOut, result))
             {
                 AlwaysPays = true,
-                Counters = ["residual folded (Dirac)"],
+                Counters = [Counters.FoldConv.Residual],
                 Folded = new FoldDecision(label, "residual-dirac", "folded") { Exact = true },
             };
         }
@@ -465,7 +465,7 @@ public sealed class FoldConv : Pass<FoldConvOptions>
         return new FoldPlan(label, kind, rows * paramsBefore, rows * paramsAfter, paramsBefore, paramsAfter, edit)
         {
             Pair = (first, second),
-            Counters = [kind + " folded"],
+            Counters = [Counters.FoldConv.Folded(kind)],
             Folded = new FoldDecision(label, kind, "folded")
             {
                 Exact = true,

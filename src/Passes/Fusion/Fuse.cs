@@ -24,9 +24,9 @@ public sealed class Fuse : Pass<FuseOptions>
 
     public override void Run(PassContext ctx, FuseOptions o)
     {
-        var rules = new List<(RewriteRule Rule, string What)>();
-        if (o.LayerNorm) rules.Add((new LayerNormFusion(), "layernorms fused"));
-        if (o.Gelu) rules.Add((new GeluFusion(), "gelus fused"));
+        var rules = new List<(RewriteRule Rule, CounterKey What)>();
+        if (o.LayerNorm) rules.Add((new LayerNormFusion(), Counters.Fuse.LayerNorms));
+        if (o.Gelu) rules.Add((new GeluFusion(), Counters.Fuse.Gelus));
         ShapeInference.Run(ctx.Model);
         var rc = new RuleContext(ctx);
         var opset = rc.Opset;

@@ -88,7 +88,10 @@ public sealed class PassContext
 /// <summary>Counters and decisions of one pass run, in a stable order for reports.</summary>
 public sealed class PassStats
 {
-    public SortedDictionary<string, long> Counters { get; } = new(StringComparer.Ordinal);
+    private readonly SortedDictionary<string, long> _counters = new(StringComparer.Ordinal);
+    /// <summary>Every counter by its text (reports print these); a pass adds with Count, a reader indexes by key.
+    /// </summary>
+    public IReadOnlyDictionary<string, long> Counters => _counters;
     /// <summary>One typed record per decision (each activation considered, fold, quantized op, trial, ...).</summary>
     public List<Decision> Decisions { get; } = new();
     public List<string> Notes { get; } = new();
@@ -116,7 +119,10 @@ public sealed class PassStats
         }
     }
 
-    public void Count(string key, long by = 1) => Counters[key] = Counters.GetValueOrDefault(key) + by;
+    public void Count(CounterKey key, long by = 1) => _counters[key.Text] = _counters.GetValueOrDefault(key.Text) + by;
+
+    /// <summary>A counter's value (0 when never counted).</summary>
+    public long this[CounterKey key] => Counters.GetValueOrDefault(key.Text);
 
     public void Decide(Decision d) => Decisions.Add(d);
 }

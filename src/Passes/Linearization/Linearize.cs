@@ -117,7 +117,7 @@ public sealed class Linearize : Pass<LinearizeOptions>
             if (why is null) { eligible.Add(a); zOf[y.Name] = z.Name; }
             else
             {
-                ctx.Stats.Count("not eligible");
+                ctx.Stats.Count(Counters.Linearize.NotEligible);
                 ctx.Stats.Decide(new ActivationSkipped(a.ToString(), site.Kind, why));
             }
         }
@@ -181,9 +181,9 @@ public sealed class Linearize : Pass<LinearizeOptions>
                 s.NegativeEnergyRatio, above, s.Min, s.Max, c.Score, m?.Agreement, sqnr));
         }
         Apply(model, accepted, mode, ctx.Rewriter);
-        ctx.Stats.Count("candidates", candidates.Count);
-        ctx.Stats.Count("linearized", accepted.Count);
-        ctx.Stats.Count("linearized exactly", accepted.Count(c => c.Exact));
+        ctx.Stats.Count(Counters.Linearize.Candidates, candidates.Count);
+        ctx.Stats.Count(Counters.Linearize.Linearized, accepted.Count);
+        ctx.Stats.Count(Counters.Linearize.Exactly, accepted.Count(c => c.Exact));
         ctx.Stats.Decide(new LinearizeSummary(reference.Metric, current.Agreement,
             double.IsPositiveInfinity(current.SqnrDb) ? null : Math.Round(current.SqnrDb, 3), reference.Samples));
     }

@@ -63,8 +63,8 @@ internal static class TrainedLinearize
         }
         ctx.Stats.Decide(new TrainedLinearizeSummary(eligible.Count, above.Count, chosen.Count, attempts,
             metric, drop is { } x ? Math.Round(x, 4) : null, budget));
-        ctx.Stats.Count("candidates", eligible.Count);
-        ctx.Stats.Count("linearized", chosen.Count);
+        ctx.Stats.Count(Counters.Linearize.Candidates, eligible.Count);
+        ctx.Stats.Count(Counters.Linearize.Linearized, chosen.Count);
         if (accepted is null)
         {
             ctx.Stats.Notes.Add("linearize{mode=train}: no set of activations met the budget; the model is unchanged");

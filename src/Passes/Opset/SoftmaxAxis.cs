@@ -23,7 +23,7 @@ public static class SoftmaxAxis
         if (rank is { } r && (axis < 0 ? axis + r : axis) == r - 1)
         {
             s.Rewriter.SetAttr(n, OnnxAttribute.Int("axis", axis));
-            s.Stats.Count($"{n.OpType} axis kept");
+            s.Stats.Count(Counters.Opset.AxisKept(n.OpType));
             return;
         }
         var g = n.Graph;
@@ -35,6 +35,6 @@ public static class SoftmaxAxis
         var back = s.Rewriter.Insert(g, "Reshape", [null, shape.Output()], name + "_nd");
         s.Rewriter.Replace(n.Output(), back.Output());
         s.Rewriter.SetInput(back, 0, n.Output());
-        s.Stats.Count($"{n.OpType} wrapped in Flatten/Reshape");
+        s.Stats.Count(Counters.Opset.Wrapped(n.OpType));
     }
 }

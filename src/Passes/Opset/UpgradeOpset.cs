@@ -95,7 +95,7 @@ public sealed class UpgradeOpset : Pass<UpgradeOpsetOptions>
             foreach (var (n, a) in due)
             {
                 a!.Apply(n, step);
-                ctx.Stats.Count($"{a.Op} -> opset {v}");
+                ctx.Stats.Count(Counters.Opset.Upgraded(a.Op, v));
             }
             ctx.Rewriter.SetOpset("", v);
         }

@@ -86,8 +86,8 @@ public sealed class RoundFp16 : Pass<RoundFp16Options>
             changed += n;
             worst = Math.Max(worst, err);
         }
-        ctx.Stats.Count("tensors rounded", rounded);
-        ctx.Stats.Count("values changed", changed);
+        ctx.Stats.Count(Counters.RoundFp16.TensorsRounded, rounded);
+        ctx.Stats.Count(Counters.RoundFp16.ValuesChanged, changed);
         if (rounded > 0)
             ctx.Stats.Notes.Add(string.Create(CultureInfo.InvariantCulture,
                 $"round-fp16: largest relative change {worst:E2} (values of fp16's normal range)"));

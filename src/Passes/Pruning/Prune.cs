@@ -126,9 +126,9 @@ public sealed class Prune : Pass<PruneOptions>
         var paramsBefore = d.Groups.ToDictionary(g => g.Id, g => ParamsOf(Members(g)));
         RecordLineage(ctx.Lineage, d, keep);
         var (biases, refits) = CutAndRepair(ctx.Model, ctx.Rewriter, d, keep, original, repair);
-        if (o.Recover == "bias") ctx.Stats.Count("biases repaired", biases);
+        if (o.Recover == "bias") ctx.Stats.Count(Counters.Prune.BiasesRepaired, biases);
         foreach (var r in refits) ctx.Stats.Decide(r);
-        if (o.Recover == "lstsq") ctx.Stats.Count("layers refitted", refits.Count);
+        if (o.Recover == "lstsq") ctx.Stats.Count(Counters.Prune.LayersRefitted, refits.Count);
         foreach (var g in d.Groups)
         {
             var after = keep.TryGetValue(g.Id, out var k) ? k.Length : g.Channels;
@@ -152,11 +152,11 @@ public sealed class Prune : Pass<PruneOptions>
                 ImportanceRemovedMax = removed.Length == 0 || k is null ? null : removed.Max(c => imp![c]),
                 SqnrDbAfterRepair = sqnr,
             });
-            if (after < g.Channels) ctx.Stats.Count("groups pruned");
-            ctx.Stats.Count("channels removed", g.Channels - after);
+            if (after < g.Channels) ctx.Stats.Count(Counters.Prune.GroupsPruned);
+            ctx.Stats.Count(Counters.Prune.ChannelsRemoved, g.Channels - after);
         }
-        ctx.Stats.Count("groups", d.Groups.Count);
-        ctx.Stats.Count("groups not prunable", d.Groups.Count(g => !g.Prunable));
+        ctx.Stats.Count(Counters.Prune.Groups, d.Groups.Count);
+        ctx.Stats.Count(Counters.Prune.GroupsNotPrunable, d.Groups.Count(g => !g.Prunable));
         if (minSpeedup > 0 && keep.Count > 0) Guard(ctx, original!, minSpeedup);
     }
 
@@ -176,8 +176,8 @@ public sealed class Prune : Pass<PruneOptions>
         var decisions = BlockDropping.Run(ctx.Model, ctx.Rewriter, repair, calib, o.Ratio, o.Macs,
             (int)o.SensitivitySamples, calib.Progress);
         foreach (var dec in decisions) ctx.Stats.Decide(dec);
-        ctx.Stats.Count("blocks", decisions.Count);
-        ctx.Stats.Count("blocks dropped", decisions.Count(x => x.Dropped));
+        ctx.Stats.Count(Counters.Prune.Blocks, decisions.Count);
+        ctx.Stats.Count(Counters.Prune.BlocksDropped, decisions.Count(x => x.Dropped));
         if (decisions.Count == 0) ctx.Stats.Notes.Add("prune: unit=block found no residual block to drop");
         if (before is not null && decisions.Any(x => x.Dropped)) Guard(ctx, before, minSpeedup);
     }
@@ -215,7 +215,7 @@ public sealed class Prune : Pass<PruneOptions>
             var g = groups[id];
             var rows = AttentionHeads.Columns(g, g.View.Output! with { Slot = null }, k).Select(c => (long)c);
             if (bias is not null && bias.ApplyRemoved(ctx.Rewriter, g.View.Output!.MatMul, rows.ToHashSet()))
-                ctx.Stats.Count("biases repaired");
+                ctx.Stats.Count(Counters.Prune.BiasesRepaired);
         }
         ctx.Rewriter.Cleanup();
         if (o.Recover == "lstsq")
@@ -223,7 +223,7 @@ public sealed class Prune : Pass<PruneOptions>
             var refits = LeastSquaresRepair.Run(original, ctx.Model, ctx.Rewriter, outputs,
                 new Dictionary<Node, int[]>(), repair.Calib!, repair.MaxRows, repair.Ridge);
             foreach (var r in refits) ctx.Stats.Decide(r);
-            ctx.Stats.Count("layers refitted", refits.Count);
+            ctx.Stats.Count(Counters.Prune.LayersRefitted, refits.Count);
         }
         foreach (var g in groups)
         {
@@ -235,10 +235,10 @@ public sealed class Prune : Pass<PruneOptions>
                 Kept = k is null ? null : string.Join(",", k),
                 Importance = imp,
             });
-            ctx.Stats.Count("heads removed", g.Heads - (k?.Length ?? g.Heads));
+            ctx.Stats.Count(Counters.Prune.HeadsRemoved, g.Heads - (k?.Length ?? g.Heads));
         }
-        ctx.Stats.Count("attention blocks", groups.Count);
-        ctx.Stats.Count("attention blocks pruned", keep.Count);
+        ctx.Stats.Count(Counters.Prune.AttentionBlocks, groups.Count);
+        ctx.Stats.Count(Counters.Prune.AttentionBlocksPruned, keep.Count);
         if (o.MinSpeedup > 0 && keep.Count > 0) Guard(ctx, original, o.MinSpeedup);
     }
 
@@ -307,7 +307,7 @@ public sealed class Prune : Pass<PruneOptions>
         ctx.Stats.Decide(new PruneLatency(r.Model.MedianMs, r.Other!.MedianMs, r.Speedup!.Value, minSpeedup, kept));
         if (kept) return;
         ctx.Model.Graph = before.Graph;
-        ctx.Stats.Count("refused: not faster");
+        ctx.Stats.Count(Counters.Prune.NotFaster);
         ctx.Stats.Notes.Add(System.FormattableString.Invariant(
             $"prune: the pruned model ran {r.Speedup:F2}x as fast as the input (needs {minSpeedup}x); kept the input"));
     }

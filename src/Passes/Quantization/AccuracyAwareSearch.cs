@@ -418,7 +418,7 @@ internal static class AccuracyAwareSearch
             _ctx.Stats.Notes.Add($"accuracy budget {_maxDrop.ToString(c)} not met within {_maxTrials} fallbacks; kept "
                 + $"the best model seen ({_reference.DropMetric} drop {(Confidence > 0 ? "upper bound at "
                     + (Confidence * 100).ToString("G3", c) + "% " : "")}{_best.Drop.ToString("F2", c)})");
-            _ctx.Stats.Count("accuracy budget not met");
+            _ctx.Stats.Count(Counters.Quantize.BudgetNotMet);
             Explain(_ctx, _best.Fallback, "kept in float: the best model seen");
             return _best.Fallback;
         }
@@ -481,7 +481,7 @@ internal static class AccuracyAwareSearch
     private static void Trial(PassContext ctx, Reference reference, int trial, string? fellBack, FidelityResult f,
         HashSet<string> fallback, double? ms, double confidence)
     {
-        ctx.Stats.Count("accuracy trials");
+        ctx.Stats.Count(Counters.Quantize.AccuracyTrials);
         ctx.Stats.Decide(new QuantizeTrial(trial, fellBack, string.Join(";", fallback.Order(StringComparer.Ordinal)),
             reference.DropMetric, reference.Accuracy ?? 100.0, f.Accuracy
                 ?? f.Agreement, Math.Round(reference.Drop(f), 6), f.Agreement)

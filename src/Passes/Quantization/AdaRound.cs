@@ -154,7 +154,7 @@ public static class LearnedRounding
             });
             if (after < before) result[key] = values;
         }
-        stats.Count($"layers rounded by {method}", result.Count);
+        stats.Count(Counters.Quantize.RoundedBy(method), result.Count);
         if (layers.Count > 0)
         {
             var gain = layers.Values.Count == 0 ? 0 : stats.Decisions.OfType<RoundedLayer>()

@@ -138,8 +138,8 @@ public sealed class BiasCorrect : Pass<BiasCorrectOptions>
         foreach (var r in refused) ctx.Stats.Decide(r);
         var done = BiasCorrection.Apply(ctx.Model, ctx.Rewriter, corrections, _ => true);
         foreach (var d in done) ctx.Stats.Decide(d);
-        ctx.Stats.Count("biases corrected", done.Count);
-        ctx.Stats.Count("layers left", refused.Count);
+        ctx.Stats.Count(Counters.BiasCorrect.BiasesCorrected, done.Count);
+        ctx.Stats.Count(Counters.BiasCorrect.LayersLeft, refused.Count);
         if (done.Count > 0)
             ctx.Stats.Notes.Add($"{done.Count} biases corrected for {(qo.WeightMax < 127 ? "7" : "8")}-bit "
                 + $"{(o.PerChannel ? "per-channel" : "per-tensor")} weights (largest shift "

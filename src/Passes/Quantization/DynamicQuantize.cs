@@ -40,7 +40,7 @@ internal static class DynamicQuantize
             if (qo.Include.Count > 0 && !Named(n, qo.Include) || Named(n, qo.Exclude)) continue;
             if (WhyNot(n) is { } why)
             {
-                ctx.Stats.Count("kept in float");
+                ctx.Stats.Count(Counters.Quantize.KeptInFloat);
                 ctx.Stats.Decide(new QuantizedOp(key, n.OpType, "float") { Reason = why });
                 continue;
             }
@@ -75,7 +75,7 @@ internal static class DynamicQuantize
             rw.SetType(dq.Output(), output.Type);
             rw.Replace(output, dq.Output());
             rw.EraseIfDead([output.Producer!, n]);
-            ctx.Stats.Count($"quantized {n.OpType}");
+            ctx.Stats.Count(Counters.Quantize.Quantized(n.OpType));
             ctx.Stats.Decide(new QuantizedOp(key, n.OpType, "int8 (dynamic)")
             {
                 Bits = QuantizedOp.BitsOf(qo.WeightMax),

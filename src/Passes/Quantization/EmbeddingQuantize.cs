@@ -52,7 +52,7 @@ internal static class EmbeddingQuantize
                     rw.Constant(g, table.Name + "_zero_point", new Tensor("", DataType.UInt8,
                         [rows, bits == 4 ? (blocks + 1) / 2 : blocks], zeros)));
                 done[table] = q;
-                ctx.Stats.Count("embedding tables quantized");
+                ctx.Stats.Count(Counters.Quantize.EmbeddingTables);
                 var decision = new QuantizedOp(table.Name, "Gather",
                     $"uint{bits} blocks of 32 (GatherBlockQuantized)");
                 ctx.Stats.Decide(decision with { Bits = bits, WeightSqnrDb = sqnr });

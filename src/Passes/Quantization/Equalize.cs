@@ -104,7 +104,7 @@ public sealed class Equalize : Pass<EqualizeOptions>
         if (o.MaxSweeps < 1) throw new OnnxModelException("equalize: max-sweeps must be at least 1");
         var (pairs, refused) = FindPairs(ctx.Model.Graph);
         foreach (var r in refused) ctx.Stats.Decide(r);
-        ctx.Stats.Count("pairs refused", refused.Count);
+        ctx.Stats.Count(Counters.Equalize.PairsRefused, refused.Count);
         if (pairs.Count == 0) return;
         // Every layer's weight and bias as arrays, updated in place over the sweeps, written once at the end.
         var ops = pairs.SelectMany(p => new[] { p.First, p.Second }).Distinct()
@@ -160,8 +160,8 @@ public sealed class Equalize : Pass<EqualizeOptions>
                 SecondSqnrDbAfter = PerTensorSqnrDb(ops[p.Second], weights[p.Second]),
             });
         }
-        ctx.Stats.Count("pairs equalized", pairs.Count);
-        ctx.Stats.Count("sweeps", sweeps);
+        ctx.Stats.Count(Counters.Equalize.PairsEqualized, pairs.Count);
+        ctx.Stats.Count(Counters.Equalize.Sweeps, sweeps);
         var gain = ops.Keys.Average(n => PerTensorSqnrDb(ops[n], weights[n]) - before[n]);
         ctx.Stats.Notes.Add($"{pairs.Count} pairs over {ops.Count} layers in {sweeps} sweeps: per-tensor int8 weight "
             + $"SQNR per channel {gain:+0.0;-0.0} dB on average");
@@ -256,7 +256,7 @@ public sealed class Equalize : Pass<EqualizeOptions>
             op.Write(ctx.Rewriter, op.WeightDims, op.Weight, op.Bias.Select((v, i) => (float)(v + d[i])).ToArray());
         }
         var total = result.Values.Sum(r => r.Item1);
-        ctx.Stats.Count("channels absorbed", total);
+        ctx.Stats.Count(Counters.Equalize.ChannelsAbsorbed, total);
         ctx.Stats.Notes.Add($"absorb-bias: {total} channels' smallest outputs moved into the next layer's bias over "
             + $"{result.Count} pairs (exact on the calibration samples)");
         return result;

@@ -57,7 +57,7 @@ public static class QOperatorLowering
                 _ => null,
             };
             if (lowered is null) continue;
-            stats.Count($"lowered {n.OpType} to {lowered}");
+            stats.Count(Counters.Quantize.Lowered(n.OpType, lowered));
             if (lowered.StartsWith("com.microsoft", StringComparison.Ordinal)) usesMs = true;
         }
         if (usesMs && m.OpsetVersion(Ms) is null) m.OpsetImports.Add(new OpsetImport(Ms, 1));

@@ -54,8 +54,8 @@ public static class QuantizationAwareTraining
         var form = Build(ctx.Model, weightMax, latent, keepZeros);
         if (form.Weights.Count == 0 && form.Scales.Count == 0)
             throw new OnnxModelException($"{stage}: the model has no QDQ weights or activation scales to train");
-        ctx.Stats.Count("int8 weights trained", form.Weights.Count);
-        ctx.Stats.Count("activation scales trained", form.Scales.Count);
+        ctx.Stats.Count(Counters.Quantize.Int8WeightsTrained, form.Weights.Count);
+        ctx.Stats.Count(Counters.Quantize.ActivationScalesTrained, form.Scales.Count);
         var grids = form.Weights.Select(w => w.Parameter.QMax).Distinct().Order().ToList();
         ctx.Stats.Notes.Add($"{stage}: quantization-aware training of {form.Weights.Count} weights (grid "
             + $"+-{string.Join("/", grids)}), {form.Biases.Count} biases, {form.Scales.Count} activation scales and "

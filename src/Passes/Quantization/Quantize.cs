@@ -255,7 +255,7 @@ public sealed class Quantize : Pass<QuantizePassOptions>
         }
         var tensors = QdqEmitter.CalibrationTensors(model);
         var ranges = ActivationRanges.Collect(calib, model, tensors, factory, "quantize: calibration");
-        ctx.Stats.Count("tensors calibrated", ranges.Count);
+        ctx.Stats.Count(Counters.Quantize.TensorsCalibrated, ranges.Count);
         bool qoperator = o.Format == "qoperator";
         var fallback = new HashSet<string>(StringComparer.Ordinal);
         Dictionary<string, float[]>? corrections = null;
@@ -289,7 +289,7 @@ public sealed class Quantize : Pass<QuantizePassOptions>
             var done = BiasCorrection.Apply(model, ctx.Rewriter, corrections,
                 n => QdqEmitter.Selected(n, qo, fallback));
             foreach (var d in done) ctx.Stats.Decide(d);
-            ctx.Stats.Count("biases corrected", done.Count);
+            ctx.Stats.Count(Counters.BiasCorrect.BiasesCorrected, done.Count);
         }
         // QAT starts from the float weights (a learned rounding starts from its own integers).
         var floats = o.TrainSteps > 0 && qo.Rounded.Count == 0 ? QuantizationAwareTraining.FloatWeights(model) : null;
@@ -337,7 +337,7 @@ public sealed class Quantize : Pass<QuantizePassOptions>
         var kind = o.ActivationType == DataType.Int8 ? RangeKind.Symmetric : RangeKind.Asymmetric;
         foreach (var (key, op, absorbed) in r.Quantized)
         {
-            ctx.Stats.Count($"quantized {op}");
+            ctx.Stats.Count(Counters.Quantize.Quantized(op));
             var d = new QuantizedOp(key, op, "int8") { Absorbed = absorbed };
             // Layer weights sit on the symmetric weight grid; other constants (an Add's or Mul's) on uint8/int8.
             if (weightSqnr.TryGetValue(key, out var sq))
@@ -355,7 +355,7 @@ public sealed class Quantize : Pass<QuantizePassOptions>
         }
         foreach (var (key, op, reason) in r.Skipped)
         {
-            ctx.Stats.Count("kept in float");
+            ctx.Stats.Count(Counters.Quantize.KeptInFloat);
             ctx.Stats.Decide(new QuantizedOp(key, op, "float") { Reason = reason });
         }
         if (!r.PerChannel

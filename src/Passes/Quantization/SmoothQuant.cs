@@ -130,8 +130,8 @@ public sealed class Smooth : Pass<SmoothOptions>
             ctx.Stats.Decide(decision with { OutlierRatio = Math.Round(outlier, 2) });
         }
         ctx.Rewriter.RemoveUnusedInitializers(model.Graph);
-        ctx.Stats.Count("groups smoothed", smoothed);
-        ctx.Stats.Count("groups left", groups.Count - smoothed);
+        ctx.Stats.Count(Counters.Smooth.GroupsSmoothed, smoothed);
+        ctx.Stats.Count(Counters.Smooth.GroupsLeft, groups.Count - smoothed);
         var chosenGroups = ctx.Stats.Decisions.OfType<SmoothedGroup>().Where(d => d.Alpha is not null).ToList();
         var summary = chosenGroups.Count == 0 ? ""
             : $" (simulated int8 output error {chosenGroups.Average(d => d.ErrorRatio):P0} of the unsmoothed on "

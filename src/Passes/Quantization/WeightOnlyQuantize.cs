@@ -46,7 +46,7 @@ internal static class WeightOnlyQuantize
             if (why is not null)
             {
                 ctx.Stats.Decide(new WeightOnlyLayer(QdqEmitter.Key(n), n.OpType, "float") { Reason = why });
-                ctx.Stats.Count("kept in float");
+                ctx.Stats.Count(Counters.Quantize.KeptInFloat);
                 continue;
             }
             layers.Add(LinearOp.Of(n)!);
@@ -92,7 +92,7 @@ internal static class WeightOnlyQuantize
                 ErrorNearest = eNearest,
                 ErrorGptq = eGptq,
             });
-            ctx.Stats.Count($"int{bits} {node.OpType}");
+            ctx.Stats.Count(Counters.Quantize.WeightOnly(bits, node.OpType));
             MatMulNBitsWriter.Replace(ctx.Rewriter, model.Graph, node, node.Input(1)!.Name, w,
                 (int)o.AccuracyLevel);
         }

@@ -107,13 +107,13 @@ internal static class ObsSparsity
             kept += nz;
             h.Op.WriteWeight(ctx.Rewriter, h.FromRows(rows));
             ctx.Stats.Decide(new ObsLayer(QdqEmitter.Key(node), rows.Length, nz, eMag, Math.Min(eObs, eMag)));
-            ctx.Stats.Count("weights zeroed", rows.Length - nz);
+            ctx.Stats.Count(Counters.Sparsify.WeightsZeroed, rows.Length - nz);
             done++;
         }
         var (hessians, refused) = LayerHessian.Collect(model, calib, layers, 4096, "sparsify: layer statistics");
         foreach (var h in hessians.Values) Sparsify(h);
         foreach (var (n, why) in refused) ctx.Stats.Notes.Add($"sparsify: {QdqEmitter.Key(n)} left dense: {why}");
-        ctx.Stats.Count("layers", done);
+        ctx.Stats.Count(Counters.Sparsify.Layers, done);
         ctx.Rewriter.RemoveUnusedInitializers(model.Graph);
         if (total == 0) return;
         var measured = ctx.Stats.Decisions.OfType<ObsLayer>().Where(d => d.ErrorMagnitude > 0).ToList();

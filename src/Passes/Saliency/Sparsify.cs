@@ -155,13 +155,13 @@ public sealed class Sparsify : Pass<SparsifyOptions>
             long zeroed = 0;
             for (int i = 0; i < data.Length; i++) if (!mask[i] && data[i] != 0) { data[i] = 0; zeroed++; }
             ctx.Rewriter.SetInitializer(v, Tensor.FromFloats(v.Name, t.Dims, data));
-            ctx.Stats.Count("weights zeroed", zeroed);
+            ctx.Stats.Count(Counters.Sparsify.WeightsZeroed, zeroed);
             ctx.Stats.Decide(new LayerSparsity(layer.Layer, layer.Weight, layer.Weights, layer.Kept, layer.Density,
                 layer.Collapsed,
                 layer.ScoreTotal));
         }
-        ctx.Stats.Count("layers", result.Layers.Count);
-        ctx.Stats.Count("layers collapsed", result.Layers.Count(l => l.Collapsed));
+        ctx.Stats.Count(Counters.Sparsify.Layers, result.Layers.Count);
+        ctx.Stats.Count(Counters.Sparsify.LayersCollapsed, result.Layers.Count(l => l.Collapsed));
         ctx.Stats.Notes.AddRange(result.Notes);
         ctx.Stats.Decide(new SparsifySummary(o.Method, result.Rounds, result.R, result.Weights, result.Kept,
             (double)result.Kept / result.Weights, result.LayerCollapse));

@@ -102,7 +102,7 @@ public sealed class Distill : Pass<DistillOptions>
             Recovery.Train(ctx, $"{Name} block '{feature}'", parameters, s, teacher);
             trained++;
         }
-        ctx.Stats.Count("blocks reconstructed", trained);
+        ctx.Stats.Count(Counters.Training.BlocksReconstructed, trained);
     }
 
     private static HashSet<Node> Ancestors(Value v)
@@ -145,8 +145,8 @@ public sealed class Distill : Pass<DistillOptions>
             features.Add(name);
             if (kept is not null) maps[name] = (kept.Axis, kept.Kept);
         }
-        ctx.Stats.Count("features matched", features.Count);
-        ctx.Stats.Count("features on kept channels", maps.Count);
+        ctx.Stats.Count(Counters.Training.FeaturesMatched, features.Count);
+        ctx.Stats.Count(Counters.Training.FeaturesOnKeptChannels, maps.Count);
         if (skipped > 0) ctx.Stats.Notes.Add($"features=blocks: {skipped} layer inputs left out (not in the teacher, "
             + "or shapes the lineage does not explain)");
         if (features.Count == 0)

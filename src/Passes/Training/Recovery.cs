@@ -28,7 +28,7 @@ internal static class Recovery
         var held = parameters.Where(p => p.HeldZeros > 0).ToList();
         if (held.Count == 0) return;
         long zeros = held.Sum(p => (long)p.HeldZeros);
-        ctx.Stats.Count("weights held at zero", zeros);
+        ctx.Stats.Count(Counters.Training.WeightsHeldAtZero, zeros);
         ctx.Stats.Notes.Add($"keep-zeros: {zeros:N0} zero weights in {held.Count} tensors held at zero (the sparse "
             + "mask survives training)");
     }
@@ -74,7 +74,7 @@ internal static class Recovery
             [teacherSource.Graph.Outputs[0].Name]);
         var r = trainer.Fit(train, teacher, eval, evalTeacher);
         if (writeBack) Trainer.WriteBack(model, parameters, ctx.Rewriter.SetInitializer);
-        ctx.Stats.Count("training steps", r.Steps);
+        ctx.Stats.Count(Counters.Training.Steps, r.Steps);
         if (r.StoppedAtDeadline)
             ctx.Stats.Notes.Add($"{stage}: stopped at the deadline after {r.Steps} of {settings.Steps} steps, with the "
                 + "best weights so far");
