@@ -42,6 +42,8 @@ public class RoundTripTests
         var m1 = OnnxImporter.Load(path);
         Assert.Empty(Verifier.Check(m1));
         var bytes1 = OnnxExporter.ToBytes(m1);
+        Assert.True(bytes1.AsSpan().SequenceEqual(OnnxExporter.ToBytesAsOneMessage(m1)),
+            "the streamed export differs from the whole message's serialization");
         var m2 = OnnxImporter.Parse(bytes1, Path.GetDirectoryName(path));
         var bytes2 = OnnxExporter.ToBytes(m2);
         Assert.True(bytes1.AsSpan().SequenceEqual(bytes2), "second export differs from the first");

@@ -93,10 +93,13 @@ public static class Verifier
             Define(v, "graph input");
         }
 
-        var seenNodes = new HashSet<Node>();
+        // Labels increase strictly along the node list, so no node is in it twice (no set of a million nodes).
+        long lastLabel = long.MinValue;
         foreach (var n in g.Nodes)
         {
-            if (!seenNodes.Add(n)) errors.Add($"node {n}{where} appears twice in the node list");
+            if (n.OrderLabel <= lastLabel)
+                errors.Add($"node {n}{where} is out of its graph's order (labels must increase)");
+            lastLabel = n.OrderLabel;
             if (n.Graph != g) errors.Add($"node {n}{where} belongs to another graph");
             for (int i = 0; i < n.Inputs.Count; i++)
             {

@@ -54,7 +54,9 @@ public sealed class Graph
     private bool _valueInfosStale;
     private readonly Dictionary<Value, int> _inputCount = new();
     private readonly Dictionary<Value, int> _outputCount = new();
-    private readonly Dictionary<string, int> _nodeNames = new(StringComparer.Ordinal);
+    // Node names in use (name -> nodes carrying it), built on the first FreshNodeName: loading and reading a
+    // large graph never needs it.
+    private Dictionary<string, int>? _nodeNames;
 
     public IReadOnlyList<Value> Inputs => _inputs;
     public IReadOnlyList<Value> Outputs => _outputs;
@@ -213,7 +215,7 @@ public sealed class Graph
 
     internal void NameIndex(string? name, int by)
     {
-        if (name is null) return;
+        if (name is null || _nodeNames is null) return;
         var k = _nodeNames.GetValueOrDefault(name) + by;
         if (k <= 0) _nodeNames.Remove(name); else _nodeNames[name] = k;
     }
@@ -234,6 +236,11 @@ public sealed class Graph
     /// <summary>A node name not used by any node of this graph: base, base_1, ...</summary>
     public string FreshNodeName(string baseName)
     {
+        if (_nodeNames is null)
+        {
+            _nodeNames = new(StringComparer.Ordinal);
+            for (var n = _first; n is not null; n = n.Next) NameIndex(n.Name, 1);
+        }
         if (!_nodeNames.ContainsKey(baseName)) return baseName;
         for (int i = 1; ; i++) if (!_nodeNames.ContainsKey($"{baseName}_{i}")) return $"{baseName}_{i}";
     }
@@ -318,11 +325,11 @@ public sealed class Graph
         string domain, string? name, Node? before)
     {
         var n = new Node(this, opType, domain) { Name = name };
-        foreach (var o in outputNames) n.OutputList.Add(o.Length == 0 ? null : DefineOutput(n, o, n.OutputList.Count));
+        foreach (var o in outputNames) n.AddOutputSlot(o.Length == 0 ? null : DefineOutput(n, o, n.OutputList.Length));
         foreach (var i in inputs)
         {
-            n.InputList.Add(i);
-            AddUse(i, new Use(n, n.InputList.Count - 1));
+            n.AddInputSlot(i);
+            AddUse(i, new Use(n, n.InputList.Length - 1));
         }
         AddToOrder(n, before);
         return n;
@@ -339,7 +346,7 @@ public sealed class Graph
     internal Node NewDetachedNode(string opType, string domain) => new(this, opType, domain);
 
     internal void AddOutputTo(Node n, string name) =>
-        n.OutputList.Add(name.Length == 0 ? null : DefineOutput(n, name, n.OutputList.Count));
+        n.AddOutputSlot(name.Length == 0 ? null : DefineOutput(n, name, n.OutputList.Length));
 
     /// <summary>Records a use; a value's first use list holds one (most values have one reader; a List's
     /// default first growth to four costs 48 bytes per value on million-node graphs).</summary>
@@ -355,8 +362,8 @@ public sealed class Graph
     internal void AppendInput(Node n, Value? v)
     {
         OwnNode(n);
-        n.InputList.Add(v);
-        AddUse(v, new Use(n, n.InputList.Count - 1));
+        n.AddInputSlot(v);
+        AddUse(v, new Use(n, n.InputList.Length - 1));
         if (v?.Producer is { InGraph: true } p && n.InGraph && (p.Graph != n.Graph || p.Order >= n.Order))
             p.Graph.OrderMayBeBroken = true;
     }
@@ -366,7 +373,7 @@ public sealed class Graph
     internal void SetInput(Node n, int index, Value? v)
     {
         OwnNode(n);
-        while (n.InputList.Count <= index) n.InputList.Add(null);
+        while (n.InputList.Length <= index) n.AddInputSlot(null);
         var old = n.InputList[index];
         old?.UseList.Remove(new Use(n, index));
         n.InputList[index] = v;
@@ -427,7 +434,7 @@ public sealed class Graph
             if (o.UseList.Count > 0 || o.IsGraphOutput)
                 throw new InvalidOperationException($"cannot remove node {n}: output '{o.Name}' is still used");
         }
-        for (int i = 0; i < n.InputList.Count; i++) n.InputList[i]?.UseList.Remove(new Use(n, i));
+        for (int i = 0; i < n.InputList.Length; i++) n.InputList[i]?.UseList.Remove(new Use(n, i));
         foreach (var o in n.OutputList) if (o is not null) { _values.Remove(o.Name); ForgetValueInfo(o); }
         Unlink(n);
         NameIndex(n.Name, -1);
@@ -440,7 +447,7 @@ public sealed class Graph
     {
         foreach (var n in Nodes)
         {
-            for (int i = 0; i < n.InputList.Count; i++) n.InputList[i]?.UseList.Remove(new Use(n, i));
+            for (int i = 0; i < n.InputList.Length; i++) n.InputList[i]?.UseList.Remove(new Use(n, i));
             foreach (var sg in n.Subgraphs()) sg.DetachAllUses();
         }
     }

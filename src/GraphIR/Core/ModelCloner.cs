@@ -82,7 +82,7 @@ internal static class ModelCloner
             nodes.Add((n, nn));
         }
         // Attributes after every value of this graph exists: subgraphs may read any of them.
-        foreach (var (n, nn) in nodes) nn.Attributes.AddRange(n.Attributes.Select(a => Attribute(a, ng, map)));
+        foreach (var (n, nn) in nodes) nn.Attributes.AddRange(n.AttributesOrEmpty.Select(a => Attribute(a, ng, map)));
         foreach (var (n, nn) in nodes)
             foreach (var i in n.Inputs) ng.AppendInput(nn, i is null ? null : map[i]);
         foreach (var v in g.ValueInfos)

@@ -4,8 +4,13 @@ namespace OnnxOpt.GraphIR;
 
 public sealed class Node
 {
-    internal readonly List<Value?> InputList = new();
-    internal readonly List<Value?> OutputList = new();
+    // Exact-size arrays, not lists: a million-node graph saves a list object and its slack per node. An edit
+    // that adds a slot replaces the array (inputs are few), so read Inputs again after one.
+    internal Value?[] InputList = [];
+    internal Value?[] OutputList = [];
+
+    internal void AddInputSlot(Value? v) => InputList = [.. InputList, v];
+    internal void AddOutputSlot(Value? v) => OutputList = [.. OutputList, v];
 
     internal Node(Graph graph, string opType, string domain) { Graph = graph; OpType = opType; Domain = domain; }
 
@@ -36,16 +41,34 @@ public sealed class Node
     public string OpType { get; internal set; }
     /// <summary>"" for the default ai.onnx domain.</summary>
     public string Domain { get; internal set; }
-    public string? Overload { get; set; }
-    public string? DocString { get; set; }
-    public List<OnnxAttribute> Attributes { get; } = new();
-    private List<KeyValuePair<string, string>>? _metadataProps;
+    // Fields few nodes set, kept apart (a million-node graph saves three references per node).
+    private RareFields? _rare;
+    public string? Overload
+    {
+        get => _rare?.Overload;
+        set => RareFields.Set(ref _rare, value, (r, v) => r.Overload = v);
+    }
+    public string? DocString
+    {
+        get => _rare?.DocString;
+        set => RareFields.Set(ref _rare, value, (r, v) => r.DocString = v);
+    }
+    private List<OnnxAttribute>? _attributes;
+    /// <summary>The attributes in file order (allocated on first use: most nodes of a large graph have none).
+    /// </summary>
+    public List<OnnxAttribute> Attributes => _attributes ??= new();
+    /// <summary>The attributes without allocating a list for a node that has none.</summary>
+    public IReadOnlyList<OnnxAttribute> AttributesOrEmpty => (IReadOnlyList<OnnxAttribute>?)_attributes ?? [];
     /// <summary>metadata_props (allocated on first use: most nodes and values have none).</summary>
-    public List<KeyValuePair<string, string>> MetadataProps => _metadataProps ??= new();
+    public List<KeyValuePair<string, string>> MetadataProps => (_rare ??= new()).MetadataProps ??= new();
     /// <summary>metadata_props without allocating a list for the many that have none.</summary>
     public IReadOnlyList<KeyValuePair<string, string>> MetadataPropsOrEmpty =>
-        (IReadOnlyList<KeyValuePair<string, string>>?)_metadataProps ?? [];
-    public byte[]? UnknownFields { get; set; }
+        (IReadOnlyList<KeyValuePair<string, string>>?)_rare?.MetadataProps ?? [];
+    public byte[]? UnknownFields
+    {
+        get => _rare?.UnknownFields;
+        set => RareFields.Set(ref _rare, value, (r, v) => r.UnknownFields = v);
+    }
     /// <summary>Whether the domain field was present in the file (kept for lossless export).</summary>
     public bool HasDomainField { get; set; }
 
@@ -55,13 +78,13 @@ public sealed class Node
     public IReadOnlyList<Value?> Inputs => InputList;
     public IReadOnlyList<Value?> Outputs => OutputList;
 
-    public Value? Input(int i) => i < InputList.Count ? InputList[i] : null;
+    public Value? Input(int i) => i < InputList.Length ? InputList[i] : null;
     public Value Output(int i = 0) =>
         OutputList[i] ?? throw new InvalidOperationException($"node {this}: output {i} is omitted");
 
     public bool IsStandard => Domain is "" or "ai.onnx";
 
-    public OnnxAttribute? Attr(string name) => Attributes.Find(a => a.Name == name);
+    public OnnxAttribute? Attr(string name) => _attributes?.Find(a => a.Name == name);
     public long GetInt(string name, long dflt) => Attr(name) is { Kind: AttributeKind.Int } a ? a.I : dflt;
     public float GetFloat(string name, float dflt) => Attr(name) is { Kind: AttributeKind.Float } a ? a.F : dflt;
     public long[]? GetInts(string name) => Attr(name) is { Kind: AttributeKind.Ints } a ? a.Ints : null;
@@ -75,7 +98,7 @@ public sealed class Node
         if (i >= 0) Attributes[i] = a; else Attributes.Add(a);
     }
 
-    public IEnumerable<Graph> Subgraphs() => Attributes.SelectMany(a => a.Subgraphs());
+    public IEnumerable<Graph> Subgraphs() => AttributesOrEmpty.SelectMany(a => a.Subgraphs());
 
     /// <summary>A label for diagnostics: the node's name, else its op type and first output.</summary>
     public override string ToString() =>

@@ -13,14 +13,23 @@ public sealed class Value
     public Graph Graph { get; internal set; }
     public string Name { get; internal set; }
     public OnnxType? Type { get; set; }
-    public string? DocString { get; set; }
-    private List<KeyValuePair<string, string>>? _metadataProps;
+    // Fields few values set, kept apart (a million-node graph saves two references per value).
+    private RareFields? _rare;
+    public string? DocString
+    {
+        get => _rare?.DocString;
+        set => RareFields.Set(ref _rare, value, (r, v) => r.DocString = v);
+    }
     /// <summary>metadata_props (allocated on first use: most nodes and values have none).</summary>
-    public List<KeyValuePair<string, string>> MetadataProps => _metadataProps ??= new();
+    public List<KeyValuePair<string, string>> MetadataProps => (_rare ??= new()).MetadataProps ??= new();
     /// <summary>metadata_props without allocating a list for the many that have none.</summary>
     public IReadOnlyList<KeyValuePair<string, string>> MetadataPropsOrEmpty =>
-        (IReadOnlyList<KeyValuePair<string, string>>?)_metadataProps ?? [];
-    public byte[]? UnknownFields { get; set; }
+        (IReadOnlyList<KeyValuePair<string, string>>?)_rare?.MetadataProps ?? [];
+    public byte[]? UnknownFields
+    {
+        get => _rare?.UnknownFields;
+        set => RareFields.Set(ref _rare, value, (r, v) => r.UnknownFields = v);
+    }
 
     /// <summary>The node computing this value (null for graph inputs, initializers, outer-scope values).</summary>
     public Node? Producer { get; internal set; }

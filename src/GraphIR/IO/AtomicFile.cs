@@ -59,6 +59,14 @@ public static class AtomicFile
         }
     }
 
+    /// <summary>Writes UTF-8 text (no byte order mark) as <paramref name="write"/> produces it, atomically.
+    /// </summary>
+    public static void WriteText(string path, Action<TextWriter> write) => Write(path, s =>
+    {
+        using var w = new StreamWriter(s, new UTF8Encoding(false), 1 << 16, leaveOpen: true);
+        write(w);
+    });
+
     public static void WriteAllText(string path, string text) =>
         Write(path, s => s.Write(new UTF8Encoding(false).GetBytes(text)));
 }

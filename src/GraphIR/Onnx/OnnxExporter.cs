@@ -24,7 +24,12 @@ public static class OnnxExporter
     private const int WriteBuffer = 1 << 20;
 
     /// <summary>Serializes a model whose tensors are all inline.</summary>
-    public static byte[] ToBytes(Model m) => new Exporter(null).Model(m).ToByteArray();
+    public static byte[] ToBytes(Model m)
+    {
+        var s = new MemoryStream();
+        Write(new Exporter(null), m, s);
+        return s.ToArray();
+    }
 
     /// <summary>Serializes the model with the main graph's initializers that <paramref name="omit"/> selects
     /// written as external-data references to <paramref name="location"/> holding no data (offset 0, their
@@ -32,6 +37,10 @@ public static class OnnxExporter
     /// that no serialized copy of the large weights is made.</summary>
     public static byte[] ToBytesWithout(Model m, Func<Tensor, bool> omit, string location) =>
         new Exporter(new Placeholders(omit, location)).Model(m).ToByteArray();
+
+    /// <summary>The model as one protobuf tree serialized at once: what ToBytes writes field by field (tests
+    /// compare the two).</summary>
+    internal static byte[] ToBytesAsOneMessage(Model m) => new Exporter(null).Model(m).ToByteArray();
 
     /// <summary>The serialized size of the model, without serializing it (data is not copied).</summary>
     public static long SizeOf(Model m) => new Exporter(null).Model(m).CalculateSize();
@@ -55,7 +64,7 @@ public static class OnnxExporter
             if (threshold is not null)
                 throw new OnnxModelException(
                     $"{path}: a model with external data cannot be written to a device or FIFO");
-            AtomicFile.Write(path, s => WriteMessage(new Exporter(null).Model(m), s));
+            AtomicFile.Write(path, s => Write(new Exporter(null), m, s));
             return;
         }
         ExternalWriter? ext = null;
@@ -74,12 +83,10 @@ public static class OnnxExporter
         var temp = TempFiles.Create(dir, Path.GetFileName(full));
         try
         {
-            ModelProto mp;
             using (ext)
-                mp = new Exporter(ext).Model(m);
             using (var fs = new DurableFileStream(temp))
             {
-                WriteMessage(mp, fs);
+                Write(new Exporter(ext), m, fs);
                 fs.Commit();
             }
             if (ext is not null && ext.Written > 0) File.Move(dataTemp!, Path.Combine(dir, dataName!), overwrite: true);
@@ -96,11 +103,37 @@ public static class OnnxExporter
         }
     }
 
-    private static void WriteMessage(ModelProto mp, Stream fs)
+    /// <summary>Writes the model's message without ever holding the main graph's nodes as one protobuf tree
+    /// (a million-node graph's NodeProtos would outweigh its IR): a message is the concatenation of its fields in
+    /// field order, so the model is written as its fields before the graph (1-6), the graph field, then the rest
+    /// (8 on, unknown fields last), and the graph's nodes (its field 1, first) are serialized one at a time into
+    /// a buffer ahead of its other fields. The bytes equal the whole message's serialization (tested).</summary>
+    private static void Write(Exporter ex, Model m, Stream fs)
     {
+        var (head, graph, tail) = ex.ModelParts(m);
+        var nodes = new MemoryStream();
+        using (var c = new CodedOutputStream(nodes, WriteBuffer, leaveOpen: true))
+        {
+            foreach (var n in m.Graph.Nodes)
+            {
+                c.WriteTag(1, WireFormat.WireType.LengthDelimited);
+                c.WriteMessage(ex.Node(n));
+            }
+        }
+        var graphLength = nodes.Length + graph.CalculateSize();
+        if (graphLength > int.MaxValue)
+            throw new OnnxModelException("the graph is over 2 GB, more than one protobuf message holds: write it "
+                + "with its weights as external data");
         // Protobuf's own buffer is 4 KB, which made 135,000 write calls of a 528 MB model.
         using var coded = new CodedOutputStream(fs, WriteBuffer, leaveOpen: true);
-        mp.WriteTo(coded);
+        head.WriteTo(coded);
+        coded.WriteTag(7, WireFormat.WireType.LengthDelimited);
+        coded.WriteLength((int)graphLength);
+        coded.Flush();
+        nodes.Position = 0;
+        nodes.CopyTo(fs);
+        graph.WriteTo(coded);
+        tail.WriteTo(coded);
         coded.Flush();
     }
 
@@ -166,7 +199,32 @@ public static class OnnxExporter
 
     private sealed class Exporter(IExternalSink? ext)
     {
-        public ModelProto Model(Model m)
+        /// <summary>The model in three parts whose serializations, concatenated with the main graph's nodes
+        /// ahead of <paramref name="m"/>'s graph, make the model's message: fields 1-6, the graph without its
+        /// nodes, and fields 8 on with the unknown fields.</summary>
+        public (ModelProto Head, GraphProto Graph, ModelProto Tail) ModelParts(Model m)
+        {
+            var whole = Model(m, mainNodes: false);
+            var head = new ModelProto { IrVersion = whole.IrVersion };
+            if (whole.HasProducerName) head.ProducerName = whole.ProducerName;
+            if (whole.HasProducerVersion) head.ProducerVersion = whole.ProducerVersion;
+            if (whole.HasDomain) head.Domain = whole.Domain;
+            if (whole.HasModelVersion) head.ModelVersion = whole.ModelVersion;
+            if (whole.HasDocString) head.DocString = whole.DocString;
+            var graph = whole.Graph;
+            whole.Graph = null;
+            whole.ClearIrVersion();
+            whole.ClearProducerName();
+            whole.ClearProducerVersion();
+            whole.ClearDomain();
+            whole.ClearModelVersion();
+            whole.ClearDocString();
+            return (head, graph, whole);
+        }
+
+        public ModelProto Model(Model m) => Model(m, mainNodes: true);
+
+        private ModelProto Model(Model m, bool mainNodes)
         {
             var mp = new ModelProto { IrVersion = m.IrVersion };
             if (m.ProducerName is not null) mp.ProducerName = m.ProducerName;
@@ -180,7 +238,7 @@ public static class OnnxExporter
                 Version = o.Version
             });
             mp.MetadataProps.Add(Props(m.MetadataProps));
-            mp.Graph = Graph(m.Graph, topLevel: true);
+            mp.Graph = Graph(m.Graph, topLevel: true, nodes: mainNodes);
             foreach (var t in m.TrainingInfo) mp.TrainingInfo.Add(TrainingInfoProto.Parser.ParseFrom(t));
             foreach (var c in m.Configuration) mp.Configuration.Add(DeviceConfigurationProto.Parser.ParseFrom(c));
             foreach (var f in m.Functions) mp.Functions.Add(Function(f));
@@ -188,7 +246,7 @@ public static class OnnxExporter
             return mp;
         }
 
-        private GraphProto Graph(Graph g, bool topLevel)
+        private GraphProto Graph(Graph g, bool topLevel, bool nodes = true)
         {
             var gp = new GraphProto();
             if (g.HasName) gp.Name = g.Name;
@@ -196,7 +254,8 @@ public static class OnnxExporter
             foreach (var v in g.Initializers) gp.Initializer.Add(Tensor(v.Initializer!, topLevel));
             foreach (var v in g.SparseInitializers) gp.SparseInitializer.Add(Sparse(v.SparseInitializer!));
             foreach (var v in g.Inputs) gp.Input.Add(Info(v));
-            foreach (var n in g.Nodes) gp.Node.Add(Node(n));
+            if (nodes)
+                foreach (var n in g.Nodes) gp.Node.Add(Node(n));
             foreach (var v in g.Outputs) gp.Output.Add(Info(v));
             foreach (var v in g.ValueInfos) gp.ValueInfo.Add(Info(v));
             foreach (var qa in g.QuantizationAnnotations)
@@ -232,7 +291,7 @@ public static class OnnxExporter
             return fp;
         }
 
-        private NodeProto Node(Node n)
+        public NodeProto Node(Node n)
         {
             var np = new NodeProto { OpType = n.OpType };
             if (n.Name is not null) np.Name = n.Name;
@@ -241,7 +300,7 @@ public static class OnnxExporter
             if (n.DocString is not null) np.DocString = n.DocString;
             np.Input.Add(n.Inputs.Select(v => v?.Name ?? ""));
             np.Output.Add(n.Outputs.Select(v => v?.Name ?? ""));
-            foreach (var a in n.Attributes) np.Attribute.Add(OnnxAttribute(a));
+            foreach (var a in n.AttributesOrEmpty) np.Attribute.Add(OnnxAttribute(a));
             np.MetadataProps.Add(Props(n.MetadataPropsOrEmpty));
             UnknownFieldBytes.Put(np, n.UnknownFields);
             return np;

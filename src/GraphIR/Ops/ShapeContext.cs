@@ -14,7 +14,11 @@ public sealed partial class ShapeContext(long opset)
     public long Opset => opset;
 
     /// <summary>The first input's type and shape: what element-wise unary ops output.</summary>
-    public OnnxType? SameAsInput(Node n) => T(TypeOf(n.Input(0)), ShapeOf(n.Input(0)));
+    public OnnxType? SameAsInput(Node n) =>
+        // The input's own type when it is exactly that (types are immutable): no copy per value of a long chain.
+        n.Input(0) is { Initializer: null, Type: { Kind: TypeKind.Tensor, Denotation: null, HasElementType: true } t }
+            && t.ElementType != DataType.Undefined
+            ? t : T(TypeOf(n.Input(0)), ShapeOf(n.Input(0)));
 
     /// <summary>Per-sample known dims (a symbolic leading batch dim counts as 1), or null.</summary>
     public static long[]? SampleDims(Value? v)

@@ -28,9 +28,28 @@ public sealed class TextPrinter
 {
     private readonly StringBuilder _sb = new();
     private readonly TextOptions _opts;
+    private readonly TextWriter? _to;
     private int _indent = 3;
 
-    private TextPrinter(TextOptions opts) { _opts = opts; }
+    private TextPrinter(TextOptions opts, TextWriter? to = null) { _opts = opts; _to = to; }
+
+    /// <summary>Writes the text to <paramref name="to"/> as it goes: a million-node graph's text is never held
+    /// whole (the same text Print returns).</summary>
+    public static void Print(Model m, TextWriter to, TextOptions? options = null)
+    {
+        var p = new TextPrinter(options ?? new TextOptions(), to);
+        p.Model(m);
+        p.Spill(0);
+    }
+
+    /// <summary>Hands what is printed so far to the writer once it is large (the text is only ever appended).
+    /// </summary>
+    private void Spill(int atLeast)
+    {
+        if (_to is null || _sb.Length < atLeast) return;
+        foreach (var chunk in _sb.GetChunks()) _to.Write(chunk.Span);
+        _sb.Clear();
+    }
 
     public static string Print(Model m, TextOptions? options = null)
     {
@@ -140,7 +159,11 @@ public sealed class TextPrinter
     private void Nodes(IEnumerable<Node> nodes)
     {
         _sb.Append("{\n");
-        foreach (var n in nodes) Node(n);
+        foreach (var n in nodes)
+        {
+            Node(n);
+            Spill(1 << 16);
+        }
         if (_indent > 3) _sb.Append(' ', _indent - 3);
         _sb.Append('}');
     }
@@ -316,8 +339,8 @@ public sealed class TextPrinter
         if (n.Domain.Length > 0) _sb.Append(n.Domain).Append('.');
         _sb.Append(n.OpType);
         if (n.Overload is not null) _sb.Append(':').Append(n.Overload);
-        var hasSubgraph = n.Attributes.Any(a => a.G is not null || a.Graphs is { Length: > 0 });
-        if (!hasSubgraph && n.Attributes.Count > 0) Attributes(n.Attributes);
+        var hasSubgraph = n.AttributesOrEmpty.Any(a => a.G is not null || a.Graphs is { Length: > 0 });
+        if (!hasSubgraph && n.AttributesOrEmpty.Count > 0) Attributes(n.Attributes);
         IdList(n.Inputs.Select(i => i?.Name ?? ""), " (", ")");
         if (hasSubgraph) Attributes(n.Attributes);
         _sb.Append('\n');

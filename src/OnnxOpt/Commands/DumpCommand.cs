@@ -17,10 +17,10 @@ public static class DumpCommand
         {
             if (r.GetValue(output) is { } target) CliContext.CheckOutput(r.GetValue(model)!, target);
             var m = CliContext.LoadModel(r.GetValue(model)!);
-            var text = TextPrinter.Print(m, r.GetValue(full) ? TextOptions.Full : new TextOptions());
+            var options = r.GetValue(full) ? TextOptions.Full : new TextOptions();
             var o = r.GetValue(output);
-            if (o is null) ctx.Out.Write(text);
-            else AtomicFile.WriteAllText(o, text);
+            if (o is null) TextPrinter.Print(m, ctx.Out, options);
+            else AtomicFile.WriteText(o, w => TextPrinter.Print(m, w, options));
             return 0;
         });
         return cmd;
