@@ -99,7 +99,7 @@ switch (args.FirstOrDefault())
         {
             var fp32 = OnnxExporter.ToBytes(model);
             var q = OnnxImporter.Parse(fp32);
-            PipelineRunner.Run(q, Pipeline.Parse("canonicalize,fold-bn,quantize"), new PassContext(q, calib));
+            PipelineRunner.Run(q, Pipeline.Parse("canonicalize,fold-bn,quantize"), PassContexts.Create(q, calib));
             var r = Benchmark.Run(fp32, OnnxExporter.ToBytes(q), new BenchOptions { Threads = 1, Warmup = Math.Max(5, n / 10), Iterations = n });
             Console.WriteLine(string.Create(c, $"{name,-50} fp32 {r.Model.MedianMs,9:F3} ms   int8 {r.Other!.MedianMs,9:F3} ms   speed-up {r.Speedup,5:F2}x"));
         }
@@ -121,7 +121,7 @@ switch (args.FirstOrDefault())
         {
             if (!int8) return OnnxExporter.ToBytes(m);
             var q = m.Clone();
-            PipelineRunner.Run(q, Pipeline.Parse("quantize"), new PassContext(q, CalibrationSource.FromRandom(8, 1)));
+            PipelineRunner.Run(q, Pipeline.Parse("quantize"), PassContexts.Create(q, CalibrationSource.FromRandom(8, 1)));
             return OnnxExporter.ToBytes(q);
         }
         Console.WriteLine($"ORT 1.30, 1 thread, batch 1, graph optimizations all, interleaved runs; median latency{(int8 ? "; int8 QDQ" : "")}");
@@ -157,7 +157,7 @@ switch (args.FirstOrDefault())
             foreach (var method in RangeCalibrator.Methods)
             {
                 var q = OnnxImporter.Parse(OnnxExporter.ToBytes(model));
-                PipelineRunner.Run(q, Pipeline.Parse($"canonicalize,fold-bn,quantize{{calibrate={method}}}"), new PassContext(q, CalibrationSource.FromFolder(Path.Combine(data, "calib"))));
+                PipelineRunner.Run(q, Pipeline.Parse($"canonicalize,fold-bn,quantize{{calibrate={method}}}"), PassContexts.Create(q, CalibrationSource.FromFolder(Path.Combine(data, "calib"))));
                 using var a = InferenceSession.FromModel(model);
                 using var b = InferenceSession.FromModel(q);
                 var v = Validator.Compare(a, b, DataSet.FromFolder(Path.Combine(data, "test"), a.Inputs));
@@ -179,7 +179,7 @@ switch (args.FirstOrDefault())
             foreach (var perChannel in new[] { false, true })
             {
                 var q = model.Clone();
-                var ctx = new PassContext(q, CalibrationSource.FromFolder(Path.Combine(data, "calib")));
+                var ctx = PassContexts.Create(q, CalibrationSource.FromFolder(Path.Combine(data, "calib")));
                 PipelineRunner.Run(q, Pipeline.Parse($"canonicalize,fold-bn,quantize{{per-channel={(perChannel ? "true" : "false")}}}"), ctx);
                 using var a = InferenceSession.FromModel(model);
                 using var b = InferenceSession.FromModel(q);
@@ -216,7 +216,7 @@ switch (args.FirstOrDefault())
         {
             var q = model.Clone();
             var sw = Stopwatch.StartNew();
-            var ctx = new PassContext(q, CalibrationSource.FromFolder(Path.Combine(dir, "data", "calib")), null,
+            var ctx = PassContexts.Create(q, CalibrationSource.FromFolder(Path.Combine(dir, "data", "calib")), null,
                 CalibrationSource.FromFolder(test));
             var runs = PipelineRunner.Run(q, Pipeline.Parse($"canonicalize,fold-bn,quantize{{{options}}}"), ctx);
             var search = sw.Elapsed.TotalSeconds;

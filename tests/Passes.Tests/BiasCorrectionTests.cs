@@ -107,7 +107,7 @@ public class BiasCorrectionTests
     {
         var m = Block().Clone();
         var runs = PipelineRunner.Run(m, Pipeline.Parse("quantize{per-channel=false,reduce-range=false,max-drop=0,"
-            + "max-trials=3,tune-calibration=false,equalize=false}"), new PassContext(m, Data(5), null, Data(7)));
+            + "max-trials=3,tune-calibration=false,equalize=false}"), PassContexts.Create(m, Data(5), null, Data(7)));
         var trials = runs.SelectMany(r => r.Stats.Decisions).OfType<QuantizeTrial>().ToList();
         Assert.Equal("bias-correct", trials[1].FellBack);
         Assert.True(trials[1].Drop < trials[0].Drop, $"{trials[0].Drop} -> {trials[1].Drop}");

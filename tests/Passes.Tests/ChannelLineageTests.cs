@@ -90,7 +90,8 @@ public class ChannelLineageTests
         var m = Run(OnnxImporter.Load(Paths.Model("digits/vgg.onnx")), "canonicalize,fold-bn").After;
         var student = m.Clone();
         var calib = CalibrationSource.FromFolder(Path.Combine(data, "calib"));
-        var ctx = new PassContext(student, calib) { Original = m };
+        var ctx = PassContexts.Create(student, calib);
+        ctx.Original = m;
         PipelineRunner.Run(student, Pipeline.Parse("prune{ratio=0.5,recover=none,min-speedup=0},"
             + "distill{steps=30,features=blocks,block-steps=20,lr=0.002}"), ctx, verifyEach: true);
         var stats = ctx.Stats;
@@ -115,7 +116,8 @@ public class ChannelLineageTests
         foreach (var v in teacher.Graph.Nodes.Select(n => n.Output()).Where(v => !outputs.Contains(v)).ToList())
             rw.Rename(v, v.Name + "_t");
         var calib = CalibrationSource.FromFolder(Path.Combine(Paths.Model("digits/data"), "calib"));
-        var ctx = new PassContext(m.Clone(), calib) { Original = teacher };
+        var ctx = PassContexts.Create(m.Clone(), calib);
+        ctx.Original = teacher;
         var pass = new Distill();
         var e = Assert.Throws<OnnxModelException>(() => pass.Run(ctx, new PassOptions(pass,
             [new("steps", "1"), new("features", "blocks")])));

@@ -47,7 +47,7 @@ public class MobileFixtureTests
     {
         var m = Fixture().Clone();
         var runs = PipelineRunner.Run(m, Pipeline.Parse("canonicalize,fold-bn,fold-affine,quantize{reduce-range=true,"
-            + "max-drop=1,tune-calibration=false}"), new PassContext(m, Folder("calib"), null, Folder("heldout")));
+            + "max-drop=1,tune-calibration=false}"), PassContexts.Create(m, Folder("calib"), null, Folder("heldout")));
         var trials = runs.SelectMany(r => r.Stats.Decisions).OfType<QuantizeTrial>().ToList();
         Assert.Contains(trials, t => t.FellBack is { } f && f.StartsWith("equalize") && t.Drop <= 1);
         Assert.Empty(trials.Last().InFloat);

@@ -14,7 +14,7 @@ public static class PassTestKit
     public static (Model After, List<PassRun> Runs) Run(Model m, string pipeline, CalibrationSource? calib = null)
     {
         var copy = m.Clone();
-        var runs = PipelineRunner.Run(copy, Pipeline.Parse(pipeline), new PassContext(copy, calib), verifyEach: true);
+        var runs = PipelineRunner.Run(copy, Pipeline.Parse(pipeline), PassContexts.Create(copy, calib), verifyEach: true);
         return (copy, runs);
     }
 

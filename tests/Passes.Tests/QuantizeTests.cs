@@ -256,7 +256,7 @@ public class QuantizeTests
         var dir = Path.Combine(Paths.TestModels, "digits", "data");
         var m = OnnxImporter.Load(Path.Combine(Paths.TestModels, "digits", "mobilenetv2.onnx"));
         var copy = m.Clone();
-        var ctx = new PassContext(copy, CalibrationSource.FromFolder(Path.Combine(dir, "calib")), evaluation: CalibrationSource.FromFolder(Path.Combine(dir, "test")));
+        var ctx = PassContexts.Create(copy, CalibrationSource.FromFolder(Path.Combine(dir, "calib")), evaluation: CalibrationSource.FromFolder(Path.Combine(dir, "test")));
         var runs = PipelineRunner.Run(copy, Pipeline.Parse("canonicalize,fold-bn,quantize{calibrate=mse,max-drop=0,"
             + "tune-calibration=false,search=op}"), ctx, verifyEach: true);
         var trials = runs[2].Stats.Decisions.OfType<QuantizeTrial>().ToList();
@@ -293,7 +293,7 @@ public class QuantizeTests
         var dir = Path.Combine(Paths.TestModels, "digits", "data");
         var m = OnnxImporter.Load(Path.Combine(Paths.TestModels, "digits", "mobilenetv2.onnx"));
         var copy = m.Clone();
-        var ctx = new PassContext(copy, CalibrationSource.FromFolder(Path.Combine(dir, "calib")),
+        var ctx = PassContexts.Create(copy, CalibrationSource.FromFolder(Path.Combine(dir, "calib")),
             evaluation: CalibrationSource.FromFolder(Path.Combine(dir, "test")));
         // (bias correction and equalization, which the search tries before this, are off here)
         var runs = PipelineRunner.Run(copy, Pipeline.Parse("canonicalize,fold-bn,quantize{calibrate=mse,max-drop=0,"
@@ -317,7 +317,7 @@ public class QuantizeTests
         var dir = Path.Combine(Paths.TestModels, "detection", "data");
         var m = OnnxImporter.Load(Path.Combine(Paths.TestModels, "detection", "textdet.onnx"));
         var copy = m.Clone();
-        var ctx = new PassContext(copy, CalibrationSource.FromFolder(Path.Combine(dir, "calib")),
+        var ctx = PassContexts.Create(copy, CalibrationSource.FromFolder(Path.Combine(dir, "calib")),
             evaluation: CalibrationSource.FromFolder(Path.Combine(dir, "test")));
         var runs = PipelineRunner.Run(copy, Pipeline.Parse("canonicalize,fold-bn,quantize{max-drop=0.01}"), ctx);
         var q = runs[2].Stats;

@@ -102,7 +102,8 @@ public class RecoveryTrainingTests
         var b = fc.Input(2)!;
         new Rewriter(student).SetInitializer(b, Tensor.FromFloats(b.Name, b.Initializer!.Dims,
             b.Initializer.ToFloatArray().Select((v, i) => v + (i % 3) * 0.7f).ToArray()));
-        var ctx = new PassContext(student, calib) { Original = m };
+        var ctx = PassContexts.Create(student, calib);
+        ctx.Original = m;
         var biases = student.Graph.Nodes.SelectMany(ParameterSelection.Trainable).Where(t => t.Bias)
             .Select(t => t.Value.Name).ToHashSet();
         var before = student.Graph.Initializers.Where(v => v != b).ToDictionary(v => v.Name, v => v.Initializer!.ToFloatArray());

@@ -178,12 +178,8 @@ public static partial class Compressor
             try
             {
                 var model = parent.Model.Clone();
-                var ctx = new PassContext(model, _o.Calibration, _log, _o.Evaluation)
-                {
-                    Metric = _o.Metric,
-                    Original = _input,
-                    Deadline = Deadline,
-                };
+                var ctx = PassContexts.Create(model, _o.Calibration, _log, _o.Evaluation, _o.Metric);
+                (ctx.Original, ctx.Deadline) = (_input, Deadline);
                 var runs = PipelineRunner.Run(model, Pipeline.Parse(step), ctx);
                 Verifier.Verify(model);
                 var bytes = OnnxExporter.ToBytes(model);

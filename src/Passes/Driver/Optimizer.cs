@@ -47,7 +47,8 @@ public static class Optimizer
         // weights to ORT over the IR's memory, and the rest serialize each model only while its session is made.
         var before = ModelStats.Compute(input, inputBytes ?? OnnxExporter.SizeOf(input), dims: o.Dims);
         var model = input.Clone();
-        var ctx = new PassContext(model, o.Calibration, o.Log, o.Evaluation) { Original = input, Metric = o.Metric };
+        var ctx = PassContexts.Create(model, o.Calibration, o.Log, o.Evaluation, o.Metric);
+        ctx.Original = input;
         var runs = PipelineRunner.Run(model, o.Pipeline, ctx, o.VerifyEach);
         Verifier.Verify(model);
         var after = ModelStats.Compute(model, OnnxExporter.SizeOf(model), dims: o.Dims);

@@ -8,12 +8,6 @@
 //           Assert.Equal(4, Counter(runs, Counters.Prune.HeadsRemoved));
 namespace OnnxOpt.Passes;
 
-/// <summary>A counter's key: the text reports print for it.</summary>
-public readonly record struct CounterKey(string Text)
-{
-    public override string ToString() => Text;
-}
-
 public static class Counters
 {
     public static class Canonicalize

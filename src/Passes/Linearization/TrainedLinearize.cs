@@ -85,7 +85,8 @@ internal static class TrainedLinearize
     {
         var calib = ctx.RequireCalibration("linearize");
         var work = ctx.Model.Clone();
-        var wctx = new PassContext(work, calib, ctx.Log, ctx.Evaluation) { Original = teacher, Stats = ctx.Stats };
+        var wctx = PassContexts.Create(work, calib, ctx.Log, ctx.Evaluation);
+        (wctx.Original, wctx.Stats) = (teacher, ctx.Stats);
         var slopes = new List<(string Act, string Op, Value Slope)>();
         foreach (var act in eligible)
         {
@@ -162,7 +163,8 @@ internal static class TrainedLinearize
         {
             var set = above.Take(k).ToHashSet(StringComparer.Ordinal);
             var trial = ctx.Model.Clone();
-            var tctx = new PassContext(trial, calib, ctx.Log, ctx.Evaluation) { Original = teacher, Stats = ctx.Stats };
+            var tctx = PassContexts.Create(trial, calib, ctx.Log, ctx.Evaluation);
+            (tctx.Original, tctx.Stats) = (teacher, ctx.Stats);
             CopyWeights(work, trial, tctx.Rewriter);
             Apply(tctx.Rewriter, trial, eligible, zOf, set, slopes);
             if (ft.Steps > 0)

@@ -272,7 +272,7 @@ public sealed class Quantize : Pass<QuantizePassOptions>
                 Equalized = o.Equalize != "auto" || !canEqualize || o.Rounding is "adaround" or "gptq" ? null : () =>
                 {
                     var m = OnnxImporter.Parse(OnnxExporter.ToBytes(model));
-                    equalizer.Run(new PassContext(m, calib), eqOptions);
+                    equalizer.Run(PassContexts.Create(m, calib), eqOptions);
                     ShapeInference.Run(m);
                     return (m, ActivationRanges.Collect(calib, m, QdqEmitter.CalibrationTensors(m), factory,
                         "quantize: calibration (equalized)"));

@@ -8,9 +8,6 @@ using OnnxOpt.GraphIR;
 
 namespace OnnxOpt.Passes;
 
-/// <summary>A decision of a pass, for the report.</summary>
-public abstract record Decision;
-
 // ---- linearize
 
 /// <summary>An activation linearize did not consider (not between linear ops, ...).</summary>

@@ -1,4 +1,5 @@
-// Every pass a pipeline string can name. onnxopt's own passes are registered here; a library user adds
+// Every pass a pipeline string can name. onnxopt's own passes come from the OnnxOpt.Passes library (its
+// BuiltInPasses, found by name when it is deployed: this core does not reference it); a library user adds
 // theirs with Register(new MyPass()), after which "canonicalize,my-pass{k=v}" parses like any other
 // pipeline and `onnxopt passes` (in-process) lists it. Names are unique and use the pipeline grammar's
 // characters (letters, digits, '-', '_').
@@ -9,28 +10,13 @@ namespace OnnxOpt.Passes;
 public static class PassRegistry
 {
     private static readonly Lock Gate = new();
-    private static Pass[] _all =
-    [
-        new Canonicalize(),
-        new FixDims(),
-        new Fuse(),
-        new FoldBatchNorm(),
-        new FuseBias(),
-        new FoldAffine(),
-        new Strip(),
-        new Linearize(),
-        new FoldConv(),
-        new Sparsify(),
-        new Equalize(),
-        new Smooth(),
-        new BiasCorrect(),
-        new Quantize(),
-        new Prune(),
-        new Cluster(),
-        new RoundFp16(),
-        new Distill(),
-        new UpgradeOpset(),
-    ];
+    private static Pass[] _all = BuiltIns();
+
+    /// <summary>onnxopt's own passes, when the OnnxOpt.Passes library is deployed beside this one (it lists them
+    /// in BuiltInPasses.All); a program with only this core library starts with none.</summary>
+    private static Pass[] BuiltIns() =>
+        Type.GetType("OnnxOpt.Passes.BuiltInPasses, OnnxOpt.Passes")?.GetProperty("All")?.GetValue(null) as Pass[]
+        ?? [];
 
     public static IReadOnlyList<Pass> Passes => Volatile.Read(ref _all);
 

@@ -47,42 +47,35 @@ public abstract class Pass
     public abstract void Run(PassContext ctx, PassOptions options);
 }
 
-/// <summary>What a pass sees: the model, the rewriter, its statistics, calibration data if any.</summary>
-public sealed class PassContext
+/// <summary>What a pass sees: the model, the rewriter, its statistics, and what the pass family attaches (onnxopt's
+/// passes: calibration and evaluation data, the metric, channel lineage, as PassContext extensions).</summary>
+public sealed class PassContext(Model model, TextWriter? log = null)
 {
-    public PassContext(Model model, Calibration.CalibrationSource? calibration = null, TextWriter? log = null,
-        Calibration.CalibrationSource? evaluation = null)
-    {
-        Model = model;
-        Rewriter = new Rewriter(model);
-        Calibration = calibration;
-        Evaluation = evaluation;
-        Log = log ?? TextWriter.Null;
-    }
+    private readonly Dictionary<Type, object> _attached = new();
 
-    public Model Model { get; }
+    public Model Model { get; } = model;
     /// <summary>The model as the pipeline received it, the teacher of training passes (never changed).</summary>
     public Model? Original { get; set; }
-    public Rewriter Rewriter { get; }
-    public Calibration.CalibrationSource? Calibration { get; }
-    /// <summary>Held-out data for passes that search under an accuracy budget (optimize --eval).</summary>
-    public Calibration.CalibrationSource? Evaluation { get; }
-    public TextWriter Log { get; }
+    public Rewriter Rewriter { get; } = new(model);
+    public TextWriter Log { get; } = log ?? TextWriter.Null;
     /// <summary>When training passes must stop (with their best weights so far); null: no deadline.</summary>
-    public DateTime? Deadline { get; init; }
-    /// <summary>The measure budgets are judged on (--metric); passes that search under a budget use it.</summary>
-    public Runtime.Validation.MetricSpec Metric { get; init; } = Runtime.Validation.MetricSpec.Default;
+    public DateTime? Deadline { get; set; }
     public PassStats Stats { get; internal set; } = new();
-    /// <summary>The channels of the pipeline input each pruned value keeps (prune records, distill's features
-    /// read).</summary>
-    public ChannelLineage Lineage { get; } = new();
 
-    public Calibration.CalibrationSource RequireCalibration(string pass) =>
-        Calibration ?? throw new OnnxModelException(
-            $"pass '{pass}' needs calibration data: give --calib DIR or --calib-random N");
+    /// <summary>The object of type <typeparamref name="T"/> attached to this run, if any.</summary>
+    public T? Get<T>() where T : class => _attached.GetValueOrDefault(typeof(T)) as T;
 
-    public Calibration.CalibrationSource RequireEvaluation(string pass) =>
-        Evaluation ?? throw new OnnxModelException($"pass '{pass}' needs held-out evaluation data: give --eval DIR");
+    /// <summary>The attached <typeparamref name="T"/>, attaching <paramref name="create"/>'s the first time.</summary>
+    public T GetOrAttach<T>(Func<T> create) where T : class
+    {
+        if (Get<T>() is { } t) return t;
+        var made = create();
+        _attached[typeof(T)] = made;
+        return made;
+    }
+
+    /// <summary>Attaches (or replaces) the object of type <typeparamref name="T"/>.</summary>
+    public void Attach<T>(T value) where T : class => _attached[typeof(T)] = value;
 }
 
 /// <summary>Counters and decisions of one pass run, in a stable order for reports.</summary>
