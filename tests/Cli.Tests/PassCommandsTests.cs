@@ -21,6 +21,18 @@ public class PassCommandsTests
     }
 
     [Fact]
+    public void RulesListsEveryRuleWithItsPassAndOpsets()
+    {
+        var r = Cli.Run("passes", "--rules");
+        Assert.Equal(0, r.ExitCode);
+        var lines = r.Out.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(RuleRegistry.Rules.Count, lines.Length);
+        Assert.Contains("fold-bn  [fold-bn]  on BatchNormalization", lines);
+        Assert.Contains("Slice-to-opset-10  [upgrade-opset]  on Slice, opset 9", lines);
+        Assert.Contains("fuse-layernorm  [fuse]  on Add, opset >= 17", lines);
+    }
+
+    [Fact]
     public void QuantizeCommandValidatesReportsAndIsDeterministic()
     {
         var dir = Paths.TempDir();

@@ -44,3 +44,41 @@ public class CoreLibraryTests
         Assert.Equal(OnnxOpt.Runtime.Validation.MetricKind.Cosine, with.Metric.Kind);
     }
 }
+
+/// <summary>The rule registry: every rule onnxopt's passes run is listed once, by a unique name.</summary>
+public class RuleRegistryTests
+{
+    [Fact]
+    public void EveryRuleClassOfThePassesIsListedUnderAUniqueName()
+    {
+        var rules = RuleRegistry.Rules;
+        Assert.True(rules.Count > 50, $"{rules.Count} rules");
+        var twice = rules.GroupBy(r => r.Rule.Name).Where(g => g.Count() > 1).Select(g => g.Key).ToList();
+        Assert.True(twice.Count == 0, "listed twice: " + string.Join(", ", twice));
+        var listed = rules.Select(r => r.Rule.GetType()).ToHashSet();
+        var classes = typeof(BuiltInRules).Assembly.GetTypes()
+            .Where(t => t.IsSubclassOf(typeof(RewriteRule)) && !t.IsAbstract).ToList();
+        Assert.True(classes.Count >= 12, $"{classes.Count} rule classes");
+        Assert.All(classes, t => Assert.Contains(t, listed));
+        Assert.All(rules, r => Assert.NotNull(PassRegistry.Get(r.Pass)));
+    }
+
+    [Fact]
+    public void OpsetAdaptersAreRulesAtTheOpsetBeforeTheirVersion()
+    {
+        var slice = Assert.IsType<OpsetAdapter>(RuleRegistry.Find("Slice-to-opset-10")!.Rule);
+        Assert.Equal((9L, 9L), (slice.MinOpset, slice.MaxOpset));
+        Assert.Equal(["Slice"], slice.RootOps);
+        Assert.Equal(UpgradeOpset.Adapters.Count,
+            RuleRegistry.Rules.Count(r => r.Pass == "upgrade-opset"));
+    }
+
+    [Fact]
+    public void AUserRuleIsRegisteredOnceAndFoundByName()
+    {
+        var rule = new NoOpRule("TestNoOpForRegistry", (_, _, _, _) => null);
+        RuleRegistry.Register(rule, "canonicalize");
+        Assert.Same(rule, RuleRegistry.Find("remove-no-op-testnoopforregistry")!.Rule);
+        Assert.Throws<ArgumentException>(() => RuleRegistry.Register(rule, "canonicalize"));
+    }
+}

@@ -49,7 +49,8 @@ public sealed class Canonicalize : Pass<CanonicalizeOptions>
             ctx.Stats.Count(Counters.Canonicalize.NoOpsRemoved, noOps.Rewrites);
             foreach (var g in ctx.Model.Graph.SelfAndSubgraphs().ToList())
             {
-                ctx.Stats.Count(Counters.Canonicalize.ConstantsToInitializers, ConstantsToInitializers(g, rw));
+                ctx.Stats.Count(Counters.Canonicalize.ConstantsToInitializers,
+                    ConstantsToInitializers(g, new RuleContext(ctx)));
                 if (o.FoldConstants)
                     ctx.Stats.Count(Counters.Canonicalize.NodesFolded, FoldConstants(ctx.Model, g, rw, o.MaxGrowth));
                 ctx.Stats.Count(Counters.Canonicalize.DeadNodesRemoved, rw.RemoveDeadNodes(g));
@@ -62,42 +63,12 @@ public sealed class Canonicalize : Pass<CanonicalizeOptions>
         ctx.Stats.Count(Counters.Canonicalize.Converged, converged ? 1 : 0);
     }
 
-    private static int ConstantsToInitializers(Graph g, Rewriter rw)
-    {
-        int n = 0;
-        foreach (var node in g.Nodes.Where(x => x.OpType == "Constant" && x.IsStandard).ToList())
-        {
-            var y = node.Output();
-            var t = node.GetTensor("value")
-                ?? (node.Attr("value_float") is { } vf ? Tensor.FromFloats("", [], [vf.F]) : null)
-                ?? (node.Attr("value_floats") is { } vfs ? Tensor.FromFloats("", [vfs.Floats!.Length], vfs.Floats) : null)
-                ?? (node.Attr("value_int") is { } vi ? Tensor.FromInt64s("", [], [vi.I]) : null)
-                ?? (node.Attr("value_ints") is { } vis ? Tensor.FromInt64s("", [vis.Ints!.Length], vis.Ints) : null);
-            if (t is null || t.External is not null || y.IsGraphOutput) continue;
-            Swap(g, rw, y, t);
-            n++;
-        }
-        foreach (var node in g.Nodes.Where(x => x.OpType == "Shape" && x.IsStandard).ToList())
-        {
-            if (node.Input(0)?.Shape is not { IsFullyKnown: true } s || node.Output().IsGraphOutput) continue;
-            var dims = s.ToArray();
-            var start = (int)node.GetInt("start", 0); var end = (int)node.GetInt("end", dims.Length);
-            if (start < 0) start += dims.Length; if (end < 0) end += dims.Length;
-            start = Math.Clamp(start, 0, dims.Length); end = Math.Clamp(end, start, dims.Length);
-            Swap(g, rw, node.Output(), Tensor.FromInt64s("", [end - start], dims.AsSpan(start, end - start)));
-            n++;
-        }
-        return n;
-    }
-
-    /// <summary>Replaces a node output by an initializer that takes over its name.</summary>
-    private static void Swap(Graph g, Rewriter rw, Value y, Tensor t)
-    {
-        var name = y.Name;
-        rw.Rename(y, name + "_folded");
-        var c = rw.Constant(g, name, t);
-        rw.Replace(y, c);
-    }
+    /// <summary>Constant nodes, then Shape nodes of static shapes, of one graph become initializers (the two
+    /// rules in ConstantRules.cs, one sweep each in graph order).</summary>
+    private static long ConstantsToInitializers(Graph g, RuleContext rc) =>
+        new GreedyRewriteDriver([new ConstantToInitializerRule()]) { OnlyGraph = g, MaxIterations = 1 }
+            .Run(rc).Rewrites
+        + new GreedyRewriteDriver([new StaticShapeRule()]) { OnlyGraph = g, MaxIterations = 1 }.Run(rc).Rewrites;
 
     private static int FoldConstants(Model model, Graph g, Rewriter rw, double maxGrowth)
     {
@@ -148,7 +119,7 @@ public sealed class Canonicalize : Pass<CanonicalizeOptions>
             var v = wanted[i];
             var inputBytes = v.Producer!.Inputs.Where(x => x is not null).Sum(x => Rewriter.ConstantOf(x)?.ByteSize ?? 0);
             if (results[i].ByteSize > maxGrowth * inputBytes + 1024) continue;
-            Swap(g, rw, v, results[i]);
+            ConstantToInitializerRule.Swap(g, rw, v, results[i]);
             folded++;
         }
         return folded;

@@ -47,13 +47,7 @@ public sealed class FoldConv : Pass<FoldConvOptions>
     {
         var before = o.AllowBorderError ? OnnxExporter.ToBytes(ctx.Model) : null;
         var session = new FoldSession(ctx, o);
-        RewriteRule[] rules =
-        [
-            new FoldRule("fold-conv-conv", "Conv", n => MatchConvConv(n, o, session.Kept), session),
-            new FoldRule("fold-residual-dirac", "Add", MatchDirac, session),
-            new FoldRule("fold-gemm-gemm", "Gemm", MatchGemmGemm, session),
-            new FoldRule("fold-matmul-matmul", "MatMul", MatchMatMulMatMul, session),
-        ];
+        var rules = Rules(session, o);
         ShapeInference.Run(ctx.Model);
         new GreedyRewriteDriver(rules)
         {
@@ -63,6 +57,19 @@ public sealed class FoldConv : Pass<FoldConvOptions>
         }.Run(new RuleContext(ctx));
         if (session.Approximate && before is not null) MeasureError(ctx, before);
     }
+
+    /// <summary>The pass's rules for one run: each fold kind's pure match, decided by the run's session (the cost
+    /// model, the pairs it kept).</summary>
+    public static IReadOnlyList<RewriteRule> Rules(PassContext ctx, FoldConvOptions o) =>
+        Rules(new FoldSession(ctx, o), o);
+
+    private static RewriteRule[] Rules(FoldSession session, FoldConvOptions o) =>
+    [
+        new FoldRule("fold-conv-conv", "Conv", n => MatchConvConv(n, o, session.Kept), session),
+        new FoldRule("fold-residual-dirac", "Add", MatchDirac, session),
+        new FoldRule("fold-gemm-gemm", "Gemm", MatchGemmGemm, session),
+        new FoldRule("fold-matmul-matmul", "MatMul", MatchMatMulMatMul, session),
+    ];
 
     /// <summary>What a match found: a fold to judge and apply, or a refusal to record.</summary>
     private abstract record Candidate;

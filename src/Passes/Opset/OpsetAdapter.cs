@@ -1,14 +1,36 @@
 // One step of one ai.onnx operator's history: how a node written against the opset before Version becomes
-// the same computation at Version (ONNX's own version converter calls these adapters). Refuse says why a
-// node cannot be moved (then nothing is written); Apply rewrites it through the pass's rewriter.
+// the same computation at Version (ONNX's own version converter calls these adapters). A rule like any other
+// (root op, the one opset it applies at: Version - 1): its pure Match says why a node cannot be moved (then
+// upgrade-opset writes nothing); Apply rewrites it through the pass's rewriter. upgrade-opset matches every
+// due node of a step before applying any (a step is all or nothing), so it applies them itself rather than
+// through the greedy driver (an adapter that always matches would be applied again).
 //   Slice(x){starts,ends,axes}   @9   ->  Slice(x, starts, ends, axes)   @10
 //   Softmax(x){axis=1}, rank 4   @12  ->  Reshape(Softmax(Flatten(x){axis=1}){axis=1}, Shape(x))  @13
 using OnnxOpt.GraphIR;
 
 namespace OnnxOpt.Passes;
 
-public sealed record OpsetAdapter(string Op, long Version, Action<Node, OpsetStep> Apply,
-    Func<Node, OpsetStep, string?>? Refuse = null);
+public sealed class OpsetAdapter(string op, long version, Action<Node, OpsetStep> apply,
+    Func<Node, OpsetStep, string?>? refuse = null) : RewriteRule<Node>
+{
+    public string Op => op;
+    /// <summary>The opset the node moves to.</summary>
+    public long Version => version;
+
+    public override string Name => $"{op}-to-opset-{version}";
+    public override IReadOnlyList<string> RootOps { get; } = [op];
+    public override long MinOpset => version - 1;
+    public override long MaxOpset => version - 1;
+
+    public override RuleMatch<Node> Match(Node root, RuleContext ctx) =>
+        refuse?.Invoke(root, new OpsetStep(ctx.Pass, version)) is { } why ? new NoMatch(why) : root;
+
+    public override void Apply(Node root, Node match, RuleContext ctx)
+    {
+        apply(root, new OpsetStep(ctx.Pass, version));
+        ctx.Stats.Count(Counters.Opset.Upgraded(op, version));
+    }
+}
 
 /// <summary>What an adapter sees: the rewriter, value types from shape inference, constant makers.</summary>
 public sealed class OpsetStep(PassContext ctx, long version)

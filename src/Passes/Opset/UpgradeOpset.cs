@@ -24,9 +24,13 @@ public sealed class UpgradeOpset : Pass<UpgradeOpsetOptions>
     public override string Summary => $"move the ai.onnx opset up to version N ({Oldest}..{Newest}), op by op";
     public override bool VisitsSubgraphs => true;
 
+    /// <summary>Every adapter, one rule per (op, opset it moves to).</summary>
+    public static IReadOnlyList<OpsetAdapter> Adapters { get; } =
+        [.. AttributesToInputs.Adapters(), .. ResizeAdapters.Adapters(), .. SoftmaxAxis.Adapters(),
+            .. ChangedOps.Adapters()];
+
     private static readonly Dictionary<(string Op, long Version), OpsetAdapter> Table =
-        AttributesToInputs.Adapters().Concat(ResizeAdapters.Adapters()).Concat(SoftmaxAxis.Adapters())
-            .Concat(ChangedOps.Adapters()).ToDictionary(a => (a.Op, a.Version));
+        Adapters.ToDictionary(a => (a.Op, a.Version));
 
     /// <summary>The least IR version each opset needs (onnx's helper.VERSION_TABLE).</summary>
     public static long IrVersionFor(long opset) => opset switch
@@ -83,20 +87,16 @@ public sealed class UpgradeOpset : Pass<UpgradeOpsetOptions>
             throw new OnnxModelException(
                 $"upgrade-opset: the model is at opset {from}; conversion starts at opset {Oldest}");
         ShapeInference.Run(model);
+        var rc = new RuleContext(ctx);
         for (long v = from + 1; v <= target; v++)
         {
-            var step = new OpsetStep(ctx, v);
             var nodes = model.Graph.SelfAndSubgraphs().SelectMany(g => g.Nodes).Where(n => n.IsStandard).ToList();
             var due = nodes.Select(n => (Node: n, Adapter: Table.GetValueOrDefault((n.OpType, v))))
                 .Where(p => p.Adapter is not null).ToList();
             foreach (var (n, a) in due)
-                if (a!.Refuse?.Invoke(n, step) is { } why)
+                if (a!.Match(n, rc).Reason is { } why)
                     throw new OnnxModelException($"upgrade-opset: node {n} cannot move to opset {v}: {why}");
-            foreach (var (n, a) in due)
-            {
-                a!.Apply(n, step);
-                ctx.Stats.Count(Counters.Opset.Upgraded(a.Op, v));
-            }
+            foreach (var (n, a) in due) a!.Apply(n, n, rc);
             ctx.Rewriter.SetOpset("", v);
         }
         if (model.IrVersion < IrVersionFor(target)) model.IrVersion = IrVersionFor(target);

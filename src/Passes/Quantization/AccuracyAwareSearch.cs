@@ -219,7 +219,7 @@ internal static class AccuracyAwareSearch
             if (_corrections is { } c)
                 BiasCorrection.Apply(m, rw, c, n => QdqEmitter.Selected(n, _qo, fallback));
             var r = QdqEmitter.Emit(m, rw, with ?? _current, _qo, fallback);
-            if (lower) QOperatorLowering.Run(m, rw, new PassStats());
+            if (lower) QOperatorLowering.Run(new PassContext(m));
             return (m, r);
         }
 

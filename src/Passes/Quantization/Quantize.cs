@@ -305,7 +305,7 @@ public sealed class Quantize : Pass<QuantizePassOptions>
                 floats is null ? null : QuantizationAwareTraining.ByInteger(floats));
         }
         var weightSqnr = WeightSqnr(model, floatWeights);
-        if (qoperator) QOperatorLowering.Run(model, ctx.Rewriter, ctx.Stats);
+        if (qoperator) QOperatorLowering.Run(ctx);
         Report(ctx, result, ranges, qo, weightSqnr);
     }
 

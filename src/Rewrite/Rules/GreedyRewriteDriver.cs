@@ -33,6 +33,8 @@ public sealed class GreedyRewriteDriver(IReadOnlyList<RewriteRule> rules)
     public long MaxRewrites { get; init; } = 100_000;
     /// <summary>Also visit nodes of subgraphs (If/Loop/Scan bodies).</summary>
     public bool VisitSubgraphs { get; init; }
+    /// <summary>Visit this graph alone (the main graph or one subgraph); null: as VisitSubgraphs says.</summary>
+    public Graph? OnlyGraph { get; init; }
     /// <summary>After each rewrite, also remove dead nodes and unused initializers (else only re-sort).</summary>
     public bool CleanupAfterRewrite { get; init; }
     /// <summary>Called after each rewrite and its cleanup with the nodes it touched (e.g. shape inference of
@@ -55,7 +57,8 @@ public sealed class GreedyRewriteDriver(IReadOnlyList<RewriteRule> rules)
             iteration++;
             BeforeIteration?.Invoke();
             long before = rewrites;
-            var graphs = VisitSubgraphs ? ctx.Model.Graph.SelfAndSubgraphs().ToList() : [ctx.Model.Graph];
+            var graphs = OnlyGraph is { } only ? [only]
+                : VisitSubgraphs ? ctx.Model.Graph.SelfAndSubgraphs().ToList() : [ctx.Model.Graph];
             foreach (var g in graphs)
                 rewrites += Drain(g, ctx, ordered, rewrites, lastFailure);
             if (rewrites == before) { converged = true; break; }
