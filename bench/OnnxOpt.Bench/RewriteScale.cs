@@ -58,16 +58,18 @@ internal static class RewriteScale
         var stats = ModelStats.Compute(m);
         var inspect = sw.Elapsed.TotalSeconds;
         sw.Restart();
-        var text = TextPrinter.Print(m);
+        AtomicFile.WriteText(path + ".txt", w => TextPrinter.Print(m, w));     // what dump -o does
         var dump = sw.Elapsed.TotalSeconds;
         sw.Restart();
         OnnxExporter.Save(m, path + ".out");
         var export = sw.Elapsed.TotalSeconds;
-        if (stats.NodeCount != n || text.Length == 0) throw new InvalidOperationException("chain lost nodes");
+        if (stats.NodeCount != n || new FileInfo(path + ".txt").Length == 0)
+            throw new InvalidOperationException("chain lost nodes");
         Console.WriteLine(string.Create(C, $"{n,8:N0} {new FileInfo(path).Length / 1e6,9:F1} {import,8:F2} {inspect,8:F2} "
             + $"{dump,8:F2} {export,8:F2} {Process.GetCurrentProcess().PeakWorkingSet64 / (1 << 20),9:N0}"));
         File.Delete(path);
         File.Delete(path + ".out");
+        File.Delete(path + ".txt");
     }
 
     private static void RuleRow(int n)
