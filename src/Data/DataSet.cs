@@ -97,62 +97,9 @@ public sealed class DataSet
 
     private static DataSet FromNpy(string dir, IReadOnlyList<IoInfo> inputs, bool skipNonFinite)
     {
-        var files = Directory.GetFiles(dir, "*.npy").Order(StringComparer.Ordinal).ToList();
-        var data = new Dictionary<string, NpyFile>();
-        foreach (var i in inputs)
-        {
-            var p = Path.Combine(dir, i.Name + ".npy");
-            if (!File.Exists(p))
-            {
-                var candidates = files.Where(f => Path.GetFileName(f) != "labels.npy").ToList();
-                if (inputs.Count == 1 && candidates.Count == 1) p = candidates[0];
-                else throw new OnnxModelException($"data folder '{dir}' has no '{i.Name}.npy' for model input '{i.Name}'" +
-                    (candidates.Count > 0 ? $" (found {string.Join(", ", candidates.Select(Path.GetFileName))})" : ""));
-            }
-            var t = Npy.Open(p, i.Name);
-            if (t.ElementType != i.ElementType)
-                throw new OnnxModelException($"{p}: holds {t.ElementType.Name()} but model input '{i.Name}' is {i.ElementType.Name()}");
-            data[i.Name] = t;
-        }
-        var stacked = new Dictionary<string, bool>();
-        long? n = null;
-        foreach (var i in inputs)
-        {
-            var t = data[i.Name];
-            var rank = i.Shape?.Rank ?? t.Dims.Length;
-            bool extraAxis = t.Dims.Length == rank + 1;
-            if (!extraAxis && t.Dims.Length != rank)
-                throw new OnnxModelException($"{i.Name}.npy has shape [{string.Join(",", t.Dims)}] but model input is {i}");
-            if (t.Dims.Length == 0)
-                throw new OnnxModelException($"{i.Name}.npy is a scalar; it must hold samples on axis 0");
-            stacked[i.Name] = extraAxis;
-            var count = t.Dims[0];
-            if (!extraAxis && i.Shape is { } s && s[0].Value is long b && b > 0) count /= b;
-            if (n is not null && n != count)
-                throw new OnnxModelException(
-                    $"data folder '{dir}': inputs hold different sample counts ({n} and {count} for '{i.Name}')");
-            n = count;
-            if (i.Shape is { } shape)
-                for (int d = 1; d < shape.Rank; d++)
-                {
-                    var actual = t.Dims[d + (extraAxis ? 1 : 0)];
-                    if (shape[d].Value is long want && want != actual)
-                        throw new OnnxModelException($"{i.Name}.npy has shape [{string.Join(",", t.Dims)}] but model input is {i}");
-                }
-        }
-        long[]? labels = null;
-        var lp = Path.Combine(dir, "labels.npy");
-        if (File.Exists(lp))
-        {
-            var lt = Npy.Open(lp).ReadAll();
-            if (lt.ElementType is not (DataType.Int64 or DataType.Int32 or DataType.UInt8 or DataType.Int8 or DataType.Int16))
-                throw new OnnxModelException($"{lp}: labels must be integer class ids, got {lt.ElementType.Name()}");
-            labels = lt.ToInt64Array();
-            if (labels.Length != n) throw new OnnxModelException($"{lp}: {labels.Length} labels for {n} samples");
-            var negative = Array.FindIndex(labels, l => l < 0);
-            if (negative >= 0)
-                throw new OnnxModelException($"{lp}: label {labels[negative]} at index {negative} is negative");
-        }
+        var data = OpenInputs(dir, inputs);
+        var (stacked, n) = SampleLayout(dir, inputs, data);
+        var labels = ReadLabels(dir, n);
         var total = (int)(n ?? 0);
         if (total == 0) throw new OnnxModelException($"data folder '{dir}' holds no samples");
         DataSet? set = null;
@@ -204,6 +151,83 @@ public sealed class DataSet
         }
         return set = new DataSet($"{dir} ({total} samples{(labels is null ? "" : ", with labels")})", total,
             labels is not null, Make);
+    }
+
+    /// <summary>The .npy file of each model input (NAME.npy, or the folder's only data file for a one-input
+    /// model), of the input's element type.</summary>
+    private static Dictionary<string, NpyFile> OpenInputs(string dir, IReadOnlyList<IoInfo> inputs)
+    {
+        var files = Directory.GetFiles(dir, "*.npy").Order(StringComparer.Ordinal).ToList();
+        var data = new Dictionary<string, NpyFile>();
+        foreach (var i in inputs)
+        {
+            var p = Path.Combine(dir, i.Name + ".npy");
+            if (!File.Exists(p))
+            {
+                var candidates = files.Where(f => Path.GetFileName(f) != "labels.npy").ToList();
+                if (inputs.Count == 1 && candidates.Count == 1) p = candidates[0];
+                else throw new OnnxModelException($"data folder '{dir}' has no '{i.Name}.npy' for model input '{i.Name}'" +
+                    (candidates.Count > 0 ? $" (found {string.Join(", ", candidates.Select(Path.GetFileName))})" : ""));
+            }
+            var t = Npy.Open(p, i.Name);
+            if (t.ElementType != i.ElementType)
+                throw new OnnxModelException($"{p}: holds {t.ElementType.Name()} but model input '{i.Name}' is {i.ElementType.Name()}");
+            data[i.Name] = t;
+        }
+        return data;
+    }
+
+    /// <summary>Per input, whether its samples are stacked on an extra leading axis (one model batch per row),
+    /// and the number of samples every input holds (refusing shapes the model's inputs do not take).</summary>
+    private static (Dictionary<string, bool> Stacked, long? Samples) SampleLayout(string dir,
+        IReadOnlyList<IoInfo> inputs, Dictionary<string, NpyFile> data)
+    {
+        var stacked = new Dictionary<string, bool>();
+        long? n = null;
+        foreach (var i in inputs)
+        {
+            var t = data[i.Name];
+            var rank = i.Shape?.Rank ?? t.Dims.Length;
+            bool extraAxis = t.Dims.Length == rank + 1;
+            if (!extraAxis && t.Dims.Length != rank)
+                throw new OnnxModelException($"{i.Name}.npy has shape [{string.Join(",", t.Dims)}] but model input is {i}");
+            if (t.Dims.Length == 0)
+                throw new OnnxModelException($"{i.Name}.npy is a scalar; it must hold samples on axis 0");
+            stacked[i.Name] = extraAxis;
+            var count = t.Dims[0];
+            if (!extraAxis && i.Shape is { } s && s[0].Value is long b && b > 0) count /= b;
+            if (n is not null && n != count)
+                throw new OnnxModelException(
+                    $"data folder '{dir}': inputs hold different sample counts ({n} and {count} for '{i.Name}')");
+            n = count;
+            if (i.Shape is { } shape)
+                for (int d = 1; d < shape.Rank; d++)
+                {
+                    var actual = t.Dims[d + (extraAxis ? 1 : 0)];
+                    if (shape[d].Value is long want && want != actual)
+                        throw new OnnxModelException($"{i.Name}.npy has shape [{string.Join(",", t.Dims)}] but model input is {i}");
+                }
+        }
+        return (stacked, n);
+    }
+
+    /// <summary>labels.npy, if the folder has one: one non-negative integer class id per sample.</summary>
+    private static long[]? ReadLabels(string dir, long? n)
+    {
+        long[]? labels = null;
+        var lp = Path.Combine(dir, "labels.npy");
+        if (File.Exists(lp))
+        {
+            var lt = Npy.Open(lp).ReadAll();
+            if (lt.ElementType is not (DataType.Int64 or DataType.Int32 or DataType.UInt8 or DataType.Int8 or DataType.Int16))
+                throw new OnnxModelException($"{lp}: labels must be integer class ids, got {lt.ElementType.Name()}");
+            labels = lt.ToInt64Array();
+            if (labels.Length != n) throw new OnnxModelException($"{lp}: {labels.Length} labels for {n} samples");
+            var negative = Array.FindIndex(labels, l => l < 0);
+            if (negative >= 0)
+                throw new OnnxModelException($"{lp}: label {labels[negative]} at index {negative} is negative");
+        }
+        return labels;
     }
 
     /// <summary>The samples whose index (in this set's order) <paramref name="keep"/> accepts, in order: each
