@@ -82,14 +82,11 @@ public sealed class Cluster : Pass<ClusterOptions>
     public override void Run(PassContext ctx, ClusterOptions o)
     {
         UpgradeOpset.Require(ctx, Name, 13, "the opset onnxopt's compression passes share");
-        var bits = (int)o.Bits;
-        var clusters = (int)o.Clusters;
-        var minSqnr = o.MinSqnr;
-        if (clusters < 0 && minSqnr < 0 && bits is < 1 or > 8)
+        var (bits, clusters) = ((int)o.Bits, (int)o.Clusters);
+        if (clusters < 0 && o.MinSqnr < 0 && bits is < 1 or > 8)
             throw new OnnxModelException($"cluster: bits={bits} must be in 1..8");
         if (clusters == 0 || clusters > 65_536)
             throw new OnnxModelException($"cluster: clusters={clusters} must be in 1..65536");
-        var format = o.Format;
         var exclude = o.Exclude.Split(';', StringSplitOptions.RemoveEmptyEntries
             | StringSplitOptions.TrimEntries).ToHashSet(StringComparer.Ordinal);
         var weights = PrunableWeight.Find(ctx.Model.Graph)
@@ -103,52 +100,65 @@ public sealed class Cluster : Pass<ClusterOptions>
             "synflow" => Saliency.Score(ctx.Model, new SaliencyOptions { Iterations = 1, Density = 1 }).Scores,
             _ => null,
         };
-        var plans = new List<Plan>();
-        foreach (var p in weights)
-        {
-            var w = p.Weight.Initializer!.ToFloatArray();
-            if (format == "int4" && BlockGrid4.Applies(p))
-            {
-                plans.Add(new Plan(p, w, 16, false, Grid: BlockGrid4.Fit(p)));
-                continue;
-            }
-            double[]? weighting = o.Weighting switch
-            {
-                "magnitude" => w.Select(v => (double)Math.Abs(v)).ToArray(),
-                "fisher" or "synflow" => saliency!.GetValueOrDefault(p.Weight.Name),
-                _ => null,
-            };
-            var zeros = w.Count(v => v == 0);
-            var keepZero = o.KeepZero switch
-            {
-                "true" => true,
-                "false" => false,
-                _ => zeros >= 0.05 * w.Length,
-            };
-            var slices = o.PerChannel ? p.FilterOf() : new int[w.Length];
-            (float[] Values, int[] Codes, double[][] Books) result;
-            if (clusters > 0) result = Apply(w, weighting, slices, clusters, keepZero);
-            else if (minSqnr < 0) result = Apply(w, weighting, slices, 1 << bits, keepZero);
-            else
-            {
-                // The fewest bits reaching min-sqnr; 8 bits when none does.
-                int b = 1;
-                while (true)
-                {
-                    result = Apply(w, weighting, slices, 1 << b, keepZero);
-                    if (b == 8 || Sqnr(w, result.Values) >= minSqnr) break;
-                    b++;
-                }
-                if (Sqnr(w, result.Values) < minSqnr)
-                {
-                    var reached = Sqnr(w, result.Values);
-                    ctx.Stats.Notes.Add(string.Create(System.Globalization.CultureInfo.InvariantCulture,
-                        $"cluster: {p.Weight.Name} reaches {reached:F1} dB at 8 bits (min-sqnr {minSqnr})"));
-                }
-            }
-            plans.Add(new Plan(p, w, result.Books.Max(b => b.Length), keepZero, result, Slices: slices));
-        }
+        var plans = weights.Select(p => PlanOf(ctx, o, p, saliency)).ToList();
         if (o.TrainSteps > 0 && plans.Count > 0) TrainCentroids(ctx, o, plans);
+        Store(ctx, o, plans);
+        if (weights.Count == 0) ctx.Stats.Notes.Add("cluster: no weight tensor to cluster");
+        ctx.Rewriter.Cleanup();
+    }
+
+    /// <summary>One weight's clustering as the options ask: the int4 grid, a fixed number of clusters or bits, or
+    /// the fewest bits that reach min-sqnr.</summary>
+    private static Plan PlanOf(PassContext ctx, ClusterOptions o, PrunableWeight p,
+        IReadOnlyDictionary<string, double[]>? saliency)
+    {
+        var (bits, clusters, minSqnr, format) = ((int)o.Bits, (int)o.Clusters, o.MinSqnr, o.Format);
+        var w = p.Weight.Initializer!.ToFloatArray();
+        if (format == "int4" && BlockGrid4.Applies(p))
+        {
+            return new Plan(p, w, 16, false, Grid: BlockGrid4.Fit(p));
+        }
+        double[]? weighting = o.Weighting switch
+        {
+            "magnitude" => w.Select(v => (double)Math.Abs(v)).ToArray(),
+            "fisher" or "synflow" => saliency!.GetValueOrDefault(p.Weight.Name),
+            _ => null,
+        };
+        var zeros = w.Count(v => v == 0);
+        var keepZero = o.KeepZero switch
+        {
+            "true" => true,
+            "false" => false,
+            _ => zeros >= 0.05 * w.Length,
+        };
+        var slices = o.PerChannel ? p.FilterOf() : new int[w.Length];
+        (float[] Values, int[] Codes, double[][] Books) result;
+        if (clusters > 0) result = Apply(w, weighting, slices, clusters, keepZero);
+        else if (minSqnr < 0) result = Apply(w, weighting, slices, 1 << bits, keepZero);
+        else
+        {
+            // The fewest bits reaching min-sqnr; 8 bits when none does.
+            int b = 1;
+            while (true)
+            {
+                result = Apply(w, weighting, slices, 1 << b, keepZero);
+                if (b == 8 || Sqnr(w, result.Values) >= minSqnr) break;
+                b++;
+            }
+            if (Sqnr(w, result.Values) < minSqnr)
+            {
+                var reached = Sqnr(w, result.Values);
+                ctx.Stats.Notes.Add(string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                    $"cluster: {p.Weight.Name} reaches {reached:F1} dB at 8 bits (min-sqnr {minSqnr})"));
+            }
+        }
+        return new Plan(p, w, result.Books.Max(b => b.Length), keepZero, result, Slices: slices);
+    }
+
+    /// <summary>Writes each plan's weights (codebook storage or the int4 grid) and its decision.</summary>
+    private static void Store(PassContext ctx, ClusterOptions o, List<Plan> plans)
+    {
+        var format = o.Format;
         var storage = new ClusterStorage(ctx.Rewriter, ctx.Model.Graph);
         foreach (var plan in plans)
         {
@@ -172,8 +182,6 @@ public sealed class Cluster : Pass<ClusterOptions>
                 o.PerChannel, plan.KeepZero, stored));
             ctx.Stats.Count(Counters.Cluster.WeightsClustered);
         }
-        if (weights.Count == 0) ctx.Stats.Notes.Add("cluster: no weight tensor to cluster");
-        ctx.Rewriter.Cleanup();
     }
 
     /// <summary>One weight's clustering: k-means codes and codebooks per slice, or the int4 grid.</summary>
