@@ -94,15 +94,48 @@ public sealed class Linearize : Pass<LinearizeOptions>
         var calib = ctx.RequireCalibration(Name);
         var model = ctx.Model;
         ShapeInference.Run(model);
-        var g = model.Graph;
-        var budget = o.MaxAgreementDrop;
-        var maxCount = o.MaxCount < 0 ? int.MaxValue : o.MaxCount;
-        var mode = o.Mode;
-        var minSqnr = o.MinSqnr;
-
         // mode=train also takes smooth activations (GELU, SiLU, HardSwish): a trained slope can make any of them
         // the identity; the other modes judge piecewise linear ones from their statistics.
-        var sites = ActivationSite.Find(g, mode == "train", ctx);
+        var sites = ActivationSite.Find(model.Graph, o.Mode == "train", ctx);
+        var (eligible, zOf) = Eligible(ctx, sites);
+        if (eligible.Count == 0) return;
+        if (o.Mode == "train")
+        {
+            TrainedLinearize.Run(ctx, o, eligible, zOf, sites.ToDictionary(s => s.Y.Name, s => s.Kind));
+            return;
+        }
+        var candidates = Candidates(calib, model, eligible);
+        // Reference answers of the original model on the calibration set; candidates accepted greedily, most
+        // harmless first, while the accumulated drop stays within the budget.
+        var reference = Reference.Capture(calib, model);
+        var maxCount = o.MaxCount < 0 ? long.MaxValue : o.MaxCount;
+        var (accepted, measured, current) = Accept(calib, model, reference, candidates, o, maxCount);
+        foreach (var c in candidates)
+        {
+            var s = c.Stats.Total;
+            var decision = accepted.Contains(c) ? (c.Exact ? "linearized (exact on data)" : "linearized")
+                : measured.ContainsKey(c.Act) ? "kept (over budget)"
+                : accepted.Count >= maxCount ? "kept (max-count)" : "kept (budget 0: not exact)";
+            var m = measured.GetValueOrDefault(c.Act);
+            var above = double.IsPositiveInfinity(c.ClipMax) ? null : (double?)s.FractionAbove;
+            var sqnr = m is null || double.IsPositiveInfinity(m.SqnrDb) ? null : (double?)Math.Round(m.SqnrDb, 3);
+            ctx.Stats.Decide(new ActivationDecision(c.Act.ToString(), c.Act.OpType, decision, s.FractionNegative,
+                s.NegativeEnergyRatio, above, s.Min, s.Max, c.Score, m?.Agreement, sqnr));
+        }
+        Apply(model, accepted, o.Mode, ctx.Rewriter);
+        ctx.Stats.Count(Counters.Linearize.Candidates, candidates.Count);
+        ctx.Stats.Count(Counters.Linearize.Linearized, accepted.Count);
+        ctx.Stats.Count(Counters.Linearize.Exactly, accepted.Count(c => c.Exact));
+        ctx.Stats.Decide(new LinearizeSummary(reference.Metric, current.Agreement,
+            double.IsPositiveInfinity(current.SqnrDb) ? null : Math.Round(current.SqnrDb, 3), reference.Samples));
+    }
+
+    /// <summary>The activations that can become linear (between linear ops, not a graph output, read only by
+    /// linear ops, constant clip bounds), and the name of each one's input by its output's; the others are
+    /// recorded with the reason.</summary>
+    private static (List<Node> Eligible, Dictionary<string, string> ZOf) Eligible(PassContext ctx,
+        IReadOnlyList<ActivationSite> sites)
+    {
         var eligible = new List<Node>();
         var zOf = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var site in sites)
@@ -121,14 +154,13 @@ public sealed class Linearize : Pass<LinearizeOptions>
                 ctx.Stats.Decide(new ActivationSkipped(a.ToString(), site.Kind, why));
             }
         }
-        if (eligible.Count == 0) return;
-        if (mode == "train")
-        {
-            TrainedLinearize.Run(ctx, o, eligible, zOf, sites.ToDictionary(s => s.Y.Name, s => s.Kind));
-            return;
-        }
+        return (eligible, zOf);
+    }
 
-        // 1. Statistics of every eligible activation's input (and output, for the affine fit), streamed.
+    /// <summary>Each eligible activation's statistics on the calibration data (streamed) and its score, exact
+    /// ones first, then by score (the energy linearizing changes), then graph order.</summary>
+    private static List<Candidate> Candidates(CalibrationSource calib, Model model, List<Node> eligible)
+    {
         var stats = eligible.ToDictionary(a => a, a => new TensorStatistics(a.Input(0)!.Name, ClipBounds(a)?.Max
             ?? double.PositiveInfinity));
         var names = eligible.SelectMany(a => new[] { a.Input(0)!.Name, a.Output().Name }).Distinct().ToList();
@@ -137,8 +169,7 @@ public sealed class Linearize : Pass<LinearizeOptions>
             foreach (var a in eligible)
                 stats[a].Add(outs[names.IndexOf(a.Input(0)!.Name)], outs[names.IndexOf(a.Output().Name)]);
         }, "linearize: calibration statistics");
-
-        var candidates = eligible.Select(a =>
+        return eligible.Select(a =>
         {
             var s = stats[a].Total;
             var (lo, hi) = ClipBounds(a) ?? (0, double.PositiveInfinity);
@@ -147,45 +178,35 @@ public sealed class Linearize : Pass<LinearizeOptions>
             double score = a.OpType == "Clip" ? (lo == 0 ? s.NegativeEnergyRatio : s.FractionNegative) + s.AboveEnergyRatio
                 : s.NegativeEnergyRatio * Math.Pow(1 - NegativeSlope(a), 2);
             return new Candidate(a, stats[a], exact, exact ? 0 : score, lo, hi);
-        }).OrderBy(c => c.Exact ? 0 : 1).ThenBy(c => c.Score).ThenBy(c => g.PositionOf(c.Act)).ToList();
+        }).OrderBy(c => c.Exact ? 0 : 1).ThenBy(c => c.Score).ThenBy(c => model.Graph.PositionOf(c.Act)).ToList();
+    }
 
-        // 2. Reference answers of the original model on the calibration set.
-        var reference = Reference.Capture(calib, model);
+    /// <summary>The greedy search: each candidate in order is tried with those already accepted (on a copy) and
+    /// kept when the measured agreement drop (and SQNR, if asked) stays within the budget; exact ones always.
+    /// </summary>
+    private static (List<Candidate> Accepted, Dictionary<Node, FidelityResult> Measured, FidelityResult Current)
+        Accept(CalibrationSource calib, Model model, Reference reference, List<Candidate> candidates,
+            LinearizeOptions o, long maxCount)
+    {
         var accepted = new List<Candidate>();
         var measured = new Dictionary<Node, FidelityResult>();
         var current = new FidelityResult(100, double.PositiveInfinity);
         foreach (var c in candidates)
         {
             if (accepted.Count >= maxCount) break;
-            if (!c.Exact && budget <= 0) continue;
+            if (!c.Exact && o.MaxAgreementDrop <= 0) continue;
             var trial = model.Clone();
-            Apply(trial, accepted.Append(c), mode);
+            Apply(trial, accepted.Append(c), o.Mode);
             var f = reference.Measure(calib, trial);
             measured[c.Act] = f;
-            if (c.Exact || (100 - f.Agreement <= budget + 1e-9 && (minSqnr <= 0 || f.SqnrDb >= minSqnr)))
+            var withinBudget = 100 - f.Agreement <= o.MaxAgreementDrop + 1e-9;
+            if (c.Exact || (withinBudget && (o.MinSqnr <= 0 || f.SqnrDb >= o.MinSqnr)))
             {
                 accepted.Add(c);
                 current = f;
             }
         }
-        foreach (var c in candidates)
-        {
-            var s = c.Stats.Total;
-            var decision = accepted.Contains(c) ? (c.Exact ? "linearized (exact on data)" : "linearized")
-                : measured.ContainsKey(c.Act) ? "kept (over budget)"
-                : accepted.Count >= maxCount ? "kept (max-count)" : "kept (budget 0: not exact)";
-            var m = measured.GetValueOrDefault(c.Act);
-            var above = double.IsPositiveInfinity(c.ClipMax) ? null : (double?)s.FractionAbove;
-            var sqnr = m is null || double.IsPositiveInfinity(m.SqnrDb) ? null : (double?)Math.Round(m.SqnrDb, 3);
-            ctx.Stats.Decide(new ActivationDecision(c.Act.ToString(), c.Act.OpType, decision, s.FractionNegative,
-                s.NegativeEnergyRatio, above, s.Min, s.Max, c.Score, m?.Agreement, sqnr));
-        }
-        Apply(model, accepted, mode, ctx.Rewriter);
-        ctx.Stats.Count(Counters.Linearize.Candidates, candidates.Count);
-        ctx.Stats.Count(Counters.Linearize.Linearized, accepted.Count);
-        ctx.Stats.Count(Counters.Linearize.Exactly, accepted.Count(c => c.Exact));
-        ctx.Stats.Decide(new LinearizeSummary(reference.Metric, current.Agreement,
-            double.IsPositiveInfinity(current.SqnrDb) ? null : Math.Round(current.SqnrDb, 3), reference.Samples));
+        return (accepted, measured, current);
     }
 
     /// <summary>The slope on negative inputs (Relu 0, LeakyRelu alpha, PRelu the slope farthest from 1).</summary>
