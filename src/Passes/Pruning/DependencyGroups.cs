@@ -178,39 +178,20 @@ public sealed class DependencyGroups
         if (y is null) { Refuse(fed, $"read by {n} (no output)"); return; }
         if (n.OpType == "LayerNormalization" && inputs[0] is not null)
         {
-            // Normalized over the channel axis: removing channels changes the statistics (not exact).
-            var rank = n.Input(0)!.Shape?.Rank ?? 0;
-            var first = n.GetInt("axis", -1);
-            if (first < 0) first += rank;
-            var axis = rank + AxisOf(n.Input(0));
-            Unknown(n, fed, axis >= first ? "LayerNormalization normalizes over these channels (removing some "
-                + "changes its mean and variance)" : "LayerNormalization's channel mapping unknown");
+            LayerNorm(n, fed);
             return;
         }
         // How channels flow through the op: its OpRegistry entry says (ChannelMapping).
         switch (OpRegistry.Find(n)?.Channels ?? ChannelMapping.Unknown)
         {
             case ChannelMapping.Tied:
-                if (inputs[0] is not null && AxisOf(n.Input(0)) != 1 - (n.Input(0)!.Shape?.Rank ?? 0))
-                {
-                    Unknown(n, fed, $"{n.OpType}'s channels are on axis 1, the feature map's are not");
-                    return;
-                }
-                Through(n, inputs[0], y, tied: true);
-                // Their per-channel parameters are sliced with the group: they must be constants.
-                if (n.Inputs.Skip(1).Any(v => v is not null && Rewriter.ConstantOf(v) is null) && inputs[0] is { } ps)
-                    Refuse(ps, $"{n} has a parameter that is not a constant (canonicalize first)");
+                Tied(n, inputs[0], fed, y);
                 return;
             case ChannelMapping.ElementWise:
                 Through(n, inputs[0], y, tied: false);
                 return;
             case ChannelMapping.Pad:
-                var padAxis = (n.Input(0)?.Shape?.Rank ?? 0) + AxisOf(n.Input(0));
-                if (Rewriter.ConstantOf(n.Input(1))?.ToInt64Array() is { } pads && pads.Length % 2 == 0
-                    && pads.Length / 2 > padAxis && padAxis >= 0 && pads[padAxis] == 0
-                    && pads[pads.Length / 2 + padAxis] == 0)
-                    Through(n, inputs[0], y, tied: false);
-                else Unknown(n, fed, "pads not constant or padding the channel axis");
+                Pad(n, inputs[0], fed, y);
                 return;
             case ChannelMapping.Resize:
                 Through(n, inputs[0], y, tied: false);
@@ -219,21 +200,13 @@ public sealed class DependencyGroups
                 Binary(n, inputs, y);
                 return;
             case ChannelMapping.Concat:
-                var ax = n.GetInt("axis", 0);
-                var cat = AxisOf(n.Input(0));
-                if (y.Shape is { } ys && (ax == cat || ax == ys.Rank + cat) && inputs.All(s => s is not null)
-                    && n.Inputs.All(i => AxisOf(i) == cat))
-                    Set(y, inputs.SelectMany(s => s!).ToList(), cat);
-                else Unknown(n, fed, "concatenates on another axis than channels, or a non-feature-map input");
+                Concat(n, inputs, fed, y);
                 return;
             case ChannelMapping.SplitOrSlice:
                 SplitOrSlice(n, inputs[0], fed);
                 return;
             case ChannelMapping.Flatten:
-                if (n.GetInt("axis", 1) == 1 && inputs[0] is { } fs && n.Input(0)!.Shape is { } xs
-                    && AxisOf(n.Input(0)) == 1 - xs.Rank && xs.Dims.Skip(2).All(d => d.IsKnown))
-                    Set(y, Repeated(fs, xs.Dims.Skip(2).Aggregate(1L, (a, d) => a * d.Value!.Value)), -1);
-                else Unknown(n, fed, "Flatten not on axis 1 of a static feature map");
+                Flatten(n, inputs[0], fed, y);
                 return;
             case ChannelMapping.DropUnitAxes:
                 // A Reshape's target must be a constant: the surgery rewrites its channel entry.
@@ -243,20 +216,84 @@ public sealed class DependencyGroups
                 else Unknown(n, fed, $"{n.OpType} splits, merges or moves the channel axis");
                 return;
             case ChannelMapping.Transpose:
-                var perm = n.GetInts("perm");
-                var tr = n.Input(0)?.Shape?.Rank ?? 0;
-                if (inputs[0] is { } tsegs && tr > 0)
-                {
-                    var from = tr + AxisOf(n.Input(0));
-                    var to = perm is null ? tr - 1 - from : Array.IndexOf(perm, (long)from);
-                    if (to >= 0) { Set(y, tsegs.ToList(), to - tr); return; }
-                }
-                Unknown(n, fed, "Transpose's perm unknown");
+                Transpose(n, inputs[0], fed, y);
                 return;
             default:
                 Unknown(n, fed, $"channel mapping of {n.OpType} unknown");
                 return;
         }
+    }
+
+    /// <summary>LayerNormalization over the channel axis: removing channels changes its statistics (not exact).
+    /// </summary>
+    private void LayerNorm(Node n, List<ChannelSegment> fed)
+    {
+        var rank = n.Input(0)!.Shape?.Rank ?? 0;
+        var first = n.GetInt("axis", -1);
+        if (first < 0) first += rank;
+        var axis = rank + AxisOf(n.Input(0));
+        Unknown(n, fed, axis >= first ? "LayerNormalization normalizes over these channels (removing some "
+            + "changes its mean and variance)" : "LayerNormalization's channel mapping unknown");
+    }
+
+    /// <summary>An op with per-channel parameters on axis 1 (PRelu, BatchNormalization, InstanceNorm): they are
+    /// sliced with the group, so they must be constants.</summary>
+    private void Tied(Node n, List<ChannelSegment>? input, List<ChannelSegment> fed, Value y)
+    {
+        if (input is not null && AxisOf(n.Input(0)) != 1 - (n.Input(0)!.Shape?.Rank ?? 0))
+        {
+            Unknown(n, fed, $"{n.OpType}'s channels are on axis 1, the feature map's are not");
+            return;
+        }
+        Through(n, input, y, tied: true);
+        if (n.Inputs.Skip(1).Any(v => v is not null && Rewriter.ConstantOf(v) is null) && input is { } ps)
+            Refuse(ps, $"{n} has a parameter that is not a constant (canonicalize first)");
+    }
+
+    /// <summary>Pad passes channels through when its pads are constant and leave the channel axis alone.</summary>
+    private void Pad(Node n, List<ChannelSegment>? input, List<ChannelSegment> fed, Value y)
+    {
+        var padAxis = (n.Input(0)?.Shape?.Rank ?? 0) + AxisOf(n.Input(0));
+        if (Rewriter.ConstantOf(n.Input(1))?.ToInt64Array() is { } pads && pads.Length % 2 == 0
+            && pads.Length / 2 > padAxis && padAxis >= 0 && pads[padAxis] == 0
+            && pads[pads.Length / 2 + padAxis] == 0)
+            Through(n, input, y, tied: false);
+        else Unknown(n, fed, "pads not constant or padding the channel axis");
+    }
+
+    /// <summary>A Concat on the channel axis of feature maps: the output's channels are its inputs' in order.
+    /// </summary>
+    private void Concat(Node n, List<List<ChannelSegment>?> inputs, List<ChannelSegment> fed, Value y)
+    {
+        var ax = n.GetInt("axis", 0);
+        var cat = AxisOf(n.Input(0));
+        if (y.Shape is { } ys && (ax == cat || ax == ys.Rank + cat) && inputs.All(s => s is not null)
+            && n.Inputs.All(i => AxisOf(i) == cat))
+            Set(y, inputs.SelectMany(s => s!).ToList(), cat);
+        else Unknown(n, fed, "concatenates on another axis than channels, or a non-feature-map input");
+    }
+
+    /// <summary>Flatten on axis 1 of a static feature map: each channel becomes a run of H*W features.</summary>
+    private void Flatten(Node n, List<ChannelSegment>? input, List<ChannelSegment> fed, Value y)
+    {
+        if (n.GetInt("axis", 1) == 1 && input is { } fs && n.Input(0)!.Shape is { } xs
+            && AxisOf(n.Input(0)) == 1 - xs.Rank && xs.Dims.Skip(2).All(d => d.IsKnown))
+            Set(y, Repeated(fs, xs.Dims.Skip(2).Aggregate(1L, (a, d) => a * d.Value!.Value)), -1);
+        else Unknown(n, fed, "Flatten not on axis 1 of a static feature map");
+    }
+
+    /// <summary>Transpose moves the channel axis where its perm says.</summary>
+    private void Transpose(Node n, List<ChannelSegment>? input, List<ChannelSegment> fed, Value y)
+    {
+        var perm = n.GetInts("perm");
+        var tr = n.Input(0)?.Shape?.Rank ?? 0;
+        if (input is { } tsegs && tr > 0)
+        {
+            var from = tr + AxisOf(n.Input(0));
+            var to = perm is null ? tr - 1 - from : Array.IndexOf(perm, (long)from);
+            if (to >= 0) { Set(y, tsegs.ToList(), to - tr); return; }
+        }
+        Unknown(n, fed, "Transpose's perm unknown");
     }
 
     private void Linear(Node n, List<ChannelSegment>? input, IReadOnlySet<string> exclude)
