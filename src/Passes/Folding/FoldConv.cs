@@ -227,50 +227,20 @@ public sealed class FoldConv : Pass<FoldConvOptions>
         if (!FitsOutput([(int)xs[2].Value!.Value, (int)xs[3].Value!.Value], [kh, kw], s, pb, pe, [yh, yw]))
             return new Refusal(label, Refusals.OutputSize);
 
-        bool depthwise = c1.Groups == m && m == cin && w1t.Dims[1] == 1 && c2.Groups == outC && outC == m
-            && w2t.Dims[1] == 1;
-        var w1 = w1t.ToFloatArray(); var w2 = w2t.ToFloatArray();
-        var w2Dense = ConvAlgebra.Dense(w2, outC, (int)w2t.Dims[1], c2.Groups, c2.Kernel[0] * c2.Kernel[1]);
-        float[] w;
-        int groups;
-        if (depthwise) { w = ConvAlgebra.FoldDepthwise(w1, c1, w2, c2, m, out _, out _); groups = m; }
-        else
-        {
-            var w1Dense = ConvAlgebra.Dense(w1, m, (int)w1t.Dims[1], c1.Groups, c1.Kernel[0] * c1.Kernel[1]);
-            w = ConvAlgebra.FoldDense(w1Dense, m, cin, c1, w2Dense, outC, c2, out _, out _);
-            groups = 1;
-        }
+        var (w, groups, w2Dense) = FoldedWeights(w1t, c1, w2t, c2, m, cin, outC);
         var b = ConvAlgebra.FoldBias(b1, b2, w2Dense, outC, m, c2.Kernel[0] * c2.Kernel[1]);
         var macsBefore = (ModelStats.Macs(conv1, out _) ?? 0) + (ModelStats.Macs(conv2, out _) ?? 0);
         var macsAfter = (long)outC * yh * yw * (cin / groups) * kh * kw + (biasMap ? (long)outC * yh * yw : 0);
-        var paramsBefore = w1.Length + w2.Length;
+        var paramsBefore = w1t.ElementCount + w2t.ElementCount;
         var paramsAfter = (long)w.Length + (biasMap ? outC * yh * yw : 0);
 
-        Node Apply(Model target, Rewriter rw)
-        {
-            var g = target.Graph;
-            var tx = g.Lookup(x.Name)!; var ty = g.Lookup(y.Name)!;
-            var wv = rw.Constant(g, y.Name + "_folded_W", Tensor.FromFloats("", [outC, cin / groups, kh, kw], w));
-            var bv = rw.Constant(g, y.Name + "_folded_B", Tensor.FromFloats("", [outC], b));
-            var node = rw.Insert(g, "Conv", [tx, wv, bv], y.Name + "_folded", 1,
-                OnnxAttribute.IntList("kernel_shape", kh, kw), OnnxAttribute.IntList("strides", s[0], s[1]),
-                OnnxAttribute.IntList("pads", pb[0], pb[1], pe[0], pe[1]), OnnxAttribute.IntList("dilations", 1, 1),
-                OnnxAttribute.Int("group", groups));
-            var result = node.Output();
-            if (biasMap)
-            {
-                var map = carriedMap is not null
-                    ? ConvAlgebra.PushMapThrough1x1(carriedMap, w2Dense, outC, m, (int)hs[2].Value!.Value,
-                        (int)hs[3].Value!.Value, c2.Strides, yh, yw)
-                    : ConvAlgebra.BorderBiasMap(b1, w2Dense, outC, m, c2, (int)hs[2].Value!.Value,
-                        (int)hs[3].Value!.Value, yh, yw);
-                var mv = rw.Constant(g, y.Name + "_border_bias", Tensor.FromFloats("", [outC, yh, yw], map));
-                result = rw.Insert(g, "Add", [result, mv], y.Name + "_folded_exact").Output();
-            }
-            rw.SetType(result, ty.Type);
-            rw.Replace(ty, result);
-            return node;
-        }
+        var map = !biasMap ? null : carriedMap is not null
+            ? ConvAlgebra.PushMapThrough1x1(carriedMap, w2Dense, outC, m, (int)hs[2].Value!.Value,
+                (int)hs[3].Value!.Value, c2.Strides, yh, yw)
+            : ConvAlgebra.BorderBiasMap(b1, w2Dense, outC, m, c2, (int)hs[2].Value!.Value, (int)hs[3].Value!.Value,
+                yh, yw);
+        var fold = new ConvConvFold(x.Name, y.Name, [outC, cin / groups, kh, kw], s, pb, pe, groups, w, b, map,
+            yh, yw);
 
         var what = $"{conv1} + {conv2}";
         // A pair that does not pay on its own may be the first step of a chain that does (the
@@ -287,7 +257,7 @@ public sealed class FoldConv : Pass<FoldConvOptions>
             paramsAfter = paramsBefore;
             counters.Add(Counters.FoldConv.FirstOfPayingChain);
         }
-        return new FoldPlan(what, "conv-conv", macsBefore, macsAfter, paramsBefore, paramsAfter, Apply)
+        return new FoldPlan(what, "conv-conv", macsBefore, macsAfter, paramsBefore, paramsAfter, fold.Apply)
         {
             Pair = (conv1, conv2),
             Exact = exact,
@@ -305,6 +275,50 @@ public sealed class FoldConv : Pass<FoldConvOptions>
                 ParamsAfter = paramsAfter,
             },
         };
+    }
+
+    /// <summary>The folded kernel of conv1 then conv2 (depthwise pairs stay depthwise: groups = m; others become
+    /// one dense conv), and conv2's weights as a dense [outC, m, k] matrix (the bias fold and border map read it).
+    /// </summary>
+    private static (float[] W, int Groups, float[] W2Dense) FoldedWeights(Tensor w1t, ConvSpec c1, Tensor w2t,
+        ConvSpec c2, int m, int cin, int outC)
+    {
+        bool depthwise = c1.Groups == m && m == cin && w1t.Dims[1] == 1 && c2.Groups == outC && outC == m
+            && w2t.Dims[1] == 1;
+        var w1 = w1t.ToFloatArray(); var w2 = w2t.ToFloatArray();
+        var w2Dense = ConvAlgebra.Dense(w2, outC, (int)w2t.Dims[1], c2.Groups, c2.Kernel[0] * c2.Kernel[1]);
+        if (depthwise) return (ConvAlgebra.FoldDepthwise(w1, c1, w2, c2, m, out _, out _), m, w2Dense);
+        var w1Dense = ConvAlgebra.Dense(w1, m, (int)w1t.Dims[1], c1.Groups, c1.Kernel[0] * c1.Kernel[1]);
+        return (ConvAlgebra.FoldDense(w1Dense, m, cin, c1, w2Dense, outC, c2, out _, out _), 1, w2Dense);
+    }
+
+    /// <summary>A planned Conv -> Conv fold: the folded conv (weights [outC, cin/groups, kh, kw], strides, pads,
+    /// groups) from x to y, plus the border bias map added after it when the fold needs one to be exact.</summary>
+    private sealed record ConvConvFold(string X, string Y, long[] WeightDims, int[] Strides, int[] PadsBegin,
+        int[] PadsEnd, int Groups, float[] W, float[] B, float[]? BorderMap, int Yh, int Yw)
+    {
+        /// <summary>The edit, on the pass's model or on a trial copy: the folded conv (and map) replaces y.</summary>
+        public Node Apply(Model target, Rewriter rw)
+        {
+            var g = target.Graph;
+            var tx = g.Lookup(X)!; var ty = g.Lookup(Y)!;
+            var (outC, kh, kw) = (WeightDims[0], WeightDims[2], WeightDims[3]);
+            var wv = rw.Constant(g, Y + "_folded_W", Tensor.FromFloats("", WeightDims, W));
+            var bv = rw.Constant(g, Y + "_folded_B", Tensor.FromFloats("", [outC], B));
+            var node = rw.Insert(g, "Conv", [tx, wv, bv], Y + "_folded", 1,
+                OnnxAttribute.IntList("kernel_shape", kh, kw), OnnxAttribute.IntList("strides", Strides[0], Strides[1]),
+                OnnxAttribute.IntList("pads", PadsBegin[0], PadsBegin[1], PadsEnd[0], PadsEnd[1]),
+                OnnxAttribute.IntList("dilations", 1, 1), OnnxAttribute.Int("group", Groups));
+            var result = node.Output();
+            if (BorderMap is { } map)
+            {
+                var mv = rw.Constant(g, Y + "_border_bias", Tensor.FromFloats("", [outC, Yh, Yw], map));
+                result = rw.Insert(g, "Add", [result, mv], Y + "_folded_exact").Output();
+            }
+            rw.SetType(result, ty.Type);
+            rw.Replace(ty, result);
+            return node;
+        }
     }
 
     /// <summary>The first conv of a pair: conv2's input's producer, or a conv behind the constant border bias map an
