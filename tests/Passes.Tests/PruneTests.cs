@@ -2,6 +2,7 @@
 // every consumer's input (the masked reference, built here independently of the surgery), in ORT within
 // 1e-5, for every rule: chains, residual streams, depthwise blocks, Concat/Split/Slice, Flatten -> Gemm,
 // squeeze-excite gates, and the trained digits nets; plus the targets (ratio, scope, round-to, macs).
+using OnnxOpt.Calibration;
 using OnnxOpt.GraphIR;
 using OnnxOpt.Passes;
 using static OnnxOpt.Tests.PassTestKit;
@@ -348,5 +349,21 @@ public class PruneGuardTests
         var (pruned, runs2) = Run(m, "prune{ratio=0.5,recover=none}");
         Assert.True(runs2[0].Stats.Decisions.OfType<PruneLatency>().Single().Kept); // 2x fewer MACs run faster
         Assert.NotEqual(before, OnnxExporter.ToBytes(pruned));
+    }
+}
+
+/// <summary>prune's latency check: a pruned model that is not fast enough is given back through the rewriter.</summary>
+public class PruneLatencyTests
+{
+    [Fact]
+    public void APrunedModelThatIsNotFastEnoughIsReplacedByTheInput()
+    {
+        var m = OnnxImporter.Load(Paths.Model("digits/vgg.onnx"));
+        var before = TextPrinter.Print(m, TextOptions.Full);
+        var (after, runs) = Run(m, "prune{ratio=0.3,min-speedup=50}",
+            CalibrationSource.FromFolder(Path.Combine(Paths.Model("digits/data"), "calib")));
+        Assert.Equal(1, Counter(runs, Counters.Prune.NotFaster));
+        Assert.Equal(before, TextPrinter.Print(after, TextOptions.Full));
+        Assert.Contains(runs.SelectMany(r => r.Stats.Notes), n => n.Contains("kept the input"));
     }
 }

@@ -18,7 +18,8 @@ public sealed class Model
     public long? ModelVersion { get; set; }
     public string? DocString { get; set; }
     public List<KeyValuePair<string, string>> MetadataProps { get; } = new();
-    public Graph Graph { get; set; } = new("main");
+    /// <summary>The main graph (replaced through Rewriter.ReplaceGraph).</summary>
+    public Graph Graph { get; internal set; } = new("main");
     public List<Function> Functions { get; } = new();
     /// <summary>Serialized TrainingInfoProto messages, kept verbatim.</summary>
     public List<byte[]> TrainingInfo { get; } = new();

@@ -161,6 +161,25 @@ public sealed class Rewriter(Model model)
         _touched.Add(n);
     }
 
+    /// <summary>Raises the model's IR version (an opset upgrade needs the IR version that defines it).</summary>
+    public void SetIrVersion(long version)
+    {
+        if (Model.IrVersion == version) return;
+        Changes++;
+        Model.IrVersion = version;
+    }
+
+    /// <summary>Puts <paramref name="graph"/> (a snapshot of this model's main graph, e.g. from a clone taken
+    /// before a pass that then declined its result) back as the main graph; every node of the replaced one is
+    /// gone.</summary>
+    public void ReplaceGraph(Graph graph)
+    {
+        if (graph.Parent is not null) throw new InvalidOperationException("a subgraph cannot become the main graph");
+        Changes++;
+        _touched.Clear();
+        Model.Graph = graph;
+    }
+
     /// <summary>Sets the opset a domain is imported at ("" and "ai.onnx" are the same), adding the import
     /// when missing.</summary>
     public void SetOpset(string domain, long version)

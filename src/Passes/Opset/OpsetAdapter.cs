@@ -92,7 +92,7 @@ public sealed class OpsetStep(PassContext ctx, long version)
     public Node Recreate(Node n, string opType, IReadOnlyList<Value?> inputs, IEnumerable<OnnxAttribute> attrs)
     {
         var fresh = Rewriter.Insert(n.Graph, opType, inputs, BaseName(n), 1, attrs.ToArray());
-        fresh.Name = n.Name;
+        Rewriter.RenameNode(fresh, n.Name);
         Rewriter.Replace(n.Output(), fresh.Output());
         Rewriter.Erase(n);
         return fresh;

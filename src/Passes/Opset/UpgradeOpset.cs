@@ -99,7 +99,7 @@ public sealed class UpgradeOpset : Pass<UpgradeOpsetOptions>
             foreach (var (n, a) in due) a!.Apply(n, n, rc);
             ctx.Rewriter.SetOpset("", v);
         }
-        if (model.IrVersion < IrVersionFor(target)) model.IrVersion = IrVersionFor(target);
+        if (model.IrVersion < IrVersionFor(target)) ctx.Rewriter.SetIrVersion(IrVersionFor(target));
         ctx.Rewriter.Cleanup();
         ShapeInference.Refresh(model);
         return from;

@@ -306,7 +306,7 @@ public sealed class Prune : Pass<PruneOptions>
         bool kept = r.Speedup >= minSpeedup;
         ctx.Stats.Decide(new PruneLatency(r.Model.MedianMs, r.Other!.MedianMs, r.Speedup!.Value, minSpeedup, kept));
         if (kept) return;
-        ctx.Model.Graph = before.Graph;
+        ctx.Rewriter.ReplaceGraph(before.Graph);
         ctx.Stats.Count(Counters.Prune.NotFaster);
         ctx.Stats.Notes.Add(System.FormattableString.Invariant(
             $"prune: the pruned model ran {r.Speedup:F2}x as fast as the input (needs {minSpeedup}x); kept the input"));

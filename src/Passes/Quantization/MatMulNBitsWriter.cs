@@ -101,8 +101,7 @@ public static class MatMulNBitsWriter
                     name + "_bias").Output();
             result = rw.Insert(g, "Add", [mm, c], node.Output().Name + "_biased").Output();
         }
-        if (!rw.Model.OpsetImports.Any(o => o.Domain == "com.microsoft"))
-            rw.Model.OpsetImports.Add(new OpsetImport("com.microsoft", 1));
+        if (rw.Model.OpsetVersion("com.microsoft") is null) rw.SetOpset("com.microsoft", 1);
         if (node.Output().Type is { } t) rw.SetType(result, t);
         rw.Replace(node.Output(), result);
         rw.Erase(node);
