@@ -26,9 +26,10 @@ public static class OnnxExporter
     /// <summary>Serializes a model whose tensors are all inline.</summary>
     public static byte[] ToBytes(Model m)
     {
-        var s = new MemoryStream();
-        Write(new Exporter(null), m, s);
-        return s.ToArray();
+        var parts = Parts.Of(new Exporter(null), m);
+        var bytes = new byte[parts.Size];        // exactly the message's size: no growing buffer, no copy
+        using (var s = new MemoryStream(bytes)) parts.WriteTo(s);
+        return bytes;
     }
 
     /// <summary>Serializes the model with the main graph's initializers that <paramref name="omit"/> selects
@@ -108,33 +109,51 @@ public static class OnnxExporter
     /// field order, so the model is written as its fields before the graph (1-6), the graph field, then the rest
     /// (8 on, unknown fields last), and the graph's nodes (its field 1, first) are serialized one at a time into
     /// a buffer ahead of its other fields. The bytes equal the whole message's serialization (tested).</summary>
-    private static void Write(Exporter ex, Model m, Stream fs)
+    private static void Write(Exporter ex, Model m, Stream fs) => Parts.Of(ex, m).WriteTo(fs);
+
+    /// <summary>The model's message in the parts Write concatenates: fields 1-6, the main graph's nodes already
+    /// serialized, the graph's other fields, and fields 8 on.</summary>
+    private sealed class Parts(ModelProto head, MemoryStream nodes, GraphProto graph, ModelProto tail)
     {
-        var (head, graph, tail) = ex.ModelParts(m);
-        var nodes = new MemoryStream();
-        using (var c = new CodedOutputStream(nodes, WriteBuffer, leaveOpen: true))
+        private readonly int _graphLength = GraphLength(nodes.Length + graph.CalculateSize());
+
+        /// <summary>The serialized size of the whole message.</summary>
+        public long Size => head.CalculateSize() + CodedOutputStream.ComputeTagSize(7)
+            + CodedOutputStream.ComputeLengthSize(_graphLength) + _graphLength + tail.CalculateSize();
+
+        public static Parts Of(Exporter ex, Model m)
         {
-            foreach (var n in m.Graph.Nodes)
+            var (head, graph, tail) = ex.ModelParts(m);
+            var nodes = new MemoryStream();
+            using (var c = new CodedOutputStream(nodes, WriteBuffer, leaveOpen: true))
             {
-                c.WriteTag(1, WireFormat.WireType.LengthDelimited);
-                c.WriteMessage(ex.Node(n));
+                foreach (var n in m.Graph.Nodes)
+                {
+                    c.WriteTag(1, WireFormat.WireType.LengthDelimited);
+                    c.WriteMessage(ex.Node(n));
+                }
             }
+            return new Parts(head, nodes, graph, tail);
         }
-        var graphLength = nodes.Length + graph.CalculateSize();
-        if (graphLength > int.MaxValue)
-            throw new OnnxModelException("the graph is over 2 GB, more than one protobuf message holds: write it "
+
+        private static int GraphLength(long length) => length <= int.MaxValue ? (int)length
+            : throw new OnnxModelException("the graph is over 2 GB, more than one protobuf message holds: write it "
                 + "with its weights as external data");
-        // Protobuf's own buffer is 4 KB, which made 135,000 write calls of a 528 MB model.
-        using var coded = new CodedOutputStream(fs, WriteBuffer, leaveOpen: true);
-        head.WriteTo(coded);
-        coded.WriteTag(7, WireFormat.WireType.LengthDelimited);
-        coded.WriteLength((int)graphLength);
-        coded.Flush();
-        nodes.Position = 0;
-        nodes.CopyTo(fs);
-        graph.WriteTo(coded);
-        tail.WriteTo(coded);
-        coded.Flush();
+
+        public void WriteTo(Stream fs)
+        {
+            // Protobuf's own buffer is 4 KB, which made 135,000 write calls of a 528 MB model.
+            using var coded = new CodedOutputStream(fs, WriteBuffer, leaveOpen: true);
+            head.WriteTo(coded);
+            coded.WriteTag(7, WireFormat.WireType.LengthDelimited);
+            coded.WriteLength(_graphLength);
+            coded.Flush();
+            nodes.Position = 0;
+            nodes.CopyTo(fs);
+            graph.WriteTo(coded);
+            tail.WriteTo(coded);
+            coded.Flush();
+        }
     }
 
     private static long InlineSize(Model m) =>
