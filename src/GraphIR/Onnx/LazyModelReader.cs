@@ -72,7 +72,8 @@ internal static class LazyModelReader
 
     private static void WriteTag(Stream s, int field, int wire) => WriteVarint(s, (ulong)((field << 3) | wire));
 
-    private static void WriteVarint(Stream s, ulong v)
+    /// <summary>Writes a protobuf varint (also MainGraphNodes' graph length).</summary>
+    internal static void WriteVarint(Stream s, ulong v)
     {
         while (v >= 0x80) { s.WriteByte((byte)(v | 0x80)); v >>= 7; }
         s.WriteByte((byte)v);

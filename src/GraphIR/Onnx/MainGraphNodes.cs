@@ -67,17 +67,11 @@ internal static class MainGraphNodes
         var graphLength = kept.Sum(k => k.End - k.Start);
         var rest = new MemoryStream(bytes.Length - (span.End - span.Start) + graphLength + 16);
         rest.Write(bytes, 0, span.Tag);                   // everything before the graph field
-        WriteVarint(rest, (7 << 3) | 2);
-        WriteVarint(rest, (ulong)graphLength);
+        LazyModelReader.WriteVarint(rest, (7 << 3) | 2);
+        LazyModelReader.WriteVarint(rest, (ulong)graphLength);
         foreach (var (s, e) in kept) rest.Write(bytes, s, e - s);
         rest.Write(bytes, span.End, bytes.Length - span.End);
         return (rest.ToArray(), nodes);
-    }
-
-    private static void WriteVarint(Stream s, ulong v)
-    {
-        while (v >= 0x80) { s.WriteByte((byte)(v | 0x80)); v >>= 7; }
-        s.WriteByte((byte)v);
     }
 
     private sealed class Reader(byte[] bytes, int position, int end)
