@@ -45,8 +45,32 @@ public class TransformerShapeTests
         long s = 10, h = 32, i = 64;
         Assert.Equal(2 * (4 * s * h * h + 2 * s * s * h + 2 * s * h * i) + h * h, at.TotalMacs);
         Assert.Equal(10, at.Dims["sequence"]);
+        // Without --dim, the same count as a function of the sequence: 2 * 2H S^2 + (2 * (4 H^2 + 2 H I)) S + H^2.
+        Assert.Equal(new MacsPolynomial("sequence", 2 * 2 * h, 2 * (4 * h * h + 2 * h * i), h * h), symbolic.MacsInSymbol);
+        Assert.Equal(at.TotalMacs, symbolic.MacsInSymbol!.At(10));
+        Assert.Contains("MACs:        128 sequence^2 + 16,384 sequence + 1,024 per sample", ModelStatsWriter.Text(symbolic));
+        Assert.Null(at.MacsInSymbol);
         // The model is unchanged: its types are what inference gave it before.
         Assert.Equal("float[batch,sequence,32]", ModelStats.TypeText(m.Graph.Outputs[0].Type));
+    }
+
+    [Fact]
+    public void NoPolynomialIsClaimedWhereTheMacsAreKnownOrNotPolynomial()
+    {
+        var vit = ModelStats.Compute(TransformerGraphs.Vit());
+        Assert.Null(vit.MacsInSymbol);
+        // A stride-2 conv over a symbolic width: ceil(W / 2) output columns, not a polynomial in W.
+        var conv = TextParser.ParseModel("""
+            <ir_version: 8, opset_import: ["" : 13]>
+            g (float[1,1,4,W] x) => (float[1,2,2,?] y) <float[2,1,3,3] w = {1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1}>
+            {
+               y = Conv <kernel_shape = [3, 3], pads = [1, 1, 1, 1], strides = [2, 2]> (x, w)
+            }
+            """);
+        var s = ModelStats.Compute(conv);
+        Assert.Equal(["W"], s.SymbolicDims);
+        Assert.NotEmpty(s.UnknownMacNodes);
+        Assert.Null(s.MacsInSymbol);
     }
 
     [Fact]

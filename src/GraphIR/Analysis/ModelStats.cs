@@ -1,6 +1,10 @@
 // Summary figures of a model for `onnxopt inspect` and the reports of later passes.
 //  - MACs (multiply-accumulates) per sample: a symbolic batch dim (dim 0) counts as 1; a node whose
-//    other dims are unknown is listed under UnknownMacNodes instead of being guessed.
+//    other dims are unknown is listed under UnknownMacNodes instead of being guessed. With one other symbol
+//    (a sequence length S), the total is also given as a function of it, MACs(S) = a S^2 + b S + c: the
+//    figures at S = 1, 2, 3, 4 fix a, b, c exactly (finite differences) and S = 8 and 16 must agree, else none
+//    is claimed (an op whose MACs are not polynomial in S, such as a strided conv over it, or a model that does
+//    not take those lengths).
 //      Conv:          N * Cout * prod(out spatial) * (Cin/group) * prod(kernel)
 //      ConvTranspose: N * Cin  * prod(in spatial)  * (Cout/group) * prod(kernel)
 //      Gemm:          M * N * K          MatMul: prod(batch) * M * N * K
@@ -12,6 +16,22 @@
 namespace OnnxOpt.GraphIR;
 
 public sealed record TensorSummary(string Name, string Type);
+
+/// <summary>MACs per sample as a function of a symbolic dim: A S^2 + B S + C.</summary>
+public sealed record MacsPolynomial(string Symbol, long A, long B, long C)
+{
+    public long At(long s) => A * s * s + B * s + C;
+
+    public override string ToString()
+    {
+        var c = System.Globalization.CultureInfo.InvariantCulture;
+        var terms = new List<string>();
+        if (A != 0) terms.Add(string.Create(c, $"{A:N0} {Symbol}^2"));
+        if (B != 0) terms.Add(string.Create(c, $"{B:N0} {Symbol}"));
+        if (C != 0 || terms.Count == 0) terms.Add(string.Create(c, $"{C:N0}"));
+        return string.Join(" + ", terms).Replace("+ -", "- ", StringComparison.Ordinal);
+    }
+}
 
 public sealed record ModelStats
 {
@@ -33,6 +53,9 @@ public sealed record ModelStats
     /// <summary>Symbolic dims of the inputs, other than leading (batch) ones, left symbolic: they leave the MACs of
     /// the MatMuls they reach unknown until given with --dim (a leading batch dim counts as 1).</summary>
     public IReadOnlyList<string> SymbolicDims { get; init; } = [];
+    /// <summary>The total MACs per sample as a function of the one symbolic dim left (null: none, or not a
+    /// polynomial of degree 2 or less in it).</summary>
+    public MacsPolynomial? MacsInSymbol { get; init; }
     public int NonLinearDepth { get; init; }
     /// <summary>Attention layers, heads, hidden size, sequence dims and embedding tables (null: no attention and no
     /// embedding table).</summary>
@@ -54,12 +77,36 @@ public sealed record ModelStats
         var symbols = model.Graph.Inputs.Where(v => !v.IsInitializer).SelectMany(v => v.Shape?.Dims.Skip(1) ?? [])
             .Select(d => d.Param).OfType<string>().Distinct().Order(StringComparer.Ordinal).ToList();
         var stats = ShapeInference.WhileInferred(model, () => ComputeTyped(model, fileBytes, countZeros), dims);
+        var left = symbols.Where(d => dims?.ContainsKey(d) != true).ToList();
         return stats with
         {
             Dims = new SortedDictionary<string, long>(dims?.ToDictionary() ?? new Dictionary<string, long>(),
                 StringComparer.Ordinal),
-            SymbolicDims = symbols.Where(d => dims?.ContainsKey(d) != true).ToList(),
+            SymbolicDims = left,
+            MacsInSymbol = stats.UnknownMacNodes.Count > 0 && left.Count == 1 ? Polynomial(model, dims, left[0]) : null,
         };
+    }
+
+    /// <summary>MACs(S) = a S^2 + b S + c from the totals at S = 1..4 (every node's MACs known there), if S = 8
+    /// and 16 agree.</summary>
+    private static MacsPolynomial? Polynomial(Model model, IReadOnlyDictionary<string, long>? dims, string symbol)
+    {
+        long? At(long s)
+        {
+            var with = new Dictionary<string, long>(dims?.ToDictionary() ?? []) { [symbol] = s };
+            try
+            {
+                var st = ShapeInference.WhileInferred(model, () => ComputeTyped(model, null, false), with);
+                return st.UnknownMacNodes.Count == 0 ? st.TotalMacs : null;
+            }
+            catch (OnnxModelException) { return null; }   // a length the model does not take
+        }
+        if (At(1) is not long f1 || At(2) is not long f2 || At(3) is not long f3 || At(4) is not long f4) return null;
+        long dd = f3 - 2 * f2 + f1;
+        if (f4 - 2 * f3 + f2 != dd || dd % 2 != 0) return null;
+        var p = new MacsPolynomial(symbol, dd / 2, f2 - f1 - 3 * (dd / 2), 0);
+        p = p with { C = f1 - p.A - p.B };
+        return At(8) == p.At(8) && At(16) == p.At(16) ? p : null;
     }
 
     private static ModelStats ComputeTyped(Model m, long? fileBytes, bool countZeros)

@@ -65,6 +65,15 @@ public static class ModelStatsWriter
         w.WriteStartArray("nodes_with_unknown_macs");
         foreach (var n in s.UnknownMacNodes) w.WriteStringValue(n);
         w.WriteEndArray();
+        if (s.MacsInSymbol is { } p)
+        {
+            w.WriteStartObject("macs_polynomial");
+            w.WriteString("symbol", p.Symbol);
+            w.WriteNumber("squared", p.A);
+            w.WriteNumber("linear", p.B);
+            w.WriteNumber("constant", p.C);
+            w.WriteEndObject();
+        }
         if (s.UnknownMacNodes.Count > 0 && s.SymbolicDims.Count > 0)
         {
             w.WriteStartArray("symbolic_dims");
@@ -112,16 +121,22 @@ public static class ModelStatsWriter
         sb.AppendLine(c, $"parameters:  {s.ParameterCount:N0}{zeros}");
         sb.AppendLine(c, $"initializers: {s.InitializerBytes:N0} bytes");
         if (s.FileBytes is long fb) sb.AppendLine(c, $"file:        {fb:N0} bytes");
-        sb.AppendLine(s.UnknownMacNodes.Count > 0 && s.TotalMacs == 0 ? "MACs:        unknown"
-            : string.Create(c,
-                $"MACs:        {(s.UnknownMacNodes.Count > 0 ? "at least " : "")}{s.TotalMacs:N0} per sample"));
+        if (s.MacsInSymbol is { } p)
+            sb.AppendLine(c, $"MACs:        {p} per sample");
+        else
+            sb.AppendLine(s.UnknownMacNodes.Count > 0 && s.TotalMacs == 0 ? "MACs:        unknown"
+                : string.Create(c,
+                    $"MACs:        {(s.UnknownMacNodes.Count > 0 ? "at least " : "")}{s.TotalMacs:N0} per sample"));
         int width = Math.Max(22, s.MacsByOp.Keys.Select(k => k.Length).DefaultIfEmpty(0).Max());
         foreach (var (k, v) in s.MacsByOp) sb.AppendLine(c, $"  {k.PadRight(width)} {v,16:N0}");
         if (s.UnknownMacNodes.Count > 0)
         {
             var hint = s.SymbolicDims.Count == 0 ? ""
                 : "; give the symbolic dims, e.g. " + string.Join(" ", s.SymbolicDims.Select(d => $"--dim {d}=128"));
-            sb.AppendLine(c, $"  (MACs unknown for {s.UnknownMacNodes.Count} nodes with dynamic shapes{hint})");
+            if (s.MacsInSymbol is { } q)
+                sb.AppendLine(c, $"  (per op: the nodes of static shape; {s.UnknownMacNodes.Count} more depend on "
+                    + $"{q.Symbol}{hint})");
+            else sb.AppendLine(c, $"  (MACs unknown for {s.UnknownMacNodes.Count} nodes with dynamic shapes{hint})");
         }
         sb.AppendLine(c, $"non-linear depth: {s.NonLinearDepth}");
         if (s.Transformer is { } tr) Transformer(sb, tr, s.FileBytes ?? s.InitializerBytes);
