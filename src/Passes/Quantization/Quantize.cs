@@ -240,19 +240,7 @@ public sealed class Quantize : Pass<QuantizePassOptions>
         var eqOptions = new EqualizeOptions { Ranges = o.PerChannel ? "activations" : "weights" };
         bool canEqualize = equalizer.WhyNoChange(model, eqOptions) is null;
         if (o.Equalize == "true" && canEqualize) equalizer.Run(ctx, eqOptions);
-        if (o.Rounding is "adaround" or "gptq")
-        {
-            qo = qo with
-            {
-                Rounded = LearnedRounding.Run(model, calib, qo, o.Rounding, new AdaRoundSettings
-                {
-                    Iterations = (int)o.AdaRoundIterations,
-                }, (int)o.AdaRoundRows, ctx.Stats),
-            };
-            if (o.Equalize == "auto" && canEqualize && o.MaxDrop >= 0)
-                ctx.Stats.Notes.Add($"equalize=auto is not tried with rounding={o.Rounding} (the rounding is learned "
-                    + "for these weights; give equalize=true to equalize first)");
-        }
+        if (o.Rounding is "adaround" or "gptq") qo = WithLearnedRounding(ctx, o, qo, calib, canEqualize);
         var tensors = QdqEmitter.CalibrationTensors(model);
         var ranges = ActivationRanges.Collect(calib, model, tensors, factory, "quantize: calibration");
         ctx.Stats.Count(Counters.Quantize.TensorsCalibrated, ranges.Count);
@@ -269,14 +257,8 @@ public sealed class Quantize : Pass<QuantizePassOptions>
             {
                 MeasureCorrections = o.BiasCorrect == "false" ? null : Measure,
                 AlwaysCorrect = o.BiasCorrect == "true",
-                Equalized = o.Equalize != "auto" || !canEqualize || o.Rounding is "adaround" or "gptq" ? null : () =>
-                {
-                    var m = OnnxImporter.Parse(OnnxExporter.ToBytes(model));
-                    equalizer.Run(PassContexts.Create(m, calib), eqOptions);
-                    ShapeInference.Run(m);
-                    return (m, ActivationRanges.Collect(calib, m, QdqEmitter.CalibrationTensors(m), factory,
-                        "quantize: calibration (equalized)"));
-                },
+                Equalized = o.Equalize != "auto" || !canEqualize || o.Rounding is "adaround" or "gptq" ? null
+                    : () => EqualizedCopy(model, calib, equalizer, eqOptions, factory),
             };
             var found = AccuracyAwareSearch.Run(ctx, model, ranges, qo, qoperator, eval,
                 o.MaxDrop, (int)Math.Min(o.MaxTrials, int.MaxValue), prep, o.Search == "class", o.Confidence);
@@ -293,10 +275,7 @@ public sealed class Quantize : Pass<QuantizePassOptions>
         }
         // QAT starts from the float weights (a learned rounding starts from its own integers).
         var floats = o.TrainSteps > 0 && qo.Rounded.Count == 0 ? QuantizationAwareTraining.FloatWeights(model) : null;
-        var floatWeights = model.Graph.Nodes.Where(n => n.IsStandard && QdqEmitter.ComputeOps.Contains(n.OpType)
-                && n.Outputs.Count > 0 && Rewriter.ConstantOf(n.Input(1)) is { ElementType: DataType.Float })
-            .GroupBy(QdqEmitter.Key)
-            .ToDictionary(x => x.Key, x => Rewriter.ConstantOf(x.First().Input(1))!.ToFloatArray());
+        var floatWeights = FloatWeightsByKey(model);
         var result = QdqEmitter.Emit(model, ctx.Rewriter, ranges, qo, fallback);
         if (o.TrainSteps > 0)
         {
@@ -308,6 +287,43 @@ public sealed class Quantize : Pass<QuantizePassOptions>
         if (qoperator) QOperatorLowering.Run(ctx);
         Report(ctx, result, ranges, qo, weightSqnr);
     }
+
+    /// <summary>The emitter options with weights rounded by a learned method (adaround, gptq) on the calibration
+    /// data; equalize=auto is then not tried (says so).</summary>
+    private static QuantizeOptions WithLearnedRounding(PassContext ctx, QuantizePassOptions o, QuantizeOptions qo,
+        CalibrationSource calib, bool canEqualize)
+    {
+        var rounded = qo with
+        {
+            Rounded = LearnedRounding.Run(ctx.Model, calib, qo, o.Rounding, new AdaRoundSettings
+            {
+                Iterations = (int)o.AdaRoundIterations,
+            }, (int)o.AdaRoundRows, ctx.Stats),
+        };
+        if (o.Equalize == "auto" && canEqualize && o.MaxDrop >= 0)
+            ctx.Stats.Notes.Add($"equalize=auto is not tried with rounding={o.Rounding} (the rounding is learned "
+                + "for these weights; give equalize=true to equalize first)");
+        return rounded;
+    }
+
+    /// <summary>The search's equalized candidate: an equalized copy of the model and its calibrated ranges.
+    /// </summary>
+    private static (Model, Dictionary<string, RangeCalibrator>) EqualizedCopy(Model model, CalibrationSource calib,
+        Equalize equalizer, EqualizeOptions eqOptions, Func<RangeCalibrator> factory)
+    {
+        var m = OnnxImporter.Parse(OnnxExporter.ToBytes(model));
+        equalizer.Run(PassContexts.Create(m, calib), eqOptions);
+        ShapeInference.Run(m);
+        return (m, ActivationRanges.Collect(calib, m, QdqEmitter.CalibrationTensors(m), factory,
+            "quantize: calibration (equalized)"));
+    }
+
+    /// <summary>Each quantizable op's float weight by the emitter's key (the weight SQNR of the report).</summary>
+    private static Dictionary<string, float[]> FloatWeightsByKey(Model model) =>
+        model.Graph.Nodes.Where(n => n.IsStandard && QdqEmitter.ComputeOps.Contains(n.OpType)
+                && n.Outputs.Count > 0 && Rewriter.ConstantOf(n.Input(1)) is { ElementType: DataType.Float })
+            .GroupBy(QdqEmitter.Key)
+            .ToDictionary(x => x.Key, x => Rewriter.ConstantOf(x.First().Input(1))!.ToFloatArray());
 
     /// <summary>Per quantized op (by key): the SQNR of its int8 weight (behind a DequantizeLinear) against the float
     /// weight it had before emission.</summary>
