@@ -30,27 +30,12 @@ internal static class WeightOnlyQuantize
     public static void Run(PassContext ctx, QuantizePassOptions o)
     {
         var model = ctx.Model;
-        var qo = o.ToEmitter();
         ShapeInference.Run(model);
         int bits = (int)o.Bits, block = (int)o.Block;
         bool gptq = o.Rounding == "gptq";
         if (o.Rounding == "adaround")
             throw new OnnxModelException("quantize{mode=weight-only}: rounding is nearest (rtn) or gptq");
-        var layers = new List<LinearOp>();
-        foreach (var n in model.Graph.Nodes.Where(n => n.IsStandard && n.OpType is "MatMul" or "Gemm").ToList())
-        {
-            if (!QdqEmitter.Selected(n, qo, new HashSet<string>())) continue;
-            string? why = n.OpType == "Gemm" && n.GetInt("transA", 0) != 0 ? "Gemm with transA"
-                : n.Input(0) is not { } a || Rewriter.ConstantOf(a) is not null ? "A is constant"
-                : !LinearOp.TryOf(n, out _, out var r) ? r : null;
-            if (why is not null)
-            {
-                ctx.Stats.Decide(new WeightOnlyLayer(QdqEmitter.Key(n), n.OpType, "float") { Reason = why });
-                ctx.Stats.Count(Counters.Quantize.KeptInFloat);
-                continue;
-            }
-            layers.Add(LinearOp.Of(n)!);
-        }
+        var layers = Layers(ctx, o.ToEmitter());
         Dictionary<Node, LayerHessian>? hessians = null;
         if (gptq)
         {
@@ -64,37 +49,8 @@ internal static class WeightOnlyQuantize
         long before = 0, after = 0;
         foreach (var op in layers)
         {
-            var node = op.Node;
-            var key = QdqEmitter.Key(node);
-            var h = hessians?.GetValueOrDefault(node);
-            var (rows, k, n) = Rows(op);
-            var original = (double[])rows.Clone();
-            var grid = new BlockGrid(n, k, bits, block, o.Symmetric);
-            double? eNearest = null, eGptq = null;
-            if (h is not null)
-            {
-                var rtn = Nearest((double[])original.Clone(), n, k, new BlockGrid(n, k, bits, block, o.Symmetric));
-                eNearest = h.Error(Difference(rtn, original));
-                if (!Gptq.Run(rows, n, 0, k, h.H[0], grid)) Nearest(rows, n, k, grid);
-                eGptq = h.Error(Difference(rows, original));
-            }
-            else Nearest(rows, n, k, grid);
-            var w = MatMulNBitsWeight.Pack(grid.Codes, grid.Scales, o.Symmetric ? null : grid.Zeros, k, n, bits,
-                block);
-            before += op.Weight.Length * 4L;
-            after += w.B.Length + w.Scales.Length * 4L + (w.Zeros?.Length ?? 0);
-            ctx.Stats.Decide(new WeightOnlyLayer(key, node.OpType, $"int{bits}")
-            {
-                Bits = bits,
-                Block = block,
-                WeightSqnrDb = Math.Round(Runtime.Validation.Fidelity.SqnrDb(original.Sum(v => v * v),
-                    Difference(rows, original).Sum(v => v * v)), 3),
-                ErrorNearest = eNearest,
-                ErrorGptq = eGptq,
-            });
-            ctx.Stats.Count(Counters.Quantize.WeightOnly(bits, node.OpType));
-            MatMulNBitsWriter.Replace(ctx.Rewriter, model.Graph, node, node.Input(1)!.Name, w,
-                (int)o.AccuracyLevel);
+            var (b, a) = QuantizeLayer(ctx, o, op, hessians?.GetValueOrDefault(op.Node));
+            (before, after) = (before + b, after + a);
         }
         ctx.Rewriter.RemoveUnusedInitializers(model.Graph);
         if (layers.Count == 0) return;
@@ -108,6 +64,62 @@ internal static class WeightOnlyQuantize
             ctx.Stats.Notes.Add($"gptq: layer output error {ratio:P0} of round-to-nearest's on average "
                 + "(calibration rows)");
         }
+    }
+
+    /// <summary>The selected MatMul/Gemm with a constant weight and a data input; the others are kept in float
+    /// with the reason.</summary>
+    private static List<LinearOp> Layers(PassContext ctx, QuantizeOptions qo)
+    {
+        var layers = new List<LinearOp>();
+        foreach (var n in ctx.Model.Graph.Nodes.Where(n => n.IsStandard && n.OpType is "MatMul" or "Gemm").ToList())
+        {
+            if (!QdqEmitter.Selected(n, qo, new HashSet<string>())) continue;
+            string? why = n.OpType == "Gemm" && n.GetInt("transA", 0) != 0 ? "Gemm with transA"
+                : n.Input(0) is not { } a || Rewriter.ConstantOf(a) is not null ? "A is constant"
+                : !LinearOp.TryOf(n, out _, out var r) ? r : null;
+            if (why is not null)
+            {
+                ctx.Stats.Decide(new WeightOnlyLayer(QdqEmitter.Key(n), n.OpType, "float") { Reason = why });
+                ctx.Stats.Count(Counters.Quantize.KeptInFloat);
+                continue;
+            }
+            layers.Add(LinearOp.Of(n)!);
+        }
+        return layers;
+    }
+
+    /// <summary>One layer's weight on the block grid (GPTQ when its Hessian is known, else round to nearest),
+    /// written as MatMulNBits; returns its bytes before and after.</summary>
+    private static (long Before, long After) QuantizeLayer(PassContext ctx, QuantizePassOptions o, LinearOp op,
+        LayerHessian? h)
+    {
+        int bits = (int)o.Bits, block = (int)o.Block;
+        var node = op.Node;
+        var (rows, k, n) = Rows(op);
+        var original = (double[])rows.Clone();
+        var grid = new BlockGrid(n, k, bits, block, o.Symmetric);
+        double? eNearest = null, eGptq = null;
+        if (h is not null)
+        {
+            var rtn = Nearest((double[])original.Clone(), n, k, new BlockGrid(n, k, bits, block, o.Symmetric));
+            eNearest = h.Error(Difference(rtn, original));
+            if (!Gptq.Run(rows, n, 0, k, h.H[0], grid)) Nearest(rows, n, k, grid);
+            eGptq = h.Error(Difference(rows, original));
+        }
+        else Nearest(rows, n, k, grid);
+        var w = MatMulNBitsWeight.Pack(grid.Codes, grid.Scales, o.Symmetric ? null : grid.Zeros, k, n, bits, block);
+        ctx.Stats.Decide(new WeightOnlyLayer(QdqEmitter.Key(node), node.OpType, $"int{bits}")
+        {
+            Bits = bits,
+            Block = block,
+            WeightSqnrDb = Math.Round(Runtime.Validation.Fidelity.SqnrDb(original.Sum(v => v * v),
+                Difference(rows, original).Sum(v => v * v)), 3),
+            ErrorNearest = eNearest,
+            ErrorGptq = eGptq,
+        });
+        ctx.Stats.Count(Counters.Quantize.WeightOnly(bits, node.OpType));
+        MatMulNBitsWriter.Replace(ctx.Rewriter, ctx.Model.Graph, node, node.Input(1)!.Name, w, (int)o.AccuracyLevel);
+        return (op.Weight.Length * 4L, w.B.Length + w.Scales.Length * 4L + (w.Zeros?.Length ?? 0));
     }
 
     /// <summary>The weight as rows [N][K] (one per output column), whatever the op's layout.</summary>
