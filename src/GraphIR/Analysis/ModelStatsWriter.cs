@@ -18,6 +18,34 @@ public static class ModelStatsWriter
     }
 
     /// <summary>Writes the summary as one JSON object (also embedded in optimize reports).</summary>
+    /// <summary>macs (per op), total_macs, nodes_with_unknown_macs, and when they apply macs_polynomial and
+    /// symbolic_dims.</summary>
+    private static void WriteMacs(Utf8JsonWriter w, ModelStats s)
+    {
+        w.WriteStartObject("macs");
+        foreach (var (k, v) in s.MacsByOp) w.WriteNumber(k, v);
+        w.WriteEndObject();
+        w.WriteNumber("total_macs", s.TotalMacs);
+        w.WriteStartArray("nodes_with_unknown_macs");
+        foreach (var n in s.UnknownMacNodes) w.WriteStringValue(n);
+        w.WriteEndArray();
+        if (s.MacsInSymbol is { } p)
+        {
+            w.WriteStartObject("macs_polynomial");
+            w.WriteString("symbol", p.Symbol);
+            w.WriteNumber("squared", p.A);
+            w.WriteNumber("linear", p.B);
+            w.WriteNumber("constant", p.C);
+            w.WriteEndObject();
+        }
+        if (s.UnknownMacNodes.Count > 0 && s.SymbolicDims.Count > 0)
+        {
+            w.WriteStartArray("symbolic_dims");
+            foreach (var d in s.SymbolicDims) w.WriteStringValue(d);
+            w.WriteEndArray();
+        }
+    }
+
     public static void Write(Utf8JsonWriter w, ModelStats s)
     {
         w.WriteStartObject();
@@ -58,28 +86,7 @@ public static class ModelStatsWriter
         w.WriteNumber("zero_parameters", s.ZeroParameterCount);
         w.WriteNumber("initializer_bytes", s.InitializerBytes);
         if (s.FileBytes is long fb) w.WriteNumber("file_bytes", fb);
-        w.WriteStartObject("macs");
-        foreach (var (k, v) in s.MacsByOp) w.WriteNumber(k, v);
-        w.WriteEndObject();
-        w.WriteNumber("total_macs", s.TotalMacs);
-        w.WriteStartArray("nodes_with_unknown_macs");
-        foreach (var n in s.UnknownMacNodes) w.WriteStringValue(n);
-        w.WriteEndArray();
-        if (s.MacsInSymbol is { } p)
-        {
-            w.WriteStartObject("macs_polynomial");
-            w.WriteString("symbol", p.Symbol);
-            w.WriteNumber("squared", p.A);
-            w.WriteNumber("linear", p.B);
-            w.WriteNumber("constant", p.C);
-            w.WriteEndObject();
-        }
-        if (s.UnknownMacNodes.Count > 0 && s.SymbolicDims.Count > 0)
-        {
-            w.WriteStartArray("symbolic_dims");
-            foreach (var d in s.SymbolicDims) w.WriteStringValue(d);
-            w.WriteEndArray();
-        }
+        WriteMacs(w, s);
         w.WriteNumber("non_linear_depth", s.NonLinearDepth);
         if (s.Transformer is { } t)
         {
