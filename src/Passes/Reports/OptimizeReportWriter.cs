@@ -128,11 +128,13 @@ public static class OptimizeReportWriter
     {
         var c = CultureInfo.InvariantCulture;
         var (b, a) = (r.Before, r.After);
-        // MACs of nodes with symbolic dims (a transformer's sequence) are not guessed: unknown, or "at least", and
-        // the --dim that counts them.
-        string Macs(ModelStats m) => m.UnknownMacNodes.Count > 0 && m.TotalMacs == 0 ? "unknown"
+        // MACs of nodes with symbolic dims (a transformer's sequence) are not guessed: a function of the one symbol
+        // left when it is a polynomial in it, else unknown or "at least", and the --dim that counts them.
+        string Macs(ModelStats m) => m.MacsInSymbol is { } p ? p.ToString()
+            : m.UnknownMacNodes.Count > 0 && m.TotalMacs == 0 ? "unknown"
             : (m.UnknownMacNodes.Count > 0 ? "at least " : "") + m.TotalMacs.ToString("N0", c);
         var dims = b.UnknownMacNodes.Count > 0 && b.SymbolicDims.Count > 0
+            && (b.MacsInSymbol is null || a.MacsInSymbol is null)
             ? " (" + string.Join(" ", b.SymbolicDims.Select(d => $"--dim {d}=128")) + " counts them)" : "";
         var s = string.Create(c,
             $"pipeline {r.Pipeline}: nodes {b.NodeCount} -> {a.NodeCount}, MACs {Macs(b)} -> {Macs(a)}{dims}, "
