@@ -94,11 +94,7 @@ public sealed record ModelStats
         long? At(long s)
         {
             var with = new Dictionary<string, long>(dims?.ToDictionary() ?? []) { [symbol] = s };
-            try
-            {
-                var st = ShapeInference.WhileInferred(model, () => ComputeTyped(model, null, false), with);
-                return st.UnknownMacNodes.Count == 0 ? st.TotalMacs : null;
-            }
+            try { return ShapeInference.WhileInferred(model, () => KnownTotalMacs(model), with); }
             catch (OnnxModelException) { return null; }   // a length the model does not take
         }
         if (At(1) is not long f1 || At(2) is not long f2 || At(3) is not long f3 || At(4) is not long f4) return null;
@@ -107,6 +103,22 @@ public sealed record ModelStats
         var p = new MacsPolynomial(symbol, dd / 2, f2 - f1 - 3 * (dd / 2), 0);
         p = p with { C = f1 - p.A - p.B };
         return At(8) == p.At(8) && At(16) == p.At(16) ? p : null;
+    }
+
+    /// <summary>The total MACs per sample, or null when a node's are unknown: what each of the polynomial's
+    /// evaluations needs (no histogram, parameters, depth or attention view).</summary>
+    private static long? KnownTotalMacs(Model m)
+    {
+        long total = 0;
+        foreach (var sg in m.Graph.SelfAndSubgraphs())
+            foreach (var n in sg.Nodes)
+            {
+                var mac = Macs(n, out var applies);
+                if (!applies) continue;
+                if (mac is not long v) return null;
+                total += v;
+            }
+        return total;
     }
 
     private static ModelStats ComputeTyped(Model m, long? fileBytes, bool countZeros)
