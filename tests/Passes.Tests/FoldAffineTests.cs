@@ -80,4 +80,29 @@ public class FoldAffineTests
         Assert.Contains(failures, f => f.Contains("padded Conv"));
         Assert.Contains(failures, f => f.Contains("not one per"));
     }
+
+    [Fact]
+    public void TheHalfOfAGeluBeforeAMatMulStaysSoTheGeluCanStillBeFused()
+    {
+        // x * (1 + Erf(x / sqrt 2)) * 0.5 -> MatMul: folding the 0.5 into the MatMul is exact but leaves a GELU
+        // that neither ORT's fusion nor `fuse` recognizes.
+        var b = new GraphBuilder("gelu");
+        var x = b.Input("x", DataType.Float, "N", 6);
+        var h = b.Node("MatMul", [x, W(b, "w1", 1, 6, 8)]);
+        var e = b.Node("Erf", [b.Node("Div", [h, b.Initializer("r2", [MathF.Sqrt(2)])])]);
+        var g = b.Node("Mul", [b.Node("Mul", [h, b.Node("Add", [e, b.Initializer("one", [1f])])]),
+            b.Initializer("half", [0.5f])]);
+        var y = b.Node("MatMul", [g, W(b, "w2", 2, 8, 3)]);
+        y = b.Node("MatMul", [b.Node("Mul", [y, b.Initializer("s", [0.25f])]), W(b, "w3", 3, 3, 2)]);
+        b.Output(y);
+        var m = b.Build();
+        var (after, runs) = Run(m, "fold-affine");
+        AssertEquivalent(m, after);
+        Assert.Equal(Count(m, "Mul") - 1, Count(after, "Mul"));    // the plain scale folds, the GELU's 0.5 stays
+        Assert.Contains(after.Graph.Nodes, n => n.OpType == "Mul" && n.Inputs.Any(v => v.Name == "half"));
+        var failures = runs.SelectMany(s => s.Stats.Rules).SelectMany(s => s.Failures.Keys).ToList();
+        Assert.Contains(failures, f => f.Contains("completes a GELU"));
+        var (fused, _) = Run(after, "upgrade-opset{version=20},fuse");
+        Assert.Equal(1, Count(fused, "Gelu"));
+    }
 }
