@@ -120,4 +120,38 @@ public class RuntimeCliTests
         Assert.Contains("threads 1, warm-up 1, iterations 5", text.Out);
         Assert.Contains("speed-up", text.Out);
     }
+
+    [Fact]
+    public void BenchProfilePrintsTheTimePerOpTypeOfBothModels()
+    {
+        var mb = Cli.Model("digits/mobilenetv2.onnx");
+        var r = Cli.Run("bench", Resnet, "--vs", mb, "--iters", "4", "--warmup", "1", "--profile", "--json");
+        Assert.True(r.ExitCode == 0, r.Err);
+        var j = JsonDocument.Parse(r.Out).RootElement;
+        foreach (var key in new[] { "model_profile", "vs_profile" })
+        {
+            var p = j.GetProperty(key);
+            Assert.Equal(4, p.GetProperty("runs").GetInt32());
+            var ops = p.GetProperty("ops").EnumerateArray().ToList();
+            Assert.Contains(ops, o => o.GetProperty("op_type").GetString() == "Conv" && o.GetProperty("nodes").GetInt32() > 1);
+            Assert.Equal(1, ops.Sum(o => o.GetProperty("share").GetDouble()), 3);
+        }
+        var text = Cli.Run("bench", Resnet, "--vs", mb, "--iters", "3", "--warmup", "0", "--profile");
+        Assert.True(text.ExitCode == 0, text.Err);
+        Assert.Contains("profile of model: 3 runs", text.Out);
+        Assert.Contains("profile of vs: 3 runs", text.Out);
+        Assert.Matches(@"\nConv +\d+ +[0-9.]+ +[0-9.]+ ?% +\d+ +[0-9.]+", text.Out);
+        Assert.DoesNotContain("profile of", Cli.Run("bench", Resnet, "--iters", "2", "--warmup", "0").Out);
+    }
+
+    [Fact]
+    public void BenchSaysWhetherDenormalsWereFlushed()
+    {
+        // A process of its own: ORT takes the setting from the process's first session.
+        var (code, text, err) = Cli.RunProcess("bench", Resnet, "--iters", "2", "--warmup", "0", "--denormals-as-zero");
+        Assert.True(code == 0, err);
+        Assert.Contains(", denormals as zero", text);
+        var j = JsonDocument.Parse(Cli.Run("bench", Resnet, "--iters", "2", "--warmup", "0", "--json").Out).RootElement;
+        Assert.False(j.GetProperty("denormals_as_zero").GetBoolean());
+    }
 }

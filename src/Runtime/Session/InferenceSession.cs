@@ -41,6 +41,14 @@ public sealed record SessionSettings
     /// <summary>ORT's CPU arena and memory patterns (on by default): off, each run's intermediates are freed when
     /// it ends instead of staying reserved for the session's life (for one-off sessions over large models).</summary>
     public bool MemoryArena { get; init; } = true;
+    /// <summary>ORT's profiler on: each run's kernel times go to a JSON trace whose name starts with this path
+    /// (<see cref="InferenceSession.EndProfiling"/> closes it and returns its path; <see cref="Validation.OpProfile"/> reads
+    /// it). It slows every run a little, so a timed benchmark profiles in a session of its own.</summary>
+    public string? ProfilePrefix { get; init; }
+    /// <summary>ORT's `session.set_denormal_as_zero`: flush-to-zero and denormals-as-zero on the threads that run
+    /// the model. ORT applies it once per process, from the first session created, so every later session of the
+    /// process runs as the first one asked.</summary>
+    public bool DenormalsAsZero { get; init; }
 
     public override string ToString() =>
         $"intra-op threads {IntraOpThreads}, inter-op threads {InterOpThreads}, graph optimization {Optimization}";
@@ -60,8 +68,15 @@ public sealed record SessionSettings
             o.AddSessionConfigEntry("session.intra_op.allow_spinning", AllowSpinning ? "1" : "0");
             o.AddSessionConfigEntry("session.inter_op.allow_spinning", AllowSpinning ? "1" : "0");
             if (OptimizedModelPath is { } p) o.OptimizedModelFilePath = Path.GetFullPath(p);
+            if (ProfilePrefix is { } prefix)
+            {
+                // The prefix first: setting EnableProfiling hands ORT the prefix set at that moment.
+                o.ProfileOutputPathPrefix = Path.GetFullPath(prefix);
+                o.EnableProfiling = true;
+            }
             foreach (var (name, value) in FreeDimensions.OrderBy(kv => kv.Key, StringComparer.Ordinal))
                 o.AddFreeDimensionOverrideByName(name, value);
+            if (DenormalsAsZero) o.AddSessionConfigEntry("session.set_denormal_as_zero", "1");
             foreach (var (key, value) in ConfigEntries.OrderBy(kv => kv.Key, StringComparer.Ordinal))
                 o.AddSessionConfigEntry(key, value);
             return o;
@@ -276,6 +291,21 @@ public sealed class InferenceSession : IModelRunner
         var bytes = new byte[type.ByteCount(dims.Aggregate(1L, (a, b) => a * b))];
         if (bytes.Length > 0) value.GetTensorMutableRawData()[..bytes.Length].CopyTo(bytes);
         return new Tensor(name, type, dims, bytes);
+    }
+
+    /// <summary>Closes the profiler's trace (sessions made with <see cref="SessionSettings.ProfilePrefix"/>)
+    /// and returns the trace file's path.</summary>
+    public string EndProfiling()
+    {
+        if (Settings.ProfilePrefix is null) throw new InvalidOperationException("the session was not profiling");
+        _life.EnterWriteLock();
+        try
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            return _session.EndProfiling();
+        }
+        catch (Ort.OnnxRuntimeException e) { throw OrtException.From(e, "EndProfiling"); }
+        finally { _life.ExitWriteLock(); }
     }
 
     public void Dispose()

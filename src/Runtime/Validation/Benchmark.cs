@@ -22,6 +22,13 @@ public sealed record BenchOptions
     /// <summary>The inputs to time on (a batch of the user's data); random inputs when null. An input the
     /// second model has and these lack is drawn at random.</summary>
     public IReadOnlyDictionary<string, Tensor>? Inputs { get; init; }
+    /// <summary>After timing, run each model again under ORT's profiler (<see cref="Iterations"/> runs after
+    /// <see cref="Warmup"/>, in a session of its own so the timed runs carry no profiling cost) and report
+    /// the time per op type.</summary>
+    public bool Profile { get; init; }
+    /// <summary>Sessions with flush-to-zero and denormals-as-zero (<see cref="SessionSettings.DenormalsAsZero"/>;
+    /// ORT sets it once per process, so it holds for both models and must be the process's first session).</summary>
+    public bool DenormalsAsZero { get; init; }
 }
 
 public sealed record LatencyStats(double MedianMs, double P90Ms, double MeanMs, double MinMs)
@@ -37,6 +44,10 @@ public sealed record LatencyStats(double MedianMs, double P90Ms, double MeanMs, 
 
 public sealed record BenchReport(BenchOptions Options, LatencyStats Model, LatencyStats? Other)
 {
+    /// <summary>Time per op type of each model (<see cref="BenchOptions.Profile"/>).</summary>
+    public OpProfile? ModelProfile { get; init; }
+    public OpProfile? OtherProfile { get; init; }
+
     /// <summary>How many times faster the other model is (median of model / median of other).</summary>
     public double? Speedup => Other is null ? null : Model.MedianMs / Other.MedianMs;
 
@@ -89,7 +100,8 @@ public static class Benchmark
         {
             IntraOpThreads = o.Threads,
             InterOpThreads = 1,
-            Optimization = o.Optimization
+            Optimization = o.Optimization,
+            DenormalsAsZero = o.DenormalsAsZero,
         };
         using var a = InferenceSession.FromBytes(model, settings);
         using var b = other is null ? null : InferenceSession.FromBytes(other, settings);
@@ -121,7 +133,23 @@ public static class Benchmark
         {
             SpeedupInterval = b is null ? null : BenchReport.MedianInterval(ta, tb),
             PairedSpeedup = b is null ? null : BenchReport.MedianRatio(ta, tb),
+            ModelProfile = o.Profile ? Profile(model, feedA, settings, o) : null,
+            OtherProfile = o.Profile && b is not null ? Profile(other!, feedB!, settings, o) : null,
         };
+    }
+
+    private static OpProfile Profile(byte[] model, Dictionary<string, Tensor> feed, SessionSettings settings,
+        BenchOptions o)
+    {
+        var dir = Directory.CreateTempSubdirectory("onnxopt-profile-");
+        try
+        {
+            using var s = InferenceSession.FromBytes(model,
+                settings with { ProfilePrefix = Path.Combine(dir.FullName, "ort") });
+            for (int i = 0; i < o.Warmup + o.Iterations; i++) s.Run(feed);
+            return OpProfile.Read(s.EndProfiling(), o.Warmup);
+        }
+        finally { dir.Delete(recursive: true); }
     }
 
     /// <summary>The user's inputs where given (by name), random ones (seeded, in the model's ranges) for the
