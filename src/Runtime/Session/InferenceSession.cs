@@ -41,9 +41,10 @@ public sealed record SessionSettings
     /// <summary>ORT's CPU arena and memory patterns (on by default): off, each run's intermediates are freed when
     /// it ends instead of staying reserved for the session's life (for one-off sessions over large models).</summary>
     public bool MemoryArena { get; init; } = true;
-    /// <summary>ORT's profiler on: each run's kernel times go to a JSON trace whose name starts with this path
-    /// (<see cref="InferenceSession.EndProfiling"/> closes it and returns its path; <see cref="Validation.OpProfile"/> reads
-    /// it). It slows every run a little, so a timed benchmark profiles in a session of its own.</summary>
+    /// <summary>ORT's profiler on: each run's kernel times go to a JSON trace whose name starts with this
+    /// path (<see cref="InferenceSession.EndProfiling"/> closes it and returns its path;
+    /// <see cref="Validation.OpProfile"/> reads it). It slows every run a little, so a timed benchmark profiles
+    /// in a session of its own.</summary>
     public string? ProfilePrefix { get; init; }
     /// <summary>ORT's `session.set_denormal_as_zero`: flush-to-zero and denormals-as-zero on the threads that run
     /// the model. ORT applies it once per process, from the first session created, so every later session of the
