@@ -107,6 +107,27 @@ public class GroupsCommandTests
     }
 
     [Fact]
+    public void GroupsSaysWhenATransformersMacsAreUnknownAndCountsThemAtAGivenSequence()
+    {
+        // MACs over a symbolic sequence are unknown, not 0: without --dim the shares are "?", with it they are real.
+        var bert = Cli.Model("transformers/bert_op13.onnx");
+        var t = Cli.Run("groups", bert);
+        Assert.True(t.ExitCode == 0, t.Err);
+        Assert.Matches(@"^15 groups, 2 prunable, MACs unknown for \d+ ops \(a symbolic dim: --dim NAME=V", t.Out);
+        Assert.Contains("64 channels, ?% of MACs", t.Out);
+        var j = JsonDocument.Parse(Cli.Run("groups", bert, "--json").Out).RootElement;
+        Assert.True(j.GetProperty("nodes_with_unknown_macs").GetInt32() > 0);
+        Assert.Equal(JsonValueKind.Null, j.GetProperty("groups")[0].GetProperty("macs_share").ValueKind);
+        var at = JsonDocument.Parse(Cli.Run("groups", bert, "--json", "--dim", "sequence=32").Out).RootElement;
+        Assert.Equal(0, at.GetProperty("nodes_with_unknown_macs").GetInt32());
+        // inspect counts the same model's MACs at the same sequence the same way.
+        var inspect = JsonDocument.Parse(Cli.Run("inspect", bert, "--json", "--dim", "sequence=32").Out).RootElement;
+        Assert.Equal(inspect.GetProperty("total_macs").GetInt64(), at.GetProperty("total_macs").GetInt64());
+        Assert.All(at.GetProperty("groups").EnumerateArray(), g => Assert.InRange(g.GetProperty("macs_share").GetDouble(), 0, 1));
+        Assert.StartsWith("15 groups, 2 prunable, 3,411,968 MACs in all", Cli.Run("groups", bert, "--dim", "sequence=32").Out);
+    }
+
+    [Fact]
     public void GroupsListsEveryGroupAsTextAndDeterministicJson()
     {
         var model = Cli.Model("digits/resnet.onnx");

@@ -1,7 +1,9 @@
-// onnxopt groups MODEL [--json] [--exclude A;B]: the dependency groups structured pruning works on
+// onnxopt groups MODEL [--json] [--exclude A;B] [--dim NAME=V]: the dependency groups structured pruning works on
 // (DependencyGroups), each with its members and either "prunable" or why not, and the attention blocks whose heads
-// prune --unit head removes (AttentionHeads).
+// prune --unit head removes (AttentionHeads). --dim gives symbolic dims values, so that a transformer's MACs (and
+// each group's share of them) are counted at that sequence length.
 using System.CommandLine;
+using OnnxOpt.GraphIR;
 using OnnxOpt.Passes;
 
 namespace OnnxOpt.Cli;
@@ -16,9 +18,13 @@ public static class GroupsCommand
         {
             Description = "node names, output names or op types never to prune (';'-separated)",
         };
+        var dims = new Option<string[]>("--dim")
+        {
+            Description = "value of a symbolic dimension for the MACs, e.g. --dim sequence=128 (repeatable)",
+        };
         var cmd = new Command("groups", "List the channel dependency groups structured pruning would remove together")
         {
-            model, json, exclude,
+            model, json, exclude, dims,
         };
         cmd.SetAction(r =>
         {
@@ -26,8 +32,9 @@ public static class GroupsCommand
             var ex = (r.GetValue(exclude) ?? "").Split(';', StringSplitOptions.RemoveEmptyEntries
                     | StringSplitOptions.TrimEntries)
                 .ToHashSet(StringComparer.Ordinal);
-            var d = DependencyGroups.Analyze(m, ex);
-            var heads = AttentionHeads.Analyze(m);
+            var (d, heads) = ShapeInference.WhileInferred(m,
+                () => (DependencyGroups.Analyze(m, ex), AttentionHeads.Analyze(m)),
+                CliContext.ParseDims(r.GetValue(dims)));
             ctx.Out.Write(r.GetValue(json) ? DependencyGroupsWriter.Json(d, heads)
                 : DependencyGroupsWriter.Text(d, heads));
             return 0;

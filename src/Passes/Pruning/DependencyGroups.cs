@@ -67,6 +67,9 @@ public sealed class DependencyGroups
     /// <summary>The channel segments of each feature map (by value), after grouping.</summary>
     public IReadOnlyDictionary<Value, List<ChannelSegment>> Segments => _segments;
     public long TotalMacs { get; private set; }
+    /// <summary>Ops that do multiply-accumulates whose count is unknown (a symbolic dim other than the batch, as a
+    /// transformer's sequence): <see cref="TotalMacs"/> and each group's MACs leave them out.</summary>
+    public int NodesWithUnknownMacs { get; private set; }
 
     /// <summary>The channel axis of a feature map (non-negative), or null when the value carries no channels.
     /// </summary>
@@ -532,7 +535,12 @@ public sealed class DependencyGroups
     {
         var roots = Enumerable.Range(0, _spaces.Count).Where(i => Find(i) == i).ToList();
         var macsOf = new Dictionary<Node, long>();
-        foreach (var n in g.Nodes) macsOf[n] = ModelStats.Macs(n, out _) ?? 0;
+        foreach (var n in g.Nodes)
+        {
+            var macs = ModelStats.Macs(n, out var applies);
+            if (applies && macs is null) NodesWithUnknownMacs++;
+            macsOf[n] = macs ?? 0;
+        }
         TotalMacs = SaturatingSum(macsOf.Values);
         var groups = new List<DependencyGroup>();
         foreach (var s in _spaces) s.Id = -1;

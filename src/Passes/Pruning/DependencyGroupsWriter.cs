@@ -2,8 +2,8 @@
 // blocks (grouped convs: equal blocks kept in equal counts), members (producers, consumers with their
 // input offset, tied ops) and either "prunable" or the reasons
 // it is not; then, in a model with attention, each attention block's heads (AttentionHeads: the units of
-// prune{unit=head}); as text or JSON (keys in a fixed order, byte-identical across runs; "attention" only when the
-// model has attention blocks).
+// prune{unit=head}); MACs unknown (symbolic dims) are said to be, not read as 0; as text or JSON (keys in a
+// fixed order, byte-identical across runs; "attention" only when the model has attention blocks).
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
@@ -18,12 +18,16 @@ public static class DependencyGroupsWriter
         var c = CultureInfo.InvariantCulture;
         var sb = new StringBuilder();
         var prunable = d.Groups.Count(g => g.Prunable);
-        sb.AppendLine(c, $"{d.Groups.Count} groups, {prunable} prunable, {d.TotalMacs:N0} MACs in all");
+        var unknown = d.NodesWithUnknownMacs;
+        var macs = unknown == 0 ? string.Create(c, $"{d.TotalMacs:N0} MACs in all")
+            : string.Create(c, $"MACs unknown for {unknown} ops (a symbolic dim: --dim NAME=V counts them; "
+                + $"{d.TotalMacs:N0} known)");
+        sb.AppendLine(c, $"{d.Groups.Count} groups, {prunable} prunable, {macs}");
         foreach (var g in d.Groups)
         {
-            var share = d.TotalMacs == 0 ? 0 : 100.0 * g.Macs / d.TotalMacs;
+            var share = unknown > 0 ? "?" : (d.TotalMacs == 0 ? 0 : 100.0 * g.Macs / d.TotalMacs).ToString("F1", c);
             sb.AppendLine(c,
-                $"group {g.Id}: {g.Channels} channels{Blocks(g.Blocks)}, {share:F1}% of MACs, "
+                $"group {g.Id}: {g.Channels} channels{Blocks(g.Blocks)}, {share}% of MACs, "
                 + $"{(g.Prunable ? "" : "not ")}prunable");
             foreach (var p in g.Producers) sb.AppendLine(c, $"  produced by {p}");
             foreach (var u in g.Consumers)
@@ -58,6 +62,7 @@ public static class DependencyGroupsWriter
         {
             w.WriteStartObject();
             w.WriteNumber("total_macs", d.TotalMacs);
+            w.WriteNumber("nodes_with_unknown_macs", d.NodesWithUnknownMacs);
             w.WriteStartArray("groups");
             foreach (var g in d.Groups)
             {
@@ -66,7 +71,8 @@ public static class DependencyGroupsWriter
                 w.WriteNumber("channels", g.Channels);
                 w.WriteNumber("blocks", g.Blocks);
                 w.WriteNumber("macs", g.Macs);
-                JsonNumbers.Write(w, "macs_share", d.TotalMacs == 0 ? 0 : (double)g.Macs / d.TotalMacs);
+                if (d.NodesWithUnknownMacs > 0) w.WriteNull("macs_share");
+                else JsonNumbers.Write(w, "macs_share", d.TotalMacs == 0 ? 0 : (double)g.Macs / d.TotalMacs);
                 w.WriteBoolean("prunable", g.Prunable);
                 Strings(w, "producers", g.Producers.Select(n => n.ToString()));
                 w.WriteStartArray("consumers");
