@@ -169,6 +169,19 @@ public sealed class CliContext(TextWriter stdout, TextWriter stderr)
         return d;
     }
 
+    /// <summary>As <see cref="ParseDims(IEnumerable{string}?)"/>, refusing a name that is not a symbolic dim of the
+    /// model's inputs (as fix-dims and bench do), so a mistyped --dim is not silently ignored.</summary>
+    public static Dictionary<string, long> ParseDims(IEnumerable<string>? specs, Model model)
+    {
+        var d = ParseDims(specs);
+        var known = model.Graph.Inputs.Where(v => !v.IsInitializer).SelectMany(v => v.Shape?.Dims ?? [])
+            .Select(x => x.Param).OfType<string>().Distinct().Order(StringComparer.Ordinal).ToList();
+        foreach (var name in d.Keys.Where(k => !known.Contains(k)))
+            throw new OnnxModelException($"--dim {name}: the model's inputs have no symbolic dim '{name}' (their dims: "
+                + (known.Count == 0 ? "none" : string.Join(", ", known)) + ")");
+        return d;
+    }
+
     /// <summary>The --int-range option every command that may draw random inputs takes.</summary>
     public static Option<string[]> IntRangeOption() => new("--int-range")
     {

@@ -125,6 +125,14 @@ public class GroupsCommandTests
         Assert.Equal(inspect.GetProperty("total_macs").GetInt64(), at.GetProperty("total_macs").GetInt64());
         Assert.All(at.GetProperty("groups").EnumerateArray(), g => Assert.InRange(g.GetProperty("macs_share").GetDouble(), 0, 1));
         Assert.StartsWith("15 groups, 2 prunable, 3,411,968 MACs in all", Cli.Run("groups", bert, "--dim", "sequence=32").Out);
+        // A mistyped dim is refused, not ignored (groups and inspect alike).
+        foreach (var command in new[] { "groups", "inspect" })
+        {
+            var bad = Cli.Run(command, bert, "--dim", "seq=32");
+            Assert.Equal(2, bad.ExitCode);
+            Assert.Contains("--dim seq: the model's inputs have no symbolic dim 'seq' (their dims: batch, sequence)",
+                bad.Err);
+        }
     }
 
     [Fact]

@@ -34,7 +34,7 @@ public static class GroupsCommand
                 .ToHashSet(StringComparer.Ordinal);
             var (d, heads) = ShapeInference.WhileInferred(m,
                 () => (DependencyGroups.Analyze(m, ex), AttentionHeads.Analyze(m)),
-                CliContext.ParseDims(r.GetValue(dims)));
+                CliContext.ParseDims(r.GetValue(dims), m));
             ctx.Out.Write(r.GetValue(json) ? DependencyGroupsWriter.Json(d, heads)
                 : DependencyGroupsWriter.Text(d, heads));
             return 0;

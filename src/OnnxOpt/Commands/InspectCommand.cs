@@ -31,7 +31,7 @@ public static class InspectCommand
             // A large model's weights are not read unless asked for (--weights): zeros are then not counted.
             var lazy = m.Graph.Initializers.Any(v => !v.Initializer!.IsLoaded);
             var stats = ModelStats.Compute(m, new FileInfo(path).Length, countZeros: !lazy || r.GetValue(weights),
-                CliContext.ParseDims(r.GetValue(dims)));
+                CliContext.ParseDims(r.GetValue(dims), m));
             if (lazy && !r.GetValue(weights))
                 ctx.Err.WriteLine("note: zero weights not counted: a large model's weights are not read (--weights "
                     + "reads them)");
