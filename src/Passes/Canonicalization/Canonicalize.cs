@@ -3,7 +3,9 @@
 //  - no-ops (NoOpRules, through the greedy rule driver): Identity, inference Dropout, same-type Cast,
 //    identity Transpose, shape-preserving Reshape, zero Pad, PRelu slope 1, LeakyRelu alpha 1, an
 //    unbounded Clip                                                    ->  uses of y read x
-//  - Constant nodes become initializers; Shape(x) with a static shape becomes an int64 initializer;
+//  - Constant nodes become initializers; Shape(x) with a static shape becomes an int64 initializer; so do
+//    Gather/Slice of a Shape over its static dims, and a Reshape's computed target becomes a constant when its
+//    unknown entries are the input's own dims (0) or one inferable dim (-1) (PartialShapeRules);
 //  - constant folding: every node whose inputs are all constants (no subgraphs, no random ops) is
 //    evaluated once in ONNX Runtime and replaced by an initializer of the same name (skipped when the
 //    result would be larger than max-growth times its inputs, e.g. Expand/Tile);
@@ -51,6 +53,7 @@ public sealed class Canonicalize : Pass<CanonicalizeOptions>
             {
                 ctx.Stats.Count(Counters.Canonicalize.ConstantsToInitializers,
                     ConstantsToInitializers(g, new RuleContext(ctx)));
+                ctx.Stats.Count(Counters.Canonicalize.ShapesResolved, ResolveShapes(g, new RuleContext(ctx)));
                 if (o.FoldConstants)
                     ctx.Stats.Count(Counters.Canonicalize.NodesFolded, FoldConstants(ctx.Model, g, rw, o.MaxGrowth));
                 ctx.Stats.Count(Counters.Canonicalize.DeadNodesRemoved, rw.RemoveDeadNodes(g));
@@ -69,6 +72,14 @@ public sealed class Canonicalize : Pass<CanonicalizeOptions>
         new GreedyRewriteDriver([new ConstantToInitializerRule()]) { OnlyGraph = g, MaxIterations = 1 }
             .Run(rc).Rewrites
         + new GreedyRewriteDriver([new StaticShapeRule()]) { OnlyGraph = g, MaxIterations = 1 }.Run(rc).Rewrites;
+
+    /// <summary>The partial-shape rules (PartialShapeRules.cs) over one graph, one sweep in graph order.</summary>
+    private static long ResolveShapes(Graph g, RuleContext rc) =>
+        new GreedyRewriteDriver([new StaticShapeElementsRule(), new ReshapeTargetRule()])
+        {
+            OnlyGraph = g,
+            MaxIterations = 1,
+        }.Run(rc).Rewrites;
 
     private static int FoldConstants(Model model, Graph g, Rewriter rw, double maxGrowth)
     {

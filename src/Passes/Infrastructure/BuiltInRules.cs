@@ -11,6 +11,8 @@ public static class BuiltInRules
         .. NoOpRule.All.Select(r => new RuleEntry(r, "canonicalize")),
         new(new ConstantToInitializerRule(), "canonicalize"),
         new(new StaticShapeRule(), "canonicalize"),
+        new(new StaticShapeElementsRule(), "canonicalize"),
+        new(new ReshapeTargetRule(), "canonicalize"),
         new(new FoldBatchNormRule(), "fold-bn"),
         new(new FuseBiasRule(), "fuse-bias"),
         new(new ScaleIntoLinearRule(), "fold-affine"),

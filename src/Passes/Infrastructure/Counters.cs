@@ -15,6 +15,7 @@ public static class Counters
         public static readonly CounterKey NoOpsRemoved = new("no-ops removed");
         public static readonly CounterKey ConstantsToInitializers = new("constants to initializers");
         public static readonly CounterKey NodesFolded = new("nodes folded");
+        public static readonly CounterKey ShapesResolved = new("shape computations resolved");
         public static readonly CounterKey DeadNodesRemoved = new("dead nodes removed");
         public static readonly CounterKey UnusedInitializersRemoved = new("unused initializers removed");
         public static readonly CounterKey Iterations = new("iterations");
