@@ -1,8 +1,9 @@
 // onnxopt bench MODEL [--vs OTHER] [--threads 1] [--warmup 10] [--iters 100] [--batch 1] [--data DIR]
-//   [--dim NAME=V] [--int-range NAME=LO:HI] [--profile] [--json]:
+//   [--dim NAME=V] [--int-range NAME=LO:HI] [--profile] [--denormals-as-zero] [--json]:
 // latency in ONNX Runtime on the first batch of a data folder, or on seeded random inputs (integer inputs in
 // the range the model takes: InputRanges); with --vs both models interleaved in one run and the speed-up
-// (median MODEL / median OTHER); --profile adds ORT's time per op type of each model (OpProfile).
+// (median MODEL / median OTHER); --profile adds ORT's time per op type of each model (OpProfile);
+// --denormals-as-zero runs both with ORT's flush-to-zero (SessionSettings.DenormalsAsZero).
 using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
