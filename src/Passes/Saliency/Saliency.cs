@@ -69,14 +69,7 @@ public static class Saliency
 
     public static SaliencyResult Score(Model model, SaliencyOptions o)
     {
-        if (!Methods.Contains(o.Method)) throw new OnnxModelException($"unknown saliency method '{o.Method}' (methods: {string.Join(", ", Methods)})");
-        if (o.Density is <= 0 or > 1) throw new OnnxModelException($"density {o.Density} must be in (0, 1]");
-        if (o.Iterations < 1) throw new OnnxModelException("iterations must be at least 1");
-        if (o.Scope is not ("global" or "local")) throw new OnnxModelException($"scope '{o.Scope}' must be global or local");
-        if (o.Allocation != "uniform" && o.Scope != "local")
-            throw new OnnxModelException($"allocation={o.Allocation} shares the density between layers: it needs "
-                + "scope=local (scope=global already lets the scores choose)");
-        if (o.Precision is not ("float64" or "float32")) throw new OnnxModelException($"precision '{o.Precision}' must be float64 or float32");
+        Check(o);
         // Weights held in Constant nodes (older exporters) become initializers of a copy, under the same
         // names; a model below opset 13 is upgraded in that copy (the evaluator knows the current ops).
         var old = (model.OpsetVersion("") ?? 13) < 13;
@@ -92,14 +85,13 @@ public static class Saliency
             (int)p.Weight.Initializer!.ElementCount).ToArray(), StringComparer.Ordinal);
         Dictionary<string, double[]> first;
         double r = double.NaN;
-        int rounds;
+        int rounds = 1;
         bool rescaled = false;
         if (o.Method == "magnitude")
         {
             first = prunables.ToDictionary(p => p.Weight.Name,
                 p => p.Weight.Initializer!.ToDoubleArray().Select(Math.Abs).ToArray(), StringComparer.Ordinal);
             Prune(prunables, first, masks, o.Density, o.Scope, o.Allocation);
-            rounds = 1;
         }
         else if (o.Method is "obd" or "fisher")
         {
@@ -108,32 +100,10 @@ public static class Saliency
             first = SecondOrderSaliency.Compute(model, prunables.Select(p => p.Weight.Name).Distinct().ToList(), calib,
                 o.Method).Saliency;
             Prune(prunables, first, masks, o.Density, o.Scope, o.Allocation);
-            rounds = 1;
         }
         else
         {
-            var net = SynFlowNetwork.Build(model, prunables, o.InputShapes);
-            ISynFlowRunner runner = o.Precision == "float32" ? new SynFlowRunner<float>(net)
-                : new SynFlowRunner<double>(net);
-            first = null!;
-            for (int k = 1; k <= o.Iterations; k++)
-            {
-                var (rk, scores) = runner.Round(masks);
-                if (k == 1 && OutOfRange(rk, scores, o.Precision))
-                {
-                    // The signal left the precision's range with depth: unit mean row sums (SynFlowNetwork header).
-                    runner.Rescale();
-                    rescaled = true;
-                    (rk, scores) = runner.Round(masks);
-                }
-                if (!double.IsFinite(rk) || scores.Values.Any(s => s.Any(v => !double.IsFinite(v))))
-                    throw new OnnxModelException($"SynFlow overflowed in {o.Precision} (R = {rk:G4} in round {k}) even "
-                        + "with every layer rescaled to unit mean row sum");
-                if (k == 1) { first = scores; r = rk; }
-                Prune(prunables, scores, masks, Math.Pow(o.Density, (double)k / o.Iterations), o.Scope,
-                    o.Allocation);
-                o.Progress?.Invoke("synflow rounds", k, o.Iterations);
-            }
+            (first, r, rescaled) = SynFlowRounds(model, prunables, masks, o);
             rounds = o.Iterations;
         }
         sw.Stop();
@@ -155,6 +125,49 @@ public static class Saliency
             Notes = o.Method == "synflow"
                 ? [.. AttentionNotes(model, layers), .. rescaled ? new[] { RescaledNote } : []] : [],
         };
+    }
+
+    private static void Check(SaliencyOptions o)
+    {
+        if (!Methods.Contains(o.Method)) throw new OnnxModelException($"unknown saliency method '{o.Method}' (methods: {string.Join(", ", Methods)})");
+        if (o.Density is <= 0 or > 1) throw new OnnxModelException($"density {o.Density} must be in (0, 1]");
+        if (o.Iterations < 1) throw new OnnxModelException("iterations must be at least 1");
+        if (o.Scope is not ("global" or "local")) throw new OnnxModelException($"scope '{o.Scope}' must be global or local");
+        if (o.Allocation != "uniform" && o.Scope != "local")
+            throw new OnnxModelException($"allocation={o.Allocation} shares the density between layers: it needs "
+                + "scope=local (scope=global already lets the scores choose)");
+        if (o.Precision is not ("float64" or "float32")) throw new OnnxModelException($"precision '{o.Precision}' must be float64 or float32");
+    }
+
+    // SynFlow's rounds (Tanaka et al.): each scores |W| * dR/d|W| on the all-ones input of the masked net and
+    // prunes to density^(k/n); the first round's scores and R are what the report shows.
+    private static (Dictionary<string, double[]> First, double R, bool Rescaled) SynFlowRounds(Model model,
+        List<PrunableWeight> prunables, Dictionary<string, bool[]> masks, SaliencyOptions o)
+    {
+        var net = SynFlowNetwork.Build(model, prunables, o.InputShapes);
+        ISynFlowRunner runner = o.Precision == "float32" ? new SynFlowRunner<float>(net)
+            : new SynFlowRunner<double>(net);
+        Dictionary<string, double[]> first = null!;
+        double r = double.NaN;
+        bool rescaled = false;
+        for (int k = 1; k <= o.Iterations; k++)
+        {
+            var (rk, scores) = runner.Round(masks);
+            if (k == 1 && OutOfRange(rk, scores, o.Precision))
+            {
+                // The signal left the precision's range with depth: unit mean row sums (SynFlowNetwork header).
+                runner.Rescale();
+                rescaled = true;
+                (rk, scores) = runner.Round(masks);
+            }
+            if (!double.IsFinite(rk) || scores.Values.Any(s => s.Any(v => !double.IsFinite(v))))
+                throw new OnnxModelException($"SynFlow overflowed in {o.Precision} (R = {rk:G4} in round {k}) even "
+                    + "with every layer rescaled to unit mean row sum");
+            if (k == 1) { first = scores; r = rk; }
+            Prune(prunables, scores, masks, Math.Pow(o.Density, (double)k / o.Iterations), o.Scope, o.Allocation);
+            o.Progress?.Invoke("synflow rounds", k, o.Iterations);
+        }
+        return (first, r, rescaled);
     }
 
     private const string RescaledNote = "SynFlow's signal left the number range unscaled (it grows geometrically with "
