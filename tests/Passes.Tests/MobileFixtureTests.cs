@@ -1,8 +1,8 @@
 // The PP-LCNet-style Fashion-MNIST fixture (testmodels/train_fashion_lcnet.py): its depthwise channels span ranges
 // 900x apart after BatchNorm folding, the problem real pretrained mobile nets bring to int8. All-int8 collapses on it;
 // cross-layer equalization brings it back; the accuracy-aware search finds that by itself before keeping anything
-// in float. Accuracy on 1,000 Fashion-MNIST test images; calibration and the search's held-out data come from the
-// training split.
+// in float. And the Fashion-MNIST ViT (DeiT-Tiny's width) in static and dynamic int8. Accuracy on 1,000 Fashion-MNIST
+// test images; calibration and the search's held-out data come from the training split.
 using OnnxOpt.Calibration;
 using OnnxOpt.Data;
 using OnnxOpt.GraphIR;
@@ -52,5 +52,18 @@ public class MobileFixtureTests
         Assert.Contains(trials, t => t.FellBack is { } f && f.StartsWith("equalize") && t.Drop <= 1);
         Assert.Empty(trials.Last().InFloat);
         Assert.True(Drop(Fixture(), m) <= 1.5, $"{Drop(Fixture(), m):F1} points on the test images");
+    }
+
+    [Fact]
+    public void TheFashionViTKeepsItsAccuracyInInt8StaticAndDynamic()
+    {
+        // DeiT-Tiny's width (testmodels/train_fashion_vit.py): the transformer defaults (static, SmoothQuant) and
+        // dynamic int8 both stay within 0.3 points on the 1,000 test images (issue 31's ViT budget).
+        var m = OnnxImporter.Load(Paths.Model(Path.Combine("fashion", "vit.onnx")));
+        var (dynamic, _) = Run(m, "canonicalize,fold-bn,fold-affine,quantize{mode=dynamic}");
+        var (stat, runs) = Run(m, "canonicalize,fold-bn,fold-affine,quantize", Folder("calib"));
+        Assert.True(Counter(runs, Counters.Quantize.Quantized("MatMul")) >= 16);
+        foreach (var (name, q) in new[] { ("dynamic", dynamic), ("static", stat) })
+            Assert.True(Drop(m, q) <= 0.3, $"{name}: {Drop(m, q):F2} points");
     }
 }
