@@ -129,14 +129,17 @@ public static class Saliency
 
     private static void Check(SaliencyOptions o)
     {
-        if (!Methods.Contains(o.Method)) throw new OnnxModelException($"unknown saliency method '{o.Method}' (methods: {string.Join(", ", Methods)})");
+        if (!Methods.Contains(o.Method))
+            throw new OnnxModelException($"unknown saliency method '{o.Method}' (methods: {string.Join(", ", Methods)})");
         if (o.Density is <= 0 or > 1) throw new OnnxModelException($"density {o.Density} must be in (0, 1]");
         if (o.Iterations < 1) throw new OnnxModelException("iterations must be at least 1");
-        if (o.Scope is not ("global" or "local")) throw new OnnxModelException($"scope '{o.Scope}' must be global or local");
+        if (o.Scope is not ("global" or "local"))
+            throw new OnnxModelException($"scope '{o.Scope}' must be global or local");
         if (o.Allocation != "uniform" && o.Scope != "local")
             throw new OnnxModelException($"allocation={o.Allocation} shares the density between layers: it needs "
                 + "scope=local (scope=global already lets the scores choose)");
-        if (o.Precision is not ("float64" or "float32")) throw new OnnxModelException($"precision '{o.Precision}' must be float64 or float32");
+        if (o.Precision is not ("float64" or "float32"))
+            throw new OnnxModelException($"precision '{o.Precision}' must be float64 or float32");
     }
 
     // SynFlow's rounds (Tanaka et al.): each scores |W| * dR/d|W| on the all-ones input of the masked net and
