@@ -79,4 +79,24 @@ public class PartialShapeRuleTests
         Assert.Contains(failures, f => f.Contains("more than one entry"));
         Assert.Contains(failures, f => f.Contains("allowzero"));
     }
+
+    [Fact]
+    public void ShapeVectorsFollowConstantsAndShapesOnly()
+    {
+        var b = new GraphBuilder("vectors", opset: 13);
+        var x = b.Input("x", DataType.Float, "N", 5, 12);
+        var k = b.Input("k", DataType.Int64, 1);
+        var shape = b.Node("Shape", [x]);
+        var sliced = b.Node("Slice", [shape, I64(b, "s", 1), I64(b, "e", 3)]);
+        var moving = b.Node("Slice", [shape, k, I64(b, "e2", 3)]);       // a bound from an input: not followed
+        var picked = b.Node("Gather", [shape, I64(b, "ix", -1, 0)]);
+        b.Output(sliced); b.Output(moving); b.Output(picked);
+        ShapeInference.Run(b.Build());
+        Assert.Equal([5, 12], ShapeVectors.Of(sliced)!.Select(e => e.Known!.Value));
+        Assert.Null(ShapeVectors.Of(moving));
+        var p = ShapeVectors.Of(picked)!;
+        Assert.Equal(12, p[0].Known);
+        Assert.Equal("N", p[1].Dim.Param);
+        Assert.Null(p[1].Known);
+    }
 }

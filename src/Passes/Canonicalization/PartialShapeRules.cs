@@ -55,8 +55,8 @@ internal static class ShapeVectors
                 return picked;
             }
             case "Slice":
-                return Of(p.Input(0), depth + 1) is { } whole && SliceRange(p, whole.Count) is var (a, b) && b >= a
-                    ? whole.Skip(a).Take(b - a).ToList() : null;
+                return Of(p.Input(0), depth + 1) is { } whole && SliceRange(p, whole.Count) is { } range
+                    && range.End >= range.Start ? whole.Skip(range.Start).Take(range.End - range.Start).ToList() : null;
             case "Unsqueeze":
             {
                 var axes = p.GetInts("axes") ?? Rewriter.ConstantOf(p.Input(1))?.ToInt64Array();
@@ -76,7 +76,7 @@ internal static class ShapeVectors
     }
 
     // [a, b) of a step-1 Slice along axis 0 with constant bounds (inputs from opset 10, attributes before).
-    private static (int, int)? SliceRange(Node slice, int length)
+    private static (int Start, int End)? SliceRange(Node slice, int length)
     {
         long[]? Arg(int input, string attr) =>
             slice.GetInts(attr) ?? Rewriter.ConstantOf(slice.Input(input))?.ToInt64Array();
