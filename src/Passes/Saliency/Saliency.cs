@@ -130,7 +130,8 @@ public static class Saliency
     private static void Check(SaliencyOptions o)
     {
         if (!Methods.Contains(o.Method))
-            throw new OnnxModelException($"unknown saliency method '{o.Method}' (methods: {string.Join(", ", Methods)})");
+            throw new OnnxModelException($"unknown saliency method '{o.Method}' (methods: "
+                + $"{string.Join(", ", Methods)})");
         if (o.Density is <= 0 or > 1) throw new OnnxModelException($"density {o.Density} must be in (0, 1]");
         if (o.Iterations < 1) throw new OnnxModelException("iterations must be at least 1");
         if (o.Scope is not ("global" or "local"))
