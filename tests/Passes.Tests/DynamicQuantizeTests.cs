@@ -38,6 +38,37 @@ public class DynamicQuantizeTests
     }
 
     [Fact]
+    public void WithABudgetATransformerGetsDynamicInt8WhenItMeasuresWithinAndStaticOtherwise()
+    {
+        // mode=auto with max-drop: dynamic int8 (the faster form on transformers) is measured first on the
+        // held-out data and kept when its drop's upper bound is within the budget; else the static search runs.
+        var m = OnnxImporter.Load(Paths.Model("transformers/bert_op13.onnx"));
+        var calib = OnnxOpt.Calibration.CalibrationSource.FromFolder(Paths.Model("transformers/bert_data"));
+        var eval = OnnxOpt.Calibration.CalibrationSource.FromFolder(Paths.Model("transformers/bert_eval"));
+        (Model, List<PassRun>) Quantize(string budget)
+        {
+            var q = m.Clone();
+            var runs = PipelineRunner.Run(q, Pipeline.Parse($"canonicalize,quantize{{max-drop={budget}}}"),
+                PassContexts.Create(q, calib, null, eval));
+            return (q, runs);
+        }
+        var (loose, looseRuns) = Quantize("2");
+        Assert.Contains(loose.Graph.Nodes, n => n.OpType == "DynamicQuantizeMatMul");
+        Assert.DoesNotContain(loose.Graph.Nodes, n => n.OpType == "QuantizeLinear");
+        var trial = Assert.Single(looseRuns.SelectMany(r => r.Stats.Decisions).OfType<QuantizeTrial>());
+        Assert.Equal("dynamic", trial.FellBack);
+        Assert.True(trial.DropUpper <= 2);
+        Assert.Contains(looseRuns.SelectMany(r => r.Stats.Notes), n => n.Contains("dynamic int8 is within the budget"));
+        // A budget of 0 points at 90% confidence: dynamic int8 cannot prove it, so static int8 runs.
+        var (strict, strictRuns) = Quantize("0");
+        Assert.DoesNotContain(strict.Graph.Nodes, n => n.OpType == "DynamicQuantizeMatMul");
+        var trials = strictRuns.SelectMany(r => r.Stats.Decisions).OfType<QuantizeTrial>().ToList();
+        Assert.Equal("dynamic", trials[0].FellBack);
+        Assert.True(trials.Count > 1, "the static search ran no trial of its own");
+        Assert.Contains(strictRuns.SelectMany(r => r.Stats.Notes), n => n.Contains("over the budget"));
+    }
+
+    [Fact]
     public void PerColumnScalesReproduceTheWeightWithinHalfAStep()
     {
         var m = TextParser.ParseModel("""

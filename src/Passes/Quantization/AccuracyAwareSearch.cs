@@ -478,7 +478,7 @@ internal static class AccuracyAwareSearch
             + ")");
     }
 
-    private static void Trial(PassContext ctx, Reference reference, int trial, string? fellBack, FidelityResult f,
+    internal static void Trial(PassContext ctx, Reference reference, int trial, string? fellBack, FidelityResult f,
         HashSet<string> fallback, double? ms, double confidence)
     {
         ctx.Stats.Count(Counters.Quantize.AccuracyTrials);
