@@ -65,6 +65,8 @@ public class DynamicQuantizeTests
         var trials = strictRuns.SelectMany(r => r.Stats.Decisions).OfType<QuantizeTrial>().ToList();
         Assert.Equal("dynamic", trials[0].FellBack);
         Assert.True(trials.Count > 1, "the static search ran no trial of its own");
+        Assert.Equal([0L, 1L], trials.Take(2).Select(t => t.Trial));   // the search numbers after the dynamic trial
+        Assert.True(trials.Zip(trials.Skip(1)).All(p => p.Second.Trial > p.First.Trial));
         Assert.Contains(strictRuns.SelectMany(r => r.Stats.Notes), n => n.Contains("over the budget"));
     }
 

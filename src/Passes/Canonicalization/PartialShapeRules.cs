@@ -11,7 +11,8 @@
 //       entries are exact, so the element count leaves it one value, the true one)
 //                                                        ->  y = Reshape(d, initializer t')
 // A known dim of 0 in t is refused (0 means "copy" to Reshape). The Shape/Gather/Concat chain that computed t is
-// left to dead-code removal; the ViT of testmodels/fashion loses 40 of its 62 shape nodes (batch 1, ORT: 1.1x).
+// left to dead-code removal: the default optimize takes testmodels/fashion/vit.onnx to 131 nodes instead of 202, the
+// digits test ViT to 102 instead of 156 (README, optimize, has the ORT timings).
 using OnnxOpt.GraphIR;
 
 namespace OnnxOpt.Passes;

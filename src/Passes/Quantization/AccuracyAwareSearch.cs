@@ -99,6 +99,8 @@ internal static class AccuracyAwareSearch
         private Dictionary<string, RangeCalibrator> _current;
         private (double Drop, HashSet<string> Fallback) _best;
         private int _trial;
+        // Trials this pass recorded before the search (quantize's dynamic trial): the search numbers after them.
+        private readonly int _firstTrial;
         private QdqResult _firstResult = null!;
         private readonly Dictionary<string, double> _sqnr = new(StringComparer.Ordinal);
         private List<TensorError> _trace = [];
@@ -113,6 +115,7 @@ internal static class AccuracyAwareSearch
                 (ctx, model, ranges, qo, qoperator, eval, maxDrop, maxTrials, prep);
             if (prep.AlwaysCorrect && prep.MeasureCorrections is { } measure) _corrections = measure(model);
             _current = new Dictionary<string, RangeCalibrator>(ranges, StringComparer.Ordinal);
+            _firstTrial = ctx.Stats.Decisions.OfType<QuantizeTrial>().Count();
             _fp32 = OnnxExporter.ToBytes(model);
             _deployed = eval.With(new SessionSettings
             {
@@ -132,7 +135,8 @@ internal static class AccuracyAwareSearch
             var (first, firstResult) = Build(new HashSet<string>(), _qoperator);
             _firstResult = firstResult;
             var f0 = _reference.Measure(_deployed, first);
-            Trial(_ctx, _reference, 0, _corrections is null ? null : "bias-correct", f0, [], null, Confidence);
+            Trial(_ctx, _reference, _firstTrial, _corrections is null ? null : "bias-correct", f0, [], null,
+                Confidence);
             _best = (_reference.UpperDrop(f0, Confidence), new HashSet<string>(StringComparer.Ordinal));
             if (Within(_best.Drop)) return Result(_best.Fallback);
             if (Prepare()) return Result(_best.Fallback);
@@ -236,7 +240,7 @@ internal static class AccuracyAwareSearch
             var f = _reference.Measure(_deployed, m);
             double? ms = timed ? Benchmark.Run(OnnxExporter.ToBytes(m), null,
                 new BenchOptions { Iterations = 60, Warmup = 5 }).Model.MedianMs : null;
-            Trial(_ctx, _reference, _trial, what, f, fallback, ms, Confidence);
+            Trial(_ctx, _reference, _firstTrial + _trial, what, f, fallback, ms, Confidence);
             return (_reference.UpperDrop(f, Confidence), ms);
         }
 
