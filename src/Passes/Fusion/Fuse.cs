@@ -1,7 +1,8 @@
-// fuse{layernorm=true,gelu=true}: decomposed transformer ops become the standard ops that ONNX Runtime runs as one
-// kernel, exactly (the optimize driver checks the result against the original in ORT):
+// fuse{layernorm=true,gelu=true,hardswish=true}: decomposed activations and norms become the standard ops that ONNX
+// Runtime runs as one kernel, exactly (the optimize driver checks the result against the original in ORT):
 //   LayerNormFusion  ReduceMean/Sub/Pow/ReduceMean/Add/Sqrt/Div/Mul/Add -> LayerNormalization   (opset >= 17)
 //   GeluFusion       x * 0.5 * (1 + Erf(x / sqrt 2)) and its tanh form -> Gelu                  (opset >= 20)
+//   HardSwishFusion  x * Clip(x + 3, 0, 6) / 6 and its variants -> HardSwish  (opset >= 14; from 6: x * HardSigmoid(x))
 // The opset is never raised here: below a rule's opset its patterns are counted and the note says which opset
 // fuses them (optimize --opset N, or upgrade-opset{version=N} first in the pipeline).
 using OnnxOpt.GraphIR;
@@ -14,12 +15,15 @@ public sealed record FuseOptions
     public bool LayerNorm { get; init; } = true;
     [Option("gelu", "Erf and Tanh GELU -> Gelu (opset 20)")]
     public bool Gelu { get; init; } = true;
+    [Option("hardswish", "x * Clip(x + 3, 0, 6) / 6 -> HardSwish (opset 14; x * HardSigmoid(x) from opset 6)")]
+    public bool HardSwish { get; init; } = true;
 }
 
 public sealed class Fuse : Pass<FuseOptions>
 {
     public override string Name => "fuse";
-    public override string Summary => "decomposed LayerNorm and GELU -> LayerNormalization and Gelu (exact)";
+    public override string Summary =>
+        "decomposed LayerNorm, GELU and hard-swish -> LayerNormalization, Gelu and HardSwish (exact)";
     public override bool VisitsSubgraphs => true;
 
     public override void Run(PassContext ctx, FuseOptions o)
@@ -27,6 +31,7 @@ public sealed class Fuse : Pass<FuseOptions>
         var rules = new List<(RewriteRule Rule, CounterKey What)>();
         if (o.LayerNorm) rules.Add((new LayerNormFusion(), Counters.Fuse.LayerNorms));
         if (o.Gelu) rules.Add((new GeluFusion(), Counters.Fuse.Gelus));
+        if (o.HardSwish) rules.Add((new HardSwishFusion(), Counters.Fuse.HardSwishes));
         ShapeInference.Run(ctx.Model);
         var rc = new RuleContext(ctx);
         var opset = rc.Opset;

@@ -19,6 +19,7 @@ public static class BuiltInRules
         new(new AffineIntoNextLinearRule(), "fold-affine"),
         new(new LayerNormFusion(), "fuse"),
         new(new GeluFusion(), "fuse"),
+        new(new HardSwishFusion(), "fuse"),
         .. FoldConv.Rules(new PassContext(new Model()), new FoldConvOptions())
             .Select(r => new RuleEntry(r, "fold-conv")),
         new(new QOperatorLoweringRule(), "quantize"),
