@@ -35,10 +35,12 @@ public sealed class Preset(string name, string description, string prefix, strin
 public static class Presets
 {
     /// <summary>Post-training int8: BatchNorm and constant per-channel Mul/Add folded first, so every Conv
-    /// quantizes as one group and no scale between two layers is requantized on its own.</summary>
+    /// quantizes as one group and no scale between two layers is requantized on its own; decomposed hard-swishes
+    /// fused (four element-wise ops that stay float in int8 models become one or two; ONNX Runtime fuses LayerNorm
+    /// and GELU itself, hard-swish not).</summary>
     public static readonly Preset Quantize = new("quantize",
         "post-training int8 (QDQ or QOperator) with calibration and an optional accuracy budget",
-        "canonicalize,fold-bn,fold-affine", "quantize");
+        "canonicalize,fold-bn,fold-affine,fuse{layernorm=false,gelu=false}", "quantize");
 
     /// <summary>Structured pruning: canonicalize (shared parameters back to initializers) and BatchNorm folded
     /// first, so every conv's channels carry their own scale; with criterion=bn-scale BatchNorm is folded
