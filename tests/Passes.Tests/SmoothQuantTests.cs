@@ -1,7 +1,8 @@
 // SmoothQuant (smooth) and quantize's transformer defaults: smoothing is exact in ORT (1/s absorbed into a pre-norm
 // LayerNormalization, or an inserted Mul where the activation has other readers), chooses per group only what lowers
 // the simulated int8 error, and raises the held-out fidelity of static int8; static int8 of a transformer quantizes
-// MatMul/Gemm only (the attention-mask Add is never quantized) with MatMul outputs left float.
+// MatMul/Gemm only (the attention-mask Add is never quantized) with MatMul outputs left float. On convs: a mobile
+// block's hard-swish and depthwise outputs smoothed into their producers exactly, and per-tensor int8 gains from it.
 using OnnxOpt.Calibration;
 using OnnxOpt.Data;
 using OnnxOpt.GraphIR;
@@ -86,5 +87,82 @@ public class SmoothQuantTests
         Assert.Equal(OnnxExporter.ToBytes(q), OnnxExporter.ToBytes(Run(Bert, "quantize", BertCalib).After));
         var e = Assert.Throws<OnnxModelException>(() => Run(Bert, "quantize{smooth=2}", BertCalib));
         Assert.Contains("alpha '2'", e.Message);
+    }
+
+    /// <summary>conv -> hard-swish as Add/Clip/Mul/Div -> a per-channel affine Mul (PP-LCNet's learnable scales,
+    /// here spanning 0.01 .. 100) -> depthwise -> pointwise: the depthwise conv's input and output vary by orders of
+    /// magnitude per channel, after a non-homogeneous op that equalize refuses, and the pointwise weights compensate.
+    /// </summary>
+    private static Model HardSwishBlock()
+    {
+        var b = new GraphBuilder("hswish-block");
+        var x = b.Input("x", DataType.Float, "N", 4, 8, 8);
+        var z = Conv(b, x, "c1", 1, 16, 4, 3, pad: 1);
+        var clip = b.Node("Clip", [b.Node("Add", [z, b.Initializer("three", [3f])]), b.Initializer("zero", [0f]),
+            b.Initializer("six", [6f])]);
+        var h = b.Node("Div", [b.Node("Mul", [z, clip]), b.Initializer("six2", [6f])]);
+        var gains = Enumerable.Range(0, 16).Select(c => (float)Math.Pow(10, c % 5 - 2)).ToArray();
+        var a = b.Node("Mul", [h, b.Initializer("gain", gains, 16, 1, 1)]);
+        var y = Conv(b, a, "dw", 3, 16, 1, 3, pad: 1, group: 16);
+        // The pointwise conv undoes the gains (as the layers after a folded BatchNorm do), so every channel counts.
+        var pw = Rand(5, 8 * 16).Select((w, i) => w / gains[i % 16]).ToArray();
+        b.Output(b.Node("Conv", [y, b.Initializer("pw.w", pw, 8, 16, 1, 1), W(b, "pw.b", 6, 8)]));
+        return b.Build();
+    }
+
+    [Fact]
+    public void ConvGroupsAreSmoothedExactlyIntoTheirProducersAndPerTensorInt8Gains()
+    {
+        var m = HardSwishBlock();
+        var calib = CalibrationSource.FromRandom(32, 5);
+        var (after, runs) = Run(m, "smooth", calib);
+        // Exact up to float rounding (the outputs span five decades, so judged relatively: SQNR).
+        double Sqnr(Model q)
+        {
+            using var a = InferenceSession.FromModel(m);
+            using var c = InferenceSession.FromModel(q);
+            return Validator.Compare(a, c, DataSet.Random(a.Inputs, 8, 21, new Dictionary<string, long> { ["N"] = 2 }))
+                .Outputs[0].SqnrDb;
+        }
+        Assert.True(Sqnr(after) > 100, Sqnr(after).ToString());
+        var groups = runs.SelectMany(r => r.Stats.Decisions).OfType<SmoothedGroup>().ToDictionary(d => d.Input);
+        // Two groups (node outputs read by convs; the graph input is not smoothed): the affine Mul takes 1/s in its
+        // constant, the depthwise conv in its output channels.
+        Assert.Equal(2, groups.Count);
+        var gain = m.Graph.Nodes.Single(n => n.OpType == "Mul" && n.Input(1)!.Name == "gain").Output().Name;
+        var dw = m.Graph.Nodes.Single(n => n.OpType == "Conv" && n.GetInt("group", 1) == 16).Output().Name;
+        Assert.Equal("producer", groups[gain].Placement);
+        Assert.Equal("producer", groups[dw].Placement);
+        Assert.All(groups.Values, d => Assert.True(d.ErrorRatio <= 1 + 1e-12, $"{d.Input}: {d.ErrorRatio}"));
+        Assert.True(groups[gain].ErrorRatio < 0.5, groups[gain].ErrorRatio.ToString());
+        Assert.Equal(Count(m, "Mul"), Count(after, "Mul"));
+        // Static int8 of the convs (per-tensor activations): the smoothed block keeps the output far closer to float.
+        const string Int8 = "quantize{include=Conv,smooth=off}";
+        double plain = Sqnr(Run(m, Int8, calib).After), smoothed = Sqnr(Run(after, Int8, calib).After);
+        Assert.True(smoothed > plain + 3, $"SQNR {plain:F1} -> {smoothed:F1} dB");
+        Assert.Equal(OnnxExporter.ToBytes(after), OnnxExporter.ToBytes(Run(m, "smooth", calib).After));
+    }
+
+    [Fact]
+    public void QuantizeSmoothsACnnOnlyWhenAskedAndNeverInsertsAMul()
+    {
+        // conv -> Relu -> conv: the Relu cannot take 1/s, so smoothing that group needs an inserted Mul.
+        var b = new GraphBuilder("relu-pair");
+        var x = b.Input("x", DataType.Float, "N", 4, 8, 8);
+        var h = b.Node("Relu", [Conv(b, x, "c1", 1, 16, 4, 3, pad: 1)]);
+        b.Output(Conv(b, h, "c2", 2, 8, 16, 1));
+        var m = b.Build();
+        var calib = CalibrationSource.FromRandom(32, 5);
+        var (_, smoothRuns) = Run(m, "smooth", calib);
+        Assert.Equal("mul", smoothRuns.SelectMany(r => r.Stats.Decisions).OfType<SmoothedGroup>().Single().Placement);
+        var (q, runs) = Run(m, "quantize{smooth=on}", calib);
+        Assert.Empty(runs.SelectMany(r => r.Stats.Decisions).OfType<SmoothedGroup>());
+        Assert.Equal(0, Count(q, "Mul"));
+        // On the hard-swish block every group's producer takes 1/s; without smooth=on a CNN is not smoothed.
+        var block = HardSwishBlock();
+        var (_, on) = Run(block, "quantize{smooth=on}", calib);
+        Assert.Equal(2, on.SelectMany(r => r.Stats.Decisions).OfType<SmoothedGroup>().Count(d => d.Alpha is not null));
+        var (_, auto) = Run(block, "quantize", calib);
+        Assert.Empty(auto.SelectMany(r => r.Stats.Decisions).OfType<SmoothedGroup>());
     }
 }

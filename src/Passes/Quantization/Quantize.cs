@@ -106,7 +106,8 @@ public sealed record QuantizePassOptions
         + "MatMul outputs float (no requantization); false: the CNN defaults", Choices = ["auto", "false"])]
     public string Transformer { get; init; } = "auto";
     [Option("smooth", "SmoothQuant before calibrating (static int8): auto (on for transformers, alpha searched per "
-        + "group of MatMuls), off, or an alpha in [0, 1] for every group")]
+        + "group of MatMuls), on (any model: on a CNN per group of Convs reading an activation, 1/s only where the "
+        + "producer takes it, so no op is added), off, or an alpha in [0, 1] for every group")]
     public string Smooth { get; init; } = "auto";
     [Option("embedding-bits", "embeddings=true: bits per embedding value", Choices = ["8", "4"])]
     public string EmbeddingBits { get; init; } = "8";
@@ -254,7 +255,14 @@ public sealed class Quantize : Pass<QuantizePassOptions>
         if (o.Smooth != "off" && (o.Smooth != "auto" || attention > 0))
         {
             var smooth = new Smooth();
-            var so = new SmoothOptions { Alpha = o.Smooth, WeightMax = qo.WeightMax };
+            // A transformer's groups may take an inserted Mul (a post-norm LayerNorm also feeds the residual); a CNN's
+            // may not: on the PP-OCRv4 detector the inserted Muls cost more speed than their int8 error was worth.
+            var so = new SmoothOptions
+            {
+                Alpha = o.Smooth == "on" ? "auto" : o.Smooth,
+                WeightMax = qo.WeightMax,
+                Insert = AttentionView.All(model.Graph).Count > 0,
+            };
             if (smooth.WhyNoChange(model, so) is null) smooth.Run(ctx, so);
             ShapeInference.Run(model);
         }
