@@ -1,8 +1,8 @@
 // Hard-swish as exporters decompose it (paddle2onnx, PyTorch below opset 14, TF converters), fused:
 //
-//   before:  y = x * Clip(x + 3, 0, 6) / 6          (or * (1/6), or x * (Clip(x + 3, 0, 6) / 6), or x * HardSigmoid(x))
-//   after:   y = HardSwish(x)                                                   (opset >= 14)
-//            y = x * HardSigmoid(x; alpha = 1/6, beta = 0.5)                    (opset 6 .. 13: two ops instead of four)
+//   before:  y = x * Clip(x + 3, 0, 6) / 6     (or * (1/6), or x * (Clip(x + 3, 0, 6) / 6), or x * HardSigmoid(x))
+//   after:   y = HardSwish(x)                                             (opset >= 14)
+//            y = x * HardSigmoid(x; alpha = 1/6, beta = 0.5)              (opset 6 .. 13: two ops instead of four)
 //
 // HardSwish(x) = x * max(0, min(1, x / 6 + 1/2)) = x * min(max(x + 3, 0), 6) / 6, so the rewrite is exact up to float
 // rounding (x / 6 + 0.5 against (x + 3) / 6: within an ulp or two of the gate). ONNX Runtime fuses neither form by

@@ -1,8 +1,8 @@
-// smooth{alpha=auto,insert=true}: SmoothQuant (Xiao et al., ICML 2023, "SmoothQuant: Accurate and Efficient Post-Training
-// Quantization for Large Language Models"). A transformer's activations have a few channels whose values are 10-100x
-// the others' (pretrained BERTs' outlier dimensions), so a per-tensor int8 grid for the activation spends its levels on
-// them; the weights are easy. Per input channel j of a group of MatMuls that read the same activation X (last axis K,
-// weights W_m [K, N_m] constant), the difficulty moves from X into the weights:
+// smooth{alpha=auto,insert=true}: SmoothQuant (Xiao et al., ICML 2023, "SmoothQuant: Accurate and Efficient
+// Post-Training Quantization for Large Language Models"). A transformer's activations have a few channels whose values
+// are 10-100x the others' (pretrained BERTs' outlier dimensions), so a per-tensor int8 grid for the activation spends
+// its levels on them; the weights are easy. Per input channel j of a group of MatMuls that read the same activation X
+// (last axis K, weights W_m [K, N_m] constant), the difficulty moves from X into the weights:
 //   s_j = a_j^alpha / w_j^(1 - alpha),  a_j = max |X_j| on the calibration data, w_j = max_m,n |W_m[j, n]|
 //   X' = X / s,  W'_m[j, :] = s_j W_m[j, :]       so X' W'_m = X W_m exactly in real arithmetic
 // Where 1/s goes:
