@@ -24,15 +24,20 @@ $O score "$REC" --iterations 1 --input-shape x=1x3x48x192 | head -1
 # Figures on the test split (seen by neither calibration nor the search, which selects on eval).
 test() { $O validate "$1" "$2" --data "$3" --metric "$4" 2>&1 | grep -E "^measure" || true; }
 
-echo "== detector: all int8, then the accuracy-aware search (text-map IoU above 0.3, budget ${DET_BUDGET:=2} points)"
+echo "== detector: all int8, then the accuracy-aware search (text-map IoU above 0.3, budget ${DET_BUDGET:=3} points)"
 $O quantize "$DET" -o "$W/det.int8.onnx" --calib "$W/det_calib" --eval "$W/det_eval" --metric iou:0.3 --force \
   2>&1 | grep -E "budget measure" || true
 test "$DET" "$W/det.int8.onnx" "$W/det_test" iou:0.3
 $O quantize "$DET" -o "$W/det.search.onnx" --calib "$W/det_calib" --eval "$W/det_eval" --metric iou:0.3 \
   --max-drop "$DET_BUDGET" --max-trials 48 --force 2>&1 | grep -E "budget measure|not met" || true
 test "$DET" "$W/det.search.onnx" "$W/det_test" iou:0.3
+echo "== detector: SmoothQuant on its convs first (--smooth on), then the same search"
+$O quantize "$DET" -o "$W/det.smooth.onnx" --calib "$W/det_calib" --eval "$W/det_eval" --metric iou:0.3 \
+  --max-drop "$DET_BUDGET" --max-trials 48 --smooth on --force 2>&1 | grep -E "budget measure|not met|smooth:" || true
+test "$DET" "$W/det.smooth.onnx" "$W/det_test" iou:0.3
 $O bench "$DET" --vs "$W/det.int8.onnx" --data "$W/det_test" --iters 30 --warmup 3 | tail -2
 $O bench "$DET" --vs "$W/det.search.onnx" --data "$W/det_test" --iters 30 --warmup 3 | tail -2
+$O bench "$DET" --vs "$W/det.smooth.onnx" --data "$W/det_test" --iters 30 --warmup 3 | tail -2
 
 echo "== recognizer: per-position agreement, budget 3 points"
 $O quantize "$REC" -o "$W/rec.int8.onnx" --calib "$W/rec_calib" --eval "$W/rec_eval" --metric agreement \
