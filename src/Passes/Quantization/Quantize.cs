@@ -237,7 +237,8 @@ public sealed class Quantize : Pass<QuantizePassOptions>
     private static QuantizeOptions TransformerDefaults(PassContext ctx, QuantizePassOptions o, QuantizeOptions qo)
     {
         var model = ctx.Model;
-        int attention = o.Transformer == "auto" && o.Include.Length == 0 ? AttentionView.All(model.Graph).Count : 0;
+        int blocks = AttentionView.All(model.Graph).Count;
+        int attention = o.Transformer == "auto" && o.Include.Length == 0 ? blocks : 0;
         if (attention > 0)
         {
             qo = qo with
@@ -261,7 +262,7 @@ public sealed class Quantize : Pass<QuantizePassOptions>
             {
                 Alpha = o.Smooth == "on" ? "auto" : o.Smooth,
                 WeightMax = qo.WeightMax,
-                Insert = AttentionView.All(model.Graph).Count > 0,
+                Insert = blocks > 0,
             };
             if (smooth.WhyNoChange(model, so) is null) smooth.Run(ctx, so);
             ShapeInference.Run(model);

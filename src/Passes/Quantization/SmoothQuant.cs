@@ -128,7 +128,9 @@ public sealed class Smooth : Pass<SmoothOptions>
         var calib = ctx.RequireCalibration("smooth");
         var model = ctx.Model;
         ShapeInference.Run(model);
-        var groups = FindGroups(model.Graph);
+        var found = FindGroups(model.Graph);
+        // insert=false: only groups whose producer takes 1/s (smoothing another group never changes which those are).
+        var groups = o.Insert ? found : found.Where(x => x.Exclusive && CanAbsorb(x)).ToList();
         if (groups.Count == 0) return;
         var stats = Collect(calib, model, groups, (int)o.Rows);
         int smoothed = 0;
@@ -136,7 +138,6 @@ public sealed class Smooth : Pass<SmoothOptions>
         {
             var (min, max, rows, count) = stats[grp.X.Name];
             if (count == 0) continue;
-            if (!o.Insert && !(grp.Exclusive && CanAbsorb(grp))) continue;
             var layers = grp.Layers.Select(n => Layer.Of(n, grp.K)).ToList();
             var act = Enumerable.Range(0, grp.K).Select(j => Math.Max(Math.Abs(min[j]), Math.Abs(max[j]))).ToArray();
             var wmax = new double[grp.K];
@@ -175,7 +176,9 @@ public sealed class Smooth : Pass<SmoothOptions>
             : $" (simulated int8 output error {chosenGroups.Average(d => d.ErrorRatio):P0} of the unsmoothed on "
                 + $"average; {chosenGroups.Count(d => d.Placement == "mul")} by an inserted Mul)";
         string kinds = groups.All(x => x.Axis == 1) ? "Conv" : groups.Any(x => x.Axis == 1) ? "MatMul/Conv" : "MatMul";
-        ctx.Stats.Notes.Add($"smooth: {smoothed} of {groups.Count} {kinds} groups smoothed{summary}");
+        var left = found.Count - groups.Count;
+        ctx.Stats.Notes.Add($"smooth: {smoothed} of {groups.Count} {kinds} groups smoothed{summary}"
+            + (left > 0 ? $"; {left} left as they are: no producer takes 1/s (insert=false)" : ""));
     }
 
     /// <summary>s_j = a_j^alpha / w_j^(1-alpha), 1 where either range is 0, kept within [1e-4, 1e4].</summary>
