@@ -102,14 +102,15 @@ public sealed class Smooth : Pass<SmoothOptions>
                     x.Uses.All(u => convs.Contains(u.Node)) && !x.IsGraphOutput, 1));
                 continue;
             }
-            if (x.ElementType != DataType.Float || x.Shape is not { Rank: >= 2 } shape || !shape.Dims[^1].IsKnown)
-                continue;
-            int k = (int)shape.Dims[^1].Value!.Value;
+            // MatMuls: K from their [K, N] weights (X's last axis, when its shape is known, must agree), so the
+            // groups are the same before shape inference (WhyNoChange) as after it (Run).
             var layers = x.Uses.Where(u => u.InputIndex == 0 && u.Node is { OpType: "MatMul", IsStandard: true }
-                    && Rewriter.ConstantOf(u.Node.Input(1)) is { ElementType: DataType.Float, Dims.Length: 2 } w
-                    && w.Dims[0] == k)
+                    && Rewriter.ConstantOf(u.Node.Input(1)) is { ElementType: DataType.Float, Dims.Length: 2 })
                 .Select(u => u.Node).Distinct().ToList();
-            if (layers.Count == 0) continue;
+            var ks = layers.Select(n => Rewriter.ConstantOf(n.Input(1))!.Dims[0]).Distinct().ToList();
+            if (layers.Count == 0 || ks.Count != 1 || x.Shape is { Rank: < 2 }
+                || x.Shape is { } shape && shape.Dims[^1].Value is { } last && last != ks[0]) continue;
+            int k = (int)ks[0];
             groups.Add(new Group(x, layers, k, x.Uses.All(u => layers.Contains(u.Node)) && !x.IsGraphOutput, -1));
         }
         return groups;
