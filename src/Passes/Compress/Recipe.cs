@@ -157,7 +157,9 @@ public sealed record Recipe
             Beam = 2,
             Stages =
             [
-                new() { Name = "clean-up", Candidates = ["canonicalize,fold-bn"] },
+                // The exact clean-up of optimize's default pipeline (fuse: hard-swish, and LayerNorm/GELU at their
+                // opsets; ORT fuses none of the hard-swishes itself).
+                new() { Name = "clean-up", Candidates = ["canonicalize,fold-bn,fuse"] },
                 new()
                 {
                     Name = "layer-folding",
