@@ -21,7 +21,7 @@
 //   take alpha 1 (their per-channel weights lose nothing to any s, so X's channels can be made equal). A kh x kw conv
 //   is simulated as kh kw [K, N] products of the same sampled rows (the error statistics do not depend on the shift).
 //   Measured on the PP-OCRv4 detector (quantize --smooth on with the accuracy-aware search, budget 3 IoU points):
-//   fresh pages 0.9644 -> 0.9778 IoU at 1.62x -> 1.47x (bench/ocr/run.sh).
+//   fresh pages 0.9644 -> 0.9778 IoU at 1.62x -> 1.48x (bench/ocr/run.sh).
 // alpha=auto chooses per group, on sampled calibration rows, the candidate (no smoothing, alpha 0.25, 0.4, 0.5, 0.6,
 // 0.75) with the lowest simulated int8 output error sum_m ||X W_m - Qa(X') Qw(W'_m)||^2 (Qa: the per-tensor uint8 grid
 // of X' over its calibrated min/max; Qw: per-output-column symmetric int8 at the quantizer's bound), so a group that
