@@ -63,4 +63,32 @@ public class IterativePruningTests
         Assert.True(PassRegistry.Get("sparsify").NeedsTeacher(new PassOptions(PassRegistry.Get("sparsify"),
             [new("rounds", "2")])));
     }
+
+    [Fact]
+    public void NmRoundsTightenThePatternRoundByRound()
+    {
+        // Gradual 2:4: round 1 keeps 3 of every 4 inputs of a row, round 2 two; the zeros of round 1 stay zero.
+        var m = OnnxImporter.Load(Paths.Model(Path.Combine("digits", "vgg.onnx")));
+        var calib = CalibrationSource.FromFolder(Paths.Model(Path.Combine("digits", "data", "calib")));
+        var (after, runs) = Run(m, "canonicalize,fold-bn,sparsify{method=obs,pattern=2:4,rounds=2,round-steps=20}",
+            calib);
+        var rounds = runs.SelectMany(r => r.Stats.Decisions).OfType<SparsifyRound>().ToList();
+        Assert.Equal([0.75, 0.5], rounds.Select(r => r.Target));
+        Assert.InRange(rounds[0].Density, 0.74, 0.77);
+        Assert.InRange(rounds[1].Density, 0.49, 0.52);
+        foreach (var n in after.Graph.Nodes.Where(n => n.OpType == "Gemm"))
+        {
+            var op = LinearOp.Of(n)!;
+            var kept = new Dictionary<(long, long), int>();
+            for (long i = 0; i < op.Weight.Length; i++)
+                if (op.Weight[i] != 0)
+                {
+                    var key = (op.OutputChannelOf(i), op.InputChannelOf(i) / 4);
+                    kept[key] = kept.GetValueOrDefault(key) + 1;
+                }
+            Assert.All(kept.Values, c => Assert.True(c <= 2, $"{n}: {c} of 4 kept"));
+        }
+        Assert.Equal([4, 3, 3, 2, 2], Enumerable.Range(0, 5).Select(r => Sparsify.RoundKeep(2, 4, r, 4)));
+        Assert.Equal(1, Sparsify.RoundKeep(1, 8, 1, 1));
+    }
 }

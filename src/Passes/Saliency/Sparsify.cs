@@ -7,6 +7,8 @@
 // rounds=R (iterative pruning, Han et al. 2015; Frankle & Carbin 2019 with "rewinding to the trained weights"): round
 // r prunes to density d^(r/R) (weights already zero stay zero), rewind=original resets the survivors to the values
 // sparsify received, and distill (round-steps, zeros held) retrains; the held-out score of every round is reported.
+// With pattern=N:M the rounds tighten the pattern instead (gradual N:M): round r keeps M - ceil(r (M - N) / R) of every
+// M (2:4 in 2 rounds: 3:4, then 2:4), so each retraining starts from a model one step sparser.
 // Main graph only (weights inside If/Loop/Scan bodies are not scored).
 using OnnxOpt.GraphIR;
 using OnnxOpt.Training;
@@ -22,8 +24,9 @@ public sealed record SparsifyOptions
     public string Method { get; init; } = "synflow";
     [Option("pattern", "method=obs: unstructured, or N:M (every M consecutive inputs of a row keep N, e.g. 2:4)")]
     public string Pattern { get; init; } = "unstructured";
-    [Option("rounds", "iterative pruning: reach the density in this many rounds (d^(r/rounds) after round r), "
-        + "retraining by distillation (zeros held) after each", Min = 1, Max = 100)]
+    [Option("rounds", "iterative pruning: reach the density in this many rounds (d^(r/rounds) after round r; with "
+        + "pattern=N:M, M - ceil(r (M - N) / rounds) of every M), retraining by distillation (zeros held) after each",
+        Min = 1, Max = 100)]
     public long Rounds { get; init; } = 1;
     [Option("rewind", "rounds > 1: before each retraining, reset the surviving weights to the values sparsify "
         + "received (lottery-ticket rewinding to the trained weights), or keep them", Choices = ["none", "original"])]
@@ -95,10 +98,18 @@ public sealed class Sparsify : Pass<SparsifyOptions>
         var received = g.Nodes.Where(n => n.IsStandard && n.OpType is "Conv" or "ConvTranspose" or "Gemm" or "MatMul")
             .Select(n => n.Input(1)).OfType<Value>().Where(v => v.Initializer is { ElementType: DataType.Float })
             .Distinct().ToDictionary(v => v.Name, v => v.Initializer!.ToFloatArray(), StringComparer.Ordinal);
+        var (keepN, groupM) = o.Method == "obs" ? ObsSparsity.ParsePattern(o.Pattern) : (0, 0);
         for (int r = 1; r <= o.Rounds; r++)
         {
             var density = Math.Pow(o.Density, (double)r / o.Rounds);
-            Once(ctx, o with { Density = density });
+            var step = o with { Density = density };
+            if (groupM > 0)
+            {
+                int keep = RoundKeep(keepN, groupM, r, (int)o.Rounds);
+                density = (double)keep / groupM;
+                step = o with { Pattern = $"{keep}:{groupM}" };
+            }
+            Once(ctx, step);
             if (o.Rewind == "original")
                 foreach (var (name, values) in received)
                 {
@@ -124,12 +135,18 @@ public sealed class Sparsify : Pass<SparsifyOptions>
                 result.BestScore is null ? null : result.ScoreMetric, result.BestScore));
         }
         var rounds = ctx.Stats.Decisions.OfType<SparsifyRound>().ToList();
-        ctx.Stats.Notes.Add($"sparsify: {o.Rounds} rounds to density {o.Density} (rewind={o.Rewind}, {o.RoundSteps} "
+        var goal = groupM > 0 ? $"pattern {o.Pattern}" : $"density {o.Density}";
+        ctx.Stats.Notes.Add($"sparsify: {o.Rounds} rounds to {goal} (rewind={o.Rewind}, {o.RoundSteps} "
             + "distillation steps each)" + (rounds.Any(x => x.Score is not null)
                 ? "; held-out " + rounds[0].Metric + " by round: " + string.Join(", ", rounds.Select(x =>
                     string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{x.Score:F2}")))
                 : ""));
     }
+
+    /// <summary>Gradual N:M: the N kept of every M after round r of R, M - ceil(r (M - N) / R) (N after the last;
+    /// always below M, so every round prunes).</summary>
+    internal static int RoundKeep(int keepN, int groupM, int round, int rounds) =>
+        groupM - (int)Math.Ceiling((double)round * (groupM - keepN) / rounds);
 
     private static void Once(PassContext ctx, SparsifyOptions o)
     {
