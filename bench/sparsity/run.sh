@@ -45,7 +45,9 @@ fi
       "obs $(acc $net "sparsify{method=obs,density=$d},distill{eval-every=0}")"
   done
   echo "2:4: obs $(acc $net "sparsify{method=obs,pattern=2:4}")" \
-    "obs+distill $(acc $net "sparsify{method=obs,pattern=2:4},distill{eval-every=0}")"
+    "obs+distill $(acc $net "sparsify{method=obs,pattern=2:4},distill{eval-every=0}")" \
+    "obs+distill{steps=3000,features=blocks} $(acc $net \
+      "sparsify{method=obs,pattern=2:4},distill{eval-every=0,steps=3000,features=blocks}")"
 done
 
 # Iterative pruning (3 rounds, 300 distillation steps each) against one shot + 900 steps, at density 0.2. Without
