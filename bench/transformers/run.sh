@@ -5,10 +5,10 @@
 #     eval-every=0); accuracy on the 500 held-out test images; ORT latency against the input (1 thread, batch 1,
 #     interleaved), three runs;
 #   - Layer Folding's trained slopes on the ViT's GELUs, then fold-conv (fc2 . fc1 one matrix);
-#   - the BERT-style test encoder (bert_op13) and, with --arctic, the pretrained arctic-embed-xs from its NuGet
+#   - the BERT-style test encoders (bert_op13: 2 x 64; bert_medium: 4 x 192, 128 positions) and, with --arctic, the pretrained arctic-embed-xs from its NuGet
 #     package (onnxopt-bench arctic): half the heads and half the MLP neurons, distilled on the calibration sentences;
-#     mean-pooled embedding cosine on the held-out sentences; latency at sequence 32 and 64 (the test encoder's
-#     positions end at 64) or 32 and 128 (arctic).
+#     mean-pooled embedding cosine on the held-out sentences; latency at sequence 32 and 64 (bert_op13's positions
+#     end at 64) or 32 and 128 (bert_medium, arctic).
 #   bash bench/transformers/run.sh [--arctic]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -53,6 +53,8 @@ eval-every=0}" 2>&1 | figures || true
 }
 encoder bert testmodels/transformers/bert_op13.onnx testmodels/transformers/bert_data testmodels/transformers/bert_eval \
   "--dim,sequence=32 --dim,sequence=64"
+T=testmodels/transformers
+encoder bert_medium $T/bert_medium.onnx $T/bert_medium_data $T/bert_medium_eval "--dim,sequence=32 --dim,sequence=128"
 if [ "${1:-}" = "--arctic" ]; then
   paths=$(dotnet run --project bench/OnnxOpt.Bench -c Release -- arctic)
   model=$(echo "$paths" | awk '/^model/ {print $2}')

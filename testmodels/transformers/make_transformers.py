@@ -76,6 +76,10 @@ class ViT(nn.Module):
 # ---------------------------------------------------------------- BERT-style encoder
 VOCAB, HIDDEN, HEADS, LAYERS, INTER, MAXPOS, SEQ = 1000, 64, 4, 2, 256, 64, 32
 CLS, SEP, PAD = 1, 2, 0
+SMALL = dict(hidden=HIDDEN, heads=HEADS, layers=LAYERS, inter=INTER, maxpos=MAXPOS, seq=SEQ, segment=(4, 14))
+# bert_medium: wide and long enough that compute, not dispatch, is most of a run at sequence 128 (issue 32's speed
+# figure), segments of 8-59 tokens so a padded batch is about half real tokens
+MEDIUM = dict(hidden=192, heads=6, layers=4, inter=768, maxpos=128, seq=128, segment=(8, 60))
 
 
 def gelu_new(x):
@@ -83,10 +87,11 @@ def gelu_new(x):
 
 
 class BertSelfAttention(nn.Module):
-    def __init__(self):
+    def __init__(self, c=SMALL):
         super().__init__()
-        self.h, self.d = HEADS, HIDDEN // HEADS
-        self.query, self.key, self.value = nn.Linear(HIDDEN, HIDDEN), nn.Linear(HIDDEN, HIDDEN), nn.Linear(HIDDEN, HIDDEN)
+        H = self.hidden = c["hidden"]
+        self.h, self.d = c["heads"], H // c["heads"]
+        self.query, self.key, self.value = nn.Linear(H, H), nn.Linear(H, H), nn.Linear(H, H)
 
     def split(self, x):
         return x.view(x.size()[:-1] + (self.h, self.d)).permute(0, 2, 1, 3)
@@ -96,18 +101,19 @@ class BertSelfAttention(nn.Module):
         scores = torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(self.d) + mask
         probs = nn.functional.softmax(scores, dim=-1)
         ctx = torch.matmul(probs, v).permute(0, 2, 1, 3).contiguous()
-        return ctx.view(ctx.size()[:-2] + (HIDDEN,))
+        return ctx.view(ctx.size()[:-2] + (self.hidden,))
 
 
 class BertLayer(nn.Module):
-    def __init__(self):
+    def __init__(self, c=SMALL):
         super().__init__()
-        self.attn = BertSelfAttention()
-        self.attn_out = nn.Linear(HIDDEN, HIDDEN)
-        self.ln1 = nn.LayerNorm(HIDDEN, eps=1e-12)
-        self.inter = nn.Linear(HIDDEN, INTER)
-        self.out = nn.Linear(INTER, HIDDEN)
-        self.ln2 = nn.LayerNorm(HIDDEN, eps=1e-12)
+        H = c["hidden"]
+        self.attn = BertSelfAttention(c)
+        self.attn_out = nn.Linear(H, H)
+        self.ln1 = nn.LayerNorm(H, eps=1e-12)
+        self.inter = nn.Linear(H, c["inter"])
+        self.out = nn.Linear(c["inter"], H)
+        self.ln2 = nn.LayerNorm(H, eps=1e-12)
 
     def forward(self, x, mask):
         x = self.ln1(self.attn_out(self.attn(x, mask)) + x)
@@ -115,15 +121,16 @@ class BertLayer(nn.Module):
 
 
 class Bert(nn.Module):
-    def __init__(self):
+    def __init__(self, c=SMALL):
         super().__init__()
-        self.word = nn.Embedding(VOCAB, HIDDEN)
-        self.position = nn.Embedding(MAXPOS, HIDDEN)
-        self.token_type = nn.Embedding(2, HIDDEN)
-        self.ln = nn.LayerNorm(HIDDEN, eps=1e-12)
-        self.register_buffer("position_ids", torch.arange(MAXPOS).expand((1, -1)))
-        self.layers = nn.ModuleList([BertLayer() for _ in range(LAYERS)])
-        self.pooler = nn.Linear(HIDDEN, HIDDEN)
+        H = c["hidden"]
+        self.word = nn.Embedding(VOCAB, H)
+        self.position = nn.Embedding(c["maxpos"], H)
+        self.token_type = nn.Embedding(2, H)
+        self.ln = nn.LayerNorm(H, eps=1e-12)
+        self.register_buffer("position_ids", torch.arange(c["maxpos"]).expand((1, -1)))
+        self.layers = nn.ModuleList([BertLayer(c) for _ in range(c["layers"])])
+        self.pooler = nn.Linear(H, H)
 
     def forward(self, input_ids, attention_mask, token_type_ids):
         seq = input_ids.size(1)
@@ -136,14 +143,15 @@ class Bert(nn.Module):
         return x, torch.tanh(self.pooler(x[:, 0]))
 
 
-def pairs(n, rng):
+def pairs(n, rng, c=SMALL):
     """Sentence pairs: segment A from topic t1, B from another topic t2; label = t1."""
-    ids = np.zeros((n, SEQ), np.int64); mask = np.zeros((n, SEQ), np.int64); types = np.zeros((n, SEQ), np.int64)
+    seq, (lo, hi) = c["seq"], c["segment"]
+    ids = np.zeros((n, seq), np.int64); mask = np.zeros((n, seq), np.int64); types = np.zeros((n, seq), np.int64)
     labels = np.zeros(n, np.int64)
     for i in range(n):
         t1 = rng.randint(8)
         t2 = (t1 + 1 + rng.randint(7)) % 8
-        la, lb = rng.randint(4, 14), rng.randint(4, 14)
+        la, lb = rng.randint(lo, hi), rng.randint(lo, hi)
         def seg(t, l):
             return [10 + t * 100 + rng.randint(100) if rng.rand() < 0.7 else 10 + rng.randint(800) for _ in range(l)]
         toks = [CLS] + seg(t1, la) + [SEP] + seg(t2, lb) + [SEP]
@@ -167,6 +175,8 @@ def main():
         vit_models(manifest)
     if not only or "bert" in only:
         bert_models(manifest)
+    if not only or "bert_medium" in only:
+        bert_medium(manifest)
     with open(os.path.join(HERE, "manifest.json"), "w") as fh:
         json.dump(manifest, fh, indent=2)
 
@@ -226,6 +236,45 @@ def bert_models(manifest):
         manifest["models"].append({"name": f"bert_op{opset}", "file": f"transformers/bert_op{opset}.onnx",
                                    "data": "transformers/bert_data", "eval": "transformers/bert_eval",
                                    "topic_accuracy": round(bacc, 4), "opset": opset, "sha256": D.sha256(f)})
+
+
+def bert_medium(manifest):
+    """bert_medium.onnx (opset 13): the same task at 4 layers of 192 (6 heads of 32, MLP 768), 128 positions; data
+    bert_medium_data/ (calibration) and bert_medium_eval/ (held out), 256 pairs each padded to 128 tokens."""
+    torch.manual_seed(0)
+    c = MEDIUM
+    ids, mask, types, labels = pairs(6000, np.random.RandomState(10), c)
+    bert, clf = Bert(c), nn.Linear(c["hidden"], 8)
+    opt = torch.optim.AdamW(list(bert.parameters()) + list(clf.parameters()), lr=3e-4, weight_decay=0.01)
+    T = [torch.from_numpy(a) for a in (ids, mask, types, labels)]
+    for epoch in range(2):
+        perm = torch.randperm(len(ids), generator=torch.Generator().manual_seed(epoch))
+        for i in range(0, len(ids), 32):
+            b = perm[i:i + 32]
+            _, pooled = bert(T[0][b], T[1][b], T[2][b])
+            loss = F.cross_entropy(clf(pooled), T[3][b])
+            opt.zero_grad(); loss.backward(); opt.step()
+        print("bert_medium epoch", epoch, "loss", float(loss), flush=True)
+    bert.eval()
+    ev = pairs(500, np.random.RandomState(11), c)
+    with torch.no_grad():
+        _, pooled = bert(*[torch.from_numpy(a) for a in ev[:3]])
+        acc = float((clf(pooled).argmax(1).numpy() == ev[3]).mean())
+    print("bert_medium topic accuracy", acc)
+    for name, seed in (("bert_medium_data", 12), ("bert_medium_eval", 13)):
+        d = os.path.join(HERE, name); os.makedirs(d, exist_ok=True)
+        a = pairs(256, np.random.RandomState(seed), c)
+        for k, arr in zip(("input_ids", "attention_mask", "token_type_ids"), a[:3]):
+            np.save(os.path.join(d, k + ".npy"), arr)
+    axes = {k: {0: "batch", 1: "sequence"} for k in ("input_ids", "attention_mask", "token_type_ids",
+                                                     "last_hidden_state")}
+    axes["pooler_output"] = {0: "batch"}
+    f = os.path.join(HERE, "bert_medium.onnx")
+    export(bert, tuple(torch.from_numpy(a[:2]) for a in ev[:3]), f, 13,
+           ["input_ids", "attention_mask", "token_type_ids"], ["last_hidden_state", "pooler_output"], axes)
+    manifest["models"].append({"name": "bert_medium", "file": "transformers/bert_medium.onnx",
+                               "data": "transformers/bert_medium_data", "eval": "transformers/bert_medium_eval",
+                               "topic_accuracy": round(acc, 4), "opset": 13, "sha256": D.sha256(f)})
 
 
 if __name__ == "__main__":
