@@ -18,6 +18,7 @@ public class TransformerPruneTests
     [InlineData("vit_op17", 3)]
     [InlineData("bert_op11", 2)]
     [InlineData("bert_op13", 2)]
+    [InlineData("bert_medium", 4)]
     public void MlpNeuronsAreGroupsOnTheLastAxis(string name, int blocks)
     {
         var d = DependencyGroups.Analyze(Run(Load(name), "canonicalize").After);
@@ -48,6 +49,7 @@ public class TransformerPruneTests
     [InlineData("vit_op17")]
     [InlineData("bert_op11")]
     [InlineData("bert_op13")]
+    [InlineData("bert_medium")]
     public void PrunedTransformersEqualTheOriginalWithTheRemovedNeuronsZeroed(string name)
     {
         var m = Run(Load(name), "canonicalize").After;
@@ -120,6 +122,7 @@ public class TransformerPruneTests
     [InlineData("vit_op17")]
     [InlineData("bert_op11")]
     [InlineData("bert_op13")]
+    [InlineData("bert_medium")]
     public void PrunedHeadsEqualTheOriginalWithTheirOutputRowsZeroed(string name)
     {
         var m = Run(Load(name), "canonicalize").After;
