@@ -67,6 +67,19 @@ public sealed class CalibrationSource
 
     public DataSet DataFor(IReadOnlyList<IoInfo> inputs) => _factory(inputs);
 
+    /// <summary>Symbolic dims other than the batch, valued from the first sample (a sequence length), so MAC counts
+    /// include the attention products; null when the model's inputs have none.</summary>
+    public Dictionary<string, long>? SymbolicDims(Model model)
+    {
+        var first = DataFor(IoInfo.InputsOf(model.Graph)).Batches(1).FirstOrDefault();
+        var dims = new Dictionary<string, long>(StringComparer.Ordinal);
+        foreach (var x in model.Graph.Inputs.Where(v => !v.IsInitializer))
+            if (x.Shape is { } s && first?.Inputs.GetValueOrDefault(x.Name) is { } t && t.Dims.Length == s.Rank)
+                for (int i = 1; i < s.Rank; i++)
+                    if (s[i].Param is string p) dims[p] = t.Dims[i];
+        return dims.Count == 0 ? null : dims;
+    }
+
     /// <summary>Splits the samples in two, seeded: <paramref name="heldOut"/> of them (a seeded choice, each kept
     /// in its place in the order) for budgets and validation, the rest to fit on. Both halves stream from the same
     /// folder (nothing is copied).</summary>

@@ -143,6 +143,35 @@ public class CompressTests
         Assert.Single(r.Candidates, c => c.Stage == "clustering" && c.Parent == 1);
     }
 
+    [Fact]
+    public void TransformerCandidatesCountTheirMacsAtTheHeldOutSequenceLength()
+    {
+        // A BERT-style model's MACs are mostly per token: at the eval data's sequence (32) they are the model's,
+        // not the few terms without a symbolic dim (the pooler), so --target macs can rank head and neuron pruning.
+        var recipe = Recipe.Parse("""
+            target: macs
+            max_drop: 5
+            stages:
+              - name: clean-up
+                candidates: ["canonicalize"]
+              - name: pruning
+                candidates: ["prune{ratio=0.5,min-speedup=0}"]
+            """, json: false).Normalize();
+        var model = OnnxImporter.Load(Paths.Model("transformers/bert_op13.onnx"));
+        var r = Compressor.Run(model, new CompressOptions
+        {
+            Calibration = CalibrationSource.FromFolder(Paths.Model("transformers/bert_data")),
+            Evaluation = CalibrationSource.FromFolder(Paths.Model("transformers/bert_eval")),
+            Recipe = recipe,
+            Bench = new Runtime.Validation.BenchOptions { Iterations = 5, Warmup = 1 },
+        }).Report;
+        var dims = new Dictionary<string, long> { ["sequence"] = 32 };
+        Assert.Equal(ModelStats.Compute(model, dims: dims).TotalMacs, r.Candidates[0].Macs);
+        Assert.True(r.Candidates[0].Macs > 32 * ModelStats.Compute(model).TotalMacs, $"{r.Candidates[0].Macs} MACs");
+        var pruned = r.Candidates.Single(c => c.Stage == "pruning");
+        Assert.InRange(pruned.Macs, r.Candidates[0].Macs / 2, r.Candidates[0].Macs * 9 / 10);
+    }
+
     [BrowserFact]
     public void OptimizeReportRendersInTheBrowser()
     {

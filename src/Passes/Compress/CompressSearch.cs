@@ -33,6 +33,9 @@ public static partial class Compressor
         private readonly CompressCandidate _c0;
         private string _dropMetric = "accuracy";
         private double? _referenceAccuracy;
+        // A transformer's sequence length as the held-out data has it: MACs (and --target macs) count the
+        // attention products and every per-token product, not only the terms without a symbolic dim.
+        private readonly Dictionary<string, long>? _dims;
 
         public Search(Model input, CompressOptions o)
         {
@@ -50,6 +53,7 @@ public static partial class Compressor
                 },
             };
             _reference = InferenceSession.FromBytes(_originalBytes, _evalSettings);
+            _dims = o.Evaluation.SymbolicDims(input);
             _c0 = Evaluate(null, "input", "", "", input, _originalBytes, 0);
             _states[_c0.Id] = new State(_c0, input, _originalBytes, []);
         }
@@ -76,7 +80,7 @@ public static partial class Compressor
             _dropMetric = drop.MetricName;
             _referenceAccuracy = v.ReferenceAccuracy * 100;
             var bench = Benchmark.Run(_originalBytes, bytes, _o.Bench);
-            var stats = ModelStats.Compute(m, bytes.LongLength);
+            var stats = ModelStats.Compute(m, bytes.LongLength, dims: _dims);
             var packed = ModelArchive.Pack(bytes, out _);
             var c = new CompressCandidate(_all.Count, parent, stage, step, pipeline)
             {

@@ -196,7 +196,7 @@ public sealed class Prune : Pass<PruneOptions>
             .Append(g.View.Softmax).Concat(g.View.Output is { } op ? [op.MatMul] : [])
             .Any(n => plan.Exclude.Contains(n.Name ?? "") || plan.Exclude.Contains(n.Output().Name))))
             importance.Remove(g.Id);
-        var dims = ctx.Calibration is { } c ? SequenceDims(ctx.Model, c) : null;
+        var dims = ctx.Calibration?.SymbolicDims(ctx.Model);
         var ratio = o.Macs >= 0 ? Bisect(plan, o.Macs, ctx, r =>
         {
             var trial = ctx.Model.Clone();
@@ -240,19 +240,6 @@ public sealed class Prune : Pass<PruneOptions>
         ctx.Stats.Count(Counters.Prune.AttentionBlocks, groups.Count);
         ctx.Stats.Count(Counters.Prune.AttentionBlocksPruned, keep.Count);
         if (o.MinSpeedup > 0 && keep.Count > 0) Guard(ctx, original, o.MinSpeedup);
-    }
-
-    /// <summary>Symbolic dims other than the batch taken from the calibration data's first sample (a sequence
-    /// length), so MAC targets count the attention products; null when there are none.</summary>
-    private static Dictionary<string, long>? SequenceDims(Model model, Calibration.CalibrationSource calib)
-    {
-        var first = calib.DataFor(Data.IoInfo.InputsOf(model.Graph)).Batches(1).FirstOrDefault();
-        var dims = new Dictionary<string, long>();
-        foreach (var x in model.Graph.Inputs.Where(v => !v.IsInitializer))
-            if (x.Shape is { } s && first?.Inputs.GetValueOrDefault(x.Name) is { } t && t.Dims.Length == s.Rank)
-                for (int i = 1; i < s.Rank; i++)
-                    if (s[i].Param is string p) dims[p] = t.Dims[i];
-        return dims.Count == 0 ? null : dims;
     }
 
     /// <summary>Records which channels every feature map the cut touches keeps (before the cut: the axes come from
@@ -316,7 +303,7 @@ public sealed class Prune : Pass<PruneOptions>
     private static double FindRatio(Model model, PrunePlan plan, Dictionary<int, double[]> importance, double macs,
         PassContext ctx)
     {
-        var dims = ctx.Calibration is { } c ? SequenceDims(model, c) : null;
+        var dims = ctx.Calibration?.SymbolicDims(model);
         return Bisect(plan, macs, ctx, r =>
         {
             var trial = model.Clone();
