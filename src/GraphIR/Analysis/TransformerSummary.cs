@@ -44,12 +44,12 @@ public sealed record TransformerSummary(int Layers, long? Heads, long? Hidden, I
         var axis = n.GetInt("axis", -1);
         var rank = n.Input(0)?.Shape?.Rank;
         if (axis != -1 && rank is int r && axis != r - 1) return false;
-        // Back through the scale, the mask Add and casts to a MatMul.
+        // Back through the scale, the mask Add, casts and fuse's denormal guard (a Max) to a MatMul.
         var v = n.Input(0);
         for (int step = 0; step < 6 && v?.Producer is { } p; step++)
         {
             if (p.OpType is "MatMul" or "Einsum") return true;
-            if (p.OpType is not ("Add" or "Mul" or "Div" or "Sub" or "Cast" or "Where")) return false;
+            if (p.OpType is not ("Add" or "Mul" or "Div" or "Sub" or "Cast" or "Where" or "Max")) return false;
             v = p.Inputs.FirstOrDefault(i => i?.Producer is not null && Rewriter.ConstantOf(i) is null);
         }
         return false;

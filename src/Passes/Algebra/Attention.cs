@@ -43,6 +43,7 @@ public sealed record AttentionView(Node Softmax, Node Scores, Node Context, Proj
         for (int step = 0; step < 6 && v?.Producer is { IsStandard: true } p; step++)
         {
             if (p.OpType == "MatMul") { scores = p; break; }
+            if (SoftmaxGuard.IsGuard(p)) { v = p.Input(0); continue; }
             if (p.OpType is not ("Add" or "Mul" or "Div" or "Sub" or "Where")) break;
             var data = p.Inputs.Where(i => i is not null && Rewriter.ConstantOf(i) is null).ToList();
             if (p.OpType == "Add" && data.Count == 2)

@@ -1,8 +1,10 @@
-// fuse{layernorm=true,gelu=true,hardswish=true}: decomposed activations and norms become the standard ops that ONNX
-// Runtime runs as one kernel, exactly (the optimize driver checks the result against the original in ORT):
+// fuse{layernorm=true,gelu=true,hardswish=true,softmax-guard=true}: decomposed activations and norms become the
+// standard ops that ONNX Runtime runs as one kernel, exactly (the optimize driver checks the result against the
+// original in ORT), and masked attention Softmaxes are kept out of denormal arithmetic:
 //   LayerNormFusion  ReduceMean/Sub/Pow/ReduceMean/Add/Sqrt/Div/Mul/Add -> LayerNormalization   (opset >= 17)
 //   GeluFusion       x * 0.5 * (1 + Erf(x / sqrt 2)) and its tanh form -> Gelu                  (opset >= 20)
 //   HardSwishFusion  x * Clip(x + 3, 0, 6) / 6 and its variants -> HardSwish  (opset >= 14; from 6: x * HardSigmoid(x))
+//   SoftmaxGuard     masked attention Softmax(X) -> Softmax(Max(X, rowmax(X) - 80)): no denormal exp (opset >= 8)
 // The opset is never raised here: below a rule's opset its patterns are counted and the note says which opset
 // fuses them (optimize --opset N, or upgrade-opset{version=N} first in the pipeline).
 using OnnxOpt.GraphIR;
@@ -17,6 +19,9 @@ public sealed record FuseOptions
     public bool Gelu { get; init; } = true;
     [Option("hardswish", "x * Clip(x + 3, 0, 6) / 6 -> HardSwish (opset 14; x * HardSigmoid(x) from opset 6)")]
     public bool HardSwish { get; init; } = true;
+    [Option("softmax-guard", "masked attention Softmax(X) -> Softmax(Max(X, rowmax(X) - 80)): the masked keys' "
+        + "exponentials stay out of denormal arithmetic (equal up to float rounding)")]
+    public bool SoftmaxGuard { get; init; } = true;
 }
 
 public sealed class Fuse : Pass<FuseOptions>
@@ -32,6 +37,7 @@ public sealed class Fuse : Pass<FuseOptions>
         if (o.LayerNorm) rules.Add((new LayerNormFusion(), Counters.Fuse.LayerNorms));
         if (o.Gelu) rules.Add((new GeluFusion(), Counters.Fuse.Gelus));
         if (o.HardSwish) rules.Add((new HardSwishFusion(), Counters.Fuse.HardSwishes));
+        if (o.SoftmaxGuard) rules.Add((new SoftmaxGuard(), Counters.Fuse.SoftmaxGuards));
         ShapeInference.Run(ctx.Model);
         var rc = new RuleContext(ctx);
         var opset = rc.Opset;

@@ -20,6 +20,7 @@ public static class BuiltInRules
         new(new LayerNormFusion(), "fuse"),
         new(new GeluFusion(), "fuse"),
         new(new HardSwishFusion(), "fuse"),
+        new(new SoftmaxGuard(), "fuse"),
         .. FoldConv.Rules(new PassContext(new Model()), new FoldConvOptions())
             .Select(r => new RuleEntry(r, "fold-conv")),
         new(new QOperatorLoweringRule(), "quantize"),

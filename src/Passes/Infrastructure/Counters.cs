@@ -62,6 +62,7 @@ public static class Counters
         public static readonly CounterKey LayerNorms = new("layernorms fused");
         public static readonly CounterKey Gelus = new("gelus fused");
         public static readonly CounterKey HardSwishes = new("hard-swishes fused");
+        public static readonly CounterKey SoftmaxGuards = new("masked Softmaxes guarded from denormals");
     }
 
     public static class Linearize
