@@ -81,7 +81,8 @@ public class OptimizerTests
     {
         var p = Presets.Quantize.Build([new("calibrate", "entropy")]);
         Assert.StartsWith("canonicalize{", p.ToString());
-        Assert.Contains(",fold-bn,fold-affine,fuse{layernorm=false,gelu=false,hardswish=true},quantize{format=qdq,"
+        Assert.Contains(",fold-bn,fold-affine,fuse{layernorm=false,gelu=false,hardswish=true,softmax-guard=true},"
+            + "quantize{format=qdq,"
             + "calibrate=entropy,", p.ToString());
         var e = Assert.Throws<OnnxModelException>(() => Presets.Quantize.Build([new("budget", "1")]));
         Assert.Contains("preset 'quantize' has no option 'budget'", e.Message);
