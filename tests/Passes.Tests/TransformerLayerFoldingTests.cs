@@ -64,4 +64,17 @@ public class TransformerLayerFoldingTests
         Assert.Equal(1, folded.Graph.Nodes.Count(n => n.OpType == "MatMul"));
         AssertEquivalent(linear, folded);
     }
+
+    [Fact]
+    public void TrainedSlopesStopAtTheCallersDeadline()
+    {
+        // compress's --time-budget reaches the slope training and the fine-tunes (their own contexts).
+        var m = Kind("gelu-erf").Clone();
+        var ctx = PassContexts.Create(m, CalibrationSource.FromRandom(64, 3));
+        ctx.Deadline = DateTime.UtcNow;
+        var runs = PipelineRunner.Run(m, Pipeline.Parse("linearize{mode=train,max-agreement-drop=200,steps=500,"
+            + "finetune-steps=500,batch=16,mixup=0}"), ctx);
+        Assert.Contains(runs.SelectMany(r => r.Stats.Notes), n => n.StartsWith("linearize: slopes: stopped at the deadline after 1 of 500",
+            StringComparison.Ordinal));
+    }
 }

@@ -86,7 +86,8 @@ internal static class TrainedLinearize
         var calib = ctx.RequireCalibration("linearize");
         var work = ctx.Model.Clone();
         var wctx = PassContexts.Create(work, calib, ctx.Log, ctx.Evaluation);
-        (wctx.Original, wctx.Stats) = (teacher, ctx.Stats);
+        // The caller's deadline (compress's --time-budget) stops these trainings too.
+        (wctx.Original, wctx.Stats, wctx.Deadline) = (teacher, ctx.Stats, ctx.Deadline);
         var slopes = new List<(string Act, string Op, Value Slope)>();
         foreach (var act in eligible)
         {
@@ -164,7 +165,7 @@ internal static class TrainedLinearize
             var set = above.Take(k).ToHashSet(StringComparer.Ordinal);
             var trial = ctx.Model.Clone();
             var tctx = PassContexts.Create(trial, calib, ctx.Log, ctx.Evaluation);
-            (tctx.Original, tctx.Stats) = (teacher, ctx.Stats);
+            (tctx.Original, tctx.Stats, tctx.Deadline) = (teacher, ctx.Stats, ctx.Deadline);
             CopyWeights(work, trial, tctx.Rewriter);
             Apply(tctx.Rewriter, trial, eligible, zOf, set, slopes);
             if (ft.Steps > 0)
