@@ -198,41 +198,54 @@ def vit_models(manifest):
                                    "sha256": D.sha256(f)})
 
 
-def bert_models(manifest):
-    rng = np.random.RandomState(0)
-    ids, mask, types, labels = pairs(20000, rng)
-    bert, clf = Bert(), nn.Linear(HIDDEN, 8)
-    params = list(bert.parameters()) + list(clf.parameters())
-    opt = torch.optim.AdamW(params, lr=3e-4, weight_decay=0.01)
-    T = [torch.from_numpy(a) for a in (ids, mask, types, labels)]
-    steps = 0
-    for epoch in range(4):
-        perm = torch.randperm(len(ids), generator=torch.Generator().manual_seed(epoch))
-        for i in range(0, len(ids), 64):
-            b = perm[i:i + 64]
+def train_topics(bert, clf, data, epochs, batch, tag):
+    """AdamW on the topic of segment A (cross-entropy of the pooler's classifier), seeded batch order per epoch."""
+    opt = torch.optim.AdamW(list(bert.parameters()) + list(clf.parameters()), lr=3e-4, weight_decay=0.01)
+    T = [torch.from_numpy(a) for a in data]
+    for epoch in range(epochs):
+        perm = torch.randperm(len(T[0]), generator=torch.Generator().manual_seed(epoch))
+        for i in range(0, len(T[0]), batch):
+            b = perm[i:i + batch]
             _, pooled = bert(T[0][b], T[1][b], T[2][b])
             loss = F.cross_entropy(clf(pooled), T[3][b])
-            opt.zero_grad(); loss.backward(); opt.step(); steps += 1
-        print("bert epoch", epoch, "loss", float(loss))
+            opt.zero_grad(); loss.backward(); opt.step()
+        print(tag, "epoch", epoch, "loss", float(loss), flush=True)
     bert.eval()
-    ev = pairs(1000, np.random.RandomState(1))
+
+
+def topic_accuracy(bert, clf, ev):
     with torch.no_grad():
         _, pooled = bert(*[torch.from_numpy(a) for a in ev[:3]])
-        bacc = float((clf(pooled).argmax(1).numpy() == ev[3]).mean())
-    print("bert topic accuracy", bacc)
-    for name, seed in (("bert_data", 2), ("bert_eval", 3)):
+        return float((clf(pooled).argmax(1).numpy() == ev[3]).mean())
+
+
+def save_pairs(folders, c=SMALL):
+    """256 token pairs per (folder, seed): input_ids.npy, attention_mask.npy, token_type_ids.npy."""
+    for name, seed in folders:
         d = os.path.join(HERE, name); os.makedirs(d, exist_ok=True)
-        a = pairs(256, np.random.RandomState(seed))
+        a = pairs(256, np.random.RandomState(seed), c)
         for k, arr in zip(("input_ids", "attention_mask", "token_type_ids"), a[:3]):
             np.save(os.path.join(d, k + ".npy"), arr)
-    args = tuple(torch.from_numpy(a[:2]) for a in ev[:3])
+
+
+def export_bert(bert, ev, f, opset):
     axes = {k: {0: "batch", 1: "sequence"} for k in ("input_ids", "attention_mask", "token_type_ids",
                                                      "last_hidden_state")}
     axes["pooler_output"] = {0: "batch"}
+    export(bert, tuple(torch.from_numpy(a[:2]) for a in ev[:3]), f, opset,
+           ["input_ids", "attention_mask", "token_type_ids"], ["last_hidden_state", "pooler_output"], axes)
+
+
+def bert_models(manifest):
+    bert, clf = Bert(), nn.Linear(HIDDEN, 8)
+    train_topics(bert, clf, pairs(20000, np.random.RandomState(0)), 4, 64, "bert")
+    ev = pairs(1000, np.random.RandomState(1))
+    bacc = topic_accuracy(bert, clf, ev)
+    print("bert topic accuracy", bacc)
+    save_pairs((("bert_data", 2), ("bert_eval", 3)))
     for opset in (11, 13):
         f = os.path.join(HERE, f"bert_op{opset}.onnx")
-        export(bert, args, f, opset, ["input_ids", "attention_mask", "token_type_ids"],
-               ["last_hidden_state", "pooler_output"], axes)
+        export_bert(bert, ev, f, opset)
         manifest["models"].append({"name": f"bert_op{opset}", "file": f"transformers/bert_op{opset}.onnx",
                                    "data": "transformers/bert_data", "eval": "transformers/bert_eval",
                                    "topic_accuracy": round(bacc, 4), "opset": opset, "sha256": D.sha256(f)})
@@ -243,35 +256,15 @@ def bert_medium(manifest):
     bert_medium_data/ (calibration) and bert_medium_eval/ (held out), 256 pairs each padded to 128 tokens."""
     torch.manual_seed(0)
     c = MEDIUM
-    ids, mask, types, labels = pairs(6000, np.random.RandomState(10), c)
+    data = pairs(6000, np.random.RandomState(10), c)
     bert, clf = Bert(c), nn.Linear(c["hidden"], 8)
-    opt = torch.optim.AdamW(list(bert.parameters()) + list(clf.parameters()), lr=3e-4, weight_decay=0.01)
-    T = [torch.from_numpy(a) for a in (ids, mask, types, labels)]
-    for epoch in range(2):
-        perm = torch.randperm(len(ids), generator=torch.Generator().manual_seed(epoch))
-        for i in range(0, len(ids), 32):
-            b = perm[i:i + 32]
-            _, pooled = bert(T[0][b], T[1][b], T[2][b])
-            loss = F.cross_entropy(clf(pooled), T[3][b])
-            opt.zero_grad(); loss.backward(); opt.step()
-        print("bert_medium epoch", epoch, "loss", float(loss), flush=True)
-    bert.eval()
+    train_topics(bert, clf, data, 2, 32, "bert_medium")
     ev = pairs(500, np.random.RandomState(11), c)
-    with torch.no_grad():
-        _, pooled = bert(*[torch.from_numpy(a) for a in ev[:3]])
-        acc = float((clf(pooled).argmax(1).numpy() == ev[3]).mean())
+    acc = topic_accuracy(bert, clf, ev)
     print("bert_medium topic accuracy", acc)
-    for name, seed in (("bert_medium_data", 12), ("bert_medium_eval", 13)):
-        d = os.path.join(HERE, name); os.makedirs(d, exist_ok=True)
-        a = pairs(256, np.random.RandomState(seed), c)
-        for k, arr in zip(("input_ids", "attention_mask", "token_type_ids"), a[:3]):
-            np.save(os.path.join(d, k + ".npy"), arr)
-    axes = {k: {0: "batch", 1: "sequence"} for k in ("input_ids", "attention_mask", "token_type_ids",
-                                                     "last_hidden_state")}
-    axes["pooler_output"] = {0: "batch"}
+    save_pairs((("bert_medium_data", 12), ("bert_medium_eval", 13)), c)
     f = os.path.join(HERE, "bert_medium.onnx")
-    export(bert, tuple(torch.from_numpy(a[:2]) for a in ev[:3]), f, 13,
-           ["input_ids", "attention_mask", "token_type_ids"], ["last_hidden_state", "pooler_output"], axes)
+    export_bert(bert, ev, f, 13)
     manifest["models"].append({"name": "bert_medium", "file": "transformers/bert_medium.onnx",
                                "data": "transformers/bert_medium_data", "eval": "transformers/bert_medium_eval",
                                "topic_accuracy": round(acc, 4), "opset": 13, "sha256": D.sha256(f)})
