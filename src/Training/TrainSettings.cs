@@ -30,7 +30,9 @@ public sealed record TrainSettings
     /// <summary>Stop at this time (UTC) with the best weights so far, whatever Steps says (compress --time-budget).
     /// </summary>
     public DateTime? Deadline { get; init; }
-    public int Batch { get; init; } = 64;
+    /// <summary>Samples per step; 0: <see cref="Trainer.AutoBatch"/> (64, or about 2,048 tokens of a token model).
+    /// </summary>
+    public int Batch { get; init; }
     public double LearningRate { get; init; } = 1e-3;
     public OptimizerKind Optimizer { get; init; } = OptimizerKind.Adam;
     /// <summary>SGD momentum, or Adam's beta1.</summary>
@@ -82,7 +84,7 @@ public sealed record TrainSettings
     public void Check()
     {
         if (Steps < 0) throw new OnnxOpt.GraphIR.OnnxModelException($"steps = {Steps}: give 0 or more");
-        if (Batch < 1) throw new OnnxOpt.GraphIR.OnnxModelException($"batch = {Batch}: give 1 or more");
+        if (Batch < 0) throw new OnnxOpt.GraphIR.OnnxModelException($"batch = {Batch}: give 1 or more (0: auto)");
         if (!(LearningRate > 0)) throw new OnnxOpt.GraphIR.OnnxModelException($"lr = {LearningRate}: give a positive "
             + $"learning rate");
         if (Temperature <= 0) throw new OnnxOpt.GraphIR.OnnxModelException($"temperature = {Temperature}: give a "

@@ -35,6 +35,9 @@ public sealed class TrainingData
         .Where(k => !_types[k].IsFloatingPoint() && _sampleShapes[k].Length == 1 && !IsMask(k))
         .OrderByDescending(k => _data[k].DefaultIfEmpty().Max()).Select(k => _names[k]).FirstOrDefault())).Value;
 
+    /// <summary>The token input's length per sample (a sentence's tokens, padding included), or null.</summary>
+    public long? SequenceLength => TokenInput is { } t ? _sampleShapes[_names.IndexOf(t)][0] : null;
+
     // Found once: the data does not change after loading (Gather asks every step).
     private Lazy<string?>? _tokenInput;
 

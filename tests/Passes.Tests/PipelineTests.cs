@@ -12,7 +12,7 @@ public class PipelineTests
         var p = Pipeline.Parse(" fold-bn , linearize{ mode=affine ,max-agreement-drop=0.25}, fold-conv{objective=params}");
         var text = p.ToString();
         Assert.Equal("fold-bn,linearize{max-agreement-drop=0.25,max-count=-1,mode=affine,min-sqnr=0,lambda=2,threshold=0.9,snap=true,"
-            + "slope-init=0.1,slope-lr=0.01,others=restore,confidence=0.9,finetune-steps=500,steps=1000,batch=64,lr=0.001,optimizer=adam,"
+            + "slope-init=0.1,slope-lr=0.01,others=restore,confidence=0.9,finetune-steps=500,steps=1000,batch=0,lr=0.001,optimizer=adam,"
             + "momentum=0.9,weight-decay=0,schedule=cosine,warmup=0,clip-norm=0,loss=auto,temperature=4,label-weight=0,"
             + "features=,feature-weight=1,params=all,keep-zeros=auto,flip=false,shift=0,mixup=0.4,token-swap=0.15,patience=0,"
             + "seed=1,"
@@ -126,7 +126,7 @@ public class PipelineTests
         Assert.Equal(5, bound.EvalEvery);
         Assert.Equal(100, bound.Training.EvalEvery); // omitted from the group: its default stays
         Assert.Equal(1000, Pass<LinearizeOptions>.Bind(linearize.Defaults()).Training.Steps); // fresh per bind
-        var e = Assert.Throws<OnnxModelException>(() => Pipeline.Parse("distill{batch=0}"));
-        Assert.Contains("at least 1", e.Message);
+        var e = Assert.Throws<OnnxModelException>(() => Pipeline.Parse("distill{batch=-1}"));
+        Assert.Contains("at least 0", e.Message);
     }
 }

@@ -14,6 +14,19 @@ namespace OnnxOpt.Tests;
 
 public class RecoveryTrainingTests
 {
+    [Theory]
+    [InlineData("transformers/bert_medium.onnx", "transformers/bert_medium_data", 16)]
+    [InlineData("transformers/bert_op13.onnx", "transformers/bert_data", 64)]
+    [InlineData("digits/vgg.onnx", "digits/data/calib", 64)]
+    public void TheAutomaticBatchHoldsAboutTwoThousandTokens(string model, string data, int expected)
+    {
+        // batch=0 (the default): 64 images, 64 sentences of 32 tokens, 16 of 128.
+        var m = OnnxImporter.Load(Paths.Model(model));
+        var set = CalibrationSource.FromFolder(Paths.Model(data)).DataFor(IoInfo.InputsOf(m.Graph));
+        Assert.Equal(expected, Trainer.AutoBatch(TrainingData.Load(set)));
+        Assert.Equal(0, new TrainingOptions().Batch);
+    }
+
     private static readonly string Data = Paths.Model("digits/data");
 
     private static OptimizeResult Optimize(string model, string pipeline) => Optimizer.Run(

@@ -9,8 +9,9 @@ public sealed record TrainingOptions
 {
     [Option("steps", "training steps (minibatches)", Min = 0)]
     public long Steps { get; init; } = 1000;
-    [Option("batch", "samples per step", Min = 1)]
-    public long Batch { get; init; } = 64;
+    [Option("batch", "samples per step; 0: auto, 64 samples, or for a token model as many sentences as make about "
+        + "2,048 tokens (8 to 64: 64 at sequence 32, 16 at 128)", Min = 0)]
+    public long Batch { get; init; }
     [Option("lr", "peak learning rate", Min = 0)]
     public double Lr { get; init; } = 1e-3;
     [Option("optimizer", "Adam, AdamW (decoupled decay), SGD with momentum, or LAMB (AdamW's step scaled per tensor "
